@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// nostr-bt-plugin: the strfry write-policy plugin. One reply per input line, written at once;
+// accepted lines are then handed to the sidecar (socket, or spool on disk), never awaited.
+import { writeSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
+import { createLogger } from '../sidecar/log.js';
+import { readLineFields, salvageId } from './line-fields.js';
+import { SpoolWriter } from './spool-writer.js';
+import { SidecarLink } from './sidecar-link.js';
+import { InnerPlugin } from './inner-plugin.js';
+
+const log = createLogger('nostr-bt-plugin', (process.env.NOSTR_BT_PLUGIN_LOG_LEVEL as 'info') ?? 'info');
+
+let config: Config | null = null;
+let configError: string | null = null;
+try {
+  config = loadConfig();
+  if (config.plugin.logLevel) log.level = config.plugin.logLevel;
+} catch (err) {
+  configError = err instanceof ConfigError ? err.message : String(err);
+  log.fatal({ err: configError }, 'nostr-bt config invalid: rejecting every event until it is fixed');
+}
+
+const spool = config ? new SpoolWriter(config.spool.dir, config.spool, log) : null;
+const link = config && spool ? new SidecarLink(config.socket.path, spool, { maxUnacked: config.plugin.maxUnacked }, log) : null;
+const inner = config && config.plugin.inner ? new InnerPlugin(config.plugin.inner, {
+  timeoutMs: config.plugin.innerTimeoutMs,
+  failMode: config.plugin.innerFailMode,
+  failMessage: config.plugin.innerFailMessage,
+}, log) : null;
+const forwardAll = !config || config.plugin.forwardSourceTypes.includes('*');
+const forwardTypes = new Set(config?.plugin.forwardSourceTypes ?? []);
+
+let malformed = 0;
+let lastMalformedLog = 0;
+
+function reply(text: string): void {
+  try {
+    writeSync(1, text + '\n');
+  } catch (err) {
+    // strfry went away (EPIPE): nothing left to answer.
+    log.warn({ code: (err as NodeJS.ErrnoException).code }, 'stdout closed; exiting');
+    void shutdown(0);
+  }
+}
+
+function noteMalformed(line: string, why: string): void {
+  malformed++;
+  const now = Date.now();
+  if (now - lastMalformedLog > 5000) {
+    lastMalformedLog = now;
+    log.warn({ why, malformed, bytes: line.length, head: line.slice(0, 120) }, 'malformed plugin input line skipped');
+  }
+}
+
+function forward(line: string, sourceType: string): void {
+  if (link && (forwardAll || forwardTypes.has(sourceType))) link.forward(line);
+}
+
+/** The whole hot path when no inner plugin is configured. */
+function handleLine(line: string): void {
+  const fields = readLineFields(line);
+  if (fields === null) {
+    const id = salvageId(line);
+    if (id !== null) reply(`{"id":"${id}","action":"reject","msg":"error: malformed plugin input"}`);
+    noteMalformed(line, id === null ? 'no readable event id' : 'not valid JSON');
+    return;
+  }
+  const idJson = JSON.stringify(fields.id);
+  if (configError !== null) {
+    reply(`{"id":${idJson},"action":"reject","msg":"error: relay write policy is misconfigured"}`);
+    return;
+  }
+  reply(`{"id":${idJson},"action":"accept"}`);
+  forward(line, fields.sourceType);
+}
+
+async function handleLineWithInner(line: string): Promise<void> {
+  const fields = readLineFields(line);
+  if (fields === null || configError !== null) {
+    handleLine(line);
+    return;
+  }
+  const verdict = await inner!.decide(line, fields.id);
+  reply(verdict.reply);
+  if (verdict.accepted) forward(line, fields.sourceType);
+}
+
+let shuttingDown = false;
+async function shutdown(code: number): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  inner?.stop();
+  await link?.close(500);
+  spool?.flushSync();
+  process.exit(code);
+}
+
+const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+if (inner) {
+  // strfry sends one line at a time, but keep order even if a client pipelines.
+  let chain: Promise<void> = Promise.resolve();
+  rl.on('line', (line) => {
+    chain = chain.then(() => handleLineWithInner(line)).catch((err) => log.error({ err }, 'inner plugin handling failed'));
+  });
+  rl.on('close', () => void chain.then(() => shutdown(0)));
+} else {
+  rl.on('line', handleLine);
+  rl.on('close', () => void shutdown(0));
+}
+process.on('SIGTERM', () => void shutdown(0));
+process.on('SIGINT', () => void shutdown(0));

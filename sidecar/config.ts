@@ -1,0 +1,176 @@
+// One config file for every command (plugin, sidecar, CLI, scripts). TOML, validated with zod.
+// Lookup: --config flag > NOSTR_BT_CONFIG > /etc/nostr-bt/config.toml (if present) > defaults.
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, resolve, isAbsolute } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+
+export const DEFAULT_CONFIG_PATH = '/etc/nostr-bt/config.toml';
+
+const octalMode = z
+  .string()
+  .regex(/^0?[0-7]{3}$/, 'an octal file mode such as "0660"')
+  .transform((s) => parseInt(s, 8));
+
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, 'host:port, for example "127.0.0.1:9477"');
+
+const configSchema = z
+  .object({
+    dataDir: z.string().min(1).default('./nostr-bt-data'),
+    socket: z
+      .object({
+        path: z.string().min(1).optional(),
+        mode: octalMode.default(0o660),
+        group: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    spool: z
+      .object({
+        dir: z.string().min(1).optional(),
+        maxBytes: z.number().int().positive().default(1024 ** 3),
+        fsyncIntervalMs: z.number().int().min(10).max(60_000).default(1000),
+        rotateBytes: z.number().int().positive().default(64 * 1024 ** 2),
+        scanIntervalMs: z.number().int().min(50).max(600_000).default(1000),
+      })
+      .strict()
+      .prefault({}),
+    plugin: z
+      .object({
+        forwardSourceTypes: z.array(z.string()).default(['*']),
+        inner: z.string().default(''),
+        innerTimeoutMs: z.number().int().min(10).max(60_000).default(5000),
+        innerFailMode: z.enum(['reject', 'accept']).default('reject'),
+        innerFailMessage: z.string().default('error: write policy unavailable, try again later'),
+        maxUnacked: z.number().int().positive().default(20_000),
+        logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+      })
+      .strict()
+      .prefault({}),
+    ingest: z
+      .object({
+        verifySignatures: z.enum(['untrusted', 'always', 'never']).default('untrusted'),
+        batchMaxEvents: z.number().int().min(1).max(100_000).default(2000),
+        batchMaxDelayMs: z.number().int().min(0).max(10_000).default(5),
+        maxEventBytes: z.number().int().min(1024).default(512 * 1024),
+        maxLineBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+        quarantineMaxBytes: z.number().int().min(0).default(256 * 1024 ** 2),
+      })
+      .strict()
+      .prefault({}),
+    policy: z
+      .object({
+        allowKinds: z.array(z.number().int().min(0)).default([]),
+        denyKinds: z.array(z.number().int().min(0)).default([]),
+        honorDeletions: z.boolean().default(true),
+        honorVanish: z.boolean().default(true),
+        dropExpired: z.boolean().default(true),
+        expirySweepIntervalMs: z.number().int().min(100).default(60_000),
+        relayUrl: z.string().default(''),
+      })
+      .strict()
+      .prefault({}),
+    status: z
+      .object({
+        listen: hostPort.default('127.0.0.1:9477'),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+/** The validated config with every path resolved to an absolute one. */
+export interface Config extends RawConfig {
+  configPath: string | null;
+  dataDir: string;
+  socket: RawConfig['socket'] & { path: string };
+  spool: RawConfig['spool'] & { dir: string };
+  indexDir: string;
+  quarantineDir: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface LoadOptions {
+  configPath?: string;
+  dataDir?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Extra settings merged over the file (tests, flags). */
+  overrides?: Record<string, unknown>;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  let configPath: string | null = opts.configPath ?? env.NOSTR_BT_CONFIG ?? null;
+  if (configPath === null && existsSync(DEFAULT_CONFIG_PATH)) configPath = DEFAULT_CONFIG_PATH;
+
+  let raw: Record<string, unknown> = {};
+  if (configPath !== null) {
+    configPath = resolve(cwd, configPath);
+    let text: string;
+    try {
+      text = readFileSync(configPath, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${configPath}: ${(err as Error).message}`);
+    }
+    try {
+      raw = parseToml(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${configPath} is not valid TOML: ${(err as Error).message}`);
+    }
+  }
+  if (opts.overrides) raw = deepMerge(raw, opts.overrides);
+  const dataDirOverride = opts.dataDir ?? env.NOSTR_BT_DATA_DIR;
+  if (dataDirOverride) raw = { ...raw, dataDir: dataDirOverride };
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const where = configPath ?? '(defaults)';
+    const lines = parsed.error.issues.map((i) => {
+      const key = i.path.length ? i.path.join('.') : '(top level)';
+      return `  ${key}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid config ${where}:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  // Relative paths in a config file are relative to that file; from flags/env, to the cwd.
+  const base = configPath !== null && !dataDirOverride ? dirname(configPath) : cwd;
+  const dataDir = resolve(base, c.dataDir);
+  const under = (p: string | undefined, fallback: string) =>
+    p === undefined ? resolve(dataDir, fallback) : isAbsolute(p) ? p : resolve(dataDir, p);
+  return {
+    ...c,
+    configPath,
+    dataDir,
+    socket: { ...c.socket, path: under(c.socket.path, 'ingest.sock') },
+    spool: { ...c.spool, dir: under(c.spool.dir, 'spool') },
+    indexDir: resolve(dataDir, 'index'),
+    quarantineDir: resolve(dataDir, 'quarantine'),
+  };
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+        ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}

@@ -1,0 +1,163 @@
+// The sidecar's Unix socket. Input: one line per event (a strfry plugin line or a bare event).
+// Output: after each commit, the cumulative number of lines consumed on this connection, as a
+// decimal line (see docs/protocol.md). Lines are counted whatever becomes of them, so the count
+// always matches what the client sent.
+import { createServer, createConnection, type Server, type Socket } from 'node:net';
+import { chmod, chown, readFile, unlink, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { Ingestor, IngestSink } from './ingest.js';
+import type { Quarantine } from './quarantine.js';
+
+export interface IngestServerOptions {
+  path: string;
+  mode: number;
+  group?: string;
+  maxLineBytes: number;
+}
+
+interface Conn extends IngestSink {
+  sock: Socket;
+  lines: number;
+  consumed: number;
+  paused: boolean;
+}
+
+const HELLO_PREFIX = '{"hello":';
+
+export class IngestServer {
+  connections = 0;
+  private server: Server | null = null;
+  private readonly conns = new Set<Conn>();
+
+  constructor(
+    private readonly opts: IngestServerOptions,
+    private readonly ingestor: Ingestor,
+    private readonly quarantine: Quarantine,
+    private readonly log: Logger,
+    private readonly onConnect: () => void = () => {},
+  ) {
+    ingestor.on('drain', () => this.resumeAll());
+  }
+
+  async listen(): Promise<void> {
+    await mkdir(dirname(this.opts.path), { recursive: true, mode: 0o2770 });
+    await removeStaleSocket(this.opts.path);
+    const server = createServer((sock) => this.accept(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.path, () => resolve());
+    });
+    server.on('error', (err) => this.log.error({ err }, 'ingest socket error'));
+    await chmod(this.opts.path, this.opts.mode);
+    if (this.opts.group) await chown(this.opts.path, -1, await gidOf(this.opts.group));
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const c of this.conns) c.sock.end();
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+    for (const c of this.conns) c.sock.destroy();
+  }
+
+  private accept(sock: Socket): void {
+    this.connections++;
+    const conn: Conn = {
+      sock,
+      source: 'plugin',
+      trusted: true,
+      lines: 0,
+      consumed: 0,
+      paused: false,
+      committed: (n) => {
+        conn.consumed += n;
+        if (!sock.destroyed) sock.write(`${conn.consumed}\n`);
+      },
+    };
+    this.conns.add(conn);
+    this.onConnect();
+    let buf = '';
+    let discarding = false;
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      let start = 0;
+      let nl: number;
+      while ((nl = chunk.indexOf('\n', start)) >= 0) {
+        const piece = chunk.slice(start, nl);
+        start = nl + 1;
+        if (discarding) {
+          discarding = false; // the tail of an oversized line, already counted
+          continue;
+        }
+        const line = buf.length > 0 ? buf + piece : piece;
+        buf = '';
+        this.onLine(conn, line);
+      }
+      if (start < chunk.length && !discarding) {
+        buf += chunk.slice(start);
+        if (buf.length > this.opts.maxLineBytes) {
+          this.quarantine.add('line-too-long', conn.source, buf.slice(0, 4096));
+          this.ingestor.submitRejected('line-too-long', conn);
+          buf = '';
+          discarding = true;
+        }
+      }
+      if (this.ingestor.saturated && !conn.paused) {
+        conn.paused = true;
+        sock.pause();
+      }
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => this.conns.delete(conn));
+  }
+
+  private onLine(conn: Conn, line: string): void {
+    if (conn.lines++ === 0 && line.startsWith(HELLO_PREFIX)) {
+      // Optional first line from non-plugin clients: {"hello":"backfill","trusted":false}
+      try {
+        const h = JSON.parse(line) as { hello?: unknown; trusted?: unknown };
+        if (typeof h.hello === 'string') (conn as { source: string }).source = h.hello.slice(0, 40);
+        if (typeof h.trusted === 'boolean') (conn as { trusted: boolean }).trusted = h.trusted;
+        this.ingestor.submit('', conn);
+        return;
+      } catch {
+        /* an ordinary (malformed) line after all */
+      }
+    }
+    this.ingestor.submit(line, conn);
+  }
+
+  private resumeAll(): void {
+    for (const c of this.conns) {
+      if (c.paused) {
+        c.paused = false;
+        c.sock.resume();
+      }
+    }
+  }
+}
+
+async function removeStaleSocket(path: string): Promise<void> {
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`another sidecar is already listening on ${path}`);
+  await unlink(path).catch(() => {});
+}
+
+async function gidOf(group: string): Promise<number> {
+  if (/^\d+$/.test(group)) return Number(group);
+  const lines = (await readFile('/etc/group', 'utf8')).split('\n');
+  for (const l of lines) {
+    const [name, , gid] = l.split(':');
+    if (name === group && gid !== undefined) return Number(gid);
+  }
+  throw new Error(`socket.group: no such group "${group}"`);
+}

@@ -1,0 +1,190 @@
+// Ingest: raw lines in (socket, spool, backfill) → parse, validate, policy → one LMDB transaction
+// per batch → each source is told how many of its lines are committed (the socket turns that into
+// acks). A failed commit (disk full, map full) keeps the batch and retries: nothing is dropped.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { canonicalJson, eventFromLine, hasValidSignature, InvalidEvent, validateEvent } from './nostr-event.js';
+import { classify, type PolicyConfig } from './policy.js';
+import type { Quarantine } from './quarantine.js';
+import type { Counters, IngestItem, Outcome, Store } from './store.js';
+
+export interface IngestSink {
+  /** Where lines come from, for logs and quarantine: 'plugin', 'spool', 'backfill', ... */
+  readonly source: string;
+  /** Signatures were already checked upstream (strfry checks every event it hands a plugin). */
+  readonly trusted: boolean;
+  /** Called in order, after the lines' effects are committed. */
+  committed(lines: number): void;
+}
+
+interface Entry {
+  line: string;
+  sink: IngestSink;
+  rejected?: string;
+}
+
+export interface BatchReport {
+  lines: number;
+  outcomes: Record<string, number>;
+}
+
+const MAX_IN_FLIGHT = 2;
+const RETRY_MS = 1000;
+
+export class Ingestor extends EventEmitter {
+  /** Set while commits fail (disk or map full); cleared by the next successful commit. */
+  lastError: string | null = null;
+  private queue: Entry[] = [];
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private readonly policy: PolicyConfig;
+  private readonly highWater: number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly quarantine: Quarantine,
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly nowSec: () => number = () => Math.floor(Date.now() / 1000),
+  ) {
+    super();
+    this.policy = { ...config.policy, maxEventBytes: config.ingest.maxEventBytes };
+    this.highWater = config.ingest.batchMaxEvents * 4;
+  }
+
+  /** Lines queued or being committed. Sources should pause while `saturated` is true. */
+  get backlog(): number {
+    return this.queue.length;
+  }
+
+  get saturated(): boolean {
+    return this.queue.length >= this.highWater || this.lastError !== null;
+  }
+
+  submit(line: string, sink: IngestSink): void {
+    this.queue.push({ line, sink });
+    if (this.queue.length >= this.config.ingest.batchMaxEvents) this.kick();
+    else if (this.timer === null) this.timer = setTimeout(() => this.kick(), this.config.ingest.batchMaxDelayMs);
+  }
+
+  /** Counts (and acknowledges in order) a line the source already had to refuse. */
+  submitRejected(reason: string, sink: IngestSink): void {
+    this.queue.push({ line: '', sink, rejected: reason });
+    if (this.timer === null) this.timer = setTimeout(() => this.kick(), this.config.ingest.batchMaxDelayMs);
+  }
+
+  /** Resolves when everything submitted so far is committed. */
+  idle(): Promise<void> {
+    if (this.queue.length === 0 && this.inFlight === 0) return Promise.resolve();
+    this.kick();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.timer = this.retryTimer = null;
+  }
+
+  private kick(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0 && this.retryTimer === null) {
+      const batch = this.queue.splice(0, this.config.ingest.batchMaxEvents);
+      this.inFlight++;
+      void this.runBatch(batch);
+    }
+  }
+
+  private async runBatch(batch: Entry[]): Promise<void> {
+    const extra: Counters = {};
+    const bump = (name: string) => (extra[name] = (extra[name] ?? 0) + 1);
+    const items: IngestItem[] = [];
+    const now = this.nowSec();
+    const verify = this.config.ingest.verifySignatures;
+    for (const { line, sink, rejected } of batch) {
+      if (rejected !== undefined) {
+        bump('received');
+        bump(`invalid.${rejected}`);
+        continue;
+      }
+      if (line.length === 0) continue;
+      bump('received');
+      try {
+        const event = validateEvent(eventFromLine(line));
+        if ((verify === 'always' || (verify === 'untrusted' && !sink.trusted)) && !hasValidSignature(event)) {
+          throw new InvalidEvent('bad-sig', 'signature does not verify');
+        }
+        const json = canonicalJson(event);
+        const cls = classify(event, Buffer.byteLength(json), this.policy, now);
+        if (cls.skip) bump(`skipped.${cls.skip}`);
+        else items.push({ event, json, cls });
+      } catch (err) {
+        const reason = err instanceof InvalidEvent ? err.reason : 'error';
+        bump(`invalid.${reason}`);
+        this.quarantine.add(reason, sink.source, line);
+      }
+    }
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.store.applyBatch(items, extra);
+    } catch (err) {
+      this.onCommitFailure(batch, err);
+      return;
+    }
+    if (this.lastError !== null) {
+      this.log.info('index writes work again; ingest resumed');
+      this.lastError = null;
+    }
+    this.acknowledge(batch);
+    const report: BatchReport = { lines: batch.length, outcomes: {} };
+    for (const o of outcomes) report.outcomes[o] = (report.outcomes[o] ?? 0) + 1;
+    this.emit('batch', report);
+    this.finishBatch();
+  }
+
+  private acknowledge(batch: Entry[]): void {
+    let sink = batch[0]?.sink;
+    let n = 0;
+    for (const entry of batch) {
+      if (entry.sink !== sink) {
+        sink!.committed(n);
+        sink = entry.sink;
+        n = 0;
+      }
+      n++;
+    }
+    if (sink && n > 0) sink.committed(n);
+  }
+
+  private onCommitFailure(batch: Entry[], err: unknown): void {
+    const message = (err as Error)?.message ?? String(err);
+    if (this.lastError === null) this.log.error({ err }, 'index commit failed; ingest paused, retrying (nothing is dropped)');
+    this.lastError = message;
+    this.queue.unshift(...batch);
+    this.inFlight--;
+    if (this.retryTimer === null) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.kick();
+      }, RETRY_MS);
+    }
+    this.emit('stalled', message);
+  }
+
+  private finishBatch(): void {
+    this.inFlight--;
+    if (this.queue.length > 0) {
+      if (this.queue.length >= this.config.ingest.batchMaxEvents || this.timer === null) this.kick();
+    }
+    if (!this.saturated) this.emit('drain');
+    if (this.queue.length === 0 && this.inFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+}

@@ -1,0 +1,96 @@
+// Parsing and validating Nostr events (NIP-01), and their canonical serialization.
+import { createHash } from 'node:crypto';
+import { initNostrWasm } from 'nostr-wasm';
+
+export interface NostrEvent {
+  id: string;
+  pubkey: string;
+  created_at: number;
+  kind: number;
+  tags: string[][];
+  content: string;
+  sig: string;
+}
+
+export class InvalidEvent extends Error {
+  constructor(readonly reason: string, message: string) {
+    super(message);
+  }
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX128 = /^[0-9a-f]{128}$/;
+
+/** Accepts a strfry plugin line ({"event":{...},...}) or a bare event; returns the event object. */
+export function eventFromLine(line: string): unknown {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(line);
+  } catch {
+    throw new InvalidEvent('malformed', 'line is not valid JSON');
+  }
+  if (msg && typeof msg === 'object' && 'event' in msg) return (msg as { event: unknown }).event;
+  return msg;
+}
+
+/** Checks shape and the id (sha256 of the NIP-01 serialization). Does not check the signature. */
+export function validateEvent(e: unknown): NostrEvent {
+  if (!e || typeof e !== 'object' || Array.isArray(e)) throw new InvalidEvent('malformed', 'not an event object');
+  const ev = e as Record<string, unknown>;
+  if (typeof ev.id !== 'string' || !HEX64.test(ev.id)) throw new InvalidEvent('bad-field', 'id is not 64 lowercase hex');
+  if (typeof ev.pubkey !== 'string' || !HEX64.test(ev.pubkey)) throw new InvalidEvent('bad-field', 'pubkey is not 64 lowercase hex');
+  if (typeof ev.sig !== 'string' || !HEX128.test(ev.sig)) throw new InvalidEvent('bad-field', 'sig is not 128 lowercase hex');
+  if (!Number.isSafeInteger(ev.created_at) || (ev.created_at as number) < 0) throw new InvalidEvent('bad-field', 'created_at is not a non-negative integer');
+  if (!Number.isSafeInteger(ev.kind) || (ev.kind as number) < 0 || (ev.kind as number) > 65535) throw new InvalidEvent('bad-field', 'kind is not an integer in 0..65535');
+  if (typeof ev.content !== 'string') throw new InvalidEvent('bad-field', 'content is not a string');
+  if (!Array.isArray(ev.tags)) throw new InvalidEvent('bad-field', 'tags is not an array');
+  for (const tag of ev.tags) {
+    if (!Array.isArray(tag)) throw new InvalidEvent('bad-field', 'a tag is not an array');
+    for (const v of tag) if (typeof v !== 'string') throw new InvalidEvent('bad-field', 'a tag value is not a string');
+  }
+  const event = ev as unknown as NostrEvent;
+  if (computeEventId(event) !== event.id) throw new InvalidEvent('bad-id', 'id does not match the event content');
+  return event;
+}
+
+export function computeEventId(e: Omit<NostrEvent, 'id' | 'sig'>): string {
+  return createHash('sha256')
+    .update(JSON.stringify([0, e.pubkey, e.created_at, e.kind, e.tags, e.content]))
+    .digest('hex');
+}
+
+/** The bytes nostr-bt stores and puts in bundles: minified JSON, keys sorted (as strfry exports). */
+export function canonicalJson(e: NostrEvent): string {
+  return JSON.stringify({
+    content: e.content,
+    created_at: e.created_at,
+    id: e.id,
+    kind: e.kind,
+    pubkey: e.pubkey,
+    sig: e.sig,
+    tags: e.tags,
+  });
+}
+
+type Wasm = Awaited<ReturnType<typeof initNostrWasm>>;
+let wasm: Wasm | null = null;
+
+/** Loads the secp256k1 WASM backend (nostr-wasm, as used by nostr-tools/wasm). */
+export async function initSignatureCheck(): Promise<void> {
+  wasm ??= await initNostrWasm();
+}
+
+export function hasValidSignature(e: NostrEvent): boolean {
+  if (!wasm) throw new Error('initSignatureCheck() was not awaited');
+  try {
+    wasm.verifyEvent(e);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function tagValue(e: NostrEvent, name: string): string | undefined {
+  for (const t of e.tags) if (t[0] === name && t.length > 1) return t[1];
+  return undefined;
+}

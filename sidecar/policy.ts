@@ -1,0 +1,84 @@
+// Content policy: what the archive keeps. Pure functions over one event; the store applies the
+// effects (replacement, deletion, vanish) against the index.
+import type { Config } from './config.js';
+import { type NostrEvent, tagValue } from './nostr-event.js';
+
+export type SkipReason = 'ephemeral' | 'protected' | 'kind-denied' | 'kind-not-allowed' | 'expired' | 'too-large';
+
+export interface Classified {
+  skip?: SkipReason;
+  /** For replaceable/addressable events: the slot only the newest event may hold. */
+  replaceKey?: string;
+  expiresAt?: number;
+  /** kind 5: ids and addresses (`kind:pubkey:d`) the author asks to delete. */
+  deletes?: { ids: string[]; addrs: string[] };
+  /** kind 62 aimed at this relay: remove the author's earlier events. */
+  vanish?: boolean;
+}
+
+export type PolicyConfig = Config['policy'] & { maxEventBytes: number };
+
+export function isEphemeral(kind: number): boolean {
+  return kind >= 20000 && kind < 30000;
+}
+
+export function isReplaceable(kind: number): boolean {
+  return kind === 0 || kind === 3 || (kind >= 10000 && kind < 20000);
+}
+
+export function isAddressable(kind: number): boolean {
+  return kind >= 30000 && kind < 40000;
+}
+
+/** Slot key shared by every version of a replaceable/addressable event: `kind:pubkey:d`. */
+export function replaceKeyOf(e: NostrEvent): string | undefined {
+  if (isReplaceable(e.kind)) return `${e.kind}:${e.pubkey}:`;
+  if (isAddressable(e.kind)) return `${e.kind}:${e.pubkey}:${tagValue(e, 'd') ?? ''}`;
+  return undefined;
+}
+
+export function expirationOf(e: NostrEvent): number | undefined {
+  const v = tagValue(e, 'expiration');
+  if (v === undefined || !/^\d{1,15}$/.test(v)) return undefined;
+  return Number(v);
+}
+
+function normalizeRelayUrl(u: string): string {
+  return u.trim().toLowerCase().replace(/\/+$/, '');
+}
+
+export function classify(e: NostrEvent, canonicalBytes: number, policy: PolicyConfig, nowSec: number): Classified {
+  if (canonicalBytes > policy.maxEventBytes) return { skip: 'too-large' };
+  if (isEphemeral(e.kind)) return { skip: 'ephemeral' };
+  if (policy.denyKinds.includes(e.kind)) return { skip: 'kind-denied' };
+  if (policy.allowKinds.length > 0 && !policy.allowKinds.includes(e.kind)) return { skip: 'kind-not-allowed' };
+  for (const t of e.tags) if (t.length >= 1 && t[0] === '-') return { skip: 'protected' };
+  const out: Classified = {};
+  const exp = expirationOf(e);
+  if (exp !== undefined) {
+    if (policy.dropExpired && exp <= nowSec) return { skip: 'expired' };
+    out.expiresAt = exp;
+  }
+  const key = replaceKeyOf(e);
+  if (key !== undefined) out.replaceKey = key;
+  if (e.kind === 5 && policy.honorDeletions) {
+    const ids: string[] = [];
+    const addrs: string[] = [];
+    for (const t of e.tags) {
+      if (t[0] === 'e' && t[1] && /^[0-9a-f]{64}$/.test(t[1])) ids.push(t[1]);
+      else if (t[0] === 'a' && t[1]) {
+        const [kind, pubkey] = t[1].split(':');
+        // NIP-09: only the author may delete; the address names the author.
+        if (pubkey === e.pubkey && /^\d+$/.test(kind ?? '')) addrs.push(t[1].split(':').length === 2 ? `${t[1]}:` : t[1]);
+      }
+    }
+    out.deletes = { ids, addrs };
+  }
+  if (e.kind === 62 && policy.honorVanish) {
+    const mine = policy.relayUrl ? normalizeRelayUrl(policy.relayUrl) : null;
+    out.vanish = e.tags.some(
+      (t) => t[0] === 'relay' && t[1] !== undefined && (t[1] === 'ALL_RELAYS' || mine === null || normalizeRelayUrl(t[1]) === mine),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,136 @@
+// The sidecar daemon, assembled: socket + spool drain → ingest → LMDB index, plus the status
+// endpoint. `nostr-bt-sidecar` (main.ts) and the tests start it through this class.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { writeFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { Ingestor } from './ingest.js';
+import { IngestServer } from './ingest-server.js';
+import { initSignatureCheck } from './nostr-event.js';
+import { Quarantine } from './quarantine.js';
+import { SpoolDrainer } from './spool-drain.js';
+import { statusFromStore, type Status } from './status.js';
+import { Store } from './store.js';
+
+export interface SidecarOptions {
+  /** Test hook: the clock used by the content policy (unix seconds). */
+  nowSec?: () => number;
+  /** Serve /status over HTTP (default true). */
+  statusHttp?: boolean;
+}
+
+export class Sidecar {
+  readonly store: Store;
+  readonly ingestor: Ingestor;
+  readonly quarantine: Quarantine;
+  readonly drainer: SpoolDrainer;
+  readonly server: IngestServer;
+  private http: Server | null = null;
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    readonly config: Config,
+    readonly log: Logger,
+    private readonly opts: SidecarOptions = {},
+  ) {
+    this.store = Store.open(config.indexDir);
+    this.quarantine = new Quarantine(config.quarantineDir, config.ingest.quarantineMaxBytes, log);
+    this.ingestor = new Ingestor(this.store, this.quarantine, config, log, opts.nowSec);
+    this.drainer = new SpoolDrainer(config.spool.dir, this.ingestor, config.spool.scanIntervalMs, log);
+    this.server = new IngestServer(
+      { path: config.socket.path, mode: config.socket.mode, group: config.socket.group, maxLineBytes: config.ingest.maxLineBytes },
+      this.ingestor,
+      this.quarantine,
+      log,
+      () => void this.drainer.trigger(),
+    );
+  }
+
+  async start(): Promise<void> {
+    await initSignatureCheck();
+    await this.server.listen();
+    this.drainer.start();
+    if (this.config.policy.dropExpired) {
+      this.expiryTimer = setInterval(() => void this.sweepExpired(), this.config.policy.expirySweepIntervalMs);
+      this.expiryTimer.unref();
+    }
+    if (this.opts.statusHttp !== false) await this.startHttp();
+    await writeFile(this.runtimeFile, JSON.stringify({ pid: process.pid, status: this.statusAddress, socket: this.config.socket.path }) + '\n');
+    this.log.info({ socket: this.config.socket.path, dataDir: this.config.dataDir, status: this.config.status.listen }, 'sidecar ready');
+  }
+
+  /** host:port the status endpoint listens on (resolved when the config says port 0). */
+  statusAddress: string | null = null;
+
+  get runtimeFile(): string {
+    return join(this.config.dataDir, 'sidecar.json');
+  }
+
+  status(): Status {
+    return statusFromStore(this.store, {
+      sidecar: 'up',
+      dataDir: this.config.dataDir,
+      socket: this.config.socket.path,
+      uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
+      spool: { ...this.drainer.depth, drainedFiles: this.drainer.stats.filesDrained, drainedLines: this.drainer.stats.linesDrained },
+      ingest: { backlog: this.ingestor.backlog, connections: this.server.connections, error: this.ingestor.lastError },
+    });
+  }
+
+  async sweepExpired(): Promise<number> {
+    const nowSec = this.opts.nowSec?.() ?? Math.floor(Date.now() / 1000);
+    try {
+      const n = await this.store.sweepExpired(nowSec);
+      if (n > 0) this.log.info({ removed: n }, 'expired events removed');
+      return n;
+    } catch (err) {
+      this.log.error({ err }, 'expiry sweep failed');
+      return 0;
+    }
+  }
+
+  /** Graceful stop: no new input, everything received committed, index closed. */
+  async stop(): Promise<void> {
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    await this.server.close();
+    await this.drainer.stop();
+    await this.ingestor.idle();
+    this.ingestor.stop();
+    await this.quarantine.flush();
+    if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
+    await unlink(this.runtimeFile).catch(() => {});
+    await this.store.close();
+    this.log.info('sidecar stopped');
+  }
+
+  private async startHttp(): Promise<void> {
+    const [host, port] = splitHostPort(this.config.status.listen);
+    const http = createServer((req, res) => {
+      if (req.method === 'GET' && req.url === '/status') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(this.status()));
+      } else if (req.method === 'GET' && req.url === '/healthz') {
+        const ok = this.ingestor.lastError === null;
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
+        res.end(ok ? 'ok\n' : `ingest stalled: ${this.ingestor.lastError}\n`);
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(port, host, () => resolve());
+    });
+    this.http = http;
+    const addr = http.address() as AddressInfo;
+    this.statusAddress = `${addr.address}:${addr.port}`;
+  }
+}
+
+export function splitHostPort(hp: string): [string, number] {
+  const i = hp.lastIndexOf(':');
+  return [hp.slice(0, i), Number(hp.slice(i + 1))];
+}

@@ -1,0 +1,60 @@
+// The status document served at /status and printed by `nostr-bt status`.
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Counters, Store } from './store.js';
+import type { SpoolDepth } from './spool-drain.js';
+
+export interface Status {
+  sidecar: 'up' | 'down';
+  dataDir: string;
+  socket: string;
+  uptimeSec: number | null;
+  events: { received: number; indexed: number; duplicates: number; stored: number };
+  skippedByPolicy: Counters;
+  removed: Counters;
+  invalid: Counters;
+  spool: SpoolDepth & { drainedFiles?: number; drainedLines?: number };
+  ingest?: { backlog: number; connections: number; error: string | null };
+}
+
+function group(counts: Counters, prefix: string): Counters {
+  const out: Counters = {};
+  for (const [k, v] of Object.entries(counts)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
+  return out;
+}
+
+export function statusFromStore(store: Store, base: Pick<Status, 'sidecar' | 'dataDir' | 'socket' | 'uptimeSec' | 'spool' | 'ingest'>): Status {
+  const c = store.counts();
+  return {
+    ...base,
+    events: {
+      received: c.received ?? 0,
+      indexed: c.indexed ?? 0,
+      duplicates: c.duplicate ?? 0,
+      stored: store.eventCount(),
+    },
+    skippedByPolicy: group(c, 'skipped.'),
+    removed: group(c, 'removed.'),
+    invalid: group(c, 'invalid.'),
+  };
+}
+
+/** Spool depth measured from the directory (for the CLI when the sidecar is down). */
+export async function measureSpool(dir: string): Promise<SpoolDepth> {
+  let files = 0;
+  let bytes = 0;
+  try {
+    for (const name of await readdir(dir)) {
+      if (!name.endsWith('.ready') && !name.endsWith('.open')) continue;
+      try {
+        bytes += (await stat(join(dir, name))).size;
+        files++;
+      } catch {
+        /* drained meanwhile */
+      }
+    }
+  } catch {
+    /* no spool yet */
+  }
+  return { files, bytes };
+}

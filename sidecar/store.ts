@@ -1,0 +1,220 @@
+// The LMDB index: events, per-author order, replaceable slots, tombstones, expiry, counters.
+// Every batch of events is applied in one write transaction; reads inside it see its own writes,
+// so duplicates, replacements and deletions inside one batch resolve exactly as across batches.
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { NostrEvent } from './nostr-event.js';
+import type { Classified } from './policy.js';
+
+/** One indexed event. `b`/`f`: bundle infohash and file holding it, once bundled. */
+export interface EventRecord {
+  j: string;
+  p: string;
+  c: number;
+  k: number;
+  x?: number;
+  s?: string;
+  b?: string;
+  f?: string;
+}
+
+export interface SlotRecord {
+  id: string;
+  c: number;
+}
+
+export interface IngestItem {
+  event: NostrEvent;
+  json: string;
+  cls: Classified;
+}
+
+export type Outcome = 'indexed' | 'duplicate' | 'deleted' | 'vanished' | 'superseded';
+
+export type Counters = Record<string, number>;
+
+export class Store {
+  readonly root: RootDatabase;
+  readonly events: Database<EventRecord, string>;
+  readonly byAuthor: Database<null, [string, number, string]>;
+  readonly slots: Database<SlotRecord, string>;
+  readonly tombIds: Database<number, [string, string]>;
+  readonly tombAddrs: Database<number, string>;
+  readonly vanished: Database<number, string>;
+  readonly expiry: Database<null, [number, string]>;
+  readonly pending: Database<number, string>;
+  readonly removals: Database<{ p: string; reason: string; b: string; f?: string; at: number }, string>;
+  readonly counters: Database<number, string>;
+  readonly meta: Database<unknown, string>;
+  private counterCache = new Map<string, number>();
+
+  private constructor(dir: string, readOnly: boolean) {
+    if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
+    this.root = open({ path: dir, maxDbs: 16, compression: false, readOnly });
+    const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
+    this.events = db('events');
+    this.byAuthor = db('by-author');
+    this.slots = db('slots');
+    this.tombIds = db('tomb-ids');
+    this.tombAddrs = db('tomb-addrs');
+    this.vanished = db('vanished');
+    this.expiry = db('expiry');
+    this.pending = db('pending');
+    this.removals = db('removals');
+    this.counters = db('counters');
+    this.meta = db('meta');
+    for (const { key, value } of this.counters.getRange()) this.counterCache.set(key, value);
+  }
+
+  static open(dir: string, opts: { readOnly?: boolean } = {}): Store {
+    return new Store(dir, opts.readOnly ?? false);
+  }
+
+  counts(): Counters {
+    return Object.fromEntries([...this.counterCache.entries()].sort());
+  }
+
+  eventCount(): number {
+    return (this.events.getStats() as { entryCount: number }).entryCount;
+  }
+
+  /** Applies a batch in one transaction; resolves with one outcome per item once committed. */
+  async applyBatch(items: IngestItem[], extraCounts: Counters = {}): Promise<Outcome[]> {
+    const deltas = new Map<string, number>(Object.entries(extraCounts));
+    const bump = (name: string, n = 1) => deltas.set(name, (deltas.get(name) ?? 0) + n);
+    const outcomes: Outcome[] = [];
+    await this.root.transaction(() => {
+      for (const item of items) {
+        const outcome = this.applyOne(item, bump);
+        outcomes.push(outcome);
+        bump(outcome === 'indexed' ? 'indexed' : outcome === 'duplicate' ? 'duplicate' : `skipped.${outcome}`);
+      }
+      this.writeCounters(deltas);
+    });
+    this.commitCounters(deltas);
+    return outcomes;
+  }
+
+  /** Adds to counters only (for lines that never became events). */
+  async count(extraCounts: Counters): Promise<void> {
+    const deltas = new Map(Object.entries(extraCounts));
+    await this.root.transaction(() => this.writeCounters(deltas));
+    this.commitCounters(deltas);
+  }
+
+  /** Removes events whose NIP-40 expiration has passed. */
+  async sweepExpired(nowSec: number, limit = 10_000): Promise<number> {
+    const deltas = new Map<string, number>();
+    let n = 0;
+    await this.root.transaction(() => {
+      for (const key of this.expiry.getKeys({ end: [nowSec + 1], limit })) {
+        const id = key[1];
+        const rec = this.events.get(id);
+        if (rec) {
+          this.removeEvent(id, rec, 'expired');
+          n++;
+        } else this.expiry.remove(key);
+      }
+      if (n > 0) deltas.set('removed.expired', n);
+      this.writeCounters(deltas);
+    });
+    this.commitCounters(deltas);
+    return n;
+  }
+
+  close(): Promise<void> {
+    return this.root.close();
+  }
+
+  private applyOne(item: IngestItem, bump: (name: string, n?: number) => void): Outcome {
+    const { event: e, cls } = item;
+    if (this.events.doesExist(e.id)) return 'duplicate';
+    if (this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
+    const vanishedUntil = this.vanished.get(e.pubkey);
+    if (vanishedUntil !== undefined && e.created_at <= vanishedUntil && !(cls.vanish && e.kind === 62)) return 'vanished';
+    if (cls.replaceKey !== undefined) {
+      const deletedUntil = this.tombAddrs.get(cls.replaceKey);
+      if (deletedUntil !== undefined && e.created_at <= deletedUntil) return 'deleted';
+      const slot = this.slots.get(cls.replaceKey);
+      if (slot) {
+        // NIP-01: newest created_at wins; on a tie, the lowest id.
+        if (slot.c > e.created_at || (slot.c === e.created_at && slot.id < e.id)) return 'superseded';
+        const old = this.events.get(slot.id);
+        if (old) {
+          this.removeEvent(slot.id, old, 'replaced');
+          bump('removed.replaced');
+        }
+      }
+      this.slots.put(cls.replaceKey, { id: e.id, c: e.created_at });
+    }
+    const rec: EventRecord = { j: item.json, p: e.pubkey, c: e.created_at, k: e.kind };
+    if (cls.expiresAt !== undefined) {
+      rec.x = cls.expiresAt;
+      this.expiry.put([cls.expiresAt, e.id], null);
+    }
+    if (cls.replaceKey !== undefined) rec.s = cls.replaceKey;
+    this.events.put(e.id, rec);
+    this.byAuthor.put([e.pubkey, e.created_at, e.id], null);
+    this.pending.put(e.id, Date.now());
+    if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
+    if (cls.vanish) this.applyVanish(e, bump);
+    return 'indexed';
+  }
+
+  private applyDeletion(e: NostrEvent, del: { ids: string[]; addrs: string[] }, bump: (name: string, n?: number) => void): void {
+    for (const id of del.ids) {
+      const target = this.events.get(id);
+      if (target) {
+        if (target.p !== e.pubkey || target.k === 5) continue; // only the author; deleting a deletion does nothing
+        this.removeEvent(id, target, 'deleted');
+        bump('removed.deleted');
+      }
+      this.tombIds.put([id, e.pubkey], e.created_at);
+    }
+    for (const addr of del.addrs) {
+      const prev = this.tombAddrs.get(addr);
+      if (prev === undefined || prev < e.created_at) this.tombAddrs.put(addr, e.created_at);
+      const slot = this.slots.get(addr);
+      if (slot && slot.c <= e.created_at) {
+        const target = this.events.get(slot.id);
+        if (target) {
+          this.removeEvent(slot.id, target, 'deleted');
+          bump('removed.deleted');
+        }
+      }
+    }
+  }
+
+  private applyVanish(e: NostrEvent, bump: (name: string, n?: number) => void): void {
+    const prev = this.vanished.get(e.pubkey);
+    if (prev === undefined || prev < e.created_at) this.vanished.put(e.pubkey, e.created_at);
+    const doomed: string[] = [];
+    for (const key of this.byAuthor.getKeys({ start: [e.pubkey, 0], end: [e.pubkey, e.created_at + 1] })) {
+      if (key[2] !== e.id) doomed.push(key[2]);
+    }
+    for (const id of doomed) {
+      const rec = this.events.get(id);
+      if (rec) {
+        this.removeEvent(id, rec, 'vanished');
+        bump('removed.vanished');
+      }
+    }
+  }
+
+  private removeEvent(id: string, rec: EventRecord, reason: string): void {
+    this.events.remove(id);
+    this.byAuthor.remove([rec.p, rec.c, id]);
+    this.pending.remove(id);
+    if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
+    // A bundle already holding the event must be rewritten without it (bundler's job).
+    if (rec.b) this.removals.put(id, { p: rec.p, reason, b: rec.b, f: rec.f, at: Date.now() });
+  }
+
+  private writeCounters(deltas: Map<string, number>): void {
+    for (const [name, d] of deltas) if (d !== 0) this.counters.put(name, (this.counterCache.get(name) ?? 0) + d);
+  }
+
+  private commitCounters(deltas: Map<string, number>): void {
+    for (const [name, d] of deltas) if (d !== 0) this.counterCache.set(name, (this.counterCache.get(name) ?? 0) + d);
+  }
+}
