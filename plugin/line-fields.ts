@@ -1,10 +1,12 @@
 // Reads the fields the plugin needs from one strfry input line, without a full JSON.parse on the
 // hot path. strfry writes minified JSON with sorted keys, so the first `"id":"` in the line is the
 // event's id: the only keys sorted before it are "authed" (hex), "content" (a JSON string, where a
-// quote is always escaped) and "created_at" (a number). Anything unusual falls back to JSON.parse.
+// quote is always escaped) and "created_at" (a number); "type" is always the last key, so a cut
+// line does not pass. Anything unusual falls back to JSON.parse.
 
 const ID_KEY = '"id":"';
 const SOURCE_KEY = '"sourceType":"';
+const LINE_END = '"type":"new"}';
 
 export interface LineFields {
   id: string;
@@ -23,6 +25,7 @@ function isHex64At(s: string, at: number): boolean {
 /** Fast path for strfry's own format; returns null when the line does not look like it. */
 function fastFields(line: string): LineFields | null {
   if (!line.startsWith('{"authed":"') && !line.startsWith('{"event":{')) return null;
+  if (!line.endsWith(LINE_END)) return null;
   const at = line.indexOf(ID_KEY);
   if (at < 0 || !isHex64At(line, at + ID_KEY.length)) return null;
   const id = line.substr(at + ID_KEY.length, 64);

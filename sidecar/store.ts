@@ -46,7 +46,6 @@ export class Store {
   readonly removals: Database<{ p: string; reason: string; b: string; f?: string; at: number }, string>;
   readonly counters: Database<number, string>;
   readonly meta: Database<unknown, string>;
-  private counterCache = new Map<string, number>();
 
   private constructor(dir: string, readOnly: boolean) {
     if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
@@ -63,7 +62,6 @@ export class Store {
     this.removals = db('removals');
     this.counters = db('counters');
     this.meta = db('meta');
-    for (const { key, value } of this.counters.getRange()) this.counterCache.set(key, value);
   }
 
   static open(dir: string, opts: { readOnly?: boolean } = {}): Store {
@@ -71,7 +69,9 @@ export class Store {
   }
 
   counts(): Counters {
-    return Object.fromEntries([...this.counterCache.entries()].sort());
+    const out: Counters = {};
+    for (const { key, value } of this.counters.getRange()) out[key] = value;
+    return out;
   }
 
   eventCount(): number {
@@ -91,7 +91,6 @@ export class Store {
       }
       this.writeCounters(deltas);
     });
-    this.commitCounters(deltas);
     return outcomes;
   }
 
@@ -99,7 +98,6 @@ export class Store {
   async count(extraCounts: Counters): Promise<void> {
     const deltas = new Map(Object.entries(extraCounts));
     await this.root.transaction(() => this.writeCounters(deltas));
-    this.commitCounters(deltas);
   }
 
   /** Removes events whose NIP-40 expiration has passed. */
@@ -118,7 +116,6 @@ export class Store {
       if (n > 0) deltas.set('removed.expired', n);
       this.writeCounters(deltas);
     });
-    this.commitCounters(deltas);
     return n;
   }
 
@@ -210,11 +207,8 @@ export class Store {
     if (rec.b) this.removals.put(id, { p: rec.p, reason, b: rec.b, f: rec.f, at: Date.now() });
   }
 
+  /** Read-modify-write inside the transaction, so overlapping batches never lose an increment. */
   private writeCounters(deltas: Map<string, number>): void {
-    for (const [name, d] of deltas) if (d !== 0) this.counters.put(name, (this.counterCache.get(name) ?? 0) + d);
-  }
-
-  private commitCounters(deltas: Map<string, number>): void {
-    for (const [name, d] of deltas) if (d !== 0) this.counterCache.set(name, (this.counterCache.get(name) ?? 0) + d);
+    for (const [name, d] of deltas) if (d !== 0) this.counters.put(name, (this.counters.get(name) ?? 0) + d);
   }
 }

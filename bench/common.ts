@@ -1,0 +1,438 @@
+// Shared helpers for the benchmarks: args, temp dirs and child processes that are always cleaned
+// up (also on error and on SIGINT/SIGTERM), a sidecar child process, /status polling, percentiles
+// and the final JSON figures line. Benchmarks print figures; they never assert timings.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** dist/ (this file is dist/bench/common.js once built). */
+export const DIST_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const PLUGIN_MAIN = join(DIST_DIR, 'plugin', 'main.js');
+export const SIDECAR_MAIN = join(DIST_DIR, 'sidecar', 'main.js');
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+
+export interface BenchArgs {
+  quick: boolean;
+  /** --n=COUNT overrides the event count. */
+  n: number | null;
+}
+
+export function parseArgs(argv: string[] = process.argv.slice(2)): BenchArgs {
+  const out: BenchArgs = { quick: false, n: null };
+  for (const a of argv) {
+    if (a === '--quick') out.quick = true;
+    else if (a.startsWith('--n=')) {
+      const n = Number(a.slice(4));
+      if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`bad ${a}`);
+      out.n = n;
+    } else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: node <bench>.js [--quick] [--n=COUNT]\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: temp dirs and child processes, on success, error, signals and exit.
+
+const tempDirs = new Set<string>();
+const children = new Set<ChildProcess>();
+const asyncCleanups: (() => Promise<void>)[] = [];
+let hooksInstalled = false;
+
+function installHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.once('exit', () => {
+    // Last resort, synchronous.
+    for (const c of children) killHard(c);
+    for (const d of tempDirs) rmSafe(d);
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`\n${sig}: cleaning up\n`);
+      const t = setTimeout(() => process.exit(130), 10_000);
+      t.unref();
+      void cleanupAll().finally(() => process.exit(130));
+    });
+  }
+}
+
+function killHard(c: ChildProcess): void {
+  if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) return;
+  try {
+    process.kill(c.pid, 'SIGCONT');
+  } catch {
+    /* gone */
+  }
+  try {
+    process.kill(c.pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
+function rmSafe(d: string): void {
+  try {
+    rmSync(d, { recursive: true, force: true, maxRetries: 3 });
+  } catch {
+    /* best effort */
+  }
+}
+
+export function makeTempDir(prefix: string): string {
+  installHooks();
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+/** Registers an async cleanup (run in reverse order by cleanupAll). */
+export function onCleanup(fn: () => Promise<void>): void {
+  installHooks();
+  asyncCleanups.push(fn);
+}
+
+export async function cleanupAll(): Promise<void> {
+  while (asyncCleanups.length > 0) {
+    const fn = asyncCleanups.pop()!;
+    try {
+      await withTimeout(fn(), 15_000, undefined);
+    } catch (err) {
+      process.stderr.write(`cleanup failed: ${(err as Error).message}\n`);
+    }
+  }
+  for (const c of children) killHard(c);
+  children.clear();
+  for (const d of tempDirs) rmSafe(d);
+  tempDirs.clear();
+}
+
+/** Runs `main`, then cleans up; prints errors; sets the exit code. */
+export function runMain(main: () => Promise<void>): void {
+  installHooks();
+  main()
+    .then(
+      () => cleanupAll(),
+      async (err) => {
+        process.stderr.write(`benchmark failed: ${(err as Error)?.stack ?? String(err)}\n`);
+        await cleanupAll();
+        process.exitCode = 1;
+      },
+    )
+    .finally(() => {
+      // Nothing we started should keep the process alive; exit promptly in any case.
+      setTimeout(() => process.exit(), 200).unref();
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => resolve(fallback), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Environment for children without our own config overrides leaking in. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NOSTR_BT_CONFIG;
+  delete env.NOSTR_BT_DATA_DIR;
+  delete env.NOSTR_BT_PLUGIN_LOG_LEVEL;
+  return { ...env, ...extra };
+}
+
+/** Writes a TOML config for one benchmark state and returns its path. */
+export function writeConfig(dir: string, dataDir: string, extraToml = ''): string {
+  const path = join(dir, 'config.toml');
+  const toml =
+    `dataDir = ${JSON.stringify(dataDir)}\n\n` +
+    `[status]\nlisten = "127.0.0.1:0"\n\n` +
+    `[log]\nlevel = "warn"\n` +
+    (extraToml ? `\n${extraToml}\n` : '');
+  writeFileSync(path, toml);
+  return path;
+}
+
+/** Sorted copy → percentile (nearest rank). */
+export function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return String(n);
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+export function round(n: number, digits = 2): number {
+  if (!Number.isFinite(n)) return n;
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  baseline: number | null;
+  ratio: number | null;
+  goal: string | null;
+}
+
+export function figure(name: string, value: number, unit: string, baseline: number | null = null, goal: string | null = null): Figure {
+  const ratio = baseline !== null && baseline !== 0 && Number.isFinite(baseline) ? round(value / baseline, 3) : null;
+  return { name, value: round(value, 2), unit, baseline: baseline === null ? null : round(baseline, 2), ratio, goal };
+}
+
+export function printFigures(bench: string, figures: Figure[], extra: Record<string, unknown> = {}): void {
+  process.stdout.write(JSON.stringify({ bench, ...extra, figures }) + '\n');
+}
+
+export function log(msg = ''): void {
+  process.stdout.write(msg + '\n');
+}
+
+/** Files and bytes in a directory (spool), plus the number of lines in them. */
+export function dirUsage(dir: string, countLines = false): { files: number; bytes: number; lines: number; names: string[] } {
+  let files = 0;
+  let bytes = 0;
+  let lines = 0;
+  const names: string[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return { files, bytes, lines, names };
+  }
+  for (const name of entries) {
+    const p = join(dir, name);
+    try {
+      const st = statSync(p);
+      if (!st.isFile()) continue;
+      files++;
+      bytes += st.size;
+      names.push(name);
+      if (countLines) {
+        const buf = readFileSync(p);
+        for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) lines++;
+      }
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return { files, bytes, lines, names };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sidecar as a child process
+
+export interface SidecarChild {
+  child: ChildProcess;
+  pid: number;
+  statusAddr: string | null;
+  socketPath: string;
+  stderrTail(): string;
+  exited(): boolean;
+  stopSignal(sig: 'SIGSTOP' | 'SIGCONT'): void;
+  /** Graceful stop (SIGCONT, SIGTERM, wait), then SIGKILL. Idempotent. */
+  stop(timeoutMs?: number): Promise<{ code: number | null; signal: string | null; graceful: boolean }>;
+}
+
+export async function startSidecarChild(configPath: string, dataDir: string, socketPath: string, timeoutMs = 20_000): Promise<SidecarChild> {
+  installHooks();
+  const child = spawn(process.execPath, [SIDECAR_MAIN, '--config', configPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: cleanEnv(),
+  });
+  children.add(child);
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => {
+    stderr += s;
+    if (stderr.length > 256 * 1024) stderr = stderr.slice(-128 * 1024);
+  });
+  let exited = false;
+  const exitP = new Promise<{ code: number | null; signal: string | null }>((r) =>
+    child.once('exit', (code, signal) => {
+      exited = true;
+      children.delete(child);
+      r({ code, signal });
+    }),
+  );
+  child.once('error', (err) => {
+    stderr += `[bench] spawn error: ${err.message}\n`;
+  });
+  let stopP: Promise<{ code: number | null; signal: string | null; graceful: boolean }> | null = null;
+  const sc: SidecarChild = {
+    child,
+    pid: child.pid ?? -1,
+    statusAddr: null,
+    socketPath,
+    stderrTail: () => stderr.slice(-4000),
+    exited: () => exited,
+    stopSignal: (sig) => {
+      if (!exited && child.pid !== undefined) process.kill(child.pid, sig);
+    },
+    stop: (ms = 10_000) => {
+      stopP ??= (async () => {
+        if (exited) return { ...(await exitP), graceful: true };
+        try {
+          process.kill(child.pid!, 'SIGCONT');
+          process.kill(child.pid!, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
+        let r = await withTimeout(exitP, ms, null);
+        if (r !== null) return { ...r, graceful: true };
+        killHard(child);
+        r = await withTimeout(exitP, 5000, { code: null, signal: 'SIGKILL?' });
+        return { ...r, graceful: false };
+      })();
+      return stopP;
+    },
+  };
+  onCleanup(async () => void (await sc.stop()));
+
+  const runtimeFile = join(dataDir, 'sidecar.json');
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
+    if (exited) throw new Error(`sidecar exited during start:\n${stderr.slice(-2000)}`);
+    if (existsSync(runtimeFile) && existsSync(socketPath)) {
+      try {
+        const rt = JSON.parse(readFileSync(runtimeFile, 'utf8')) as { status?: string | null };
+        if (await canConnect(socketPath)) {
+          sc.statusAddr = rt.status ?? null;
+          return sc;
+        }
+      } catch {
+        /* partially written; retry */
+      }
+    }
+    await sleep(20);
+  }
+  await sc.stop();
+  throw new Error(`sidecar did not become ready within ${timeoutMs} ms:\n${stderr.slice(-2000)}`);
+}
+
+export function canConnect(path: string, ms = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, ms);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => {
+      clearTimeout(t);
+      resolve(false);
+    });
+  });
+}
+
+export interface StatusDoc {
+  events: { received: number; indexed: number; duplicates: number; stored: number };
+  skippedByPolicy: Record<string, number>;
+  removed: Record<string, number>;
+  invalid: Record<string, number>;
+  spool: { files: number; bytes: number; drainedFiles?: number; drainedLines?: number };
+  ingest?: { backlog: number; connections: number; error: string | null };
+}
+
+export function getStatus(addr: string, ms = 2000): Promise<StatusDoc> {
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/status', method: 'GET', timeout: ms }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as StatusDoc);
+        } catch (err) {
+          reject(err);
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('status request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Polls /status until `done(status)` or the deadline; returns the last status (null if none). */
+export async function pollStatus(addr: string, done: (s: StatusDoc) => boolean, timeoutMs = 30_000): Promise<{ status: StatusDoc | null; ok: boolean; waitedMs: number }> {
+  const t0 = Date.now();
+  let last: StatusDoc | null = null;
+  for (let i = 0; i < 100_000 && Date.now() - t0 < timeoutMs; i++) {
+    try {
+      last = await getStatus(addr);
+      if (done(last)) return { status: last, ok: true, waitedMs: Date.now() - t0 };
+    } catch {
+      /* not answering right now */
+    }
+    await sleep(100);
+  }
+  return { status: last, ok: false, waitedMs: Date.now() - t0 };
+}
+
+export function describeStatus(s: StatusDoc | null): string {
+  if (!s) return 'no status';
+  const e = s.events;
+  const extra: string[] = [];
+  if (Object.keys(s.invalid).length) extra.push(`invalid=${JSON.stringify(s.invalid)}`);
+  if (Object.keys(s.skippedByPolicy).length) extra.push(`skipped=${JSON.stringify(s.skippedByPolicy)}`);
+  if (Object.keys(s.removed).length) extra.push(`removed=${JSON.stringify(s.removed)}`);
+  if (s.ingest?.error) extra.push(`ingestError=${s.ingest.error}`);
+  return (
+    `received=${e.received} indexed=${e.indexed} duplicates=${e.duplicates} stored=${e.stored} ` +
+    `spool=${s.spool.files} files/${s.spool.bytes} B drained=${s.spool.drainedFiles ?? 0} files/${s.spool.drainedLines ?? 0} lines` +
+    (extra.length ? ' ' + extra.join(' ') : '')
+  );
+}
+
+/** Deterministic PRNG (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
