@@ -72,6 +72,36 @@ const configSchema = z
       })
       .strict()
       .prefault({}),
+    bundle: z
+      .object({
+        dir: z.string().min(1).optional(),
+        windowSeconds: z.number().int().min(1).max(86_400).default(60),
+        windowMaxBytes: z.number().int().min(1024).default(64 * 1024 ** 2),
+        maxBundleBytes: z.number().int().min(1024).default(4 * 1024 ** 3),
+        maxActiveTorrents: z.number().int().min(10).default(1000),
+        rewriteIntervalSeconds: z.number().int().min(1).max(600).default(60),
+      })
+      .strict()
+      .prefault({}),
+    bittorrent: z
+      .object({
+        port: z.number().int().min(0).max(65535).default(6881),
+        utp: z.boolean().default(true),
+        maxConns: z.number().int().min(1).default(200),
+      })
+      .strict()
+      .prefault({}),
+    dht: z
+      .object({
+        enabled: z.boolean().default(true),
+        port: z.number().int().min(0).max(65535).default(6881),
+        host: z.string().default('0.0.0.0'),
+        bootstrap: z
+          .array(hostPort)
+          .default(['router.bittorrent.com:6881', 'router.utorrent.com:6881', 'dht.transmissionbt.com:6881', 'dht.libtorrent.org:25401']),
+      })
+      .strict()
+      .prefault({}),
     status: z
       .object({
         listen: hostPort.default('127.0.0.1:9477'),
@@ -95,6 +125,7 @@ export interface Config extends RawConfig {
   dataDir: string;
   socket: RawConfig['socket'] & { path: string };
   spool: RawConfig['spool'] & { dir: string };
+  bundle: RawConfig['bundle'] & { dir: string };
   indexDir: string;
   quarantineDir: string;
 }
@@ -158,6 +189,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     dataDir,
     socket: { ...c.socket, path: under(c.socket.path, 'ingest.sock') },
     spool: { ...c.spool, dir: under(c.spool.dir, 'spool') },
+    bundle: { ...c.bundle, dir: under(c.bundle.dir, 'bundles') },
     indexDir: resolve(dataDir, 'index'),
     quarantineDir: resolve(dataDir, 'quarantine'),
   };

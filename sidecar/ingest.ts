@@ -27,6 +27,8 @@ interface Entry {
 export interface BatchReport {
   lines: number;
   outcomes: Record<string, number>;
+  /** Bytes of the events newly indexed (canonical JSON plus newline). */
+  indexedBytes: number;
 }
 
 const MAX_IN_FLIGHT = 2;
@@ -140,8 +142,11 @@ export class Ingestor extends EventEmitter {
       this.lastError = null;
     }
     this.acknowledge(batch);
-    const report: BatchReport = { lines: batch.length, outcomes: {} };
-    for (const o of outcomes) report.outcomes[o] = (report.outcomes[o] ?? 0) + 1;
+    const report: BatchReport = { lines: batch.length, outcomes: {}, indexedBytes: 0 };
+    outcomes.forEach((o, i) => {
+      report.outcomes[o] = (report.outcomes[o] ?? 0) + 1;
+      if (o === 'indexed') report.indexedBytes += items[i]!.json.length + 1;
+    });
     this.emit('batch', report);
     this.finishBatch();
   }

@@ -6,7 +6,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import type { NostrEvent } from './nostr-event.js';
 import type { Classified } from './policy.js';
 
-/** One indexed event. `b`/`f`: bundle infohash and file holding it, once bundled. */
+/** One indexed event: canonical JSON, author, created_at, kind, expiry, replaceable slot. */
 export interface EventRecord {
   j: string;
   p: string;
@@ -14,8 +14,31 @@ export interface EventRecord {
   k: number;
   x?: number;
   s?: string;
-  b?: string;
-  f?: string;
+}
+
+export interface RemovalRecord {
+  r: string;
+  p: string;
+}
+
+export type BundleState = 'active' | 'retired';
+
+/** A bundle torrent. Levels: 0 window, 1 hour, 2 day, 3 month, 4 year (docs/protocol.md §6). */
+export interface BundleRecord {
+  ih: string;
+  name: string;
+  level: number;
+  /** The (UTC, ms) period whose arrivals it holds: [periodStart, periodEnd). */
+  periodStart: number;
+  periodEnd: number;
+  createdAt: number;
+  bytes: number;
+  events: number;
+  authors: number;
+  pieceLength: number;
+  state: BundleState;
+  replacedBy?: string[];
+  retiredAt?: number;
 }
 
 export interface SlotRecord {
@@ -42,14 +65,25 @@ export class Store {
   readonly tombAddrs: Database<number, string>;
   readonly vanished: Database<number, string>;
   readonly expiry: Database<null, [number, string]>;
+  /** Indexed events not yet in a bundle: id → canonical JSON bytes. */
   readonly pending: Database<number, string>;
-  readonly removals: Database<{ p: string; reason: string; b: string; f?: string; at: number }, string>;
+  /** Where each bundled event is: id → bundle infohash (the file is `<pubkey>.jsonl`). */
+  readonly eventLoc: Database<string, string>;
+  /** Bundle contents in file order: [ih, pubkey, created_at, id]. */
+  readonly bundleEvents: Database<null, [string, string, number, string]>;
+  /** Per bundle and author: events and bytes of that author's file. */
+  readonly bundleAuthors: Database<{ n: number; bytes: number }, [string, string]>;
+  /** Per author, the bundles holding their events; newest last: [pubkey, periodEnd, ih]. */
+  readonly authorBundles: Database<null, [string, number, string]>;
+  readonly bundles: Database<BundleRecord, string>;
+  /** Events removed from the index that a bundle still holds: [ih, id] → reason and author. */
+  readonly removals: Database<RemovalRecord, [string, string]>;
   readonly counters: Database<number, string>;
   readonly meta: Database<unknown, string>;
 
   private constructor(dir: string, readOnly: boolean) {
     if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
-    this.root = open({ path: dir, maxDbs: 16, compression: false, readOnly });
+    this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     this.events = db('events');
     this.byAuthor = db('by-author');
@@ -59,6 +93,11 @@ export class Store {
     this.vanished = db('vanished');
     this.expiry = db('expiry');
     this.pending = db('pending');
+    this.eventLoc = db('event-loc');
+    this.bundleEvents = db('bundle-events');
+    this.bundleAuthors = db('bundle-authors');
+    this.authorBundles = db('author-bundles');
+    this.bundles = db('bundles');
     this.removals = db('removals');
     this.counters = db('counters');
     this.meta = db('meta');
@@ -152,7 +191,7 @@ export class Store {
     if (cls.replaceKey !== undefined) rec.s = cls.replaceKey;
     this.events.put(e.id, rec);
     this.byAuthor.put([e.pubkey, e.created_at, e.id], null);
-    this.pending.put(e.id, Date.now());
+    this.pending.put(e.id, Buffer.byteLength(item.json) + 1);
     if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
     if (cls.vanish) this.applyVanish(e, bump);
     return 'indexed';
@@ -203,8 +242,13 @@ export class Store {
     this.byAuthor.remove([rec.p, rec.c, id]);
     this.pending.remove(id);
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
-    // A bundle already holding the event must be rewritten without it (bundler's job).
-    if (rec.b) this.removals.put(id, { p: rec.p, reason, b: rec.b, f: rec.f, at: Date.now() });
+    const ih = this.eventLoc.get(id);
+    if (ih !== undefined) {
+      // The bundle holding it must be rewritten without it (the bundler's job).
+      this.eventLoc.remove(id);
+      this.bundleEvents.remove([ih, rec.p, rec.c, id]);
+      this.removals.put([ih, id], { r: reason, p: rec.p });
+    }
   }
 
   /** Read-modify-write inside the transaction, so overlapping batches never lose an increment. */

@@ -1,0 +1,464 @@
+// Bundling: indexed events → bundle torrents, bounded in number whatever the archive size.
+//
+// Level 0 bundles hold what was indexed in one arrival window (default 60 s, cut early by size).
+// When an hour has passed, its window bundles are merged into one level-1 bundle; days merge
+// hours (level 2), months merge days (level 3), years merge months (level 4). A merge whose
+// result would exceed `maxBundleBytes` is split into parts by author. Events removed from the
+// index (deletions, vanish, expiry, replacement) are written out of their bundle by a rewrite
+// within `rewriteIntervalMs`; replaced bundles are retired (unseeded and deleted).
+import { EventEmitter } from 'node:events';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { buildBundle, bundleDir, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
+import type { BundleRecord, Store } from './store.js';
+
+export interface Seeder {
+  /** Starts seeding a bundle whose files are complete on disk. */
+  seed(bundle: { infoHash: string; torrent: Buffer; dir: string }): Promise<void>;
+  /** Stops seeding (files are deleted by the bundler afterwards). */
+  unseed(infoHash: string): Promise<void>;
+}
+
+export interface BundlerOptions {
+  root: string;
+  windowMs: number;
+  windowMaxBytes: number;
+  maxBundleBytes: number;
+  maxActiveTorrents: number;
+  rewriteIntervalMs: number;
+}
+
+export const TOP_LEVEL = 4;
+
+/** [start, end) in UTC ms of the level's period containing t. */
+export function periodOf(level: number, t: number, windowMs: number): [number, number] {
+  const d = new Date(t);
+  switch (level) {
+    case 0: {
+      const s = Math.floor(t / windowMs) * windowMs;
+      return [s, s + windowMs];
+    }
+    case 1: {
+      const s = Math.floor(t / 3_600_000) * 3_600_000;
+      return [s, s + 3_600_000];
+    }
+    case 2: {
+      const s = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+      return [s, s + 86_400_000];
+    }
+    case 3:
+      return [Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)];
+    default:
+      return [Date.UTC(d.getUTCFullYear(), 0, 1), Date.UTC(d.getUTCFullYear() + 1, 0, 1)];
+  }
+}
+
+interface EventRef {
+  id: string;
+  c: number;
+}
+
+export class Bundler extends EventEmitter {
+  private readonly active = new Map<string, BundleRecord>();
+  private chain: Promise<unknown> = Promise.resolve();
+  private windowTimer: NodeJS.Timeout | null = null;
+  private rewriteTimer: NodeJS.Timeout | null = null;
+  private sizeTimer: NodeJS.Timeout | null = null;
+  private pendingBytes = 0;
+  private sizeCutQueued = false;
+  private stopped = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly seeder: Seeder,
+    private readonly opts: BundlerOptions,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    super();
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  activeBundles(): BundleRecord[] {
+    return [...this.active.values()];
+  }
+
+  /** Loads active bundles, seeds them from disk, and starts the schedule. */
+  async start(opts: { schedule?: boolean } = {}): Promise<void> {
+    for (const { value } of this.store.bundles.getRange()) if (value.state === 'active') this.active.set(value.ih, value);
+    await this.removeStrayFiles();
+    for (const b of this.active.values()) {
+      try {
+        await this.seeder.seed({ infoHash: b.ih, torrent: await readTorrent(this.opts.root, b.ih), dir: bundleDir(this.opts.root, b.ih) });
+      } catch (err) {
+        this.log.error({ err, infoHash: b.ih }, 'bundle files missing or unreadable; rebuilding it from the index');
+        await this.enqueue(() => this.replace([b], b.level, b.periodStart, b.periodEnd));
+      }
+    }
+    for (const { value } of this.store.pending.getRange()) this.pendingBytes += value;
+    if (opts.schedule !== false) this.schedule();
+    this.log.info({ active: this.active.size }, 'bundles seeded from disk');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.windowTimer) clearTimeout(this.windowTimer);
+    if (this.rewriteTimer) clearInterval(this.rewriteTimer);
+    if (this.sizeTimer) clearInterval(this.sizeTimer);
+    await this.chain.catch(() => {});
+  }
+
+  /** Ingest tells the bundler how many bytes it indexed (for the size cut). */
+  noteIndexed(bytes: number): void {
+    this.pendingBytes += bytes;
+    if (this.pendingBytes >= this.opts.windowMaxBytes && !this.sizeCutQueued && !this.stopped) {
+      this.sizeCutQueued = true;
+      void this.enqueue(async () => {
+        this.sizeCutQueued = false;
+        const [s, e] = periodOf(0, this.now(), this.opts.windowMs);
+        await this.cut(s, e);
+      });
+    }
+  }
+
+  /** Cuts the window that just ended, then compacts. Public for tests and the demo. */
+  closeWindow(at = this.now()): Promise<BundleRecord[]> {
+    const [s, e] = periodOf(0, at - 1, this.opts.windowMs);
+    return this.enqueue(async () => {
+      const made = await this.cut(s, e);
+      await this.compact();
+      return made;
+    });
+  }
+
+  /** Rewrites every bundle holding removed events. Public for tests. */
+  rewriteRemovals(): Promise<number> {
+    return this.enqueue(() => this.doRewrites());
+  }
+
+  compactNow(): Promise<number> {
+    return this.enqueue(() => this.compact());
+  }
+
+  private enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(op, op);
+    this.chain = run.catch((err) => this.log.error({ err }, 'bundler operation failed'));
+    return run;
+  }
+
+  private schedule(): void {
+    const armWindow = () => {
+      const now = this.now();
+      const next = periodOf(0, now, this.opts.windowMs)[1];
+      this.windowTimer = setTimeout(() => {
+        if (this.stopped) return;
+        void this.closeWindow(next).catch(() => {});
+        armWindow();
+      }, next - now + 5);
+      this.windowTimer.unref();
+    };
+    armWindow();
+    this.rewriteTimer = setInterval(() => void this.rewriteRemovals().catch(() => {}), this.opts.rewriteIntervalMs);
+    this.rewriteTimer.unref();
+  }
+
+  /** Level 0: everything pending (up to windowMaxBytes per bundle) into window bundles. */
+  private async cut(periodStart: number, periodEnd: number): Promise<BundleRecord[]> {
+    const made: BundleRecord[] = [];
+    for (;;) {
+      const byAuthor = new Map<string, (EventRef & { json: string })[]>();
+      let bytes = 0;
+      for (const { key: id, value } of this.store.pending.getRange()) {
+        if (bytes > 0 && bytes + value > this.opts.windowMaxBytes) break;
+        const rec = this.store.events.get(id);
+        if (!rec) continue;
+        bytes += value;
+        let list = byAuthor.get(rec.p);
+        if (!list) byAuthor.set(rec.p, (list = []));
+        list.push({ id, c: rec.c, json: rec.j });
+      }
+      if (byAuthor.size === 0) break;
+      const authors = [...byAuthor.keys()].sort();
+      for (const list of byAuthor.values()) list.sort(byTimeThenId);
+      const built = await buildBundle(
+        this.opts.root,
+        authors.map((pubkey) => ({ pubkey, lines: byAuthor.get(pubkey)!.map((r) => ({ json: r.json, createdAt: r.c })) })),
+      );
+      if (!built) break;
+      const record = this.recordFor(built, 0, periodStart, periodEnd);
+      await this.store.root.transaction(() => {
+        for (const [pubkey, list] of byAuthor) {
+          for (const r of list) {
+            if (this.store.pending.doesExist(r.id) && this.store.events.doesExist(r.id)) {
+              this.store.pending.remove(r.id);
+              this.store.eventLoc.put(r.id, built.infoHash);
+              this.store.bundleEvents.put([built.infoHash, pubkey, r.c, r.id], null);
+            } else {
+              // Removed from the index while the bundle was being written.
+              this.store.removals.put([built.infoHash, r.id], { r: 'removed-while-bundling', p: pubkey });
+            }
+          }
+        }
+        this.putBundle(record, built);
+      });
+      this.pendingBytes = Math.max(0, this.pendingBytes - bytes);
+      await this.activate([record], built ? [built] : []);
+      made.push(record);
+      this.emit('authors', authors);
+      if (bytes < this.opts.windowMaxBytes) break;
+    }
+    if (made.length === 0) this.pendingBytes = 0;
+    return made;
+  }
+
+  /** Merges finished periods upward and keeps the active count under the bound. */
+  private async compact(): Promise<number> {
+    let merges = 0;
+    const now = this.now();
+    for (let level = 0; level < TOP_LEVEL; level++) {
+      for (const [parentStart, group] of this.groupsAt(level)) {
+        const [, parentEnd] = periodOf(level + 1, parentStart, this.opts.windowMs);
+        if (parentEnd > now) continue;
+        await this.replace(group, level + 1, parentStart, parentEnd);
+        merges++;
+      }
+    }
+    // Over the bound (tiny windows, huge bursts): merge the lowest level's groups early.
+    for (let level = 0; level < TOP_LEVEL && this.active.size > this.opts.maxActiveTorrents; level++) {
+      for (const [parentStart, group] of this.groupsAt(level)) {
+        if (group.length < 2 || this.active.size <= this.opts.maxActiveTorrents) continue;
+        const [, parentEnd] = periodOf(level + 1, parentStart, this.opts.windowMs);
+        this.log.warn({ active: this.active.size, max: this.opts.maxActiveTorrents, level }, 'active torrents over the bound: merging early');
+        await this.replace(group, level + 1, parentStart, parentEnd);
+        merges++;
+      }
+    }
+    return merges;
+  }
+
+  private groupsAt(level: number): Map<number, BundleRecord[]> {
+    const groups = new Map<number, BundleRecord[]>();
+    for (const b of this.active.values()) {
+      if (b.level !== level) continue;
+      const [parentStart] = periodOf(level + 1, b.periodStart, this.opts.windowMs);
+      let g = groups.get(parentStart);
+      if (!g) groups.set(parentStart, (g = []));
+      g.push(b);
+    }
+    return groups;
+  }
+
+  private async doRewrites(): Promise<number> {
+    const affected = new Set<string>();
+    for (const key of this.store.removals.getKeys()) affected.add(key[0]);
+    let n = 0;
+    for (const ih of affected) {
+      const b = this.active.get(ih);
+      if (!b) {
+        // Retired meanwhile: its removals are moot.
+        await this.store.root.transaction(() => {
+          for (const key of this.store.removals.getKeys({ start: [ih], end: [ih, '\uffff'] })) this.store.removals.remove(key);
+        });
+        continue;
+      }
+      await this.replace([b], b.level, b.periodStart, b.periodEnd);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Replaces `sources` by new bundle(s) at `level` holding their current events (merge,
+   * rewrite or relabel), then retires the sources.
+   */
+  private async replace(sources: BundleRecord[], level: number, periodStart: number, periodEnd: number): Promise<BundleRecord[]> {
+    const hasRemovals = sources.some((s) => {
+      for (const _ of this.store.removals.getKeys({ start: [s.ih], end: [s.ih, '\uffff'], limit: 1 })) return true;
+      return false;
+    });
+    if (sources.length === 1 && !hasRemovals) {
+      // Same content, new period: keep the torrent, only relabel it.
+      const s = sources[0]!;
+      if (s.level !== level || s.periodEnd !== periodEnd) await this.relabel(s, level, periodStart, periodEnd);
+      return [s];
+    }
+    const removalsAtStart = new Set<string>();
+    const authorBytes = new Map<string, number>();
+    for (const s of sources) {
+      for (const key of this.store.removals.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })) removalsAtStart.add(`${key[0]}:${key[1]}`);
+      for (const { key, value } of this.store.bundleAuthors.getRange({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+        authorBytes.set(key[1], (authorBytes.get(key[1]) ?? 0) + value.bytes);
+      }
+    }
+    const parts = partition([...authorBytes.keys()].sort(), authorBytes, this.opts.maxBundleBytes);
+    const built: BuiltBundle[] = [];
+    const partOf = new Map<string, BuiltBundle>();
+    for (const authors of parts) {
+      const b = await buildBundle(this.opts.root, this.linesOf(sources, authors));
+      if (!b) continue;
+      built.push(b);
+      for (const f of b.files) partOf.set(f.pubkey, b);
+    }
+    const records = built.map((b) => this.recordFor(b, level, periodStart, periodEnd));
+    await this.store.root.transaction(() => {
+      for (const s of sources) {
+        for (const key of this.store.bundleEvents.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+          const [, pubkey, c, id] = key;
+          this.store.bundleEvents.remove(key);
+          const target = partOf.get(pubkey);
+          if (!target) continue; // cannot happen: every listed author was written
+          this.store.bundleEvents.put([target.infoHash, pubkey, c, id], null);
+          this.store.eventLoc.put(id, target.infoHash);
+        }
+        for (const { key, value } of this.store.removals.getRange({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+          this.store.removals.remove(key);
+          // Removed after we started reading: the new bundle still holds it.
+          const target = partOf.get(value.p);
+          if (!removalsAtStart.has(`${key[0]}:${key[1]}`) && target) this.store.removals.put([target.infoHash, key[1]], value);
+        }
+        this.retireRecord(s, records.map((r) => r.ih));
+      }
+      records.forEach((r, i) => this.putBundle(r, built[i]!));
+    });
+    for (const s of sources) this.active.delete(s.ih);
+    await this.activate(records, built);
+    await this.dropFiles(sources);
+    this.emit('authors', [...authorBytes.keys()]);
+    this.log.info(
+      { level, from: sources.map((s) => s.ih), to: records.map((r) => r.ih), events: records.reduce((n, r) => n + r.events, 0) },
+      sources.length === 1 ? 'bundle rewritten' : 'bundles merged',
+    );
+    return records;
+  }
+
+  private *linesOf(sources: BundleRecord[], authors: string[]): Iterable<AuthorLines> {
+    for (const pubkey of authors) {
+      const refs: EventRef[] = [];
+      for (const s of sources) {
+        for (const key of this.store.bundleEvents.getKeys({ start: [s.ih, pubkey], end: [s.ih, pubkey, Number.MAX_SAFE_INTEGER] })) {
+          refs.push({ id: key[3], c: key[2] });
+        }
+      }
+      refs.sort(byTimeThenId);
+      const store = this.store;
+      yield {
+        pubkey,
+        lines: (function* () {
+          for (const r of refs) {
+            const rec = store.events.get(r.id);
+            if (rec) yield { json: rec.j, createdAt: r.c };
+          }
+        })(),
+      };
+    }
+  }
+
+  private async relabel(s: BundleRecord, level: number, periodStart: number, periodEnd: number): Promise<void> {
+    const updated: BundleRecord = { ...s, level, periodStart, periodEnd };
+    await this.store.root.transaction(() => {
+      for (const key of this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+        this.store.authorBundles.remove([key[1], s.periodEnd, s.ih]);
+        this.store.authorBundles.put([key[1], periodEnd, s.ih], null);
+      }
+      this.store.bundles.put(s.ih, updated);
+    });
+    this.active.set(s.ih, updated);
+  }
+
+  private recordFor(b: BuiltBundle, level: number, periodStart: number, periodEnd: number): BundleRecord {
+    return {
+      ih: b.infoHash,
+      name: b.name,
+      level,
+      periodStart,
+      periodEnd,
+      createdAt: this.now(),
+      bytes: b.bytes,
+      events: b.events,
+      authors: b.files.length,
+      pieceLength: b.pieceLength,
+      state: 'active',
+    };
+  }
+
+  /** Inside a transaction: the bundle's record and per-author rows. */
+  private putBundle(r: BundleRecord, b: BuiltBundle): void {
+    for (const f of b.files) {
+      this.store.bundleAuthors.put([r.ih, f.pubkey], { n: f.events, bytes: f.length });
+      this.store.authorBundles.put([f.pubkey, r.periodEnd, r.ih], null);
+    }
+    this.store.bundles.put(r.ih, r);
+  }
+
+  /** Inside a transaction. */
+  private retireRecord(s: BundleRecord, replacedBy: string[]): void {
+    for (const key of this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+      this.store.bundleAuthors.remove(key);
+      this.store.authorBundles.remove([key[1], s.periodEnd, s.ih]);
+    }
+    this.store.bundles.put(s.ih, { ...s, state: 'retired', replacedBy, retiredAt: this.now() });
+  }
+
+  private async activate(records: BundleRecord[], built: BuiltBundle[]): Promise<void> {
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      this.active.set(r.ih, r);
+      const b = built[i]!;
+      await this.seeder.seed({ infoHash: b.infoHash, torrent: b.torrent, dir: b.dir });
+      this.emit('bundle', r);
+    }
+  }
+
+  private async dropFiles(sources: BundleRecord[]): Promise<void> {
+    for (const s of sources) {
+      if (this.active.has(s.ih)) continue;
+      await this.seeder.unseed(s.ih).catch((err) => this.log.warn({ err, infoHash: s.ih }, 'unseed failed'));
+      await rm(bundleDir(this.opts.root, s.ih), { recursive: true, force: true });
+      await rm(torrentPathOf(this.opts.root, s.ih), { force: true });
+      this.emit('retired', s.ih);
+    }
+  }
+
+  /** Files left by a crash between writing a bundle and committing it, or by a retirement. */
+  private async removeStrayFiles(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.opts.root);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const ih = name.replace(/\.torrent$/, '');
+      if (name.startsWith('.tmp-') || (/^[0-9a-f]{40}$/.test(ih) && !this.active.has(ih))) {
+        await rm(join(this.opts.root, name), { recursive: true, force: true });
+      }
+    }
+  }
+}
+
+function byTimeThenId(a: EventRef, b: EventRef): number {
+  return a.c - b.c || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** Splits sorted authors into consecutive parts of at most maxBytes (an author is never split). */
+function partition(authors: string[], bytes: Map<string, number>, maxBytes: number): string[][] {
+  const parts: string[][] = [];
+  let cur: string[] = [];
+  let size = 0;
+  for (const a of authors) {
+    const b = bytes.get(a) ?? 0;
+    if (cur.length > 0 && size + b > maxBytes) {
+      parts.push(cur);
+      cur = [];
+      size = 0;
+    }
+    cur.push(a);
+    size += b;
+  }
+  if (cur.length > 0) parts.push(cur);
+  return parts;
+}
