@@ -21,18 +21,26 @@ export interface BenchArgs {
   quick: boolean;
   /** --n=COUNT overrides the event count. */
   n: number | null;
+  /** --only=a,b: run only these parts (plugin bench: up, down, stalled; ingest bench: inproc, socket). */
+  only: string[] | null;
+  /** --toml=TEXT: extra TOML appended to every generated config (to compare settings). */
+  extraToml: string;
 }
 
 export function parseArgs(argv: string[] = process.argv.slice(2)): BenchArgs {
-  const out: BenchArgs = { quick: false, n: null };
+  const out: BenchArgs = { quick: false, n: null, only: null, extraToml: '' };
   for (const a of argv) {
     if (a === '--quick') out.quick = true;
     else if (a.startsWith('--n=')) {
       const n = Number(a.slice(4));
       if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`bad ${a}`);
       out.n = n;
+    } else if (a.startsWith('--only=')) {
+      out.only = a.slice(7).split(',').filter(Boolean);
+    } else if (a.startsWith('--toml=')) {
+      out.extraToml += a.slice(7).replace(/\\n/g, '\n') + '\n';
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: node <bench>.js [--quick] [--n=COUNT]\n');
+      process.stdout.write('usage: node <bench>.js [--quick] [--n=COUNT] [--only=PART,...] [--toml=\'[section]\\nkey = value\']\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }

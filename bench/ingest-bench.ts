@@ -5,7 +5,7 @@
 // Baseline measured in the same run: the raw rate of JSON.parse over the same lines.
 // Goal: >= 20,000 events/s on this 2-core machine. Prints figures; never asserts timings.
 //
-//   node dist/bench/ingest-bench.js [--quick] [--n=COUNT]
+//   node dist/bench/ingest-bench.js [--quick] [--n=COUNT] [--only=inproc,socket] [--toml='[ingest]\nbatchMaxEvents = 500']
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { loadConfig } from '../sidecar/config.js';
@@ -115,12 +115,14 @@ interface IngestRun {
   batches: number;
   maxBatchMs: number;
   status: StatusDoc | null;
+  /** Commit rate over each successive segment (up to ten) of the lines (in process only). */
+  deciles: number[];
 }
 
-async function ingestInProcess(w: Workload, maxMs: number): Promise<IngestRun> {
+async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): Promise<IngestRun> {
   const dir = makeTempDir('nostr-bt-ingest-bench-inproc-');
   const dataDir = join(dir, 'data');
-  const cfgPath = writeConfig(dir, dataDir);
+  const cfgPath = writeConfig(dir, dataDir, extraToml);
   const config = loadConfig({ configPath: cfgPath, env: {} });
   const sidecar = new Sidecar(config, createLogger('ingest-bench', 'silent'), { statusHttp: false });
   let stopped = false;
@@ -138,16 +140,28 @@ async function ingestInProcess(w: Workload, maxMs: number): Promise<IngestRun> {
     let batches = 0;
     let maxBatchMs = 0;
     let lastBatchAt = 0;
-    ing.on('batch', () => {
+    // Segments of at least 4 batches (two are committed in parallel), at most 10.
+    const segments = Math.min(10, Math.max(1, Math.floor(w.lines.length / (config.ingest.batchMaxEvents * 4))));
+    const tenth = Math.max(1, Math.floor(w.lines.length / segments));
+    const deciles: number[] = [];
+    let decileStart = 0;
+    let decileCount = 0;
+    ing.on('batch', (report: { lines: number }) => {
       batches++;
       const now = performance.now();
       if (lastBatchAt) maxBatchMs = Math.max(maxBatchMs, now - lastBatchAt);
       lastBatchAt = now;
+      decileCount += report.lines;
+      if (decileCount >= tenth && deciles.length < segments) {
+        deciles.push(decileCount / ((now - decileStart) / 1000));
+        decileStart = now;
+        decileCount = 0;
+      }
     });
     let saturatedWaits = 0;
     let timedOut = false;
     const t0 = performance.now();
-    lastBatchAt = t0;
+    lastBatchAt = decileStart = t0;
     const deadline = t0 + maxMs;
     let i = 0;
     for (; i < w.lines.length; i++) {
@@ -178,16 +192,16 @@ async function ingestInProcess(w: Workload, maxMs: number): Promise<IngestRun> {
     await Promise.race([ing.idle(), sleep(Math.max(30_000, maxMs))]);
     const seconds = (performance.now() - t0) / 1000;
     const status = sidecar.status() as unknown as StatusDoc;
-    return { events: submitted, seconds, rate: submitted / seconds, committed, timedOut, saturatedWaits, batches, maxBatchMs, status };
+    return { events: submitted, seconds, rate: submitted / seconds, committed, timedOut, saturatedWaits, batches, maxBatchMs, status, deciles };
   } finally {
     await stop();
   }
 }
 
-async function ingestOverSocket(w: Workload, maxMs: number): Promise<IngestRun & { ackLines: number; stalls: number }> {
+async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): Promise<IngestRun & { ackLines: number; stalls: number }> {
   const dir = makeTempDir('nostr-bt-ingest-bench-socket-');
   const dataDir = join(dir, 'data');
-  const cfgPath = writeConfig(dir, dataDir);
+  const cfgPath = writeConfig(dir, dataDir, extraToml);
   const socketPath = join(dataDir, 'ingest.sock');
   const sc = await startSidecarChild(cfgPath, dataDir, socketPath);
   try {
@@ -274,7 +288,7 @@ async function ingestOverSocket(w: Workload, maxMs: number): Promise<IngestRun &
     }
     const st = await sc.stop();
     if (!st.graceful || st.code !== 0) log(`  sidecar stop: code=${st.code} signal=${st.signal} graceful=${st.graceful}; stderr: ${sc.stderrTail()}`);
-    return { events: sent, seconds, rate: acked / seconds, committed: acked, timedOut: timedOut || acked < sent, saturatedWaits: stalls, batches: ackLines, maxBatchMs: longestAckGapMs, status, ackLines, stalls };
+    return { events: sent, seconds, rate: acked / seconds, committed: acked, timedOut: timedOut || acked < sent, saturatedWaits: stalls, batches: ackLines, maxBatchMs: longestAckGapMs, status, deciles: [], ackLines, stalls };
   } finally {
     await sc.stop();
   }
@@ -328,44 +342,55 @@ async function main(): Promise<void> {
   );
   log(`info: parse+validate+canonical+classify (CPU only, no LMDB) ${fmt(cpu.rate)} lines/s (best of ${cpu.passes})`);
 
-  // 1. In process.
-  const inproc = await ingestInProcess(w, maxMs);
-  log(
-    `ingest in process:            ${fmt(inproc.rate).padStart(9)} events/s (${inproc.events} lines in ${fmt(inproc.seconds, 2)} s; ` +
-      `${inproc.batches} batches, longest gap between commits ${fmt(inproc.maxBatchMs)} ms; paused on 'saturated' ${inproc.saturatedWaits}x)` +
-      (inproc.timedOut ? ' [time cap hit]' : ''),
-  );
-  log(`  ${describeStatus(inproc.status)}`);
-  log(`  committed callbacks: ${inproc.committed}/${inproc.events}; ${expectNote(inproc, w, N)}`);
-
-  // 2. Over the Unix socket, sidecar in a child process.
-  let sock: Awaited<ReturnType<typeof ingestOverSocket>> | null = null;
-  if (!args.quick && Date.now() - tStart > 120_000) {
-    log('socket run skipped: time budget');
-  } else {
-    sock = await ingestOverSocket(w, maxMs);
-    log(
-      `ingest over the Unix socket:  ${fmt(sock.rate).padStart(9)} events/s (${sock.committed}/${sock.events} lines acked in ${fmt(sock.seconds, 2)} s; ` +
-        `${sock.ackLines} ack lines, longest gap between acks ${fmt(sock.maxBatchMs)} ms; client waited for 'drain' ${sock.stalls}x)` +
-        (sock.timedOut ? ' [time cap hit or acks missing]' : ''),
-    );
-    log(`  ${describeStatus(sock.status)}`);
-    log(`  ${expectNote(sock, w, N)}`);
-  }
-
+  const want = (part: string) => !args.only || args.only.includes(part);
+  if (!want('inproc') && !want('socket')) throw new Error('--only: no such part (inproc, socket)');
   const figures: Figure[] = [
     figure('JSON.parse of the same lines (baseline)', raw.rate, 'lines/s'),
     figure('parse+validate+canonical+classify, no LMDB (info)', cpu.rate, 'lines/s', raw.rate),
-    figure('ingest in process: events/s', inproc.rate, 'events/s', raw.rate, `>= ${GOAL} events/s`),
   ];
-  if (inproc.status) figures.push(figure('ingest in process: lines received by the index', inproc.status.events.received, 'lines', inproc.events, `== ${inproc.events}`));
-  if (sock) {
-    figures.push(figure('ingest over Unix socket (child sidecar): events/s', sock.rate, 'events/s', raw.rate, `>= ${GOAL} events/s`));
-    figures.push(figure('ingest over Unix socket: lines acked', sock.committed, 'lines', sock.events, `== ${sock.events}`));
+  const summary: string[] = [];
+
+  // 1. In process.
+  if (want('inproc')) {
+    const inproc = await ingestInProcess(w, maxMs, args.extraToml);
+    log(
+      `ingest in process:            ${fmt(inproc.rate).padStart(9)} events/s (${inproc.events} lines in ${fmt(inproc.seconds, 2)} s; ` +
+        `${inproc.batches} batches, longest gap between commits ${fmt(inproc.maxBatchMs)} ms; paused on 'saturated' ${inproc.saturatedWaits}x)` +
+        (inproc.timedOut ? ' [time cap hit]' : ''),
+    );
+    log(`  rate per ${inproc.deciles.length === 10 ? 'tenth' : `1/${inproc.deciles.length}`} of the run (index growing): ${inproc.deciles.map((r) => fmt(r)).join(', ')} events/s`);
+    log(`  ${describeStatus(inproc.status)}`);
+    log(`  committed callbacks: ${inproc.committed}/${inproc.events}; ${expectNote(inproc, w, N)}`);
+    figures.push(figure('ingest in process: events/s', inproc.rate, 'events/s', raw.rate, `>= ${GOAL} events/s`));
+    if (inproc.deciles.length >= 2) {
+      const k = inproc.deciles.length;
+      figures.push(figure(`ingest in process: events/s, first 1/${k} of the run (small index)`, inproc.deciles[0]!, 'events/s', raw.rate, `>= ${GOAL} events/s`));
+      figures.push(figure(`ingest in process: events/s, last 1/${k} of the run (full index)`, inproc.deciles[k - 1]!, 'events/s', raw.rate, `>= ${GOAL} events/s`));
+    }
+    if (inproc.status) figures.push(figure('ingest in process: lines received by the index', inproc.status.events.received, 'lines', inproc.events, `== ${inproc.events}`));
+    summary.push(`in process ${fmt(inproc.rate)} events/s (${inproc.rate >= GOAL ? 'meets' : 'MISSES'} >= ${fmt(GOAL)}/s; ${fmt(inproc.rate / raw.rate, 3)}x raw JSON.parse)`);
+  }
+
+  // 2. Over the Unix socket, sidecar in a child process.
+  if (want('socket')) {
+    if (!args.quick && Date.now() - tStart > 100_000) {
+      log('socket run skipped: time budget');
+    } else {
+      const sock = await ingestOverSocket(w, maxMs, args.extraToml);
+      log(
+        `ingest over the Unix socket:  ${fmt(sock.rate).padStart(9)} events/s (${sock.committed}/${sock.events} lines acked in ${fmt(sock.seconds, 2)} s; ` +
+          `${sock.ackLines} ack lines, longest gap between acks ${fmt(sock.maxBatchMs)} ms; client waited for 'drain' ${sock.stalls}x)` +
+          (sock.timedOut ? ' [time cap hit or acks missing]' : ''),
+      );
+      log(`  ${describeStatus(sock.status)}`);
+      log(`  ${expectNote(sock, w, N)}`);
+      figures.push(figure('ingest over Unix socket (child sidecar): events/s', sock.rate, 'events/s', raw.rate, `>= ${GOAL} events/s`));
+      figures.push(figure('ingest over Unix socket: lines acked', sock.committed, 'lines', sock.events, `== ${sock.events}`));
+      summary.push(`over the socket ${fmt(sock.rate)} events/s (${sock.rate >= GOAL ? 'meets' : 'MISSES'} >= ${fmt(GOAL)}/s)`);
+    }
   }
   log('');
-  log(`summary: in process ${fmt(inproc.rate)} events/s (${inproc.rate >= GOAL ? 'meets' : 'MISSES'} >= ${fmt(GOAL)}/s; ${fmt(inproc.rate / raw.rate, 3)}x raw JSON.parse)` +
-    (sock ? `; over the socket ${fmt(sock.rate)} events/s (${sock.rate >= GOAL ? 'meets' : 'MISSES'} >= ${fmt(GOAL)}/s)` : ''));
+  log(`summary: ${summary.join('; ')}`);
   log(`total time ${fmt((Date.now() - tStart) / 1000, 1)} s`);
   printFigures('ingest', figures, { mode: args.quick ? 'quick' : 'full', n: N });
 }

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { buildBundle, bundleDir, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
 import type { BundleRecord, Store } from './store.js';
+import type { BundleSummary } from './status.js';
 
 export interface Seeder {
   /** Starts seeding a bundle whose files are complete on disk. */
@@ -30,6 +31,7 @@ export interface BundlerOptions {
 }
 
 export const TOP_LEVEL = 4;
+export const LEVEL_NAMES = ['window', 'hour', 'day', 'month', 'year'];
 
 /** [start, end) in UTC ms of the level's period containing t. */
 export function periodOf(level: number, t: number, windowMs: number): [number, number] {
@@ -85,6 +87,22 @@ export class Bundler extends EventEmitter {
 
   activeBundles(): BundleRecord[] {
     return [...this.active.values()];
+  }
+
+  summary(): BundleSummary {
+    const byLevel: Record<string, number> = {};
+    let bytes = 0;
+    let events = 0;
+    let newest: BundleRecord | null = null;
+    for (const b of this.active.values()) {
+      byLevel[LEVEL_NAMES[b.level] ?? String(b.level)] = (byLevel[LEVEL_NAMES[b.level] ?? String(b.level)] ?? 0) + 1;
+      bytes += b.bytes;
+      events += b.events;
+      if (!newest || b.periodEnd > newest.periodEnd || (b.periodEnd === newest.periodEnd && b.createdAt > newest.createdAt)) newest = b;
+    }
+    const rewrites = new Set<string>();
+    for (const key of this.store.removals.getKeys()) rewrites.add(key[0]);
+    return { active: this.active.size, byLevel, bytes, events, pendingRewrites: rewrites.size, newest: newest?.ih ?? null };
   }
 
   /** Loads active bundles, seeds them from disk, and starts the schedule. */

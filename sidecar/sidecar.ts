@@ -6,6 +6,9 @@ import { writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import type DHT from 'bittorrent-dht';
+import { Bundler } from './bundler.js';
+import { startDhtNode, stopDhtNode } from './dht-node.js';
 import { Ingestor } from './ingest.js';
 import { IngestServer } from './ingest-server.js';
 import { initSignatureCheck } from './nostr-event.js';
@@ -13,12 +16,17 @@ import { Quarantine } from './quarantine.js';
 import { SpoolDrainer } from './spool-drain.js';
 import { statusFromStore, type Status } from './status.js';
 import { Store } from './store.js';
+import { WebTorrentSeeder } from './seeder.js';
 
 export interface SidecarOptions {
   /** Test hook: the clock used by the content policy (unix seconds). */
   nowSec?: () => number;
   /** Serve /status over HTTP (default true). */
   statusHttp?: boolean;
+  /** Test hook: the bundler's wall clock (ms). */
+  nowMs?: () => number;
+  /** Cut windows and compact on timers (default true; tests may drive the bundler by hand). */
+  bundleSchedule?: boolean;
 }
 
 export class Sidecar {
@@ -27,6 +35,9 @@ export class Sidecar {
   readonly quarantine: Quarantine;
   readonly drainer: SpoolDrainer;
   readonly server: IngestServer;
+  dht: DHT | null = null;
+  seeder: WebTorrentSeeder | null = null;
+  bundler: Bundler | null = null;
   private http: Server | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
@@ -51,6 +62,25 @@ export class Sidecar {
 
   async start(): Promise<void> {
     await initSignatureCheck();
+    if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log);
+    this.seeder = await WebTorrentSeeder.start(this.config.bittorrent, this.dht, this.log);
+    const b = this.config.bundle;
+    this.bundler = new Bundler(
+      this.store,
+      this.seeder,
+      {
+        root: b.dir,
+        windowMs: b.windowSeconds * 1000,
+        windowMaxBytes: b.windowMaxBytes,
+        maxBundleBytes: b.maxBundleBytes,
+        maxActiveTorrents: b.maxActiveTorrents,
+        rewriteIntervalMs: b.rewriteIntervalSeconds * 1000,
+      },
+      this.log,
+      this.opts.nowMs,
+    );
+    await this.bundler.start({ schedule: this.opts.bundleSchedule });
+    this.ingestor.on('batch', (r: { indexedBytes: number }) => this.bundler?.noteIndexed(r.indexedBytes));
     await this.server.listen();
     this.drainer.start();
     if (this.config.policy.dropExpired) {
@@ -58,8 +88,20 @@ export class Sidecar {
       this.expiryTimer.unref();
     }
     if (this.opts.statusHttp !== false) await this.startHttp();
-    await writeFile(this.runtimeFile, JSON.stringify({ pid: process.pid, status: this.statusAddress, socket: this.config.socket.path }) + '\n');
-    this.log.info({ socket: this.config.socket.path, dataDir: this.config.dataDir, status: this.config.status.listen }, 'sidecar ready');
+    await writeFile(
+      this.runtimeFile,
+      JSON.stringify({
+        pid: process.pid,
+        status: this.statusAddress,
+        socket: this.config.socket.path,
+        torrentPort: this.seeder.port,
+        dhtPort: this.dht?.address().port ?? null,
+      }) + '\n',
+    );
+    this.log.info(
+      { socket: this.config.socket.path, dataDir: this.config.dataDir, status: this.statusAddress, torrentPort: this.seeder.port, dhtPort: this.dht?.address().port },
+      'sidecar ready',
+    );
   }
 
   /** host:port the status endpoint listens on (resolved when the config says port 0). */
@@ -77,6 +119,9 @@ export class Sidecar {
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       spool: { ...this.drainer.depth, drainedFiles: this.drainer.stats.filesDrained, drainedLines: this.drainer.stats.linesDrained },
       ingest: { backlog: this.ingestor.backlog, connections: this.server.connections, error: this.ingestor.lastError },
+      bundles: this.bundler ? this.bundler.summary() : undefined,
+      seeding: this.seeder ? { ...this.seeder.stats(), port: this.seeder.port } : undefined,
+      dht: this.dht ? { nodes: this.dht.nodes.count(), ready: this.dht.ready } : undefined,
     });
   }
 
@@ -99,6 +144,9 @@ export class Sidecar {
     await this.drainer.stop();
     await this.ingestor.idle();
     this.ingestor.stop();
+    await this.bundler?.stop();
+    await this.seeder?.stop();
+    if (this.dht) await stopDhtNode(this.dht);
     await this.quarantine.flush();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
     await unlink(this.runtimeFile).catch(() => {});

@@ -15,6 +15,18 @@ export interface Status {
   invalid: Counters;
   spool: SpoolDepth & { drainedFiles?: number; drainedLines?: number };
   ingest?: { backlog: number; connections: number; error: string | null };
+  bundles?: BundleSummary;
+  seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number };
+  dht?: { nodes: number; ready: boolean };
+}
+
+export interface BundleSummary {
+  active: number;
+  byLevel: Record<string, number>;
+  bytes: number;
+  events: number;
+  pendingRewrites: number;
+  newest: string | null;
 }
 
 function group(counts: Counters, prefix: string): Counters {
@@ -23,7 +35,10 @@ function group(counts: Counters, prefix: string): Counters {
   return out;
 }
 
-export function statusFromStore(store: Store, base: Pick<Status, 'sidecar' | 'dataDir' | 'socket' | 'uptimeSec' | 'spool' | 'ingest'>): Status {
+export function statusFromStore(
+  store: Store,
+  base: Pick<Status, 'sidecar' | 'dataDir' | 'socket' | 'uptimeSec' | 'spool' | 'ingest' | 'bundles' | 'seeding' | 'dht'>,
+): Status {
   const c = store.counts();
   return {
     ...base,

@@ -14,11 +14,21 @@ export const SIDECAR_BIN = join(DIST, 'sidecar/main.js');
 export const CLI_BIN = join(DIST, 'scripts/cli.js');
 export const FIXTURES = resolve(DIST, '../../shared/fixtures');
 
-/** A temp dir with a config file; `extra` is merged into the TOML. */
+/** Loopback-only defaults for every test sidecar: free ports, no public DHT bootstrap. */
+export const LOOPBACK_DEFAULTS = {
+  status: { listen: '127.0.0.1:0' },
+  bittorrent: { port: 0 },
+  dht: { port: 0, host: '127.0.0.1', bootstrap: [] as string[] },
+};
+
+/** A temp dir with a config file; `extra` sections are merged over the loopback defaults. */
 export function makeWorkspace(extra: Record<string, unknown> = {}): { dir: string; configPath: string; dataDir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-test-'));
   const dataDir = join(dir, 'data');
-  const config = { dataDir, ...extra, status: { listen: '127.0.0.1:0', ...((extra.status as object) ?? {}) } };
+  const config: Record<string, unknown> = { dataDir, ...extra };
+  for (const [section, defaults] of Object.entries(LOOPBACK_DEFAULTS)) {
+    config[section] = { ...defaults, ...((extra[section] as object) ?? {}) };
+  }
   const configPath = join(dir, 'config.toml');
   writeFileSync(configPath, stringify(config));
   return { dir, configPath, dataDir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };

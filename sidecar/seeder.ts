@@ -1,0 +1,111 @@
+// Seeds bundles with WebTorrent over TCP and uTP, announcing through the sidecar's own DHT node.
+// No trackers, no LSD, no UPnP/NAT-PMP; TCP_NODELAY on every TCP peer socket.
+import WebTorrent, { type Torrent } from 'webtorrent';
+import Peer from 'webtorrent/lib/peer.js';
+import type DHT from 'bittorrent-dht';
+import type { Logger } from 'pino';
+import type { Seeder } from './bundler.js';
+
+let noDelayInstalled = false;
+
+/** WebTorrent never sets TCP_NODELAY; small piece requests then wait on Nagle (~10× slower). */
+function installNoDelay(): void {
+  if (noDelayInstalled) return;
+  noDelayInstalled = true;
+  const onConnect = Peer.prototype.onConnect;
+  Peer.prototype.onConnect = function (this: { conn?: { setNoDelay?: (v: boolean) => void } }) {
+    this.conn?.setNoDelay?.(true);
+    return onConnect.call(this);
+  };
+}
+
+export interface SeederOptions {
+  port: number;
+  utp: boolean;
+  maxConns: number;
+}
+
+export interface SeedStats {
+  torrents: number;
+  peers: number;
+  uploaded: number;
+  downloaded: number;
+}
+
+export class WebTorrentSeeder implements Seeder {
+  readonly client: WebTorrent;
+  /** Bytes uploaded by torrents already removed (so totals only grow). */
+  private uploadedGone = 0;
+
+  private constructor(client: WebTorrent, private readonly log: Logger) {
+    this.client = client;
+  }
+
+  static async start(opts: SeederOptions, dht: DHT | null, log: Logger): Promise<WebTorrentSeeder> {
+    installNoDelay();
+    const client = new WebTorrent({
+      dht: false,
+      tracker: false,
+      lsd: false,
+      utPex: false,
+      natUpnp: false,
+      natPmp: false,
+      webSeeds: false,
+      utp: opts.utp,
+      torrentPort: opts.port,
+      maxConns: opts.maxConns,
+    });
+    // WebTorrent treats a `dht` option as constructor options; give it our node afterwards.
+    if (dht) client.dht = dht;
+    client.on('error', (err: Error) => log.error({ err }, 'torrent client error'));
+    await new Promise<void>((resolve) => (client.listening ? resolve() : client.once('listening', () => resolve())));
+    return new WebTorrentSeeder(client, log);
+  }
+
+  get port(): number {
+    return this.client.address()?.port ?? 0;
+  }
+
+  async seed(b: { infoHash: string; torrent: Buffer; dir: string }): Promise<void> {
+    if (await this.client.get(b.infoHash)) return;
+    await new Promise<void>((resolve, reject) => {
+      // Our own bundles were fsynced before they were recorded: no need to re-hash them.
+      const t = this.client.add(b.torrent, { path: b.dir, skipVerify: true, announce: [] });
+      const onError = (err: Error) => reject(err);
+      t.once('error', onError);
+      t.once('ready', () => {
+        t.removeListener('error', onError);
+        t.on('error', (err: Error) => this.log.error({ err, infoHash: b.infoHash }, 'torrent error'));
+        resolve();
+      });
+    });
+  }
+
+  async unseed(infoHash: string): Promise<void> {
+    const t = await this.client.get(infoHash);
+    if (!t) return;
+    this.uploadedGone += t.uploaded;
+    await new Promise<void>((resolve) => this.client.remove(t, { destroyStore: false }, () => resolve()));
+  }
+
+  async torrent(infoHash: string): Promise<Torrent | null> {
+    return this.client.get(infoHash);
+  }
+
+  stats(): SeedStats {
+    let peers = 0;
+    let uploaded = this.uploadedGone;
+    let downloaded = 0;
+    for (const t of this.client.torrents) {
+      peers += t.numPeers;
+      uploaded += t.uploaded;
+      downloaded += t.downloaded;
+    }
+    return { torrents: this.client.torrents.length, peers, uploaded, downloaded };
+  }
+
+  async stop(): Promise<void> {
+    this.client.dht = null; // the DHT node is shared and stopped by its owner
+    await new Promise<void>((resolve) => this.client.destroy(() => resolve()));
+  }
+}
