@@ -8,6 +8,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 
 /** dist/ (this file is dist/bench/common.js once built). */
 export const DIST_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -54,6 +55,12 @@ const tempDirs = new Set<string>();
 const children = new Set<ChildProcess>();
 const asyncCleanups: (() => Promise<void>)[] = [];
 let hooksInstalled = false;
+let aborted = false;
+
+/** True once SIGINT/SIGTERM arrived: loops should stop (cleanup is already running). */
+export function isAborted(): boolean {
+  return aborted;
+}
 
 function installHooks(): void {
   if (hooksInstalled) return;
@@ -65,6 +72,7 @@ function installHooks(): void {
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
+      aborted = true;
       process.stderr.write(`\n${sig}: cleaning up\n`);
       const t = setTimeout(() => process.exit(130), 10_000);
       t.unref();
@@ -130,6 +138,7 @@ export function runMain(main: () => Promise<void>): void {
     .then(
       () => cleanupAll(),
       async (err) => {
+        if (aborted) return; // interrupted: the signal handler cleans up and exits
         process.stderr.write(`benchmark failed: ${(err as Error)?.stack ?? String(err)}\n`);
         await cleanupAll();
         process.exitCode = 1;
@@ -171,16 +180,37 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-/** Writes a TOML config for one benchmark state and returns its path. */
+/**
+ * Loopback-only settings for every benchmark sidecar (as in test/support/sidecar-process.ts):
+ * free ports, DHT on 127.0.0.1 with no bootstrap nodes, so nothing leaves the machine.
+ */
+export const LOOPBACK_CONFIG: Record<string, Record<string, unknown>> = {
+  status: { listen: '127.0.0.1:0' },
+  bittorrent: { port: 0 },
+  dht: { port: 0, host: '127.0.0.1', bootstrap: [] },
+  log: { level: 'warn' },
+};
+
+/** Writes a TOML config (loopback defaults, then `extraToml` merged over them); returns its path. */
 export function writeConfig(dir: string, dataDir: string, extraToml = ''): string {
   const path = join(dir, 'config.toml');
-  const toml =
-    `dataDir = ${JSON.stringify(dataDir)}\n\n` +
-    `[status]\nlisten = "127.0.0.1:0"\n\n` +
-    `[log]\nlevel = "warn"\n` +
-    (extraToml ? `\n${extraToml}\n` : '');
-  writeFileSync(path, toml);
+  let config: Record<string, unknown> = { dataDir };
+  for (const [k, v] of Object.entries(LOOPBACK_CONFIG)) config[k] = { ...v };
+  if (extraToml.trim()) config = deepMerge(config, parseToml(extraToml) as Record<string, unknown>);
+  writeFileSync(path, stringifyToml(config) + '\n');
   return path;
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+        ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
 }
 
 /** Sorted copy → percentile (nearest rank). */
@@ -273,7 +303,16 @@ export interface SidecarChild {
   exited(): boolean;
   stopSignal(sig: 'SIGSTOP' | 'SIGCONT'): void;
   /** Graceful stop (SIGCONT, SIGTERM, wait), then SIGKILL. Idempotent. */
-  stop(timeoutMs?: number): Promise<{ code: number | null; signal: string | null; graceful: boolean }>;
+  stop(timeoutMs?: number): Promise<StopResult>;
+}
+
+export interface StopResult {
+  code: number | null;
+  signal: string | null;
+  /** Exited by itself after SIGTERM (not SIGKILLed by us). */
+  graceful: boolean;
+  /** From SIGTERM to exit. */
+  ms: number;
 }
 
 export async function startSidecarChild(configPath: string, dataDir: string, socketPath: string, timeoutMs = 20_000): Promise<SidecarChild> {
@@ -300,7 +339,7 @@ export async function startSidecarChild(configPath: string, dataDir: string, soc
   child.once('error', (err) => {
     stderr += `[bench] spawn error: ${err.message}\n`;
   });
-  let stopP: Promise<{ code: number | null; signal: string | null; graceful: boolean }> | null = null;
+  let stopP: Promise<StopResult> | null = null;
   const sc: SidecarChild = {
     child,
     pid: child.pid ?? -1,
@@ -313,7 +352,8 @@ export async function startSidecarChild(configPath: string, dataDir: string, soc
     },
     stop: (ms = 10_000) => {
       stopP ??= (async () => {
-        if (exited) return { ...(await exitP), graceful: true };
+        if (exited) return { ...(await exitP), graceful: true, ms: 0 };
+        const t0 = Date.now();
         try {
           process.kill(child.pid!, 'SIGCONT');
           process.kill(child.pid!, 'SIGTERM');
@@ -321,10 +361,10 @@ export async function startSidecarChild(configPath: string, dataDir: string, soc
           /* gone */
         }
         let r = await withTimeout(exitP, ms, null);
-        if (r !== null) return { ...r, graceful: true };
+        if (r !== null) return { ...r, graceful: true, ms: Date.now() - t0 };
         killHard(child);
         r = await withTimeout(exitP, 5000, { code: null, signal: 'SIGKILL?' });
-        return { ...r, graceful: false };
+        return { ...r, graceful: false, ms: Date.now() - t0 };
       })();
       return stopP;
     },
@@ -378,6 +418,7 @@ export interface StatusDoc {
   invalid: Record<string, number>;
   spool: { files: number; bytes: number; drainedFiles?: number; drainedLines?: number };
   ingest?: { backlog: number; connections: number; error: string | null };
+  bundles?: { active: number; bytes: number; events: number; byLevel?: Record<string, number> };
 }
 
 export function getStatus(addr: string, ms = 2000): Promise<StatusDoc> {
@@ -426,6 +467,7 @@ export function describeStatus(s: StatusDoc | null): string {
   if (Object.keys(s.skippedByPolicy).length) extra.push(`skipped=${JSON.stringify(s.skippedByPolicy)}`);
   if (Object.keys(s.removed).length) extra.push(`removed=${JSON.stringify(s.removed)}`);
   if (s.ingest?.error) extra.push(`ingestError=${s.ingest.error}`);
+  if (s.bundles && s.bundles.active > 0) extra.push(`bundles=${s.bundles.active} (${s.bundles.events} events, ${s.bundles.bytes} B)`);
   return (
     `received=${e.received} indexed=${e.indexed} duplicates=${e.duplicates} stored=${e.stored} ` +
     `spool=${s.spool.files} files/${s.spool.bytes} B drained=${s.spool.drainedFiles ?? 0} files/${s.spool.drainedLines ?? 0} lines` +
@@ -443,4 +485,37 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU time of other processes (Linux /proc), for "CPU µs per event" diagnostics.
+
+/** USER_HZ: 100 on every mainstream Linux build (node cannot ask sysconf). */
+const clkTck = 100;
+
+/** user+system CPU ms of a process (all threads), or null when unreadable. */
+export function procCpuMs(pid: number | undefined | null): number | null {
+  if (!pid || pid <= 0) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / clkTck;
+  } catch {
+    return null;
+  }
+}
+
+/** The process doing the work behind a `/bin/sh -c` wrapper: the wrapper itself if sh exec'd. */
+export function workerPid(shPid: number | undefined): number | null {
+  if (!shPid) return null;
+  try {
+    const comm = readFileSync(`/proc/${shPid}/comm`, 'utf8').trim();
+    if (comm !== 'sh' && comm !== 'dash' && comm !== 'bash') return shPid;
+    const kids = readFileSync(`/proc/${shPid}/task/${shPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return kids.length === 1 ? Number(kids[0]) : shPid;
+  } catch {
+    return null;
+  }
 }

@@ -19,12 +19,14 @@ import {
   describeStatus,
   figure,
   fmt,
+  isAborted,
   log,
   makeTempDir,
   onCleanup,
   parseArgs,
   pollStatus,
   printFigures,
+  procCpuMs,
   prng,
   runMain,
   sleep,
@@ -117,6 +119,10 @@ interface IngestRun {
   status: StatusDoc | null;
   /** Commit rate over each successive segment (up to ten) of the lines (in process only). */
   deciles: number[];
+  /** CPU ms (user+system, all threads) of the process doing the ingest, during the run. */
+  cpuMs: number | null;
+  /** How long the graceful stop took afterwards. */
+  stopMs?: number;
 }
 
 async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): Promise<IngestRun> {
@@ -126,10 +132,13 @@ async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): P
   const config = loadConfig({ configPath: cfgPath, env: {} });
   const sidecar = new Sidecar(config, createLogger('ingest-bench', 'silent'), { statusHttp: false });
   let stopped = false;
+  let stopMs = 0;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    const t = performance.now();
     await sidecar.stop();
+    stopMs = performance.now() - t;
   };
   onCleanup(stop);
   try {
@@ -160,11 +169,13 @@ async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): P
     });
     let saturatedWaits = 0;
     let timedOut = false;
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     lastBatchAt = decileStart = t0;
     const deadline = t0 + maxMs;
     let i = 0;
     for (; i < w.lines.length; i++) {
+      if ((i & 255) === 0 && isAborted()) throw new Error('interrupted');
       ing.submit(w.lines[i]!, sink);
       if (ing.saturated) {
         saturatedWaits++;
@@ -191,19 +202,25 @@ async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): P
     const submitted = i;
     await Promise.race([ing.idle(), sleep(Math.max(30_000, maxMs))]);
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     const status = sidecar.status() as unknown as StatusDoc;
-    return { events: submitted, seconds, rate: submitted / seconds, committed, timedOut, saturatedWaits, batches, maxBatchMs, status, deciles };
+    const run: IngestRun = { events: submitted, seconds, rate: submitted / seconds, committed, timedOut, saturatedWaits, batches, maxBatchMs, status, deciles, cpuMs: (cpu.user + cpu.system) / 1000 };
+    await stop();
+    run.stopMs = stopMs;
+    return run;
   } finally {
     await stop();
   }
 }
 
-async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): Promise<IngestRun & { ackLines: number; stalls: number }> {
+async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): Promise<IngestRun & { ackLines: number; stalls: number; stopNote: string; stopMs: number }> {
   const dir = makeTempDir('nostr-bt-ingest-bench-socket-');
   const dataDir = join(dir, 'data');
   const cfgPath = writeConfig(dir, dataDir, extraToml);
   const socketPath = join(dataDir, 'ingest.sock');
   const sc = await startSidecarChild(cfgPath, dataDir, socketPath);
+  let stopNote = '';
+  let stopMs = 0;
   try {
     const n = w.lines.length;
     const sock = createConnection(socketPath);
@@ -237,12 +254,14 @@ async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): 
     sock.on('error', (err) => (sockError = err));
     let stalls = 0;
     let timedOut = false;
+    const cpu0 = procCpuMs(sc.pid);
     const t0 = performance.now();
     lastAckAt = t0;
     const deadline = t0 + maxMs;
     let sent = 0;
     // Like the plugin: one write per line; wait for 'drain' when the socket pushes back.
     for (; sent < n; sent++) {
+      if ((sent & 255) === 0 && isAborted()) throw new Error('interrupted');
       if (!sock.write(w.lines[sent]! + '\n')) {
         stalls++;
         await new Promise<void>((resolve) => {
@@ -280,18 +299,28 @@ async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): 
       });
     }
     const seconds = (performance.now() - t0) / 1000;
+    const cpu1 = procCpuMs(sc.pid);
     sock.end();
     let status: StatusDoc | null = null;
     if (sc.statusAddr) {
       const r = await pollStatus(sc.statusAddr, (s) => s.events.received >= acked, 10_000);
       status = r.status;
     }
-    const st = await sc.stop();
-    if (!st.graceful || st.code !== 0) log(`  sidecar stop: code=${st.code} signal=${st.signal} graceful=${st.graceful}; stderr: ${sc.stderrTail()}`);
-    return { events: sent, seconds, rate: acked / seconds, committed: acked, timedOut: timedOut || acked < sent, saturatedWaits: stalls, batches: ackLines, maxBatchMs: longestAckGapMs, status, deciles: [], ackLines, stalls };
+    // main.ts gives up on a graceful stop after 15 s; allow a little more before SIGKILL.
+    const st = await sc.stop(20_000);
+    stopNote =
+      `sidecar child stopped ${st.graceful ? 'by itself' : 'by SIGKILL'} ${fmt(st.ms)} ms after SIGTERM (exit code ${st.code}${st.signal ? `, signal ${st.signal}` : ''})` +
+      (st.code !== 0 ? `; stderr: ${sc.stderrTail().trim().split('\n').slice(-3).join(' | ')}` : '');
+    stopMs = st.ms;
+    return { events: sent, seconds, rate: acked / seconds, committed: acked, timedOut: timedOut || acked < sent, saturatedWaits: stalls, batches: ackLines, maxBatchMs: longestAckGapMs, status, deciles: [], cpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, ackLines, stalls, stopNote, stopMs };
   } finally {
     await sc.stop();
   }
+}
+
+function cpuNote(r: IngestRun): string {
+  if (r.cpuMs === null) return 'unknown';
+  return `${fmt((r.cpuMs * 1000) / Math.max(1, r.events), 1)} µs per event, ${fmt((100 * r.cpuMs) / (r.seconds * 1000))}% of one core over the run`;
 }
 
 function expectNote(run: IngestRun, w: Workload, n: number): string {
@@ -358,15 +387,18 @@ async function main(): Promise<void> {
         `${inproc.batches} batches, longest gap between commits ${fmt(inproc.maxBatchMs)} ms; paused on 'saturated' ${inproc.saturatedWaits}x)` +
         (inproc.timedOut ? ' [time cap hit]' : ''),
     );
+    log(`  CPU: ${cpuNote(inproc)}`);
     log(`  rate per ${inproc.deciles.length === 10 ? 'tenth' : `1/${inproc.deciles.length}`} of the run (index growing): ${inproc.deciles.map((r) => fmt(r)).join(', ')} events/s`);
     log(`  ${describeStatus(inproc.status)}`);
     log(`  committed callbacks: ${inproc.committed}/${inproc.events}; ${expectNote(inproc, w, N)}`);
+    log(`  Sidecar.stop() afterwards took ${fmt(inproc.stopMs ?? NaN)} ms`);
     figures.push(figure('ingest in process: events/s', inproc.rate, 'events/s', raw.rate, `>= ${GOAL} events/s`));
     if (inproc.deciles.length >= 2) {
       const k = inproc.deciles.length;
       figures.push(figure(`ingest in process: events/s, first 1/${k} of the run (small index)`, inproc.deciles[0]!, 'events/s', raw.rate, `>= ${GOAL} events/s`));
       figures.push(figure(`ingest in process: events/s, last 1/${k} of the run (full index)`, inproc.deciles[k - 1]!, 'events/s', raw.rate, `>= ${GOAL} events/s`));
     }
+    if (inproc.stopMs !== undefined) figures.push(figure('Sidecar.stop() after the in-process run', inproc.stopMs, 'ms', null, null));
     if (inproc.status) figures.push(figure('ingest in process: lines received by the index', inproc.status.events.received, 'lines', inproc.events, `== ${inproc.events}`));
     summary.push(`in process ${fmt(inproc.rate)} events/s (${inproc.rate >= GOAL ? 'meets' : 'MISSES'} >= ${fmt(GOAL)}/s; ${fmt(inproc.rate / raw.rate, 3)}x raw JSON.parse)`);
   }
@@ -382,10 +414,13 @@ async function main(): Promise<void> {
           `${sock.ackLines} ack lines, longest gap between acks ${fmt(sock.maxBatchMs)} ms; client waited for 'drain' ${sock.stalls}x)` +
           (sock.timedOut ? ' [time cap hit or acks missing]' : ''),
       );
+      log(`  sidecar child CPU: ${cpuNote(sock)}`);
       log(`  ${describeStatus(sock.status)}`);
       log(`  ${expectNote(sock, w, N)}`);
+      log(`  ${sock.stopNote}`);
       figures.push(figure('ingest over Unix socket (child sidecar): events/s', sock.rate, 'events/s', raw.rate, `>= ${GOAL} events/s`));
       figures.push(figure('ingest over Unix socket: lines acked', sock.committed, 'lines', sock.events, `== ${sock.events}`));
+      figures.push(figure('sidecar graceful stop after the socket run', sock.stopMs, 'ms', null, '< 15000 ms (main.ts stop timeout)'));
       summary.push(`over the socket ${fmt(sock.rate)} events/s (${sock.rate >= GOAL ? 'meets' : 'MISSES'} >= ${fmt(GOAL)}/s)`);
     }
   }

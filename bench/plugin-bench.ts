@@ -21,6 +21,7 @@ import {
   dirUsage,
   figure,
   fmt,
+  isAborted,
   log,
   makeTempDir,
   median,
@@ -28,6 +29,8 @@ import {
   parseArgs,
   percentile,
   pollStatus,
+  procCpuMs,
+  workerPid,
   printFigures,
   prng,
   runMain,
@@ -86,6 +89,10 @@ interface RunStats {
   maxUs: number;
   /** events/s of each chunk, in order. */
   chunkRates: number[];
+  /** CPU µs per timed event: the plugin process, this (harness) process, the sidecar child. */
+  pluginCpuUs: number | null;
+  harnessCpuUs: number;
+  sidecarCpuUs: number | null;
   errors: Record<string, number>;
   actions: Record<string, number>;
   restarts: number;
@@ -105,6 +112,10 @@ class Runner {
   private readonly errors: Record<string, number> = {};
   private readonly actions: Record<string, number> = {};
   private closed: Promise<{ exitedByItself: boolean }> | null = null;
+  private pluginPid: number | null = null;
+  private pluginCpuMs: number | null = 0;
+  private harnessCpuMs = 0;
+  private sidecarCpuMs: number | null = 0;
   timedOut = false;
 
   constructor(
@@ -124,6 +135,7 @@ class Runner {
   }
 
   private noteError(err: unknown, prefix: string, limit: number): void {
+    if (isAborted()) throw new Error('interrupted');
     const k = prefix + (err instanceof PluginError ? err.kind : 'other');
     this.errors[k] = (this.errors[k] ?? 0) + 1;
     if (this.errors[k]! > limit) throw new Error(`${this.label}: too many plugin errors (${k}): ${(err as Error).message}; stderr:\n${this.h.stderr.slice(-2000)}`);
@@ -141,7 +153,11 @@ class Runner {
   }
 
   /** Sends lines[from, to) one at a time, like strfry; stops at the deadline. */
-  async chunk(lines: Line[], from: number, to: number, deadline: number): Promise<void> {
+  async chunk(lines: Line[], from: number, to: number, deadline: number, sidecarPid: number | null): Promise<void> {
+    this.pluginPid ??= workerPid(this.h.pid);
+    const p0 = procCpuMs(this.pluginPid);
+    const s0 = procCpuMs(sidecarPid);
+    const h0 = process.cpuUsage();
     const t0 = performance.now();
     let n = 0;
     for (let i = from; i < to; i++) {
@@ -159,6 +175,12 @@ class Runner {
       }
     }
     const ms = performance.now() - t0;
+    const h = process.cpuUsage(h0);
+    const p1 = procCpuMs(this.pluginPid);
+    const s1 = procCpuMs(sidecarPid);
+    this.harnessCpuMs += (h.user + h.system) / 1000;
+    this.pluginCpuMs = p0 === null || p1 === null || this.pluginCpuMs === null ? null : this.pluginCpuMs + (p1 - p0);
+    this.sidecarCpuMs = s0 === null || s1 === null || this.sidecarCpuMs === null ? null : this.sidecarCpuMs + (s1 - s0);
     this.wallMs += ms;
     this.chunkRates.push(n / (ms / 1000));
   }
@@ -176,6 +198,9 @@ class Runner {
       p999Us: percentile(sorted, 99.9) / 1000,
       maxUs: (sorted[sorted.length - 1] ?? NaN) / 1000,
       chunkRates: this.chunkRates,
+      pluginCpuUs: this.pluginCpuMs === null || this.count === 0 ? null : (this.pluginCpuMs * 1000) / this.count,
+      harnessCpuUs: (this.harnessCpuMs * 1000) / Math.max(1, this.count),
+      sidecarCpuUs: this.sidecarCpuMs === null || this.count === 0 ? null : (this.sidecarCpuMs * 1000) / this.count,
       errors: this.errors,
       actions: this.actions,
       restarts: this.h.restarts,
@@ -199,6 +224,9 @@ function describeRun(r: RunStats): string {
   if (r.restarts !== 1) s += ` restarts=${r.restarts}`;
   if (r.warnings) s += ` stdoutWarnings=${r.warnings}`;
   if (!r.closedByItself) s += ' [did not exit by itself on stdin EOF]';
+  s +=
+    `\n${''.padEnd(27)} CPU per event: plugin ${r.pluginCpuUs === null ? '?' : fmt(r.pluginCpuUs, 1)} µs, harness ${fmt(r.harnessCpuUs, 1)} µs` +
+    (r.sidecarCpuUs !== null ? `, sidecar (during these chunks) ${fmt(r.sidecarCpuUs, 1)} µs` : '');
   return s;
 }
 
@@ -316,12 +344,12 @@ async function main(): Promise<void> {
         const from = c * per;
         const to = Math.min(N, from + per);
         const order = c % 2 === 0 ? [bareR, oursR] : [oursR, bareR];
-        for (const r of order) await r.chunk(timed, from, to, deadline);
+        for (const r of order) await r.chunk(timed, from, to, deadline, sc && !sc.exited() ? sc.pid : null);
       }
       if (state === 'stalled') {
         const u = dirUsage(spoolDir, true);
         spoolBytes = u.bytes;
-        notes.push(`spool while the sidecar was stopped: ${u.files} files, ${fmt(u.bytes)} bytes, ${u.lines} lines written so far (${N} timed lines sent)`);
+        notes.push(`spool while the sidecar was stopped: ${u.files} files, ${fmt(u.bytes)} bytes, ${u.lines} lines written so far (${N} timed lines sent) [${u.names.join(', ')}]`);
         sc!.stopSignal('SIGCONT');
         await sleep(200);
       }
@@ -376,6 +404,8 @@ async function main(): Promise<void> {
     figures.push(figure(`sidecar ${s}: p50 latency`, o.p50Us, 'µs', b.p50Us, null));
     figures.push(figure(`sidecar ${s}: p99 latency`, o.p99Us, 'µs', b.p99Us, `<= ${P99_GOAL_US} µs`));
     figures.push(figure(`sidecar ${s}: max latency`, o.maxUs, 'µs', b.maxUs, null));
+    if (o.pluginCpuUs !== null && b.pluginCpuUs !== null) figures.push(figure(`sidecar ${s}: plugin CPU per event`, o.pluginCpuUs, 'µs', b.pluginCpuUs, null));
+    if (s === 'up' && o.sidecarCpuUs !== null) figures.push(figure('sidecar up: sidecar CPU per event (during our chunks)', o.sidecarCpuUs, 'µs', null, null));
     if (r.indexed !== null) figures.push(figure(`sidecar ${s}: events indexed in the end`, r.indexed, 'events', r.expected, `== ${r.expected}`));
     if (s === 'up' && r.spooledLines !== null) figures.push(figure('sidecar up: lines that went through the spool anyway', r.spooledLines, 'lines', r.expected, null));
     if (r.spoolBytes !== null && s !== 'up') figures.push(figure(`sidecar ${s}: spool bytes`, r.spoolBytes, 'bytes', null, null));

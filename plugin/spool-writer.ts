@@ -12,6 +12,10 @@ export interface SpoolOptions {
   rotateBytes: number;
 }
 
+/** strfry sends one line at a time: gather a few ms of lines into one write. */
+const FLUSH_DELAY_MS = 5;
+const FLUSH_NOW_BYTES = 256 * 1024;
+
 export interface SpoolStats {
   spooled: number;
   dropped: number;
@@ -54,7 +58,8 @@ export class SpoolWriter {
     this.stats.spooled++;
     if (!this.writing) {
       this.writing = true;
-      setImmediate(() => this.writeBatch());
+      if (this.pendingBytes >= FLUSH_NOW_BYTES) setImmediate(() => this.writeBatch());
+      else setTimeout(() => this.writeBatch(), FLUSH_DELAY_MS);
     }
     return true;
   }

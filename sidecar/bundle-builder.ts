@@ -3,15 +3,16 @@
 // function of the total size, a name derived from the events, and nothing else in the info
 // dict — so the same set of events gives the same infohash on any machine (docs/protocol.md §6).
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, writeFile, readFile } from 'node:fs/promises';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createReadStream } from 'node:fs';
 import bencode from 'bencode';
 
 export const MIN_PIECE_LENGTH = 16 * 1024;
 export const MAX_PIECE_LENGTH = 4 * 1024 * 1024;
 const TARGET_PIECES = 2048;
 const WRITE_CHUNK = 1024 * 1024;
+const YIELD_BYTES = 4 * 1024 * 1024;
 
 /** Smallest power of two ≥ total/2048, clamped to [16 KiB, 4 MiB]. */
 export function pieceLengthFor(totalBytes: number): number {
@@ -59,71 +60,99 @@ export function torrentPathOf(root: string, infoHash: string): string {
   return join(root, `${infoHash}.torrent`);
 }
 
+/** The events changed between the two passes of a build (an event was removed meanwhile). */
+export class BundleSourceChanged extends Error {}
+
 /**
- * Builds a bundle under `root` from authors in ascending pubkey order. Returns null if there
- * is nothing to write. The files are fsynced and in place before this resolves.
+ * Builds a bundle under `root` from authors in ascending pubkey order; `authors` is called twice
+ * (sizes first, then bytes) and must give the same lines both times, else BundleSourceChanged.
+ * Returns null if there is nothing to write. Files are written synchronously in slices (the
+ * event loop gets a turn every few MB) and not fsynced one by one; after an unclean shutdown
+ * the bundler re-hashes every bundle before seeding it instead.
  */
-export async function buildBundle(root: string, authors: Iterable<AuthorLines>): Promise<BuiltBundle | null> {
+export async function buildBundle(root: string, authors: () => Iterable<AuthorLines>): Promise<BuiltBundle | null> {
+  // Pass 1: sizes, so the piece length (a function of the total) is known before hashing.
+  const files: BundleFile[] = [];
+  let events = 0;
+  let minC = Number.MAX_SAFE_INTEGER;
+  let maxC = -1;
+  let prev = '';
+  for (const a of authors()) {
+    if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);
+    prev = a.pubkey;
+    let length = 0;
+    let n = 0;
+    for (const { json, createdAt } of a.lines) {
+      length += Buffer.byteLength(json) + 1;
+      n++;
+      if (createdAt < minC) minC = createdAt;
+      if (createdAt > maxC) maxC = createdAt;
+    }
+    if (n === 0) continue;
+    files.push({ pubkey: a.pubkey, length, events: n });
+    events += n;
+  }
+  if (files.length === 0) return null;
+  const bytes = files.reduce((s, f) => s + f.length, 0);
+  const pieceLength = pieceLengthFor(bytes);
+  const name = bundleName(minC, maxC, events);
+
+  // Pass 2: write the files and hash the pieces in the same sweep.
   const tmp = join(root, `.tmp-${randomBytes(6).toString('hex')}`);
-  const dataTmp = join(tmp, 'data');
+  const dataTmp = join(tmp, name);
   await mkdir(dataTmp, { recursive: true });
   try {
-    const files: BundleFile[] = [];
-    let events = 0;
-    let minC = Number.MAX_SAFE_INTEGER;
-    let maxC = -1;
-    let prev = '';
-    for (const a of authors) {
-      if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);
-      prev = a.pubkey;
-      const fh = await open(join(dataTmp, `${a.pubkey}.jsonl`), 'w', 0o644);
-      let length = 0;
-      let n = 0;
-      let chunk: string[] = [];
-      let chunkBytes = 0;
+    const hasher = new PieceHasher(pieceLength);
+    let sinceYield = 0;
+    let i = 0;
+    for (const a of authors()) {
+      const expect = files[i];
+      if (!expect || expect.pubkey !== a.pubkey) {
+        if (isEmpty(a.lines)) continue; // empty in both passes
+        throw new BundleSourceChanged(`author list changed during build at ${a.pubkey}`);
+      }
+      i++;
+      const fd = openSync(join(dataTmp, `${a.pubkey}.jsonl`), 'w', 0o644);
+      let written = 0;
       try {
-        for (const { json, createdAt } of a.lines) {
+        let chunk: string[] = [];
+        let chunkChars = 0;
+        const flush = () => {
+          const buf = Buffer.from(chunk.join('\n') + '\n');
+          writeSync(fd, buf);
+          hasher.update(buf);
+          written += buf.length;
+          sinceYield += buf.length;
+          chunk = [];
+          chunkChars = 0;
+        };
+        for (const { json } of a.lines) {
           chunk.push(json);
-          chunkBytes += json.length;
-          n++;
-          if (createdAt < minC) minC = createdAt;
-          if (createdAt > maxC) maxC = createdAt;
-          if (chunkBytes >= WRITE_CHUNK) {
-            length += await writeAll(fh, chunk);
-            chunk = [];
-            chunkBytes = 0;
-          }
+          chunkChars += json.length;
+          if (chunkChars >= WRITE_CHUNK) flush();
         }
-        if (chunk.length > 0) length += await writeAll(fh, chunk);
-        await fh.sync();
+        if (chunk.length > 0) flush();
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
-      if (n === 0) {
-        await rm(join(dataTmp, `${a.pubkey}.jsonl`));
-        continue;
+      if (written !== expect.length) throw new BundleSourceChanged(`events of ${a.pubkey} changed during build`);
+      if (sinceYield >= YIELD_BYTES) {
+        sinceYield = 0;
+        await new Promise((r) => setImmediate(r));
       }
-      files.push({ pubkey: a.pubkey, length, events: n });
-      events += n;
     }
-    if (files.length === 0) return null;
-    const bytes = files.reduce((s, f) => s + f.length, 0);
-    const pieceLength = pieceLengthFor(bytes);
-    const pieces = await hashPieces(dataTmp, files, pieceLength);
-    const name = bundleName(minC, maxC, events);
+    if (i !== files.length) throw new BundleSourceChanged('author list changed during build');
     const info = {
       files: files.map((f) => ({ length: f.length, path: [`${f.pubkey}.jsonl`] })),
       name,
       'piece length': pieceLength,
-      pieces,
+      pieces: hasher.digest(),
     };
-    const infoBytes = bencode.encode(info);
-    const infoHash = createHash('sha1').update(infoBytes).digest('hex');
+    const infoHash = createHash('sha1').update(bencode.encode(info)).digest('hex');
     const torrent = Buffer.from(bencode.encode({ info }));
     const dir = bundleDir(root, infoHash);
     await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
-    await rename(dataTmp, join(dir, name));
+    await rename(tmp, dir);
     const torrentPath = torrentPathOf(root, infoHash);
     await writeFile(torrentPath + '.tmp', torrent);
     await rename(torrentPath + '.tmp', torrentPath);
@@ -133,33 +162,45 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
   }
 }
 
-async function writeAll(fh: import('node:fs/promises').FileHandle, lines: string[]): Promise<number> {
-  const buf = Buffer.from(lines.join('\n') + '\n');
-  await fh.write(buf);
-  return buf.length;
+function isEmpty(lines: Iterable<unknown>): boolean {
+  for (const _ of lines) return false;
+  return true;
 }
 
-async function hashPieces(dir: string, files: BundleFile[], pieceLength: number): Promise<Buffer> {
-  const digests: Buffer[] = [];
-  const piece = Buffer.allocUnsafe(pieceLength);
-  let fill = 0;
-  for (const f of files) {
-    for await (const data of createReadStream(join(dir, `${f.pubkey}.jsonl`), { highWaterMark: WRITE_CHUNK }) as AsyncIterable<Buffer>) {
-      let off = 0;
-      while (off < data.length) {
-        const n = Math.min(pieceLength - fill, data.length - off);
-        data.copy(piece, fill, off, off + n);
-        fill += n;
-        off += n;
-        if (fill === pieceLength) {
-          digests.push(createHash('sha1').update(piece).digest());
-          fill = 0;
-        }
+/** SHA-1 of consecutive fixed-size pieces over a byte stream spanning files. */
+class PieceHasher {
+  private readonly digests: Buffer[] = [];
+  private readonly piece: Buffer;
+  private fill = 0;
+
+  constructor(private readonly pieceLength: number) {
+    this.piece = Buffer.allocUnsafe(pieceLength);
+  }
+
+  update(data: Buffer): void {
+    let off = 0;
+    while (off < data.length) {
+      if (this.fill === 0 && data.length - off >= this.pieceLength) {
+        this.digests.push(createHash('sha1').update(data.subarray(off, off + this.pieceLength)).digest());
+        off += this.pieceLength;
+        continue;
+      }
+      const n = Math.min(this.pieceLength - this.fill, data.length - off);
+      data.copy(this.piece, this.fill, off, off + n);
+      this.fill += n;
+      off += n;
+      if (this.fill === this.pieceLength) {
+        this.digests.push(createHash('sha1').update(this.piece).digest());
+        this.fill = 0;
       }
     }
   }
-  if (fill > 0) digests.push(createHash('sha1').update(piece.subarray(0, fill)).digest());
-  return Buffer.concat(digests);
+
+  digest(): Buffer {
+    if (this.fill > 0) this.digests.push(createHash('sha1').update(this.piece.subarray(0, this.fill)).digest());
+    this.fill = 0;
+    return Buffer.concat(this.digests);
+  }
 }
 
 /** Reads a bundle's torrent file back (after a restart). */

@@ -10,13 +10,13 @@ import { EventEmitter } from 'node:events';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { buildBundle, bundleDir, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
+import { buildBundle, BundleSourceChanged, bundleDir, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
 import type { BundleRecord, Store } from './store.js';
 import type { BundleSummary } from './status.js';
 
 export interface Seeder {
   /** Starts seeding a bundle whose files are complete on disk. */
-  seed(bundle: { infoHash: string; torrent: Buffer; dir: string }): Promise<void>;
+  seed(bundle: { infoHash: string; torrent: Buffer; dir: string; verify?: boolean }): Promise<void>;
   /** Stops seeding (files are deleted by the bundler afterwards). */
   unseed(infoHash: string): Promise<void>;
 }
@@ -31,6 +31,7 @@ export interface BundlerOptions {
 }
 
 export const TOP_LEVEL = 4;
+const CLEAN_STOP_KEY = 'bundler.cleanStop';
 export const LEVEL_NAMES = ['window', 'hour', 'day', 'month', 'year'];
 
 /** [start, end) in UTC ms of the level's period containing t. */
@@ -109,9 +110,12 @@ export class Bundler extends EventEmitter {
   async start(opts: { schedule?: boolean } = {}): Promise<void> {
     for (const { value } of this.store.bundles.getRange()) if (value.state === 'active') this.active.set(value.ih, value);
     await this.removeStrayFiles();
+    // Bundle files are not fsynced one by one: after a crash, re-hash them before seeding.
+    const verify = this.store.meta.get(CLEAN_STOP_KEY) !== true;
+    await this.store.meta.put(CLEAN_STOP_KEY, false);
     for (const b of this.active.values()) {
       try {
-        await this.seeder.seed({ infoHash: b.ih, torrent: await readTorrent(this.opts.root, b.ih), dir: bundleDir(this.opts.root, b.ih) });
+        await this.seeder.seed({ infoHash: b.ih, torrent: await readTorrent(this.opts.root, b.ih), dir: bundleDir(this.opts.root, b.ih), verify });
       } catch (err) {
         this.log.error({ err, infoHash: b.ih }, 'bundle files missing or unreadable; rebuilding it from the index');
         await this.enqueue(() => this.replace([b], b.level, b.periodStart, b.periodEnd));
@@ -122,12 +126,14 @@ export class Bundler extends EventEmitter {
     this.log.info({ active: this.active.size }, 'bundles seeded from disk');
   }
 
+  /** Finishes the bundle being written (pending events wait for the next start). */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.windowTimer) clearTimeout(this.windowTimer);
     if (this.rewriteTimer) clearInterval(this.rewriteTimer);
     if (this.sizeTimer) clearInterval(this.sizeTimer);
     await this.chain.catch(() => {});
+    await this.store.meta.put(CLEAN_STOP_KEY, true);
   }
 
   /** Ingest tells the bundler how many bytes it indexed (for the size cut). */
@@ -163,7 +169,11 @@ export class Bundler extends EventEmitter {
   }
 
   private enqueue<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(op, op);
+    const guarded = async (): Promise<T> => {
+      if (this.stopped) throw new Error('bundler stopped');
+      return op();
+    };
+    const run = this.chain.then(guarded, guarded);
     this.chain = run.catch((err) => this.log.error({ err }, 'bundler operation failed'));
     return run;
   }
@@ -188,22 +198,21 @@ export class Bundler extends EventEmitter {
   private async cut(periodStart: number, periodEnd: number): Promise<BundleRecord[]> {
     const made: BundleRecord[] = [];
     for (;;) {
-      const byAuthor = new Map<string, (EventRef & { json: string })[]>();
+      const byAuthor = new Map<string, (EventRef & { json: string; seq: number })[]>();
       let bytes = 0;
-      for (const { key: id, value } of this.store.pending.getRange()) {
+      for (const { key: seq, value } of this.store.pending.getRange()) {
         if (bytes > 0 && bytes + value > this.opts.windowMaxBytes) break;
-        const rec = this.store.events.get(id);
+        const rec = this.store.events.get(seq);
         if (!rec) continue;
         bytes += value;
         let list = byAuthor.get(rec.p);
         if (!list) byAuthor.set(rec.p, (list = []));
-        list.push({ id, c: rec.c, json: rec.j });
+        list.push({ id: rec.i, c: rec.c, json: rec.j, seq });
       }
       if (byAuthor.size === 0) break;
       const authors = [...byAuthor.keys()].sort();
       for (const list of byAuthor.values()) list.sort(byTimeThenId);
-      const built = await buildBundle(
-        this.opts.root,
+      const built = await buildBundle(this.opts.root, () =>
         authors.map((pubkey) => ({ pubkey, lines: byAuthor.get(pubkey)!.map((r) => ({ json: r.json, createdAt: r.c })) })),
       );
       if (!built) break;
@@ -211,8 +220,8 @@ export class Bundler extends EventEmitter {
       await this.store.root.transaction(() => {
         for (const [pubkey, list] of byAuthor) {
           for (const r of list) {
-            if (this.store.pending.doesExist(r.id) && this.store.events.doesExist(r.id)) {
-              this.store.pending.remove(r.id);
+            if (this.store.pending.doesExist(r.seq) && this.store.events.doesExist(r.seq)) {
+              this.store.pending.remove(r.seq);
               this.store.eventLoc.put(r.id, built.infoHash);
               this.store.bundleEvents.put([built.infoHash, pubkey, r.c, r.id], null);
             } else {
@@ -227,7 +236,7 @@ export class Bundler extends EventEmitter {
       await this.activate([record], built ? [built] : []);
       made.push(record);
       this.emit('authors', authors);
-      if (bytes < this.opts.windowMaxBytes) break;
+      if (bytes < this.opts.windowMaxBytes || this.stopped) break;
     }
     if (made.length === 0) this.pendingBytes = 0;
     return made;
@@ -279,7 +288,7 @@ export class Bundler extends EventEmitter {
       if (!b) {
         // Retired meanwhile: its removals are moot.
         await this.store.root.transaction(() => {
-          for (const key of this.store.removals.getKeys({ start: [ih], end: [ih, '\uffff'] })) this.store.removals.remove(key);
+          for (const key of [...this.store.removals.getKeys({ start: [ih], end: [ih, '\uffff'] })]) this.store.removals.remove(key);
         });
         continue;
       }
@@ -316,7 +325,7 @@ export class Bundler extends EventEmitter {
     const built: BuiltBundle[] = [];
     const partOf = new Map<string, BuiltBundle>();
     for (const authors of parts) {
-      const b = await buildBundle(this.opts.root, this.linesOf(sources, authors));
+      const b = await this.buildWithRetry(() => this.linesOf(sources, authors));
       if (!b) continue;
       built.push(b);
       for (const f of b.files) partOf.set(f.pubkey, b);
@@ -324,7 +333,8 @@ export class Bundler extends EventEmitter {
     const records = built.map((b) => this.recordFor(b, level, periodStart, periodEnd));
     await this.store.root.transaction(() => {
       for (const s of sources) {
-        for (const key of this.store.bundleEvents.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+        // Keys are collected before changing the range they come from.
+        for (const key of [...this.store.bundleEvents.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
           const [, pubkey, c, id] = key;
           this.store.bundleEvents.remove(key);
           const target = partOf.get(pubkey);
@@ -332,7 +342,7 @@ export class Bundler extends EventEmitter {
           this.store.bundleEvents.put([target.infoHash, pubkey, c, id], null);
           this.store.eventLoc.put(id, target.infoHash);
         }
-        for (const { key, value } of this.store.removals.getRange({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+        for (const { key, value } of [...this.store.removals.getRange({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
           this.store.removals.remove(key);
           // Removed after we started reading: the new bundle still holds it.
           const target = partOf.get(value.p);
@@ -353,6 +363,17 @@ export class Bundler extends EventEmitter {
     return records;
   }
 
+  /** Events can be removed while a merge reads them; then read again (bounded). */
+  private async buildWithRetry(authors: () => Iterable<AuthorLines>): Promise<BuiltBundle | null> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await buildBundle(this.opts.root, authors);
+      } catch (err) {
+        if (!(err instanceof BundleSourceChanged) || attempt >= 5) throw err;
+      }
+    }
+  }
+
   private *linesOf(sources: BundleRecord[], authors: string[]): Iterable<AuthorLines> {
     for (const pubkey of authors) {
       const refs: EventRef[] = [];
@@ -367,7 +388,7 @@ export class Bundler extends EventEmitter {
         pubkey,
         lines: (function* () {
           for (const r of refs) {
-            const rec = store.events.get(r.id);
+            const rec = store.getEvent(r.id);
             if (rec) yield { json: rec.j, createdAt: r.c };
           }
         })(),
@@ -378,7 +399,7 @@ export class Bundler extends EventEmitter {
   private async relabel(s: BundleRecord, level: number, periodStart: number, periodEnd: number): Promise<void> {
     const updated: BundleRecord = { ...s, level, periodStart, periodEnd };
     await this.store.root.transaction(() => {
-      for (const key of this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+      for (const key of [...this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
         this.store.authorBundles.remove([key[1], s.periodEnd, s.ih]);
         this.store.authorBundles.put([key[1], periodEnd, s.ih], null);
       }
@@ -414,7 +435,7 @@ export class Bundler extends EventEmitter {
 
   /** Inside a transaction. */
   private retireRecord(s: BundleRecord, replacedBy: string[]): void {
-    for (const key of this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+    for (const key of [...this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
       this.store.bundleAuthors.remove(key);
       this.store.authorBundles.remove([key[1], s.periodEnd, s.ih]);
     }

@@ -7,7 +7,8 @@ import type { Config } from './config.js';
 import { verifyEd25519 } from './ed25519.js';
 
 export async function startDhtNode(cfg: Config['dht'], log: Logger): Promise<DHT> {
-  const dht = new DHT({ bootstrap: cfg.bootstrap, host: false, verify: verifyEd25519 });
+  // An empty list must mean "none": k-rpc falls back to the public routers on a falsy value.
+  const dht = new DHT({ bootstrap: cfg.bootstrap.length > 0 ? cfg.bootstrap : false, host: false, verify: verifyEd25519 });
   dht.setMaxListeners(0); // every seeded torrent's discovery adds a listener
   dht.on('error', (err: Error) => log.error({ err }, 'DHT error'));
   dht.on('warning', (err: Error) => log.debug({ err: err.message }, 'DHT warning'));

@@ -66,19 +66,26 @@ export class WebTorrentSeeder implements Seeder {
     return this.client.address()?.port ?? 0;
   }
 
-  async seed(b: { infoHash: string; torrent: Buffer; dir: string }): Promise<void> {
+  /**
+   * Seeds a bundle from its files. `verify` re-hashes them first (after an unclean shutdown);
+   * a bundle whose files do not hash to its pieces is rejected so the bundler rebuilds it.
+   */
+  async seed(b: { infoHash: string; torrent: Buffer; dir: string; verify?: boolean }): Promise<void> {
     if (await this.client.get(b.infoHash)) return;
-    await new Promise<void>((resolve, reject) => {
-      // Our own bundles were fsynced before they were recorded: no need to re-hash them.
-      const t = this.client.add(b.torrent, { path: b.dir, skipVerify: true, announce: [] });
+    const t = await new Promise<Torrent>((resolve, reject) => {
+      const t = this.client.add(b.torrent, { path: b.dir, skipVerify: !b.verify, announce: [] });
       const onError = (err: Error) => reject(err);
       t.once('error', onError);
       t.once('ready', () => {
         t.removeListener('error', onError);
         t.on('error', (err: Error) => this.log.error({ err, infoHash: b.infoHash }, 'torrent error'));
-        resolve();
+        resolve(t);
       });
     });
+    if (!t.done) {
+      await this.unseed(b.infoHash);
+      throw new Error(`bundle ${b.infoHash}: files on disk do not match the torrent (${Math.round(t.progress * 100)}% verified)`);
+    }
   }
 
   async unseed(infoHash: string): Promise<void> {

@@ -6,8 +6,9 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import type { NostrEvent } from './nostr-event.js';
 import type { Classified } from './policy.js';
 
-/** One indexed event: canonical JSON, author, created_at, kind, expiry, replaceable slot. */
+/** One indexed event: id, canonical JSON, author, created_at, kind, expiry, replaceable slot. */
 export interface EventRecord {
+  i: string;
   j: string;
   p: string;
   c: number;
@@ -58,15 +59,18 @@ export type Counters = Record<string, number>;
 
 export class Store {
   readonly root: RootDatabase;
-  readonly events: Database<EventRecord, string>;
+  /** Events under an increasing sequence number: appends stay fast as the index grows. */
+  readonly events: Database<EventRecord, number>;
+  /** Event id → sequence number. */
+  readonly ids: Database<number, string>;
   readonly byAuthor: Database<null, [string, number, string]>;
   readonly slots: Database<SlotRecord, string>;
   readonly tombIds: Database<number, [string, string]>;
   readonly tombAddrs: Database<number, string>;
   readonly vanished: Database<number, string>;
   readonly expiry: Database<null, [number, string]>;
-  /** Indexed events not yet in a bundle: id → canonical JSON bytes. */
-  readonly pending: Database<number, string>;
+  /** Indexed events not yet in a bundle: sequence number → canonical JSON bytes. */
+  readonly pending: Database<number, number>;
   /** Where each bundled event is: id → bundle infohash (the file is `<pubkey>.jsonl`). */
   readonly eventLoc: Database<string, string>;
   /** Bundle contents in file order: [ih, pubkey, created_at, id]. */
@@ -81,11 +85,14 @@ export class Store {
   readonly counters: Database<number, string>;
   readonly meta: Database<unknown, string>;
 
+  private nextSeq = 1;
+
   private constructor(dir: string, readOnly: boolean) {
     if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
     this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     this.events = db('events');
+    this.ids = db('ids');
     this.byAuthor = db('by-author');
     this.slots = db('slots');
     this.tombIds = db('tomb-ids');
@@ -101,6 +108,7 @@ export class Store {
     this.removals = db('removals');
     this.counters = db('counters');
     this.meta = db('meta');
+    for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
   }
 
   static open(dir: string, opts: { readOnly?: boolean } = {}): Store {
@@ -114,7 +122,20 @@ export class Store {
   }
 
   eventCount(): number {
-    return (this.events.getStats() as { entryCount: number }).entryCount;
+    return (this.ids.getStats() as { entryCount: number }).entryCount;
+  }
+
+  hasEvent(id: string): boolean {
+    return this.ids.doesExist(id);
+  }
+
+  getEvent(id: string): EventRecord | undefined {
+    const seq = this.ids.get(id);
+    return seq === undefined ? undefined : this.events.get(seq);
+  }
+
+  eventIds(): Iterable<string> {
+    return this.ids.getKeys();
   }
 
   /** Applies a batch in one transaction; resolves with one outcome per item once committed. */
@@ -144,9 +165,9 @@ export class Store {
     const deltas = new Map<string, number>();
     let n = 0;
     await this.root.transaction(() => {
-      for (const key of this.expiry.getKeys({ end: [nowSec + 1], limit })) {
+      for (const key of [...this.expiry.getKeys({ end: [nowSec + 1], limit })]) {
         const id = key[1];
-        const rec = this.events.get(id);
+        const rec = this.getEvent(id);
         if (rec) {
           this.removeEvent(id, rec, 'expired');
           n++;
@@ -164,7 +185,7 @@ export class Store {
 
   private applyOne(item: IngestItem, bump: (name: string, n?: number) => void): Outcome {
     const { event: e, cls } = item;
-    if (this.events.doesExist(e.id)) return 'duplicate';
+    if (this.ids.doesExist(e.id)) return 'duplicate';
     if (this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
     const vanishedUntil = this.vanished.get(e.pubkey);
     if (vanishedUntil !== undefined && e.created_at <= vanishedUntil && !(cls.vanish && e.kind === 62)) return 'vanished';
@@ -175,7 +196,7 @@ export class Store {
       if (slot) {
         // NIP-01: newest created_at wins; on a tie, the lowest id.
         if (slot.c > e.created_at || (slot.c === e.created_at && slot.id < e.id)) return 'superseded';
-        const old = this.events.get(slot.id);
+        const old = this.getEvent(slot.id);
         if (old) {
           this.removeEvent(slot.id, old, 'replaced');
           bump('removed.replaced');
@@ -183,15 +204,17 @@ export class Store {
       }
       this.slots.put(cls.replaceKey, { id: e.id, c: e.created_at });
     }
-    const rec: EventRecord = { j: item.json, p: e.pubkey, c: e.created_at, k: e.kind };
+    const rec: EventRecord = { i: e.id, j: item.json, p: e.pubkey, c: e.created_at, k: e.kind };
     if (cls.expiresAt !== undefined) {
       rec.x = cls.expiresAt;
       this.expiry.put([cls.expiresAt, e.id], null);
     }
     if (cls.replaceKey !== undefined) rec.s = cls.replaceKey;
-    this.events.put(e.id, rec);
+    const seq = this.nextSeq++;
+    this.events.put(seq, rec);
+    this.ids.put(e.id, seq);
     this.byAuthor.put([e.pubkey, e.created_at, e.id], null);
-    this.pending.put(e.id, Buffer.byteLength(item.json) + 1);
+    this.pending.put(seq, Buffer.byteLength(item.json) + 1);
     if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
     if (cls.vanish) this.applyVanish(e, bump);
     return 'indexed';
@@ -199,7 +222,7 @@ export class Store {
 
   private applyDeletion(e: NostrEvent, del: { ids: string[]; addrs: string[] }, bump: (name: string, n?: number) => void): void {
     for (const id of del.ids) {
-      const target = this.events.get(id);
+      const target = this.getEvent(id);
       if (target) {
         if (target.p !== e.pubkey || target.k === 5) continue; // only the author; deleting a deletion does nothing
         this.removeEvent(id, target, 'deleted');
@@ -212,7 +235,7 @@ export class Store {
       if (prev === undefined || prev < e.created_at) this.tombAddrs.put(addr, e.created_at);
       const slot = this.slots.get(addr);
       if (slot && slot.c <= e.created_at) {
-        const target = this.events.get(slot.id);
+        const target = this.getEvent(slot.id);
         if (target) {
           this.removeEvent(slot.id, target, 'deleted');
           bump('removed.deleted');
@@ -229,7 +252,7 @@ export class Store {
       if (key[2] !== e.id) doomed.push(key[2]);
     }
     for (const id of doomed) {
-      const rec = this.events.get(id);
+      const rec = this.getEvent(id);
       if (rec) {
         this.removeEvent(id, rec, 'vanished');
         bump('removed.vanished');
@@ -238,9 +261,13 @@ export class Store {
   }
 
   private removeEvent(id: string, rec: EventRecord, reason: string): void {
-    this.events.remove(id);
+    const seq = this.ids.get(id);
+    if (seq !== undefined) {
+      this.events.remove(seq);
+      this.pending.remove(seq);
+    }
+    this.ids.remove(id);
     this.byAuthor.remove([rec.p, rec.c, id]);
-    this.pending.remove(id);
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
     const ih = this.eventLoc.get(id);
     if (ih !== undefined) {

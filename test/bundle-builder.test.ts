@@ -30,7 +30,7 @@ async function infoHashInChildProcess(root: string, shuffleSeed: number): Promis
     const authors = [...by.keys()].sort().map((pubkey) => ({ pubkey, lines: by.get(pubkey)
       .sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1))
       .map((e) => ({ json: canonicalJson(e), createdAt: e.created_at })) }));
-    const b = await buildBundle(${JSON.stringify(root)}, authors);
+    const b = await buildBundle(${JSON.stringify(root)}, () => authors);
     process.stdout.write(b.infoHash);
   `;
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
@@ -58,8 +58,7 @@ test('bundle layout: one <pubkey>.jsonl per author in pubkey order, events by cr
     const by = new Map<string, typeof evs>();
     for (const e of evs) by.set(e.pubkey, [...(by.get(e.pubkey) ?? []), e]);
     const authors = [...by.keys()].sort();
-    const built = await buildBundle(
-      root,
+    const built = await buildBundle(root, () =>
       authors.map((pubkey) => ({
         pubkey,
         lines: by.get(pubkey)!.sort((x, y) => x.created_at - y.created_at).map((e) => ({ json: canonicalJson(e), createdAt: e.created_at })),

@@ -40,7 +40,7 @@ const exportEvents = () =>
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as NostrEvent);
-const storedIds = (sc: Sidecar) => [...sc.store.events.getKeys()].sort();
+const storedIds = (sc: Sidecar) => [...sc.store.eventIds()].sort();
 
 test('fixture run: index equals strfry export minus ephemeral (expiration tag still in the future)', async () => {
   await withSidecar(
@@ -68,7 +68,7 @@ test('fixture run: stored bytes are exactly the strfry export lines (canonical J
       const lines = readFileSync(join(FIXTURES, 'strfry-export.jsonl'), 'utf8').trim().split('\n');
       for (const line of lines) {
         const id = (JSON.parse(line) as NostrEvent).id;
-        const rec = sc.store.events.get(id);
+        const rec = sc.store.getEvent(id);
         if (rec) assert.equal(rec.j, line);
       }
     },

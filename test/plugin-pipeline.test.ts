@@ -18,7 +18,7 @@ function harnessFor(configPath: string, timeoutMs = 10_000): StrfryHarness {
 async function storedIds(dataDir: string): Promise<Set<string>> {
   const store = Store.open(join(dataDir, 'index'), { readOnly: true });
   try {
-    return new Set(store.events.getKeys());
+    return new Set(store.eventIds());
   } finally {
     await store.close();
   }

@@ -1,0 +1,254 @@
+// Bundles seeded by the sidecar, fetched by independent peers; compaction, deletion, restart.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebTorrent from 'webtorrent';
+import { initNostrWasm } from 'nostr-wasm';
+import { loadConfig } from '../sidecar/config.js';
+import { createLogger } from '../sidecar/log.js';
+import { Sidecar } from '../sidecar/sidecar.js';
+import type { IngestSink } from '../sidecar/ingest.js';
+import type { NostrEvent } from '../sidecar/nostr-event.js';
+import type { BundleRecord } from '../sidecar/store.js';
+import { bundleDir, torrentPathOf } from '../sidecar/bundle-builder.js';
+import { makeWorkspace, FIXTURES } from './support/sidecar-process.js';
+import { ltFetch } from './support/libtorrent.js';
+import { signer, unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
+
+const FIXTURE_NOW = 1795464400;
+const sink: IngestSink = { source: 'test', trusted: true, committed: () => {} };
+
+interface Rig {
+  sc: Sidecar;
+  feed(lines: string[]): Promise<void>;
+  /** Each author's file content as the index says it should be, for one bundle. */
+  expectedFiles(ih: string): Map<string, string>;
+  ws: ReturnType<typeof makeWorkspace>;
+}
+
+async function withRig(
+  fn: (rig: Rig) => Promise<void>,
+  opts: { overrides?: Record<string, unknown>; nowMs?: () => number; schedule?: boolean; keep?: boolean; ws?: ReturnType<typeof makeWorkspace> } = {},
+): Promise<void> {
+  const ws = opts.ws ?? makeWorkspace();
+  const config = loadConfig({ configPath: ws.configPath, overrides: opts.overrides });
+  const sc = new Sidecar(config, createLogger('test', 'silent'), {
+    statusHttp: false,
+    nowSec: () => FIXTURE_NOW,
+    nowMs: opts.nowMs,
+    bundleSchedule: opts.schedule ?? false,
+  });
+  await sc.start();
+  const rig: Rig = {
+    sc,
+    ws,
+    feed: async (lines) => {
+      for (const l of lines) sc.ingestor.submit(l, sink);
+      await sc.ingestor.idle();
+    },
+    expectedFiles: (ih) => {
+      const files = new Map<string, string>();
+      for (const key of sc.store.bundleEvents.getKeys({ start: [ih], end: [ih, '\uffff'] })) {
+        const [, pubkey, , id] = key;
+        files.set(pubkey, (files.get(pubkey) ?? '') + sc.store.getEvent(id)!.j + '\n');
+      }
+      return files;
+    },
+  };
+  try {
+    await fn(rig);
+  } finally {
+    await sc.stop();
+    if (!opts.keep) ws.cleanup();
+  }
+}
+
+const fixtureLines = () => readFileSync(join(FIXTURES, 'strfry-plugin-input.jsonl'), 'utf8').trim().split('\n');
+
+test('a window bundle is seeded within 2 s of the window closing and libtorrent downloads it byte for byte; every event verifies', { timeout: 60_000 }, async () => {
+  const wasm = await initNostrWasm();
+  await withRig(
+    async ({ sc, feed, expectedFiles }) => {
+      await feed(fixtureLines());
+      const made = new Promise<BundleRecord>((r) => sc.bundler!.once('bundle', r));
+      const closedAt = Math.ceil(Date.now() / 1000) * 1000;
+      const b = await made;
+      assert.ok(Date.now() - closedAt < 2000, `seeded ${Date.now() - closedAt} ms after the window closed`);
+      // LMDB: every stored event knows its bundle; the bundle and its authors are recorded.
+      for (const id of sc.store.eventIds()) assert.equal(sc.store.eventLoc.get(id), b.ih);
+      assert.equal(sc.store.bundles.get(b.ih)?.state, 'active');
+      const expected = expectedFiles(b.ih);
+      for (const pubkey of expected.keys()) {
+        const newest = [...sc.store.authorBundles.getKeys({ start: [pubkey], end: [pubkey, Number.MAX_SAFE_INTEGER] })].pop();
+        assert.equal(newest?.[2], b.ih);
+      }
+      const save = mkdtempSync(join(tmpdir(), 'nostr-bt-lt-'));
+      try {
+        const res = await ltFetch({ torrent: torrentPathOf(sc.config.bundle.dir, b.ih), save, peerPort: sc.seeder!.port });
+        assert.ok(res.ok, 'libtorrent completed the download');
+        assert.equal(res.infoHash, b.ih);
+        assert.equal(res.files.length, expected.size);
+        for (const [pubkey, content] of expected) {
+          const got = readFileSync(join(save, b.name, `${pubkey}.jsonl`), 'utf8');
+          assert.equal(got, content);
+          for (const line of got.trim().split('\n')) {
+            const ev = JSON.parse(line) as NostrEvent;
+            assert.equal(ev.pubkey, pubkey);
+            assert.doesNotThrow(() => wasm.verifyEvent(ev), `event ${ev.id} verifies`);
+          }
+        }
+      } finally {
+        rmSync(save, { recursive: true, force: true });
+      }
+    },
+    { overrides: { bundle: { windowSeconds: 1 } }, schedule: true },
+  );
+});
+
+test('selective fetch: a WebTorrent client downloads one author\'s file out of a 1,000-author bundle', { timeout: 60_000 }, async () => {
+  await withRig(async ({ sc, feed, expectedFiles }) => {
+    const lines: string[] = [];
+    for (let a = 0; a < 1000; a++) {
+      for (let j = 0; j < 3; j++) lines.push(pluginLine(unsignedEvent(pubkeyN(a), { kind: 1, created_at: 1_700_000_000 + j, content: contentOf(300, a * 3 + j) })));
+    }
+    await feed(lines);
+    const [b] = await sc.bundler!.closeWindow();
+    assert.ok(b);
+    assert.equal(b.authors, 1000);
+    const target = pubkeyN(500);
+    const expected = expectedFiles(b.ih).get(target)!;
+    const client = new WebTorrent({ dht: false, tracker: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, webSeeds: false, utp: false });
+    const out = mkdtempSync(join(tmpdir(), 'nostr-bt-wt-'));
+    try {
+      const torrent = readFileSync(torrentPathOf(sc.config.bundle.dir, b.ih));
+      const got = await new Promise<{ text: string; downloaded: number; total: number }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('selective fetch timed out')), 30_000);
+        const t = client.add(torrent, { path: out, deselect: true });
+        t.once('metadata', () => {
+          const f = t.files.find((x) => x.name === `${target}.jsonl`)!;
+          f.select();
+          f.once('done', () => {
+            clearTimeout(timer);
+            setTimeout(() => resolve({ text: readFileSync(join(out, f.path), 'utf8'), downloaded: t.downloaded, total: t.length }), 50);
+          });
+        });
+        t.once('ready', () => t.addPeer(`127.0.0.1:${sc.seeder!.port}`));
+      });
+      assert.equal(got.text, expected);
+      assert.ok(got.downloaded <= Buffer.byteLength(expected) + 2 * b.pieceLength, `downloaded ${got.downloaded} of ${got.total} bytes`);
+      assert.ok(got.downloaded * 50 < got.total);
+    } finally {
+      await new Promise<void>((r) => client.destroy(() => r()));
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
+
+test('deletion after seeding: the bundle is rewritten without the event and the old infohash is no longer seeded', { timeout: 60_000 }, async () => {
+  const alice = await signer();
+  const keep = alice.sign({ kind: 1, created_at: 1_700_000_000, content: 'keep' });
+  const doomed = alice.sign({ kind: 1, created_at: 1_700_000_001, content: 'regret' });
+  await withRig(async ({ sc, feed, expectedFiles }) => {
+    await feed([keep, doomed].map((e) => pluginLine(e)));
+    const [old] = await sc.bundler!.closeWindow();
+    assert.ok(old);
+    const del = alice.sign({ kind: 5, created_at: 1_700_000_002, tags: [['e', doomed.id]] });
+    await feed([pluginLine(del)]);
+    assert.equal(await sc.bundler!.rewriteRemovals(), 1);
+    const active = sc.bundler!.activeBundles();
+    const rewritten = active.find((b) => b.level === 0 && b.ih !== old.ih && sc.store.bundleEvents.doesExist([b.ih, alice.pubkey, keep.created_at, keep.id]))!;
+    assert.ok(rewritten, 'a rewritten bundle holds the kept event');
+    const text = expectedFiles(rewritten.ih).get(alice.pubkey)!;
+    assert.ok(text.includes(keep.id) && !text.includes(doomed.id));
+    const onDisk = readFileSync(join(bundleDir(sc.config.bundle.dir, rewritten.ih), rewritten.name, `${alice.pubkey}.jsonl`), 'utf8');
+    assert.equal(onDisk, text);
+    assert.equal(await sc.seeder!.torrent(old.ih), null, 'old infohash unseeded');
+    assert.equal(sc.store.bundles.get(old.ih)?.state, 'retired');
+    assert.deepEqual(sc.store.bundles.get(old.ih)?.replacedBy, [rewritten.ih]);
+    // An independent peer can no longer get the old bundle from the bridge.
+    const save = mkdtempSync(join(tmpdir(), 'nostr-bt-lt-'));
+    try {
+      const res = await ltFetch({ magnet: `magnet:?xt=urn:btih:${old.ih}`, save, peerPort: sc.seeder!.port, timeoutSec: 3 });
+      assert.equal(res.ok, false);
+    } finally {
+      rmSync(save, { recursive: true, force: true });
+    }
+  });
+});
+
+test('compaction: 100k events over simulated days keep active torrents under the bound; nothing lost', { timeout: 240_000 }, async () => {
+  let now = Date.UTC(2026, 0, 30, 22, 0, 0);
+  const N = 100_000;
+  const maxActive = 40;
+  await withRig(
+    async ({ sc, feed }) => {
+      let peak = 0;
+      const perWindow = 1000;
+      for (let i = 0; i < N; i += perWindow) {
+        const lines: string[] = [];
+        for (let j = i; j < i + perWindow; j++) {
+          lines.push(pluginLine(unsignedEvent(pubkeyN(j % 60), { kind: 1, created_at: 1_700_000_000 + j, content: contentOf(120, j) })));
+        }
+        await feed(lines);
+        now += 30 * 60_000; // one window every 30 simulated minutes: 100 windows ≈ 2 days
+        await sc.bundler!.closeWindow(now);
+        peak = Math.max(peak, sc.bundler!.activeCount);
+      }
+      now += 40 * 86_400_000;
+      await sc.bundler!.closeWindow(now);
+      assert.ok(peak <= maxActive, `peak active torrents ${peak} ≤ ${maxActive}`);
+      assert.equal(sc.seeder!.stats().torrents, sc.bundler!.activeCount, 'seeding exactly the active bundles');
+      // Every stored event is in exactly one active bundle, and that bundle's file holds it.
+      const active = new Set(sc.bundler!.activeBundles().map((b) => b.ih));
+      let events = 0;
+      for (const b of sc.bundler!.activeBundles()) events += b.events;
+      assert.equal(events, N);
+      assert.equal(sc.store.eventCount(), N);
+      for (const id of sc.store.eventIds()) assert.ok(active.has(sc.store.eventLoc.get(id)!));
+      const levels = sc.bundler!.summary().byLevel;
+      assert.ok((levels.month ?? 0) >= 1, `old data compacted into month bundles: ${JSON.stringify(levels)}`);
+      const sample = sc.bundler!.activeBundles()[0]!;
+      const first = sc.store.bundleEvents.getKeys({ start: [sample.ih], end: [sample.ih, '\uffff'], limit: 1 });
+      for (const [, pubkey, , id] of first) {
+        const file = readFileSync(join(bundleDir(sc.config.bundle.dir, sample.ih), sample.name, `${pubkey}.jsonl`), 'utf8');
+        assert.ok(file.includes(id));
+      }
+    },
+    { nowMs: () => now, overrides: { bundle: { maxActiveTorrents: maxActive } } },
+  );
+});
+
+test('restart: every bundle is seeded again from disk with the same infohash, nothing rebuilt', { timeout: 60_000 }, async () => {
+  const ws = makeWorkspace();
+  let before: string[] = [];
+  try {
+    await withRig(
+      async ({ sc, feed }) => {
+        await feed(fixtureLines());
+        await sc.bundler!.closeWindow();
+        const lines = Array.from({ length: 50 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: 'x' })));
+        await feed(lines);
+        await sc.bundler!.closeWindow(Date.now() + 120_000);
+        before = sc.bundler!.activeBundles().map((b) => b.ih).sort();
+        assert.ok(before.length >= 1);
+      },
+      { ws, keep: true },
+    );
+    await withRig(
+      async ({ sc }) => {
+        assert.deepEqual(sc.bundler!.activeBundles().map((b) => b.ih).sort(), before);
+        const seeded = sc.seeder!.client.torrents.map((t) => t.infoHash).sort();
+        assert.deepEqual(seeded, before);
+        for (const t of sc.seeder!.client.torrents) {
+          assert.equal(t.done, true);
+          assert.equal((t as unknown as { received: number }).received, 0, 'nothing re-downloaded');
+        }
+      },
+      { ws },
+    );
+  } finally {
+    ws.cleanup();
+  }
+});
