@@ -97,6 +97,7 @@ async function shutdown(code: number): Promise<void> {
   process.exit(code);
 }
 
+link?.start();
 const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
 if (inner) {
   // strfry sends one line at a time, but keep order even if a client pipelines.

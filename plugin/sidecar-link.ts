@@ -49,6 +49,11 @@ export class SidecarLink {
     return this.unacked.length - this.unackedHead;
   }
 
+  /** Connects now, so the first events do not have to wait for a connection. */
+  start(): void {
+    if (this.sock === null && this.reconnectTimer === null && !this.closing) this.connect();
+  }
+
   forward(line: string): void {
     if (this.sock === null && this.reconnectTimer === null && !this.closing) this.connect();
     // A full kernel socket buffer is normal while the sidecar commits a batch: Node keeps the

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
 import { Store } from '../sidecar/store.js';
 import { measureSpool, statusFromStore, type Status } from '../sidecar/status.js';
+import { loadIdentity, zbase32, KeyFileError } from '../sidecar/identity.js';
 
 const program = new Command('nostr-bt')
   .description('nostr-bt operator CLI')
@@ -77,6 +78,22 @@ program
       process.exit(1);
     }
     process.stdout.write(o.table ? table(s) : JSON.stringify(s, null, 2) + '\n');
+  });
+
+program
+  .command('key')
+  .description("print the bridge's public key (hex and z-base-32); never the secret")
+  .action(() => {
+    const c = config();
+    try {
+      const id = loadIdentity({ nostrKeyFile: c.bridge.nostrKeyFile || undefined, generatedKeyFile: join(c.dataDir, 'bridge.key') });
+      process.stdout.write(
+        JSON.stringify({ publicKey: id.publicKey.toString('hex'), z32: zbase32(id.publicKey), derivedFrom: id.source === 'nostr-key' ? 'nostr secret key' : 'generated secret' }, null, 2) + '\n',
+      );
+    } catch (err) {
+      process.stderr.write(`nostr-bt key: ${err instanceof KeyFileError ? err.message : String(err)}\n`);
+      process.exit(1);
+    }
   });
 
 await program.parseAsync();

@@ -235,6 +235,7 @@ export class Bundler extends EventEmitter {
       this.pendingBytes = Math.max(0, this.pendingBytes - bytes);
       await this.activate([record], built ? [built] : []);
       made.push(record);
+      this.log.info({ infoHash: record.ih, events: record.events, authors: record.authors, bytes: record.bytes }, 'window bundle seeded');
       this.emit('authors', authors);
       if (bytes < this.opts.windowMaxBytes || this.stopped) break;
     }

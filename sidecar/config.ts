@@ -96,9 +96,18 @@ const configSchema = z
         enabled: z.boolean().default(true),
         port: z.number().int().min(0).max(65535).default(6881),
         host: z.string().default('0.0.0.0'),
+        putsPerSecond: z.number().min(0.1).max(1000).default(20),
+        maxInFlightPuts: z.number().int().min(1).max(64).default(8),
+        republishIntervalSeconds: z.number().int().min(60).max(7200).default(3600),
         bootstrap: z
           .array(hostPort)
           .default(['router.bittorrent.com:6881', 'router.utorrent.com:6881', 'dht.transmissionbt.com:6881', 'dht.libtorrent.org:25401']),
+      })
+      .strict()
+      .prefault({}),
+    bridge: z
+      .object({
+        nostrKeyFile: z.string().default(''),
       })
       .strict()
       .prefault({}),

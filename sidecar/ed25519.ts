@@ -19,12 +19,25 @@ export function keyFromSeed(seed: Uint8Array): Ed25519Key {
   };
 }
 
-/** Never throws: wrong lengths or a malformed key are just "not valid". */
-export function verifyEd25519(sig: Uint8Array, msg: Uint8Array, publicKey: Uint8Array): boolean {
+const keyCache = new Map<string, KeyObject>();
+
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  const hex = Buffer.from(publicKey).toString('hex');
+  let key = keyCache.get(hex);
+  if (!key) {
+    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    if (keyCache.size >= 10_000) keyCache.clear();
+    keyCache.set(hex, key);
+  }
+  return key;
+}
+
+/** Never throws: anything off the wire that is not a valid signature is just "not valid". */
+export function verifyEd25519(sig: unknown, msg: unknown, publicKey: unknown): boolean {
   try {
-    if (!sig || !publicKey || sig.length !== 64 || publicKey.length !== 32) return false;
-    const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
-    return cryptoVerify(null, msg, key, sig);
+    if (!(sig instanceof Uint8Array) || !(msg instanceof Uint8Array) || !(publicKey instanceof Uint8Array)) return false;
+    if (sig.length !== 64 || publicKey.length !== 32) return false;
+    return cryptoVerify(null, msg, publicKeyObject(publicKey), sig);
   } catch {
     return false;
   }

@@ -10,6 +10,8 @@ import type DHT from 'bittorrent-dht';
 import { Bundler } from './bundler.js';
 import { startDhtNode, stopDhtNode } from './dht-node.js';
 import { Ingestor } from './ingest.js';
+import { loadIdentity, type BridgeIdentity } from './identity.js';
+import { Publisher } from './publisher.js';
 import { IngestServer } from './ingest-server.js';
 import { initSignatureCheck } from './nostr-event.js';
 import { Quarantine } from './quarantine.js';
@@ -38,6 +40,8 @@ export class Sidecar {
   dht: DHT | null = null;
   seeder: WebTorrentSeeder | null = null;
   bundler: Bundler | null = null;
+  publisher: Publisher | null = null;
+  identity: BridgeIdentity | null = null;
   private http: Server | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
@@ -62,6 +66,10 @@ export class Sidecar {
 
   async start(): Promise<void> {
     await initSignatureCheck();
+    this.identity = loadIdentity({
+      nostrKeyFile: this.config.bridge.nostrKeyFile || undefined,
+      generatedKeyFile: join(this.config.dataDir, 'bridge.key'),
+    });
     if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log);
     this.seeder = await WebTorrentSeeder.start(this.config.bittorrent, this.dht, this.log);
     const b = this.config.bundle;
@@ -79,7 +87,32 @@ export class Sidecar {
       this.log,
       this.opts.nowMs,
     );
+    if (this.dht) {
+      const bundler = this.bundler;
+      this.publisher = new Publisher(
+        this.store,
+        this.dht,
+        this.identity,
+        {
+          putsPerSecond: this.config.dht.putsPerSecond,
+          maxInFlight: this.config.dht.maxInFlightPuts,
+          republishIntervalMs: this.config.dht.republishIntervalSeconds * 1000,
+          coalesceMs: b.windowSeconds * 1000,
+        },
+        this.log,
+        () => ({
+          relayUrl: this.config.policy.relayUrl,
+          authors: this.countPointerAuthors(),
+          events: this.store.eventCount(),
+          bundles: bundler.activeCount,
+          newest: bundler.summary().newest,
+        }),
+        this.opts.nowMs,
+      );
+      this.bundler.on('authors', (pubkeys: string[]) => void this.publisher?.authorsChanged(pubkeys));
+    }
     await this.bundler.start({ schedule: this.opts.bundleSchedule });
+    this.publisher?.start();
     this.ingestor.on('batch', (r: { indexedBytes: number }) => this.bundler?.noteIndexed(r.indexedBytes));
     await this.server.listen();
     this.drainer.start();
@@ -122,7 +155,16 @@ export class Sidecar {
       bundles: this.bundler ? this.bundler.summary() : undefined,
       seeding: this.seeder ? { ...this.seeder.stats(), port: this.seeder.port } : undefined,
       dht: this.dht ? { nodes: this.dht.nodes.count(), ready: this.dht.ready } : undefined,
+      bridge: this.identity ? { publicKey: this.identity.publicKey.toString('hex') } : undefined,
+      pointers: this.publisher?.stats(),
     });
+  }
+
+  /** Authors with a published pointer (page-0 items have a 32-byte salt). */
+  private countPointerAuthors(): number {
+    let n = 0;
+    for (const key of this.store.pointers.getKeys()) if (key.length === 64) n++;
+    return n;
   }
 
   async sweepExpired(): Promise<number> {
@@ -145,6 +187,7 @@ export class Sidecar {
     await this.ingestor.idle();
     this.ingestor.stop();
     await this.bundler?.stop();
+    await this.publisher?.stop();
     await this.seeder?.stop();
     if (this.dht) await stopDhtNode(this.dht);
     await this.quarantine.flush();

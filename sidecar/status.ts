@@ -3,6 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Counters, Store } from './store.js';
 import type { SpoolDepth } from './spool-drain.js';
+import type { PublisherStats } from './publisher.js';
 
 export interface Status {
   sidecar: 'up' | 'down';
@@ -18,6 +19,8 @@ export interface Status {
   bundles?: BundleSummary;
   seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number };
   dht?: { nodes: number; ready: boolean };
+  bridge?: { publicKey: string };
+  pointers?: PublisherStats;
 }
 
 export interface BundleSummary {
@@ -37,7 +40,7 @@ function group(counts: Counters, prefix: string): Counters {
 
 export function statusFromStore(
   store: Store,
-  base: Pick<Status, 'sidecar' | 'dataDir' | 'socket' | 'uptimeSec' | 'spool' | 'ingest' | 'bundles' | 'seeding' | 'dht'>,
+  base: Pick<Status, 'sidecar' | 'dataDir' | 'socket' | 'uptimeSec' | 'spool' | 'ingest' | 'bundles' | 'seeding' | 'dht' | 'bridge' | 'pointers'>,
 ): Status {
   const c = store.counts();
   return {

@@ -17,6 +17,21 @@ export interface EventRecord {
   s?: string;
 }
 
+/** A signed BEP-44 item as last published (re-put as is after restarts and outages). */
+export interface PointerRecord {
+  salt: Buffer;
+  v: unknown;
+  seq: number;
+  sig: Buffer;
+  /** When its content last changed / was last stored in the DHT (ms; 0 = never). */
+  changedAt: number;
+  putAt: number;
+  /** Nodes that stored it at the last put. */
+  nodes: number;
+  failures: number;
+  retryAt: number;
+}
+
 export interface RemovalRecord {
   r: string;
   p: string;
@@ -82,6 +97,10 @@ export class Store {
   readonly bundles: Database<BundleRecord, string>;
   /** Events removed from the index that a bundle still holds: [ih, id] → reason and author. */
   readonly removals: Database<RemovalRecord, [string, string]>;
+  /** BEP-44 items: salt (hex) → signed item. */
+  readonly pointers: Database<PointerRecord, string>;
+  /** Authors whose pointer must be republished because their bundles changed: pubkey → since (ms). */
+  readonly pointerDirty: Database<number, string>;
   readonly counters: Database<number, string>;
   readonly meta: Database<unknown, string>;
 
@@ -106,6 +125,8 @@ export class Store {
     this.authorBundles = db('author-bundles');
     this.bundles = db('bundles');
     this.removals = db('removals');
+    this.pointers = db('pointers');
+    this.pointerDirty = db('pointer-dirty');
     this.counters = db('counters');
     this.meta = db('meta');
     for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;

@@ -31,3 +31,25 @@ export async function ltFetch(opts: { torrent?: string; magnet?: string; save: s
     throw new Error(`libtorrent peer failed: ${e.message}\n${e.stderr ?? ''}`);
   }
 }
+
+export interface LtDhtGetResult {
+  ok: boolean;
+  seq?: number;
+  sig?: string;
+  v?: Record<string, string | number>;
+  error?: string;
+}
+
+/** libtorrent joins the local DHT and reads a mutable item by key + salt (it checks the signature). */
+export async function ltDhtGet(opts: { keyHex: string; saltHex: string; bootstrap: string[]; timeoutSec?: number }): Promise<LtDhtGetResult> {
+  const args = [LT_SCRIPT, 'dht-get', '--key', opts.keyHex, '--salt', opts.saltHex, '--bootstrap', opts.bootstrap.join(','), '--timeout', String(opts.timeoutSec ?? 20)];
+  try {
+    const { stdout } = await run('/usr/bin/python3', args, { timeout: ((opts.timeoutSec ?? 20) + 15) * 1000 });
+    return JSON.parse(stdout.trim().split('\n').pop()!) as LtDhtGetResult;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    const last = e.stdout?.trim().split('\n').pop();
+    if (last?.startsWith('{')) return JSON.parse(last) as LtDhtGetResult;
+    throw new Error(`libtorrent DHT get failed: ${e.message}\n${e.stderr ?? ''}`);
+  }
+}

@@ -3,6 +3,7 @@
 # Loopback only: no DHT bootstrap, no LSD/UPnP/NAT-PMP; peers are given explicitly.
 #
 #   libtorrent_peer.py fetch --torrent F | --magnet URI  --save DIR --peer PORT [--file IDX] [--timeout S]
+#   libtorrent_peer.py dht-get --key HEX32 --salt HEX --bootstrap host:port,... [--timeout S]
 #
 # Prints one JSON object on stdout.
 import argparse, json, sys, time
@@ -74,6 +75,59 @@ def fetch(a):
     return 0 if ok else 1
 
 
+def dht_get(a):
+    # libtorrent checks the BEP-44 signature itself before it reports an item.
+    t0 = time.monotonic()
+    ses = session({
+        'enable_dht': True,
+        'dht_bootstrap_nodes': a.bootstrap,
+        'dht_restrict_routing_ips': False, 'dht_restrict_search_ips': False,
+        'dht_ignore_dark_internet': False, 'dht_prefer_verified_node_ids': False,
+        'dht_enforce_node_id': False,
+        'dht_block_ratelimit': 100000, 'dht_upload_rate_limit': 10000000,
+        'alert_mask': lt.alert_category.dht | lt.alert_category.error | lt.alert_category.dht_log,
+    })
+    key = bytes.fromhex(a.key)
+    salt = bytes.fromhex(a.salt)
+    deadline = t0 + a.timeout
+    out = {'ok': False}
+    booted = False
+    while not booted and time.monotonic() < deadline:
+        ses.wait_for_alert(100)
+        for al in ses.pop_alerts():
+            if isinstance(al, lt.dht_bootstrap_alert):
+                booted = True
+    if not booted:
+        out['error'] = 'no dht_bootstrap_alert'
+        print(json.dumps(out))
+        return 1
+    ses.dht_get_mutable_item(key, salt)
+    raw_v = None
+    while time.monotonic() < deadline:
+        ses.wait_for_alert(100)
+        for al in ses.pop_alerts():
+            if isinstance(al, lt.dht_pkt_alert) and raw_v is None:
+                try:
+                    msg = lt.bdecode(al.pkt_buf)
+                    r = msg.get(b'r') if isinstance(msg, dict) else None
+                    if r and b'v' in r and r.get(b'k') == key:
+                        raw_v = r[b'v']
+                except Exception:
+                    pass
+            elif isinstance(al, lt.dht_mutable_item_alert) and al.key == key and al.authoritative:
+                out['seq'] = al.seq
+                out['sig'] = bytes(al.signature).hex()
+                out['ok'] = al.seq > 0
+                if isinstance(raw_v, dict):
+                    out['v'] = {k.decode(): (v.hex() if isinstance(v, bytes) else v) for k, v in raw_v.items()}
+                out['seconds'] = round(time.monotonic() - t0, 3)
+                print(json.dumps(out))
+                return 0 if out['ok'] else 1
+    out['error'] = 'no authoritative item'
+    print(json.dumps(out))
+    return 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -84,8 +138,13 @@ def main():
     f.add_argument('--peer', type=int, required=True)
     f.add_argument('--file', type=int)
     f.add_argument('--timeout', type=float, default=30)
+    g = sub.add_parser('dht-get')
+    g.add_argument('--key', required=True)
+    g.add_argument('--salt', required=True)
+    g.add_argument('--bootstrap', required=True)
+    g.add_argument('--timeout', type=float, default=20)
     a = ap.parse_args()
-    return fetch(a)
+    return fetch(a) if a.cmd == 'fetch' else dht_get(a)
 
 
 if __name__ == '__main__':

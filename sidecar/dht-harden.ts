@@ -1,0 +1,77 @@
+// Makes a bittorrent-dht 11 node safe on a public network (measured here, see docs/protocol.md §7):
+// - k-rpc-socket throws inside the UDP 'message' handler on bencode-valid but mistyped packets
+//   (an integer `target`, token, key...): an uncaught exception that would kill the sidecar;
+// - a reply whose r.id is not a byte string leaves the lookup waiting forever;
+// - stock nodes store BEP-44 dict values of any size (only raw strings are size-checked), and
+//   libtorrent then treats their replies as invalid;
+// - k-bucket's closest() is called without a count, so every reply carries the whole routing
+//   table (> 1500 bytes past ~55 nodes: libtorrent drops it) and put() goes to every node known.
+import bencode from 'bencode';
+import type DHT from 'bittorrent-dht';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Internals = {
+  _onput(query: any, peer: any): void;
+  _rpc: { error(peer: any, query: any, e: [number, string]): void; socket: { socket: import('node:dgram').Socket }; nodes: { closest(id: any, n?: number): any[] } };
+  _tables: { set(key: any, table: any): any };
+  emit(event: string, ...args: unknown[]): boolean;
+};
+
+const Y_R = Buffer.from('1:y1:r');
+
+function hasBadReplyId(buf: Buffer): boolean {
+  if (buf.indexOf(Y_R) === -1) return false;
+  let m: any;
+  try {
+    m = bencode.decode(buf);
+  } catch {
+    return false; // k-rpc-socket ignores undecodable packets itself
+  }
+  const id = m?.r?.id;
+  return id !== undefined && !(id instanceof Uint8Array);
+}
+
+export function hardenDht(dht: DHT, opts: { replyNodes?: number; putNodes?: number } = {}): DHT {
+  const d = dht as unknown as Internals;
+  const onput = d._onput;
+  d._onput = function (query: any, peer: any) {
+    const v = query?.a?.v;
+    let size = 0;
+    try {
+      size = v === undefined || v === null ? 0 : bencode.encode(v).length;
+    } catch {
+      size = Infinity;
+    }
+    if (size > 1000) return d._rpc.error(peer, query, [205, 'message (v field) too big']);
+    return onput.call(this, query, peer);
+  };
+  const sock = d._rpc.socket.socket;
+  const listeners = sock.listeners('message') as ((buf: Buffer, rinfo: unknown) => void)[];
+  sock.removeAllListeners('message');
+  for (const l of listeners) {
+    sock.on('message', (buf: Buffer, rinfo: unknown) => {
+      if (hasBadReplyId(buf)) {
+        d.emit('warning', new Error('dropped a reply with a malformed node id'));
+        return;
+      }
+      try {
+        l(buf, rinfo);
+      } catch (err) {
+        d.emit('warning', err);
+      }
+    });
+  }
+  const replyNodes = opts.replyNodes ?? 8;
+  const putNodes = opts.putNodes ?? 20;
+  const kb = d._rpc.nodes;
+  const closest = kb.closest.bind(kb);
+  kb.closest = (id: any, n: number = replyNodes) => closest(id, n);
+  const tables = d._tables;
+  const set = tables.set.bind(tables);
+  tables.set = (key: any, table: any) => {
+    const c = table.closest.bind(table);
+    table.closest = (id: any, n: number = putNodes) => c(id, n);
+    return set(key, table);
+  };
+  return dht;
+}

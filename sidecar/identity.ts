@@ -1,0 +1,112 @@
+// The bridge's identity: one ed25519 key for its BEP-44 items. Derived with HKDF-SHA256 from the
+// operator's Nostr secret key when one is configured (same nsec → same bridge key, anywhere);
+// otherwise a random secret generated once and kept in the data directory. Secrets never leave
+// this module except as the signing function.
+import { hkdfSync, randomBytes } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { decode as nip19decode } from 'nostr-tools/nip19';
+import { keyFromSeed } from './ed25519.js';
+
+export const HKDF_SALT = 'nostr-bt';
+export const HKDF_INFO = 'nostr-bt bridge ed25519 key v1';
+
+export interface BridgeIdentity {
+  publicKey: Buffer;
+  sign(msg: Uint8Array): Buffer;
+  source: 'nostr-key' | 'generated';
+}
+
+export class KeyFileError extends Error {
+  override name = 'KeyFileError';
+}
+
+/** A key file must not be readable by group or others (0600 or 0400). */
+function checkMode(path: string): void {
+  const mode = statSync(path).mode & 0o777;
+  if (mode & 0o077) {
+    throw new KeyFileError(`${path} has mode ${mode.toString(8).padStart(4, '0')}: a secret key file must be 0600 or 0400 (chmod 600 ${path})`);
+  }
+}
+
+/** Reads an nsec or 64-hex Nostr secret key from a file; returns the 32 raw bytes. */
+export function readNostrSecret(path: string): Buffer {
+  checkMode(path);
+  const text = readFileSync(path, 'utf8').trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (text.startsWith('nsec1')) {
+    try {
+      const d = nip19decode(text as `nsec1${string}`);
+      if (d.type === 'nsec') return Buffer.from(d.data);
+    } catch {
+      /* fall through */
+    }
+  }
+  throw new KeyFileError(`${path}: expected an nsec1… or 64-hex Nostr secret key`);
+}
+
+export function deriveBridgeSeed(nostrSecret: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', nostrSecret, HKDF_SALT, HKDF_INFO, 32));
+}
+
+/** nostrKeyFile set: derive from it; else use (or create) <dataDir>/bridge.key. */
+export function loadIdentity(opts: { nostrKeyFile?: string; generatedKeyFile: string }): BridgeIdentity {
+  let seed: Buffer;
+  let source: BridgeIdentity['source'];
+  if (opts.nostrKeyFile) {
+    seed = deriveBridgeSeed(readNostrSecret(opts.nostrKeyFile));
+    source = 'nostr-key';
+  } else {
+    const path = opts.generatedKeyFile;
+    if (!existsSync(path)) {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+      writeFileSync(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    }
+    checkMode(path);
+    const text = readFileSync(path, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/.test(text)) throw new KeyFileError(`${path}: expected 64 hex characters`);
+    seed = Buffer.from(text, 'hex');
+    source = 'generated';
+  }
+  const key = keyFromSeed(seed);
+  seed.fill(0);
+  return { publicKey: key.publicKey, sign: key.sign, source };
+}
+
+const Z32 = 'ybndrfg8ejkmcpqxot1uwisza345h769';
+
+/** z-base-32, as pkarr writes public keys. */
+export function zbase32(bytes: Uint8Array): string {
+  let out = '';
+  let acc = 0;
+  let bits = 0;
+  for (const b of bytes) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += Z32[(acc >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += Z32[(acc << (5 - bits)) & 31];
+  return out;
+}
+
+export function zbase32Decode(s: string): Buffer {
+  const out: number[] = [];
+  let acc = 0;
+  let bits = 0;
+  for (const ch of s) {
+    const v = Z32.indexOf(ch);
+    if (v < 0) throw new Error(`not z-base-32: ${JSON.stringify(ch)}`);
+    acc = (acc << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((acc >>> (bits - 8)) & 255);
+      bits -= 8;
+    }
+    acc &= (1 << bits) - 1;
+  }
+  return Buffer.from(out);
+}
