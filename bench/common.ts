@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
+import { deepMerge } from '../sidecar/config.js';
+import { LOOPBACK_DEFAULTS } from '../test/support/sidecar-process.js';
 
 /** dist/ (this file is dist/bench/common.js once built). */
 export const DIST_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -184,12 +186,7 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
  * Loopback-only settings for every benchmark sidecar (as in test/support/sidecar-process.ts):
  * free ports, DHT on 127.0.0.1 with no bootstrap nodes, so nothing leaves the machine.
  */
-export const LOOPBACK_CONFIG: Record<string, Record<string, unknown>> = {
-  status: { listen: '127.0.0.1:0' },
-  bittorrent: { port: 0 },
-  dht: { port: 0, host: '127.0.0.1', bootstrap: [] },
-  log: { level: 'warn' },
-};
+export const LOOPBACK_CONFIG: Record<string, Record<string, unknown>> = { ...LOOPBACK_DEFAULTS, log: { level: 'warn' } };
 
 /** Writes a TOML config (loopback defaults, then `extraToml` merged over them); returns its path. */
 export function writeConfig(dir: string, dataDir: string, extraToml = ''): string {
@@ -199,18 +196,6 @@ export function writeConfig(dir: string, dataDir: string, extraToml = ''): strin
   if (extraToml.trim()) config = deepMerge(config, parseToml(extraToml) as Record<string, unknown>);
   writeFileSync(path, stringifyToml(config) + '\n');
   return path;
-}
-
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const prev = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
-        ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>)
-        : v;
-  }
-  return out;
 }
 
 /** Sorted copy → percentile (nearest rank). */
