@@ -96,8 +96,10 @@ const configSchema = z
         enabled: z.boolean().default(true),
         port: z.number().int().min(0).max(65535).default(6881),
         host: z.string().default('0.0.0.0'),
-        putsPerSecond: z.number().min(0.1).max(1000).default(20),
-        maxInFlightPuts: z.number().int().min(1).max(64).default(8),
+        putsPerSecond: z.number().min(0.1).max(1000).default(40),
+        maxInFlightPuts: z.number().int().min(1).max(256).default(32),
+        concurrency: z.number().int().min(1).max(512).default(128),
+        maxPacketsPerSecondPerNode: z.number().min(1).max(1000).default(5),
         republishIntervalSeconds: z.number().int().min(60).max(7200).default(3600),
         bootstrap: z
           .array(hostPort)

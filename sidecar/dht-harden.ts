@@ -31,7 +31,14 @@ function hasBadReplyId(buf: Buffer): boolean {
   return id !== undefined && !(id instanceof Uint8Array);
 }
 
-export function hardenDht(dht: DHT, opts: { replyNodes?: number; putNodes?: number } = {}): DHT {
+export interface HardenOptions {
+  replyNodes?: number;
+  putNodes?: number;
+  /** Pace packets to any one node (host:port) to this many per second (libtorrent bans > 5/s). */
+  maxPacketsPerSecondPerNode?: number;
+}
+
+export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
   const d = dht as unknown as Internals;
   const onput = d._onput;
   d._onput = function (query: any, peer: any) {
@@ -61,6 +68,7 @@ export function hardenDht(dht: DHT, opts: { replyNodes?: number; putNodes?: numb
       }
     });
   }
+  if (opts.maxPacketsPerSecondPerNode) pacePerDestination(sock, opts.maxPacketsPerSecondPerNode);
   const replyNodes = opts.replyNodes ?? 8;
   const putNodes = opts.putNodes ?? 20;
   const kb = d._rpc.nodes;
@@ -74,4 +82,69 @@ export function hardenDht(dht: DHT, opts: { replyNodes?: number; putNodes?: numb
     return set(key, table);
   };
   return dht;
+}
+
+/** Bytes of packets waiting for one destination, beyond which packets are dropped (and counted). */
+const MAX_QUEUED_PER_DEST = 64;
+
+export const pacingStats = { delayed: 0, dropped: 0 };
+
+/**
+ * Per destination, packets are spaced at least 1/rate s apart (a bucket of one token), so no one
+ * node gets more than `rate` in any second; the rest wait their turn (a k-rpc query times out after
+ * 2 s, so a short wait costs nothing).
+ */
+function pacePerDestination(sock: import('node:dgram').Socket, rate: number): void {
+  type Pending = unknown[];
+  const buckets = new Map<string, { tokens: number; at: number; queue: Pending[]; timer: NodeJS.Timeout | null }>();
+  const send = sock.send.bind(sock) as (...a: unknown[]) => void;
+  const refill = (b: { tokens: number; at: number }) => {
+    const now = Date.now();
+    b.tokens = Math.min(1, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+  };
+  const drain = (key: string) => {
+    const b = buckets.get(key);
+    if (!b) return;
+    b.timer = null;
+    refill(b);
+    while (b.queue.length > 0 && b.tokens >= 1) {
+      b.tokens -= 1;
+      send(...b.queue.shift()!);
+    }
+    if (b.queue.length > 0) {
+      b.timer = setTimeout(() => drain(key), Math.ceil(((1 - b.tokens) / rate) * 1000));
+      b.timer.unref();
+    } else if (b.tokens >= 1) buckets.delete(key);
+  };
+  (sock as unknown as { send: (...a: unknown[]) => void }).send = (...args: unknown[]) => {
+    const key = `${String(args[4])}:${String(args[3])}`;
+    let b = buckets.get(key);
+    if (!b) buckets.set(key, (b = { tokens: 1, at: Date.now(), queue: [], timer: null }));
+    refill(b);
+    if (b.queue.length === 0 && b.tokens >= 1) {
+      b.tokens -= 1;
+      send(...args);
+      return;
+    }
+    if (b.queue.length >= MAX_QUEUED_PER_DEST) {
+      pacingStats.dropped++;
+      return;
+    }
+    pacingStats.delayed++;
+    b.queue.push(args);
+    if (!b.timer) {
+      b.timer = setTimeout(() => drain(key), Math.ceil(((1 - b.tokens) / rate) * 1000));
+      b.timer.unref();
+    }
+  };
+  // Forget idle destinations now and then (the map only holds destinations with a deficit).
+  const sweep = setInterval(() => {
+    for (const [key, b] of buckets) {
+      refill(b);
+      if (b.queue.length === 0 && b.tokens >= 1) buckets.delete(key);
+    }
+  }, 10_000);
+  sweep.unref();
+  sock.once('close', () => clearInterval(sweep));
 }

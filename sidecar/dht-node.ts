@@ -9,8 +9,13 @@ import { hardenDht } from './dht-harden.js';
 
 export async function startDhtNode(cfg: Config['dht'], log: Logger): Promise<DHT> {
   // An empty list must mean "none": k-rpc falls back to the public routers on a falsy value.
-  const dht = new DHT({ bootstrap: cfg.bootstrap.length > 0 ? cfg.bootstrap : false, host: false, verify: verifyEd25519 });
-  hardenDht(dht);
+  const dht = new DHT({
+    bootstrap: cfg.bootstrap.length > 0 ? cfg.bootstrap : false,
+    host: false,
+    verify: verifyEd25519,
+    concurrency: cfg.concurrency,
+  });
+  hardenDht(dht, { maxPacketsPerSecondPerNode: cfg.maxPacketsPerSecondPerNode });
   dht.setMaxListeners(0); // every seeded torrent's discovery adds a listener
   dht.on('error', (err: Error) => log.error({ err }, 'DHT error'));
   dht.on('warning', (err: Error) => log.debug({ err: err.message }, 'DHT warning'));
