@@ -292,10 +292,12 @@ export class Store {
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
     const ih = this.eventLoc.get(id);
     if (ih !== undefined) {
-      // The bundle holding it must be rewritten without it (the bundler's job).
       this.eventLoc.remove(id);
       this.bundleEvents.remove([ih, rec.p, rec.c, id]);
-      this.removals.put([ih, id], { r: reason, p: rec.p });
+      // Deleted, vanished and expired events must leave the swarm soon: the bundler rewrites the
+      // bundle without them. A superseded version is harmless history (readers keep the newest)
+      // and leaves at the bundle's next merge, so replaceable-heavy traffic causes no rewrites.
+      if (reason !== 'replaced') this.removals.put([ih, id], { r: reason, p: rec.p });
     }
   }
 
