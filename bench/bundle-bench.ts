@@ -177,17 +177,7 @@ async function feed(sc: Sidecar, lines: string[], sink: IngestSink): Promise<voi
   const ing = sc.ingestor;
   for (const l of lines) {
     ing.submit(l, sink);
-    for (let k = 0; k < 100 && ing.saturated; k++) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, 1000);
-        function done() {
-          clearTimeout(t);
-          ing.off('drain', done);
-          resolve();
-        }
-        ing.on('drain', done);
-      });
-    }
+    for (let k = 0; k < 100 && ing.saturated; k++) await ing.waitForCapacity();
   }
   await withTimeout(ing.idle(), 120_000, undefined);
 }

@@ -181,15 +181,7 @@ async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): P
         saturatedWaits++;
         // 'drain' comes after a batch commits; bounded in case commits keep failing.
         for (let k = 0; k < 100 && ing.saturated; k++) {
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(done, 1000);
-            function done() {
-              clearTimeout(t);
-              ing.off('drain', done);
-              resolve();
-            }
-            ing.on('drain', done);
-          });
+          await ing.waitForCapacity();
           if (performance.now() > deadline) break;
         }
         if (performance.now() > deadline) {

@@ -66,6 +66,20 @@ export class Ingestor extends EventEmitter {
     return this.queue.length >= this.highWater || this.lastError !== null;
   }
 
+  /** Resolves once the ingestor can take more lines (or after `timeoutMs`, to re-check). */
+  waitForCapacity(timeoutMs = 1000): Promise<void> {
+    if (!this.saturated) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off('drain', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.on('drain', done);
+    });
+  }
+
   submit(line: string, sink: IngestSink): void {
     this.queue.push({ line, sink });
     if (this.queue.length >= this.config.ingest.batchMaxEvents) this.kick();

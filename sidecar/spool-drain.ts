@@ -125,7 +125,7 @@ export class SpoolDrainer {
     for await (const line of rl) {
       this.ingestor.submit(line, sink);
       submitted++;
-      if (this.ingestor.saturated) await new Promise((r) => this.ingestor.once('drain', r));
+      while (this.ingestor.saturated && !this.stopped) await this.ingestor.waitForCapacity();
     }
     readAll = true;
     if (committed === submitted) done();
