@@ -160,7 +160,7 @@ async function startSidecar(tag: string, overrides: Record<string, unknown>, ext
   const dataDir = join(dir, 'data');
   const cfgPath = writeConfig(dir, dataDir, extraToml);
   const config = loadConfig({ configPath: cfgPath, env: {}, overrides });
-  const sc = new Sidecar(config, createLogger('bundle-bench', 'warn'), { statusHttp: false, bundleSchedule: schedule });
+  const sc = new Sidecar(config, createLogger('bundle-bench', 'error'), { statusHttp: false, bundleSchedule: schedule });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;

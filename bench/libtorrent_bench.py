@@ -70,6 +70,7 @@ def fetch_one(ses, torrent, save, peer, file_name=None, timeout=60.0):
     h = ses.add_torrent(atp)
     h.connect_peer(('127.0.0.1', peer))
     first_byte = None
+    transport = set()
     ok = False
     end = t0 + timeout
     size = ti.files().file_size(fidx) if fidx is not None else ti.total_size()
@@ -77,6 +78,9 @@ def fetch_one(ses, torrent, save, peer, file_name=None, timeout=60.0):
         st = h.status()
         if first_byte is None and st.total_payload_download > 0:
             first_byte = time.monotonic()
+            # peer_info flag bits (the binding lacks the names): utp_socket = 1 << 17, rc4_encrypted = 1 << 19
+            for p in h.get_peer_info():
+                transport.add(('utp' if p.flags & (1 << 17) else 'tcp') + (' rc4' if p.flags & (1 << 19) else ''))
         if fidx is not None:
             # piece_granularity: only hash-verified pieces count.
             if h.file_progress(lt.torrent_handle.piece_granularity)[fidx] == size:
@@ -89,14 +93,13 @@ def fetch_one(ses, torrent, save, peer, file_name=None, timeout=60.0):
     t1 = time.monotonic()
     st = h.status()
     errors = [a.message() for a in ses.pop_alerts() if isinstance(a, (lt.torrent_error_alert, lt.peer_error_alert))][:5]
-    transport = sorted({'utp' if p.flags & (1 << 17) else 'tcp' for p in h.get_peer_info()})
     if fidx is not None:
         h.flush_cache()
     ses.remove_torrent(h)
     res = {
         'ok': ok, 'seconds': round(t1 - t0, 4), 'bytes': size,
         'payloadDownloaded': st.total_payload_download, 'totalDownloaded': st.total_download,
-        'infoHash': str(ti.info_hash()), 'name': ti.name(), 'transport': transport, 'errors': errors,
+        'infoHash': str(ti.info_hash()), 'name': ti.name(), 'transport': sorted(transport), 'errors': errors,
     }
     if first_byte is not None:
         res['firstByteSeconds'] = round(first_byte - t0, 4)

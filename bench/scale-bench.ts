@@ -15,10 +15,11 @@
 //
 //   node dist/bench/scale-bench.js [--quick] [--n=EVENTS] [--toml='[bundle]\nmaxActiveTorrents = 50']
 //   env SCALE_BENCH_BUDGET_S (ingest + bundling budget, default 600; quick 240),
-//       SCALE_BENCH_REPLACEABLE=0 (no kind 0/3 events: no replacements, no rewrites)
+//       SCALE_BENCH_REPLACEABLE=0 (no kind 0/3 events: no replacements, no rewrites),
+//       SCALE_BENCH_CPU_PROF=DIR (the sidecar child writes a V8 CPU profile there on exit)
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
@@ -185,6 +186,21 @@ function describeOps(ops: BundlerOp[], t0: number, n: number): string[] {
   }
   return out;
 }
+
+const CPU_PROF_PRELOAD = `
+const inspector = require('node:inspector');
+const fs = require('node:fs');
+const session = new inspector.Session();
+session.connect();
+session.post('Profiler.enable');
+session.post('Profiler.setSamplingInterval', { interval: 1000 });
+session.post('Profiler.start');
+process.on('exit', () => {
+  session.post('Profiler.stop', (err, res) => {
+    if (!err) fs.writeFileSync(require('node:path').join(__DIR__, 'sidecar-' + process.pid + '.cpuprofile'), JSON.stringify(res.profile));
+  });
+});
+`;
 
 // ---------------------------------------------------------------------------------------------
 // Process memory
@@ -353,7 +369,21 @@ async function main(): Promise<void> {
   const bound = cfg.bundle?.maxActiveTorrents ?? 1000;
   log(`config: ${toml.replace(/\n+/g, ' ').trim()} (plus loopback ports/DHT); data in ${dataDir}`);
   const socketPath = join(dataDir, 'ingest.sock');
+  // SCALE_BENCH_CPU_PROF=DIR: the sidecar child writes a V8 CPU profile into DIR when it exits.
+  const profDir = process.env.SCALE_BENCH_CPU_PROF;
+  const savedNodeOptions = process.env.NODE_OPTIONS;
+  if (profDir) {
+    // --cpu-prof is not allowed in NODE_OPTIONS; a preloaded script runs the inspector's profiler.
+    const preload = join(dir, 'cpu-prof-preload.cjs');
+    writeFileSync(preload, CPU_PROF_PRELOAD.replace('__DIR__', JSON.stringify(profDir)));
+    process.env.NODE_OPTIONS = `${savedNodeOptions ?? ''} --require=${preload}`.trim();
+  }
   const sc = await startSidecarChild(cfgPath, dataDir, socketPath, 30_000);
+  if (profDir) {
+    if (savedNodeOptions === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = savedNodeOptions;
+    log(`sidecar child is CPU-profiled (inspector, 1 ms sampling; profile in ${profDir} after it exits)`);
+  }
   log(`sidecar pid ${sc.pid}, status ${sc.statusAddr}; RSS at start ${fmt(MB(readMem(sc.pid)?.rss ?? NaN))} MB`);
   // The bundler's log lines, as a timeline of its operations (it runs them one at a time).
   const ops: BundlerOp[] = [];
@@ -506,12 +536,12 @@ async function main(): Promise<void> {
     if (isAborted()) throw new Error('interrupted');
     if (sc.exited()) throw new Error(`sidecar exited: ${sc.stderrTail()}`);
     const st = mon.last;
+    if (firstCoveredS === null && st && mon.lastAt > tb && st.events.received >= acked && (st.bundles?.events ?? 0) >= st.events.stored) firstCoveredS = (Date.now() - tb) / 1000;
     if (st && st.events.received >= acked && (st.bundles?.events ?? -1) === st.events.stored && (st.ingest?.backlog ?? 0) === 0 && mon.lastAt > tb) {
       bundled = true;
       break;
     }
     if (st && (st.bundles?.events ?? 0) !== lastProgress.events) lastProgress = { events: st.bundles?.events ?? 0, at: Date.now() };
-    if (firstCoveredS === null && st && mon.lastAt > tb && st.events.received >= acked && (st.bundles?.events ?? 0) >= st.events.stored) firstCoveredS = (Date.now() - tb) / 1000;
     if (Date.now() > deadline) {
       stalledOn = 'bundling';
       break;
@@ -532,7 +562,9 @@ async function main(): Promise<void> {
   const memEnd = readMem(sc.pid);
 
   // Stage 4: graceful stop.
-  const stop = await sc.stop(25_000);
+  // main.ts gives up on a graceful stop after 15 s (if its event loop gets a turn); a profile is
+  // only written on exit, so wait longer then.
+  const stop = await sc.stop(profDir ? 180_000 : 25_000);
   if (logPartial.trim()) logLines.push(logPartial);
   log(`sidecar stop: ${stop.graceful ? 'exited by itself' : 'SIGKILLed'} ${fmt(stop.ms)} ms after SIGTERM, code ${stop.code}${stop.signal ? `, signal ${stop.signal}` : ''}`);
   const indexBytes = duBytes(join(dataDir, 'index'));
@@ -578,6 +610,17 @@ async function main(): Promise<void> {
   if (msgs.size) log(`sidecar stderr (warn+): ${[...msgs].map(([m, n]) => `${n}× ${m}`).join(' | ')}`);
   for (const l of stderrLines.filter((x) => /"level":(50|60)/.test(x)).slice(0, 3)) log(`  sidecar error: ${l.slice(0, 1500)}`);
   for (const l of describeOps(ops, t0, N)) log(l);
+  if (ackGaps.length) {
+    log('longest gaps without an ack (the sidecar event loop was busy), with the bundler line logged next:');
+    for (const g of [...ackGaps].sort((a, b) => b.ms - a.ms).slice(0, 6)) {
+      const start = g.at - g.ms;
+      const next = ops.find((o) => o.at >= start);
+      log(
+        `  ${fmt(g.ms / 1000, 1)} s from t=${fmt((start - t0) / 1000, 1)} s` +
+          (next ? `; next bundler line at t=${fmt((next.at - t0) / 1000, 1)} s: "${next.msg}"${next.events !== null ? ` (${next.events} events${next.authors !== null ? `, ${next.authors} files` : ''})` : ''}` : ''),
+      );
+    }
+  }
 
   // Accounting.
   const problems: string[] = [];

@@ -174,7 +174,7 @@ export class Bundler extends EventEmitter {
       return op();
     };
     const run = this.chain.then(guarded, guarded);
-    this.chain = run.catch((err) => this.log.error({ err }, 'bundler operation failed'));
+    this.chain = run.catch((err) => (this.stopped ? undefined : this.log.error({ err }, 'bundler operation failed')));
     return run;
   }
 
@@ -260,7 +260,7 @@ export class Bundler extends EventEmitter {
       for (const [parentStart, group] of this.groupsAt(level)) {
         if (group.length < 2 || this.active.size <= this.opts.maxActiveTorrents) continue;
         const [, parentEnd] = periodOf(level + 1, parentStart, this.opts.windowMs);
-        this.log.warn({ active: this.active.size, max: this.opts.maxActiveTorrents, level }, 'active torrents over the bound: merging early');
+        this.log.warn({ active: this.active.size, max: this.opts.maxActiveTorrents, bundleLevel: level }, 'active torrents over the bound: merging early');
         await this.replace(group, level + 1, parentStart, parentEnd);
         merges++;
       }
@@ -358,7 +358,7 @@ export class Bundler extends EventEmitter {
     await this.dropFiles(sources);
     this.emit('authors', [...authorBytes.keys()]);
     this.log.info(
-      { level, from: sources.map((s) => s.ih), to: records.map((r) => r.ih), events: records.reduce((n, r) => n + r.events, 0) },
+      { bundleLevel: level, from: sources.map((s) => s.ih), to: records.map((r) => r.ih), events: records.reduce((n, r) => n + r.events, 0) },
       sources.length === 1 ? 'bundle rewritten' : 'bundles merged',
     );
     return records;
