@@ -504,3 +504,18 @@ export function workerPid(shPid: number | undefined): number | null {
     return null;
   }
 }
+
+/** Resolves when a socket can take more data (or closes), or after `ms`. */
+export function waitForDrain(sock: import('node:net').Socket, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      sock.off('drain', done);
+      sock.off('close', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    sock.on('drain', done);
+    sock.on('close', done);
+  });
+}

@@ -34,6 +34,7 @@ import {
   writeConfig,
   type Figure,
   type StatusDoc,
+  waitForDrain,
 } from './common.js';
 
 const GOAL = 20_000;
@@ -256,17 +257,7 @@ async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): 
       if ((sent & 255) === 0 && isAborted()) throw new Error('interrupted');
       if (!sock.write(w.lines[sent]! + '\n')) {
         stalls++;
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(done, 5000);
-          function done() {
-            clearTimeout(t);
-            sock.off('drain', done);
-            sock.off('close', done);
-            resolve();
-          }
-          sock.on('drain', done);
-          sock.on('close', done);
-        });
+        await waitForDrain(sock, 5000);
         if (sockError || sock.destroyed) throw new Error(`socket failed: ${sockError ?? 'closed'}`);
         if (performance.now() > deadline) {
           timedOut = true;

@@ -43,6 +43,7 @@ import {
   type Figure,
   type SidecarChild,
   type StatusDoc,
+  waitForDrain,
 } from './common.js';
 
 const AUTHORS = 50_000;
@@ -499,17 +500,7 @@ async function main(): Promise<void> {
       li = 0;
     }
     if (!ok) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, 5000);
-        function done() {
-          clearTimeout(t);
-          sock.off('drain', done);
-          sock.off('close', done);
-          resolve();
-        }
-        sock.on('drain', done);
-        sock.on('close', done);
-      });
+      await waitForDrain(sock, 5000);
     }
   }
   // Last acks.
