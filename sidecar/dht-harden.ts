@@ -97,7 +97,17 @@ export const pacingStats = { delayed: 0, dropped: 0 };
 function pacePerDestination(sock: import('node:dgram').Socket, rate: number): void {
   type Pending = unknown[];
   const buckets = new Map<string, { tokens: number; at: number; queue: Pending[]; timer: NodeJS.Timeout | null }>();
-  const send = sock.send.bind(sock) as (...a: unknown[]) => void;
+  const rawSend = sock.send.bind(sock) as (...a: unknown[]) => void;
+  let closed = false;
+  // A paced packet may come due after the socket closed (the node was destroyed): drop it.
+  const send = (...args: unknown[]) => {
+    if (closed) return;
+    try {
+      rawSend(...args);
+    } catch {
+      pacingStats.dropped++;
+    }
+  };
   const refill = (b: { tokens: number; at: number }) => {
     const now = Date.now();
     b.tokens = Math.min(1, b.tokens + ((now - b.at) / 1000) * rate);
@@ -105,7 +115,7 @@ function pacePerDestination(sock: import('node:dgram').Socket, rate: number): vo
   };
   const drain = (key: string) => {
     const b = buckets.get(key);
-    if (!b) return;
+    if (!b || closed) return;
     b.timer = null;
     refill(b);
     while (b.queue.length > 0 && b.tokens >= 1) {
@@ -146,5 +156,10 @@ function pacePerDestination(sock: import('node:dgram').Socket, rate: number): vo
     }
   }, 10_000);
   sweep.unref();
-  sock.once('close', () => clearInterval(sweep));
+  sock.once('close', () => {
+    closed = true;
+    clearInterval(sweep);
+    for (const b of buckets.values()) if (b.timer) clearTimeout(b.timer);
+    buckets.clear();
+  });
 }
