@@ -113,6 +113,16 @@ const configSchema = z
       })
       .strict()
       .prefault({}),
+    reconcile: z
+      .object({
+        strfry: z.string().default(''),
+        strfryConfig: z.string().default(''),
+        intervalSeconds: z.number().int().min(1).max(7 * 86_400).default(3600),
+        marginSeconds: z.number().int().min(0).default(3600),
+        verifySignatures: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
     status: z
       .object({
         listen: hostPort.default('127.0.0.1:9477'),
@@ -201,8 +211,17 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     socket: { ...c.socket, path: under(c.socket.path, 'ingest.sock') },
     spool: { ...c.spool, dir: under(c.spool.dir, 'spool') },
     bundle: { ...c.bundle, dir: under(c.bundle.dir, 'bundles') },
+    reconcile: { ...c.reconcile, ...reconcilePaths(c.reconcile, configPath !== null ? dirname(configPath) : cwd) },
     indexDir: resolve(dataDir, 'index'),
     quarantineDir: resolve(dataDir, 'quarantine'),
+  };
+}
+
+/** A strfry given as a path (with a slash) or a config file: relative to the config file. */
+function reconcilePaths(r: RawConfig['reconcile'], base: string): { strfry: string; strfryConfig: string } {
+  return {
+    strfry: r.strfry.includes('/') ? resolve(base, r.strfry) : r.strfry,
+    strfryConfig: r.strfryConfig ? resolve(base, r.strfryConfig) : '',
   };
 }
 

@@ -21,6 +21,8 @@ interface Conn extends IngestSink {
   lines: number;
   consumed: number;
   paused: boolean;
+  /** Cumulative outcomes, when the hello asked for them (`"tally":true`). */
+  tally?: Record<string, number>;
 }
 
 const HELLO_PREFIX = '{"hello":';
@@ -73,7 +75,8 @@ export class IngestServer {
       paused: false,
       committed: (n) => {
         conn.consumed += n;
-        if (!sock.destroyed) sock.write(`${conn.consumed}\n`);
+        if (sock.destroyed) return;
+        sock.write(conn.tally ? JSON.stringify({ acked: conn.consumed, tally: conn.tally }) + '\n' : `${conn.consumed}\n`);
       },
     };
     this.conns.add(conn);
@@ -115,11 +118,18 @@ export class IngestServer {
 
   private onLine(conn: Conn, line: string): void {
     if (conn.lines++ === 0 && line.startsWith(HELLO_PREFIX)) {
-      // Optional first line from non-plugin clients: {"hello":"backfill","trusted":false}
+      // Optional first line from non-plugin clients: {"hello":"backfill","trusted":false,"tally":true}
       try {
-        const h = JSON.parse(line) as { hello?: unknown; trusted?: unknown };
+        const h = JSON.parse(line) as { hello?: unknown; trusted?: unknown; tally?: unknown };
         if (typeof h.hello === 'string') (conn as { source: string }).source = h.hello.slice(0, 40);
         if (typeof h.trusted === 'boolean') (conn as { trusted: boolean }).trusted = h.trusted;
+        if (h.tally === true) {
+          const tally: Record<string, number> = {};
+          conn.tally = tally;
+          conn.outcomes = (counts) => {
+            for (const [k, v] of Object.entries(counts)) tally[k] = (tally[k] ?? 0) + v;
+          };
+        }
         this.ingestor.submit('', conn);
         return;
       } catch {

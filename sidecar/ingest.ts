@@ -16,6 +16,11 @@ export interface IngestSink {
   readonly trusted: boolean;
   /** Called in order, after the lines' effects are committed. */
   committed(lines: number): void;
+  /**
+   * Optional: what became of those lines, called just before `committed` with counts by outcome
+   * (`indexed`, `duplicate`, `skipped.<reason>`, `invalid.<reason>`; empty lines are not counted).
+   */
+  outcomes?(counts: Counters): void;
 }
 
 interface Entry {
@@ -119,12 +124,17 @@ export class Ingestor extends EventEmitter {
     const extra: Counters = {};
     const bump = (name: string) => (extra[name] = (extra[name] ?? 0) + 1);
     const items: IngestItem[] = [];
+    // Per-line outcomes, only when some source of this batch asked for them.
+    const labels: (string | undefined)[] | null = batch.some((e) => e.sink.outcomes !== undefined) ? new Array(batch.length) : null;
+    const itemEntry: number[] = [];
     const now = this.nowSec();
     const verify = this.config.ingest.verifySignatures;
-    for (const { line, sink, rejected } of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const { line, sink, rejected } = batch[i]!;
       if (rejected !== undefined) {
         bump('received');
         bump(`invalid.${rejected}`);
+        if (labels) labels[i] = `invalid.${rejected}`;
         continue;
       }
       if (line.length === 0) continue;
@@ -136,11 +146,17 @@ export class Ingestor extends EventEmitter {
         }
         const json = canonicalJson(event);
         const cls = classify(event, Buffer.byteLength(json), this.policy, now);
-        if (cls.skip) bump(`skipped.${cls.skip}`);
-        else items.push({ event, json, cls });
+        if (cls.skip) {
+          bump(`skipped.${cls.skip}`);
+          if (labels) labels[i] = `skipped.${cls.skip}`;
+        } else {
+          items.push({ event, json, cls });
+          if (labels) itemEntry.push(i);
+        }
       } catch (err) {
         const reason = err instanceof InvalidEvent ? err.reason : 'error';
         bump(`invalid.${reason}`);
+        if (labels) labels[i] = `invalid.${reason}`;
         this.quarantine.add(reason, sink.source, line);
       }
     }
@@ -155,7 +171,8 @@ export class Ingestor extends EventEmitter {
       this.log.info('index writes work again; ingest resumed');
       this.lastError = null;
     }
-    this.acknowledge(batch);
+    if (labels) outcomes.forEach((o, i) => (labels[itemEntry[i]!] = o === 'indexed' || o === 'duplicate' ? o : `skipped.${o}`));
+    this.acknowledge(batch, labels);
     const report: BatchReport = { lines: batch.length, outcomes: {}, indexedBytes: 0 };
     outcomes.forEach((o, i) => {
       report.outcomes[o] = (report.outcomes[o] ?? 0) + 1;
@@ -165,18 +182,29 @@ export class Ingestor extends EventEmitter {
     this.finishBatch();
   }
 
-  private acknowledge(batch: Entry[]): void {
+  private acknowledge(batch: Entry[], labels: (string | undefined)[] | null): void {
     let sink = batch[0]?.sink;
-    let n = 0;
-    for (const entry of batch) {
-      if (entry.sink !== sink) {
-        sink!.committed(n);
-        sink = entry.sink;
-        n = 0;
+    let from = 0;
+    const tell = (s: IngestSink, start: number, end: number) => {
+      if (labels && s.outcomes) {
+        const counts: Counters = {};
+        for (let i = start; i < end; i++) {
+          const l = labels[i];
+          if (l !== undefined) counts[l] = (counts[l] ?? 0) + 1;
+        }
+        s.outcomes(counts);
       }
-      n++;
+      s.committed(end - start);
+    };
+    for (let i = 0; i < batch.length; i++) {
+      const entry = batch[i]!;
+      if (entry.sink !== sink) {
+        tell(sink!, from, i);
+        sink = entry.sink;
+        from = i;
+      }
     }
-    if (sink && n > 0) sink.committed(n);
+    if (sink && batch.length > from) tell(sink, from, batch.length);
   }
 
   private onCommitFailure(batch: Entry[], err: unknown): void {

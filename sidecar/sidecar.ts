@@ -15,6 +15,7 @@ import { Publisher } from './publisher.js';
 import { IngestServer } from './ingest-server.js';
 import { initSignatureCheck } from './nostr-event.js';
 import { Quarantine } from './quarantine.js';
+import { Reconciler } from './reconcile.js';
 import { SpoolDrainer } from './spool-drain.js';
 import { statusFromStore, type Status } from './status.js';
 import { Store } from './store.js';
@@ -42,6 +43,8 @@ export class Sidecar {
   bundler: Bundler | null = null;
   publisher: Publisher | null = null;
   identity: BridgeIdentity | null = null;
+  /** Runs `strfry export` on start and on a schedule when `reconcile.strfry` is set. */
+  reconciler: Reconciler | null = null;
   private http: Server | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
@@ -116,6 +119,10 @@ export class Sidecar {
     this.ingestor.on('batch', (r: { indexedBytes: number }) => this.bundler?.noteIndexed(r.indexedBytes));
     await this.server.listen();
     this.drainer.start();
+    if (this.config.reconcile.strfry) {
+      this.reconciler = new Reconciler(this.config.reconcile, this.store, this.ingestor, this.config.ingest.maxLineBytes, this.log, this.opts.nowSec);
+      this.reconciler.start();
+    }
     if (this.config.policy.dropExpired) {
       this.expiryTimer = setInterval(() => void this.sweepExpired(), this.config.policy.expirySweepIntervalMs);
       this.expiryTimer.unref();
@@ -157,6 +164,7 @@ export class Sidecar {
       dht: this.dht ? { nodes: this.dht.nodes.count(), ready: this.dht.ready } : undefined,
       bridge: this.identity ? { publicKey: this.identity.publicKey.toString('hex') } : undefined,
       pointers: this.publisher?.stats(),
+      reconcile: this.reconciler?.status(),
     });
   }
 
@@ -183,6 +191,7 @@ export class Sidecar {
   async stop(): Promise<void> {
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     await this.server.close();
+    await this.reconciler?.stop();
     await this.drainer.stop();
     await this.ingestor.idle();
     this.ingestor.stop();
