@@ -9,12 +9,12 @@ import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { initSignatureCheck } from '../sidecar/nostr-event.js';
 import { Store } from '../sidecar/store.js';
-import { CheckpointStore } from '../sidecar/backfill/checkpoint.js';
 import type { IngestChannel } from '../sidecar/backfill/channel.js';
+import type { CheckpointIO } from '../sidecar/backfill/checkpoint.js';
 import { DryRunChannel } from '../sidecar/backfill/dry-run-channel.js';
 import type { SourceSpec } from '../sidecar/backfill/event-source.js';
 import { progressReporter } from '../sidecar/backfill/progress.js';
-import { runBackfill } from '../sidecar/backfill/runner.js';
+import { checkpointKey, runBackfill } from '../sidecar/backfill/runner.js';
 import { SidecarUnreachable, SocketChannel } from '../sidecar/backfill/socket-channel.js';
 import { summaryText } from '../sidecar/backfill/summary.js';
 
@@ -39,6 +39,7 @@ interface Flags {
   maxUnacked: number;
   progressInterval: number;
   reconnectSeconds: number;
+  checkpointMs: number;
   json?: boolean;
   logLevel?: string;
 }
@@ -63,6 +64,7 @@ const program = new Command('nostr-bt-backfill')
   .option('--max-unacked <lines>', 'lines in flight to the sidecar', intArg('--max-unacked', 1), 20_000)
   .option('--progress-interval <seconds>', 'without a terminal: seconds between progress log lines', intArg('--progress-interval', 1), 10)
   .option('--reconnect-seconds <seconds>', 'keep trying this long when the sidecar connection drops', intArg('--reconnect-seconds'), 60)
+  .option('--checkpoint-ms <ms>', 'how often the checkpoint is saved (work since the last save is re-sent after a crash)', intArg('--checkpoint-ms', 10), 1000)
   .option('--json', 'print the summary as JSON')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
   .addHelpText(
@@ -102,29 +104,35 @@ if (flags.since !== undefined && flags.until !== undefined && flags.since > flag
 const trusted = flags.verify ? false : flags.trusted ? true : spec.kind === 'strfry';
 const log = createLogger('nostr-bt-backfill', config.log.level);
 
+const range = { since: flags.since, until: flags.until };
 let channel: IngestChannel;
-let checkpoints: CheckpointStore | null = null;
+let checkpoint: CheckpointIO | null = null;
 let store: Store | null = null;
 if (flags.dryRun) {
   await initSignatureCheck();
   if (existsSync(join(config.indexDir, 'data.mdb'))) store = Store.open(config.indexDir, { readOnly: true });
   channel = new DryRunChannel(store, config, trusted);
 } else {
+  // The checkpoint is read and saved through the sidecar: this process never writes its index.
+  const key = checkpointKey(spec, range) ?? undefined;
+  let socket: SocketChannel;
   try {
-    channel = await SocketChannel.connect({
+    socket = await SocketChannel.connect({
       path: config.socket.path,
       source: 'backfill',
       trusted,
       maxUnacked: flags.maxUnacked,
       maxUnackedBytes: 64 * 1024 * 1024,
       reconnectMs: flags.reconnectSeconds * 1000,
+      checkpointKey: key,
       log,
     });
   } catch (err) {
     process.stderr.write(`nostr-bt-backfill: ${err instanceof SidecarUnreachable ? err.message : String(err)}\n`);
     process.exit(1);
   }
-  if (spec.kind !== 'stdin') checkpoints = CheckpointStore.openIndex(config.indexDir);
+  channel = socket;
+  if (key !== undefined) checkpoint = socket.checkpointIO();
 }
 
 const ac = new AbortController();
@@ -140,19 +148,19 @@ process.on('SIGTERM', () => onSignal('SIGTERM'));
 const reporter = progressReporter({ tty: process.stderr.isTTY === true, log, intervalMs: flags.progressInterval * 1000 });
 const summary = await runBackfill({
   spec,
-  range: { since: flags.since, until: flags.until },
+  range,
   marginSec: flags.margin ?? config.reconcile.marginSeconds,
-  checkpoints,
+  checkpoint,
   restart: flags.restart,
   channel,
   maxLineBytes: config.ingest.maxLineBytes,
   log,
   signal: ac.signal,
   onProgress: (p) => reporter.update(p),
+  checkpointIntervalMs: flags.checkpointMs,
 });
 reporter.stop();
 await channel.close();
-await checkpoints?.close();
 await store?.close();
 
 process.stdout.write(

@@ -10,7 +10,8 @@ import type { Ingestor } from './ingest.js';
 import type { Store } from './store.js';
 import { CheckpointStore } from './backfill/checkpoint.js';
 import { IngestorChannel } from './backfill/channel.js';
-import { runBackfill, type BackfillSummary } from './backfill/runner.js';
+import { checkpointKey, runBackfill, type BackfillSummary } from './backfill/runner.js';
+import type { SourceSpec } from './backfill/event-source.js';
 
 const MAX_UNACKED = 20_000;
 
@@ -112,19 +113,20 @@ export class Reconciler {
   private async run(signal: AbortSignal): Promise<BackfillSummary> {
     const log = this.log.child({ component: 'reconcile' });
     const channel = new IngestorChannel(this.ingestor, 'reconcile', !this.config.verifySignatures, MAX_UNACKED);
+    const spec: SourceSpec = { kind: 'strfry', bin: this.config.strfry, config: this.config.strfryConfig || undefined };
     let summary: BackfillSummary;
     try {
       summary = await runBackfill({
-        spec: { kind: 'strfry', bin: this.config.strfry, config: this.config.strfryConfig || undefined },
+        spec,
         range: {},
         marginSec: this.config.marginSeconds,
-        checkpoints: this.checkpoints,
+        checkpoint: this.checkpoints.io(checkpointKey(spec, {})!),
         channel,
         maxLineBytes: this.maxLineBytes,
         log,
         signal,
         nowSec: this.nowSec,
-        progressIntervalMs: 5000,
+        checkpointIntervalMs: 5000,
       });
     } catch (err) {
       this.failures++;

@@ -16,6 +16,7 @@ import { IngestServer } from './ingest-server.js';
 import { initSignatureCheck } from './nostr-event.js';
 import { Quarantine } from './quarantine.js';
 import { Reconciler } from './reconcile.js';
+import { CheckpointStore } from './backfill/checkpoint.js';
 import { SpoolDrainer } from './spool-drain.js';
 import { statusFromStore, type Status } from './status.js';
 import { Store } from './store.js';
@@ -64,6 +65,7 @@ export class Sidecar {
       this.quarantine,
       log,
       () => void this.drainer.trigger(),
+      new CheckpointStore(this.store.root),
     );
   }
 

@@ -14,7 +14,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createdAtOf } from './created-at.js';
-import { CheckpointStore, fileHead, HEAD_BYTES, type Checkpoint } from './checkpoint.js';
+import { fileHead, HEAD_BYTES, type Checkpoint, type CheckpointIO } from './checkpoint.js';
 import { openSource, type SourceRange, type SourceSpec } from './event-source.js';
 import { addTally, type IngestChannel, type Tally } from './channel.js';
 import { LineSplitter } from './line-splitter.js';
@@ -25,8 +25,8 @@ export interface RunOptions {
   range: SourceRange;
   /** Seconds re-read before a strfry checkpoint. */
   marginSec: number;
-  /** null: neither read nor write a checkpoint (dry runs). */
-  checkpoints: CheckpointStore | null;
+  /** Where this run's checkpoint is read and saved (key: checkpointKey(spec, range)); null: none (dry runs, stdin). */
+  checkpoint: CheckpointIO | null;
   /** Forget the checkpoint and read everything again. */
   restart?: boolean;
   channel: IngestChannel;
@@ -35,8 +35,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   nowSec?: () => number;
   onProgress?: (p: Progress) => void;
-  /** How often progress is reported and the checkpoint saved (ms). */
-  progressIntervalMs?: number;
+  /** How often the checkpoint is saved and progress reported (ms). */
+  checkpointIntervalMs?: number;
   /** After an interruption, how long to wait for lines in flight to be acknowledged. */
   drainTimeoutMs?: number;
 }
@@ -98,17 +98,17 @@ export async function runBackfill(o: RunOptions): Promise<BackfillSummary> {
   const t0 = Date.now();
   const runStartSec = nowSec();
   const { spec, channel, log } = o;
-  const key = o.checkpoints ? checkpointKey(spec, o.range) : null;
-  const cps = key ? o.checkpoints : null;
+  const cps = o.checkpoint;
+  const key = cps?.key ?? null;
 
   // Where to start.
   let since = o.range.since;
   let startOffset = 0;
   let resumed: string | null = null;
   let prev: Checkpoint | undefined;
-  if (cps && key) {
-    if (o.restart) await cps.reset(key);
-    prev = cps.get(key);
+  if (cps) {
+    if (o.restart) await cps.save(null);
+    else prev = cps.load();
     if (prev && spec.kind === 'strfry' && prev.resumeCreatedAt !== undefined) {
       const from = Math.max(0, prev.resumeCreatedAt - o.marginSec);
       if (since === undefined || from > since) {
@@ -175,8 +175,9 @@ export async function runBackfill(o: RunOptions): Promise<BackfillSummary> {
     startOffset,
   );
 
+  let lastSaved = '';
   const checkpointNow = async (complete: boolean): Promise<Checkpoint | null> => {
-    if (!cps || !key) return null;
+    if (!cps) return null;
     settle();
     const cp: Checkpoint = { source: source.describe, complete, lines: (prev?.lines ?? 0) + settled, updatedAt: Date.now() };
     if (spec.kind === 'strfry') {
@@ -185,15 +186,19 @@ export async function runBackfill(o: RunOptions): Promise<BackfillSummary> {
         : deliveredCreatedAt !== null
           ? Math.min(deliveredCreatedAt, runStartSec)
           : undefined;
-      // Never move back: an earlier (or concurrent) run may have got further.
-      const before = cps.get(key)?.resumeCreatedAt;
+      // Never move back: an earlier run may have got further.
+      const before = prev?.resumeCreatedAt;
       if (before !== undefined && (r === undefined || before > r)) r = before;
       if (r !== undefined) cp.resumeCreatedAt = r;
     } else if (spec.kind === 'file') {
       cp.offset = deliveredOffset;
       if (head) Object.assign(cp, head);
     }
-    await cps.put(key, cp);
+    const sig = `${cp.resumeCreatedAt}/${cp.offset}/${cp.lines}/${cp.complete}`;
+    if (sig !== lastSaved) {
+      await cps.save(cp);
+      lastSaved = sig;
+    }
     return cp;
   };
 
@@ -220,7 +225,7 @@ export async function runBackfill(o: RunOptions): Promise<BackfillSummary> {
     checkpointNow(false)
       .catch((err) => log.error({ err }, 'checkpoint write failed'))
       .finally(() => (ticking = false));
-  }, o.progressIntervalMs ?? 1000);
+  }, o.checkpointIntervalMs ?? 1000);
 
   const aborted = () => o.signal?.aborted === true;
   const onAbort = () => source.abort();

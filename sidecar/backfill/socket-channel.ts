@@ -6,6 +6,7 @@
 import { createConnection, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { addTally, type IngestChannel, type Tally } from './channel.js';
+import { isCheckpoint, type Checkpoint, type CheckpointIO } from './checkpoint.js';
 
 export interface SocketChannelOptions {
   path: string;
@@ -17,10 +18,13 @@ export interface SocketChannelOptions {
   maxUnackedBytes: number;
   /** How long to keep trying to reconnect after the connection dropped. */
   reconnectMs: number;
+  /** Read (at connect) and save this checkpoint through the sidecar. */
+  checkpointKey?: string;
   log: Logger;
 }
 
 const NL = Buffer.from('\n');
+const HELLO_TIMEOUT_MS = 10_000;
 const FLUSH_BYTES = 256 * 1024;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
@@ -32,7 +36,11 @@ export class SocketChannel implements IngestChannel {
   acked = 0;
   reconnects = 0;
   private queue: Buffer[] = [];
+  /** Parallel to queue: 1 for an event line, 0 for a checkpoint line. */
+  private isData: number[] = [];
   private head = 0;
+  private loaded: Checkpoint | null | undefined = undefined;
+  private onLoaded: (() => void) | null = null;
   private queueBytes = 0;
   private sock: Socket | null = null;
   private connAcked = 0;
@@ -58,7 +66,35 @@ export class SocketChannel implements IngestChannel {
       const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'is the sidecar running?' : code === 'EACCES' ? 'permission denied: run as a member of the socket group' : (err as Error).message;
       throw new SidecarUnreachable(`cannot connect to the sidecar's ingest socket ${opts.path}: ${why}`);
     }
+    if (opts.checkpointKey !== undefined) {
+      // The sidecar answers a hello that names a checkpoint with its stored value, at once.
+      const ok = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), HELLO_TIMEOUT_MS);
+        ch.onLoaded = () => {
+          clearTimeout(t);
+          resolve(true);
+        };
+      });
+      ch.onLoaded = null;
+      if (!ok) {
+        ch.closing = true;
+        ch.sock?.destroy();
+        throw new SidecarUnreachable(`the sidecar at ${opts.path} did not answer the backfill hello within ${HELLO_TIMEOUT_MS / 1000} s (is it an older version?)`);
+      }
+    }
     return ch;
+  }
+
+  /** The checkpoint, read and saved through the sidecar (requires `checkpointKey`). */
+  checkpointIO(): CheckpointIO {
+    const key = this.opts.checkpointKey;
+    if (key === undefined) throw new Error('no checkpoint key');
+    const start = this.loaded ?? undefined;
+    return {
+      key,
+      load: () => start,
+      save: async (cp) => this.sendControl(JSON.stringify({ checkpoint: cp })),
+    };
   }
 
   get unacked(): number {
@@ -76,9 +112,18 @@ export class SocketChannel implements IngestChannel {
   }
 
   send(line: Buffer): void {
-    this.queue.push(line);
-    this.queueBytes += line.length;
+    this.enqueue(line, 1);
     this.sent++;
+  }
+
+  private sendControl(text: string): void {
+    this.enqueue(Buffer.from(text), 0);
+  }
+
+  private enqueue(line: Buffer, data: number): void {
+    this.queue.push(line);
+    this.isData.push(data);
+    this.queueBytes += line.length;
     if (this.sock) this.write(line);
   }
 
@@ -96,7 +141,12 @@ export class SocketChannel implements IngestChannel {
     });
   }
 
-  async close(): Promise<void> {
+  /** Waits (bounded) until the sidecar consumed everything, the last checkpoint line included. */
+  async close(waitMs = 5000): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    while (this.unacked > 0 && this.sock && !this.failure && Date.now() < deadline) {
+      await this.waitForAck(Math.max(1, deadline - Date.now())).catch(() => {});
+    }
     this.closing = true;
     this.flush();
     const sock = this.sock;
@@ -124,7 +174,7 @@ export class SocketChannel implements IngestChannel {
     sock.on('data', (d: string) => this.onData(d));
     sock.on('error', () => {});
     sock.on('close', () => this.onClose(sock));
-    sock.write(JSON.stringify({ hello: this.opts.source, trusted: this.opts.trusted, tally: true }) + '\n');
+    sock.write(JSON.stringify({ hello: this.opts.source, trusted: this.opts.trusted, tally: true, checkpoint: this.opts.checkpointKey }) + '\n');
     for (let i = this.head; i < this.queue.length; i++) this.write(this.queue[i]!);
   }
 
@@ -154,7 +204,17 @@ export class SocketChannel implements IngestChannel {
     while ((nl = this.ackBuf.indexOf('\n')) >= 0) {
       const line = this.ackBuf.slice(0, nl);
       this.ackBuf = this.ackBuf.slice(nl + 1);
-      if (line.startsWith('{')) {
+      if (line.startsWith('{"checkpoint":')) {
+        if (this.loaded === undefined) {
+          try {
+            const v = (JSON.parse(line) as { checkpoint: unknown }).checkpoint;
+            this.loaded = isCheckpoint(v) ? v : null;
+          } catch {
+            this.loaded = null;
+          }
+          this.onLoaded?.();
+        }
+      } else if (line.startsWith('{')) {
         try {
           const a = JSON.parse(line) as { acked?: unknown; tally?: unknown };
           if (typeof a.acked === 'number') consumed = a.acked;
@@ -170,12 +230,13 @@ export class SocketChannel implements IngestChannel {
     if (fresh <= 0) return;
     for (let i = 0; i < fresh; i++) {
       this.queueBytes -= this.queue[this.head]!.length;
+      this.acked += this.isData[this.head]!;
       this.queue[this.head++] = NL; // release the line
     }
     this.connAcked += fresh;
-    this.acked += fresh;
     if (this.head > 4096 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
+      this.isData = this.isData.slice(this.head);
       this.head = 0;
     }
     for (const w of [...this.waiters]) w();

@@ -1,0 +1,55 @@
+// A real sidecar in this process (LMDB index, ingest socket, bundler driven by hand) for backfill
+// tests; the backfill command runs against it as a child process.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../../sidecar/config.js';
+import { createLogger } from '../../sidecar/log.js';
+import { Sidecar } from '../../sidecar/sidecar.js';
+import { makeWorkspace } from './sidecar-process.js';
+
+export interface BackfillRig {
+  sc: Sidecar;
+  ws: ReturnType<typeof makeWorkspace>;
+  configPath: string;
+  /** Writes lines (each + "\n") to a file in the workspace; returns its path. */
+  writeFile(name: string, lines: string[]): string;
+  storedIds(): string[];
+  /** Cuts every pending event into bundles; returns the ids held by active bundles (sorted). */
+  bundleAll(): Promise<string[]>;
+}
+
+export async function withBackfillRig(
+  fn: (rig: BackfillRig) => Promise<void>,
+  opts: { config?: Record<string, unknown>; nowSec?: () => number; ws?: ReturnType<typeof makeWorkspace> } = {},
+): Promise<void> {
+  // A workspace given by the caller is reused (a restart) and left for the caller to clean up.
+  const ws = opts.ws ?? makeWorkspace({ log: { level: 'warn' }, ...opts.config });
+  const config = loadConfig({ configPath: ws.configPath, env: {} });
+  const sc = new Sidecar(config, createLogger('test', 'silent'), { statusHttp: false, bundleSchedule: false, nowSec: opts.nowSec });
+  await sc.start();
+  const rig: BackfillRig = {
+    sc,
+    ws,
+    configPath: ws.configPath,
+    writeFile(name, lines) {
+      const p = join(ws.dir, name);
+      writeFileSync(p, lines.map((l) => l + '\n').join(''));
+      return p;
+    },
+    storedIds: () => [...sc.store.eventIds()].sort(),
+    async bundleAll() {
+      await sc.ingestor.idle();
+      await sc.bundler!.closeWindow();
+      const active = new Set(sc.bundler!.activeBundles().map((b) => b.ih));
+      const ids: string[] = [];
+      for (const key of sc.store.bundleEvents.getKeys()) if (active.has(key[0])) ids.push(key[3]);
+      return ids.sort();
+    },
+  };
+  try {
+    await fn(rig);
+  } finally {
+    await sc.stop();
+    if (!opts.ws) ws.cleanup();
+  }
+}
