@@ -25,6 +25,11 @@ function fail(msg: string, code = 1): never {
 }
 
 const argv = process.argv.slice(2);
+if (argv.length === 0) {
+  // Also what `node --test` does with every file under test/: nothing to run.
+  process.stderr.write('usage: strfry [--config=<file>] export [--since=<since>] [--until=<until>] [--reverse]\n');
+  process.exit(0);
+}
 let configPath = './strfry.conf';
 const rest: string[] = [];
 for (const a of argv) {
