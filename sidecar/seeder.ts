@@ -5,6 +5,7 @@ import Peer from 'webtorrent/lib/peer.js';
 import type DHT from 'bittorrent-dht';
 import type { Logger } from 'pino';
 import type { Seeder } from './bundler.js';
+import { BundleDataStore } from './bundle-data-store.js';
 
 let noDelayInstalled = false;
 
@@ -67,13 +68,21 @@ export class WebTorrentSeeder implements Seeder {
   }
 
   /**
-   * Seeds a bundle from its files. `verify` re-hashes them first (after an unclean shutdown);
-   * a bundle whose files do not hash to its pieces is rejected so the bundler rebuilds it.
+   * Seeds a bundle from its data file. `verify` re-hashes it first (after an unclean shutdown);
+   * a bundle whose data does not hash to its pieces is rejected so the bundler rebuilds it.
    */
-  async seed(b: { infoHash: string; torrent: Buffer; dir: string; verify?: boolean }): Promise<void> {
+  async seed(b: { infoHash: string; torrent: Buffer; dataPath: string; verify?: boolean }): Promise<void> {
     if (await this.client.get(b.infoHash)) return;
     const t = await new Promise<Torrent>((resolve, reject) => {
-      const t = this.client.add(b.torrent, { path: b.dir, skipVerify: !b.verify, announce: [] });
+      const t = this.client.add(b.torrent, {
+        store: BundleDataStore,
+        storeOpts: { dataPath: b.dataPath },
+        // Reads are served from the page cache; a per-torrent piece cache would hold up to
+        // 20 × 4 MiB per torrent for nothing.
+        storeCacheSlots: 0,
+        skipVerify: !b.verify,
+        announce: [],
+      });
       const onError = (err: Error) => reject(err);
       t.once('error', onError);
       t.once('ready', () => {
@@ -84,7 +93,7 @@ export class WebTorrentSeeder implements Seeder {
     });
     if (!t.done) {
       await this.unseed(b.infoHash);
-      throw new Error(`bundle ${b.infoHash}: files on disk do not match the torrent (${Math.round(t.progress * 100)}% verified)`);
+      throw new Error(`bundle ${b.infoHash}: data on disk does not match the torrent (${Math.round(t.progress * 100)}% verified)`);
     }
   }
 

@@ -40,6 +40,10 @@ declare module 'webtorrent' {
     announce?: string[];
     maxWebConns?: number;
     strategy?: string;
+    /** abstract-chunk-store constructor: new store(chunkLength, { ...storeOpts, length, files, ... }) */
+    store?: new (chunkLength: number, opts: any) => unknown;
+    storeOpts?: Record<string, unknown>;
+    storeCacheSlots?: number;
   }
   export interface ClientOptions {
     dht?: boolean | object;
