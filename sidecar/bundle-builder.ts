@@ -87,30 +87,31 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
     try {
       let prev = '';
       let sinceYield = 0;
+      // Lines of all authors go out in ~1 MiB writes (many authors have a single short event).
+      let chunk: string[] = [];
+      let chunkChars = 0;
+      const flush = () => {
+        const buf = Buffer.from(chunk.join(''));
+        writeSync(fd, buf);
+        sinceYield += buf.length;
+        chunk = [];
+        chunkChars = 0;
+      };
       for (const a of authors) {
         if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);
         prev = a.pubkey;
         let length = 0;
         let n = 0;
-        let chunk: string[] = [];
-        let chunkChars = 0;
-        const flush = () => {
-          const buf = Buffer.from(chunk.join('\n') + '\n');
-          writeSync(fd, buf);
-          length += buf.length;
-          sinceYield += buf.length;
-          chunk = [];
-          chunkChars = 0;
-        };
         for (const { json, createdAt } of a.lines) {
-          chunk.push(json);
-          chunkChars += json.length;
+          const line = json + '\n';
+          chunk.push(line);
+          chunkChars += line.length;
+          length += Buffer.byteLength(line);
           n++;
           if (createdAt < minC) minC = createdAt;
           if (createdAt > maxC) maxC = createdAt;
           if (chunkChars >= WRITE_CHUNK) flush();
         }
-        if (chunk.length > 0) flush();
         if (n > 0) {
           files.push({ pubkey: a.pubkey, length, events: n });
           events += n;
@@ -121,6 +122,7 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
           await yieldToLoop();
         }
       }
+      if (chunk.length > 0) flush();
     } finally {
       closeSync(fd);
     }

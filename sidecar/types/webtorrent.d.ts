@@ -69,7 +69,7 @@ declare module 'webtorrent' {
     torrentPort: number;
     uploadSpeed: number;
     downloadSpeed: number;
-    add(torrentId: string | Buffer | Uint8Array, opts?: AddOptions, onTorrent?: (t: Torrent) => void): Torrent;
+    add(torrentId: string | Buffer | Uint8Array | object, opts?: AddOptions, onTorrent?: (t: Torrent) => void): Torrent;
     remove(torrentId: string | Torrent, opts?: { destroyStore?: boolean }, cb?: (err?: Error | null) => void): void;
     get(torrentId: string | Buffer): Promise<Torrent | null>;
     address(): { address: string; family: string; port: number } | null;
