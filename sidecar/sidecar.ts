@@ -9,7 +9,7 @@ import type { Config } from './config.js';
 import type DHT from 'bittorrent-dht';
 import { Bundler } from './bundler.js';
 import { startDhtNode, stopDhtNode } from './dht-node.js';
-import { Ingestor } from './ingest.js';
+import { Ingestor, type BatchReport } from './ingest.js';
 import { loadIdentity, type BridgeIdentity } from './identity.js';
 import { Publisher, type PublisherOptions } from './publisher.js';
 import { SidecarMetrics } from './metrics.js';
@@ -70,7 +70,10 @@ export class Sidecar {
       () => void this.drainer.trigger(),
     );
     this.metrics = new SidecarMetrics(() => this.status());
-    this.ingestor.on('batch', (r: { latenciesMs: number[] }) => this.metrics.observeIngest(r.latenciesMs));
+    this.ingestor.on('batch', (r: BatchReport) => {
+      this.metrics.observeIngest(r.latenciesMs);
+      log.debug({ lines: r.lines, outcomes: r.outcomes }, 'batch committed');
+    });
   }
 
   async start(): Promise<void> {
@@ -124,7 +127,10 @@ export class Sidecar {
         this.opts.nowMs,
       );
       this.bundler.on('authors', (pubkeys: string[]) => void this.publisher?.authorsChanged(pubkeys));
-      this.publisher.on('put', (p: { ok: boolean; nodes: number }) => this.metrics.observePut(p.ok, p.nodes));
+      this.publisher.on('put', (p: { key: string; ok: boolean; nodes: number; fresh: boolean }) => {
+        this.metrics.observePut(p.ok, p.nodes);
+        this.log.debug({ item: p.key.slice(0, 16), ok: p.ok, nodes: p.nodes, fresh: p.fresh }, 'pointer put');
+      });
     }
     progress('seeding bundles from disk');
     await this.bundler.start({ schedule: this.opts.bundleSchedule });
