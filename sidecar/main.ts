@@ -9,6 +9,7 @@ import { createLogger } from './log.js';
 import { SdNotify } from './sd-notify.js';
 import { Sidecar } from './sidecar.js';
 import { withDeadline } from './deadline.js';
+import { isLmdbWriteFailure } from './lmdb-failures.js';
 
 const STATUS_EVERY_MS = 10_000;
 
@@ -37,6 +38,7 @@ const log = createLogger('nostr-bt-sidecar', config.log.level);
 const notify = SdNotify.fromEnv(log);
 notify.startWatchdog();
 process.on('unhandledRejection', (err) => {
+  if (isLmdbWriteFailure(err)) return; // already handled where the transaction is awaited
   log.fatal({ err }, 'unhandled error; exiting (the index is consistent: restart resumes)');
   process.exit(1);
 });
