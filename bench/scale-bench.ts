@@ -573,8 +573,8 @@ async function main(): Promise<void> {
   let stray: string[] = [];
   try {
     stray = readdirSync(bundlesDir).filter((name) => {
-      const ih = name.replace(/\.torrent$/, '');
-      if (/^[0-9a-f]{40}$/.test(ih)) {
+      const ih = name.replace(/\.(torrent|data)$/, '');
+      if (/^[0-9a-f]{40}$/.test(ih) && ih !== name) {
         activeIh.add(ih);
         return false;
       }

@@ -7,16 +7,16 @@
 // index (deletions, vanish, expiry, replacement) are written out of their bundle by a rewrite
 // within `rewriteIntervalMs`; replaced bundles are retired (unseeded and deleted).
 import { EventEmitter } from 'node:events';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { buildBundle, BundleSourceChanged, bundleDir, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
+import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
 import type { BundleRecord, Store } from './store.js';
 import type { BundleSummary } from './status.js';
 
 export interface Seeder {
   /** Starts seeding a bundle whose files are complete on disk. */
-  seed(bundle: { infoHash: string; torrent: Buffer; dir: string; verify?: boolean }): Promise<void>;
+  seed(bundle: { infoHash: string; torrent: Buffer; dataPath: string; verify?: boolean }): Promise<void>;
   /** Stops seeding (files are deleted by the bundler afterwards). */
   unseed(infoHash: string): Promise<void>;
 }
@@ -115,10 +115,13 @@ export class Bundler extends EventEmitter {
     await this.store.meta.put(CLEAN_STOP_KEY, false);
     for (const b of this.active.values()) {
       try {
-        await this.seeder.seed({ infoHash: b.ih, torrent: await readTorrent(this.opts.root, b.ih), dir: bundleDir(this.opts.root, b.ih), verify });
+        const dataPath = dataPathOf(this.opts.root, b.ih);
+        const size = (await stat(dataPath)).size;
+        if (size !== b.bytes) throw new Error(`${dataPath} holds ${size} bytes, the bundle ${b.bytes}`);
+        await this.seeder.seed({ infoHash: b.ih, torrent: await readTorrent(this.opts.root, b.ih), dataPath, verify });
       } catch (err) {
         this.log.error({ err, infoHash: b.ih }, 'bundle files missing or unreadable; rebuilding it from the index');
-        await this.enqueue(() => this.replace([b], b.level, b.periodStart, b.periodEnd));
+        await this.enqueue(() => this.replace([b], b.level, b.periodStart, b.periodEnd, { rebuild: true }));
       }
     }
     for (const { value } of this.store.pending.getRange()) this.pendingBytes += value;
@@ -212,7 +215,8 @@ export class Bundler extends EventEmitter {
       if (byAuthor.size === 0) break;
       const authors = [...byAuthor.keys()].sort();
       for (const list of byAuthor.values()) list.sort(byTimeThenId);
-      const built = await buildBundle(this.opts.root, () =>
+      const built = await buildBundle(
+        this.opts.root,
         authors.map((pubkey) => ({ pubkey, lines: byAuthor.get(pubkey)!.map((r) => ({ json: r.json, createdAt: r.c })) })),
       );
       if (!built) break;
@@ -237,6 +241,8 @@ export class Bundler extends EventEmitter {
       made.push(record);
       this.log.info({ infoHash: record.ih, events: record.events, authors: record.authors, bytes: record.bytes }, 'window bundle seeded');
       this.emit('authors', authors);
+      // Size cuts can follow one another in a burst: keep the bound between them.
+      await this.mergeOverBound();
       if (bytes < this.opts.windowMaxBytes || this.stopped) break;
     }
     if (made.length === 0) this.pendingBytes = 0;
@@ -255,12 +261,23 @@ export class Bundler extends EventEmitter {
         merges++;
       }
     }
-    // Over the bound (tiny windows, huge bursts): merge the lowest level's groups early.
-    for (let level = 0; level < TOP_LEVEL && this.active.size > this.opts.maxActiveTorrents; level++) {
+    return merges + (await this.mergeOverBound());
+  }
+
+  /**
+   * Near the bound (tiny windows, huge bursts), merges the lowest level's groups early. A merge
+   * seeds its result before retiring its sources and a cut adds one bundle, so merging starts a
+   * few bundles below the bound and the bound itself is never crossed.
+   */
+  private async mergeOverBound(): Promise<number> {
+    const max = this.opts.maxActiveTorrents;
+    const softMax = max - Math.max(2, Math.ceil(max * 0.05));
+    let merges = 0;
+    for (let level = 0; level < TOP_LEVEL && this.active.size > softMax; level++) {
       for (const [parentStart, group] of this.groupsAt(level)) {
-        if (group.length < 2 || this.active.size <= this.opts.maxActiveTorrents) continue;
+        if (group.length < 2 || this.active.size <= softMax) continue;
         const [, parentEnd] = periodOf(level + 1, parentStart, this.opts.windowMs);
-        this.log.warn({ active: this.active.size, max: this.opts.maxActiveTorrents, bundleLevel: level }, 'active torrents over the bound: merging early');
+        this.log.warn({ active: this.active.size, max, bundleLevel: level }, 'active torrents near the bound: merging early');
         await this.replace(group, level + 1, parentStart, parentEnd);
         merges++;
       }
@@ -303,12 +320,12 @@ export class Bundler extends EventEmitter {
    * Replaces `sources` by new bundle(s) at `level` holding their current events (merge,
    * rewrite or relabel), then retires the sources.
    */
-  private async replace(sources: BundleRecord[], level: number, periodStart: number, periodEnd: number): Promise<BundleRecord[]> {
+  private async replace(sources: BundleRecord[], level: number, periodStart: number, periodEnd: number, opts: { rebuild?: boolean } = {}): Promise<BundleRecord[]> {
     const hasRemovals = sources.some((s) => {
       for (const _ of this.store.removals.getKeys({ start: [s.ih], end: [s.ih, '\uffff'], limit: 1 })) return true;
       return false;
     });
-    if (sources.length === 1 && !hasRemovals) {
+    if (sources.length === 1 && !hasRemovals && !opts.rebuild) {
       // Same content, new period: keep the torrent, only relabel it.
       const s = sources[0]!;
       if (s.level !== level || s.periodEnd !== periodEnd) await this.relabel(s, level, periodStart, periodEnd);
@@ -325,35 +342,42 @@ export class Bundler extends EventEmitter {
     const parts = partition([...authorBytes.keys()].sort(), authorBytes, this.opts.maxBundleBytes);
     const built: BuiltBundle[] = [];
     const partOf = new Map<string, BuiltBundle>();
+    // Events that were gone when the build read them (removed meanwhile): not in the new bundle.
+    const notWritten = new Set<string>();
     for (const authors of parts) {
-      const b = await this.buildWithRetry(() => this.linesOf(sources, authors));
+      const b = await buildBundle(this.opts.root, this.linesOf(sources, authors, notWritten));
       if (!b) continue;
       built.push(b);
       for (const f of b.files) partOf.set(f.pubkey, b);
     }
     const records = built.map((b) => this.recordFor(b, level, periodStart, periodEnd));
+    // A rewrite whose removals were already gone rebuilds the same bytes: same infohash, kept.
+    const kept = new Set(records.map((r) => r.ih));
     await this.store.root.transaction(() => {
       for (const s of sources) {
-        // Keys are collected before changing the range they come from.
+        // Keys are collected before changing the range they come from. Every event still listed
+        // here was read by the build (events are never re-added), so it is in the new bundle.
         for (const key of [...this.store.bundleEvents.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
           const [, pubkey, c, id] = key;
-          this.store.bundleEvents.remove(key);
           const target = partOf.get(pubkey);
-          if (!target) continue; // cannot happen: every listed author was written
+          if (!target) continue; // cannot happen: an author with events gets a file
+          this.store.bundleEvents.remove(key);
           this.store.bundleEvents.put([target.infoHash, pubkey, c, id], null);
           this.store.eventLoc.put(id, target.infoHash);
         }
         for (const { key, value } of [...this.store.removals.getRange({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
           this.store.removals.remove(key);
-          // Removed after we started reading: the new bundle still holds it.
+          // Removed after the build wrote it: the new bundle still holds it.
           const target = partOf.get(value.p);
-          if (!removalsAtStart.has(`${key[0]}:${key[1]}`) && target) this.store.removals.put([target.infoHash, key[1]], value);
+          if (target && !removalsAtStart.has(`${key[0]}:${key[1]}`) && !notWritten.has(key[1])) {
+            this.store.removals.put([target.infoHash, key[1]], value);
+          }
         }
-        this.retireRecord(s, records.map((r) => r.ih));
+        if (!kept.has(s.ih)) this.retireRecord(s, records.map((r) => r.ih));
       }
       records.forEach((r, i) => this.putBundle(r, built[i]!));
     });
-    for (const s of sources) this.active.delete(s.ih);
+    for (const s of sources) if (!kept.has(s.ih)) this.active.delete(s.ih);
     await this.activate(records, built);
     await this.dropFiles(sources);
     this.emit('authors', [...authorBytes.keys()]);
@@ -364,18 +388,7 @@ export class Bundler extends EventEmitter {
     return records;
   }
 
-  /** Events can be removed while a merge reads them; then read again (bounded). */
-  private async buildWithRetry(authors: () => Iterable<AuthorLines>): Promise<BuiltBundle | null> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await buildBundle(this.opts.root, authors);
-      } catch (err) {
-        if (!(err instanceof BundleSourceChanged) || attempt >= 5) throw err;
-      }
-    }
-  }
-
-  private *linesOf(sources: BundleRecord[], authors: string[]): Iterable<AuthorLines> {
+  private *linesOf(sources: BundleRecord[], authors: string[], notWritten: Set<string>): Iterable<AuthorLines> {
     for (const pubkey of authors) {
       const refs: EventRef[] = [];
       for (const s of sources) {
@@ -391,6 +404,7 @@ export class Bundler extends EventEmitter {
           for (const r of refs) {
             const rec = store.getEvent(r.id);
             if (rec) yield { json: rec.j, createdAt: r.c };
+            else notWritten.add(r.id);
           }
         })(),
       };
@@ -448,7 +462,7 @@ export class Bundler extends EventEmitter {
       const r = records[i]!;
       this.active.set(r.ih, r);
       const b = built[i]!;
-      await this.seeder.seed({ infoHash: b.infoHash, torrent: b.torrent, dir: b.dir });
+      await this.seeder.seed({ infoHash: b.infoHash, torrent: b.torrent, dataPath: b.dataPath });
       this.emit('bundle', r);
     }
   }
@@ -457,7 +471,7 @@ export class Bundler extends EventEmitter {
     for (const s of sources) {
       if (this.active.has(s.ih)) continue;
       await this.seeder.unseed(s.ih).catch((err) => this.log.warn({ err, infoHash: s.ih }, 'unseed failed'));
-      await rm(bundleDir(this.opts.root, s.ih), { recursive: true, force: true });
+      await rm(dataPathOf(this.opts.root, s.ih), { force: true });
       await rm(torrentPathOf(this.opts.root, s.ih), { force: true });
       this.emit('retired', s.ih);
     }
@@ -472,8 +486,9 @@ export class Bundler extends EventEmitter {
       return;
     }
     for (const name of names) {
-      const ih = name.replace(/\.torrent$/, '');
-      if (name.startsWith('.tmp-') || (/^[0-9a-f]{40}$/.test(ih) && !this.active.has(ih))) {
+      // `<ih>.torrent`, `<ih>.data`, and `<ih>/` directories of the earlier one-file-per-author layout.
+      const ih = name.replace(/\.(torrent|data)$/, '');
+      if (name.startsWith('.tmp-') || (/^[0-9a-f]{40}$/.test(ih) && (!this.active.has(ih) || ih === name))) {
         await rm(join(this.opts.root, name), { recursive: true, force: true });
       }
     }

@@ -1,7 +1,7 @@
 // Bundles seeded by the sidecar, fetched by independent peers; compaction, deletion, restart.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebTorrent from 'webtorrent';
@@ -12,7 +12,8 @@ import { Sidecar } from '../sidecar/sidecar.js';
 import type { IngestSink } from '../sidecar/ingest.js';
 import type { NostrEvent } from '../sidecar/nostr-event.js';
 import type { BundleRecord } from '../sidecar/store.js';
-import { bundleDir, torrentPathOf } from '../sidecar/bundle-builder.js';
+import { dataPathOf, readAuthorFile, torrentPathOf } from '../sidecar/bundle-builder.js';
+import { Store } from '../sidecar/store.js';
 import { makeWorkspace, FIXTURES } from './support/sidecar-process.js';
 import { ltFetch } from './support/libtorrent.js';
 import { signer, unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
@@ -34,7 +35,7 @@ async function withRig(
 ): Promise<void> {
   const ws = opts.ws ?? makeWorkspace();
   const config = loadConfig({ configPath: ws.configPath, overrides: opts.overrides });
-  const sc = new Sidecar(config, createLogger('test', 'silent'), {
+  const sc = new Sidecar(config, createLogger('test', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent'), {
     statusHttp: false,
     nowSec: () => FIXTURE_NOW,
     nowMs: opts.nowMs,
@@ -162,7 +163,7 @@ test('deletion after seeding: the bundle is rewritten without the event and the 
     assert.ok(rewritten, 'a rewritten bundle holds the kept event');
     const text = expectedFiles(rewritten.ih).get(alice.pubkey)!;
     assert.ok(text.includes(keep.id) && !text.includes(doomed.id));
-    const onDisk = readFileSync(join(bundleDir(sc.config.bundle.dir, rewritten.ih), rewritten.name, `${alice.pubkey}.jsonl`), 'utf8');
+    const onDisk = await readAuthorFile(sc.config.bundle.dir, rewritten.ih, alice.pubkey);
     assert.equal(onDisk, text);
     assert.equal(await sc.seeder!.torrent(old.ih), null, 'old infohash unseeded');
     assert.equal(sc.store.bundles.get(old.ih)?.state, 'retired');
@@ -212,8 +213,8 @@ test('compaction: 100k events over simulated days keep active torrents under the
       const sample = sc.bundler!.activeBundles()[0]!;
       const first = sc.store.bundleEvents.getKeys({ start: [sample.ih], end: [sample.ih, '\uffff'], limit: 1 });
       for (const [, pubkey, , id] of first) {
-        const file = readFileSync(join(bundleDir(sc.config.bundle.dir, sample.ih), sample.name, `${pubkey}.jsonl`), 'utf8');
-        assert.ok(file.includes(id));
+        const file = await readAuthorFile(sc.config.bundle.dir, sample.ih, pubkey);
+        assert.ok(file?.includes(id));
       }
     },
     { nowMs: () => now, overrides: { bundle: { maxActiveTorrents: maxActive } } },
@@ -245,6 +246,50 @@ test('restart: every bundle is seeded again from disk with the same infohash, no
           assert.equal(t.done, true);
           assert.equal((t as unknown as { received: number }).received, 0, 'nothing re-downloaded');
         }
+      },
+      { ws },
+    );
+  } finally {
+    ws.cleanup();
+  }
+});
+
+test('after a crash, bundle data that is damaged or missing is found and rebuilt from the index, same infohash', { timeout: 60_000 }, async () => {
+  const ws = makeWorkspace();
+  let before: BundleRecord[] = [];
+  try {
+    await withRig(
+      async ({ sc, feed }) => {
+        for (let w = 0; w < 3; w++) {
+          const lines = Array.from({ length: 40 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + w * 100 + i, content: contentOf(200, w * 100 + i) })));
+          await feed(lines);
+          await sc.bundler!.closeWindow(Date.now() + w * 120_000);
+        }
+        before = sc.bundler!.activeBundles().sort((a, b) => (a.ih < b.ih ? -1 : 1));
+        assert.equal(before.length, 3);
+      },
+      { ws, keep: true },
+    );
+    const config = loadConfig({ configPath: ws.configPath });
+    const [damaged, lost, intact] = before as [BundleRecord, BundleRecord, BundleRecord];
+    // One flipped byte (same size, so only re-hashing finds it) and one data file gone.
+    const original = readFileSync(dataPathOf(config.bundle.dir, damaged.ih));
+    const fd = openSync(dataPathOf(config.bundle.dir, damaged.ih), 'r+');
+    writeSync(fd, Buffer.from([original[10]! ^ 1]), 0, 1, 10);
+    closeSync(fd);
+    rmSync(dataPathOf(config.bundle.dir, lost.ih));
+    const store = Store.open(config.indexDir);
+    await store.meta.put('bundler.cleanStop', false); // as if the sidecar had been killed
+    await store.close();
+    await withRig(
+      async ({ sc }) => {
+        await sc.bundler!.compactNow(); // waits for the queued rebuilds
+        assert.deepEqual(sc.bundler!.activeBundles().map((b) => b.ih).sort(), before.map((b) => b.ih), 'same infohashes');
+        for (const b of [damaged, lost, intact]) {
+          const t = await sc.seeder!.torrent(b.ih);
+          assert.ok(t?.done, `${b.ih} seeded`);
+        }
+        assert.ok(readFileSync(dataPathOf(sc.config.bundle.dir, damaged.ih)).equals(original), 'damaged bytes replaced');
       },
       { ws },
     );
