@@ -72,13 +72,16 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
     };
     const cliStatus = async () => JSON.parse((await run(process.execPath, [CLI_BIN, '--config', ws.configPath, 'status'])).stdout) as Status;
 
-    // Puts may still land between two reads: compare a status with two identical scrapes around it.
+    // Puts may still land meanwhile: use a status and a table read between two identical scrapes.
+    const cliTable = async () => (await run(process.execPath, [CLI_BIN, '--config', ws.configPath, 'status', '--table'])).stdout;
     let m!: Samples;
     let s!: Status;
+    let table = '';
     let metricsText = '';
     for (let i = 0; i < 20; i++) {
       const before = parseMetrics((metricsText = await scrape()));
       s = await cliStatus();
+      table = await cliTable();
       const after = parseMetrics(await scrape());
       const stable = (k: string) => before.get(k) === after.get(k);
       if (['nostr_bt_pointers_published_total', 'nostr_bt_pointer_put_nodes_count{result="ok"}', 'nostr_bt_bundles_built_total'].every(stable)) {
@@ -134,7 +137,6 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
     assert.ok(p.putNodes!.mean! >= 1, 'each put was stored on at least one node');
     assert.ok((m.get('process_resident_memory_bytes') ?? 0) > 0, 'process metrics too');
 
-    const table = (await run(process.execPath, [CLI_BIN, '--config', ws.configPath, 'status', '--table'])).stdout;
     assert.match(table, new RegExp(`pointers published\\s+${p.published}\\n`));
     assert.match(table, /bundles active\s+\d+ \(\d+ window/);
     assert.match(table, /ingest latency\s+mean [\d.]+ ms/);
