@@ -427,7 +427,7 @@ async function waitBundled(sc: Sidecar, id: string, timeoutMs: number): Promise<
   sc.bundler!.on('bundle', onBundle);
   try {
     for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
-      const ih = sc.store.eventLoc.get(id);
+      const ih = sc.store.locate(id)?.ih;
       if (ih && (await sc.seeder!.torrent(ih))) return ih;
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, 20);

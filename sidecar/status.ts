@@ -35,6 +35,9 @@ export interface BundleSummary {
   byLevel: Record<string, number>;
   bytes: number;
   events: number;
+  /** Events indexed but not yet in a bundle (the next window's). */
+  pendingEvents: number;
+  /** Bundles waiting to be rewritten without removed events. */
   pendingRewrites: number;
   newest: string | null;
 }
