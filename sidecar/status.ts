@@ -15,12 +15,19 @@ export interface Status {
   removed: Counters;
   invalid: Counters;
   spool: SpoolDepth & { drainedFiles?: number; drainedLines?: number };
-  ingest?: { backlog: number; connections: number; error: string | null };
-  bundles?: BundleSummary;
+  ingest?: { backlog: number; connections: number; error: string | null; latency?: Observed };
+  bundles?: BundleSummary & { built?: number; retired?: number };
   seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number };
   dht?: { nodes: number; ready: boolean };
   bridge?: { publicKey: string };
-  pointers?: PublisherStats;
+  pointers?: PublisherStats & { republishLagSec?: number | null; putNodes?: Observed };
+}
+
+/** Observations since the sidecar started: ingest latency (ms), DHT nodes storing each put. */
+export interface Observed {
+  count: number;
+  mean: number | null;
+  max: number | null;
 }
 
 export interface BundleSummary {
