@@ -25,7 +25,7 @@ import { createLogger } from '../sidecar/log.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import type { IngestSink } from '../sidecar/ingest.js';
 import type { BundleRecord } from '../sidecar/store.js';
-import { bundleDir, torrentPathOf } from '../sidecar/bundle-builder.js';
+import { extractBundle, torrentPathOf } from '../sidecar/bundle-builder.js';
 import { contentOf, pluginLine, pubkeyN, unsignedEvent } from '../test/support/events.js';
 import {
   DIST_DIR,
@@ -427,7 +427,7 @@ async function waitBundled(sc: Sidecar, id: string, timeoutMs: number): Promise<
   sc.bundler!.on('bundle', onBundle);
   try {
     for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
-      const ih = sc.store.eventLoc.get(id);
+      const ih = sc.store.locate(id)?.ih;
       if (ih && (await sc.seeder!.torrent(ih))) return ih;
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, 20);
@@ -481,7 +481,9 @@ async function throughputPart(totalMB: number, reps: number, extraToml: string):
       (made.length > 1 ? ` (NOTE: ${made.length} bundles were made)` : ''),
   );
   const torrentPath = torrentPathOf(root, b.ih);
-  const dataDir = bundleDir(root, b.ih);
+  // The baseline seeder gets the same bytes as ordinary files, as any client saves a torrent.
+  const dataDir = makeTempDir('nostr-bt-bundle-bench-lt-seed-');
+  await extractBundle(root, b.ih, dataDir);
 
   const seeder = spawnPy(['seed', '--torrent', torrentPath, '--save', dataDir, '--max-seconds', String(reps * 120 + 120)]);
   const seederLines = new JsonLines(seeder);

@@ -302,7 +302,9 @@ export interface StopResult {
 
 export async function startSidecarChild(configPath: string, dataDir: string, socketPath: string, timeoutMs = 20_000): Promise<SidecarChild> {
   installHooks();
-  const child = spawn(process.execPath, [SIDECAR_MAIN, '--config', configPath], {
+  // BENCH_SIDECAR_NODE_ARGS: extra node flags for the sidecar child (e.g. --cpu-prof).
+  const nodeArgs = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, SIDECAR_MAIN, '--config', configPath], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: cleanEnv(),
   });

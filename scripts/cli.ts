@@ -47,21 +47,70 @@ async function fetchStatus(c: Config): Promise<Status> {
 }
 
 function table(s: Status): string {
-  const rows: [string, string | number][] = [
+  type Row = [string, string | number];
+  const rows: Row[] = [
     ['sidecar', s.sidecar],
     ['data dir', s.dataDir],
+    ...(s.uptimeSec !== null ? [['uptime', duration(s.uptimeSec)] as Row] : []),
     ['events received', s.events.received],
     ['events indexed', s.events.indexed],
     ['duplicates', s.events.duplicates],
     ['events stored now', s.events.stored],
-    ...Object.entries(s.skippedByPolicy).map(([k, v]) => [`skipped: ${k}`, v] as [string, number]),
-    ...Object.entries(s.removed).map(([k, v]) => [`removed: ${k}`, v] as [string, number]),
-    ...Object.entries(s.invalid).map(([k, v]) => [`invalid: ${k}`, v] as [string, number]),
+    ...Object.entries(s.skippedByPolicy).map(([k, v]) => [`skipped: ${k}`, v] as Row),
+    ...Object.entries(s.removed).map(([k, v]) => [`removed: ${k}`, v] as Row),
+    ...Object.entries(s.invalid).map(([k, v]) => [`invalid: ${k}`, v] as Row),
     ['spool files', s.spool.files],
-    ['spool bytes', s.spool.bytes],
+    ['spool bytes', bytes(s.spool.bytes)],
   ];
+  if (s.ingest) {
+    rows.push(['ingest backlog', s.ingest.backlog]);
+    if (s.ingest.latency?.count) rows.push(['ingest latency', `mean ${s.ingest.latency.mean} ms, max ${s.ingest.latency.max} ms over ${s.ingest.latency.count} lines`]);
+    if (s.ingest.error) rows.push(['ingest STALLED', s.ingest.error]);
+  }
+  if (s.bundles) {
+    const levels = Object.entries(s.bundles.byLevel).map(([k, v]) => `${v} ${k}`).join(', ');
+    rows.push(['bundles active', `${s.bundles.active}${levels ? ` (${levels})` : ''}`]);
+    rows.push(['bundle bytes', bytes(s.bundles.bytes)], ['bundle events', s.bundles.events], ['bundles pending rewrite', s.bundles.pendingRewrites]);
+    if (s.bundles.built !== undefined) rows.push(['bundles built / retired', `${s.bundles.built} / ${s.bundles.retired ?? 0} since start`]);
+  }
+  if (s.seeding) {
+    rows.push(['torrents seeded', s.seeding.torrents], ['peers', s.seeding.peers], ['uploaded', bytes(s.seeding.uploaded)], ['downloaded', bytes(s.seeding.downloaded)]);
+  }
+  if (s.dht) rows.push(['DHT nodes', `${s.dht.nodes}${s.dht.ready ? '' : ' (bootstrapping)'}`]);
+  if (s.pointers) {
+    const p = s.pointers;
+    rows.push(
+      ['pointer items', p.items],
+      ['pointers published', p.published],
+      ['pointers republished', p.republished],
+      ['pointer puts failed', p.failed],
+      ['pointers stale (> 2 h)', p.stale],
+      ['authors waiting', p.dirtyAuthors],
+    );
+    if (p.republishLagSec !== undefined && p.republishLagSec !== null) rows.push(['republish lag', duration(p.republishLagSec)]);
+    if (p.putNodes?.count) rows.push(['nodes storing a put', `mean ${p.putNodes.mean}, max ${p.putNodes.max} over ${p.putNodes.count} puts`]);
+    if (p.lastError) rows.push(['last pointer error', p.lastError]);
+  }
+  if (s.bridge) rows.push(['bridge key', s.bridge.publicKey]);
   const w = Math.max(...rows.map((r) => r[0].length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';
+}
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${n} (${v.toFixed(1)} ${units[u]})`;
+}
+
+function duration(sec: number): string {
+  if (sec < 120) return `${sec} s`;
+  if (sec < 7200) return `${Math.round(sec / 60)} min`;
+  return `${(sec / 3600).toFixed(1)} h`;
 }
 
 program

@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import bencode from 'bencode';
 import DHT from 'bittorrent-dht';
+import { readAuthorFile } from '../sidecar/bundle-builder.js';
 import { verifyEvent, type Event as NostrEvent } from 'nostr-tools/pure';
 import { stringify } from 'smol-toml';
 import WebTorrent, { type Torrent } from 'webtorrent';
@@ -388,6 +389,22 @@ function stopLeecher(client: WebTorrent): Promise<void> {
   return new Promise((r) => client.destroy(() => r()));
 }
 
+/** Looks the infohash up until the DHT returns the sidecar (bounded in time and lookups). */
+async function waitForAnnounce(dht: DHT, ih: string, port: number, ms: number): Promise<number> {
+  const started = Date.now();
+  for (let attempt = 0; Date.now() - started < ms && attempt < 30; attempt++) {
+    let found = false;
+    const onPeer = (peer: { host: string; port: number }, infoHash: Uint8Array) => {
+      if (Buffer.from(infoHash).toString('hex') === ih && peer.port === port) found = true;
+    };
+    dht.on('peer', onPeer);
+    await within(new Promise<void>((r) => dht.lookup(ih, () => r())), 5000, `DHT lookup of ${ih}`).finally(() => dht.removeListener('peer', onPeer));
+    if (found) return Date.now() - started;
+    await sleep(300);
+  }
+  throw new DemoError(`the DHT does not list the sidecar as a peer of ${ih} after ${ms} ms (is its DHT node bootstrapped?)`);
+}
+
 async function download(client: WebTorrent, magnet: string, path: string, ms: number): Promise<{ torrent: Torrent; peers: Set<string> }> {
   const peers = new Set<string>();
   const torrent = client.add(magnet, { path });
@@ -551,6 +568,12 @@ async function main(): Promise<void> {
   const seederAddr = `127.0.0.1:${rt.torrentPort}`;
   for (const b of bundles) {
     const started = Date.now();
+    // The sidecar announces a bundle right after seeding it; a lookup that races the announce
+    // finds nobody, and WebTorrent would only look again 15 min later. Asked from another node:
+    // the leecher's own lookup must be its first for this infohash (bittorrent-dht's announce
+    // skips the lookup, and so finds no peers, when a lookup's result is cached).
+    const announcedMs = await waitForAnnounce(nodes[0]!, b.ih, rt.torrentPort, 15_000);
+    say(`   the DHT lists the sidecar as a peer of ${b.ih.slice(0, 12)}… (after ${announcedMs} ms)`);
     const { torrent, peers } = await download(leecher, b.magnet, outDir, 30_000);
     const ms = Date.now() - started;
     const via = [...peers].join(', ') || 'no wire?';
@@ -558,7 +581,7 @@ async function main(): Promise<void> {
     for (const f of [...torrent.files].sort((x, y) => x.path.localeCompare(y.path))) {
       const pubkey = f.name.replace(/\.jsonl$/, '');
       const got = readFileSync(join(outDir, f.path));
-      const original = readFileSync(join(bundlesDir, b.ih, f.path));
+      const original = Buffer.from((await readAuthorFile(bundlesDir, b.ih, pubkey)) ?? '');
       if (!got.equals(original)) throw new DemoError(`${f.path}: downloaded bytes differ from the sidecar's file`);
       const events = got
         .toString('utf8')

@@ -2,9 +2,14 @@
 // events ordered by created_at then id), files in pubkey order, a piece length that is a pure
 // function of the total size, a name derived from the events, and nothing else in the info
 // dict — so the same set of events gives the same infohash on any machine (docs/protocol.md §6).
+//
+// On disk a bundle is two files: `<ih>.torrent` and `<ih>.data`, the torrent's files
+// concatenated in order (exactly the byte stream its pieces hash). One data file per bundle
+// instead of one file per author keeps file creation, open files and the seeder's per-file
+// state independent of the number of authors; the seeder serves pieces straight from it.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bencode from 'bencode';
 
@@ -13,6 +18,7 @@ export const MAX_PIECE_LENGTH = 4 * 1024 * 1024;
 const TARGET_PIECES = 2048;
 const WRITE_CHUNK = 1024 * 1024;
 const YIELD_BYTES = 4 * 1024 * 1024;
+const HASH_READ = 4 * 1024 * 1024;
 
 /** Smallest power of two ≥ total/2048, clamped to [16 KiB, 4 MiB]. */
 export function pieceLengthFor(totalBytes: number): number {
@@ -40,8 +46,7 @@ export interface BundleFile {
 export interface BuiltBundle {
   infoHash: string;
   name: string;
-  /** Directory handed to the torrent client as its `path` (data is in `<dir>/<name>/`). */
-  dir: string;
+  dataPath: string;
   torrentPath: string;
   torrent: Buffer;
   files: BundleFile[];
@@ -52,158 +57,165 @@ export interface BuiltBundle {
   maxCreatedAt: number;
 }
 
-export function bundleDir(root: string, infoHash: string): string {
-  return join(root, infoHash);
+export function dataPathOf(root: string, infoHash: string): string {
+  return join(root, `${infoHash}.data`);
 }
 
 export function torrentPathOf(root: string, infoHash: string): string {
   return join(root, `${infoHash}.torrent`);
 }
 
-/** The events changed between the two passes of a build (an event was removed meanwhile). */
-export class BundleSourceChanged extends Error {}
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
 /**
- * Builds a bundle under `root` from authors in ascending pubkey order; `authors` is called twice
- * (sizes first, then bytes) and must give the same lines both times, else BundleSourceChanged.
- * Returns null if there is nothing to write. Files are written synchronously in slices (the
- * event loop gets a turn every few MB) and not fsynced one by one; after an unclean shutdown
- * the bundler re-hashes every bundle before seeding it instead.
+ * Builds a bundle under `root` from authors in ascending pubkey order, in one pass over the
+ * lines (authors without lines get no file). Returns null if there is nothing to write. The data
+ * file is written in slices (the event loop gets a turn every few MB), then read back to hash
+ * its pieces; it is not fsynced: after an unclean shutdown the bundler re-hashes every bundle
+ * before seeding it instead.
  */
-export async function buildBundle(root: string, authors: () => Iterable<AuthorLines>): Promise<BuiltBundle | null> {
-  // Pass 1: sizes, so the piece length (a function of the total) is known before hashing.
+export async function buildBundle(root: string, authors: Iterable<AuthorLines>): Promise<BuiltBundle | null> {
+  await mkdir(root, { recursive: true });
+  const tmp = join(root, `.tmp-${randomBytes(6).toString('hex')}.data`);
   const files: BundleFile[] = [];
   let events = 0;
+  let bytes = 0;
   let minC = Number.MAX_SAFE_INTEGER;
   let maxC = -1;
-  let prev = '';
-  for (const a of authors()) {
-    if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);
-    prev = a.pubkey;
-    let length = 0;
-    let n = 0;
-    for (const { json, createdAt } of a.lines) {
-      length += Buffer.byteLength(json) + 1;
-      n++;
-      if (createdAt < minC) minC = createdAt;
-      if (createdAt > maxC) maxC = createdAt;
-    }
-    if (n === 0) continue;
-    files.push({ pubkey: a.pubkey, length, events: n });
-    events += n;
-  }
-  if (files.length === 0) return null;
-  const bytes = files.reduce((s, f) => s + f.length, 0);
-  const pieceLength = pieceLengthFor(bytes);
-  const name = bundleName(minC, maxC, events);
-
-  // Pass 2: write the files and hash the pieces in the same sweep.
-  const tmp = join(root, `.tmp-${randomBytes(6).toString('hex')}`);
-  const dataTmp = join(tmp, name);
-  await mkdir(dataTmp, { recursive: true });
   try {
-    const hasher = new PieceHasher(pieceLength);
-    let sinceYield = 0;
-    let i = 0;
-    for (const a of authors()) {
-      const expect = files[i];
-      if (!expect || expect.pubkey !== a.pubkey) {
-        if (isEmpty(a.lines)) continue; // empty in both passes
-        throw new BundleSourceChanged(`author list changed during build at ${a.pubkey}`);
-      }
-      i++;
-      const fd = openSync(join(dataTmp, `${a.pubkey}.jsonl`), 'w', 0o644);
-      let written = 0;
-      try {
-        let chunk: string[] = [];
-        let chunkChars = 0;
-        const flush = () => {
-          const buf = Buffer.from(chunk.join('\n') + '\n');
-          writeSync(fd, buf);
-          hasher.update(buf);
-          written += buf.length;
-          sinceYield += buf.length;
-          chunk = [];
-          chunkChars = 0;
-        };
-        for (const { json } of a.lines) {
-          chunk.push(json);
-          chunkChars += json.length;
+    const fd = openSync(tmp, 'w', 0o644);
+    try {
+      let prev = '';
+      let sinceYield = 0;
+      // Lines of all authors go out in ~1 MiB writes (many authors have a single short event).
+      let chunk: string[] = [];
+      let chunkChars = 0;
+      const flush = () => {
+        const buf = Buffer.from(chunk.join(''));
+        writeSync(fd, buf);
+        sinceYield += buf.length;
+        chunk = [];
+        chunkChars = 0;
+      };
+      for (const a of authors) {
+        if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);
+        prev = a.pubkey;
+        let length = 0;
+        let n = 0;
+        for (const { json, createdAt } of a.lines) {
+          const line = json + '\n';
+          chunk.push(line);
+          chunkChars += line.length;
+          length += Buffer.byteLength(line);
+          n++;
+          if (createdAt < minC) minC = createdAt;
+          if (createdAt > maxC) maxC = createdAt;
           if (chunkChars >= WRITE_CHUNK) flush();
         }
-        if (chunk.length > 0) flush();
-      } finally {
-        closeSync(fd);
+        if (n > 0) {
+          files.push({ pubkey: a.pubkey, length, events: n });
+          events += n;
+          bytes += length;
+        }
+        if (sinceYield >= YIELD_BYTES) {
+          sinceYield = 0;
+          await yieldToLoop();
+        }
       }
-      if (written !== expect.length) throw new BundleSourceChanged(`events of ${a.pubkey} changed during build`);
-      if (sinceYield >= YIELD_BYTES) {
-        sinceYield = 0;
-        await new Promise((r) => setImmediate(r));
-      }
+      if (chunk.length > 0) flush();
+    } finally {
+      closeSync(fd);
     }
-    if (i !== files.length) throw new BundleSourceChanged('author list changed during build');
+    if (files.length === 0) return null;
+    const pieceLength = pieceLengthFor(bytes);
     const info = {
       files: files.map((f) => ({ length: f.length, path: [`${f.pubkey}.jsonl`] })),
-      name,
+      name: bundleName(minC, maxC, events),
       'piece length': pieceLength,
-      pieces: hasher.digest(),
+      pieces: await hashPieces(tmp, pieceLength, bytes),
     };
     const infoHash = createHash('sha1').update(bencode.encode(info)).digest('hex');
     const torrent = Buffer.from(bencode.encode({ info }));
-    const dir = bundleDir(root, infoHash);
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
+    const dataPath = dataPathOf(root, infoHash);
+    await rename(tmp, dataPath);
     const torrentPath = torrentPathOf(root, infoHash);
     await writeFile(torrentPath + '.tmp', torrent);
     await rename(torrentPath + '.tmp', torrentPath);
-    return { infoHash, name, dir, torrentPath, torrent, files, bytes, events, pieceLength, minCreatedAt: minC, maxCreatedAt: maxC };
+    return { infoHash, name: info.name, dataPath, torrentPath, torrent, files, bytes, events, pieceLength, minCreatedAt: minC, maxCreatedAt: maxC };
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    await rm(tmp, { force: true });
   }
 }
 
-function isEmpty(lines: Iterable<unknown>): boolean {
-  for (const _ of lines) return false;
-  return true;
-}
-
-/** SHA-1 of consecutive fixed-size pieces over a byte stream spanning files. */
-class PieceHasher {
-  private readonly digests: Buffer[] = [];
-  private readonly piece: Buffer;
-  private fill = 0;
-
-  constructor(private readonly pieceLength: number) {
-    this.piece = Buffer.allocUnsafe(pieceLength);
-  }
-
-  update(data: Buffer): void {
-    let off = 0;
-    while (off < data.length) {
-      if (this.fill === 0 && data.length - off >= this.pieceLength) {
-        this.digests.push(createHash('sha1').update(data.subarray(off, off + this.pieceLength)).digest());
-        off += this.pieceLength;
-        continue;
+/** SHA-1 of each piece of a file (v1 rules: the last piece may be short). */
+async function hashPieces(path: string, pieceLength: number, total: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const digests: Buffer[] = [];
+    // pieceLength divides HASH_READ (both powers of two, pieceLength ≤ 4 MiB).
+    const buf = Buffer.allocUnsafe(Math.max(HASH_READ, pieceLength));
+    for (let pos = 0; pos < total; ) {
+      const want = Math.min(buf.length, total - pos);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await fh.read(buf, got, want - got, pos + got);
+        if (bytesRead === 0) throw new Error(`bundle data ${path} is shorter than written`);
+        got += bytesRead;
       }
-      const n = Math.min(this.pieceLength - this.fill, data.length - off);
-      data.copy(this.piece, this.fill, off, off + n);
-      this.fill += n;
-      off += n;
-      if (this.fill === this.pieceLength) {
-        this.digests.push(createHash('sha1').update(this.piece).digest());
-        this.fill = 0;
+      for (let off = 0; off < got; off += pieceLength) {
+        digests.push(createHash('sha1').update(buf.subarray(off, Math.min(off + pieceLength, got))).digest());
       }
+      pos += got;
     }
-  }
-
-  digest(): Buffer {
-    if (this.fill > 0) this.digests.push(createHash('sha1').update(this.piece.subarray(0, this.fill)).digest());
-    this.fill = 0;
-    return Buffer.concat(this.digests);
+    return Buffer.concat(digests);
+  } finally {
+    await fh.close();
   }
 }
 
 /** Reads a bundle's torrent file back (after a restart). */
 export async function readTorrent(root: string, infoHash: string): Promise<Buffer> {
   return readFile(torrentPathOf(root, infoHash));
+}
+
+interface InfoFile {
+  length: number;
+  path: Uint8Array[];
+}
+
+/** Each file of a stored bundle with its byte range in the data file. */
+export async function bundleFiles(root: string, infoHash: string): Promise<{ name: string; files: { path: string; offset: number; length: number }[] }> {
+  const t = bencode.decode(await readTorrent(root, infoHash)) as { info: { name: Uint8Array; files: InfoFile[] } };
+  let offset = 0;
+  const files = t.info.files.map((f) => {
+    const entry = { path: Buffer.from(f.path[0]!).toString(), offset, length: f.length };
+    offset += f.length;
+    return entry;
+  });
+  return { name: Buffer.from(t.info.name).toString(), files };
+}
+
+/** One author's file of a stored bundle, or null if the bundle has none. */
+export async function readAuthorFile(root: string, infoHash: string, pubkey: string): Promise<string | null> {
+  const { files } = await bundleFiles(root, infoHash);
+  const f = files.find((x) => x.path === `${pubkey}.jsonl`);
+  if (!f) return null;
+  const fh = await open(dataPathOf(root, infoHash), 'r');
+  try {
+    const buf = Buffer.alloc(f.length);
+    await fh.read(buf, 0, f.length, f.offset);
+    return buf.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes a stored bundle out as ordinary files (`<dest>/<name>/<pubkey>.jsonl`), as any client would save it. */
+export async function extractBundle(root: string, infoHash: string, dest: string): Promise<string> {
+  const { name, files } = await bundleFiles(root, infoHash);
+  const dir = join(dest, name);
+  await mkdir(dir, { recursive: true });
+  const data = await readFile(dataPathOf(root, infoHash));
+  for (const f of files) await writeFile(join(dir, f.path), data.subarray(f.offset, f.offset + f.length));
+  return dir;
 }

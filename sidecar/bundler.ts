@@ -1,5 +1,9 @@
 // Bundling: indexed events → bundle torrents, bounded in number whatever the archive size.
 //
+// Events get increasing sequence numbers as they are indexed; a bundle holds a contiguous range
+// of them (and, when a merge had to be split by size, a range of authors), so the index records
+// where every event is with one row per bundle, and merges move no per-event rows.
+//
 // Level 0 bundles hold what was indexed in one arrival window (default 60 s, cut early by size).
 // When an hour has passed, its window bundles are merged into one level-1 bundle; days merge
 // hours (level 2), months merge days (level 3), years merge months (level 4). A merge whose
@@ -7,16 +11,16 @@
 // index (deletions, vanish, expiry, replacement) are written out of their bundle by a rewrite
 // within `rewriteIntervalMs`; replaced bundles are retired (unseeded and deleted).
 import { EventEmitter } from 'node:events';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { buildBundle, BundleSourceChanged, bundleDir, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
-import type { BundleRecord, Store } from './store.js';
+import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
+import type { BundleRecord, EventRecord, RemovalRecord, Store } from './store.js';
 import type { BundleSummary } from './status.js';
 
 export interface Seeder {
   /** Starts seeding a bundle whose files are complete on disk. */
-  seed(bundle: { infoHash: string; torrent: Buffer; dir: string; verify?: boolean }): Promise<void>;
+  seed(bundle: { infoHash: string; torrent: Buffer; dataPath: string; verify?: boolean }): Promise<void>;
   /** Stops seeding (files are deleted by the bundler afterwards). */
   unseed(infoHash: string): Promise<void>;
 }
@@ -32,6 +36,10 @@ export interface BundlerOptions {
 
 export const TOP_LEVEL = 4;
 const CLEAN_STOP_KEY = 'bundler.cleanStop';
+const LAST_CUT_KEY = 'bundler.lastCutPeriod';
+/** Author ranges are [authorFrom, authorTo) over lowercase hex pubkeys. */
+const AUTHOR_MIN = '';
+const AUTHOR_MAX = '~';
 export const LEVEL_NAMES = ['window', 'hour', 'day', 'month', 'year'];
 
 /** [start, end) in UTC ms of the level's period containing t. */
@@ -60,6 +68,11 @@ export function periodOf(level: number, t: number, windowMs: number): [number, n
 interface EventRef {
   id: string;
   c: number;
+  seq: number;
+}
+
+function covers(b: BundleRecord, seq: number, pubkey: string): boolean {
+  return b.seqStart <= seq && seq < b.seqEnd && b.authorFrom <= pubkey && pubkey < b.authorTo;
 }
 
 export class Bundler extends EventEmitter {
@@ -71,6 +84,8 @@ export class Bundler extends EventEmitter {
   private pendingBytes = 0;
   private sizeCutQueued = false;
   private stopped = false;
+  /** Start of the latest cut's window: cuts never go back in time, even if the clock does. */
+  private lastCutPeriod = 0;
 
   constructor(
     private readonly store: Store,
@@ -102,8 +117,11 @@ export class Bundler extends EventEmitter {
       if (!newest || b.periodEnd > newest.periodEnd || (b.periodEnd === newest.periodEnd && b.createdAt > newest.createdAt)) newest = b;
     }
     const rewrites = new Set<string>();
-    for (const key of this.store.removals.getKeys()) rewrites.add(key[0]);
-    return { active: this.active.size, byLevel, bytes, events, pendingRewrites: rewrites.size, newest: newest?.ih ?? null };
+    for (const { value } of this.store.removals.getRange()) rewrites.add(this.store.bundleAt(value.s, value.p) ?? '');
+    rewrites.delete('');
+    const [frontier] = this.store.pendingRange;
+    const pendingEvents = this.store.events.getKeysCount({ start: frontier });
+    return { active: this.active.size, byLevel, bytes, events, pendingEvents, pendingRewrites: rewrites.size, newest: newest?.ih ?? null };
   }
 
   /** Loads active bundles, seeds them from disk, and starts the schedule. */
@@ -115,13 +133,17 @@ export class Bundler extends EventEmitter {
     await this.store.meta.put(CLEAN_STOP_KEY, false);
     for (const b of this.active.values()) {
       try {
-        await this.seeder.seed({ infoHash: b.ih, torrent: await readTorrent(this.opts.root, b.ih), dir: bundleDir(this.opts.root, b.ih), verify });
+        const dataPath = dataPathOf(this.opts.root, b.ih);
+        const size = (await stat(dataPath)).size;
+        if (size !== b.bytes) throw new Error(`${dataPath} holds ${size} bytes, the bundle ${b.bytes}`);
+        await this.seeder.seed({ infoHash: b.ih, torrent: await readTorrent(this.opts.root, b.ih), dataPath, verify });
       } catch (err) {
         this.log.error({ err, infoHash: b.ih }, 'bundle files missing or unreadable; rebuilding it from the index');
-        await this.enqueue(() => this.replace([b], b.level, b.periodStart, b.periodEnd));
+        await this.enqueue(() => this.replace([b], b.level, b.periodStart, b.periodEnd, { rebuild: true }));
       }
     }
-    for (const { value } of this.store.pending.getRange()) this.pendingBytes += value;
+    for (const { value } of this.store.events.getRange({ start: this.store.pendingRange[0] })) this.pendingBytes += Buffer.byteLength(value.j) + 1;
+    this.lastCutPeriod = (this.store.meta.get(LAST_CUT_KEY) as number | undefined) ?? 0;
     if (opts.schedule !== false) this.schedule();
     this.log.info({ active: this.active.size }, 'bundles seeded from disk');
   }
@@ -141,19 +163,18 @@ export class Bundler extends EventEmitter {
     this.pendingBytes += bytes;
     if (this.pendingBytes >= this.opts.windowMaxBytes && !this.sizeCutQueued && !this.stopped) {
       this.sizeCutQueued = true;
-      void this.enqueue(async () => {
+      // Failures are logged by the chain; the next window or size cut retries.
+      this.enqueue(async () => {
         this.sizeCutQueued = false;
-        const [s, e] = periodOf(0, this.now(), this.opts.windowMs);
-        await this.cut(s, e);
-      });
+        await this.cut(this.now());
+      }).catch(() => {});
     }
   }
 
   /** Cuts the window that just ended, then compacts. Public for tests and the demo. */
   closeWindow(at = this.now()): Promise<BundleRecord[]> {
-    const [s, e] = periodOf(0, at - 1, this.opts.windowMs);
     return this.enqueue(async () => {
-      const made = await this.cut(s, e);
+      const made = await this.cut(at - 1);
       await this.compact();
       return made;
     });
@@ -194,49 +215,60 @@ export class Bundler extends EventEmitter {
     this.rewriteTimer.unref();
   }
 
-  /** Level 0: everything pending (up to windowMaxBytes per bundle) into window bundles. */
-  private async cut(periodStart: number, periodEnd: number): Promise<BundleRecord[]> {
+  /**
+   * Level 0: everything pending (up to windowMaxBytes per bundle) into window bundles, labelled
+   * with the window containing `at` (or the latest cut's, if the clock went back).
+   */
+  private async cut(at: number): Promise<BundleRecord[]> {
     const made: BundleRecord[] = [];
+    let [periodStart, periodEnd] = periodOf(0, at, this.opts.windowMs);
+    if (periodStart < this.lastCutPeriod) [periodStart, periodEnd] = periodOf(0, this.lastCutPeriod, this.opts.windowMs);
     for (;;) {
-      const byAuthor = new Map<string, (EventRef & { json: string; seq: number })[]>();
+      const [from] = this.store.pendingRange;
+      const byAuthor = new Map<string, (EventRef & { json: string })[]>();
       let bytes = 0;
-      for (const { key: seq, value } of this.store.pending.getRange()) {
-        if (bytes > 0 && bytes + value > this.opts.windowMaxBytes) break;
-        const rec = this.store.events.get(seq);
-        if (!rec) continue;
-        bytes += value;
+      // Committed events only (uncommitted ones have higher numbers): the cut ends after the last one read.
+      let end = from;
+      for (const { key: seq, value: rec } of this.store.events.getRange({ start: from })) {
+        const size = Buffer.byteLength(rec.j) + 1;
+        if (bytes > 0 && bytes + size > this.opts.windowMaxBytes) break;
+        bytes += size;
+        end = seq + 1;
         let list = byAuthor.get(rec.p);
         if (!list) byAuthor.set(rec.p, (list = []));
-        list.push({ id: rec.i, c: rec.c, json: rec.j, seq });
+        list.push({ id: rec.i, c: rec.c, seq, json: rec.j });
       }
       if (byAuthor.size === 0) break;
       const authors = [...byAuthor.keys()].sort();
       for (const list of byAuthor.values()) list.sort(byTimeThenId);
-      const built = await buildBundle(this.opts.root, () =>
-        authors.map((pubkey) => ({ pubkey, lines: byAuthor.get(pubkey)!.map((r) => ({ json: r.json, createdAt: r.c })) })),
-      );
-      if (!built) break;
-      const record = this.recordFor(built, 0, periodStart, periodEnd);
-      await this.store.root.transaction(() => {
-        for (const [pubkey, list] of byAuthor) {
-          for (const r of list) {
-            if (this.store.pending.doesExist(r.seq) && this.store.events.doesExist(r.seq)) {
-              this.store.pending.remove(r.seq);
-              this.store.eventLoc.put(r.id, built.infoHash);
-              this.store.bundleEvents.put([built.infoHash, pubkey, r.c, r.id], null);
-            } else {
-              // Removed from the index while the bundle was being written.
-              this.store.removals.put([built.infoHash, r.id], { r: 'removed-while-bundling', p: pubkey });
-            }
-          }
-        }
-        this.putBundle(record, built);
-      });
-      this.pendingBytes = Math.max(0, this.pendingBytes - bytes);
-      await this.activate([record], built ? [built] : []);
+      this.store.setBundling(end);
+      let record: BundleRecord;
+      try {
+        const built = await buildBundle(
+          this.opts.root,
+          authors.map((pubkey) => ({ pubkey, lines: byAuthor.get(pubkey)!.map((r) => ({ json: r.json, createdAt: r.c })) })),
+        );
+        if (!built) break;
+        record = this.recordFor(built, 0, periodStart, periodEnd, { seqStart: from, seqEnd: end, authorFrom: AUTHOR_MIN, authorTo: AUTHOR_MAX });
+        // Events removed while it was written are in it: their removals (recorded because of
+        // setBundling) now point into this bundle, which the next rewrite fixes.
+        await this.store.root.transaction(() => {
+          this.store.writeFrontier(end);
+          this.store.meta.put(LAST_CUT_KEY, periodStart);
+          this.putBundle(record, built);
+        });
+        this.store.frontierCommitted(end);
+        this.lastCutPeriod = periodStart;
+        this.pendingBytes = Math.max(0, this.pendingBytes - bytes);
+        await this.activate([record], [built]);
+      } finally {
+        this.store.setBundling(0);
+      }
       made.push(record);
       this.log.info({ infoHash: record.ih, events: record.events, authors: record.authors, bytes: record.bytes }, 'window bundle seeded');
       this.emit('authors', authors);
+      // Size cuts can follow one another in a burst: keep the bound between them.
+      await this.mergeOverBound();
       if (bytes < this.opts.windowMaxBytes || this.stopped) break;
     }
     if (made.length === 0) this.pendingBytes = 0;
@@ -255,12 +287,23 @@ export class Bundler extends EventEmitter {
         merges++;
       }
     }
-    // Over the bound (tiny windows, huge bursts): merge the lowest level's groups early.
-    for (let level = 0; level < TOP_LEVEL && this.active.size > this.opts.maxActiveTorrents; level++) {
+    return merges + (await this.mergeOverBound());
+  }
+
+  /**
+   * Near the bound (tiny windows, huge bursts), merges the lowest level's groups early. A merge
+   * seeds its result before retiring its sources and a cut adds one bundle, so merging starts a
+   * few bundles below the bound and the bound itself is never crossed.
+   */
+  private async mergeOverBound(): Promise<number> {
+    const max = this.opts.maxActiveTorrents;
+    const softMax = max - Math.max(2, Math.ceil(max * 0.05));
+    let merges = 0;
+    for (let level = 0; level < TOP_LEVEL && this.active.size > softMax; level++) {
       for (const [parentStart, group] of this.groupsAt(level)) {
-        if (group.length < 2 || this.active.size <= this.opts.maxActiveTorrents) continue;
+        if (group.length < 2 || this.active.size <= softMax) continue;
         const [, parentEnd] = periodOf(level + 1, parentStart, this.opts.windowMs);
-        this.log.warn({ active: this.active.size, max: this.opts.maxActiveTorrents, bundleLevel: level }, 'active torrents over the bound: merging early');
+        this.log.warn({ active: this.active.size, max, bundleLevel: level }, 'active torrents near the bound: merging early');
         await this.replace(group, level + 1, parentStart, parentEnd);
         merges++;
       }
@@ -281,79 +324,78 @@ export class Bundler extends EventEmitter {
   }
 
   private async doRewrites(): Promise<number> {
-    const affected = new Set<string>();
-    for (const key of this.store.removals.getKeys()) affected.add(key[0]);
-    let n = 0;
-    for (const ih of affected) {
-      const b = this.active.get(ih);
-      if (!b) {
-        // Retired meanwhile: its removals are moot.
-        await this.store.root.transaction(() => {
-          for (const key of [...this.store.removals.getKeys({ start: [ih], end: [ih, '\uffff'] })]) this.store.removals.remove(key);
-        });
-        continue;
-      }
-      await this.replace([b], b.level, b.periodStart, b.periodEnd);
-      n++;
+    const affected = new Map<string, BundleRecord>();
+    const orphans: string[] = [];
+    for (const { key: id, value } of this.store.removals.getRange()) {
+      const ih = this.store.bundleAt(value.s, value.p);
+      const b = ih === undefined ? undefined : this.active.get(ih);
+      if (b) affected.set(b.ih, b);
+      else orphans.push(id); // its bundle was retired or rewritten meanwhile: moot
     }
-    return n;
+    if (orphans.length > 0) await this.store.root.transaction(() => orphans.forEach((id) => this.store.removals.remove(id)));
+    for (const b of affected.values()) {
+      if (this.active.get(b.ih) === b) await this.replace([b], b.level, b.periodStart, b.periodEnd);
+    }
+    return affected.size;
   }
 
   /**
    * Replaces `sources` by new bundle(s) at `level` holding their current events (merge,
    * rewrite or relabel), then retires the sources.
    */
-  private async replace(sources: BundleRecord[], level: number, periodStart: number, periodEnd: number): Promise<BundleRecord[]> {
-    const hasRemovals = sources.some((s) => {
-      for (const _ of this.store.removals.getKeys({ start: [s.ih], end: [s.ih, '\uffff'], limit: 1 })) return true;
-      return false;
-    });
-    if (sources.length === 1 && !hasRemovals) {
+  private async replace(sources: BundleRecord[], level: number, periodStart: number, periodEnd: number, opts: { rebuild?: boolean } = {}): Promise<BundleRecord[]> {
+    const removalsOf = () => {
+      const out: [string, RemovalRecord][] = [];
+      for (const { key, value } of this.store.removals.getRange()) if (sources.some((s) => covers(s, value.s, value.p))) out.push([key, value]);
+      return out;
+    };
+    if (sources.length === 1 && !opts.rebuild && removalsOf().length === 0) {
       // Same content, new period: keep the torrent, only relabel it.
       const s = sources[0]!;
       if (s.level !== level || s.periodEnd !== periodEnd) await this.relabel(s, level, periodStart, periodEnd);
       return [s];
     }
-    const removalsAtStart = new Set<string>();
+    const span = spanOf(sources);
+    if (!span) {
+      this.log.error({ bundles: sources.map((s) => [s.ih, s.seqStart, s.seqEnd]) }, 'bundles to merge do not cover one contiguous range; left as they are');
+      return sources;
+    }
     const authorBytes = new Map<string, number>();
     for (const s of sources) {
-      for (const key of this.store.removals.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })) removalsAtStart.add(`${key[0]}:${key[1]}`);
-      for (const { key, value } of this.store.bundleAuthors.getRange({ start: [s.ih], end: [s.ih, '\uffff'] })) {
+      for (const { key, value } of this.store.bundleAuthors.getRange({ start: [s.ih], end: [s.ih, AUTHOR_MAX] })) {
         authorBytes.set(key[1], (authorBytes.get(key[1]) ?? 0) + value.bytes);
       }
     }
     const parts = partition([...authorBytes.keys()].sort(), authorBytes, this.opts.maxBundleBytes);
     const built: BuiltBundle[] = [];
-    const partOf = new Map<string, BuiltBundle>();
-    for (const authors of parts) {
-      const b = await this.buildWithRetry(() => this.linesOf(sources, authors));
+    const records: BundleRecord[] = [];
+    // When each author's events were read, in removal order: a removal recorded later was
+    // of an event the new bundle holds (it needs a rewrite), an earlier one was not.
+    const readAt = new Map<string, number>();
+    for (let i = 0; i < parts.length; i++) {
+      const b = await buildBundle(this.opts.root, this.linesOf(sources, parts[i]!, readAt));
       if (!b) continue;
       built.push(b);
-      for (const f of b.files) partOf.set(f.pubkey, b);
+      records.push(
+        this.recordFor(b, level, periodStart, periodEnd, {
+          seqStart: span.seqStart,
+          seqEnd: span.seqEnd,
+          authorFrom: i === 0 ? span.authorFrom : parts[i]![0]!,
+          authorTo: i === parts.length - 1 ? span.authorTo : parts[i + 1]![0]!,
+        }),
+      );
     }
-    const records = built.map((b) => this.recordFor(b, level, periodStart, periodEnd));
+    // A rewrite whose removals were already gone rebuilds the same bytes: same infohash, kept.
+    const kept = new Set(records.map((r) => r.ih));
     await this.store.root.transaction(() => {
-      for (const s of sources) {
-        // Keys are collected before changing the range they come from.
-        for (const key of [...this.store.bundleEvents.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
-          const [, pubkey, c, id] = key;
-          this.store.bundleEvents.remove(key);
-          const target = partOf.get(pubkey);
-          if (!target) continue; // cannot happen: every listed author was written
-          this.store.bundleEvents.put([target.infoHash, pubkey, c, id], null);
-          this.store.eventLoc.put(id, target.infoHash);
-        }
-        for (const { key, value } of [...this.store.removals.getRange({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
-          this.store.removals.remove(key);
-          // Removed after we started reading: the new bundle still holds it.
-          const target = partOf.get(value.p);
-          if (!removalsAtStart.has(`${key[0]}:${key[1]}`) && target) this.store.removals.put([target.infoHash, key[1]], value);
-        }
-        this.retireRecord(s, records.map((r) => r.ih));
+      for (const [id, r] of removalsOf()) {
+        const at = readAt.get(r.p);
+        if (at === undefined || r.n <= at) this.store.removals.remove(id);
       }
+      for (const s of sources) if (!kept.has(s.ih)) this.retireRecord(s, records.map((r) => r.ih));
       records.forEach((r, i) => this.putBundle(r, built[i]!));
     });
-    for (const s of sources) this.active.delete(s.ih);
+    for (const s of sources) if (!kept.has(s.ih)) this.active.delete(s.ih);
     await this.activate(records, built);
     await this.dropFiles(sources);
     this.emit('authors', [...authorBytes.keys()]);
@@ -364,43 +406,36 @@ export class Bundler extends EventEmitter {
     return records;
   }
 
-  /** Events can be removed while a merge reads them; then read again (bounded). */
-  private async buildWithRetry(authors: () => Iterable<AuthorLines>): Promise<BuiltBundle | null> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await buildBundle(this.opts.root, authors);
-      } catch (err) {
-        if (!(err instanceof BundleSourceChanged) || attempt >= 5) throw err;
-      }
-    }
+  /** An author's events in a bundle, in file order (created_at, then id). */
+  eventsOf(b: BundleRecord, pubkey: string): EventRecord[] {
+    if (!(b.authorFrom <= pubkey && pubkey < b.authorTo)) return [];
+    const recs = [...this.store.authorEvents(pubkey, b.seqStart, b.seqEnd)];
+    return recs.sort((x, y) => x.c - y.c || (x.i < y.i ? -1 : x.i > y.i ? 1 : 0));
   }
 
-  private *linesOf(sources: BundleRecord[], authors: string[]): Iterable<AuthorLines> {
+  private *linesOf(sources: BundleRecord[], authors: string[], readAt: Map<string, number>): Iterable<AuthorLines> {
     for (const pubkey of authors) {
+      // Read in one synchronous step (the builder consumes an author's lines without yielding),
+      // so no removal can fall between reading an event and recording when it was read.
+      readAt.set(pubkey, this.store.removalOrder);
       const refs: EventRef[] = [];
+      const json = new Map<number, string>();
       for (const s of sources) {
-        for (const key of this.store.bundleEvents.getKeys({ start: [s.ih, pubkey], end: [s.ih, pubkey, Number.MAX_SAFE_INTEGER] })) {
-          refs.push({ id: key[3], c: key[2] });
+        if (!(s.authorFrom <= pubkey && pubkey < s.authorTo)) continue;
+        for (const rec of this.store.authorEvents(pubkey, s.seqStart, s.seqEnd)) {
+          refs.push({ id: rec.i, c: rec.c, seq: rec.seq });
+          json.set(rec.seq, rec.j);
         }
       }
       refs.sort(byTimeThenId);
-      const store = this.store;
-      yield {
-        pubkey,
-        lines: (function* () {
-          for (const r of refs) {
-            const rec = store.getEvent(r.id);
-            if (rec) yield { json: rec.j, createdAt: r.c };
-          }
-        })(),
-      };
+      yield { pubkey, lines: refs.map((r) => ({ json: json.get(r.seq)!, createdAt: r.c })) };
     }
   }
 
   private async relabel(s: BundleRecord, level: number, periodStart: number, periodEnd: number): Promise<void> {
     const updated: BundleRecord = { ...s, level, periodStart, periodEnd };
     await this.store.root.transaction(() => {
-      for (const key of [...this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
+      for (const key of [...this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, AUTHOR_MAX] })]) {
         this.store.authorBundles.remove([key[1], s.periodEnd, s.ih]);
         this.store.authorBundles.put([key[1], periodEnd, s.ih], null);
       }
@@ -409,9 +444,16 @@ export class Bundler extends EventEmitter {
     this.active.set(s.ih, updated);
   }
 
-  private recordFor(b: BuiltBundle, level: number, periodStart: number, periodEnd: number): BundleRecord {
+  private recordFor(
+    b: BuiltBundle,
+    level: number,
+    periodStart: number,
+    periodEnd: number,
+    range: Pick<BundleRecord, 'seqStart' | 'seqEnd' | 'authorFrom' | 'authorTo'>,
+  ): BundleRecord {
     return {
       ih: b.infoHash,
+      ...range,
       name: b.name,
       level,
       periodStart,
@@ -432,15 +474,17 @@ export class Bundler extends EventEmitter {
       this.store.authorBundles.put([f.pubkey, r.periodEnd, r.ih], null);
     }
     this.store.bundles.put(r.ih, r);
+    this.store.bundleRanges.put([r.seqEnd, r.authorFrom], r.ih);
   }
 
   /** Inside a transaction. */
   private retireRecord(s: BundleRecord, replacedBy: string[]): void {
-    for (const key of [...this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, '\uffff'] })]) {
+    for (const key of [...this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, AUTHOR_MAX] })]) {
       this.store.bundleAuthors.remove(key);
       this.store.authorBundles.remove([key[1], s.periodEnd, s.ih]);
     }
     this.store.bundles.put(s.ih, { ...s, state: 'retired', replacedBy, retiredAt: this.now() });
+    if (this.store.bundleRanges.get([s.seqEnd, s.authorFrom]) === s.ih) this.store.bundleRanges.remove([s.seqEnd, s.authorFrom]);
   }
 
   private async activate(records: BundleRecord[], built: BuiltBundle[]): Promise<void> {
@@ -448,7 +492,7 @@ export class Bundler extends EventEmitter {
       const r = records[i]!;
       this.active.set(r.ih, r);
       const b = built[i]!;
-      await this.seeder.seed({ infoHash: b.infoHash, torrent: b.torrent, dir: b.dir });
+      await this.seeder.seed({ infoHash: b.infoHash, torrent: b.torrent, dataPath: b.dataPath });
       this.emit('bundle', r);
     }
   }
@@ -457,7 +501,7 @@ export class Bundler extends EventEmitter {
     for (const s of sources) {
       if (this.active.has(s.ih)) continue;
       await this.seeder.unseed(s.ih).catch((err) => this.log.warn({ err, infoHash: s.ih }, 'unseed failed'));
-      await rm(bundleDir(this.opts.root, s.ih), { recursive: true, force: true });
+      await rm(dataPathOf(this.opts.root, s.ih), { force: true });
       await rm(torrentPathOf(this.opts.root, s.ih), { force: true });
       this.emit('retired', s.ih);
     }
@@ -472,12 +516,25 @@ export class Bundler extends EventEmitter {
       return;
     }
     for (const name of names) {
-      const ih = name.replace(/\.torrent$/, '');
-      if (name.startsWith('.tmp-') || (/^[0-9a-f]{40}$/.test(ih) && !this.active.has(ih))) {
+      // `<ih>.torrent`, `<ih>.data`, and `<ih>/` directories of the earlier one-file-per-author layout.
+      const ih = name.replace(/\.(torrent|data)$/, '');
+      if (name.startsWith('.tmp-') || (/^[0-9a-f]{40}$/.test(ih) && (!this.active.has(ih) || ih === name))) {
         await rm(join(this.opts.root, name), { recursive: true, force: true });
       }
     }
   }
+}
+
+/** The seq range and author range a merge of `sources` covers, if they tile one contiguous range. */
+function spanOf(sources: BundleRecord[]): Pick<BundleRecord, 'seqStart' | 'seqEnd' | 'authorFrom' | 'authorTo'> | null {
+  const ranges = [...new Map(sources.map((s) => [`${s.seqStart}:${s.seqEnd}`, [s.seqStart, s.seqEnd] as const])).values()].sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < ranges.length; i++) if (ranges[i]![0] !== ranges[i - 1]![1]) return null;
+  return {
+    seqStart: ranges[0]![0],
+    seqEnd: ranges[ranges.length - 1]![1],
+    authorFrom: sources.reduce((m, s) => (s.authorFrom < m ? s.authorFrom : m), AUTHOR_MAX),
+    authorTo: sources.reduce((m, s) => (s.authorTo > m ? s.authorTo : m), AUTHOR_MIN),
+  };
 }
 
 function byTimeThenId(a: EventRef, b: EventRef): number {

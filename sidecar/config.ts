@@ -7,22 +7,20 @@ import { z } from 'zod';
 
 export const DEFAULT_CONFIG_PATH = '/etc/nostr-bt/config.toml';
 
-const octalMode = z
-  .string()
-  .regex(/^0?[0-7]{3}$/, 'an octal file mode such as "0660"')
-  .transform((s) => parseInt(s, 8));
+const octalString = z.string().regex(/^0?[0-7]{3}$/, 'an octal file mode such as "0660"');
+const fromOctal = (s: string) => parseInt(s, 8);
 
 const hostPort = z
   .string()
   .regex(/^[^\s:]+:\d{1,5}$/, 'host:port, for example "127.0.0.1:9477"');
 
-const configSchema = z
+export const configSchema = z
   .object({
     dataDir: z.string().min(1).default('./nostr-bt-data'),
     socket: z
       .object({
         path: z.string().min(1).optional(),
-        mode: octalMode.default(0o660),
+        mode: octalString.default('0660').transform(fromOctal),
         group: z.string().optional(),
       })
       .strict()
@@ -132,6 +130,12 @@ const configSchema = z
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+    service: z
+      .object({
+        stopTimeoutSeconds: z.number().min(1).max(3600).default(20),
       })
       .strict()
       .prefault({}),

@@ -62,11 +62,16 @@ export class IngestServer {
     this.server = server;
   }
 
-  async close(): Promise<void> {
+  async close(graceMs = 1000): Promise<void> {
     const server = this.server;
     this.server = null;
     for (const c of this.conns) c.sock.end();
+    // A client that never closes its end (stopped or hung) must not hold up the shutdown.
+    const grace = setTimeout(() => {
+      for (const c of this.conns) c.sock.destroy();
+    }, graceMs);
     if (server) await new Promise<void>((r) => server.close(() => r()));
+    clearTimeout(grace);
     for (const c of this.conns) c.sock.destroy();
   }
 

@@ -1,11 +1,17 @@
 #!/usr/bin/env node
 // nostr-bt-sidecar: the daemon. Starts with no config at all (data in ./nostr-bt-data).
+// Signals: SIGTERM/SIGINT stop gracefully within service.stopTimeoutSeconds (then exit 1);
+// SIGHUP reloads the config (what is safe to change while running; the log says what needs a
+// restart). Under systemd (Type=notify) it reports READY=1, WATCHDOG=1, RELOADING=1, STOPPING=1.
 import { Command } from 'commander';
-import { loadConfig, ConfigError } from './config.js';
+import { loadConfig, ConfigError, type Config, type LoadOptions } from './config.js';
 import { createLogger } from './log.js';
+import { SdNotify } from './sd-notify.js';
 import { Sidecar } from './sidecar.js';
+import { withDeadline } from './deadline.js';
+import { isLmdbWriteFailure } from './lmdb-failures.js';
 
-const STOP_TIMEOUT_MS = 15_000;
+const STATUS_EVERY_MS = 10_000;
 
 const program = new Command('nostr-bt-sidecar')
   .description('nostr-bt sidecar: indexes what the strfry plugin forwards and archives it into BitTorrent')
@@ -15,40 +21,98 @@ const program = new Command('nostr-bt-sidecar')
   .parse();
 
 const flags = program.opts<{ config?: string; dataDir?: string; logLevel?: string }>();
-let config;
+// Read once: SIGHUP reloads the same file, even if the environment changes meanwhile.
+const loadOptions: LoadOptions = {
+  configPath: flags.config ?? process.env.NOSTR_BT_CONFIG,
+  dataDir: flags.dataDir ?? process.env.NOSTR_BT_DATA_DIR,
+  overrides: flags.logLevel ? { log: { level: flags.logLevel } } : undefined,
+};
+let config: Config;
 try {
-  config = loadConfig({ configPath: flags.config, dataDir: flags.dataDir, overrides: flags.logLevel ? { log: { level: flags.logLevel } } : undefined });
+  config = loadConfig(loadOptions);
 } catch (err) {
   process.stderr.write(`nostr-bt-sidecar: ${err instanceof ConfigError ? err.message : String(err)}\n`);
   process.exit(2);
 }
 const log = createLogger('nostr-bt-sidecar', config.log.level);
-const sidecar = new Sidecar(config, log);
+const notify = SdNotify.fromEnv(log);
+notify.startWatchdog();
+process.on('unhandledRejection', (err) => {
+  if (isLmdbWriteFailure(err)) return; // already handled where the transaction is awaited
+  log.fatal({ err }, 'unhandled error; exiting (the index is consistent: restart resumes)');
+  process.exit(1);
+});
+
+const sidecar = new Sidecar(config, log, { progress: (what) => notify.status(what) });
+let statusTimer: NodeJS.Timeout | null = null;
+
+function summary(): string {
+  const s = sidecar.status();
+  return `${s.events.stored} events stored, ${s.seeding?.torrents ?? 0} torrents, ${s.seeding?.peers ?? 0} peers, ${s.dht?.nodes ?? 0} DHT nodes, spool ${s.spool.files} files`;
+}
 
 let stopping = false;
-async function stop(signal: string): Promise<void> {
+async function stop(signal: string, started: Promise<boolean>): Promise<void> {
   if (stopping) return;
   stopping = true;
-  log.info({ signal }, 'stopping');
-  const timer = setTimeout(() => {
-    log.error({ timeoutMs: STOP_TIMEOUT_MS }, 'graceful stop took too long; exiting');
-    process.exit(1);
-  }, STOP_TIMEOUT_MS);
-  try {
-    await sidecar.stop();
-    clearTimeout(timer);
-    process.exit(0);
-  } catch (err) {
-    log.error({ err }, 'error while stopping');
+  const timeoutMs = config.service.stopTimeoutSeconds * 1000;
+  log.info({ signal, timeoutMs }, 'stopping');
+  notify.stopping(`stopping (${signal})`);
+  if (statusTimer) clearInterval(statusTimer);
+  const outcome = await withDeadline(
+    started.then((ok) => (ok ? sidecar.stop() : undefined)),
+    timeoutMs,
+  );
+  notify.close();
+  if (outcome === 'timeout') {
+    log.error({ timeoutMs }, 'graceful stop took too long; exiting anyway (the index is consistent: what was not committed is re-sent by the plugin or its spool)');
     process.exit(1);
   }
+  if (outcome instanceof Error) {
+    log.error({ err: outcome }, 'error while stopping');
+    process.exit(1);
+  }
+  process.exit(0);
 }
-process.on('SIGTERM', () => void stop('SIGTERM'));
-process.on('SIGINT', () => void stop('SIGINT'));
+
+function reload(): void {
+  if (stopping) return;
+  notify.reloading();
+  let next: Config;
+  try {
+    next = loadConfig(loadOptions);
+  } catch (err) {
+    log.error({ err: err instanceof ConfigError ? err.message : String(err) }, 'config reload failed; keeping the running config');
+    notify.ready(summary());
+    return;
+  }
+  const { reloadable, restartNeeded } = sidecar.reload(next);
+  if (restartNeeded.length > 0) {
+    log.warn({ reloaded: reloadable, restartNeeded }, 'config reloaded; some changes need a restart (systemctl restart nostr-bt-sidecar)');
+  } else log.info({ reloaded: reloadable }, reloadable.length ? 'config reloaded' : 'config reloaded: nothing changed');
+  notify.ready(summary());
+}
+
+let resolveStarted!: (ok: boolean) => void;
+const started = new Promise<boolean>((r) => (resolveStarted = r));
+process.on('SIGTERM', () => void stop('SIGTERM', started));
+process.on('SIGINT', () => void stop('SIGINT', started));
+process.on('SIGHUP', () => {
+  void started.then((ok) => ok && reload());
+});
 
 try {
   await sidecar.start();
+  resolveStarted(true);
 } catch (err) {
+  resolveStarted(false);
   log.fatal({ err }, 'sidecar failed to start');
   process.exit(1);
+}
+if (!stopping) {
+  notify.ready(summary());
+  if (notify.enabled) {
+    statusTimer = setInterval(() => notify.status(summary()), STATUS_EVERY_MS);
+    statusTimer.unref();
+  }
 }

@@ -121,8 +121,10 @@ export class Publisher extends EventEmitter {
     let oldest: number | null = null;
     for (const { value } of this.store.pointers.getRange()) {
       items++;
-      if (now - value.putAt > STALE_MS) stale++;
-      if (oldest === null || value.putAt < oldest) oldest = value.putAt;
+      // An item never stored yet counts from when it was signed.
+      const at = value.putAt || value.changedAt;
+      if (now - at > STALE_MS) stale++;
+      if (oldest === null || at < oldest) oldest = at;
     }
     return {
       items,

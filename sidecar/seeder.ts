@@ -4,7 +4,9 @@ import WebTorrent, { type Torrent } from 'webtorrent';
 import Peer from 'webtorrent/lib/peer.js';
 import type DHT from 'bittorrent-dht';
 import type { Logger } from 'pino';
+import bencode from 'bencode';
 import type { Seeder } from './bundler.js';
+import { BundleDataStore } from './bundle-data-store.js';
 
 let noDelayInstalled = false;
 
@@ -16,6 +18,36 @@ function installNoDelay(): void {
   Peer.prototype.onConnect = function (this: { conn?: { setNoDelay?: (v: boolean) => void } }) {
     this.conn?.setNoDelay?.(true);
     return onConnect.call(this);
+  };
+}
+
+/**
+ * What client.add() gets for a bundle: a parsed torrent (the form parse-torrent returns) whose
+ * `info` is the real info dict, so peers get the real metadata over ut_metadata and the real
+ * piece hashes, but whose file list is the single data file the store serves. Seeding never
+ * needs per-file objects, and WebTorrent builds ~1.3 KB of them per file and spends ~15 µs per
+ * file parsing (a 50,000-author bundle: ~65 MB and ~0.75 s of blocked event loop).
+ */
+export function seedingTorrent(infoHash: string, torrentFile: Uint8Array): object {
+  const t = bencode.decode(torrentFile) as { info: { name: Uint8Array; 'piece length': number; pieces: Uint8Array; files: { length: number }[] } };
+  const info = t.info;
+  const name = Buffer.from(info.name).toString();
+  const length = info.files.reduce((n, f) => n + f.length, 0);
+  const pieceLength = info['piece length'];
+  const pieces: string[] = [];
+  for (let i = 0; i < info.pieces.length; i += 20) pieces.push(Buffer.from(info.pieces.subarray(i, i + 20)).toString('hex'));
+  return {
+    info,
+    infoHash,
+    infoHashBuffer: Buffer.from(infoHash, 'hex'),
+    name,
+    announce: [],
+    urlList: [],
+    files: [{ path: name, name, length, offset: 0 }],
+    length,
+    pieceLength,
+    lastPieceLength: length % pieceLength || pieceLength,
+    pieces,
   };
 }
 
@@ -67,13 +99,21 @@ export class WebTorrentSeeder implements Seeder {
   }
 
   /**
-   * Seeds a bundle from its files. `verify` re-hashes them first (after an unclean shutdown);
-   * a bundle whose files do not hash to its pieces is rejected so the bundler rebuilds it.
+   * Seeds a bundle from its data file. `verify` re-hashes it first (after an unclean shutdown);
+   * a bundle whose data does not hash to its pieces is rejected so the bundler rebuilds it.
    */
-  async seed(b: { infoHash: string; torrent: Buffer; dir: string; verify?: boolean }): Promise<void> {
+  async seed(b: { infoHash: string; torrent: Buffer; dataPath: string; verify?: boolean }): Promise<void> {
     if (await this.client.get(b.infoHash)) return;
     const t = await new Promise<Torrent>((resolve, reject) => {
-      const t = this.client.add(b.torrent, { path: b.dir, skipVerify: !b.verify, announce: [] });
+      const t = this.client.add(seedingTorrent(b.infoHash, b.torrent), {
+        store: BundleDataStore,
+        storeOpts: { dataPath: b.dataPath },
+        // Reads are served from the page cache; a per-torrent piece cache would hold up to
+        // 20 × 4 MiB per torrent for nothing.
+        storeCacheSlots: 0,
+        skipVerify: !b.verify,
+        announce: [],
+      });
       const onError = (err: Error) => reject(err);
       t.once('error', onError);
       t.once('ready', () => {
@@ -84,8 +124,10 @@ export class WebTorrentSeeder implements Seeder {
     });
     if (!t.done) {
       await this.unseed(b.infoHash);
-      throw new Error(`bundle ${b.infoHash}: files on disk do not match the torrent (${Math.round(t.progress * 100)}% verified)`);
+      throw new Error(`bundle ${b.infoHash}: data on disk does not match the torrent (${Math.round(t.progress * 100)}% verified)`);
     }
+    // Encoded into `metadata` already; the decoded dict (an object per file) is not read again.
+    (t as unknown as { info: unknown }).info = null;
   }
 
   async unseed(infoHash: string): Promise<void> {

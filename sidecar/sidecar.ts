@@ -9,9 +9,11 @@ import type { Config } from './config.js';
 import type DHT from 'bittorrent-dht';
 import { Bundler } from './bundler.js';
 import { startDhtNode, stopDhtNode } from './dht-node.js';
-import { Ingestor } from './ingest.js';
+import { Ingestor, type BatchReport } from './ingest.js';
 import { loadIdentity, type BridgeIdentity } from './identity.js';
-import { Publisher } from './publisher.js';
+import { Publisher, type PublisherOptions } from './publisher.js';
+import { SidecarMetrics } from './metrics.js';
+import { applyKeys, diffConfig, type ConfigChanges } from './reload.js';
 import { IngestServer } from './ingest-server.js';
 import { initSignatureCheck } from './nostr-event.js';
 import { Quarantine } from './quarantine.js';
@@ -31,6 +33,8 @@ export interface SidecarOptions {
   nowMs?: () => number;
   /** Cut windows and compact on timers (default true; tests may drive the bundler by hand). */
   bundleSchedule?: boolean;
+  /** Told what start() is doing (systemd STATUS= lines). */
+  progress?: (what: string) => void;
 }
 
 export class Sidecar {
@@ -46,6 +50,9 @@ export class Sidecar {
   identity: BridgeIdentity | null = null;
   /** Runs `strfry export` on start and on a schedule when `reconcile.strfry` is set. */
   reconciler: Reconciler | null = null;
+  readonly metrics: SidecarMetrics;
+  /** Read live by the publisher, so SIGHUP can change the DHT pace. */
+  private publisherOptions: PublisherOptions | null = null;
   private http: Server | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
@@ -67,14 +74,21 @@ export class Sidecar {
       () => void this.drainer.trigger(),
       new CheckpointStore(this.store.root),
     );
+    this.metrics = new SidecarMetrics(() => this.status());
+    this.ingestor.on('batch', (r: BatchReport) => {
+      this.metrics.observeIngest(r.latenciesMs);
+      log.debug({ lines: r.lines, outcomes: r.outcomes }, 'batch committed');
+    });
   }
 
   async start(): Promise<void> {
+    const progress = this.opts.progress ?? (() => {});
     await initSignatureCheck();
     this.identity = loadIdentity({
       nostrKeyFile: this.config.bridge.nostrKeyFile || undefined,
       generatedKeyFile: join(this.config.dataDir, 'bridge.key'),
     });
+    progress('starting the DHT node and the torrent client');
     if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log);
     this.seeder = await WebTorrentSeeder.start(this.config.bittorrent, this.dht, this.log);
     const b = this.config.bundle;
@@ -92,18 +106,21 @@ export class Sidecar {
       this.log,
       this.opts.nowMs,
     );
+    this.bundler.on('bundle', () => this.metrics.bundlesBuilt++);
+    this.bundler.on('retired', () => this.metrics.bundlesRetired++);
     if (this.dht) {
       const bundler = this.bundler;
+      this.publisherOptions = {
+        putsPerSecond: this.config.dht.putsPerSecond,
+        maxInFlight: this.config.dht.maxInFlightPuts,
+        republishIntervalMs: this.config.dht.republishIntervalSeconds * 1000,
+        coalesceMs: b.windowSeconds * 1000,
+      };
       this.publisher = new Publisher(
         this.store,
         this.dht,
         this.identity,
-        {
-          putsPerSecond: this.config.dht.putsPerSecond,
-          maxInFlight: this.config.dht.maxInFlightPuts,
-          republishIntervalMs: this.config.dht.republishIntervalSeconds * 1000,
-          coalesceMs: b.windowSeconds * 1000,
-        },
+        this.publisherOptions,
         this.log,
         () => ({
           relayUrl: this.config.policy.relayUrl,
@@ -115,7 +132,12 @@ export class Sidecar {
         this.opts.nowMs,
       );
       this.bundler.on('authors', (pubkeys: string[]) => void this.publisher?.authorsChanged(pubkeys));
+      this.publisher.on('put', (p: { key: string; ok: boolean; nodes: number; fresh: boolean }) => {
+        this.metrics.observePut(p.ok, p.nodes);
+        this.log.debug({ item: p.key.slice(0, 16), ok: p.ok, nodes: p.nodes, fresh: p.fresh }, 'pointer put');
+      });
     }
+    progress('seeding bundles from disk');
     await this.bundler.start({ schedule: this.opts.bundleSchedule });
     this.publisher?.start();
     this.ingestor.on('batch', (r: { indexedBytes: number }) => this.bundler?.noteIndexed(r.indexedBytes));
@@ -125,10 +147,7 @@ export class Sidecar {
       this.reconciler = new Reconciler(this.config.reconcile, this.store, this.ingestor, this.config.ingest.maxLineBytes, this.log, this.opts.nowSec);
       this.reconciler.start();
     }
-    if (this.config.policy.dropExpired) {
-      this.expiryTimer = setInterval(() => void this.sweepExpired(), this.config.policy.expirySweepIntervalMs);
-      this.expiryTimer.unref();
-    }
+    this.scheduleExpiry();
     if (this.opts.statusHttp !== false) await this.startHttp();
     await writeFile(
       this.runtimeFile,
@@ -154,20 +173,54 @@ export class Sidecar {
   }
 
   status(): Status {
+    const pointers = this.publisher?.stats();
+    const republishSec = this.config.dht.republishIntervalSeconds;
     return statusFromStore(this.store, {
       sidecar: 'up',
       dataDir: this.config.dataDir,
       socket: this.config.socket.path,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       spool: { ...this.drainer.depth, drainedFiles: this.drainer.stats.filesDrained, drainedLines: this.drainer.stats.linesDrained },
-      ingest: { backlog: this.ingestor.backlog, connections: this.server.connections, error: this.ingestor.lastError },
-      bundles: this.bundler ? this.bundler.summary() : undefined,
+      ingest: { backlog: this.ingestor.backlog, connections: this.server.connections, error: this.ingestor.lastError, latency: this.metrics.ingestLatency() },
+      bundles: this.bundler ? { ...this.bundler.summary(), built: this.metrics.bundlesBuilt, retired: this.metrics.bundlesRetired } : undefined,
       seeding: this.seeder ? { ...this.seeder.stats(), port: this.seeder.port } : undefined,
       dht: this.dht ? { nodes: this.dht.nodes.count(), ready: this.dht.ready } : undefined,
       bridge: this.identity ? { publicKey: this.identity.publicKey.toString('hex') } : undefined,
-      pointers: this.publisher?.stats(),
+      pointers: pointers && {
+        ...pointers,
+        republishLagSec: pointers.oldestPutAgeSec === null ? null : Math.max(0, pointers.oldestPutAgeSec - republishSec),
+        putNodes: this.metrics.putNodes(),
+      },
       reconcile: this.reconciler?.status(),
     });
+  }
+
+  /**
+   * SIGHUP: applies the changes that are safe while running (log level, content policy, DHT
+   * pace, ...) and reports the ones that need a restart. `next` is the freshly loaded config.
+   */
+  reload(next: Config): ConfigChanges {
+    const changes = diffConfig(this.config, next);
+    applyKeys(this.config, next, changes.reloadable);
+    if (changes.reloadable.includes('log.level')) this.log.level = this.config.log.level;
+    if (changes.reloadable.some((k) => k.startsWith('policy.') || k === 'ingest.maxEventBytes')) {
+      this.ingestor.setPolicy(this.config.policy, this.config.ingest.maxEventBytes);
+    }
+    if (changes.reloadable.some((k) => k === 'policy.dropExpired' || k === 'policy.expirySweepIntervalMs')) this.scheduleExpiry();
+    if (this.publisherOptions) {
+      this.publisherOptions.putsPerSecond = this.config.dht.putsPerSecond;
+      this.publisherOptions.maxInFlight = this.config.dht.maxInFlightPuts;
+    }
+    return changes;
+  }
+
+  private scheduleExpiry(): void {
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.expiryTimer = null;
+    if (this.config.policy.dropExpired) {
+      this.expiryTimer = setInterval(() => void this.sweepExpired(), this.config.policy.expirySweepIntervalMs);
+      this.expiryTimer.unref();
+    }
   }
 
   /** Authors with a published pointer (page-0 items have a 32-byte salt). */
@@ -214,6 +267,14 @@ export class Sidecar {
       if (req.method === 'GET' && req.url === '/status') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(this.status()));
+      } else if (req.method === 'GET' && req.url === '/metrics') {
+        this.metrics.render().then(
+          (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.body),
+          (err: Error) => {
+            this.log.error({ err }, 'metrics failed');
+            res.writeHead(500).end();
+          },
+        );
       } else if (req.method === 'GET' && req.url === '/healthz') {
         const ok = this.ingestor.lastError === null;
         res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });

@@ -16,13 +16,20 @@ export interface Status {
   removed: Counters;
   invalid: Counters;
   spool: SpoolDepth & { drainedFiles?: number; drainedLines?: number };
-  ingest?: { backlog: number; connections: number; error: string | null };
-  bundles?: BundleSummary;
+  ingest?: { backlog: number; connections: number; error: string | null; latency?: Observed };
+  bundles?: BundleSummary & { built?: number; retired?: number };
   seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number };
   dht?: { nodes: number; ready: boolean };
   bridge?: { publicKey: string };
-  pointers?: PublisherStats;
+  pointers?: PublisherStats & { republishLagSec?: number | null; putNodes?: Observed };
   reconcile?: ReconcileStatus;
+}
+
+/** Observations since the sidecar started: ingest latency (ms), DHT nodes storing each put. */
+export interface Observed {
+  count: number;
+  mean: number | null;
+  max: number | null;
 }
 
 export interface BundleSummary {
@@ -30,6 +37,9 @@ export interface BundleSummary {
   byLevel: Record<string, number>;
   bytes: number;
   events: number;
+  /** Events indexed but not yet in a bundle (the next window's). */
+  pendingEvents: number;
+  /** Bundles waiting to be rewritten without removed events. */
   pendingRewrites: number;
   newest: string | null;
 }

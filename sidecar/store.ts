@@ -6,6 +6,10 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import type { NostrEvent } from './nostr-event.js';
 import type { Classified } from './policy.js';
 
+const INDEX_FORMAT = 2;
+const FORMAT_KEY = 'index.format';
+const FRONTIER_KEY = 'bundle.frontier';
+
 /** One indexed event: id, canonical JSON, author, created_at, kind, expiry, replaceable slot. */
 export interface EventRecord {
   i: string;
@@ -32,16 +36,30 @@ export interface PointerRecord {
   retryAt: number;
 }
 
+/** An archived event removed from the index that a bundle still holds (until rewritten). */
 export interface RemovalRecord {
+  /** reason: deleted, vanished, expired */
   r: string;
   p: string;
+  /** The event's sequence number: with `p`, it says which bundle holds it. */
+  s: number;
+  /** Order of removals (in-process counter): tells a bundle build whether it read the event before. */
+  n: number;
 }
 
 export type BundleState = 'active' | 'retired';
 
-/** A bundle torrent. Levels: 0 window, 1 hour, 2 day, 3 month, 4 year (docs/protocol.md §6). */
+/**
+ * A bundle torrent. Levels: 0 window, 1 hour, 2 day, 3 month, 4 year (docs/protocol.md §6).
+ * It holds exactly the stored events whose sequence number is in [seqStart, seqEnd) and whose
+ * author is in [authorFrom, authorTo): that is how the index records where every event is.
+ */
 export interface BundleRecord {
   ih: string;
+  seqStart: number;
+  seqEnd: number;
+  authorFrom: string;
+  authorTo: string;
   name: string;
   level: number;
   /** The (UTC, ms) period whose arrivals it holds: [periodStart, periodEnd). */
@@ -78,25 +96,22 @@ export class Store {
   readonly events: Database<EventRecord, number>;
   /** Event id → sequence number. */
   readonly ids: Database<number, string>;
-  readonly byAuthor: Database<null, [string, number, string]>;
+  /** Per author, their events in arrival order: [pubkey, seq] → bytes of the event's line. */
+  readonly authorSeq: Database<number, [string, number]>;
   readonly slots: Database<SlotRecord, string>;
   readonly tombIds: Database<number, [string, string]>;
   readonly tombAddrs: Database<number, string>;
   readonly vanished: Database<number, string>;
   readonly expiry: Database<null, [number, string]>;
-  /** Indexed events not yet in a bundle: sequence number → canonical JSON bytes. */
-  readonly pending: Database<number, number>;
-  /** Where each bundled event is: id → bundle infohash (the file is `<pubkey>.jsonl`). */
-  readonly eventLoc: Database<string, string>;
-  /** Bundle contents in file order: [ih, pubkey, created_at, id]. */
-  readonly bundleEvents: Database<null, [string, string, number, string]>;
+  /** Active bundles by position: [seqEnd, authorFrom] → infohash (see BundleRecord). */
+  readonly bundleRanges: Database<string, [number, string]>;
   /** Per bundle and author: events and bytes of that author's file. */
   readonly bundleAuthors: Database<{ n: number; bytes: number }, [string, string]>;
   /** Per author, the bundles holding their events; newest last: [pubkey, periodEnd, ih]. */
   readonly authorBundles: Database<null, [string, number, string]>;
   readonly bundles: Database<BundleRecord, string>;
-  /** Events removed from the index that a bundle still holds: [ih, id] → reason and author. */
-  readonly removals: Database<RemovalRecord, [string, string]>;
+  /** Events removed from the index that a bundle still holds: id → where it was, and why. */
+  readonly removals: Database<RemovalRecord, string>;
   /** BEP-44 items: salt (hex) → signed item. */
   readonly pointers: Database<PointerRecord, string>;
   /** Authors whose pointer must be republished because their bundles changed: pubkey → since (ms). */
@@ -105,22 +120,25 @@ export class Store {
   readonly meta: Database<unknown, string>;
 
   private nextSeq = 1;
+  /** Events below this sequence number are in bundles (persisted as meta 'bundle.frontier'). */
+  private frontier = 1;
+  /** End of the cut being built: events removed meanwhile are in the new bundle already. */
+  private bundling = 0;
+  private removalCounter = 0;
 
-  private constructor(dir: string, readOnly: boolean) {
+  private constructor(readonly dir: string, readOnly: boolean) {
     if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
     this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     this.events = db('events');
     this.ids = db('ids');
-    this.byAuthor = db('by-author');
+    this.authorSeq = db('author-seq');
     this.slots = db('slots');
     this.tombIds = db('tomb-ids');
     this.tombAddrs = db('tomb-addrs');
     this.vanished = db('vanished');
     this.expiry = db('expiry');
-    this.pending = db('pending');
-    this.eventLoc = db('event-loc');
-    this.bundleEvents = db('bundle-events');
+    this.bundleRanges = db('bundle-ranges');
     this.bundleAuthors = db('bundle-authors');
     this.authorBundles = db('author-bundles');
     this.bundles = db('bundles');
@@ -129,7 +147,79 @@ export class Store {
     this.pointerDirty = db('pointer-dirty');
     this.counters = db('counters');
     this.meta = db('meta');
+    if (!readOnly) this.checkFormat();
     for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
+    this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
+  }
+
+  /** Refuses an index written by an incompatible (pre-release) layout instead of misreading it. */
+  private checkFormat(): void {
+    const format = this.meta.get(FORMAT_KEY);
+    if (format === INDEX_FORMAT) return;
+    const empty = this.events.getKeysCount({ limit: 1 }) === 0 && this.bundles.getKeysCount({ limit: 1 }) === 0;
+    if (format === undefined && empty) {
+      this.meta.putSync(FORMAT_KEY, INDEX_FORMAT);
+      return;
+    }
+    throw new Error(
+      `the index at ${this.dir} has format ${String(format ?? 'unversioned')}, this version reads ${INDEX_FORMAT}: ` +
+        'move it away (and the bundles directory) and replay history with nostr-bt-backfill',
+    );
+  }
+
+  /** First sequence number not yet in a bundle, and the next one to be assigned. */
+  get pendingRange(): [number, number] {
+    return [this.frontier, this.nextSeq];
+  }
+
+  /** Inside a transaction: events below `seq` are now in bundles (call frontierCommitted after). */
+  writeFrontier(seq: number): void {
+    this.meta.put(FRONTIER_KEY, Math.max(this.frontier, seq));
+  }
+
+  frontierCommitted(seq: number): void {
+    this.frontier = Math.max(this.frontier, seq);
+  }
+
+  /** A cut up to `seq` (exclusive) is being written (0: none). */
+  setBundling(seq: number): void {
+    this.bundling = seq;
+  }
+
+  get removalOrder(): number {
+    return this.removalCounter;
+  }
+
+  /** The active bundle holding the event at `seq` by `pubkey`, if it is bundled. */
+  bundleAt(seq: number, pubkey: string): string | undefined {
+    let end: number | undefined;
+    let found: string | undefined;
+    // Entries with the smallest seqEnd > seq are the parts (by author) of the bundle(s) there.
+    for (const { key, value } of this.bundleRanges.getRange({ start: [seq + 1, ''] })) {
+      if (end === undefined) end = key[0];
+      else if (key[0] !== end) break;
+      if (key[1] <= pubkey) found = value;
+    }
+    if (found === undefined) return undefined;
+    const b = this.bundles.get(found);
+    return b && b.seqStart <= seq && pubkey < b.authorTo ? found : undefined;
+  }
+
+  /** Where an event is archived: its bundle and the file in it, or undefined if not (yet). */
+  locate(id: string): { ih: string; file: string } | undefined {
+    const seq = this.ids.get(id);
+    const rec = seq === undefined ? undefined : this.events.get(seq);
+    if (seq === undefined || !rec) return undefined;
+    const ih = this.bundleAt(seq, rec.p);
+    return ih ? { ih, file: `${rec.p}.jsonl` } : undefined;
+  }
+
+  /** An author's stored events with seq in [from, to), in arrival order. */
+  *authorEvents(pubkey: string, from: number, to: number): Iterable<EventRecord & { seq: number }> {
+    for (const [, seq] of this.authorSeq.getKeys({ start: [pubkey, from], end: [pubkey, to] })) {
+      const rec = this.events.get(seq);
+      if (rec) yield { ...rec, seq };
+    }
   }
 
   static open(dir: string, opts: { readOnly?: boolean } = {}): Store {
@@ -247,8 +337,7 @@ export class Store {
     const seq = this.nextSeq++;
     this.events.put(seq, rec);
     this.ids.put(e.id, seq);
-    this.byAuthor.put([e.pubkey, e.created_at, e.id], null);
-    this.pending.put(seq, Buffer.byteLength(item.json) + 1);
+    this.authorSeq.put([e.pubkey, seq], Buffer.byteLength(item.json) + 1);
     if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
     if (cls.vanish) this.applyVanish(e, bump);
     return 'indexed';
@@ -281,36 +370,28 @@ export class Store {
   private applyVanish(e: NostrEvent, bump: (name: string, n?: number) => void): void {
     const prev = this.vanished.get(e.pubkey);
     if (prev === undefined || prev < e.created_at) this.vanished.put(e.pubkey, e.created_at);
-    const doomed: string[] = [];
-    for (const key of this.byAuthor.getKeys({ start: [e.pubkey, 0], end: [e.pubkey, e.created_at + 1] })) {
-      if (key[2] !== e.id) doomed.push(key[2]);
+    const doomed: EventRecord[] = [];
+    for (const rec of this.authorEvents(e.pubkey, 0, Number.MAX_SAFE_INTEGER)) {
+      if (rec.c <= e.created_at && rec.i !== e.id) doomed.push(rec);
     }
-    for (const id of doomed) {
-      const rec = this.getEvent(id);
-      if (rec) {
-        this.removeEvent(id, rec, 'vanished');
-        bump('removed.vanished');
-      }
+    for (const rec of doomed) {
+      this.removeEvent(rec.i, rec, 'vanished');
+      bump('removed.vanished');
     }
   }
 
   private removeEvent(id: string, rec: EventRecord, reason: string): void {
     const seq = this.ids.get(id);
-    if (seq !== undefined) {
-      this.events.remove(seq);
-      this.pending.remove(seq);
-    }
+    if (seq === undefined) return;
+    this.events.remove(seq);
     this.ids.remove(id);
-    this.byAuthor.remove([rec.p, rec.c, id]);
+    this.authorSeq.remove([rec.p, seq]);
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
-    const ih = this.eventLoc.get(id);
-    if (ih !== undefined) {
-      this.eventLoc.remove(id);
-      this.bundleEvents.remove([ih, rec.p, rec.c, id]);
-      // Deleted, vanished and expired events must leave the swarm soon: the bundler rewrites the
-      // bundle without them. A superseded version is harmless history (readers keep the newest)
-      // and leaves at the bundle's next merge, so replaceable-heavy traffic causes no rewrites.
-      if (reason !== 'replaced') this.removals.put([ih, id], { r: reason, p: rec.p });
+    // Deleted, vanished and expired events must leave the swarm soon: the bundler rewrites the
+    // bundle holding them. A superseded version is harmless history (readers keep the newest)
+    // and leaves at the bundle's next merge, so replaceable-heavy traffic causes no rewrites.
+    if (reason !== 'replaced' && (seq < this.frontier || seq < this.bundling)) {
+      this.removals.put(id, { r: reason, p: rec.p, s: seq, n: ++this.removalCounter });
     }
   }
 

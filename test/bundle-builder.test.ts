@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bencode from 'bencode';
-import { buildBundle, pieceLengthFor, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH } from '../sidecar/bundle-builder.js';
+import { buildBundle, extractBundle, pieceLengthFor, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH } from '../sidecar/bundle-builder.js';
 import { canonicalJson } from '../sidecar/nostr-event.js';
 import { DIST } from './support/sidecar-process.js';
 import { unsignedEvent, pubkeyN, contentOf } from './support/events.js';
@@ -30,7 +30,7 @@ async function infoHashInChildProcess(root: string, shuffleSeed: number): Promis
     const authors = [...by.keys()].sort().map((pubkey) => ({ pubkey, lines: by.get(pubkey)
       .sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1))
       .map((e) => ({ json: canonicalJson(e), createdAt: e.created_at })) }));
-    const b = await buildBundle(${JSON.stringify(root)}, () => authors);
+    const b = await buildBundle(${JSON.stringify(root)}, authors);
     process.stdout.write(b.infoHash);
   `;
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
@@ -58,7 +58,8 @@ test('bundle layout: one <pubkey>.jsonl per author in pubkey order, events by cr
     const by = new Map<string, typeof evs>();
     for (const e of evs) by.set(e.pubkey, [...(by.get(e.pubkey) ?? []), e]);
     const authors = [...by.keys()].sort();
-    const built = await buildBundle(root, () =>
+    const built = await buildBundle(
+      root,
       authors.map((pubkey) => ({
         pubkey,
         lines: by.get(pubkey)!.sort((x, y) => x.created_at - y.created_at).map((e) => ({ json: canonicalJson(e), createdAt: e.created_at })),
@@ -66,7 +67,8 @@ test('bundle layout: one <pubkey>.jsonl per author in pubkey order, events by cr
     );
     assert.ok(built);
     assert.equal(built.name, 'nostr-bt-1-3-9');
-    const dataDir = join(built.dir, built.name);
+    assert.deepEqual(readdirSync(root).sort(), [`${built.infoHash}.data`, `${built.infoHash}.torrent`], 'one data file per bundle, no temporary files');
+    const dataDir = await extractBundle(root, built.infoHash, join(root, 'extracted'));
     assert.deepEqual(readdirSync(dataDir).sort(), authors.map((a) => `${a}.jsonl`));
     for (const a of authors) {
       const lines = readFileSync(join(dataDir, `${a}.jsonl`), 'utf8').split('\n');

@@ -40,6 +40,10 @@ declare module 'webtorrent' {
     announce?: string[];
     maxWebConns?: number;
     strategy?: string;
+    /** abstract-chunk-store constructor: new store(chunkLength, { ...storeOpts, length, files, ... }) */
+    store?: new (chunkLength: number, opts: any) => unknown;
+    storeOpts?: Record<string, unknown>;
+    storeCacheSlots?: number;
   }
   export interface ClientOptions {
     dht?: boolean | object;
@@ -65,7 +69,7 @@ declare module 'webtorrent' {
     torrentPort: number;
     uploadSpeed: number;
     downloadSpeed: number;
-    add(torrentId: string | Buffer | Uint8Array, opts?: AddOptions, onTorrent?: (t: Torrent) => void): Torrent;
+    add(torrentId: string | Buffer | Uint8Array | object, opts?: AddOptions, onTorrent?: (t: Torrent) => void): Torrent;
     remove(torrentId: string | Torrent, opts?: { destroyStore?: boolean }, cb?: (err?: Error | null) => void): void;
     get(torrentId: string | Buffer): Promise<Torrent | null>;
     address(): { address: string; family: string; port: number } | null;

@@ -1,6 +1,7 @@
 // A real sidecar in this process (LMDB index, ingest socket, bundler driven by hand) for backfill
 // tests; the backfill command runs against it as a child process.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dataPathOf } from '../../sidecar/bundle-builder.js';
 import { join } from 'node:path';
 import { loadConfig } from '../../sidecar/config.js';
 import { createLogger } from '../../sidecar/log.js';
@@ -14,7 +15,7 @@ export interface BackfillRig {
   /** Writes lines (each + "\n") to a file in the workspace; returns its path. */
   writeFile(name: string, lines: string[]): string;
   storedIds(): string[];
-  /** Cuts every pending event into bundles; returns the ids held by active bundles (sorted). */
+  /** Cuts every pending event into bundles; returns the ids in the active bundles' data files (sorted). */
   bundleAll(): Promise<string[]>;
 }
 
@@ -40,9 +41,13 @@ export async function withBackfillRig(
     async bundleAll() {
       await sc.ingestor.idle();
       await sc.bundler!.closeWindow();
-      const active = new Set(sc.bundler!.activeBundles().map((b) => b.ih));
+      // What the seeded bundles hold, read back from their data files.
       const ids: string[] = [];
-      for (const key of sc.store.bundleEvents.getKeys()) if (active.has(key[0])) ids.push(key[3]);
+      for (const b of sc.bundler!.activeBundles()) {
+        for (const line of readFileSync(dataPathOf(sc.config.bundle.dir, b.ih), 'utf8').split('\n')) {
+          if (line) ids.push((JSON.parse(line) as { id: string }).id);
+        }
+      }
       return ids.sort();
     },
   };

@@ -38,14 +38,19 @@ export class SidecarProcess {
   proc: ChildProcess | null = null;
   stderr = '';
 
-  constructor(readonly configPath: string, readonly dataDir: string) {}
+  constructor(
+    readonly configPath: string,
+    readonly dataDir: string,
+    /** Extra environment for the child (e.g. NOTIFY_SOCKET). */
+    readonly env: NodeJS.ProcessEnv = {},
+  ) {}
 
   get socketPath(): string {
     return join(this.dataDir, 'ingest.sock');
   }
 
   async start(timeoutMs = 10_000): Promise<void> {
-    const proc = spawn(process.execPath, [SIDECAR_BIN, '--config', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [SIDECAR_BIN, '--config', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...this.env } });
     this.proc = proc;
     proc.stderr!.setEncoding('utf8');
     proc.stderr!.on('data', (d: string) => {

@@ -1,0 +1,171 @@
+// Prometheus metrics (prom-client) served at /metrics on the status listener. Almost every figure
+// is read at scrape time from one status snapshot (the same document `nostr-bt status` prints), so
+// the two never disagree and nothing is counted twice; only the histograms (ingest latency, nodes
+// storing each DHT put) and the bundle build/retire counts are observed as they happen.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Observed, Status } from './status.js';
+
+const P = 'nostr_bt_';
+
+class Tally {
+  count = 0;
+  private sum = 0;
+  private max: number | null = null;
+
+  add(v: number): void {
+    this.count++;
+    this.sum += v;
+    if (this.max === null || v > this.max) this.max = v;
+  }
+
+  summary(digits: number): Observed {
+    const round = (v: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+    return { count: this.count, mean: this.count ? round(this.sum / this.count) : null, max: this.max === null ? null : round(this.max) };
+  }
+}
+
+export class SidecarMetrics {
+  readonly registry = new Registry();
+  bundlesBuilt = 0;
+  bundlesRetired = 0;
+  private readonly latency = new Tally();
+  private readonly nodes = new Tally();
+  private readonly latencyHist: Histogram;
+  private readonly putNodesHist: Histogram<'result'>;
+  private current: Status | null = null;
+
+  constructor(private readonly snapshot: () => Status) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r });
+    const snap = () => (this.current ??= this.snapshot());
+
+    this.latencyHist = new Histogram({
+      name: `${P}ingest_latency_seconds`,
+      help: 'Time from a line reaching the ingest queue (socket or spool) to its LMDB commit',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [r],
+    });
+    this.putNodesHist = new Histogram({
+      name: `${P}pointer_put_nodes`,
+      help: 'DHT nodes that stored each BEP-44 put (result="ok"), or answered a failed one',
+      labelNames: ['result'],
+      buckets: [0, 1, 2, 4, 8, 12, 16, 20],
+      registers: [r],
+    });
+
+    counter(r, 'events_received_total', 'Lines received from the plugin, the spool or backfill', () => snap().events.received);
+    counter(r, 'events_indexed_total', 'Events newly indexed', () => snap().events.indexed);
+    counter(r, 'events_duplicate_total', 'Events already indexed (deduplicated)', () => snap().events.duplicates);
+    labeledCounter(r, 'events_skipped_total', 'Events skipped by the content policy', () => snap().skippedByPolicy);
+    labeledCounter(r, 'events_invalid_total', 'Lines rejected as invalid (quarantined)', () => snap().invalid);
+    labeledCounter(r, 'events_removed_total', 'Indexed events removed later (deletion, vanish, expiry, replaced)', () => snap().removed);
+    gauge(r, 'events_stored', 'Events in the index now', () => snap().events.stored);
+
+    gauge(r, 'spool_files', 'Spool files waiting to be drained', () => snap().spool.files);
+    gauge(r, 'spool_bytes', 'Bytes in spool files waiting to be drained', () => snap().spool.bytes);
+    counter(r, 'spool_drained_lines_total', 'Lines drained from the spool since start', () => snap().spool.drainedLines ?? 0);
+    gauge(r, 'ingest_backlog', 'Lines queued for the next LMDB commit', () => snap().ingest?.backlog ?? 0);
+    counter(r, 'ingest_connections_total', 'Connections accepted on the ingest socket since start', () => snap().ingest?.connections ?? 0);
+    gauge(r, 'ingest_stalled', '1 while index commits fail (disk or map full), else 0', () => (snap().ingest?.error ? 1 : 0));
+
+    new Gauge({
+      name: `${P}bundles_active`,
+      help: 'Bundles seeded now, by level (window, hour, day, month, year)',
+      labelNames: ['level'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [level, n] of Object.entries(snap().bundles?.byLevel ?? {})) this.set({ level }, n);
+      },
+    });
+    gauge(r, 'bundles_bytes', 'Bytes in the bundles seeded now', () => snap().bundles?.bytes ?? 0);
+    gauge(r, 'bundles_events', 'Events in the bundles seeded now', () => snap().bundles?.events ?? 0);
+    gauge(r, 'bundles_pending_rewrites', 'Bundles waiting to be rewritten without removed events', () => snap().bundles?.pendingRewrites ?? 0);
+    counter(r, 'bundles_built_total', 'Bundles built since start (windows, merges, rewrites)', () => this.bundlesBuilt);
+    counter(r, 'bundles_retired_total', 'Bundles unseeded and deleted since start (replaced by a merge or rewrite)', () => this.bundlesRetired);
+
+    gauge(r, 'torrents_active', 'Torrents seeded now', () => snap().seeding?.torrents ?? 0);
+    gauge(r, 'peers', 'Peers connected to the seeded torrents', () => snap().seeding?.peers ?? 0);
+    counter(r, 'uploaded_bytes_total', 'Bytes uploaded to peers since start', () => snap().seeding?.uploaded ?? 0);
+    gauge(r, 'downloaded_bytes', 'Bytes downloaded by the torrents seeded now (a seeder downloads nothing)', () => snap().seeding?.downloaded ?? 0);
+    gauge(r, 'dht_nodes', 'Nodes in the DHT routing table', () => snap().dht?.nodes ?? 0);
+
+    gauge(r, 'pointer_items', 'BEP-44 items kept (author pages and the bridge item)', () => snap().pointers?.items ?? 0);
+    gauge(r, 'pointer_dirty_authors', 'Authors whose pointer waits to be re-signed', () => snap().pointers?.dirtyAuthors ?? 0);
+    counter(r, 'pointers_published_total', 'New or changed items stored in the DHT since start', () => snap().pointers?.published ?? 0);
+    counter(r, 'pointers_republished_total', 'Unchanged items re-put since start', () => snap().pointers?.republished ?? 0);
+    counter(r, 'pointers_failed_total', 'Puts that no node stored, since start', () => snap().pointers?.failed ?? 0);
+    gauge(r, 'pointers_stale', 'Items not stored for over 2 h (they may have expired from the DHT)', () => snap().pointers?.stale ?? 0);
+    gauge(r, 'pointer_oldest_put_age_seconds', 'Age of the least recently stored item', () => snap().pointers?.oldestPutAgeSec ?? 0);
+    gauge(r, 'pointer_republish_lag_seconds', 'How far the least recently stored item is past its republish interval (0: on time)', () => snap().pointers?.republishLagSec ?? 0);
+  }
+
+  observeIngest(latenciesMs: readonly number[]): void {
+    for (const ms of latenciesMs) {
+      this.latency.add(ms);
+      this.latencyHist.observe(ms / 1000);
+    }
+  }
+
+  observePut(ok: boolean, nodes: number): void {
+    if (ok) this.nodes.add(nodes);
+    this.putNodesHist.observe({ result: ok ? 'ok' : 'failed' }, nodes);
+  }
+
+  /** Ingest latency in ms since start (for /status). */
+  ingestLatency(): Observed {
+    return this.latency.summary(2);
+  }
+
+  /** Nodes that stored each successful put since start (for /status). */
+  putNodes(): Observed {
+    return this.nodes.summary(1);
+  }
+
+  /** The Prometheus text exposition, from one fresh status snapshot. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    this.current = null;
+    try {
+      return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    } finally {
+      this.current = null;
+    }
+  }
+}
+
+function gauge(r: Registry, name: string, help: string, value: () => number): void {
+  new Gauge({
+    name: P + name,
+    help,
+    registers: [r],
+    collect() {
+      this.set(value());
+    },
+  });
+}
+
+/** A counter whose running total already lives elsewhere (LMDB counts, component stats). */
+function counter(r: Registry, name: string, help: string, value: () => number): void {
+  new Counter({
+    name: P + name,
+    help,
+    registers: [r],
+    collect() {
+      this.reset();
+      this.inc(value());
+    },
+  });
+}
+
+function labeledCounter(r: Registry, name: string, help: string, values: () => Record<string, number>): void {
+  new Counter({
+    name: P + name,
+    help,
+    labelNames: ['reason'],
+    registers: [r],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(values())) this.inc({ reason }, n);
+    },
+  });
+}
