@@ -91,6 +91,12 @@ function table(s: Status): string {
     if (p.putNodes?.count) rows.push(['nodes storing a put', `mean ${p.putNodes.mean}, max ${p.putNodes.max} over ${p.putNodes.count} puts`]);
     if (p.lastError) rows.push(['last pointer error', p.lastError]);
   }
+  if (s.reconcile) {
+    const r = s.reconcile;
+    const last = r.last ? `${r.last.sourceError ? `FAILED: ${r.last.sourceError}` : r.last.complete ? 'complete' : 'interrupted'}, ${r.last.read} read, ${r.last.new} new` : 'none yet';
+    rows.push(['reconcile runs', `${r.runs} (${r.failures} failed)${r.running ? ', running now' : ''}`], ['reconcile last run', last]);
+    if (r.nextAt) rows.push(['reconcile next run', r.nextAt]);
+  }
   if (s.bridge) rows.push(['bridge key', s.bridge.publicKey]);
   const w = Math.max(...rows.map((r) => r[0].length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';

@@ -3,7 +3,7 @@
 // interruption (SIGINT, kill -9) and resume, dry run, stdin, and live plugin traffic meanwhile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointStore } from '../sidecar/backfill/checkpoint.js';
 import type { NostrEvent } from '../sidecar/nostr-event.js';
@@ -11,7 +11,7 @@ import { runBackfill, spawnBackfill } from './support/backfill-cli.js';
 import { withBackfillRig, type BackfillRig } from './support/backfill-rig.js';
 import { exportLines } from './support/export-lines.js';
 import { pluginLine, pubkeyN, signer, unsignedEvent, contentOf } from './support/events.js';
-import { FIXTURES, PLUGIN_BIN, sleep } from './support/sidecar-process.js';
+import { FIXTURES, PLUGIN_BIN, SidecarProcess, makeWorkspace, sleep } from './support/sidecar-process.js';
 import { StrfryHarness } from './support/strfry-harness.js';
 
 const FIXTURE_NOW = 1795464400; // after the fixture run, before its NIP-40 expiration
@@ -305,4 +305,30 @@ test('backfill while the real plugin forwards live traffic: the index is the uni
     assert.equal(rig.sc.store.counts().indexed, expected.length);
     assert.deepEqual(await rig.bundleAll(), expected);
   });
+});
+
+test('the sidecar killed (-9) and restarted mid-run: the command reconnects, sends again what was not acknowledged, nothing lost or doubled', { timeout: 120_000 }, async () => {
+  const lines = generated(N, 55);
+  const ws = makeWorkspace();
+  const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
+  try {
+    await sidecar.start();
+    const file = join(ws.dir, 'h.jsonl');
+    writeFileSync(file, lines.map((g) => g.line + '\n').join(''));
+    const child = spawnBackfill(ws.configPath, ['--file', file, '--trusted', '--max-unacked', '2000']);
+    await sidecar.waitFor((s) => s.events.received >= N / 4, 60_000);
+    await sidecar.kill9();
+    await sleep(300);
+    await sidecar.start();
+    const r = await child.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /sidecar connection closed; reconnecting/);
+    assert.match(r.stderr, /reconnected to the sidecar/);
+    assert.equal(r.summary!.complete, true);
+    const st = await sidecar.waitFor((s) => s.events.stored === N, 30_000);
+    assert.equal(st.events.indexed, N, 'every event indexed once');
+  } finally {
+    await sidecar.stop();
+    ws.cleanup();
+  }
 });

@@ -4,6 +4,8 @@
 // backfill command; off without a strfry path. Also the ingest socket's tally acknowledgements.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
@@ -14,7 +16,7 @@ import { runBackfill } from './support/backfill-cli.js';
 import { withBackfillRig, type BackfillRig } from './support/backfill-rig.js';
 import { exportLines } from './support/export-lines.js';
 import { unsignedEvent, pubkeyN, pluginLine } from './support/events.js';
-import { FIXTURES, makeWorkspace, sleep } from './support/sidecar-process.js';
+import { CLI_BIN, FIXTURES, makeWorkspace, sleep } from './support/sidecar-process.js';
 import { makeStrfryDb, strfryStandin, type StrfryDb } from './support/strfry-db.js';
 
 const fixtureLines = () => readFileSync(join(FIXTURES, 'strfry-export.jsonl'), 'utf8').trim().split('\n');
@@ -36,13 +38,19 @@ async function until(what: string, pred: () => boolean, timeoutMs = 20_000): Pro
 }
 
 /** A sidecar whose config points reconciliation at a stand-in strfry database under its workspace. */
-async function withReconcilingSidecar(lines: string[], fn: (rig: BackfillRig, db: StrfryDb) => Promise<void>, reconcile: Record<string, unknown> = {}): Promise<void> {
+async function withReconcilingSidecar(
+  lines: string[],
+  fn: (rig: BackfillRig, db: StrfryDb) => Promise<void>,
+  reconcile: Record<string, unknown> = {},
+  statusHttp = false,
+): Promise<void> {
   // The database must exist before the sidecar starts (its first run is at start).
   const holder = makeWorkspace();
   const db = makeStrfryDb(holder.dir, lines);
   try {
     await withBackfillRig((rig) => fn(rig, db), {
       config: { reconcile: { strfry: strfryStandin(), strfryConfig: db.config, intervalSeconds: 1, marginSeconds: 600, ...reconcile } },
+      statusHttp,
     });
   } finally {
     holder.cleanup();
@@ -90,10 +98,13 @@ test('strfry failing: counted and logged, the sidecar keeps going, the next run 
     await until('a failed run', () => (sc.status().reconcile?.failures ?? 0) >= 1);
     assert.match(sc.status().reconcile!.last!.sourceError ?? '', /exited with code 2: cannot open database/);
     assert.equal(sc.store.hasEvent(late.id), false);
+    // Async: the sidecar answering /status runs in this process.
+    const { stdout: table } = await promisify(execFile)(process.execPath, [CLI_BIN, '--config', rig.configPath, 'status', '--table'], { encoding: 'utf8' });
+    assert.match(table, /^reconcile last run +FAILED: .*exited with code 2: cannot open database/m);
     db.control(null);
     await until('recovery', () => sc.store.hasEvent(late.id));
     assert.deepEqual(rig.storedIds(), [...archivable(lines), late.id].sort());
-  });
+  }, {}, true);
 });
 
 test('stopped in the middle of a run: strfry is stopped; after a restart reconciliation resumes from the checkpoint, and so does the command', { timeout: 60_000 }, async () => {

@@ -21,12 +21,12 @@ export interface BackfillRig {
 
 export async function withBackfillRig(
   fn: (rig: BackfillRig) => Promise<void>,
-  opts: { config?: Record<string, unknown>; nowSec?: () => number; ws?: ReturnType<typeof makeWorkspace> } = {},
+  opts: { config?: Record<string, unknown>; nowSec?: () => number; ws?: ReturnType<typeof makeWorkspace>; statusHttp?: boolean } = {},
 ): Promise<void> {
   // A workspace given by the caller is reused (a restart) and left for the caller to clean up.
   const ws = opts.ws ?? makeWorkspace({ log: { level: 'warn' }, ...opts.config });
   const config = loadConfig({ configPath: ws.configPath, env: {} });
-  const sc = new Sidecar(config, createLogger('test', 'silent'), { statusHttp: false, bundleSchedule: false, nowSec: opts.nowSec });
+  const sc = new Sidecar(config, createLogger('test', 'silent'), { statusHttp: opts.statusHttp ?? false, bundleSchedule: false, nowSec: opts.nowSec });
   await sc.start();
   const rig: BackfillRig = {
     sc,
