@@ -12,13 +12,16 @@
 // - a second, end-to-end run with --restart: everything is a duplicate (re-run adds nothing).
 // The source is trusted (as strfry export is): signatures are placeholders, ids are real.
 //
-//   node dist/bench/backfill-bench.js [--quick] [--n=EVENTS] [--toml='[bundle]\nwindowSeconds = 10']
+//   node dist/bench/backfill-bench.js [--quick] [--n=EVENTS] [--toml='[ingest]\nbatchMaxEvents = 10000']
+// The sidecar runs with the defaults except bundle.windowSeconds = 10 (so bundling catches up in
+// seconds); --toml settings are merged over that.
 //   env BACKFILL_BENCH_BUDGET_S (backfill + bundling budget, default 900; quick 120)
 import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, openSync, readFileSync, writeSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
+import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
+import { deepMerge } from '../sidecar/config.js';
 import { exportLines } from '../test/support/export-lines.js';
 import {
   DIST_DIR,
@@ -196,11 +199,13 @@ async function main(): Promise<void> {
   log(`baseline: read + split + JSON.parse of the same file: ${fmt(rawRate)} lines/s (${fmt(raw.seconds, 2)} s)`);
 
   const dataDir = join(dir, 'data');
-  const cfgPath = writeConfig(dir, dataDir, args.extraToml);
+  // Short windows so the bundler's catch-up is measured in seconds, not a 60 s window wait.
+  const toml = stringifyToml(deepMerge({ bundle: { windowSeconds: 10 } }, parseToml(args.extraToml) as Record<string, unknown>));
+  const cfgPath = writeConfig(dir, dataDir, toml);
   const cfg = parseToml(readFileSync(cfgPath, 'utf8')) as { bundle?: { maxActiveTorrents?: number } };
   const bound = cfg.bundle?.maxActiveTorrents ?? 1000;
   const sc = await startSidecarChild(cfgPath, dataDir, join(dataDir, 'ingest.sock'), 30_000);
-  log(`sidecar pid ${sc.pid}, status ${sc.statusAddr}; config ${args.extraToml.replace(/\n+/g, ' ').trim() || '(defaults, loopback)'}`);
+  log(`sidecar pid ${sc.pid}, status ${sc.statusAddr}; config ${toml.replace(/\n+/g, ' ').trim()} (otherwise defaults, loopback)`);
 
   const deadline = Date.now() + budgetS * 1000;
   t = performance.now();
@@ -212,13 +217,18 @@ async function main(): Promise<void> {
 
   // Bundling catch-up: every stored event in an active bundle.
   const tb = Date.now();
-  type ExtStatus = StatusDoc & { bundles?: { active: number; events: number; byLevel?: Record<string, number> }; seeding?: { torrents: number } };
+  type ExtStatus = StatusDoc & {
+    bundles?: { active: number; events: number; byLevel?: Record<string, number>; pendingEvents?: number; pendingRewrites?: number };
+    seeding?: { torrents: number };
+  };
   let st: ExtStatus | null = null;
   let caughtUp = false;
   for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
     try {
       st = (await getStatus(sc.statusAddr!, 30_000)) as ExtStatus;
-      if (st && (st.ingest?.backlog ?? 0) === 0 && (st.bundles?.events ?? -1) === st.events.stored) {
+      // Caught up: no event waits for a cut, no removal waits for a rewrite (superseded versions
+      // of replaceable events stay in their bundle until its next merge, by design).
+      if (st && (st.ingest?.backlog ?? 0) === 0 && st.bundles?.pendingEvents === 0 && st.bundles?.pendingRewrites === 0) {
         caughtUp = true;
         break;
       }
@@ -230,7 +240,7 @@ async function main(): Promise<void> {
   }
   const bundleS = (Date.now() - tb) / 1000;
   log(caughtUp ? `bundling caught up ${fmt(bundleS, 1)} s after the backfill ended` : `bundling NOT caught up after ${fmt(bundleS, 1)} s (budget)`);
-  log(`  stored ${st?.events.stored}, in active bundles ${st?.bundles?.events}, active torrents ${st?.bundles?.active} ${JSON.stringify(st?.bundles?.byLevel ?? {})} (bound ${bound}), seeding ${st?.seeding?.torrents}`);
+  log(`  stored ${st?.events.stored}, in active bundles ${st?.bundles?.events} (superseded versions included), active torrents ${st?.bundles?.active} ${JSON.stringify(st?.bundles?.byLevel ?? {})} (bound ${bound}), seeding ${st?.seeding?.torrents}`);
 
   // Re-run end to end: nothing new.
   const second = Date.now() < deadline ? await runBackfill(cfgPath, file, ['--restart'], sc.pid, deadline) : null;
@@ -258,7 +268,9 @@ async function main(): Promise<void> {
   const clientPeak = first.peak;
   log('');
   log('summary:');
-  log(`  backfill ${fmt(rate)} events/s = ${fmt(rate / rawRate, 3)}× the raw read+parse rate ${fmt(rawRate)} lines/s (goals ≥ ${RATIO_GOAL}× and ≥ ${fmt(RATE_GOAL)} events/s: ${rate / rawRate >= RATIO_GOAL && rate >= RATE_GOAL ? 'met' : 'MISSED'})`);
+  log(
+    `  backfill ${fmt(rate)} events/s (goal ≥ ${fmt(RATE_GOAL)}: ${rate >= RATE_GOAL ? 'met' : 'MISSED'}) = ${fmt(rate / rawRate, 3)}× the raw read+parse rate ${fmt(rawRate)} lines/s (goal ≥ ${RATIO_GOAL}×: ${rate / rawRate >= RATIO_GOAL ? 'met' : 'MISSED'})`,
+  );
   log(`  sidecar peak RSS ${fmt(MB(sidecarPeak.rss))} MB (anonymous ${fmt(MB(sidecarPeak.anon))} MB, file-backed ${fmt(MB(sidecarPeak.file))} MB); backfill command peak RSS ${fmt(MB(clientPeak.rss))} MB (anonymous ${fmt(MB(clientPeak.anon))} MB, file-backed ${fmt(MB(clientPeak.file))} MB); goal ≤ ${RSS_GOAL_MB} MB`);
   log(`  active torrents at the end ${st?.bundles?.active ?? '?'} (bound ${bound})`);
   log(`  load average at the start ${load0.map((x) => fmt(x, 1)).join(' ')}, at the end ${loadavg().map((x) => fmt(x, 1)).join(' ')} (${availableParallelism()} cores; other processes on this machine count)`);
