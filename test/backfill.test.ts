@@ -3,11 +3,13 @@
 // interruption (SIGINT, kill -9) and resume, dry run, stdin, and live plugin traffic meanwhile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { CheckpointStore } from '../sidecar/backfill/checkpoint.js';
 import type { NostrEvent } from '../sidecar/nostr-event.js';
-import { runBackfill, spawnBackfill } from './support/backfill-cli.js';
+import { BACKFILL_BIN, runBackfill, spawnBackfill } from './support/backfill-cli.js';
 import { withBackfillRig, type BackfillRig } from './support/backfill-rig.js';
 import { exportLines } from './support/export-lines.js';
 import { pluginLine, pubkeyN, signer, unsignedEvent, contentOf } from './support/events.js';
@@ -331,4 +333,28 @@ test('the sidecar killed (-9) and restarted mid-run: the command reconnects, sen
     await sidecar.stop();
     ws.cleanup();
   }
+});
+
+test('progress: a bar with events/s and ETA on a terminal, JSON log lines otherwise', { timeout: 120_000 }, async (t) => {
+  if (!existsSync('/usr/bin/script')) {
+    t.skip('needs script(1) from util-linux for a pseudo-terminal');
+    return;
+  }
+  const lines = generated(N, 66).map((g) => g.line);
+  await withBackfillRig(async (rig) => {
+    const file = rig.writeFile('h.jsonl', lines);
+    const cmd = [process.execPath, BACKFILL_BIN, '--config', rig.configPath, '--file', file, '--trusted', '--checkpoint-ms', '20', '--max-unacked', '1000']
+      .map((a) => `'${a}'`)
+      .join(' ');
+    // script(1) runs the command on a pseudo-terminal: stderr.isTTY is true there.
+    const tty = await promisify(execFile)('/usr/bin/script', ['-qfec', cmd, '/dev/null'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    assert.match(tty.stdout, /\d+% \| [\d,]+ lines \| [\d,]+ ev\/s \| new \d+ dup \d+ skipped \d+ errors \d+ \| ETA /);
+    assert.match(tty.stdout, /result +complete/);
+    const piped = await runBackfill(rig.configPath, ['--file', file, '--trusted', '--restart', '--checkpoint-ms', '20', '--progress-interval', '1', '--max-unacked', '1000', '--log-level', 'info']);
+    const progressLines = piped.stderr.split('\n').filter((l) => l.includes('"backfill progress"'));
+    assert.ok(progressLines.length >= 1, piped.stderr);
+    const p = JSON.parse(progressLines[0]!) as { read: number; acked: number; eventsPerSec: number; percent: number };
+    assert.ok(p.read > 0 && p.acked >= 0 && p.eventsPerSec >= 0 && p.percent >= 0 && p.percent <= 100);
+    assert.doesNotMatch(piped.stderr, /\x1b\[/, 'no terminal escapes without a terminal');
+  });
 });
