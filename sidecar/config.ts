@@ -95,7 +95,7 @@ export const configSchema = z
         port: z.number().int().min(0).max(65535).default(6881),
         host: z.string().default('0.0.0.0'),
         putsPerSecond: z.number().min(0.1).max(1000).default(40),
-        maxInFlightPuts: z.number().int().min(1).max(256).default(32),
+        maxInFlightPuts: z.number().int().min(1).max(256).default(128),
         concurrency: z.number().int().min(1).max(512).default(128),
         maxPacketsPerSecondPerNode: z.number().min(1).max(1000).default(5),
         republishIntervalSeconds: z.number().int().min(60).max(7200).default(3600),

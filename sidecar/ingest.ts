@@ -41,6 +41,7 @@ export interface BatchReport {
 }
 
 const MAX_IN_FLIGHT = 2;
+const BACKLOG_BATCH_FACTOR = 4;
 const RETRY_MS = 1000;
 
 export class Ingestor extends EventEmitter {
@@ -63,7 +64,7 @@ export class Ingestor extends EventEmitter {
   ) {
     super();
     this.policy = { ...config.policy, maxEventBytes: config.ingest.maxEventBytes };
-    this.highWater = config.ingest.batchMaxEvents * 4;
+    this.highWater = config.ingest.batchMaxEvents * BACKLOG_BATCH_FACTOR * 2;
   }
 
   /** Lines queued or being committed. Sources should pause while `saturated` is true. */
@@ -123,7 +124,10 @@ export class Ingestor extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0 && this.retryTimer === null) {
-      const batch = this.queue.splice(0, this.config.ingest.batchMaxEvents);
+      // A commit costs tens of ms whatever its size (the disk sync): under a backlog, larger
+      // batches amortize it.
+      const max = this.config.ingest.batchMaxEvents;
+      const batch = this.queue.splice(0, this.queue.length >= 2 * max ? BACKLOG_BATCH_FACTOR * max : max);
       this.inFlight++;
       void this.runBatch(batch);
     }
