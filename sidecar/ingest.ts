@@ -29,6 +29,9 @@ interface Entry {
   rejected?: string;
   /** performance.now() when the line was submitted (ingest latency). */
   at: number;
+  /** Committed (its batch's transaction succeeded), and its outcome when the source wants them. */
+  done?: boolean;
+  label?: string;
 }
 
 export interface BatchReport {
@@ -48,6 +51,13 @@ export class Ingestor extends EventEmitter {
   /** Set while commits fail (disk or map full); cleared by the next successful commit. */
   lastError: string | null = null;
   private queue: Entry[] = [];
+  /**
+   * Every submitted line in submission order until acknowledged. Acks are cumulative counts, so
+   * a line is acknowledged only when it and every line before it are committed: a batch that
+   * failed and waits for its retry holds back the acks of later batches that committed.
+   */
+  private unacked: Entry[] = [];
+  private unackedHead = 0;
   private inFlight = 0;
   private timer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -91,14 +101,18 @@ export class Ingestor extends EventEmitter {
   }
 
   submit(line: string, sink: IngestSink): void {
-    this.queue.push({ line, sink, at: performance.now() });
+    const entry: Entry = { line, sink, at: performance.now() };
+    this.queue.push(entry);
+    this.unacked.push(entry);
     if (this.queue.length >= this.config.ingest.batchMaxEvents) this.kick();
     else if (this.timer === null) this.timer = setTimeout(() => this.kick(), this.config.ingest.batchMaxDelayMs);
   }
 
   /** Counts (and acknowledges in order) a line the source already had to refuse. */
   submitRejected(reason: string, sink: IngestSink): void {
-    this.queue.push({ line: '', sink, rejected: reason, at: performance.now() });
+    const entry: Entry = { line: '', sink, rejected: reason, at: performance.now() };
+    this.queue.push(entry);
+    this.unacked.push(entry);
     if (this.timer === null) this.timer = setTimeout(() => this.kick(), this.config.ingest.batchMaxDelayMs);
   }
 
@@ -185,7 +199,11 @@ export class Ingestor extends EventEmitter {
       this.lastError = null;
     }
     if (labels) outcomes.forEach((o, i) => (labels[itemEntry[i]!] = o === 'indexed' || o === 'duplicate' ? o : `skipped.${o}`));
-    this.acknowledge(batch, labels);
+    batch.forEach((e, i) => {
+      e.done = true;
+      if (labels) e.label = labels[i];
+    });
+    this.acknowledge();
     const committedAt = performance.now();
     const latenciesMs: number[] = [];
     for (const e of batch) if (e.line.length > 0 || e.rejected !== undefined) latenciesMs.push(committedAt - e.at);
@@ -198,29 +216,29 @@ export class Ingestor extends EventEmitter {
     this.finishBatch();
   }
 
-  private acknowledge(batch: Entry[], labels: (string | undefined)[] | null): void {
-    let sink = batch[0]?.sink;
-    let from = 0;
-    const tell = (s: IngestSink, start: number, end: number) => {
-      if (labels && s.outcomes) {
-        const counts: Counters = {};
-        for (let i = start; i < end; i++) {
-          const l = labels[i];
-          if (l !== undefined) counts[l] = (counts[l] ?? 0) + 1;
-        }
-        s.outcomes(counts);
+  /** Tells each source about its committed lines, in submission order, up to the first uncommitted one. */
+  private acknowledge(): void {
+    const q = this.unacked;
+    let i = this.unackedHead;
+    while (i < q.length && q[i]!.done) {
+      const sink = q[i]!.sink;
+      const from = i;
+      const counts: Counters = {};
+      for (; i < q.length && q[i]!.done && q[i]!.sink === sink; i++) {
+        const l = q[i]!.label;
+        if (l !== undefined) counts[l] = (counts[l] ?? 0) + 1;
       }
-      s.committed(end - start);
-    };
-    for (let i = 0; i < batch.length; i++) {
-      const entry = batch[i]!;
-      if (entry.sink !== sink) {
-        tell(sink!, from, i);
-        sink = entry.sink;
-        from = i;
-      }
+      if (sink.outcomes) sink.outcomes(counts);
+      sink.committed(i - from);
     }
-    if (sink && batch.length > from) tell(sink, from, batch.length);
+    this.unackedHead = i;
+    if (i === q.length) {
+      this.unacked = [];
+      this.unackedHead = 0;
+    } else if (i > 4096 && i * 2 > q.length) {
+      this.unacked = q.slice(i);
+      this.unackedHead = 0;
+    }
   }
 
   private onCommitFailure(batch: Entry[], err: unknown): void {
