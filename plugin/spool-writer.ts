@@ -104,7 +104,14 @@ export class SpoolWriter {
 
   private ensureFileSync(): void {
     if (this.fd !== null) return;
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o2770 });
+    // mkdir applies the umask and never sets setgid: set the mode the sidecar's group needs.
+    if (fs.mkdirSync(this.dir, { recursive: true, mode: 0o2770 }) !== undefined) {
+      try {
+        fs.chmodSync(this.dir, 0o2770);
+      } catch {
+        /* not ours to change: the directory works as created */
+      }
+    }
     this.path = join(this.dir, `${Date.now()}-${process.pid}-${this.fileSeq++}.open`);
     this.fd = fs.openSync(this.path, 'a', 0o660);
     this.fileBytes = 0;
