@@ -34,10 +34,12 @@ const forwardTypes = new Set(config?.plugin.forwardSourceTypes ?? []);
 
 let malformed = 0;
 let lastMalformedLog = 0;
+let answered = 0;
 
 function reply(text: string): void {
   try {
     writeSync(1, text + '\n');
+    answered++;
   } catch (err) {
     // strfry went away (EPIPE): nothing left to answer.
     log.warn({ code: (err as NodeJS.ErrnoException).code }, 'stdout closed; exiting');
@@ -94,7 +96,23 @@ async function shutdown(code: number): Promise<void> {
   inner?.stop();
   await link?.close(500);
   spool?.flushSync();
+  logSummary();
   process.exit(code);
+}
+
+/** What became of this run's lines; drops are what reconciliation (backfill) has to recover. */
+function logSummary(): void {
+  const summary = {
+    answered,
+    malformed,
+    forwarded: link?.stats.sent ?? 0,
+    acknowledged: link?.stats.acked ?? 0,
+    spooled: spool?.stats.spooled ?? 0,
+    dropped: spool?.stats.dropped ?? 0,
+    spoolWriteErrors: spool?.stats.writeErrors ?? 0,
+  };
+  if (summary.dropped > 0) log.warn(summary, 'plugin stopping; lines dropped because the spool was full or unwritable (reconciliation backfill recovers them)');
+  else log.info(summary, 'plugin stopping');
 }
 
 link?.start();
