@@ -3,13 +3,12 @@
 // be reached. Correctness only; timings are figures of bench/fault-bench.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { StrfryHarness } from './support/strfry-harness.js';
 import { makeWorkspace, SidecarProcess, PLUGIN_BIN, sleep } from './support/sidecar-process.js';
 import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
-import { Store } from '../sidecar/store.js';
-import { dataPathOf } from '../sidecar/bundle-builder.js';
+import { readArchive } from './support/archive-check.js';
 
 function harnessFor(configPath: string, timeoutMs = 10_000): StrfryHarness {
   return new StrfryHarness(PLUGIN_BIN, { env: { ...process.env, NOSTR_BT_CONFIG: configPath }, timeoutMs });
@@ -26,29 +25,10 @@ function makeEvents(n: number, bytes: number, seed = 0): { lines: string[]; ids:
   return { lines, ids };
 }
 
-/**
- * Reads the stopped sidecar's index and bundle files: every id is stored once, and its event is
- * in exactly one active bundle's data, the one the index says. Returns the stored ids.
- */
 async function archiveOf(dataDir: string): Promise<{ stored: Set<string>; inBundles: Map<string, number> }> {
-  const store = Store.open(join(dataDir, 'index'), { readOnly: true });
-  try {
-    const stored = new Set(store.eventIds());
-    const inBundles = new Map<string, number>();
-    for (const { value: b } of store.bundles.getRange()) {
-      if (b.state !== 'active') continue;
-      const data = readFileSync(dataPathOf(join(dataDir, 'bundles'), b.ih), 'utf8');
-      for (const line of data.split('\n')) {
-        if (!line) continue;
-        const id = (JSON.parse(line) as { id: string }).id;
-        inBundles.set(id, (inBundles.get(id) ?? 0) + 1);
-        assert.equal(store.locate(id)?.ih, b.ih, `the index places ${id} in ${b.ih}`);
-      }
-    }
-    return { stored, inBundles };
-  } finally {
-    await store.close();
-  }
+  const a = await readArchive(dataDir);
+  assert.equal(a.misplaced, 0, 'the index places every bundled event in the bundle that holds it');
+  return a;
 }
 
 test('kill -9 twice under a steady stream: every accepted event indexed exactly once and in exactly one bundle', { timeout: 120_000 }, async () => {

@@ -3,60 +3,18 @@
 // is still republished at once). Real bittorrent-dht nodes on 127.0.0.1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
-import DHT from 'bittorrent-dht';
+import type DHT from 'bittorrent-dht';
 import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { Sidecar } from '../sidecar/sidecar.js';
 import type { IngestSink } from '../sidecar/ingest.js';
-import { hardenDht } from '../sidecar/dht-harden.js';
 import { verifyEd25519 } from '../sidecar/ed25519.js';
 import { authorSalt, decodeAuthorPage, signedBytes, targetOf } from '../sidecar/pointer-item.js';
 import { makeWorkspace } from './support/sidecar-process.js';
-import { dhtGet } from './support/local-dht.js';
+import { dhtGet, freeUdpPorts, startLocalDhtAt } from './support/local-dht.js';
 import { unsignedEvent, pluginLine, pubkeyN } from './support/events.js';
 
 const sink: IngestSink = { source: 'test', trusted: true, committed: () => {} };
-
-/** UDP ports that are free right now (nothing answers there until a DHT node takes them). */
-async function freeUdpPorts(n: number): Promise<number[]> {
-  const socks = await Promise.all(
-    Array.from({ length: n }, () => new Promise<import('node:dgram').Socket>((r) => {
-      const s = createSocket('udp4');
-      s.bind(0, '127.0.0.1', () => r(s));
-    })),
-  );
-  const ports = socks.map((s) => s.address().port);
-  await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
-}
-
-/** A local DHT whose first nodes listen on the given ports (the sidecar's bootstrap list). */
-async function dhtAt(ports: number[], extra: number): Promise<DHT[]> {
-  const nodes: DHT[] = [];
-  const start = (bootstrap: string[] | false, port: number) => {
-    const d = new DHT({ bootstrap, host: false, verify: verifyEd25519 });
-    hardenDht(d);
-    d.on('error', () => {});
-    d.on('warning', () => {});
-    nodes.push(d);
-    return new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('DHT node did not start')), 10_000);
-      d.listen(port, '127.0.0.1', () => {
-        if (bootstrap === false) {
-          clearTimeout(t);
-          resolve();
-        } else d.once('ready', () => (clearTimeout(t), resolve()));
-      });
-    });
-  };
-  await start(false, ports[0]!);
-  const first = [`127.0.0.1:${ports[0]}`];
-  await Promise.all(ports.slice(1).map((p) => start(first, p)));
-  const seeds = ports.map((p) => `127.0.0.1:${p}`);
-  await Promise.all(Array.from({ length: extra }, () => start(seeds, 0)));
-  return nodes;
-}
 
 test('DHT unreachable, then back; clock stepped back: ingest and bundles go on, pointers queue and are published when the DHT answers; seq still grows', { timeout: 90_000 }, async () => {
   const ports = await freeUdpPorts(3);
@@ -86,7 +44,7 @@ test('DHT unreachable, then back; clock stepped back: ingest and bundles go on, 
     assert.equal(p0.lastError, 'no DHT nodes reachable');
 
     // The DHT appears at the bootstrap addresses: the sidecar rejoins by itself and publishes.
-    nodes = await dhtAt(ports, 9);
+    nodes = await startLocalDhtAt(ports, 9);
     assert.ok(await sc.publisher!.idle(30_000), 'queued pointers published once the DHT answers');
     assert.ok(sc.dht!.nodes.count() > 0);
     const k = sc.identity!.publicKey;
