@@ -364,8 +364,9 @@ export async function startSidecarChild(configPath: string, dataDir: string, soc
     if (exited) throw new Error(`sidecar exited during start:\n${stderr.slice(-2000)}`);
     if (existsSync(runtimeFile) && existsSync(socketPath)) {
       try {
-        const rt = JSON.parse(readFileSync(runtimeFile, 'utf8')) as { status?: string | null };
-        if (await canConnect(socketPath)) {
+        const rt = JSON.parse(readFileSync(runtimeFile, 'utf8')) as { status?: string | null; pid?: number };
+        // After a kill -9 the previous run's file is still there until this child rewrites it.
+        if (rt.pid === child.pid && (await canConnect(socketPath))) {
           sc.statusAddr = rt.status ?? null;
           return sc;
         }
@@ -405,7 +406,7 @@ export interface StatusDoc {
   invalid: Record<string, number>;
   spool: { files: number; bytes: number; drainedFiles?: number; drainedLines?: number };
   ingest?: { backlog: number; connections: number; error: string | null };
-  bundles?: { active: number; bytes: number; events: number; byLevel?: Record<string, number> };
+  bundles?: { active: number; bytes: number; events: number; byLevel?: Record<string, number>; pendingEvents?: number; newest?: string | null; built?: number };
 }
 
 export function getStatus(addr: string, ms = 2000): Promise<StatusDoc> {

@@ -34,15 +34,33 @@ const forwardTypes = new Set(config?.plugin.forwardSourceTypes ?? []);
 
 let malformed = 0;
 let lastMalformedLog = 0;
+let answered = 0;
 
+const stdoutFull = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Writes one answer, whole. stdout is a non-blocking pipe: when the reader is behind and the pipe
+ * is full, write(2) takes part of the line or fails with EAGAIN; wait (the reader must take it)
+ * rather than lose or cut an answer.
+ */
 function reply(text: string): void {
-  try {
-    writeSync(1, text + '\n');
-  } catch (err) {
-    // strfry went away (EPIPE): nothing left to answer.
-    log.warn({ code: (err as NodeJS.ErrnoException).code }, 'stdout closed; exiting');
-    void shutdown(0);
+  const buf = Buffer.from(text + '\n');
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(1, buf, off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+        Atomics.wait(stdoutFull, 0, 0, 1);
+        continue;
+      }
+      // strfry went away (EPIPE): nothing left to answer.
+      log.warn({ code: (err as NodeJS.ErrnoException).code }, 'stdout closed; exiting');
+      void shutdown(0);
+      return;
+    }
   }
+  answered++;
 }
 
 function noteMalformed(line: string, why: string): void {
@@ -94,7 +112,23 @@ async function shutdown(code: number): Promise<void> {
   inner?.stop();
   await link?.close(500);
   spool?.flushSync();
+  logSummary();
   process.exit(code);
+}
+
+/** What became of this run's lines; drops are what reconciliation (backfill) has to recover. */
+function logSummary(): void {
+  const summary = {
+    answered,
+    malformed,
+    forwarded: link?.stats.sent ?? 0,
+    acknowledged: link?.stats.acked ?? 0,
+    spooled: spool?.stats.spooled ?? 0,
+    dropped: spool?.stats.dropped ?? 0,
+    spoolWriteErrors: spool?.stats.writeErrors ?? 0,
+  };
+  if (summary.dropped > 0) log.warn(summary, 'plugin stopping; lines dropped because the spool was full or unwritable (reconciliation backfill recovers them)');
+  else log.info(summary, 'plugin stopping');
 }
 
 link?.start();

@@ -31,6 +31,8 @@ export class SpoolWriter {
   private fileSeq = 0;
   private pending: string[] = [];
   private pendingBytes = 0;
+  /** Bytes handed to the running write: on disk soon, and counted against the bound meanwhile. */
+  private writingBytes = 0;
   private writing = false;
   private dirty = false;
   private closeRequested = false;
@@ -48,7 +50,7 @@ export class SpoolWriter {
   append(line: string): boolean {
     const bytes = Buffer.byteLength(line) + 1;
     if (this.knownDirBytes === null) this.knownDirBytes = this.measureDir();
-    if (this.knownDirBytes + this.pendingBytes + bytes > this.opts.maxBytes) {
+    if (this.knownDirBytes + this.writingBytes + this.pendingBytes + bytes > this.opts.maxBytes) {
       this.stats.dropped++;
       this.logError('spool full, dropping line (reconciliation backfill recovers it)', null);
       return false;
@@ -104,7 +106,14 @@ export class SpoolWriter {
 
   private ensureFileSync(): void {
     if (this.fd !== null) return;
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o2770 });
+    // mkdir applies the umask and never sets setgid: set the mode the sidecar's group needs.
+    if (fs.mkdirSync(this.dir, { recursive: true, mode: 0o2770 }) !== undefined) {
+      try {
+        fs.chmodSync(this.dir, 0o2770);
+      } catch {
+        /* not ours to change: the directory works as created */
+      }
+    }
     this.path = join(this.dir, `${Date.now()}-${process.pid}-${this.fileSeq++}.open`);
     this.fd = fs.openSync(this.path, 'a', 0o660);
     this.fileBytes = 0;
@@ -142,7 +151,9 @@ export class SpoolWriter {
       this.failBatch(lines, err);
       return;
     }
+    this.writingBytes = bytes;
     fs.write(this.fd!, data, (err) => {
+      this.writingBytes = 0;
       if (err) {
         this.failBatch(lines, err);
         return;

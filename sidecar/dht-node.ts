@@ -21,7 +21,41 @@ export async function startDhtNode(cfg: Config['dht'], log: Logger): Promise<DHT
   dht.on('warning', (err: Error) => log.debug({ err: err.message }, 'DHT warning'));
   await new Promise<void>((resolve) => dht.listen(cfg.port, cfg.host, () => resolve()));
   dht.once('ready', () => log.info({ nodes: dht.nodes.count() }, 'DHT bootstrapped'));
+  if (cfg.bootstrap.length > 0) rejoinWhenIsolated(dht, log);
   return dht;
+}
+
+const REJOIN_FIRST_MS = 1000;
+const REJOIN_MAX_MS = 60_000;
+const HEALTHY_CHECK_MS = 5000;
+
+/**
+ * bittorrent-dht bootstraps once; with no node answering (network down, firewall), it only tries
+ * again after its 15-minute bucket check. While the routing table is empty, ask the bootstrap
+ * nodes again (after 1 s, doubling to every 60 s), so pointers queued meanwhile go out soon after
+ * the DHT is reachable.
+ */
+function rejoinWhenIsolated(dht: DHT, log: Logger): void {
+  let retry = REJOIN_FIRST_MS;
+  let isolatedSince: number | null = null;
+  const check = () => {
+    if ((dht as unknown as { destroyed: boolean }).destroyed) return;
+    if (dht.nodes.count() === 0) {
+      if (isolatedSince === null) {
+        isolatedSince = Date.now();
+        log.debug('no DHT node reachable yet: asking the bootstrap nodes again');
+      }
+      (dht as unknown as { _bootstrap(populate: boolean): void })._bootstrap(true);
+      setTimeout(check, retry).unref();
+      retry = Math.min(retry * 2, REJOIN_MAX_MS);
+      return;
+    }
+    if (isolatedSince !== null) log.info({ nodes: dht.nodes.count(), isolatedSec: Math.round((Date.now() - isolatedSince) / 1000) }, 'DHT reachable again');
+    isolatedSince = null;
+    retry = REJOIN_FIRST_MS;
+    setTimeout(check, HEALTHY_CHECK_MS).unref();
+  };
+  setTimeout(check, REJOIN_FIRST_MS).unref();
 }
 
 export function stopDhtNode(dht: DHT): Promise<void> {

@@ -2,6 +2,7 @@
 // per batch → each source is told how many of its lines are committed (the socket turns that into
 // acks). A failed commit (disk full, map full) keeps the batch and retries: nothing is dropped.
 import { EventEmitter } from 'node:events';
+import { statfsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { canonicalJson, eventFromLine, hasValidSignature, InvalidEvent, validateEvent } from './nostr-event.js';
@@ -242,9 +243,22 @@ export class Ingestor extends EventEmitter {
   }
 
   private onCommitFailure(batch: Entry[], err: unknown): void {
-    const message = (err as Error)?.message ?? String(err);
-    if (this.lastError === null) this.log.error({ err }, 'index commit failed; ingest paused, retrying (nothing is dropped)');
+    const describeError = (e: unknown) => `${errorText(e)}${this.diskSpace()}`;
+    const message = describeError(err);
+    const first = this.lastError === null;
     this.lastError = message;
+    // lmdb-js rejects with "Commit failed (see commitError for details)": the cause (ENOSPC, ...)
+    // comes through a second promise; it is what the operator needs to read.
+    const cause = (err as { commitError?: unknown })?.commitError;
+    if (cause instanceof Promise) {
+      cause.then(
+        () => {},
+        (real: unknown) => {
+          if (this.lastError !== null) this.lastError = describeError(real);
+          if (first) this.log.error({ err: real }, `index commit failed (${describeError(real)}); ingest paused, retrying (nothing is dropped)`);
+        },
+      );
+    } else if (first) this.log.error({ err }, `index commit failed (${message}); ingest paused, retrying (nothing is dropped)`);
     this.queue.unshift(...batch);
     this.inFlight--;
     if (this.retryTimer === null) {
@@ -254,6 +268,17 @@ export class Ingestor extends EventEmitter {
       }, RETRY_MS);
     }
     this.emit('stalled', message);
+  }
+
+  /** LMDB reports a full disk as a short write (EIO): say how much room is left. */
+  private diskSpace(): string {
+    try {
+      const fs = statfsSync(this.config.indexDir);
+      const free = fs.bavail * fs.bsize;
+      return `; ${free < 1024 * 1024 ? `${Math.round(free / 1024)} kB` : `${Math.round(free / 1024 / 1024)} MB`} free on the disk of ${this.config.indexDir}`;
+    } catch {
+      return '';
+    }
   }
 
   private finishBatch(): void {
@@ -268,4 +293,10 @@ export class Ingestor extends EventEmitter {
       for (const w of waiters) w();
     }
   }
+}
+
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as NodeJS.ErrnoException).code;
+  return code && !err.message.includes(String(code)) ? `${code}: ${err.message}` : err.message;
 }

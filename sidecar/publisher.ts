@@ -167,11 +167,11 @@ export class Publisher extends EventEmitter {
   private nextTask(): (() => Promise<void>) | null {
     const now = this.now();
     for (const { key: pubkey } of this.store.pointerDirty.getRange({ limit: 64 })) {
-      if ((this.lastPublished.get(pubkey) ?? 0) + this.opts.coalesceMs > now) continue;
+      if (within(this.lastPublished.get(pubkey) ?? 0, now, this.opts.coalesceMs)) continue;
       this.lastPublished.set(pubkey, now);
       return () => this.publishAuthor(pubkey);
     }
-    if (this.bridgeDirty && this.lastBridgeAt + this.opts.coalesceMs <= now) {
+    if (this.bridgeDirty && !within(this.lastBridgeAt, now, this.opts.coalesceMs)) {
       this.bridgeDirty = false;
       this.lastBridgeAt = now;
       return () => this.publishBridge();
@@ -179,7 +179,7 @@ export class Publisher extends EventEmitter {
     while (this.republishQueue.length > 0) {
       const key = this.republishQueue.shift()!;
       const rec = this.store.pointers.get(key);
-      if (!rec || rec.retryAt > now) continue;
+      if (!rec || backingOff(rec.retryAt, now)) continue;
       return () => this.put(key, rec, false);
     }
     return null;
@@ -190,7 +190,7 @@ export class Publisher extends EventEmitter {
     const now = this.now();
     const due: [number, string][] = [];
     for (const { key, value } of this.store.pointers.getRange()) {
-      if (value.putAt + this.opts.republishIntervalMs <= now && value.retryAt <= now) due.push([value.putAt, key]);
+      if (!within(value.putAt, now, this.opts.republishIntervalMs) && !backingOff(value.retryAt, now)) due.push([value.putAt, key]);
     }
     due.sort((a, b) => a[0] - b[0]);
     const queued = new Set(this.republishQueue);
@@ -291,4 +291,17 @@ export class Publisher extends EventEmitter {
       this.republishQueue.push(key);
     }
   }
+}
+
+// Timestamps come from the wall clock, which NTP may step back: a time "in the future" is treated
+// as long ago, so a step back never holds a publication or a republish until the clock catches up.
+
+/** `t` lies within the last `ms` before `now`. */
+function within(t: number, now: number, ms: number): boolean {
+  return t <= now && now - t < ms;
+}
+
+/** A retry time not reached yet (and no further away than any backoff could have set it). */
+function backingOff(retryAt: number, now: number): boolean {
+  return retryAt > now && retryAt - now <= MAX_BACKOFF_MS;
 }

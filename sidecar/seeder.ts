@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import bencode from 'bencode';
 import type { Seeder } from './bundler.js';
 import { BundleDataStore } from './bundle-data-store.js';
+import { limitPeers } from './peer-limits.js';
 
 let noDelayInstalled = false;
 
@@ -87,6 +88,7 @@ export class WebTorrentSeeder implements Seeder {
       torrentPort: opts.port,
       maxConns: opts.maxConns,
     });
+    limitPeers(client, { maxIncoming: opts.maxConns });
     // WebTorrent treats a `dht` option as constructor options; give it our node afterwards.
     if (dht) client.dht = dht;
     client.on('error', (err: Error) => log.error({ err }, 'torrent client error'));

@@ -139,3 +139,40 @@ test('fuzz: 100k hostile lines, the plugin stays up and every readable id is ans
     ws.cleanup();
   }
 });
+
+test('a reader that falls behind (stdout pipe full): the plugin waits instead of exiting or cutting answers', { timeout: 60_000 }, async () => {
+  const ws = makeWorkspace({ dht: { enabled: false } });
+  const proc = spawn(process.execPath, [PLUGIN_BIN], { env: { ...process.env, NOSTR_BT_CONFIG: ws.configPath }, stdio: ['pipe', 'pipe', 'pipe'] });
+  proc.stderr.resume();
+  let exitedEarly = false;
+  proc.on('exit', () => (exitedEarly = true));
+  const ids: string[] = [];
+  const lines: string[] = [];
+  for (let i = 0; i < 20_000; i++) {
+    // Long ids make long answers: the 64 KiB pipe fills after ~700 of them.
+    const id = 'i'.repeat(200) + i;
+    ids.push(id);
+    lines.push(JSON.stringify({ event: { id }, sourceType: 'IP4', type: 'new' }));
+  }
+  try {
+    proc.stdout.pause();
+    const writing = (async () => {
+      for (const l of lines) if (!proc.stdin.write(l + '\n')) await new Promise((r) => proc.stdin.once('drain', r));
+    })();
+    await new Promise((r) => setTimeout(r, 1000)); // nobody reads stdout meanwhile
+    assert.equal(exitedEarly, false, 'still running with its stdout full');
+    const replies: string[] = [];
+    createInterface({ input: proc.stdout }).on('line', (l) => replies.push(l));
+    proc.stdout.resume();
+    await writing;
+    const deadline = Date.now() + 30_000;
+    while (replies.length < ids.length && Date.now() < deadline && !exitedEarly) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(exitedEarly, false);
+    assert.equal(replies.length, ids.length, 'every line answered');
+    replies.forEach((l, i) => assert.deepEqual(JSON.parse(l), { id: ids[i], action: 'accept' }, `answer ${i} whole and in order`));
+  } finally {
+    proc.stdin.end();
+    await new Promise((res) => (proc.exitCode !== null ? res(null) : proc.once('exit', res)));
+    ws.cleanup();
+  }
+});

@@ -164,7 +164,7 @@ test('published pointers are read back by other DHT nodes and by libtorrent; the
   }
 });
 
-test('hostile DHT traffic: forged, oversized, rolled-back and garbage items never crash a node and are not stored', { timeout: 60_000 }, async () => {
+test('hostile DHT traffic: forged, oversized, rolled-back, replayed and garbage items never crash a node and are not stored', { timeout: 60_000 }, async () => {
   const dht = await startLocalDht(20);
   try {
     const owner = keyFromSeed(Buffer.alloc(32, 1));
@@ -185,6 +185,17 @@ test('hostile DHT traffic: forged, oversized, rolled-back and garbage items neve
     // Oversized: a dict whose bencoding is over 1000 bytes.
     const big = { v: 1, n: 0, pg: 1, b: Buffer.alloc(1000) };
     await put({ k: owner.publicKey, salt, seq: 12, v: big, sig: owner.sign(signedBytes(salt, 12, big)) });
+    // Replayed: the owner's seq-10 item again is harmless; once seq 20 is stored, replaying the
+    // old signed item is refused; replaying it under another author's salt fails its signature.
+    const sig10 = owner.sign(signedBytes(salt, 10, v));
+    await put({ k: owner.publicKey, salt, seq: 10, v, sig: sig10 });
+    const v20 = { ...v, n: 0, pg: 1 };
+    assert.equal((await put({ k: owner.publicKey, salt, seq: 20, v: v20, sig: owner.sign(signedBytes(salt, 20, v20)) })).err, null);
+    const replayed = await put({ k: owner.publicKey, salt, seq: 10, v, sig: sig10 });
+    assert.equal(replayed.err?.code, 302, 'an old item replayed after a newer one is refused');
+    const salt2 = authorSalt(pubkeyN(2));
+    await put({ k: owner.publicKey, salt: salt2, seq: 10, v, sig: sig10 });
+    assert.equal(await dhtGet(dht.nodes[12]!, targetOf(owner.publicKey, salt2), salt2), null, 'a signature replayed under another salt is not stored');
     // Garbage and mistyped packets straight at every node.
     const sock = createSocket('udp4');
     const packets = [
@@ -199,12 +210,12 @@ test('hostile DHT traffic: forged, oversized, rolled-back and garbage items neve
     for (const d of dht.nodes) for (const p of packets) sock.send(p, d.address().port, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 300));
     sock.close();
-    // Every node still answers, and the only item anyone returns is the owner's seq 10.
+    // Every node still answers, and the only item anyone returns is the owner's newest, seq 20.
     const res = await dhtGet(dht.nodes[15]!, target, salt);
     assert.ok(res);
-    assert.equal(res.seq, 10);
+    assert.equal(res.seq, 20);
     assert.deepEqual(decodeAuthorPage(res.v).n, 0);
-    assert.ok(verifyEd25519(res.sig!, signedBytes(salt, 10, res.v), owner.publicKey));
+    assert.ok(verifyEd25519(res.sig!, signedBytes(salt, 20, res.v), owner.publicKey));
     assert.equal(verifyEd25519(5 as never, Buffer.alloc(1), Buffer.alloc(3)), false, 'verify never throws');
   } finally {
     await dht.stop();

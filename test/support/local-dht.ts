@@ -1,4 +1,5 @@
 // A local Mainline-like DHT of bittorrent-dht nodes on 127.0.0.1 (never public bootstrap nodes).
+import { createSocket, type Socket } from 'node:dgram';
 import DHT from 'bittorrent-dht';
 import { hardenDht } from '../../sidecar/dht-harden.js';
 import { verifyEd25519 } from '../../sidecar/ed25519.js';
@@ -55,4 +56,44 @@ export function dhtGet(d: DHT, target: Buffer, salt: Buffer): Promise<{ v: unkno
   return new Promise((resolve, reject) => {
     d.get(target, { salt, cache: false }, (err, res) => (err ? reject(err) : resolve(res)));
   });
+}
+
+/** UDP ports that are free right now (nothing answers there until a DHT node takes them). */
+export async function freeUdpPorts(n: number): Promise<number[]> {
+  const socks = await Promise.all(
+    Array.from({ length: n }, () => new Promise<Socket>((r) => {
+      const s = createSocket('udp4');
+      s.bind(0, '127.0.0.1', () => r(s));
+    })),
+  );
+  const ports = socks.map((s) => s.address().port);
+  await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
+}
+
+/** A local DHT whose first nodes listen on the given ports (the sidecar's bootstrap list). */
+export async function startLocalDhtAt(ports: number[], extra: number): Promise<DHT[]> {
+  const nodes: DHT[] = [];
+  const start = (bootstrap: string[] | false, port: number) => {
+    const d = new DHT({ bootstrap, host: false, verify: verifyEd25519 });
+    hardenDht(d);
+    d.on('error', () => {});
+    d.on('warning', () => {});
+    nodes.push(d);
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('DHT node did not start')), 10_000);
+      d.listen(port, '127.0.0.1', () => {
+        if (bootstrap === false) {
+          clearTimeout(t);
+          resolve();
+        } else d.once('ready', () => (clearTimeout(t), resolve()));
+      });
+    });
+  };
+  await start(false, ports[0]!);
+  const first = [`127.0.0.1:${ports[0]}`];
+  await Promise.all(ports.slice(1).map((p) => start(first, p)));
+  const seeds = ports.map((p) => `127.0.0.1:${p}`);
+  await Promise.all(Array.from({ length: extra }, () => start(seeds, 0)));
+  return nodes;
 }
