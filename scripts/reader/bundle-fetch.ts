@@ -1,0 +1,260 @@
+// Fetching one author's file (`<pubkey>.jsonl`) out of a bundle (docs/protocol.md §6) with
+// WebTorrent: peers come from the reader's own DHT node (no trackers, LSD, PEX, UPnP, NAT-PMP or
+// web seeds), the torrent is added with every file deselected and only the author's file is
+// selected once the metadata is in, so only the pieces that hold it are downloaded.
+//
+// Hostile bridges and peers are bounded: a peer announcing metadata above the limit is dropped,
+// metadata that is not a flat list of `<64 hex>.jsonl` files is refused, a file above the limit is
+// not downloaded, and every fetch has a deadline (a download that never finishes times out).
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type DHT from 'bittorrent-dht';
+import WebTorrent, { type Torrent, type TorrentFile, type Wire } from 'webtorrent';
+import Peer from 'webtorrent/lib/peer.js';
+
+export interface BundleLimits {
+  /** Largest info dict accepted (bytes); larger announcements are dropped. */
+  maxMetadataBytes: number;
+  /** Largest author file downloaded (bytes). */
+  maxFileBytes: number;
+  /** Deadline for this fetch, metadata included. */
+  timeoutMs: number;
+}
+
+export type FetchFailure = 'timeout' | 'no-peers' | 'metadata-too-large' | 'bad-metadata' | 'not-in-bundle' | 'file-too-large' | 'error' | 'aborted';
+
+export interface FetchStats {
+  /** Raw bytes of piece data received for this torrent so far (all its fetches). */
+  receivedBytes: number;
+  metadataBytes: number;
+  peers: number;
+  ms: number;
+}
+
+export type FetchOutcome = ({ ok: true; data: Buffer } | { ok: false; reason: FetchFailure; detail: string }) & { infoHash: string; stats: FetchStats };
+
+export interface FetcherOptions {
+  /** Directory for downloaded pieces (one subdirectory per bundle); removed by close(). */
+  dir: string;
+  utp?: boolean;
+  maxConns?: number;
+}
+
+const FILE_NAME = /^[0-9a-f]{64}\.jsonl$/;
+
+let noDelayInstalled = false;
+/** WebTorrent never sets TCP_NODELAY; small piece requests then wait on Nagle (see seeder.ts). */
+function installNoDelay(): void {
+  if (noDelayInstalled) return;
+  noDelayInstalled = true;
+  const onConnect = Peer.prototype.onConnect;
+  Peer.prototype.onConnect = function (this: { conn?: { setNoDelay?: (v: boolean) => void } }) {
+    this.conn?.setNoDelay?.(true);
+    return onConnect.call(this);
+  };
+}
+
+interface Entry {
+  torrent: Torrent;
+  /** Resolves once the metadata is in and checked; rejects with the reason it never will be. */
+  ready: Promise<void>;
+  /** Rejects if the torrent errors at any time (a piece store failure...). */
+  broken: Promise<never>;
+  oversizedPeers: number;
+  failed: { reason: FetchFailure; detail: string } | null;
+  waiters: number;
+}
+
+class FetchError extends Error {
+  constructor(readonly reason: FetchFailure, detail: string) {
+    super(detail);
+  }
+}
+
+export class BundleFetcher {
+  private readonly entries = new Map<string, Entry>();
+  private uploadedGone = 0;
+  private receivedGone = 0;
+  private closed = false;
+
+  private constructor(readonly client: WebTorrent, private readonly opts: FetcherOptions) {}
+
+  static async start(dht: DHT | null, opts: FetcherOptions): Promise<BundleFetcher> {
+    installNoDelay();
+    await mkdir(opts.dir, { recursive: true });
+    const client = new WebTorrent({
+      dht: false,
+      tracker: false,
+      lsd: false,
+      utPex: false,
+      natUpnp: false,
+      natPmp: false,
+      webSeeds: false,
+      utp: opts.utp ?? true,
+      torrentPort: 0,
+      maxConns: opts.maxConns ?? 55,
+    });
+    // WebTorrent treats a `dht` option as constructor options; give it our node afterwards.
+    if (dht) client.dht = dht;
+    client.on('error', () => {});
+    await new Promise<void>((resolve) => (client.listening ? resolve() : client.once('listening', () => resolve())));
+    return new BundleFetcher(client, opts);
+  }
+
+  get port(): number {
+    return this.client.address()?.port ?? 0;
+  }
+
+  /** Bytes uploaded to other peers by this reader (it serves what it downloaded while it runs). */
+  uploaded(): number {
+    let n = this.uploadedGone;
+    for (const t of this.client.torrents) n += t.uploaded;
+    return n;
+  }
+
+  received(): number {
+    let n = this.receivedGone;
+    for (const t of this.client.torrents) n += (t as unknown as { received: number }).received;
+    return n;
+  }
+
+  /** Downloads `<author>.jsonl` from bundle `infoHash`; never throws. */
+  async fetchAuthorFile(infoHash: string, author: string, limits: BundleLimits, opts: { signal?: AbortSignal; peers?: string[] } = {}): Promise<FetchOutcome> {
+    const t0 = Date.now();
+    const entry = this.entry(infoHash, limits);
+    entry.waiters++;
+    let file: TorrentFile | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    const stats = (): FetchStats => ({
+      receivedBytes: (entry.torrent as unknown as { received: number }).received ?? 0,
+      metadataBytes: metadataLength(entry.torrent),
+      peers: entry.torrent.numPeers ?? 0,
+      ms: Date.now() - t0,
+    });
+    let onAbort: (() => void) | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.timeoutError(entry)), limits.timeoutMs);
+      onAbort = () => reject(new FetchError('aborted', 'aborted'));
+      if (opts.signal?.aborted) onAbort();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    deadline.catch(() => {});
+    try {
+      for (const p of opts.peers ?? []) addPeerWhenReady(entry.torrent, p);
+      await Promise.race([entry.ready, deadline]);
+      const f = entry.torrent.files.find((x) => x.name === `${author}.jsonl`);
+      if (!f) throw new FetchError('not-in-bundle', `the bundle has no file for ${author}`);
+      if (f.length > limits.maxFileBytes) throw new FetchError('file-too-large', `${f.length} bytes > ${limits.maxFileBytes}`);
+      file = f;
+      if (!f.done) {
+        const done = new Promise<void>((resolve) => f.once('done', () => resolve()));
+        f.select();
+        await Promise.race([done, deadline, entry.broken]);
+      }
+      const bytes = (f as unknown as { arrayBuffer(): Promise<ArrayBuffer> }).arrayBuffer();
+      const data = Buffer.from(await Promise.race([bytes, deadline]));
+      return { ok: true, data, infoHash, stats: stats() };
+    } catch (err) {
+      if (file && !file.done) file.deselect();
+      const e = err instanceof FetchError ? err : new FetchError('error', (err as Error)?.message ?? String(err));
+      return { ok: false, reason: e.reason, detail: e.message, infoHash, stats: stats() };
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) opts.signal?.removeEventListener('abort', onAbort);
+      entry.waiters--;
+      // A torrent that never got its metadata is dropped, so a later fetch starts afresh.
+      if (entry.waiters === 0 && (!entry.torrent.files?.length || entry.failed)) void this.drop(infoHash);
+    }
+  }
+
+  private timeoutError(entry: Entry): FetchError {
+    if (entry.torrent.files?.length) return new FetchError('timeout', `the download did not finish in time (${entry.torrent.numPeers} peers)`);
+    if (entry.oversizedPeers > 0) return new FetchError('metadata-too-large', `${entry.oversizedPeers} peer(s) announced metadata above the limit`);
+    if ((entry.torrent.numPeers ?? 0) === 0) return new FetchError('no-peers', 'no peer found for the bundle in time');
+    return new FetchError('timeout', 'no metadata in time');
+  }
+
+  private entry(infoHash: string, limits: BundleLimits): Entry {
+    const have = this.entries.get(infoHash);
+    if (have && !have.failed) return have;
+    const torrent = this.client.add(`magnet:?xt=urn:btih:${infoHash}`, { path: join(this.opts.dir, infoHash), deselect: true, announce: [] });
+    let fail: (reason: FetchFailure, detail: string) => void = () => {};
+    let resolveReady: () => void = () => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      resolveReady = resolve;
+      fail = (reason, detail) => {
+        entry.failed ??= { reason, detail };
+        reject(new FetchError(reason, detail));
+      };
+    });
+    const broken = new Promise<never>((_, reject) =>
+      torrent.once('error', (err: Error) => {
+        fail('error', err.message);
+        reject(new FetchError('error', err.message));
+      }),
+    );
+    ready.catch(() => {});
+    broken.catch(() => {});
+    const entry: Entry = { torrent, ready, broken, oversizedPeers: 0, failed: null, waiters: 0 };
+    torrent.on('wire', (wire: Wire) => {
+      wire.on('extended', (ext: string, hs: { metadata_size?: unknown }) => {
+        if (ext !== 'handshake' || torrent.files?.length) return;
+        if (typeof hs?.metadata_size === 'number' && hs.metadata_size > limits.maxMetadataBytes) {
+          entry.oversizedPeers++;
+          (wire as unknown as { destroy(): void }).destroy();
+        }
+      });
+    });
+    torrent.once('metadata', () => {
+      const problem = checkMetadata(torrent, limits.maxMetadataBytes);
+      if (!problem) return resolveReady();
+      fail('bad-metadata', problem);
+      torrent.destroy();
+    });
+    this.entries.set(infoHash, entry);
+    return entry;
+  }
+
+  private async drop(infoHash: string): Promise<void> {
+    const entry = this.entries.get(infoHash);
+    if (!entry) return;
+    this.entries.delete(infoHash);
+    this.uploadedGone += entry.torrent.uploaded ?? 0;
+    this.receivedGone += (entry.torrent as unknown as { received: number }).received ?? 0;
+    await new Promise<void>((resolve) => {
+      if ((entry.torrent as unknown as { destroyed: boolean }).destroyed) return resolve();
+      entry.torrent.destroy({ destroyStore: true }, () => resolve());
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.entries.keys()].map((ih) => this.drop(ih)));
+    this.client.dht = null; // the DHT node belongs to the caller
+    await new Promise<void>((resolve) => this.client.destroy(() => resolve()));
+    await rm(this.opts.dir, { recursive: true, force: true });
+  }
+}
+
+function metadataLength(t: Torrent): number {
+  const m = (t as unknown as { metadata?: Uint8Array | null }).metadata;
+  return m ? m.length : 0;
+}
+
+/** §6: a flat list of `<pubkey>.jsonl` files under the torrent's name. */
+function checkMetadata(t: Torrent, maxMetadataBytes: number): string | null {
+  const size = metadataLength(t);
+  if (size > maxMetadataBytes) return `metadata is ${size} bytes (limit ${maxMetadataBytes})`;
+  if (!t.name || t.name === '.' || t.name === '..' || /[/\\]/.test(t.name)) return `bad torrent name ${JSON.stringify(t.name)}`;
+  for (const f of t.files) {
+    if (!FILE_NAME.test(f.name) || f.path !== join(t.name, f.name)) return `unexpected file ${JSON.stringify(f.path)}`;
+  }
+  return null;
+}
+
+function addPeerWhenReady(t: Torrent, peer: string): void {
+  // addPeer throws before the infoHash is known (interop notes).
+  if ((t as unknown as { infoHash?: string }).infoHash) t.addPeer(peer);
+  else t.once('infoHash', () => t.addPeer(peer));
+}
