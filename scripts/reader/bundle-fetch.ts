@@ -36,6 +36,7 @@ export type FetchOutcome = ({ ok: true; data: Buffer } | { ok: false; reason: Fe
 export interface FetcherOptions {
   /** Directory for downloaded pieces (one subdirectory per bundle); removed by close(). */
   dir: string;
+  /** uTP first (default off: WebTorrent tries uTP then falls back to TCP only after several retries). */
   utp?: boolean;
   maxConns?: number;
 }
@@ -63,7 +64,11 @@ interface Entry {
   oversizedPeers: number;
   failed: { reason: FetchFailure; detail: string } | null;
   waiters: number;
+  lookupTimer: NodeJS.Timeout | null;
 }
+
+/** Re-lookups for peers while a fetch waits with no peer (torrent-discovery only re-announces every 15 min). */
+const LOOKUP_BACKOFF_MS = [1000, 2000, 4000, 8000];
 
 class FetchError extends Error {
   constructor(readonly reason: FetchFailure, detail: string) {
@@ -77,7 +82,11 @@ export class BundleFetcher {
   private receivedGone = 0;
   private closed = false;
 
-  private constructor(readonly client: WebTorrent, private readonly opts: FetcherOptions) {}
+  private constructor(
+    readonly client: WebTorrent,
+    private readonly dht: DHT | null,
+    private readonly opts: FetcherOptions,
+  ) {}
 
   static async start(dht: DHT | null, opts: FetcherOptions): Promise<BundleFetcher> {
     installNoDelay();
@@ -90,7 +99,7 @@ export class BundleFetcher {
       natUpnp: false,
       natPmp: false,
       webSeeds: false,
-      utp: opts.utp ?? true,
+      utp: opts.utp ?? false,
       torrentPort: 0,
       maxConns: opts.maxConns ?? 55,
     });
@@ -98,7 +107,7 @@ export class BundleFetcher {
     if (dht) client.dht = dht;
     client.on('error', () => {});
     await new Promise<void>((resolve) => (client.listening ? resolve() : client.once('listening', () => resolve())));
-    return new BundleFetcher(client, opts);
+    return new BundleFetcher(client, dht, opts);
   }
 
   get port(): number {
@@ -195,7 +204,8 @@ export class BundleFetcher {
     );
     ready.catch(() => {});
     broken.catch(() => {});
-    const entry: Entry = { torrent, ready, broken, oversizedPeers: 0, failed: null, waiters: 0 };
+    const entry: Entry = { torrent, ready, broken, oversizedPeers: 0, failed: null, waiters: 0, lookupTimer: null };
+    this.scheduleLookup(infoHash, entry, 0);
     torrent.on('wire', (wire: Wire) => {
       wire.on('extended', (ext: string, hs: { metadata_size?: unknown }) => {
         if (ext !== 'handshake' || torrent.files?.length) return;
@@ -215,9 +225,25 @@ export class BundleFetcher {
     return entry;
   }
 
+  /** While someone waits and no peer is connected, look the infohash up again (with backoff). */
+  private scheduleLookup(infoHash: string, entry: Entry, attempt: number): void {
+    if (!this.dht) return;
+    const delay = LOOKUP_BACKOFF_MS[Math.min(attempt, LOOKUP_BACKOFF_MS.length - 1)]!;
+    entry.lookupTimer = setTimeout(() => {
+      entry.lookupTimer = null;
+      if (this.closed || this.entries.get(infoHash) !== entry || entry.failed) return;
+      const t = entry.torrent as unknown as { destroyed?: boolean; done?: boolean; numPeers: number };
+      if (t.destroyed) return;
+      if (entry.waiters > 0 && t.numPeers === 0 && this.dht && !this.dht.destroyed) this.dht.lookup(infoHash);
+      this.scheduleLookup(infoHash, entry, attempt + 1);
+    }, delay);
+    entry.lookupTimer.unref();
+  }
+
   private async drop(infoHash: string): Promise<void> {
     const entry = this.entries.get(infoHash);
     if (!entry) return;
+    if (entry.lookupTimer) clearTimeout(entry.lookupTimer);
     this.entries.delete(infoHash);
     this.uploadedGone += entry.torrent.uploaded ?? 0;
     this.receivedGone += (entry.torrent as unknown as { received: number }).received ?? 0;

@@ -31,7 +31,7 @@ interface CommonOpts {
   bootstrap?: string;
   bind?: string;
   tmpDir?: string;
-  utp: boolean;
+  utp?: boolean;
   pointerTimeout?: string;
   bundleTimeout?: string;
   relayTimeout?: string;
@@ -51,7 +51,7 @@ function addCommonOptions(cmd: Command): Command {
     .option('--bootstrap <host:port,...>', 'DHT bootstrap nodes (default: dht.bootstrap from the config, the Mainline routers)')
     .option('--bind <address>', 'address the reader\'s DHT node binds', '0.0.0.0')
     .option('--tmp-dir <dir>', 'where downloaded pieces are kept while reading (removed at the end)')
-    .option('--no-utp', 'TCP only for peer connections')
+    .option('--utp', 'connect to peers over uTP first (WebTorrent falls back to TCP only after ~20 s; the default is TCP, which every bridge accepts)')
     .option('--pointer-timeout <s>', `per DHT pointer get (default ${DEFAULT_LIMITS.pointerTimeoutMs / 1000})`)
     .option('--bundle-timeout <s>', `per bundle (default ${DEFAULT_LIMITS.bundleTimeoutMs / 1000})`)
     .option('--relay-timeout <s>', `per relay (default ${DEFAULT_LIMITS.relayTimeoutMs / 1000})`)
@@ -101,7 +101,7 @@ function jsonl(events: NostrEvent[]): string {
 
 async function openContext(o: CommonOpts, defaultBootstrap: () => string[]): Promise<ReaderContext> {
   const bootstrap = o.bootstrap !== undefined ? parseBootstrap(o.bootstrap) : defaultBootstrap();
-  return ReaderContext.open({ bootstrap, bindHost: o.bind, tmpDir: o.tmpDir, utp: o.utp });
+  return ReaderContext.open({ bootstrap, bindHost: o.bind, tmpDir: o.tmpDir, utp: o.utp === true });
 }
 
 /** Runs a command body: bad input → 2, unreachable DHT or any other failure → 3. */
