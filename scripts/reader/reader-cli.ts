@@ -30,6 +30,8 @@ interface CommonOpts {
   kinds?: string;
   bootstrap?: string;
   bind?: string;
+  dhtNodeRate: string;
+  dhtQueryTimeout: string;
   tmpDir?: string;
   utp?: boolean;
   pointerTimeout?: string;
@@ -50,6 +52,8 @@ function addCommonOptions(cmd: Command): Command {
     .option('--kinds <list>', 'only these kinds, e.g. 1,6,30023 or 30000-30010')
     .option('--bootstrap <host:port,...>', 'DHT bootstrap nodes (default: dht.bootstrap from the config, the Mainline routers)')
     .option('--bind <address>', 'address the reader\'s DHT node binds', '0.0.0.0')
+    .option('--dht-node-rate <n>', 'DHT packets per second to any one node (libtorrent nodes ban more than 5)', '5')
+    .option('--dht-query-timeout <s>', 'how long one DHT query waits for an answer', '2')
     .option('--tmp-dir <dir>', 'where downloaded pieces are kept while reading (removed at the end)')
     .option('--utp', 'connect to peers over uTP first (WebTorrent falls back to TCP only after ~20 s; the default is TCP, which every bridge accepts)')
     .option('--pointer-timeout <s>', `per DHT pointer get (default ${DEFAULT_LIMITS.pointerTimeoutMs / 1000})`)
@@ -101,7 +105,12 @@ function jsonl(events: NostrEvent[]): string {
 
 async function openContext(o: CommonOpts, defaultBootstrap: () => string[]): Promise<ReaderContext> {
   const bootstrap = o.bootstrap !== undefined ? parseBootstrap(o.bootstrap) : defaultBootstrap();
-  return ReaderContext.open({ bootstrap, bindHost: o.bind, tmpDir: o.tmpDir, utp: o.utp === true });
+  const rate = parseCount('--dht-node-rate', o.dhtNodeRate, 10_000);
+  if (rate < 1) throw new InputError('--dht-node-rate: at least 1');
+  return ReaderContext.open({ bootstrap, bindHost: o.bind, tmpDir: o.tmpDir, utp: o.utp === true,
+    maxPacketsPerSecondPerNode: rate,
+    dhtQueryTimeoutMs: parseSeconds('--dht-query-timeout', o.dhtQueryTimeout),
+  });
 }
 
 /** Runs a command body: bad input → 2, unreachable DHT or any other failure → 3. */

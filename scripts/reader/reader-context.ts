@@ -17,6 +17,10 @@ export interface ReaderContextOptions {
   tmpDir?: string;
   utp?: boolean;
   dhtReadyTimeoutMs?: number;
+  /** DHT packets per second to any one node (default 5, as the bridge's node). */
+  maxPacketsPerSecondPerNode?: number;
+  /** Per DHT query (default bittorrent-dht's 2 s). */
+  dhtQueryTimeoutMs?: number;
 }
 
 export class ReaderContext {
@@ -27,7 +31,13 @@ export class ReaderContext {
 
   static async open(opts: ReaderContextOptions): Promise<ReaderContext> {
     await initSignatureCheck();
-    const dht = await startReaderDht({ bootstrap: opts.bootstrap, host: opts.bindHost, readyTimeoutMs: opts.dhtReadyTimeoutMs });
+    const dht = await startReaderDht({
+      bootstrap: opts.bootstrap,
+      host: opts.bindHost,
+      readyTimeoutMs: opts.dhtReadyTimeoutMs,
+      maxPacketsPerSecondPerNode: opts.maxPacketsPerSecondPerNode,
+      queryTimeoutMs: opts.dhtQueryTimeoutMs,
+    });
     try {
       const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'nostr-bt-reader-'));
       const fetcher = await BundleFetcher.start(dht, { dir, utp: opts.utp });

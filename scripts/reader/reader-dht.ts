@@ -24,13 +24,19 @@ export interface ReaderDhtOptions {
   /** How long to wait for the bootstrap to answer. */
   readyTimeoutMs?: number;
   maxPacketsPerSecondPerNode?: number;
+  /**
+   * How long a query waits for its answer (bittorrent-dht's default is 2 s). A lookup for an
+   * item nobody holds ends only when every queried node answered or timed out, so dead nodes in
+   * the routing table make "absent" cost about this long.
+   */
+  queryTimeoutMs?: number;
 }
 
 export class DhtUnreachable extends Error {}
 
 export async function startReaderDht(opts: ReaderDhtOptions): Promise<DHT> {
   if (opts.bootstrap.length === 0) throw new InputError('no DHT bootstrap nodes');
-  const dht = new DHT({ bootstrap: opts.bootstrap, host: false, verify: verifyEd25519 });
+  const dht = new DHT({ bootstrap: opts.bootstrap, host: false, verify: verifyEd25519, ...(opts.queryTimeoutMs ? { timeout: opts.queryTimeoutMs } : {}) } as ConstructorParameters<typeof DHT>[0]);
   hardenDht(dht, { maxPacketsPerSecondPerNode: opts.maxPacketsPerSecondPerNode ?? 5 });
   dht.setMaxListeners(0); // one 'peer' listener per torrent being fetched
   dht.on('error', () => {});

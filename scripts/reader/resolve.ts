@@ -113,6 +113,8 @@ export interface ResolveSummary {
   /** files: the author's file bytes; received: piece bytes off the wire (≥ files when nothing was cached); relays: event JSON from relays. */
   bytes: { files: number; received: number; metadata: number; relays: number };
   firstEventMs: number | null;
+  /** Time spent looking up pointers, reading bundles and asking relays. */
+  phasesMs: { pointers: number; bundles: number; relays: number };
 }
 
 export interface ResolveResult {
@@ -146,6 +148,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
   if (req.signal?.aborted) swarmAbort.abort();
 
   // 1. Pointers, all bridges at once.
+  const tPointers = Date.now();
   const lookups = await Promise.all(req.bridges.map((k) => lookupAuthorPointer(ctx.dht, k, req.author, limits.pointerTimeoutMs)));
   const bridges: BridgeReport[] = [];
   const listedBy = new Map<string, string[]>();
@@ -169,6 +172,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
   });
 
   // 2. Bundles, newest first, a few at a time, within the byte budget and the swarm deadline.
+  const tBundles = Date.now();
   const bundles: BundleReport[] = [];
   const receivedAtStart = ctx.fetcher.received();
   let fileBytes = 0;
@@ -223,6 +227,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
     anyFound && bridges.every((b) => b.status === 'absent' || (b.status === 'found' && b.complete)) && bundles.every((b) => b.ok);
 
   // 3. Relays: what the swarm could not give.
+  const tRelays = Date.now();
   const relays: RelayReport[] = [];
   let relayBytes = 0;
   if (req.relays?.length && !req.signal?.aborted) {
@@ -276,6 +281,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
       sources,
       bytes: { files: fileBytes, received: ctx.fetcher.received() - receivedAtStart, metadata: metadataBytes, relays: relayBytes },
       firstEventMs,
+      phasesMs: { pointers: tBundles - tPointers, bundles: tRelays - tBundles, relays: Date.now() - tRelays },
     },
   };
 }

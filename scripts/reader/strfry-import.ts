@@ -23,21 +23,27 @@ export class StrfryImport {
     });
   }
 
-  /** Writes one JSON line; resolves when strfry can take more. */
+  /** Writes one JSON line; resolves when strfry can take more (or has gone). */
   async write(json: string): Promise<void> {
+    const stdin = this.proc.stdin;
     if (this.broken) return;
-    this.lines++;
-    if (!this.proc.stdin.write(json + '\n')) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.proc.stdin.off('drain', done);
-          this.proc.stdin.off('close', done);
-          resolve();
-        };
-        this.proc.stdin.on('drain', done);
-        this.proc.stdin.on('close', done);
-      });
+    if (stdin.destroyed || stdin.writableEnded) {
+      this.broken = 'strfry stopped reading its input';
+      return;
     }
+    this.lines++;
+    if (stdin.write(json + '\n') || stdin.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        stdin.off('drain', done);
+        stdin.off('close', done);
+        stdin.off('error', done);
+        resolve();
+      };
+      stdin.on('drain', done);
+      stdin.on('close', done);
+      stdin.on('error', done);
+    });
   }
 
   async finish(): Promise<StrfryImportResult> {

@@ -29,7 +29,8 @@ export interface Bridge {
 export async function startBridge(bootstrap: string[], extra: Record<string, unknown> = {}): Promise<Bridge> {
   const ws = makeWorkspace({
     ...extra,
-    dht: { bootstrap, putsPerSecond: 500 },
+    // Local nodes are all bittorrent-dht (no libtorrent bans): pace per node far above Mainline's 5/s.
+    dht: { bootstrap, putsPerSecond: 500, maxPacketsPerSecondPerNode: 500 },
     bundle: { windowSeconds: 1, rewriteIntervalSeconds: 1 },
   });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
@@ -61,9 +62,10 @@ export async function startBridge(bootstrap: string[], extra: Record<string, unk
         timeoutMs,
       );
       const store = Store.open(join(ws.dataDir, 'index'), { readOnly: true });
+      let pending: string[] = [];
       try {
         while (Date.now() < deadline) {
-          const pending = authors.filter((a) => {
+          pending = authors.filter((a) => {
             const r = store.pointers.get(authorSalt(a).toString('hex'));
             return !r || r.putAt === 0 || r.putAt < r.changedAt || r.nodes === 0;
           });
@@ -72,7 +74,8 @@ export async function startBridge(bootstrap: string[], extra: Record<string, unk
           if (pending.length === 0 && !dirty) return;
           await sleep(50);
         }
-        throw new Error(`pointers not all published within ${timeoutMs} ms`);
+        const sample = pending.slice(0, 3).map((a) => ({ author: a, rec: store.pointers.get(authorSalt(a).toString('hex')) }));
+        throw new Error(`pointers not all published within ${timeoutMs} ms: ${pending.length} pending, e.g. ${JSON.stringify(sample)}`);
       } finally {
         await store.close();
       }
