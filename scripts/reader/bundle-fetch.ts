@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
 import WebTorrent, { type Torrent, type TorrentFile, type Wire } from 'webtorrent';
 import Peer from 'webtorrent/lib/peer.js';
+import MemoryChunkStore from 'memory-chunk-store';
 
 export interface BundleLimits {
   /** Largest info dict accepted (bytes); larger announcements are dropped. */
@@ -29,16 +30,28 @@ export interface FetchStats {
   metadataBytes: number;
   peers: number;
   ms: number;
+  /** From the start of this fetch: metadata in (0 if it was already), first byte of the file. */
+  metadataMs: number | null;
+  firstByteMs: number | null;
 }
 
-export type FetchOutcome = ({ ok: true; data: Buffer } | { ok: false; reason: FetchFailure; detail: string }) & { infoHash: string; stats: FetchStats };
+/** ok: the file's bytes (in `data`, or handed to `onChunk` as they arrived). */
+export type FetchOutcome = ({ ok: true; data: Buffer | null; fileBytes: number } | { ok: false; reason: FetchFailure; detail: string }) & { infoHash: string; stats: FetchStats };
 
 export interface FetcherOptions {
-  /** Directory for downloaded pieces (one subdirectory per bundle); removed by close(). */
+  /** Working directory (one subdirectory per bundle, for WebTorrent's paths); removed by close(). */
   dir: string;
   /** uTP first (default off: WebTorrent tries uTP then falls back to TCP only after several retries). */
   utp?: boolean;
   maxConns?: number;
+  /** Upload rate limit while serving other readers (bytes/s; default unlimited). */
+  uploadLimit?: number;
+  /**
+   * Pieces are kept in memory (a fresh fs store costs ~1 s of misses per bundle before the first
+   * request); bundles nobody is reading are dropped, least recently used first, once the pieces
+   * held pass this many bytes (default 64 MiB).
+   */
+  keepBytes?: number;
 }
 
 const FILE_NAME = /^[0-9a-f]{64}\.jsonl$/;
@@ -65,10 +78,16 @@ interface Entry {
   failed: { reason: FetchFailure; detail: string } | null;
   waiters: number;
   lookupTimer: NodeJS.Timeout | null;
+  lastUsed: number;
 }
 
-/** Re-lookups for peers while a fetch waits with no peer (torrent-discovery only re-announces every 15 min). */
+/**
+ * Re-lookups for peers while a fetch waits with few peers: torrent-discovery looks up once when
+ * the torrent is added (and re-announces every 15 min), so readers arriving together would
+ * otherwise only ever find the bridge, never each other.
+ */
 const LOOKUP_BACKOFF_MS = [1000, 2000, 4000, 8000];
+const ENOUGH_PEERS = 8;
 
 class FetchError extends Error {
   constructor(readonly reason: FetchFailure, detail: string) {
@@ -102,7 +121,8 @@ export class BundleFetcher {
       utp: opts.utp ?? false,
       torrentPort: 0,
       maxConns: opts.maxConns ?? 55,
-    });
+      ...(opts.uploadLimit ? { uploadLimit: opts.uploadLimit } : {}),
+    } as ConstructorParameters<typeof WebTorrent>[0]);
     // WebTorrent treats a `dht` option as constructor options; give it our node afterwards.
     if (dht) client.dht = dht;
     client.on('error', () => {});
@@ -127,14 +147,27 @@ export class BundleFetcher {
     return n;
   }
 
-  /** Downloads `<author>.jsonl` from bundle `infoHash`; never throws. */
-  async fetchAuthorFile(infoHash: string, author: string, limits: BundleLimits, opts: { signal?: AbortSignal; peers?: string[] } = {}): Promise<FetchOutcome> {
+  /**
+   * Downloads `<author>.jsonl` from bundle `infoHash`; never throws. With `onChunk`, the file's
+   * bytes are handed over in order as their pieces arrive (events can be checked while the rest
+   * downloads) and `data` is null.
+   */
+  async fetchAuthorFile(
+    infoHash: string,
+    author: string,
+    limits: BundleLimits,
+    opts: { signal?: AbortSignal; peers?: string[]; onChunk?: (chunk: Buffer) => void } = {},
+  ): Promise<FetchOutcome> {
     const t0 = Date.now();
     const entry = this.entry(infoHash, limits);
     entry.waiters++;
     let file: TorrentFile | null = null;
     let timer: NodeJS.Timeout | undefined;
+    let metadataMs: number | null = null;
+    let firstByteMs: number | null = null;
     const stats = (): FetchStats => ({
+      metadataMs,
+      firstByteMs,
       receivedBytes: (entry.torrent as unknown as { received: number }).received ?? 0,
       metadataBytes: metadataLength(entry.torrent),
       peers: entry.torrent.numPeers ?? 0,
@@ -151,10 +184,21 @@ export class BundleFetcher {
     try {
       for (const p of opts.peers ?? []) addPeerWhenReady(entry.torrent, p);
       await Promise.race([entry.ready, deadline]);
+      metadataMs = Date.now() - t0;
       const f = entry.torrent.files.find((x) => x.name === `${author}.jsonl`);
       if (!f) throw new FetchError('not-in-bundle', `the bundle has no file for ${author}`);
       if (f.length > limits.maxFileBytes) throw new FetchError('file-too-large', `${f.length} bytes > ${limits.maxFileBytes}`);
       file = f;
+      if (opts.onChunk) {
+        f.select();
+        const got = await Promise.race([
+          streamFile(entry.torrent, f, opts.onChunk, () => (firstByteMs ??= Date.now() - t0)),
+          deadline,
+          entry.broken,
+        ]);
+        if (got !== f.length) throw new FetchError('error', `read ${got} of ${f.length} bytes`);
+        return { ok: true, data: null, fileBytes: got, infoHash, stats: stats() };
+      }
       if (!f.done) {
         const done = new Promise<void>((resolve) => f.once('done', () => resolve()));
         f.select();
@@ -162,7 +206,7 @@ export class BundleFetcher {
       }
       const bytes = (f as unknown as { arrayBuffer(): Promise<ArrayBuffer> }).arrayBuffer();
       const data = Buffer.from(await Promise.race([bytes, deadline]));
-      return { ok: true, data, infoHash, stats: stats() };
+      return { ok: true, data, fileBytes: data.length, infoHash, stats: stats() };
     } catch (err) {
       if (file && !file.done) file.deselect();
       const e = err instanceof FetchError ? err : new FetchError('error', (err as Error)?.message ?? String(err));
@@ -171,8 +215,10 @@ export class BundleFetcher {
       clearTimeout(timer);
       if (onAbort) opts.signal?.removeEventListener('abort', onAbort);
       entry.waiters--;
+      entry.lastUsed = Date.now();
       // A torrent that never got its metadata is dropped, so a later fetch starts afresh.
       if (entry.waiters === 0 && (!entry.torrent.files?.length || entry.failed)) void this.drop(infoHash);
+      else this.trim();
     }
   }
 
@@ -186,7 +232,14 @@ export class BundleFetcher {
   private entry(infoHash: string, limits: BundleLimits): Entry {
     const have = this.entries.get(infoHash);
     if (have && !have.failed) return have;
-    const torrent = this.client.add(`magnet:?xt=urn:btih:${infoHash}`, { path: join(this.opts.dir, infoHash), deselect: true, announce: [] });
+    const torrent = this.client.add(`magnet:?xt=urn:btih:${infoHash}`, {
+      path: join(this.opts.dir, infoHash),
+      deselect: true,
+      announce: [],
+      // Rarest first: readers fetching the same file at once get different pieces and trade them.
+      strategy: 'rarest',
+      store: MemoryChunkStore,
+    } as never);
     let fail: (reason: FetchFailure, detail: string) => void = () => {};
     let resolveReady: () => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {
@@ -204,7 +257,7 @@ export class BundleFetcher {
     );
     ready.catch(() => {});
     broken.catch(() => {});
-    const entry: Entry = { torrent, ready, broken, oversizedPeers: 0, failed: null, waiters: 0, lookupTimer: null };
+    const entry: Entry = { torrent, ready, broken, oversizedPeers: 0, failed: null, waiters: 0, lookupTimer: null, lastUsed: Date.now() };
     this.scheduleLookup(infoHash, entry, 0);
     torrent.on('wire', (wire: Wire) => {
       wire.on('extended', (ext: string, hs: { metadata_size?: unknown }) => {
@@ -225,7 +278,7 @@ export class BundleFetcher {
     return entry;
   }
 
-  /** While someone waits and no peer is connected, look the infohash up again (with backoff). */
+  /** While someone waits with few peers connected, look the infohash up again (with backoff). */
   private scheduleLookup(infoHash: string, entry: Entry, attempt: number): void {
     if (!this.dht) return;
     const delay = LOOKUP_BACKOFF_MS[Math.min(attempt, LOOKUP_BACKOFF_MS.length - 1)]!;
@@ -234,10 +287,24 @@ export class BundleFetcher {
       if (this.closed || this.entries.get(infoHash) !== entry || entry.failed) return;
       const t = entry.torrent as unknown as { destroyed?: boolean; done?: boolean; numPeers: number };
       if (t.destroyed) return;
-      if (entry.waiters > 0 && t.numPeers === 0 && this.dht && !this.dht.destroyed) this.dht.lookup(infoHash);
+      if (entry.waiters > 0 && t.numPeers < ENOUGH_PEERS && this.dht && !this.dht.destroyed) this.dht.lookup(infoHash);
       this.scheduleLookup(infoHash, entry, attempt + 1);
     }, delay);
     entry.lookupTimer.unref();
+  }
+
+  /** Drops idle bundles, least recently used first, while the pieces held exceed keepBytes. */
+  private trim(): void {
+    const keep = this.opts.keepBytes ?? 64 * 1024 * 1024;
+    let held = 0;
+    for (const e of this.entries.values()) held += e.torrent.downloaded ?? 0;
+    if (held <= keep) return;
+    const idle = [...this.entries.entries()].filter(([, e]) => e.waiters === 0).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    for (const [ih, e] of idle) {
+      if (held <= keep) break;
+      held -= e.torrent.downloaded ?? 0;
+      void this.drop(ih);
+    }
   }
 
   private async drop(infoHash: string): Promise<void> {
@@ -283,4 +350,60 @@ function addPeerWhenReady(t: Torrent, peer: string): void {
   // addPeer throws before the infoHash is known (interop notes).
   if ((t as unknown as { infoHash?: string }).infoHash) t.addPeer(peer);
   else t.once('infoHash', () => t.addPeer(peer));
+}
+
+/**
+ * Hands a file's bytes to `onChunk` in order, piece by piece as each is verified, while the whole
+ * file downloads at full speed (WebTorrent's own file stream uses streaming selections, measured
+ * several times slower here). Resolves with the bytes handed over.
+ */
+function streamFile(t: Torrent, f: TorrentFile, onChunk: (chunk: Buffer) => void, onFirst: () => void): Promise<number> {
+  const tt = t as unknown as {
+    pieceLength: number;
+    length: number;
+    bitfield: { get(i: number): boolean };
+    store: { get(i: number, o: { offset: number; length: number }, cb: (err: Error | null, buf?: Uint8Array) => void): void };
+    critical(start: number, end: number): void;
+  };
+  const ff = f as unknown as { offset: number; length: number; _startPiece: number; _endPiece: number };
+  const fileStart = ff.offset;
+  const fileEnd = ff.offset + ff.length;
+  let next = ff._startPiece;
+  let handed = 0;
+  let reading = false;
+  return new Promise<number>((resolve, reject) => {
+    const finish = () => {
+      t.removeListener('verified', onVerified);
+      resolve(handed);
+    };
+    const pump = () => {
+      if (reading) return;
+      if (next > ff._endPiece || ff.length === 0) return finish();
+      if (!tt.bitfield.get(next)) {
+        tt.critical(next, Math.min(next + 1, ff._endPiece));
+        return;
+      }
+      const pieceStart = next * tt.pieceLength;
+      const from = Math.max(fileStart, pieceStart);
+      const to = Math.min(fileEnd, pieceStart + tt.pieceLength, tt.length);
+      reading = true;
+      tt.store.get(next, { offset: from - pieceStart, length: to - from }, (err, buf) => {
+        reading = false;
+        if (err || !buf) {
+          t.removeListener('verified', onVerified);
+          return reject(new FetchError('error', `reading piece ${next}: ${err?.message ?? 'no data'}`));
+        }
+        if (handed === 0) onFirst();
+        handed += buf.length;
+        onChunk(Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+        next++;
+        pump();
+      });
+    };
+    const onVerified = (index: number) => {
+      if (index === next) pump();
+    };
+    t.on('verified', onVerified);
+    pump();
+  });
 }

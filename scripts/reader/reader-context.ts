@@ -21,6 +21,8 @@ export interface ReaderContextOptions {
   maxPacketsPerSecondPerNode?: number;
   /** Per DHT query (default bittorrent-dht's 2 s). */
   dhtQueryTimeoutMs?: number;
+  /** Upload limit (bytes/s) while serving other readers. */
+  uploadLimit?: number;
 }
 
 export class ReaderContext {
@@ -40,7 +42,7 @@ export class ReaderContext {
     });
     try {
       const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'nostr-bt-reader-'));
-      const fetcher = await BundleFetcher.start(dht, { dir, utp: opts.utp });
+      const fetcher = await BundleFetcher.start(dht, { dir, utp: opts.utp, uploadLimit: opts.uploadLimit });
       return new ReaderContext(dht, fetcher);
     } catch (err) {
       await stopReaderDht(dht);

@@ -16,6 +16,8 @@ export interface RelayQueryOptions {
   maxEvents?: number;
   /** Ids the caller already holds: counted, not handed back. */
   alreadyHave?: (id: string) => boolean;
+  /** Called for each event as it arrives (unverified). */
+  onEvent?: (e: unknown) => void;
 }
 
 export interface RelayAnswer {
@@ -58,7 +60,7 @@ export async function queryRelay(url: string, filter: Filter, opts: RelayQueryOp
     for (let page = 0; page < maxPages && answer.events.length < maxEvents; page++) {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error('relay query timed out');
-      const got = await reqOnce(relay, { ...filter, ...(until !== undefined ? { until } : {}), limit: pageSize }, left);
+      const got = await reqOnce(relay, { ...filter, ...(until !== undefined ? { until } : {}), limit: pageSize }, left, opts.onEvent);
       answer.pages++;
       let fresh = 0;
       let oldest = Number.MAX_SAFE_INTEGER;
@@ -98,7 +100,7 @@ export async function queryRelay(url: string, filter: Filter, opts: RelayQueryOp
 }
 
 /** One REQ until EOSE (or the deadline). */
-function reqOnce(relay: AbstractRelay, filter: Filter, timeoutMs: number): Promise<{ events: unknown[]; timedOut: boolean }> {
+function reqOnce(relay: AbstractRelay, filter: Filter, timeoutMs: number, onEach?: (e: unknown) => void): Promise<{ events: unknown[]; timedOut: boolean }> {
   return new Promise((resolve) => {
     const events: unknown[] = [];
     let done = false;
@@ -109,7 +111,10 @@ function reqOnce(relay: AbstractRelay, filter: Filter, timeoutMs: number): Promi
       sub.close();
       resolve({ events, timedOut });
     };
-    const onEvent = (e: unknown) => void events.push(e);
+    const onEvent = (e: unknown) => {
+      events.push(e);
+      onEach?.(e);
+    };
     const timer = setTimeout(() => finish(true), timeoutMs);
     const sub = relay.subscribe([filter], {
       onevent: onEvent,

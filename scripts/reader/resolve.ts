@@ -8,7 +8,7 @@ import type { NostrEvent } from '../../sidecar/nostr-event.js';
 import type { ReaderContext } from './reader-context.js';
 import { lookupAuthorPointer } from './pointer-lookup.js';
 import { EventMerger, type EventFilter, type MergeCounts } from './event-merge.js';
-import { Rejections, verifyEvent, verifyJsonl, type RejectReason } from './verify-events.js';
+import { JsonlVerifier, Rejections, verifyEvent, type RejectReason } from './verify-events.js';
 import type { FetchFailure } from './bundle-fetch.js';
 import { queryRelay } from './relay-source.js';
 
@@ -81,6 +81,9 @@ export interface BundleReport {
   events: number;
   rejected: number;
   ms: number;
+  /** Metadata in, first byte of the author's file (ms from the start of this bundle's fetch). */
+  metadataMs?: number | null;
+  firstByteMs?: number | null;
 }
 
 export interface RelayReport {
@@ -194,28 +197,35 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
         report.reason = 'budget';
         continue;
       }
+      // Events are verified and passed on while the file downloads (in file order).
+      const rej = new Rejections();
+      const verifier = new JsonlVerifier(req.author, rej, { maxEventBytes: limits.maxEventBytes }, (e) => {
+        report.events++;
+        accept([e], 'swarm');
+      });
       const out = await ctx.fetcher.fetchAuthorFile(
         ih,
         req.author,
         { maxMetadataBytes: limits.maxMetadataBytes, maxFileBytes: Math.min(limits.maxFileBytes, room), timeoutMs: limits.bundleTimeoutMs },
-        { signal: swarmAbort.signal },
+        { signal: swarmAbort.signal, onChunk: (chunk) => verifier.push(chunk) },
       );
       report.ms = out.stats.ms;
+      report.metadataMs = out.stats.metadataMs;
+      report.firstByteMs = out.stats.firstByteMs;
       metadataBytes += out.stats.metadataBytes;
+      // A download cut short leaves a partial last line: not the bundle's fault, not counted.
+      if (out.ok) verifier.end();
+      report.rejected = rej.total;
+      rejections.merge(rej);
       if (!out.ok) {
+        // What verified before the failure stays: every event stands on its own signature.
         report.reason = out.reason === 'aborted' ? 'deadline' : out.reason;
         report.detail = out.detail;
         continue;
       }
       report.ok = true;
-      report.fileBytes = out.data.length;
-      fileBytes += out.data.length;
-      const rej = new Rejections();
-      const events = verifyJsonl(out.data, req.author, rej, { maxEventBytes: limits.maxEventBytes });
-      report.events = events.length;
-      report.rejected = rej.total;
-      rejections.merge(rej);
-      accept(events, 'swarm');
+      report.fileBytes = out.fileBytes;
+      fileBytes += out.fileBytes;
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, limits.concurrency) }, worker));

@@ -45,36 +45,80 @@ export interface VerifyOptions {
 }
 
 /**
- * Splits a bundle file (§6: one event per line, each line ending in \n) and verifies each line.
- * A last line without its \n that does not parse is 'truncated'.
+ * Splits a bundle file (§6: one event per line, each line ending in \n) as its bytes arrive and
+ * verifies each line; a line longer than `maxEventBytes` is skipped unparsed ('too-large') and
+ * never buffered whole. A last line without its \n that does not parse is 'truncated'.
  */
-export function verifyJsonl(buf: Buffer, author: string, rejections: Rejections, opts: VerifyOptions): NostrEvent[] {
-  const out: NostrEvent[] = [];
-  let start = 0;
-  while (start < buf.length) {
-    let end = buf.indexOf(0x0a, start);
-    const terminated = end !== -1;
-    if (!terminated) end = buf.length;
-    const len = end - start;
-    if (len > 0) {
-      if (len > opts.maxEventBytes) rejections.add('too-large');
-      else {
-        let value: unknown;
-        let parsed = true;
-        try {
-          value = JSON.parse(buf.toString('utf8', start, end));
-        } catch {
-          parsed = false;
-        }
-        if (!parsed) rejections.add(terminated ? 'malformed' : 'truncated');
-        else {
-          const r = verifyEvent(value, author);
-          if (typeof r === 'string') rejections.add(r);
-          else out.push(r);
+export class JsonlVerifier {
+  private parts: Buffer[] = [];
+  private partLen = 0;
+  private overflow = false;
+
+  constructor(
+    private readonly author: string,
+    private readonly rejections: Rejections,
+    private readonly opts: VerifyOptions,
+    private readonly onEvent: (e: NostrEvent) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    // Lines are decoded with Buffer#toString: a plain Uint8Array would not do.
+    if (!Buffer.isBuffer(chunk)) chunk = Buffer.from((chunk as Uint8Array).buffer, (chunk as Uint8Array).byteOffset, (chunk as Uint8Array).byteLength);
+    let start = 0;
+    while (start < chunk.length) {
+      const nl = chunk.indexOf(0x0a, start);
+      const end = nl === -1 ? chunk.length : nl;
+      if (!this.overflow) {
+        if (this.partLen + (end - start) > this.opts.maxEventBytes) {
+          this.overflow = true;
+          this.parts = [];
+          this.partLen = 0;
+        } else if (end > start) {
+          this.parts.push(chunk.subarray(start, end));
+          this.partLen += end - start;
         }
       }
+      if (nl === -1) return;
+      this.line(true);
+      start = nl + 1;
     }
-    start = end + 1;
   }
+
+  /** The input is over: a pending unterminated line is checked too. */
+  end(): void {
+    if (this.partLen > 0 || this.overflow) this.line(false);
+  }
+
+  private line(terminated: boolean): void {
+    if (this.overflow) {
+      this.rejections.add('too-large');
+    } else if (this.partLen > 0) {
+      const text = (this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partLen)).toString('utf8');
+      let value: unknown;
+      let parsed = true;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        parsed = false;
+      }
+      if (!parsed) this.rejections.add(terminated ? 'malformed' : 'truncated');
+      else {
+        const r = verifyEvent(value, this.author);
+        if (typeof r === 'string') this.rejections.add(r);
+        else this.onEvent(r);
+      }
+    }
+    this.parts = [];
+    this.partLen = 0;
+    this.overflow = false;
+  }
+}
+
+/** A whole bundle file at once (see JsonlVerifier). */
+export function verifyJsonl(buf: Buffer, author: string, rejections: Rejections, opts: VerifyOptions): NostrEvent[] {
+  const out: NostrEvent[] = [];
+  const v = new JsonlVerifier(author, rejections, opts, (e) => out.push(e));
+  v.push(buf);
+  v.end();
   return out;
 }
