@@ -11,7 +11,8 @@ import { authorSalt, signedBytes } from '../sidecar/pointer-item.js';
 import { InputError, parseAuthorKey, parseBridgeKey } from '../scripts/reader/keys.js';
 import { parseBootstrap } from '../scripts/reader/reader-dht.js';
 import { parseBytes, parseKinds, parseTime } from '../scripts/reader/cli-options.js';
-import { JsonlVerifier, Rejections, verifyJsonl } from '../scripts/reader/verify-events.js';
+import { LineChecker, Rejections, verifyJsonl } from '../scripts/reader/verify-events.js';
+import { PieceLineAssembler } from '../scripts/reader/piece-lines.js';
 import { EventMerger } from '../scripts/reader/event-merge.js';
 import { checkItem, lookupAuthorPointer } from '../scripts/reader/pointer-lookup.js';
 import { followsOf, newestContactList } from '../scripts/reader/crawl.js';
@@ -61,16 +62,22 @@ test('verifyJsonl: genuine lines pass; others rejected by reason, nothing thrown
   assert.deepEqual(got.map((e) => e.id), [e1.id, e2.id]);
   assert.deepEqual(rej.counts, { 'wrong-author': 1, 'bad-id': 1, 'bad-sig': 1, 'bad-field': 1, malformed: 2, 'too-large': 1, truncated: 1 });
   assert.equal(rej.total, 8);
-  // The same bytes in arbitrary chunks (as pieces arrive; Uint8Arrays as the store gives them): the same result.
+  // The same bytes as pieces arriving in any order (rarest first): the same events and rejections.
   for (const size of [1, 7, 100, 4097]) {
+    const buf = Buffer.from(text);
+    const count = Math.ceil(buf.length / size);
+    const order = Array.from({ length: count }, (_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = (i * 7919 + size) % (i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
     const r = new Rejections();
     const evs: string[] = [];
-    const v = new JsonlVerifier(a.pubkey, r, { maxEventBytes: 4096 }, (e) => evs.push(e.id));
-    const buf = Buffer.from(text);
-    for (let i = 0; i < buf.length; i += size) v.push(new Uint8Array(buf.subarray(i, i + size)) as Buffer);
-    v.end();
-    assert.deepEqual(evs, [e1.id, e2.id], `chunks of ${size}`);
-    assert.deepEqual(r.counts, rej.counts, `chunks of ${size}`);
+    const lines = new PieceLineAssembler(count, 4096, new LineChecker(a.pubkey, r, (e) => evs.push(e.id)));
+    for (const i of order) lines.push(i, buf.subarray(i * size, (i + 1) * size));
+    assert.ok(lines.complete);
+    assert.deepEqual(evs.sort(), [e1.id, e2.id].sort(), `pieces of ${size}`);
+    assert.deepEqual(r.counts, rej.counts, `pieces of ${size}`);
   }
   // Not a single valid byte: no crash.
   assert.deepEqual(verifyJsonl(Buffer.from([0xff, 0xfe, 0x0a, 0x00]), a.pubkey, new Rejections(), { maxEventBytes: 4096 }), []);

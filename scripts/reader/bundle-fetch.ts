@@ -148,15 +148,15 @@ export class BundleFetcher {
   }
 
   /**
-   * Downloads `<author>.jsonl` from bundle `infoHash`; never throws. With `onChunk`, the file's
-   * bytes are handed over in order as their pieces arrive (events can be checked while the rest
-   * downloads) and `data` is null.
+   * Downloads `<author>.jsonl` from bundle `infoHash`; never throws. With `onPiece`, the file's
+   * bytes are handed over piece by piece as each piece is verified, in whatever order they come
+   * (chunk `index` of `count`, in file order), and `data` is null.
    */
   async fetchAuthorFile(
     infoHash: string,
     author: string,
     limits: BundleLimits,
-    opts: { signal?: AbortSignal; peers?: string[]; onChunk?: (chunk: Buffer) => void } = {},
+    opts: { signal?: AbortSignal; peers?: string[]; onPiece?: (index: number, count: number, data: Buffer) => void } = {},
   ): Promise<FetchOutcome> {
     const t0 = Date.now();
     const entry = this.entry(infoHash, limits);
@@ -189,13 +189,9 @@ export class BundleFetcher {
       if (!f) throw new FetchError('not-in-bundle', `the bundle has no file for ${author}`);
       if (f.length > limits.maxFileBytes) throw new FetchError('file-too-large', `${f.length} bytes > ${limits.maxFileBytes}`);
       file = f;
-      if (opts.onChunk) {
+      if (opts.onPiece) {
         f.select();
-        const got = await Promise.race([
-          streamFile(entry.torrent, f, opts.onChunk, () => (firstByteMs ??= Date.now() - t0)),
-          deadline,
-          entry.broken,
-        ]);
+        const got = await Promise.race([deliverPieces(entry.torrent, f, opts.onPiece, () => (firstByteMs ??= Date.now() - t0)), deadline, entry.broken]);
         if (got !== f.length) throw new FetchError('error', `read ${got} of ${f.length} bytes`);
         return { ok: true, data: null, fileBytes: got, infoHash, stats: stats() };
       }
@@ -353,57 +349,47 @@ function addPeerWhenReady(t: Torrent, peer: string): void {
 }
 
 /**
- * Hands a file's bytes to `onChunk` in order, piece by piece as each is verified, while the whole
- * file downloads at full speed (WebTorrent's own file stream uses streaming selections, measured
- * several times slower here). Resolves with the bytes handed over.
+ * Hands a file's bytes over piece by piece as each piece is verified (those already verified
+ * first), in any order, while the file downloads rarest first. Resolves with the bytes handed
+ * over once every piece of the file was.
  */
-function streamFile(t: Torrent, f: TorrentFile, onChunk: (chunk: Buffer) => void, onFirst: () => void): Promise<number> {
+function deliverPieces(t: Torrent, f: TorrentFile, onPiece: (index: number, count: number, data: Buffer) => void, onFirst: () => void): Promise<number> {
   const tt = t as unknown as {
     pieceLength: number;
     length: number;
     bitfield: { get(i: number): boolean };
     store: { get(i: number, o: { offset: number; length: number }, cb: (err: Error | null, buf?: Uint8Array) => void): void };
-    critical(start: number, end: number): void;
   };
   const ff = f as unknown as { offset: number; length: number; _startPiece: number; _endPiece: number };
-  const fileStart = ff.offset;
-  const fileEnd = ff.offset + ff.length;
-  let next = ff._startPiece;
+  const first = ff._startPiece;
+  const count = ff.length === 0 ? 0 : ff._endPiece - first + 1;
+  const done = new Set<number>();
   let handed = 0;
-  let reading = false;
   return new Promise<number>((resolve, reject) => {
-    const finish = () => {
-      t.removeListener('verified', onVerified);
-      resolve(handed);
-    };
-    const pump = () => {
-      if (reading) return;
-      if (next > ff._endPiece || ff.length === 0) return finish();
-      if (!tt.bitfield.get(next)) {
-        tt.critical(next, Math.min(next + 1, ff._endPiece));
-        return;
-      }
-      const pieceStart = next * tt.pieceLength;
-      const from = Math.max(fileStart, pieceStart);
-      const to = Math.min(fileEnd, pieceStart + tt.pieceLength, tt.length);
-      reading = true;
-      tt.store.get(next, { offset: from - pieceStart, length: to - from }, (err, buf) => {
-        reading = false;
+    if (count === 0) return resolve(0);
+    const stop = () => t.removeListener('verified', onVerified);
+    const read = (piece: number) => {
+      if (piece < first || piece > ff._endPiece || done.has(piece)) return;
+      done.add(piece);
+      const pieceStart = piece * tt.pieceLength;
+      const from = Math.max(ff.offset, pieceStart);
+      const to = Math.min(ff.offset + ff.length, pieceStart + tt.pieceLength, tt.length);
+      tt.store.get(piece, { offset: from - pieceStart, length: to - from }, (err, buf) => {
         if (err || !buf) {
-          t.removeListener('verified', onVerified);
-          return reject(new FetchError('error', `reading piece ${next}: ${err?.message ?? 'no data'}`));
+          stop();
+          return reject(new FetchError('error', `reading piece ${piece}: ${err?.message ?? 'no data'}`));
         }
         if (handed === 0) onFirst();
         handed += buf.length;
-        onChunk(Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
-        next++;
-        pump();
+        onPiece(piece - first, count, Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+        if (done.size === count && handed === ff.length) {
+          stop();
+          resolve(handed);
+        }
       });
     };
-    const onVerified = (index: number) => {
-      if (index === next) pump();
-    };
+    const onVerified = (piece: number) => read(piece);
     t.on('verified', onVerified);
-    pump();
+    for (let p = first; p <= ff._endPiece; p++) if (tt.bitfield.get(p)) read(p);
   });
 }

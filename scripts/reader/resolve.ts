@@ -8,7 +8,8 @@ import type { NostrEvent } from '../../sidecar/nostr-event.js';
 import type { ReaderContext } from './reader-context.js';
 import { lookupAuthorPointer } from './pointer-lookup.js';
 import { EventMerger, type EventFilter, type MergeCounts } from './event-merge.js';
-import { JsonlVerifier, Rejections, verifyEvent, type RejectReason } from './verify-events.js';
+import { LineChecker, Rejections, verifyEvent, type RejectReason } from './verify-events.js';
+import { PieceLineAssembler } from './piece-lines.js';
 import type { FetchFailure } from './bundle-fetch.js';
 import { queryRelay } from './relay-source.js';
 
@@ -197,24 +198,29 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
         report.reason = 'budget';
         continue;
       }
-      // Events are verified and passed on while the file downloads (in file order).
+      // Events are verified and passed on while the file downloads, piece by piece.
       const rej = new Rejections();
-      const verifier = new JsonlVerifier(req.author, rej, { maxEventBytes: limits.maxEventBytes }, (e) => {
+      const checker = new LineChecker(req.author, rej, (e) => {
         report.events++;
         accept([e], 'swarm');
       });
+      let lines: PieceLineAssembler | null = null;
       const out = await ctx.fetcher.fetchAuthorFile(
         ih,
         req.author,
         { maxMetadataBytes: limits.maxMetadataBytes, maxFileBytes: Math.min(limits.maxFileBytes, room), timeoutMs: limits.bundleTimeoutMs },
-        { signal: swarmAbort.signal, onChunk: (chunk) => verifier.push(chunk) },
+        {
+          signal: swarmAbort.signal,
+          onPiece: (index, count, data) => {
+            lines ??= new PieceLineAssembler(count, limits.maxEventBytes, checker);
+            lines.push(index, data);
+          },
+        },
       );
       report.ms = out.stats.ms;
       report.metadataMs = out.stats.metadataMs;
       report.firstByteMs = out.stats.firstByteMs;
       metadataBytes += out.stats.metadataBytes;
-      // A download cut short leaves a partial last line: not the bundle's fault, not counted.
-      if (out.ok) verifier.end();
       report.rejected = rej.total;
       rejections.merge(rej);
       if (!out.ok) {

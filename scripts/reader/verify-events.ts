@@ -2,6 +2,7 @@
 // author (= the key asked for) and Schnorr signature. Whatever fails is counted by reason, never
 // output. Input comes from untrusted bundles and relays, so nothing here throws on bad data.
 import { hasValidSignature, initSignatureCheck, InvalidEvent, validateEvent, type NostrEvent } from '../../sidecar/nostr-event.js';
+import { PieceLineAssembler } from './piece-lines.js';
 
 export type RejectReason = 'malformed' | 'truncated' | 'bad-field' | 'bad-id' | 'bad-sig' | 'wrong-author' | 'too-large';
 
@@ -44,81 +45,37 @@ export interface VerifyOptions {
   maxEventBytes: number;
 }
 
-/**
- * Splits a bundle file (§6: one event per line, each line ending in \n) as its bytes arrive and
- * verifies each line; a line longer than `maxEventBytes` is skipped unparsed ('too-large') and
- * never buffered whole. A last line without its \n that does not parse is 'truncated'.
- */
-export class JsonlVerifier {
-  private parts: Buffer[] = [];
-  private partLen = 0;
-  private overflow = false;
-
+/** Parses and verifies single lines (a LineSink for PieceLineAssembler), counting rejections. */
+export class LineChecker {
   constructor(
     private readonly author: string,
     private readonly rejections: Rejections,
-    private readonly opts: VerifyOptions,
     private readonly onEvent: (e: NostrEvent) => void,
   ) {}
 
-  push(chunk: Buffer): void {
-    // Lines are decoded with Buffer#toString: a plain Uint8Array would not do.
-    if (!Buffer.isBuffer(chunk)) chunk = Buffer.from((chunk as Uint8Array).buffer, (chunk as Uint8Array).byteOffset, (chunk as Uint8Array).byteLength);
-    let start = 0;
-    while (start < chunk.length) {
-      const nl = chunk.indexOf(0x0a, start);
-      const end = nl === -1 ? chunk.length : nl;
-      if (!this.overflow) {
-        if (this.partLen + (end - start) > this.opts.maxEventBytes) {
-          this.overflow = true;
-          this.parts = [];
-          this.partLen = 0;
-        } else if (end > start) {
-          this.parts.push(chunk.subarray(start, end));
-          this.partLen += end - start;
-        }
-      }
-      if (nl === -1) return;
-      this.line(true);
-      start = nl + 1;
+  line(bytes: Buffer, terminated: boolean): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      this.rejections.add(terminated ? 'malformed' : 'truncated');
+      return;
     }
+    const r = verifyEvent(value, this.author);
+    if (typeof r === 'string') this.rejections.add(r);
+    else this.onEvent(r);
   }
 
-  /** The input is over: a pending unterminated line is checked too. */
-  end(): void {
-    if (this.partLen > 0 || this.overflow) this.line(false);
-  }
-
-  private line(terminated: boolean): void {
-    if (this.overflow) {
-      this.rejections.add('too-large');
-    } else if (this.partLen > 0) {
-      const text = (this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partLen)).toString('utf8');
-      let value: unknown;
-      let parsed = true;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        parsed = false;
-      }
-      if (!parsed) this.rejections.add(terminated ? 'malformed' : 'truncated');
-      else {
-        const r = verifyEvent(value, this.author);
-        if (typeof r === 'string') this.rejections.add(r);
-        else this.onEvent(r);
-      }
-    }
-    this.parts = [];
-    this.partLen = 0;
-    this.overflow = false;
+  tooLong(): void {
+    this.rejections.add('too-large');
   }
 }
 
-/** A whole bundle file at once (see JsonlVerifier). */
+/** A whole bundle file at once (one event per line, each ending in \n). */
 export function verifyJsonl(buf: Buffer, author: string, rejections: Rejections, opts: VerifyOptions): NostrEvent[] {
   const out: NostrEvent[] = [];
-  const v = new JsonlVerifier(author, rejections, opts, (e) => out.push(e));
-  v.push(buf);
-  v.end();
+  const checker = new LineChecker(author, rejections, (e) => out.push(e));
+  const assembler = new PieceLineAssembler(1, opts.maxEventBytes, checker);
+  assembler.push(0, buf);
   return out;
 }
