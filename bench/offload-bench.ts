@@ -4,7 +4,7 @@
 //   20 readers, each its own process with its own DHT node, resolve that author AT ONCE through
 //   the swarm: they find the bridge and each other through the DHT and trade pieces (rarest
 //   first); each keeps serving until all are done. Bridge and readers get the same upload limit
-//   (default 4 MB/s, `--toml` is not used here; change UPLOAD_LIMIT), as peers on equal uplinks —
+//   (4 MiB/s, UPLOAD_LIMIT below), as peers on equal uplinks —
 //   on loopback without a limit the bridge alone would serve everyone before any reader could
 //   help. Figure: bytes the bridge uploaded ÷ bytes delivered to all readers. Goal ≤ 20%.
 //   Baseline in the same run: the same 20 reads served by a real relay (@nostr-relay/core +
@@ -12,14 +12,12 @@
 // Loopback only. Prints figures; never asserts timings.
 //
 //   node dist/bench/offload-bench.js [--quick] [--n=READERS]
-import { fileURLToPath } from 'node:url';
 import { startLocalDht } from '../test/support/local-dht.js';
 import { startTestRelay } from '../test/support/nostr-relay.js';
 import { signer } from '../test/support/events.js';
 import { figure, fmt, log, median, onCleanup, parseArgs, printFigures, runMain, type Figure } from './common.js';
-import { archiveBytes, childMain, notes, spawnReader, startBridgeInProcess, type ChildResult } from './reader-support.js';
+import { archiveBytes, notes, spawnReader, startBridgeInProcess, type ChildResult } from './reader-support.js';
 
-const SELF = fileURLToPath(import.meta.url);
 const GOAL = 0.2;
 const UPLOAD_LIMIT = 4 * 1024 * 1024;
 
@@ -43,7 +41,7 @@ async function main(): Promise<void> {
   // Swarm: all readers at once, each lingering (serving) until every reader is done.
   const up0 = bridge.sc.seeder!.stats().uploaded;
   const t0 = Date.now();
-  const kids = Array.from({ length: readers }, () => spawnReader(SELF, { mode: 'swarm', bootstrap: dht.bootstrap, bridge: bridge.key, author: author.pubkey, linger: true, uploadLimit: UPLOAD_LIMIT }));
+  const kids = Array.from({ length: readers }, () => spawnReader({ mode: 'swarm', bootstrap: dht.bootstrap, bridge: bridge.key, author: author.pubkey, linger: true, uploadLimit: UPLOAD_LIMIT }));
   const results: ChildResult[] = await Promise.all(kids.map((k) => k.result));
   const swarmMs = Date.now() - t0;
   const bridgeUp = bridge.sc.seeder!.stats().uploaded - up0;
@@ -63,7 +61,7 @@ async function main(): Promise<void> {
   await relay.preload(events);
   relay.resetCounters();
   const r0 = Date.now();
-  const viaRelay = await Promise.all(Array.from({ length: readers }, () => spawnReader(SELF, { mode: 'relay', url: relay.url, author: author.pubkey }).result));
+  const viaRelay = await Promise.all(Array.from({ length: readers }, () => spawnReader({ mode: 'relay', url: relay.url, author: author.pubkey }).result));
   const relayMs = Date.now() - r0;
   const relaySent = relay.sentBytes();
   const badRelay = viaRelay.filter((r) => !r.ok || r.events !== count);
@@ -82,5 +80,4 @@ async function main(): Promise<void> {
   printFigures('offload', figures, { readers, archiveBytes: bytes, events: count, uploadLimit: UPLOAD_LIMIT, quick: args.quick });
 }
 
-if (process.argv[2] === '--child') void childMain(process.argv[3]!);
-else runMain(main);
+runMain(main);

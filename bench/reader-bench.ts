@@ -13,16 +13,14 @@
 //
 //   node dist/bench/reader-bench.js [--quick] [--n=EVENTS]
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startLocalDht } from '../test/support/local-dht.js';
 import { startTestRelay } from '../test/support/nostr-relay.js';
 import { signer } from '../test/support/events.js';
 import { CLI_BIN } from '../test/support/sidecar-process.js';
 import { figure, fmt, log, median, onCleanup, parseArgs, printFigures, runMain, type Figure } from './common.js';
-import { archiveBytes, childMain, notes, spawnReader, startBridgeInProcess, type ChildResult } from './reader-support.js';
+import { archiveBytes, notes, spawnReader, startBridgeInProcess, type ChildResult } from './reader-support.js';
 
-const SELF = fileURLToPath(import.meta.url);
 const OVERHEAD_GOAL = 1.5;
 
 async function main(): Promise<void> {
@@ -53,11 +51,11 @@ async function main(): Promise<void> {
   const viaRelay: ChildResult[] = [];
   const cli: number[] = [];
   for (let r = 0; r < runs; r++) {
-    const s = await spawnReader(SELF, { mode: 'swarm', bootstrap: dht.bootstrap, bridge: bridge.key, author: author.pubkey }).result;
+    const s = await spawnReader({ mode: 'swarm', bootstrap: dht.bootstrap, bridge: bridge.key, author: author.pubkey }).result;
     if (!s.ok || s.events !== n) throw new Error(`swarm read incomplete: ${JSON.stringify(s)}`);
     swarm.push(s);
     relay.resetCounters();
-    const q = await spawnReader(SELF, { mode: 'relay', url: relay.url, author: author.pubkey }).result;
+    const q = await spawnReader({ mode: 'relay', url: relay.url, author: author.pubkey }).result;
     if (!q.ok || q.events !== n) throw new Error(`relay read incomplete: ${JSON.stringify(q)}`);
     q.downloaded = relay.sentBytes();
     viaRelay.push(q);
@@ -92,5 +90,4 @@ async function main(): Promise<void> {
   printFigures('reader', figures, { events: n, authors: others + 1, bundles: made.bundles, authorBytes, quick: args.quick });
 }
 
-if (process.argv[2] === '--child') void childMain(process.argv[3]!);
-else runMain(main);
+runMain(main);

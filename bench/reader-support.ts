@@ -1,10 +1,12 @@
 // Shared parts of the reader benchmarks: an in-process bridge (Sidecar) on a local DHT whose
 // windows the benchmark cuts by hand (so a whole archive lands in one bundle), signed event
-// generation, and readers run as child processes (`<bench>.js --child '<json>'`): the swarm
+// generation, and readers run as child processes (`reader-child.js '<json>'`): the swarm
 // reader (the library behind `nostr-bt resolve`) or a relay REQ client, each printing one JSON
-// line of figures. A lingering swarm reader keeps serving what it downloaded until released.
+// line of figures (bench/reader-child.ts). A lingering swarm reader keeps serving what it
+// downloaded until released.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
@@ -14,10 +16,6 @@ import type { NostrEvent } from '../sidecar/nostr-event.js';
 import { authorSalt } from '../sidecar/pointer-item.js';
 import type { LocalDht } from '../test/support/local-dht.js';
 import { contentOf, pluginLine, signer } from '../test/support/events.js';
-import { ReaderContext } from '../scripts/reader/reader-context.js';
-import { resolveAuthor } from '../scripts/reader/resolve.js';
-import { queryRelay } from '../scripts/reader/relay-source.js';
-import { initSignatureCheck, verifyEvent } from '../scripts/reader/verify-events.js';
 import { makeTempDir, onCleanup, withTimeout } from './common.js';
 
 const sink: IngestSink = { source: 'bench', trusted: true, committed: () => {} };
@@ -108,88 +106,10 @@ export const archiveBytes = (events: NostrEvent[]) => events.reduce((n, e) => n 
 // ---------------------------------------------------------------------------------------------
 // Readers in child processes
 
-export interface SwarmChildArgs {
-  mode: 'swarm';
-  bootstrap: string[];
-  bridge: string;
-  author: string;
-  /** Keep serving after the download until stdin closes. */
-  linger?: boolean;
-  uploadLimit?: number;
-}
+export type { SwarmChildArgs, RelayChildArgs, ChildResult } from './reader-child.js';
+import type { SwarmChildArgs, RelayChildArgs, ChildResult } from './reader-child.js';
 
-export interface RelayChildArgs {
-  mode: 'relay';
-  url: string;
-  author: string;
-}
-
-export interface ChildResult {
-  ok: boolean;
-  error?: string;
-  /** Process start → reader ready (DHT bootstrapped; for relay: 0). */
-  readyMs: number;
-  /** From the start of the read: first verified event, all events. */
-  firstEventMs: number | null;
-  allMs: number;
-  events: number;
-  /** Swarm: piece bytes received + metadata; relay: event JSON bytes received. */
-  downloaded: number;
-  fileBytes: number;
-  uploaded: number;
-  /** Swarm: the slowest bundle read (download, with verification as the bytes arrive). */
-  fetchMs?: number;
-  phases?: unknown;
-}
-
-const startedAt = Date.now();
-
-/** The child side: run one read, print one JSON line; a lingering swarm reader then waits. */
-export async function childMain(json: string): Promise<void> {
-  const args = JSON.parse(json) as SwarmChildArgs | RelayChildArgs;
-  await initSignatureCheck();
-  const out = (r: unknown) => process.stdout.write(JSON.stringify(r) + '\n');
-  if (args.mode === 'relay') {
-    const t0 = Date.now();
-    let first: number | null = null;
-    const a = await queryRelay(args.url, { authors: [args.author] }, { timeoutMs: 300_000, pageSize: 500, onEvent: () => (first ??= Date.now() - t0) });
-    let events = 0;
-    for (const v of a.events) if (typeof verifyEvent(v, args.author) !== 'string') events++;
-    const r: ChildResult = { ok: a.ok, ...(a.error ? { error: a.error } : {}), readyMs: 0, firstEventMs: first, allMs: Date.now() - t0, events, downloaded: a.bytes, fileBytes: a.bytes, uploaded: 0 };
-    out(r);
-    process.exit(0);
-  }
-  const ctx = await ReaderContext.open({
-    bootstrap: args.bootstrap,
-    bindHost: '127.0.0.1',
-    maxPacketsPerSecondPerNode: 500,
-    dhtQueryTimeoutMs: 500,
-    uploadLimit: args.uploadLimit,
-  });
-  const readyMs = Date.now() - startedAt;
-  const { events, summary } = await resolveAuthor(ctx, { author: args.author, bridges: [Buffer.from(args.bridge, 'hex')], limits: { bundleTimeoutMs: 240_000, swarmTimeoutMs: 300_000 } });
-  const r: ChildResult = {
-    ok: summary.swarmComplete,
-    readyMs,
-    firstEventMs: summary.firstEventMs,
-    allMs: summary.ms,
-    events: events.length,
-    downloaded: summary.bytes.received + summary.bytes.metadata,
-    fileBytes: summary.bytes.files,
-    uploaded: ctx.fetcher.uploaded(),
-    fetchMs: Math.max(0, ...summary.bundles.map((b) => b.ms)),
-    phases: { ...summary.phasesMs, bundles: summary.bundles.map((b) => ({ metadataMs: b.metadataMs, firstByteMs: b.firstByteMs, ms: b.ms })) },
-  };
-  out(r);
-  if (args.linger) {
-    await new Promise<void>((resolve) => {
-      process.stdin.on('end', () => resolve()).on('close', () => resolve()).resume();
-    });
-    out({ uploaded: ctx.fetcher.uploaded() });
-  }
-  await withTimeout(ctx.close(), 5000, undefined);
-  process.exit(0);
-}
+const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'reader-child.js');
 
 export interface ReaderChild {
   result: Promise<ChildResult>;
@@ -198,8 +118,8 @@ export interface ReaderChild {
   proc: ChildProcess;
 }
 
-export function spawnReader(benchFile: string, args: SwarmChildArgs | RelayChildArgs): ReaderChild {
-  const proc = spawn(process.execPath, [benchFile, '--child', JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
+export function spawnReader(args: SwarmChildArgs | RelayChildArgs): ReaderChild {
+  const proc = spawn(process.execPath, [CHILD, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
   const lines: string[] = [];

@@ -1,6 +1,6 @@
 // Fetching one author's file (`<pubkey>.jsonl`) out of a bundle (docs/protocol.md §6) with
-// WebTorrent: peers come from the reader's own DHT node (no trackers, LSD, PEX, UPnP, NAT-PMP or
-// web seeds), the torrent is added with every file deselected and only the author's file is
+// WebTorrent: peers come from the reader's own DHT node and from peer exchange (no trackers, LSD,
+// UPnP, NAT-PMP or web seeds), the torrent is added with every file deselected and only the author's file is
 // selected once the metadata is in, so only the pieces that hold it are downloaded.
 //
 // Hostile bridges and peers are bounded: a peer announcing metadata above the limit is dropped,
@@ -86,7 +86,7 @@ interface Entry {
  * the torrent is added (and re-announces every 15 min), so readers arriving together would
  * otherwise only ever find the bridge, never each other.
  */
-const LOOKUP_BACKOFF_MS = [1000, 2000, 4000, 8000];
+const LOOKUP_BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const ENOUGH_PEERS = 8;
 
 class FetchError extends Error {
@@ -114,7 +114,9 @@ export class BundleFetcher {
       dht: false,
       tracker: false,
       lsd: false,
-      utPex: false,
+      // Peer exchange (BEP 11) between readers: those arriving together learn of each other from
+      // each other, faster than from DHT lookups.
+      utPex: true,
       natUpnp: false,
       natPmp: false,
       webSeeds: false,
@@ -234,6 +236,9 @@ export class BundleFetcher {
       announce: [],
       // Rarest first: readers fetching the same file at once get different pieces and trade them.
       strategy: 'rarest',
+      // Unchoke every reader that asks (WebTorrent's default is 10 slots, re-chosen every 10 s):
+      // readers arriving together then trade pieces at once instead of waiting on the bridge.
+      uploads: 64,
       store: MemoryChunkStore,
     } as never);
     let fail: (reason: FetchFailure, detail: string) => void = () => {};
@@ -256,6 +261,10 @@ export class BundleFetcher {
     const entry: Entry = { torrent, ready, broken, oversizedPeers: 0, failed: null, waiters: 0, lookupTimer: null, lastUsed: Date.now() };
     this.scheduleLookup(infoHash, entry, 0);
     torrent.on('wire', (wire: Wire) => {
+      // WebTorrent leaves a piece to a faster peer rather than asking a slower one, even when
+      // that peer has since choked us: in a swarm of readers this stalled downloads for seconds
+      // and sent them back to the bridge. Without a speed it asks whoever has the piece.
+      (wire as unknown as { downloadSpeed: () => number }).downloadSpeed = () => 0;
       wire.on('extended', (ext: string, hs: { metadata_size?: unknown }) => {
         if (ext !== 'handshake' || torrent.files?.length) return;
         if (typeof hs?.metadata_size === 'number' && hs.metadata_size > limits.maxMetadataBytes) {
@@ -393,3 +402,4 @@ function deliverPieces(t: Torrent, f: TorrentFile, onPiece: (index: number, coun
     for (let p = first; p <= ff._endPiece; p++) if (tt.bitfield.get(p)) read(p);
   });
 }
+
