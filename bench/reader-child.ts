@@ -48,7 +48,8 @@ const startedAt = Date.now();
 async function childMain(json: string): Promise<void> {
   const args = JSON.parse(json) as SwarmChildArgs | RelayChildArgs;
   await initSignatureCheck();
-  const out = (r: unknown) => process.stdout.write(JSON.stringify(r) + '\n');
+  // Written before exiting: a pipe write is asynchronous and process.exit() would cut it.
+  const out = (r: unknown) => new Promise<void>((resolve) => process.stdout.write(JSON.stringify(r) + '\n', () => resolve()));
   if (args.mode === 'relay') {
     const t0 = Date.now();
     let first: number | null = null;
@@ -56,7 +57,7 @@ async function childMain(json: string): Promise<void> {
     let events = 0;
     for (const v of a.events) if (typeof verifyEvent(v, args.author) !== 'string') events++;
     const r: ChildResult = { ok: a.ok, ...(a.error ? { error: a.error } : {}), readyMs: 0, firstEventMs: first, allMs: Date.now() - t0, events, downloaded: a.bytes, fileBytes: a.bytes, uploaded: 0 };
-    out(r);
+    await out(r);
     process.exit(0);
   }
   const ctx = await ReaderContext.open({
@@ -79,12 +80,12 @@ async function childMain(json: string): Promise<void> {
     fetchMs: Math.max(0, ...summary.bundles.map((b) => b.ms)),
     phases: { ...summary.phasesMs, bundles: summary.bundles.map((b) => ({ metadataMs: b.metadataMs, firstByteMs: b.firstByteMs, ms: b.ms })) },
   };
-  out(r);
+  await out(r);
   if (args.linger) {
     await new Promise<void>((resolve) => {
       process.stdin.on('end', () => resolve()).on('close', () => resolve()).resume();
     });
-    out({ uploaded: ctx.fetcher.uploaded() });
+    await out({ uploaded: ctx.fetcher.uploaded() });
   }
   await Promise.race([ctx.close(), new Promise((r) => setTimeout(r, 5000))]);
   process.exit(0);

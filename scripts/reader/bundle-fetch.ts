@@ -123,6 +123,9 @@ export class BundleFetcher {
       utp: opts.utp ?? false,
       torrentPort: 0,
       maxConns: opts.maxConns ?? 55,
+      // No MSE/PE handshake: its Diffie-Hellman per connection was the reader's largest CPU cost
+      // after rarest-first in a 20-reader swarm. Bridges accept plaintext peers.
+      secure: 0,
       ...(opts.uploadLimit ? { uploadLimit: opts.uploadLimit } : {}),
     } as ConstructorParameters<typeof WebTorrent>[0]);
     // WebTorrent treats a `dht` option as constructor options; give it our node afterwards.
@@ -275,7 +278,10 @@ export class BundleFetcher {
     });
     torrent.once('metadata', () => {
       const problem = checkMetadata(torrent, limits.maxMetadataBytes);
-      if (!problem) return resolveReady();
+      if (!problem) {
+        cheapRarestFirst(torrent);
+        return resolveReady();
+      }
       fail('bad-metadata', problem);
       torrent.destroy();
     });
@@ -403,3 +409,23 @@ function deliverPieces(t: Torrent, f: TorrentFile, onPiece: (index: number, coun
   });
 }
 
+
+/**
+ * WebTorrent's rarest-first asks its rarity map for "the rarest piece" over and over, each time a
+ * full scan, and the candidates include pieces already held or already fully requested, which it
+ * then skips one scan at a time: with 20 peers announcing pieces this dominated a reader's CPU.
+ * Leaving those pieces out of the scan makes the first answer usable.
+ */
+function cheapRarestFirst(t: Torrent): void {
+  type PieceState = { _cancellations: unknown[] | null; _reservations: number; _chunks: number } | null;
+  const tt = t as unknown as { _rarityMap?: { getRarestPiece(filter?: (i: number) => boolean): number }; bitfield: { get(i: number): boolean }; pieces: PieceState[] };
+  const map = tt._rarityMap;
+  if (!map) return;
+  const original = map.getRarestPiece.bind(map);
+  const requestable = (i: number) => {
+    if (tt.bitfield.get(i)) return false;
+    const p = tt.pieces[i];
+    return !p || !(p._cancellations?.length === 0 && p._reservations >= p._chunks);
+  };
+  map.getRarestPiece = (filter) => original((i) => requestable(i) && (!filter || filter(i)));
+}
