@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const BENCHES = ['plugin-bench.js', 'ingest-bench.js', 'bundle-bench.js', 'scale-bench.js'];
+const BENCHES = ['plugin-bench.js', 'ingest-bench.js', 'bundle-bench.js', 'scale-bench.js', 'reader-bench.js', 'offload-bench.js'];
 const args = process.argv.slice(2);
 let failed = 0;
 let current: ReturnType<typeof spawn> | null = null;
