@@ -7,6 +7,7 @@ import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
 import { Store } from '../sidecar/store.js';
 import { measureSpool, statusFromStore, type Status } from '../sidecar/status.js';
 import { loadIdentity, zbase32, KeyFileError } from '../sidecar/identity.js';
+import { registerReaderCommands } from './reader/reader-cli.js';
 
 const program = new Command('nostr-bt')
   .description('nostr-bt operator CLI')
@@ -150,5 +151,7 @@ program
       process.exit(1);
     }
   });
+
+registerReaderCommands(program, () => config().dht.bootstrap);
 
 await program.parseAsync();
