@@ -29,7 +29,7 @@ import { StrfryHarness } from '../test/support/strfry-harness.js';
 import { unsignedEvent, pluginLine, pubkeyN, contentOf } from '../test/support/events.js';
 import { readArchive } from '../test/support/archive-check.js';
 import { freeUdpPorts, startLocalDhtAt } from '../test/support/local-dht.js';
-import { idleConnections, rssKb, slowReader, socketInodes } from '../test/support/hostile-peer.js';
+import { idleConnections, rssAnonKb, rssKb, slowReader, socketInodes } from '../test/support/hostile-peer.js';
 import { hostileLines, requiredId, salvageableIds } from '../test/support/hostile-lines.js';
 import { ingestClient } from '../test/support/ingest-client.js';
 import { ltFetch } from '../test/support/libtorrent.js';
@@ -130,7 +130,8 @@ function harness(configPath: string): StrfryHarness {
   return h;
 }
 
-async function archiveFigures(prefix: string, dataDir: string, ids: string[], expectMissing: number): Promise<Figure[]> {
+/** `missingRange`: how many may be missing [never sent, + sent but maybe lost] (counted by the plugin). */
+async function archiveFigures(prefix: string, dataDir: string, ids: string[], missingRange: [number, number]): Promise<Figure[]> {
   const a = await readArchive(dataDir);
   let missing = 0;
   let notBundled = 0;
@@ -146,7 +147,8 @@ async function archiveFigures(prefix: string, dataDir: string, ids: string[], ex
   }
   log(`${prefix}: ${ids.length} accepted, ${a.stored.size} stored, missing ${missing}, not in a bundle ${notBundled}, in >1 bundle ${duplicated}, misplaced ${a.misplaced}`);
   return [
-    figure(`${prefix}: events lost (missing minus counted drops)`, missing - expectMissing, 'events', null, '== 0'),
+    figure(`${prefix}: events lost beyond what the plugin counted`, Math.max(0, missing - missingRange[1]), 'events', null, '== 0'),
+    figure(`${prefix}: events counted as dropped but archived`, Math.max(0, missingRange[0] - missing), 'events', null, '== 0'),
     figure(`${prefix}: stored events not in a bundle`, notBundled, 'events', null, '== 0'),
     figure(`${prefix}: events in more than one bundle`, duplicated + a.misplaced, 'events', null, '== 0'),
   ];
@@ -170,9 +172,11 @@ async function killPart(): Promise<Figure[]> {
   let busy = false;
   let spoolPeak = 0;
   let rssPeak = 0;
+  let anonPeak = 0;
   const sample = setInterval(() => {
     spoolPeak = Math.max(spoolPeak, dirUsage(join(r.dataDir, 'spool')).bytes);
     if (!r.sc.exited()) rssPeak = Math.max(rssPeak, rssKb(r.sc.pid));
+    if (!r.sc.exited()) anonPeak = Math.max(anonPeak, rssAnonKb(r.sc.pid));
   }, 200);
   const { wallMs } = await pacedLoad(
     h,
@@ -212,7 +216,8 @@ async function killPart(): Promise<Figure[]> {
     figure('kill: catch-up after the load', (Date.now() - tEnd) / 1000, 's'),
     figure('kill: spool peak', spoolPeak / 1024 / 1024, 'MiB'),
     figure('kill: sidecar peak RSS', rssPeak / 1024, 'MiB'),
-    ...(await archiveFigures('kill', r.dataDir, ids, 0)),
+    figure('kill: sidecar peak anonymous RSS', anonPeak / 1024, 'MiB'),
+    ...(await archiveFigures('kill', r.dataDir, ids, [0, 0])),
   ];
 }
 
@@ -259,9 +264,21 @@ async function outagePart(): Promise<Figure[]> {
   clearInterval(sample);
   await h.close(5000);
   const summaryLine = h.stderr.split('\n').find((l) => l.includes('"msg":"plugin stopping'));
-  const summary = summaryLine ? (JSON.parse(summaryLine) as { dropped: number; spooled: number; answered: number }) : { dropped: NaN, spooled: NaN, answered: NaN };
+  const summary = summaryLine
+    ? (JSON.parse(summaryLine) as { dropped: number; droppedAfterSend: number; answered: number })
+    : { dropped: NaN, droppedAfterSend: NaN, answered: NaN };
+  const minStored = n - summary.dropped - summary.droppedAfterSend;
   const tDrain = Date.now();
-  const drained = await pollStatus(r.sc.statusAddr!, (s) => s.spool.files === 0 && s.events.stored === n - summary.dropped && s.bundles?.events === n - summary.dropped, 180_000);
+  let last = -1;
+  const drained = await pollStatus(
+    r.sc.statusAddr!,
+    (s) => {
+      const settled = s.spool.files === 0 && s.events.stored >= minStored && s.events.stored === last && s.bundles?.events === s.events.stored && s.bundles.pendingEvents === 0;
+      last = s.events.stored;
+      return settled;
+    },
+    300_000,
+  );
   log(`drained ${drained.ok ? 'in' : 'NOT within'} ${((Date.now() - tDrain) / 1000).toFixed(1)} s: ${describeStatus(drained.status)}; plugin: ${summaryLine ?? 'no summary'}`);
   log('reconciliation (backfill from strfry) is what recovers the dropped lines; it is not part of this build yet');
   await r.sc.stop(30_000);
@@ -270,8 +287,9 @@ async function outagePart(): Promise<Figure[]> {
     figure('outage: lines answered', summary.answered, 'lines', n, '== 1×'),
     figure('outage: spool peak', spoolPeak, 'bytes', bound, '<= 1×'),
     figure('outage: lines dropped at the bound (counted)', summary.dropped, 'lines'),
+    figure('outage: lines sent, unacknowledged at a disconnect, no spool room (counted; maybe archived)', summary.droppedAfterSend, 'lines'),
     ...latencyFigures('outage, during the outage', during, before),
-    ...(await archiveFigures('outage', r.dataDir, ids, summary.dropped)),
+    ...(await archiveFigures('outage', r.dataDir, ids, [summary.dropped, summary.dropped + summary.droppedAfterSend])),
   ];
 }
 
@@ -375,7 +393,7 @@ async function peersPart(): Promise<Figure[]> {
     figure('peers: sidecar alive after the abuse', alive ? 1 : 0, 'bool', null, '== 1'),
     // +1: an evicted connection closes just after the one that evicted it is accepted.
     figure('peers: peak peer connections held', socketsPeak - socketsBefore, 'connections', maxConns, '<= 1.01×'),
-    figure('peers: sidecar RSS growth under abuse', (rssPeak - rssBefore) / 1024, 'MiB'),
+    figure('peers: sidecar peak RSS under abuse', rssPeak / 1024, 'MiB', rssBefore / 1024),
     figure('peers: honest download with hostile peers', abused.ok ? t.length / 1e6 / abused.seconds : 0, 'MB/s', base.ok ? t.length / 1e6 / base.seconds : null, '>= 0.5×'),
   ];
 }
@@ -424,6 +442,8 @@ async function fuzzPart(): Promise<Figure[]> {
   });
   let pluginPeak = 0;
   const pSample = setInterval(() => (pluginPeak = Math.max(pluginPeak, rssKb(plugin.pid!))), 100);
+  let fuzzSidecarAnon = 0;
+  const fSample = setInterval(() => (fuzzSidecarAnon = Math.max(fuzzSidecarAnon, rssAnonKb(r.sc.pid))), 250);
   const valid = new Set<string>();
   const t0 = performance.now();
   let required = 0;
@@ -451,6 +471,8 @@ async function fuzzPart(): Promise<Figure[]> {
   const pluginExitedEarly = exited;
   for (let i = 0; i < 500 && !exited; i++) await sleep(10);
   clearInterval(pSample);
+  clearInterval(fSample);
+  log(`sidecar peak anonymous RSS while the plugin fed it: ${fmt(fuzzSidecarAnon / 1024)} MiB`);
   if (pluginExitedEarly) log(`plugin exited early: ${pluginStderr}`);
   log(`plugin: ${fmt(n)} lines in ${pluginSec.toFixed(1)} s, ${fmt(required)} with a readable id, ${fmt(answered)} answered, wrong ${wrong}, non-JSON stdout ${badStdout}, peak RSS ${fmt(pluginPeak / 1024)} MiB`);
   const viaPlugin = valid.size;
@@ -463,7 +485,11 @@ async function fuzzPart(): Promise<Figure[]> {
   const c = await ingestClient(r.socketPath);
   let sent = 0;
   let sidecarPeak = 0;
-  const sSample = setInterval(() => (sidecarPeak = Math.max(sidecarPeak, rssKb(r.sc.pid))), 100);
+  let sidecarAnonPeak = 0;
+  const sSample = setInterval(() => {
+    sidecarPeak = Math.max(sidecarPeak, rssKb(r.sc.pid));
+    sidecarAnonPeak = Math.max(sidecarAnonPeak, rssAnonKb(r.sc.pid));
+  }, 100);
   const t1 = performance.now();
   const batch: string[] = [];
   const first = pluginLine(unsignedEvent(pubkeyN(5000), { kind: 1, created_at: 1_600_000_000, content: 'first' }));
@@ -480,7 +506,7 @@ async function fuzzPart(): Promise<Figure[]> {
   const socketSec = (performance.now() - t1) / 1000;
   const s2 = await pollStatus(r.sc.statusAddr!, (s) => s.events.stored === valid.size, 120_000);
   clearInterval(sSample);
-  log(`socket: ${fmt(sent)} lines in ${socketSec.toFixed(1)} s, acknowledged ${fmt(c.acked())}, ${describeStatus(s2.status)}, sidecar peak RSS ${fmt(sidecarPeak / 1024)} MiB`);
+  log(`socket: ${fmt(sent)} lines in ${socketSec.toFixed(1)} s, acknowledged ${fmt(c.acked())}, ${describeStatus(s2.status)}, sidecar peak RSS ${fmt(sidecarPeak / 1024)} MiB (anonymous ${fmt(sidecarAnonPeak / 1024)} MiB; the rest is LMDB's map and other file pages)`);
   c.close();
   for (const x of idle) x.close();
   const alive = !r.sc.exited();
@@ -497,6 +523,7 @@ async function fuzzPart(): Promise<Figure[]> {
     figure('fuzz: well-formed events stored (plugin + socket)', s2.status?.events.stored ?? NaN, 'events', valid.size, '== 1×'),
     figure('fuzz: sidecar alive', alive && allAcked ? 1 : 0, 'bool', null, '== 1'),
     figure('fuzz: sidecar peak RSS', sidecarPeak / 1024, 'MiB'),
+    figure('fuzz: sidecar peak anonymous RSS (without file-backed pages)', sidecarAnonPeak / 1024, 'MiB'),
   ];
 }
 
