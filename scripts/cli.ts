@@ -7,6 +7,7 @@ import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
 import { Store } from '../sidecar/store.js';
 import { measureSpool, statusFromStore, type Status } from '../sidecar/status.js';
 import { loadIdentity, zbase32, KeyFileError } from '../sidecar/identity.js';
+import { registerReaderCommands } from './reader/reader-cli.js';
 
 const program = new Command('nostr-bt')
   .description('nostr-bt operator CLI')
@@ -91,6 +92,12 @@ function table(s: Status): string {
     if (p.putNodes?.count) rows.push(['nodes storing a put', `mean ${p.putNodes.mean}, max ${p.putNodes.max} over ${p.putNodes.count} puts`]);
     if (p.lastError) rows.push(['last pointer error', p.lastError]);
   }
+  if (s.reconcile) {
+    const r = s.reconcile;
+    const last = r.last ? `${r.last.sourceError ? `FAILED: ${r.last.sourceError}` : r.last.complete ? 'complete' : 'interrupted'}, ${r.last.read} read, ${r.last.new} new` : 'none yet';
+    rows.push(['reconcile runs', `${r.runs} (${r.failures} failed)${r.running ? ', running now' : ''}`], ['reconcile last run', last]);
+    if (r.nextAt) rows.push(['reconcile next run', r.nextAt]);
+  }
   if (s.bridge) rows.push(['bridge key', s.bridge.publicKey]);
   const w = Math.max(...rows.map((r) => r[0].length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';
@@ -144,5 +151,7 @@ program
       process.exit(1);
     }
   });
+
+registerReaderCommands(program, () => config().dht.bootstrap);
 
 await program.parseAsync();

@@ -163,10 +163,11 @@ export class Bundler extends EventEmitter {
     this.pendingBytes += bytes;
     if (this.pendingBytes >= this.opts.windowMaxBytes && !this.sizeCutQueued && !this.stopped) {
       this.sizeCutQueued = true;
-      void this.enqueue(async () => {
+      // Failures are logged by the chain; the next window or size cut retries.
+      this.enqueue(async () => {
         this.sizeCutQueued = false;
         await this.cut(this.now());
-      });
+      }).catch(() => {});
     }
   }
 

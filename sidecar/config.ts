@@ -95,7 +95,7 @@ export const configSchema = z
         port: z.number().int().min(0).max(65535).default(6881),
         host: z.string().default('0.0.0.0'),
         putsPerSecond: z.number().min(0.1).max(1000).default(40),
-        maxInFlightPuts: z.number().int().min(1).max(256).default(32),
+        maxInFlightPuts: z.number().int().min(1).max(256).default(128),
         concurrency: z.number().int().min(1).max(512).default(128),
         maxPacketsPerSecondPerNode: z.number().min(1).max(1000).default(5),
         republishIntervalSeconds: z.number().int().min(60).max(7200).default(3600),
@@ -108,6 +108,16 @@ export const configSchema = z
     bridge: z
       .object({
         nostrKeyFile: z.string().default(''),
+      })
+      .strict()
+      .prefault({}),
+    reconcile: z
+      .object({
+        strfry: z.string().default(''),
+        strfryConfig: z.string().default(''),
+        intervalSeconds: z.number().int().min(1).max(7 * 86_400).default(3600),
+        marginSeconds: z.number().int().min(0).default(3600),
+        verifySignatures: z.boolean().default(false),
       })
       .strict()
       .prefault({}),
@@ -205,8 +215,17 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     socket: { ...c.socket, path: under(c.socket.path, 'ingest.sock') },
     spool: { ...c.spool, dir: under(c.spool.dir, 'spool') },
     bundle: { ...c.bundle, dir: under(c.bundle.dir, 'bundles') },
+    reconcile: { ...c.reconcile, ...reconcilePaths(c.reconcile, configPath !== null ? dirname(configPath) : cwd) },
     indexDir: resolve(dataDir, 'index'),
     quarantineDir: resolve(dataDir, 'quarantine'),
+  };
+}
+
+/** A strfry given as a path (with a slash) or a config file: relative to the config file. */
+function reconcilePaths(r: RawConfig['reconcile'], base: string): { strfry: string; strfryConfig: string } {
+  return {
+    strfry: r.strfry.includes('/') ? resolve(base, r.strfry) : r.strfry,
+    strfryConfig: r.strfryConfig ? resolve(base, r.strfryConfig) : '',
   };
 }
 

@@ -84,82 +84,81 @@ export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
   return dht;
 }
 
-/** Bytes of packets waiting for one destination, beyond which packets are dropped (and counted). */
+/** Packets waiting for one destination, beyond which packets are dropped (and counted). */
 const MAX_QUEUED_PER_DEST = 64;
 
-export const pacingStats = { delayed: 0, dropped: 0 };
+/** Process-wide: packets delayed / dropped by the pacer, and the most sent to one node in one calendar second. */
+export const pacingStats = { delayed: 0, dropped: 0, peakPerDestSecond: 0 };
 
 /**
- * Per destination, packets are spaced at least 1/rate s apart (a bucket of one token), so no one
- * node gets more than `rate` in any second; the rest wait their turn (a k-rpc query times out after
- * 2 s, so a short wait costs nothing).
+ * Per destination, at most `rate` packets in any window of 1 s plus a margin (receivers count
+ * arrivals, which jitter): a sliding window over the last `rate` send times, the rest wait their
+ * turn (a k-rpc query times out after 2 s, so a short wait costs little).
  */
+const WINDOW_MS = 1000 + 100;
+
 function pacePerDestination(sock: import('node:dgram').Socket, rate: number): void {
   type Pending = unknown[];
-  const buckets = new Map<string, { tokens: number; at: number; queue: Pending[]; timer: NodeJS.Timeout | null }>();
+  type Dest = { sent: number[]; queue: Pending[]; timer: NodeJS.Timeout | null; second: number; inSecond: number };
+  const dests = new Map<string, Dest>();
   const rawSend = sock.send.bind(sock) as (...a: unknown[]) => void;
   let closed = false;
   // A paced packet may come due after the socket closed (the node was destroyed): drop it.
-  const send = (...args: unknown[]) => {
+  const send = (d: Dest, args: unknown[]) => {
     if (closed) return;
+    const now = Date.now();
+    d.sent.push(now);
+    if (d.sent.length > rate) d.sent.shift();
+    const second = Math.floor(now / 1000);
+    d.inSecond = d.second === second ? d.inSecond + 1 : 1;
+    d.second = second;
+    if (d.inSecond > pacingStats.peakPerDestSecond) pacingStats.peakPerDestSecond = d.inSecond;
     try {
       rawSend(...args);
     } catch {
       pacingStats.dropped++;
     }
   };
-  const refill = (b: { tokens: number; at: number }) => {
-    const now = Date.now();
-    b.tokens = Math.min(1, b.tokens + ((now - b.at) / 1000) * rate);
-    b.at = now;
-  };
+  /** ms until one more packet may go (0: now). */
+  const wait = (d: { sent: number[] }) => (d.sent.length < rate ? 0 : Math.max(0, d.sent[0]! + WINDOW_MS - Date.now()));
   const drain = (key: string) => {
-    const b = buckets.get(key);
-    if (!b || closed) return;
-    b.timer = null;
-    refill(b);
-    while (b.queue.length > 0 && b.tokens >= 1) {
-      b.tokens -= 1;
-      send(...b.queue.shift()!);
+    const d = dests.get(key);
+    if (!d || closed) return;
+    d.timer = null;
+    while (d.queue.length > 0 && wait(d) === 0) send(d, d.queue.shift()!);
+    if (d.queue.length > 0) {
+      d.timer = setTimeout(() => drain(key), wait(d));
+      d.timer.unref();
     }
-    if (b.queue.length > 0) {
-      b.timer = setTimeout(() => drain(key), Math.ceil(((1 - b.tokens) / rate) * 1000));
-      b.timer.unref();
-    } else if (b.tokens >= 1) buckets.delete(key);
   };
   (sock as unknown as { send: (...a: unknown[]) => void }).send = (...args: unknown[]) => {
     const key = `${String(args[4])}:${String(args[3])}`;
-    let b = buckets.get(key);
-    if (!b) buckets.set(key, (b = { tokens: 1, at: Date.now(), queue: [], timer: null }));
-    refill(b);
-    if (b.queue.length === 0 && b.tokens >= 1) {
-      b.tokens -= 1;
-      send(...args);
+    let d = dests.get(key);
+    if (!d) dests.set(key, (d = { sent: [], queue: [], timer: null, second: 0, inSecond: 0 }));
+    if (d.queue.length === 0 && wait(d) === 0) {
+      send(d, args);
       return;
     }
-    if (b.queue.length >= MAX_QUEUED_PER_DEST) {
+    if (d.queue.length >= MAX_QUEUED_PER_DEST) {
       pacingStats.dropped++;
       return;
     }
     pacingStats.delayed++;
-    b.queue.push(args);
-    if (!b.timer) {
-      b.timer = setTimeout(() => drain(key), Math.ceil(((1 - b.tokens) / rate) * 1000));
-      b.timer.unref();
+    d.queue.push(args);
+    if (!d.timer) {
+      d.timer = setTimeout(() => drain(key), wait(d));
+      d.timer.unref();
     }
   };
   // Forget idle destinations now and then (the map only holds destinations with a deficit).
   const sweep = setInterval(() => {
-    for (const [key, b] of buckets) {
-      refill(b);
-      if (b.queue.length === 0 && b.tokens >= 1) buckets.delete(key);
-    }
+    for (const [key, d] of dests) if (d.queue.length === 0 && wait(d) === 0 && Date.now() - (d.sent.at(-1) ?? 0) > WINDOW_MS) dests.delete(key);
   }, 10_000);
   sweep.unref();
   sock.once('close', () => {
     closed = true;
     clearInterval(sweep);
-    for (const b of buckets.values()) if (b.timer) clearTimeout(b.timer);
-    buckets.clear();
+    for (const d of dests.values()) if (d.timer) clearTimeout(d.timer);
+    dests.clear();
   });
 }

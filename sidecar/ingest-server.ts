@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Ingestor, IngestSink } from './ingest.js';
 import type { Quarantine } from './quarantine.js';
+import { isCheckpoint, type CheckpointStore } from './backfill/checkpoint.js';
 
 export interface IngestServerOptions {
   path: string;
@@ -21,9 +22,15 @@ interface Conn extends IngestSink {
   lines: number;
   consumed: number;
   paused: boolean;
+  /** Cumulative outcomes, when the hello asked for them (`"tally":true`). */
+  tally?: Record<string, number>;
+  /** The backfill checkpoint this connection reads and saves (`"checkpoint":"<key>"` in the hello). */
+  checkpointKey?: string;
 }
 
 const HELLO_PREFIX = '{"hello":';
+const CHECKPOINT_PREFIX = '{"checkpoint":';
+const MAX_CHECKPOINT_KEY = 1000;
 
 export class IngestServer {
   connections = 0;
@@ -36,6 +43,7 @@ export class IngestServer {
     private readonly quarantine: Quarantine,
     private readonly log: Logger,
     private readonly onConnect: () => void = () => {},
+    private readonly checkpoints: CheckpointStore | null = null,
   ) {
     ingestor.on('drain', () => this.resumeAll());
   }
@@ -78,7 +86,8 @@ export class IngestServer {
       paused: false,
       committed: (n) => {
         conn.consumed += n;
-        if (!sock.destroyed) sock.write(`${conn.consumed}\n`);
+        if (sock.destroyed) return;
+        sock.write(conn.tally ? JSON.stringify({ acked: conn.consumed, tally: conn.tally }) + '\n' : `${conn.consumed}\n`);
       },
     };
     this.conns.add(conn);
@@ -120,18 +129,49 @@ export class IngestServer {
 
   private onLine(conn: Conn, line: string): void {
     if (conn.lines++ === 0 && line.startsWith(HELLO_PREFIX)) {
-      // Optional first line from non-plugin clients: {"hello":"backfill","trusted":false}
+      // Optional first line from non-plugin clients: {"hello":"backfill","trusted":false,"tally":true}
       try {
-        const h = JSON.parse(line) as { hello?: unknown; trusted?: unknown };
+        const h = JSON.parse(line) as { hello?: unknown; trusted?: unknown; tally?: unknown; checkpoint?: unknown };
         if (typeof h.hello === 'string') (conn as { source: string }).source = h.hello.slice(0, 40);
         if (typeof h.trusted === 'boolean') (conn as { trusted: boolean }).trusted = h.trusted;
+        if (h.tally === true) {
+          const tally: Record<string, number> = {};
+          conn.tally = tally;
+          conn.outcomes = (counts) => {
+            for (const [k, v] of Object.entries(counts)) tally[k] = (tally[k] ?? 0) + v;
+          };
+        }
+        if (typeof h.checkpoint === 'string' && this.checkpoints) {
+          conn.checkpointKey = h.checkpoint.slice(0, MAX_CHECKPOINT_KEY);
+          conn.sock.write(JSON.stringify({ checkpoint: this.checkpoints.get(conn.checkpointKey) ?? null }) + '\n');
+        }
         this.ingestor.submit('', conn);
         return;
       } catch {
         /* an ordinary (malformed) line after all */
       }
     }
+    if (conn.checkpointKey !== undefined && line.startsWith(CHECKPOINT_PREFIX)) {
+      this.saveCheckpoint(conn, line);
+      this.ingestor.submit('', conn); // counted as consumed, like the hello
+      return;
+    }
     this.ingestor.submit(line, conn);
+  }
+
+  /** `{"checkpoint":{...}}` (or null to forget it): describes lines already acknowledged. */
+  private saveCheckpoint(conn: Conn, line: string): void {
+    let value: unknown;
+    try {
+      value = (JSON.parse(line) as { checkpoint: unknown }).checkpoint;
+    } catch {
+      value = undefined;
+    }
+    if (value !== null && !isCheckpoint(value)) {
+      this.log.warn({ source: conn.source, key: conn.checkpointKey }, 'malformed checkpoint line ignored');
+      return;
+    }
+    this.checkpoints!.put(conn.checkpointKey!, value).catch((err) => this.log.error({ err, key: conn.checkpointKey }, 'checkpoint write failed'));
   }
 
   private resumeAll(): void {

@@ -17,6 +17,11 @@ export interface IngestSink {
   readonly trusted: boolean;
   /** Called in order, after the lines' effects are committed. */
   committed(lines: number): void;
+  /**
+   * Optional: what became of those lines, called just before `committed` with counts by outcome
+   * (`indexed`, `duplicate`, `skipped.<reason>`, `invalid.<reason>`; empty lines are not counted).
+   */
+  outcomes?(counts: Counters): void;
 }
 
 interface Entry {
@@ -25,6 +30,9 @@ interface Entry {
   rejected?: string;
   /** performance.now() when the line was submitted (ingest latency). */
   at: number;
+  /** Committed (its batch's transaction succeeded), and its outcome when the source wants them. */
+  done?: boolean;
+  label?: string;
 }
 
 export interface BatchReport {
@@ -37,12 +45,20 @@ export interface BatchReport {
 }
 
 const MAX_IN_FLIGHT = 2;
+const BACKLOG_BATCH_FACTOR = 4;
 const RETRY_MS = 1000;
 
 export class Ingestor extends EventEmitter {
   /** Set while commits fail (disk or map full); cleared by the next successful commit. */
   lastError: string | null = null;
   private queue: Entry[] = [];
+  /**
+   * Every submitted line in submission order until acknowledged. Acks are cumulative counts, so
+   * a line is acknowledged only when it and every line before it are committed: a batch that
+   * failed and waits for its retry holds back the acks of later batches that committed.
+   */
+  private unacked: Entry[] = [];
+  private unackedHead = 0;
   private inFlight = 0;
   private timer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -59,7 +75,7 @@ export class Ingestor extends EventEmitter {
   ) {
     super();
     this.policy = { ...config.policy, maxEventBytes: config.ingest.maxEventBytes };
-    this.highWater = config.ingest.batchMaxEvents * 4;
+    this.highWater = config.ingest.batchMaxEvents * BACKLOG_BATCH_FACTOR * 2;
   }
 
   /** Lines queued or being committed. Sources should pause while `saturated` is true. */
@@ -86,14 +102,18 @@ export class Ingestor extends EventEmitter {
   }
 
   submit(line: string, sink: IngestSink): void {
-    this.queue.push({ line, sink, at: performance.now() });
+    const entry: Entry = { line, sink, at: performance.now() };
+    this.queue.push(entry);
+    this.unacked.push(entry);
     if (this.queue.length >= this.config.ingest.batchMaxEvents) this.kick();
     else if (this.timer === null) this.timer = setTimeout(() => this.kick(), this.config.ingest.batchMaxDelayMs);
   }
 
   /** Counts (and acknowledges in order) a line the source already had to refuse. */
   submitRejected(reason: string, sink: IngestSink): void {
-    this.queue.push({ line: '', sink, rejected: reason, at: performance.now() });
+    const entry: Entry = { line: '', sink, rejected: reason, at: performance.now() };
+    this.queue.push(entry);
+    this.unacked.push(entry);
     if (this.timer === null) this.timer = setTimeout(() => this.kick(), this.config.ingest.batchMaxDelayMs);
   }
 
@@ -119,7 +139,10 @@ export class Ingestor extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0 && this.retryTimer === null) {
-      const batch = this.queue.splice(0, this.config.ingest.batchMaxEvents);
+      // A commit costs tens of ms whatever its size (the disk sync): under a backlog, larger
+      // batches amortize it.
+      const max = this.config.ingest.batchMaxEvents;
+      const batch = this.queue.splice(0, this.queue.length >= 2 * max ? BACKLOG_BATCH_FACTOR * max : max);
       this.inFlight++;
       void this.runBatch(batch);
     }
@@ -129,12 +152,17 @@ export class Ingestor extends EventEmitter {
     const extra: Counters = {};
     const bump = (name: string) => (extra[name] = (extra[name] ?? 0) + 1);
     const items: IngestItem[] = [];
+    // Per-line outcomes, only when some source of this batch asked for them.
+    const labels: (string | undefined)[] | null = batch.some((e) => e.sink.outcomes !== undefined) ? new Array(batch.length) : null;
+    const itemEntry: number[] = [];
     const now = this.nowSec();
     const verify = this.config.ingest.verifySignatures;
-    for (const { line, sink, rejected } of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const { line, sink, rejected } = batch[i]!;
       if (rejected !== undefined) {
         bump('received');
         bump(`invalid.${rejected}`);
+        if (labels) labels[i] = `invalid.${rejected}`;
         continue;
       }
       if (line.length === 0) continue;
@@ -146,11 +174,17 @@ export class Ingestor extends EventEmitter {
         }
         const json = canonicalJson(event);
         const cls = classify(event, Buffer.byteLength(json), this.policy, now);
-        if (cls.skip) bump(`skipped.${cls.skip}`);
-        else items.push({ event, json, cls });
+        if (cls.skip) {
+          bump(`skipped.${cls.skip}`);
+          if (labels) labels[i] = `skipped.${cls.skip}`;
+        } else {
+          items.push({ event, json, cls });
+          if (labels) itemEntry.push(i);
+        }
       } catch (err) {
         const reason = err instanceof InvalidEvent ? err.reason : 'error';
         bump(`invalid.${reason}`);
+        if (labels) labels[i] = `invalid.${reason}`;
         this.quarantine.add(reason, sink.source, line);
       }
     }
@@ -165,7 +199,12 @@ export class Ingestor extends EventEmitter {
       this.log.info('index writes work again; ingest resumed');
       this.lastError = null;
     }
-    this.acknowledge(batch);
+    if (labels) outcomes.forEach((o, i) => (labels[itemEntry[i]!] = o === 'indexed' || o === 'duplicate' ? o : `skipped.${o}`));
+    batch.forEach((e, i) => {
+      e.done = true;
+      if (labels) e.label = labels[i];
+    });
+    this.acknowledge();
     const committedAt = performance.now();
     const latenciesMs: number[] = [];
     for (const e of batch) if (e.line.length > 0 || e.rejected !== undefined) latenciesMs.push(committedAt - e.at);
@@ -178,18 +217,29 @@ export class Ingestor extends EventEmitter {
     this.finishBatch();
   }
 
-  private acknowledge(batch: Entry[]): void {
-    let sink = batch[0]?.sink;
-    let n = 0;
-    for (const entry of batch) {
-      if (entry.sink !== sink) {
-        sink!.committed(n);
-        sink = entry.sink;
-        n = 0;
+  /** Tells each source about its committed lines, in submission order, up to the first uncommitted one. */
+  private acknowledge(): void {
+    const q = this.unacked;
+    let i = this.unackedHead;
+    while (i < q.length && q[i]!.done) {
+      const sink = q[i]!.sink;
+      const from = i;
+      const counts: Counters = {};
+      for (; i < q.length && q[i]!.done && q[i]!.sink === sink; i++) {
+        const l = q[i]!.label;
+        if (l !== undefined) counts[l] = (counts[l] ?? 0) + 1;
       }
-      n++;
+      if (sink.outcomes) sink.outcomes(counts);
+      sink.committed(i - from);
     }
-    if (sink && n > 0) sink.committed(n);
+    this.unackedHead = i;
+    if (i === q.length) {
+      this.unacked = [];
+      this.unackedHead = 0;
+    } else if (i > 4096 && i * 2 > q.length) {
+      this.unacked = q.slice(i);
+      this.unackedHead = 0;
+    }
   }
 
   private onCommitFailure(batch: Entry[], err: unknown): void {

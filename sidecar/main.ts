@@ -66,6 +66,9 @@ async function stop(signal: string, started: Promise<boolean>): Promise<void> {
   notify.close();
   if (outcome === 'timeout') {
     log.error({ timeoutMs }, 'graceful stop took too long; exiting anyway (the index is consistent: what was not committed is re-sent by the plugin or its spool)');
+    // lmdb's exit hook flushes every environment and can block forever on a full disk, which is
+    // the usual reason a stop is stuck: committed transactions are in the OS already, so skip it.
+    process.removeAllListeners('exit');
     process.exit(1);
   }
   if (outcome instanceof Error) {

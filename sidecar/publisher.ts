@@ -247,6 +247,7 @@ export class Publisher extends EventEmitter {
   private put(key: string, rec: PointerRecord, fresh: boolean): Promise<void> {
     return new Promise((resolve) => {
       const opts = { k: this.identity.publicKey, salt: rec.salt, seq: rec.seq, v: rec.v, sig: rec.sig };
+      const started = Date.now();
       try {
         this.dht.put(opts, (err, _hash, n) => {
           // 302 from every node: they already hold this seq (a republish of the same item).
@@ -256,7 +257,7 @@ export class Publisher extends EventEmitter {
               if (fresh) this.counts.published++;
               else this.counts.republished++;
             } else this.counts.failed++;
-            this.emit('put', { key, ok, nodes: n ?? 0, fresh });
+            this.emit('put', { key, ok, nodes: n ?? 0, fresh, ms: Date.now() - started });
             resolve();
           });
         });

@@ -17,6 +17,8 @@ import { applyKeys, diffConfig, type ConfigChanges } from './reload.js';
 import { IngestServer } from './ingest-server.js';
 import { initSignatureCheck } from './nostr-event.js';
 import { Quarantine } from './quarantine.js';
+import { Reconciler } from './reconcile.js';
+import { CheckpointStore } from './backfill/checkpoint.js';
 import { SpoolDrainer } from './spool-drain.js';
 import { statusFromStore, type Status } from './status.js';
 import { Store } from './store.js';
@@ -46,6 +48,8 @@ export class Sidecar {
   bundler: Bundler | null = null;
   publisher: Publisher | null = null;
   identity: BridgeIdentity | null = null;
+  /** Runs `strfry export` on start and on a schedule when `reconcile.strfry` is set. */
+  reconciler: Reconciler | null = null;
   readonly metrics: SidecarMetrics;
   /** Read live by the publisher, so SIGHUP can change the DHT pace. */
   private publisherOptions: PublisherOptions | null = null;
@@ -68,6 +72,7 @@ export class Sidecar {
       this.quarantine,
       log,
       () => void this.drainer.trigger(),
+      new CheckpointStore(this.store.root),
     );
     this.metrics = new SidecarMetrics(() => this.status());
     this.ingestor.on('batch', (r: BatchReport) => {
@@ -138,6 +143,10 @@ export class Sidecar {
     this.ingestor.on('batch', (r: { indexedBytes: number }) => this.bundler?.noteIndexed(r.indexedBytes));
     await this.server.listen();
     this.drainer.start();
+    if (this.config.reconcile.strfry) {
+      this.reconciler = new Reconciler(this.config.reconcile, this.store, this.ingestor, this.config.ingest.maxLineBytes, this.log, this.opts.nowSec);
+      this.reconciler.start();
+    }
     this.scheduleExpiry();
     if (this.opts.statusHttp !== false) await this.startHttp();
     await writeFile(
@@ -182,6 +191,7 @@ export class Sidecar {
         republishLagSec: pointers.oldestPutAgeSec === null ? null : Math.max(0, pointers.oldestPutAgeSec - republishSec),
         putNodes: this.metrics.putNodes(),
       },
+      reconcile: this.reconciler?.status(),
     });
   }
 
@@ -236,6 +246,7 @@ export class Sidecar {
   async stop(): Promise<void> {
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     await this.server.close();
+    await this.reconciler?.stop();
     await this.drainer.stop();
     await this.ingestor.idle();
     this.ingestor.stop();

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Counters, Store } from './store.js';
 import type { SpoolDepth } from './spool-drain.js';
 import type { PublisherStats } from './publisher.js';
+import type { ReconcileStatus } from './reconcile.js';
 
 export interface Status {
   sidecar: 'up' | 'down';
@@ -21,6 +22,7 @@ export interface Status {
   dht?: { nodes: number; ready: boolean };
   bridge?: { publicKey: string };
   pointers?: PublisherStats & { republishLagSec?: number | null; putNodes?: Observed };
+  reconcile?: ReconcileStatus;
 }
 
 /** Observations since the sidecar started: ingest latency (ms), DHT nodes storing each put. */
@@ -50,7 +52,7 @@ function group(counts: Counters, prefix: string): Counters {
 
 export function statusFromStore(
   store: Store,
-  base: Pick<Status, 'sidecar' | 'dataDir' | 'socket' | 'uptimeSec' | 'spool' | 'ingest' | 'bundles' | 'seeding' | 'dht' | 'bridge' | 'pointers'>,
+  base: Pick<Status, 'sidecar' | 'dataDir' | 'socket' | 'uptimeSec' | 'spool' | 'ingest' | 'bundles' | 'seeding' | 'dht' | 'bridge' | 'pointers' | 'reconcile'>,
 ): Status {
   const c = store.counts();
   return {

@@ -294,8 +294,11 @@ export class Store {
     return this.root.close();
   }
 
-  private applyOne(item: IngestItem, bump: (name: string, n?: number) => void): Outcome {
-    const { event: e, cls } = item;
+  /**
+   * What the index would answer for this event without writing anything: null when it would be
+   * indexed. Used by applyOne and by dry runs (backfill --dry-run).
+   */
+  verdict(e: NostrEvent, cls: Classified): Exclude<Outcome, 'indexed'> | null {
     if (this.ids.doesExist(e.id)) return 'duplicate';
     if (this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
     const vanishedUntil = this.vanished.get(e.pubkey);
@@ -304,9 +307,19 @@ export class Store {
       const deletedUntil = this.tombAddrs.get(cls.replaceKey);
       if (deletedUntil !== undefined && e.created_at <= deletedUntil) return 'deleted';
       const slot = this.slots.get(cls.replaceKey);
+      // NIP-01: newest created_at wins; on a tie, the lowest id.
+      if (slot && (slot.c > e.created_at || (slot.c === e.created_at && slot.id < e.id))) return 'superseded';
+    }
+    return null;
+  }
+
+  private applyOne(item: IngestItem, bump: (name: string, n?: number) => void): Outcome {
+    const { event: e, cls } = item;
+    const refused = this.verdict(e, cls);
+    if (refused !== null) return refused;
+    if (cls.replaceKey !== undefined) {
+      const slot = this.slots.get(cls.replaceKey);
       if (slot) {
-        // NIP-01: newest created_at wins; on a tie, the lowest id.
-        if (slot.c > e.created_at || (slot.c === e.created_at && slot.id < e.id)) return 'superseded';
         const old = this.getEvent(slot.id);
         if (old) {
           this.removeEvent(slot.id, old, 'replaced');

@@ -1,0 +1,152 @@
+// Shared parts of the reader benchmarks: an in-process bridge (Sidecar) on a local DHT whose
+// windows the benchmark cuts by hand (so a whole archive lands in one bundle), signed event
+// generation, and readers run as child processes (`reader-child.js '<json>'`): the swarm
+// reader (the library behind `nostr-bt resolve`) or a relay REQ client, each printing one JSON
+// line of figures (bench/reader-child.ts). A lingering swarm reader keeps serving what it
+// downloaded until released.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { loadConfig } from '../sidecar/config.js';
+import { createLogger } from '../sidecar/log.js';
+import { Sidecar } from '../sidecar/sidecar.js';
+import type { IngestSink } from '../sidecar/ingest.js';
+import type { NostrEvent } from '../sidecar/nostr-event.js';
+import { authorSalt } from '../sidecar/pointer-item.js';
+import type { LocalDht } from '../test/support/local-dht.js';
+import { contentOf, pluginLine, signer } from '../test/support/events.js';
+import { makeTempDir, onCleanup, withTimeout } from './common.js';
+
+const sink: IngestSink = { source: 'bench', trusted: true, committed: () => {} };
+
+export interface InProcessBridge {
+  sc: Sidecar;
+  /** Bridge public key, hex. */
+  key: string;
+  /**
+   * Indexes the events, cuts them into one window bundle, waits until the publisher has put
+   * every author's pointer and `mustReach` authors' pointers reached DHT nodes.
+   */
+  archive(events: NostrEvent[], mustReach: string[]): Promise<{ bundles: number; bytes: number }>;
+  stop(): Promise<void>;
+}
+
+export async function startBridgeInProcess(dht: LocalDht): Promise<InProcessBridge> {
+  const dir = makeTempDir('nostr-bt-reader-bench-');
+  const config = loadConfig({
+    dataDir: join(dir, 'data'),
+    env: {},
+    overrides: {
+      // Local bittorrent-dht nodes: pacing far above Mainline's 5/s per node, and few puts at once
+      // so that no node's pacing queue overflows.
+      dht: { port: 0, host: '127.0.0.1', bootstrap: dht.bootstrap, putsPerSecond: 150, maxInFlightPuts: 8, maxPacketsPerSecondPerNode: 1000 },
+      bittorrent: { port: 0 },
+      status: { listen: '127.0.0.1:0' },
+      bundle: { windowSeconds: 3600, windowMaxBytes: 1024 ** 3 },
+    },
+  });
+  const sc = new Sidecar(config, createLogger('bench', 'silent'), { statusHttp: false, bundleSchedule: false });
+  await sc.start();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await sc.stop();
+  };
+  onCleanup(stop);
+  const deadline = Date.now() + 10_000;
+  while (sc.dht!.nodes.count() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return {
+    sc,
+    key: sc.identity!.publicKey.toString('hex'),
+    archive: async (events, mustReach) => {
+      for (let i = 0; i < events.length; i++) {
+        sc.ingestor.submit(pluginLine(events[i]!), sink);
+        if (i % 2000 === 1999) await sc.ingestor.idle();
+      }
+      await sc.ingestor.idle();
+      const made = await sc.bundler!.closeWindow(Date.now() + 3_600_000);
+      // Every author's pointer signed and put (publisher.idle() would also wait for the bridge
+      // item, which is coalesced over the window: an hour here); the ones the benchmark reads
+      // stored on DHT nodes (a put that reached no node — the DHT nodes share this process and
+      // answer late under load — is put again).
+      const authors = [...new Set(events.map((e) => e.pubkey))];
+      const until = Date.now() + 180_000;
+      const rec = (a: string) => sc.store.pointers.get(authorSalt(a).toString('hex'));
+      let reputAt = 0;
+      for (;;) {
+        let dirty = false;
+        for (const _ of sc.store.pointerDirty.getKeys({ limit: 1 })) dirty = true;
+        const unput = dirty ? authors.length : authors.filter((a) => !rec(a) || rec(a)!.putAt < rec(a)!.changedAt).length;
+        const unreached = mustReach.filter((a) => !rec(a) || rec(a)!.nodes === 0);
+        if (unput === 0 && unreached.length === 0) break;
+        if (Date.now() > until) throw new Error(`pointers not published within 180 s: ${unput} not put, ${unreached.length} on no node`);
+        if (unput === 0 && Date.now() > reputAt) {
+          sc.publisher!.republishAll();
+          reputAt = Date.now() + 5000;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return { bundles: made.length, bytes: made.reduce((n, b) => n + b.bytes, 0) };
+    },
+    stop,
+  };
+}
+
+export type Signer = Awaited<ReturnType<typeof signer>>;
+
+/** `count` kind-1 notes of about `contentBytes` each, one second apart. */
+export function notes(s: Signer, count: number, contentBytes: number, seed = 0, t0 = 1_700_000_000): NostrEvent[] {
+  return Array.from({ length: count }, (_, i) => s.sign({ kind: 1, created_at: t0 + i, content: contentOf(contentBytes, seed + i) }));
+}
+
+export const archiveBytes = (events: NostrEvent[]) => events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)) + 1, 0);
+
+// ---------------------------------------------------------------------------------------------
+// Readers in child processes
+
+export type { SwarmChildArgs, RelayChildArgs, ChildResult } from './reader-child.js';
+import type { SwarmChildArgs, RelayChildArgs, ChildResult } from './reader-child.js';
+
+const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'reader-child.js');
+
+export interface ReaderChild {
+  result: Promise<ChildResult>;
+  /** Lets a lingering reader stop serving; resolves with what it uploaded in all. */
+  release(): Promise<number>;
+  proc: ChildProcess;
+}
+
+export function spawnReader(args: SwarmChildArgs | RelayChildArgs): ReaderChild {
+  const proc = spawn(process.execPath, [CHILD, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  const lines: string[] = [];
+  const waiters: ((l: string | null) => void)[] = [];
+  createInterface({ input: proc.stdout! }).on('line', (l) => {
+    const w = waiters.shift();
+    if (w) w(l);
+    else lines.push(l);
+  });
+  proc.once('exit', () => {
+    for (const w of waiters.splice(0)) w(null);
+  });
+  const nextLine = () => new Promise<string | null>((r) => (lines.length ? r(lines.shift()!) : proc.exitCode !== null ? r(null) : waiters.push(r)));
+  onCleanup(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  const result = nextLine().then((l) => {
+    if (l === null) throw new Error(`reader child exited without a result: ${stderr}`);
+    return JSON.parse(l) as ChildResult;
+  });
+  return {
+    proc,
+    result,
+    release: async () => {
+      proc.stdin!.end();
+      const l = await withTimeout(nextLine(), 10_000, null);
+      return l ? (JSON.parse(l) as { uploaded: number }).uploaded : 0;
+    },
+  };
+}

@@ -1,0 +1,316 @@
+// From an author's key to that author's verified events, with no relay: each bridge's pointer
+// (§7) → the bundles it lists → only the author's file from each (§6) → every event verified →
+// merged and deduplicated. Relays, when given, come after the swarm: for what is newer than the
+// archive, or for everything when the swarm could not give it all. The summary says which source
+// served what and what was rejected and why.
+import type { Filter } from 'nostr-tools/filter';
+import type { NostrEvent } from '../../sidecar/nostr-event.js';
+import type { ReaderContext } from './reader-context.js';
+import { lookupAuthorPointer } from './pointer-lookup.js';
+import { EventMerger, type EventFilter, type MergeCounts } from './event-merge.js';
+import { LineChecker, Rejections, verifyEvent, type RejectReason } from './verify-events.js';
+import { PieceLineAssembler } from './piece-lines.js';
+import type { FetchFailure } from './bundle-fetch.js';
+import { queryRelay } from './relay-source.js';
+
+export interface ResolveLimits {
+  /** Per DHT get of a pointer page. */
+  pointerTimeoutMs: number;
+  /** Per bundle (metadata and the author's file). */
+  bundleTimeoutMs: number;
+  /** The whole swarm phase (pointers and bundles). */
+  swarmTimeoutMs: number;
+  /** Per relay, all pages. */
+  relayTimeoutMs: number;
+  maxMetadataBytes: number;
+  maxFileBytes: number;
+  /** Longest event line accepted from a bundle. */
+  maxEventBytes: number;
+  /** Bytes downloaded for this author over all bundles. */
+  maxBytes: number;
+  /** Bundles fetched at once. */
+  concurrency: number;
+}
+
+export const DEFAULT_LIMITS: ResolveLimits = {
+  pointerTimeoutMs: 20_000,
+  bundleTimeoutMs: 60_000,
+  swarmTimeoutMs: 120_000,
+  relayTimeoutMs: 20_000,
+  maxMetadataBytes: 4 * 1024 * 1024,
+  maxFileBytes: 256 * 1024 * 1024,
+  maxEventBytes: 1024 * 1024,
+  maxBytes: 1024 * 1024 * 1024,
+  concurrency: 4,
+};
+
+/** `fallback`: relays are asked for what is newer than the archive, or for everything if the swarm fell short. `full`: always everything. */
+export type RelayMode = 'fallback' | 'full';
+
+export interface ResolveRequest {
+  author: string;
+  bridges: Buffer[];
+  relays?: string[];
+  relayMode?: RelayMode;
+  filter?: EventFilter;
+  limits?: Partial<ResolveLimits>;
+  signal?: AbortSignal;
+  /** Each verified event the first time it is seen (before merging: superseded versions too). */
+  onEvent?: (e: NostrEvent, source: string) => void;
+}
+
+export interface BridgeReport {
+  bridge: string;
+  status: 'found' | 'absent' | 'timeout' | 'invalid';
+  reason?: string;
+  bundles?: number;
+  n?: number;
+  pages?: number;
+  seq?: number;
+  complete?: boolean;
+  problems?: string[];
+}
+
+export interface BundleReport {
+  infoHash: string;
+  /** Bridges whose pointer lists it (first 16 hex of their key). */
+  bridges: string[];
+  ok: boolean;
+  reason?: FetchFailure | 'budget' | 'deadline';
+  detail?: string;
+  fileBytes: number;
+  events: number;
+  rejected: number;
+  ms: number;
+  /** Metadata in, first byte of the author's file (ms from the start of this bundle's fetch). */
+  metadataMs?: number | null;
+  firstByteMs?: number | null;
+}
+
+export interface RelayReport {
+  url: string;
+  ok: boolean;
+  error?: string;
+  /** `newer-than-archive` (since = the newest archived event) or `full`. */
+  asked: 'newer-than-archive' | 'full';
+  since?: number;
+  received: number;
+  alreadyHad: number;
+  newEvents: number;
+  rejected: number;
+}
+
+export interface ResolveSummary {
+  author: string;
+  ms: number;
+  /** At least one event is output. */
+  found: boolean;
+  /** Every bridge answered, every pointer was complete and every bundle it lists was read. */
+  swarmComplete: boolean;
+  bridges: BridgeReport[];
+  bundles: BundleReport[];
+  relays: RelayReport[];
+  events: { output: number } & MergeCounts;
+  rejected: Partial<Record<RejectReason, number>>;
+  /** Output events by the source that served them first: "swarm" or a relay URL. */
+  sources: Record<string, number>;
+  /** files: the author's file bytes; received: piece bytes off the wire (≥ files when nothing was cached); relays: event JSON from relays. */
+  bytes: { files: number; received: number; metadata: number; relays: number };
+  firstEventMs: number | null;
+  /** Time spent looking up pointers, reading bundles and asking relays. */
+  phasesMs: { pointers: number; bundles: number; relays: number };
+}
+
+export interface ResolveResult {
+  events: NostrEvent[];
+  summary: ResolveSummary;
+}
+
+const short = (k: Buffer) => k.toString('hex').slice(0, 16);
+
+export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Promise<ResolveResult> {
+  const t0 = Date.now();
+  const limits = { ...DEFAULT_LIMITS, ...req.limits };
+  const merger = new EventMerger();
+  const rejections = new Rejections();
+  let firstEventMs: number | null = null;
+  const accept = (events: NostrEvent[], source: string): number => {
+    let added = 0;
+    for (const e of events) {
+      if (!merger.add(e, source)) continue;
+      added++;
+      if (firstEventMs === null) firstEventMs = Date.now() - t0;
+      req.onEvent?.(e, source);
+    }
+    return added;
+  };
+
+  const swarmAbort = new AbortController();
+  const swarmTimer = setTimeout(() => swarmAbort.abort(), limits.swarmTimeoutMs);
+  const onOuterAbort = () => swarmAbort.abort();
+  req.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  if (req.signal?.aborted) swarmAbort.abort();
+
+  // 1. Pointers, all bridges at once.
+  const tPointers = Date.now();
+  const lookups = await Promise.all(req.bridges.map((k) => lookupAuthorPointer(ctx.dht, k, req.author, limits.pointerTimeoutMs)));
+  const bridges: BridgeReport[] = [];
+  const listedBy = new Map<string, string[]>();
+  const order: string[] = [];
+  lookups.forEach((l, i) => {
+    const key = req.bridges[i]!;
+    if (l.status !== 'found') {
+      bridges.push({ bridge: key.toString('hex'), status: l.status, ...(l.status === 'invalid' ? { reason: l.reason } : {}) });
+      return;
+    }
+    const p = l.pointer;
+    bridges.push({ bridge: key.toString('hex'), status: 'found', bundles: p.infoHashes.length, n: p.n, pages: p.pages, seq: p.seq, complete: p.complete, ...(p.problems.length ? { problems: p.problems } : {}) });
+    for (const ih of p.infoHashes) {
+      const by = listedBy.get(ih);
+      if (by) by.push(short(key));
+      else {
+        listedBy.set(ih, [short(key)]);
+        order.push(ih);
+      }
+    }
+  });
+
+  // 2. Bundles, newest first, a few at a time, within the byte budget and the swarm deadline.
+  const tBundles = Date.now();
+  const bundles: BundleReport[] = [];
+  const receivedAtStart = ctx.fetcher.received();
+  let fileBytes = 0;
+  let metadataBytes = 0;
+  // Bytes off the wire (pieces include the file and any neighbours' bytes sharing its pieces).
+  const spent = () => ctx.fetcher.received() - receivedAtStart + metadataBytes;
+  let next = 0;
+  const worker = async () => {
+    while (next < order.length) {
+      const ih = order[next++]!;
+      const report: BundleReport = { infoHash: ih, bridges: listedBy.get(ih)!, ok: false, fileBytes: 0, events: 0, rejected: 0, ms: 0 };
+      bundles.push(report);
+      if (swarmAbort.signal.aborted) {
+        report.reason = 'deadline';
+        continue;
+      }
+      const room = limits.maxBytes - spent();
+      if (room <= 0) {
+        report.reason = 'budget';
+        continue;
+      }
+      // Events are verified and passed on while the file downloads, piece by piece.
+      const rej = new Rejections();
+      const checker = new LineChecker(req.author, rej, (e) => {
+        report.events++;
+        accept([e], 'swarm');
+      });
+      let lines: PieceLineAssembler | null = null;
+      const out = await ctx.fetcher.fetchAuthorFile(
+        ih,
+        req.author,
+        { maxMetadataBytes: limits.maxMetadataBytes, maxFileBytes: Math.min(limits.maxFileBytes, room), timeoutMs: limits.bundleTimeoutMs },
+        {
+          signal: swarmAbort.signal,
+          onPiece: (index, count, data) => {
+            lines ??= new PieceLineAssembler(count, limits.maxEventBytes, checker);
+            lines.push(index, data);
+          },
+        },
+      );
+      report.ms = out.stats.ms;
+      report.metadataMs = out.stats.metadataMs;
+      report.firstByteMs = out.stats.firstByteMs;
+      metadataBytes += out.stats.metadataBytes;
+      report.rejected = rej.total;
+      rejections.merge(rej);
+      if (!out.ok) {
+        // What verified before the failure stays: every event stands on its own signature.
+        report.reason = out.reason === 'aborted' ? 'deadline' : out.reason;
+        report.detail = out.detail;
+        continue;
+      }
+      report.ok = true;
+      report.fileBytes = out.fileBytes;
+      fileBytes += out.fileBytes;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, limits.concurrency) }, worker));
+  clearTimeout(swarmTimer);
+  req.signal?.removeEventListener('abort', onOuterAbort);
+
+  const anyFound = bridges.some((b) => b.status === 'found');
+  const swarmComplete =
+    anyFound && bridges.every((b) => b.status === 'absent' || (b.status === 'found' && b.complete)) && bundles.every((b) => b.ok);
+
+  // 3. Relays: what the swarm could not give.
+  const tRelays = Date.now();
+  const relays: RelayReport[] = [];
+  let relayBytes = 0;
+  if (req.relays?.length && !req.signal?.aborted) {
+    const userFilter = req.filter ?? {};
+    const full = req.relayMode === 'full' || !swarmComplete || merger.size === 0;
+    const since = full ? userFilter.since : Math.max(userFilter.since ?? 0, merger.newestCreatedAt());
+    const filter: Filter = { authors: [req.author] };
+    if (since !== undefined) filter.since = since;
+    if (userFilter.until !== undefined) filter.until = userFilter.until;
+    if (userFilter.kinds) filter.kinds = userFilter.kinds;
+    const answers = await Promise.all(req.relays.map((url) => queryRelay(url, filter, { timeoutMs: limits.relayTimeoutMs, alreadyHave: (id) => merger.has(id) })));
+    for (const a of answers) {
+      relayBytes += a.bytes;
+      const rej = new Rejections();
+      const verified: NostrEvent[] = [];
+      for (const v of a.events) {
+        const r = verifyEvent(v, req.author);
+        if (typeof r === 'string') rej.add(r);
+        else verified.push(r);
+      }
+      rejections.merge(rej);
+      relays.push({
+        url: a.url,
+        ok: a.ok,
+        ...(a.error ? { error: a.error } : {}),
+        asked: full ? 'full' : 'newer-than-archive',
+        ...(since !== undefined ? { since } : {}),
+        received: a.events.length + a.alreadyHad,
+        alreadyHad: a.alreadyHad,
+        newEvents: accept(verified, a.url),
+        rejected: rej.total,
+      });
+    }
+  }
+
+  const { events, counts } = merger.result(req.filter);
+  const sources: Record<string, number> = {};
+  for (const { source } of events) sources[source] = (sources[source] ?? 0) + 1;
+  return {
+    events: events.map((x) => x.e),
+    summary: {
+      author: req.author,
+      ms: Date.now() - t0,
+      found: events.length > 0,
+      swarmComplete,
+      bridges,
+      bundles,
+      relays,
+      events: { output: events.length, ...counts },
+      rejected: rejections.counts,
+      sources,
+      bytes: { files: fileBytes, received: ctx.fetcher.received() - receivedAtStart, metadata: metadataBytes, relays: relayBytes },
+      firstEventMs,
+      phasesMs: { pointers: tBundles - tPointers, bundles: tRelays - tBundles, relays: Date.now() - tRelays },
+    },
+  };
+}
+
+/** Exit status of a resolve: 0 found (complete), 1 not found, 3 failed, 4 found but incomplete. */
+export function resolveExitCode(s: ResolveSummary, relaysAsked: boolean): 0 | 1 | 3 | 4 {
+  const bridgeFailed = s.bridges.some((b) => b.status === 'timeout' || b.status === 'invalid');
+  const bundleFailed = s.bundles.some((b) => !b.ok);
+  const relayFailed = relaysAsked && s.relays.some((r) => !r.ok);
+  const anythingAnswered = s.bridges.some((b) => b.status === 'found' || b.status === 'absent') || s.relays.some((r) => r.ok);
+  if (!s.found) {
+    if (!anythingAnswered || bundleFailed) return 3;
+    return 1;
+  }
+  return bridgeFailed || bundleFailed || relayFailed ? 4 : 0;
+}

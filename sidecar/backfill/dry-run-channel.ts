@@ -1,0 +1,55 @@
+// --dry-run: the sidecar's checks, applied in the backfill process without writing anything.
+// Each line goes through the same parse, id (and signature) check and content policy as ingest,
+// then is compared with the index (opened read-only) by Store.verdict: already there, deleted,
+// vanished, superseded. Duplicates inside the source itself are not seen (strfry exports each
+// event once; a JSONL file with repeats counts them as new).
+import type { Config } from '../config.js';
+import { canonicalJson, eventFromLine, hasValidSignature, InvalidEvent, validateEvent } from '../nostr-event.js';
+import { classify, type PolicyConfig } from '../policy.js';
+import type { Store } from '../store.js';
+import type { IngestChannel, Tally } from './channel.js';
+
+export class DryRunChannel implements IngestChannel {
+  sent = 0;
+  acked = 0;
+  readonly tally: Tally = {};
+  readonly hasRoom = true;
+  private readonly policy: PolicyConfig;
+  private readonly verify: boolean;
+
+  constructor(
+    private readonly store: Store | null,
+    config: Config,
+    trusted: boolean,
+    private readonly nowSec: () => number = () => Math.floor(Date.now() / 1000),
+  ) {
+    this.policy = { ...config.policy, maxEventBytes: config.ingest.maxEventBytes };
+    const v = config.ingest.verifySignatures;
+    this.verify = v === 'always' || (v === 'untrusted' && !trusted);
+  }
+
+  send(line: Buffer): void {
+    this.sent++;
+    const label = this.judge(line.toString('utf8'));
+    this.tally[label] = (this.tally[label] ?? 0) + 1;
+    this.acked++;
+  }
+
+  async waitForAck(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
+  private judge(line: string): string {
+    try {
+      const event = validateEvent(eventFromLine(line));
+      if (this.verify && !hasValidSignature(event)) throw new InvalidEvent('bad-sig', 'signature does not verify');
+      const json = canonicalJson(event);
+      const cls = classify(event, Buffer.byteLength(json), this.policy, this.nowSec());
+      if (cls.skip) return `skipped.${cls.skip}`;
+      const v = this.store ? this.store.verdict(event, cls) : null;
+      return v === null ? 'indexed' : v === 'duplicate' ? 'duplicate' : `skipped.${v}`;
+    } catch (err) {
+      return `invalid.${err instanceof InvalidEvent ? err.reason : 'error'}`;
+    }
+  }
+}

@@ -1,0 +1,47 @@
+// Acks are cumulative counts: a batch whose commit failed holds back the acks of later batches
+// that committed, until its retry commits (else a kill would lose its lines).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from '../sidecar/config.js';
+import { createLogger } from '../sidecar/log.js';
+import { Ingestor, type IngestSink } from '../sidecar/ingest.js';
+import { Quarantine } from '../sidecar/quarantine.js';
+import { Store } from '../sidecar/store.js';
+import { makeWorkspace } from './support/sidecar-process.js';
+import { pluginLine, pubkeyN, unsignedEvent } from './support/events.js';
+
+test('a failed commit holds back later acks until its retry commits; every line acknowledged exactly once', { timeout: 30_000 }, async () => {
+  const ws = makeWorkspace();
+  const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 10, batchMaxDelayMs: 1 } } });
+  const store = Store.open(config.indexDir);
+  const log = createLogger('test', 'silent');
+  try {
+    const real = store.applyBatch.bind(store);
+    let calls = 0;
+    // The first transaction fails (as on a full disk) after the second was already started.
+    store.applyBatch = async (items, extra) => {
+      const n = ++calls;
+      if (n === 1) {
+        await new Promise((r) => setTimeout(r, 50));
+        throw new Error('MDB_MAP_FULL: simulated');
+      }
+      return real(items, extra);
+    };
+    const ingestor = new Ingestor(store, new Quarantine(config.quarantineDir, 1 << 20, log), config, log);
+    const acks: number[] = [];
+    const sink: IngestSink = { source: 'test', trusted: true, committed: (n) => acks.push(n) };
+    const lines = Array.from({ length: 20 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `n${i}` })));
+    for (const l of lines) ingestor.submit(l, sink);
+    // Both batches are in flight now; the second commits first, the first fails.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(store.eventCount(), 10, 'the second batch committed');
+    assert.deepEqual(acks, [], 'but nothing is acknowledged while the first batch is uncommitted');
+    await ingestor.idle();
+    assert.equal(store.eventCount(), 20);
+    assert.equal(acks.reduce((a, b) => a + b, 0), 20, 'every line acknowledged once');
+    ingestor.stop();
+  } finally {
+    await store.close();
+    ws.cleanup();
+  }
+});
