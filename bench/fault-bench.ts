@@ -34,6 +34,8 @@ import { hostileLines, requiredId, salvageableIds } from '../test/support/hostil
 import { ingestClient } from '../test/support/ingest-client.js';
 import { ltFetch } from '../test/support/libtorrent.js';
 import { torrentPathOf } from '../sidecar/bundle-builder.js';
+import { canonicalJson } from '../sidecar/nostr-event.js';
+import { makeStrfryDb, strfryStandin } from '../test/support/strfry-db.js';
 import {
   PLUGIN_MAIN,
   cleanEnv,
@@ -85,8 +87,12 @@ async function kill9(sc: SidecarChild): Promise<void> {
   for (let i = 0; i < 500 && !sc.exited(); i++) await sleep(10);
 }
 
+function eventOf(i: number, seed: number) {
+  return unsignedEvent(pubkeyN(i % 1000), { kind: 1, created_at: 1_700_000_000 + seed + i, content: contentOf(400, seed + i) });
+}
+
 function eventLine(i: number, seed: number): { line: string; id: string } {
-  const e = unsignedEvent(pubkeyN(i % 1000), { kind: 1, created_at: 1_700_000_000 + seed + i, content: contentOf(400, seed + i) });
+  const e = eventOf(i, seed);
   return { line: pluginLine(e), id: e.id };
 }
 
@@ -229,7 +235,8 @@ async function outagePart(): Promise<Figure[]> {
   const lineBytes = Buffer.byteLength(eventLine(0, 0).line) + 1;
   const bound = Math.round((RATE * downSecs * lineBytes) / 2);
   log(`\n== socket gone for ${downSecs} s under ${fmt(RATE)} events/s; spool bound ${fmt(bound / 1024 / 1024, 1)} MiB (half of what the outage brings)`);
-  const r = await rig('nostr-bt-fault-outage-', `[bundle]\nwindowSeconds = 2\n[dht]\nenabled = false\n[spool]\nmaxBytes = ${bound}\n`);
+  const toml = `[bundle]\nwindowSeconds = 2\n[dht]\nenabled = false\n[spool]\nmaxBytes = ${bound}\n`;
+  const r = await rig('nostr-bt-fault-outage-', toml);
   const h = harness(r.configPath);
   const ids: string[] = new Array(n);
   const before: number[] = [];
@@ -280,8 +287,22 @@ async function outagePart(): Promise<Figure[]> {
     300_000,
   );
   log(`drained ${drained.ok ? 'in' : 'NOT within'} ${((Date.now() - tDrain) / 1000).toFixed(1)} s: ${describeStatus(drained.status)}; plugin: ${summaryLine ?? 'no summary'}`);
-  log('reconciliation (backfill from strfry) is what recovers the dropped lines; it is not part of this build yet');
   await r.sc.stop(30_000);
+  const counted = await archiveFigures('outage', r.dataDir, ids, [summary.dropped, summary.dropped + summary.droppedAfterSend]);
+
+  // Reconciliation: strfry holds every event it accepted; a restart with [reconcile] set exports
+  // them (the stand-in strfry of the tests) and the sidecar indexes what it never got.
+  const strfry = makeStrfryDb(r.dir);
+  strfry.setEvents(Array.from({ length: n }, (_, i) => canonicalJson(eventOf(i, 10_000_000))));
+  writeConfig(r.dir, r.dataDir, toml + `[reconcile]\nstrfry = "${strfryStandin()}"\nstrfryConfig = "${strfry.config}"\nmarginSeconds = 0\n` + args.extraToml);
+  const tRec = Date.now();
+  r.sc = await startSidecarChild(r.configPath, r.dataDir, r.socketPath);
+  const rec = await pollStatus(r.sc.statusAddr!, (st) => st.events.stored === n && ((st as { reconcile?: { runs: number } }).reconcile?.runs ?? 0) >= 1, 600_000);
+  const recSec = (Date.now() - tRec) / 1000;
+  log(`reconciliation ${rec.ok ? 'recovered everything' : 'did NOT recover everything'} in ${recSec.toFixed(1)} s: ${describeStatus(rec.status)}`);
+  await r.sc.stop(30_000);
+  const after = await readArchive(r.dataDir);
+  const stillMissing = ids.filter((id) => !after.stored.has(id)).length;
   return [
     figure('outage: seconds without the socket', downSecs, 's'),
     figure('outage: lines answered', summary.answered, 'lines', n, '== 1×'),
@@ -289,7 +310,9 @@ async function outagePart(): Promise<Figure[]> {
     figure('outage: lines dropped at the bound (counted)', summary.dropped, 'lines'),
     figure('outage: lines sent, unacknowledged at a disconnect, no spool room (counted; maybe archived)', summary.droppedAfterSend, 'lines'),
     ...latencyFigures('outage, during the outage', during, before),
-    ...(await archiveFigures('outage', r.dataDir, ids, [summary.dropped, summary.dropped + summary.droppedAfterSend])),
+    ...counted,
+    figure('outage: events missing after reconciliation from strfry', stillMissing, 'events', null, '== 0'),
+    figure('outage: restart → reconciliation done', rec.ok ? recSec : NaN, 's'),
   ];
 }
 

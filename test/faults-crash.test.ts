@@ -9,6 +9,8 @@ import { StrfryHarness } from './support/strfry-harness.js';
 import { makeWorkspace, SidecarProcess, PLUGIN_BIN, sleep } from './support/sidecar-process.js';
 import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
 import { readArchive } from './support/archive-check.js';
+import { makeStrfryDb, strfryStandin } from './support/strfry-db.js';
+import { canonicalJson } from '../sidecar/nostr-event.js';
 
 function harnessFor(configPath: string, timeoutMs = 10_000): StrfryHarness {
   return new StrfryHarness(PLUGIN_BIN, { env: { ...process.env, NOSTR_BT_CONFIG: configPath }, timeoutMs });
@@ -126,5 +128,41 @@ test('socket gone with a small spool bound: the plugin answers every line, the s
     await h.close();
     await sidecar.kill9();
     ws.cleanup();
+  }
+});
+
+test('spool overflow recovered by reconciliation: lines the full spool dropped come back from strfry on restart; nothing lost', { timeout: 120_000 }, async () => {
+  const holder = makeWorkspace();
+  const db = makeStrfryDb(holder.dir); // what strfry stores, written as it accepts events
+  const ws = makeWorkspace({
+    spool: { maxBytes: 60_000 },
+    dht: { enabled: false },
+    reconcile: { strfry: strfryStandin(), strfryConfig: db.config, intervalSeconds: 3600, marginSeconds: 0 },
+  });
+  const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
+  const h = harnessFor(ws.configPath, 2000);
+  const events = Array.from({ length: 400 }, (_, i) => unsignedEvent(pubkeyN(i % 19), { kind: 1, created_at: 1_700_100_000 + i, content: contentOf(300, i) }));
+  try {
+    await sidecar.start();
+    await sidecar.kill9(); // the socket is gone while strfry accepts 400 events
+    for (const e of events) {
+      assert.equal((await h.send(pluginLine(e), e.id)).reply.action, 'accept');
+      db.addEvents([canonicalJson(e)]);
+    }
+    await sidecar.start(); // reconciliation runs at start: strfry export
+    const s = await sidecar.waitFor((st) => st.events.stored === events.length && st.spool.files === 0 && (st.reconcile?.runs ?? 0) >= 1, 60_000);
+    assert.equal(s.events.indexed, events.length, 'each event indexed once');
+    await h.close();
+    const summary = JSON.parse(h.stderr.split('\n').find((l) => l.includes('"msg":"plugin stopping'))!) as { dropped: number };
+    assert.ok(summary.dropped > 100, `the spool bound was hit (${summary.dropped} dropped)`);
+    assert.ok((s.reconcile?.last?.new ?? 0) >= summary.dropped, `reconciliation recovered what the plugin dropped (${s.reconcile?.last?.new} new)`);
+    assert.equal(await sidecar.stop(), 0);
+    const { stored } = await archiveOf(ws.dataDir);
+    for (const e of events) assert.ok(stored.has(e.id), e.id);
+  } finally {
+    await h.close();
+    await sidecar.kill9();
+    ws.cleanup();
+    holder.cleanup();
   }
 });
