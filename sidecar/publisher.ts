@@ -250,8 +250,9 @@ export class Publisher extends EventEmitter {
       const started = Date.now();
       try {
         this.dht.put(opts, (err, _hash, n) => {
-          // 302 from every node: they already hold this seq (a republish of the same item).
-          const ok = !err || (err as Error & { code?: number }).code === 302;
+          // 302 from every node: they already hold this seq (a republish of the same item). A put
+          // that no node stored is a failure: retried with backoff, not left until the republish.
+          const ok = (!err && (n ?? 0) > 0) || (err as Error & { code?: number })?.code === 302;
           void this.record(key, rec.seq, ok, n ?? 0, err).finally(() => {
             if (ok) {
               if (fresh) this.counts.published++;

@@ -27,11 +27,11 @@ test('the runner runs a quick benchmark and writes RESULTS.md with its figures a
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-bench-run-'));
   try {
     const results = join(dir, 'RESULTS.md');
-    await run(process.execPath, [join(DIST, 'bench/run.js'), '--quick', '--only=pointer', `--results=${results}`], { timeout: 170_000, maxBuffer: 64 * 1024 * 1024 });
+    await run(process.execPath, [join(DIST, 'bench/run.js'), '--quick', '--only=ingest', `--results=${results}`], { timeout: 170_000, maxBuffer: 64 * 1024 * 1024 });
     const md = readFileSync(results, 'utf8');
     assert.match(md, /Node v\d+/);
-    assert.match(md, /\| pointer \| .+ \| .+ \|/);
-    assert.match(md, /\| pointer \| quick \| 0 \|/);
+    assert.match(md, /\| ingest \| .+ \| .+ \|/);
+    assert.match(md, /\| ingest \| quick \| 0 \|/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

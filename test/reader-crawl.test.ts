@@ -152,6 +152,7 @@ test('crawl to depth 2 over two bridges: every author within two hops, none beyo
   assert.ok((s.rejected['bad-sig'] ?? 0) >= 1 && (s.rejected['wrong-author'] ?? 0) >= 1, JSON.stringify(s.rejected));
   assert.deepEqual(s.authors, { resolved: 57, found: 57, notFound: 0, failed: 0, leftInQueue: 0 });
   assert.equal(s.stoppedBy, null);
+  assert.ok(!r.stderr.includes('crawl ['), 'no progress bar when stderr is not a terminal');
 });
 
 test('crawl --import pipes the verified events into strfry import; budgets stop a crawl early', { timeout: 120_000 }, async () => {
@@ -179,8 +180,9 @@ test('crawl --import pipes the verified events into strfry import; budgets stop 
     assert.match(bad.stderr, /strfry import: .*failed/);
 
     // A budget of 5 authors: stopped early, said so, exit 4.
-    const capped = await runCli(['crawl', root.pubkey, '--depth', '2', '--max-authors', '5', '--bridge', bridgeA.key, '--bridge', bridgeB.key, ...net()]);
+    const capped = await runCli(['crawl', root.pubkey, '--depth', '2', '--max-authors', '5', '--progress', '--bridge', bridgeA.key, '--bridge', bridgeB.key, ...net()]);
     assert.equal(capped.code, 4, capped.stderr);
+    assert.match(capped.stderr, /crawl \[.*\] \d+\/\d+ authors \| queued \d+ \| \d+ events/, 'progress on stderr when asked');
     const cs = lastJson<CrawlSummary>(capped.stderr);
     assert.equal(cs.authors.resolved, 5);
     assert.equal(cs.stoppedBy, 'max-authors');

@@ -35,8 +35,8 @@ export interface FetchStats {
   firstByteMs: number | null;
 }
 
-/** ok: the file's bytes (in `data`, or handed to `onChunk` as they arrived). */
-export type FetchOutcome = ({ ok: true; data: Buffer | null; fileBytes: number } | { ok: false; reason: FetchFailure; detail: string }) & { infoHash: string; stats: FetchStats };
+/** ok: every byte of the file was handed to `onPiece`. */
+export type FetchOutcome = ({ ok: true; fileBytes: number } | { ok: false; reason: FetchFailure; detail: string }) & { infoHash: string; stats: FetchStats };
 
 export interface FetcherOptions {
   /** Working directory (one subdirectory per bundle, for WebTorrent's paths); removed by close(). */
@@ -153,20 +153,21 @@ export class BundleFetcher {
   }
 
   /**
-   * Downloads `<author>.jsonl` from bundle `infoHash`; never throws. With `onPiece`, the file's
-   * bytes are handed over piece by piece as each piece is verified, in whatever order they come
-   * (chunk `index` of `count`, in file order), and `data` is null.
+   * Downloads `<author>.jsonl` from bundle `infoHash`; never throws. The file's bytes are handed
+   * to `onPiece` piece by piece as each piece is verified, in whatever order they come (chunk
+   * `index` of `count`, numbered in file order).
    */
   async fetchAuthorFile(
     infoHash: string,
     author: string,
     limits: BundleLimits,
-    opts: { signal?: AbortSignal; peers?: string[]; onPiece?: (index: number, count: number, data: Buffer) => void } = {},
+    opts: { signal?: AbortSignal; onPiece: (index: number, count: number, data: Buffer) => void },
   ): Promise<FetchOutcome> {
     const t0 = Date.now();
     const entry = this.entry(infoHash, limits);
     entry.waiters++;
     let file: TorrentFile | null = null;
+    let stopDelivery = () => {};
     let timer: NodeJS.Timeout | undefined;
     let metadataMs: number | null = null;
     let firstByteMs: number | null = null;
@@ -187,32 +188,25 @@ export class BundleFetcher {
     });
     deadline.catch(() => {});
     try {
-      for (const p of opts.peers ?? []) addPeerWhenReady(entry.torrent, p);
       await Promise.race([entry.ready, deadline]);
       metadataMs = Date.now() - t0;
       const f = entry.torrent.files.find((x) => x.name === `${author}.jsonl`);
       if (!f) throw new FetchError('not-in-bundle', `the bundle has no file for ${author}`);
       if (f.length > limits.maxFileBytes) throw new FetchError('file-too-large', `${f.length} bytes > ${limits.maxFileBytes}`);
       file = f;
-      if (opts.onPiece) {
-        f.select();
-        const got = await Promise.race([deliverPieces(entry.torrent, f, opts.onPiece, () => (firstByteMs ??= Date.now() - t0)), deadline, entry.broken]);
-        if (got !== f.length) throw new FetchError('error', `read ${got} of ${f.length} bytes`);
-        return { ok: true, data: null, fileBytes: got, infoHash, stats: stats() };
-      }
-      if (!f.done) {
-        const done = new Promise<void>((resolve) => f.once('done', () => resolve()));
-        f.select();
-        await Promise.race([done, deadline, entry.broken]);
-      }
-      const bytes = (f as unknown as { arrayBuffer(): Promise<ArrayBuffer> }).arrayBuffer();
-      const data = Buffer.from(await Promise.race([bytes, deadline]));
-      return { ok: true, data, fileBytes: data.length, infoHash, stats: stats() };
+      f.select();
+      const delivery = deliverPieces(entry.torrent, f, opts.onPiece, () => (firstByteMs ??= Date.now() - t0));
+      stopDelivery = delivery.stop;
+      const got = await Promise.race([delivery.done, deadline, entry.broken]);
+      if (got !== f.length) throw new FetchError('error', `read ${got} of ${f.length} bytes`);
+      return { ok: true, fileBytes: got, infoHash, stats: stats() };
     } catch (err) {
       if (file && !file.done) file.deselect();
       const e = err instanceof FetchError ? err : new FetchError('error', (err as Error)?.message ?? String(err));
       return { ok: false, reason: e.reason, detail: e.message, infoHash, stats: stats() };
     } finally {
+      // Nothing reaches onPiece after the fetch has answered (timed out, aborted, failed).
+      stopDelivery();
       clearTimeout(timer);
       if (onAbort) opts.signal?.removeEventListener('abort', onAbort);
       entry.waiters--;
@@ -357,18 +351,17 @@ function checkMetadata(t: Torrent, maxMetadataBytes: number): string | null {
   return null;
 }
 
-function addPeerWhenReady(t: Torrent, peer: string): void {
-  // addPeer throws before the infoHash is known (interop notes).
-  if ((t as unknown as { infoHash?: string }).infoHash) t.addPeer(peer);
-  else t.once('infoHash', () => t.addPeer(peer));
-}
-
 /**
  * Hands a file's bytes over piece by piece as each piece is verified (those already verified
- * first), in any order, while the file downloads rarest first. Resolves with the bytes handed
- * over once every piece of the file was.
+ * first), in any order, while the file downloads rarest first. `done` resolves with the bytes
+ * handed over once every piece of the file was; `stop` ends the delivery early.
  */
-function deliverPieces(t: Torrent, f: TorrentFile, onPiece: (index: number, count: number, data: Buffer) => void, onFirst: () => void): Promise<number> {
+function deliverPieces(
+  t: Torrent,
+  f: TorrentFile,
+  onPiece: (index: number, count: number, data: Buffer) => void,
+  onFirst: () => void,
+): { done: Promise<number>; stop: () => void } {
   const tt = t as unknown as {
     pieceLength: number;
     length: number;
@@ -378,35 +371,43 @@ function deliverPieces(t: Torrent, f: TorrentFile, onPiece: (index: number, coun
   const ff = f as unknown as { offset: number; length: number; _startPiece: number; _endPiece: number };
   const first = ff._startPiece;
   const count = ff.length === 0 ? 0 : ff._endPiece - first + 1;
-  const done = new Set<number>();
+  const delivered = new Set<number>();
   let handed = 0;
-  return new Promise<number>((resolve, reject) => {
-    if (count === 0) return resolve(0);
-    const stop = () => t.removeListener('verified', onVerified);
-    const read = (piece: number) => {
-      if (piece < first || piece > ff._endPiece || done.has(piece)) return;
-      done.add(piece);
-      const pieceStart = piece * tt.pieceLength;
-      const from = Math.max(ff.offset, pieceStart);
-      const to = Math.min(ff.offset + ff.length, pieceStart + tt.pieceLength, tt.length);
-      tt.store.get(piece, { offset: from - pieceStart, length: to - from }, (err, buf) => {
-        if (err || !buf) {
-          stop();
-          return reject(new FetchError('error', `reading piece ${piece}: ${err?.message ?? 'no data'}`));
-        }
-        if (handed === 0) onFirst();
-        handed += buf.length;
-        onPiece(piece - first, count, Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
-        if (done.size === count && handed === ff.length) {
-          stop();
-          resolve(handed);
-        }
-      });
-    };
-    const onVerified = (piece: number) => read(piece);
+  let stopped = false;
+  const onVerified = (piece: number) => read(piece);
+  const stop = () => {
+    stopped = true;
+    t.removeListener('verified', onVerified);
+  };
+  let settle: { resolve: (n: number) => void; reject: (e: Error) => void } = { resolve: () => {}, reject: () => {} };
+  const done = new Promise<number>((resolve, reject) => (settle = { resolve, reject }));
+  const read = (piece: number) => {
+    if (stopped || piece < first || piece > ff._endPiece || delivered.has(piece)) return;
+    delivered.add(piece);
+    const pieceStart = piece * tt.pieceLength;
+    const from = Math.max(ff.offset, pieceStart);
+    const to = Math.min(ff.offset + ff.length, pieceStart + tt.pieceLength, tt.length);
+    tt.store.get(piece, { offset: from - pieceStart, length: to - from }, (err, buf) => {
+      if (stopped) return;
+      if (err || !buf) {
+        stop();
+        return settle.reject(new FetchError('error', `reading piece ${piece}: ${err?.message ?? 'no data'}`));
+      }
+      if (handed === 0) onFirst();
+      handed += buf.length;
+      onPiece(piece - first, count, Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+      if (delivered.size === count && handed === ff.length) {
+        stop();
+        settle.resolve(handed);
+      }
+    });
+  };
+  if (count === 0) settle.resolve(0);
+  else {
     t.on('verified', onVerified);
     for (let p = first; p <= ff._endPiece; p++) if (tt.bitfield.get(p)) read(p);
-  });
+  }
+  return { done, stop };
 }
 
 
