@@ -29,11 +29,13 @@ import { StrfryHarness } from '../test/support/strfry-harness.js';
 import { unsignedEvent, pluginLine, pubkeyN, contentOf } from '../test/support/events.js';
 import { readArchive } from '../test/support/archive-check.js';
 import { freeUdpPorts, startLocalDhtAt } from '../test/support/local-dht.js';
-import { idleConnections, rssKb, slowReader, socketInodes } from '../test/support/hostile-peer.js';
+import { idleConnections, rssAnonKb, rssKb, slowReader, socketInodes } from '../test/support/hostile-peer.js';
 import { hostileLines, requiredId, salvageableIds } from '../test/support/hostile-lines.js';
 import { ingestClient } from '../test/support/ingest-client.js';
 import { ltFetch } from '../test/support/libtorrent.js';
 import { torrentPathOf } from '../sidecar/bundle-builder.js';
+import { canonicalJson } from '../sidecar/nostr-event.js';
+import { makeStrfryDb, strfryStandin } from '../test/support/strfry-db.js';
 import {
   PLUGIN_MAIN,
   cleanEnv,
@@ -85,8 +87,12 @@ async function kill9(sc: SidecarChild): Promise<void> {
   for (let i = 0; i < 500 && !sc.exited(); i++) await sleep(10);
 }
 
+function eventOf(i: number, seed: number) {
+  return unsignedEvent(pubkeyN(i % 1000), { kind: 1, created_at: 1_700_000_000 + seed + i, content: contentOf(400, seed + i) });
+}
+
 function eventLine(i: number, seed: number): { line: string; id: string } {
-  const e = unsignedEvent(pubkeyN(i % 1000), { kind: 1, created_at: 1_700_000_000 + seed + i, content: contentOf(400, seed + i) });
+  const e = eventOf(i, seed);
   return { line: pluginLine(e), id: e.id };
 }
 
@@ -130,7 +136,8 @@ function harness(configPath: string): StrfryHarness {
   return h;
 }
 
-async function archiveFigures(prefix: string, dataDir: string, ids: string[], expectMissing: number): Promise<Figure[]> {
+/** `missingRange`: how many may be missing [never sent, + sent but maybe lost] (counted by the plugin). */
+async function archiveFigures(prefix: string, dataDir: string, ids: string[], missingRange: [number, number]): Promise<Figure[]> {
   const a = await readArchive(dataDir);
   let missing = 0;
   let notBundled = 0;
@@ -146,7 +153,8 @@ async function archiveFigures(prefix: string, dataDir: string, ids: string[], ex
   }
   log(`${prefix}: ${ids.length} accepted, ${a.stored.size} stored, missing ${missing}, not in a bundle ${notBundled}, in >1 bundle ${duplicated}, misplaced ${a.misplaced}`);
   return [
-    figure(`${prefix}: events lost (missing minus counted drops)`, missing - expectMissing, 'events', null, '== 0'),
+    figure(`${prefix}: events lost beyond what the plugin counted`, Math.max(0, missing - missingRange[1]), 'events', null, '== 0'),
+    figure(`${prefix}: events counted as dropped but archived`, Math.max(0, missingRange[0] - missing), 'events', null, '== 0'),
     figure(`${prefix}: stored events not in a bundle`, notBundled, 'events', null, '== 0'),
     figure(`${prefix}: events in more than one bundle`, duplicated + a.misplaced, 'events', null, '== 0'),
   ];
@@ -170,9 +178,11 @@ async function killPart(): Promise<Figure[]> {
   let busy = false;
   let spoolPeak = 0;
   let rssPeak = 0;
+  let anonPeak = 0;
   const sample = setInterval(() => {
     spoolPeak = Math.max(spoolPeak, dirUsage(join(r.dataDir, 'spool')).bytes);
     if (!r.sc.exited()) rssPeak = Math.max(rssPeak, rssKb(r.sc.pid));
+    if (!r.sc.exited()) anonPeak = Math.max(anonPeak, rssAnonKb(r.sc.pid));
   }, 200);
   const { wallMs } = await pacedLoad(
     h,
@@ -212,7 +222,8 @@ async function killPart(): Promise<Figure[]> {
     figure('kill: catch-up after the load', (Date.now() - tEnd) / 1000, 's'),
     figure('kill: spool peak', spoolPeak / 1024 / 1024, 'MiB'),
     figure('kill: sidecar peak RSS', rssPeak / 1024, 'MiB'),
-    ...(await archiveFigures('kill', r.dataDir, ids, 0)),
+    figure('kill: sidecar peak anonymous RSS', anonPeak / 1024, 'MiB'),
+    ...(await archiveFigures('kill', r.dataDir, ids, [0, 0])),
   ];
 }
 
@@ -224,7 +235,8 @@ async function outagePart(): Promise<Figure[]> {
   const lineBytes = Buffer.byteLength(eventLine(0, 0).line) + 1;
   const bound = Math.round((RATE * downSecs * lineBytes) / 2);
   log(`\n== socket gone for ${downSecs} s under ${fmt(RATE)} events/s; spool bound ${fmt(bound / 1024 / 1024, 1)} MiB (half of what the outage brings)`);
-  const r = await rig('nostr-bt-fault-outage-', `[bundle]\nwindowSeconds = 2\n[dht]\nenabled = false\n[spool]\nmaxBytes = ${bound}\n`);
+  const toml = `[bundle]\nwindowSeconds = 2\n[dht]\nenabled = false\n[spool]\nmaxBytes = ${bound}\n`;
+  const r = await rig('nostr-bt-fault-outage-', toml);
   const h = harness(r.configPath);
   const ids: string[] = new Array(n);
   const before: number[] = [];
@@ -259,19 +271,48 @@ async function outagePart(): Promise<Figure[]> {
   clearInterval(sample);
   await h.close(5000);
   const summaryLine = h.stderr.split('\n').find((l) => l.includes('"msg":"plugin stopping'));
-  const summary = summaryLine ? (JSON.parse(summaryLine) as { dropped: number; spooled: number; answered: number }) : { dropped: NaN, spooled: NaN, answered: NaN };
+  const summary = summaryLine
+    ? (JSON.parse(summaryLine) as { dropped: number; droppedAfterSend: number; answered: number })
+    : { dropped: NaN, droppedAfterSend: NaN, answered: NaN };
+  const minStored = n - summary.dropped - summary.droppedAfterSend;
   const tDrain = Date.now();
-  const drained = await pollStatus(r.sc.statusAddr!, (s) => s.spool.files === 0 && s.events.stored === n - summary.dropped && s.bundles?.events === n - summary.dropped, 180_000);
+  let last = -1;
+  const drained = await pollStatus(
+    r.sc.statusAddr!,
+    (s) => {
+      const settled = s.spool.files === 0 && s.events.stored >= minStored && s.events.stored === last && s.bundles?.events === s.events.stored && s.bundles.pendingEvents === 0;
+      last = s.events.stored;
+      return settled;
+    },
+    300_000,
+  );
   log(`drained ${drained.ok ? 'in' : 'NOT within'} ${((Date.now() - tDrain) / 1000).toFixed(1)} s: ${describeStatus(drained.status)}; plugin: ${summaryLine ?? 'no summary'}`);
-  log('reconciliation (backfill from strfry) is what recovers the dropped lines; it is not part of this build yet');
   await r.sc.stop(30_000);
+  const counted = await archiveFigures('outage', r.dataDir, ids, [summary.dropped, summary.dropped + summary.droppedAfterSend]);
+
+  // Reconciliation: strfry holds every event it accepted; a restart with [reconcile] set exports
+  // them (the stand-in strfry of the tests) and the sidecar indexes what it never got.
+  const strfry = makeStrfryDb(r.dir);
+  strfry.setEvents(Array.from({ length: n }, (_, i) => canonicalJson(eventOf(i, 10_000_000))));
+  writeConfig(r.dir, r.dataDir, toml + `[reconcile]\nstrfry = "${strfryStandin()}"\nstrfryConfig = "${strfry.config}"\nmarginSeconds = 0\n` + args.extraToml);
+  const tRec = Date.now();
+  r.sc = await startSidecarChild(r.configPath, r.dataDir, r.socketPath);
+  const rec = await pollStatus(r.sc.statusAddr!, (st) => st.events.stored === n && ((st as { reconcile?: { runs: number } }).reconcile?.runs ?? 0) >= 1, 600_000);
+  const recSec = (Date.now() - tRec) / 1000;
+  log(`reconciliation ${rec.ok ? 'recovered everything' : 'did NOT recover everything'} in ${recSec.toFixed(1)} s: ${describeStatus(rec.status)}`);
+  await r.sc.stop(30_000);
+  const after = await readArchive(r.dataDir);
+  const stillMissing = ids.filter((id) => !after.stored.has(id)).length;
   return [
     figure('outage: seconds without the socket', downSecs, 's'),
     figure('outage: lines answered', summary.answered, 'lines', n, '== 1×'),
     figure('outage: spool peak', spoolPeak, 'bytes', bound, '<= 1×'),
     figure('outage: lines dropped at the bound (counted)', summary.dropped, 'lines'),
+    figure('outage: lines sent, unacknowledged at a disconnect, no spool room (counted; maybe archived)', summary.droppedAfterSend, 'lines'),
     ...latencyFigures('outage, during the outage', during, before),
-    ...(await archiveFigures('outage', r.dataDir, ids, summary.dropped)),
+    ...counted,
+    figure('outage: events missing after reconciliation from strfry', stillMissing, 'events', null, '== 0'),
+    figure('outage: restart → reconciliation done', rec.ok ? recSec : NaN, 's'),
   ];
 }
 
@@ -375,7 +416,7 @@ async function peersPart(): Promise<Figure[]> {
     figure('peers: sidecar alive after the abuse', alive ? 1 : 0, 'bool', null, '== 1'),
     // +1: an evicted connection closes just after the one that evicted it is accepted.
     figure('peers: peak peer connections held', socketsPeak - socketsBefore, 'connections', maxConns, '<= 1.01×'),
-    figure('peers: sidecar RSS growth under abuse', (rssPeak - rssBefore) / 1024, 'MiB'),
+    figure('peers: sidecar peak RSS under abuse', rssPeak / 1024, 'MiB', rssBefore / 1024),
     figure('peers: honest download with hostile peers', abused.ok ? t.length / 1e6 / abused.seconds : 0, 'MB/s', base.ok ? t.length / 1e6 / base.seconds : null, '>= 0.5×'),
   ];
 }
@@ -424,6 +465,8 @@ async function fuzzPart(): Promise<Figure[]> {
   });
   let pluginPeak = 0;
   const pSample = setInterval(() => (pluginPeak = Math.max(pluginPeak, rssKb(plugin.pid!))), 100);
+  let fuzzSidecarAnon = 0;
+  const fSample = setInterval(() => (fuzzSidecarAnon = Math.max(fuzzSidecarAnon, rssAnonKb(r.sc.pid))), 250);
   const valid = new Set<string>();
   const t0 = performance.now();
   let required = 0;
@@ -451,6 +494,8 @@ async function fuzzPart(): Promise<Figure[]> {
   const pluginExitedEarly = exited;
   for (let i = 0; i < 500 && !exited; i++) await sleep(10);
   clearInterval(pSample);
+  clearInterval(fSample);
+  log(`sidecar peak anonymous RSS while the plugin fed it: ${fmt(fuzzSidecarAnon / 1024)} MiB`);
   if (pluginExitedEarly) log(`plugin exited early: ${pluginStderr}`);
   log(`plugin: ${fmt(n)} lines in ${pluginSec.toFixed(1)} s, ${fmt(required)} with a readable id, ${fmt(answered)} answered, wrong ${wrong}, non-JSON stdout ${badStdout}, peak RSS ${fmt(pluginPeak / 1024)} MiB`);
   const viaPlugin = valid.size;
@@ -463,7 +508,11 @@ async function fuzzPart(): Promise<Figure[]> {
   const c = await ingestClient(r.socketPath);
   let sent = 0;
   let sidecarPeak = 0;
-  const sSample = setInterval(() => (sidecarPeak = Math.max(sidecarPeak, rssKb(r.sc.pid))), 100);
+  let sidecarAnonPeak = 0;
+  const sSample = setInterval(() => {
+    sidecarPeak = Math.max(sidecarPeak, rssKb(r.sc.pid));
+    sidecarAnonPeak = Math.max(sidecarAnonPeak, rssAnonKb(r.sc.pid));
+  }, 100);
   const t1 = performance.now();
   const batch: string[] = [];
   const first = pluginLine(unsignedEvent(pubkeyN(5000), { kind: 1, created_at: 1_600_000_000, content: 'first' }));
@@ -480,7 +529,7 @@ async function fuzzPart(): Promise<Figure[]> {
   const socketSec = (performance.now() - t1) / 1000;
   const s2 = await pollStatus(r.sc.statusAddr!, (s) => s.events.stored === valid.size, 120_000);
   clearInterval(sSample);
-  log(`socket: ${fmt(sent)} lines in ${socketSec.toFixed(1)} s, acknowledged ${fmt(c.acked())}, ${describeStatus(s2.status)}, sidecar peak RSS ${fmt(sidecarPeak / 1024)} MiB`);
+  log(`socket: ${fmt(sent)} lines in ${socketSec.toFixed(1)} s, acknowledged ${fmt(c.acked())}, ${describeStatus(s2.status)}, sidecar peak RSS ${fmt(sidecarPeak / 1024)} MiB (anonymous ${fmt(sidecarAnonPeak / 1024)} MiB; the rest is LMDB's map and other file pages)`);
   c.close();
   for (const x of idle) x.close();
   const alive = !r.sc.exited();
@@ -497,6 +546,7 @@ async function fuzzPart(): Promise<Figure[]> {
     figure('fuzz: well-formed events stored (plugin + socket)', s2.status?.events.stored ?? NaN, 'events', valid.size, '== 1×'),
     figure('fuzz: sidecar alive', alive && allAcked ? 1 : 0, 'bool', null, '== 1'),
     figure('fuzz: sidecar peak RSS', sidecarPeak / 1024, 'MiB'),
+    figure('fuzz: sidecar peak anonymous RSS (without file-backed pages)', sidecarAnonPeak / 1024, 'MiB'),
   ];
 }
 

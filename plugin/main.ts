@@ -125,9 +125,11 @@ function logSummary(): void {
     acknowledged: link?.stats.acked ?? 0,
     spooled: spool?.stats.spooled ?? 0,
     dropped: spool?.stats.dropped ?? 0,
+    /** Sent to the sidecar but unacknowledged at a disconnect, with no spool room: maybe archived. */
+    droppedAfterSend: spool?.stats.droppedAfterSend ?? 0,
     spoolWriteErrors: spool?.stats.writeErrors ?? 0,
   };
-  if (summary.dropped > 0) log.warn(summary, 'plugin stopping; lines dropped because the spool was full or unwritable (reconciliation backfill recovers them)');
+  if (summary.dropped + summary.droppedAfterSend > 0) log.warn(summary, 'plugin stopping; lines dropped because the spool was full or unwritable (reconciliation backfill recovers them)');
   else log.info(summary, 'plugin stopping');
 }
 

@@ -151,7 +151,7 @@ export class SidecarLink {
   }
 
   private spoolUnacked(): void {
-    for (let i = this.unackedHead; i < this.unacked.length; i++) this.spool.append(this.unacked[i]!);
+    for (let i = this.unackedHead; i < this.unacked.length; i++) this.spool.append(this.unacked[i]!, true);
     this.unacked = [];
     this.unackedHead = 0;
     this.unackedBytes = 0;

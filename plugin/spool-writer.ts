@@ -18,13 +18,16 @@ const FLUSH_NOW_BYTES = 256 * 1024;
 
 export interface SpoolStats {
   spooled: number;
+  /** Lines the sidecar never got: lost until reconciliation recovers them. */
   dropped: number;
+  /** Lines already sent to the sidecar, unacknowledged when the connection closed: maybe archived. */
+  droppedAfterSend: number;
   writeErrors: number;
   bytesOnDisk: number;
 }
 
 export class SpoolWriter {
-  readonly stats: SpoolStats = { spooled: 0, dropped: 0, writeErrors: 0, bytesOnDisk: 0 };
+  readonly stats: SpoolStats = { spooled: 0, dropped: 0, droppedAfterSend: 0, writeErrors: 0, bytesOnDisk: 0 };
   private fd: number | null = null;
   private path = '';
   private fileBytes = 0;
@@ -46,12 +49,16 @@ export class SpoolWriter {
     private readonly log: Logger,
   ) {}
 
-  /** Queues one line (no newline) for the spool. Returns false if it had to be dropped. */
-  append(line: string): boolean {
+  /**
+   * Queues one line (no newline) for the spool. Returns false if it had to be dropped.
+   * `sentBefore`: the line went to the sidecar already (unacknowledged), so a drop may not lose it.
+   */
+  append(line: string, sentBefore = false): boolean {
     const bytes = Buffer.byteLength(line) + 1;
     if (this.knownDirBytes === null) this.knownDirBytes = this.measureDir();
     if (this.knownDirBytes + this.writingBytes + this.pendingBytes + bytes > this.opts.maxBytes) {
-      this.stats.dropped++;
+      if (sentBefore) this.stats.droppedAfterSend++;
+      else this.stats.dropped++;
       this.logError('spool full, dropping line (reconciliation backfill recovers it)', null);
       return false;
     }

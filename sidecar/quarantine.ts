@@ -4,11 +4,16 @@ import { appendFile, mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
+/** Entries waiting for the disk, at most: a flood of bad lines must not grow memory without bound. */
+const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+
 export class Quarantine {
   kept = 0;
   overflow = 0;
   private bytes: number | null = null;
-  private chain: Promise<void> = Promise.resolve();
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private writing: Promise<void> | null = null;
 
   constructor(
     private readonly dir: string,
@@ -18,29 +23,58 @@ export class Quarantine {
 
   add(reason: string, source: string, line: string): void {
     const entry = JSON.stringify({ at: new Date().toISOString(), reason, source, line }) + '\n';
-    this.chain = this.chain.then(() => this.write(entry)).catch((err) => {
-      this.log.error({ err }, 'quarantine write failed');
-    });
-  }
-
-  flush(): Promise<void> {
-    return this.chain;
-  }
-
-  private async write(entry: string): Promise<void> {
-    if (this.bytes === null) this.bytes = await this.measure();
-    const size = Buffer.byteLength(entry);
-    if (this.bytes + size > this.maxBytes) {
-      this.overflow++;
-      if (this.overflow === 1 || this.overflow % 10_000 === 0) {
-        this.log.error({ dir: this.dir, overflow: this.overflow }, 'quarantine full: rejected lines are only counted now');
-      }
+    if (this.pendingBytes + entry.length > MAX_PENDING_BYTES) {
+      this.noteOverflow('quarantine cannot keep up: rejected lines are only counted meanwhile');
       return;
     }
+    this.pending.push(entry);
+    this.pendingBytes += entry.length;
+    this.writing ??= this.drain();
+  }
+
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  /** Writes what is pending, many entries per append. */
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        this.pendingBytes = 0;
+        await this.write(batch);
+      }
+    } catch (err) {
+      this.log.error({ err }, 'quarantine write failed');
+    } finally {
+      this.writing = null;
+    }
+  }
+
+  private async write(entries: string[]): Promise<void> {
+    if (this.bytes === null) this.bytes = await this.measure();
+    let out = '';
+    let size = 0;
+    for (const entry of entries) {
+      const n = Buffer.byteLength(entry);
+      if (this.bytes + size + n > this.maxBytes) {
+        this.noteOverflow('quarantine full: rejected lines are only counted now');
+        continue;
+      }
+      out += entry;
+      size += n;
+      this.kept++;
+    }
+    if (size === 0) return;
     await mkdir(this.dir, { recursive: true, mode: 0o750 });
-    await appendFile(join(this.dir, `${new Date().toISOString().slice(0, 10)}.jsonl`), entry, { mode: 0o640 });
+    await appendFile(join(this.dir, `${new Date().toISOString().slice(0, 10)}.jsonl`), out, { mode: 0o640 });
     this.bytes += size;
-    this.kept++;
+  }
+
+  private noteOverflow(msg: string): void {
+    this.overflow++;
+    if (this.overflow === 1 || this.overflow % 10_000 === 0) this.log.error({ dir: this.dir, overflow: this.overflow }, msg);
   }
 
   private async measure(): Promise<number> {

@@ -9,6 +9,8 @@ import { StrfryHarness } from './support/strfry-harness.js';
 import { makeWorkspace, SidecarProcess, PLUGIN_BIN, sleep } from './support/sidecar-process.js';
 import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
 import { readArchive } from './support/archive-check.js';
+import { makeStrfryDb, strfryStandin } from './support/strfry-db.js';
+import { canonicalJson } from '../sidecar/nostr-event.js';
 
 function harnessFor(configPath: string, timeoutMs = 10_000): StrfryHarness {
   return new StrfryHarness(PLUGIN_BIN, { env: { ...process.env, NOSTR_BT_CONFIG: configPath }, timeoutMs });
@@ -108,21 +110,59 @@ test('socket gone with a small spool bound: the plugin answers every line, the s
     await h.close();
     const summaryLine = h.stderr.split('\n').find((l) => l.includes('"msg":"plugin stopping'));
     assert.ok(summaryLine, `the plugin reports what it kept and dropped on exit: ${h.stderr.slice(-2000)}`);
-    const summary = JSON.parse(summaryLine) as { answered: number; dropped: number; spooled: number };
+    const summary = JSON.parse(summaryLine) as { answered: number; dropped: number; droppedAfterSend: number };
+    // Lines sent but unacknowledged at a disconnect, with no spool room, may have been archived.
+    const maybe = summary.droppedAfterSend;
     assert.equal(summary.answered, 800);
     assert.ok(summary.dropped > 0, 'the bound was reached');
     assert.match(h.stderr, /spool full, dropping line/);
-    const s = await sidecar.waitFor((st) => st.spool.files === 0 && st.events.stored === 800 - summary.dropped, 30_000);
-    assert.equal(s.events.indexed, 800 - summary.dropped, 'everything not counted as dropped is indexed');
+    const s = await sidecar.waitFor((st) => st.spool.files === 0 && st.events.stored >= 800 - summary.dropped - maybe, 30_000);
+    assert.ok(s.events.indexed <= 800 - summary.dropped, 'no line counted as dropped was indexed');
     await sidecar.stop();
     const { stored } = await archiveOf(ws.dataDir);
     const missing = [...before.ids.map((id, i) => [id, 'b' + i]), ...after.ids.map((id, i) => [id, 'a' + i])].filter(([id]) => !stored.has(id!)).map(([, w]) => w);
     assert.deepEqual(missing, [], 'events sent while the sidecar was up are all there');
     const lost = during.ids.filter((id) => !stored.has(id)).length;
-    assert.equal(lost, summary.dropped, 'exactly the counted lines are missing (reconciliation recovers them)');
+    assert.ok(lost >= summary.dropped && lost <= summary.dropped + maybe, `the counted lines are missing, nothing else (lost ${lost}, dropped ${summary.dropped} + ${maybe} maybe)`);
   } finally {
     await h.close();
     await sidecar.kill9();
     ws.cleanup();
+  }
+});
+
+test('spool overflow recovered by reconciliation: lines the full spool dropped come back from strfry on restart; nothing lost', { timeout: 120_000 }, async () => {
+  const holder = makeWorkspace();
+  const db = makeStrfryDb(holder.dir); // what strfry stores, written as it accepts events
+  const ws = makeWorkspace({
+    spool: { maxBytes: 60_000 },
+    dht: { enabled: false },
+    reconcile: { strfry: strfryStandin(), strfryConfig: db.config, intervalSeconds: 3600, marginSeconds: 0 },
+  });
+  const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
+  const h = harnessFor(ws.configPath, 2000);
+  const events = Array.from({ length: 400 }, (_, i) => unsignedEvent(pubkeyN(i % 19), { kind: 1, created_at: 1_700_100_000 + i, content: contentOf(300, i) }));
+  try {
+    await sidecar.start();
+    await sidecar.kill9(); // the socket is gone while strfry accepts 400 events
+    for (const e of events) {
+      assert.equal((await h.send(pluginLine(e), e.id)).reply.action, 'accept');
+      db.addEvents([canonicalJson(e)]);
+    }
+    await sidecar.start(); // reconciliation runs at start: strfry export
+    const s = await sidecar.waitFor((st) => st.events.stored === events.length && st.spool.files === 0 && (st.reconcile?.runs ?? 0) >= 1, 60_000);
+    assert.equal(s.events.indexed, events.length, 'each event indexed once');
+    await h.close();
+    const summary = JSON.parse(h.stderr.split('\n').find((l) => l.includes('"msg":"plugin stopping'))!) as { dropped: number };
+    assert.ok(summary.dropped > 100, `the spool bound was hit (${summary.dropped} dropped)`);
+    assert.ok((s.reconcile?.last?.new ?? 0) >= summary.dropped, `reconciliation recovered what the plugin dropped (${s.reconcile?.last?.new} new)`);
+    assert.equal(await sidecar.stop(), 0);
+    const { stored } = await archiveOf(ws.dataDir);
+    for (const e of events) assert.ok(stored.has(e.id), e.id);
+  } finally {
+    await h.close();
+    await sidecar.kill9();
+    ws.cleanup();
+    holder.cleanup();
   }
 });

@@ -15,6 +15,16 @@ export function rssKb(pid: number): number {
   }
 }
 
+/** Anonymous resident memory (heap, buffers) in kB: RSS without file-backed pages such as LMDB's map. */
+export function rssAnonKb(pid: number): number {
+  try {
+    const m = /RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Inodes of the sockets a process holds open. */
 export function socketInodes(pid: number): Set<string> {
   const out = new Set<string>();
