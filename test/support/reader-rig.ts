@@ -58,7 +58,14 @@ export async function startBridge(bootstrap: string[], extra: Record<string, unk
     waitPublished: async (stored, authors, timeoutMs = 30_000) => {
       const deadline = Date.now() + timeoutMs;
       await sidecar.waitFor(
-        (s) => s.events.stored === stored && s.bundles?.events === stored && s.bundles.pendingRewrites === 0 && s.pointers?.dirtyAuthors === 0,
+        // Every stored event is in a bundle (a superseded version may stay in an older bundle
+        // until its next merge, so bundles may hold more events than the index).
+        (s) =>
+          s.events.stored === stored &&
+          (s.bundles as { pendingEvents?: number } | undefined)?.pendingEvents === 0 &&
+          (s.bundles?.events ?? 0) >= stored &&
+          s.bundles?.pendingRewrites === 0 &&
+          s.pointers?.dirtyAuthors === 0,
         timeoutMs,
       );
       const store = Store.open(join(ws.dataDir, 'index'), { readOnly: true });
