@@ -12,7 +12,7 @@ import { limitPeers } from './peer-limits.js';
 let noDelayInstalled = false;
 
 /** WebTorrent never sets TCP_NODELAY; small piece requests then wait on Nagle (~10× slower). */
-function installNoDelay(): void {
+export function installNoDelay(): void {
   if (noDelayInstalled) return;
   noDelayInstalled = true;
   const onConnect = Peer.prototype.onConnect;

@@ -10,7 +10,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
 import WebTorrent, { type Torrent, type TorrentFile, type Wire } from 'webtorrent';
-import Peer from 'webtorrent/lib/peer.js';
+import { installNoDelay } from '../../sidecar/seeder.js';
 import MemoryChunkStore from 'memory-chunk-store';
 
 export interface BundleLimits {
@@ -56,17 +56,6 @@ export interface FetcherOptions {
 
 const FILE_NAME = /^[0-9a-f]{64}\.jsonl$/;
 
-let noDelayInstalled = false;
-/** WebTorrent never sets TCP_NODELAY; small piece requests then wait on Nagle (see seeder.ts). */
-function installNoDelay(): void {
-  if (noDelayInstalled) return;
-  noDelayInstalled = true;
-  const onConnect = Peer.prototype.onConnect;
-  Peer.prototype.onConnect = function (this: { conn?: { setNoDelay?: (v: boolean) => void } }) {
-    this.conn?.setNoDelay?.(true);
-    return onConnect.call(this);
-  };
-}
 
 interface Entry {
   torrent: Torrent;
