@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'smol-toml';
 import { StrfryHarness } from './support/strfry-harness.js';
+import { mountSmallDisk, unmountSmallDisk } from './support/small-disk.js';
 import { makeWorkspace, SidecarProcess, PLUGIN_BIN, LOOPBACK_DEFAULTS } from './support/sidecar-process.js';
 import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
 import { ltFetch } from './support/libtorrent.js';
@@ -28,11 +29,8 @@ function makeEvents(n: number, bytes: number, seed: number): { lines: string[]; 
 
 test('disk full: ingest stops with a clear error and a metric, seeding goes on, ingest resumes by itself when space returns; index intact', { timeout: 120_000 }, async (t) => {
   const ws = makeWorkspace();
-  const mnt = join(ws.dir, 'small-disk');
-  mkdirSync(mnt);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt], { stdio: 'ignore' });
-  } catch {
+  const mnt = mountSmallDisk(ws.dir, 8);
+  if (!mnt) {
     ws.cleanup();
     t.skip('SKIPPED: needs to mount a small tmpfs (root with CAP_SYS_ADMIN) to fill a disk for real');
     return;
@@ -107,11 +105,7 @@ test('disk full: ingest stops with a clear error and a metric, seeding goes on, 
   } finally {
     await h.close();
     await sidecar.kill9();
-    try {
-      execFileSync('umount', ['-l', mnt]);
-    } catch {
-      /* already gone */
-    }
+    unmountSmallDisk(mnt);
     rmSync(save, { recursive: true, force: true });
     ws.cleanup();
   }

@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'smol-toml';
 import { StrfryHarness } from './support/strfry-harness.js';
+import { mountSmallDisk, unmountSmallDisk } from './support/small-disk.js';
 import { makeWorkspace, SidecarProcess, PLUGIN_BIN, LOOPBACK_DEFAULTS, sleep } from './support/sidecar-process.js';
 import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
 import { Store } from '../sidecar/store.js';
@@ -78,11 +79,8 @@ test('SIGTERM mid-stream: exit 0 before the deadline despite a client that never
 
 test('disk full: ingest stalls without a crash, SIGTERM ends at the deadline with exit 1; with room again a restart indexes everything', { timeout: 120_000 }, async (t) => {
   const ws = makeWorkspace();
-  const mnt = join(ws.dir, 'small-disk');
-  mkdirSync(mnt);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', mnt], { stdio: 'ignore' });
-  } catch {
+  const mnt = mountSmallDisk(ws.dir, 6);
+  if (!mnt) {
     ws.cleanup();
     t.skip('needs a small tmpfs (mount as root) to fill a disk for real');
     return;
@@ -133,11 +131,7 @@ test('disk full: ingest stalls without a crash, SIGTERM ends at the deadline wit
   } finally {
     await h.close();
     await sidecar.kill9();
-    try {
-      execFileSync('umount', ['-l', mnt]);
-    } catch {
-      /* already gone */
-    }
+    unmountSmallDisk(mnt);
     ws.cleanup();
   }
 });
