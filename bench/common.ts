@@ -482,10 +482,11 @@ export function prng(seed: number): () => number {
 const clkTck = 100;
 
 /** user+system CPU ms of a process (all threads), or null when unreadable. */
-export function procCpuMs(pid: number | undefined | null): number | null {
+/** CPU time (user + system) of a process, or of one of its threads when `tid` is given. */
+export function procCpuMs(pid: number | undefined | null, tid?: number): number | null {
   if (!pid || pid <= 0) return null;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
     const ticks = Number(fields[11]) + Number(fields[12]);

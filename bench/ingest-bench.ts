@@ -122,6 +122,8 @@ interface IngestRun {
   deciles: number[];
   /** CPU ms (user+system, all threads) of the process doing the ingest, during the run. */
   cpuMs: number | null;
+  /** In process only: CPU time of the main thread (the index transactions, bundling, ...). */
+  mainThreadCpuMs?: number | null;
   /** How long the graceful stop took afterwards. */
   stopMs?: number;
 }
@@ -171,6 +173,7 @@ async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): P
     let saturatedWaits = 0;
     let timedOut = false;
     const cpu0 = process.cpuUsage();
+    const main0 = procCpuMs(process.pid, process.pid);
     const t0 = performance.now();
     lastBatchAt = decileStart = t0;
     const deadline = t0 + maxMs;
@@ -196,8 +199,9 @@ async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): P
     await Promise.race([ing.idle(), sleep(Math.max(30_000, maxMs))]);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const main1 = procCpuMs(process.pid, process.pid);
     const status = sidecar.status() as unknown as StatusDoc;
-    const run: IngestRun = { events: submitted, seconds, rate: submitted / seconds, committed, timedOut, saturatedWaits, batches, maxBatchMs, status, deciles, cpuMs: (cpu.user + cpu.system) / 1000 };
+    const run: IngestRun = { mainThreadCpuMs: main0 === null || main1 === null ? null : main1 - main0, events: submitted, seconds, rate: submitted / seconds, committed, timedOut, saturatedWaits, batches, maxBatchMs, status, deciles, cpuMs: (cpu.user + cpu.system) / 1000 };
     await stop();
     run.stopMs = stopMs;
     return run;
@@ -370,7 +374,7 @@ async function main(): Promise<void> {
         `${inproc.batches} batches, longest gap between commits ${fmt(inproc.maxBatchMs)} ms; paused on 'saturated' ${inproc.saturatedWaits}x)` +
         (inproc.timedOut ? ' [time cap hit]' : ''),
     );
-    log(`  CPU: ${cpuNote(inproc)}`);
+    log(`  CPU: ${cpuNote(inproc)}; main thread ${inproc.mainThreadCpuMs == null ? '?' : fmt((inproc.mainThreadCpuMs * 1000) / Math.max(1, inproc.events), 1)} µs per event`);
     log(`  rate per ${inproc.deciles.length === 10 ? 'tenth' : `1/${inproc.deciles.length}`} of the run (index growing): ${inproc.deciles.map((r) => fmt(r)).join(', ')} events/s`);
     log(`  ${describeStatus(inproc.status)}`);
     log(`  committed callbacks: ${inproc.committed}/${inproc.events}; ${expectNote(inproc, w, N)}`);

@@ -5,8 +5,8 @@ import { EventEmitter } from 'node:events';
 import { statfsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { canonicalJson, eventFromLine, hasValidSignature, InvalidEvent, validateEvent } from './nostr-event.js';
-import { classify, type PolicyConfig } from './policy.js';
+import { judgeLine } from './line-judge.js';
+import type { PolicyConfig } from './policy.js';
 import type { Quarantine } from './quarantine.js';
 import type { Counters, IngestItem, Outcome, Store } from './store.js';
 
@@ -151,12 +151,12 @@ export class Ingestor extends EventEmitter {
   private async runBatch(batch: Entry[]): Promise<void> {
     const extra: Counters = {};
     const bump = (name: string) => (extra[name] = (extra[name] ?? 0) + 1);
-    const items: IngestItem[] = [];
     // Per-line outcomes, only when some source of this batch asked for them.
     const labels: (string | undefined)[] | null = batch.some((e) => e.sink.outcomes !== undefined) ? new Array(batch.length) : null;
+    const verifyMode = this.config.ingest.verifySignatures;
+    const items: IngestItem[] = [];
     const itemEntry: number[] = [];
     const now = this.nowSec();
-    const verify = this.config.ingest.verifySignatures;
     for (let i = 0; i < batch.length; i++) {
       const { line, sink, rejected } = batch[i]!;
       if (rejected !== undefined) {
@@ -167,25 +167,18 @@ export class Ingestor extends EventEmitter {
       }
       if (line.length === 0) continue;
       bump('received');
-      try {
-        const event = validateEvent(eventFromLine(line));
-        if ((verify === 'always' || (verify === 'untrusted' && !sink.trusted)) && !hasValidSignature(event)) {
-          throw new InvalidEvent('bad-sig', 'signature does not verify');
-        }
-        const json = canonicalJson(event);
-        const cls = classify(event, Buffer.byteLength(json), this.policy, now);
-        if (cls.skip) {
-          bump(`skipped.${cls.skip}`);
-          if (labels) labels[i] = `skipped.${cls.skip}`;
-        } else {
-          items.push({ event, json, cls });
-          if (labels) itemEntry.push(i);
-        }
-      } catch (err) {
-        const reason = err instanceof InvalidEvent ? err.reason : 'error';
-        bump(`invalid.${reason}`);
-        if (labels) labels[i] = `invalid.${reason}`;
-        this.quarantine.add(reason, sink.source, line);
+      const verify = verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted);
+      const j = judgeLine(line, verify, this.policy, now);
+      if (j.kind === 'event') {
+        items.push(j);
+        if (labels) itemEntry.push(i);
+      } else if (j.kind === 'skipped') {
+        bump(`skipped.${j.reason}`);
+        if (labels) labels[i] = `skipped.${j.reason}`;
+      } else {
+        bump(`invalid.${j.reason}`);
+        if (labels) labels[i] = `invalid.${j.reason}`;
+        this.quarantine.add(j.reason, sink.source, line);
       }
     }
     let outcomes: Outcome[];

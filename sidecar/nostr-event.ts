@@ -35,6 +35,15 @@ export function eventFromLine(line: string): unknown {
 
 /** Checks shape and the id (sha256 of the NIP-01 serialization). Does not check the signature. */
 export function validateEvent(e: unknown): NostrEvent {
+  return validatedEventJson(e).event;
+}
+
+/**
+ * validateEvent, plus the event's canonical JSON (see canonicalJson). Content and tags are
+ * serialized once for both the id check and the canonical form: on the ingest path that is
+ * most of the cost of an event.
+ */
+export function validatedEventJson(e: unknown): { event: NostrEvent; json: string } {
   if (!e || typeof e !== 'object' || Array.isArray(e)) throw new InvalidEvent('malformed', 'not an event object');
   const ev = e as Record<string, unknown>;
   if (typeof ev.id !== 'string' || !HEX64.test(ev.id)) throw new InvalidEvent('bad-field', 'id is not 64 lowercase hex');
@@ -49,8 +58,14 @@ export function validateEvent(e: unknown): NostrEvent {
     for (const v of tag) if (typeof v !== 'string') throw new InvalidEvent('bad-field', 'a tag value is not a string');
   }
   const event = ev as unknown as NostrEvent;
-  if (computeEventId(event) !== event.id) throw new InvalidEvent('bad-id', 'id does not match the event content');
-  return event;
+  // Hex strings and safe integers serialize as themselves: these templates are byte for byte
+  // JSON.stringify of the same values.
+  const content = JSON.stringify(event.content);
+  const tags = JSON.stringify(event.tags);
+  const id = createHash('sha256').update(`[0,"${event.pubkey}",${event.created_at},${event.kind},${tags},${content}]`).digest('hex');
+  if (id !== event.id) throw new InvalidEvent('bad-id', 'id does not match the event content');
+  const json = `{"content":${content},"created_at":${event.created_at},"id":"${event.id}","kind":${event.kind},"pubkey":"${event.pubkey}","sig":"${event.sig}","tags":${tags}}`;
+  return { event, json };
 }
 
 export function computeEventId(e: Omit<NostrEvent, 'id' | 'sig'>): string {

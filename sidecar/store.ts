@@ -3,7 +3,7 @@
 // so duplicates, replacements and deletions inside one batch resolve exactly as across batches.
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { NostrEvent } from './nostr-event.js';
+import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 
 const INDEX_FORMAT = 2;
@@ -81,7 +81,7 @@ export interface SlotRecord {
 }
 
 export interface IngestItem {
-  event: NostrEvent;
+  event: EventHead;
   json: string;
   cls: Classified;
 }
@@ -298,7 +298,7 @@ export class Store {
    * What the index would answer for this event without writing anything: null when it would be
    * indexed. Used by applyOne and by dry runs (backfill --dry-run).
    */
-  verdict(e: NostrEvent, cls: Classified): Exclude<Outcome, 'indexed'> | null {
+  verdict(e: EventHead, cls: Classified): Exclude<Outcome, 'indexed'> | null {
     if (this.ids.doesExist(e.id)) return 'duplicate';
     if (this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
     const vanishedUntil = this.vanished.get(e.pubkey);
@@ -343,7 +343,7 @@ export class Store {
     return 'indexed';
   }
 
-  private applyDeletion(e: NostrEvent, del: { ids: string[]; addrs: string[] }, bump: (name: string, n?: number) => void): void {
+  private applyDeletion(e: EventHead, del: { ids: string[]; addrs: string[] }, bump: (name: string, n?: number) => void): void {
     for (const id of del.ids) {
       const target = this.getEvent(id);
       if (target) {
@@ -367,7 +367,7 @@ export class Store {
     }
   }
 
-  private applyVanish(e: NostrEvent, bump: (name: string, n?: number) => void): void {
+  private applyVanish(e: EventHead, bump: (name: string, n?: number) => void): void {
     const prev = this.vanished.get(e.pubkey);
     if (prev === undefined || prev < e.created_at) this.vanished.put(e.pubkey, e.created_at);
     const doomed: EventRecord[] = [];

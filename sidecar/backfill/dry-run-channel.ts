@@ -4,8 +4,8 @@
 // vanished, superseded. Duplicates inside the source itself are not seen (strfry exports each
 // event once; a JSONL file with repeats counts them as new).
 import type { Config } from '../config.js';
-import { canonicalJson, eventFromLine, hasValidSignature, InvalidEvent, validateEvent } from '../nostr-event.js';
-import { classify, type PolicyConfig } from '../policy.js';
+import { judgeLine } from '../line-judge.js';
+import type { PolicyConfig } from '../policy.js';
 import type { Store } from '../store.js';
 import type { IngestChannel, Tally } from './channel.js';
 
@@ -40,16 +40,9 @@ export class DryRunChannel implements IngestChannel {
   async close(): Promise<void> {}
 
   private judge(line: string): string {
-    try {
-      const event = validateEvent(eventFromLine(line));
-      if (this.verify && !hasValidSignature(event)) throw new InvalidEvent('bad-sig', 'signature does not verify');
-      const json = canonicalJson(event);
-      const cls = classify(event, Buffer.byteLength(json), this.policy, this.nowSec());
-      if (cls.skip) return `skipped.${cls.skip}`;
-      const v = this.store ? this.store.verdict(event, cls) : null;
-      return v === null ? 'indexed' : v === 'duplicate' ? 'duplicate' : `skipped.${v}`;
-    } catch (err) {
-      return `invalid.${err instanceof InvalidEvent ? err.reason : 'error'}`;
-    }
+    const j = judgeLine(line, this.verify, this.policy, this.nowSec());
+    if (j.kind !== 'event') return `${j.kind}.${j.reason}`;
+    const v = this.store ? this.store.verdict(j.event, j.cls) : null;
+    return v === null ? 'indexed' : v === 'duplicate' ? 'duplicate' : `skipped.${v}`;
   }
 }
