@@ -15,7 +15,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
-import type { BundleRecord, EventRecord, RemovalRecord, Store } from './store.js';
+import type { BundleRecord, EventRecord, RemovalRecord, Store, StoredEvent } from './store.js';
 import type { BundleSummary } from './status.js';
 
 export interface Seeder {
@@ -142,7 +142,7 @@ export class Bundler extends EventEmitter {
         await this.enqueue(() => this.replace([b], b.level, b.periodStart, b.periodEnd, { rebuild: true }));
       }
     }
-    for (const { value } of this.store.events.getRange({ start: this.store.pendingRange[0] })) this.pendingBytes += Buffer.byteLength(value.j) + 1;
+    for (const { value } of this.store.events.getRange({ start: this.store.pendingRange[0] })) this.pendingBytes += value.n;
     this.lastCutPeriod = (this.store.meta.get(LAST_CUT_KEY) as number | undefined) ?? 0;
     if (opts.schedule !== false) this.schedule();
     this.log.info({ active: this.active.size }, 'bundles seeded from disk');
@@ -229,14 +229,16 @@ export class Bundler extends EventEmitter {
       let bytes = 0;
       // Committed events only (uncommitted ones have higher numbers): the cut ends after the last one read.
       let end = from;
-      for (const { key: seq, value: rec } of this.store.events.getRange({ start: from })) {
-        const size = Buffer.byteLength(rec.j) + 1;
-        if (bytes > 0 && bytes + size > this.opts.windowMaxBytes) break;
-        bytes += size;
-        end = seq + 1;
+      const fits = (rec: EventRecord) => {
+        if (bytes > 0 && bytes + rec.n > this.opts.windowMaxBytes) return false;
+        bytes += rec.n;
+        return true;
+      };
+      for (const rec of this.store.eventsFrom(from, fits)) {
+        end = rec.seq + 1;
         let list = byAuthor.get(rec.p);
         if (!list) byAuthor.set(rec.p, (list = []));
-        list.push({ id: rec.i, c: rec.c, seq, json: rec.j });
+        list.push({ id: rec.i, c: rec.c, seq: rec.seq, json: rec.j });
       }
       if (byAuthor.size === 0) break;
       const authors = [...byAuthor.keys()].sort();
@@ -407,7 +409,7 @@ export class Bundler extends EventEmitter {
   }
 
   /** An author's events in a bundle, in file order (created_at, then id). */
-  eventsOf(b: BundleRecord, pubkey: string): EventRecord[] {
+  eventsOf(b: BundleRecord, pubkey: string): StoredEvent[] {
     if (!(b.authorFrom <= pubkey && pubkey < b.authorTo)) return [];
     const recs = [...this.store.authorEvents(pubkey, b.seqStart, b.seqEnd)];
     return recs.sort((x, y) => x.c - y.c || (x.i < y.i ? -1 : x.i > y.i ? 1 : 0));

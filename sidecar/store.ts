@@ -2,24 +2,38 @@
 // Every batch of events is applied in one write transaction; reads inside it see its own writes,
 // so duplicates, replacements and deletions inside one batch resolve exactly as across batches.
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { EventLog, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 
-const INDEX_FORMAT = 2;
+const INDEX_FORMAT = 3;
 const FORMAT_KEY = 'index.format';
 const FRONTIER_KEY = 'bundle.frontier';
+const LOG_END_KEY = 'log.end';
+/**
+ * Address space reserved for the index map (not disk: the file grows as it is written). Without
+ * it lmdb-js starts with a small map and remaps as the file grows, and every earlier map stays
+ * mapped with its resident pages: the same file pages counted several times in the RSS.
+ */
+const MAP_SIZE = 2 ** 40;
 
-/** One indexed event: id, canonical JSON, author, created_at, kind, expiry, replaceable slot. */
-export interface EventRecord {
+/**
+ * One indexed event as LMDB keeps it: id, author, created_at, kind, expiry, replaceable slot,
+ * and where its canonical JSON is in the event log (`o`, `n`: see sidecar/event-log.ts).
+ */
+export interface EventRecord extends LogRef {
   i: string;
-  j: string;
   p: string;
   c: number;
   k: number;
   x?: number;
   s?: string;
 }
+
+/** An indexed event with its canonical JSON read from the log. */
+export type StoredEvent = EventRecord & { j: string };
 
 /** A signed BEP-44 item as last published (re-put as is after restarts and outages). */
 export interface PointerRecord {
@@ -118,8 +132,11 @@ export class Store {
   readonly pointerDirty: Database<number, string>;
   readonly counters: Database<number, string>;
   readonly meta: Database<unknown, string>;
+  readonly log: EventLog;
 
   private nextSeq = 1;
+  /** Log ranges of events removed by the running transaction (blanked after its commit). */
+  private removedInTxn: LogRef[] | null = null;
   /** Events below this sequence number are in bundles (persisted as meta 'bundle.frontier'). */
   private frontier = 1;
   /** End of the cut being built: events removed meanwhile are in the new bundle already. */
@@ -128,7 +145,7 @@ export class Store {
 
   private constructor(readonly dir: string, readOnly: boolean) {
     if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
-    this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly });
+    this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly, mapSize: MAP_SIZE });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     this.events = db('events');
     this.ids = db('ids');
@@ -149,6 +166,7 @@ export class Store {
     this.meta = db('meta');
     if (!readOnly) this.checkFormat();
     for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
+    this.log = new EventLog(join(dir, 'events.log'), (this.meta.get(LOG_END_KEY) as number | undefined) ?? 0, readOnly);
     this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
   }
 
@@ -214,12 +232,38 @@ export class Store {
     return ih ? { ih, file: `${rec.p}.jsonl` } : undefined;
   }
 
-  /** An author's stored events with seq in [from, to), in arrival order. */
-  *authorEvents(pubkey: string, from: number, to: number): Iterable<EventRecord & { seq: number }> {
+  /** An author's stored events with seq in [from, to), in arrival order, with their JSON. */
+  *authorEvents(pubkey: string, from: number, to: number): Iterable<StoredEvent & { seq: number }> {
+    for (const rec of this.authorRecords(pubkey, from, to)) yield { ...rec, j: this.log.read(rec) };
+  }
+
+  private *authorRecords(pubkey: string, from: number, to: number): Iterable<EventRecord & { seq: number }> {
     for (const [, seq] of this.authorSeq.getKeys({ start: [pubkey, from], end: [pubkey, to] })) {
       const rec = this.events.get(seq);
       if (rec) yield { ...rec, seq };
     }
+  }
+
+  /** Committed events with seq ≥ `from`, in order, with their JSON, while `take` says so. */
+  *eventsFrom(from: number, take: (rec: EventRecord) => boolean): Iterable<StoredEvent & { seq: number }> {
+    // Consecutive events are consecutive in the log: read them in slices, not one by one.
+    const SLICE = 256;
+    let slice: (EventRecord & { seq: number })[] = [];
+    const drain = function* (this: Store) {
+      if (slice.length === 0) return;
+      const first = slice[0]!.o;
+      const last = slice[slice.length - 1]!;
+      const contiguous = slice.every((r, i) => i === 0 || r.o > slice[i - 1]!.o) && last.o + last.n - first <= 64 * 1024 * 1024;
+      const bytes = contiguous ? this.log.readBytes(first, last.o + last.n - first) : null;
+      for (const r of slice) yield { ...r, j: bytes ? bytes.toString('utf8', r.o - first, r.o - first + r.n - 1) : this.log.read(r) };
+      slice = [];
+    }.bind(this);
+    for (const { key: seq, value: rec } of this.events.getRange({ start: from })) {
+      if (!take(rec)) break;
+      slice.push({ ...rec, seq });
+      if (slice.length >= SLICE) yield* drain();
+    }
+    yield* drain();
   }
 
   static open(dir: string, opts: { readOnly?: boolean } = {}): Store {
@@ -240,7 +284,13 @@ export class Store {
     return this.ids.doesExist(id);
   }
 
-  getEvent(id: string): EventRecord | undefined {
+  /** An indexed event with its JSON. */
+  getEvent(id: string): StoredEvent | undefined {
+    const rec = this.recordOf(id);
+    return rec && { ...rec, j: this.log.read(rec) };
+  }
+
+  private recordOf(id: string): EventRecord | undefined {
     const seq = this.ids.get(id);
     return seq === undefined ? undefined : this.events.get(seq);
   }
@@ -254,7 +304,7 @@ export class Store {
     const deltas = new Map<string, number>(Object.entries(extraCounts));
     const bump = (name: string, n = 1) => deltas.set(name, (deltas.get(name) ?? 0) + n);
     const outcomes: Outcome[] = [];
-    await this.root.transaction(() => {
+    await this.writeTxn(() => {
       for (const item of items) {
         const outcome = this.applyOne(item, bump);
         outcomes.push(outcome);
@@ -275,10 +325,10 @@ export class Store {
   async sweepExpired(nowSec: number, limit = 10_000): Promise<number> {
     const deltas = new Map<string, number>();
     let n = 0;
-    await this.root.transaction(() => {
+    await this.writeTxn(() => {
       for (const key of [...this.expiry.getKeys({ end: [nowSec + 1], limit })]) {
         const id = key[1];
-        const rec = this.getEvent(id);
+        const rec = this.recordOf(id);
         if (rec) {
           this.removeEvent(id, rec, 'expired');
           n++;
@@ -290,8 +340,9 @@ export class Store {
     return n;
   }
 
-  close(): Promise<void> {
-    return this.root.close();
+  async close(): Promise<void> {
+    await this.root.close();
+    this.log.close();
   }
 
   /**
@@ -320,7 +371,7 @@ export class Store {
     if (cls.replaceKey !== undefined) {
       const slot = this.slots.get(cls.replaceKey);
       if (slot) {
-        const old = this.getEvent(slot.id);
+        const old = this.recordOf(slot.id);
         if (old) {
           this.removeEvent(slot.id, old, 'replaced');
           bump('removed.replaced');
@@ -328,7 +379,8 @@ export class Store {
       }
       this.slots.put(cls.replaceKey, { id: e.id, c: e.created_at });
     }
-    const rec: EventRecord = { i: e.id, j: item.json, p: e.pubkey, c: e.created_at, k: e.kind };
+    const { o, n } = this.log.append(item.json);
+    const rec: EventRecord = { i: e.id, p: e.pubkey, c: e.created_at, k: e.kind, o, n };
     if (cls.expiresAt !== undefined) {
       rec.x = cls.expiresAt;
       this.expiry.put([cls.expiresAt, e.id], null);
@@ -337,7 +389,7 @@ export class Store {
     const seq = this.nextSeq++;
     this.events.put(seq, rec);
     this.ids.put(e.id, seq);
-    this.authorSeq.put([e.pubkey, seq], Buffer.byteLength(item.json) + 1);
+    this.authorSeq.put([e.pubkey, seq], n);
     if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
     if (cls.vanish) this.applyVanish(e, bump);
     return 'indexed';
@@ -345,7 +397,7 @@ export class Store {
 
   private applyDeletion(e: EventHead, del: { ids: string[]; addrs: string[] }, bump: (name: string, n?: number) => void): void {
     for (const id of del.ids) {
-      const target = this.getEvent(id);
+      const target = this.recordOf(id);
       if (target) {
         if (target.p !== e.pubkey || target.k === 5) continue; // only the author; deleting a deletion does nothing
         this.removeEvent(id, target, 'deleted');
@@ -358,7 +410,7 @@ export class Store {
       if (prev === undefined || prev < e.created_at) this.tombAddrs.put(addr, e.created_at);
       const slot = this.slots.get(addr);
       if (slot && slot.c <= e.created_at) {
-        const target = this.getEvent(slot.id);
+        const target = this.recordOf(slot.id);
         if (target) {
           this.removeEvent(slot.id, target, 'deleted');
           bump('removed.deleted');
@@ -371,7 +423,7 @@ export class Store {
     const prev = this.vanished.get(e.pubkey);
     if (prev === undefined || prev < e.created_at) this.vanished.put(e.pubkey, e.created_at);
     const doomed: EventRecord[] = [];
-    for (const rec of this.authorEvents(e.pubkey, 0, Number.MAX_SAFE_INTEGER)) {
+    for (const rec of this.authorRecords(e.pubkey, 0, Number.MAX_SAFE_INTEGER)) {
       if (rec.c <= e.created_at && rec.i !== e.id) doomed.push(rec);
     }
     for (const rec of doomed) {
@@ -385,6 +437,7 @@ export class Store {
     if (seq === undefined) return;
     this.events.remove(seq);
     this.ids.remove(id);
+    this.removedInTxn?.push({ o: rec.o, n: rec.n });
     this.authorSeq.remove([rec.p, seq]);
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
     // Deleted, vanished and expired events must leave the swarm soon: the bundler rewrites the
@@ -392,6 +445,41 @@ export class Store {
     // and leaves at the bundle's next merge, so replaceable-heavy traffic causes no rewrites.
     if (reason !== 'replaced' && (seq < this.frontier || seq < this.bundling)) {
       this.removals.put(id, { r: reason, p: rec.p, s: seq, n: ++this.removalCounter });
+    }
+  }
+
+  /**
+   * A write transaction that may append to the event log and remove events: the log is written
+   * and synced before the commit; removed events' bytes are blanked once it has committed.
+   */
+  private async writeTxn(body: () => void): Promise<void> {
+    let removed: LogRef[] = [];
+    try {
+      // A child transaction: if the body or the log write throws, none of its writes commit
+      // (a plain lmdb-js transaction callback that throws keeps the writes it made).
+      await this.root.childTransaction(() => {
+        removed = this.removedInTxn = [];
+        try {
+          body();
+          this.log.flush();
+          this.meta.put(LOG_END_KEY, this.log.end);
+        } catch (err) {
+          this.log.discard();
+          throw err;
+        } finally {
+          this.removedInTxn = null;
+        }
+      });
+    } catch (err) {
+      this.log.discard();
+      throw err;
+    }
+    for (const ref of removed) {
+      try {
+        this.log.blank(ref);
+      } catch {
+        /* best effort: a full disk must not fail a committed batch */
+      }
     }
   }
 

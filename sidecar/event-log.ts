@@ -1,0 +1,96 @@
+// The events' canonical JSON, outside LMDB: one append-only file (`<indexDir>/events.log`, one
+// line per event) read with pread. LMDB keeps each event's offset and length. Kept out of the
+// memory map, the bulk of the index never counts in the sidecar's RSS (every page of a mapped
+// file that was ever read stays resident), and LMDB stays a few hundred bytes per event.
+//
+// Writes of a batch are buffered and written, then fdatasync'ed, at the end of the batch's index
+// transaction, before it commits: an index that survives a crash never points past the log's
+// durable end. Offsets only grow while the process runs (a failed batch leaves a hole); at start
+// the log continues at the end the index last committed, overwriting anything unreferenced.
+import { closeSync, existsSync, fdatasyncSync, openSync, readSync, writeSync } from 'node:fs';
+
+export interface LogRef {
+  /** Byte offset of the line. */
+  o: number;
+  /** Its length, newline included. */
+  n: number;
+}
+
+export class EventLog {
+  private fd: number | null;
+  private pending: Buffer[] = [];
+  private pendingStart = 0;
+  private nextOffset: number;
+
+  constructor(
+    readonly path: string,
+    committedEnd: number,
+    readOnly: boolean,
+  ) {
+    this.nextOffset = committedEnd;
+    this.fd = readOnly ? (existsSync(path) ? openSync(path, 'r') : null) : openSync(path, existsSync(path) ? 'r+' : 'w+', 0o640);
+  }
+
+  /** Where the next event goes: the value to commit as the log's end with the batch. */
+  get end(): number {
+    return this.nextOffset;
+  }
+
+  /** Queues one event's line; written by `flush`. */
+  append(json: string): LogRef {
+    if (this.pending.length === 0) this.pendingStart = this.nextOffset;
+    const buf = Buffer.from(json + '\n', 'utf8');
+    const ref = { o: this.nextOffset, n: buf.length };
+    this.pending.push(buf);
+    this.nextOffset += buf.length;
+    return ref;
+  }
+
+  /** Writes and syncs the queued lines; throws (ENOSPC, EIO) so the transaction aborts. */
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    const at = this.pendingStart;
+    this.pending = [];
+    writeFully(this.fd!, data, at);
+    fdatasyncSync(this.fd!);
+  }
+
+  /** Forgets queued lines of a transaction that did not happen (their offsets become a hole). */
+  discard(): void {
+    this.pending = [];
+  }
+
+  /** One event's canonical JSON. */
+  read(ref: LogRef): string {
+    return this.readBytes(ref.o, ref.n - 1).toString('utf8');
+  }
+
+  /** Bytes [offset, offset + length) of the log, for reading consecutive events at once. */
+  readBytes(offset: number, length: number): Buffer {
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = this.fd === null ? 0 : readSync(this.fd, buf, got, length - got, offset + got);
+      if (n === 0) throw new Error(`event log ${this.path}: ${length} bytes at ${offset} are past its end`);
+      got += n;
+    }
+    return buf;
+  }
+
+  /** Overwrites a removed event's bytes with spaces, so deleted content does not linger on disk. */
+  blank(ref: LogRef): void {
+    if (this.fd === null || ref.n <= 1) return;
+    writeFully(this.fd, Buffer.alloc(ref.n - 1, 0x20), ref.o);
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+function writeFully(fd: number, data: Buffer, position: number): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done);
+}
