@@ -108,8 +108,8 @@ export class Store {
   readonly root: RootDatabase;
   /** Events under an increasing sequence number: appends stay fast as the index grows. */
   readonly events: Database<EventRecord, number>;
-  /** Event id → sequence number. */
-  readonly ids: Database<number, string>;
+  /** Event id (32 raw bytes: half the key size of hex, in the index's largest random-access tree) → sequence number. */
+  readonly ids: Database<number, Buffer>;
   /** Per author, their events in arrival order: [pubkey, seq] → bytes of the event's line. */
   readonly authorSeq: Database<number, [string, number]>;
   readonly slots: Database<SlotRecord, string>;
@@ -148,7 +148,7 @@ export class Store {
     this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly, mapSize: MAP_SIZE });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     this.events = db('events');
-    this.ids = db('ids');
+    this.ids = this.root.openDB<number, Buffer>({ name: 'ids', compression: false, keyEncoding: 'binary' });
     this.authorSeq = db('author-seq');
     this.slots = db('slots');
     this.tombIds = db('tomb-ids');
@@ -225,7 +225,7 @@ export class Store {
 
   /** Where an event is archived: its bundle and the file in it, or undefined if not (yet). */
   locate(id: string): { ih: string; file: string } | undefined {
-    const seq = this.ids.get(id);
+    const seq = this.ids.get(idKey(id));
     const rec = seq === undefined ? undefined : this.events.get(seq);
     if (seq === undefined || !rec) return undefined;
     const ih = this.bundleAt(seq, rec.p);
@@ -281,7 +281,7 @@ export class Store {
   }
 
   hasEvent(id: string): boolean {
-    return this.ids.doesExist(id);
+    return this.ids.doesExist(idKey(id));
   }
 
   /** An indexed event with its JSON. */
@@ -291,12 +291,12 @@ export class Store {
   }
 
   private recordOf(id: string): EventRecord | undefined {
-    const seq = this.ids.get(id);
+    const seq = this.ids.get(idKey(id));
     return seq === undefined ? undefined : this.events.get(seq);
   }
 
   eventIds(): Iterable<string> {
-    return this.ids.getKeys();
+    return this.ids.getKeys().map((k) => k.toString('hex'));
   }
 
   /** Applies a batch in one transaction; resolves with one outcome per item once committed. */
@@ -350,7 +350,7 @@ export class Store {
    * indexed. Used by applyOne and by dry runs (backfill --dry-run).
    */
   verdict(e: EventHead, cls: Classified): Exclude<Outcome, 'indexed'> | null {
-    if (this.ids.doesExist(e.id)) return 'duplicate';
+    if (this.ids.doesExist(idKey(e.id))) return 'duplicate';
     if (this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
     const vanishedUntil = this.vanished.get(e.pubkey);
     if (vanishedUntil !== undefined && e.created_at <= vanishedUntil && !(cls.vanish && e.kind === 62)) return 'vanished';
@@ -388,7 +388,7 @@ export class Store {
     if (cls.replaceKey !== undefined) rec.s = cls.replaceKey;
     const seq = this.nextSeq++;
     this.events.put(seq, rec);
-    this.ids.put(e.id, seq);
+    this.ids.put(idKey(e.id), seq);
     this.authorSeq.put([e.pubkey, seq], n);
     if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
     if (cls.vanish) this.applyVanish(e, bump);
@@ -433,10 +433,10 @@ export class Store {
   }
 
   private removeEvent(id: string, rec: EventRecord, reason: string): void {
-    const seq = this.ids.get(id);
+    const seq = this.ids.get(idKey(id));
     if (seq === undefined) return;
     this.events.remove(seq);
-    this.ids.remove(id);
+    this.ids.remove(idKey(id));
     this.removedInTxn?.push({ o: rec.o, n: rec.n });
     this.authorSeq.remove([rec.p, seq]);
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
@@ -487,4 +487,8 @@ export class Store {
   private writeCounters(deltas: Map<string, number>): void {
     for (const [name, d] of deltas) if (d !== 0) this.counters.put(name, (this.counters.get(name) ?? 0) + d);
   }
+}
+
+function idKey(id: string): Buffer {
+  return Buffer.from(id, 'hex');
 }
