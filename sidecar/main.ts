@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // nostr-bt-sidecar: the daemon. Starts with no config at all (data in ./nostr-bt-data).
-// Signals: SIGTERM/SIGINT stop gracefully within service.stopTimeoutSeconds (then exit 1);
+// Signals: SIGTERM/SIGINT stop gracefully within service.stopTimeoutSeconds (past it: exit 1 once the
+// index writes in flight have settled, at most 3 s later; see exit-safely.ts);
 // SIGHUP reloads the config (what is safe to change while running; the log says what needs a
 // restart). Under systemd (Type=notify) it reports READY=1, WATCHDOG=1, RELOADING=1, STOPPING=1.
 import { Command } from 'commander';

@@ -114,7 +114,7 @@ test('disk full: ingest stalls without a crash, SIGTERM ends at the deadline wit
     const t0 = Date.now();
     const code = await sidecar.stop(30_000); // SIGKILL after 30 s: a hung exit shows as null
     const elapsed = Date.now() - t0;
-    // It used to hang here about one run in two: the exit waited for lmdb's write thread (see
+    // It used to hang here about one run in three: the exit waited for lmdb's write thread (see
     // sidecar/exit-safely.ts). Now it ends by itself, exit 1, soon after the 2 s deadline.
     assert.equal(code, 1, `exit 1 by itself, not killed (after ${elapsed} ms)`);
     assert.ok(elapsed < 20_000, `bounded: the 2 s deadline plus the index grace period (${elapsed} ms)`);
