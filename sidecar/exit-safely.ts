@@ -3,8 +3,8 @@
 // worker, one of those threads, waits in WriteWorker::WaitForCallbacks for the main thread to run
 // its transaction callback, which an exiting main thread never does (gdb on a hung sidecar). On a
 // full disk ingest retries a commit every second, so an exit at the stop deadline used to hit
-// that window about one time in three (4 hangs in 12 runs before this fix). Hence: stop the index writes and let the ones in flight
-// commit or fail (the event loop still runs), then exit.
+// that window about one time in three (4 hangs in 12 runs before this fix). Hence: stop the index
+// writes and let the ones in flight commit or fail (the event loop still runs), then exit.
 import type { Logger } from 'pino';
 import { withDeadline } from './deadline.js';
 
