@@ -7,13 +7,16 @@ import { exitSafely } from '../../sidecar/exit-safely.js';
 import { quiesceWrites } from '../../sidecar/lmdb-quiesce.js';
 
 const [mode, dir] = process.argv.slice(2);
-const root = open({ path: dir!, compression: false });
-const db = root.openDB<number, string>({ name: 'x' });
-await root.transaction(() => db.put('before', 1));
-const log = createLogger('exit-child');
-void root.transaction(() => {
-  db.put('during', 2);
-  if (mode === 'plain') process.exit(3);
-  else if (mode === 'safe') void exitSafely(() => quiesceWrites(root), 3, log);
-  else void exitSafely(() => new Promise(() => {}), 3, log, 300); // writes that never settle
-});
+// `node --test dist/test/` also runs this file, without arguments: then it does nothing.
+if (dir !== undefined && (mode === 'plain' || mode === 'safe' || mode === 'stuck')) {
+  const root = open({ path: dir, compression: false });
+  const db = root.openDB<number, string>({ name: 'x' });
+  await root.transaction(() => db.put('before', 1));
+  const log = createLogger('exit-child');
+  void root.transaction(() => {
+    db.put('during', 2);
+    if (mode === 'plain') process.exit(3);
+    else if (mode === 'safe') void exitSafely(() => quiesceWrites(root), 3, log);
+    else void exitSafely(() => new Promise(() => {}), 3, log, 300); // writes that never settle
+  });
+}
