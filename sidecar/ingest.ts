@@ -83,6 +83,11 @@ export class Ingestor extends EventEmitter {
     return this.queue.length;
   }
 
+  /** Lines submitted but not yet acknowledged to their source (not committed, or behind one that is not). */
+  get unacknowledged(): number {
+    return this.unacked.length - this.unackedHead;
+  }
+
   get saturated(): boolean {
     return this.queue.length >= this.highWater || this.lastError !== null;
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // nostr-bt-sidecar: the daemon. Starts with no config at all (data in ./nostr-bt-data).
-// Signals: SIGTERM/SIGINT stop gracefully within service.stopTimeoutSeconds (then exit 1);
+// Signals: SIGTERM/SIGINT stop gracefully within service.stopTimeoutSeconds (past it: exit 1 once the
+// index writes in flight have settled, at most 3 s later; see exit-safely.ts);
 // SIGHUP reloads the config (what is safe to change while running; the log says what needs a
 // restart). Under systemd (Type=notify) it reports READY=1, WATCHDOG=1, RELOADING=1, STOPPING=1.
 import { Command } from 'commander';
@@ -9,6 +10,7 @@ import { createLogger } from './log.js';
 import { SdNotify } from './sd-notify.js';
 import { Sidecar } from './sidecar.js';
 import { withDeadline } from './deadline.js';
+import { exitSafely } from './exit-safely.js';
 import { isLmdbWriteFailure } from './lmdb-failures.js';
 
 const STATUS_EVERY_MS = 10_000;
@@ -37,13 +39,14 @@ try {
 const log = createLogger('nostr-bt-sidecar', config.log.level);
 const notify = SdNotify.fromEnv(log);
 notify.startWatchdog();
+const sidecar = new Sidecar(config, log, { progress: (what) => notify.status(what) });
+/** Every exit but the clean one goes through here: an exit with an index write in flight hangs. */
+const exitAfterClosingIndex = (code: number) => exitSafely(() => sidecar.abandon(), code, log);
 process.on('unhandledRejection', (err) => {
   if (isLmdbWriteFailure(err)) return; // already handled where the transaction is awaited
   log.fatal({ err }, 'unhandled error; exiting (the index is consistent: restart resumes)');
-  process.exit(1);
+  void exitAfterClosingIndex(1);
 });
-
-const sidecar = new Sidecar(config, log, { progress: (what) => notify.status(what) });
 let statusTimer: NodeJS.Timeout | null = null;
 
 function summary(): string {
@@ -64,18 +67,20 @@ async function stop(signal: string, started: Promise<boolean>): Promise<void> {
     timeoutMs,
   );
   notify.close();
+  if (outcome === 'done') {
+    if (await started) process.exit(0);
+    return; // start failed: its handler exits 1
+  }
   if (outcome === 'timeout') {
-    log.error({ timeoutMs }, 'graceful stop took too long; exiting anyway (the index is consistent: what was not committed is re-sent by the plugin or its spool)');
-    // lmdb's exit hook flushes every environment and can block forever on a full disk, which is
-    // the usual reason a stop is stuck: committed transactions are in the OS already, so skip it.
-    process.removeAllListeners('exit');
-    process.exit(1);
-  }
-  if (outcome instanceof Error) {
-    log.error({ err: outcome }, 'error while stopping');
-    process.exit(1);
-  }
-  process.exit(0);
+    const left = sidecar.unflushed();
+    log.error(
+      { timeoutMs, ...left },
+      `graceful stop took too long (stuck ${left.phase ?? 'starting'}); exiting 1 without flushing: ` +
+        `${left.uncommittedLines} received lines not committed to the index${left.ingestError ? ` (${left.ingestError})` : ''}, ` +
+        `${left.spoolFiles} spool files not drained. None of them was acknowledged, so the plugin re-sends them and the spool keeps them; everything acknowledged is in the index`,
+    );
+  } else log.error({ err: outcome }, 'error while stopping');
+  await exitAfterClosingIndex(1);
 }
 
 function reload(): void {
@@ -110,7 +115,7 @@ try {
 } catch (err) {
   resolveStarted(false);
   log.fatal({ err }, 'sidecar failed to start');
-  process.exit(1);
+  await exitAfterClosingIndex(1);
 }
 if (!stopping) {
   notify.ready(summary());

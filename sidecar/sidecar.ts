@@ -22,6 +22,7 @@ import { CheckpointStore } from './backfill/checkpoint.js';
 import { SpoolDrainer } from './spool-drain.js';
 import { statusFromStore, type Status } from './status.js';
 import { Store } from './store.js';
+import { quiesceWrites } from './lmdb-quiesce.js';
 import { WebTorrentSeeder } from './seeder.js';
 
 export interface SidecarOptions {
@@ -242,23 +243,59 @@ export class Sidecar {
     }
   }
 
+  /** What stop() is doing (null before it starts): named in the log when the stop deadline passes. */
+  stopPhase: string | null = null;
+
   /** Graceful stop: no new input, everything received committed, index closed. */
   async stop(): Promise<void> {
+    const phase = (p: string) => (this.stopPhase = p);
     if (this.expiryTimer) clearInterval(this.expiryTimer);
+    phase('closing the ingest socket');
     await this.server.close();
+    phase('stopping the strfry reconciler');
     await this.reconciler?.stop();
+    phase('draining the spool');
     await this.drainer.stop();
+    phase('committing received lines to the index');
     await this.ingestor.idle();
     this.ingestor.stop();
+    phase('finishing the current bundle');
     await this.bundler?.stop();
+    phase('stopping the pointer publisher');
     await this.publisher?.stop();
+    phase('closing the torrent client');
     await this.seeder?.stop();
+    phase('closing the DHT node');
     if (this.dht) await stopDhtNode(this.dht);
+    phase('flushing the quarantine');
     await this.quarantine.flush();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
     await unlink(this.runtimeFile).catch(() => {});
+    phase('closing the index');
     await this.store.close();
     this.log.info('sidecar stopped');
+  }
+
+  /** What a stop that could not finish leaves behind (for the log line). */
+  unflushed(): { phase: string | null; uncommittedLines: number; spoolFiles: number; ingestError: string | null } {
+    return {
+      phase: this.stopPhase,
+      uncommittedLines: this.ingestor.unacknowledged,
+      spoolFiles: this.drainer.depth.files,
+      ingestError: this.ingestor.lastError,
+    };
+  }
+
+  /**
+   * After a stop that could not finish: stops ingest retries and spool scans, refuses new index
+   * writes and waits for the ones in flight to commit or fail. Only then may the process exit
+   * (see exit-safely.ts).
+   */
+  async abandon(): Promise<void> {
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.ingestor.stop();
+    void this.drainer.stop();
+    await quiesceWrites(this.store.root);
   }
 
   private async startHttp(): Promise<void> {
