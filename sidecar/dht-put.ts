@@ -1,0 +1,118 @@
+// Puts signed BEP-44 mutable items on the k closest DHT nodes (k = 8, BEP-5's bucket size, as
+// libtorrent does), with as few packets as the DHT allows:
+// - a first put looks the k closest nodes up from the routing table (dht-lookup.ts), then puts;
+// - a republish starts its lookup at the nodes that stored the item last time (kept in memory):
+//   if they still are the closest, that is k `get`s (for fresh write tokens) and k `put`s; nodes
+//   that left are replaced by the closer ones their neighbours name, and if fewer than half
+//   answer, a full lookup from the routing table follows.
+import type DHT from 'bittorrent-dht';
+import { encodeContacts, lookupClosest, parseContacts, rpcOf, type Contact, type LookupResult, type Reached, type Rpc } from './dht-lookup.js';
+import { targetOf } from './pointer-item.js';
+
+export interface SignedItem {
+  k: Buffer;
+  salt: Buffer;
+  seq: number;
+  sig: Buffer;
+  v: unknown;
+}
+
+export interface PutOutcome {
+  /** Nodes that stored the item or already held it (error 302: their seq is not older). */
+  stored: number;
+  /** Nodes that answered the lookup with a write token (the put went to these). */
+  reached: number;
+  /** DHT queries sent (gets and puts). */
+  queries: number;
+  /** The lookup started at the nodes recorded at the last put. */
+  reusedRoute: boolean;
+  error: string | null;
+}
+
+export interface PutterOptions {
+  /** Nodes to store each item on. */
+  k?: number;
+  /** Lookup queries in flight for a first put. */
+  alpha?: number;
+  /** Items whose closest nodes are remembered (least recently put forgotten first). */
+  maxRoutes?: number;
+}
+
+const MAX_LOOKUP_QUERIES = 64;
+
+export class ItemPutter {
+  private readonly k: number;
+  private readonly alpha: number;
+  private readonly maxRoutes: number;
+  /** Target (hex) → compact contacts (latin1 string: ~35 MB for 100,000 items) of the nodes that stored it. */
+  private readonly routes = new Map<string, string>();
+
+  constructor(
+    private readonly dht: DHT,
+    opts: PutterOptions = {},
+  ) {
+    this.k = opts.k ?? 8;
+    this.alpha = opts.alpha ?? 3;
+    this.maxRoutes = opts.maxRoutes ?? 250_000;
+  }
+
+  async put(item: SignedItem): Promise<PutOutcome> {
+    const rpc = rpcOf(this.dht);
+    const target = targetOf(item.k, item.salt);
+    const key = target.toString('hex');
+    let queries = 0;
+    let found: LookupResult | null = null;
+    const recorded = this.routes.get(key);
+    if (recorded !== undefined) {
+      const seeds = parseContacts(Buffer.from(recorded, 'latin1'), this.k);
+      // All recorded nodes at once: they are expected to be the closest already.
+      found = await lookupClosest(rpc, target, { k: this.k, alpha: this.k, seeds, maxQueries: MAX_LOOKUP_QUERIES });
+      queries += found.queries;
+    }
+    const reusedRoute = found !== null;
+    if (found === null || found.reached.length < Math.ceil(this.k / 2)) {
+      const seeds = rpc.nodes.closest(target, this.k);
+      if (seeds.length > 0) {
+        const full = await lookupClosest(rpc, target, { k: this.k, alpha: this.alpha, seeds, maxQueries: MAX_LOOKUP_QUERIES });
+        queries += full.queries;
+        if (found === null || full.reached.length >= found.reached.length) found = full;
+      }
+    }
+    if (found === null || found.reached.length === 0) {
+      return { stored: 0, reached: 0, queries, reusedRoute, error: found === null ? 'no DHT nodes reachable' : 'no DHT node answered the lookup' };
+    }
+    const acks = await Promise.all(found.reached.map((node) => putOne(rpc, node, item)));
+    queries += found.reached.length;
+    const holders: Contact[] = [];
+    let lastError: string | null = null;
+    acks.forEach((a, i) => {
+      if (a === null) holders.push(found!.reached[i]!);
+      else lastError = a;
+    });
+    if (holders.length > 0) this.remember(key, holders);
+    else this.routes.delete(key);
+    return { stored: holders.length, reached: found.reached.length, queries, reusedRoute, error: holders.length > 0 ? null : lastError ?? 'no node stored the item' };
+  }
+
+  private remember(key: string, nodes: Contact[]): void {
+    this.routes.delete(key);
+    this.routes.set(key, encodeContacts(nodes).toString('latin1'));
+    if (this.routes.size > this.maxRoutes) this.routes.delete(this.routes.keys().next().value!);
+  }
+}
+
+/** One BEP-44 put; null when the node stored the item or already holds it (302), else the error. */
+function putOne(rpc: Rpc, node: Reached, item: SignedItem): Promise<string | null> {
+  const a: Record<string, unknown> = { id: rpc.id, token: node.token, k: item.k, seq: item.seq, sig: item.sig, v: item.v };
+  if (item.salt.length > 0) a['salt'] = item.salt;
+  return new Promise((resolve) => {
+    try {
+      rpc.query(node, { q: 'put', a }, (err) => {
+        if (!err) resolve(null);
+        else resolve(err.code === 302 ? null : err.message || String(err.code));
+      });
+    } catch (err) {
+      resolve((err as Error).message);
+    }
+  });
+}
