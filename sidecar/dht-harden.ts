@@ -68,7 +68,7 @@ export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
       }
     });
   }
-  if (opts.maxPacketsPerSecondPerNode) pacePerDestination(sock, opts.maxPacketsPerSecondPerNode);
+  if (opts.maxPacketsPerSecondPerNode) pacers.set(dht, pacePerDestination(sock, opts.maxPacketsPerSecondPerNode));
   const replyNodes = opts.replyNodes ?? 8;
   const putNodes = opts.putNodes ?? 20;
   const kb = d._rpc.nodes;
@@ -84,6 +84,18 @@ export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
   return dht;
 }
 
+export interface Pacer {
+  /** How long (ms) a packet sent to this node now would wait in the pacer. */
+  delayMs(host: string, port: number): number;
+}
+
+const pacers = new WeakMap<DHT, Pacer>();
+
+/** The node's per-destination pacer (none: packets never wait). */
+export function pacerOf(dht: DHT): Pacer | null {
+  return pacers.get(dht) ?? null;
+}
+
 /** Packets waiting for one destination, beyond which packets are dropped (and counted). */
 const MAX_QUEUED_PER_DEST = 64;
 
@@ -97,7 +109,7 @@ export const pacingStats = { delayed: 0, dropped: 0, peakPerDestSecond: 0 };
  */
 const WINDOW_MS = 1000 + 100;
 
-function pacePerDestination(sock: import('node:dgram').Socket, rate: number): void {
+function pacePerDestination(sock: import('node:dgram').Socket, rate: number): Pacer {
   type Pending = unknown[];
   type Dest = { sent: number[]; queue: Pending[]; timer: NodeJS.Timeout | null; second: number; inSecond: number };
   const dests = new Map<string, Dest>();
@@ -161,4 +173,11 @@ function pacePerDestination(sock: import('node:dgram').Socket, rate: number): vo
     for (const d of dests.values()) if (d.timer) clearTimeout(d.timer);
     dests.clear();
   });
+  return {
+    delayMs(host, port) {
+      const d = dests.get(`${host}:${port}`);
+      if (!d) return 0;
+      return wait(d) + (d.queue.length * 1000) / rate;
+    },
+  };
 }

@@ -38,6 +38,20 @@ export interface LookupOptions {
   seeds: Contact[];
   /** Bound on queries for one lookup. */
   maxQueries: number;
+  /**
+   * A node we should not query now (its packets would wait in our per-node pacer): up to
+   * `maxSkips` such nodes are passed over for the next closest, so one node that many targets
+   * share does not hold every put back (and is not pushed past its packet limit).
+   */
+  busy?: (c: Contact) => boolean;
+  maxSkips?: number;
+  /**
+   * More starting points, taken once if the seeds and the nodes they name run out before k nodes
+   * answered (a republish whose recorded nodes left: their neighbours still list them), then
+   * queried `moreAlpha` at a time.
+   */
+  more?: () => Contact[];
+  moreAlpha?: number;
 }
 
 export interface LookupResult {
@@ -102,6 +116,9 @@ export function lookupClosest(rpc: Rpc, target: Buffer, opts: LookupOptions): Pr
     const cands = new Map<string, Candidate>();
     let sorted: Candidate[] = [];
     let queries = 0;
+    let skips = 0;
+    let alpha = opts.alpha;
+    let more = opts.more;
     let finished = false;
     const message = { q: 'get', a: { id: rpc.id, target } };
 
@@ -143,14 +160,27 @@ export function lookupClosest(rpc: Rpc, target: Buffer, opts: LookupOptions): Pr
       let pending = 0;
       for (const c of top) if (c.state === 'pending') pending++;
       for (const c of top) {
-        if (pending >= opts.alpha || queries >= opts.maxQueries) break;
+        if (pending >= alpha || queries >= opts.maxQueries) break;
         if (c.state !== 'new') continue;
+        if (opts.busy && skips < (opts.maxSkips ?? 0) && opts.busy(c.contact)) {
+          skips++;
+          c.state = 'failed';
+          return step();
+        }
         c.state = 'pending';
         pending++;
         queries++;
         send(c);
       }
-      if (pending === 0) finish();
+      if (pending > 0) return;
+      if (more && queries < opts.maxQueries && top.filter((c) => c.state === 'ok').length < opts.k) {
+        const extra = more();
+        more = undefined;
+        alpha = opts.moreAlpha ?? alpha;
+        for (const c of extra) add(c);
+        return step();
+      }
+      finish();
     };
 
     const send = (c: Candidate) => {

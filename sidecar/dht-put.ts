@@ -8,6 +8,7 @@
 import type DHT from 'bittorrent-dht';
 import { encodeContacts, lookupClosest, parseContacts, rpcOf, type Contact, type LookupResult, type Reached, type Rpc } from './dht-lookup.js';
 import { targetOf } from './pointer-item.js';
+import { pacerOf } from './dht-harden.js';
 
 export interface SignedItem {
   k: Buffer;
@@ -20,6 +21,8 @@ export interface SignedItem {
 export interface PutOutcome {
   /** Nodes that stored the item or already held it (error 302: their seq is not older). */
   stored: number;
+  /** Those nodes, closest first. */
+  holders: Contact[];
   /** Nodes that answered the lookup with a write token (the put went to these). */
   reached: number;
   /** DHT queries sent (gets and puts). */
@@ -39,6 +42,12 @@ export interface PutterOptions {
 }
 
 const MAX_LOOKUP_QUERIES = 64;
+/**
+ * A node whose next packet would wait longer than this in our pacer is passed over: a full
+ * window (5 packets in the last 1.1 s) waits up to 1.1 s, beyond that packets queue, and k-rpc
+ * times a query out after 1.5 to 2 s (the get, then the put, would be lost).
+ */
+const BUSY_MS = 1200;
 
 export class ItemPutter {
   private readonly k: number;
@@ -60,26 +69,29 @@ export class ItemPutter {
     const rpc = rpcOf(this.dht);
     const target = targetOf(item.k, item.salt);
     const key = target.toString('hex');
+    const pacer = pacerOf(this.dht);
+    const busy = pacer ? (c: Contact) => pacer.delayMs(c.host, c.port) > BUSY_MS : undefined;
+    const maxSkips = Math.floor(this.k / 2);
     let queries = 0;
-    let found: LookupResult | null = null;
     const recorded = this.routes.get(key);
-    if (recorded !== undefined) {
-      const seeds = parseContacts(Buffer.from(recorded, 'latin1'), this.k);
-      // All recorded nodes at once: they are expected to be the closest already.
-      found = await lookupClosest(rpc, target, { k: this.k, alpha: this.k, seeds, maxQueries: MAX_LOOKUP_QUERIES });
-      queries += found.queries;
-    }
-    const reusedRoute = found !== null;
-    if (found === null || found.reached.length < Math.ceil(this.k / 2)) {
-      const seeds = rpc.nodes.closest(target, this.k);
-      if (seeds.length > 0) {
-        const full = await lookupClosest(rpc, target, { k: this.k, alpha: this.alpha, seeds, maxQueries: MAX_LOOKUP_QUERIES });
-        queries += full.queries;
-        if (found === null || full.reached.length >= found.reached.length) found = full;
-      }
-    }
+    const fromTable = () => rpc.nodes.closest(target, this.k);
+    // When the nodes found fall short of k (gone, or passed over as busy, while their neighbours
+    // still list them): further nodes from the routing table, so the next closest show up.
+    const moreFromTable = () => rpc.nodes.closest(target, this.k * 3);
+    const common = { k: this.k, maxQueries: MAX_LOOKUP_QUERIES, busy, maxSkips };
+    // A republish asks all recorded nodes at once (they are expected to be the closest still),
+    // and only goes back to the routing table if they and the nodes they name fall short.
+    const reusedRoute = recorded !== undefined;
+    const seeds = reusedRoute ? parseContacts(Buffer.from(recorded, 'latin1'), this.k) : fromTable();
+    const found: LookupResult | null =
+      seeds.length === 0
+        ? null
+        : reusedRoute
+          ? await lookupClosest(rpc, target, { ...common, alpha: this.k, seeds, more: moreFromTable, moreAlpha: this.alpha })
+          : await lookupClosest(rpc, target, { ...common, alpha: this.alpha, seeds, more: moreFromTable });
+    queries += found?.queries ?? 0;
     if (found === null || found.reached.length === 0) {
-      return { stored: 0, reached: 0, queries, reusedRoute, error: found === null ? 'no DHT nodes reachable' : 'no DHT node answered the lookup' };
+      return { stored: 0, holders: [], reached: 0, queries, reusedRoute, error: found === null ? 'no DHT nodes reachable' : 'no DHT node answered the lookup' };
     }
     const acks = await Promise.all(found.reached.map((node) => putOne(rpc, node, item)));
     queries += found.reached.length;
@@ -91,7 +103,7 @@ export class ItemPutter {
     });
     if (holders.length > 0) this.remember(key, holders);
     else this.routes.delete(key);
-    return { stored: holders.length, reached: found.reached.length, queries, reusedRoute, error: holders.length > 0 ? null : lastError ?? 'no node stored the item' };
+    return { stored: holders.length, holders, reached: found.reached.length, queries, reusedRoute, error: holders.length > 0 ? null : lastError ?? 'no node stored the item' };
   }
 
   private remember(key: string, nodes: Contact[]): void {

@@ -257,7 +257,7 @@ export class Publisher extends EventEmitter {
     try {
       out = await this.putter.put({ k: this.identity.publicKey, salt: rec.salt, seq: rec.seq, v: rec.v, sig: rec.sig });
     } catch (err) {
-      out = { stored: 0, reached: 0, queries: 0, reusedRoute: false, error: (err as Error).message ?? String(err) };
+      out = { stored: 0, holders: [], reached: 0, queries: 0, reusedRoute: false, error: (err as Error).message ?? String(err) };
     }
     // A put that no node stored is a failure: retried with backoff, not left until the republish.
     const ok = out.stored > 0;
