@@ -52,6 +52,8 @@ export interface LookupOptions {
    */
   more?: () => Contact[];
   moreAlpha?: number;
+  /** Sends through the per-node pacer: `send(true)` once a packet may go to `c` (false: closed). */
+  via?: (c: Contact, send: (open: boolean) => void) => void;
 }
 
 export interface LookupResult {
@@ -200,12 +202,17 @@ export function lookupClosest(rpc: Rpc, target: Buffer, opts: LookupOptions): Pr
         }
         step();
       };
-      try {
-        rpc.query(c.contact, message, done);
-      } catch (err) {
-        // A closed socket (the node is shutting down): this candidate failed.
-        setImmediate(() => done(err as Error, null));
-      }
+      const issue = (open: boolean) => {
+        if (!open) return done(new Error('DHT node closed'), null);
+        try {
+          rpc.query(c.contact, message, done);
+        } catch (err) {
+          // A closed socket (the node is shutting down): this candidate failed.
+          setImmediate(() => done(err as Error, null));
+        }
+      };
+      if (opts.via) opts.via(c.contact, issue);
+      else issue(true);
     };
 
     for (const s of opts.seeds) add(s);

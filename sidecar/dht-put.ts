@@ -71,6 +71,7 @@ export class ItemPutter {
     const key = target.toString('hex');
     const pacer = pacerOf(this.dht);
     const busy = pacer ? (c: Contact) => pacer.delayMs(c.host, c.port) > BUSY_MS : undefined;
+    const via = pacer ? (c: Contact, send: (open: boolean) => void) => pacer.whenFree(c.host, c.port, send) : undefined;
     const maxSkips = Math.floor(this.k / 2);
     let queries = 0;
     const recorded = this.routes.get(key);
@@ -78,7 +79,7 @@ export class ItemPutter {
     // When the nodes found fall short of k (gone, or passed over as busy, while their neighbours
     // still list them): further nodes from the routing table, so the next closest show up.
     const moreFromTable = () => rpc.nodes.closest(target, this.k * 3);
-    const common = { k: this.k, maxQueries: MAX_LOOKUP_QUERIES, busy, maxSkips };
+    const common = { k: this.k, maxQueries: MAX_LOOKUP_QUERIES, busy, maxSkips, via };
     // A republish asks all recorded nodes at once (they are expected to be the closest still),
     // and only goes back to the routing table if they and the nodes they name fall short.
     const reusedRoute = recorded !== undefined;
@@ -93,7 +94,7 @@ export class ItemPutter {
     if (found === null || found.reached.length === 0) {
       return { stored: 0, holders: [], reached: 0, queries, reusedRoute, error: found === null ? 'no DHT nodes reachable' : 'no DHT node answered the lookup' };
     }
-    const acks = await Promise.all(found.reached.map((node) => putOne(rpc, node, item)));
+    const acks = await Promise.all(found.reached.map((node) => putOne(rpc, node, item, via)));
     queries += found.reached.length;
     const holders: Contact[] = [];
     let lastError: string | null = null;
@@ -114,17 +115,22 @@ export class ItemPutter {
 }
 
 /** One BEP-44 put; null when the node stored the item or already holds it (302), else the error. */
-function putOne(rpc: Rpc, node: Reached, item: SignedItem): Promise<string | null> {
+function putOne(rpc: Rpc, node: Reached, item: SignedItem, via?: (c: Contact, send: (open: boolean) => void) => void): Promise<string | null> {
   const a: Record<string, unknown> = { id: rpc.id, token: node.token, k: item.k, seq: item.seq, sig: item.sig, v: item.v };
   if (item.salt.length > 0) a['salt'] = item.salt;
   return new Promise((resolve) => {
-    try {
-      rpc.query(node, { q: 'put', a }, (err) => {
-        if (!err) resolve(null);
-        else resolve(err.code === 302 ? null : err.message || String(err.code));
-      });
-    } catch (err) {
-      resolve((err as Error).message);
-    }
+    const issue = (open: boolean) => {
+      if (!open) return resolve('DHT node closed');
+      try {
+        rpc.query(node, { q: 'put', a }, (err) => {
+          if (!err) resolve(null);
+          else resolve(err.code === 302 ? null : err.message || String(err.code));
+        });
+      } catch (err) {
+        resolve((err as Error).message);
+      }
+    };
+    if (via) via(node, issue);
+    else issue(true);
   });
 }
