@@ -197,7 +197,7 @@ runMain(async () => {
   const atDefaults = Object.keys(extra).length === 0;
   const setting = atDefaults ? 'defaults' : `dht ${JSON.stringify(extra)}`;
   const authors = args.n ?? (args.quick ? 120 : 4000);
-  const baselineItems = args.quick ? 24 : 200;
+  const baselineItems = args.quick ? 16 : 200;
   const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
   log(`pointer bench: local DHT of ${NODES} bittorrent-dht nodes on 127.0.0.1; ${load()}`);
   const net = await startLocalDht(NODES);
