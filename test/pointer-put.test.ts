@@ -7,6 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { createSocket, type Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import bencode from 'bencode';
 import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
 import { loadConfig } from '../sidecar/config.js';
@@ -14,7 +17,7 @@ import { createLogger } from '../sidecar/log.js';
 import { startDhtNode, stopDhtNode } from '../sidecar/dht-node.js';
 import { pacerOf } from '../sidecar/dht-harden.js';
 import { ItemPutter, type SignedItem } from '../sidecar/dht-put.js';
-import { rpcOf, type Contact } from '../sidecar/dht-lookup.js';
+import { lookupClosest, rpcOf, type Contact } from '../sidecar/dht-lookup.js';
 import { keyFromSeed, verifyEd25519 } from '../sidecar/ed25519.js';
 import { authorSalt, signedBytes, targetOf } from '../sidecar/pointer-item.js';
 import { startLocalDht, dhtGet } from './support/local-dht.js';
@@ -142,6 +145,55 @@ test('libtorrent as a DHT storage node accepts our puts (token, signature, salt)
     lt.stdin!.end();
     lt.kill();
     if (node) await stopDhtNode(node);
+    await net.stop();
+  }
+});
+
+test('hostile lookup replies (huge or mistyped tokens, floods of bogus contacts) are bounded and never stored to', { timeout: 30_000 }, async () => {
+  const net = await startLocalDht(12);
+  const node = await ourNode(net.bootstrap);
+  const it = item(7);
+  const target = targetOf(it.k, it.salt);
+  // The liars claim ids right at the target, so they sort first.
+  let seen = 0;
+  const liarId = (i: number) => Buffer.concat([target.subarray(0, 19), Buffer.from([i])]);
+  const liars = await Promise.all(
+    [0, 1, 2].map(
+      (i) =>
+        new Promise<Socket>((resolve) => {
+          const s = createSocket('udp4');
+          s.on('message', (buf, rinfo) => {
+            let q: { t?: Uint8Array } | null = null;
+            try {
+              q = bencode.decode(buf) as { t?: Uint8Array };
+            } catch {
+              return;
+            }
+            const bogus = Buffer.concat(Array.from({ length: 100 }, (_, j) => Buffer.concat([randomBytes(20), Buffer.from([10, 0, i, j]), Buffer.from([0x1a, 0xe1])])));
+            const r = [
+              { id: liarId(0), token: Buffer.alloc(5000, 1), nodes: bogus },
+              { id: liarId(1), token: 7, nodes: 'x' },
+              { id: liarId(2), nodes: Buffer.alloc(26 * 3) },
+            ][i];
+            seen++;
+            s.send(Buffer.from(bencode.encode({ t: q.t, y: 'r', r })), rinfo.port, rinfo.address);
+          });
+          s.bind(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  try {
+    const rpc = rpcOf(node);
+    const seeds: Contact[] = liars.map((s, i) => ({ id: liarId(i), host: '127.0.0.1', port: s.address().port }));
+    const res = await lookupClosest(rpc, target, { k: 8, alpha: 3, seeds: [...seeds, ...rpc.nodes.closest(target, 8)], maxQueries: 40 });
+    assert.ok(res.queries <= 40, 'bounded');
+    assert.equal(res.reached.length, 8, 'the honest nodes still make up the 8');
+    assert.ok(!res.reached.some((r) => liars.some((s) => s.address().port === r.port)), 'no liar among the nodes to put to');
+    assert.ok(res.reached.every((r) => r.token.length <= 64));
+    assert.equal(seen, 3, 'every liar was asked and answered');
+  } finally {
+    for (const s of liars) s.close();
+    await stopDhtNode(node);
     await net.stop();
   }
 });
