@@ -52,6 +52,11 @@ export interface LookupOptions {
    */
   more?: () => Contact[];
   moreAlpha?: number;
+  /**
+   * BEP-44 `seq` in the get: a node holding an item with this seq or lower leaves `v` out of its
+   * reply (libtorrent does; ~1 KB saved per node on a republish).
+   */
+  seq?: number;
   /** Sends through the per-node pacer: `send(true)` once a packet may go to `c` (false: closed). */
   via?: (c: Contact, send: (open: boolean) => void) => void;
 }
@@ -122,7 +127,7 @@ export function lookupClosest(rpc: Rpc, target: Buffer, opts: LookupOptions): Pr
     let alpha = opts.alpha;
     let more = opts.more;
     let finished = false;
-    const message = { q: 'get', a: { id: rpc.id, target } };
+    const message = { q: 'get', a: opts.seq === undefined ? { id: rpc.id, target } : { id: rpc.id, target, seq: opts.seq } };
 
     const add = (c: Contact) => {
       if (!(c.id instanceof Uint8Array) || c.id.length !== ID_BYTES || !isIpv4(c.host) || !(c.port > 0 && c.port < 65536)) return;

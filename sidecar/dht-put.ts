@@ -79,7 +79,7 @@ export class ItemPutter {
     // When the nodes found fall short of k (gone, or passed over as busy, while their neighbours
     // still list them): further nodes from the routing table, so the next closest show up.
     const moreFromTable = () => rpc.nodes.closest(target, this.k * 3);
-    const common = { k: this.k, maxQueries: MAX_LOOKUP_QUERIES, busy, maxSkips, via };
+    const common = { k: this.k, maxQueries: MAX_LOOKUP_QUERIES, busy, maxSkips, via, seq: item.seq };
     // A republish asks all recorded nodes at once (they are expected to be the closest still),
     // and only goes back to the routing table if they and the nodes they name fall short.
     const reusedRoute = recorded !== undefined;
