@@ -64,7 +64,10 @@ class Receivers {
 interface Phase {
   items: number;
   seconds: number;
+  /** Items over the whole phase, from the first put started to the last stored. */
   rate: number;
+  /** Between the 10th and the 90th percentile of completions: without the start-up and the tail. */
+  sustained: number;
   packetsPerItem: number;
   peakSent: number;
   peakReceived: number;
@@ -76,11 +79,18 @@ interface Phase {
 
 function phaseLine(label: string, p: Phase): string {
   return (
-    `${label}: ${p.items} items in ${fmt(p.seconds, 1)} s = ${fmt(p.rate, 1)} items/s, ${fmt(p.packetsPerItem, 1)} packets per item, ` +
+    `${label}: ${p.items} items in ${fmt(p.seconds, 1)} s = ${fmt(p.rate, 1)} items/s (sustained ${fmt(p.sustained, 1)} items/s), ${fmt(p.packetsPerItem, 1)} packets per item, ` +
     `peak ${p.peakSent} packets/s sent to one node (${p.peakReceived} as the receivers' event loops saw them arrive), ` +
     `stored on ${fmt(p.nodesPerPut, 1)} nodes per put, put latency p50 ${fmt(p.putMsP50)} ms, ${p.failed} failed puts` +
     (p.finished ? '' : ' (DID NOT FINISH in time)')
   );
+}
+
+function sustainedRate(doneAt: number[]): number {
+  const lo = Math.floor(doneAt.length * 0.1);
+  const hi = Math.floor(doneAt.length * 0.9);
+  const ms = (doneAt[hi] ?? 0) - (doneAt[lo] ?? 0);
+  return hi > lo && ms > 0 ? ((hi - lo) * 1000) / ms : 0;
 }
 
 async function sidecarNode(net: LocalDht, dir: string, dhtCfg: Config['dht']) {
@@ -117,7 +127,7 @@ async function stockRound(net: LocalDht, rx: Receivers, items: number, inFlight:
     };
     await Promise.all(Array.from({ length: inFlight }, worker));
     const seconds = (Date.now() - t0) / 1000;
-    return { items, seconds, rate: items / seconds, packetsPerItem: rx.sends / items, peakSent: pacingStats.peakPerDestSecond, peakReceived: rx.peakPerNode, nodesPerPut: stored / items, putMsP50: median(putMs), failed, finished: true };
+    return { items, seconds, rate: items / seconds, sustained: items / seconds, packetsPerItem: rx.sends / items, peakSent: pacingStats.peakPerDestSecond, peakReceived: rx.peakPerNode, nodesPerPut: stored / items, putMsP50: median(putMs), failed, finished: true };
   } finally {
     await stopDhtNode(node);
   }
@@ -147,9 +157,13 @@ async function publisherRounds(net: LocalDht, rx: Receivers, authors: number, dh
     type PutEvent = { key: string; ok: boolean; nodes: number; ms: number; fresh: boolean };
     let puts: PutEvent[] = [];
     let done = new Set<string>();
+    let doneAt: number[] = [];
     publisher.on('put', (p: PutEvent) => {
       puts.push(p);
-      if (p.ok) done.add(p.key);
+      if (p.ok && !done.has(p.key)) {
+        done.add(p.key);
+        doneAt.push(Date.now());
+      }
     });
     const items = authors + 1; // and the bridge item
     const budgetMs = Math.max(30_000, (items / dhtCfg.putsPerSecond) * 3000);
@@ -157,6 +171,7 @@ async function publisherRounds(net: LocalDht, rx: Receivers, authors: number, dh
     const measure = async (start: () => void | Promise<void>): Promise<Phase> => {
       puts = [];
       done = new Set();
+      doneAt = [];
       rx.reset(node.address().port);
       const t0 = Date.now();
       await start();
@@ -168,6 +183,7 @@ async function publisherRounds(net: LocalDht, rx: Receivers, authors: number, dh
         items: done.size,
         seconds,
         rate: done.size / seconds,
+        sustained: sustainedRate(doneAt),
         packetsPerItem: rx.sends / Math.max(1, done.size),
         peakSent: pacingStats.peakPerDestSecond,
         peakReceived: rx.peakPerNode,
@@ -208,15 +224,16 @@ runMain(async () => {
     const { fresh, republish } = await publisherRounds(net, rx, authors, dhtCfg);
     log(phaseLine(`first publication, ${setting} (${dhtCfg.putsPerSecond} puts/s, ${dhtCfg.maxInFlightPuts} in flight)`, fresh));
     log(phaseLine(`republish of every item, ${setting}`, republish));
-    const hours = TARGET_AUTHORS / republish.rate / 3600;
+    const hours = TARGET_AUTHORS / republish.sustained / 3600;
     const capacity = (NODES * dhtCfg.maxPacketsPerSecondPerNode) / republish.packetsPerItem;
     log(
-      `→ ${fmt(TARGET_AUTHORS, 0)} authors republish in ${fmt(hours, 2)} h at the measured ${fmt(republish.rate, 1)} items/s ` +
+      `→ ${fmt(TARGET_AUTHORS, 0)} authors republish in ${fmt(hours, 2)} h at the measured sustained ${fmt(republish.sustained, 1)} items/s ` +
         `(this ${NODES}-node DHT takes at most ${fmt(capacity, 1)} items/s at ${dhtCfg.maxPacketsPerSecondPerNode} packets/s per node); ${load()}`,
     );
     const tag = atDefaults ? 'defaults' : 'settings given';
     printFigures('pointer', [
-      figure(`republish rate, ${NODES}-node DHT (${tag})`, republish.rate, 'items/s'),
+      figure(`republish rate, sustained (10th–90th percentile of completions), ${NODES}-node DHT (${tag})`, republish.sustained, 'items/s', null, `≥ ${fmt(TARGET_AUTHORS / (REPUBLISH_HOURS * 3600), 1)}`),
+      figure(`republish rate, whole round incl. start-up and tail (${tag})`, republish.rate, 'items/s'),
       figure(`first publication rate (${tag})`, fresh.rate, 'items/s', stock.rate),
       figure(`DHT packets per republished item (${tag})`, republish.packetsPerItem, 'packets', stock.packetsPerItem),
       figure(`DHT packets per first publication (${tag})`, fresh.packetsPerItem, 'packets', stock.packetsPerItem),
@@ -224,7 +241,7 @@ runMain(async () => {
       figure(`put latency p50, republish (${tag})`, republish.putMsP50, 'ms'),
       figure(`peak packets sent to one node in one second (${tag})`, Math.max(fresh.peakSent, republish.peakSent), 'packets/s', null, `≤ ${dhtCfg.maxPacketsPerSecondPerNode}`),
       figure(`peak packets to one node in one calendar second, as received (${tag})`, Math.max(fresh.peakReceived, republish.peakReceived), 'packets/s'),
-      figure(`time to republish ${TARGET_AUTHORS} authors on a ${NODES}-node DHT (${tag}, measured rate)`, hours, 'h', null, `≤ ${REPUBLISH_HOURS} h`),
+      figure(`time to republish ${TARGET_AUTHORS} authors on a ${NODES}-node DHT (${tag}, measured sustained rate)`, hours, 'h', null, `≤ ${REPUBLISH_HOURS} h`),
       figure(`capacity of this ${NODES}-node DHT at ${dhtCfg.maxPacketsPerSecondPerNode} packets/s per node`, capacity, 'items/s'),
       figure('failed puts (first publication + republish)', fresh.failed + republish.failed, 'puts'),
     ], { quick: args.quick, authors, nodes: NODES, complete: fresh.finished && republish.finished });
