@@ -3,8 +3,10 @@
 // - a first put looks the k closest nodes up from the routing table (dht-lookup.ts), then puts;
 // - a republish starts its lookup at the nodes that stored the item last time (kept in memory):
 //   if they still are the closest, that is k `get`s (for fresh write tokens) and k `put`s; nodes
-//   that left are replaced by the closer ones their neighbours name, and if fewer than half
-//   answer, a full lookup from the routing table follows.
+//   that left are replaced by the closer ones their neighbours name, and if those fall short of
+//   k, by further nodes from the routing table;
+// - every query waits for a free slot in the per-node pacer (dht-harden.ts) before it is sent,
+//   and a node with a backlog there is passed over for the next closest.
 import type DHT from 'bittorrent-dht';
 import { encodeContacts, lookupClosest, parseContacts, rpcOf, type Contact, type LookupResult, type Reached, type Rpc } from './dht-lookup.js';
 import { targetOf } from './pointer-item.js';
@@ -44,8 +46,8 @@ export interface PutterOptions {
 const MAX_LOOKUP_QUERIES = 64;
 /**
  * A node whose next packet would wait longer than this in our pacer is passed over: a full
- * window (5 packets in the last 1.1 s) waits up to 1.1 s, beyond that packets queue, and k-rpc
- * times a query out after 1.5 to 2 s (the get, then the put, would be lost).
+ * window (5 packets in the last 1.1 s) waits up to 1.1 s, beyond that packets queue, and on a
+ * small DHT a node close to many targets would hold back every put that touches it.
  */
 const BUSY_MS = 1200;
 
@@ -53,7 +55,7 @@ export class ItemPutter {
   private readonly k: number;
   private readonly alpha: number;
   private readonly maxRoutes: number;
-  /** Target (hex) → compact contacts (latin1 string: ~35 MB for 100,000 items) of the nodes that stored it. */
+  /** Target (hex) → compact contacts (latin1 string; ~40 MB of heap for 100,000 items) of the nodes that stored it. */
   private readonly routes = new Map<string, string>();
 
   constructor(
