@@ -96,7 +96,7 @@ export const configSchema = z
         host: z.string().default('0.0.0.0'),
         putsPerSecond: z.number().min(0.1).max(1000).default(40),
         maxInFlightPuts: z.number().int().min(1).max(256).default(128),
-        concurrency: z.number().int().min(1).max(512).default(128),
+        concurrency: z.number().int().min(1).max(2048).default(512),
         maxPacketsPerSecondPerNode: z.number().min(1).max(1000).default(5),
         republishIntervalSeconds: z.number().int().min(60).max(7200).default(3600),
         bootstrap: z

@@ -68,7 +68,7 @@ export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
       }
     });
   }
-  if (opts.maxPacketsPerSecondPerNode) pacePerDestination(sock, opts.maxPacketsPerSecondPerNode);
+  if (opts.maxPacketsPerSecondPerNode) pacers.set(dht, pacePerDestination(sock, opts.maxPacketsPerSecondPerNode));
   const replyNodes = opts.replyNodes ?? 8;
   const putNodes = opts.putNodes ?? 20;
   const kb = d._rpc.nodes;
@@ -84,6 +84,24 @@ export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
   return dht;
 }
 
+export interface Pacer {
+  /** How long (ms) a packet sent to this node now would wait in the pacer. */
+  delayMs(host: string, port: number): number;
+  /**
+   * Calls `send(true)` when one packet may go to this node, and lets the packet `send` puts on
+   * the socket right then go through: a query made there starts its timeout when it leaves, not
+   * while it waits here. `send(false)` when the node closed first.
+   */
+  whenFree(host: string, port: number, send: (open: boolean) => void): void;
+}
+
+const pacers = new WeakMap<DHT, Pacer>();
+
+/** The node's per-destination pacer (none: packets never wait). */
+export function pacerOf(dht: DHT): Pacer | null {
+  return pacers.get(dht) ?? null;
+}
+
 /** Packets waiting for one destination, beyond which packets are dropped (and counted). */
 const MAX_QUEUED_PER_DEST = 64;
 
@@ -97,12 +115,20 @@ export const pacingStats = { delayed: 0, dropped: 0, peakPerDestSecond: 0 };
  */
 const WINDOW_MS = 1000 + 100;
 
-function pacePerDestination(sock: import('node:dgram').Socket, rate: number): void {
-  type Pending = unknown[];
-  type Dest = { sent: number[]; queue: Pending[]; timer: NodeJS.Timeout | null; second: number; inSecond: number };
+function pacePerDestination(sock: import('node:dgram').Socket, rate: number): Pacer {
+  /** A packet to send, or a caller waiting for a free slot (whenFree). */
+  type Entry = { args: unknown[] } | { grant: (open: boolean) => void };
+  type Dest = { sent: number[]; queue: Entry[]; packets: number; timer: NodeJS.Timeout | null; second: number; inSecond: number };
   const dests = new Map<string, Dest>();
   const rawSend = sock.send.bind(sock) as (...a: unknown[]) => void;
   let closed = false;
+  /** The destination whose slot a whenFree caller holds right now. */
+  let granted: Dest | null = null;
+  const dest = (key: string) => {
+    let d = dests.get(key);
+    if (!d) dests.set(key, (d = { sent: [], queue: [], packets: 0, timer: null, second: 0, inSecond: 0 }));
+    return d;
+  };
   // A paced packet may come due after the socket closed (the node was destroyed): drop it.
   const send = (d: Dest, args: unknown[]) => {
     if (closed) return;
@@ -119,36 +145,56 @@ function pacePerDestination(sock: import('node:dgram').Socket, rate: number): vo
       pacingStats.dropped++;
     }
   };
+  const grant = (d: Dest, g: (open: boolean) => void) => {
+    granted = d;
+    try {
+      g(true);
+    } catch {
+      // the caller's own failure; it must not escape a pacer timer
+    } finally {
+      granted = null;
+    }
+  };
   /** ms until one more packet may go (0: now). */
   const wait = (d: { sent: number[] }) => (d.sent.length < rate ? 0 : Math.max(0, d.sent[0]! + WINDOW_MS - Date.now()));
+  const schedule = (key: string, d: Dest) => {
+    if (d.timer || d.queue.length === 0) return;
+    d.timer = setTimeout(() => drain(key), wait(d));
+    d.timer.unref();
+  };
   const drain = (key: string) => {
     const d = dests.get(key);
     if (!d || closed) return;
     d.timer = null;
-    while (d.queue.length > 0 && wait(d) === 0) send(d, d.queue.shift()!);
-    if (d.queue.length > 0) {
-      d.timer = setTimeout(() => drain(key), wait(d));
-      d.timer.unref();
+    while (d.queue.length > 0 && wait(d) === 0) {
+      const e = d.queue.shift()!;
+      if ('args' in e) {
+        d.packets--;
+        send(d, e.args);
+      } else grant(d, e.grant); // sends nothing (the query could not go): the slot stays free
     }
+    schedule(key, d);
   };
   (sock as unknown as { send: (...a: unknown[]) => void }).send = (...args: unknown[]) => {
     const key = `${String(args[4])}:${String(args[3])}`;
-    let d = dests.get(key);
-    if (!d) dests.set(key, (d = { sent: [], queue: [], timer: null, second: 0, inSecond: 0 }));
+    const d = dest(key);
+    if (granted === d) {
+      granted = null;
+      send(d, args);
+      return;
+    }
     if (d.queue.length === 0 && wait(d) === 0) {
       send(d, args);
       return;
     }
-    if (d.queue.length >= MAX_QUEUED_PER_DEST) {
+    if (d.packets >= MAX_QUEUED_PER_DEST) {
       pacingStats.dropped++;
       return;
     }
     pacingStats.delayed++;
-    d.queue.push(args);
-    if (!d.timer) {
-      d.timer = setTimeout(() => drain(key), wait(d));
-      d.timer.unref();
-    }
+    d.packets++;
+    d.queue.push({ args });
+    schedule(key, d);
   };
   // Forget idle destinations now and then (the map only holds destinations with a deficit).
   const sweep = setInterval(() => {
@@ -158,7 +204,26 @@ function pacePerDestination(sock: import('node:dgram').Socket, rate: number): vo
   sock.once('close', () => {
     closed = true;
     clearInterval(sweep);
-    for (const d of dests.values()) if (d.timer) clearTimeout(d.timer);
+    for (const d of dests.values()) {
+      if (d.timer) clearTimeout(d.timer);
+      for (const e of d.queue) if ('grant' in e) e.grant(false);
+    }
     dests.clear();
   });
+  return {
+    delayMs(host, port) {
+      const d = dests.get(`${host}:${port}`);
+      if (!d) return 0;
+      return wait(d) + (d.queue.length * 1000) / rate;
+    },
+    whenFree(host, port, g) {
+      if (closed) return g(false);
+      const key = `${host}:${port}`;
+      const d = dest(key);
+      if (d.queue.length === 0 && wait(d) === 0) return grant(d, g);
+      pacingStats.delayed++;
+      d.queue.push({ grant: g });
+      schedule(key, d);
+    },
+  };
 }

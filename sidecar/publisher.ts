@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { BridgeIdentity } from './identity.js';
 import { authorPages, authorSalt, bridgeValue, BRIDGE_SALT, signedBytes, vSize, MAX_V_BYTES, type BridgeInfo } from './pointer-item.js';
 import type { PointerRecord, Store } from './store.js';
+import { ItemPutter, type PutOutcome } from './dht-put.js';
 
 export interface PublisherOptions {
   putsPerSecond: number;
@@ -54,6 +55,9 @@ export class Publisher extends EventEmitter {
   private warnedNoNodes = false;
   /** authorsChanged() calls whose marks are not committed yet. */
   private marking = 0;
+  private readonly putter: ItemPutter;
+  /** Items being put right now: a scan must not queue them again (their putAt is not set yet). */
+  private readonly putting = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -65,6 +69,7 @@ export class Publisher extends EventEmitter {
     private readonly now: () => number = Date.now,
   ) {
     super();
+    this.putter = new ItemPutter(dht);
   }
 
   start(): void {
@@ -179,7 +184,7 @@ export class Publisher extends EventEmitter {
     while (this.republishQueue.length > 0) {
       const key = this.republishQueue.shift()!;
       const rec = this.store.pointers.get(key);
-      if (!rec || backingOff(rec.retryAt, now)) continue;
+      if (!rec || backingOff(rec.retryAt, now) || this.putting.has(key)) continue;
       return () => this.put(key, rec, false);
     }
     return null;
@@ -190,6 +195,7 @@ export class Publisher extends EventEmitter {
     const now = this.now();
     const due: [number, string][] = [];
     for (const { key, value } of this.store.pointers.getRange()) {
+      if (this.putting.has(key)) continue;
       if (!within(value.putAt, now, this.opts.republishIntervalMs) && !backingOff(value.retryAt, now)) due.push([value.putAt, key]);
     }
     due.sort((a, b) => a[0] - b[0]);
@@ -244,35 +250,32 @@ export class Publisher extends EventEmitter {
     return { salt, v, seq, sig, changedAt: this.now(), putAt: 0, nodes: 0, failures: 0, retryAt: 0 };
   }
 
-  private put(key: string, rec: PointerRecord, fresh: boolean): Promise<void> {
-    return new Promise((resolve) => {
-      const opts = { k: this.identity.publicKey, salt: rec.salt, seq: rec.seq, v: rec.v, sig: rec.sig };
-      const started = Date.now();
-      try {
-        this.dht.put(opts, (err, _hash, n) => {
-          // 302 from every node: they already hold this seq (a republish of the same item). A put
-          // that no node stored is a failure: retried with backoff, not left until the republish.
-          const ok = (!err && (n ?? 0) > 0) || (err as Error & { code?: number })?.code === 302;
-          void this.record(key, rec.seq, ok, n ?? 0, err).finally(() => {
-            if (ok) {
-              if (fresh) this.counts.published++;
-              else this.counts.republished++;
-            } else this.counts.failed++;
-            this.emit('put', { key, ok, nodes: n ?? 0, fresh, ms: Date.now() - started });
-            resolve();
-          });
-        });
-      } catch (err) {
-        this.counts.failed++;
-        void this.record(key, rec.seq, false, 0, err).finally(resolve);
-      }
-    });
+  private async put(key: string, rec: PointerRecord, fresh: boolean): Promise<void> {
+    const started = Date.now();
+    this.putting.set(key, (this.putting.get(key) ?? 0) + 1);
+    let out: PutOutcome;
+    try {
+      out = await this.putter.put({ k: this.identity.publicKey, salt: rec.salt, seq: rec.seq, v: rec.v, sig: rec.sig });
+    } catch (err) {
+      out = { stored: 0, holders: [], reached: 0, queries: 0, reusedRoute: false, error: (err as Error).message ?? String(err) };
+    }
+    // A put that no node stored is a failure: retried with backoff, not left until the republish.
+    const ok = out.stored > 0;
+    await this.record(key, rec.seq, ok, out.stored, out.error).catch((err: unknown) => this.log.error({ err }, 'recording a put failed'));
+    const n = this.putting.get(key)! - 1;
+    if (n > 0) this.putting.set(key, n);
+    else this.putting.delete(key);
+    if (ok) {
+      if (fresh) this.counts.published++;
+      else this.counts.republished++;
+    } else this.counts.failed++;
+    this.emit('put', { key, ok, nodes: out.stored, fresh, ms: Date.now() - started, queries: out.queries, reusedRoute: out.reusedRoute });
   }
 
-  private async record(key: string, seq: number, ok: boolean, nodes: number, err: unknown): Promise<void> {
+  private async record(key: string, seq: number, ok: boolean, nodes: number, err: string | null): Promise<void> {
     const now = this.now();
     if (!ok) {
-      this.lastError = (err as Error)?.message ?? String(err);
+      this.lastError = err ?? 'put failed';
       this.log.warn({ item: key.slice(0, 16), err: this.lastError }, 'pointer put failed; will retry');
     } else this.lastError = null;
     await this.store.root.transaction(() => {
