@@ -2,7 +2,7 @@
 // is bounded in count and time. Parts (--only=kill,outage,dht,peers,fuzz):
 //
 // - kill:   5,000 events/s through the strfry-like harness into the real plugin and sidecar for
-//           60 s (quick: 5 s), kill -9 of the sidecar every 10 s (quick: 2 s). Every accepted
+//           60 s (quick: 4 s), kill -9 of the sidecar every 10 s (quick: 1.5 s). Every accepted
 //           event must end up indexed once and in exactly one bundle; plugin answer p99/max, with
 //           the seconds before the first kill as the baseline.
 // - outage: the sidecar's socket gone for 60 s (quick: 3 s) under the same load, with a spool
@@ -163,8 +163,8 @@ async function archiveFigures(prefix: string, dataDir: string, ids: string[], mi
 // ---------------------------------------------------------------------------------------------
 
 async function killPart(): Promise<Figure[]> {
-  const secs = args.quick ? 5 : 60;
-  const killEveryMs = (args.quick ? 2 : 10) * 1000;
+  const secs = args.quick ? 4 : 60;
+  const killEveryMs = (args.quick ? 1.5 : 10) * 1000;
   const n = args.n ?? RATE * secs;
   log(`\n== kill -9 every ${killEveryMs / 1000} s under ${fmt(RATE)} events/s for ${secs} s (${fmt(n)} events)`);
   const r = await rig('nostr-bt-fault-kill-', '[bundle]\nwindowSeconds = 2\n[dht]\nenabled = false\n');
@@ -374,7 +374,7 @@ async function dhtPart(): Promise<Figure[]> {
 async function peersPart(): Promise<Figure[]> {
   const maxConns = 200;
   log(`\n== hostile peers: 1,000 connections that never handshake, 4 request-everything slow readers (bittorrent.maxConns ${maxConns})`);
-  const r = await rig('nostr-bt-fault-peers-', `[bundle]\nwindowSeconds = 3\n[dht]\nenabled = false\n[bittorrent]\nmaxConns = ${maxConns}\n`);
+  const r = await rig('nostr-bt-fault-peers-', `[bundle]\nwindowSeconds = ${args.quick ? 1 : 3}\n[dht]\nenabled = false\n[bittorrent]\nmaxConns = ${maxConns}\n`);
   const c = await ingestClient(r.socketPath);
   const N = 5000;
   await c.send(Array.from({ length: N }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 200), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(2000, i) }))));
