@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const n = args.n ?? (args.quick ? 2_000 : 10_000);
   const others = 999;
   const perOther = args.quick ? 1 : 3;
-  const runs = args.quick ? 1 : 3;
+  const runs = args.quick ? 1 : 2;
   // Quick: 10 DHT nodes (every node then stores every pointer): publishing the 1,000 authors'
   // pointers before the read costs half the CPU of 20 nodes in this process.
   const dhtNodes = args.quick ? 10 : 20;
