@@ -13,7 +13,7 @@
 // The source is trusted (as strfry export is): signatures are placeholders, ids are real.
 //
 //   node dist/bench/backfill-bench.js [--quick] [--n=EVENTS] [--toml='[ingest]\nbatchMaxEvents = 10000']
-// The sidecar runs with the defaults except bundle.windowSeconds = 10 (so bundling catches up in
+// The sidecar runs with the defaults except bundle.windowSeconds = 10 (3 in --quick; so bundling catches up in
 // seconds); --toml settings are merged over that.
 //   env BACKFILL_BENCH_BUDGET_S (backfill + bundling budget, default 900; quick 120)
 import { spawn } from 'node:child_process';
@@ -200,7 +200,7 @@ async function main(): Promise<void> {
 
   const dataDir = join(dir, 'data');
   // Short windows so the bundler's catch-up is measured in seconds, not a 60 s window wait.
-  const toml = stringifyToml(deepMerge({ bundle: { windowSeconds: 10 } }, parseToml(args.extraToml) as Record<string, unknown>));
+  const toml = stringifyToml(deepMerge({ bundle: { windowSeconds: args.quick ? 3 : 10 } }, parseToml(args.extraToml) as Record<string, unknown>));
   const cfgPath = writeConfig(dir, dataDir, toml);
   const cfg = parseToml(readFileSync(cfgPath, 'utf8')) as { bundle?: { maxActiveTorrents?: number } };
   const bound = cfg.bundle?.maxActiveTorrents ?? 1000;
@@ -236,7 +236,7 @@ async function main(): Promise<void> {
       /* busy */
     }
     first.sidecarPeak.note(readMem(sc.pid));
-    await sleep(1000);
+    await sleep(250);
   }
   const bundleS = (Date.now() - tb) / 1000;
   log(caughtUp ? `bundling caught up ${fmt(bundleS, 1)} s after the backfill ended` : `bundling NOT caught up after ${fmt(bundleS, 1)} s (budget)`);

@@ -539,7 +539,7 @@ async function main(): Promise<void> {
   const args = parseArgs();
   const want = (p: string) => !args.only || args.only.includes(p);
   if (!want('latency') && !want('throughput')) throw new Error('--only: no such part (latency, throughput)');
-  const rounds = args.n ?? (args.quick ? 4 : 10);
+  const rounds = args.n ?? (args.quick ? 3 : 6);
   const totalMB = args.quick ? 20 : 100;
   const reps = args.quick ? 2 : 3;
   const t0 = Date.now();

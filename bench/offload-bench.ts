@@ -55,6 +55,10 @@ async function main(): Promise<void> {
       `delivered ${fmt(delivered / 1024 ** 2, 1)} MiB, bridge uploaded ${fmt(bridgeUp / 1024 ** 2, 1)} MiB, readers uploaded ${fmt(readersUp.reduce((a, b) => a + b, 0) / 1024 ** 2, 1)} MiB`,
   );
 
+  const phase = (k: 'metadataMs' | 'firstByteMs' | 'ms') =>
+    fmt(median(results.map((r) => (r.phases as { bundles?: Record<string, number>[] } | undefined)?.bundles?.[0]?.[k] ?? NaN)) / 1000, 1);
+  log(`  per reader (median): DHT ready ${fmt(median(results.map((r) => r.readyMs)) / 1000, 1)} s after its start; then metadata ${phase('metadataMs')} s, first byte ${phase('firstByteMs')} s, bundle read ${phase('ms')} s`);
+
   // Relay baseline: the same reads as REQs at once.
   const relay = await startTestRelay();
   onCleanup(() => relay.stop());

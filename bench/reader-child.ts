@@ -3,8 +3,8 @@
 // read through the swarm (the library behind `nostr-bt resolve`) or a relay REQ, and prints one
 // JSON line of figures. A lingering swarm reader then keeps serving what it downloaded until its
 // stdin closes, and prints what it uploaded.
-import { ReaderContext } from '../scripts/reader/reader-context.js';
-import { resolveAuthor } from '../scripts/reader/resolve.js';
+// The swarm modules (WebTorrent, the DHT: ~0.5 s of CPU to load) are imported only by swarm
+// readers, so that 20 relay readers starting at once do not pay for them.
 import { queryRelay } from '../scripts/reader/relay-source.js';
 import { initSignatureCheck, verifyEvent } from '../scripts/reader/verify-events.js';
 
@@ -42,11 +42,13 @@ export interface ChildResult {
   phases?: unknown;
 }
 
-const startedAt = Date.now();
+let startedAt = Date.now();
 
 /** The child side: run one read, print one JSON line; a lingering swarm reader then waits. */
 async function childMain(json: string): Promise<void> {
   const args = JSON.parse(json) as SwarmChildArgs | RelayChildArgs;
+  const swarm = args.mode === 'swarm' ? await Promise.all([import('../scripts/reader/reader-context.js'), import('../scripts/reader/resolve.js')]) : null;
+  startedAt = Date.now(); // as with static imports: readyMs leaves module loading out
   await initSignatureCheck();
   // Written before exiting: a pipe write is asynchronous and process.exit() would cut it.
   const out = (r: unknown) => new Promise<void>((resolve) => process.stdout.write(JSON.stringify(r) + '\n', () => resolve()));
@@ -60,6 +62,7 @@ async function childMain(json: string): Promise<void> {
     await out(r);
     process.exit(0);
   }
+  const [{ ReaderContext }, { resolveAuthor }] = swarm!;
   const ctx = await ReaderContext.open({
     bootstrap: args.bootstrap,
     bindHost: '127.0.0.1',

@@ -40,7 +40,7 @@ export async function startBridgeInProcess(dht: LocalDht): Promise<InProcessBrid
     overrides: {
       // Local bittorrent-dht nodes: pacing far above Mainline's 5/s per node, and few puts at once
       // so that no node's pacing queue overflows.
-      dht: { port: 0, host: '127.0.0.1', bootstrap: dht.bootstrap, putsPerSecond: 150, maxInFlightPuts: 8, maxPacketsPerSecondPerNode: 1000 },
+      dht: { port: 0, host: '127.0.0.1', bootstrap: dht.bootstrap, putsPerSecond: 1000, maxInFlightPuts: 32, maxPacketsPerSecondPerNode: 1000 },
       bittorrent: { port: 0 },
       status: { listen: '127.0.0.1:0' },
       bundle: { windowSeconds: 3600, windowMaxBytes: 1024 ** 3 },

@@ -21,6 +21,8 @@ interface Outcome {
   mode: string;
   figures: Figure[];
   note?: string;
+  /** 1-minute load average when it ended (other work on the machine slows every benchmark). */
+  load?: number;
 }
 
 const argv = process.argv.slice(2);
@@ -98,6 +100,12 @@ function cell(n: number | null | undefined): string {
   return Math.abs(n) >= 1000 ? Math.round(n).toLocaleString('en-US') : String(n);
 }
 
+function fmtDuration(s: number): string {
+  return s >= 60 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${s.toFixed(1)} s`;
+}
+
+const startLoad = loadavg();
+
 function table(outcomes: Outcome[], started: Date): string {
   const cpu = cpus();
   const lines = [
@@ -124,8 +132,15 @@ function table(outcomes: Outcome[], started: Date): string {
       );
     }
   }
-  lines.push('', '| benchmark | mode | exit | seconds |', '|---|---|---|---|');
-  for (const o of outcomes) lines.push(`| ${o.bench} | ${o.mode} | ${o.code ?? o.note ?? '—'} | ${o.seconds.toFixed(0)} |`);
+  lines.push('', '| benchmark | mode | exit | wall seconds | load average at its end |', '|---|---|---|---|---|');
+  for (const o of outcomes) lines.push(`| ${o.bench} | ${o.mode} | ${o.code ?? o.note ?? '—'} | ${o.seconds.toFixed(0)} | ${o.load?.toFixed(2) ?? ''} |`);
+  const totalS = (Date.now() - started.getTime()) / 1000;
+  lines.push(`| **total** | ${quick ? 'quick' : 'full'} | | ${totalS.toFixed(0)} | |`);
+  lines.push(
+    '',
+    `Total run time ${fmtDuration(totalS)} (goal, issue 9: ${quick ? 'under 2 min for --quick' : 'under 30 min for the full run'}); ` +
+      `load average at the start ${startLoad.map((x) => x.toFixed(2)).join(' ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1, 5, 15 min; other work on this machine counts).`,
+  );
   return lines.join('\n') + '\n';
 }
 
@@ -136,9 +151,12 @@ async function main(): Promise<void> {
     if (only && !only.includes(name)) continue;
     if (interrupted) break;
     process.stdout.write(`\n=== ${name}-bench ${passThrough.join(' ')} ===\n`);
-    outcomes.push(await runOne(name));
+    const o = { ...(await runOne(name)), load: loadavg()[0]! };
+    outcomes.push(o);
     current = null;
+    process.stdout.write(`=== ${name}-bench: exit ${o.code ?? o.note}, ${o.seconds.toFixed(1)} s wall (load average ${o.load.toFixed(2)}) ===\n`);
   }
+  process.stdout.write(`\n${outcomes.map((o) => `${o.bench} ${o.seconds.toFixed(0)} s`).join(', ')}; total ${fmtDuration((Date.now() - started.getTime()) / 1000)}\n`);
   writeFileSync(resultsPath, table(outcomes, started));
   process.stdout.write(`\nresults written to ${resultsPath}\n`);
   if (interrupted) process.exitCode = 130;

@@ -1,4 +1,5 @@
-// Scale benchmark: the sidecar's memory and active torrents after archiving 1,000,000 events.
+// Scale benchmark: the sidecar's memory and active torrents after archiving 1,000,000 events
+// (50,000 in --quick).
 //
 // The sidecar runs as a child process (dist/sidecar/main.js --config <toml>, loopback only: ports 0,
 // DHT on 127.0.0.1 without bootstrap nodes) with small windows (5 s) and a tight active-torrent
@@ -350,7 +351,7 @@ function mergedToml(extra: string): string {
 
 async function main(): Promise<void> {
   const args = parseArgs();
-  const N = args.n ?? (args.quick ? 100_000 : 1_000_000);
+  const N = args.n ?? (args.quick ? 50_000 : 1_000_000);
   const budgetS = Number(process.env.SCALE_BENCH_BUDGET_S ?? (args.quick ? 240 : 600));
   const replaceable = process.env.SCALE_BENCH_REPLACEABLE !== '0';
   const tStart = Date.now();
