@@ -255,7 +255,8 @@ export class Sidecar {
     phase('stopping the strfry reconciler');
     await this.reconciler?.stop();
     phase('draining the spool');
-    await this.drainer.stop();
+    // Half the stop deadline: the rest of the stop (commit, last cut, closes) keeps the other half.
+    await this.drainer.stop((this.config.service.stopTimeoutSeconds * 1000) / 2);
     phase('committing received lines to the index');
     await this.ingestor.idle();
     this.ingestor.stop();

@@ -22,6 +22,8 @@ export class SpoolDrainer {
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
+  /** During the final drain at stop: when to leave the remaining files for the next start. */
+  private finalDeadline = 0;
 
   constructor(
     private readonly dir: string,
@@ -37,10 +39,21 @@ export class SpoolDrainer {
     this.timer.unref();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
+  /**
+   * Stops scanning. With a budget, first drains every finished spool file, one file at a time
+   * until the budget is spent (a graceful stop flushes the spool; what is left waits for the
+   * next start, and nothing is deleted before it is committed).
+   */
+  async stop(budgetMs = 0): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.running;
+    if (budgetMs > 0 && !this.stopped) {
+      this.finalDeadline = Date.now() + budgetMs;
+      await this.drainAll().catch((err) => this.log.error({ err, dir: this.dir }, 'spool drain failed'));
+      if (this.depth.files > 0) this.log.warn({ files: this.depth.files, bytes: this.depth.bytes }, 'stopping with spool files left: they are drained at the next start');
+    }
+    this.stopped = true;
     await this.running;
   }
 
@@ -93,7 +106,7 @@ export class SpoolDrainer {
     }
     this.depth = { files, bytes };
     for (const path of ready) {
-      if (this.stopped) return;
+      if (this.stopped || (this.finalDeadline > 0 && Date.now() > this.finalDeadline)) return;
       await this.drainFile(path);
       try {
         this.depth.bytes -= (await stat(path)).size;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'smol-toml';
@@ -147,4 +147,27 @@ test('withDeadline: a stop that hangs is cut at the deadline; one that fails rep
   assert.equal(await withDeadline(sleep(10), 5000), 'done');
   const r = await withDeadline(Promise.reject(new Error('disk gone')), 5000);
   assert.ok(r instanceof Error && r.message === 'disk gone');
+});
+
+test('SIGTERM flushes the spool: finished spool files are drained into the index before the stop completes', { timeout: 60_000 }, async () => {
+  // Scans only every 10 minutes: the files written below are drained by the stop, not by a scan.
+  const ws = makeWorkspace({ spool: { scanIntervalMs: 600_000 } });
+  const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
+  try {
+    await sidecar.start();
+    await sleep(300); // the start-up scan has run (on an empty spool)
+    const { lines, ids } = makeEvents(3000, 300);
+    const spoolDir = join(ws.dataDir, 'spool');
+    mkdirSync(spoolDir, { recursive: true });
+    writeFileSync(join(spoolDir, '1700000000000-1-1.ready'), lines.slice(0, 1500).join('\n') + '\n');
+    writeFileSync(join(spoolDir, '1700000000000-1-2.ready'), lines.slice(1500).join('\n') + '\n');
+    assert.equal((await sidecar.status()).events.received, 0, 'nothing drained before the stop');
+    assert.equal(await sidecar.stop(), 0);
+    const stored = await storedIds(ws.dataDir);
+    assert.equal(ids.filter((id) => stored.has(id)).length, ids.length, 'every spooled event is in the index');
+    assert.deepEqual(readdirSync(spoolDir).filter((n) => n.endsWith('.ready')), [], 'the drained files are gone');
+  } finally {
+    await sidecar.kill9();
+    ws.cleanup();
+  }
 });
