@@ -8,7 +8,7 @@
 //       author's file from the sidecar's peer port: a separate WebTorrent client object (TCP,
 //       no DHT) and libtorrent (python3-libtorrent in its own process, TCP, plaintext). Figure:
 //       downloaded − accepted, p50 and max. Goal: ≤ window + 2 s.
-//   (b) throughput: ~100 MB bundle (100 authors × ~1 MB; 20 MB in --quick) made through the
+//   (b) throughput: ~100 MB bundle (100 authors × ~1 MB; 10 MB in --quick) made through the
 //       sidecar; libtorrent downloads it from the sidecar, and (baseline, same run, same files)
 //       from a libtorrent seeder in seed_mode, alternating, with a fresh session each time.
 //       Goal: sidecar ≥ 0.5× libtorrent.
@@ -539,9 +539,9 @@ async function main(): Promise<void> {
   const args = parseArgs();
   const want = (p: string) => !args.only || args.only.includes(p);
   if (!want('latency') && !want('throughput')) throw new Error('--only: no such part (latency, throughput)');
-  const rounds = args.n ?? (args.quick ? 3 : 6);
-  const totalMB = args.quick ? 20 : 100;
-  const reps = args.quick ? 2 : 3;
+  const rounds = args.n ?? (args.quick ? 2 : 6);
+  const totalMB = args.quick ? 10 : 100;
+  const reps = args.quick ? 1 : 3;
   const t0 = Date.now();
   log(`bundle bench (${args.quick ? 'quick' : 'full'})`);
   const figures: Figure[] = [];

@@ -2,18 +2,18 @@
 // is bounded in count and time. Parts (--only=kill,outage,dht,peers,fuzz):
 //
 // - kill:   5,000 events/s through the strfry-like harness into the real plugin and sidecar for
-//           60 s (quick: 4 s), kill -9 of the sidecar every 10 s (quick: 1.5 s). Every accepted
+//           60 s (quick: 3 s), kill -9 of the sidecar every 10 s (quick: 1.5 s). Every accepted
 //           event must end up indexed once and in exactly one bundle; plugin answer p99/max, with
 //           the seconds before the first kill as the baseline.
-// - outage: the sidecar's socket gone for 60 s (quick: 3 s) under the same load, with a spool
+// - outage: the sidecar's socket gone for 60 s (quick: 2 s) under the same load, with a spool
 //           bound of half what the outage produces: spool peak vs bound, lines dropped (counted by
 //           the plugin) = lines missing, plugin p99/max during the outage vs before it.
-// - dht:    no bootstrap node answers for 120 s (quick: 3 s) while events flow: events indexed and
+// - dht:    no bootstrap node answers for 120 s (quick: 2 s) while events flow: events indexed and
 //           bundles cut meanwhile, pointers queued, then time to publish them once a DHT appears.
 // - peers:  1,000 connections that never handshake and 4 peers that request everything and never
 //           read: sidecar connections and memory, and an honest libtorrent download vs the same
 //           download with no hostile peer (baseline).
-// - fuzz:   1,000,000 hostile lines (quick: 20,000) into the plugin (sidecar up) and into the
+// - fuzz:   1,000,000 hostile lines (quick: 10,000) into the plugin (sidecar up) and into the
 //           sidecar's socket: nothing exits, memory bounded, every readable id answered once,
 //           every socket line acknowledged once, exactly the well-formed events stored.
 //
@@ -163,7 +163,7 @@ async function archiveFigures(prefix: string, dataDir: string, ids: string[], mi
 // ---------------------------------------------------------------------------------------------
 
 async function killPart(): Promise<Figure[]> {
-  const secs = args.quick ? 4 : 60;
+  const secs = args.quick ? 3 : 60;
   const killEveryMs = (args.quick ? 1.5 : 10) * 1000;
   const n = args.n ?? RATE * secs;
   log(`\n== kill -9 every ${killEveryMs / 1000} s under ${fmt(RATE)} events/s for ${secs} s (${fmt(n)} events)`);
@@ -229,7 +229,7 @@ async function killPart(): Promise<Figure[]> {
 
 async function outagePart(): Promise<Figure[]> {
   const upSecs = args.quick ? 1 : 5;
-  const downSecs = args.quick ? 3 : 60;
+  const downSecs = args.quick ? 2 : 60;
   const afterSecs = args.quick ? 1 : 5;
   const n = RATE * (upSecs + downSecs + afterSecs);
   const lineBytes = Buffer.byteLength(eventLine(0, 0).line) + 1;
@@ -319,7 +319,7 @@ async function outagePart(): Promise<Figure[]> {
 async function dhtPart(): Promise<Figure[]> {
   // Issue 8 asks for "minutes" without a DHT; the publish time once back depends on the queued
   // authors and the DHT's size, not on the outage's length.
-  const outageSecs = args.quick ? 3 : 120;
+  const outageSecs = args.quick ? 2 : 120;
   const authors = args.quick ? 10 : 100;
   const rate = 1000;
   log(`\n== DHT unreachable for ${outageSecs} s while ${rate} events/s from ${authors} authors arrive`);
@@ -424,7 +424,7 @@ async function peersPart(): Promise<Figure[]> {
 }
 
 async function fuzzPart(): Promise<Figure[]> {
-  const n = args.n ?? (args.quick ? 20_000 : 1_000_000);
+  const n = args.n ?? (args.quick ? 10_000 : 1_000_000);
   const hugeEvery = Math.max(1000, Math.floor(n / 10));
   log(`\n== fuzz: ${fmt(n)} hostile lines (a line of 1–5 MB every ${fmt(hugeEvery)}) into the plugin, then into the sidecar socket`);
   const r = await rig('nostr-bt-fault-fuzz-', '[dht]\nenabled = false\n[bundle]\nwindowSeconds = 5\n');

@@ -25,7 +25,7 @@ const OVERHEAD_GOAL = 1.5;
 
 async function main(): Promise<void> {
   const args = parseArgs();
-  const n = args.n ?? (args.quick ? 2_000 : 10_000);
+  const n = args.n ?? (args.quick ? 1_000 : 10_000);
   const others = 999;
   const perOther = args.quick ? 1 : 3;
   const runs = args.quick ? 1 : 2;

@@ -351,7 +351,7 @@ function mergedToml(extra: string): string {
 
 async function main(): Promise<void> {
   const args = parseArgs();
-  const N = args.n ?? (args.quick ? 50_000 : 1_000_000);
+  const N = args.n ?? (args.quick ? 30_000 : 1_000_000);
   const budgetS = Number(process.env.SCALE_BENCH_BUDGET_S ?? (args.quick ? 240 : 600));
   const replaceable = process.env.SCALE_BENCH_REPLACEABLE !== '0';
   const tStart = Date.now();
