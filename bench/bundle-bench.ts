@@ -36,6 +36,7 @@ import {
   makeTempDir,
   median,
   onCleanup,
+  stopOnce,
   parseArgs,
   printFigures,
   prng,
@@ -161,13 +162,7 @@ async function startSidecar(tag: string, overrides: Record<string, unknown>, ext
   const cfgPath = writeConfig(dir, dataDir, extraToml);
   const config = loadConfig({ configPath: cfgPath, env: {}, overrides });
   const sc = new Sidecar(config, createLogger('bundle-bench', 'error'), { statusHttp: false, bundleSchedule: schedule });
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await sc.stop();
-  };
-  onCleanup(stop);
+  const stop = stopOnce(() => sc.stop());
   await sc.start();
   return { sc, stop };
 }

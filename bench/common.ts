@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { deepMerge } from '../sidecar/config.js';
 import { LOOPBACK_DEFAULTS } from '../test/support/sidecar-process.js';
+export { prng } from '../test/support/events.js';
 
 /** dist/ (this file is dist/bench/common.js once built). */
 export const DIST_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -116,6 +117,14 @@ export function makeTempDir(prefix: string): string {
 export function onCleanup(fn: () => Promise<void>): void {
   installHooks();
   asyncCleanups.push(fn);
+}
+
+/** `stop` made idempotent and registered as a cleanup: call it when done; runs once either way. */
+export function stopOnce(stop: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | null = null;
+  const once = () => (running ??= stop());
+  onCleanup(once);
+  return once;
 }
 
 export async function cleanupAll(): Promise<void> {
@@ -461,18 +470,6 @@ export function describeStatus(s: StatusDoc | null): string {
     `spool=${s.spool.files} files/${s.spool.bytes} B drained=${s.spool.drainedFiles ?? 0} files/${s.spool.drainedLines ?? 0} lines` +
     (extra.length ? ' ' + extra.join(' ') : '')
   );
-}
-
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import {
   log,
   makeTempDir,
   onCleanup,
+  stopOnce,
   parseArgs,
   pollStatus,
   printFigures,
@@ -134,16 +135,12 @@ async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): P
   const cfgPath = writeConfig(dir, dataDir, extraToml);
   const config = loadConfig({ configPath: cfgPath, env: {} });
   const sidecar = new Sidecar(config, createLogger('ingest-bench', 'silent'), { statusHttp: false });
-  let stopped = false;
   let stopMs = 0;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
+  const stop = stopOnce(async () => {
     const t = performance.now();
     await sidecar.stop();
     stopMs = performance.now() - t;
-  };
-  onCleanup(stop);
+  });
   try {
     await sidecar.start();
     const ing = sidecar.ingestor;

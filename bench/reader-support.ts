@@ -16,7 +16,7 @@ import type { NostrEvent } from '../sidecar/nostr-event.js';
 import { authorSalt } from '../sidecar/pointer-item.js';
 import type { LocalDht } from '../test/support/local-dht.js';
 import { contentOf, pluginLine, signer } from '../test/support/events.js';
-import { makeTempDir, onCleanup, withTimeout } from './common.js';
+import { makeTempDir, onCleanup, stopOnce, withTimeout } from './common.js';
 
 const sink: IngestSink = { source: 'bench', trusted: true, committed: () => {} };
 
@@ -48,13 +48,7 @@ export async function startBridgeInProcess(dht: LocalDht): Promise<InProcessBrid
   });
   const sc = new Sidecar(config, createLogger('bench', 'silent'), { statusHttp: false, bundleSchedule: false });
   await sc.start();
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await sc.stop();
-  };
-  onCleanup(stop);
+  const stop = stopOnce(() => sc.stop());
   const deadline = Date.now() + 10_000;
   while (sc.dht!.nodes.count() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   return {

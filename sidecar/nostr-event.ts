@@ -35,7 +35,7 @@ export function eventFromLine(line: string): unknown {
 
 /** Checks shape and the id (sha256 of the NIP-01 serialization). Does not check the signature. */
 export function validateEvent(e: unknown): NostrEvent {
-  return validatedEventJson(e).event;
+  return checkedEvent(e).event;
 }
 
 /**
@@ -44,6 +44,15 @@ export function validateEvent(e: unknown): NostrEvent {
  * most of the cost of an event.
  */
 export function validatedEventJson(e: unknown): { event: NostrEvent; json: string } {
+  const { event, content, tags } = checkedEvent(e);
+  // Hex strings and safe integers serialize as themselves: this template is byte for byte
+  // canonicalJson(event).
+  const json = `{"content":${content},"created_at":${event.created_at},"id":"${event.id}","kind":${event.kind},"pubkey":"${event.pubkey}","sig":"${event.sig}","tags":${tags}}`;
+  return { event, json };
+}
+
+/** The checks of validateEvent; returns the event with its content and tags as JSON. */
+function checkedEvent(e: unknown): { event: NostrEvent; content: string; tags: string } {
   if (!e || typeof e !== 'object' || Array.isArray(e)) throw new InvalidEvent('malformed', 'not an event object');
   const ev = e as Record<string, unknown>;
   if (typeof ev.id !== 'string' || !HEX64.test(ev.id)) throw new InvalidEvent('bad-field', 'id is not 64 lowercase hex');
@@ -58,14 +67,13 @@ export function validatedEventJson(e: unknown): { event: NostrEvent; json: strin
     for (const v of tag) if (typeof v !== 'string') throw new InvalidEvent('bad-field', 'a tag value is not a string');
   }
   const event = ev as unknown as NostrEvent;
-  // Hex strings and safe integers serialize as themselves: these templates are byte for byte
-  // JSON.stringify of the same values.
+  // Hex strings and safe integers serialize as themselves: this template is byte for byte
+  // JSON.stringify of the NIP-01 array.
   const content = JSON.stringify(event.content);
   const tags = JSON.stringify(event.tags);
   const id = createHash('sha256').update(`[0,"${event.pubkey}",${event.created_at},${event.kind},${tags},${content}]`).digest('hex');
   if (id !== event.id) throw new InvalidEvent('bad-id', 'id does not match the event content');
-  const json = `{"content":${content},"created_at":${event.created_at},"id":"${event.id}","kind":${event.kind},"pubkey":"${event.pubkey}","sig":"${event.sig}","tags":${tags}}`;
-  return { event, json };
+  return { event, content, tags };
 }
 
 export function computeEventId(e: Omit<NostrEvent, 'id' | 'sig'>): string {

@@ -246,24 +246,29 @@ export class Store {
 
   /** Committed events with seq ≥ `from`, in order, with their JSON, while `take` says so. */
   *eventsFrom(from: number, take: (rec: EventRecord) => boolean): Iterable<StoredEvent & { seq: number }> {
-    // Consecutive events are consecutive in the log: read them in slices, not one by one.
     const SLICE = 256;
     let slice: (EventRecord & { seq: number })[] = [];
-    const drain = function* (this: Store) {
-      if (slice.length === 0) return;
-      const first = slice[0]!.o;
-      const last = slice[slice.length - 1]!;
-      const contiguous = slice.every((r, i) => i === 0 || r.o > slice[i - 1]!.o) && last.o + last.n - first <= 64 * 1024 * 1024;
-      const bytes = contiguous ? this.log.readBytes(first, last.o + last.n - first) : null;
-      for (const r of slice) yield { ...r, j: bytes ? bytes.toString('utf8', r.o - first, r.o - first + r.n - 1) : this.log.read(r) };
-      slice = [];
-    }.bind(this);
     for (const { key: seq, value: rec } of this.events.getRange({ start: from })) {
       if (!take(rec)) break;
       slice.push({ ...rec, seq });
-      if (slice.length >= SLICE) yield* drain();
+      if (slice.length >= SLICE) {
+        yield* this.withJson(slice);
+        slice = [];
+      }
     }
-    yield* drain();
+    yield* this.withJson(slice);
+  }
+
+  /** Consecutive events lie in order in the log: their JSON comes from one read, not one per event. */
+  private withJson(recs: (EventRecord & { seq: number })[]): (StoredEvent & { seq: number })[] {
+    if (recs.length === 0) return [];
+    const first = recs[0]!.o;
+    const last = recs[recs.length - 1]!;
+    const span = last.o + last.n - first;
+    const inOrder = recs.every((r, i) => i === 0 || r.o > recs[i - 1]!.o) && span <= 64 * 1024 * 1024;
+    if (!inOrder) return recs.map((r) => ({ ...r, j: this.log.read(r) }));
+    const bytes = this.log.readBytes(first, span);
+    return recs.map((r) => ({ ...r, j: bytes.toString('utf8', r.o - first, r.o - first + r.n - 1) }));
   }
 
   static open(dir: string, opts: { readOnly?: boolean } = {}): Store {
@@ -454,26 +459,21 @@ export class Store {
    */
   private async writeTxn(body: () => void): Promise<void> {
     let removed: LogRef[] = [];
-    try {
-      // A child transaction: if the body or the log write throws, none of its writes commit
+    // A child transaction: if the body or the log write throws, none of its writes commit
       // (a plain lmdb-js transaction callback that throws keeps the writes it made).
-      await this.root.childTransaction(() => {
-        removed = this.removedInTxn = [];
-        try {
-          body();
-          this.log.flush();
-          this.meta.put(LOG_END_KEY, this.log.end);
-        } catch (err) {
-          this.log.discard();
-          throw err;
-        } finally {
-          this.removedInTxn = null;
-        }
-      });
-    } catch (err) {
-      this.log.discard();
-      throw err;
-    }
+    await this.root.childTransaction(() => {
+      removed = this.removedInTxn = [];
+      try {
+        body();
+        this.log.flush();
+        this.meta.put(LOG_END_KEY, this.log.end);
+      } catch (err) {
+        this.log.discard();
+        throw err;
+      } finally {
+        this.removedInTxn = null;
+      }
+    });
     for (const ref of removed) {
       try {
         this.log.blank(ref);

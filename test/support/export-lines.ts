@@ -4,7 +4,7 @@
 // profiles and kind 3 follow lists. Signatures are placeholders: the strfry path is trusted (strfry
 // verified them); ids are real.
 import { createHash } from 'node:crypto';
-import { contentOf, pubkeyN } from './events.js';
+import { contentOf, prng, pubkeyN } from './events.js';
 
 export interface ExportOptions {
   n: number;
@@ -26,18 +26,6 @@ export interface ExportLine {
 }
 
 const SIG = 'ab'.repeat(64);
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 

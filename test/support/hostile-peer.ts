@@ -5,24 +5,24 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Resident memory of a process in kB (0 if it is gone). */
-export function rssKb(pid: number): number {
+/** A `kB` field of /proc/<pid>/status (0 if the process is gone). */
+function procStatusKb(pid: number, field: string): number {
   try {
-    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : 0;
   } catch {
     return 0;
   }
 }
 
+/** Resident memory of a process in kB (0 if it is gone). */
+export function rssKb(pid: number): number {
+  return procStatusKb(pid, 'VmRSS');
+}
+
 /** Anonymous resident memory (heap, buffers) in kB: RSS without file-backed pages such as LMDB's map. */
 export function rssAnonKb(pid: number): number {
-  try {
-    const m = /RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
+  return procStatusKb(pid, 'RssAnon');
 }
 
 /** Inodes of the sockets a process holds open. */

@@ -9,6 +9,8 @@ import argparse, json, select, sys, time
 
 import libtorrent as lt
 
+from libtorrent_peer import wait_for_dht_bootstrap
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -29,13 +31,7 @@ def main():
         'alert_mask': lt.alert_category.dht | lt.alert_category.error,
     })
     deadline = time.monotonic() + a.timeout
-    booted = False
-    while not booted and time.monotonic() < deadline:
-        ses.wait_for_alert(100)
-        for al in ses.pop_alerts():
-            if isinstance(al, lt.dht_bootstrap_alert):
-                booted = True
-    if not booted:
+    if not wait_for_dht_bootstrap(ses, deadline):
         print(json.dumps({'error': 'no dht_bootstrap_alert'}), flush=True)
         return 1
     print(json.dumps({'port': ses.listen_port()}), flush=True)

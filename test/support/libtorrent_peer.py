@@ -36,6 +36,16 @@ def wait(pred, timeout, step=0.005):
     return False
 
 
+def wait_for_dht_bootstrap(ses, deadline):
+    """True once the session's DHT reports it bootstrapped, False at the (monotonic) deadline."""
+    while time.monotonic() < deadline:
+        ses.wait_for_alert(100)
+        for al in ses.pop_alerts():
+            if isinstance(al, lt.dht_bootstrap_alert):
+                return True
+    return False
+
+
 def fetch(a):
     ses = session()
     t0 = time.monotonic()
@@ -91,13 +101,7 @@ def dht_get(a):
     salt = bytes.fromhex(a.salt)
     deadline = t0 + a.timeout
     out = {'ok': False}
-    booted = False
-    while not booted and time.monotonic() < deadline:
-        ses.wait_for_alert(100)
-        for al in ses.pop_alerts():
-            if isinstance(al, lt.dht_bootstrap_alert):
-                booted = True
-    if not booted:
+    if not wait_for_dht_bootstrap(ses, deadline):
         out['error'] = 'no dht_bootstrap_alert'
         print(json.dumps(out))
         return 1
