@@ -98,7 +98,12 @@ function killHard(c: ChildProcess): void {
   }
 }
 
+/** BENCH_KEEP_TMP=1 keeps the benchmarks' temporary directories (to inspect an index or bundles afterwards). */
 function rmSafe(d: string): void {
+  if (process.env.BENCH_KEEP_TMP) {
+    process.stderr.write(`kept ${d}\n`);
+    return;
+  }
   try {
     rmSync(d, { recursive: true, force: true, maxRetries: 3 });
   } catch {

@@ -262,6 +262,7 @@ interface Sample {
 interface ExtStatus extends StatusDoc {
   bundles?: StatusDoc['bundles'] & { pendingRewrites?: number; pendingEvents?: number; newest?: string | null };
   seeding?: { torrents: number; peers: number };
+  memory?: { heapUsed: number; heapTotal: number; external: number };
 }
 
 class Monitor {
@@ -327,6 +328,7 @@ function describeSample(s: Sample, bound: number): string {
     parts.push(`stored ${st.events.stored}`, `bundled ${st.bundles?.events ?? '?'}`, `active ${st.bundles?.active ?? '?'}/${bound} ${JSON.stringify(st.bundles?.byLevel ?? {})}`);
     if (st.bundles?.pendingRewrites) parts.push(`pendingRewrites ${st.bundles.pendingRewrites}`);
     if (st.ingest?.backlog) parts.push(`backlog ${st.ingest.backlog}`);
+    if (st.memory) parts.push(`heap ${fmt(st.memory.heapUsed)}/${fmt(st.memory.heapTotal)} MB, external ${fmt(st.memory.external)} MB`);
   } else parts.push('status: no answer yet (previous request pending)');
   parts.push(`/status ${fmt(s.statusMs)} ms`);
   if (m) parts.push(`RSS ${fmt(MB(m.rss))} MB (anon ${fmt(MB(m.anon))}, file ${fmt(MB(m.file))}) HWM ${fmt(MB(m.hwm))} MB, ${m.threads} threads`);

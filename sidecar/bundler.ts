@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
 import type { BundleRecord, EventRecord, RemovalRecord, Store, StoredEvent } from './store.js';
+import type { LogRef } from './event-log.js';
 import type { BundleSummary } from './status.js';
 
 export interface Seeder {
@@ -120,7 +121,7 @@ export class Bundler extends EventEmitter {
     for (const { value } of this.store.removals.getRange()) rewrites.add(this.store.bundleAt(value.s, value.p) ?? '');
     rewrites.delete('');
     const [frontier] = this.store.pendingRange;
-    const pendingEvents = this.store.events.getKeysCount({ start: frontier });
+    const pendingEvents = this.store.eventCountFrom(frontier);
     return { active: this.active.size, byLevel, bytes, events, pendingEvents, pendingRewrites: rewrites.size, newest: newest?.ih ?? null };
   }
 
@@ -142,7 +143,7 @@ export class Bundler extends EventEmitter {
         await this.enqueue(() => this.replace([b], b.level, b.periodStart, b.periodEnd, { rebuild: true }));
       }
     }
-    for (const { value } of this.store.events.getRange({ start: this.store.pendingRange[0] })) this.pendingBytes += value.n;
+    this.pendingBytes += this.store.eventBytesFrom(this.store.pendingRange[0]);
     this.lastCutPeriod = (this.store.meta.get(LAST_CUT_KEY) as number | undefined) ?? 0;
     if (opts.schedule !== false) this.schedule();
     this.log.info({ active: this.active.size }, 'bundles seeded from disk');
@@ -225,7 +226,9 @@ export class Bundler extends EventEmitter {
     if (periodStart < this.lastCutPeriod) [periodStart, periodEnd] = periodOf(0, this.lastCutPeriod, this.opts.windowMs);
     for (;;) {
       const [from] = this.store.pendingRange;
-      const byAuthor = new Map<string, (EventRef & { json: string })[]>();
+      // References only: each author's JSON is read from the event log when the builder reaches
+      // them, so a cut never holds a whole window (up to windowMaxBytes) of JSON in memory.
+      const byAuthor = new Map<string, (EventRef & LogRef)[]>();
       let bytes = 0;
       // Committed events only (uncommitted ones have higher numbers): the cut ends after the last one read.
       let end = from;
@@ -234,11 +237,11 @@ export class Bundler extends EventEmitter {
         bytes += rec.n;
         return true;
       };
-      for (const rec of this.store.eventsFrom(from, fits)) {
+      for (const rec of this.store.recordsFrom(from, fits)) {
         end = rec.seq + 1;
         let list = byAuthor.get(rec.p);
         if (!list) byAuthor.set(rec.p, (list = []));
-        list.push({ id: rec.i, c: rec.c, seq: rec.seq, json: rec.j });
+        list.push({ id: rec.i, c: rec.c, seq: rec.seq, o: rec.o, n: rec.n });
       }
       if (byAuthor.size === 0) break;
       const authors = [...byAuthor.keys()].sort();
@@ -246,10 +249,7 @@ export class Bundler extends EventEmitter {
       this.store.setBundling(end);
       let record: BundleRecord;
       try {
-        const built = await buildBundle(
-          this.opts.root,
-          authors.map((pubkey) => ({ pubkey, lines: byAuthor.get(pubkey)!.map((r) => ({ json: r.json, createdAt: r.c })) })),
-        );
+        const built = await buildBundle(this.opts.root, this.cutLines(authors, byAuthor));
         if (!built) break;
         record = this.recordFor(built, 0, periodStart, periodEnd, { seqStart: from, seqEnd: end, authorFrom: AUTHOR_MIN, authorTo: AUTHOR_MAX });
         // Events removed while it was written are in it: their removals (recorded because of
@@ -364,9 +364,7 @@ export class Bundler extends EventEmitter {
     }
     const authorBytes = new Map<string, number>();
     for (const s of sources) {
-      for (const { key, value } of this.store.bundleAuthors.getRange({ start: [s.ih], end: [s.ih, AUTHOR_MAX] })) {
-        authorBytes.set(key[1], (authorBytes.get(key[1]) ?? 0) + value.bytes);
-      }
+      for (const { pubkey, bytes } of this.store.bundleFiles(s.ih)) authorBytes.set(pubkey, (authorBytes.get(pubkey) ?? 0) + bytes);
     }
     const parts = partition([...authorBytes.keys()].sort(), authorBytes, this.opts.maxBundleBytes);
     const built: BuiltBundle[] = [];
@@ -415,6 +413,22 @@ export class Bundler extends EventEmitter {
     return recs.sort((x, y) => x.c - y.c || (x.i < y.i ? -1 : x.i > y.i ? 1 : 0));
   }
 
+  /**
+   * A cut's authors with their lines read from the log, one author in one synchronous step: an
+   * event removed since the cut read its reference is either wholly there or blanked, and a
+   * blanked one is left out (its removal, recorded because of setBundling, then finds it gone).
+   */
+  private *cutLines(authors: string[], byAuthor: Map<string, (EventRef & LogRef)[]>): Iterable<AuthorLines> {
+    for (const pubkey of authors) {
+      const lines: { json: string; createdAt: number }[] = [];
+      for (const ref of byAuthor.get(pubkey)!) {
+        const json = this.store.jsonOf(ref);
+        if (json !== null) lines.push({ json, createdAt: ref.c });
+      }
+      yield { pubkey, lines };
+    }
+  }
+
   private *linesOf(sources: BundleRecord[], authors: string[], readAt: Map<string, number>): Iterable<AuthorLines> {
     for (const pubkey of authors) {
       // Read in one synchronous step (the builder consumes an author's lines without yielding),
@@ -437,10 +451,7 @@ export class Bundler extends EventEmitter {
   private async relabel(s: BundleRecord, level: number, periodStart: number, periodEnd: number): Promise<void> {
     const updated: BundleRecord = { ...s, level, periodStart, periodEnd };
     await this.store.root.transaction(() => {
-      for (const key of [...this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, AUTHOR_MAX] })]) {
-        this.store.authorBundles.remove([key[1], s.periodEnd, s.ih]);
-        this.store.authorBundles.put([key[1], periodEnd, s.ih], null);
-      }
+      this.store.relabelBundleFiles(s.ih, s.periodEnd, periodEnd);
       this.store.bundles.put(s.ih, updated);
     });
     this.active.set(s.ih, updated);
@@ -471,20 +482,14 @@ export class Bundler extends EventEmitter {
 
   /** Inside a transaction: the bundle's record and per-author rows. */
   private putBundle(r: BundleRecord, b: BuiltBundle): void {
-    for (const f of b.files) {
-      this.store.bundleAuthors.put([r.ih, f.pubkey], { n: f.events, bytes: f.length });
-      this.store.authorBundles.put([f.pubkey, r.periodEnd, r.ih], null);
-    }
+    for (const f of b.files) this.store.putBundleFile(r.ih, r.periodEnd, f.pubkey, { n: f.events, bytes: f.length });
     this.store.bundles.put(r.ih, r);
     this.store.bundleRanges.put([r.seqEnd, r.authorFrom], r.ih);
   }
 
   /** Inside a transaction. */
   private retireRecord(s: BundleRecord, replacedBy: string[]): void {
-    for (const key of [...this.store.bundleAuthors.getKeys({ start: [s.ih], end: [s.ih, AUTHOR_MAX] })]) {
-      this.store.bundleAuthors.remove(key);
-      this.store.authorBundles.remove([key[1], s.periodEnd, s.ih]);
-    }
+    this.store.removeBundleFiles(s.ih, s.periodEnd);
     this.store.bundles.put(s.ih, { ...s, state: 'retired', replacedBy, retiredAt: this.now() });
     if (this.store.bundleRanges.get([s.seqEnd, s.authorFrom]) === s.ih) this.store.bundleRanges.remove([s.seqEnd, s.authorFrom]);
   }

@@ -204,10 +204,7 @@ export class Publisher extends EventEmitter {
   }
 
   private async publishAuthor(pubkey: string): Promise<void> {
-    const infoHashes: string[] = [];
-    for (const key of this.store.authorBundles.getKeys({ start: [pubkey, Number.MAX_SAFE_INTEGER], end: [pubkey], reverse: true })) {
-      infoHashes.push(key[2]);
-    }
+    const infoHashes = [...this.store.authorBundleHashes(pubkey)];
     let pages;
     try {
       pages = authorPages(infoHashes);

@@ -20,7 +20,7 @@ import { Quarantine } from './quarantine.js';
 import { Reconciler } from './reconcile.js';
 import { CheckpointStore } from './backfill/checkpoint.js';
 import { SpoolDrainer } from './spool-drain.js';
-import { statusFromStore, type Status } from './status.js';
+import { memoryStatus, statusFromStore, type Status } from './status.js';
 import { Store } from './store.js';
 import { quiesceWrites } from './lmdb-quiesce.js';
 import { WebTorrentSeeder } from './seeder.js';
@@ -193,6 +193,7 @@ export class Sidecar {
         putNodes: this.metrics.putNodes(),
       },
       reconcile: this.reconciler?.status(),
+      memory: memoryStatus(),
     });
   }
 

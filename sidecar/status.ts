@@ -23,6 +23,22 @@ export interface Status {
   bridge?: { publicKey: string };
   pointers?: PublisherStats & { republishLagSec?: number | null; putNodes?: Observed };
   reconcile?: ReconcileStatus;
+  memory?: MemoryStatus;
+}
+
+/** The process's memory (MB): resident set, V8 heap in use / reserved, memory outside the heap. */
+export interface MemoryStatus {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+export function memoryStatus(): MemoryStatus {
+  const m = process.memoryUsage();
+  const mb = (b: number) => Math.round(b / 1e5) / 10;
+  return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) };
 }
 
 /** Observations since the sidecar started: ingest latency (ms), DHT nodes storing each put. */
@@ -52,7 +68,7 @@ function group(counts: Counters, prefix: string): Counters {
 
 export function statusFromStore(
   store: Store,
-  base: Pick<Status, 'sidecar' | 'dataDir' | 'socket' | 'uptimeSec' | 'spool' | 'ingest' | 'bundles' | 'seeding' | 'dht' | 'bridge' | 'pointers' | 'reconcile'>,
+  base: Pick<Status, 'sidecar' | 'dataDir' | 'socket' | 'uptimeSec' | 'spool' | 'ingest' | 'bundles' | 'seeding' | 'dht' | 'bridge' | 'pointers' | 'reconcile' | 'memory'>,
 ): Status {
   const c = store.counts();
   return {

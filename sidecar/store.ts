@@ -8,7 +8,7 @@ import { EventLog, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 
-const INDEX_FORMAT = 3;
+const INDEX_FORMAT = 4;
 const FORMAT_KEY = 'index.format';
 const FRONTIER_KEY = 'bundle.frontier';
 const LOG_END_KEY = 'log.end';
@@ -26,6 +26,19 @@ const MAP_SIZE = 2 ** 40;
 export interface EventRecord extends LogRef {
   i: string;
   p: string;
+  c: number;
+  k: number;
+  x?: number;
+  s?: string;
+}
+
+/**
+ * How LMDB stores an EventRecord: id and author as 32 raw bytes instead of 64 hex characters
+ * (every byte of a row is resident memory once its page was touched).
+ */
+interface EventRow extends LogRef {
+  i: Uint8Array;
+  p: Uint8Array;
   c: number;
   k: number;
   x?: number;
@@ -107,11 +120,11 @@ export type Counters = Record<string, number>;
 export class Store {
   readonly root: RootDatabase;
   /** Events under an increasing sequence number: appends stay fast as the index grows. */
-  readonly events: Database<EventRecord, number>;
+  private readonly events: Database<EventRow, number>;
   /** Event id (32 raw bytes: half the key size of hex, in the index's largest random-access tree) → sequence number. */
   readonly ids: Database<number, Buffer>;
-  /** Per author, their events in arrival order: [pubkey, seq] → bytes of the event's line. */
-  readonly authorSeq: Database<number, [string, number]>;
+  /** Per author, their events in arrival order: pubkey ‖ seq (binary, see authorSeqKey) → bytes of the event's line. */
+  private readonly authorSeq: Database<number, Buffer>;
   readonly slots: Database<SlotRecord, string>;
   readonly tombIds: Database<number, [string, string]>;
   readonly tombAddrs: Database<number, string>;
@@ -119,10 +132,10 @@ export class Store {
   readonly expiry: Database<null, [number, string]>;
   /** Active bundles by position: [seqEnd, authorFrom] → infohash (see BundleRecord). */
   readonly bundleRanges: Database<string, [number, string]>;
-  /** Per bundle and author: events and bytes of that author's file. */
-  readonly bundleAuthors: Database<{ n: number; bytes: number }, [string, string]>;
-  /** Per author, the bundles holding their events; newest last: [pubkey, periodEnd, ih]. */
-  readonly authorBundles: Database<null, [string, number, string]>;
+  /** Per bundle and author: events and bytes of that author's file. Key: ih ‖ pubkey (binary). */
+  private readonly bundleAuthorDb: Database<BundleFileStats, Buffer>;
+  /** Per author, the bundles holding their events, oldest period first. Key: pubkey ‖ periodEnd ‖ ih (binary). */
+  private readonly authorBundleDb: Database<null, Buffer>;
   readonly bundles: Database<BundleRecord, string>;
   /** Events removed from the index that a bundle still holds: id → where it was, and why. */
   readonly removals: Database<RemovalRecord, string>;
@@ -147,17 +160,18 @@ export class Store {
     if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
     this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly, mapSize: MAP_SIZE });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
+    const binaryKeyed = <V>(name: string) => this.root.openDB<V, Buffer>({ name, compression: false, keyEncoding: 'binary' });
     this.events = db('events');
-    this.ids = this.root.openDB<number, Buffer>({ name: 'ids', compression: false, keyEncoding: 'binary' });
-    this.authorSeq = db('author-seq');
+    this.ids = binaryKeyed('ids');
+    this.authorSeq = binaryKeyed('author-seq');
     this.slots = db('slots');
     this.tombIds = db('tomb-ids');
     this.tombAddrs = db('tomb-addrs');
     this.vanished = db('vanished');
     this.expiry = db('expiry');
     this.bundleRanges = db('bundle-ranges');
-    this.bundleAuthors = db('bundle-authors');
-    this.authorBundles = db('author-bundles');
+    this.bundleAuthorDb = binaryKeyed('bundle-authors');
+    this.authorBundleDb = binaryKeyed('author-bundles');
     this.bundles = db('bundles');
     this.removals = db('removals');
     this.pointers = db('pointers');
@@ -226,10 +240,11 @@ export class Store {
   /** Where an event is archived: its bundle and the file in it, or undefined if not (yet). */
   locate(id: string): { ih: string; file: string } | undefined {
     const seq = this.ids.get(idKey(id));
-    const rec = seq === undefined ? undefined : this.events.get(seq);
-    if (seq === undefined || !rec) return undefined;
-    const ih = this.bundleAt(seq, rec.p);
-    return ih ? { ih, file: `${rec.p}.jsonl` } : undefined;
+    const row = seq === undefined ? undefined : this.events.get(seq);
+    if (seq === undefined || !row) return undefined;
+    const pubkey = hex(row.p);
+    const ih = this.bundleAt(seq, pubkey);
+    return ih ? { ih, file: `${pubkey}.jsonl` } : undefined;
   }
 
   /** An author's stored events with seq in [from, to), in arrival order, with their JSON. */
@@ -238,37 +253,26 @@ export class Store {
   }
 
   private *authorRecords(pubkey: string, from: number, to: number): Iterable<EventRecord & { seq: number }> {
-    for (const [, seq] of this.authorSeq.getKeys({ start: [pubkey, from], end: [pubkey, to] })) {
-      const rec = this.events.get(seq);
-      if (rec) yield { ...rec, seq };
+    for (const key of this.authorSeq.getKeys({ start: authorSeqKey(pubkey, from), end: authorSeqKey(pubkey, to) })) {
+      const seq = key.readUIntBE(32, 6);
+      const row = this.events.get(seq);
+      if (row) yield { ...recordOfRow(row), seq };
     }
   }
 
-  /** Committed events with seq ≥ `from`, in order, with their JSON, while `take` says so. */
-  *eventsFrom(from: number, take: (rec: EventRecord) => boolean): Iterable<StoredEvent & { seq: number }> {
-    const SLICE = 256;
-    let slice: (EventRecord & { seq: number })[] = [];
-    for (const { key: seq, value: rec } of this.events.getRange({ start: from })) {
+  /** Committed events with seq ≥ `from`, in order, without their JSON, while `take` says so. */
+  *recordsFrom(from: number, take: (rec: EventRecord) => boolean): Iterable<EventRecord & { seq: number }> {
+    for (const { key: seq, value: row } of this.events.getRange({ start: from })) {
+      const rec = recordOfRow(row);
       if (!take(rec)) break;
-      slice.push({ ...rec, seq });
-      if (slice.length >= SLICE) {
-        yield* this.withJson(slice);
-        slice = [];
-      }
+      yield { ...rec, seq };
     }
-    yield* this.withJson(slice);
   }
 
-  /** Consecutive events lie in order in the log: their JSON comes from one read, not one per event. */
-  private withJson(recs: (EventRecord & { seq: number })[]): (StoredEvent & { seq: number })[] {
-    if (recs.length === 0) return [];
-    const first = recs[0]!.o;
-    const last = recs[recs.length - 1]!;
-    const span = last.o + last.n - first;
-    const inOrder = recs.every((r, i) => i === 0 || r.o > recs[i - 1]!.o) && span <= 64 * 1024 * 1024;
-    if (!inOrder) return recs.map((r) => ({ ...r, j: this.log.read(r) }));
-    const bytes = this.log.readBytes(first, span);
-    return recs.map((r) => ({ ...r, j: bytes.toString('utf8', r.o - first, r.o - first + r.n - 1) }));
+  /** An event's JSON from the log, or null once it was removed (its bytes blanked). */
+  jsonOf(ref: LogRef): string | null {
+    const json = this.log.read(ref);
+    return json.charCodeAt(0) === 0x20 ? null : json;
   }
 
   static open(dir: string, opts: { readOnly?: boolean } = {}): Store {
@@ -297,7 +301,58 @@ export class Store {
 
   private recordOf(id: string): EventRecord | undefined {
     const seq = this.ids.get(idKey(id));
-    return seq === undefined ? undefined : this.events.get(seq);
+    const row = seq === undefined ? undefined : this.events.get(seq);
+    return row && recordOfRow(row);
+  }
+
+  /** How many indexed events have a sequence number ≥ `from`. */
+  eventCountFrom(from: number): number {
+    return this.events.getKeysCount({ start: from });
+  }
+
+  /** Bytes of the lines of the indexed events with a sequence number ≥ `from`. */
+  eventBytesFrom(from: number): number {
+    let bytes = 0;
+    for (const { value } of this.events.getRange({ start: from })) bytes += value.n;
+    return bytes;
+  }
+
+  /** Each author's file in a bundle: events and bytes. */
+  *bundleFiles(ih: string): Iterable<{ pubkey: string } & BundleFileStats> {
+    const prefix = Buffer.from(ih, 'hex');
+    for (const { key, value } of this.bundleAuthorDb.getRange({ start: prefix, end: prefixEnd(prefix) })) {
+      yield { pubkey: key.toString('hex', 20), ...value };
+    }
+  }
+
+  /** The infohashes of the bundles holding an author's events, newest period first. */
+  *authorBundleHashes(pubkey: string): Iterable<string> {
+    const prefix = Buffer.from(pubkey, 'hex');
+    for (const key of this.authorBundleDb.getKeys({ start: prefixEnd(prefix), end: prefix, reverse: true })) {
+      yield key.toString('hex', 38);
+    }
+  }
+
+  /** Inside a transaction: records an author's file in a bundle (both directions). */
+  putBundleFile(ih: string, periodEnd: number, pubkey: string, stats: BundleFileStats): void {
+    this.bundleAuthorDb.put(bundleAuthorKey(ih, pubkey), stats);
+    this.authorBundleDb.put(authorBundleKey(pubkey, periodEnd, ih), null);
+  }
+
+  /** Inside a transaction: forgets every author file of a bundle. */
+  removeBundleFiles(ih: string, periodEnd: number): void {
+    for (const { pubkey } of [...this.bundleFiles(ih)]) {
+      this.bundleAuthorDb.remove(bundleAuthorKey(ih, pubkey));
+      this.authorBundleDb.remove(authorBundleKey(pubkey, periodEnd, ih));
+    }
+  }
+
+  /** Inside a transaction: a bundle now stands for another period (authors' bundle order follows). */
+  relabelBundleFiles(ih: string, oldPeriodEnd: number, newPeriodEnd: number): void {
+    for (const { pubkey } of [...this.bundleFiles(ih)]) {
+      this.authorBundleDb.remove(authorBundleKey(pubkey, oldPeriodEnd, ih));
+      this.authorBundleDb.put(authorBundleKey(pubkey, newPeriodEnd, ih), null);
+    }
   }
 
   eventIds(): Iterable<string> {
@@ -385,16 +440,16 @@ export class Store {
       this.slots.put(cls.replaceKey, { id: e.id, c: e.created_at });
     }
     const { o, n } = this.log.append(item.json);
-    const rec: EventRecord = { i: e.id, p: e.pubkey, c: e.created_at, k: e.kind, o, n };
+    const row: EventRow = { i: idKey(e.id), p: Buffer.from(e.pubkey, 'hex'), c: e.created_at, k: e.kind, o, n };
     if (cls.expiresAt !== undefined) {
-      rec.x = cls.expiresAt;
+      row.x = cls.expiresAt;
       this.expiry.put([cls.expiresAt, e.id], null);
     }
-    if (cls.replaceKey !== undefined) rec.s = cls.replaceKey;
+    if (cls.replaceKey !== undefined) row.s = cls.replaceKey;
     const seq = this.nextSeq++;
-    this.events.put(seq, rec);
-    this.ids.put(idKey(e.id), seq);
-    this.authorSeq.put([e.pubkey, seq], n);
+    this.events.put(seq, row);
+    this.ids.put(row.i as Buffer, seq);
+    this.authorSeq.put(authorSeqKey(e.pubkey, seq), n);
     if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
     if (cls.vanish) this.applyVanish(e, bump);
     return 'indexed';
@@ -443,7 +498,7 @@ export class Store {
     this.events.remove(seq);
     this.ids.remove(idKey(id));
     this.removedInTxn?.push({ o: rec.o, n: rec.n });
-    this.authorSeq.remove([rec.p, seq]);
+    this.authorSeq.remove(authorSeqKey(rec.p, seq));
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
     // Deleted, vanished and expired events must leave the swarm soon: the bundler rewrites the
     // bundle holding them. A superseded version is harmless history (readers keep the newest)
@@ -489,6 +544,56 @@ export class Store {
   }
 }
 
+export interface BundleFileStats {
+  n: number;
+  bytes: number;
+}
+
 function idKey(id: string): Buffer {
   return Buffer.from(id, 'hex');
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+function recordOfRow(row: EventRow): EventRecord {
+  return { ...row, i: hex(row.i), p: hex(row.p) };
+}
+
+/** pubkey (32 bytes) ‖ seq (6 bytes, big-endian): an author's events in arrival order. */
+function authorSeqKey(pubkey: string, seq: number): Buffer {
+  const key = Buffer.allocUnsafe(38);
+  key.write(pubkey, 0, 32, 'hex');
+  key.writeUIntBE(Math.min(seq, 2 ** 48 - 1), 32, 6);
+  return key;
+}
+
+/** ih (20 bytes) ‖ pubkey (32 bytes). */
+function bundleAuthorKey(ih: string, pubkey: string): Buffer {
+  const key = Buffer.allocUnsafe(52);
+  key.write(ih, 0, 20, 'hex');
+  key.write(pubkey, 20, 32, 'hex');
+  return key;
+}
+
+/** pubkey (32 bytes) ‖ periodEnd (6 bytes, ms, big-endian) ‖ ih (20 bytes). */
+function authorBundleKey(pubkey: string, periodEnd: number, ih: string): Buffer {
+  const key = Buffer.allocUnsafe(58);
+  key.write(pubkey, 0, 32, 'hex');
+  key.writeUIntBE(periodEnd, 32, 6);
+  key.write(ih, 38, 20, 'hex');
+  return key;
+}
+
+/** The smallest key above every key that starts with `prefix` (undefined: none, prefix is all 0xff). */
+function prefixEnd(prefix: Buffer): Buffer | undefined {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i] = end[i]! + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return undefined;
 }

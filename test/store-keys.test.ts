@@ -1,0 +1,53 @@
+// The index's binary keys (docs/protocol.md §9, index format 4): an author's bundles and a
+// bundle's author files are found by key prefix, including at the edges of the key space
+// (pubkeys and infohashes of all 0xff bytes), and a bundle's rows move and go with it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from '../sidecar/config.js';
+import { Store } from '../sidecar/store.js';
+import { makeWorkspace } from './support/sidecar-process.js';
+
+const LOW = '00'.repeat(32);
+const HIGH = 'ff'.repeat(32);
+const MID = '7f' + 'ff'.repeat(31);
+const NEXT = '80' + '00'.repeat(31);
+
+test('bundle files and author bundles: prefix ranges hold exactly their own rows, newest period first', async () => {
+  const ws = makeWorkspace();
+  const config = loadConfig({ configPath: ws.configPath });
+  const store = Store.open(config.indexDir);
+  try {
+    const ihTop = 'ff'.repeat(20);
+    const ihBelow = 'fe' + 'ff'.repeat(19);
+    const ihLow = '00'.repeat(20);
+    await store.root.transaction(() => {
+      store.putBundleFile(ihTop, 3_000, HIGH, { n: 1, bytes: 10 });
+      store.putBundleFile(ihTop, 3_000, LOW, { n: 2, bytes: 20 });
+      store.putBundleFile(ihBelow, 2_000, HIGH, { n: 3, bytes: 30 });
+      store.putBundleFile(ihBelow, 2_000, MID, { n: 4, bytes: 40 });
+      store.putBundleFile(ihLow, 1_000, HIGH, { n: 5, bytes: 50 });
+      store.putBundleFile(ihLow, 1_000, NEXT, { n: 6, bytes: 60 });
+    });
+    assert.deepEqual([...store.bundleFiles(ihTop)], [
+      { pubkey: LOW, n: 2, bytes: 20 },
+      { pubkey: HIGH, n: 1, bytes: 10 },
+    ]);
+    assert.deepEqual([...store.bundleFiles(ihBelow)].map((f) => f.pubkey), [MID, HIGH]);
+    assert.deepEqual([...store.bundleFiles('01'.repeat(20))], []);
+    assert.deepEqual([...store.authorBundleHashes(HIGH)], [ihTop, ihBelow, ihLow]);
+    assert.deepEqual([...store.authorBundleHashes(MID)], [ihBelow]);
+    assert.deepEqual([...store.authorBundleHashes(NEXT)], [ihLow]);
+    assert.deepEqual([...store.authorBundleHashes(LOW)], [ihTop]);
+
+    // Merged into a later period: the low bundle becomes HIGH's newest.
+    await store.root.transaction(() => store.relabelBundleFiles(ihLow, 1_000, 4_000));
+    assert.deepEqual([...store.authorBundleHashes(HIGH)], [ihLow, ihTop, ihBelow]);
+    await store.root.transaction(() => store.removeBundleFiles(ihTop, 3_000));
+    assert.deepEqual([...store.bundleFiles(ihTop)], []);
+    assert.deepEqual([...store.authorBundleHashes(HIGH)], [ihLow, ihBelow]);
+    assert.deepEqual([...store.authorBundleHashes(LOW)], []);
+  } finally {
+    await store.close();
+    ws.cleanup();
+  }
+});
