@@ -8,7 +8,6 @@
 // instead of one file per author keeps file creation, open files and the seeder's per-file
 // state independent of the number of authors; the seeder serves pieces straight from it.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, open, rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bencode from 'bencode';
@@ -83,19 +82,22 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
   let minC = Number.MAX_SAFE_INTEGER;
   let maxC = -1;
   try {
-    const fd = openSync(tmp, 'w', 0o644);
+    const fh = await open(tmp, 'w', 0o644);
     try {
       let prev = '';
       let sinceYield = 0;
-      // Lines of all authors go out in ~1 MiB writes (many authors have a single short event).
+      let position = 0;
+      // Lines of all authors go out in ~1 MiB writes (many authors have a single short event),
+      // on libuv's thread pool: the main thread goes on with ingest meanwhile.
       let chunk: string[] = [];
       let chunkChars = 0;
-      const flush = () => {
+      const flush = async () => {
         const buf = Buffer.from(chunk.join(''));
-        writeSync(fd, buf);
-        sinceYield += buf.length;
         chunk = [];
         chunkChars = 0;
+        for (let done = 0; done < buf.length; ) done += (await fh.write(buf, done, buf.length - done, position + done)).bytesWritten;
+        position += buf.length;
+        sinceYield += buf.length;
       };
       for (const a of authors) {
         if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);
@@ -110,7 +112,7 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
           n++;
           if (createdAt < minC) minC = createdAt;
           if (createdAt > maxC) maxC = createdAt;
-          if (chunkChars >= WRITE_CHUNK) flush();
+          if (chunkChars >= WRITE_CHUNK) await flush();
         }
         if (n > 0) {
           files.push({ pubkey: a.pubkey, length, events: n });
@@ -122,9 +124,9 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
           await yieldToLoop();
         }
       }
-      if (chunk.length > 0) flush();
+      if (chunk.length > 0) await flush();
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
     if (files.length === 0) return null;
     const pieceLength = pieceLengthFor(bytes);

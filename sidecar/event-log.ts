@@ -3,11 +3,18 @@
 // memory map, the bulk of the index never counts in the sidecar's RSS (every page of a mapped
 // file that was ever read stays resident), and LMDB stays a few hundred bytes per event.
 //
-// Writes of a batch are buffered and written, then fdatasync'ed, at the end of the batch's index
-// transaction, before it commits: an index that survives a crash never points past the log's
-// durable end. Offsets only grow while the process runs (a failed batch leaves a hole); at start
-// the log continues at the end the index last committed, overwriting anything unreferenced.
-import { closeSync, existsSync, fdatasyncSync, openSync, readSync, writeSync } from 'node:fs';
+// A batch's lines are written and fdatasync'ed before its index transaction, on libuv's thread
+// pool (`writeAhead`), so the main thread never waits for the disk; the rare line the transaction
+// finds it must index without having been written ahead is appended and synced inside it
+// (`append`, `flush`). Either way an index that survives a crash never points past the log's
+// durable end. Offsets only grow while the process runs (a failed batch, or a line written ahead
+// that the transaction refused, leaves a hole); at start the log continues at the end the index
+// last committed, overwriting anything unreferenced.
+import { closeSync, existsSync, fdatasync, fdatasyncSync, openSync, readSync, write, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const writeAsync = promisify(write);
+const fdatasyncAsync = promisify(fdatasync);
 
 export interface LogRef {
   /** Byte offset of the line. */
@@ -34,6 +41,33 @@ export class EventLog {
   /** Where the next event goes: the value to commit as the log's end with the batch. */
   get end(): number {
     return this.nextOffset;
+  }
+
+  /**
+   * Reserves the next bytes for these lines (each gets a newline), then writes and syncs them off
+   * the main thread. Rejects (ENOSPC, EIO) if they are not durable; their range is then a hole.
+   */
+  async writeAhead(lines: string[]): Promise<LogRef[]> {
+    const refs: LogRef[] = new Array(lines.length);
+    let total = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const n = Buffer.byteLength(lines[i]!) + 1;
+      refs[i] = { o: this.nextOffset + total, n };
+      total += n;
+    }
+    const at = this.nextOffset;
+    this.nextOffset += total;
+    const data = Buffer.allocUnsafe(total);
+    let off = 0;
+    for (const line of lines) {
+      off += data.write(line, off);
+      data[off++] = 0x0a;
+    }
+    if (this.fd === null) throw new Error(`event log ${this.path} is closed`);
+    const fd = this.fd;
+    for (let done = 0; done < total; ) done += (await writeAsync(fd, data, done, total - done, at + done)).bytesWritten;
+    await fdatasyncAsync(fd);
+    return refs;
   }
 
   /** Queues one event's line; written by `flush`. */

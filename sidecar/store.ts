@@ -361,18 +361,45 @@ export class Store {
 
   /** Applies a batch in one transaction; resolves with one outcome per item once committed. */
   async applyBatch(items: IngestItem[], extraCounts: Counters = {}): Promise<Outcome[]> {
+    const written = await this.writeAhead(items);
     const deltas = new Map<string, number>(Object.entries(extraCounts));
     const bump = (name: string, n = 1) => deltas.set(name, (deltas.get(name) ?? 0) + n);
     const outcomes: Outcome[] = [];
     await this.writeTxn(() => {
-      for (const item of items) {
-        const outcome = this.applyOne(item, bump);
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!;
+        const outcome = this.applyOne(item, written[i], bump);
         outcomes.push(outcome);
         bump(outcome === 'indexed' ? 'indexed' : outcome === 'duplicate' ? 'duplicate' : `skipped.${outcome}`);
       }
       this.writeCounters(deltas);
     });
     return outcomes;
+  }
+
+  /**
+   * Writes the lines of the batch's events that are not already indexed to the event log, off
+   * the main thread, before the transaction. The transaction judges each event again (a batch
+   * committed meanwhile may have changed the answer): a line written here that it refuses is
+   * blanked after the commit, and an event it indexes that was not written here is appended
+   * inside it.
+   */
+  private async writeAhead(items: IngestItem[]): Promise<(LogRef | undefined)[]> {
+    const refs: (LogRef | undefined)[] = new Array(items.length);
+    const lines: string[] = [];
+    const at: number[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < items.length; i++) {
+      const id = items[i]!.event.id;
+      if (seen.has(id) || this.ids.doesExist(idKey(id))) continue;
+      seen.add(id);
+      lines.push(items[i]!.json);
+      at.push(i);
+    }
+    if (lines.length === 0) return refs;
+    const written = await this.log.writeAhead(lines);
+    for (let k = 0; k < at.length; k++) refs[at[k]!] = written[k];
+    return refs;
   }
 
   /** Adds to counters only (for lines that never became events). */
@@ -424,10 +451,14 @@ export class Store {
     return null;
   }
 
-  private applyOne(item: IngestItem, bump: (name: string, n?: number) => void): Outcome {
+  private applyOne(item: IngestItem, written: LogRef | undefined, bump: (name: string, n?: number) => void): Outcome {
     const { event: e, cls } = item;
     const refused = this.verdict(e, cls);
-    if (refused !== null) return refused;
+    if (refused !== null) {
+      // A refused event's bytes (a late copy of a deleted one, say) do not stay on disk.
+      if (written) this.removedInTxn?.push(written);
+      return refused;
+    }
     if (cls.replaceKey !== undefined) {
       const slot = this.slots.get(cls.replaceKey);
       if (slot) {
@@ -439,7 +470,7 @@ export class Store {
       }
       this.slots.put(cls.replaceKey, { id: e.id, c: e.created_at });
     }
-    const { o, n } = this.log.append(item.json);
+    const { o, n } = written ?? this.log.append(item.json);
     const row: EventRow = { i: idKey(e.id), p: Buffer.from(e.pubkey, 'hex'), c: e.created_at, k: e.kind, o, n };
     if (cls.expiresAt !== undefined) {
       row.x = cls.expiresAt;

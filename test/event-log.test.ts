@@ -45,17 +45,48 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     assert.ok(log.includes('secret-note-2') && log.includes('profile-v2'));
     assert.equal(store.getEvent(notes[1]!.id), undefined);
 
-    // A batch whose log write fails (the log is closed under it) commits nothing at all.
+    // A late copy of the deleted note is written ahead of its transaction, which refuses it: its
+    // bytes are blanked too. A duplicate is not written at all.
+    const before = readFileSync(logPath).length;
+    assert.deepEqual(await store.applyBatch(itemsOf(config, [notes[1]!, notes[2]!])), ['deleted', 'duplicate']);
+    assert.ok(!readFileSync(logPath, 'utf8').includes('secret-note-1'), 'the late copy is blanked');
+    assert.equal(readFileSync(logPath).length, before + itemsOf(config, [notes[1]!])[0]!.json.length + 1, 'only the late copy was written');
+
+    // A batch whose log write fails commits nothing at all.
     const doomed = unsignedEvent(pubkeyN(2), { kind: 1, created_at: 1_700_000_300, content: 'never-committed' });
     const items = itemsOf(config, [doomed]);
-    const flush = store.log.flush.bind(store.log);
-    store.log.flush = () => {
-      throw new Error('ENOSPC: simulated');
-    };
+    const writeAhead = store.log.writeAhead.bind(store.log);
+    store.log.writeAhead = () => Promise.reject(new Error('ENOSPC: simulated'));
     await assert.rejects(store.applyBatch(items), /ENOSPC/);
-    store.log.flush = flush;
+    store.log.writeAhead = writeAhead;
     assert.equal(store.hasEvent(doomed.id), false, 'no row for an event whose bytes were not written');
     assert.equal(store.counts().indexed, 8, 'counters of the failed batch not committed either');
+
+    // An event the transaction indexes that was not written ahead (the check before it saw the id
+    // indexed, and a batch committed meanwhile removed it) is appended and synced inside the
+    // transaction; a failure there commits nothing either.
+    const late = unsignedEvent(pubkeyN(3), { kind: 1, created_at: 1_700_000_400, content: 'appended-in-txn' });
+    const lateItems = itemsOf(config, [late]);
+    const ids = (store as unknown as { ids: { doesExist(k: Buffer): boolean } }).ids;
+    const doesExist = ids.doesExist.bind(ids);
+    const seenOnceBeforeTxn = () => {
+      ids.doesExist = () => {
+        ids.doesExist = doesExist;
+        return true;
+      };
+    };
+    seenOnceBeforeTxn();
+    const flush = store.log.flush.bind(store.log);
+    store.log.flush = () => {
+      throw new Error('ENOSPC: simulated in the transaction');
+    };
+    await assert.rejects(store.applyBatch(lateItems), /ENOSPC/);
+    store.log.flush = flush;
+    assert.equal(store.hasEvent(late.id), false);
+    seenOnceBeforeTxn();
+    assert.deepEqual(await store.applyBatch(lateItems), ['indexed']);
+    assert.equal(ids.doesExist, doesExist);
+    assert.equal(store.getEvent(late.id)!.j, lateItems[0]!.json);
 
     // After a restart, old events read back and new ones append after the committed end.
     await store.close();
