@@ -98,6 +98,7 @@ function table(s: Status): string {
     rows.push(['reconcile runs', `${r.runs} (${r.failures} failed)${r.running ? ', running now' : ''}`], ['reconcile last run', last]);
     if (r.nextAt) rows.push(['reconcile next run', r.nextAt]);
   }
+  if (s.memory) rows.push(['memory', `RSS ${s.memory.rss} MB; V8 heap ${s.memory.heapUsed} of ${s.memory.heapTotal} MB; external ${s.memory.external} MB`]);
   if (s.bridge) rows.push(['bridge key', s.bridge.publicKey]);
   const w = Math.max(...rows.map((r) => r[0].length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';

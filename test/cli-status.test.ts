@@ -31,8 +31,11 @@ test('nostr-bt status: JSON and table, sidecar up and down', async () => {
     assert.equal(up.sidecar, 'up');
     assert.equal(up.events.received, 15);
     assert.equal(up.skippedByPolicy.ephemeral, 1);
+    // The sidecar's own memory: its RSS is at least its V8 heap in use.
+    assert.ok(up.memory && up.memory.rss >= up.memory.heapUsed && up.memory.heapUsed > 0, JSON.stringify(up.memory));
     const table = (await run(process.execPath, [CLI_BIN, '--config', ws.configPath, 'status', '--table'])).stdout;
     assert.match(table, /events received\s+15/);
+    assert.match(table, /memory\s+RSS \d+(\.\d)? MB; V8 heap/);
 
     await sidecar.stop();
     const down = JSON.parse((await run(process.execPath, [CLI_BIN, '--config', ws.configPath, 'status'])).stdout) as Status;
