@@ -91,13 +91,18 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
       // on libuv's thread pool: the main thread goes on with ingest meanwhile.
       let chunk: string[] = [];
       let chunkChars = 0;
+      // One buffer for every write (each write is awaited before the next is encoded).
+      let buf = Buffer.allocUnsafeSlow(4 * WRITE_CHUNK);
       const flush = async () => {
-        const buf = Buffer.from(chunk.join(''));
+        const text = chunk.join('');
         chunk = [];
         chunkChars = 0;
-        for (let done = 0; done < buf.length; ) done += (await fh.write(buf, done, buf.length - done, position + done)).bytesWritten;
-        position += buf.length;
-        sinceYield += buf.length;
+        const length = Buffer.byteLength(text);
+        if (buf.length < length) buf = Buffer.allocUnsafeSlow(length);
+        buf.write(text, 0, length);
+        for (let done = 0; done < length; ) done += (await fh.write(buf, done, length - done, position + done)).bytesWritten;
+        position += length;
+        sinceYield += length;
       };
       for (const a of authors) {
         if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);

@@ -26,6 +26,8 @@ export interface LogRef {
 export class EventLog {
   private fd: number | null;
   private pending: Buffer[] = [];
+  private scratch = Buffer.allocUnsafeSlow(64 * 1024);
+  private spareBuffers: Buffer[] = [];
   private pendingStart = 0;
   private nextOffset: number;
 
@@ -57,17 +59,33 @@ export class EventLog {
     }
     const at = this.nextOffset;
     this.nextOffset += total;
-    const data = Buffer.allocUnsafe(total);
-    let off = 0;
-    for (const line of lines) {
-      off += data.write(line, off);
-      data[off++] = 0x0a;
-    }
     if (this.fd === null) throw new Error(`event log ${this.path} is closed`);
     const fd = this.fd;
-    for (let done = 0; done < total; ) done += (await writeAsync(fd, data, done, total - done, at + done)).bytesWritten;
-    await fdatasyncAsync(fd);
+    const data = this.writeBuffer(total);
+    try {
+      let off = 0;
+      for (const line of lines) {
+        off += data.write(line, off);
+        data[off++] = 0x0a;
+      }
+      for (let done = 0; done < total; ) done += (await writeAsync(fd, data, done, total - done, at + done)).bytesWritten;
+      await fdatasyncAsync(fd);
+    } finally {
+      this.spareBuffers.push(data);
+    }
     return refs;
+  }
+
+  /**
+   * A buffer of at least `size` bytes for one batch's write, reused across batches (one per batch
+   * in flight): a batch is megabytes, and a fresh buffer each time piles up outside the V8 heap
+   * until a GC notices.
+   */
+  private writeBuffer(size: number): Buffer {
+    const i = this.spareBuffers.findIndex((b) => b.length >= size);
+    if (i >= 0) return this.spareBuffers.splice(i, 1)[0]!;
+    if (this.spareBuffers.length > 0) this.spareBuffers.pop();
+    return Buffer.allocUnsafeSlow(Math.max(size, 1024 * 1024));
   }
 
   /** Queues one event's line; written by `flush`. */
@@ -95,14 +113,17 @@ export class EventLog {
     this.pending = [];
   }
 
-  /** One event's canonical JSON. */
+  /**
+   * One event's canonical JSON. Read through one reused buffer: merges and cuts read events one
+   * by one, and a fresh buffer per event is garbage outside the V8 heap that piles up until a GC.
+   */
   read(ref: LogRef): string {
-    return this.readBytes(ref.o, ref.n - 1).toString('utf8');
+    const length = ref.n - 1;
+    if (this.scratch.length < length) this.scratch = Buffer.allocUnsafeSlow(Math.max(length, 2 * this.scratch.length));
+    return this.readInto(this.scratch, ref.o, length).toString('utf8', 0, length);
   }
 
-  /** Bytes [offset, offset + length) of the log, for reading consecutive events at once. */
-  readBytes(offset: number, length: number): Buffer {
-    const buf = Buffer.allocUnsafe(length);
+  private readInto(buf: Buffer, offset: number, length: number): Buffer {
     let got = 0;
     while (got < length) {
       const n = this.fd === null ? 0 : readSync(this.fd, buf, got, length - got, offset + got);
