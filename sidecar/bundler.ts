@@ -430,15 +430,17 @@ export class Bundler extends EventEmitter {
   }
 
   private *linesOf(sources: BundleRecord[], authors: string[], readAt: Map<string, number>): Iterable<AuthorLines> {
+    const sortedSources = [...sources].sort((a, b) => a.seqStart - b.seqStart);
     for (const pubkey of authors) {
       // Read in one synchronous step (the builder consumes an author's lines without yielding),
       // so no removal can fall between reading an event and recording when it was read.
       readAt.set(pubkey, this.store.removalOrder);
       const refs: EventRef[] = [];
       const json = new Map<number, string>();
-      for (const s of sources) {
-        if (!(s.authorFrom <= pubkey && pubkey < s.authorTo)) continue;
-        for (const rec of this.store.authorEvents(pubkey, s.seqStart, s.seqEnd)) {
+      // One index range per run of adjacent sources (the windows of an hour are one run), not
+      // one per source: a merge of 20 windows and 50,000 authors makes 50,000 range reads, not 1M.
+      for (const [from, to] of seqRunsOf(sortedSources, pubkey)) {
+        for (const rec of this.store.authorEvents(pubkey, from, to)) {
           refs.push({ id: rec.i, c: rec.c, seq: rec.seq });
           json.set(rec.seq, rec.j);
         }
@@ -542,6 +544,18 @@ function spanOf(sources: BundleRecord[]): Pick<BundleRecord, 'seqStart' | 'seqEn
     authorFrom: sources.reduce((m, s) => (s.authorFrom < m ? s.authorFrom : m), AUTHOR_MAX),
     authorTo: sources.reduce((m, s) => (s.authorTo > m ? s.authorTo : m), AUTHOR_MIN),
   };
+}
+
+/** The sequence ranges of the sources (sorted by seqStart) that hold `pubkey`, adjacent or overlapping ones joined. */
+function seqRunsOf(sortedSources: BundleRecord[], pubkey: string): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const s of sortedSources) {
+    if (!(s.authorFrom <= pubkey && pubkey < s.authorTo)) continue;
+    const last = runs[runs.length - 1];
+    if (last && s.seqStart <= last[1]) last[1] = Math.max(last[1], s.seqEnd);
+    else runs.push([s.seqStart, s.seqEnd]);
+  }
+  return runs;
 }
 
 function byTimeThenId(a: EventRef, b: EventRef): number {
