@@ -14,12 +14,11 @@
 //   node dist/bench/reader-bench.js [--quick] [--n=EVENTS]
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startLocalDht } from '../test/support/local-dht.js';
 import { startTestRelay } from '../test/support/nostr-relay.js';
 import { signer } from '../test/support/events.js';
 import { CLI_BIN } from '../test/support/sidecar-process.js';
 import { figure, fmt, log, median, onCleanup, parseArgs, printFigures, runMain, type Figure } from './common.js';
-import { archiveBytes, notes, spawnReader, startBridgeInProcess, type ChildResult } from './reader-support.js';
+import { archiveBytes, notes, spawnReader, startBridgeInProcess, startLocalDhtInWorker, type ChildResult } from './reader-support.js';
 
 const OVERHEAD_GOAL = 1.5;
 
@@ -34,8 +33,7 @@ async function main(): Promise<void> {
   const dhtNodes = args.quick ? 10 : 20;
   log(`reader bench: resolve of an author with ${fmt(n)} events, in one bundle with ${others} other authors (${perOther} notes each); ${runs} run(s); local DHT of ${dhtNodes} nodes`);
 
-  const dht = await startLocalDht(dhtNodes);
-  onCleanup(() => dht.stop());
+  const dht = await startLocalDhtInWorker(dhtNodes);
   const bridge = await startBridgeInProcess(dht);
   const author = await signer();
   const mine = notes(author, n, 300, 0);
