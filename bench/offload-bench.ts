@@ -1,17 +1,22 @@
 // Offload benchmark: the seed's headline claim, "offload 99%+ of relay bandwidth".
 //
 //   One bridge (an in-process Sidecar) archives one author's 10 MB of notes (1 MB in --quick).
-//   20 readers, each its own process with its own DHT node, resolve that author AT ONCE through
-//   the swarm: they find the bridge and each other through the DHT and trade pieces (rarest
-//   first); each keeps serving until all are done. Bridge and readers get the same upload limit
+//   20 readers, each its own client (its own DHT node, WebTorrent client, ports and piece store;
+//   spread over 4 worker threads, --workers=N, 0: a process each), resolve that author AT ONCE
+//   through the swarm: they find the bridge and each other through the DHT and trade pieces
+//   (rarest first); each keeps serving until all are done. Bridge and readers get the same upload limit
 //   (4 MiB/s, UPLOAD_LIMIT below), as peers on equal uplinks —
 //   on loopback without a limit the bridge alone would serve everyone before any reader could
 //   help. Figure: bytes the bridge uploaded ÷ bytes delivered to all readers. Goal ≤ 20%.
 //   Baseline in the same run: the same reads served by a real relay (@nostr-relay/core +
 //   SQLite) with NIP-01 REQs at once: bytes the relay sent (all of it, by construction).
+//   The share depends on how promptly the bridge answers next to the readers on this machine's
+//   2 cores: with a process per reader the bridge's process was 1 of 21 busy processes (its
+//   event loop late by 137 ms at p99) and answered piece requests late, so readers took more
+//   pieces from each other. Its event-loop delay is printed with the figures.
 // Loopback only. Prints figures; never asserts timings.
 //
-//   node dist/bench/offload-bench.js [--quick] [--n=READERS]
+//   node dist/bench/offload-bench.js [--quick] [--n=READERS] [--workers=N]
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { startLocalDht } from '../test/support/local-dht.js';
 import { startTestRelay } from '../test/support/nostr-relay.js';
