@@ -86,7 +86,7 @@ async function rig(prefix: string, toml: string): Promise<Rig> {
 /**
  * The rigs of these parts start together when the benchmark starts (a sidecar's start is ~1 s,
  * most of it loading modules: together they take about half the wall time of one after the
- * other) and wait idle until their part. The dht part's sidecar starts at its part: its DHT
+ * other) and wait idle until their part (an idle sidecar takes ~0.7% of a core). The dht part's sidecar starts at its part: its DHT
  * outage begins with its start.
  */
 const RIG_TOML: Record<string, () => string> = {
@@ -98,7 +98,8 @@ const RIG_TOML: Record<string, () => string> = {
 const prestarted = new Map<string, Promise<Rig>>();
 const stopsPending: Promise<unknown>[] = [];
 
-function prestartRigs(names: string[]): void {
+/** Resolves once every one of them is up (or failed): none is still loading when a part measures. */
+async function prestartRigs(names: string[]): Promise<void> {
   for (const name of names) {
     const toml = RIG_TOML[name];
     if (!toml || prestarted.has(name)) continue;
@@ -106,6 +107,7 @@ function prestartRigs(names: string[]): void {
     p.catch(() => {}); // reported when its part takes it
     prestarted.set(name, p);
   }
+  await Promise.allSettled(prestarted.values());
 }
 
 /** The part's rig: the one started with the others, or a fresh one. */
@@ -599,7 +601,7 @@ runMain(async () => {
   const all: Record<string, () => Promise<Figure[]>> = { kill: killPart, outage: outagePart, dht: dhtPart, peers: peersPart, fuzz: fuzzPart };
   const unknown = parts.find((p) => !all[p]);
   if (unknown) throw new Error(`unknown part ${unknown} (parts: ${PARTS.join(', ')})`);
-  prestartRigs(parts);
+  await prestartRigs(parts);
   for (const p of parts) {
     const run = all[p];
     if (!run) throw new Error(`unknown part ${p} (parts: ${PARTS.join(', ')})`);
