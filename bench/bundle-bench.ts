@@ -245,6 +245,11 @@ function wtFetchFile(client: WebTorrent, torrent: Buffer, fileName: string, peer
 async function latencyPart(rounds: number, extraToml: string): Promise<{ figures: Figure[]; summary: string[] }> {
   const W = WINDOW_SECONDS * 1000;
   log(`(a) accept → downloadable: ${rounds} rounds, ${WINDOW_SECONDS} s windows, real bundle schedule`);
+  // libtorrent's helper starts (~0.5 s: python and its module) while the sidecar does.
+  const lt = spawnPy(['serve', '--max-seconds', String(rounds * 60 + 120)]);
+  const ltLines = new JsonLines(lt);
+  const ltReady = ltLines.next(15_000); // {"ready":true}
+  ltReady.catch(() => {});
   const { sc, stop } = await startSidecar('latency', { bundle: { windowSeconds: WINDOW_SECONDS } }, extraToml, true);
   const port = sc.seeder!.port;
   const root = sc.config.bundle.dir;
@@ -260,10 +265,6 @@ async function latencyPart(rounds: number, extraToml: string): Promise<{ figures
   };
   onCleanup(destroyClient);
 
-  const lt = spawnPy(['serve', '--max-seconds', String(rounds * 60 + 120)]);
-  const ltLines = new JsonLines(lt);
-  await ltLines.next(15_000); // {"ready":true}
-
   const bundles: BundleRecord[] = [];
   sc.bundler!.on('bundle', (b: BundleRecord) => bundles.push(b));
   const rnd = prng(42);
@@ -278,10 +279,11 @@ async function latencyPart(rounds: number, extraToml: string): Promise<{ figures
     const ev = unsignedEvent(author, { kind: 1, created_at: created++, content: contentOf(400, 1) });
     await feed(sc, [pluginLine(ev)], trustedSink());
     const ih = await waitBundled(sc, ev.id, 15_000);
+    await ltReady;
     if (ih) {
       const torrent = readFileSync(torrentPathOf(root, ih));
-      await wtFetchFile(client, torrent, `${author}.jsonl`, port, join(tmp, 'warm-wt'), 15_000);
       lt.stdin!.write(JSON.stringify({ id: 'warm', torrent: torrentPathOf(root, ih), save: join(tmp, 'warm-lt'), peer: port, fileName: `${author}.jsonl`, timeout: 15 }) + '\n');
+      await wtFetchFile(client, torrent, `${author}.jsonl`, port, join(tmp, 'warm-wt'), 15_000);
       await ltLines.next(30_000);
     }
   }

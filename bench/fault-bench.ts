@@ -64,6 +64,7 @@ const PARTS = ['kill', 'outage', 'dht', 'peers', 'fuzz'];
 const parts = args.only ?? PARTS;
 const RATE = 5000;
 const WARMUP = 200;
+const PEERS_MAX_CONNS = 200;
 
 interface Rig {
   dir: string;
@@ -80,6 +81,40 @@ async function rig(prefix: string, toml: string): Promise<Rig> {
   const socketPath = join(dataDir, 'ingest.sock');
   const sc = await startSidecarChild(configPath, dataDir, socketPath);
   return { dir, dataDir, configPath, socketPath, sc };
+}
+
+/**
+ * The rigs of these parts start together when the benchmark starts (a sidecar's start is ~1 s,
+ * most of it loading modules: together they take about half the wall time of one after the
+ * other) and wait idle until their part (an idle sidecar takes ~0.7% of a core). The dht part's sidecar starts at its part: its DHT
+ * outage begins with its start.
+ */
+const RIG_TOML: Record<string, () => string> = {
+  kill: () => '[bundle]\nwindowSeconds = 2\n[dht]\nenabled = false\n',
+  outage: () => `[bundle]\nwindowSeconds = 2\n[dht]\nenabled = false\n[spool]\nmaxBytes = ${outageBound()}\n`,
+  peers: () => `[bundle]\nwindowSeconds = ${args.quick ? 1 : 3}\n[dht]\nenabled = false\n[bittorrent]\nmaxConns = ${PEERS_MAX_CONNS}\n`,
+  fuzz: () => '[dht]\nenabled = false\n[bundle]\nwindowSeconds = 5\n',
+};
+const prestarted = new Map<string, Promise<Rig>>();
+const stopsPending: Promise<unknown>[] = [];
+
+/** Resolves once every one of them is up (or failed): none is still loading when a part measures. */
+async function prestartRigs(names: string[]): Promise<void> {
+  for (const name of names) {
+    const toml = RIG_TOML[name];
+    if (!toml || prestarted.has(name)) continue;
+    const p = rig(`nostr-bt-fault-${name}-`, toml());
+    p.catch(() => {}); // reported when its part takes it
+    prestarted.set(name, p);
+  }
+  await Promise.allSettled(prestarted.values());
+}
+
+/** The part's rig: the one started with the others, or a fresh one. */
+function rigFor(name: string): Promise<Rig> {
+  const p = prestarted.get(name);
+  prestarted.delete(name);
+  return p ?? rig(`nostr-bt-fault-${name}-`, RIG_TOML[name]!());
 }
 
 async function kill9(sc: SidecarChild): Promise<void> {
@@ -167,7 +202,7 @@ async function killPart(): Promise<Figure[]> {
   const killEveryMs = (args.quick ? 1.5 : 10) * 1000;
   const n = args.n ?? RATE * secs;
   log(`\n== kill -9 every ${killEveryMs / 1000} s under ${fmt(RATE)} events/s for ${secs} s (${fmt(n)} events)`);
-  const r = await rig('nostr-bt-fault-kill-', '[bundle]\nwindowSeconds = 2\n[dht]\nenabled = false\n');
+  const r = await rigFor('kill');
   const h = harness(r.configPath);
   const ids: string[] = new Array(n);
   const lat: number[] = [];
@@ -227,16 +262,23 @@ async function killPart(): Promise<Figure[]> {
   ];
 }
 
+const outageDownSecs = () => (args.quick ? 2 : 60);
+
+/** Spool bound: half of what the outage brings. */
+function outageBound(): number {
+  const lineBytes = Buffer.byteLength(eventLine(0, 0).line) + 1;
+  return Math.round((RATE * outageDownSecs() * lineBytes) / 2);
+}
+
 async function outagePart(): Promise<Figure[]> {
   const upSecs = args.quick ? 1 : 5;
-  const downSecs = args.quick ? 2 : 60;
+  const downSecs = outageDownSecs();
   const afterSecs = args.quick ? 1 : 5;
   const n = RATE * (upSecs + downSecs + afterSecs);
-  const lineBytes = Buffer.byteLength(eventLine(0, 0).line) + 1;
-  const bound = Math.round((RATE * downSecs * lineBytes) / 2);
+  const bound = outageBound();
   log(`\n== socket gone for ${downSecs} s under ${fmt(RATE)} events/s; spool bound ${fmt(bound / 1024 / 1024, 1)} MiB (half of what the outage brings)`);
-  const toml = `[bundle]\nwindowSeconds = 2\n[dht]\nenabled = false\n[spool]\nmaxBytes = ${bound}\n`;
-  const r = await rig('nostr-bt-fault-outage-', toml);
+  const toml = RIG_TOML.outage!();
+  const r = await rigFor('outage');
   const h = harness(r.configPath);
   const ids: string[] = new Array(n);
   const before: number[] = [];
@@ -357,7 +399,8 @@ async function dhtPart(): Promise<Figure[]> {
   const allSec = (Date.now() - tBack) / 1000;
   log(`DHT back: first pointer after ${firstPutSec.toFixed(1)} s, all ${authors} after ${allSec.toFixed(1)} s (${done.ok ? 'done' : 'NOT done'})`);
   c.close();
-  await r.sc.stop(30_000);
+  // Its stop waits for the DHT puts in flight (~1 s, idle): the next part need not wait for it.
+  stopsPending.push(r.sc.stop(30_000));
   return [
     figure('dht: seconds with no DHT node answering', outageSecs, 's'),
     figure('dht: events indexed during the outage', mid.status?.events.stored ?? 0, 'events', sent, '== 1×'),
@@ -372,9 +415,9 @@ async function dhtPart(): Promise<Figure[]> {
 }
 
 async function peersPart(): Promise<Figure[]> {
-  const maxConns = 200;
+  const maxConns = PEERS_MAX_CONNS;
   log(`\n== hostile peers: 1,000 connections that never handshake, 4 request-everything slow readers (bittorrent.maxConns ${maxConns})`);
-  const r = await rig('nostr-bt-fault-peers-', `[bundle]\nwindowSeconds = ${args.quick ? 1 : 3}\n[dht]\nenabled = false\n[bittorrent]\nmaxConns = ${maxConns}\n`);
+  const r = await rigFor('peers');
   const c = await ingestClient(r.socketPath);
   const N = 5000;
   await c.send(Array.from({ length: N }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 200), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(2000, i) }))));
@@ -427,7 +470,7 @@ async function fuzzPart(): Promise<Figure[]> {
   const n = args.n ?? (args.quick ? 10_000 : 1_000_000);
   const hugeEvery = Math.max(1000, Math.floor(n / 10));
   log(`\n== fuzz: ${fmt(n)} hostile lines (a line of 1–5 MB every ${fmt(hugeEvery)}) into the plugin, then into the sidecar socket`);
-  const r = await rig('nostr-bt-fault-fuzz-', '[dht]\nenabled = false\n[bundle]\nwindowSeconds = 5\n');
+  const r = await rigFor('fuzz');
 
   // Plugin: stdin as fast as it reads; every reply checked against its line as it arrives.
   const plugin = spawn(process.execPath, [PLUGIN_MAIN], { env: cleanEnv({ NOSTR_BT_CONFIG: r.configPath }), stdio: ['pipe', 'pipe', 'pipe'] });
@@ -556,6 +599,9 @@ runMain(async () => {
   const figures: Figure[] = [];
   const started = Date.now();
   const all: Record<string, () => Promise<Figure[]>> = { kill: killPart, outage: outagePart, dht: dhtPart, peers: peersPart, fuzz: fuzzPart };
+  const unknown = parts.find((p) => !all[p]);
+  if (unknown) throw new Error(`unknown part ${unknown} (parts: ${PARTS.join(', ')})`);
+  await prestartRigs(parts);
   for (const p of parts) {
     const run = all[p];
     if (!run) throw new Error(`unknown part ${p} (parts: ${PARTS.join(', ')})`);
@@ -565,6 +611,7 @@ runMain(async () => {
     for (const f of got) log(`  ${f.name}: ${fmt(f.value, 2)} ${f.unit}${f.baseline !== null ? ` (baseline ${fmt(f.baseline, 2)}, ratio ${f.ratio})` : ''}${f.goal ? ` [goal ${f.goal}]` : ''}`);
     figures.push(...got);
   }
+  await Promise.all(stopsPending);
   log(`\nfault bench done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   printFigures('fault', figures, { mode: args.quick ? 'quick' : 'full' });
 });

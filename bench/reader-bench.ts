@@ -9,17 +9,18 @@
 //     - bytes downloaded (pieces + metadata) ÷ bytes of the author's events. Goal ≤ 1.5×.
 //   Baseline in the same run: the same events read with a NIP-01 REQ from a real relay
 //   (@nostr-relay/core + SQLite, paging 500 at a time) holding them, from its own process.
+//   The local DHT's nodes run in a worker thread (bench/dht-worker.ts), so that publishing the
+//   1,000 authors' pointers before the read uses both cores.
 // Loopback only. Prints figures; never asserts timings.
 //
 //   node dist/bench/reader-bench.js [--quick] [--n=EVENTS]
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startLocalDht } from '../test/support/local-dht.js';
 import { startTestRelay } from '../test/support/nostr-relay.js';
 import { signer } from '../test/support/events.js';
 import { CLI_BIN } from '../test/support/sidecar-process.js';
 import { figure, fmt, log, median, onCleanup, parseArgs, printFigures, runMain, type Figure } from './common.js';
-import { archiveBytes, notes, spawnReader, startBridgeInProcess, type ChildResult } from './reader-support.js';
+import { archiveBytes, notes, spawnReader, startBridgeInProcess, startLocalDhtInWorker, type ChildResult } from './reader-support.js';
 
 const OVERHEAD_GOAL = 1.5;
 
@@ -30,12 +31,11 @@ async function main(): Promise<void> {
   const perOther = args.quick ? 1 : 3;
   const runs = args.quick ? 1 : 2;
   // Quick: 10 DHT nodes (every node then stores every pointer): publishing the 1,000 authors'
-  // pointers before the read costs half the CPU of 20 nodes in this process.
+  // pointers before the read costs half the CPU of 20 nodes.
   const dhtNodes = args.quick ? 10 : 20;
   log(`reader bench: resolve of an author with ${fmt(n)} events, in one bundle with ${others} other authors (${perOther} notes each); ${runs} run(s); local DHT of ${dhtNodes} nodes`);
 
-  const dht = await startLocalDht(dhtNodes);
-  onCleanup(() => dht.stop());
+  const dht = await startLocalDhtInWorker(dhtNodes);
   const bridge = await startBridgeInProcess(dht);
   const author = await signer();
   const mine = notes(author, n, 300, 0);

@@ -1,10 +1,10 @@
 // Shared parts of the reader benchmarks: an in-process bridge (Sidecar) on a local DHT whose
 // windows the benchmark cuts by hand (so a whole archive lands in one bundle), signed event
-// generation, and readers run as child processes (`reader-child.js '<json>'`): the swarm
-// reader (the library behind `nostr-bt resolve`) or a relay REQ client, each printing one JSON
-// line of figures (bench/reader-child.ts). A lingering swarm reader keeps serving what it
-// downloaded until released.
-import { spawn, type ChildProcess } from 'node:child_process';
+// generation, and readers (bench/reader-run.ts: the swarm reader, the library behind `nostr-bt
+// resolve`, or a relay REQ client), each in its own process or several to a worker thread, each
+// reporting its figures. A lingering swarm reader keeps serving what it downloaded until released.
+import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -32,7 +32,7 @@ export interface InProcessBridge {
   stop(): Promise<void>;
 }
 
-export async function startBridgeInProcess(dht: LocalDht): Promise<InProcessBridge> {
+export async function startBridgeInProcess(dht: Pick<LocalDht, 'bootstrap'>): Promise<InProcessBridge> {
   const dir = makeTempDir('nostr-bt-reader-bench-');
   const config = loadConfig({
     dataDir: join(dir, 'data'),
@@ -88,6 +88,29 @@ export async function startBridgeInProcess(dht: LocalDht): Promise<InProcessBrid
   };
 }
 
+const DHT_WORKER = join(dirname(fileURLToPath(import.meta.url)), 'dht-worker.js');
+
+/** startLocalDht(n) in a worker thread (bench/dht-worker.ts): only its bootstrap list is used here. */
+export async function startLocalDhtInWorker(nodes: number): Promise<Pick<LocalDht, 'bootstrap' | 'stop'>> {
+  const w = new Worker(DHT_WORKER, { workerData: { nodes } });
+  const stop = stopOnce(async () => {
+    const stopped = new Promise<void>((r) => w.once('message', () => r()));
+    w.postMessage('stop');
+    await withTimeout(stopped, 5000, undefined);
+    await w.terminate();
+  });
+  const up = await new Promise<{ bootstrap?: string[]; error?: string }>((resolve) => {
+    w.once('message', resolve);
+    w.once('error', (err) => resolve({ error: err.message }));
+    w.once('exit', (code) => resolve({ error: `exited with code ${code}` }));
+  });
+  if (!up.bootstrap) {
+    await stop();
+    throw new Error(`local DHT worker: ${up.error}`);
+  }
+  return { bootstrap: up.bootstrap, stop };
+}
+
 export type Signer = Awaited<ReturnType<typeof signer>>;
 
 /** `count` kind-1 notes of about `contentBytes` each, one second apart. */
@@ -98,21 +121,23 @@ export function notes(s: Signer, count: number, contentBytes: number, seed = 0, 
 export const archiveBytes = (events: NostrEvent[]) => events.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)) + 1, 0);
 
 // ---------------------------------------------------------------------------------------------
-// Readers in child processes
+// Readers: in their own process each, or several to a worker thread
 
-export type { SwarmChildArgs, RelayChildArgs, ChildResult } from './reader-child.js';
-import type { SwarmChildArgs, RelayChildArgs, ChildResult } from './reader-child.js';
+export type { SwarmChildArgs, RelayChildArgs, ChildResult, ReaderArgs } from './reader-run.js';
+import type { ReaderArgs, ChildResult } from './reader-run.js';
+import type { FromWorker, ToWorker } from './reader-worker.js';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'reader-child.js');
+const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'reader-worker.js');
 
 export interface ReaderChild {
   result: Promise<ChildResult>;
   /** Lets a lingering reader stop serving; resolves with what it uploaded in all. */
   release(): Promise<number>;
-  proc: ChildProcess;
 }
 
-export function spawnReader(args: SwarmChildArgs | RelayChildArgs): ReaderChild {
+/** One reader in its own process (`reader-child.js '<json>'`). */
+export function spawnReader(args: ReaderArgs): ReaderChild {
   const proc = spawn(process.execPath, [CHILD, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
@@ -135,7 +160,6 @@ export function spawnReader(args: SwarmChildArgs | RelayChildArgs): ReaderChild 
     return JSON.parse(l) as ChildResult;
   });
   return {
-    proc,
     result,
     release: async () => {
       proc.stdin!.end();
@@ -143,4 +167,73 @@ export function spawnReader(args: SwarmChildArgs | RelayChildArgs): ReaderChild 
       return l ? (JSON.parse(l) as { uploaded: number }).uploaded : 0;
     },
   };
+}
+
+/**
+ * Readers spread over `workers` worker threads (bench/reader-worker.ts), started as the first
+ * reader is given to each. Every reader is still its own client (its own DHT node, WebTorrent
+ * client, peer id, ports and piece store); the readers of one thread share its event loop and
+ * its loaded modules. A process per reader loaded WebTorrent and the DHT (~0.5 s of CPU) once
+ * per reader, and 20 of them at once on 2 cores was most of a quick run's offload benchmark.
+ */
+export class ReaderPool {
+  private readonly threads: (Worker | null)[];
+  private readonly pending = new Map<number, { ok: (m: FromWorker) => void; fail: (e: Error) => void }>();
+  private readonly releases = new Map<number, (uploaded: number) => void>();
+  private nextId = 0;
+  private readonly stop: () => Promise<void>;
+
+  constructor(workers: number) {
+    this.threads = Array.from({ length: Math.max(1, workers) }, () => null);
+    this.stop = stopOnce(async () => {
+      await Promise.all(this.threads.map((w) => w?.terminate()));
+    });
+  }
+
+  private thread(i: number): Worker {
+    const have = this.threads[i];
+    if (have) return have;
+    const w = new Worker(WORKER);
+    w.on('message', (m: FromWorker) => {
+      if ('uploaded' in m) return this.releases.get(m.id)?.(m.uploaded);
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if ('error' in m) p?.fail(new Error(`reader ${m.id} failed: ${m.error}`));
+      else p?.ok(m);
+    });
+    const died = (err: Error) => {
+      for (const p of this.pending.values()) p.fail(err);
+      this.pending.clear();
+      for (const r of this.releases.values()) r(0);
+    };
+    w.on('error', died);
+    w.on('exit', (code) => died(new Error(`reader worker exited (code ${code})`)));
+    this.threads[i] = w;
+    return w;
+  }
+
+  start(args: ReaderArgs): ReaderChild {
+    const id = this.nextId++;
+    const w = this.thread(id % this.threads.length);
+    const result = new Promise<ChildResult>((resolve, reject) => {
+      this.pending.set(id, { ok: (m) => resolve((m as { result: ChildResult }).result), fail: reject });
+    });
+    w.postMessage({ start: id, args } satisfies ToWorker);
+    return {
+      result,
+      release: () =>
+        withTimeout(
+          new Promise<number>((resolve) => {
+            this.releases.set(id, resolve);
+            w.postMessage({ release: id } satisfies ToWorker);
+          }),
+          10_000,
+          0,
+        ),
+    };
+  }
+
+  close(): Promise<void> {
+    return this.stop();
+  }
 }

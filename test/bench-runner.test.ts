@@ -36,3 +36,34 @@ test('the runner runs a quick benchmark and writes RESULTS.md with its figures a
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('benchmark readers in a worker pool each read on their own (relay readers over 2 threads)', { timeout: 60_000 }, async () => {
+  const { startTestRelay } = await import('./support/nostr-relay.js');
+  const { signer } = await import('./support/events.js');
+  const { ReaderPool, notes } = await import('../bench/reader-support.js');
+  const relay = await startTestRelay();
+  const pool = new ReaderPool(2);
+  try {
+    const author = await signer();
+    const events = notes(author, 120, 200);
+    await relay.preload(events);
+    const readers = Array.from({ length: 5 }, () => pool.start({ mode: 'relay', url: relay.url, author: author.pubkey }));
+    const results = await Promise.all(readers.map((r) => r.result));
+    for (const r of results) {
+      assert.equal(r.ok, true);
+      assert.equal(r.events, events.length);
+    }
+    // Each reader fetched the events itself: the relay sent them five times.
+    assert.ok(relay.sentBytes() >= 5 * results[0]!.downloaded);
+    assert.deepEqual(await Promise.all(readers.map((r) => r.release())), [0, 0, 0, 0, 0]);
+    // A reader that fails reports its error without taking the pool down.
+    const bad = pool.start({ mode: 'relay', url: 'ws://127.0.0.1:1', author: author.pubkey });
+    const badResult = await bad.result.then((r) => r, (err: Error) => ({ ok: false, error: err.message }));
+    assert.equal(badResult.ok, false);
+    const again = await pool.start({ mode: 'relay', url: relay.url, author: author.pubkey }).result;
+    assert.equal(again.events, events.length);
+  } finally {
+    await pool.close();
+    await relay.stop();
+  }
+});

@@ -1,0 +1,104 @@
+// One reader for the benchmarks, wherever it runs (its own process: reader-child.ts; a worker
+// thread shared with other readers: reader-worker.ts): one read through the swarm (the library
+// behind `nostr-bt resolve`, with its own DHT node, its own WebTorrent client and its own piece
+// store) or a relay REQ, and its figures. A lingering swarm reader then keeps serving what it
+// downloaded until released.
+// The swarm modules (WebTorrent, the DHT: ~0.5 s of CPU to load) are imported only by swarm
+// readers, so that relay readers starting at once do not pay for them.
+import { queryRelay } from '../scripts/reader/relay-source.js';
+import { initSignatureCheck, verifyEvent } from '../scripts/reader/verify-events.js';
+
+export interface SwarmChildArgs {
+  mode: 'swarm';
+  bootstrap: string[];
+  bridge: string;
+  author: string;
+  /** Keep serving after the download until released (otherwise the reader closes at once). */
+  linger?: boolean;
+  uploadLimit?: number;
+}
+
+export interface RelayChildArgs {
+  mode: 'relay';
+  url: string;
+  author: string;
+}
+
+export type ReaderArgs = SwarmChildArgs | RelayChildArgs;
+
+export interface ChildResult {
+  ok: boolean;
+  error?: string;
+  /** Reader start (its modules loaded) → reader ready (DHT bootstrapped; for relay: 0). */
+  readyMs: number;
+  /** From the start of the read: first verified event, all events. */
+  firstEventMs: number | null;
+  allMs: number;
+  events: number;
+  /** Swarm: piece bytes received + metadata; relay: event JSON bytes received. */
+  downloaded: number;
+  fileBytes: number;
+  uploaded: number;
+  /** Swarm: the slowest bundle read (download, with verification as the bytes arrive). */
+  fetchMs?: number;
+  phases?: unknown;
+}
+
+export interface FinishedRead {
+  result: ChildResult;
+  /**
+   * Ends the reader (a swarm reader keeps serving until then): closes it (waiting at most 5 s)
+   * and resolves with what it uploaded in all (relay: 0).
+   */
+  release(): Promise<number>;
+}
+
+const CLOSE_WAIT_MS = 5000;
+
+const swarmModules = () => Promise.all([import('../scripts/reader/reader-context.js'), import('../scripts/reader/resolve.js')]);
+
+export async function runRead(args: ReaderArgs): Promise<FinishedRead> {
+  const swarm = args.mode === 'swarm' ? await swarmModules() : null;
+  const startedAt = Date.now(); // readyMs leaves module loading out
+  await initSignatureCheck();
+  if (args.mode === 'relay') {
+    const t0 = Date.now();
+    let first: number | null = null;
+    const a = await queryRelay(args.url, { authors: [args.author] }, { timeoutMs: 300_000, pageSize: 500, onEvent: () => (first ??= Date.now() - t0) });
+    let events = 0;
+    for (const v of a.events) if (typeof verifyEvent(v, args.author) !== 'string') events++;
+    const result: ChildResult = { ok: a.ok, ...(a.error ? { error: a.error } : {}), readyMs: 0, firstEventMs: first, allMs: Date.now() - t0, events, downloaded: a.bytes, fileBytes: a.bytes, uploaded: 0 };
+    return { result, release: async () => 0 };
+  }
+  const [{ ReaderContext }, { resolveAuthor }] = swarm!;
+  const ctx = await ReaderContext.open({
+    bootstrap: args.bootstrap,
+    bindHost: '127.0.0.1',
+    maxPacketsPerSecondPerNode: 500,
+    uploadLimit: args.uploadLimit,
+  });
+  const readyMs = Date.now() - startedAt;
+  const { events, summary } = await resolveAuthor(ctx, { author: args.author, bridges: [Buffer.from(args.bridge, 'hex')], limits: { bundleTimeoutMs: 240_000, swarmTimeoutMs: 300_000 } });
+  const result: ChildResult = {
+    ok: summary.swarmComplete,
+    readyMs,
+    firstEventMs: summary.firstEventMs,
+    allMs: summary.ms,
+    events: events.length,
+    downloaded: summary.bytes.received + summary.bytes.metadata,
+    fileBytes: summary.bytes.files,
+    uploaded: ctx.fetcher.uploaded(),
+    fetchMs: Math.max(0, ...summary.bundles.map((b) => b.ms)),
+    phases: { ...summary.phasesMs, bundles: summary.bundles.map((b) => ({ metadataMs: b.metadataMs, firstByteMs: b.firstByteMs, ms: b.ms })) },
+  };
+  let released: Promise<number> | null = null;
+  return {
+    result,
+    release: () =>
+      (released ??= (async () => {
+        const uploaded = ctx.fetcher.uploaded();
+        await Promise.race([ctx.close(), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS))]);
+        return uploaded;
+      })()),
+  };
+}
