@@ -141,8 +141,10 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
       'piece length': pieceLength,
       pieces: await hashPieces(tmp, pieceLength, bytes),
     };
-    const infoHash = createHash('sha1').update(bencode.encode(info)).digest('hex');
-    const torrent = Buffer.from(bencode.encode({ info }));
+    // Encoded once (a 50,000-author info dict takes ~0.1 s): `{info}` is `d4:info<info>e`.
+    const infoBytes = bencode.encode(info);
+    const infoHash = createHash('sha1').update(infoBytes).digest('hex');
+    const torrent = Buffer.concat([Buffer.from('d4:info'), infoBytes, Buffer.from('e')]);
     const dataPath = dataPathOf(root, infoHash);
     await rename(tmp, dataPath);
     const torrentPath = torrentPathOf(root, infoHash);

@@ -1,5 +1,6 @@
 // Bundles are deterministic: the same events give the same infohash in independent runs.
 import { test } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -79,6 +80,9 @@ test('bundle layout: one <pubkey>.jsonl per author in pubkey order, events by cr
     assert.deepEqual(Object.keys(t), ['info'], 'no announce, no creation date, no comment');
     assert.deepEqual(Object.keys(t.info).sort(), ['files', 'name', 'piece length', 'pieces']);
     assert.equal(t.info['piece length'], MIN_PIECE_LENGTH);
+    // The file is exactly the canonical bencoding of {info}, and the infohash is that info's SHA-1.
+    assert.ok(Buffer.from(bencode.encode(t)).equals(readFileSync(built.torrentPath)));
+    assert.equal(createHash('sha1').update(bencode.encode(t.info)).digest('hex'), built.infoHash);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
