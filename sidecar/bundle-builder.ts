@@ -16,7 +16,6 @@ export const MIN_PIECE_LENGTH = 16 * 1024;
 export const MAX_PIECE_LENGTH = 4 * 1024 * 1024;
 const TARGET_PIECES = 2048;
 const WRITE_CHUNK = 1024 * 1024;
-const YIELD_BYTES = 4 * 1024 * 1024;
 const HASH_READ = 4 * 1024 * 1024;
 
 /** Smallest power of two ≥ total/2048, clamped to [16 KiB, 4 MiB]. */
@@ -64,13 +63,11 @@ export function torrentPathOf(root: string, infoHash: string): string {
   return join(root, `${infoHash}.torrent`);
 }
 
-const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
-
 /**
  * Builds a bundle under `root` from authors in ascending pubkey order, in one pass over the
  * lines (authors without lines get no file). Returns null if there is nothing to write. The data
- * file is written in slices (the event loop gets a turn every few MB), then read back to hash
- * its pieces; it is not fsynced: after an unclean shutdown the bundler re-hashes every bundle
+ * file is written in ~1 MiB slices, each awaited (the event loop gets a turn between them), then
+ * read back to hash its pieces; it is not fsynced: after an unclean shutdown the bundler re-hashes every bundle
  * before seeding it instead.
  */
 export async function buildBundle(root: string, authors: Iterable<AuthorLines>): Promise<BuiltBundle | null> {
@@ -85,7 +82,6 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
     const fh = await open(tmp, 'w', 0o644);
     try {
       let prev = '';
-      let sinceYield = 0;
       let position = 0;
       // Lines of all authors go out in ~1 MiB writes (many authors have a single short event),
       // on libuv's thread pool: the main thread goes on with ingest meanwhile.
@@ -102,7 +98,6 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
         buf.write(text, 0, length);
         for (let done = 0; done < length; ) done += (await fh.write(buf, done, length - done, position + done)).bytesWritten;
         position += length;
-        sinceYield += length;
       };
       for (const a of authors) {
         if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);
@@ -123,10 +118,6 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
           files.push({ pubkey: a.pubkey, length, events: n });
           events += n;
           bytes += length;
-        }
-        if (sinceYield >= YIELD_BYTES) {
-          sinceYield = 0;
-          await yieldToLoop();
         }
       }
       if (chunk.length > 0) await flush();

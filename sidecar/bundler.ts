@@ -432,8 +432,8 @@ export class Bundler extends EventEmitter {
   private *linesOf(sources: BundleRecord[], authors: string[], readAt: Map<string, number>): Iterable<AuthorLines> {
     const sortedSources = [...sources].sort((a, b) => a.seqStart - b.seqStart);
     for (const pubkey of authors) {
-      // Read in one synchronous step (the builder consumes an author's lines without yielding),
-      // so no removal can fall between reading an event and recording when it was read.
+      // Read in one synchronous step (one step of this generator), so no removal can fall
+      // between reading an event and recording when it was read.
       readAt.set(pubkey, this.store.removalOrder);
       const refs: EventRef[] = [];
       const json = new Map<number, string>();

@@ -50,6 +50,8 @@ export class EventLog {
    * the main thread. Rejects (ENOSPC, EIO) if they are not durable; their range is then a hole.
    */
   async writeAhead(lines: string[]): Promise<LogRef[]> {
+    if (this.fd === null) throw new Error(`event log ${this.path} is closed`);
+    const fd = this.fd;
     const refs: LogRef[] = new Array(lines.length);
     let total = 0;
     for (let i = 0; i < lines.length; i++) {
@@ -59,8 +61,6 @@ export class EventLog {
     }
     const at = this.nextOffset;
     this.nextOffset += total;
-    if (this.fd === null) throw new Error(`event log ${this.path} is closed`);
-    const fd = this.fd;
     const data = this.writeBuffer(total);
     try {
       let off = 0;
