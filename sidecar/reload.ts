@@ -16,6 +16,7 @@ export const RELOADABLE_KEYS: readonly string[] = [
   'ingest.batchMaxDelayMs',
   'dht.putsPerSecond',
   'dht.maxInFlightPuts',
+  'service.heapGrowthPercent',
 ];
 
 /** Keys derived from others (their change shows up under the key they come from). */

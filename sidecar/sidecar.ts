@@ -14,6 +14,7 @@ import { loadIdentity, type BridgeIdentity } from './identity.js';
 import { Publisher, type PublisherOptions } from './publisher.js';
 import { SidecarMetrics } from './metrics.js';
 import { applyKeys, diffConfig, type ConfigChanges } from './reload.js';
+import { applyHeapGrowth } from './heap-growth.js';
 import { IngestServer } from './ingest-server.js';
 import { initSignatureCheck } from './nostr-event.js';
 import { Quarantine } from './quarantine.js';
@@ -84,6 +85,7 @@ export class Sidecar {
 
   async start(): Promise<void> {
     const progress = this.opts.progress ?? (() => {});
+    applyHeapGrowth(this.config.service.heapGrowthPercent);
     await initSignatureCheck();
     this.identity = loadIdentity({
       nostrKeyFile: this.config.bridge.nostrKeyFile || undefined,
@@ -209,6 +211,7 @@ export class Sidecar {
       this.ingestor.setPolicy(this.config.policy, this.config.ingest.maxEventBytes);
     }
     if (changes.reloadable.some((k) => k === 'policy.dropExpired' || k === 'policy.expirySweepIntervalMs')) this.scheduleExpiry();
+    if (changes.reloadable.includes('service.heapGrowthPercent')) applyHeapGrowth(this.config.service.heapGrowthPercent);
     if (this.publisherOptions) {
       this.publisherOptions.putsPerSecond = this.config.dht.putsPerSecond;
       this.publisherOptions.maxInFlight = this.config.dht.maxInFlightPuts;
