@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
 import type { BundleRecord, EventRecord, RemovalRecord, Store, StoredEvent } from './store.js';
+import { canonicalHead } from './canonical-line.js';
+import { readBundleLines, SourceFiles } from './bundle-source-files.js';
 import type { LogRef } from './event-log.js';
 import type { BundleSummary } from './status.js';
 
@@ -42,6 +44,8 @@ const LAST_CUT_KEY = 'bundler.lastCutPeriod';
 const AUTHOR_MIN = '';
 const AUTHOR_MAX = '~';
 export const LEVEL_NAMES = ['window', 'hour', 'day', 'month', 'year'];
+/** A merge rebuilt from the index (its sources' data unreadable) scans for this many events' authors at a time. */
+const SCAN_CHUNK_EVENTS = 200_000;
 
 /** [start, end) in UTC ms of the level's period containing t. */
 export function periodOf(level: number, t: number, windowMs: number): [number, number] {
@@ -96,6 +100,7 @@ export class Bundler extends EventEmitter {
     private readonly now: () => number = Date.now,
   ) {
     super();
+    store.setBundleLineReader((ih, file) => readBundleLines(opts.root, ih, file));
   }
 
   get activeCount(): number {
@@ -363,8 +368,12 @@ export class Bundler extends EventEmitter {
       return sources;
     }
     const authorBytes = new Map<string, number>();
+    const authorEvents = new Map<string, number>();
     for (const s of sources) {
-      for (const { pubkey, bytes } of this.store.bundleFiles(s.ih)) authorBytes.set(pubkey, (authorBytes.get(pubkey) ?? 0) + bytes);
+      for (const { pubkey, bytes, n } of this.store.bundleFiles(s.ih)) {
+        authorBytes.set(pubkey, (authorBytes.get(pubkey) ?? 0) + bytes);
+        authorEvents.set(pubkey, (authorEvents.get(pubkey) ?? 0) + n);
+      }
     }
     const parts = partition([...authorBytes.keys()].sort(), authorBytes, this.opts.maxBundleBytes);
     const built: BuiltBundle[] = [];
@@ -372,18 +381,26 @@ export class Bundler extends EventEmitter {
     // When each author's events were read, in removal order: a removal recorded later was
     // of an event the new bundle holds (it needs a rewrite), an earlier one was not.
     const readAt = new Map<string, number>();
-    for (let i = 0; i < parts.length; i++) {
-      const b = await buildBundle(this.opts.root, this.linesOf(sources, parts[i]!, readAt));
-      if (!b) continue;
-      built.push(b);
-      records.push(
-        this.recordFor(b, level, periodStart, periodEnd, {
-          seqStart: span.seqStart,
-          seqEnd: span.seqEnd,
-          authorFrom: i === 0 ? span.authorFrom : parts[i]![0]!,
-          authorTo: i === parts.length - 1 ? span.authorTo : parts[i + 1]![0]!,
-        }),
-      );
+    // The sources' own files, read author by author; from the index if one cannot be read.
+    const files = opts.rebuild ? null : SourceFiles.open(this.store, this.opts.root, sources);
+    if (!opts.rebuild && !files) this.log.warn({ bundles: sources.map((s) => s.ih) }, 'bundle data missing or of the wrong size; merging from the index');
+    try {
+      for (let i = 0; i < parts.length; i++) {
+        const lines = files ? this.fileLinesOf(files, span, parts[i]!, readAt) : this.scanLinesOf(span, parts[i]!, authorEvents, readAt);
+        const b = await buildBundle(this.opts.root, lines);
+        if (!b) continue;
+        built.push(b);
+        records.push(
+          this.recordFor(b, level, periodStart, periodEnd, {
+            seqStart: span.seqStart,
+            seqEnd: span.seqEnd,
+            authorFrom: i === 0 ? span.authorFrom : parts[i]![0]!,
+            authorTo: i === parts.length - 1 ? span.authorTo : parts[i + 1]![0]!,
+          }),
+        );
+      }
+    } finally {
+      files?.close();
     }
     // A rewrite whose removals were already gone rebuilds the same bytes: same infohash, kept.
     const kept = new Set(records.map((r) => r.ih));
@@ -406,11 +423,11 @@ export class Bundler extends EventEmitter {
     return records;
   }
 
-  /** An author's events in a bundle, in file order (created_at, then id). */
+  /** What the index says an author's file in a bundle holds, in file order (created_at, then id). A scan: for checks. */
   eventsOf(b: BundleRecord, pubkey: string): StoredEvent[] {
     if (!(b.authorFrom <= pubkey && pubkey < b.authorTo)) return [];
-    const recs = [...this.store.authorEvents(pubkey, b.seqStart, b.seqEnd)];
-    return recs.sort((x, y) => x.c - y.c || (x.i < y.i ? -1 : x.i > y.i ? 1 : 0));
+    const recs = this.store.scanAuthors(b.seqStart, b.seqEnd, (p) => p === pubkey).get(pubkey) ?? [];
+    return recs.map((r) => ({ ...r, j: this.store.log.read(r) })).sort((x, y) => x.c - y.c || (x.i < y.i ? -1 : x.i > y.i ? 1 : 0));
   }
 
   /**
@@ -429,24 +446,43 @@ export class Bundler extends EventEmitter {
     }
   }
 
-  private *linesOf(sources: BundleRecord[], authors: string[], readAt: Map<string, number>): Iterable<AuthorLines> {
-    const sortedSources = [...sources].sort((a, b) => a.seqStart - b.seqStart);
+  /**
+   * A merge's authors with their lines read from the sources' files, keeping the events still
+   * indexed in the merged range (removed and superseded ones drop out here). Each author is read
+   * in one synchronous step (one step of this generator), so no removal can fall between reading
+   * an event and recording when it was read.
+   */
+  private *fileLinesOf(files: SourceFiles, span: SeqSpan, authors: string[], readAt: Map<string, number>): Iterable<AuthorLines> {
     for (const pubkey of authors) {
-      // Read in one synchronous step (one step of this generator), so no removal can fall
-      // between reading an event and recording when it was read.
       readAt.set(pubkey, this.store.removalOrder);
-      const refs: EventRef[] = [];
-      const json = new Map<number, string>();
-      // One index range per run of adjacent sources (the windows of an hour are one run), not
-      // one per source: a merge of 20 windows and 50,000 authors makes 50,000 range reads, not 1M.
-      for (const [from, to] of seqRunsOf(sortedSources, pubkey)) {
-        for (const rec of this.store.authorEvents(pubkey, from, to)) {
-          refs.push({ id: rec.i, c: rec.c, seq: rec.seq });
-          json.set(rec.seq, rec.j);
-        }
+      const refs: (EventRef & { json: string })[] = [];
+      for (const json of files.linesOf(pubkey)) {
+        const head = canonicalHead(json);
+        if (!head) throw new Error(`a line of ${pubkey}.jsonl in a bundle being merged is not a canonical event`);
+        const seq = this.store.seqOf(head.id);
+        if (seq === undefined || seq < span.seqStart || seq >= span.seqEnd) continue;
+        refs.push({ id: head.id, c: head.c, seq, json });
       }
       refs.sort(byTimeThenId);
-      yield { pubkey, lines: refs.map((r) => ({ json: json.get(r.seq)!, createdAt: r.c })) };
+      yield { pubkey, lines: refs.map((r) => ({ json: r.json, createdAt: r.c })) };
+    }
+  }
+
+  /** The same from the index alone (a rebuild: the sources' data is gone or damaged), a scan of the range per chunk of authors. */
+  private *scanLinesOf(span: SeqSpan, authors: string[], eventsOf: Map<string, number>, readAt: Map<string, number>): Iterable<AuthorLines> {
+    for (const chunk of chunksOf(authors, eventsOf, SCAN_CHUNK_EVENTS)) {
+      const wanted = new Set(chunk);
+      const found = this.store.scanAuthors(span.seqStart, span.seqEnd, (p) => wanted.has(p));
+      for (const pubkey of chunk) {
+        readAt.set(pubkey, this.store.removalOrder);
+        const refs: (EventRef & { json: string })[] = [];
+        for (const r of found.get(pubkey) ?? []) {
+          const json = this.store.seqOf(r.i) === r.seq ? this.store.jsonOf(r) : null;
+          if (json !== null) refs.push({ id: r.i, c: r.c, seq: r.seq, json });
+        }
+        refs.sort(byTimeThenId);
+        yield { pubkey, lines: refs.map((r) => ({ json: r.json, createdAt: r.c })) };
+      }
     }
   }
 
@@ -482,9 +518,13 @@ export class Bundler extends EventEmitter {
     };
   }
 
-  /** Inside a transaction: the bundle's record and per-author rows. */
+  /** Inside a transaction: the bundle's record and per-author rows (files in data file order). */
   private putBundle(r: BundleRecord, b: BuiltBundle): void {
-    for (const f of b.files) this.store.putBundleFile(r.ih, r.periodEnd, f.pubkey, { n: f.events, bytes: f.length });
+    let o = 0;
+    for (const f of b.files) {
+      this.store.putBundleFile(r.ih, r.periodEnd, f.pubkey, { n: f.events, bytes: f.length, o });
+      o += f.length;
+    }
     this.store.bundles.put(r.ih, r);
     this.store.bundleRanges.put([r.seqEnd, r.authorFrom], r.ih);
   }
@@ -546,16 +586,24 @@ function spanOf(sources: BundleRecord[]): Pick<BundleRecord, 'seqStart' | 'seqEn
   };
 }
 
-/** The sequence ranges of the sources (sorted by seqStart) that hold `pubkey`, adjacent or overlapping ones joined. */
-function seqRunsOf(sortedSources: BundleRecord[], pubkey: string): [number, number][] {
-  const runs: [number, number][] = [];
-  for (const s of sortedSources) {
-    if (!(s.authorFrom <= pubkey && pubkey < s.authorTo)) continue;
-    const last = runs[runs.length - 1];
-    if (last && s.seqStart <= last[1]) last[1] = Math.max(last[1], s.seqEnd);
-    else runs.push([s.seqStart, s.seqEnd]);
+type SeqSpan = Pick<BundleRecord, 'seqStart' | 'seqEnd'>;
+
+/** Consecutive groups of sorted authors holding at most about `maxEvents` events each. */
+function chunksOf(authors: string[], events: Map<string, number>, maxEvents: number): string[][] {
+  const chunks: string[][] = [];
+  let cur: string[] = [];
+  let n = 0;
+  for (const a of authors) {
+    if (cur.length > 0 && n + (events.get(a) ?? 0) > maxEvents) {
+      chunks.push(cur);
+      cur = [];
+      n = 0;
+    }
+    cur.push(a);
+    n += events.get(a) ?? 0;
   }
-  return runs;
+  if (cur.length > 0) chunks.push(cur);
+  return chunks;
 }
 
 function byTimeThenId(a: EventRef, b: EventRef): number {

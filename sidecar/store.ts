@@ -1,4 +1,4 @@
-// The LMDB index: events, per-author order, replaceable slots, tombstones, expiry, counters.
+// The LMDB index: events, ids, replaceable slots, tombstones, expiry, bundles, counters.
 // Every batch of events is applied in one write transaction; reads inside it see its own writes,
 // so duplicates, replacements and deletions inside one batch resolve exactly as across batches.
 import { mkdirSync } from 'node:fs';
@@ -7,8 +7,9 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { EventLog, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
+import { canonicalHead } from './canonical-line.js';
 
-const INDEX_FORMAT = 4;
+const INDEX_FORMAT = 5;
 const FORMAT_KEY = 'index.format';
 const FRONTIER_KEY = 'bundle.frontier';
 const LOG_END_KEY = 'log.end';
@@ -123,8 +124,6 @@ export class Store {
   private readonly events: Database<EventRow, number>;
   /** Event id (32 raw bytes: half the key size of hex, in the index's largest random-access tree) → sequence number. */
   readonly ids: Database<number, Buffer>;
-  /** Per author, their events in arrival order: pubkey ‖ seq (binary, see authorSeqKey) → bytes of the event's line. */
-  private readonly authorSeq: Database<number, Buffer>;
   readonly slots: Database<SlotRecord, string>;
   readonly tombIds: Database<number, [string, string]>;
   readonly tombAddrs: Database<number, string>;
@@ -132,7 +131,7 @@ export class Store {
   readonly expiry: Database<null, [number, string]>;
   /** Active bundles by position: [seqEnd, authorFrom] → infohash (see BundleRecord). */
   readonly bundleRanges: Database<string, [number, string]>;
-  /** Per bundle and author: events and bytes of that author's file. Key: ih ‖ pubkey (binary). */
+  /** Per bundle and author: events, bytes and offset of that author's file. Key: ih ‖ pubkey (binary). */
   private readonly bundleAuthorDb: Database<BundleFileStats, Buffer>;
   /** Per author, the bundles holding their events, oldest period first. Key: pubkey ‖ periodEnd ‖ ih (binary). */
   private readonly authorBundleDb: Database<null, Buffer>;
@@ -155,6 +154,9 @@ export class Store {
   /** End of the cut being built: events removed meanwhile are in the new bundle already. */
   private bundling = 0;
   private removalCounter = 0;
+  private committedRemovals = 0;
+  /** Reads an author's lines from a bundle's data file (set by the bundler; null: unreadable). */
+  private bundleLines: BundleLineReader | null = null;
 
   private constructor(readonly dir: string, readOnly: boolean) {
     if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
@@ -163,7 +165,6 @@ export class Store {
     const binaryKeyed = <V>(name: string) => this.root.openDB<V, Buffer>({ name, compression: false, keyEncoding: 'binary' });
     this.events = db('events');
     this.ids = binaryKeyed('ids');
-    this.authorSeq = binaryKeyed('author-seq');
     this.slots = db('slots');
     this.tombIds = db('tomb-ids');
     this.tombAddrs = db('tomb-addrs');
@@ -218,8 +219,14 @@ export class Store {
     this.bundling = seq;
   }
 
+  /**
+   * Order of the last committed removal. A transaction's removals count only once it has
+   * committed: until then, reads (a merge reading an author's events) still see the events, so
+   * a merge that read them after the removal was recorded but before its commit still holds them
+   * and must be rewritten.
+   */
   get removalOrder(): number {
-    return this.removalCounter;
+    return this.committedRemovals;
   }
 
   /** The active bundle holding the event at `seq` by `pubkey`, if it is bundled. */
@@ -247,17 +254,31 @@ export class Store {
     return ih ? { ih, file: `${pubkey}.jsonl` } : undefined;
   }
 
-  /** An author's stored events with seq in [from, to), in arrival order, with their JSON. */
-  *authorEvents(pubkey: string, from: number, to: number): Iterable<StoredEvent & { seq: number }> {
-    for (const rec of this.authorRecords(pubkey, from, to)) yield { ...rec, j: this.log.read(rec) };
+  /**
+   * The stored events with seq in [from, to) whose author `wanted` accepts, grouped by author
+   * (arrival order within each), without their JSON. A scan of the range: for cuts, rebuilds
+   * and checks, never per event on the ingest path.
+   */
+  scanAuthors(from: number, to: number, wanted: (pubkey: string) => boolean): Map<string, (EventRecord & { seq: number })[]> {
+    const out = new Map<string, (EventRecord & { seq: number })[]>();
+    for (const { key: seq, value: row } of this.events.getRange({ start: from, end: to })) {
+      const pubkey = hex(row.p);
+      if (!wanted(pubkey)) continue;
+      let list = out.get(pubkey);
+      if (!list) out.set(pubkey, (list = []));
+      list.push({ ...recordOfRow(row), seq });
+    }
+    return out;
   }
 
-  private *authorRecords(pubkey: string, from: number, to: number): Iterable<EventRecord & { seq: number }> {
-    for (const key of this.authorSeq.getKeys({ start: authorSeqKey(pubkey, from), end: authorSeqKey(pubkey, to) })) {
-      const seq = key.readUIntBE(32, 6);
-      const row = this.events.get(seq);
-      if (row) yield { ...recordOfRow(row), seq };
-    }
+  /** The sequence number of an indexed event. */
+  seqOf(id: string): number | undefined {
+    return this.ids.get(idKey(id));
+  }
+
+  /** Lets the index read bundled events of an author (a vanish request) from bundle data files. */
+  setBundleLineReader(reader: BundleLineReader): void {
+    this.bundleLines = reader;
   }
 
   /** Committed events with seq ≥ `from`, in order, without their JSON, while `take` says so. */
@@ -317,12 +338,27 @@ export class Store {
     return bytes;
   }
 
-  /** Each author's file in a bundle: events and bytes. */
+  /** Each author's file in a bundle (pubkey order): events, bytes and offset in the data file. */
   *bundleFiles(ih: string): Iterable<{ pubkey: string } & BundleFileStats> {
     const prefix = Buffer.from(ih, 'hex');
     for (const { key, value } of this.bundleAuthorDb.getRange({ start: prefix, end: prefixEnd(prefix) })) {
       yield { pubkey: key.toString('hex', 20), ...value };
     }
+  }
+
+  /**
+   * Up to `limit` author files of a bundle after `afterPubkey` (exclusive; '' for the first),
+   * read in one step: a caller that walks a bundle across awaits holds no read transaction open
+   * (an open one keeps LMDB from reusing the pages later writes free).
+   */
+  bundleFilesAfter(ih: string, afterPubkey: string, limit: number): ({ pubkey: string } & BundleFileStats)[] {
+    const prefix = Buffer.from(ih, 'hex');
+    const start = afterPubkey === '' ? prefix : Buffer.concat([bundleAuthorKey(ih, afterPubkey), Buffer.of(0)]);
+    const out: ({ pubkey: string } & BundleFileStats)[] = [];
+    for (const { key, value } of this.bundleAuthorDb.getRange({ start, end: prefixEnd(prefix), limit })) {
+      out.push({ pubkey: key.toString('hex', 20), ...value });
+    }
+    return out;
   }
 
   /** The infohashes of the bundles holding an author's events, newest period first. */
@@ -480,7 +516,6 @@ export class Store {
     const seq = this.nextSeq++;
     this.events.put(seq, row);
     this.ids.put(row.i as Buffer, seq);
-    this.authorSeq.put(authorSeqKey(e.pubkey, seq), n);
     if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
     if (cls.vanish) this.applyVanish(e, bump);
     return 'indexed';
@@ -514,13 +549,41 @@ export class Store {
     const prev = this.vanished.get(e.pubkey);
     if (prev === undefined || prev < e.created_at) this.vanished.put(e.pubkey, e.created_at);
     const doomed: EventRecord[] = [];
-    for (const rec of this.authorRecords(e.pubkey, 0, Number.MAX_SAFE_INTEGER)) {
-      if (rec.c <= e.created_at && rec.i !== e.id) doomed.push(rec);
+    for (const seq of this.authorSeqs(e.pubkey)) {
+      const row = this.events.get(seq);
+      const rec = row && recordOfRow(row);
+      if (rec && rec.p === e.pubkey && rec.c <= e.created_at && rec.i !== e.id) doomed.push(rec);
     }
     for (const rec of doomed) {
       this.removeEvent(rec.i, rec, 'vanished');
       bump('removed.vanished');
     }
+  }
+
+  /**
+   * Every stored event of an author (sequence numbers, unordered): the unbundled ones from the
+   * events after the frontier, the bundled ones from the author's file in each bundle holding
+   * them (a bundle whose data cannot be read is scanned in the index instead).
+   */
+  private authorSeqs(pubkey: string): Set<number> {
+    const seqs = new Set<number>();
+    const mine = (p: string) => p === pubkey;
+    for (const list of this.scanAuthors(this.frontier, Number.MAX_SAFE_INTEGER, mine).values()) for (const r of list) seqs.add(r.seq);
+    for (const ih of this.authorBundleHashes(pubkey)) {
+      const stats = this.bundleAuthorDb.get(bundleAuthorKey(ih, pubkey));
+      const lines = stats && this.bundleLines ? this.bundleLines(ih, stats) : null;
+      if (lines) {
+        for (const json of lines) {
+          const head = canonicalHead(json);
+          const seq = head && this.ids.get(idKey(head.id));
+          if (seq !== undefined && seq !== null) seqs.add(seq);
+        }
+        continue;
+      }
+      const b = this.bundles.get(ih);
+      if (b) for (const list of this.scanAuthors(b.seqStart, b.seqEnd, mine).values()) for (const r of list) seqs.add(r.seq);
+    }
+    return seqs;
   }
 
   private removeEvent(id: string, rec: EventRecord, reason: string): void {
@@ -529,7 +592,6 @@ export class Store {
     this.events.remove(seq);
     this.ids.remove(idKey(id));
     this.removedInTxn?.push({ o: rec.o, n: rec.n });
-    this.authorSeq.remove(authorSeqKey(rec.p, seq));
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
     // Deleted, vanished and expired events must leave the swarm soon: the bundler rewrites the
     // bundle holding them. A superseded version is harmless history (readers keep the newest)
@@ -545,12 +607,14 @@ export class Store {
    */
   private async writeTxn(body: () => void): Promise<void> {
     let removed: LogRef[] = [];
+    let removalsUpTo = 0;
     // A child transaction: if the body or the log write throws, none of its writes commit
-      // (a plain lmdb-js transaction callback that throws keeps the writes it made).
+    // (a plain lmdb-js transaction callback that throws keeps the writes it made).
     await this.root.childTransaction(() => {
       removed = this.removedInTxn = [];
       try {
         body();
+        removalsUpTo = this.removalCounter;
         this.log.flush();
         this.meta.put(LOG_END_KEY, this.log.end);
       } catch (err) {
@@ -560,6 +624,7 @@ export class Store {
         this.removedInTxn = null;
       }
     });
+    this.committedRemovals = Math.max(this.committedRemovals, removalsUpTo);
     for (const ref of removed) {
       try {
         this.log.blank(ref);
@@ -578,7 +643,12 @@ export class Store {
 export interface BundleFileStats {
   n: number;
   bytes: number;
+  /** Offset of the author's file in the bundle's data file. */
+  o: number;
 }
+
+/** An author's lines in a bundle, read from its data file; null when it cannot be read. */
+export type BundleLineReader = (ih: string, file: BundleFileStats) => string[] | null;
 
 function idKey(id: string): Buffer {
   return Buffer.from(id, 'hex');
@@ -590,14 +660,6 @@ function hex(bytes: Uint8Array): string {
 
 function recordOfRow(row: EventRow): EventRecord {
   return { ...row, i: hex(row.i), p: hex(row.p) };
-}
-
-/** pubkey (32 bytes) ‖ seq (6 bytes, big-endian): an author's events in arrival order. */
-function authorSeqKey(pubkey: string, seq: number): Buffer {
-  const key = Buffer.allocUnsafe(38);
-  key.write(pubkey, 0, 32, 'hex');
-  key.writeUIntBE(Math.min(seq, 2 ** 48 - 1), 32, 6);
-  return key;
 }
 
 /** ih (20 bytes) ‖ pubkey (32 bytes). */

@@ -352,6 +352,70 @@ test('deletions racing cuts, merges and rewrites: every deleted event leaves the
   );
 });
 
+test('vanish: the author\'s events leave merged, window and pending bundles alike; merges read their sources\' files', { timeout: 60_000 }, async () => {
+  let now = Date.UTC(2026, 2, 1, 10, 0, 0);
+  const [alice, bob] = await Promise.all([signer(), signer()]);
+  const note = (who: typeof alice, c: number) => who.sign({ kind: 1, created_at: c, content: contentOf(120, c) });
+  await withRig(
+    async ({ sc, feed }) => {
+      const aliceNotes: NostrEvent[] = [];
+      const bobNotes: NostrEvent[] = [];
+      const window = async (n: number, c0: number) => {
+        const a = Array.from({ length: n }, (_, i) => note(alice, c0 + i));
+        const b = Array.from({ length: n }, (_, i) => note(bob, c0 + 50 + i));
+        aliceNotes.push(...a);
+        bobNotes.push(...b);
+        await feed([...a, ...b].map((e) => pluginLine(e)));
+      };
+      await window(3, 1_700_000_000);
+      await sc.bundler!.closeWindow((now += 10 * 60_000));
+      await window(3, 1_700_000_100);
+      await sc.bundler!.closeWindow((now += 10 * 60_000));
+      now = Date.UTC(2026, 2, 1, 11, 5, 0);
+      await window(2, 1_700_000_200); // cut in hour 11, after hour 10 was merged
+      await sc.bundler!.closeWindow(now);
+      assert.equal(sc.bundler!.summary().byLevel.hour, 1, 'hour 10 merged (from its windows\' files)');
+      await assertArchiveConsistent(sc);
+      await window(2, 1_700_000_300); // still pending
+      const vanish = alice.sign({ kind: 62, created_at: 1_700_001_000, tags: [['relay', 'ALL_RELAYS']] });
+      await feed([pluginLine(vanish)]);
+      assert.equal(sc.store.counts()['removed.vanished'], aliceNotes.length);
+      for (const e of aliceNotes) assert.equal(sc.store.hasEvent(e.id), false, `${e.id} left the index`);
+      await sc.bundler!.closeWindow((now += 60_000));
+      while ((await sc.bundler!.rewriteRemovals()) > 0);
+      await assertArchiveConsistent(sc);
+      const swarm = sc.bundler!.activeBundles().map((b) => readFileSync(dataPathOf(sc.config.bundle.dir, b.ih), 'utf8')).join('');
+      for (const e of aliceNotes) assert.ok(!swarm.includes(e.id), `${e.id} left the swarm`);
+      for (const e of bobNotes) assert.ok(swarm.includes(e.id), `${e.id} stays`);
+      assert.ok(swarm.includes(vanish.id), 'the vanish request itself is archived');
+    },
+    { nowMs: () => now },
+  );
+});
+
+test('a merge whose source data is gone is built from the index instead, with the same content', { timeout: 60_000 }, async () => {
+  let now = Date.UTC(2026, 2, 1, 10, 0, 0);
+  await withRig(
+    async ({ sc, feed }) => {
+      for (let w = 0; w < 3; w++) {
+        await feed(Array.from({ length: 30 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_000_000 + w * 100 + i, content: contentOf(100, w * 100 + i) }))));
+        await sc.bundler!.closeWindow((now += 10 * 60_000));
+      }
+      const windows = sc.bundler!.activeBundles();
+      assert.equal(windows.length, 3);
+      rmSync(dataPathOf(sc.config.bundle.dir, windows[1]!.ih));
+      now = Date.UTC(2026, 2, 1, 11, 5, 0);
+      await sc.bundler!.compactNow();
+      const [hour] = sc.bundler!.activeBundles();
+      assert.equal(sc.bundler!.activeBundles().length, 1);
+      assert.equal(hour!.level, 1);
+      assert.equal(hour!.events, 90);
+      await assertArchiveConsistent(sc);
+    },
+    { nowMs: () => now },
+  );
+});
+
 test('clock stepped backwards: windows are still cut, labelled no earlier than the last one', { timeout: 60_000 }, async () => {
   let now = Date.UTC(2026, 2, 1, 10, 30, 0);
   await withRig(

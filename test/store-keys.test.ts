@@ -1,4 +1,4 @@
-// The index's binary keys (docs/protocol.md §9, index format 4): an author's bundles and a
+// The index's binary keys (docs/protocol.md §9, index format 5): an author's bundles and a
 // bundle's author files are found by key prefix, including at the edges of the key space
 // (pubkeys and infohashes of all 0xff bytes), and a bundle's rows move and go with it.
 import { test } from 'node:test';
@@ -21,17 +21,23 @@ test('bundle files and author bundles: prefix ranges hold exactly their own rows
     const ihBelow = 'fe' + 'ff'.repeat(19);
     const ihLow = '00'.repeat(20);
     await store.root.transaction(() => {
-      store.putBundleFile(ihTop, 3_000, HIGH, { n: 1, bytes: 10 });
-      store.putBundleFile(ihTop, 3_000, LOW, { n: 2, bytes: 20 });
-      store.putBundleFile(ihBelow, 2_000, HIGH, { n: 3, bytes: 30 });
-      store.putBundleFile(ihBelow, 2_000, MID, { n: 4, bytes: 40 });
-      store.putBundleFile(ihLow, 1_000, HIGH, { n: 5, bytes: 50 });
-      store.putBundleFile(ihLow, 1_000, NEXT, { n: 6, bytes: 60 });
+      store.putBundleFile(ihTop, 3_000, HIGH, { n: 1, bytes: 10, o: 100 });
+      store.putBundleFile(ihTop, 3_000, LOW, { n: 2, bytes: 20, o: 200 });
+      store.putBundleFile(ihBelow, 2_000, HIGH, { n: 3, bytes: 30, o: 300 });
+      store.putBundleFile(ihBelow, 2_000, MID, { n: 4, bytes: 40, o: 400 });
+      store.putBundleFile(ihLow, 1_000, HIGH, { n: 5, bytes: 50, o: 500 });
+      store.putBundleFile(ihLow, 1_000, NEXT, { n: 6, bytes: 60, o: 600 });
     });
     assert.deepEqual([...store.bundleFiles(ihTop)], [
-      { pubkey: LOW, n: 2, bytes: 20 },
-      { pubkey: HIGH, n: 1, bytes: 10 },
+      { pubkey: LOW, n: 2, bytes: 20, o: 200 },
+      { pubkey: HIGH, n: 1, bytes: 10, o: 100 },
     ]);
+    // Walked a few rows at a time, from after a given pubkey (exclusive), up to the top of the key space.
+    assert.deepEqual(store.bundleFilesAfter(ihTop, '', 1).map((f) => f.pubkey), [LOW]);
+    assert.deepEqual(store.bundleFilesAfter(ihTop, LOW, 5).map((f) => f.pubkey), [HIGH]);
+    assert.deepEqual(store.bundleFilesAfter(ihTop, HIGH, 5), []);
+    assert.deepEqual(store.bundleFilesAfter(ihBelow, '', 5).map((f) => f.pubkey), [MID, HIGH]);
+    assert.deepEqual(store.bundleFilesAfter(ihBelow, MID, 5).map((f) => f.o), [300]);
     assert.deepEqual([...store.bundleFiles(ihBelow)].map((f) => f.pubkey), [MID, HIGH]);
     assert.deepEqual([...store.bundleFiles('01'.repeat(20))], []);
     assert.deepEqual([...store.authorBundleHashes(HIGH)], [ihTop, ihBelow, ihLow]);
