@@ -376,32 +376,38 @@ export class Bundler extends EventEmitter {
       }
     }
     const parts = partition([...authorBytes.keys()].sort(), authorBytes, this.opts.maxBundleBytes);
-    const built: BuiltBundle[] = [];
-    const records: BundleRecord[] = [];
     // When each author's events were read, in removal order: a removal recorded later was
     // of an event the new bundle holds (it needs a rewrite), an earlier one was not.
     const readAt = new Map<string, number>();
-    // The sources' own files, read author by author; from the index if one cannot be read.
+    const range = (i: number) => ({
+      seqStart: span.seqStart,
+      seqEnd: span.seqEnd,
+      authorFrom: i === 0 ? span.authorFrom : parts[i]![0]!,
+      authorTo: i === parts.length - 1 ? span.authorTo : parts[i + 1]![0]!,
+    });
+    const fromIndex = (i: number) => this.scanLinesOf(span, parts[i]!, authorEvents, readAt);
+    let made: (BuiltBundle | null)[] | null = null;
+    // The sources' own files, read author by author; from the index if they cannot be read.
     const files = opts.rebuild ? null : SourceFiles.open(this.store, this.opts.root, sources);
-    if (!opts.rebuild && !files) this.log.warn({ bundles: sources.map((s) => s.ih) }, 'bundle data missing or of the wrong size; merging from the index');
-    try {
-      for (let i = 0; i < parts.length; i++) {
-        const lines = files ? this.fileLinesOf(files, span, parts[i]!, readAt) : this.scanLinesOf(span, parts[i]!, authorEvents, readAt);
-        const b = await buildBundle(this.opts.root, lines);
-        if (!b) continue;
-        built.push(b);
-        records.push(
-          this.recordFor(b, level, periodStart, periodEnd, {
-            seqStart: span.seqStart,
-            seqEnd: span.seqEnd,
-            authorFrom: i === 0 ? span.authorFrom : parts[i]![0]!,
-            authorTo: i === parts.length - 1 ? span.authorTo : parts[i + 1]![0]!,
-          }),
-        );
+    if (files) {
+      try {
+        made = await this.buildParts(parts.length, (i) => this.fileLinesOf(files, span, parts[i]!, readAt));
+      } catch (err) {
+        if (this.stopped) throw err;
+        this.log.warn({ err, bundles: sources.map((s) => s.ih) }, 'bundle data unreadable while merging; merging from the index');
+        readAt.clear();
+      } finally {
+        files.close();
       }
-    } finally {
-      files?.close();
-    }
+    } else if (!opts.rebuild) this.log.warn({ bundles: sources.map((s) => s.ih) }, 'bundle data missing or of the wrong size; merging from the index');
+    made ??= await this.buildParts(parts.length, fromIndex);
+    const built: BuiltBundle[] = [];
+    const records: BundleRecord[] = [];
+    made.forEach((b, i) => {
+      if (!b) return;
+      built.push(b);
+      records.push(this.recordFor(b, level, periodStart, periodEnd, range(i)));
+    });
     // A rewrite whose removals were already gone rebuilds the same bytes: same infohash, kept.
     const kept = new Set(records.map((r) => r.ih));
     await this.store.root.transaction(() => {
@@ -421,6 +427,23 @@ export class Bundler extends EventEmitter {
       sources.length === 1 ? 'bundle rewritten' : 'bundles merged',
     );
     return records;
+  }
+
+  /** Builds one bundle per part (null where a part has no events left); on failure removes the parts it wrote. */
+  private async buildParts(n: number, linesOf: (i: number) => Iterable<AuthorLines>): Promise<(BuiltBundle | null)[]> {
+    const out: (BuiltBundle | null)[] = [];
+    try {
+      for (let i = 0; i < n; i++) out.push(await buildBundle(this.opts.root, linesOf(i)));
+      return out;
+    } catch (err) {
+      for (const b of out) {
+        if (b && !this.active.has(b.infoHash)) {
+          await rm(b.dataPath, { force: true });
+          await rm(b.torrentPath, { force: true });
+        }
+      }
+      throw err;
+    }
   }
 
   /** What the index says an author's file in a bundle holds, in file order (created_at, then id). A scan: for checks. */
