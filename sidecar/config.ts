@@ -136,7 +136,7 @@ export const configSchema = z
     service: z
       .object({
         stopTimeoutSeconds: z.number().min(1).max(3600).default(20),
-        heapGrowthPercent: z.number().int().min(0).max(400).default(20),
+        heapGrowthPercent: z.number().int().min(0).max(400).default(50),
       })
       .strict()
       .prefault({}),
