@@ -2,6 +2,8 @@
 // worker threads, so the ingest thread keeps only the index transaction. Results are exactly
 // judgeLine's (the worker calls it). A worker that crashes, errs or stalls is replaced; its
 // unanswered batches are judged on the calling thread, in order: nothing is lost or reordered.
+// Until a worker has started (its module and the signature WASM loaded), batches are judged on
+// the calling thread too: a start never delays ingest.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { judgeLine, type Judged } from './line-judge.js';
@@ -27,6 +29,9 @@ interface Slot {
   /** Requests sent and not answered, oldest first (a worker answers in order). */
   pending: Job[];
   policySent: PolicyConfig | null;
+  /** The worker said it is ready; resolves then (or when it dies). */
+  ready: boolean;
+  started: Promise<void>;
   stallTimer: NodeJS.Timeout | null;
   dead: boolean;
 }
@@ -43,6 +48,8 @@ export class JudgePool {
   private closed = false;
   /** Workers replaced after a crash, error or stall (status, tests). */
   restarts = 0;
+  /** Batches a worker judged (the others were judged on the calling thread). */
+  workerBatches = 0;
 
   constructor(
     threads: number,
@@ -72,6 +79,13 @@ export class JudgePool {
     });
   }
 
+  /** Starts every worker and resolves once they are ready (or died). */
+  async warm(): Promise<void> {
+    if (this.closed) return;
+    const slots = this.slots.map((s, i) => s ?? (Date.now() < this.restartAt[i]! ? null : (this.slots[i] = this.start(i))));
+    await Promise.all(slots.map((s) => s?.started));
+  }
+
   /** Ends the workers; later batches are judged inline. Unanswered batches are judged inline. */
   async close(): Promise<void> {
     this.closed = true;
@@ -91,16 +105,22 @@ export class JudgePool {
     const i = this.next;
     this.next = (this.next + 1) % this.slots.length;
     const s = this.slots[i];
-    if (s) return s;
-    if (Date.now() < this.restartAt[i]!) return null;
-    return (this.slots[i] = this.start(i));
+    if (s) return s.ready ? s : null;
+    if (Date.now() >= this.restartAt[i]!) this.slots[i] = this.start(i);
+    return null;
   }
 
   private start(i: number): Slot {
     const worker = new Worker(new URL('./judge-worker.js', import.meta.url));
     worker.unref();
-    const slot: Slot = { worker, pending: [], policySent: null, stallTimer: null, dead: false };
-    worker.on('message', (r: JudgeReply) => this.onReply(slot, r));
+    let started = () => {};
+    const slot: Slot = { worker, pending: [], policySent: null, ready: false, started: new Promise((r) => (started = r)), stallTimer: null, dead: false };
+    worker.once('message', () => {
+      slot.ready = true;
+      started();
+      worker.on('message', (r: JudgeReply) => this.onReply(slot, r));
+    });
+    worker.once('exit', () => started());
     worker.on('error', (err) => void this.retire(i, slot, `judge worker failed (${err.message})`));
     worker.on('messageerror', (err) => void this.retire(i, slot, `judge worker sent an unreadable reply (${err.message})`));
     worker.on('exit', (code) => void this.retire(i, slot, `judge worker exited (code ${code})`));
@@ -117,6 +137,7 @@ export class JudgePool {
       job.resolve(judgeInline(job.lines, job.verify, job.policy, job.nowSec));
       return;
     }
+    this.workerBatches++;
     job.resolve(unpackReply(r));
   }
 

@@ -8,6 +8,8 @@ import type { PolicyConfig } from './policy.js';
 const port = parentPort;
 if (!port) throw new Error('judge-worker.js runs as a worker thread');
 const ready = initSignatureCheck();
+// The first message says the worker can judge (the pool judges inline until then).
+void ready.then(() => port.postMessage('ready'));
 let policy: PolicyConfig | null = null;
 
 port.on('message', (req: JudgeRequest) => {
