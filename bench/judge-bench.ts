@@ -1,7 +1,7 @@
 // What judging lines in a worker (sidecar/judge-pool.ts) costs the ingest thread, per event:
-//   send    = joining a batch's lines + posting the request (structured clone of one string);
-//   receive = reading the worker's reply (structured clone of typed arrays + a few strings) and
-//             unpacking it into judgeLine's results (slices of the concatenated strings);
+//   send    = posting the request (structured clone of the batch's array of lines);
+//   receive = reading the worker's reply (structured clone of typed arrays and arrays of strings)
+//             and unpacking it into judgeLine's results;
 // against the baseline measured in the same run: judgeLine on the ingest thread (judgeThreads = 0).
 // Then the wall time of a real pool (one worker) judging the same batches, for reference.
 // Prints figures; never asserts timings.
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
       inline.push(((performance.now() - t) * 1000) / b.length);
 
       t = performance.now();
-      const req: JudgeRequest = { seq: 1, text: b.join('\n'), count: b.length, verify: false, nowSec: now };
+      const req: JudgeRequest = { seq: 1, lines: b, verify: false, nowSec: now };
       port1.postMessage(req);
       send.push(((performance.now() - t) * 1000) / b.length);
       const got = receiveMessageOnPort(port2)!.message as JudgeRequest;

@@ -70,7 +70,7 @@ export class JudgePool {
     if (!slot) return Promise.resolve(judgeInline(lines, verify, policy, nowSec));
     return new Promise((resolve) => {
       const job: Job = { seq: ++this.seq, lines, verify, policy, nowSec, resolve };
-      const req: JudgeRequest = { seq: job.seq, text: lines.join('\n'), count: lines.length, verify, nowSec };
+      const req: JudgeRequest = { seq: job.seq, lines, verify, nowSec };
       if (slot.policySent !== policy) req.policy = slot.policySent = policy;
       if (slot.pending.length === 0) slot.worker.ref();
       slot.pending.push(job);
@@ -97,7 +97,7 @@ export class JudgePool {
     const slot = this.slots.find((s) => s !== null);
     if (!slot) throw new Error('no judge worker is running');
     if (how === 'terminate') void slot.worker.terminate();
-    else slot.worker.postMessage({ seq: 0, text: '', count: 0, verify: false, nowSec: 0, crash: true } satisfies JudgeRequest);
+    else slot.worker.postMessage({ seq: 0, lines: [], verify: false, nowSec: 0, crash: true } satisfies JudgeRequest);
   }
 
   /** Round robin over the threads; starts a worker where none runs (unless one just died). */
@@ -132,8 +132,8 @@ export class JudgePool {
     if (!job) return;
     if (slot.pending.length === 0) slot.worker.unref();
     this.armStallTimer(slot);
-    if (r.seq !== job.seq || r.error !== undefined || r.status.length !== job.lines.length) {
-      if (r.error === undefined) this.log.warn({ expected: job.seq, got: r.seq }, 'judge worker answered out of order; judging inline');
+    if (r.seq !== job.seq || r.status.length !== job.lines.length) {
+      this.log.warn({ expected: job.seq, got: r.seq }, 'judge worker answered out of order; judging inline');
       job.resolve(judgeInline(job.lines, job.verify, job.policy, job.nowSec));
       return;
     }
