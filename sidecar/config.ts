@@ -55,6 +55,7 @@ export const configSchema = z
         maxEventBytes: z.number().int().min(1024).default(512 * 1024),
         maxLineBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
         quarantineMaxBytes: z.number().int().min(0).default(256 * 1024 ** 2),
+        judgeThreads: z.number().int().min(0).max(4).default(1),
       })
       .strict()
       .prefault({}),

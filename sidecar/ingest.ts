@@ -5,7 +5,8 @@ import { EventEmitter } from 'node:events';
 import { statfsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { judgeLine } from './line-judge.js';
+import { JudgePool, judgeInline } from './judge-pool.js';
+import type { Judged } from './line-judge.js';
 import type { PolicyConfig } from './policy.js';
 import type { Quarantine } from './quarantine.js';
 import type { Counters, IngestItem, Outcome, Store } from './store.js';
@@ -65,6 +66,10 @@ export class Ingestor extends EventEmitter {
   private idleWaiters: (() => void)[] = [];
   private policy: PolicyConfig;
   private readonly highWater: number;
+  /** Worker threads that judge lines (null: judged on this thread, ingest.judgeThreads = 0). */
+  readonly judges: JudgePool | null;
+  /** Settles when the previous batch has handed its items to the store: batches apply in order. */
+  private applyTurn: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: Store,
@@ -76,6 +81,7 @@ export class Ingestor extends EventEmitter {
     super();
     this.policy = { ...config.policy, maxEventBytes: config.ingest.maxEventBytes };
     this.highWater = config.ingest.batchMaxEvents * BACKLOG_BATCH_FACTOR * 2;
+    this.judges = config.ingest.judgeThreads > 0 ? new JudgePool(config.ingest.judgeThreads, log) : null;
   }
 
   /** Lines queued or being committed. Sources should pause while `saturated` is true. */
@@ -138,6 +144,7 @@ export class Ingestor extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.timer = this.retryTimer = null;
+    void this.judges?.close();
   }
 
   private kick(): void {
@@ -159,9 +166,9 @@ export class Ingestor extends EventEmitter {
     // Per-line outcomes, only when some source of this batch asked for them.
     const labels: (string | undefined)[] | null = batch.some((e) => e.sink.outcomes !== undefined) ? new Array(batch.length) : null;
     const verifyMode = this.config.ingest.verifySignatures;
-    const items: IngestItem[] = [];
-    const itemEntry: number[] = [];
-    const now = this.nowSec();
+    const lines: string[] = [];
+    const lineEntry: number[] = [];
+    const flags: boolean[] = [];
     for (let i = 0; i < batch.length; i++) {
       const { line, sink, rejected } = batch[i]!;
       if (rejected !== undefined) {
@@ -172,23 +179,48 @@ export class Ingestor extends EventEmitter {
       }
       if (line.length === 0) continue;
       bump('received');
-      const verify = verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted);
-      const j = judgeLine(line, verify, this.policy, now);
-      if (j.kind === 'event') {
-        items.push(j);
-        if (labels) itemEntry.push(i);
-      } else if (j.kind === 'skipped') {
-        bump(`skipped.${j.reason}`);
-        if (labels) labels[i] = `skipped.${j.reason}`;
-      } else {
-        bump(`invalid.${j.reason}`);
-        if (labels) labels[i] = `invalid.${j.reason}`;
-        this.quarantine.add(j.reason, sink.source, line);
+      lines.push(line);
+      lineEntry.push(i);
+      flags.push(verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted));
+    }
+    const verify = flags.every((f) => f === flags[0]) ? (flags[0] ?? false) : Uint8Array.from(flags, Number);
+    let judged: Judged[];
+    let release = () => {};
+    if (this.judges === null) judged = judgeInline(lines, verify, this.policy, this.nowSec());
+    else {
+      // Judged off this thread while the previous batch's transaction runs; applied after it.
+      const judging = this.judges.judge(lines, verify, this.policy, this.nowSec());
+      const turn = this.applyTurn;
+      this.applyTurn = new Promise((r) => (release = r));
+      judged = await judging;
+      await turn;
+    }
+    const items: IngestItem[] = [];
+    const itemEntry: number[] = [];
+    let applying: Promise<Outcome[]>;
+    try {
+      for (let k = 0; k < judged.length; k++) {
+        const j = judged[k]!;
+        const i = lineEntry[k]!;
+        if (j.kind === 'event') {
+          items.push(j);
+          if (labels) itemEntry.push(i);
+        } else if (j.kind === 'skipped') {
+          bump(`skipped.${j.reason}`);
+          if (labels) labels[i] = `skipped.${j.reason}`;
+        } else {
+          bump(`invalid.${j.reason}`);
+          if (labels) labels[i] = `invalid.${j.reason}`;
+          this.quarantine.add(j.reason, batch[i]!.sink.source, lines[k]!);
+        }
       }
+      applying = this.store.applyBatch(items, extra);
+    } finally {
+      release();
     }
     let outcomes: Outcome[];
     try {
-      outcomes = await this.store.applyBatch(items, extra);
+      outcomes = await applying;
     } catch (err) {
       this.onCommitFailure(batch, err);
       return;

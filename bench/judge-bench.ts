@@ -1,0 +1,105 @@
+// What judging lines in a worker (sidecar/judge-pool.ts) costs the ingest thread, per event:
+//   send    = posting the request (structured clone of the batch's array of lines);
+//   receive = reading the worker's reply (structured clone of typed arrays and arrays of strings)
+//             and unpacking it into judgeLine's results;
+// against the baseline measured in the same run: judgeLine on the ingest thread (judgeThreads = 0).
+// Then the wall time of a real pool (one worker) judging the same batches, for reference.
+// Prints figures; never asserts timings.
+//
+//   node dist/bench/judge-bench.js [--quick] [--n=COUNT]
+import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
+import { join } from 'node:path';
+import { loadConfig } from '../sidecar/config.js';
+import { createLogger } from '../sidecar/log.js';
+import { JudgePool, judgeInline } from '../sidecar/judge-pool.js';
+import { judgeRequest, transferables, unpackReply, type JudgeReply, type JudgeRequest } from '../sidecar/judge-wire.js';
+import { contentOf, pluginLine, pubkeyN, unsignedEvent } from '../test/support/events.js';
+import { figure, fmt, log, makeTempDir, parseArgs, printFigures, prng, runMain, writeConfig } from './common.js';
+
+const BATCH = 2000;
+
+/** ~1 KB events like the ingest bench's: kind 1 with tags, 10% kind 7, 10% kind 0/3 (replaceable). */
+function makeLines(n: number): string[] {
+  const rnd = prng(11);
+  const now = Math.floor(Date.now() / 1000);
+  return Array.from({ length: n }, (_, i) => {
+    const r = rnd();
+    const kind = r < 0.8 ? 1 : r < 0.9 ? 7 : r < 0.95 ? 0 : 3;
+    const tags = kind === 1 || kind === 7 ? [['e', pubkeyN(1_000_000 + i)], ['p', pubkeyN(i % 977)]] : [];
+    return pluginLine(unsignedEvent(pubkeyN(i % 5000), { kind, created_at: now - 86_400 + i, tags, content: contentOf(1024, i) }), { receivedAt: now });
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs();
+  const n = args.n ?? (args.quick ? 20_000 : 100_000);
+  const lines = makeLines(n);
+  const batches: string[][] = [];
+  for (let i = 0; i < n; i += BATCH) batches.push(lines.slice(i, i + BATCH));
+  const cfgDir = makeTempDir('nostr-bt-judge-bench-');
+  const config = loadConfig({ configPath: writeConfig(cfgDir, join(cfgDir, 'data')), env: {} });
+  const policy = { ...config.policy, maxEventBytes: config.ingest.maxEventBytes };
+  const now = Math.floor(Date.now() / 1000);
+  log(`judge bench: ${n} lines in batches of ${BATCH}`);
+
+  // Per batch, µs per line: inline judging (baseline), send, receive.
+  const inline: number[] = [];
+  const send: number[] = [];
+  const receive: number[] = [];
+  const { port1, port2 } = new MessageChannel();
+  for (let round = 0; round < 3; round++) {
+    for (const b of batches) {
+      let t = performance.now();
+      judgeInline(b, false, policy, now);
+      inline.push(((performance.now() - t) * 1000) / b.length);
+
+      t = performance.now();
+      const req: JudgeRequest = { seq: 1, lines: b, verify: false, nowSec: now };
+      port1.postMessage(req);
+      send.push(((performance.now() - t) * 1000) / b.length);
+      const got = receiveMessageOnPort(port2)!.message as JudgeRequest;
+
+      // The worker's side, here, to have a reply to receive.
+      const reply = judgeRequest(got, policy);
+      port2.postMessage(reply, transferables(reply));
+      t = performance.now();
+      const r = receiveMessageOnPort(port1)!.message as JudgeReply;
+      const judged = unpackReply(r);
+      receive.push(((performance.now() - t) * 1000) / b.length);
+      if (judged.length !== b.length) throw new Error('unpacked reply has the wrong length');
+    }
+  }
+  port1.close();
+  const inlineUs = median(inline);
+  const sendUs = median(send);
+  const receiveUs = median(receive);
+  log(`judgeLine on the ingest thread (baseline): ${fmt(inlineUs, 2)} µs per line (median of ${inline.length} batches)`);
+  log(`worker: send ${fmt(sendUs, 2)} µs + receive ${fmt(receiveUs, 2)} µs per line = ${fmt((100 * (sendUs + receiveUs)) / inlineUs, 1)}% of the baseline`);
+
+  // A real pool: wall time for the same batches, two in flight as the Ingestor does.
+  const pool = new JudgePool(1, createLogger('judge-bench', 'silent'));
+  await pool.judge(batches[0]!, false, policy, now); // starts the worker
+  const t0 = performance.now();
+  for (let i = 0; i < batches.length; i += 2) await Promise.all(batches.slice(i, i + 2).map((b) => pool.judge(b, false, policy, now)));
+  const poolUs = ((performance.now() - t0) * 1000) / n;
+  await pool.close();
+  log(`pool (1 worker, 2 batches in flight): ${fmt(poolUs, 2)} µs per line wall time`);
+
+  printFigures(
+    'judge',
+    [
+      figure('judgeLine on the ingest thread (baseline)', inlineUs, 'µs/line'),
+      figure('worker judging: ingest thread sends a batch', sendUs, 'µs/line', inlineUs),
+      figure('worker judging: ingest thread receives + unpacks a reply', receiveUs, 'µs/line', inlineUs),
+      figure('worker judging: wall time through a one-worker pool', poolUs, 'µs/line', inlineUs),
+    ],
+    { mode: args.quick ? 'quick' : 'full', n },
+  );
+}
+
+runMain(main);
