@@ -320,7 +320,8 @@ export async function startSidecarChild(configPath: string, dataDir: string, soc
   const nodeArgs = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, SIDECAR_MAIN, '--config', configPath], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: cleanEnv(),
+    // As the installed command runs it (its shebang sets MALLOC_ARENA_MAX=1).
+    env: cleanEnv({ MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1' }),
   });
   children.add(child);
   let stderr = '';
