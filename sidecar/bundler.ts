@@ -493,7 +493,7 @@ export class Bundler extends EventEmitter {
 
   /** The same from the index alone (a rebuild: the sources' data is gone or damaged), a scan of the range per chunk of authors. */
   private *scanLinesOf(span: SeqSpan, authors: string[], eventsOf: Map<string, number>, readAt: Map<string, number>): Iterable<AuthorLines> {
-    for (const chunk of chunksOf(authors, eventsOf, SCAN_CHUNK_EVENTS)) {
+    for (const chunk of partition(authors, eventsOf, SCAN_CHUNK_EVENTS)) {
       const wanted = new Set(chunk);
       const found = this.store.scanAuthors(span.seqStart, span.seqEnd, (p) => wanted.has(p));
       for (const pubkey of chunk) {
@@ -611,36 +611,18 @@ function spanOf(sources: BundleRecord[]): Pick<BundleRecord, 'seqStart' | 'seqEn
 
 type SeqSpan = Pick<BundleRecord, 'seqStart' | 'seqEnd'>;
 
-/** Consecutive groups of sorted authors holding at most about `maxEvents` events each. */
-function chunksOf(authors: string[], events: Map<string, number>, maxEvents: number): string[][] {
-  const chunks: string[][] = [];
-  let cur: string[] = [];
-  let n = 0;
-  for (const a of authors) {
-    if (cur.length > 0 && n + (events.get(a) ?? 0) > maxEvents) {
-      chunks.push(cur);
-      cur = [];
-      n = 0;
-    }
-    cur.push(a);
-    n += events.get(a) ?? 0;
-  }
-  if (cur.length > 0) chunks.push(cur);
-  return chunks;
-}
-
 function byTimeThenId(a: EventRef, b: EventRef): number {
   return a.c - b.c || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-/** Splits sorted authors into consecutive parts of at most maxBytes (an author is never split). */
-function partition(authors: string[], bytes: Map<string, number>, maxBytes: number): string[][] {
+/** Splits sorted authors into consecutive parts weighing at most `max` (bytes, events; an author is never split). */
+function partition(authors: string[], weight: Map<string, number>, max: number): string[][] {
   const parts: string[][] = [];
   let cur: string[] = [];
   let size = 0;
   for (const a of authors) {
-    const b = bytes.get(a) ?? 0;
-    if (cur.length > 0 && size + b > maxBytes) {
+    const b = weight.get(a) ?? 0;
+    if (cur.length > 0 && size + b > max) {
       parts.push(cur);
       cur = [];
       size = 0;

@@ -575,8 +575,8 @@ export class Store {
       if (lines) {
         for (const json of lines) {
           const head = canonicalHead(json);
-          const seq = head && this.ids.get(idKey(head.id));
-          if (seq !== undefined && seq !== null) seqs.add(seq);
+          const seq = head ? this.seqOf(head.id) : undefined;
+          if (seq !== undefined) seqs.add(seq);
         }
         continue;
       }
