@@ -314,14 +314,30 @@ export interface StopResult {
   ms: number;
 }
 
+/** `#!/usr/bin/env -S NAME=value node --flag`: the variables and node flags a script's shebang sets. */
+export function shebangOf(script: string): { env: Record<string, string>; nodeArgs: string[] } {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0]!;
+  const words = first.replace(/^#!\S*env\s+(-S\s+)?/, '').split(/\s+/).filter(Boolean);
+  const env: Record<string, string> = {};
+  let i = 0;
+  for (; i < words.length && /^\w+=/.test(words[i]!); i++) {
+    const [name, ...value] = words[i]!.split('=');
+    env[name!] = value.join('=');
+  }
+  if (words[i] !== 'node') throw new Error(`${script}: unexpected shebang ${first}`);
+  return { env, nodeArgs: words.slice(i + 1) };
+}
+
 export async function startSidecarChild(configPath: string, dataDir: string, socketPath: string, timeoutMs = 20_000): Promise<SidecarChild> {
   installHooks();
+  // As the installed command runs it: the environment and node flags of its shebang.
+  const shebang = shebangOf(SIDECAR_MAIN);
   // BENCH_SIDECAR_NODE_ARGS: extra node flags for the sidecar child (e.g. --cpu-prof).
-  const nodeArgs = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = [...shebang.nodeArgs, ...(process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, SIDECAR_MAIN, '--config', configPath], {
     stdio: ['ignore', 'ignore', 'pipe'],
-    // As the installed command runs it (its shebang sets MALLOC_ARENA_MAX=1).
-    env: cleanEnv({ MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1' }),
+    // A variable already set here wins (A/B runs, e.g. MALLOC_ARENA_MAX=8).
+    env: cleanEnv(Object.fromEntries(Object.entries(shebang.env).filter(([k]) => process.env[k] === undefined))),
   });
   children.add(child);
   let stderr = '';
