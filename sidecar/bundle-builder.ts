@@ -29,10 +29,16 @@ export function bundleName(minCreatedAt: number, maxCreatedAt: number, events: n
   return `nostr-bt-${minCreatedAt}-${maxCreatedAt}-${events}`;
 }
 
+/**
+ * One event's line: its canonical JSON, or the bytes of its JSON and newline (read from the event
+ * log; only valid until the next line is taken, the builder copies them at once).
+ */
+export type BundleLine = { json: string; createdAt: number } | { bytes: Uint8Array; createdAt: number };
+
 export interface AuthorLines {
   pubkey: string;
   /** Canonical event JSON lines, ordered by created_at then id. */
-  lines: Iterable<{ json: string; createdAt: number }>;
+  lines: Iterable<BundleLine>;
 }
 
 export interface BundleFile {
@@ -84,35 +90,44 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
       let prev = '';
       let position = 0;
       // Lines of all authors go out in ~1 MiB writes (many authors have a single short event),
-      // on libuv's thread pool: the main thread goes on with ingest meanwhile.
-      let chunk: string[] = [];
-      let chunkChars = 0;
-      // One buffer for every write (each write is awaited before the next is encoded).
-      let buf = Buffer.allocUnsafeSlow(4 * WRITE_CHUNK);
+      // on libuv's thread pool: the main thread goes on with ingest meanwhile. One buffer for
+      // every write (each write is awaited before the next line is copied in).
+      let buf = Buffer.allocUnsafeSlow(2 * WRITE_CHUNK);
+      let used = 0;
       const flush = async () => {
-        const text = chunk.join('');
-        chunk = [];
-        chunkChars = 0;
-        const length = Buffer.byteLength(text);
-        if (buf.length < length) buf = Buffer.allocUnsafeSlow(length);
-        buf.write(text, 0, length);
-        for (let done = 0; done < length; ) done += (await fh.write(buf, done, length - done, position + done)).bytesWritten;
-        position += length;
+        for (let done = 0; done < used; ) done += (await fh.write(buf, done, used - done, position + done)).bytesWritten;
+        position += used;
+        used = 0;
+      };
+      const room = (length: number) => {
+        if (buf.length - used >= length) return;
+        const bigger = Buffer.allocUnsafeSlow(Math.max(2 * buf.length, used + length));
+        buf.copy(bigger, 0, 0, used);
+        buf = bigger;
       };
       for (const a of authors) {
         if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);
         prev = a.pubkey;
         let length = 0;
         let n = 0;
-        for (const { json, createdAt } of a.lines) {
-          const line = json + '\n';
-          chunk.push(line);
-          chunkChars += line.length;
-          length += Buffer.byteLength(line);
+        for (const line of a.lines) {
+          let size: number;
+          if ('bytes' in line) {
+            size = line.bytes.length;
+            room(size);
+            buf.set(line.bytes, used);
+          } else {
+            size = Buffer.byteLength(line.json) + 1;
+            room(size);
+            buf.write(line.json, used);
+            buf[used + size - 1] = 0x0a;
+          }
+          used += size;
+          length += size;
           n++;
-          if (createdAt < minC) minC = createdAt;
-          if (createdAt > maxC) maxC = createdAt;
-          if (chunkChars >= WRITE_CHUNK) await flush();
+          if (line.createdAt < minC) minC = line.createdAt;
+          if (line.createdAt > maxC) maxC = line.createdAt;
+          if (used >= WRITE_CHUNK) await flush();
         }
         if (n > 0) {
           files.push({ pubkey: a.pubkey, length, events: n });
@@ -120,7 +135,7 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
           bytes += length;
         }
       }
-      if (chunk.length > 0) await flush();
+      if (used > 0) await flush();
     } finally {
       await fh.close();
     }

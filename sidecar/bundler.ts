@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
+import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle, type BundleLine } from './bundle-builder.js';
 import type { BundleRecord, EventRecord, RemovalRecord, Store, StoredEvent } from './store.js';
 import { canonicalHead } from './canonical-line.js';
 import { readBundleLines, SourceFiles } from './bundle-source-files.js';
@@ -454,18 +454,19 @@ export class Bundler extends EventEmitter {
   }
 
   /**
-   * A cut's authors with their lines read from the log, one author in one synchronous step: an
+   * A cut's authors with their lines read from the log, each line in one synchronous step: an
    * event removed since the cut read its reference is either wholly there or blanked, and a
    * blanked one is left out (its removal, recorded because of setBundling, then finds it gone).
    */
   private *cutLines(authors: string[], byAuthor: Map<string, (EventRef & LogRef)[]>): Iterable<AuthorLines> {
-    for (const pubkey of authors) {
-      const lines: { json: string; createdAt: number }[] = [];
-      for (const ref of byAuthor.get(pubkey)!) {
-        const json = this.store.jsonOf(ref);
-        if (json !== null) lines.push({ json, createdAt: ref.c });
-      }
-      yield { pubkey, lines };
+    for (const pubkey of authors) yield { pubkey, lines: this.logLines(byAuthor.get(pubkey)!) };
+  }
+
+  /** The lines of `refs` still in the log, as bytes (copied by the builder before the next one is read). */
+  private *logLines(refs: (EventRef & LogRef)[]): Iterable<BundleLine> {
+    for (const ref of refs) {
+      const bytes = this.store.lineOf(ref);
+      if (bytes !== null) yield { bytes, createdAt: ref.c };
     }
   }
 

@@ -40,9 +40,6 @@ export function judgeInline(lines: string[], verify: boolean | Uint8Array, polic
   return lines.map((line, i) => judgeLine(line, verifyAt(verify, i), policy, nowSec));
 }
 
-/** Three semi-spaces' worth: 32 MB semi-spaces, as `--max-semi-space-size=32` gives the main thread. */
-const WORKER_YOUNG_GENERATION_MB = 96;
-
 export class JudgePool {
   private readonly slots: (Slot | null)[];
   private readonly restartAt: number[];
@@ -114,9 +111,7 @@ export class JudgePool {
   }
 
   private start(i: number): Slot {
-    // A young generation as large as the main thread's (sidecar/main.ts): with the default a
-    // worker spent as long in scavenges as in judging.
-    const worker = new Worker(new URL('./judge-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
+    const worker = new Worker(new URL('./judge-worker.js', import.meta.url));
     worker.unref();
     let started = () => {};
     const slot: Slot = { worker, pending: [], policySent: null, ready: false, started: new Promise((r) => (started = r)), stallTimer: null, dead: false };

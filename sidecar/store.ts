@@ -296,6 +296,12 @@ export class Store {
     return json.charCodeAt(0) === 0x20 ? null : json;
   }
 
+  /** An event's line (JSON and newline) from the log, or null once it was removed; valid until the next read. */
+  lineOf(ref: LogRef): Buffer | null {
+    const line = this.log.readLine(ref);
+    return line[0] === 0x20 ? null : line;
+  }
+
   static open(dir: string, opts: { readOnly?: boolean } = {}): Store {
     return new Store(dir, opts.readOnly ?? false);
   }
