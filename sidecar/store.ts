@@ -1,4 +1,4 @@
-// The LMDB index: events, ids, replaceable slots, tombstones, expiry, bundles, counters.
+// The LMDB index: events, replaceable slots, tombstones, expiry, bundles, counters.
 // Every batch of events is applied in one write transaction; reads inside it see its own writes,
 // so duplicates, replacements and deletions inside one batch resolve exactly as across batches.
 import { mkdirSync } from 'node:fs';
@@ -8,8 +8,11 @@ import { EventLog, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
+import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
 
-const INDEX_FORMAT = 5;
+const INDEX_FORMAT = 6;
+/** Format 5 is format 6 plus an `ids` table (id → sequence number), now kept in memory. */
+const UPGRADABLE_FORMAT = 5;
 const FORMAT_KEY = 'index.format';
 const FRONTIER_KEY = 'bundle.frontier';
 const LOG_END_KEY = 'log.end';
@@ -122,8 +125,6 @@ export class Store {
   readonly root: RootDatabase;
   /** Events under an increasing sequence number: appends stay fast as the index grows. */
   private readonly events: Database<EventRow, number>;
-  /** Event id (32 raw bytes: half the key size of hex, in the index's largest random-access tree) → sequence number. */
-  readonly ids: Database<number, Buffer>;
   readonly slots: Database<SlotRecord, string>;
   readonly tombIds: Database<number, [string, string]>;
   readonly tombAddrs: Database<number, string>;
@@ -149,6 +150,12 @@ export class Store {
   private nextSeq = 1;
   /** Log ranges of events removed by the running transaction (blanked after its commit). */
   private removedInTxn: LogRef[] | null = null;
+  /** Event id → sequence number (id-index.ts); built from the events table on first use. */
+  private idIndex: IdIndex | null = null;
+  /** Id index entries the running transaction added (dropped again if it does not commit). */
+  private idsAddedInTxn: [IdPrefix, number][] | null = null;
+  /** Id index entries of events the running transaction removed (dropped once it commits). */
+  private idsRemovedInTxn: [IdPrefix, number][] | null = null;
   /** Events below this sequence number are in bundles (persisted as meta 'bundle.frontier'). */
   private frontier = 1;
   /** End of the cut being built: events removed meanwhile are in the new bundle already. */
@@ -164,7 +171,6 @@ export class Store {
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     const binaryKeyed = <V>(name: string) => this.root.openDB<V, Buffer>({ name, compression: false, keyEncoding: 'binary' });
     this.events = db('events');
-    this.ids = binaryKeyed('ids');
     this.slots = db('slots');
     this.tombIds = db('tomb-ids');
     this.tombAddrs = db('tomb-addrs');
@@ -183,12 +189,19 @@ export class Store {
     for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
     this.log = new EventLog(join(dir, 'events.log'), (this.meta.get(LOG_END_KEY) as number | undefined) ?? 0, readOnly);
     this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
+    // Before any transaction can run (a read-only index builds it on its first lookup).
+    if (!readOnly) this.idIndex = this.buildIdIndex();
   }
 
   /** Refuses an index written by an incompatible (pre-release) layout instead of misreading it. */
   private checkFormat(): void {
     const format = this.meta.get(FORMAT_KEY);
     if (format === INDEX_FORMAT) return;
+    if (format === UPGRADABLE_FORMAT) {
+      this.root.openDB({ name: 'ids' }).dropSync();
+      this.meta.putSync(FORMAT_KEY, INDEX_FORMAT);
+      return;
+    }
     const empty = this.events.getKeysCount({ limit: 1 }) === 0 && this.bundles.getKeysCount({ limit: 1 }) === 0;
     if (format === undefined && empty) {
       this.meta.putSync(FORMAT_KEY, INDEX_FORMAT);
@@ -246,9 +259,9 @@ export class Store {
 
   /** Where an event is archived: its bundle and the file in it, or undefined if not (yet). */
   locate(id: string): { ih: string; file: string } | undefined {
-    const seq = this.ids.get(idKey(id));
-    const row = seq === undefined ? undefined : this.events.get(seq);
-    if (seq === undefined || !row) return undefined;
+    const found = this.lookup(id);
+    if (!found) return undefined;
+    const { seq, row } = found;
     const pubkey = hex(row.p);
     const ih = this.bundleAt(seq, pubkey);
     return ih ? { ih, file: `${pubkey}.jsonl` } : undefined;
@@ -273,7 +286,31 @@ export class Store {
 
   /** The sequence number of an indexed event. */
   seqOf(id: string): number | undefined {
-    return this.ids.get(idKey(id));
+    return this.lookup(id)?.seq;
+  }
+
+  /**
+   * The indexed event with this id: the id index names candidates by prefix, its event row
+   * confirms. Inside a write transaction it sees the transaction's own writes; outside, the last
+   * committed state (an entry whose transaction has not committed has no row yet).
+   */
+  private lookup(id: string): { seq: number; row: EventRow } | undefined {
+    for (const seq of this.ids.candidates(prefixOfHex(id))) {
+      const row = this.events.get(seq);
+      if (row && hex(row.i) === id) return { seq, row };
+    }
+    return undefined;
+  }
+
+  /** The id index (built from the events table the first time a read-only index needs it). */
+  private get ids(): IdIndex {
+    return (this.idIndex ??= this.buildIdIndex());
+  }
+
+  private buildIdIndex(): IdIndex {
+    const index = new IdIndex(this.eventCount());
+    for (const { key, value } of this.events.getRange()) index.add(prefixOfBytes(value.i), key);
+    return index;
   }
 
   /** Lets the index read bundled events of an author (a vanish request) from bundle data files. */
@@ -313,11 +350,11 @@ export class Store {
   }
 
   eventCount(): number {
-    return (this.ids.getStats() as { entryCount: number }).entryCount;
+    return (this.events.getStats() as { entryCount: number }).entryCount;
   }
 
   hasEvent(id: string): boolean {
-    return this.ids.doesExist(idKey(id));
+    return this.lookup(id) !== undefined;
   }
 
   /** An indexed event with its JSON. */
@@ -327,9 +364,8 @@ export class Store {
   }
 
   private recordOf(id: string): EventRecord | undefined {
-    const seq = this.ids.get(idKey(id));
-    const row = seq === undefined ? undefined : this.events.get(seq);
-    return row && recordOfRow(row);
+    const found = this.lookup(id);
+    return found && recordOfRow(found.row);
   }
 
   /** How many indexed events have a sequence number ≥ `from`. */
@@ -398,7 +434,7 @@ export class Store {
   }
 
   eventIds(): Iterable<string> {
-    return this.ids.getKeys().map((k) => k.toString('hex'));
+    return this.events.getRange().map(({ value }) => hex(value.i));
   }
 
   /** Applies a batch in one transaction; resolves with one outcome per item once committed. */
@@ -433,7 +469,7 @@ export class Store {
     const seen = new Set<string>();
     for (let i = 0; i < items.length; i++) {
       const id = items[i]!.event.id;
-      if (seen.has(id) || this.ids.doesExist(idKey(id))) continue;
+      if (seen.has(id) || this.lookup(id) !== undefined) continue;
       seen.add(id);
       lines.push(items[i]!.json);
       at.push(i);
@@ -479,7 +515,7 @@ export class Store {
    * indexed. Used by applyOne and by dry runs (backfill --dry-run).
    */
   verdict(e: EventHead, cls: Classified): Exclude<Outcome, 'indexed'> | null {
-    if (this.ids.doesExist(idKey(e.id))) return 'duplicate';
+    if (this.lookup(e.id) !== undefined) return 'duplicate';
     if (this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
     const vanishedUntil = this.vanished.get(e.pubkey);
     if (vanishedUntil !== undefined && e.created_at <= vanishedUntil && !(cls.vanish && e.kind === 62)) return 'vanished';
@@ -521,7 +557,9 @@ export class Store {
     if (cls.replaceKey !== undefined) row.s = cls.replaceKey;
     const seq = this.nextSeq++;
     this.events.put(seq, row);
-    this.ids.put(row.i as Buffer, seq);
+    const prefix = prefixOfHex(e.id);
+    this.ids.add(prefix, seq);
+    this.idsAddedInTxn?.push([prefix, seq]);
     if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
     if (cls.vanish) this.applyVanish(e, bump);
     return 'indexed';
@@ -593,10 +631,12 @@ export class Store {
   }
 
   private removeEvent(id: string, rec: EventRecord, reason: string): void {
-    const seq = this.ids.get(idKey(id));
+    const seq = this.lookup(id)?.seq;
     if (seq === undefined) return;
     this.events.remove(seq);
-    this.ids.remove(idKey(id));
+    // Until the transaction commits, reads outside it still see the row: the entry goes then.
+    if (this.idsRemovedInTxn) this.idsRemovedInTxn.push([prefixOfHex(id), seq]);
+    else this.ids.remove(prefixOfHex(id), seq);
     this.removedInTxn?.push({ o: rec.o, n: rec.n });
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
     // Deleted, vanished and expired events must leave the swarm soon: the bundler rewrites the
@@ -614,22 +654,33 @@ export class Store {
   private async writeTxn(body: () => void): Promise<void> {
     let removed: LogRef[] = [];
     let removalsUpTo = 0;
-    // A child transaction: if the body or the log write throws, none of its writes commit
-    // (a plain lmdb-js transaction callback that throws keeps the writes it made).
-    await this.root.childTransaction(() => {
-      removed = this.removedInTxn = [];
-      try {
-        body();
-        removalsUpTo = this.removalCounter;
-        this.log.flush();
-        this.meta.put(LOG_END_KEY, this.log.end);
-      } catch (err) {
-        this.log.discard();
-        throw err;
-      } finally {
-        this.removedInTxn = null;
-      }
-    });
+    let idsAdded: [IdPrefix, number][] = [];
+    let idsRemoved: [IdPrefix, number][] = [];
+    try {
+      // A child transaction: if the body or the log write throws, none of its writes commit
+      // (a plain lmdb-js transaction callback that throws keeps the writes it made).
+      await this.root.childTransaction(() => {
+        removed = this.removedInTxn = [];
+        idsAdded = this.idsAddedInTxn = [];
+        idsRemoved = this.idsRemovedInTxn = [];
+        try {
+          body();
+          removalsUpTo = this.removalCounter;
+          this.log.flush();
+          this.meta.put(LOG_END_KEY, this.log.end);
+        } catch (err) {
+          this.log.discard();
+          throw err;
+        } finally {
+          this.removedInTxn = this.idsAddedInTxn = this.idsRemovedInTxn = null;
+        }
+      });
+    } catch (err) {
+      // Entries for rows that never committed would only cost lookups a read: drop them.
+      for (const [prefix, seq] of idsAdded) if (this.events.get(seq) === undefined) this.ids.remove(prefix, seq);
+      throw err;
+    }
+    for (const [prefix, seq] of idsRemoved) this.ids.remove(prefix, seq);
     this.committedRemovals = Math.max(this.committedRemovals, removalsUpTo);
     for (const ref of removed) {
       try {
@@ -639,6 +690,7 @@ export class Store {
       }
     }
   }
+
 
   /** Read-modify-write inside the transaction, so overlapping batches never lose an increment. */
   private writeCounters(deltas: Map<string, number>): void {

@@ -67,12 +67,13 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     // transaction; a failure there commits nothing either.
     const late = unsignedEvent(pubkeyN(3), { kind: 1, created_at: 1_700_000_400, content: 'appended-in-txn' });
     const lateItems = itemsOf(config, [late]);
-    const ids = (store as unknown as { ids: { doesExist(k: Buffer): boolean } }).ids;
-    const doesExist = ids.doesExist.bind(ids);
+    // The store's id lookup, answering "indexed" once (the check before the transaction).
+    const index = store as unknown as { lookup(id: string): unknown };
+    const lookup = index.lookup;
     const seenOnceBeforeTxn = () => {
-      ids.doesExist = () => {
-        ids.doesExist = doesExist;
-        return true;
+      index.lookup = () => {
+        index.lookup = lookup;
+        return { seq: 1 };
       };
     };
     seenOnceBeforeTxn();
@@ -85,7 +86,7 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     assert.equal(store.hasEvent(late.id), false);
     seenOnceBeforeTxn();
     assert.deepEqual(await store.applyBatch(lateItems), ['indexed']);
-    assert.equal(ids.doesExist, doesExist);
+    assert.equal(index.lookup, lookup);
     assert.equal(store.getEvent(late.id)!.j, lateItems[0]!.json);
 
     // After a restart, old events read back and new ones append after the committed end.

@@ -1,0 +1,125 @@
+// The in-memory id index (sidecar/id-index.ts) against a plain Map, and the index built on it:
+// dedupe across a reopen, entries that share a prefix, a format-5 index (with its LMDB `ids`
+// table) upgraded in place.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../sidecar/config.js';
+import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from '../sidecar/id-index.js';
+import { canonicalJson } from '../sidecar/nostr-event.js';
+import { classify } from '../sidecar/policy.js';
+import { Store, type IngestItem } from '../sidecar/store.js';
+import { prng, pubkeyN, unsignedEvent } from './support/events.js';
+import { makeWorkspace } from './support/sidecar-process.js';
+
+const key = (p: IdPrefix) => `${p.hi}:${p.lo}`;
+
+test('id index: random adds and removes (shared prefixes, probe runs that wrap, growth) answer as a Map does', () => {
+  const rand = prng(7);
+  const index = new IdIndex();
+  const reference = new Map<string, Set<number>>();
+  // Few distinct prefixes, crowded at the end of the table: long probe runs that wrap around,
+  // several sequence numbers per prefix. Then many random ones: the table grows several times.
+  const crowded = Array.from({ length: 40 }, (_, i) => ({ hi: i % 3, lo: (1024 - 1 - (i % 5)) >>> 0 }));
+  const randomPrefix = (): IdPrefix => prefixOfBytes(randomBytes(8));
+  const live: [IdPrefix, number][] = [];
+  let seq = 1;
+  for (let step = 0; step < 20_000; step++) {
+    const r = rand();
+    if (r < 0.6 || live.length === 0) {
+      const p = step < 2_000 ? crowded[Math.floor(rand() * crowded.length)]! : randomPrefix();
+      index.add(p, seq);
+      live.push([p, seq]);
+      const set = reference.get(key(p)) ?? new Set<number>();
+      set.add(seq++);
+      reference.set(key(p), set);
+    } else {
+      const at = Math.floor(rand() * live.length);
+      const [p, s] = live[at]!;
+      live[at] = live[live.length - 1]!;
+      live.pop();
+      assert.equal(index.remove(p, s), true);
+      reference.get(key(p))!.delete(s);
+    }
+    if (step % 997 === 0) {
+      for (const [p] of live) assert.deepEqual(new Set(index.candidates(p)), reference.get(key(p)), `step ${step}`);
+    }
+  }
+  assert.equal(index.size, live.length);
+  for (const [p] of live) assert.deepEqual(new Set(index.candidates(p)), reference.get(key(p)));
+  assert.deepEqual(index.candidates({ hi: 12345, lo: 67890 }), []);
+  assert.equal(index.remove({ hi: 12345, lo: 67890 }, 1), false);
+  assert.throws(() => index.add({ hi: 1, lo: 1 }, 0), RangeError);
+});
+
+test('id prefix: the same words from hex and from bytes', () => {
+  const id = randomBytes(32);
+  assert.deepEqual(prefixOfHex(id.toString('hex')), prefixOfBytes(id));
+  assert.deepEqual(prefixOfHex('ffffffff' + '00000001' + '0'.repeat(48)), { hi: 0xffffffff, lo: 1 });
+});
+
+function itemOf(e: ReturnType<typeof unsignedEvent>): IngestItem {
+  const json = canonicalJson(e);
+  const policy = loadConfig({ configPath: makeWorkspace().configPath }).policy;
+  return { event: e, json, cls: classify(e, Buffer.byteLength(json), { ...policy, maxEventBytes: 1 << 20 }, e.created_at) };
+}
+
+test('index: dedupe holds across a reopen (the id index is rebuilt from the events table); ids sharing a prefix stay apart', async () => {
+  const ws = makeWorkspace();
+  const dir = loadConfig({ configPath: ws.configPath }).indexDir;
+  const events = Array.from({ length: 300 }, (_, i) => unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_000_000 + i, content: `e${i}` }));
+  // Same first 8 bytes as events[0], different id (the index must confirm against the row).
+  const twin = { ...events[0]!, id: events[0]!.id.slice(0, 16) + 'f'.repeat(48) };
+  let store = Store.open(dir);
+  try {
+    assert.deepEqual(new Set(await store.applyBatch(events.map(itemOf))), new Set(['indexed']));
+    assert.equal(store.hasEvent(twin.id), false, 'a shared prefix alone is not a match');
+    assert.deepEqual(await store.applyBatch([itemOf(twin)]), ['indexed']);
+    assert.equal(store.seqOf(twin.id), 301);
+  } finally {
+    await store.close();
+  }
+  store = Store.open(dir);
+  try {
+    assert.equal(store.eventCount(), 301);
+    assert.equal(store.seqOf(events[0]!.id), 1);
+    assert.equal(store.seqOf(twin.id), 301);
+    const again = await store.applyBatch([...events.slice(0, 50), twin].map(itemOf));
+    assert.deepEqual(new Set(again), new Set(['duplicate']));
+    assert.equal(store.eventCount(), 301);
+  } finally {
+    await store.close();
+  }
+  const readOnly = Store.open(dir, { readOnly: true });
+  try {
+    assert.equal(readOnly.hasEvent(events[299]!.id), true);
+    assert.equal(readOnly.hasEvent(randomBytes(32).toString('hex')), false);
+  } finally {
+    await readOnly.close();
+  }
+});
+
+test('index: a format-5 index (ids in an LMDB table) opens as format 6 with its events and dedupe intact', async () => {
+  const ws = makeWorkspace();
+  const dir = loadConfig({ configPath: ws.configPath }).indexDir;
+  const events = Array.from({ length: 20 }, (_, i) => unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `v5-${i}` }));
+  let store = Store.open(dir);
+  try {
+    await store.applyBatch(events.map(itemOf));
+    // What format 5 had on top of format 6: the table, and its version number.
+    const ids = store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false });
+    await store.root.transaction(() => events.forEach((e, i) => ids.put(Buffer.from(e.id, 'hex'), i + 1)));
+    await store.meta.put('index.format', 5);
+  } finally {
+    await store.close();
+  }
+  store = Store.open(dir);
+  try {
+    assert.equal(store.meta.get('index.format'), 6);
+    assert.equal(store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false }).getKeysCount(), 0, 'the old table is gone');
+    assert.deepEqual(new Set(await store.applyBatch(events.map(itemOf))), new Set(['duplicate']));
+    assert.equal(store.eventCount(), 20);
+  } finally {
+    await store.close();
+  }
+});
