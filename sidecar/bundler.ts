@@ -14,11 +14,11 @@ import { EventEmitter } from 'node:events';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle, type BundleLine } from './bundle-builder.js';
-import type { BundleRecord, EventRecord, RemovalRecord, Store, StoredEvent } from './store.js';
+import { CutThread } from './bundle-cut-thread.js';
+import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
+import type { BundleRecord, RemovalRecord, Store, StoredEvent } from './store.js';
 import { canonicalHead } from './canonical-line.js';
 import { readBundleLines, SourceFiles } from './bundle-source-files.js';
-import type { LogRef } from './event-log.js';
 import type { BundleSummary } from './status.js';
 
 export interface Seeder {
@@ -82,6 +82,8 @@ function covers(b: BundleRecord, seq: number, pubkey: string): boolean {
 
 export class Bundler extends EventEmitter {
   private readonly active = new Map<string, BundleRecord>();
+  /** Builds window cuts off the main thread. */
+  private readonly cutThread: CutThread;
   private chain: Promise<unknown> = Promise.resolve();
   private windowTimer: NodeJS.Timeout | null = null;
   private rewriteTimer: NodeJS.Timeout | null = null;
@@ -101,6 +103,7 @@ export class Bundler extends EventEmitter {
   ) {
     super();
     store.setBundleLineReader((ih, file) => readBundleLines(opts.root, ih, file));
+    this.cutThread = new CutThread(log);
   }
 
   get activeCount(): number {
@@ -161,6 +164,7 @@ export class Bundler extends EventEmitter {
     if (this.rewriteTimer) clearInterval(this.rewriteTimer);
     if (this.sizeTimer) clearInterval(this.sizeTimer);
     await this.chain.catch(() => {});
+    await this.cutThread.close();
     await this.store.meta.put(CLEAN_STOP_KEY, true);
   }
 
@@ -231,30 +235,21 @@ export class Bundler extends EventEmitter {
     if (periodStart < this.lastCutPeriod) [periodStart, periodEnd] = periodOf(0, this.lastCutPeriod, this.opts.windowMs);
     for (;;) {
       const [from] = this.store.pendingRange;
-      // References only: each author's JSON is read from the event log when the builder reaches
-      // them, so a cut never holds a whole window (up to windowMaxBytes) of JSON in memory.
-      const byAuthor = new Map<string, (EventRef & LogRef)[]>();
-      let bytes = 0;
-      // Committed events only (uncommitted ones have higher numbers): the cut ends after the last one read.
-      let end = from;
-      const fits = (rec: EventRecord) => {
-        if (bytes > 0 && bytes + rec.n > this.opts.windowMaxBytes) return false;
-        bytes += rec.n;
-        return true;
-      };
-      for (const rec of this.store.recordsFrom(from, fits)) {
-        end = rec.seq + 1;
-        let list = byAuthor.get(rec.p);
-        if (!list) byAuthor.set(rec.p, (list = []));
-        list.push({ id: rec.i, c: rec.c, seq: rec.seq, o: rec.o, n: rec.n });
-      }
-      if (byAuthor.size === 0) break;
-      const authors = [...byAuthor.keys()].sort();
-      for (const list of byAuthor.values()) list.sort(byTimeThenId);
+      // References only (committed events: uncommitted ones have higher numbers); the lines are
+      // copied from the event log into the bundle by the cut thread.
+      const { refs, end, bytes } = this.store.cutRefs(from, this.opts.windowMaxBytes);
+      if (refs.count === 0) break;
       this.store.setBundling(end);
       let record: BundleRecord;
+      let authors: string[];
+      const releaseBlanking = this.store.holdBlanking();
       try {
-        const built = await buildBundle(this.opts.root, this.cutLines(authors, byAuthor));
+        let built: BuiltBundle | null;
+        try {
+          ({ built, authors } = await this.cutThread.build(this.opts.root, this.store.log.path, refs));
+        } finally {
+          releaseBlanking();
+        }
         if (!built) break;
         record = this.recordFor(built, 0, periodStart, periodEnd, { seqStart: from, seqEnd: end, authorFrom: AUTHOR_MIN, authorTo: AUTHOR_MAX });
         // Events removed while it was written are in it: their removals (recorded because of
@@ -451,23 +446,6 @@ export class Bundler extends EventEmitter {
     if (!(b.authorFrom <= pubkey && pubkey < b.authorTo)) return [];
     const recs = this.store.scanAuthors(b.seqStart, b.seqEnd, (p) => p === pubkey).get(pubkey) ?? [];
     return recs.map((r) => ({ ...r, j: this.store.log.read(r) })).sort((x, y) => x.c - y.c || (x.i < y.i ? -1 : x.i > y.i ? 1 : 0));
-  }
-
-  /**
-   * A cut's authors with their lines read from the log, each line in one synchronous step: an
-   * event removed since the cut read its reference is either wholly there or blanked, and a
-   * blanked one is left out (its removal, recorded because of setBundling, then finds it gone).
-   */
-  private *cutLines(authors: string[], byAuthor: Map<string, (EventRef & LogRef)[]>): Iterable<AuthorLines> {
-    for (const pubkey of authors) yield { pubkey, lines: this.logLines(byAuthor.get(pubkey)!) };
-  }
-
-  /** The lines of `refs` still in the log, as bytes (copied by the builder before the next one is read). */
-  private *logLines(refs: (EventRef & LogRef)[]): Iterable<BundleLine> {
-    for (const ref of refs) {
-      const bytes = this.store.lineOf(ref);
-      if (bytes !== null) yield { bytes, createdAt: ref.c };
-    }
   }
 
   /**

@@ -123,15 +123,6 @@ export class EventLog {
     return this.readInto(this.scratch, ref.o, length).toString('utf8', 0, length);
   }
 
-  /**
-   * One event's line as bytes (JSON and newline) in the reused buffer: valid until the next read.
-   * For copying into a bundle without decoding it.
-   */
-  readLine(ref: LogRef): Buffer {
-    if (this.scratch.length < ref.n) this.scratch = Buffer.allocUnsafeSlow(Math.max(ref.n, 2 * this.scratch.length));
-    return this.readInto(this.scratch, ref.o, ref.n).subarray(0, ref.n);
-  }
-
   private readInto(buf: Buffer, offset: number, length: number): Buffer {
     let got = 0;
     while (got < length) {

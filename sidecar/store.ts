@@ -8,6 +8,7 @@ import { EventLog, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
+import { emptyRefs, type CutRefs } from './bundle-cut.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
 
 const INDEX_FORMAT = 6;
@@ -152,6 +153,9 @@ export class Store {
   private removedInTxn: LogRef[] | null = null;
   /** Event id → sequence number (id-index.ts); built from the events table on first use. */
   private idIndex: IdIndex | null = null;
+  /** Cuts reading the log on another thread (holdBlanking), and the removals waiting for them. */
+  private blankHolds = 0;
+  private heldBlanks: LogRef[] = [];
   /** Id index entries the running transaction added (dropped again if it does not commit). */
   private idsAddedInTxn: [IdPrefix, number][] | null = null;
   /** Id index entries of events the running transaction removed (dropped once it commits). */
@@ -318,25 +322,51 @@ export class Store {
     this.bundleLines = reader;
   }
 
-  /** Committed events with seq ≥ `from`, in order, without their JSON, while `take` says so. */
-  *recordsFrom(from: number, take: (rec: EventRecord) => boolean): Iterable<EventRecord & { seq: number }> {
+  /**
+   * The next cut: committed events from `from` on, in order, up to `maxBytes` of lines (at least
+   * one event), as references into the log. `end` is the first sequence number after them.
+   */
+  cutRefs(from: number, maxBytes: number): { refs: CutRefs; end: number; bytes: number } {
+    let refs = emptyRefs(1024);
+    let end = from;
+    let bytes = 0;
     for (const { key: seq, value: row } of this.events.getRange({ start: from })) {
-      const rec = recordOfRow(row);
-      if (!take(rec)) break;
-      yield { ...rec, seq };
+      if (bytes > 0 && bytes + row.n > maxBytes) break;
+      const k = refs.count;
+      if (k === refs.createdAt.length) refs = grownRefs(refs);
+      refs.pubkeys.set(row.p, 32 * k);
+      refs.ids.set(row.i, 32 * k);
+      refs.createdAt[k] = row.c;
+      refs.offsets[k] = row.o;
+      refs.lengths[k] = row.n;
+      refs.count++;
+      bytes += row.n;
+      end = seq + 1;
     }
+    return { refs, end, bytes };
+  }
+
+  /**
+   * Holds back the blanking of removed events' log bytes until the returned function is called:
+   * a cut built on another thread reads the log meanwhile, and must see each line whole or blank.
+   */
+  holdBlanking(): () => void {
+    this.blankHolds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.blankHolds > 0) return;
+      const held = this.heldBlanks;
+      this.heldBlanks = [];
+      this.blankAll(held);
+    };
   }
 
   /** An event's JSON from the log, or null once it was removed (its bytes blanked). */
   jsonOf(ref: LogRef): string | null {
     const json = this.log.read(ref);
     return json.charCodeAt(0) === 0x20 ? null : json;
-  }
-
-  /** An event's line (JSON and newline) from the log, or null once it was removed; valid until the next read. */
-  lineOf(ref: LogRef): Buffer | null {
-    const line = this.log.readLine(ref);
-    return line[0] === 0x20 ? null : line;
   }
 
   static open(dir: string, opts: { readOnly?: boolean } = {}): Store {
@@ -682,7 +712,12 @@ export class Store {
     }
     for (const [prefix, seq] of idsRemoved) this.ids.remove(prefix, seq);
     this.committedRemovals = Math.max(this.committedRemovals, removalsUpTo);
-    for (const ref of removed) {
+    if (this.blankHolds > 0) for (const ref of removed) this.heldBlanks.push(ref);
+    else this.blankAll(removed);
+  }
+
+  private blankAll(refs: LogRef[]): void {
+    for (const ref of refs) {
       try {
         this.log.blank(ref);
       } catch {
@@ -747,4 +782,15 @@ function prefixEnd(prefix: Buffer): Buffer | undefined {
     }
   }
   return undefined;
+}
+
+function grownRefs(r: CutRefs): CutRefs {
+  const g = emptyRefs(2 * r.createdAt.length);
+  g.pubkeys.set(r.pubkeys);
+  g.ids.set(r.ids);
+  g.createdAt.set(r.createdAt);
+  g.offsets.set(r.offsets);
+  g.lengths.set(r.lengths);
+  g.count = r.count;
+  return g;
 }

@@ -1,0 +1,86 @@
+// A window cut's bundle from references into the event log: group the events by author, order
+// each author's by created_at then id, copy their lines from the log into the data file, hash
+// and describe it (buildBundle). Pure file work with no index access, so it runs in a worker
+// thread (bundle-cut-worker.ts) and, when no worker can, on the calling thread.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { buildBundle, type AuthorLines, type BuiltBundle, type BundleLine } from './bundle-builder.js';
+
+/** The committed events of a cut, in sequence order, as flat arrays (cheap to send to a worker). */
+export interface CutRefs {
+  count: number;
+  /** 32 bytes per event: author, then id. */
+  pubkeys: Uint8Array;
+  ids: Uint8Array;
+  createdAt: Float64Array;
+  /** Where each event's line (JSON and newline) is in the event log. */
+  offsets: Float64Array;
+  lengths: Uint32Array;
+}
+
+export interface BuiltCut {
+  /** Null when every event of the cut was removed meanwhile (nothing to write). */
+  built: BuiltBundle | null;
+  /** Every author of the cut, ascending. */
+  authors: string[];
+}
+
+export function emptyRefs(capacity: number): CutRefs {
+  return {
+    count: 0,
+    pubkeys: new Uint8Array(32 * capacity),
+    ids: new Uint8Array(32 * capacity),
+    createdAt: new Float64Array(capacity),
+    offsets: new Float64Array(capacity),
+    lengths: new Uint32Array(capacity),
+  };
+}
+
+/** The arrays' buffers, for postMessage's transfer list. */
+export function refsTransferables(r: CutRefs): ArrayBuffer[] {
+  return [r.pubkeys, r.ids, r.createdAt, r.offsets, r.lengths].map((a) => a.buffer as ArrayBuffer);
+}
+
+/**
+ * Builds the cut under `root`. A line whose bytes were blanked (its event removed before the cut
+ * read it) is left out; the caller holds further blanking until this returns, so every line is
+ * either whole or blank when read.
+ */
+export async function buildCut(root: string, logPath: string, refs: CutRefs): Promise<BuiltCut> {
+  const byAuthor = new Map<string, number[]>();
+  for (let k = 0; k < refs.count; k++) {
+    const pubkey = Buffer.from(refs.pubkeys.buffer, refs.pubkeys.byteOffset + 32 * k, 32).toString('hex');
+    let list = byAuthor.get(pubkey);
+    if (!list) byAuthor.set(pubkey, (list = []));
+    list.push(k);
+  }
+  const authors = [...byAuthor.keys()].sort();
+  const idOf = (k: number) => refs.ids.subarray(32 * k, 32 * k + 32);
+  for (const list of byAuthor.values()) list.sort((a, b) => refs.createdAt[a]! - refs.createdAt[b]! || Buffer.compare(idOf(a), idOf(b)));
+  const fd = openSync(logPath, 'r');
+  try {
+    const scratch = { buf: Buffer.allocUnsafeSlow(64 * 1024) };
+    const linesOf = function* (list: number[]): Iterable<BundleLine> {
+      for (const k of list) {
+        const n = refs.lengths[k]!;
+        if (scratch.buf.length < n) scratch.buf = Buffer.allocUnsafeSlow(2 * n);
+        readFully(fd, scratch.buf, n, refs.offsets[k]!, logPath);
+        if (scratch.buf[0] === 0x20) continue;
+        yield { bytes: scratch.buf.subarray(0, n), createdAt: refs.createdAt[k]! };
+      }
+    };
+    const lines = function* (): Iterable<AuthorLines> {
+      for (const pubkey of authors) yield { pubkey, lines: linesOf(byAuthor.get(pubkey)!) };
+    };
+    return { built: await buildBundle(root, lines()), authors };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readFully(fd: number, buf: Buffer, length: number, position: number, path: string): void {
+  for (let got = 0; got < length; ) {
+    const n = readSync(fd, buf, got, length - got, position + got);
+    if (n === 0) throw new Error(`event log ${path}: ${length} bytes at ${position} are past its end`);
+    got += n;
+  }
+}
