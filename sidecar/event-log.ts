@@ -14,7 +14,16 @@ import { closeSync, existsSync, fdatasync, fdatasyncSync, openSync, readSync, wr
 import { promisify } from 'node:util';
 
 const writeAsync = promisify(write);
+const NEWLINE = Buffer.from('\n');
 const fdatasyncAsync = promisify(fdatasync);
+
+/** Canonical event JSON: a string, or its UTF-8 bytes (from a judge worker); no newline. */
+export type EventJson = string | Uint8Array;
+
+/** Bytes of the event's line in the log and in bundles (JSON and newline). */
+export function lineBytes(json: EventJson): number {
+  return (typeof json === 'string' ? Buffer.byteLength(json) : json.length) + 1;
+}
 
 export interface LogRef {
   /** Byte offset of the line. */
@@ -49,13 +58,13 @@ export class EventLog {
    * Reserves the next bytes for these lines (each gets a newline), then writes and syncs them off
    * the main thread. Rejects (ENOSPC, EIO) if they are not durable; their range is then a hole.
    */
-  async writeAhead(lines: string[]): Promise<LogRef[]> {
+  async writeAhead(lines: EventJson[]): Promise<LogRef[]> {
     if (this.fd === null) throw new Error(`event log ${this.path} is closed`);
     const fd = this.fd;
     const refs: LogRef[] = new Array(lines.length);
     let total = 0;
     for (let i = 0; i < lines.length; i++) {
-      const n = Buffer.byteLength(lines[i]!) + 1;
+      const n = lineBytes(lines[i]!);
       refs[i] = { o: this.nextOffset + total, n };
       total += n;
     }
@@ -65,7 +74,11 @@ export class EventLog {
     try {
       let off = 0;
       for (const line of lines) {
-        off += data.write(line, off);
+        if (typeof line === 'string') off += data.write(line, off);
+        else {
+          data.set(line, off);
+          off += line.length;
+        }
         data[off++] = 0x0a;
       }
       for (let done = 0; done < total; ) done += (await writeAsync(fd, data, done, total - done, at + done)).bytesWritten;
@@ -89,9 +102,9 @@ export class EventLog {
   }
 
   /** Queues one event's line; written by `flush`. */
-  append(json: string): LogRef {
+  append(json: EventJson): LogRef {
     if (this.pending.length === 0) this.pendingStart = this.nextOffset;
-    const buf = Buffer.from(json + '\n', 'utf8');
+    const buf = typeof json === 'string' ? Buffer.from(json + '\n', 'utf8') : Buffer.concat([json, NEWLINE]);
     const ref = { o: this.nextOffset, n: buf.length };
     this.pending.push(buf);
     this.nextOffset += buf.length;

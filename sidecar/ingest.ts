@@ -6,6 +6,7 @@ import { statfsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { JudgePool, judgeInline } from './judge-pool.js';
+import { lineBytes } from './event-log.js';
 import type { Judged } from './line-judge.js';
 import type { PolicyConfig } from './policy.js';
 import type { Quarantine } from './quarantine.js';
@@ -241,7 +242,7 @@ export class Ingestor extends EventEmitter {
     const report: BatchReport = { lines: batch.length, outcomes: {}, indexedBytes: 0, latenciesMs };
     outcomes.forEach((o, i) => {
       report.outcomes[o] = (report.outcomes[o] ?? 0) + 1;
-      if (o === 'indexed') report.indexedBytes += items[i]!.json.length + 1;
+      if (o === 'indexed') report.indexedBytes += lineBytes(items[i]!.json);
     });
     this.emit('batch', report);
     this.finishBatch();

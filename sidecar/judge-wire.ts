@@ -33,8 +33,10 @@ export interface JudgeReply {
   pubkeys: string[];
   createdAt: Float64Array;
   kinds: Uint16Array;
-  /** Canonical JSON. */
-  json: string[];
+  /** Canonical JSON of every event, UTF-8, one after the other (a copy of one buffer instead of a string per event). */
+  jsonBytes: Uint8Array;
+  /** Where each event's JSON ends in jsonBytes. */
+  jsonEnds: Uint32Array;
   /** Classifications that are not empty, and the event index (not line index) of each. */
   clsAt: Uint32Array;
   cls: Classified[];
@@ -65,6 +67,7 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
   const ids = new Array<string>(m);
   const pubkeys = new Array<string>(m);
   const json = new Array<string>(m);
+  let jsonTotal = 0;
   const createdAt = new Float64Array(m);
   const kinds = new Uint16Array(m);
   const clsAt: number[] = [];
@@ -75,18 +78,23 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
     pubkeys[k] = j.event.pubkey;
     createdAt[k] = j.event.created_at;
     kinds[k] = j.event.kind;
-    json[k] = j.json;
+    json[k] = j.json as string;
+    jsonTotal += Buffer.byteLength(json[k]!);
     if (!isEmpty(j.cls)) {
       clsAt.push(k);
       cls.push(j.cls);
     }
   }
-  return { seq: req.seq, status, reasons, ids, pubkeys, createdAt, kinds, json, clsAt: Uint32Array.from(clsAt), cls };
+  // Its own ArrayBuffer (not Node's shared pool), so it can be transferred.
+  const jsonBytes = Buffer.from(new ArrayBuffer(jsonTotal));
+  const jsonEnds = new Uint32Array(m);
+  for (let k = 0, end = 0; k < m; k++) jsonEnds[k] = end += jsonBytes.write(json[k]!, end);
+  return { seq: req.seq, status, reasons, ids, pubkeys, createdAt, kinds, jsonBytes, jsonEnds, clsAt: Uint32Array.from(clsAt), cls };
 }
 
 /** The buffers a reply can transfer instead of copying. */
 export function transferables(r: JudgeReply): ArrayBuffer[] {
-  return [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer] as ArrayBuffer[];
+  return [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer, r.jsonBytes.buffer, r.jsonEnds.buffer] as ArrayBuffer[];
 }
 
 function isEmpty(c: Classified): boolean {
@@ -111,7 +119,7 @@ export function unpackReply(r: JudgeReply): Judged[] {
     out[i] = {
       kind: 'event',
       event: { id: r.ids[k]!, pubkey: r.pubkeys[k]!, created_at: r.createdAt[k]!, kind: r.kinds[k]! },
-      json: r.json[k]!,
+      json: r.jsonBytes.subarray(k === 0 ? 0 : r.jsonEnds[k - 1], r.jsonEnds[k]),
       cls,
     };
     k++;

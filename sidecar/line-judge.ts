@@ -3,12 +3,13 @@
 // and by backfill's dry run, so both judge a line the same way.
 import { eventFromLine, hasValidSignature, InvalidEvent, validatedEventJson, type NostrEvent } from './nostr-event.js';
 import { classify, type Classified, type PolicyConfig } from './policy.js';
+import type { EventJson } from './event-log.js';
 
 /** The fields the index needs from an event (the rest is in its canonical JSON). */
 export type EventHead = Pick<NostrEvent, 'id' | 'pubkey' | 'created_at' | 'kind'>;
 
 export type Judged =
-  | { kind: 'event'; event: EventHead; json: string; cls: Classified }
+  | { kind: 'event'; event: EventHead; json: EventJson; cls: Classified }
   | { kind: 'skipped'; reason: string }
   | { kind: 'invalid'; reason: string };
 

@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { EventLog, type LogRef } from './event-log.js';
+import { EventLog, type EventJson, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
@@ -114,7 +114,7 @@ export interface SlotRecord {
 
 export interface IngestItem {
   event: EventHead;
-  json: string;
+  json: EventJson;
   cls: Classified;
 }
 
@@ -153,6 +153,12 @@ export class Store {
   private removedInTxn: LogRef[] | null = null;
   /** Event id → sequence number (id-index.ts); built from the events table on first use. */
   private idIndex: IdIndex | null = null;
+  /**
+   * Authors with a `vanished` row (or one being written): few, and asked about for every event,
+   * so the table is read only for them. Never shrinks (the table does not either). Null in a
+   * read-only index, which reads the table (the sidecar may be writing it).
+   */
+  private readonly vanishedAuthors: Set<string> | null;
   /** Cuts reading the log on another thread (holdBlanking), and the removals waiting for them. */
   private blankHolds = 0;
   private heldBlanks: LogRef[] = [];
@@ -193,6 +199,7 @@ export class Store {
     for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
     this.log = new EventLog(join(dir, 'events.log'), (this.meta.get(LOG_END_KEY) as number | undefined) ?? 0, readOnly);
     this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
+    this.vanishedAuthors = readOnly ? null : new Set(this.vanished.getKeys());
     // Before any transaction can run (a read-only index builds it on its first lookup).
     if (!readOnly) this.idIndex = this.buildIdIndex();
   }
@@ -494,7 +501,7 @@ export class Store {
    */
   private async writeAhead(items: IngestItem[]): Promise<(LogRef | undefined)[]> {
     const refs: (LogRef | undefined)[] = new Array(items.length);
-    const lines: string[] = [];
+    const lines: EventJson[] = [];
     const at: number[] = [];
     const seen = new Set<string>();
     for (let i = 0; i < items.length; i++) {
@@ -547,7 +554,7 @@ export class Store {
   verdict(e: EventHead, cls: Classified): Exclude<Outcome, 'indexed'> | null {
     if (this.lookup(e.id) !== undefined) return 'duplicate';
     if (this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
-    const vanishedUntil = this.vanished.get(e.pubkey);
+    const vanishedUntil = this.vanishedAuthors?.has(e.pubkey) === false ? undefined : this.vanished.get(e.pubkey);
     if (vanishedUntil !== undefined && e.created_at <= vanishedUntil && !(cls.vanish && e.kind === 62)) return 'vanished';
     if (cls.replaceKey !== undefined) {
       const deletedUntil = this.tombAddrs.get(cls.replaceKey);
@@ -622,6 +629,7 @@ export class Store {
   private applyVanish(e: EventHead, bump: (name: string, n?: number) => void): void {
     const prev = this.vanished.get(e.pubkey);
     if (prev === undefined || prev < e.created_at) this.vanished.put(e.pubkey, e.created_at);
+    this.vanishedAuthors?.add(e.pubkey);
     const doomed: EventRecord[] = [];
     for (const seq of this.authorSeqs(e.pubkey)) {
       const row = this.events.get(seq);

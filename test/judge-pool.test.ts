@@ -63,8 +63,16 @@ async function hostileLines(): Promise<string[]> {
   ];
 }
 
+/** Judged lines with their JSON as text (a worker sends UTF-8 bytes, judgeLine a string). */
+function asText(judged: Judged[]): Judged[] {
+  return judged.map((j) => (j.kind === 'event' && typeof j.json !== 'string' ? { ...j, json: Buffer.from(j.json).toString('utf8') } : j));
+}
+
 async function withPool<T>(threads: number, fn: (pool: JudgePool) => Promise<T>): Promise<T> {
   const pool = new JudgePool(threads, log);
+  // Results compared as text: the bytes a worker sends must decode to judgeLine's string.
+  const judge = pool.judge.bind(pool);
+  pool.judge = async (...args) => asText(await judge(...args));
   try {
     await pool.warm();
     return await fn(pool);
@@ -195,7 +203,7 @@ test('Ingestor with two judge workers hands batches to the store in submission o
     const calls: string[] = [];
     const real = store.applyBatch.bind(store);
     store.applyBatch = (items, extra) => {
-      calls.push(items.map((it) => JSON.parse(it.json).content).join(','));
+      calls.push(items.map((it) => JSON.parse(typeof it.json === 'string' ? it.json : Buffer.from(it.json).toString()).content).join(','));
       return real(items, extra);
     };
     const ingestor = new Ingestor(store, new Quarantine(config.quarantineDir, 1 << 20, log), config, log, () => NOW);
