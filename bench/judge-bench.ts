@@ -1,7 +1,8 @@
 // What judging lines in a worker (sidecar/judge-pool.ts) costs the ingest thread, per event:
-//   send    = posting the request (structured clone of the batch's array of lines);
-//   receive = reading the worker's reply (structured clone of typed arrays and arrays of strings)
-//             and unpacking it into judgeLine's results;
+//   send    = copying the batch's lines (bytes as the socket gave them) into one buffer and
+//             posting the request (structured clone: one copy of that buffer);
+//   receive = reading the worker's reply (typed arrays and the canonical JSON as one transferred
+//             buffer) and unpacking it into judgeLine's results;
 // against the baseline measured in the same run: judgeLine on the ingest thread (judgeThreads = 0).
 // Then the wall time of a real pool (one worker) judging the same batches, for reference.
 // Prints figures; never asserts timings.
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { JudgePool, judgeInline } from '../sidecar/judge-pool.js';
-import { judgeRequest, transferables, unpackReply, type JudgeReply, type JudgeRequest } from '../sidecar/judge-wire.js';
+import { judgeRequest, packLines, transferables, unpackReply, type JudgeReply, type JudgeRequest } from '../sidecar/judge-wire.js';
 import { contentOf, pluginLine, pubkeyN, unsignedEvent } from '../test/support/events.js';
 import { figure, fmt, log, makeTempDir, parseArgs, printFigures, prng, runMain, writeConfig } from './common.js';
 
@@ -39,8 +40,9 @@ async function main(): Promise<void> {
   const args = parseArgs();
   const n = args.n ?? (args.quick ? 20_000 : 100_000);
   const lines = makeLines(n);
-  const batches: string[][] = [];
-  for (let i = 0; i < n; i += BATCH) batches.push(lines.slice(i, i + BATCH));
+  // As the ingest server hands them over: one Buffer per line, undecoded.
+  const batches: Buffer[][] = [];
+  for (let i = 0; i < n; i += BATCH) batches.push(lines.slice(i, i + BATCH).map((l) => Buffer.from(l)));
   const cfgDir = makeTempDir('nostr-bt-judge-bench-');
   const config = loadConfig({ configPath: writeConfig(cfgDir, join(cfgDir, 'data')), env: {} });
   const policy = { ...config.policy, maxEventBytes: config.ingest.maxEventBytes };
@@ -55,11 +57,11 @@ async function main(): Promise<void> {
   for (let round = 0; round < 3; round++) {
     for (const b of batches) {
       let t = performance.now();
-      judgeInline(b, false, policy, now);
+      judgeInline(packLines(b), false, policy, now);
       inline.push(((performance.now() - t) * 1000) / b.length);
 
       t = performance.now();
-      const req: JudgeRequest = { seq: 1, lines: b, verify: false, nowSec: now };
+      const req: JudgeRequest = { seq: 1, lines: packLines(b), verify: false, nowSec: now };
       port1.postMessage(req);
       send.push(((performance.now() - t) * 1000) / b.length);
       const got = receiveMessageOnPort(port2)!.message as JudgeRequest;
@@ -83,9 +85,9 @@ async function main(): Promise<void> {
 
   // A real pool: wall time for the same batches, two in flight as the Ingestor does.
   const pool = new JudgePool(1, createLogger('judge-bench', 'silent'));
-  await pool.judge(batches[0]!, false, policy, now); // starts the worker
+  await pool.judge(packLines(batches[0]!), false, policy, now); // starts the worker
   const t0 = performance.now();
-  for (let i = 0; i < batches.length; i += 2) await Promise.all(batches.slice(i, i + 2).map((b) => pool.judge(b, false, policy, now)));
+  for (let i = 0; i < batches.length; i += 2) await Promise.all(batches.slice(i, i + 2).map((b) => pool.judge(packLines(b), false, policy, now)));
   const poolUs = ((performance.now() - t0) * 1000) / n;
   await pool.close();
   log(`pool (1 worker, 2 batches in flight): ${fmt(poolUs, 2)} µs per line wall time`);

@@ -28,8 +28,12 @@ interface Conn extends IngestSink {
   checkpointKey?: string;
 }
 
-const HELLO_PREFIX = '{"hello":';
-const CHECKPOINT_PREFIX = '{"checkpoint":';
+const HELLO_PREFIX = Buffer.from('{"hello":');
+const CHECKPOINT_PREFIX = Buffer.from('{"checkpoint":');
+
+function startsWith(line: Buffer, prefix: Buffer): boolean {
+  return line.length >= prefix.length && line.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+}
 const MAX_CHECKPOINT_KEY = 1000;
 
 export class IngestServer {
@@ -92,29 +96,35 @@ export class IngestServer {
     };
     this.conns.add(conn);
     this.onConnect();
-    let buf = '';
+    // Lines stay bytes here (a judge worker decodes them): a line is a view of the chunk it
+    // arrived in, or of the concatenation of the chunks it spanned.
+    let carry: Buffer[] = [];
+    let carried = 0;
     let discarding = false;
-    sock.setEncoding('utf8');
-    sock.on('data', (chunk: string) => {
+    sock.on('data', (chunk: Buffer) => {
       let start = 0;
       let nl: number;
-      while ((nl = chunk.indexOf('\n', start)) >= 0) {
-        const piece = chunk.slice(start, nl);
+      while ((nl = chunk.indexOf(0x0a, start)) >= 0) {
+        const piece = chunk.subarray(start, nl);
         start = nl + 1;
         if (discarding) {
           discarding = false; // the tail of an oversized line, already counted
           continue;
         }
-        const line = buf.length > 0 ? buf + piece : piece;
-        buf = '';
+        const line = carried > 0 ? Buffer.concat([...carry, piece]) : piece;
+        carry = [];
+        carried = 0;
         this.onLine(conn, line);
       }
       if (start < chunk.length && !discarding) {
-        buf += chunk.slice(start);
-        if (buf.length > this.opts.maxLineBytes) {
-          this.quarantine.add('line-too-long', conn.source, buf.slice(0, 4096));
+        const rest = chunk.subarray(start);
+        carry.push(rest);
+        carried += rest.length;
+        if (carried > this.opts.maxLineBytes) {
+          this.quarantine.add('line-too-long', conn.source, Buffer.concat(carry).subarray(0, 4096).toString('utf8'));
           this.ingestor.submitRejected('line-too-long', conn);
-          buf = '';
+          carry = [];
+          carried = 0;
           discarding = true;
         }
       }
@@ -127,11 +137,11 @@ export class IngestServer {
     sock.on('close', () => this.conns.delete(conn));
   }
 
-  private onLine(conn: Conn, line: string): void {
-    if (conn.lines++ === 0 && line.startsWith(HELLO_PREFIX)) {
+  private onLine(conn: Conn, line: Buffer): void {
+    if (conn.lines++ === 0 && startsWith(line, HELLO_PREFIX)) {
       // Optional first line from non-plugin clients: {"hello":"backfill","trusted":false,"tally":true}
       try {
-        const h = JSON.parse(line) as { hello?: unknown; trusted?: unknown; tally?: unknown; checkpoint?: unknown };
+        const h = JSON.parse(line.toString('utf8')) as { hello?: unknown; trusted?: unknown; tally?: unknown; checkpoint?: unknown };
         if (typeof h.hello === 'string') (conn as { source: string }).source = h.hello.slice(0, 40);
         if (typeof h.trusted === 'boolean') (conn as { trusted: boolean }).trusted = h.trusted;
         if (h.tally === true) {
@@ -151,8 +161,8 @@ export class IngestServer {
         /* an ordinary (malformed) line after all */
       }
     }
-    if (conn.checkpointKey !== undefined && line.startsWith(CHECKPOINT_PREFIX)) {
-      this.saveCheckpoint(conn, line);
+    if (conn.checkpointKey !== undefined && startsWith(line, CHECKPOINT_PREFIX)) {
+      this.saveCheckpoint(conn, line.toString('utf8'));
       this.ingestor.submit('', conn); // counted as consumed, like the hello
       return;
     }

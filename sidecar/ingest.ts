@@ -6,6 +6,7 @@ import { statfsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { JudgePool, judgeInline } from './judge-pool.js';
+import { lineText, packLines } from './judge-wire.js';
 import { lineBytes } from './event-log.js';
 import type { Judged } from './line-judge.js';
 import type { PolicyConfig } from './policy.js';
@@ -27,7 +28,8 @@ export interface IngestSink {
 }
 
 interface Entry {
-  line: string;
+  /** As received: bytes from the socket (decoded by the judge), text from other sources. */
+  line: string | Uint8Array;
   sink: IngestSink;
   rejected?: string;
   /** performance.now() when the line was submitted (ingest latency). */
@@ -113,7 +115,7 @@ export class Ingestor extends EventEmitter {
     });
   }
 
-  submit(line: string, sink: IngestSink): void {
+  submit(line: string | Uint8Array, sink: IngestSink): void {
     const entry: Entry = { line, sink, at: performance.now() };
     this.queue.push(entry);
     this.unacked.push(entry);
@@ -167,7 +169,7 @@ export class Ingestor extends EventEmitter {
     // Per-line outcomes, only when some source of this batch asked for them.
     const labels: (string | undefined)[] | null = batch.some((e) => e.sink.outcomes !== undefined) ? new Array(batch.length) : null;
     const verifyMode = this.config.ingest.verifySignatures;
-    const lines: string[] = [];
+    const lines: (string | Uint8Array)[] = [];
     const lineEntry: number[] = [];
     const flags: boolean[] = [];
     for (let i = 0; i < batch.length; i++) {
@@ -187,10 +189,11 @@ export class Ingestor extends EventEmitter {
     const verify = flags.every((f) => f === flags[0]) ? (flags[0] ?? false) : Uint8Array.from(flags, Number);
     let judged: Judged[];
     let release = () => {};
-    if (this.judges === null) judged = judgeInline(lines, verify, this.policy, this.nowSec());
+    const packed = packLines(lines);
+    if (this.judges === null) judged = judgeInline(packed, verify, this.policy, this.nowSec());
     else {
       // Judged off this thread while the previous batch's transaction runs; applied after it.
-      const judging = this.judges.judge(lines, verify, this.policy, this.nowSec());
+      const judging = this.judges.judge(packed, verify, this.policy, this.nowSec());
       const turn = this.applyTurn;
       this.applyTurn = new Promise((r) => (release = r));
       judged = await judging;
@@ -212,7 +215,7 @@ export class Ingestor extends EventEmitter {
         } else {
           bump(`invalid.${j.reason}`);
           if (labels) labels[i] = `invalid.${j.reason}`;
-          this.quarantine.add(j.reason, batch[i]!.sink.source, lines[k]!);
+          this.quarantine.add(j.reason, batch[i]!.sink.source, lineText(packed, k));
         }
       }
       applying = this.store.applyBatch(items, extra);

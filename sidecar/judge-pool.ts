@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { judgeLine, type Judged } from './line-judge.js';
-import { unpackReply, verifyAt, type JudgeReply, type JudgeRequest } from './judge-wire.js';
+import { lineCount, lineText, unpackReply, verifyAt, type JudgeReply, type JudgeRequest, type LineBatch } from './judge-wire.js';
 import type { PolicyConfig } from './policy.js';
 
 /** A worker that has not answered for this long is ended (its batches are judged inline). */
@@ -17,7 +17,7 @@ const RESTART_DELAY_MS = 1000;
 
 interface Job {
   seq: number;
-  lines: string[];
+  lines: LineBatch;
   verify: boolean | Uint8Array;
   policy: PolicyConfig;
   nowSec: number;
@@ -36,8 +36,10 @@ interface Slot {
   dead: boolean;
 }
 
-export function judgeInline(lines: string[], verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number): Judged[] {
-  return lines.map((line, i) => judgeLine(line, verifyAt(verify, i), policy, nowSec));
+export function judgeInline(lines: LineBatch, verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number): Judged[] {
+  const out = new Array<Judged>(lineCount(lines));
+  for (let i = 0; i < out.length; i++) out[i] = judgeLine(lineText(lines, i), verifyAt(verify, i), policy, nowSec);
+  return out;
 }
 
 export class JudgePool {
@@ -65,8 +67,8 @@ export class JudgePool {
   }
 
   /** judgeLine for each line (verify: one flag or one per line), in a worker when one is up. */
-  judge(lines: string[], verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number): Promise<Judged[]> {
-    const slot = this.closed || lines.length === 0 ? null : this.slotFor();
+  judge(lines: LineBatch, verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number): Promise<Judged[]> {
+    const slot = this.closed || lineCount(lines) === 0 ? null : this.slotFor();
     if (!slot) return Promise.resolve(judgeInline(lines, verify, policy, nowSec));
     return new Promise((resolve) => {
       const job: Job = { seq: ++this.seq, lines, verify, policy, nowSec, resolve };
@@ -97,7 +99,7 @@ export class JudgePool {
     const slot = this.slots.find((s) => s !== null);
     if (!slot) throw new Error('no judge worker is running');
     if (how === 'terminate') void slot.worker.terminate();
-    else slot.worker.postMessage({ seq: 0, lines: [], verify: false, nowSec: 0, crash: true } satisfies JudgeRequest);
+    else slot.worker.postMessage({ seq: 0, lines: { bytes: new Uint8Array(0), ends: new Uint32Array(0) }, verify: false, nowSec: 0, crash: true } satisfies JudgeRequest);
   }
 
   /** Round robin over the threads; starts a worker where none runs (unless one just died). */
@@ -132,7 +134,7 @@ export class JudgePool {
     if (!job) return;
     if (slot.pending.length === 0) slot.worker.unref();
     this.armStallTimer(slot);
-    if (r.seq !== job.seq || r.status.length !== job.lines.length) {
+    if (r.seq !== job.seq || r.status.length !== lineCount(job.lines)) {
       this.log.warn({ expected: job.seq, got: r.seq }, 'judge worker answered out of order; judging inline');
       job.resolve(judgeInline(job.lines, job.verify, job.policy, job.nowSec));
       return;

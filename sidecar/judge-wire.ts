@@ -6,9 +6,46 @@
 import { judgeLine, type Judged } from './line-judge.js';
 import type { Classified, PolicyConfig } from './policy.js';
 
+/**
+ * A batch of input lines as one UTF-8 buffer: the ingest thread copies the bytes it received
+ * into it (no decoding there); the worker decodes each line.
+ */
+export interface LineBatch {
+  bytes: Uint8Array;
+  /** Where each line ends in `bytes`. */
+  ends: Uint32Array;
+}
+
+export function packLines(lines: readonly (string | Uint8Array)[]): LineBatch {
+  let total = 0;
+  for (const l of lines) total += typeof l === 'string' ? Buffer.byteLength(l) : l.length;
+  const bytes = Buffer.allocUnsafeSlow(total);
+  const ends = new Uint32Array(lines.length);
+  let off = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (typeof l === 'string') off += bytes.write(l, off);
+    else {
+      bytes.set(l, off);
+      off += l.length;
+    }
+    ends[i] = off;
+  }
+  return { bytes, ends };
+}
+
+export function lineCount(b: LineBatch): number {
+  return b.ends.length;
+}
+
+export function lineText(b: LineBatch, i: number): string {
+  const start = i === 0 ? 0 : b.ends[i - 1]!;
+  return Buffer.from(b.bytes.buffer, b.bytes.byteOffset + start, b.ends[i]! - start).toString('utf8');
+}
+
 export interface JudgeRequest {
   seq: number;
-  lines: string[];
+  lines: LineBatch;
   /** One flag for every line, or per line (1 = check the signature). */
   verify: boolean | Uint8Array;
   nowSec: number;
@@ -49,12 +86,12 @@ export function verifyAt(verify: boolean | Uint8Array, i: number): boolean {
 /** Worker side: judges the request's lines (judgeLine, unchanged) and packs the results. */
 export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeReply {
   const lines = req.lines;
-  const n = lines.length;
+  const n = lineCount(lines);
   const status = new Uint8Array(n);
   const reasons: string[] = [];
   const heads: Judged[] = [];
   for (let i = 0; i < n; i++) {
-    const j = judgeLine(lines[i]!, verifyAt(req.verify, i), policy, req.nowSec);
+    const j = judgeLine(lineText(lines, i), verifyAt(req.verify, i), policy, req.nowSec);
     if (j.kind === 'event') {
       status[i] = EVENT;
       heads.push(j);

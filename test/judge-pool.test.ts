@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { JudgePool } from '../sidecar/judge-pool.js';
+import { packLines } from '../sidecar/judge-wire.js';
 import { judgeLine, type Judged } from '../sidecar/line-judge.js';
 import { initSignatureCheck } from '../sidecar/nostr-event.js';
 import type { PolicyConfig } from '../sidecar/policy.js';
@@ -91,7 +92,7 @@ test('pool results equal judgeLine for fixture and hostile lines (verify off, on
   const mixed = Uint8Array.from(lines, (_, i) => i % 2);
   await withPool(1, async (pool) => {
     for (const verify of [false, true, mixed]) {
-      const got = await pool.judge(lines, verify, basePolicy, NOW);
+      const got = await pool.judge(packLines(lines), verify, basePolicy, NOW);
       const want = inline(lines, verify, basePolicy);
       assert.deepEqual(got, want);
     }
@@ -106,7 +107,7 @@ test('pool results equal judgeLine for fixture and hostile lines (verify off, on
 test('a line with a newline inside (valid JSON whitespace) is still judged like judgeLine', { timeout: 30_000 }, async () => {
   const e = unsignedEvent(pubkeyN(4), { kind: 1, created_at: NOW - 1, content: 'nl' });
   const lines = [pluginLine(e), `{"event":\n${JSON.stringify(e)}}`, 'not json'];
-  await withPool(1, async (pool) => assert.deepEqual(await pool.judge(lines, false, basePolicy, NOW), inline(lines, false, basePolicy)));
+  await withPool(1, async (pool) => assert.deepEqual(await pool.judge(packLines(lines), false, basePolicy, NOW), inline(lines, false, basePolicy)));
 });
 
 test('many batches in flight on two workers come back in order; a new policy applies to later batches', { timeout: 30_000 }, async () => {
@@ -115,7 +116,7 @@ test('many batches in flight on two workers come back in order; a new policy app
   );
   const denyReactions: PolicyConfig = { ...basePolicy, denyKinds: [7] };
   await withPool(2, async (pool) => {
-    const results = await Promise.all(batches.map((lines, b) => pool.judge(lines, false, b < 20 ? basePolicy : denyReactions, NOW)));
+    const results = await Promise.all(batches.map((lines, b) => pool.judge(packLines(lines), false, b < 20 ? basePolicy : denyReactions, NOW)));
     results.forEach((got, b) => assert.deepEqual(got, inline(batches[b]!, false, b < 20 ? basePolicy : denyReactions), `batch ${b}`));
     assert.equal(pool.workerBatches, 40);
     assert.ok(results[25]!.some((j) => j.kind === 'skipped' && j.reason === 'kind-denied'));
@@ -127,10 +128,10 @@ for (const how of ['terminate', 'throw'] as const) {
   test(`worker crash (${how}): the batches in flight are judged correctly, later batches work on a new worker`, { timeout: 30_000 }, async () => {
     const lines = Array.from({ length: 2000 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 50), { kind: 1, created_at: NOW - i, content: contentOf(500, i) })));
     await withPool(1, async (pool) => {
-      assert.deepEqual(await pool.judge(lines.slice(0, 10), false, basePolicy, NOW), inline(lines.slice(0, 10), false, basePolicy));
-      const inFlight = [pool.judge(lines, false, basePolicy, NOW), pool.judge(lines.slice(0, 100), false, basePolicy, NOW)];
+      assert.deepEqual(await pool.judge(packLines(lines.slice(0, 10)), false, basePolicy, NOW), inline(lines.slice(0, 10), false, basePolicy));
+      const inFlight = [pool.judge(packLines(lines), false, basePolicy, NOW), pool.judge(packLines(lines.slice(0, 100)), false, basePolicy, NOW)];
       pool.crashForTest(how);
-      const after = pool.judge(lines.slice(100, 200), false, basePolicy, NOW);
+      const after = pool.judge(packLines(lines.slice(100, 200)), false, basePolicy, NOW);
       const got = await Promise.all([...inFlight, after]);
       assert.deepEqual(got[0], inline(lines, false, basePolicy));
       assert.deepEqual(got[1], inline(lines.slice(0, 100), false, basePolicy));
@@ -140,7 +141,7 @@ for (const how of ['terminate', 'throw'] as const) {
       await new Promise((r) => setTimeout(r, 1100));
       await pool.warm();
       const before = pool.workerBatches;
-      assert.deepEqual(await pool.judge(lines.slice(200, 300), false, basePolicy, NOW), inline(lines.slice(200, 300), false, basePolicy));
+      assert.deepEqual(await pool.judge(packLines(lines.slice(200, 300)), false, basePolicy, NOW), inline(lines.slice(200, 300), false, basePolicy));
       assert.equal(pool.workerBatches, before + 1, 'judged by the new worker');
     });
   });

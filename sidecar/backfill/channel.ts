@@ -55,7 +55,7 @@ export class IngestorChannel implements IngestChannel {
   }
 
   send(line: Buffer): void {
-    this.ingestor.submit(line.toString('utf8'), this.sink);
+    this.ingestor.submit(line, this.sink);
     this.sent++;
   }
 
