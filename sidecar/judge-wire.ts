@@ -68,6 +68,8 @@ export interface JudgeReply {
   /** Per event, in line order. */
   ids: string[];
   pubkeys: string[];
+  /** The same ids and pubkeys as raw bytes, 64 per event (id, then pubkey): the index row's form. */
+  keyBytes: Uint8Array;
   createdAt: Float64Array;
   kinds: Uint16Array;
   /** Canonical JSON of every event, UTF-8, one after the other (a copy of one buffer instead of a string per event). */
@@ -125,13 +127,18 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
   // Its own ArrayBuffer (not Node's shared pool), so it can be transferred.
   const jsonBytes = Buffer.from(new ArrayBuffer(jsonTotal));
   const jsonEnds = new Uint32Array(m);
+  const keyBytes = Buffer.from(new ArrayBuffer(64 * m));
+  for (let k = 0; k < m; k++) {
+    keyBytes.write(ids[k]!, 64 * k, 'hex');
+    keyBytes.write(pubkeys[k]!, 64 * k + 32, 'hex');
+  }
   for (let k = 0, end = 0; k < m; k++) jsonEnds[k] = end += jsonBytes.write(json[k]!, end);
-  return { seq: req.seq, status, reasons, ids, pubkeys, createdAt, kinds, jsonBytes, jsonEnds, clsAt: Uint32Array.from(clsAt), cls };
+  return { seq: req.seq, status, reasons, ids, pubkeys, keyBytes, createdAt, kinds, jsonBytes, jsonEnds, clsAt: Uint32Array.from(clsAt), cls };
 }
 
 /** The buffers a reply can transfer instead of copying. */
 export function transferables(r: JudgeReply): ArrayBuffer[] {
-  return [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer, r.jsonBytes.buffer, r.jsonEnds.buffer] as ArrayBuffer[];
+  return [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer, r.jsonBytes.buffer, r.jsonEnds.buffer, r.keyBytes.buffer] as ArrayBuffer[];
 }
 
 function isEmpty(c: Classified): boolean {
@@ -157,6 +164,7 @@ export function unpackReply(r: JudgeReply): Judged[] {
       kind: 'event',
       event: { id: r.ids[k]!, pubkey: r.pubkeys[k]!, created_at: r.createdAt[k]!, kind: r.kinds[k]! },
       json: r.jsonBytes.subarray(k === 0 ? 0 : r.jsonEnds[k - 1], r.jsonEnds[k]),
+      keyBytes: r.keyBytes.subarray(64 * k, 64 * k + 64),
       cls,
     };
     k++;

@@ -9,7 +9,7 @@ import type { EventJson } from './event-log.js';
 export type EventHead = Pick<NostrEvent, 'id' | 'pubkey' | 'created_at' | 'kind'>;
 
 export type Judged =
-  | { kind: 'event'; event: EventHead; json: EventJson; cls: Classified }
+  | { kind: 'event'; event: EventHead; json: EventJson; cls: Classified; keyBytes?: Uint8Array }
   | { kind: 'skipped'; reason: string }
   | { kind: 'invalid'; reason: string };
 

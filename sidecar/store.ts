@@ -116,6 +116,8 @@ export interface IngestItem {
   event: EventHead;
   json: EventJson;
   cls: Classified;
+  /** Id and pubkey as 64 raw bytes, when the judge sent them (saves converting the hex here). */
+  keyBytes?: Uint8Array;
 }
 
 export type Outcome = 'indexed' | 'duplicate' | 'deleted' | 'vanished' | 'superseded';
@@ -586,7 +588,10 @@ export class Store {
       this.slots.put(cls.replaceKey, { id: e.id, c: e.created_at });
     }
     const { o, n } = written ?? this.log.append(item.json);
-    const row: EventRow = { i: idKey(e.id), p: Buffer.from(e.pubkey, 'hex'), c: e.created_at, k: e.kind, o, n };
+    const keys = item.keyBytes;
+    const row: EventRow = keys
+      ? { i: keys.subarray(0, 32), p: keys.subarray(32, 64), c: e.created_at, k: e.kind, o, n }
+      : { i: idKey(e.id), p: Buffer.from(e.pubkey, 'hex'), c: e.created_at, k: e.kind, o, n };
     if (cls.expiresAt !== undefined) {
       row.x = cls.expiresAt;
       this.expiry.put([cls.expiresAt, e.id], null);
@@ -594,7 +599,7 @@ export class Store {
     if (cls.replaceKey !== undefined) row.s = cls.replaceKey;
     const seq = this.nextSeq++;
     this.events.put(seq, row);
-    const prefix = prefixOfHex(e.id);
+    const prefix = prefixOfBytes(row.i);
     this.ids.add(prefix, seq);
     this.idsAddedInTxn?.push([prefix, seq]);
     if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);

@@ -66,7 +66,13 @@ async function hostileLines(): Promise<string[]> {
 
 /** Judged lines with their JSON as text (a worker sends UTF-8 bytes, judgeLine a string). */
 function asText(judged: Judged[]): Judged[] {
-  return judged.map((j) => (j.kind === 'event' && typeof j.json !== 'string' ? { ...j, json: Buffer.from(j.json).toString('utf8') } : j));
+  return judged.map((j) => {
+    if (j.kind !== 'event') return j;
+    const { keyBytes, ...rest } = j;
+    // The raw id and pubkey a worker adds must be the hex ones.
+    if (keyBytes) assert.equal(Buffer.from(keyBytes).toString('hex'), j.event.id + j.event.pubkey);
+    return typeof rest.json === 'string' ? rest : { ...rest, json: Buffer.from(rest.json).toString('utf8') };
+  });
 }
 
 async function withPool<T>(threads: number, fn: (pool: JudgePool) => Promise<T>): Promise<T> {
