@@ -4,6 +4,7 @@
 // thread (bundle-cut-worker.ts) and, when no worker can, on the calling thread.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { buildBundle, type AuthorLines, type BuiltBundle, type BundleLine } from './bundle-builder.js';
+import type { EventRow } from './store.js';
 
 /** The committed events of a cut, in sequence order, as flat arrays (cheap to send to a worker). */
 export interface CutRefs {
@@ -24,7 +25,31 @@ export interface BuiltCut {
   authors: string[];
 }
 
-export function emptyRefs(capacity: number): CutRefs {
+/**
+ * The next cut from the index's rows (in sequence order): up to `maxBytes` of lines, at least one
+ * event. `end` is the first sequence number after them.
+ */
+export function cutRefsOf(rows: Iterable<{ seq: number; row: Readonly<EventRow> }>, from: number, maxBytes: number): { refs: CutRefs; end: number; bytes: number } {
+  let refs = emptyRefs(1024);
+  let end = from;
+  let bytes = 0;
+  for (const { seq, row } of rows) {
+    if (bytes > 0 && bytes + row.n > maxBytes) break;
+    const k = refs.count;
+    if (k === refs.createdAt.length) refs = grownRefs(refs);
+    refs.pubkeys.set(row.p, 32 * k);
+    refs.ids.set(row.i, 32 * k);
+    refs.createdAt[k] = row.c;
+    refs.offsets[k] = row.o;
+    refs.lengths[k] = row.n;
+    refs.count++;
+    bytes += row.n;
+    end = seq + 1;
+  }
+  return { refs, end, bytes };
+}
+
+function emptyRefs(capacity: number): CutRefs {
   return {
     count: 0,
     pubkeys: new Uint8Array(32 * capacity),
@@ -35,9 +60,15 @@ export function emptyRefs(capacity: number): CutRefs {
   };
 }
 
-/** The arrays' buffers, for postMessage's transfer list. */
-export function refsTransferables(r: CutRefs): ArrayBuffer[] {
-  return [r.pubkeys, r.ids, r.createdAt, r.offsets, r.lengths].map((a) => a.buffer as ArrayBuffer);
+function grownRefs(r: CutRefs): CutRefs {
+  const g = emptyRefs(2 * r.createdAt.length);
+  g.pubkeys.set(r.pubkeys);
+  g.ids.set(r.ids);
+  g.createdAt.set(r.createdAt);
+  g.offsets.set(r.offsets);
+  g.lengths.set(r.lengths);
+  g.count = r.count;
+  return g;
 }
 
 /**

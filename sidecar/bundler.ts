@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { cutRefsOf } from './bundle-cut.js';
 import { CutThread } from './bundle-cut-thread.js';
 import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './bundle-builder.js';
 import type { BundleRecord, RemovalRecord, Store, StoredEvent } from './store.js';
@@ -237,7 +238,7 @@ export class Bundler extends EventEmitter {
       const [from] = this.store.pendingRange;
       // References only (committed events: uncommitted ones have higher numbers); the lines are
       // copied from the event log into the bundle by the cut thread.
-      const { refs, end, bytes } = this.store.cutRefs(from, this.opts.windowMaxBytes);
+      const { refs, end, bytes } = cutRefsOf(this.store.rowsFrom(from), from, this.opts.windowMaxBytes);
       if (refs.count === 0) break;
       this.store.setBundling(end);
       let record: BundleRecord;

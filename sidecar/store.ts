@@ -8,7 +8,6 @@ import { EventLog, type EventJson, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
-import { emptyRefs, type CutRefs } from './bundle-cut.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
 
 const INDEX_FORMAT = 6;
@@ -41,7 +40,7 @@ export interface EventRecord extends LogRef {
  * How LMDB stores an EventRecord: id and author as 32 raw bytes instead of 64 hex characters
  * (every byte of a row is resident memory once its page was touched).
  */
-interface EventRow extends LogRef {
+export interface EventRow extends LogRef {
   i: Uint8Array;
   p: Uint8Array;
   c: number;
@@ -331,28 +330,10 @@ export class Store {
     this.bundleLines = reader;
   }
 
-  /**
-   * The next cut: committed events from `from` on, in order, up to `maxBytes` of lines (at least
-   * one event), as references into the log. `end` is the first sequence number after them.
-   */
-  cutRefs(from: number, maxBytes: number): { refs: CutRefs; end: number; bytes: number } {
-    let refs = emptyRefs(1024);
-    let end = from;
-    let bytes = 0;
-    for (const { key: seq, value: row } of this.events.getRange({ start: from })) {
-      if (bytes > 0 && bytes + row.n > maxBytes) break;
-      const k = refs.count;
-      if (k === refs.createdAt.length) refs = grownRefs(refs);
-      refs.pubkeys.set(row.p, 32 * k);
-      refs.ids.set(row.i, 32 * k);
-      refs.createdAt[k] = row.c;
-      refs.offsets[k] = row.o;
-      refs.lengths[k] = row.n;
-      refs.count++;
-      bytes += row.n;
-      end = seq + 1;
-    }
-    return { refs, end, bytes };
+  /** Committed event rows with seq ≥ `from`, in order, as stored (id and author as raw bytes). */
+  *rowsFrom(from: number): Iterable<{ seq: number; row: Readonly<EventRow> }> {
+    // A generator: a caller that stops early ends the range read (and its read transaction).
+    for (const { key, value } of this.events.getRange({ start: from })) yield { seq: key, row: value };
   }
 
   /**
@@ -795,15 +776,4 @@ function prefixEnd(prefix: Buffer): Buffer | undefined {
     }
   }
   return undefined;
-}
-
-function grownRefs(r: CutRefs): CutRefs {
-  const g = emptyRefs(2 * r.createdAt.length);
-  g.pubkeys.set(r.pubkeys);
-  g.ids.set(r.ids);
-  g.createdAt.set(r.createdAt);
-  g.offsets.set(r.offsets);
-  g.lengths.set(r.lengths);
-  g.count = r.count;
-  return g;
 }

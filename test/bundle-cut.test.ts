@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildCut } from '../sidecar/bundle-cut.js';
+import { buildCut, cutRefsOf } from '../sidecar/bundle-cut.js';
 import { CutThread } from '../sidecar/bundle-cut-thread.js';
 import { readAuthorFile } from '../sidecar/bundle-builder.js';
 import { loadConfig } from '../sidecar/config.js';
@@ -38,7 +38,7 @@ test('bundle cut: the worker builds the same bundle as the calling thread, autho
   const thread = new CutThread(log);
   try {
     await store.applyBatch(events.map(itemOf));
-    const { refs, end } = store.cutRefs(1, 1 << 30);
+    const { refs, end } = cutRefsOf(store.rowsFrom(1), 1, 1 << 30);
     assert.equal(refs.count, 600);
     assert.equal(end, 601);
     const inWorker = await thread.build(join(ws.dir, 'a'), store.log.path, refs);
@@ -54,9 +54,9 @@ test('bundle cut: the worker builds the same bundle as the calling thread, autho
     const file = await readAuthorFile(join(ws.dir, 'a'), inWorker.built.infoHash, pubkeyN(3));
     assert.equal(file, mine.map((e) => canonicalJson(e) + '\n').join(''));
     // Only part of the index, by size: whole events, at least one.
-    const part = store.cutRefs(1, 5_000);
+    const part = cutRefsOf(store.rowsFrom(1), 1, 5_000);
     assert.ok(part.refs.count >= 1 && part.refs.count < 600 && part.bytes <= 5_000);
-    assert.equal(store.cutRefs(1, 1).refs.count, 1);
+    assert.equal(cutRefsOf(store.rowsFrom(1), 1, 1).refs.count, 1);
   } finally {
     await thread.close();
     await store.close();
@@ -69,7 +69,7 @@ test('bundle cut: a line removed before the cut reads it is left out; removals d
   try {
     const del5 = unsignedEvent(pubkeyN(5), { kind: 5, created_at: 1_700_000_100, tags: [['e', events[5]!.id]] });
     await store.applyBatch(events.map(itemOf));
-    const { refs } = store.cutRefs(1, 1 << 30);
+    const { refs } = cutRefsOf(store.rowsFrom(1), 1, 1 << 30);
     // Removed after the references were taken, before the cut: blanked at once, left out.
     await store.applyBatch([itemOf(del5)]);
     assert.ok(!readFileSync(store.log.path, 'utf8').includes(canonicalJson(events[5]!)), 'blanked at once');
@@ -97,7 +97,7 @@ test('bundle cut: a worker that dies with a cut in hand leaves it to the calling
   const thread = new CutThread(log);
   try {
     await store.applyBatch(events.map(itemOf));
-    const { refs } = store.cutRefs(1, 1 << 30);
+    const { refs } = cutRefsOf(store.rowsFrom(1), 1, 1 << 30);
     const expected = (await buildCut(join(ws.dir, 'x'), store.log.path, refs)).built!.infoHash;
     // Ended before it could answer (it is still loading when terminate is called).
     const pending = thread.build(join(ws.dir, 'a'), store.log.path, refs);
