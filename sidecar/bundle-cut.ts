@@ -2,8 +2,9 @@
 // each author's by created_at then id, copy their lines from the log into the data file, hash
 // and describe it (buildBundle). Pure file work with no index access, so it runs in a worker
 // thread (bundle-cut-worker.ts) and, when no worker can, on the calling thread.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { buildBundle, type AuthorLines, type BuiltBundle, type BundleLine } from './bundle-builder.js';
+import { readFullyAt } from './read-at.js';
 import type { EventRow } from './store.js';
 
 /** The committed events of a cut, in sequence order, as flat arrays (cheap to send to a worker). */
@@ -94,7 +95,7 @@ export async function buildCut(root: string, logPath: string, refs: CutRefs): Pr
       for (const k of list) {
         const n = refs.lengths[k]!;
         if (scratch.buf.length < n) scratch.buf = Buffer.allocUnsafeSlow(2 * n);
-        readFully(fd, scratch.buf, n, refs.offsets[k]!, logPath);
+        if (readFullyAt(fd, scratch.buf, n, refs.offsets[k]!) < n) throw new Error(`event log ${logPath}: ${n} bytes at ${refs.offsets[k]} are past its end`);
         if (scratch.buf[0] === 0x20) continue;
         yield { bytes: scratch.buf.subarray(0, n), createdAt: refs.createdAt[k]! };
       }
@@ -105,13 +106,5 @@ export async function buildCut(root: string, logPath: string, refs: CutRefs): Pr
     return { built: await buildBundle(root, lines()), authors };
   } finally {
     closeSync(fd);
-  }
-}
-
-function readFully(fd: number, buf: Buffer, length: number, position: number, path: string): void {
-  for (let got = 0; got < length; ) {
-    const n = readSync(fd, buf, got, length - got, position + got);
-    if (n === 0) throw new Error(`event log ${path}: ${length} bytes at ${position} are past its end`);
-    got += n;
   }
 }

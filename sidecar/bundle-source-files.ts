@@ -1,8 +1,9 @@
 // Reading authors' files back from bundle data files (docs/protocol.md §6: the torrent's files
 // concatenated, offsets in the index): a merge or rewrite reads its sources' files instead of
 // one index lookup per event, and a vanish request reads the author's file in each bundle.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { dataPathOf } from './bundle-builder.js';
+import { readFullyAt } from './read-at.js';
 import type { BundleFileStats, BundleRecord, Store } from './store.js';
 
 /** Rows of a bundle's author files read from the index at a time (see Store.bundleFilesAfter). */
@@ -12,12 +13,8 @@ const ROWS_PER_READ = 1024;
 export function readLinesAt(fd: number, offset: number, length: number): string[] {
   if (length === 0) return [];
   const buf = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    const n = readSync(fd, buf, got, length - got, offset + got);
-    if (n === 0) throw new Error(`bundle data ends at ${offset + got}, expected ${offset + length}`);
-    got += n;
-  }
+  const got = readFullyAt(fd, buf, length, offset);
+  if (got < length) throw new Error(`bundle data ends at ${offset + got}, expected ${offset + length}`);
   if (buf[length - 1] !== 0x0a) throw new Error(`bundle data at ${offset}+${length} does not end a line`);
   return buf.toString('utf8', 0, length - 1).split('\n');
 }

@@ -10,19 +10,20 @@
 // durable end. Offsets only grow while the process runs (a failed batch, or a line written ahead
 // that the transaction refused, leaves a hole); at start the log continues at the end the index
 // last committed, overwriting anything unreferenced.
-import { closeSync, existsSync, fdatasync, fdatasyncSync, openSync, readSync, write, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, openSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { readFullyAt } from './read-at.js';
+import { byteLengthOf, writeInto, type TextOrBytes } from './text-or-bytes.js';
 
 const writeAsync = promisify(write);
-const NEWLINE = Buffer.from('\n');
 const fdatasyncAsync = promisify(fdatasync);
 
 /** Canonical event JSON: a string, or its UTF-8 bytes (from a judge worker); no newline. */
-export type EventJson = string | Uint8Array;
+export type EventJson = TextOrBytes;
 
 /** Bytes of the event's line in the log and in bundles (JSON and newline). */
 export function lineBytes(json: EventJson): number {
-  return (typeof json === 'string' ? Buffer.byteLength(json) : json.length) + 1;
+  return byteLengthOf(json) + 1;
 }
 
 export interface LogRef {
@@ -74,11 +75,7 @@ export class EventLog {
     try {
       let off = 0;
       for (const line of lines) {
-        if (typeof line === 'string') off += data.write(line, off);
-        else {
-          data.set(line, off);
-          off += line.length;
-        }
+        off += writeInto(data, line, off);
         data[off++] = 0x0a;
       }
       for (let done = 0; done < total; ) done += (await writeAsync(fd, data, done, total - done, at + done)).bytesWritten;
@@ -104,7 +101,8 @@ export class EventLog {
   /** Queues one event's line; written by `flush`. */
   append(json: EventJson): LogRef {
     if (this.pending.length === 0) this.pendingStart = this.nextOffset;
-    const buf = typeof json === 'string' ? Buffer.from(json + '\n', 'utf8') : Buffer.concat([json, NEWLINE]);
+    const buf = Buffer.allocUnsafe(lineBytes(json));
+    buf[writeInto(buf, json, 0)] = 0x0a;
     const ref = { o: this.nextOffset, n: buf.length };
     this.pending.push(buf);
     this.nextOffset += buf.length;
@@ -137,12 +135,8 @@ export class EventLog {
   }
 
   private readInto(buf: Buffer, offset: number, length: number): Buffer {
-    let got = 0;
-    while (got < length) {
-      const n = this.fd === null ? 0 : readSync(this.fd, buf, got, length - got, offset + got);
-      if (n === 0) throw new Error(`event log ${this.path}: ${length} bytes at ${offset} are past its end`);
-      got += n;
-    }
+    const got = this.fd === null ? 0 : readFullyAt(this.fd, buf, length, offset);
+    if (got < length) throw new Error(`event log ${this.path}: ${length} bytes at ${offset} are past its end`);
     return buf;
   }
 

@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { JudgePool, judgeInline } from './judge-pool.js';
 import { lineText, packLines } from './judge-wire.js';
 import { lineBytes } from './event-log.js';
+import type { TextOrBytes } from './text-or-bytes.js';
 import type { Judged } from './line-judge.js';
 import type { PolicyConfig } from './policy.js';
 import type { Quarantine } from './quarantine.js';
@@ -29,7 +30,7 @@ export interface IngestSink {
 
 interface Entry {
   /** As received: bytes from the socket (decoded by the judge), text from other sources. */
-  line: string | Uint8Array;
+  line: TextOrBytes;
   sink: IngestSink;
   rejected?: string;
   /** performance.now() when the line was submitted (ingest latency). */
@@ -115,7 +116,7 @@ export class Ingestor extends EventEmitter {
     });
   }
 
-  submit(line: string | Uint8Array, sink: IngestSink): void {
+  submit(line: TextOrBytes, sink: IngestSink): void {
     const entry: Entry = { line, sink, at: performance.now() };
     this.queue.push(entry);
     this.unacked.push(entry);
@@ -169,7 +170,7 @@ export class Ingestor extends EventEmitter {
     // Per-line outcomes, only when some source of this batch asked for them.
     const labels: (string | undefined)[] | null = batch.some((e) => e.sink.outcomes !== undefined) ? new Array(batch.length) : null;
     const verifyMode = this.config.ingest.verifySignatures;
-    const lines: (string | Uint8Array)[] = [];
+    const lines: TextOrBytes[] = [];
     const lineEntry: number[] = [];
     const flags: boolean[] = [];
     for (let i = 0; i < batch.length; i++) {

@@ -1,10 +1,11 @@
 // The messages between the ingest thread and a judge worker (judge-pool.ts, judge-worker.ts).
-// Cheap for the ingest thread: arrays of strings and typed arrays (transferred, not copied), no
-// object per line. Measured (bench/judge-bench.ts and alternatives): posting the lines as an
-// array costs a tenth of joining them into one string first, and receiving arrays of ids and
-// JSON costs a quarter of receiving one concatenated string and slicing it.
+// Cheap for the ingest thread, which never decodes or encodes an event: a batch's lines go out as
+// the bytes they arrived in, copied into one buffer, and the canonical JSON, ids and pubkeys come
+// back as bytes in transferred buffers, next to typed arrays and the ids and pubkeys as text
+// (bench/judge-bench.ts measures both directions).
 import { judgeLine, type Judged } from './line-judge.js';
 import type { Classified, PolicyConfig } from './policy.js';
+import { byteLengthOf, writeInto, type TextOrBytes } from './text-or-bytes.js';
 
 /**
  * A batch of input lines as one UTF-8 buffer: the ingest thread copies the bytes it received
@@ -16,21 +17,13 @@ export interface LineBatch {
   ends: Uint32Array;
 }
 
-export function packLines(lines: readonly (string | Uint8Array)[]): LineBatch {
+export function packLines(lines: readonly TextOrBytes[]): LineBatch {
   let total = 0;
-  for (const l of lines) total += typeof l === 'string' ? Buffer.byteLength(l) : l.length;
+  for (const l of lines) total += byteLengthOf(l);
   const bytes = Buffer.allocUnsafeSlow(total);
   const ends = new Uint32Array(lines.length);
   let off = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (typeof l === 'string') off += bytes.write(l, off);
-    else {
-      bytes.set(l, off);
-      off += l.length;
-    }
-    ends[i] = off;
-  }
+  for (let i = 0; i < lines.length; i++) ends[i] = off += writeInto(bytes, lines[i]!, off);
   return { bytes, ends };
 }
 

@@ -281,8 +281,8 @@ export class Store {
 
   /**
    * The stored events with seq in [from, to) whose author `wanted` accepts, grouped by author
-   * (arrival order within each), without their JSON. A scan of the range: for cuts, rebuilds
-   * and checks, never per event on the ingest path.
+   * (arrival order within each), without their JSON. A scan of the range: for rebuilds, vanish
+   * requests and checks, never per event on the ingest path.
    */
   scanAuthors(from: number, to: number, wanted: (pubkey: string) => boolean): Map<string, (EventRecord & { seq: number })[]> {
     const out = new Map<string, (EventRecord & { seq: number })[]>();
@@ -719,7 +719,6 @@ export class Store {
       }
     }
   }
-
 
   /** Read-modify-write inside the transaction, so overlapping batches never lose an increment. */
   private writeCounters(deltas: Map<string, number>): void {

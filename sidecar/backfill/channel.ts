@@ -55,6 +55,8 @@ export class IngestorChannel implements IngestChannel {
   }
 
   send(line: Buffer): void {
+    // Kept as a view of its chunk until committed: the sources are Node streams, which hand out
+    // a chunk's memory once and never write it again.
     this.ingestor.submit(line, this.sink);
     this.sent++;
   }
