@@ -2,7 +2,7 @@
 // up (also on error and on SIGINT/SIGTERM), a sidecar child process, /status polling, percentiles
 // and the final JSON figures line. Benchmarks print figures; they never assert timings.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -332,10 +332,11 @@ export async function startSidecarChild(configPath: string, dataDir: string, soc
   installHooks();
   // As the installed command runs it: the environment and node flags of its shebang.
   const shebang = shebangOf(SIDECAR_MAIN);
-  // BENCH_SIDECAR_NODE_ARGS: extra node flags for the sidecar child (e.g. --cpu-prof).
+  // BENCH_SIDECAR_NODE_ARGS: extra node flags for the sidecar child (e.g. --cpu-prof);
+  // BENCH_SIDECAR_STDOUT: a file for its stdout (e.g. with --trace-gc).
   const nodeArgs = [...shebang.nodeArgs, ...(process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, SIDECAR_MAIN, '--config', configPath], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', process.env.BENCH_SIDECAR_STDOUT ? openSync(process.env.BENCH_SIDECAR_STDOUT, 'w') : 'ignore', 'pipe'],
     // A variable already set here wins (A/B runs, e.g. MALLOC_ARENA_MAX=8).
     env: cleanEnv(Object.fromEntries(Object.entries(shebang.env).filter(([k]) => process.env[k] === undefined))),
   });

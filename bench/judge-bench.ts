@@ -2,8 +2,8 @@
 //   send    = copying the batch's lines (bytes as the socket gave them) into one buffer and
 //             posting the request (structured clone: one copy of that buffer);
 //   receive = reading the worker's reply (typed arrays and the canonical JSON as one transferred
-//             buffer) and unpacking it into judgeLine's results;
-// against the baseline measured in the same run: judgeLine on the ingest thread (judgeThreads = 0).
+//             buffer: the columns the index applies, sidecar/event-batch.ts);
+// against the baseline measured in the same run: judging on the ingest thread (judgeThreads = 0).
 // Then the wall time of a real pool (one worker) judging the same batches, for reference.
 // Prints figures; never asserts timings.
 //
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { JudgePool, judgeInline } from '../sidecar/judge-pool.js';
-import { judgeRequest, packLines, transferables, unpackReply, type JudgeReply, type JudgeRequest } from '../sidecar/judge-wire.js';
+import { judgeRequest, packLines, transferables, type JudgeReply, type JudgeRequest } from '../sidecar/judge-wire.js';
 import { contentOf, pluginLine, pubkeyN, unsignedEvent } from '../test/support/events.js';
 import { figure, fmt, log, makeTempDir, parseArgs, printFigures, prng, runMain, writeConfig } from './common.js';
 
@@ -71,9 +71,8 @@ async function main(): Promise<void> {
       port2.postMessage(reply, transferables(reply));
       t = performance.now();
       const r = receiveMessageOnPort(port1)!.message as JudgeReply;
-      const judged = unpackReply(r);
       receive.push(((performance.now() - t) * 1000) / b.length);
-      if (judged.length !== b.length) throw new Error('unpacked reply has the wrong length');
+      if (r.status.length !== b.length) throw new Error('the reply has the wrong length');
     }
   }
   port1.close();
@@ -97,7 +96,7 @@ async function main(): Promise<void> {
     [
       figure('judgeLine on the ingest thread (baseline)', inlineUs, 'µs/line'),
       figure('worker judging: ingest thread sends a batch', sendUs, 'µs/line', inlineUs),
-      figure('worker judging: ingest thread receives + unpacks a reply', receiveUs, 'µs/line', inlineUs),
+      figure('worker judging: ingest thread receives a reply', receiveUs, 'µs/line', inlineUs),
       figure('worker judging: wall time through a one-worker pool', poolUs, 'µs/line', inlineUs),
     ],
     { mode: args.quick ? 'quick' : 'full', n },

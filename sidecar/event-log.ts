@@ -57,33 +57,32 @@ export class EventLog {
 
   /**
    * Reserves the next bytes for these lines (each gets a newline), then writes and syncs them off
-   * the main thread. Rejects (ENOSPC, EIO) if they are not durable; their range is then a hole.
+   * the main thread; resolves with the first line's offset (the others follow it). Rejects
+   * (ENOSPC, EIO) if they are not durable; their range is then a hole. The lines are copied
+   * before this returns: nothing holds them while the disk works.
    */
-  async writeAhead(lines: EventJson[]): Promise<LogRef[]> {
-    if (this.fd === null) throw new Error(`event log ${this.path} is closed`);
-    const fd = this.fd;
-    const refs: LogRef[] = new Array(lines.length);
+  writeAhead(lines: readonly EventJson[]): Promise<number> {
+    if (this.fd === null) return Promise.reject(new Error(`event log ${this.path} is closed`));
     let total = 0;
-    for (let i = 0; i < lines.length; i++) {
-      const n = lineBytes(lines[i]!);
-      refs[i] = { o: this.nextOffset + total, n };
-      total += n;
-    }
+    for (const line of lines) total += lineBytes(line);
     const at = this.nextOffset;
     this.nextOffset += total;
     const data = this.writeBuffer(total);
+    let off = 0;
+    for (const line of lines) {
+      off += writeInto(data, line, off);
+      data[off++] = 0x0a;
+    }
+    return this.persist(this.fd, data, total, at).then(() => at);
+  }
+
+  private async persist(fd: number, data: Buffer, total: number, at: number): Promise<void> {
     try {
-      let off = 0;
-      for (const line of lines) {
-        off += writeInto(data, line, off);
-        data[off++] = 0x0a;
-      }
       for (let done = 0; done < total; ) done += (await writeAsync(fd, data, done, total - done, at + done)).bytesWritten;
       await fdatasyncAsync(fd);
     } finally {
       this.spareBuffers.push(data);
     }
-    return refs;
   }
 
   /**

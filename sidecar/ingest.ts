@@ -6,13 +6,12 @@ import { statfsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { JudgePool, judgeInline } from './judge-pool.js';
-import { lineText, packLines } from './judge-wire.js';
-import { lineBytes } from './event-log.js';
+import { EVENT, INVALID, SKIPPED, lineText, packLines, type JudgeReply } from './judge-wire.js';
+import { lineBytesAt } from './event-batch.js';
 import type { TextOrBytes } from './text-or-bytes.js';
-import type { Judged } from './line-judge.js';
 import type { PolicyConfig } from './policy.js';
 import type { Quarantine } from './quarantine.js';
-import type { Counters, IngestItem, Outcome, Store } from './store.js';
+import type { Counters, Outcome, Store } from './store.js';
 
 export interface IngestSink {
   /** Where lines come from, for logs and quarantine: 'plugin', 'spool', 'backfill', ... */
@@ -188,7 +187,7 @@ export class Ingestor extends EventEmitter {
       flags.push(verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted));
     }
     const verify = flags.every((f) => f === flags[0]) ? (flags[0] ?? false) : Uint8Array.from(flags, Number);
-    let judged: Judged[];
+    let judged: JudgeReply;
     let release = () => {};
     const packed = packLines(lines);
     if (this.judges === null) judged = judgeInline(packed, verify, this.policy, this.nowSec());
@@ -200,26 +199,24 @@ export class Ingestor extends EventEmitter {
       judged = await judging;
       await turn;
     }
-    const items: IngestItem[] = [];
-    const itemEntry: number[] = [];
+    // The line (batch entry) of each event, when outcomes are reported per line.
+    const eventEntry: number[] = [];
     let applying: Promise<Outcome[]>;
     try {
-      for (let k = 0; k < judged.length; k++) {
-        const j = judged[k]!;
+      for (let k = 0, x = 0; k < judged.status.length; k++) {
         const i = lineEntry[k]!;
-        if (j.kind === 'event') {
-          items.push(j);
-          if (labels) itemEntry.push(i);
-        } else if (j.kind === 'skipped') {
-          bump(`skipped.${j.reason}`);
-          if (labels) labels[i] = `skipped.${j.reason}`;
-        } else {
-          bump(`invalid.${j.reason}`);
-          if (labels) labels[i] = `invalid.${j.reason}`;
-          this.quarantine.add(j.reason, batch[i]!.sink.source, lineText(packed, k));
+        const status = judged.status[k];
+        if (status === EVENT) {
+          if (labels) eventEntry.push(i);
+          continue;
         }
+        const reason = judged.reasons[x++]!;
+        const label = `${status === SKIPPED ? 'skipped' : 'invalid'}.${reason}`;
+        bump(label);
+        if (labels) labels[i] = label;
+        if (status === INVALID) this.quarantine.add(reason, batch[i]!.sink.source, lineText(packed, k));
       }
-      applying = this.store.applyBatch(items, extra);
+      applying = this.store.applyBatch(judged, extra);
     } finally {
       release();
     }
@@ -234,7 +231,7 @@ export class Ingestor extends EventEmitter {
       this.log.info('index writes work again; ingest resumed');
       this.lastError = null;
     }
-    if (labels) outcomes.forEach((o, i) => (labels[itemEntry[i]!] = o === 'indexed' || o === 'duplicate' ? o : `skipped.${o}`));
+    if (labels) outcomes.forEach((o, k) => (labels[eventEntry[k]!] = o === 'indexed' || o === 'duplicate' ? o : `skipped.${o}`));
     batch.forEach((e, i) => {
       e.done = true;
       if (labels) e.label = labels[i];
@@ -244,9 +241,9 @@ export class Ingestor extends EventEmitter {
     const latenciesMs: number[] = [];
     for (const e of batch) if (e.line.length > 0 || e.rejected !== undefined) latenciesMs.push(committedAt - e.at);
     const report: BatchReport = { lines: batch.length, outcomes: {}, indexedBytes: 0, latenciesMs };
-    outcomes.forEach((o, i) => {
+    outcomes.forEach((o, k) => {
       report.outcomes[o] = (report.outcomes[o] ?? 0) + 1;
-      if (o === 'indexed') report.indexedBytes += lineBytes(items[i]!.json);
+      if (o === 'indexed') report.indexedBytes += lineBytesAt(judged, k);
     });
     this.emit('batch', report);
     this.finishBatch();

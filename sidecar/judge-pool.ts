@@ -6,8 +6,7 @@
 // the calling thread too: a start never delays ingest.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { judgeLine, type Judged } from './line-judge.js';
-import { lineCount, lineText, unpackReply, verifyAt, type JudgeReply, type JudgeRequest, type LineBatch } from './judge-wire.js';
+import { judgeRequest, lineCount, type JudgeReply, type JudgeRequest, type LineBatch } from './judge-wire.js';
 import type { PolicyConfig } from './policy.js';
 
 /** A worker that has not answered for this long is ended (its batches are judged inline). */
@@ -21,7 +20,7 @@ interface Job {
   verify: boolean | Uint8Array;
   policy: PolicyConfig;
   nowSec: number;
-  resolve: (r: Judged[]) => void;
+  resolve: (r: JudgeReply) => void;
 }
 
 interface Slot {
@@ -36,10 +35,9 @@ interface Slot {
   dead: boolean;
 }
 
-export function judgeInline(lines: LineBatch, verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number): Judged[] {
-  const out = new Array<Judged>(lineCount(lines));
-  for (let i = 0; i < out.length; i++) out[i] = judgeLine(lineText(lines, i), verifyAt(verify, i), policy, nowSec);
-  return out;
+/** What a worker answers, computed on the calling thread. */
+export function judgeInline(lines: LineBatch, verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number): JudgeReply {
+  return judgeRequest({ seq: 0, lines, verify, nowSec }, policy);
 }
 
 export class JudgePool {
@@ -67,7 +65,7 @@ export class JudgePool {
   }
 
   /** judgeLine for each line (verify: one flag or one per line), in a worker when one is up. */
-  judge(lines: LineBatch, verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number): Promise<Judged[]> {
+  judge(lines: LineBatch, verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number): Promise<JudgeReply> {
     const slot = this.closed || lineCount(lines) === 0 ? null : this.slotFor();
     if (!slot) return Promise.resolve(judgeInline(lines, verify, policy, nowSec));
     return new Promise((resolve) => {
@@ -140,7 +138,7 @@ export class JudgePool {
       return;
     }
     this.workerBatches++;
-    job.resolve(unpackReply(r));
+    job.resolve(r);
   }
 
   private armStallTimer(slot: Slot): void {

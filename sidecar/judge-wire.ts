@@ -5,6 +5,7 @@
 // (bench/judge-bench.ts measures both directions).
 import { judgeLine, type Judged } from './line-judge.js';
 import type { Classified, PolicyConfig } from './policy.js';
+import { isEmptyCls, type EventBatch } from './event-batch.js';
 import { byteLengthOf, writeInto, type TextOrBytes } from './text-or-bytes.js';
 
 /**
@@ -52,81 +53,105 @@ export const EVENT = 0;
 export const SKIPPED = 1;
 export const INVALID = 2;
 
-export interface JudgeReply {
+/** The request's lines judged: per line a status, and the events as columns (event-batch.ts). */
+export interface JudgeReply extends EventBatch {
   seq: number;
   /** Per line: EVENT, SKIPPED or INVALID. */
   status: Uint8Array;
   /** The reasons of the SKIPPED and INVALID lines, in line order. */
   reasons: string[];
-  /** Per event, in line order. */
-  ids: string[];
-  pubkeys: string[];
-  /** The same ids and pubkeys as raw bytes, 64 per event (id, then pubkey): the index row's form. */
-  keyBytes: Uint8Array;
-  createdAt: Float64Array;
-  kinds: Uint16Array;
-  /** Canonical JSON of every event, UTF-8, one after the other (a copy of one buffer instead of a string per event). */
-  jsonBytes: Uint8Array;
-  /** Where each event's JSON ends in jsonBytes. */
-  jsonEnds: Uint32Array;
-  /** Classifications that are not empty, and the event index (not line index) of each. */
-  clsAt: Uint32Array;
-  cls: Classified[];
 }
 
 export function verifyAt(verify: boolean | Uint8Array, i: number): boolean {
   return typeof verify === 'boolean' ? verify : verify[i] === 1;
 }
 
-/** Worker side: judges the request's lines (judgeLine, unchanged) and packs the results. */
+/**
+ * Worker side: judges the request's lines (judgeLine, unchanged) and packs the results. Each
+ * event's JSON and keys go into the reply's buffers as soon as it is judged, so a line's objects
+ * die young: a batch's worth of parsed events kept to the end was promoted by every scavenge and
+ * made this thread's garbage collection cost as much as the judging.
+ */
 export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeReply {
   const lines = req.lines;
   const n = lineCount(lines);
   const status = new Uint8Array(n);
   const reasons: string[] = [];
-  const heads: Judged[] = [];
-  for (let i = 0; i < n; i++) {
-    const j = judgeLine(lineText(lines, i), verifyAt(req.verify, i), policy, req.nowSec);
-    if (j.kind === 'event') {
-      status[i] = EVENT;
-      heads.push(j);
-    } else {
-      status[i] = j.kind === 'skipped' ? SKIPPED : INVALID;
-      reasons.push(j.reason);
-    }
-  }
-  const m = heads.length;
-  const ids = new Array<string>(m);
-  const pubkeys = new Array<string>(m);
-  const json = new Array<string>(m);
-  let jsonTotal = 0;
-  const createdAt = new Float64Array(m);
-  const kinds = new Uint16Array(m);
+  const ids: string[] = [];
+  const pubkeys: string[] = [];
+  // Own ArrayBuffers (not Node's shared pool), so they can be transferred; sized for every line.
+  const keyBytes = Buffer.from(new ArrayBuffer(64 * n));
+  const createdAt = new Float64Array(n);
+  const kinds = new Uint16Array(n);
+  const jsonEnds = new Uint32Array(n);
+  const json = new JsonBytes(lines.bytes.length + 1024);
   const clsAt: number[] = [];
   const cls: Classified[] = [];
-  for (let k = 0; k < m; k++) {
-    const j = heads[k] as Extract<Judged, { kind: 'event' }>;
-    ids[k] = j.event.id;
-    pubkeys[k] = j.event.pubkey;
-    createdAt[k] = j.event.created_at;
-    kinds[k] = j.event.kind;
-    json[k] = j.json as string;
-    jsonTotal += Buffer.byteLength(json[k]!);
-    if (!isEmpty(j.cls)) {
-      clsAt.push(k);
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const j = judgeLine(lineText(lines, i), verifyAt(req.verify, i), policy, req.nowSec);
+    if (j.kind !== 'event') {
+      status[i] = j.kind === 'skipped' ? SKIPPED : INVALID;
+      reasons.push(j.reason);
+      continue;
+    }
+    status[i] = EVENT;
+    const e = j.event;
+    ids.push(e.id);
+    pubkeys.push(e.pubkey);
+    keyBytes.write(e.id, 64 * m, 'hex');
+    keyBytes.write(e.pubkey, 64 * m + 32, 'hex');
+    createdAt[m] = e.created_at;
+    kinds[m] = e.kind;
+    jsonEnds[m] = json.append(j.json as string);
+    if (!isEmptyCls(j.cls)) {
+      clsAt.push(m);
       cls.push(j.cls);
     }
+    m++;
   }
-  // Its own ArrayBuffer (not Node's shared pool), so it can be transferred.
-  const jsonBytes = Buffer.from(new ArrayBuffer(jsonTotal));
-  const jsonEnds = new Uint32Array(m);
-  const keyBytes = Buffer.from(new ArrayBuffer(64 * m));
-  for (let k = 0; k < m; k++) {
-    keyBytes.write(ids[k]!, 64 * k, 'hex');
-    keyBytes.write(pubkeys[k]!, 64 * k + 32, 'hex');
+  return {
+    seq: req.seq,
+    status,
+    reasons,
+    ids,
+    pubkeys,
+    keyBytes: keyBytes.subarray(0, 64 * m),
+    createdAt: createdAt.subarray(0, m),
+    kinds: kinds.subarray(0, m),
+    jsonBytes: json.bytes(),
+    jsonEnds: jsonEnds.subarray(0, m),
+    clsAt: Uint32Array.from(clsAt),
+    cls,
+  };
+}
+
+/** UTF-8 text appended to one transferable buffer, which grows when a string might not fit. */
+class JsonBytes {
+  private buf: Buffer;
+  private end = 0;
+
+  constructor(capacity: number) {
+    this.buf = Buffer.from(new ArrayBuffer(capacity));
   }
-  for (let k = 0, end = 0; k < m; k++) jsonEnds[k] = end += jsonBytes.write(json[k]!, end);
-  return { seq: req.seq, status, reasons, ids, pubkeys, keyBytes, createdAt, kinds, jsonBytes, jsonEnds, clsAt: Uint32Array.from(clsAt), cls };
+
+  /** Appends `text`; returns the end offset. */
+  append(text: string): number {
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: only then is the exact length needed.
+    if (this.buf.length - this.end < 3 * text.length) {
+      const need = this.end + Buffer.byteLength(text);
+      if (need > this.buf.length) {
+        const grown = Buffer.from(new ArrayBuffer(Math.max(need, 2 * this.buf.length)));
+        this.buf.copy(grown, 0, 0, this.end);
+        this.buf = grown;
+      }
+    }
+    return (this.end += this.buf.write(text, this.end));
+  }
+
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.end);
+  }
 }
 
 /** The buffers a reply can transfer instead of copying. */
@@ -134,12 +159,8 @@ export function transferables(r: JudgeReply): ArrayBuffer[] {
   return [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer, r.jsonBytes.buffer, r.jsonEnds.buffer, r.keyBytes.buffer] as ArrayBuffer[];
 }
 
-function isEmpty(c: Classified): boolean {
-  for (const _ in c) return false;
-  return true;
-}
 
-/** Ingest-thread side: the reply as judgeLine's results, one per line. */
+/** The reply as judgeLine's results, one per line (tests and benches compare the two). */
 export function unpackReply(r: JudgeReply): Judged[] {
   const n = r.status.length;
   const out = new Array<Judged>(n);

@@ -4,10 +4,10 @@ import WebTorrent, { type Torrent } from 'webtorrent';
 import Peer from 'webtorrent/lib/peer.js';
 import type DHT from 'bittorrent-dht';
 import type { Logger } from 'pino';
-import bencode from 'bencode';
 import type { Seeder } from './bundler.js';
 import { BundleDataStore } from './bundle-data-store.js';
 import { limitPeers } from './peer-limits.js';
+import { torrentLayout } from './torrent-layout.js';
 
 let noDelayInstalled = false;
 
@@ -24,32 +24,38 @@ export function installNoDelay(): void {
 
 /**
  * What client.add() gets for a bundle: a parsed torrent (the form parse-torrent returns) whose
- * `info` is the real info dict, so peers get the real metadata over ut_metadata and the real
- * piece hashes, but whose file list is the single data file the store serves. Seeding never
- * needs per-file objects, and WebTorrent builds ~1.3 KB of them per file and spends ~15 µs per
- * file parsing (a 50,000-author bundle: ~65 MB and ~0.75 s of blocked event loop).
+ * file list is the single data file the store serves. Seeding never needs per-file objects, and
+ * WebTorrent builds ~1.3 KB of them per file and spends ~15 µs per file parsing (a 50,000-author
+ * bundle: ~65 MB and ~0.75 s of blocked event loop). Its `info` is a small stand-in: WebTorrent
+ * bencodes `info` twice when it adds a torrent, which for a real 50,000-file dict allocated more
+ * garbage than everything else the ingest thread does; `seed` gives it the real torrent file
+ * instead (pinTorrentFile), which is what peers get over ut_metadata.
  */
 export function seedingTorrent(infoHash: string, torrentFile: Uint8Array): object {
-  const t = bencode.decode(torrentFile) as { info: { name: Uint8Array; 'piece length': number; pieces: Uint8Array; files: { length: number }[] } };
-  const info = t.info;
-  const name = Buffer.from(info.name).toString();
-  const length = info.files.reduce((n, f) => n + f.length, 0);
-  const pieceLength = info['piece length'];
+  const t = torrentLayout(torrentFile, infoHash);
   const pieces: string[] = [];
-  for (let i = 0; i < info.pieces.length; i += 20) pieces.push(Buffer.from(info.pieces.subarray(i, i + 20)).toString('hex'));
+  for (let i = 0; i < t.pieces.length; i += 20) pieces.push(Buffer.from(t.pieces.buffer, t.pieces.byteOffset + i, 20).toString('hex'));
   return {
-    info,
+    info: { name: t.name, 'piece length': t.pieceLength, length: t.length },
     infoHash,
     infoHashBuffer: Buffer.from(infoHash, 'hex'),
-    name,
+    name: t.name,
     announce: [],
     urlList: [],
-    files: [{ path: name, name, length, offset: 0 }],
-    length,
-    pieceLength,
-    lastPieceLength: length % pieceLength || pieceLength,
+    files: [{ path: t.name, name: t.name, length: t.length, offset: 0 }],
+    length: t.length,
+    pieceLength: t.pieceLength,
+    lastPieceLength: t.length % t.pieceLength || t.pieceLength,
     pieces,
   };
+}
+
+/**
+ * Makes a torrent's `torrentFile` (and so its `metadata`, served over ut_metadata) the real
+ * .torrent bytes, whatever WebTorrent encodes from the stand-in `info` it was given.
+ */
+function pinTorrentFile(t: Torrent, torrentFile: Uint8Array): void {
+  Object.defineProperty(t, 'torrentFile', { get: () => torrentFile, set: () => {}, configurable: true, enumerable: true });
 }
 
 export interface SeederOptions {
@@ -116,6 +122,7 @@ export class WebTorrentSeeder implements Seeder {
         skipVerify: !b.verify,
         announce: [],
       });
+      pinTorrentFile(t, b.torrent);
       const onError = (err: Error) => reject(err);
       t.once('error', onError);
       t.once('ready', () => {
@@ -128,8 +135,6 @@ export class WebTorrentSeeder implements Seeder {
       await this.unseed(b.infoHash);
       throw new Error(`bundle ${b.infoHash}: data on disk does not match the torrent (${Math.round(t.progress * 100)}% verified)`);
     }
-    // Encoded into `metadata` already; the decoded dict (an object per file) is not read again.
-    (t as unknown as { info: unknown }).info = null;
   }
 
   async unseed(infoHash: string): Promise<void> {

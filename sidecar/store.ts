@@ -9,6 +9,7 @@ import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
+import { clsReader, eventCount, headAt, jsonAt, lineBytesAt, type EventBatch } from './event-batch.js';
 
 const INDEX_FORMAT = 6;
 /** Format 5 is format 6 plus an `ids` table (id → sequence number), now kept in memory. */
@@ -111,13 +112,6 @@ export interface SlotRecord {
   c: number;
 }
 
-export interface IngestItem {
-  event: EventHead;
-  json: EventJson;
-  cls: Classified;
-  /** Id and pubkey as 64 raw bytes, when the judge sent them (saves converting the hex here). */
-  keyBytes?: Uint8Array;
-}
 
 export type Outcome = 'indexed' | 'duplicate' | 'deleted' | 'vanished' | 'superseded';
 
@@ -457,16 +451,16 @@ export class Store {
     return this.events.getRange().map(({ value }) => hex(value.i));
   }
 
-  /** Applies a batch in one transaction; resolves with one outcome per item once committed. */
-  async applyBatch(items: IngestItem[], extraCounts: Counters = {}): Promise<Outcome[]> {
-    const written = await this.writeAhead(items);
+  /** Applies a batch in one transaction; resolves with one outcome per event once committed. */
+  async applyBatch(batch: EventBatch, extraCounts: Counters = {}): Promise<Outcome[]> {
+    const written = await this.writeAhead(batch);
     const deltas = new Map<string, number>(Object.entries(extraCounts));
     const bump = (name: string, n = 1) => deltas.set(name, (deltas.get(name) ?? 0) + n);
     const outcomes: Outcome[] = [];
     await this.writeTxn(() => {
-      for (let i = 0; i < items.length; i++) {
-        const item = items[i]!;
-        const outcome = this.applyOne(item, written[i], bump);
+      const clsOf = clsReader(batch);
+      for (let k = 0; k < eventCount(batch); k++) {
+        const outcome = this.applyOne(batch, k, clsOf(k), written[k]!, bump);
         outcomes.push(outcome);
         bump(outcome === 'indexed' ? 'indexed' : outcome === 'duplicate' ? 'duplicate' : `skipped.${outcome}`);
       }
@@ -477,27 +471,31 @@ export class Store {
 
   /**
    * Writes the lines of the batch's events that are not already indexed to the event log, off
-   * the main thread, before the transaction. The transaction judges each event again (a batch
-   * committed meanwhile may have changed the answer): a line written here that it refuses is
-   * blanked after the commit, and an event it indexes that was not written here is appended
-   * inside it.
+   * the main thread, before the transaction; returns where each went (-1: not written). The
+   * transaction judges each event again (a batch committed meanwhile may have changed the
+   * answer): a line written here that it refuses is blanked after the commit, and an event it
+   * indexes that was not written here is appended inside it.
    */
-  private async writeAhead(items: IngestItem[]): Promise<(LogRef | undefined)[]> {
-    const refs: (LogRef | undefined)[] = new Array(items.length);
+  private async writeAhead(batch: EventBatch): Promise<Float64Array> {
+    const count = eventCount(batch);
+    const offsets = new Float64Array(count).fill(-1);
     const lines: EventJson[] = [];
-    const at: number[] = [];
     const seen = new Set<string>();
-    for (let i = 0; i < items.length; i++) {
-      const id = items[i]!.event.id;
+    for (let k = 0; k < count; k++) {
+      const id = batch.ids[k]!;
       if (seen.has(id) || this.lookup(id) !== undefined) continue;
       seen.add(id);
-      lines.push(items[i]!.json);
-      at.push(i);
+      lines.push(jsonAt(batch, k));
+      offsets[k] = 0;
     }
-    if (lines.length === 0) return refs;
-    const written = await this.log.writeAhead(lines);
-    for (let k = 0; k < at.length; k++) refs[at[k]!] = written[k];
-    return refs;
+    if (lines.length === 0) return offsets;
+    let at = await this.log.writeAhead(lines);
+    for (let k = 0; k < count; k++) {
+      if (offsets[k] === -1) continue;
+      offsets[k] = at;
+      at += lineBytesAt(batch, k);
+    }
+    return offsets;
   }
 
   /** Adds to counters only (for lines that never became events). */
@@ -549,12 +547,12 @@ export class Store {
     return null;
   }
 
-  private applyOne(item: IngestItem, written: LogRef | undefined, bump: (name: string, n?: number) => void): Outcome {
-    const { event: e, cls } = item;
+  private applyOne(batch: EventBatch, k: number, cls: Classified, writtenAt: number, bump: (name: string, n?: number) => void): Outcome {
+    const e = headAt(batch, k);
     const refused = this.verdict(e, cls);
     if (refused !== null) {
       // A refused event's bytes (a late copy of a deleted one, say) do not stay on disk.
-      if (written) this.removedInTxn?.push(written);
+      if (writtenAt >= 0) this.removedInTxn?.push({ o: writtenAt, n: lineBytesAt(batch, k) });
       return refused;
     }
     if (cls.replaceKey !== undefined) {
@@ -568,11 +566,9 @@ export class Store {
       }
       this.slots.put(cls.replaceKey, { id: e.id, c: e.created_at });
     }
-    const { o, n } = written ?? this.log.append(item.json);
-    const keys = item.keyBytes;
-    const row: EventRow = keys
-      ? { i: keys.subarray(0, 32), p: keys.subarray(32, 64), c: e.created_at, k: e.kind, o, n }
-      : { i: idKey(e.id), p: Buffer.from(e.pubkey, 'hex'), c: e.created_at, k: e.kind, o, n };
+    const { o, n } = writtenAt >= 0 ? { o: writtenAt, n: lineBytesAt(batch, k) } : this.log.append(jsonAt(batch, k));
+    const keys = batch.keyBytes;
+    const row: EventRow = { i: keys.subarray(64 * k, 64 * k + 32), p: keys.subarray(64 * k + 32, 64 * k + 64), c: e.created_at, k: e.kind, o, n };
     if (cls.expiresAt !== undefined) {
       row.x = cls.expiresAt;
       this.expiry.put([cls.expiresAt, e.id], null);
@@ -735,10 +731,6 @@ export interface BundleFileStats {
 
 /** An author's lines in a bundle, read from its data file; null when it cannot be read. */
 export type BundleLineReader = (ih: string, file: BundleFileStats) => string[] | null;
-
-function idKey(id: string): Buffer {
-  return Buffer.from(id, 'hex');
-}
 
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');

@@ -12,7 +12,8 @@ import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { canonicalJson } from '../sidecar/nostr-event.js';
 import { classify } from '../sidecar/policy.js';
-import { Store, type IngestItem } from '../sidecar/store.js';
+import { Store } from '../sidecar/store.js';
+import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
 import { contentOf, pubkeyN, unsignedEvent } from './support/events.js';
 import { makeWorkspace } from './support/sidecar-process.js';
 
@@ -22,7 +23,7 @@ function setup() {
   const ws = makeWorkspace();
   const config = loadConfig({ configPath: ws.configPath });
   const policy = { ...config.policy, maxEventBytes: 1 << 20 };
-  const itemOf = (e: ReturnType<typeof unsignedEvent>): IngestItem => {
+  const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => {
     const json = canonicalJson(e);
     return { event: e, json, cls: classify(e, Buffer.byteLength(json), policy, e.created_at) };
   };
@@ -37,7 +38,7 @@ test('bundle cut: the worker builds the same bundle as the calling thread, autho
   const { ws, itemOf, events, store } = setup();
   const thread = new CutThread(log);
   try {
-    await store.applyBatch(events.map(itemOf));
+    await store.applyBatch(eventBatchOf(events.map(itemOf)));
     const { refs, end } = cutRefsOf(store.rowsFrom(1), 1, 1 << 30);
     assert.equal(refs.count, 600);
     assert.equal(end, 601);
@@ -68,10 +69,10 @@ test('bundle cut: a line removed before the cut reads it is left out; removals d
   const thread = new CutThread(log);
   try {
     const del5 = unsignedEvent(pubkeyN(5), { kind: 5, created_at: 1_700_000_100, tags: [['e', events[5]!.id]] });
-    await store.applyBatch(events.map(itemOf));
+    await store.applyBatch(eventBatchOf(events.map(itemOf)));
     const { refs } = cutRefsOf(store.rowsFrom(1), 1, 1 << 30);
     // Removed after the references were taken, before the cut: blanked at once, left out.
-    await store.applyBatch([itemOf(del5)]);
+    await store.applyBatch(eventBatchOf([itemOf(del5)]));
     assert.ok(!readFileSync(store.log.path, 'utf8').includes(canonicalJson(events[5]!)), 'blanked at once');
     const first = await thread.build(join(ws.dir, 'a'), store.log.path, refs);
     assert.equal(first.built!.events, 599);
@@ -80,7 +81,7 @@ test('bundle cut: a line removed before the cut reads it is left out; removals d
     // Removed while a cut holds the log: the bytes stay until it is done, then are blanked.
     const release = store.holdBlanking();
     const del = unsignedEvent(pubkeyN(6), { kind: 5, created_at: 1_700_000_101, tags: [['e', events[6]!.id]] });
-    await store.applyBatch([itemOf(del)]);
+    await store.applyBatch(eventBatchOf([itemOf(del)]));
     assert.ok(readFileSync(store.log.path, 'utf8').includes(canonicalJson(events[6]!)), 'held while the cut reads');
     const second = await thread.build(join(ws.dir, 'b'), store.log.path, refs);
     assert.equal(second.built!.events, 599, 'whole: in the bundle (its removal is recorded for a rewrite)');
@@ -96,7 +97,7 @@ test('bundle cut: a worker that dies with a cut in hand leaves it to the calling
   const { ws, itemOf, events, store } = setup();
   const thread = new CutThread(log);
   try {
-    await store.applyBatch(events.map(itemOf));
+    await store.applyBatch(eventBatchOf(events.map(itemOf)));
     const { refs } = cutRefsOf(store.rowsFrom(1), 1, 1 << 30);
     const expected = (await buildCut(join(ws.dir, 'x'), store.log.path, refs)).built!.infoHash;
     // Ended before it could answer (it is still loading when terminate is called).

@@ -8,17 +8,18 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../sidecar/config.js';
 import { judgeLine } from '../sidecar/line-judge.js';
-import { Store, type IngestItem } from '../sidecar/store.js';
+import { Store } from '../sidecar/store.js';
+import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
 import { makeWorkspace } from './support/sidecar-process.js';
 import { pluginLine, pubkeyN, unsignedEvent } from './support/events.js';
 import type { NostrEvent } from '../sidecar/nostr-event.js';
 
-function itemsOf(config: ReturnType<typeof loadConfig>, events: NostrEvent[]): IngestItem[] {
+function itemsOf(config: ReturnType<typeof loadConfig>, events: NostrEvent[]): JudgedEvent[] {
   const policy = { ...config.policy, maxEventBytes: config.ingest.maxEventBytes };
   return events.map((e) => {
     const j = judgeLine(pluginLine(e), false, policy, 1_800_000_000);
     assert.equal(j.kind, 'event');
-    return j as IngestItem;
+    return j as JudgedEvent;
   });
 }
 
@@ -31,14 +32,14 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     const author = pubkeyN(1);
     const notes = Array.from({ length: 5 }, (_, i) => unsignedEvent(author, { kind: 1, created_at: 1_700_000_000 + i, content: `secret-note-${i}` }));
     const profile1 = unsignedEvent(author, { kind: 0, created_at: 1_700_000_000, content: 'profile-v1' });
-    assert.deepEqual(await store.applyBatch(itemsOf(config, [...notes, profile1])), ['indexed', 'indexed', 'indexed', 'indexed', 'indexed', 'indexed']);
+    assert.deepEqual(await store.applyBatch(eventBatchOf(itemsOf(config, [...notes, profile1]))), ['indexed', 'indexed', 'indexed', 'indexed', 'indexed', 'indexed']);
     for (const e of notes) assert.equal(store.getEvent(e.id)!.j, itemsOf(config, [e])[0]!.json);
     assert.equal(readFileSync(logPath, 'utf8').split('\n').filter(Boolean).length, 6);
 
     // A deletion and a replacement: their targets' bytes are gone from the log.
     const deletion = unsignedEvent(author, { kind: 5, created_at: 1_700_000_100, tags: [['e', notes[1]!.id]] });
     const profile2 = unsignedEvent(author, { kind: 0, created_at: 1_700_000_200, content: 'profile-v2' });
-    await store.applyBatch(itemsOf(config, [deletion, profile2]));
+    await store.applyBatch(eventBatchOf(itemsOf(config, [deletion, profile2])));
     const log = readFileSync(logPath, 'utf8');
     assert.ok(!log.includes('secret-note-1'), 'the deleted note is blanked');
     assert.ok(!log.includes('profile-v1'), 'the superseded profile is blanked');
@@ -48,7 +49,7 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     // A late copy of the deleted note is written ahead of its transaction, which refuses it: its
     // bytes are blanked too. A duplicate is not written at all.
     const before = readFileSync(logPath).length;
-    assert.deepEqual(await store.applyBatch(itemsOf(config, [notes[1]!, notes[2]!])), ['deleted', 'duplicate']);
+    assert.deepEqual(await store.applyBatch(eventBatchOf(itemsOf(config, [notes[1]!, notes[2]!]))), ['deleted', 'duplicate']);
     assert.ok(!readFileSync(logPath, 'utf8').includes('secret-note-1'), 'the late copy is blanked');
     assert.equal(readFileSync(logPath).length, before + itemsOf(config, [notes[1]!])[0]!.json.length + 1, 'only the late copy was written');
 
@@ -57,7 +58,7 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     const items = itemsOf(config, [doomed]);
     const writeAhead = store.log.writeAhead.bind(store.log);
     store.log.writeAhead = () => Promise.reject(new Error('ENOSPC: simulated'));
-    await assert.rejects(store.applyBatch(items), /ENOSPC/);
+    await assert.rejects(store.applyBatch(eventBatchOf(items)), /ENOSPC/);
     store.log.writeAhead = writeAhead;
     assert.equal(store.hasEvent(doomed.id), false, 'no row for an event whose bytes were not written');
     assert.equal(store.counts().indexed, 8, 'counters of the failed batch not committed either');
@@ -81,11 +82,11 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     store.log.flush = () => {
       throw new Error('ENOSPC: simulated in the transaction');
     };
-    await assert.rejects(store.applyBatch(lateItems), /ENOSPC/);
+    await assert.rejects(store.applyBatch(eventBatchOf(lateItems)), /ENOSPC/);
     store.log.flush = flush;
     assert.equal(store.hasEvent(late.id), false);
     seenOnceBeforeTxn();
-    assert.deepEqual(await store.applyBatch(lateItems), ['indexed']);
+    assert.deepEqual(await store.applyBatch(eventBatchOf(lateItems)), ['indexed']);
     assert.equal(index.lookup, lookup);
     assert.equal(store.getEvent(late.id)!.j, lateItems[0]!.json);
 
@@ -93,7 +94,7 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     await store.close();
     store = Store.open(config.indexDir);
     assert.equal(store.getEvent(notes[4]!.id)!.j, itemsOf(config, [notes[4]!])[0]!.json);
-    assert.deepEqual(await store.applyBatch(items), ['indexed']);
+    assert.deepEqual(await store.applyBatch(eventBatchOf(items)), ['indexed']);
     assert.equal(store.getEvent(doomed.id)!.j, items[0]!.json);
     for (const e of [notes[0]!, notes[2]!, profile2, deletion]) assert.ok(store.getEvent(e.id)!.j.includes(e.id));
   } finally {

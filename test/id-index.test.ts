@@ -8,7 +8,8 @@ import { loadConfig } from '../sidecar/config.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from '../sidecar/id-index.js';
 import { canonicalJson } from '../sidecar/nostr-event.js';
 import { classify } from '../sidecar/policy.js';
-import { Store, type IngestItem } from '../sidecar/store.js';
+import { Store } from '../sidecar/store.js';
+import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
 import { prng, pubkeyN, unsignedEvent } from './support/events.js';
 import { makeWorkspace } from './support/sidecar-process.js';
 
@@ -58,7 +59,7 @@ test('id prefix: the same words from hex and from bytes', () => {
   assert.deepEqual(prefixOfHex('ffffffff' + '00000001' + '0'.repeat(48)), { hi: 0xffffffff, lo: 1 });
 });
 
-function itemOf(e: ReturnType<typeof unsignedEvent>): IngestItem {
+function itemOf(e: ReturnType<typeof unsignedEvent>): JudgedEvent {
   const json = canonicalJson(e);
   const policy = loadConfig({ configPath: makeWorkspace().configPath }).policy;
   return { event: e, json, cls: classify(e, Buffer.byteLength(json), { ...policy, maxEventBytes: 1 << 20 }, e.created_at) };
@@ -72,9 +73,9 @@ test('index: dedupe holds across a reopen (the id index is rebuilt from the even
   const twin = { ...events[0]!, id: events[0]!.id.slice(0, 16) + 'f'.repeat(48) };
   let store = Store.open(dir);
   try {
-    assert.deepEqual(new Set(await store.applyBatch(events.map(itemOf))), new Set(['indexed']));
+    assert.deepEqual(new Set(await store.applyBatch(eventBatchOf(events.map(itemOf)))), new Set(['indexed']));
     assert.equal(store.hasEvent(twin.id), false, 'a shared prefix alone is not a match');
-    assert.deepEqual(await store.applyBatch([itemOf(twin)]), ['indexed']);
+    assert.deepEqual(await store.applyBatch(eventBatchOf([itemOf(twin)])), ['indexed']);
     assert.equal(store.seqOf(twin.id), 301);
   } finally {
     await store.close();
@@ -84,7 +85,7 @@ test('index: dedupe holds across a reopen (the id index is rebuilt from the even
     assert.equal(store.eventCount(), 301);
     assert.equal(store.seqOf(events[0]!.id), 1);
     assert.equal(store.seqOf(twin.id), 301);
-    const again = await store.applyBatch([...events.slice(0, 50), twin].map(itemOf));
+    const again = await store.applyBatch(eventBatchOf([...events.slice(0, 50), twin].map(itemOf)));
     assert.deepEqual(new Set(again), new Set(['duplicate']));
     assert.equal(store.eventCount(), 301);
   } finally {
@@ -105,7 +106,7 @@ test('index: a format-5 index (ids in an LMDB table) opens as format 6 with its 
   const events = Array.from({ length: 20 }, (_, i) => unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `v5-${i}` }));
   let store = Store.open(dir);
   try {
-    await store.applyBatch(events.map(itemOf));
+    await store.applyBatch(eventBatchOf(events.map(itemOf)));
     // What format 5 had on top of format 6: the table, and its version number.
     const ids = store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false });
     await store.root.transaction(() => events.forEach((e, i) => ids.put(Buffer.from(e.id, 'hex'), i + 1)));
@@ -117,7 +118,7 @@ test('index: a format-5 index (ids in an LMDB table) opens as format 6 with its 
   try {
     assert.equal(store.meta.get('index.format'), 6);
     assert.equal(store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false }).getKeysCount(), 0, 'the old table is gone');
-    assert.deepEqual(new Set(await store.applyBatch(events.map(itemOf))), new Set(['duplicate']));
+    assert.deepEqual(new Set(await store.applyBatch(eventBatchOf(events.map(itemOf)))), new Set(['duplicate']));
     assert.equal(store.eventCount(), 20);
   } finally {
     await store.close();

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { JudgePool } from '../sidecar/judge-pool.js';
-import { packLines } from '../sidecar/judge-wire.js';
+import { packLines, unpackReply } from '../sidecar/judge-wire.js';
+import { eventCount, jsonAt } from '../sidecar/event-batch.js';
 import { judgeLine, type Judged } from '../sidecar/line-judge.js';
 import { initSignatureCheck } from '../sidecar/nostr-event.js';
 import type { PolicyConfig } from '../sidecar/policy.js';
@@ -75,14 +76,19 @@ function asText(judged: Judged[]): Judged[] {
   });
 }
 
-async function withPool<T>(threads: number, fn: (pool: JudgePool) => Promise<T>): Promise<T> {
+/** A pool whose answers read as judgeLine's (the reply unpacked, JSON as text). */
+type TestPool = Omit<JudgePool, 'judge'> & { judge(...args: Parameters<JudgePool['judge']>): Promise<Judged[]> };
+
+async function withPool<T>(threads: number, fn: (pool: TestPool) => Promise<T>): Promise<T> {
   const pool = new JudgePool(threads, log);
   // Results compared as text: the bytes a worker sends must decode to judgeLine's string.
   const judge = pool.judge.bind(pool);
-  pool.judge = async (...args) => asText(await judge(...args));
+  const judged = async (...args: Parameters<typeof judge>) => asText(unpackReply(await judge(...args)));
+  const tested = pool as unknown as { judge: typeof judged };
+  tested.judge = judged;
   try {
     await pool.warm();
-    return await fn(pool);
+    return await fn(pool as unknown as TestPool);
   } finally {
     await pool.close();
   }
@@ -210,7 +216,7 @@ test('Ingestor with two judge workers hands batches to the store in submission o
     const calls: string[] = [];
     const real = store.applyBatch.bind(store);
     store.applyBatch = (items, extra) => {
-      calls.push(items.map((it) => JSON.parse(typeof it.json === 'string' ? it.json : Buffer.from(it.json).toString()).content).join(','));
+      calls.push(Array.from({ length: eventCount(items) }, (_, k) => JSON.parse(Buffer.from(jsonAt(items, k)).toString()).content).join(','));
       return real(items, extra);
     };
     const ingestor = new Ingestor(store, new Quarantine(config.quarantineDir, 1 << 20, log), config, log, () => NOW);
