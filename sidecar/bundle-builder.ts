@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import bencode from 'bencode';
+import { encodeBundleInfo } from './bundle-info.js';
 
 export const MIN_PIECE_LENGTH = 16 * 1024;
 export const MAX_PIECE_LENGTH = 4 * 1024 * 1024;
@@ -141,14 +142,9 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
     }
     if (files.length === 0) return null;
     const pieceLength = pieceLengthFor(bytes);
-    const info = {
-      files: files.map((f) => ({ length: f.length, path: [`${f.pubkey}.jsonl`] })),
-      name: bundleName(minC, maxC, events),
-      'piece length': pieceLength,
-      pieces: await hashPieces(tmp, pieceLength, bytes),
-    };
-    // Encoded once (a 50,000-author info dict takes ~0.1 s): `{info}` is `d4:info<info>e`.
-    const infoBytes = bencode.encode(info);
+    const name = bundleName(minC, maxC, events);
+    const infoBytes = encodeBundleInfo({ files, name, pieceLength, pieces: await hashPieces(tmp, pieceLength, bytes) });
+    // `{info}` is `d4:info<info>e`.
     const infoHash = createHash('sha1').update(infoBytes).digest('hex');
     const torrent = Buffer.concat([Buffer.from('d4:info'), infoBytes, Buffer.from('e')]);
     const dataPath = dataPathOf(root, infoHash);
@@ -156,7 +152,7 @@ export async function buildBundle(root: string, authors: Iterable<AuthorLines>):
     const torrentPath = torrentPathOf(root, infoHash);
     await writeFile(torrentPath + '.tmp', torrent);
     await rename(torrentPath + '.tmp', torrentPath);
-    return { infoHash, name: info.name, dataPath, torrentPath, torrent, files, bytes, events, pieceLength, minCreatedAt: minC, maxCreatedAt: maxC };
+    return { infoHash, name, dataPath, torrentPath, torrent, files, bytes, events, pieceLength, minCreatedAt: minC, maxCreatedAt: maxC };
   } finally {
     await rm(tmp, { force: true });
   }

@@ -73,11 +73,18 @@ function grownRefs(r: CutRefs): CutRefs {
 }
 
 /**
+ * A cut's lines are read from the log in one read when they lie within this many bytes (a window
+ * is at most `windowMaxBytes`, 64 MiB by default, and its lines are nearly contiguous): one
+ * pread per line cost more than copying the lines. Beyond it, line by line.
+ */
+const MAX_SPAN_BYTES = 128 * 1024 * 1024;
+
+/**
  * Builds the cut under `root`. A line whose bytes were blanked (its event removed before the cut
  * read it) is left out; the caller holds further blanking until this returns, so every line is
  * either whole or blank when read.
  */
-export async function buildCut(root: string, logPath: string, refs: CutRefs): Promise<BuiltCut> {
+export async function buildCut(root: string, logPath: string, refs: CutRefs, maxSpanBytes = MAX_SPAN_BYTES): Promise<BuiltCut> {
   const byAuthor = new Map<string, number[]>();
   for (let k = 0; k < refs.count; k++) {
     const pubkey = Buffer.from(refs.pubkeys.buffer, refs.pubkeys.byteOffset + 32 * k, 32).toString('hex');
@@ -90,14 +97,12 @@ export async function buildCut(root: string, logPath: string, refs: CutRefs): Pr
   for (const list of byAuthor.values()) list.sort((a, b) => refs.createdAt[a]! - refs.createdAt[b]! || Buffer.compare(idOf(a), idOf(b)));
   const fd = openSync(logPath, 'r');
   try {
-    const scratch = { buf: Buffer.allocUnsafeSlow(64 * 1024) };
+    const lineAt = lineReader(fd, logPath, refs, maxSpanBytes);
     const linesOf = function* (list: number[]): Iterable<BundleLine> {
       for (const k of list) {
-        const n = refs.lengths[k]!;
-        if (scratch.buf.length < n) scratch.buf = Buffer.allocUnsafeSlow(2 * n);
-        if (readFullyAt(fd, scratch.buf, n, refs.offsets[k]!) < n) throw new Error(`event log ${logPath}: ${n} bytes at ${refs.offsets[k]} are past its end`);
-        if (scratch.buf[0] === 0x20) continue;
-        yield { bytes: scratch.buf.subarray(0, n), createdAt: refs.createdAt[k]! };
+        const bytes = lineAt(k);
+        if (bytes[0] === 0x20) continue;
+        yield { bytes, createdAt: refs.createdAt[k]! };
       }
     };
     const lines = function* (): Iterable<AuthorLines> {
@@ -107,4 +112,32 @@ export async function buildCut(root: string, logPath: string, refs: CutRefs): Pr
   } finally {
     closeSync(fd);
   }
+}
+
+/** Line k of the cut (JSON and newline), valid until the next call. */
+function lineReader(fd: number, logPath: string, refs: CutRefs, maxSpanBytes: number): (k: number) => Uint8Array {
+  const pastEnd = (n: number, at: number) => new Error(`event log ${logPath}: ${n} bytes at ${at} are past its end`);
+  let start = Infinity;
+  let end = 0;
+  for (let k = 0; k < refs.count; k++) {
+    start = Math.min(start, refs.offsets[k]!);
+    end = Math.max(end, refs.offsets[k]! + refs.lengths[k]!);
+  }
+  if (end - start <= maxSpanBytes) {
+    const span = Buffer.allocUnsafeSlow(end - start);
+    const got = readFullyAt(fd, span, span.length, start);
+    return (k) => {
+      const at = refs.offsets[k]! - start;
+      const n = refs.lengths[k]!;
+      if (at + n > got) throw pastEnd(n, refs.offsets[k]!);
+      return span.subarray(at, at + n);
+    };
+  }
+  let scratch = Buffer.allocUnsafeSlow(64 * 1024);
+  return (k) => {
+    const n = refs.lengths[k]!;
+    if (scratch.length < n) scratch = Buffer.allocUnsafeSlow(2 * n);
+    if (readFullyAt(fd, scratch, n, refs.offsets[k]!) < n) throw pastEnd(n, refs.offsets[k]!);
+    return scratch.subarray(0, n);
+  };
 }

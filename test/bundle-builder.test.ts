@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import bencode from 'bencode';
 import { buildBundle, extractBundle, pieceLengthFor, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH } from '../sidecar/bundle-builder.js';
 import { canonicalJson } from '../sidecar/nostr-event.js';
+import { encodeBundleInfo } from '../sidecar/bundle-info.js';
 import { DIST } from './support/sidecar-process.js';
 import { unsignedEvent, pubkeyN, contentOf } from './support/events.js';
 
@@ -93,4 +94,22 @@ test('piece length is a pure function of size: 16 KiB up to 32 MiB, doubling, at
   assert.equal(pieceLengthFor(32 * 1024 * 1024), MIN_PIECE_LENGTH);
   assert.equal(pieceLengthFor(32 * 1024 * 1024 + 1), 2 * MIN_PIECE_LENGTH);
   assert.equal(pieceLengthFor(1e13), MAX_PIECE_LENGTH);
+});
+
+test('the info dict encoder gives exactly bencode.encode of the protocol dict', () => {
+  const cases = [
+    { files: [{ pubkey: pubkeyN(1), length: 1 }], name: 'nostr-bt-1-1-1', pieceLength: 16384, pieces: Buffer.alloc(20, 1) },
+    {
+      files: Array.from({ length: 3000 }, (_, i) => ({ pubkey: pubkeyN(i), length: 1 + i * 977 })).sort((a, b) => (a.pubkey < b.pubkey ? -1 : 1)),
+      name: 'nostr-bt-1700000000-1700003599-123456',
+      pieceLength: 4 * 1024 * 1024,
+      pieces: Buffer.from(Array.from({ length: 20 * 700 }, (_, i) => (i * 31) & 0xff)),
+    },
+    { files: [{ pubkey: 'é-non-ascii', length: 2 ** 40 }], name: 'ünï', pieceLength: 16384, pieces: Buffer.alloc(0) },
+  ];
+  for (const c of cases) {
+    const viaLibrary = bencode.encode({ files: c.files.map((f) => ({ length: f.length, path: [`${f.pubkey}.jsonl`] })), name: c.name, 'piece length': c.pieceLength, pieces: c.pieces });
+    assert.deepEqual(encodeBundleInfo(c), Buffer.from(viaLibrary));
+  }
+  assert.throws(() => encodeBundleInfo({ ...cases[0]!, files: [{ pubkey: pubkeyN(1), length: 1.5 }] }), /not an integer/);
 });
