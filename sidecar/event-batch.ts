@@ -14,10 +14,13 @@ export interface EventBatch {
   keyBytes: Uint8Array;
   createdAt: Float64Array;
   kinds: Uint16Array;
-  /** Canonical JSON of every event, UTF-8, one after the other. */
-  jsonBytes: Uint8Array;
-  /** Where each event's JSON ends in jsonBytes. */
-  jsonEnds: Uint32Array;
+  /**
+   * Every event's line as the log and bundles store it: canonical JSON (UTF-8) and a newline, one
+   * after the other (the log writes runs of them as they are).
+   */
+  lines: Uint8Array;
+  /** Where each event's line ends in `lines` (after its newline). */
+  lineEnds: Uint32Array;
   /** Classifications that are not empty, and the event index of each (ascending). */
   clsAt: Uint32Array;
   cls: Classified[];
@@ -31,16 +34,22 @@ export function headAt(b: EventBatch, k: number): EventHead {
   return { id: b.ids[k]!, pubkey: b.pubkeys[k]!, created_at: b.createdAt[k]!, kind: b.kinds[k]! };
 }
 
+export function lineStart(b: EventBatch, k: number): number {
+  return k === 0 ? 0 : b.lineEnds[k - 1]!;
+}
+
+/** Event k's canonical JSON (its line without the newline). */
 export function jsonAt(b: EventBatch, k: number): Uint8Array {
-  return b.jsonBytes.subarray(k === 0 ? 0 : b.jsonEnds[k - 1], b.jsonEnds[k]);
+  return b.lines.subarray(lineStart(b, k), b.lineEnds[k]! - 1);
 }
 
 /** Bytes of event k's line in the log and in bundles (JSON and newline). */
 export function lineBytesAt(b: EventBatch, k: number): number {
-  return b.jsonEnds[k]! - (k === 0 ? 0 : b.jsonEnds[k - 1]!) + 1;
+  return b.lineEnds[k]! - lineStart(b, k);
 }
 
 const NONE: Classified = Object.freeze({});
+const NEWLINE = Buffer.of(0x0a);
 
 /** The classification of each event, asked for in ascending event order. */
 export function clsReader(b: EventBatch): (k: number) => Classified {
@@ -66,10 +75,10 @@ export interface JudgedEvent {
 /** Packs events judged one by one (tests, tools) into a batch. */
 export function eventBatchOf(events: readonly JudgedEvent[]): EventBatch {
   const m = events.length;
-  const parts = events.map((e) => (typeof e.json === 'string' ? Buffer.from(e.json) : e.json));
-  const jsonEnds = new Uint32Array(m);
+  const parts = events.map((e) => Buffer.concat([typeof e.json === 'string' ? Buffer.from(e.json) : e.json, NEWLINE]));
+  const lineEnds = new Uint32Array(m);
   let end = 0;
-  parts.forEach((p, k) => (jsonEnds[k] = end += p.length));
+  parts.forEach((p, k) => (lineEnds[k] = end += p.length));
   const keyBytes = Buffer.alloc(64 * m);
   const clsAt: number[] = [];
   const cls: Classified[] = [];
@@ -87,8 +96,8 @@ export function eventBatchOf(events: readonly JudgedEvent[]): EventBatch {
     keyBytes,
     createdAt: Float64Array.from(events, (e) => e.event.created_at),
     kinds: Uint16Array.from(events, (e) => e.event.kind),
-    jsonBytes: Buffer.concat(parts),
-    jsonEnds,
+    lines: Buffer.concat(parts),
+    lineEnds,
     clsAt: Uint32Array.from(clsAt),
     cls,
   };

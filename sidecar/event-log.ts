@@ -10,12 +10,13 @@
 // durable end. Offsets only grow while the process runs (a failed batch, or a line written ahead
 // that the transaction refused, leaves a hole); at start the log continues at the end the index
 // last committed, overwriting anything unreferenced.
-import { closeSync, existsSync, fdatasync, fdatasyncSync, openSync, write, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, openSync, write, writeSync, writev } from 'node:fs';
 import { promisify } from 'node:util';
 import { readFullyAt } from './read-at.js';
 import { byteLengthOf, writeInto, type TextOrBytes } from './text-or-bytes.js';
 
 const writeAsync = promisify(write);
+const writevAsync = promisify(writev);
 const fdatasyncAsync = promisify(fdatasync);
 
 /** Canonical event JSON: a string, or its UTF-8 bytes (from a judge worker); no newline. */
@@ -37,7 +38,6 @@ export class EventLog {
   private fd: number | null;
   private pending: Buffer[] = [];
   private scratch = Buffer.allocUnsafeSlow(64 * 1024);
-  private spareBuffers: Buffer[] = [];
   private pendingStart = 0;
   private nextOffset: number;
 
@@ -56,45 +56,28 @@ export class EventLog {
   }
 
   /**
-   * Reserves the next bytes for these lines (each gets a newline), then writes and syncs them off
-   * the main thread; resolves with the first line's offset (the others follow it). Rejects
-   * (ENOSPC, EIO) if they are not durable; their range is then a hole. The lines are copied
-   * before this returns: nothing holds them while the disk works.
+   * Reserves the next bytes for these runs of whole lines (JSON and newline each), then writes
+   * and syncs them off the main thread, as they are (no copy); resolves with the first run's
+   * offset (the others follow it). Rejects (ENOSPC, EIO) if they are not durable; their range is
+   * then a hole. The runs must not change until it settles.
    */
-  writeAhead(lines: readonly EventJson[]): Promise<number> {
+  writeAhead(runs: readonly Uint8Array[]): Promise<number> {
     if (this.fd === null) return Promise.reject(new Error(`event log ${this.path} is closed`));
     let total = 0;
-    for (const line of lines) total += lineBytes(line);
+    for (const r of runs) total += r.length;
     const at = this.nextOffset;
     this.nextOffset += total;
-    const data = this.writeBuffer(total);
-    let off = 0;
-    for (const line of lines) {
-      off += writeInto(data, line, off);
-      data[off++] = 0x0a;
-    }
-    return this.persist(this.fd, data, total, at).then(() => at);
+    return this.persist(this.fd, runs, total, at).then(() => at);
   }
 
-  private async persist(fd: number, data: Buffer, total: number, at: number): Promise<void> {
-    try {
-      for (let done = 0; done < total; ) done += (await writeAsync(fd, data, done, total - done, at + done)).bytesWritten;
-      await fdatasyncAsync(fd);
-    } finally {
-      this.spareBuffers.push(data);
+  private async persist(fd: number, runs: readonly Uint8Array[], total: number, at: number): Promise<void> {
+    const done = (await writevAsync(fd, runs as Uint8Array[], at)).bytesWritten;
+    // A short write (rare: a signal, a nearly full disk) goes on from where it stopped.
+    if (done < total) {
+      const rest = Buffer.concat(runs).subarray(done);
+      for (let off = 0; off < rest.length; ) off += (await writeAsync(fd, rest, off, rest.length - off, at + done + off)).bytesWritten;
     }
-  }
-
-  /**
-   * A buffer of at least `size` bytes for one batch's write, reused across batches (one per batch
-   * in flight): a batch is megabytes, and a fresh buffer each time piles up outside the V8 heap
-   * until a GC notices.
-   */
-  private writeBuffer(size: number): Buffer {
-    const i = this.spareBuffers.findIndex((b) => b.length >= size);
-    if (i >= 0) return this.spareBuffers.splice(i, 1)[0]!;
-    if (this.spareBuffers.length > 0) this.spareBuffers.pop();
-    return Buffer.allocUnsafeSlow(Math.max(size, 1024 * 1024));
+    await fdatasyncAsync(fd);
   }
 
   /** Queues one event's line; written by `flush`. */

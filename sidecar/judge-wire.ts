@@ -1,11 +1,12 @@
 // The messages between the ingest thread and a judge worker (judge-pool.ts, judge-worker.ts).
 // Cheap for the ingest thread, which never decodes or encodes an event: a batch's lines go out as
-// the bytes they arrived in, copied into one buffer, and the canonical JSON, ids and pubkeys come
-// back as bytes in transferred buffers, next to typed arrays and the ids and pubkeys as text
+// the bytes they arrived in, copied into one buffer, and the events come back as columns
+// (event-batch.ts): their lines (canonical JSON and newline, as the log stores them), ids and
+// pubkeys as bytes in transferred buffers, next to typed arrays and the ids and pubkeys as text
 // (bench/judge-bench.ts measures both directions).
 import { judgeLine, type Judged } from './line-judge.js';
 import type { Classified, PolicyConfig } from './policy.js';
-import { isEmptyCls, type EventBatch } from './event-batch.js';
+import { isEmptyCls, jsonAt, type EventBatch } from './event-batch.js';
 import { byteLengthOf, writeInto, type TextOrBytes } from './text-or-bytes.js';
 
 /**
@@ -83,8 +84,8 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
   const keyBytes = Buffer.from(new ArrayBuffer(64 * n));
   const createdAt = new Float64Array(n);
   const kinds = new Uint16Array(n);
-  const jsonEnds = new Uint32Array(n);
-  const json = new JsonBytes(lines.bytes.length + 1024);
+  const lineEnds = new Uint32Array(n);
+  const out = new LineBytes(lines.bytes.length + 1024);
   const clsAt: number[] = [];
   const cls: Classified[] = [];
   let m = 0;
@@ -103,7 +104,7 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
     keyBytes.write(e.pubkey, 64 * m + 32, 'hex');
     createdAt[m] = e.created_at;
     kinds[m] = e.kind;
-    jsonEnds[m] = json.append(j.json as string);
+    lineEnds[m] = out.appendLine(j.json as string);
     if (!isEmptyCls(j.cls)) {
       clsAt.push(m);
       cls.push(j.cls);
@@ -119,15 +120,15 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
     keyBytes: keyBytes.subarray(0, 64 * m),
     createdAt: createdAt.subarray(0, m),
     kinds: kinds.subarray(0, m),
-    jsonBytes: json.bytes(),
-    jsonEnds: jsonEnds.subarray(0, m),
+    lines: out.bytes(),
+    lineEnds: lineEnds.subarray(0, m),
     clsAt: Uint32Array.from(clsAt),
     cls,
   };
 }
 
-/** UTF-8 text appended to one transferable buffer, which grows when a string might not fit. */
-class JsonBytes {
+/** Lines of UTF-8 text appended to one transferable buffer, which grows when one might not fit. */
+class LineBytes {
   private buf: Buffer;
   private end = 0;
 
@@ -135,18 +136,20 @@ class JsonBytes {
     this.buf = Buffer.from(new ArrayBuffer(capacity));
   }
 
-  /** Appends `text`; returns the end offset. */
-  append(text: string): number {
+  /** Appends `text` and a newline; returns the end offset. */
+  appendLine(text: string): number {
     // A UTF-16 code unit is at most 3 bytes of UTF-8: only then is the exact length needed.
-    if (this.buf.length - this.end < 3 * text.length) {
-      const need = this.end + Buffer.byteLength(text);
+    if (this.buf.length - this.end < 3 * text.length + 1) {
+      const need = this.end + Buffer.byteLength(text) + 1;
       if (need > this.buf.length) {
         const grown = Buffer.from(new ArrayBuffer(Math.max(need, 2 * this.buf.length)));
         this.buf.copy(grown, 0, 0, this.end);
         this.buf = grown;
       }
     }
-    return (this.end += this.buf.write(text, this.end));
+    this.end += this.buf.write(text, this.end);
+    this.buf[this.end++] = 0x0a;
+    return this.end;
   }
 
   bytes(): Buffer {
@@ -156,7 +159,7 @@ class JsonBytes {
 
 /** The buffers a reply can transfer instead of copying. */
 export function transferables(r: JudgeReply): ArrayBuffer[] {
-  return [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer, r.jsonBytes.buffer, r.jsonEnds.buffer, r.keyBytes.buffer] as ArrayBuffer[];
+  return [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer, r.lines.buffer, r.lineEnds.buffer, r.keyBytes.buffer] as ArrayBuffer[];
 }
 
 
@@ -177,7 +180,7 @@ export function unpackReply(r: JudgeReply): Judged[] {
     out[i] = {
       kind: 'event',
       event: { id: r.ids[k]!, pubkey: r.pubkeys[k]!, created_at: r.createdAt[k]!, kind: r.kinds[k]! },
-      json: r.jsonBytes.subarray(k === 0 ? 0 : r.jsonEnds[k - 1], r.jsonEnds[k]),
+      json: jsonAt(r, k),
       keyBytes: r.keyBytes.subarray(64 * k, 64 * k + 64),
       cls,
     };

@@ -4,12 +4,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { EventLog, type EventJson, type LogRef } from './event-log.js';
+import { EventLog, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
-import { clsReader, eventCount, headAt, jsonAt, lineBytesAt, type EventBatch } from './event-batch.js';
+import { clsReader, eventCount, headAt, jsonAt, lineBytesAt, lineStart, type EventBatch } from './event-batch.js';
 
 const INDEX_FORMAT = 6;
 /** Format 5 is format 6 plus an `ids` table (id → sequence number), now kept in memory. */
@@ -479,17 +479,25 @@ export class Store {
   private async writeAhead(batch: EventBatch): Promise<Float64Array> {
     const count = eventCount(batch);
     const offsets = new Float64Array(count).fill(-1);
-    const lines: EventJson[] = [];
+    // Consecutive events to write are one run of the batch's bytes (usually the whole batch).
+    const runs: Uint8Array[] = [];
+    let runFrom = -1;
+    let last = -2;
     const seen = new Set<string>();
     for (let k = 0; k < count; k++) {
       const id = batch.ids[k]!;
       if (seen.has(id) || this.lookup(id) !== undefined) continue;
       seen.add(id);
-      lines.push(jsonAt(batch, k));
       offsets[k] = 0;
+      if (k !== last + 1) {
+        if (runFrom >= 0) runs.push(batch.lines.subarray(lineStart(batch, runFrom), batch.lineEnds[last]));
+        runFrom = k;
+      }
+      last = k;
     }
-    if (lines.length === 0) return offsets;
-    let at = await this.log.writeAhead(lines);
+    if (runFrom < 0) return offsets;
+    runs.push(batch.lines.subarray(lineStart(batch, runFrom), batch.lineEnds[last]));
+    let at = await this.log.writeAhead(runs);
     for (let k = 0; k < count; k++) {
       if (offsets[k] === -1) continue;
       offsets[k] = at;
