@@ -19,6 +19,17 @@ export class InvalidEvent extends Error {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** What JSON.stringify escapes in a string: quote, backslash, controls, and (lone) surrogates. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * JSON.stringify of a string. Most contents need no escape, and then their JSON is the string in
+ * quotes: on Node 20 JSON.stringify of 1 kB costs ~3 µs, the test ~1.5 (the largest single cost of
+ * judging an event). Any surrogate, paired or not, takes the JSON.stringify way.
+ */
+export function jsonString(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
 const HEX128 = /^[0-9a-f]{128}$/;
 
 /** Accepts a strfry plugin line ({"event":{...},...}) or a bare event; returns the event object. */
@@ -69,7 +80,7 @@ function checkedEvent(e: unknown): { event: NostrEvent; content: string; tags: s
   const event = ev as unknown as NostrEvent;
   // Hex strings and safe integers serialize as themselves: this template is byte for byte
   // JSON.stringify of the NIP-01 array.
-  const content = JSON.stringify(event.content);
+  const content = jsonString(event.content);
   const tags = JSON.stringify(event.tags);
   // One-shot hash: a Hash object per event costs more than hashing its ~1 kB.
   const id = hash('sha256', `[0,"${event.pubkey}",${event.created_at},${event.kind},${tags},${content}]`, 'hex');

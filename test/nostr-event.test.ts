@@ -2,8 +2,8 @@
 // definitions (JSON.stringify of the NIP-01 array for the id, of the sorted object for the bytes).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalJson, computeEventId, InvalidEvent, validatedEventJson, type NostrEvent } from '../sidecar/nostr-event.js';
-import { pubkeyN, unsignedEvent } from './support/events.js';
+import { canonicalJson, computeEventId, InvalidEvent, jsonString, validatedEventJson, type NostrEvent } from '../sidecar/nostr-event.js';
+import { prng, pubkeyN, unsignedEvent } from './support/events.js';
 
 const awkward = [
   '',
@@ -24,6 +24,21 @@ test('validatedEventJson: same id check and same bytes as canonicalJson, for awk
     assert.equal(json, canonicalJson(e));
     assert.equal(event.id, computeEventId(e));
   });
+});
+
+test('jsonString is JSON.stringify for every single character and for random strings', () => {
+  for (let c = 0; c <= 0xffff; c++) {
+    const s = String.fromCharCode(c);
+    assert.equal(jsonString(s), JSON.stringify(s), `U+${c.toString(16)}`);
+    assert.equal(jsonString(`a${s}b`), JSON.stringify(`a${s}b`), `U+${c.toString(16)} inside`);
+  }
+  const rnd = prng(5);
+  const alphabet = ['a', ' ', '"', '\\', '\n', '\u0000', '\u001f', '\u007f', 'é', '\u2028', '🧡', '\ud800', '\udc00', '日'];
+  for (let i = 0; i < 2000; i++) {
+    const s = Array.from({ length: Math.floor(rnd() * 40) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+    assert.equal(jsonString(s), JSON.stringify(s));
+  }
+  for (const s of awkward) assert.equal(jsonString(s), JSON.stringify(s));
 });
 
 test('validatedEventJson: a changed content, tag, kind or created_at is a bad id', () => {
