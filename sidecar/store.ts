@@ -12,6 +12,8 @@ import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.j
 import { clsReader, eventCount, headAt, jsonAt, lineBytesAt, lineStart, type EventBatch } from './event-batch.js';
 
 const INDEX_FORMAT = 6;
+/** The value of every entry of the tombstone prefix table (a set: only the prefixes matter). */
+const TOMBSTONED = 1;
 /** Format 5 is format 6 plus an `ids` table (id → sequence number), now kept in memory. */
 const UPGRADABLE_FORMAT = 5;
 const FORMAT_KEY = 'index.format';
@@ -154,6 +156,12 @@ export class Store {
    * read-only index, which reads the table (the sidecar may be writing it).
    */
   private readonly vanishedAuthors: Set<string> | null;
+  /**
+   * The ids in `tomb-ids`, by prefix: asked about for every event and almost never there, so the
+   * table is read only on a prefix match. Entries are never dropped (nor are tombstones); one
+   * from a transaction that did not commit only costs a read. Null in a read-only index.
+   */
+  private readonly tombstoned: IdIndex | null;
   /** Cuts reading the log on another thread (holdBlanking), and the removals waiting for them. */
   private blankHolds = 0;
   private heldBlanks: LogRef[] = [];
@@ -195,6 +203,7 @@ export class Store {
     this.log = new EventLog(join(dir, 'events.log'), (this.meta.get(LOG_END_KEY) as number | undefined) ?? 0, readOnly);
     this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
     this.vanishedAuthors = readOnly ? null : new Set(this.vanished.getKeys());
+    this.tombstoned = readOnly ? null : this.buildTombIndex();
     // Before any transaction can run (a read-only index builds it on its first lookup).
     if (!readOnly) this.idIndex = this.buildIdIndex();
   }
@@ -311,6 +320,12 @@ export class Store {
   /** The id index (built from the events table the first time a read-only index needs it). */
   private get ids(): IdIndex {
     return (this.idIndex ??= this.buildIdIndex());
+  }
+
+  private buildTombIndex(): IdIndex {
+    const index = new IdIndex(this.tombIds.getKeysCount());
+    for (const [id] of this.tombIds.getKeys()) index.add(prefixOfHex(id), TOMBSTONED);
+    return index;
   }
 
   private buildIdIndex(): IdIndex {
@@ -542,7 +557,8 @@ export class Store {
    */
   verdict(e: EventHead, cls: Classified): Exclude<Outcome, 'indexed'> | null {
     if (this.lookup(e.id) !== undefined) return 'duplicate';
-    if (this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
+    const maybeTombstoned = this.tombstoned === null || this.tombstoned.candidates(prefixOfHex(e.id)).length > 0;
+    if (maybeTombstoned && this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
     const vanishedUntil = this.vanishedAuthors?.has(e.pubkey) === false ? undefined : this.vanished.get(e.pubkey);
     if (vanishedUntil !== undefined && e.created_at <= vanishedUntil && !(cls.vanish && e.kind === 62)) return 'vanished';
     if (cls.replaceKey !== undefined) {
@@ -601,6 +617,7 @@ export class Store {
         bump('removed.deleted');
       }
       this.tombIds.put([id, e.pubkey], e.created_at);
+      this.tombstoned?.add(prefixOfHex(id), TOMBSTONED);
     }
     for (const addr of del.addrs) {
       const prev = this.tombAddrs.get(addr);
