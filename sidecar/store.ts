@@ -10,10 +10,13 @@ import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
 import { clsReader, eventCount, headAt, jsonAt, lineBytesAt, type EventBatch } from './event-batch.js';
+import { decodeEventRow, EventRowWriter } from './event-row.js';
+import { upgradeEventRows } from './event-rows-upgrade.js';
 
-const INDEX_FORMAT = 6;
+/** Format 7 stores event rows in event-row.ts's layout; 6 had them in msgpack. */
+const INDEX_FORMAT = 7;
 /** Format 5 is format 6 plus an `ids` table (id → sequence number), now kept in memory. */
-const UPGRADABLE_FORMAT = 5;
+const UPGRADABLE_FORMATS: readonly unknown[] = [5, 6];
 const FORMAT_KEY = 'index.format';
 const FRONTIER_KEY = 'bundle.frontier';
 const LOG_END_KEY = 'log.end';
@@ -120,7 +123,11 @@ export type Counters = Record<string, number>;
 export class Store {
   readonly root: RootDatabase;
   /** Events under an increasing sequence number: appends stay fast as the index grows. */
-  private readonly events: Database<EventRow, number>;
+  private readonly events: Database<Buffer, number>;
+  /** Encodes event rows for `events.putSync` (one reused buffer). */
+  private readonly rowWriter = new EventRowWriter();
+  /** How the index was upgraded to this version's format when it opened, if it was. */
+  readonly upgraded: { from: number; rows: number; ms: number } | null = null;
   readonly slots: Database<SlotRecord, string>;
   readonly tombIds: Database<number, [string, string]>;
   readonly tombAddrs: Database<number, string>;
@@ -175,7 +182,8 @@ export class Store {
     this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly, mapSize: MAP_SIZE });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     const binaryKeyed = <V>(name: string) => this.root.openDB<V, Buffer>({ name, compression: false, keyEncoding: 'binary' });
-    this.events = db('events');
+    // Binary: `get` and `getRange` answer copies, so decoded rows' id and pubkey views stay valid.
+    this.events = this.root.openDB<Buffer, number>({ name: 'events', compression: false, encoding: 'binary' });
     this.slots = db('slots');
     this.tombIds = db('tomb-ids');
     this.tombAddrs = db('tomb-addrs');
@@ -190,33 +198,58 @@ export class Store {
     this.pointerDirty = db('pointer-dirty');
     this.counters = db('counters');
     this.meta = db('meta');
-    if (!readOnly) this.checkFormat();
-    for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
-    this.log = new EventLog(join(dir, 'events.log'), (this.meta.get(LOG_END_KEY) as number | undefined) ?? 0, readOnly);
-    this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
-    this.vanishedAuthors = readOnly ? null : new Set(this.vanished.getKeys());
-    // Before any transaction can run (a read-only index builds it on its first lookup).
-    if (!readOnly) this.idIndex = this.buildIdIndex();
+    try {
+      if (readOnly) this.checkReadableFormat();
+      else this.upgraded = this.checkFormat();
+      for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
+      this.log = new EventLog(join(dir, 'events.log'), (this.meta.get(LOG_END_KEY) as number | undefined) ?? 0, readOnly);
+      this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
+      this.vanishedAuthors = readOnly ? null : new Set(this.vanished.getKeys());
+      // Before any transaction can run (a read-only index builds it on its first lookup).
+      if (!readOnly) this.idIndex = this.buildIdIndex();
+    } catch (err) {
+      // A refused index must not stay open: lmdb-js shares one environment per path in a process.
+      (this as { log?: EventLog }).log?.close();
+      void this.root.close();
+      throw err;
+    }
   }
 
-  /** Refuses an index written by an incompatible (pre-release) layout instead of misreading it. */
-  private checkFormat(): void {
+  /**
+   * Upgrades an index of an older format in place, and refuses one written by an incompatible
+   * (pre-release) layout instead of misreading it.
+   */
+  private checkFormat(): { from: number; rows: number; ms: number } | null {
     const format = this.meta.get(FORMAT_KEY);
-    if (format === INDEX_FORMAT) return;
-    if (format === UPGRADABLE_FORMAT) {
-      this.root.openDB({ name: 'ids' }).dropSync();
-      this.meta.putSync(FORMAT_KEY, INDEX_FORMAT);
-      return;
+    if (format === INDEX_FORMAT) return null;
+    if (UPGRADABLE_FORMATS.includes(format)) {
+      if (format === 5) this.root.openDB({ name: 'ids' }).dropSync();
+      const { rows, ms } = upgradeEventRows(this.root, this.meta, () => this.meta.putSync(FORMAT_KEY, INDEX_FORMAT));
+      return { from: format as number, rows, ms };
     }
-    const empty = this.events.getKeysCount({ limit: 1 }) === 0 && this.bundles.getKeysCount({ limit: 1 }) === 0;
-    if (format === undefined && empty) {
+    if (format === undefined && this.isEmpty()) {
       this.meta.putSync(FORMAT_KEY, INDEX_FORMAT);
-      return;
+      return null;
     }
-    throw new Error(
-      `the index at ${this.dir} has format ${String(format ?? 'unversioned')}, this version reads ${INDEX_FORMAT}: ` +
-        'move it away (and the bundles directory) and replay history with nostr-bt-backfill',
-    );
+    throw new Error(`${this.formatMismatch(format)}: move it away (and the bundles directory) and replay history with nostr-bt-backfill`);
+  }
+
+  /** A read-only index cannot be upgraded: one of an older format is refused, not misread. */
+  private checkReadableFormat(): void {
+    const format = this.meta.get(FORMAT_KEY);
+    if (format === INDEX_FORMAT || (format === undefined && this.isEmpty())) return;
+    if (UPGRADABLE_FORMATS.includes(format)) {
+      throw new Error(`${this.formatMismatch(format)}: start the sidecar once, it upgrades the index in place`);
+    }
+    throw new Error(`${this.formatMismatch(format)}: move it away (and the bundles directory) and replay history with nostr-bt-backfill`);
+  }
+
+  private formatMismatch(format: unknown): string {
+    return `the index at ${this.dir} has format ${String(format ?? 'unversioned')}, this version reads ${INDEX_FORMAT}`;
+  }
+
+  private isEmpty(): boolean {
+    return this.events.getKeysCount({ limit: 1 }) === 0 && this.bundles.getKeysCount({ limit: 1 }) === 0;
   }
 
   /** First sequence number not yet in a bundle, and the next one to be assigned. */
@@ -280,7 +313,8 @@ export class Store {
    */
   scanAuthors(from: number, to: number, wanted: (pubkey: string) => boolean): Map<string, (EventRecord & { seq: number })[]> {
     const out = new Map<string, (EventRecord & { seq: number })[]>();
-    for (const { key: seq, value: row } of this.events.getRange({ start: from, end: to })) {
+    for (const { key: seq, value } of this.events.getRange({ start: from, end: to })) {
+      const row = decodeEventRow(value);
       const pubkey = hex(row.p);
       if (!wanted(pubkey)) continue;
       let list = out.get(pubkey);
@@ -302,7 +336,8 @@ export class Store {
    */
   private lookup(id: string): { seq: number; row: EventRow } | undefined {
     for (const seq of this.ids.candidates(prefixOfHex(id))) {
-      const row = this.events.get(seq);
+      const bytes = this.events.get(seq);
+      const row = bytes && decodeEventRow(bytes);
       if (row && hex(row.i) === id) return { seq, row };
     }
     return undefined;
@@ -315,7 +350,7 @@ export class Store {
 
   private buildIdIndex(): IdIndex {
     const index = new IdIndex(this.eventCount());
-    for (const { key, value } of this.events.getRange()) index.add(prefixOfBytes(value.i), key);
+    for (const { key, value } of this.events.getRange()) index.add(prefixOfBytes(decodeEventRow(value).i), key);
     return index;
   }
 
@@ -327,7 +362,7 @@ export class Store {
   /** Committed event rows with seq ≥ `from`, in order, as stored (id and author as raw bytes). */
   *rowsFrom(from: number): Iterable<{ seq: number; row: Readonly<EventRow> }> {
     // A generator: a caller that stops early ends the range read (and its read transaction).
-    for (const { key, value } of this.events.getRange({ start: from })) yield { seq: key, row: value };
+    for (const { key, value } of this.events.getRange({ start: from })) yield { seq: key, row: decodeEventRow(value) };
   }
 
   /**
@@ -390,7 +425,7 @@ export class Store {
   /** Bytes of the lines of the indexed events with a sequence number ≥ `from`. */
   eventBytesFrom(from: number): number {
     let bytes = 0;
-    for (const { value } of this.events.getRange({ start: from })) bytes += value.n;
+    for (const { value } of this.events.getRange({ start: from })) bytes += decodeEventRow(value).n;
     return bytes;
   }
 
@@ -448,7 +483,7 @@ export class Store {
   }
 
   eventIds(): Iterable<string> {
-    return this.events.getRange().map(({ value }) => hex(value.i));
+    return this.events.getRange().map(({ value }) => hex(decodeEventRow(value).i));
   }
 
   /** Applies a batch in one transaction; resolves with one outcome per event once committed. */
@@ -575,7 +610,8 @@ export class Store {
     }
     if (cls.replaceKey !== undefined) row.s = cls.replaceKey;
     const seq = this.nextSeq++;
-    this.events.put(seq, row);
+    // putSync copies the row's bytes before the writer's buffer is reused (in or out of a transaction).
+    this.events.putSync(seq, this.rowWriter.encode(row));
     const prefix = prefixOfBytes(row.i);
     this.ids.add(prefix, seq);
     this.idsAddedInTxn?.push([prefix, seq]);
@@ -614,8 +650,8 @@ export class Store {
     this.vanishedAuthors?.add(e.pubkey);
     const doomed: EventRecord[] = [];
     for (const seq of this.authorSeqs(e.pubkey)) {
-      const row = this.events.get(seq);
-      const rec = row && recordOfRow(row);
+      const bytes = this.events.get(seq);
+      const rec = bytes && recordOfRow(decodeEventRow(bytes));
       if (rec && rec.p === e.pubkey && rec.c <= e.created_at && rec.i !== e.id) doomed.push(rec);
     }
     for (const rec of doomed) {
