@@ -16,12 +16,12 @@
 // A row's first byte is 0-3. A msgpack row of format 6 starts with 0xd4 (msgpackr's inline
 // record definition) or a map byte (0x80-0x8f, 0xde, 0xdf), never 0-3, so the two cannot be
 // confused, and decoding a row that is not format 7 fails instead of misreading it.
+import { isUtf8 } from 'node:buffer';
 import type { EventRow } from './store.js';
 
 const HAS_X = 1;
 const HAS_S = 2;
 const FIXED = 87;
-const TEXT = new TextDecoder('utf-8', { fatal: true });
 
 /** Bytes of a row without `s` (`s` adds its UTF-8 bytes). */
 function fixedBytes(row: EventRow): number {
@@ -80,12 +80,18 @@ export class EventRowWriter {
   }
 }
 
+/** Where decoded rows' ids and pubkeys are copied to: 64 bytes each, a new slab when one is full. */
+const SLAB_BYTES = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabUsed = 0;
+
 /**
- * The row in `bytes`. Its `i` and `p` are views of `bytes`: pass bytes the row may keep (lmdb-js
- * `get`/`getRange` of a binary table return copies; `getBinaryFast` does not).
+ * The row in `bytes`, which may be a buffer the next read reuses (lmdb-js's `getBinaryFast`, or
+ * what it hands a table's decoder): `i` and `p` are copied out (into a shared slab, cheaper than
+ * a buffer each) and `s` is a new string, so the row stays valid as long as it is kept.
  */
 export function decodeEventRow(bytes: Uint8Array): EventRow {
-  // `length`, not `byteLength`: lmdb-js's reused read buffer (getBinaryFast) sets `length` to the value's size.
+  // `length`, not `byteLength`: lmdb-js's reused read buffer sets `length` to the value's size.
   const len = bytes.length;
   const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, len);
   const flags = len > 0 ? b[0]! : -1;
@@ -96,14 +102,36 @@ export function decodeEventRow(bytes: Uint8Array): EventRow {
   if (flags & HAS_S ? len < fixed : len !== fixed) {
     throw new Error(`corrupt event row: ${len} bytes, flags 0x${flags.toString(16)} need ${flags & HAS_S ? 'at least ' : ''}${fixed}`);
   }
-  const row: EventRow = { i: b.subarray(1, 33), p: b.subarray(33, 65), c: b.readDoubleLE(65), k: b.readUInt16LE(85), o: b.readDoubleLE(73), n: b.readUInt32LE(81) };
+  if (slabUsed + 64 > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  b.copy(slab, slabUsed, 1, 65);
+  const at = slab.byteOffset + slabUsed;
+  slabUsed += 64;
+  const row: EventRow = {
+    i: new Uint8Array(slab.buffer, at, 32),
+    p: new Uint8Array(slab.buffer, at + 32, 32),
+    c: b.readDoubleLE(65),
+    k: b.readUInt16LE(85),
+    o: b.readDoubleLE(73),
+    n: b.readUInt32LE(81),
+  };
   if (flags & HAS_X) row.x = b.readDoubleLE(FIXED);
   if (flags & HAS_S) {
-    try {
-      row.s = TEXT.decode(b.subarray(fixed, len));
-    } catch {
-      throw new Error('corrupt event row: its slot key is not UTF-8');
-    }
+    if (!isUtf8(b.subarray(fixed, len))) throw new Error('corrupt event row: its slot key is not UTF-8');
+    row.s = b.toString('utf8', fixed, len);
   }
   return row;
+}
+
+/**
+ * The `events` table's lmdb-js encoder (`openDB({ encoder })`). lmdb-js hands `decode` the buffer
+ * it reuses for every read, which decodeEventRow copies out of: no value is copied whole first,
+ * as `encoding: 'binary'` does (a ~90-byte ArrayBuffer per row read). `encode` answers the
+ * writer's reused buffer: use it with `putSync`, or `put` inside a transaction callback only.
+ */
+export function eventRowEncoder(): { encode(row: EventRow): Buffer; decode(bytes: Uint8Array): EventRow } {
+  const writer = new EventRowWriter();
+  return { encode: (row) => writer.encode(row), decode: (bytes) => decodeEventRow(bytes) };
 }

@@ -3,14 +3,14 @@
 // so duplicates, replacements and deletions inside one batch resolve exactly as across batches.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { EventLog, type EventJson, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
 import { clsReader, eventCount, headAt, jsonAt, lineBytesAt, type EventBatch } from './event-batch.js';
-import { decodeEventRow, EventRowWriter } from './event-row.js';
+import { eventRowEncoder } from './event-row.js';
 import { upgradeEventRows } from './event-rows-upgrade.js';
 
 /** Format 7 stores event rows in event-row.ts's layout; 6 had them in msgpack. */
@@ -123,9 +123,7 @@ export type Counters = Record<string, number>;
 export class Store {
   readonly root: RootDatabase;
   /** Events under an increasing sequence number: appends stay fast as the index grows. */
-  private readonly events: Database<Buffer, number>;
-  /** Encodes event rows for `events.putSync` (one reused buffer). */
-  private readonly rowWriter = new EventRowWriter();
+  private readonly events: Database<EventRow, number>;
   /** How the index was upgraded to this version's format when it opened, if it was. */
   readonly upgraded: { from: number; rows: number; ms: number } | null = null;
   readonly slots: Database<SlotRecord, string>;
@@ -182,8 +180,8 @@ export class Store {
     this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly, mapSize: MAP_SIZE });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     const binaryKeyed = <V>(name: string) => this.root.openDB<V, Buffer>({ name, compression: false, keyEncoding: 'binary' });
-    // Binary: `get` and `getRange` answer copies, so decoded rows' id and pubkey views stay valid.
-    this.events = this.root.openDB<Buffer, number>({ name: 'events', compression: false, encoding: 'binary' });
+    // Rows in event-row.ts's layout; its decoder copies out of lmdb-js's reused read buffer.
+    this.events = this.root.openDB<EventRow, number>({ name: 'events', compression: false, encoder: eventRowEncoder() } as DatabaseOptions & { name: string });
     this.slots = db('slots');
     this.tombIds = db('tomb-ids');
     this.tombAddrs = db('tomb-addrs');
@@ -313,8 +311,7 @@ export class Store {
    */
   scanAuthors(from: number, to: number, wanted: (pubkey: string) => boolean): Map<string, (EventRecord & { seq: number })[]> {
     const out = new Map<string, (EventRecord & { seq: number })[]>();
-    for (const { key: seq, value } of this.events.getRange({ start: from, end: to })) {
-      const row = decodeEventRow(value);
+    for (const { key: seq, value: row } of this.events.getRange({ start: from, end: to })) {
       const pubkey = hex(row.p);
       if (!wanted(pubkey)) continue;
       let list = out.get(pubkey);
@@ -336,8 +333,7 @@ export class Store {
    */
   private lookup(id: string): { seq: number; row: EventRow } | undefined {
     for (const seq of this.ids.candidates(prefixOfHex(id))) {
-      const bytes = this.events.get(seq);
-      const row = bytes && decodeEventRow(bytes);
+      const row = this.events.get(seq);
       if (row && hex(row.i) === id) return { seq, row };
     }
     return undefined;
@@ -350,7 +346,7 @@ export class Store {
 
   private buildIdIndex(): IdIndex {
     const index = new IdIndex(this.eventCount());
-    for (const { key, value } of this.events.getRange()) index.add(prefixOfBytes(decodeEventRow(value).i), key);
+    for (const { key, value } of this.events.getRange()) index.add(prefixOfBytes(value.i), key);
     return index;
   }
 
@@ -362,7 +358,7 @@ export class Store {
   /** Committed event rows with seq ≥ `from`, in order, as stored (id and author as raw bytes). */
   *rowsFrom(from: number): Iterable<{ seq: number; row: Readonly<EventRow> }> {
     // A generator: a caller that stops early ends the range read (and its read transaction).
-    for (const { key, value } of this.events.getRange({ start: from })) yield { seq: key, row: decodeEventRow(value) };
+    for (const { key, value } of this.events.getRange({ start: from })) yield { seq: key, row: value };
   }
 
   /**
@@ -425,7 +421,7 @@ export class Store {
   /** Bytes of the lines of the indexed events with a sequence number ≥ `from`. */
   eventBytesFrom(from: number): number {
     let bytes = 0;
-    for (const { value } of this.events.getRange({ start: from })) bytes += decodeEventRow(value).n;
+    for (const { value } of this.events.getRange({ start: from })) bytes += value.n;
     return bytes;
   }
 
@@ -483,7 +479,7 @@ export class Store {
   }
 
   eventIds(): Iterable<string> {
-    return this.events.getRange().map(({ value }) => hex(decodeEventRow(value).i));
+    return this.events.getRange().map(({ value }) => hex(value.i));
   }
 
   /** Applies a batch in one transaction; resolves with one outcome per event once committed. */
@@ -610,8 +606,8 @@ export class Store {
     }
     if (cls.replaceKey !== undefined) row.s = cls.replaceKey;
     const seq = this.nextSeq++;
-    // putSync copies the row's bytes before the writer's buffer is reused (in or out of a transaction).
-    this.events.putSync(seq, this.rowWriter.encode(row));
+    // putSync: the row's bytes are copied before the encoder's buffer is reused.
+    this.events.putSync(seq, row);
     const prefix = prefixOfBytes(row.i);
     this.ids.add(prefix, seq);
     this.idsAddedInTxn?.push([prefix, seq]);
@@ -650,8 +646,8 @@ export class Store {
     this.vanishedAuthors?.add(e.pubkey);
     const doomed: EventRecord[] = [];
     for (const seq of this.authorSeqs(e.pubkey)) {
-      const bytes = this.events.get(seq);
-      const rec = bytes && recordOfRow(decodeEventRow(bytes));
+      const row = this.events.get(seq);
+      const rec = row && recordOfRow(row);
       if (rec && rec.p === e.pubkey && rec.c <= e.created_at && rec.i !== e.id) doomed.push(rec);
     }
     for (const rec of doomed) {

@@ -1,13 +1,14 @@
 // The index's event row layout (sidecar/event-row.ts): round trips at the edges of every field,
-// corrupt rows refused with a clear error, and the reused encode buffer against real LMDB puts.
+// corrupt rows refused with a clear error, decoded rows independent of the bytes they came from,
+// and the table encoder (reused buffers both ways) against real LMDB.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { open } from 'lmdb';
-import { decodeEventRow, encodeEventRow, EventRowWriter } from '../sidecar/event-row.js';
+import { open, type DatabaseOptions } from 'lmdb';
+import { decodeEventRow, encodeEventRow, eventRowEncoder, EventRowWriter } from '../sidecar/event-row.js';
 import type { EventRow } from '../sidecar/store.js';
 
 function row(extra: Partial<EventRow> = {}): EventRow {
@@ -65,34 +66,46 @@ test('event row: a corrupt or non-format-7 row fails with a clear error', () => 
   for (const [what, bytes, message] of cases) assert.throws(() => decodeEventRow(bytes), message, what);
 });
 
-test('event row: rows encoded into the reused buffer are each stored whole (lmdb-js copies the value at putSync, and at put inside a transaction)', async () => {
+test('event row: a decoded row owns its id and pubkey (the bytes it came from may be reused at once)', () => {
+  const reused = Buffer.alloc(200);
+  const rows = Array.from({ length: 3000 }, (_, k) => row({ c: k, ...(k % 7 === 0 ? { s: `${k}:é` } : {}) }));
+  const decoded = rows.map((r) => {
+    const bytes = encodeEventRow(r);
+    bytes.copy(reused);
+    // As lmdb-js hands it over: the shared buffer, `length` set to the value's size.
+    const view = Object.defineProperty(Buffer.from(reused.buffer, reused.byteOffset, reused.length), 'length', { value: bytes.length });
+    return decodeEventRow(view);
+  });
+  reused.fill(0xaa);
+  decoded.forEach((d, k) => assert.deepEqual(plain(d), plain(rows[k]!), `row ${k}`));
+});
+
+test('event row: the table encoder against real LMDB: rows put from the reused buffer are stored whole, rows read stay valid after later reads', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'event-row-'));
   const root = open({ path: dir, maxDbs: 4, compression: false });
   try {
-    const db = root.openDB<Buffer, number>({ name: 'events', compression: false, encoding: 'binary' });
-    const writer = new EventRowWriter();
-    const rows = Array.from({ length: 300 }, (_, k) => row({ c: k, o: 2 ** 33 + k, ...(k % 3 === 0 ? { x: k } : {}), ...(k % 5 === 0 ? { s: `${k}:é` } : {}) }));
+    const db = root.openDB<EventRow, number>({ name: 'events', compression: false, encoder: eventRowEncoder() } as DatabaseOptions & { name: string });
+    const rows = Array.from({ length: 3000 }, (_, k) => row({ c: k, o: 2 ** 33 + k, ...(k % 3 === 0 ? { x: k } : {}), ...(k % 5 === 0 ? { s: `${k}:é` } : {}) }));
     // Outside any transaction: putSync runs its own synchronous one.
-    for (let k = 0; k < 100; k++) db.putSync(k, writer.encode(rows[k]!));
+    for (let k = 0; k < 100; k++) db.putSync(k, rows[k]!);
     // Inside transaction callbacks (where Store.applyBatch puts its rows).
     await root.transaction(() => {
-      for (let k = 100; k < 200; k++) db.putSync(k, writer.encode(rows[k]!));
+      for (let k = 100; k < 2000; k++) db.putSync(k, rows[k]!);
     });
     await root.childTransaction(() => {
-      for (let k = 200; k < 300; k++) void db.put(k, writer.encode(rows[k]!));
+      for (let k = 2000; k < 3000; k++) void db.put(k, rows[k]!);
     });
-    for (let k = 0; k < 300; k++) assert.deepEqual(plain(decodeEventRow(db.get(k)!)), plain(rows[k]!), `row ${k}`);
-    // Values read back are copies, not views of a buffer the next read reuses.
-    const a = db.get(1)!;
-    const b = db.get(2)!;
-    assert.notEqual(a.buffer, b.buffer);
-    const ranged = [...db.getRange({ start: 10, end: 20 })].map(({ value }) => decodeEventRow(value));
-    ranged.forEach((r, j) => assert.deepEqual(plain(r), plain(rows[10 + j]!)));
+    // Kept across thousands of later reads (lmdb-js decodes every value from one reused buffer).
+    const kept = [db.get(0)!, db.get(5)!, ...[...db.getRange()].map(({ value }) => value)];
+    for (let k = 0; k < 3000; k++) assert.deepEqual(plain(db.get(k)!), plain(rows[k]!), `row ${k}`);
+    assert.deepEqual(plain(kept[0]!), plain(rows[0]!));
+    assert.deepEqual(plain(kept[1]!), plain(rows[5]!));
+    kept.slice(2).forEach((r, k) => assert.deepEqual(plain(r), plain(rows[k]!), `kept row ${k}`));
     // The check above can tell: a plain put outside a transaction is written later, from
     // whatever the buffer then holds (the last row), which is why the index uses putSync.
-    const late = rows.slice(0, 20).map((r, k) => db.put(1000 + k, writer.encode(r)));
-    await Promise.all(late);
-    const wrong = rows.slice(0, 20).filter((r, k) => !db.get(1000 + k)!.equals(encodeEventRow(r))).length;
+    await Promise.all(rows.slice(0, 20).map((r, k) => db.put(10_000 + k, r)));
+    const raw = root.openDB<Buffer, number>({ name: 'events', compression: false, encoding: 'binary' });
+    const wrong = rows.slice(0, 20).filter((r, k) => !raw.get(10_000 + k)!.equals(encodeEventRow(r))).length;
     assert.ok(wrong > 0, 'an asynchronous put of the reused buffer stores other rows');
   } finally {
     await root.close();
