@@ -65,6 +65,7 @@ export class Sidecar {
     private readonly opts: SidecarOptions = {},
   ) {
     this.store = Store.open(config.indexDir);
+    if (this.store.upgraded) log.info({ ...this.store.upgraded, ms: Math.round(this.store.upgraded.ms) }, 'index upgraded in place');
     this.quarantine = new Quarantine(config.quarantineDir, config.ingest.quarantineMaxBytes, log);
     this.ingestor = new Ingestor(this.store, this.quarantine, config, log, opts.nowSec);
     this.drainer = new SpoolDrainer(config.spool.dir, this.ingestor, config.spool.scanIntervalMs, log);

@@ -3,19 +3,22 @@
 // so duplicates, replacements and deletions inside one batch resolve exactly as across batches.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { EventLog, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
 import { clsReader, eventCount, headAt, jsonAt, lineBytesAt, lineStart, type EventBatch } from './event-batch.js';
+import { eventRowEncoder } from './event-row.js';
+import { upgradeEventRows } from './event-rows-upgrade.js';
 
-const INDEX_FORMAT = 6;
+/** Format 7 stores event rows in event-row.ts's layout; 6 had them in msgpack. */
+const INDEX_FORMAT = 7;
 /** The value of every entry of the tombstone prefix table (a set: only the prefixes matter). */
 const TOMBSTONED = 1;
 /** Format 5 is format 6 plus an `ids` table (id → sequence number), now kept in memory. */
-const UPGRADABLE_FORMAT = 5;
+const UPGRADABLE_FORMATS: readonly unknown[] = [5, 6];
 const FORMAT_KEY = 'index.format';
 const FRONTIER_KEY = 'bundle.frontier';
 const LOG_END_KEY = 'log.end';
@@ -123,6 +126,8 @@ export class Store {
   readonly root: RootDatabase;
   /** Events under an increasing sequence number: appends stay fast as the index grows. */
   private readonly events: Database<EventRow, number>;
+  /** How the index was upgraded to this version's format when it opened, if it was. */
+  readonly upgraded: { from: number; rows: number; ms: number } | null = null;
   readonly slots: Database<SlotRecord, string>;
   readonly tombIds: Database<number, [string, string]>;
   readonly tombAddrs: Database<number, string>;
@@ -183,7 +188,8 @@ export class Store {
     this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly, mapSize: MAP_SIZE });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     const binaryKeyed = <V>(name: string) => this.root.openDB<V, Buffer>({ name, compression: false, keyEncoding: 'binary' });
-    this.events = db('events');
+    // Rows in event-row.ts's layout; its decoder copies out of lmdb-js's reused read buffer.
+    this.events = this.root.openDB<EventRow, number>({ name: 'events', compression: false, encoder: eventRowEncoder() } as DatabaseOptions & { name: string });
     this.slots = db('slots');
     this.tombIds = db('tomb-ids');
     this.tombAddrs = db('tomb-addrs');
@@ -198,34 +204,59 @@ export class Store {
     this.pointerDirty = db('pointer-dirty');
     this.counters = db('counters');
     this.meta = db('meta');
-    if (!readOnly) this.checkFormat();
-    for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
-    this.log = new EventLog(join(dir, 'events.log'), (this.meta.get(LOG_END_KEY) as number | undefined) ?? 0, readOnly);
-    this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
-    this.vanishedAuthors = readOnly ? null : new Set(this.vanished.getKeys());
-    this.tombstoned = readOnly ? null : this.buildTombIndex();
-    // Before any transaction can run (a read-only index builds it on its first lookup).
-    if (!readOnly) this.idIndex = this.buildIdIndex();
+    try {
+      if (readOnly) this.checkReadableFormat();
+      else this.upgraded = this.checkFormat();
+      for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
+      this.log = new EventLog(join(dir, 'events.log'), (this.meta.get(LOG_END_KEY) as number | undefined) ?? 0, readOnly);
+      this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
+      this.vanishedAuthors = readOnly ? null : new Set(this.vanished.getKeys());
+      this.tombstoned = readOnly ? null : this.buildTombIndex();
+      // Before any transaction can run (a read-only index builds it on its first lookup).
+      if (!readOnly) this.idIndex = this.buildIdIndex();
+    } catch (err) {
+      // A refused index must not stay open: lmdb-js shares one environment per path in a process.
+      (this as { log?: EventLog }).log?.close();
+      void this.root.close();
+      throw err;
+    }
   }
 
-  /** Refuses an index written by an incompatible (pre-release) layout instead of misreading it. */
-  private checkFormat(): void {
+  /**
+   * Upgrades an index of an older format in place, and refuses one written by an incompatible
+   * (pre-release) layout instead of misreading it.
+   */
+  private checkFormat(): { from: number; rows: number; ms: number } | null {
     const format = this.meta.get(FORMAT_KEY);
-    if (format === INDEX_FORMAT) return;
-    if (format === UPGRADABLE_FORMAT) {
-      this.root.openDB({ name: 'ids' }).dropSync();
-      this.meta.putSync(FORMAT_KEY, INDEX_FORMAT);
-      return;
+    if (format === INDEX_FORMAT) return null;
+    if (UPGRADABLE_FORMATS.includes(format)) {
+      if (format === 5) this.root.openDB({ name: 'ids' }).dropSync();
+      const { rows, ms } = upgradeEventRows(this.root, this.meta, () => this.meta.putSync(FORMAT_KEY, INDEX_FORMAT));
+      return { from: format as number, rows, ms };
     }
-    const empty = this.events.getKeysCount({ limit: 1 }) === 0 && this.bundles.getKeysCount({ limit: 1 }) === 0;
-    if (format === undefined && empty) {
+    if (format === undefined && this.isEmpty()) {
       this.meta.putSync(FORMAT_KEY, INDEX_FORMAT);
-      return;
+      return null;
     }
-    throw new Error(
-      `the index at ${this.dir} has format ${String(format ?? 'unversioned')}, this version reads ${INDEX_FORMAT}: ` +
-        'move it away (and the bundles directory) and replay history with nostr-bt-backfill',
-    );
+    throw new Error(`${this.formatMismatch(format)}: move it away (and the bundles directory) and replay history with nostr-bt-backfill`);
+  }
+
+  /** A read-only index cannot be upgraded: one of an older format is refused, not misread. */
+  private checkReadableFormat(): void {
+    const format = this.meta.get(FORMAT_KEY);
+    if (format === INDEX_FORMAT || (format === undefined && this.isEmpty())) return;
+    if (UPGRADABLE_FORMATS.includes(format)) {
+      throw new Error(`${this.formatMismatch(format)}: start the sidecar once, it upgrades the index in place`);
+    }
+    throw new Error(`${this.formatMismatch(format)}: move it away (and the bundles directory) and replay history with nostr-bt-backfill`);
+  }
+
+  private formatMismatch(format: unknown): string {
+    return `the index at ${this.dir} has format ${String(format ?? 'unversioned')}, this version reads ${INDEX_FORMAT}`;
+  }
+
+  private isEmpty(): boolean {
+    return this.events.getKeysCount({ limit: 1 }) === 0 && this.bundles.getKeysCount({ limit: 1 }) === 0;
   }
 
   /** First sequence number not yet in a bundle, and the next one to be assigned. */
@@ -599,7 +630,8 @@ export class Store {
     }
     if (cls.replaceKey !== undefined) row.s = cls.replaceKey;
     const seq = this.nextSeq++;
-    this.events.put(seq, row);
+    // putSync: the row's bytes are copied before the encoder's buffer is reused.
+    this.events.putSync(seq, row);
     const prefix = prefixOfBytes(row.i);
     this.ids.add(prefix, seq);
     this.idsAddedInTxn?.push([prefix, seq]);

@@ -11,6 +11,7 @@ import { classify } from '../sidecar/policy.js';
 import { Store } from '../sidecar/store.js';
 import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
 import { prng, pubkeyN, unsignedEvent } from './support/events.js';
+import { writeOldFormat } from './support/old-index.js';
 import { makeWorkspace } from './support/sidecar-process.js';
 
 const key = (p: IdPrefix) => `${p.hi}:${p.lo}`;
@@ -100,7 +101,7 @@ test('index: dedupe holds across a reopen (the id index is rebuilt from the even
   }
 });
 
-test('index: a format-5 index (ids in an LMDB table) opens as format 6 with its events and dedupe intact', async () => {
+test('index: a format-5 index (ids in an LMDB table, msgpack rows) opens as format 7 with its events and dedupe intact', async () => {
   const ws = makeWorkspace();
   const dir = loadConfig({ configPath: ws.configPath }).indexDir;
   const events = Array.from({ length: 20 }, (_, i) => unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `v5-${i}` }));
@@ -110,13 +111,14 @@ test('index: a format-5 index (ids in an LMDB table) opens as format 6 with its 
     // What format 5 had on top of format 6: the table, and its version number.
     const ids = store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false });
     await store.root.transaction(() => events.forEach((e, i) => ids.put(Buffer.from(e.id, 'hex'), i + 1)));
-    await store.meta.put('index.format', 5);
   } finally {
     await store.close();
   }
+  await writeOldFormat(dir, 5);
   store = Store.open(dir);
   try {
-    assert.equal(store.meta.get('index.format'), 6);
+    assert.equal(store.meta.get('index.format'), 7);
+    assert.deepEqual(store.upgraded && { from: store.upgraded.from, rows: store.upgraded.rows }, { from: 5, rows: 20 });
     assert.equal(store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false }).getKeysCount(), 0, 'the old table is gone');
     assert.deepEqual(new Set(await store.applyBatch(eventBatchOf(events.map(itemOf)))), new Set(['duplicate']));
     assert.equal(store.eventCount(), 20);
