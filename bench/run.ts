@@ -12,7 +12,7 @@ import type { Figure } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** In data-flow order: plugin → ingest → bundle → scale → pointers → reader → offload → backfill → faults. */
-const BENCHES = ['plugin', 'ingest', 'bundle', 'scale', 'pointer', 'reader', 'offload', 'backfill', 'fault'];
+const BENCHES = ['plugin', 'ingest', 'bundle', 'scale', 'pointer', 'reader', 'offload', 'index-rows', 'backfill', 'fault'];
 
 interface Outcome {
   bench: string;
