@@ -6,7 +6,7 @@
 // (bench/judge-bench.ts measures both directions).
 import { judgeLine, type Judged } from './line-judge.js';
 import type { Classified, PolicyConfig } from './policy.js';
-import { isEmptyCls, jsonAt, type EventBatch } from './event-batch.js';
+import { clsReader, headAt, isEmptyCls, jsonAt, type EventBatch } from './event-batch.js';
 import { byteLengthOf, writeInto, type TextOrBytes } from './text-or-bytes.js';
 
 /**
@@ -165,26 +165,13 @@ export function transferables(r: JudgeReply): ArrayBuffer[] {
 
 /** The reply as judgeLine's results, one per line (tests and benches compare the two). */
 export function unpackReply(r: JudgeReply): Judged[] {
-  const n = r.status.length;
-  const out = new Array<Judged>(n);
+  const clsOf = clsReader(r);
   let k = 0;
   let x = 0;
-  let c = 0;
-  for (let i = 0; i < n; i++) {
-    if (r.status[i] !== EVENT) {
-      out[i] = { kind: r.status[i] === SKIPPED ? 'skipped' : 'invalid', reason: r.reasons[x++]! };
-      continue;
-    }
-    let cls: Classified = {};
-    if (c < r.clsAt.length && r.clsAt[c] === k) cls = r.cls[c++]!;
-    out[i] = {
-      kind: 'event',
-      event: { id: r.ids[k]!, pubkey: r.pubkeys[k]!, created_at: r.createdAt[k]!, kind: r.kinds[k]! },
-      json: jsonAt(r, k),
-      keyBytes: r.keyBytes.subarray(64 * k, 64 * k + 64),
-      cls,
-    };
+  return Array.from(r.status, (status): Judged => {
+    if (status !== EVENT) return { kind: status === SKIPPED ? 'skipped' : 'invalid', reason: r.reasons[x++]! };
+    const j: Judged = { kind: 'event', event: headAt(r, k), json: jsonAt(r, k), keyBytes: r.keyBytes.subarray(64 * k, 64 * k + 64), cls: clsOf(k) };
     k++;
-  }
-  return out;
+    return j;
+  });
 }
