@@ -48,6 +48,14 @@ export class IdIndex {
     return out;
   }
 
+  /** Whether any entry has the id's prefix (candidates without the array). */
+  has(id: IdPrefix): boolean {
+    for (let s = id.lo & this.mask; this.seqs[s] !== EMPTY; s = (s + 1) & this.mask) {
+      if (this.keys[2 * s] === id.hi && this.keys[2 * s + 1] === id.lo) return true;
+    }
+    return false;
+  }
+
   add(id: IdPrefix, seq: number): void {
     if (!Number.isInteger(seq) || seq < 1 || seq > 0xffffffff) throw new RangeError(`sequence number ${seq} does not fit the id index`);
     if (this.count + 1 > (this.mask + 1) * MAX_LOAD) this.grow();

@@ -588,7 +588,7 @@ export class Store {
    */
   verdict(e: EventHead, cls: Classified): Exclude<Outcome, 'indexed'> | null {
     if (this.lookup(e.id) !== undefined) return 'duplicate';
-    const maybeTombstoned = this.tombstoned === null || this.tombstoned.candidates(prefixOfHex(e.id)).length > 0;
+    const maybeTombstoned = this.tombstoned === null || this.tombstoned.has(prefixOfHex(e.id));
     if (maybeTombstoned && this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
     const vanishedUntil = this.vanishedAuthors?.has(e.pubkey) === false ? undefined : this.vanished.get(e.pubkey);
     if (vanishedUntil !== undefined && e.created_at <= vanishedUntil && !(cls.vanish && e.kind === 62)) return 'vanished';

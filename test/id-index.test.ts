@@ -49,7 +49,9 @@ test('id index: random adds and removes (shared prefixes, probe runs that wrap, 
   }
   assert.equal(index.size, live.length);
   for (const [p] of live) assert.deepEqual(new Set(index.candidates(p)), reference.get(key(p)));
+  for (const [p] of live) assert.equal(index.has(p), (reference.get(key(p))?.size ?? 0) > 0);
   assert.deepEqual(index.candidates({ hi: 12345, lo: 67890 }), []);
+  assert.equal(index.has({ hi: 12345, lo: 67890 }), false);
   assert.equal(index.remove({ hi: 12345, lo: 67890 }, 1), false);
   assert.throws(() => index.add({ hi: 1, lo: 1 }, 0), RangeError);
 });
