@@ -38,6 +38,11 @@ export function lineStart(b: EventBatch, k: number): number {
   return k === 0 ? 0 : b.lineEnds[k - 1]!;
 }
 
+/** Event k's line: canonical JSON and newline. */
+export function lineAt(b: EventBatch, k: number): Uint8Array {
+  return b.lines.subarray(lineStart(b, k), b.lineEnds[k]);
+}
+
 /** Event k's canonical JSON (its line without the newline). */
 export function jsonAt(b: EventBatch, k: number): Uint8Array {
   return b.lines.subarray(lineStart(b, k), b.lineEnds[k]! - 1);

@@ -13,7 +13,7 @@
 import { closeSync, existsSync, fdatasync, fdatasyncSync, openSync, write, writeSync, writev } from 'node:fs';
 import { promisify } from 'node:util';
 import { readFullyAt } from './read-at.js';
-import { byteLengthOf, writeInto, type TextOrBytes } from './text-or-bytes.js';
+import type { TextOrBytes } from './text-or-bytes.js';
 
 const writeAsync = promisify(write);
 const writevAsync = promisify(writev);
@@ -21,11 +21,6 @@ const fdatasyncAsync = promisify(fdatasync);
 
 /** Canonical event JSON: a string, or its UTF-8 bytes (from a judge worker); no newline. */
 export type EventJson = TextOrBytes;
-
-/** Bytes of the event's line in the log and in bundles (JSON and newline). */
-export function lineBytes(json: EventJson): number {
-  return byteLengthOf(json) + 1;
-}
 
 export interface LogRef {
   /** Byte offset of the line. */
@@ -80,11 +75,10 @@ export class EventLog {
     await fdatasyncAsync(fd);
   }
 
-  /** Queues one event's line; written by `flush`. */
-  append(json: EventJson): LogRef {
+  /** Queues one event's line (its JSON and newline, copied); written by `flush`. */
+  append(line: Uint8Array): LogRef {
     if (this.pending.length === 0) this.pendingStart = this.nextOffset;
-    const buf = Buffer.allocUnsafe(lineBytes(json));
-    buf[writeInto(buf, json, 0)] = 0x0a;
+    const buf = Buffer.from(line);
     const ref = { o: this.nextOffset, n: buf.length };
     this.pending.push(buf);
     this.nextOffset += buf.length;

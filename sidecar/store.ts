@@ -9,7 +9,7 @@ import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
-import { clsReader, eventCount, headAt, jsonAt, lineBytesAt, lineStart, type EventBatch } from './event-batch.js';
+import { clsReader, eventCount, headAt, lineAt, lineBytesAt, lineStart, type EventBatch } from './event-batch.js';
 import { eventRowEncoder } from './event-row.js';
 import { upgradeEventRows } from './event-rows-upgrade.js';
 
@@ -621,7 +621,7 @@ export class Store {
       }
       this.slots.put(cls.replaceKey, { id: e.id, c: e.created_at });
     }
-    const { o, n } = writtenAt >= 0 ? { o: writtenAt, n: lineBytesAt(batch, k) } : this.log.append(jsonAt(batch, k));
+    const { o, n } = writtenAt >= 0 ? { o: writtenAt, n: lineBytesAt(batch, k) } : this.log.append(lineAt(batch, k));
     const keys = batch.keyBytes;
     const row: EventRow = { i: keys.subarray(64 * k, 64 * k + 32), p: keys.subarray(64 * k + 32, 64 * k + 64), c: e.created_at, k: e.kind, o, n };
     if (cls.expiresAt !== undefined) {
