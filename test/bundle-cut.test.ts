@@ -11,10 +11,9 @@ import { readAuthorFile } from '../sidecar/bundle-builder.js';
 import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { canonicalJson } from '../sidecar/nostr-event.js';
-import { classify } from '../sidecar/policy.js';
 import { Store } from '../sidecar/store.js';
 import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
-import { contentOf, pubkeyN, unsignedEvent } from './support/events.js';
+import { contentOf, judgedEvent, pubkeyN, unsignedEvent } from './support/events.js';
 import { makeWorkspace } from './support/sidecar-process.js';
 
 const log = createLogger('test', 'silent');
@@ -23,10 +22,7 @@ function setup() {
   const ws = makeWorkspace();
   const config = loadConfig({ configPath: ws.configPath });
   const policy = { ...config.policy, maxEventBytes: 1 << 20 };
-  const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => {
-    const json = canonicalJson(e);
-    return { event: e, json, cls: classify(e, Buffer.byteLength(json), policy, e.created_at) };
-  };
+  const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => judgedEvent(e, policy);
   // 600 events by 40 authors, several per author sharing a created_at (ordered by id then).
   const events = Array.from({ length: 600 }, (_, i) =>
     unsignedEvent(pubkeyN(i % 40), { kind: 1, created_at: 1_700_000_000 + Math.floor(i / 120), content: contentOf(200 + (i % 7) * 50, i) }),

@@ -6,11 +6,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../sidecar/config.js';
 import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from '../sidecar/id-index.js';
-import { canonicalJson } from '../sidecar/nostr-event.js';
-import { classify } from '../sidecar/policy.js';
 import { Store } from '../sidecar/store.js';
 import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
-import { prng, pubkeyN, unsignedEvent } from './support/events.js';
+import { judgedEvent, prng, pubkeyN, unsignedEvent } from './support/events.js';
 import { writeOldFormat } from './support/old-index.js';
 import { makeWorkspace } from './support/sidecar-process.js';
 
@@ -62,11 +60,8 @@ test('id prefix: the same words from hex and from bytes', () => {
   assert.deepEqual(prefixOfHex('ffffffff' + '00000001' + '0'.repeat(48)), { hi: 0xffffffff, lo: 1 });
 });
 
-function itemOf(e: ReturnType<typeof unsignedEvent>): JudgedEvent {
-  const json = canonicalJson(e);
-  const policy = loadConfig({ configPath: makeWorkspace().configPath }).policy;
-  return { event: e, json, cls: classify(e, Buffer.byteLength(json), { ...policy, maxEventBytes: 1 << 20 }, e.created_at) };
-}
+const policy = { ...loadConfig({ configPath: makeWorkspace().configPath }).policy, maxEventBytes: 1 << 20 };
+const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => judgedEvent(e, policy);
 
 test('index: dedupe holds across a reopen (the id index is rebuilt from the events table); ids sharing a prefix stay apart', async () => {
   const ws = makeWorkspace();

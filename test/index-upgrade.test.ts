@@ -10,9 +10,8 @@ import { loadConfig } from '../sidecar/config.js';
 import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
 import { upgradeEventRows, UPGRADE_NEXT_KEY } from '../sidecar/event-rows-upgrade.js';
 import { canonicalJson } from '../sidecar/nostr-event.js';
-import { classify } from '../sidecar/policy.js';
 import { Store } from '../sidecar/store.js';
-import { contentOf, pubkeyN, unsignedEvent } from './support/events.js';
+import { contentOf, judgedEvent, pubkeyN, unsignedEvent } from './support/events.js';
 import { firstBytes, writeOldFormat } from './support/old-index.js';
 import { makeWorkspace } from './support/sidecar-process.js';
 
@@ -22,10 +21,7 @@ const EXPIRES = T0 + 10_000;
 function setup() {
   const config = loadConfig({ configPath: makeWorkspace().configPath });
   const policy = { ...config.policy, maxEventBytes: 1 << 20 };
-  const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => {
-    const json = canonicalJson(e);
-    return { event: e, json, cls: classify(e, Buffer.byteLength(json), policy, T0) };
-  };
+  const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => judgedEvent(e, policy, T0);
   const notes = Array.from({ length: 40 }, (_, i) => unsignedEvent(pubkeyN(i % 5), { kind: 1, created_at: T0 + i, content: contentOf(100 + i * 7, i) }));
   const expiring = Array.from({ length: 10 }, (_, i) =>
     unsignedEvent(pubkeyN(i % 3), { kind: 1, created_at: T0 + 100 + i, tags: [['expiration', String(EXPIRES + i)]], content: `exp ${i}` }),

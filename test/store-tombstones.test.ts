@@ -4,21 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../sidecar/config.js';
-import { canonicalJson } from '../sidecar/nostr-event.js';
-import { classify } from '../sidecar/policy.js';
 import { Store } from '../sidecar/store.js';
 import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
 import { makeWorkspace } from './support/sidecar-process.js';
-import { pubkeyN, unsignedEvent } from './support/events.js';
+import { judgedEvent, pubkeyN, unsignedEvent } from './support/events.js';
 
 test('a tombstoned id is refused across a reopen; a prefix twin and another author are not', async () => {
   const ws = makeWorkspace();
   const config = loadConfig({ configPath: ws.configPath });
   const policy = { ...config.policy, maxEventBytes: 1 << 20 };
-  const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => {
-    const json = canonicalJson(e);
-    return { event: e, json, cls: classify(e, Buffer.byteLength(json), policy, e.created_at) };
-  };
+  const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => judgedEvent(e, policy);
   const author = pubkeyN(1);
   const target = unsignedEvent(author, { kind: 1, created_at: 1_700_000_000, content: 'to be deleted' });
   const deletion = unsignedEvent(author, { kind: 5, created_at: 1_700_000_100, tags: [['e', target.id]], content: '' });

@@ -2,6 +2,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { initNostrWasm } from 'nostr-wasm';
 import { canonicalJson, computeEventId, type NostrEvent } from '../../sidecar/nostr-event.js';
+import { classify, type PolicyConfig } from '../../sidecar/policy.js';
+import type { JudgedEvent } from '../../sidecar/event-batch.js';
 
 export interface Template {
   kind: number;
@@ -33,6 +35,12 @@ export async function signer(): Promise<{ secretKey: Uint8Array; pubkey: string;
  * An event with a correct id but a placeholder signature: for load through paths that trust
  * strfry's signature check (the plugin socket, strfry export). Never passes signature checks.
  */
+/** An event as judging gives it to the index (canonical JSON and policy class), judged at `nowSec`. */
+export function judgedEvent(e: NostrEvent, policy: PolicyConfig, nowSec = e.created_at): JudgedEvent {
+  const json = canonicalJson(e);
+  return { event: e, json, cls: classify(e, Buffer.byteLength(json), policy, nowSec) };
+}
+
 export function unsignedEvent(pubkey: string, t: Template): NostrEvent {
   const base = { pubkey, created_at: t.created_at, kind: t.kind, tags: t.tags ?? [], content: t.content ?? '' };
   const id = computeEventId(base);
