@@ -7,10 +7,11 @@ import type { Classified } from './policy.js';
 import type { EventJson } from './event-log.js';
 
 export interface EventBatch {
-  /** Per event, in line order. */
-  ids: string[];
-  pubkeys: string[];
-  /** The same ids and pubkeys as raw bytes, 64 per event (id, then pubkey): the index row's form. */
+  /**
+   * Per event, in line order: id and pubkey as raw bytes, 64 per event (id, then pubkey), the
+   * index row's form. Their hex text is made only where an event needs it (idAt, headAt): as
+   * strings they were most of what a batch cost the ingest thread's garbage collector.
+   */
   keyBytes: Uint8Array;
   createdAt: Float64Array;
   kinds: Uint16Array;
@@ -27,11 +28,25 @@ export interface EventBatch {
 }
 
 export function eventCount(b: EventBatch): number {
-  return b.ids.length;
+  return b.createdAt.length;
+}
+
+/** Event k's id as hex. */
+export function idAt(b: EventBatch, k: number): string {
+  return hexOf(b.keyBytes, 64 * k);
+}
+
+/** Event k's pubkey as hex. */
+export function pubkeyAt(b: EventBatch, k: number): string {
+  return hexOf(b.keyBytes, 64 * k + 32);
 }
 
 export function headAt(b: EventBatch, k: number): EventHead {
-  return { id: b.ids[k]!, pubkey: b.pubkeys[k]!, created_at: b.createdAt[k]!, kind: b.kinds[k]! };
+  return { id: idAt(b, k), pubkey: pubkeyAt(b, k), created_at: b.createdAt[k]!, kind: b.kinds[k]! };
+}
+
+function hexOf(bytes: Uint8Array, at: number): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + at, 32).toString('hex');
 }
 
 export function lineStart(b: EventBatch, k: number): number {
@@ -96,8 +111,6 @@ export function eventBatchOf(events: readonly JudgedEvent[]): EventBatch {
     }
   });
   return {
-    ids: events.map((e) => e.event.id),
-    pubkeys: events.map((e) => e.event.pubkey),
     keyBytes,
     createdAt: Float64Array.from(events, (e) => e.event.created_at),
     kinds: Uint16Array.from(events, (e) => e.event.kind),

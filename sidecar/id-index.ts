@@ -118,7 +118,8 @@ export function prefixOfHex(id: string): IdPrefix {
   return { hi: parseInt(id.slice(0, 8), 16) >>> 0, lo: parseInt(id.slice(8, 16), 16) >>> 0 };
 }
 
-/** From the id's 32 raw bytes. */
-export function prefixOfBytes(id: Uint8Array): IdPrefix {
-  return { hi: ((id[0]! << 24) | (id[1]! << 16) | (id[2]! << 8) | id[3]!) >>> 0, lo: ((id[4]! << 24) | (id[5]! << 16) | (id[6]! << 8) | id[7]!) >>> 0 };
+/** From an id's 32 raw bytes, at `at` in `bytes` (an id on its own, or a batch's keys). */
+export function prefixAt(bytes: Uint8Array, at: number): IdPrefix {
+  const b = (i: number) => bytes[at + i]!;
+  return { hi: ((b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3)) >>> 0, lo: ((b(4) << 24) | (b(5) << 16) | (b(6) << 8) | b(7)) >>> 0 };
 }

@@ -2,7 +2,7 @@
 // Cheap for the ingest thread, which never decodes or encodes an event: a batch's lines go out as
 // the bytes they arrived in, copied into one buffer, and the events come back as columns
 // (event-batch.ts): their lines (canonical JSON and newline, as the log stores them), ids and
-// pubkeys as bytes in transferred buffers, next to typed arrays and the ids and pubkeys as text
+// pubkeys as bytes, and the other fields as typed arrays, all in transferred buffers
 // (bench/judge-bench.ts measures both directions).
 import { judgeLine, type Judged } from './line-judge.js';
 import type { Classified, PolicyConfig } from './policy.js';
@@ -78,8 +78,6 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
   const n = lineCount(lines);
   const status = new Uint8Array(n);
   const reasons: string[] = [];
-  const ids: string[] = [];
-  const pubkeys: string[] = [];
   // Own ArrayBuffers (not Node's shared pool), so they can be transferred; sized for every line.
   const keyBytes = Buffer.from(new ArrayBuffer(64 * n));
   const createdAt = new Float64Array(n);
@@ -98,8 +96,6 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
     }
     status[i] = EVENT;
     const e = j.event;
-    ids.push(e.id);
-    pubkeys.push(e.pubkey);
     keyBytes.write(e.id, 64 * m, 'hex');
     keyBytes.write(e.pubkey, 64 * m + 32, 'hex');
     createdAt[m] = e.created_at;
@@ -115,8 +111,6 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
     seq: req.seq,
     status,
     reasons,
-    ids,
-    pubkeys,
     keyBytes: keyBytes.subarray(0, 64 * m),
     createdAt: createdAt.subarray(0, m),
     kinds: kinds.subarray(0, m),

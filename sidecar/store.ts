@@ -8,8 +8,8 @@ import { EventLog, type LogRef } from './event-log.js';
 import type { EventHead } from './line-judge.js';
 import type { Classified } from './policy.js';
 import { canonicalHead } from './canonical-line.js';
-import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from './id-index.js';
-import { clsReader, eventCount, headAt, lineAt, lineBytesAt, lineStart, type EventBatch } from './event-batch.js';
+import { IdIndex, prefixAt, prefixOfHex } from './id-index.js';
+import { clsReader, eventCount, headAt, isEmptyCls, lineAt, lineBytesAt, lineStart, type EventBatch } from './event-batch.js';
 import { eventRowEncoder } from './event-row.js';
 import { upgradeEventRows } from './event-rows-upgrade.js';
 
@@ -171,9 +171,9 @@ export class Store {
   private blankHolds = 0;
   private heldBlanks: LogRef[] = [];
   /** Id index entries the running transaction added (dropped again if it does not commit). */
-  private idsAddedInTxn: [IdPrefix, number][] | null = null;
+  private idsAddedInTxn: IdEntries | null = null;
   /** Id index entries of events the running transaction removed (dropped once it commits). */
-  private idsRemovedInTxn: [IdPrefix, number][] | null = null;
+  private idsRemovedInTxn: IdEntries | null = null;
   /** Events below this sequence number are in bundles (persisted as meta 'bundle.frontier'). */
   private frontier = 1;
   /** End of the cut being built: events removed meanwhile are in the new bundle already. */
@@ -348,6 +348,17 @@ export class Store {
     return undefined;
   }
 
+  /** lookup's answer for the id whose 32 raw bytes are at `at` in `keys` (no hex made). */
+  private seqOfKey(keys: Uint8Array, at: number): number | undefined {
+    const prefix = prefixAt(keys, at);
+    if (!this.ids.has(prefix)) return undefined;
+    for (const seq of this.ids.candidates(prefix)) {
+      const row = this.events.get(seq);
+      if (row && sameBytes(row.i, 0, keys, at)) return seq;
+    }
+    return undefined;
+  }
+
   /** The id index (built from the events table the first time a read-only index needs it). */
   private get ids(): IdIndex {
     return (this.idIndex ??= this.buildIdIndex());
@@ -361,7 +372,7 @@ export class Store {
 
   private buildIdIndex(): IdIndex {
     const index = new IdIndex(this.eventCount());
-    for (const { key, value } of this.events.getRange()) index.add(prefixOfBytes(value.i), key);
+    for (const { key, value } of this.events.getRange()) index.add(prefixAt(value.i, 0), key);
     return index;
   }
 
@@ -529,11 +540,14 @@ export class Store {
     const runs: Uint8Array[] = [];
     let runFrom = -1;
     let last = -2;
-    const seen = new Set<string>();
+    const keys = batch.keyBytes;
+    // Events of this batch written so far (sequence number k + 1), to skip a second copy.
+    const written = new IdIndex(count);
     for (let k = 0; k < count; k++) {
-      const id = batch.ids[k]!;
-      if (seen.has(id) || this.lookup(id) !== undefined) continue;
-      seen.add(id);
+      const prefix = prefixAt(keys, 64 * k);
+      if (written.has(prefix) && written.candidates(prefix).some((w) => sameBytes(keys, 64 * (w - 1), keys, 64 * k))) continue;
+      if (this.seqOfKey(keys, 64 * k) !== undefined) continue;
+      written.add(prefix, k + 1);
       offsets[k] = 0;
       if (k !== last + 1) {
         if (runFrom >= 0) runs.push(batch.lines.subarray(lineStart(batch, runFrom), batch.lineEnds[last]));
@@ -588,6 +602,28 @@ export class Store {
    */
   verdict(e: EventHead, cls: Classified): Exclude<Outcome, 'indexed'> | null {
     if (this.lookup(e.id) !== undefined) return 'duplicate';
+    return this.refusalOf(e, cls);
+  }
+
+  /**
+   * verdict for event k of a batch. Most events are new, plain and from authors with no
+   * tombstone or vanish request: for them the answer comes from the id's bytes and in-memory
+   * tables, without making the event's hex id and pubkey.
+   */
+  private verdictAt(batch: EventBatch, k: number, cls: Classified): Exclude<Outcome, 'indexed'> | null {
+    const keys = batch.keyBytes;
+    if (this.seqOfKey(keys, 64 * k) !== undefined) return 'duplicate';
+    const rulesApply =
+      cls.replaceKey !== undefined ||
+      this.vanishedAuthors === null ||
+      this.vanishedAuthors.size > 0 ||
+      this.tombstoned === null ||
+      this.tombstoned.has(prefixAt(keys, 64 * k));
+    return rulesApply ? this.refusalOf(headAt(batch, k), cls) : null;
+  }
+
+  /** verdict's rules after the duplicate check. */
+  private refusalOf(e: EventHead, cls: Classified): Exclude<Outcome, 'indexed'> | null {
     const maybeTombstoned = this.tombstoned === null || this.tombstoned.has(prefixOfHex(e.id));
     if (maybeTombstoned && this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
     const vanishedUntil = this.vanishedAuthors?.has(e.pubkey) === false ? undefined : this.vanished.get(e.pubkey);
@@ -603,13 +639,17 @@ export class Store {
   }
 
   private applyOne(batch: EventBatch, k: number, cls: Classified, writtenAt: number, bump: (name: string, n?: number) => void): Outcome {
-    const e = headAt(batch, k);
-    const refused = this.verdict(e, cls);
+    const refused = this.verdictAt(batch, k, cls);
     if (refused !== null) {
       // A refused event's bytes (a late copy of a deleted one, say) do not stay on disk.
       if (writtenAt >= 0) this.removedInTxn?.push({ o: writtenAt, n: lineBytesAt(batch, k) });
       return refused;
     }
+    if (isEmptyCls(cls)) {
+      this.indexRow(batch, k, cls, writtenAt);
+      return 'indexed';
+    }
+    const e = headAt(batch, k);
     if (cls.replaceKey !== undefined) {
       const slot = this.slots.get(cls.replaceKey);
       if (slot) {
@@ -621,23 +661,26 @@ export class Store {
       }
       this.slots.put(cls.replaceKey, { id: e.id, c: e.created_at });
     }
+    if (cls.expiresAt !== undefined) this.expiry.put([cls.expiresAt, e.id], null);
+    this.indexRow(batch, k, cls, writtenAt);
+    if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
+    if (cls.vanish) this.applyVanish(e, bump);
+    return 'indexed';
+  }
+
+  /** Writes event k's row (and its line to the log if writeAhead did not) under a new sequence number. */
+  private indexRow(batch: EventBatch, k: number, cls: Classified, writtenAt: number): void {
     const { o, n } = writtenAt >= 0 ? { o: writtenAt, n: lineBytesAt(batch, k) } : this.log.append(lineAt(batch, k));
     const keys = batch.keyBytes;
-    const row: EventRow = { i: keys.subarray(64 * k, 64 * k + 32), p: keys.subarray(64 * k + 32, 64 * k + 64), c: e.created_at, k: e.kind, o, n };
-    if (cls.expiresAt !== undefined) {
-      row.x = cls.expiresAt;
-      this.expiry.put([cls.expiresAt, e.id], null);
-    }
+    const row: EventRow = { i: keys.subarray(64 * k, 64 * k + 32), p: keys.subarray(64 * k + 32, 64 * k + 64), c: batch.createdAt[k]!, k: batch.kinds[k]!, o, n };
+    if (cls.expiresAt !== undefined) row.x = cls.expiresAt;
     if (cls.replaceKey !== undefined) row.s = cls.replaceKey;
     const seq = this.nextSeq++;
     // putSync: the row's bytes are copied before the encoder's buffer is reused.
     this.events.putSync(seq, row);
-    const prefix = prefixOfBytes(row.i);
+    const prefix = prefixAt(keys, 64 * k);
     this.ids.add(prefix, seq);
-    this.idsAddedInTxn?.push([prefix, seq]);
-    if (cls.deletes) this.applyDeletion(e, cls.deletes, bump);
-    if (cls.vanish) this.applyVanish(e, bump);
-    return 'indexed';
+    this.idsAddedInTxn?.push(prefix.hi, prefix.lo, seq);
   }
 
   private applyDeletion(e: EventHead, del: { ids: string[]; addrs: string[] }, bump: (name: string, n?: number) => void): void {
@@ -712,8 +755,9 @@ export class Store {
     if (seq === undefined) return;
     this.events.remove(seq);
     // Until the transaction commits, reads outside it still see the row: the entry goes then.
-    if (this.idsRemovedInTxn) this.idsRemovedInTxn.push([prefixOfHex(id), seq]);
-    else this.ids.remove(prefixOfHex(id), seq);
+    const prefix = prefixOfHex(id);
+    if (this.idsRemovedInTxn) this.idsRemovedInTxn.push(prefix.hi, prefix.lo, seq);
+    else this.ids.remove(prefix, seq);
     this.removedInTxn?.push({ o: rec.o, n: rec.n });
     if (rec.x !== undefined) this.expiry.remove([rec.x, id]);
     // Deleted, vanished and expired events must leave the swarm soon: the bundler rewrites the
@@ -731,8 +775,8 @@ export class Store {
   private async writeTxn(body: () => void): Promise<void> {
     let removed: LogRef[] = [];
     let removalsUpTo = 0;
-    let idsAdded: [IdPrefix, number][] = [];
-    let idsRemoved: [IdPrefix, number][] = [];
+    let idsAdded: IdEntries = [];
+    let idsRemoved: IdEntries = [];
     try {
       // A child transaction: if the body or the log write throws, none of its writes commit
       // (a plain lmdb-js transaction callback that throws keeps the writes it made).
@@ -754,10 +798,13 @@ export class Store {
       });
     } catch (err) {
       // Entries for rows that never committed would only cost lookups a read: drop them.
-      for (const [prefix, seq] of idsAdded) if (this.events.get(seq) === undefined) this.ids.remove(prefix, seq);
+      for (let x = 0; x < idsAdded.length; x += 3) {
+        const seq = idsAdded[x + 2]!;
+        if (this.events.get(seq) === undefined) this.ids.remove({ hi: idsAdded[x]!, lo: idsAdded[x + 1]! }, seq);
+      }
       throw err;
     }
-    for (const [prefix, seq] of idsRemoved) this.ids.remove(prefix, seq);
+    for (let x = 0; x < idsRemoved.length; x += 3) this.ids.remove({ hi: idsRemoved[x]!, lo: idsRemoved[x + 1]! }, idsRemoved[x + 2]!);
     this.committedRemovals = Math.max(this.committedRemovals, removalsUpTo);
     if (this.blankHolds > 0) for (const ref of removed) this.heldBlanks.push(ref);
     else this.blankAll(removed);
@@ -788,6 +835,17 @@ export interface BundleFileStats {
 
 /** An author's lines in a bundle, read from its data file; null when it cannot be read. */
 export type BundleLineReader = (ih: string, file: BundleFileStats) => string[] | null;
+
+/**
+ * Id index entries as flat triples (prefix hi, prefix lo, sequence number): a transaction's list
+ * lives until its commit, and numbers in one array are no objects for the collector to copy.
+ */
+type IdEntries = number[];
+
+function sameBytes(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number): boolean {
+  for (let i = 0; i < 32; i++) if (a[aAt + i] !== b[bAt + i]) return false;
+  return true;
+}
 
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');

@@ -68,13 +68,13 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     // transaction; a failure there commits nothing either.
     const late = unsignedEvent(pubkeyN(3), { kind: 1, created_at: 1_700_000_400, content: 'appended-in-txn' });
     const lateItems = itemsOf(config, [late]);
-    // The store's id lookup, answering "indexed" once (the check before the transaction).
-    const index = store as unknown as { lookup(id: string): unknown };
-    const lookup = index.lookup;
+    // The store's id lookup by key bytes, answering "indexed" once (the check before the transaction).
+    const index = store as unknown as { seqOfKey(keys: Uint8Array, at: number): number | undefined };
+    const lookup = index.seqOfKey;
     const seenOnceBeforeTxn = () => {
-      index.lookup = () => {
-        index.lookup = lookup;
-        return { seq: 1 };
+      index.seqOfKey = () => {
+        index.seqOfKey = lookup;
+        return 1;
       };
     };
     seenOnceBeforeTxn();
@@ -87,7 +87,7 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
     assert.equal(store.hasEvent(late.id), false);
     seenOnceBeforeTxn();
     assert.deepEqual(await store.applyBatch(eventBatchOf(lateItems)), ['indexed']);
-    assert.equal(index.lookup, lookup);
+    assert.equal(index.seqOfKey, lookup);
     assert.equal(store.getEvent(late.id)!.j, lateItems[0]!.json);
 
     // After a restart, old events read back and new ones append after the committed end.

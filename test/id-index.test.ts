@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../sidecar/config.js';
-import { IdIndex, prefixOfBytes, prefixOfHex, type IdPrefix } from '../sidecar/id-index.js';
+import { IdIndex, prefixAt, prefixOfHex, type IdPrefix } from '../sidecar/id-index.js';
 import { Store } from '../sidecar/store.js';
 import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
 import { judgedEvent, prng, pubkeyN, unsignedEvent } from './support/events.js';
@@ -21,7 +21,7 @@ test('id index: random adds and removes (shared prefixes, probe runs that wrap, 
   // Few distinct prefixes, crowded at the end of the table: long probe runs that wrap around,
   // several sequence numbers per prefix. Then many random ones: the table grows several times.
   const crowded = Array.from({ length: 40 }, (_, i) => ({ hi: i % 3, lo: (1024 - 1 - (i % 5)) >>> 0 }));
-  const randomPrefix = (): IdPrefix => prefixOfBytes(randomBytes(8));
+  const randomPrefix = (): IdPrefix => prefixAt(randomBytes(8), 0);
   const live: [IdPrefix, number][] = [];
   let seq = 1;
   for (let step = 0; step < 20_000; step++) {
@@ -56,7 +56,8 @@ test('id index: random adds and removes (shared prefixes, probe runs that wrap, 
 
 test('id prefix: the same words from hex and from bytes', () => {
   const id = randomBytes(32);
-  assert.deepEqual(prefixOfHex(id.toString('hex')), prefixOfBytes(id));
+  assert.deepEqual(prefixOfHex(id.toString('hex')), prefixAt(id, 0));
+  assert.deepEqual(prefixAt(Buffer.concat([randomBytes(37), id]), 37), prefixAt(id, 0), 'at an offset in a batch of keys');
   assert.deepEqual(prefixOfHex('ffffffff' + '00000001' + '0'.repeat(48)), { hi: 0xffffffff, lo: 1 });
 });
 
