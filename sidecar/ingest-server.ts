@@ -32,7 +32,12 @@ const HELLO_PREFIX = Buffer.from('{"hello":');
 const CHECKPOINT_PREFIX = Buffer.from('{"checkpoint":');
 
 function startsWith(line: Buffer, prefix: Buffer): boolean {
-  return line.length >= prefix.length && line.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+  return startsWithAt(line, 0, line.length, prefix);
+}
+
+/** Whether the line at [from, end) of `buf` starts with `prefix`. */
+function startsWithAt(buf: Buffer, from: number, end: number, prefix: Buffer): boolean {
+  return end - from >= prefix.length && buf.compare(prefix, 0, prefix.length, from, from + prefix.length) === 0;
 }
 const MAX_CHECKPOINT_KEY = 1000;
 
@@ -96,26 +101,45 @@ export class IngestServer {
     };
     this.conns.add(conn);
     this.onConnect();
-    // Lines stay bytes here (a judge worker decodes them): a line is a view of the chunk it
-    // arrived in, or of the concatenation of the chunks it spanned.
+    // Lines stay bytes here (a judge worker decodes them). The ordinary lines that a chunk holds
+    // whole go to the ingestor as one run (a view of the chunk); a line spanning chunks is the
+    // concatenation of its pieces; empty, hello and checkpoint lines go one by one (onLine).
     let carry: Buffer[] = [];
     let carried = 0;
     let discarding = false;
     sock.on('data', (chunk: Buffer) => {
       let start = 0;
       let nl: number;
+      let runStart = 0;
+      let runLines = 0;
+      const endRun = (end: number) => {
+        if (runLines > 0) this.ingestor.submitRun(chunk.subarray(runStart, end), runLines, conn);
+        runLines = 0;
+      };
       while ((nl = chunk.indexOf(0x0a, start)) >= 0) {
-        const piece = chunk.subarray(start, nl);
+        const from = start;
         start = nl + 1;
         if (discarding) {
           discarding = false; // the tail of an oversized line, already counted
           continue;
         }
-        const line = carried > 0 ? Buffer.concat([...carry, piece]) : piece;
-        carry = [];
-        carried = 0;
-        this.onLine(conn, line);
+        if (carried > 0) {
+          const line = Buffer.concat([...carry, chunk.subarray(from, nl)]);
+          carry = [];
+          carried = 0;
+          this.onLine(conn, line);
+          continue;
+        }
+        if (nl === from || conn.lines === 0 || (conn.checkpointKey !== undefined && startsWithAt(chunk, from, nl, CHECKPOINT_PREFIX))) {
+          endRun(from);
+          this.onLine(conn, chunk.subarray(from, nl));
+          continue;
+        }
+        if (runLines === 0) runStart = from;
+        runLines++;
+        conn.lines++;
       }
+      endRun(start);
       if (start < chunk.length && !discarding) {
         const rest = chunk.subarray(start);
         carry.push(rest);

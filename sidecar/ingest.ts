@@ -6,7 +6,7 @@ import { statfsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { JudgePool, judgeInline } from './judge-pool.js';
-import { EVENT, INVALID, SKIPPED, lineText, packLines, type JudgeReply } from './judge-wire.js';
+import { EVENT, INVALID, LinePacker, SKIPPED, lineText, type JudgeReply } from './judge-wire.js';
 import { lineBytesAt } from './event-batch.js';
 import type { TextOrBytes } from './text-or-bytes.js';
 import type { PolicyConfig } from './policy.js';
@@ -27,16 +27,27 @@ export interface IngestSink {
   outcomes?(counts: Counters): void;
 }
 
+/**
+ * One line, or a run of lines that arrived together (socket): the queue and the acks count
+ * lines, and a chunk of the socket is one entry however many lines it holds (an object and a
+ * view per line were most of what the socket cost the ingest thread's garbage collector).
+ */
 interface Entry {
-  /** As received: bytes from the socket (decoded by the judge), text from other sources. */
+  /**
+   * As received: bytes from the socket (decoded by the judge), text from other sources. A run is
+   * `lines` non-empty lines, each ending with a newline.
+   */
   line: TextOrBytes;
+  /** Lines this entry stands for (1 unless a run). */
+  lines: number;
+  run: boolean;
   sink: IngestSink;
   rejected?: string;
   /** performance.now() when the line was submitted (ingest latency). */
   at: number;
-  /** Committed (its batch's transaction succeeded), and its outcome when the source wants them. */
+  /** Committed (its batch's transaction succeeded), and its lines' outcomes when the source wants them. */
   done?: boolean;
-  label?: string;
+  outcomes?: Counters;
 }
 
 export interface BatchReport {
@@ -44,8 +55,8 @@ export interface BatchReport {
   outcomes: Record<string, number>;
   /** Bytes of the events newly indexed (canonical JSON plus newline). */
   indexedBytes: number;
-  /** For each line counted as received: ms from its submission to the commit. */
-  latenciesMs: number[];
+  /** For the lines counted as received: ms from their submission to the commit, and how many lines waited that long. */
+  latencies: { ms: number; lines: number }[];
 }
 
 const MAX_IN_FLIGHT = 2;
@@ -56,6 +67,8 @@ export class Ingestor extends EventEmitter {
   /** Set while commits fail (disk or map full); cleared by the next successful commit. */
   lastError: string | null = null;
   private queue: Entry[] = [];
+  /** Lines in `queue` (an entry may be a run of lines). */
+  private queuedLines = 0;
   /**
    * Every submitted line in submission order until acknowledged. Acks are cumulative counts, so
    * a line is acknowledged only when it and every line before it are committed: a batch that
@@ -63,6 +76,7 @@ export class Ingestor extends EventEmitter {
    */
   private unacked: Entry[] = [];
   private unackedHead = 0;
+  private unackedLines = 0;
   private inFlight = 0;
   private timer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -89,16 +103,16 @@ export class Ingestor extends EventEmitter {
 
   /** Lines queued or being committed. Sources should pause while `saturated` is true. */
   get backlog(): number {
-    return this.queue.length;
+    return this.queuedLines;
   }
 
   /** Lines submitted but not yet acknowledged to their source (not committed, or behind one that is not). */
   get unacknowledged(): number {
-    return this.unacked.length - this.unackedHead;
+    return this.unackedLines;
   }
 
   get saturated(): boolean {
-    return this.queue.length >= this.highWater || this.lastError !== null;
+    return this.queuedLines >= this.highWater || this.lastError !== null;
   }
 
   /** Resolves once the ingestor can take more lines (or after `timeoutMs`, to re-check). */
@@ -116,19 +130,26 @@ export class Ingestor extends EventEmitter {
   }
 
   submit(line: TextOrBytes, sink: IngestSink): void {
-    const entry: Entry = { line, sink, at: performance.now() };
-    this.queue.push(entry);
-    this.unacked.push(entry);
-    if (this.queue.length >= this.config.ingest.batchMaxEvents) this.kick();
-    else if (this.timer === null) this.timer = setTimeout(() => this.kick(), this.config.ingest.batchMaxDelayMs);
+    this.enqueue({ line, lines: 1, run: false, sink, at: performance.now() });
+  }
+
+  /** `lines` non-empty lines, each ending with a newline, as they arrived (a socket chunk's). */
+  submitRun(bytes: Uint8Array, lines: number, sink: IngestSink): void {
+    this.enqueue({ line: bytes, lines, run: true, sink, at: performance.now() });
   }
 
   /** Counts (and acknowledges in order) a line the source already had to refuse. */
   submitRejected(reason: string, sink: IngestSink): void {
-    const entry: Entry = { line: '', sink, rejected: reason, at: performance.now() };
+    this.enqueue({ line: '', lines: 1, run: false, sink, rejected: reason, at: performance.now() });
+  }
+
+  private enqueue(entry: Entry): void {
     this.queue.push(entry);
     this.unacked.push(entry);
-    if (this.timer === null) this.timer = setTimeout(() => this.kick(), this.config.ingest.batchMaxDelayMs);
+    this.queuedLines += entry.lines;
+    this.unackedLines += entry.lines;
+    if (this.queuedLines >= this.config.ingest.batchMaxEvents && entry.rejected === undefined) this.kick();
+    else if (this.timer === null) this.timer = setTimeout(() => this.kick(), this.config.ingest.batchMaxDelayMs);
   }
 
   /** Resolves when everything submitted so far is committed. */
@@ -157,7 +178,13 @@ export class Ingestor extends EventEmitter {
       // A commit costs tens of ms whatever its size (the disk sync): under a backlog, larger
       // batches amortize it.
       const max = this.config.ingest.batchMaxEvents;
-      const batch = this.queue.splice(0, this.queue.length >= 2 * max ? BACKLOG_BATCH_FACTOR * max : max);
+      const limit = this.queuedLines >= 2 * max ? BACKLOG_BATCH_FACTOR * max : max;
+      // Whole entries: a run may take a batch past the limit by less than a socket chunk.
+      let take = 0;
+      let lines = 0;
+      while (take < this.queue.length && (take === 0 || lines + this.queue[take]!.lines <= limit)) lines += this.queue[take++]!.lines;
+      const batch = this.queue.splice(0, take);
+      this.queuedLines -= lines;
       this.inFlight++;
       void this.runBatch(batch);
     }
@@ -165,31 +192,46 @@ export class Ingestor extends EventEmitter {
 
   private async runBatch(batch: Entry[]): Promise<void> {
     const extra: Counters = {};
-    const bump = (name: string) => (extra[name] = (extra[name] ?? 0) + 1);
-    // Per-line outcomes, only when some source of this batch asked for them.
-    const labels: (string | undefined)[] | null = batch.some((e) => e.sink.outcomes !== undefined) ? new Array(batch.length) : null;
+    const bump = (name: string, n = 1) => (extra[name] = (extra[name] ?? 0) + n);
+    // Per-line outcomes (lines numbered across the batch's entries), only when some source of
+    // this batch asked for them.
+    const wantOutcomes = batch.some((e) => e.sink.outcomes !== undefined);
     const verifyMode = this.config.ingest.verifySignatures;
-    const lines: TextOrBytes[] = [];
-    const lineEntry: number[] = [];
+    const packer = new LinePacker();
+    /** For each line sent to the judge: its line number in the batch. */
+    const lineAt: number[] = [];
     const flags: boolean[] = [];
-    for (let i = 0; i < batch.length; i++) {
-      const { line, sink, rejected } = batch[i]!;
+    let line = 0;
+    for (const { line: text, lines, run, sink, rejected } of batch) {
+      const first = line;
+      line += lines;
       if (rejected !== undefined) {
         bump('received');
         bump(`invalid.${rejected}`);
-        if (labels) labels[i] = `invalid.${rejected}`;
         continue;
       }
-      if (line.length === 0) continue;
-      bump('received');
-      lines.push(line);
-      lineEntry.push(i);
-      flags.push(verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted));
+      if (text.length === 0) continue;
+      bump('received', lines);
+      const verify = verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted);
+      if (run) packer.addRun(text as Buffer, lines);
+      else packer.add(text);
+      for (let i = first; i < line; i++) {
+        lineAt.push(i);
+        flags.push(verify);
+      }
+    }
+    const labels: (string | undefined)[] | null = wantOutcomes ? new Array(line) : null;
+    if (labels) {
+      line = 0;
+      for (const e of batch) {
+        if (e.rejected !== undefined) labels[line] = `invalid.${e.rejected}`;
+        line += e.lines;
+      }
     }
     const verify = flags.every((f) => f === flags[0]) ? (flags[0] ?? false) : Uint8Array.from(flags, Number);
     let judged: JudgeReply;
     let release = () => {};
-    const packed = packLines(lines);
+    const packed = packer.done();
     if (this.judges === null) judged = judgeInline(packed, verify, this.policy, this.nowSec());
     else {
       // Judged off this thread while the previous batch's transaction runs; applied after it.
@@ -199,22 +241,21 @@ export class Ingestor extends EventEmitter {
       judged = await judging;
       await turn;
     }
-    // The line (batch entry) of each event, when outcomes are reported per line.
-    const eventEntry: number[] = [];
+    // The line of each event, when outcomes are reported per line.
+    const eventLine: number[] = [];
     let applying: Promise<Outcome[]>;
     try {
       for (let k = 0, x = 0; k < judged.status.length; k++) {
-        const i = lineEntry[k]!;
         const status = judged.status[k];
         if (status === EVENT) {
-          if (labels) eventEntry.push(i);
+          if (labels) eventLine.push(lineAt[k]!);
           continue;
         }
         const reason = judged.reasons[x++]!;
         const label = `${status === SKIPPED ? 'skipped' : 'invalid'}.${reason}`;
         bump(label);
-        if (labels) labels[i] = label;
-        if (status === INVALID) this.quarantine.add(reason, batch[i]!.sink.source, lineText(packed, k));
+        if (labels) labels[lineAt[k]!] = label;
+        if (status === INVALID) this.quarantine.add(reason, entryOfLine(batch, lineAt[k]!).sink.source, lineText(packed, k));
       }
       applying = this.store.applyBatch(judged, extra);
     } finally {
@@ -231,16 +272,25 @@ export class Ingestor extends EventEmitter {
       this.log.info('index writes work again; ingest resumed');
       this.lastError = null;
     }
-    if (labels) outcomes.forEach((o, k) => (labels[eventEntry[k]!] = o === 'indexed' || o === 'duplicate' ? o : `skipped.${o}`));
-    batch.forEach((e, i) => {
+    if (labels) outcomes.forEach((o, k) => (labels[eventLine[k]!] = o === 'indexed' || o === 'duplicate' ? o : `skipped.${o}`));
+    line = 0;
+    for (const e of batch) {
       e.done = true;
-      if (labels) e.label = labels[i];
-    });
+      if (labels && e.sink.outcomes) {
+        const counts: Counters = {};
+        for (let i = line; i < line + e.lines; i++) {
+          const l = labels[i];
+          if (l !== undefined) counts[l] = (counts[l] ?? 0) + 1;
+        }
+        e.outcomes = counts;
+      }
+      line += e.lines;
+    }
     this.acknowledge();
     const committedAt = performance.now();
-    const latenciesMs: number[] = [];
-    for (const e of batch) if (e.line.length > 0 || e.rejected !== undefined) latenciesMs.push(committedAt - e.at);
-    const report: BatchReport = { lines: batch.length, outcomes: {}, indexedBytes: 0, latenciesMs };
+    const latencies: BatchReport['latencies'] = [];
+    for (const e of batch) if (e.line.length > 0 || e.rejected !== undefined) latencies.push({ ms: committedAt - e.at, lines: e.lines });
+    const report: BatchReport = { lines: line, outcomes: {}, indexedBytes: 0, latencies };
     outcomes.forEach((o, k) => {
       report.outcomes[o] = (report.outcomes[o] ?? 0) + 1;
       if (o === 'indexed') report.indexedBytes += lineBytesAt(judged, k);
@@ -255,20 +305,22 @@ export class Ingestor extends EventEmitter {
     let i = this.unackedHead;
     while (i < q.length && q[i]!.done) {
       const sink = q[i]!.sink;
-      const from = i;
+      let lines = 0;
       const counts: Counters = {};
       for (; i < q.length && q[i]!.done && q[i]!.sink === sink; i++) {
-        const l = q[i]!.label;
-        if (l !== undefined) counts[l] = (counts[l] ?? 0) + 1;
+        lines += q[i]!.lines;
+        for (const [l, n] of Object.entries(q[i]!.outcomes ?? {})) counts[l] = (counts[l] ?? 0) + n;
       }
+      this.unackedLines -= lines;
       if (sink.outcomes) sink.outcomes(counts);
-      sink.committed(i - from);
+      sink.committed(lines);
     }
     this.unackedHead = i;
     if (i === q.length) {
       this.unacked = [];
       this.unackedHead = 0;
-    } else if (i > 4096 && i * 2 > q.length) {
+    } else if (i > 64 && i * 2 > q.length) {
+      // An acknowledged entry may hold a socket chunk (64 kB): let them go soon.
       this.unacked = q.slice(i);
       this.unackedHead = 0;
     }
@@ -292,6 +344,7 @@ export class Ingestor extends EventEmitter {
       );
     } else if (first) this.log.error({ err }, `index commit failed (${message}); ingest paused, retrying (nothing is dropped)`);
     this.queue.unshift(...batch);
+    for (const e of batch) this.queuedLines += e.lines;
     this.inFlight--;
     if (this.retryTimer === null) {
       this.retryTimer = setTimeout(() => {
@@ -316,7 +369,7 @@ export class Ingestor extends EventEmitter {
   private finishBatch(): void {
     this.inFlight--;
     if (this.queue.length > 0) {
-      if (this.queue.length >= this.config.ingest.batchMaxEvents || this.timer === null) this.kick();
+      if (this.queuedLines >= this.config.ingest.batchMaxEvents || this.timer === null) this.kick();
     }
     if (!this.saturated) this.emit('drain');
     if (this.queue.length === 0 && this.inFlight === 0) {
@@ -325,6 +378,16 @@ export class Ingestor extends EventEmitter {
       for (const w of waiters) w();
     }
   }
+}
+
+/** The entry holding the batch's line number `line`. */
+function entryOfLine(batch: readonly Entry[], line: number): Entry {
+  let first = 0;
+  for (const e of batch) {
+    if (line < first + e.lines) return e;
+    first += e.lines;
+  }
+  throw new RangeError(`line ${line} is not in the batch`);
 }
 
 function errorText(err: unknown): string {

@@ -20,13 +20,55 @@ export interface LineBatch {
 }
 
 export function packLines(lines: readonly TextOrBytes[]): LineBatch {
-  let total = 0;
-  for (const l of lines) total += byteLengthOf(l);
-  const bytes = Buffer.allocUnsafeSlow(total);
-  const ends = new Uint32Array(lines.length);
-  let off = 0;
-  for (let i = 0; i < lines.length; i++) ends[i] = off += writeInto(bytes, lines[i]!, off);
-  return { bytes, ends };
+  const packer = new LinePacker();
+  for (const l of lines) packer.add(l);
+  return packer.done();
+}
+
+/** Builds a LineBatch from single lines and runs of lines (a socket chunk's), in order. */
+export class LinePacker {
+  private readonly parts: TextOrBytes[] = [];
+  /** Per part: 0 for a single line, else the lines of a run. */
+  private readonly runLines: number[] = [];
+  private byteCount = 0;
+  private lineCount = 0;
+
+  add(line: TextOrBytes): void {
+    this.parts.push(line);
+    this.runLines.push(0);
+    this.byteCount += byteLengthOf(line);
+    this.lineCount++;
+  }
+
+  /** `lines` lines, each ending with a newline (the newlines are not packed). */
+  addRun(run: Buffer, lines: number): void {
+    this.parts.push(run);
+    this.runLines.push(lines);
+    this.byteCount += run.length - lines;
+    this.lineCount += lines;
+  }
+
+  done(): LineBatch {
+    const bytes = Buffer.allocUnsafeSlow(this.byteCount);
+    const ends = new Uint32Array(this.lineCount);
+    let off = 0;
+    let i = 0;
+    for (let p = 0; p < this.parts.length; p++) {
+      const part = this.parts[p]!;
+      const lines = this.runLines[p]!;
+      if (lines === 0) {
+        ends[i++] = off += writeInto(bytes, part, off);
+        continue;
+      }
+      const run = part as Buffer;
+      for (let l = 0, from = 0; l < lines; l++) {
+        const nl = run.indexOf(0x0a, from);
+        ends[i++] = off += run.copy(bytes, off, from, nl);
+        from = nl + 1;
+      }
+    }
+    return { bytes, ends };
+  }
 }
 
 export function lineCount(b: LineBatch): number {

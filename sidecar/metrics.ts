@@ -4,6 +4,7 @@
 // storing each DHT put) and the bundle build/retire counts are observed as they happen.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Observed, Status } from './status.js';
+import { CountedHistogram } from './counted-histogram.js';
 
 const P = 'nostr_bt_';
 
@@ -12,9 +13,9 @@ class Tally {
   private sum = 0;
   private max: number | null = null;
 
-  add(v: number): void {
-    this.count++;
-    this.sum += v;
+  add(v: number, times = 1): void {
+    this.count += times;
+    this.sum += v * times;
     if (this.max === null || v > this.max) this.max = v;
   }
 
@@ -30,7 +31,7 @@ export class SidecarMetrics {
   bundlesRetired = 0;
   private readonly latency = new Tally();
   private readonly nodes = new Tally();
-  private readonly latencyHist: Histogram;
+  private readonly latencyHist: CountedHistogram;
   private readonly putNodesHist: Histogram<'result'>;
   private current: Status | null = null;
 
@@ -39,12 +40,12 @@ export class SidecarMetrics {
     collectDefaultMetrics({ register: r });
     const snap = () => (this.current ??= this.snapshot());
 
-    this.latencyHist = new Histogram({
-      name: `${P}ingest_latency_seconds`,
-      help: 'Time from a line reaching the ingest queue (socket or spool) to its LMDB commit',
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [r],
-    });
+    this.latencyHist = new CountedHistogram(
+      `${P}ingest_latency_seconds`,
+      'Time from a line reaching the ingest queue (socket or spool) to its LMDB commit',
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      r,
+    );
     this.putNodesHist = new Histogram({
       name: `${P}pointer_put_nodes`,
       help: 'DHT nodes that stored each BEP-44 put (result="ok"), or answered a failed one',
@@ -100,10 +101,11 @@ export class SidecarMetrics {
     gauge(r, 'pointer_republish_lag_seconds', 'How far the least recently stored item is past its republish interval (0: on time)', () => snap().pointers?.republishLagSec ?? 0);
   }
 
-  observeIngest(latenciesMs: readonly number[]): void {
-    for (const ms of latenciesMs) {
-      this.latency.add(ms);
-      this.latencyHist.observe(ms / 1000);
+  /** Ingest latencies of committed lines: `lines` lines waited `ms` each. */
+  observeIngest(latencies: readonly { ms: number; lines: number }[]): void {
+    for (const { ms, lines } of latencies) {
+      this.latency.add(ms, lines);
+      this.latencyHist.observe(ms / 1000, lines);
     }
   }
 

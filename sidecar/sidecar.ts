@@ -79,7 +79,7 @@ export class Sidecar {
     );
     this.metrics = new SidecarMetrics(() => this.status());
     this.ingestor.on('batch', (r: BatchReport) => {
-      this.metrics.observeIngest(r.latenciesMs);
+      this.metrics.observeIngest(r.latencies);
       log.debug({ lines: r.lines, outcomes: r.outcomes }, 'batch committed');
     });
   }

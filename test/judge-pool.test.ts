@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { JudgePool } from '../sidecar/judge-pool.js';
-import { packLines, unpackReply } from '../sidecar/judge-wire.js';
+import { LinePacker, packLines, unpackReply } from '../sidecar/judge-wire.js';
 import { eventCount, jsonAt } from '../sidecar/event-batch.js';
 import { judgeLine, type Judged } from '../sidecar/line-judge.js';
 import { initSignatureCheck } from '../sidecar/nostr-event.js';
@@ -114,6 +114,19 @@ test('pool results equal judgeLine for fixture and hostile lines (verify off, on
       assert.ok(kinds.has(k), `the lines cover ${k}`);
     }
   });
+});
+
+test('lines packed in runs (socket chunks) give the same batch as lines packed one by one', async () => {
+  const lines = [...fixtureLines(), ...(await hostileLines())].filter((l) => !l.includes('\n') && l.length > 0);
+  const rnd = prng(3);
+  const packer = new LinePacker();
+  for (let i = 0; i < lines.length; ) {
+    const n = Math.min(lines.length - i, 1 + Math.floor(rnd() * 5));
+    if (n === 1 && rnd() < 0.5) packer.add(Buffer.from(lines[i]!));
+    else packer.addRun(Buffer.from(lines.slice(i, i + n).map((l) => `${l}\n`).join('')), n);
+    i += n;
+  }
+  assert.deepEqual(packer.done(), packLines(lines));
 });
 
 test('a line with a newline inside (valid JSON whitespace) is still judged like judgeLine', { timeout: 30_000 }, async () => {

@@ -158,3 +158,22 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
     ws.cleanup();
   }
 });
+
+test('the ingest latency histogram (observations with a count) exposes what prom-client\'s Histogram does for the same values one by one', async () => {
+  const { Histogram, Registry } = await import('prom-client');
+  const { CountedHistogram } = await import('../sidecar/counted-histogram.js');
+  const buckets = [0.001, 0.01, 0.1, 1, 10];
+  const ours = new Registry();
+  const theirs = new Registry();
+  const counted = new CountedHistogram('h_seconds', 'help text', buckets, ours);
+  const reference = new Histogram({ name: 'h_seconds', help: 'help text', buckets, registers: [theirs] });
+  for (const [value, times] of [[0.0005, 3], [0.001, 1], [0.05, 7], [2, 2], [50, 4], [0.01, 1]] as const) {
+    counted.observe(value, times);
+    for (let i = 0; i < times; i++) reference.observe(value);
+  }
+  assert.equal(await ours.metrics(), await theirs.metrics());
+  counted.reset();
+  const fresh = new Registry();
+  new Histogram({ name: 'h_seconds', help: 'help text', buckets, registers: [fresh] });
+  assert.equal(await ours.metrics(), await fresh.metrics(), 'reset: zeros, as a histogram never observed');
+});
