@@ -137,7 +137,7 @@ export const configSchema = z
     service: z
       .object({
         stopTimeoutSeconds: z.number().min(1).max(3600).default(20),
-        heapGrowthPercent: z.number().int().min(0).max(400).default(50),
+        heapGrowthPercent: z.number().int().min(0).max(400).default(100),
       })
       .strict()
       .prefault({}),
