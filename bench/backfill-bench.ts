@@ -16,6 +16,8 @@
 // The sidecar runs with the defaults except bundle.windowSeconds = 10 (3 in --quick; so bundling catches up in
 // seconds); --toml settings are merged over that.
 //   env BACKFILL_BENCH_BUDGET_S (backfill + bundling budget, default 900; quick 120)
+//   env BENCH_BACKFILL_ARGS (extra options for the command, e.g. '--max-unacked 40000'),
+//   BENCH_SIDECAR_NODE_ARGS / BENCH_SIDECAR_STDOUT (node flags for the sidecar, its stdout: bench/common.ts)
 import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, openSync, readFileSync, writeSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -136,7 +138,8 @@ interface RunResult {
 
 async function runBackfill(cfgPath: string, file: string, extra: string[], sidecarPid: number, deadline: number): Promise<RunResult> {
   const t = performance.now();
-  const child = spawn(process.execPath, [BACKFILL_MAIN, '--config', cfgPath, '--file', file, '--trusted', '--json', '--progress-interval', '10', '--log-level', 'info', ...extra], {
+  const more = (process.env.BENCH_BACKFILL_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [BACKFILL_MAIN, '--config', cfgPath, '--file', file, '--trusted', '--json', '--progress-interval', '10', '--log-level', 'info', ...more, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: cleanEnv(),
   });
