@@ -198,11 +198,13 @@ export class Ingestor extends EventEmitter {
     const wantOutcomes = batch.some((e) => e.sink.outcomes !== undefined);
     const verifyMode = this.config.ingest.verifySignatures;
     const packer = new LinePacker();
-    /** For each line sent to the judge: its line number in the batch. */
+    /** For each line sent to the judge: its line number in the batch, and its entry. */
     const lineAt: number[] = [];
+    const lineEntry: number[] = [];
     const flags: boolean[] = [];
     let line = 0;
-    for (const { line: text, lines, run, sink, rejected } of batch) {
+    for (let x = 0; x < batch.length; x++) {
+      const { line: text, lines, run, sink, rejected } = batch[x]!;
       const first = line;
       line += lines;
       if (rejected !== undefined) {
@@ -217,6 +219,7 @@ export class Ingestor extends EventEmitter {
       else packer.add(text);
       for (let i = first; i < line; i++) {
         lineAt.push(i);
+        lineEntry.push(x);
         flags.push(verify);
       }
     }
@@ -255,7 +258,7 @@ export class Ingestor extends EventEmitter {
         const label = `${status === SKIPPED ? 'skipped' : 'invalid'}.${reason}`;
         bump(label);
         if (labels) labels[lineAt[k]!] = label;
-        if (status === INVALID) this.quarantine.add(reason, entryOfLine(batch, lineAt[k]!).sink.source, lineText(packed, k));
+        if (status === INVALID) this.quarantine.add(reason, batch[lineEntry[k]!]!.sink.source, lineText(packed, k));
       }
       applying = this.store.applyBatch(judged, extra);
     } finally {
@@ -378,16 +381,6 @@ export class Ingestor extends EventEmitter {
       for (const w of waiters) w();
     }
   }
-}
-
-/** The entry holding the batch's line number `line`. */
-function entryOfLine(batch: readonly Entry[], line: number): Entry {
-  let first = 0;
-  for (const e of batch) {
-    if (line < first + e.lines) return e;
-    first += e.lines;
-  }
-  throw new RangeError(`line ${line} is not in the batch`);
 }
 
 function errorText(err: unknown): string {
