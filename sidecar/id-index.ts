@@ -120,6 +120,8 @@ export function prefixOfHex(id: string): IdPrefix {
 
 /** From an id's 32 raw bytes, at `at` in `bytes` (an id on its own, or a batch's keys). */
 export function prefixAt(bytes: Uint8Array, at: number): IdPrefix {
-  const b = (i: number) => bytes[at + i]!;
-  return { hi: ((b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3)) >>> 0, lo: ((b(4) << 24) | (b(5) << 16) | (b(6) << 8) | b(7)) >>> 0 };
+  return {
+    hi: ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0,
+    lo: ((bytes[at + 4]! << 24) | (bytes[at + 5]! << 16) | (bytes[at + 6]! << 8) | bytes[at + 7]!) >>> 0,
+  };
 }

@@ -195,7 +195,7 @@ export class Ingestor extends EventEmitter {
     const bump = (name: string, n = 1) => (extra[name] = (extra[name] ?? 0) + n);
     // Per-line outcomes (lines numbered across the batch's entries), only when some source of
     // this batch asked for them.
-    const wantOutcomes = batch.some((e) => e.sink.outcomes !== undefined);
+    const labels: (string | undefined)[] | null = batch.some((e) => e.sink.outcomes !== undefined) ? [] : null;
     const verifyMode = this.config.ingest.verifySignatures;
     const packer = new LinePacker();
     /** For each line sent to the judge: its line number in the batch, and its entry. */
@@ -210,6 +210,7 @@ export class Ingestor extends EventEmitter {
       if (rejected !== undefined) {
         bump('received');
         bump(`invalid.${rejected}`);
+        if (labels) labels[first] = `invalid.${rejected}`;
         continue;
       }
       if (text.length === 0) continue;
@@ -221,14 +222,6 @@ export class Ingestor extends EventEmitter {
         lineAt.push(i);
         lineEntry.push(x);
         flags.push(verify);
-      }
-    }
-    const labels: (string | undefined)[] | null = wantOutcomes ? new Array(line) : null;
-    if (labels) {
-      line = 0;
-      for (const e of batch) {
-        if (e.rejected !== undefined) labels[line] = `invalid.${e.rejected}`;
-        line += e.lines;
       }
     }
     const verify = flags.every((f) => f === flags[0]) ? (flags[0] ?? false) : Uint8Array.from(flags, Number);
