@@ -8,6 +8,10 @@ import { judgeLine, type Judged } from './line-judge.js';
 import type { Classified, PolicyConfig } from './policy.js';
 import { clsReader, headAt, isEmptyCls, jsonAt, type EventBatch } from './event-batch.js';
 import { byteLengthOf, writeInto, type TextOrBytes } from './text-or-bytes.js';
+import { CANONICAL_EVENT, CANONICAL_SKIPPED, CanonicalEventReader } from './canonical-event.js';
+
+/** This thread's reader of canonical lines (judgeRequest's fast path). */
+const canonical = new CanonicalEventReader();
 
 /**
  * A batch of input lines as one UTF-8 buffer: the ingest thread copies the bytes it received
@@ -125,12 +129,37 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
   const createdAt = new Float64Array(n);
   const kinds = new Uint16Array(n);
   const lineEnds = new Uint32Array(n);
-  const out = new LineBytes(lines.bytes.length + 1024);
+  const out = new LineBytes(lines.bytes.length + n + 1024);
   const clsAt: number[] = [];
   const cls: Classified[] = [];
+  // A plain Uint8Array (in a worker it is one; inline it may be a Buffer, whose views cost more).
+  const bytes = new Uint8Array(lines.bytes.buffer, lines.bytes.byteOffset, lines.bytes.length);
+  canonical.use(bytes);
   let m = 0;
   for (let i = 0; i < n; i++) {
-    const j = judgeLine(lineText(lines, i), verifyAt(req.verify, i), policy, req.nowSec);
+    const verify = verifyAt(req.verify, i);
+    if (!verify) {
+      const start = i === 0 ? 0 : lines.ends[i - 1]!;
+      const fast = canonical.judge(start, lines.ends[i]!, policy, req.nowSec, keyBytes, 64 * m);
+      if (fast === CANONICAL_SKIPPED) {
+        status[i] = SKIPPED;
+        reasons.push(canonical.skip);
+        continue;
+      }
+      if (fast === CANONICAL_EVENT) {
+        status[i] = EVENT;
+        createdAt[m] = canonical.createdAt;
+        kinds[m] = canonical.kind;
+        lineEnds[m] = out.appendLineBytes(bytes, start, lines.ends[i]!);
+        if (!isEmptyCls(canonical.cls)) {
+          clsAt.push(m);
+          cls.push(canonical.cls);
+        }
+        m++;
+        continue;
+      }
+    }
+    const j = judgeLine(lineText(lines, i), verify, policy, req.nowSec);
     if (j.kind !== 'event') {
       status[i] = j.kind === 'skipped' ? SKIPPED : INVALID;
       reasons.push(j.reason);
@@ -175,17 +204,27 @@ class LineBytes {
   /** Appends `text` and a newline; returns the end offset. */
   appendLine(text: string): number {
     // A UTF-16 code unit is at most 3 bytes of UTF-8: only then is the exact length needed.
-    if (this.buf.length - this.end < 3 * text.length + 1) {
-      const need = this.end + Buffer.byteLength(text) + 1;
-      if (need > this.buf.length) {
-        const grown = Buffer.from(new ArrayBuffer(Math.max(need, 2 * this.buf.length)));
-        this.buf.copy(grown, 0, 0, this.end);
-        this.buf = grown;
-      }
-    }
+    if (this.buf.length - this.end < 3 * text.length + 1) this.room(Buffer.byteLength(text) + 1);
     this.end += this.buf.write(text, this.end);
     this.buf[this.end++] = 0x0a;
     return this.end;
+  }
+
+  /** Appends bytes [start, end) of `from` and a newline; returns the end offset. */
+  appendLineBytes(from: Uint8Array, start: number, end: number): number {
+    this.room(end - start + 1);
+    this.buf.set(from.subarray(start, end), this.end);
+    this.end += end - start;
+    this.buf[this.end++] = 0x0a;
+    return this.end;
+  }
+
+  private room(bytes: number): void {
+    const need = this.end + bytes;
+    if (need <= this.buf.length) return;
+    const grown = Buffer.from(new ArrayBuffer(Math.max(need, 2 * this.buf.length)));
+    this.buf.copy(grown, 0, 0, this.end);
+    this.buf = grown;
   }
 
   bytes(): Buffer {

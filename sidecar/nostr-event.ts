@@ -123,7 +123,7 @@ export function hasValidSignature(e: NostrEvent): boolean {
   }
 }
 
-export function tagValue(e: NostrEvent, name: string): string | undefined {
+export function tagValue(e: Pick<NostrEvent, 'tags'>, name: string): string | undefined {
   for (const t of e.tags) if (t[0] === name && t.length > 1) return t[1];
   return undefined;
 }

@@ -18,6 +18,9 @@ export interface Classified {
 
 export type PolicyConfig = Config['policy'] & { maxEventBytes: number };
 
+/** What the policy reads of an event. */
+export type PolicyEvent = Pick<NostrEvent, 'kind' | 'pubkey' | 'tags'>;
+
 export function isEphemeral(kind: number): boolean {
   return kind >= 20000 && kind < 30000;
 }
@@ -31,13 +34,13 @@ export function isAddressable(kind: number): boolean {
 }
 
 /** Slot key shared by every version of a replaceable/addressable event: `kind:pubkey:d`. */
-export function replaceKeyOf(e: NostrEvent): string | undefined {
+export function replaceKeyOf(e: PolicyEvent): string | undefined {
   if (isReplaceable(e.kind)) return `${e.kind}:${e.pubkey}:`;
   if (isAddressable(e.kind)) return `${e.kind}:${e.pubkey}:${tagValue(e, 'd') ?? ''}`;
   return undefined;
 }
 
-export function expirationOf(e: NostrEvent): number | undefined {
+export function expirationOf(e: Pick<NostrEvent, 'tags'>): number | undefined {
   const v = tagValue(e, 'expiration');
   if (v === undefined || !/^\d{1,15}$/.test(v)) return undefined;
   return Number(v);
@@ -47,7 +50,19 @@ function normalizeRelayUrl(u: string): string {
   return u.trim().toLowerCase().replace(/\/+$/, '');
 }
 
-export function classify(e: NostrEvent, canonicalBytes: number, policy: PolicyConfig, nowSec: number): Classified {
+/**
+ * The names of the tags classify reads on every event ('-' protects it, 'expiration'). Of the other
+ * tags it reads only those of the kinds where policyReadsTags: the other events' tags need not be
+ * parsed (canonical-event.ts), so a new tag rule must be named here.
+ */
+export const POLICY_EVERY_EVENT_TAGS: readonly string[] = ['-', 'expiration'];
+
+/** Kinds whose every tag classify may read: addressable ('d'), deletion ('e', 'a'), vanish ('relay'). */
+export function policyReadsTags(kind: number): boolean {
+  return isAddressable(kind) || kind === 5 || kind === 62;
+}
+
+export function classify(e: PolicyEvent, canonicalBytes: number, policy: PolicyConfig, nowSec: number): Classified {
   if (canonicalBytes > policy.maxEventBytes) return { skip: 'too-large' };
   if (isEphemeral(e.kind)) return { skip: 'ephemeral' };
   if (policy.denyKinds.includes(e.kind)) return { skip: 'kind-denied' };
