@@ -35,6 +35,7 @@ for (let d = 0; d < 6; d++) HEX[0x61 + d] = 10 + d;
 const SHORT_ESCAPE = new Uint8Array(256);
 for (const c of '"\\bfnrt') SHORT_ESCAPE[c.charCodeAt(0)] = 1;
 
+const EMPTY = new Uint8Array(0);
 const NO_TAGS: string[][] = [];
 /** Given to the policy for tags it does not read (see policyReadsTags). */
 const NO_TAGS_READ: string[][] = [];
@@ -64,6 +65,11 @@ export class CanonicalEventReader {
   private words: Uint32Array = new Uint32Array(0);
   /** Whether the last content string scanned has a byte ≥ 0x80 (then its UTF-8 is checked). */
   private highBytes = false;
+
+  /** Lets go of the batch in use (its memory may be large). */
+  release(): void {
+    this.use(EMPTY);
+  }
 
   /** Judges lines from `bytes` from now on. */
   use(bytes: Uint8Array): void {

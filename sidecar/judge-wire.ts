@@ -178,6 +178,7 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
     }
     m++;
   }
+  canonical.release();
   return {
     seq: req.seq,
     status,
