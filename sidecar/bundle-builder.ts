@@ -8,7 +8,7 @@
 // instead of one file per author keeps file creation, open files and the seeder's per-file
 // state independent of the number of authors; the seeder serves pieces straight from it.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, writeFile, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import bencode from 'bencode';
 import { encodeBundleInfo } from './bundle-info.js';
@@ -72,89 +72,151 @@ export function torrentPathOf(root: string, infoHash: string): string {
 
 /**
  * Builds a bundle under `root` from authors in ascending pubkey order, in one pass over the
- * lines (authors without lines get no file). Returns null if there is nothing to write. The data
- * file is written in ~1 MiB slices, each awaited (the event loop gets a turn between them), then
- * read back to hash its pieces; it is not fsynced: after an unclean shutdown the bundler re-hashes every bundle
- * before seeding it instead.
+ * lines (authors without lines get no file). Returns null if there is nothing to write.
  */
 export async function buildBundle(root: string, authors: Iterable<AuthorLines>): Promise<BuiltBundle | null> {
-  await mkdir(root, { recursive: true });
-  const tmp = join(root, `.tmp-${randomBytes(6).toString('hex')}.data`);
-  const files: BundleFile[] = [];
-  let events = 0;
-  let bytes = 0;
-  let minC = Number.MAX_SAFE_INTEGER;
-  let maxC = -1;
+  const w = await BundleWriter.open(root);
   try {
-    const fh = await open(tmp, 'w', 0o644);
-    try {
-      let prev = '';
-      let position = 0;
-      // Lines of all authors go out in ~1 MiB writes (many authors have a single short event),
-      // on libuv's thread pool: the main thread goes on with ingest meanwhile. One buffer for
-      // every write (each write is awaited before the next line is copied in).
-      let buf = Buffer.allocUnsafeSlow(2 * WRITE_CHUNK);
-      let used = 0;
-      const flush = async () => {
-        for (let done = 0; done < used; ) done += (await fh.write(buf, done, used - done, position + done)).bytesWritten;
-        position += used;
-        used = 0;
-      };
-      const room = (length: number) => {
-        if (buf.length - used >= length) return;
-        const bigger = Buffer.allocUnsafeSlow(Math.max(2 * buf.length, used + length));
-        buf.copy(bigger, 0, 0, used);
-        buf = bigger;
-      };
-      for (const a of authors) {
-        if (!(a.pubkey > prev)) throw new Error(`authors out of order: ${a.pubkey} after ${prev}`);
-        prev = a.pubkey;
-        let length = 0;
-        let n = 0;
-        for (const line of a.lines) {
-          let size: number;
-          if ('bytes' in line) {
-            size = line.bytes.length;
-            room(size);
-            buf.set(line.bytes, used);
-          } else {
-            size = Buffer.byteLength(line.json) + 1;
-            room(size);
-            buf.write(line.json, used);
-            buf[used + size - 1] = 0x0a;
-          }
-          used += size;
-          length += size;
-          n++;
-          if (line.createdAt < minC) minC = line.createdAt;
-          if (line.createdAt > maxC) maxC = line.createdAt;
-          if (used >= WRITE_CHUNK) await flush();
-        }
-        if (n > 0) {
-          files.push({ pubkey: a.pubkey, length, events: n });
-          events += n;
-          bytes += length;
-        }
+    for (const a of authors) {
+      w.startAuthor(a.pubkey);
+      for (const line of a.lines) {
+        const full = 'bytes' in line ? w.addBytes(line.bytes, 0, line.bytes.length, line.createdAt) : w.addJson(line.json, line.createdAt);
+        if (full) await w.flush();
       }
-      if (used > 0) await flush();
-    } finally {
-      await fh.close();
     }
-    if (files.length === 0) return null;
+    return await w.finish();
+  } finally {
+    await w.close();
+  }
+}
+
+/**
+ * Writes one bundle's data file, author by author in ascending pubkey order, then hashes it and
+ * writes its torrent (finish). The data file is written in ~1 MiB slices, each awaited (the
+ * event loop gets a turn between them): an add that returns true wants `flush()` awaited before
+ * the next. It is not fsynced: after an unclean shutdown the bundler re-hashes every bundle
+ * before seeding it instead. `close()` always, after finish or on an error (it removes the
+ * temporary file if finish did not happen).
+ */
+export class BundleWriter {
+  private readonly files: BundleFile[] = [];
+  private events = 0;
+  private bytes = 0;
+  private minC = Number.MAX_SAFE_INTEGER;
+  private maxC = -1;
+  private prev = '';
+  private author: string | null = null;
+  private authorLength = 0;
+  private authorEvents = 0;
+  private position = 0;
+  // Lines of all authors go out in ~1 MiB writes (many authors have a single short event), on
+  // libuv's thread pool. One buffer for every write (each is awaited before more lines go in).
+  private buf = Buffer.allocUnsafeSlow(2 * WRITE_CHUNK);
+  private used = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly root: string,
+    private readonly tmp: string,
+    private readonly fh: FileHandle,
+  ) {}
+
+  static async open(root: string): Promise<BundleWriter> {
+    await mkdir(root, { recursive: true });
+    const tmp = join(root, `.tmp-${randomBytes(6).toString('hex')}.data`);
+    return new BundleWriter(root, tmp, await open(tmp, 'w', 0o644));
+  }
+
+  /** The next author's lines follow (pubkeys strictly ascending). */
+  startAuthor(pubkey: string): void {
+    if (!(pubkey > this.prev)) throw new Error(`authors out of order: ${pubkey} after ${this.prev}`);
+    this.endAuthor();
+    this.prev = pubkey;
+    this.author = pubkey;
+  }
+
+  /** One line: bytes [start, end) of `from`, its JSON and newline. True: await flush() next. */
+  addBytes(from: Uint8Array, start: number, end: number, createdAt: number): boolean {
+    const size = end - start;
+    this.room(size);
+    this.buf.set(from.subarray(start, end), this.used);
+    return this.added(size, createdAt);
+  }
+
+  /** One line: canonical event JSON (the newline is added). True: await flush() next. */
+  addJson(json: string, createdAt: number): boolean {
+    const size = Buffer.byteLength(json) + 1;
+    this.room(size);
+    this.buf.write(json, this.used);
+    this.buf[this.used + size - 1] = 0x0a;
+    return this.added(size, createdAt);
+  }
+
+  private added(size: number, createdAt: number): boolean {
+    if (this.author === null) throw new Error('a line before any author');
+    this.used += size;
+    this.authorLength += size;
+    this.authorEvents++;
+    if (createdAt < this.minC) this.minC = createdAt;
+    if (createdAt > this.maxC) this.maxC = createdAt;
+    return this.used >= WRITE_CHUNK;
+  }
+
+  private room(length: number): void {
+    if (this.buf.length - this.used >= length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(2 * this.buf.length, this.used + length));
+    this.buf.copy(bigger, 0, 0, this.used);
+    this.buf = bigger;
+  }
+
+  async flush(): Promise<void> {
+    for (let done = 0; done < this.used; ) done += (await this.fh.write(this.buf, done, this.used - done, this.position + done)).bytesWritten;
+    this.position += this.used;
+    this.used = 0;
+  }
+
+  private endAuthor(): void {
+    if (this.author !== null && this.authorEvents > 0) {
+      this.files.push({ pubkey: this.author, length: this.authorLength, events: this.authorEvents });
+      this.events += this.authorEvents;
+      this.bytes += this.authorLength;
+    }
+    this.author = null;
+    this.authorLength = 0;
+    this.authorEvents = 0;
+  }
+
+  /** Writes the rest, hashes the pieces, moves the data file and the torrent in place; null if no line was added. */
+  async finish(): Promise<BuiltBundle | null> {
+    this.endAuthor();
+    if (this.used > 0) await this.flush();
+    await this.closeFile();
+    if (this.files.length === 0) return null;
+    const { files, bytes, events, minC, maxC } = this;
     const pieceLength = pieceLengthFor(bytes);
     const name = bundleName(minC, maxC, events);
-    const infoBytes = encodeBundleInfo({ files, name, pieceLength, pieces: await hashPieces(tmp, pieceLength, bytes) });
+    const infoBytes = encodeBundleInfo({ files, name, pieceLength, pieces: await hashPieces(this.tmp, pieceLength, bytes) });
     // `{info}` is `d4:info<info>e`.
     const infoHash = createHash('sha1').update(infoBytes).digest('hex');
     const torrent = Buffer.concat([Buffer.from('d4:info'), infoBytes, Buffer.from('e')]);
-    const dataPath = dataPathOf(root, infoHash);
-    await rename(tmp, dataPath);
-    const torrentPath = torrentPathOf(root, infoHash);
+    const dataPath = dataPathOf(this.root, infoHash);
+    await rename(this.tmp, dataPath);
+    const torrentPath = torrentPathOf(this.root, infoHash);
     await writeFile(torrentPath + '.tmp', torrent);
     await rename(torrentPath + '.tmp', torrentPath);
     return { infoHash, name, dataPath, torrentPath, torrent, files, bytes, events, pieceLength, minCreatedAt: minC, maxCreatedAt: maxC };
-  } finally {
-    await rm(tmp, { force: true });
+  }
+
+  /** Closes the file and removes the temporary data file (gone already after finish). */
+  async close(): Promise<void> {
+    await this.closeFile();
+    await rm(this.tmp, { force: true });
+  }
+
+  private async closeFile(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
   }
 }
 

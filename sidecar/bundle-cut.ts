@@ -3,7 +3,7 @@
 // and describe it (buildBundle). Pure file work with no index access, so it runs in a worker
 // thread (bundle-cut-worker.ts) and, when no worker can, on the calling thread.
 import { closeSync, openSync } from 'node:fs';
-import { buildBundle, type AuthorLines, type BuiltBundle, type BundleLine } from './bundle-builder.js';
+import { BundleWriter, type BuiltBundle } from './bundle-builder.js';
 import { readFullyAt } from './read-at.js';
 import type { EventRow } from './store.js';
 
@@ -82,40 +82,101 @@ const MAX_SPAN_BYTES = 128 * 1024 * 1024;
 /**
  * Builds the cut under `root`. A line whose bytes were blanked (its event removed before the cut
  * read it) is left out; the caller holds further blanking until this returns, so every line is
- * either whole or blank when read.
+ * either whole or blank when read. Works on the refs' arrays, with no object per event: a cut is
+ * tens of thousands of events, and objects that live for all of it were most of this thread's
+ * garbage collection.
  */
 export async function buildCut(root: string, logPath: string, refs: CutRefs, maxSpanBytes = MAX_SPAN_BYTES): Promise<BuiltCut> {
-  const byAuthor = new Map<string, number[]>();
-  for (let k = 0; k < refs.count; k++) {
-    const pubkey = Buffer.from(refs.pubkeys.buffer, refs.pubkeys.byteOffset + 32 * k, 32).toString('hex');
-    let list = byAuthor.get(pubkey);
-    if (!list) byAuthor.set(pubkey, (list = []));
-    list.push(k);
-  }
-  const authors = [...byAuthor.keys()].sort();
-  const idOf = (k: number) => refs.ids.subarray(32 * k, 32 * k + 32);
-  for (const list of byAuthor.values()) list.sort((a, b) => refs.createdAt[a]! - refs.createdAt[b]! || Buffer.compare(idOf(a), idOf(b)));
+  const { order, authorStarts, authorKeys } = groupByAuthor(refs);
+  const authors = authorKeys.map((key) => Buffer.from(key, 'latin1').toString('hex'));
   const fd = openSync(logPath, 'r');
   try {
-    const lineAt = lineReader(fd, logPath, refs, maxSpanBytes);
-    const linesOf = function* (list: number[]): Iterable<BundleLine> {
-      for (const k of list) {
-        const bytes = lineAt(k);
-        if (bytes[0] === 0x20) continue;
-        yield { bytes, createdAt: refs.createdAt[k]! };
+    const lines = lineReader(fd, logPath, refs, maxSpanBytes);
+    const w = await BundleWriter.open(root);
+    try {
+      for (let a = 0; a < authors.length; a++) {
+        w.startAuthor(authors[a]!);
+        for (let x = authorStarts[a]!; x < authorStarts[a + 1]!; x++) {
+          const k = order[x]!;
+          const at = lines.read(k);
+          if (lines.bytes[at] === 0x20) continue;
+          if (w.addBytes(lines.bytes, at, at + refs.lengths[k]!, refs.createdAt[k]!)) await w.flush();
+        }
       }
-    };
-    const lines = function* (): Iterable<AuthorLines> {
-      for (const pubkey of authors) yield { pubkey, lines: linesOf(byAuthor.get(pubkey)!) };
-    };
-    return { built: await buildBundle(root, lines()), authors };
+      return { built: await w.finish(), authors };
+    } finally {
+      await w.close();
+    }
   } finally {
     closeSync(fd);
   }
 }
 
-/** Line k of the cut (JSON and newline), valid until the next call. */
-function lineReader(fd: number, logPath: string, refs: CutRefs, maxSpanBytes: number): (k: number) => Uint8Array {
+/**
+ * The cut's events in bundle order: by author (pubkey bytes ascending), then created_at, then
+ * id. `order[authorStarts[a] .. authorStarts[a + 1])` are author a's events; `authorKeys[a]` is
+ * its pubkey as a 32-character latin1 string (same order as its hex).
+ */
+export function groupByAuthor(refs: CutRefs): { order: Uint32Array; authorStarts: Uint32Array; authorKeys: string[] } {
+  const n = refs.count;
+  const pubkeys = Buffer.from(refs.pubkeys.buffer, refs.pubkeys.byteOffset, 32 * n);
+  const indexOf = new Map<string, number>();
+  const keys: string[] = [];
+  const authorOf = new Uint32Array(n);
+  for (let k = 0; k < n; k++) {
+    const key = pubkeys.toString('latin1', 32 * k, 32 * k + 32);
+    let a = indexOf.get(key);
+    if (a === undefined) {
+      a = keys.length;
+      indexOf.set(key, a);
+      keys.push(key);
+    }
+    authorOf[k] = a;
+  }
+  const sorted = Uint32Array.from(keys.keys()).sort((x, y) => (keys[x]! < keys[y]! ? -1 : 1));
+  const rank = new Uint32Array(keys.length);
+  for (let r = 0; r < sorted.length; r++) rank[sorted[r]!] = r;
+  // Counting sort by author rank (stable: each author's events stay in sequence order).
+  const authorStarts = new Uint32Array(keys.length + 1);
+  for (let k = 0; k < n; k++) authorStarts[rank[authorOf[k]!]! + 1]!++;
+  for (let r = 0; r < keys.length; r++) authorStarts[r + 1]! += authorStarts[r]!;
+  const next = authorStarts.slice(0, keys.length);
+  const order = new Uint32Array(n);
+  for (let k = 0; k < n; k++) order[next[rank[authorOf[k]!]!]!++] = k;
+  // Each author's events by created_at, then id: an insertion sort (most authors have a few).
+  for (let r = 0; r < keys.length; r++) {
+    for (let x = authorStarts[r]! + 1; x < authorStarts[r + 1]!; x++) {
+      const k = order[x]!;
+      let y = x;
+      while (y > authorStarts[r]! && before(refs, k, order[y - 1]!)) {
+        order[y] = order[y - 1]!;
+        y--;
+      }
+      order[y] = k;
+    }
+  }
+  return { order, authorStarts, authorKeys: Array.from(sorted, (a) => keys[a]!) };
+}
+
+/** Whether event a comes before event b of the same author: created_at, then id bytes. */
+function before(refs: CutRefs, a: number, b: number): boolean {
+  const ca = refs.createdAt[a]!;
+  const cb = refs.createdAt[b]!;
+  if (ca !== cb) return ca < cb;
+  for (let i = 0; i < 32; i++) {
+    const d = refs.ids[32 * a + i]! - refs.ids[32 * b + i]!;
+    if (d !== 0) return d < 0;
+  }
+  return false;
+}
+
+/** Line k of the cut (JSON and newline): `read(k)` gives its offset in `bytes`, valid until the next read. */
+interface LineSource {
+  bytes: Uint8Array;
+  read(k: number): number;
+}
+
+function lineReader(fd: number, logPath: string, refs: CutRefs, maxSpanBytes: number): LineSource {
   const pastEnd = (n: number, at: number) => new Error(`event log ${logPath}: ${n} bytes at ${at} are past its end`);
   let start = Infinity;
   let end = 0;
@@ -126,18 +187,23 @@ function lineReader(fd: number, logPath: string, refs: CutRefs, maxSpanBytes: nu
   if (end - start <= maxSpanBytes) {
     const span = Buffer.allocUnsafeSlow(end - start);
     const got = readFullyAt(fd, span, span.length, start);
-    return (k) => {
-      const at = refs.offsets[k]! - start;
-      const n = refs.lengths[k]!;
-      if (at + n > got) throw pastEnd(n, refs.offsets[k]!);
-      return span.subarray(at, at + n);
+    return {
+      bytes: new Uint8Array(span.buffer, span.byteOffset, span.length),
+      read(k) {
+        const at = refs.offsets[k]! - start;
+        if (at + refs.lengths[k]! > got) throw pastEnd(refs.lengths[k]!, refs.offsets[k]!);
+        return at;
+      },
     };
   }
-  let scratch = Buffer.allocUnsafeSlow(64 * 1024);
-  return (k) => {
-    const n = refs.lengths[k]!;
-    if (scratch.length < n) scratch = Buffer.allocUnsafeSlow(2 * n);
-    if (readFullyAt(fd, scratch, n, refs.offsets[k]!) < n) throw pastEnd(n, refs.offsets[k]!);
-    return scratch.subarray(0, n);
+  const source: LineSource = {
+    bytes: Buffer.allocUnsafeSlow(64 * 1024),
+    read(k) {
+      const n = refs.lengths[k]!;
+      if (source.bytes.length < n) source.bytes = Buffer.allocUnsafeSlow(2 * n);
+      if (readFullyAt(fd, source.bytes as Buffer, n, refs.offsets[k]!) < n) throw pastEnd(n, refs.offsets[k]!);
+      return 0;
+    },
   };
+  return source;
 }

@@ -7,13 +7,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildCut, cutRefsOf } from '../sidecar/bundle-cut.js';
 import { CutThread } from '../sidecar/bundle-cut-thread.js';
-import { readAuthorFile } from '../sidecar/bundle-builder.js';
+import { buildBundle, readAuthorFile } from '../sidecar/bundle-builder.js';
 import { loadConfig } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { canonicalJson } from '../sidecar/nostr-event.js';
 import { Store } from '../sidecar/store.js';
 import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
-import { contentOf, judgedEvent, pubkeyN, unsignedEvent } from './support/events.js';
+import { contentOf, judgedEvent, prng, pubkeyN, unsignedEvent } from './support/events.js';
 import { makeWorkspace } from './support/sidecar-process.js';
 
 const log = createLogger('test', 'silent');
@@ -108,6 +108,33 @@ test('bundle cut: a worker that dies with a cut in hand leaves it to the calling
     assert.equal(thread.fallbacks, 1, 'built by a new worker');
   } finally {
     await thread.close();
+    await store.close();
+  }
+});
+
+test('bundle cut: the same bundle as buildBundle given the events in protocol order (authors by pubkey, then created_at, then id)', async () => {
+  const { ws, itemOf, store } = setup();
+  try {
+    // Authors whose pubkeys share leading bytes, several events per author at the same second.
+    const rnd = prng(5);
+    const pubkeys = Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? `00${pubkeyN(i).slice(2)}` : pubkeyN(i)));
+    const events = Array.from({ length: 400 }, (_, i) =>
+      unsignedEvent(pubkeys[Math.floor(rnd() * pubkeys.length)]!, { kind: 1, created_at: 1_700_000_000 + Math.floor(rnd() * 4), content: contentOf(50 + Math.floor(rnd() * 400), i) }),
+    );
+    await store.applyBatch(eventBatchOf(events.map(itemOf)));
+    const { refs } = cutRefsOf(store.rowsFrom(1), 1, 1 << 30);
+    const cut = await buildCut(join(ws.dir, 'cut'), store.log.path, refs);
+    const authors = [...new Set(events.map((e) => e.pubkey))].sort();
+    const lines = (pubkey: string) =>
+      events
+        .filter((e) => e.pubkey === pubkey)
+        .sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1))
+        .map((e) => ({ json: canonicalJson(e), createdAt: e.created_at }));
+    const reference = await buildBundle(join(ws.dir, 'ref'), authors.map((pubkey) => ({ pubkey, lines: lines(pubkey) })));
+    assert.deepEqual(cut.authors, authors);
+    assert.equal(cut.built!.infoHash, reference!.infoHash);
+    assert.deepEqual(cut.built!.files, reference!.files);
+  } finally {
     await store.close();
   }
 });
