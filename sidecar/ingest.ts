@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { statfsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { ArrayBufferPool } from './array-buffer-pool.js';
 import { JudgePool, judgeInline } from './judge-pool.js';
 import { EVENT, INVALID, LinePacker, SKIPPED, lineText, type JudgeReply } from './judge-wire.js';
 import { lineBytesAt } from './event-batch.js';
@@ -85,6 +86,8 @@ export class Ingestor extends EventEmitter {
   private readonly highWater: number;
   /** Worker threads that judge lines (null: judged on this thread, ingest.judgeThreads = 0). */
   readonly judges: JudgePool | null;
+  /** Batch buffers for reuse while batches keep coming (see ArrayBufferPool). */
+  private readonly buffers = new ArrayBufferPool(MAX_IN_FLIGHT + 1);
   /** Settles when the previous batch has handed its items to the store: batches apply in order. */
   private applyTurn: Promise<void> = Promise.resolve();
 
@@ -227,14 +230,16 @@ export class Ingestor extends EventEmitter {
     const verify = flags.every((f) => f === flags[0]) ? (flags[0] ?? false) : Uint8Array.from(flags, Number);
     let judged: JudgeReply;
     let release = () => {};
-    const packed = packer.done();
+    let packed = packer.done(this.buffers);
     if (this.judges === null) judged = judgeInline(packed, verify, this.policy, this.nowSec());
     else {
       // Judged off this thread while the previous batch's transaction runs; applied after it.
-      const judging = this.judges.judge(packed, verify, this.policy, this.nowSec());
+      // The packed lines go to the worker and come back (no copy); packed again if it dies.
+      const judging = this.judges.judge(packed, verify, this.policy, this.nowSec(), () => packer.done());
       const turn = this.applyTurn;
       this.applyTurn = new Promise((r) => (release = r));
       judged = await judging;
+      packed = judged.input ?? packed;
       await turn;
     }
     // The line of each event, when outcomes are reported per line.
@@ -257,6 +262,8 @@ export class Ingestor extends EventEmitter {
     } finally {
       release();
     }
+    // Nothing reads the packed lines from here on: their buffer packs a later batch.
+    this.buffers.give(packed.bytes.buffer as ArrayBuffer);
     let outcomes: Outcome[];
     try {
       outcomes = await applying;
@@ -292,6 +299,9 @@ export class Ingestor extends EventEmitter {
       if (o === 'indexed') report.indexedBytes += lineBytesAt(judged, k);
     });
     this.emit('batch', report);
+    // Committed and written: the judged lines' buffer is written into again (worker or here).
+    if (this.judges) this.judges.recycle(judged);
+    else this.buffers.give(judged.lines.buffer as ArrayBuffer);
     this.finishBatch();
   }
 
@@ -369,6 +379,8 @@ export class Ingestor extends EventEmitter {
     }
     if (!this.saturated) this.emit('drain');
     if (this.queue.length === 0 && this.inFlight === 0) {
+      this.buffers.clear();
+      this.judges?.trim();
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();

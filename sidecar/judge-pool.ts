@@ -6,7 +6,7 @@
 // the calling thread too: a start never delays ingest.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { judgeRequest, lineCount, type JudgeReply, type JudgeRequest, type LineBatch } from './judge-wire.js';
+import { judgeRequest, lineCount, type JudgeReply, type JudgeRequest, type JudgeSpares, type JudgeTrim, type LineBatch } from './judge-wire.js';
 import type { PolicyConfig } from './policy.js';
 
 /** A worker that has not answered for this long is ended (its batches are judged inline). */
@@ -16,7 +16,9 @@ const RESTART_DELAY_MS = 1000;
 
 interface Job {
   seq: number;
+  /** Detached when it was transferred to the worker (then `repack` gives the lines again). */
   lines: LineBatch;
+  repack: (() => LineBatch) | null;
   verify: boolean | Uint8Array;
   policy: PolicyConfig;
   nowSec: number;
@@ -64,19 +66,37 @@ export class JudgePool {
     return this.slots.filter((s) => s !== null).length;
   }
 
-  /** judgeLine for each line (verify: one flag or one per line), in a worker when one is up. */
-  judge(lines: LineBatch, verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number): Promise<JudgeReply> {
+  /**
+   * judgeLine for each line (verify: one flag or one per line), in a worker when one is up. With
+   * `repack`, the lines' buffer is transferred to the worker instead of copied, and comes back as
+   * the reply's `input`; `repack` gives the lines again if the worker dies with them.
+   */
+  judge(lines: LineBatch, verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number, repack?: () => LineBatch): Promise<JudgeReply> {
     const slot = this.closed || lineCount(lines) === 0 ? null : this.slotFor();
     if (!slot) return Promise.resolve(judgeInline(lines, verify, policy, nowSec));
     return new Promise((resolve) => {
-      const job: Job = { seq: ++this.seq, lines, verify, policy, nowSec, resolve };
+      const job: Job = { seq: ++this.seq, lines, repack: repack ?? null, verify, policy, nowSec, resolve };
       const req: JudgeRequest = { seq: job.seq, lines, verify, nowSec };
+      if (repack) req.returnInput = true;
       if (slot.policySent !== policy) req.policy = slot.policySent = policy;
       if (slot.pending.length === 0) slot.worker.ref();
       slot.pending.push(job);
       this.armStallTimer(slot);
-      slot.worker.postMessage(req);
+      slot.worker.postMessage(req, repack ? [lines.bytes.buffer as ArrayBuffer] : []);
     });
+  }
+
+  /** Gives a reply's JSON buffer to a worker to write a later reply into (see ArrayBufferPool). */
+  recycle(reply: JudgeReply): void {
+    const slot = this.slots.find((s) => s !== null && s.ready && !s.dead);
+    const buffer = reply.lines.buffer as ArrayBuffer;
+    if (!slot || buffer.byteLength === 0) return;
+    slot.worker.postMessage({ spares: [buffer] } satisfies JudgeSpares, [buffer]);
+  }
+
+  /** Ingest is idle: the workers let their spare buffers go. */
+  trim(): void {
+    for (const s of this.slots) if (s && s.ready && !s.dead) s.worker.postMessage({ trim: true } satisfies JudgeTrim);
   }
 
   /** Starts every worker and resolves once they are ready (or died). */
@@ -134,7 +154,7 @@ export class JudgePool {
     this.armStallTimer(slot);
     if (r.seq !== job.seq || r.status.length !== lineCount(job.lines)) {
       this.log.warn({ expected: job.seq, got: r.seq }, 'judge worker answered out of order; judging inline');
-      job.resolve(judgeInline(job.lines, job.verify, job.policy, job.nowSec));
+      job.resolve(judgeHere(job));
       return;
     }
     this.workerBatches++;
@@ -164,7 +184,14 @@ export class JudgePool {
       this.log.warn({ pending: slot.pending.length }, `${why}; its batches are judged on the ingest thread, a new worker starts in ${RESTART_DELAY_MS} ms`);
     }
     const jobs = slot.pending.splice(0);
-    for (const job of jobs) job.resolve(judgeInline(job.lines, job.verify, job.policy, job.nowSec));
+    for (const job of jobs) job.resolve(judgeHere(job));
     await slot.worker.terminate();
   }
+}
+
+/** Judges a job on this thread; lines that went to the worker are packed again (and returned as `input`). */
+function judgeHere(job: Job): JudgeReply {
+  if (!job.repack) return judgeInline(job.lines, job.verify, job.policy, job.nowSec);
+  const lines = job.repack();
+  return { ...judgeInline(lines, job.verify, job.policy, job.nowSec), input: lines };
 }

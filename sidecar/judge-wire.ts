@@ -9,6 +9,7 @@ import type { Classified, PolicyConfig } from './policy.js';
 import { clsReader, headAt, isEmptyCls, jsonAt, type EventBatch } from './event-batch.js';
 import { byteLengthOf, writeInto, type TextOrBytes } from './text-or-bytes.js';
 import { CANONICAL_EVENT, CANONICAL_SKIPPED, CanonicalEventReader } from './canonical-event.js';
+import { ArrayBufferPool } from './array-buffer-pool.js';
 
 /** This thread's reader of canonical lines (judgeRequest's fast path). */
 const canonical = new CanonicalEventReader();
@@ -52,8 +53,9 @@ export class LinePacker {
     this.lineCount += lines;
   }
 
-  done(): LineBatch {
-    const bytes = Buffer.allocUnsafeSlow(this.byteCount);
+  /** The packed batch; in a buffer from `pool` when given (see ArrayBufferPool). Can be called again. */
+  done(pool?: ArrayBufferPool): LineBatch {
+    const bytes = pool ? Buffer.from(pool.take(this.byteCount), 0, this.byteCount) : Buffer.allocUnsafeSlow(this.byteCount);
     const ends = new Uint32Array(this.lineCount);
     let off = 0;
     let i = 0;
@@ -92,9 +94,26 @@ export interface JudgeRequest {
   nowSec: number;
   /** Sent when it differs from the previous request's: the worker keeps it. */
   policy?: PolicyConfig;
+  /**
+   * The lines' buffer was transferred (the sender no longer has it): the reply gives it back as
+   * `input`.
+   */
+  returnInput?: boolean;
   /** Test only: make the worker throw (an uncaught error ends it). */
   crash?: boolean;
 }
+
+/** Buffers the ingest thread is done with, for the worker to write its next replies into. */
+export interface JudgeSpares {
+  spares: ArrayBuffer[];
+}
+
+/** Tells the worker to let its spare buffers go (ingest is idle). */
+export interface JudgeTrim {
+  trim: true;
+}
+
+export type JudgeMessage = JudgeRequest | JudgeSpares | JudgeTrim;
 
 export const EVENT = 0;
 export const SKIPPED = 1;
@@ -107,6 +126,8 @@ export interface JudgeReply extends EventBatch {
   status: Uint8Array;
   /** The reasons of the SKIPPED and INVALID lines, in line order. */
   reasons: string[];
+  /** The request's lines, when it asked for them back (returnInput). */
+  input?: LineBatch;
 }
 
 export function verifyAt(verify: boolean | Uint8Array, i: number): boolean {
@@ -119,7 +140,7 @@ export function verifyAt(verify: boolean | Uint8Array, i: number): boolean {
  * die young: a batch's worth of parsed events kept to the end was promoted by every scavenge and
  * made this thread's garbage collection cost as much as the judging.
  */
-export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeReply {
+export function judgeRequest(req: JudgeRequest, policy: PolicyConfig, spares?: ArrayBufferPool): JudgeReply {
   const lines = req.lines;
   const n = lineCount(lines);
   const status = new Uint8Array(n);
@@ -129,7 +150,7 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
   const createdAt = new Float64Array(n);
   const kinds = new Uint16Array(n);
   const lineEnds = new Uint32Array(n);
-  const out = new LineBytes(lines.bytes.length + n + 1024);
+  const out = new LineBytes(lines.bytes.length + n + 1024, spares);
   const clsAt: number[] = [];
   const cls: Classified[] = [];
   // A plain Uint8Array (in a worker it is one; inline it may be a Buffer, whose views cost more).
@@ -190,6 +211,7 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig): JudgeRepl
     lineEnds: lineEnds.subarray(0, m),
     clsAt: Uint32Array.from(clsAt),
     cls,
+    ...(req.returnInput ? { input: lines } : {}),
   };
 }
 
@@ -198,8 +220,8 @@ class LineBytes {
   private buf: Buffer;
   private end = 0;
 
-  constructor(capacity: number) {
-    this.buf = Buffer.from(new ArrayBuffer(capacity));
+  constructor(capacity: number, pool?: ArrayBufferPool) {
+    this.buf = Buffer.from(pool ? pool.take(capacity) : new ArrayBuffer(capacity));
   }
 
   /** Appends `text` and a newline; returns the end offset. */
@@ -235,7 +257,9 @@ class LineBytes {
 
 /** The buffers a reply can transfer instead of copying. */
 export function transferables(r: JudgeReply): ArrayBuffer[] {
-  return [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer, r.lines.buffer, r.lineEnds.buffer, r.keyBytes.buffer] as ArrayBuffer[];
+  const list = [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer, r.lines.buffer, r.lineEnds.buffer, r.keyBytes.buffer] as ArrayBuffer[];
+  if (r.input) list.push(r.input.bytes.buffer as ArrayBuffer);
+  return list;
 }
 
 

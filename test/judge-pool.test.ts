@@ -10,7 +10,8 @@ import { JudgePool } from '../sidecar/judge-pool.js';
 import { LinePacker, packLines, unpackReply } from '../sidecar/judge-wire.js';
 import { eventCount, jsonAt } from '../sidecar/event-batch.js';
 import { judgeLine, type Judged } from '../sidecar/line-judge.js';
-import { initSignatureCheck } from '../sidecar/nostr-event.js';
+import { canonicalJson, initSignatureCheck, type NostrEvent } from '../sidecar/nostr-event.js';
+import { ArrayBufferPool } from '../sidecar/array-buffer-pool.js';
 import type { PolicyConfig } from '../sidecar/policy.js';
 import { Ingestor, type IngestSink } from '../sidecar/ingest.js';
 import { Quarantine } from '../sidecar/quarantine.js';
@@ -213,6 +214,13 @@ test('Ingestor: a judge worker crash mid-stream loses, duplicates and reorders n
     assert.equal(counts['duplicate'], 30);
     assert.equal(counts['indexed'], 3000 - 60 + 2);
     assert.equal(store.eventCount(), 3000 - 60 + 1, 'the old profile was superseded');
+    // Batch buffers went back and forth between the threads and were written into again: every
+    // event is stored as it was sent.
+    for (const l of lines.slice(0, -2)) {
+      if (l === 'not json') continue;
+      const e = (JSON.parse(l) as { event: NostrEvent }).event;
+      assert.equal(store.getEvent(e.id)?.j, canonicalJson(e));
+    }
     ingestor.stop();
   } finally {
     await store.close();
@@ -251,4 +259,24 @@ test('Ingestor with two judge workers hands batches to the store in submission o
     await store.close();
     ws.cleanup();
   }
+});
+
+test('ArrayBufferPool: a kept buffer big enough is taken again; at most `max` are kept; transferred ones are not', () => {
+  const pool = new ArrayBufferPool(2);
+  const a = pool.take(1000);
+  assert.ok(a.byteLength >= 1000);
+  pool.give(a);
+  pool.give(a);
+  assert.equal(pool.size, 1, 'kept once');
+  assert.equal(pool.take(900), a, 'reused');
+  assert.notEqual(pool.take(10 * a.byteLength), a);
+  pool.give(a);
+  pool.give(new ArrayBuffer(10));
+  pool.give(new ArrayBuffer(20));
+  assert.equal(pool.size, 2);
+  const gone = new ArrayBuffer(100);
+  structuredClone(gone, { transfer: [gone] });
+  pool.clear();
+  pool.give(gone);
+  assert.equal(pool.size, 0, 'a detached buffer is not kept');
 });
