@@ -36,9 +36,8 @@ const SHORT_ESCAPE = new Uint8Array(256);
 for (const c of '"\\bfnrt') SHORT_ESCAPE[c.charCodeAt(0)] = 1;
 
 const EMPTY = new Uint8Array(0);
+/** Given to the policy for an event without tags, or with none it reads (see policyReadsTags). */
 const NO_TAGS: string[][] = [];
-/** Given to the policy for tags it does not read (see policyReadsTags). */
-const NO_TAGS_READ: string[][] = [];
 const POLICY_TAG_NAMES = POLICY_EVERY_EVENT_TAGS.map((name) => Buffer.from(name, 'utf8'));
 /** The shortest canonical event: empty content and tags, one-digit numbers. */
 const MIN_LENGTH = 333;
@@ -178,7 +177,7 @@ export class CanonicalEventReader {
     }
     if (i !== to) return null;
     if (high && !isUtf8(this.view.subarray(from, to))) return null;
-    if (!named && !policyReadsTags(kind)) return NO_TAGS_READ;
+    if (!named && !policyReadsTags(kind)) return NO_TAGS;
     return JSON.parse(line.toString('utf8', from, to)) as string[][];
   }
 

@@ -157,6 +157,18 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig, spares?: A
   const bytes = new Uint8Array(lines.bytes.buffer, lines.bytes.byteOffset, lines.bytes.length);
   canonical.use(bytes);
   let m = 0;
+  /** Records event m (its id and pubkey are in keyBytes already) and its line's end in `out`. */
+  const addEvent = (i: number, c: number, kind: number, lineEnd: number, classified: Classified) => {
+    status[i] = EVENT;
+    createdAt[m] = c;
+    kinds[m] = kind;
+    lineEnds[m] = lineEnd;
+    if (!isEmptyCls(classified)) {
+      clsAt.push(m);
+      cls.push(classified);
+    }
+    m++;
+  };
   for (let i = 0; i < n; i++) {
     const verify = verifyAt(req.verify, i);
     if (!verify) {
@@ -168,15 +180,7 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig, spares?: A
         continue;
       }
       if (fast === CANONICAL_EVENT) {
-        status[i] = EVENT;
-        createdAt[m] = canonical.createdAt;
-        kinds[m] = canonical.kind;
-        lineEnds[m] = out.appendLineBytes(bytes, start, lines.ends[i]!);
-        if (!isEmptyCls(canonical.cls)) {
-          clsAt.push(m);
-          cls.push(canonical.cls);
-        }
-        m++;
+        addEvent(i, canonical.createdAt, canonical.kind, out.appendLineBytes(bytes, start, lines.ends[i]!), canonical.cls);
         continue;
       }
     }
@@ -186,18 +190,10 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig, spares?: A
       reasons.push(j.reason);
       continue;
     }
-    status[i] = EVENT;
     const e = j.event;
     keyBytes.write(e.id, 64 * m, 'hex');
     keyBytes.write(e.pubkey, 64 * m + 32, 'hex');
-    createdAt[m] = e.created_at;
-    kinds[m] = e.kind;
-    lineEnds[m] = out.appendLine(j.json as string);
-    if (!isEmptyCls(j.cls)) {
-      clsAt.push(m);
-      cls.push(j.cls);
-    }
-    m++;
+    addEvent(i, e.created_at, e.kind, out.appendLine(j.json as string), j.cls);
   }
   canonical.release();
   return {
