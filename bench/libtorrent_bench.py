@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # libtorrent (Debian python3-libtorrent 2.0.x) as the independent peer for the bundle benchmark.
 # Loopback only: no DHT, no LSD/UPnP/NAT-PMP, no trackers; peers are given explicitly. TCP only
-# (uTP off), plaintext, 10 ms tick (see /work/shared/interop-notes.md).
+# (uTP off), plaintext, 10 ms tick (libtorrent defaults make small loopback transfers slow).
 #
 #   libtorrent_bench.py fetch --torrent F --save DIR --peer PORT [--file-name NAME] [--timeout S]
 #       one download; prints one JSON line

@@ -31,7 +31,6 @@ const PLUGIN_BIN = join(DIST, 'plugin/main.js');
 const FIXTURE_CANDIDATES = [
   process.env.NOSTR_BT_DEMO_FIXTURE,
   resolve(ROOT, 'test/fixtures/strfry-plugin-input.jsonl'),
-  resolve(ROOT, '../shared/fixtures/strfry-plugin-input.jsonl'),
 ].filter((p): p is string => typeof p === 'string' && p.length > 0);
 
 const DHT_NODES = 8;

@@ -15,7 +15,7 @@ import { canonicalJson, type NostrEvent } from '../sidecar/nostr-event.js';
 import type { PolicyConfig } from '../sidecar/policy.js';
 import { pluginLine, prng, pubkeyN, unsignedEvent } from './support/events.js';
 
-const FIXTURES = new URL('../../../shared/fixtures/', import.meta.url).pathname;
+const FIXTURES = new URL('../../test/fixtures/', import.meta.url).pathname;
 const NOW = 1_800_000_000;
 const policy: PolicyConfig = { ...loadConfig({ env: {}, cwd: '/nonexistent' }).policy, maxEventBytes: 64 * 1024, relayUrl: 'wss://relay.example' };
 const A = pubkeyN(1);

@@ -19,7 +19,7 @@ import { Store } from '../sidecar/store.js';
 import { makeWorkspace } from './support/sidecar-process.js';
 import { contentOf, pluginLine, prng, pubkeyN, signer, unsignedEvent } from './support/events.js';
 
-const FIXTURES = new URL('../../../shared/fixtures/', import.meta.url).pathname;
+const FIXTURES = new URL('../../test/fixtures/', import.meta.url).pathname;
 const NOW = 1_800_000_000;
 const log = createLogger('test', 'silent');
 const basePolicy: PolicyConfig = {

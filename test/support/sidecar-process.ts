@@ -12,7 +12,7 @@ export const DIST = resolve(fileURLToPath(import.meta.url), '../../..');
 export const PLUGIN_BIN = join(DIST, 'plugin/main.js');
 export const SIDECAR_BIN = join(DIST, 'sidecar/main.js');
 export const CLI_BIN = join(DIST, 'scripts/cli.js');
-export const FIXTURES = resolve(DIST, '../../shared/fixtures');
+export const FIXTURES = resolve(DIST, '../test/fixtures');
 
 /** Loopback-only defaults for every test sidecar: free ports, no public DHT bootstrap. */
 export const LOOPBACK_DEFAULTS = {

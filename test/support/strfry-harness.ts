@@ -1,6 +1,6 @@
 /**
  * A test/benchmark harness that drives a strfry write-policy plugin the way strfry does
- * (see /work/shared/strfry-plugin-protocol.md):
+ * (see docs/strfry-plugin-protocol.md):
  *
  * - the command runs through `/bin/sh -c`, started lazily on the first request, in its own
  *   process group (so a misbehaving plugin and its children can be SIGKILLed together);
