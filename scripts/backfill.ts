@@ -17,11 +17,15 @@ import { progressReporter } from '../sidecar/backfill/progress.js';
 import { checkpointKey, runBackfill } from '../sidecar/backfill/runner.js';
 import { SidecarUnreachable, SocketChannel } from '../sidecar/backfill/socket-channel.js';
 import { summaryText } from '../sidecar/backfill/summary.js';
+import { applyCliConventions, EXIT_USAGE } from '../sidecar/command-line.js';
 
 const intArg = (what: string, min = 0) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${what}: expected an integer ≥ ${min}`);
   return Number(v);
 };
+
+/** Exit status when the source was read and not one line of it was an event. */
+const EXIT_NOT_EVENTS = 3;
 
 interface Flags {
   config?: string;
@@ -70,15 +74,16 @@ const program = new Command('nostr-bt-backfill')
   .addHelpText(
     'after',
     '\nExit status: 0 done (bad lines are counted, not fatal); 1 the source or the sidecar failed;\n' +
-      '2 usage or config error; 130 interrupted (run the same command again to resume).',
-  )
-  .parse();
+      '2 usage or config error; 3 the source is not events (no line was one: nothing archived);\n' +
+      '130 interrupted (run the same command again to resume).',
+  );
+applyCliConventions(program).parse();
 
 const flags = program.opts<Flags>();
 
 function usage(msg: string): never {
   process.stderr.write(`nostr-bt-backfill: ${msg}\n`);
-  process.exit(2);
+  process.exit(EXIT_USAGE);
 }
 
 let config: Config;
@@ -168,4 +173,5 @@ process.stdout.write(
 );
 if (summary.sourceError) log.error({ error: summary.sourceError }, 'the source failed');
 if (summary.channelError) log.error({ error: summary.channelError }, 'the sidecar connection failed');
-process.exit(summary.sourceError || summary.channelError ? 1 : summary.interrupted ? 130 : 0);
+if (summary.notEvents) log.warn({ source: summary.source, read: summary.read, invalid: summary.invalid }, 'the source is not events: no line of it was a Nostr event');
+process.exit(summary.sourceError || summary.channelError ? 1 : summary.interrupted ? 130 : summary.notEvents ? EXIT_NOT_EVENTS : 0);

@@ -2,17 +2,19 @@
 // nostr-bt: the operator CLI.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
 import { Store } from '../sidecar/store.js';
 import { measureSpool, statusFromStore, type Status } from '../sidecar/status.js';
 import { loadIdentity, zbase32, KeyFileError } from '../sidecar/identity.js';
 import { registerReaderCommands } from './reader/reader-cli.js';
+import { applyCliConventions, EXIT_USAGE } from '../sidecar/command-line.js';
 
 const program = new Command('nostr-bt')
   .description('nostr-bt operator CLI')
   .option('-c, --config <file>', 'config file (default: $NOSTR_BT_CONFIG, then /etc/nostr-bt/config.toml if present)')
-  .option('-d, --data-dir <dir>', 'data directory (overrides dataDir in the config)');
+  .option('-d, --data-dir <dir>', 'data directory (overrides dataDir in the config)')
+  .addHelpText('after', '\nExit status: 0 done; 1 failed (status: no sidecar and no readable index); 2 usage or config error.\nresolve and crawl have their own (see their --help).');
 
 function config(): Config {
   const o = program.opts<{ config?: string; dataDir?: string }>();
@@ -20,7 +22,7 @@ function config(): Config {
     return loadConfig({ configPath: o.config, dataDir: o.dataDir });
   } catch (err) {
     process.stderr.write(`nostr-bt: ${err instanceof ConfigError ? err.message : String(err)}\n`);
-    process.exit(2);
+    process.exit(EXIT_USAGE);
   }
 }
 
@@ -124,6 +126,7 @@ function duration(sec: number): string {
 program
   .command('status')
   .description('print the sidecar status (JSON by default)')
+  .addOption(new Option('--json', 'print JSON (the default), like the other commands\' --json').conflicts('table'))
   .option('--table', 'print a readable table instead of JSON')
   .action(async (o: { table?: boolean }) => {
     const c = config();
@@ -154,5 +157,6 @@ program
   });
 
 registerReaderCommands(program, () => config().dht.bootstrap);
+applyCliConventions(program);
 
 await program.parseAsync();

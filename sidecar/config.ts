@@ -4,6 +4,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, resolve, isAbsolute } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
+import { closestKey } from './closest-key.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/nostr-bt/config.toml';
 
@@ -198,9 +199,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     const where = configPath ?? '(defaults)';
-    const lines = parsed.error.issues.map((i) => {
+    const lines = parsed.error.issues.flatMap((i) => {
+      if (i.code === 'unrecognized_keys') return i.keys.map((k) => `  ${unknownKey(i.path.map(String), k)}`);
       const key = i.path.length ? i.path.join('.') : '(top level)';
-      return `  ${key}: ${i.message}`;
+      return [`  ${key}: ${i.message}`];
     });
     throw new ConfigError(`invalid config ${where}:\n${lines.join('\n')}`);
   }
@@ -221,6 +223,18 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     indexDir: resolve(dataDir, 'index'),
     quarantineDir: resolve(dataDir, 'quarantine'),
   };
+}
+
+/** `dht.enabeld: unknown key; did you mean dht.enabled?` (or the section where such a key lives). */
+function unknownKey(section: string[], key: string): string {
+  const props = (z.toJSONSchema(configSchema, { io: 'input' }) as { properties: Record<string, { properties?: Record<string, unknown> }> }).properties;
+  const keysOf = (path: string[]) => Object.keys((path.length ? props[path[0]!]?.properties : props) ?? {});
+  const name = [...section, key].join('.');
+  const near = closestKey(key, keysOf(section));
+  if (near) return `${name}: unknown key; did you mean ${[...section, near].join('.')}?`;
+  const homes = Object.keys(props).filter((s) => s !== section[0] && keysOf([s]).includes(key));
+  if (homes.length) return `${name}: unknown key; ${key} is a key of ${homes.map((s) => `[${s}]`).join(' and ')}`;
+  return `${name}: unknown key`;
 }
 
 /** A strfry given as a path (with a slash) or a config file: relative to the config file. */

@@ -145,7 +145,7 @@ export class IngestServer {
         carry.push(rest);
         carried += rest.length;
         if (carried > this.opts.maxLineBytes) {
-          this.quarantine.add('line-too-long', conn.source, Buffer.concat(carry).subarray(0, 4096).toString('utf8'));
+          this.quarantine.add('line-too-long', conn, Buffer.concat(carry).subarray(0, 4096).toString('utf8'));
           this.ingestor.submitRejected('line-too-long', conn);
           carry = [];
           carried = 0;

@@ -256,7 +256,7 @@ export class Ingestor extends EventEmitter {
         const label = `${status === SKIPPED ? 'skipped' : 'invalid'}.${reason}`;
         bump(label);
         if (labels) labels[lineAt[k]!] = label;
-        if (status === INVALID) this.quarantine.add(reason, batch[lineEntry[k]!]!.sink.source, lineText(packed, k));
+        if (status === INVALID) this.quarantine.add(reason, batch[lineEntry[k]!]!.sink, lineText(packed, k));
       }
       applying = this.store.applyBatch(judged, extra);
     } finally {

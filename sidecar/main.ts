@@ -8,6 +8,7 @@
 // SIGHUP reloads the config (what is safe to change while running; the log says what needs a
 // restart). Under systemd (Type=notify) it reports READY=1, WATCHDOG=1, RELOADING=1, STOPPING=1.
 import { Command } from 'commander';
+import { applyCliConventions } from './command-line.js';
 import { loadConfig, ConfigError, type Config, type LoadOptions } from './config.js';
 import { createLogger } from './log.js';
 import { SdNotify } from './sd-notify.js';
@@ -22,8 +23,8 @@ const program = new Command('nostr-bt-sidecar')
   .description('nostr-bt sidecar: indexes what the strfry plugin forwards and archives it into BitTorrent')
   .option('-c, --config <file>', 'config file (default: $NOSTR_BT_CONFIG, then /etc/nostr-bt/config.toml if present)')
   .option('-d, --data-dir <dir>', 'data directory (overrides dataDir in the config)')
-  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
-  .parse();
+  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace');
+applyCliConventions(program).parse();
 
 const flags = program.opts<{ config?: string; dataDir?: string; logLevel?: string }>();
 // Read once: SIGHUP reloads the same file, even if the environment changes meanwhile.

@@ -38,6 +38,7 @@ export class SidecarMetrics {
   constructor(private readonly snapshot: () => Status) {
     const r = this.registry;
     collectDefaultMetrics({ register: r });
+    dropMisnamedDefaults(r);
     const snap = () => (this.current ??= this.snapshot());
 
     this.latencyHist = new CountedHistogram(
@@ -132,6 +133,18 @@ export class SidecarMetrics {
     } finally {
       this.current = null;
     }
+  }
+}
+
+/**
+ * prom-client's defaults include gauges named `_total` (nodejs_active_handles_total,
+ * nodejs_active_requests_total, nodejs_active_resources_total), which `promtool check metrics`
+ * rejects (the suffix means a counter). Each is the sum of a labelled gauge that stays
+ * (`sum(nodejs_active_handles)`), so they are dropped; any other such default would be too.
+ */
+function dropMisnamedDefaults(r: Registry): void {
+  for (const m of r.getMetricsAsArray()) {
+    if (m.name.endsWith('_total') && !(m instanceof Counter)) r.removeSingleMetric(m.name);
   }
 }
 

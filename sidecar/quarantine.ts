@@ -7,9 +7,24 @@ import type { Logger } from 'pino';
 /** Entries waiting for the disk, at most: a flood of bad lines must not grow memory without bound. */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 
+/**
+ * What one replay keeps at most: a backfill connection or a reconciliation run reads lines that
+ * are still in their source, so a source that is not events at all (a wrong file, random bytes)
+ * leaves a sample for inspection instead of a copy of itself; the rest are only counted.
+ * Lines from the relay (plugin, spool) have no other copy: only ingest.quarantineMaxBytes bounds them.
+ */
+export const REPLAY_QUARANTINE_LIMIT = { lines: 10_000, bytes: 16 * 1024 * 1024 } as const;
+const LIVE_SOURCES = new Set(['plugin', 'spool']);
+
+/** Where a rejected line came from: the ingest sink (one per connection or run), or just its source name. */
+export type QuarantineFrom = string | { readonly source: string };
+
 export class Quarantine {
   kept = 0;
   overflow = 0;
+  /** Rejected lines of replays past REPLAY_QUARANTINE_LIMIT: counted, not stored. */
+  capped = 0;
+  private readonly replays = new WeakMap<object, { lines: number; bytes: number; told: boolean }>();
   private bytes: number | null = null;
   private pending: string[] = [];
   private pendingBytes = 0;
@@ -21,7 +36,9 @@ export class Quarantine {
     private readonly log: Logger,
   ) {}
 
-  add(reason: string, source: string, line: string): void {
+  add(reason: string, from: QuarantineFrom, line: string): void {
+    const source = typeof from === 'string' ? from : from.source;
+    if (typeof from === 'object' && !LIVE_SOURCES.has(source) && !this.withinReplayLimit(from, source, line)) return;
     const entry = JSON.stringify({ at: new Date().toISOString(), reason, source, line }) + '\n';
     if (this.pendingBytes + entry.length > MAX_PENDING_BYTES) {
       this.noteOverflow('quarantine cannot keep up: rejected lines are only counted meanwhile');
@@ -30,6 +47,26 @@ export class Quarantine {
     this.pending.push(entry);
     this.pendingBytes += entry.length;
     this.writing ??= this.drain();
+  }
+
+  /** Counts the line against its replay's budget (its length as a close estimate of the entry's). */
+  private withinReplayLimit(from: object, source: string, line: string): boolean {
+    let used = this.replays.get(from);
+    if (!used) this.replays.set(from, (used = { lines: 0, bytes: 0, told: false }));
+    if (!used.told && used.lines < REPLAY_QUARANTINE_LIMIT.lines && used.bytes + line.length <= REPLAY_QUARANTINE_LIMIT.bytes) {
+      used.lines++;
+      used.bytes += line.length;
+      return true;
+    }
+    this.capped++;
+    if (!used.told) {
+      used.told = true;
+      this.log.warn(
+        { dir: this.dir, source, keptLines: used.lines, keptBytes: used.bytes },
+        `quarantine: this ${source} reached its limit (${REPLAY_QUARANTINE_LIMIT.lines} lines or ${REPLAY_QUARANTINE_LIMIT.bytes / 1024 ** 2} MiB); its further rejected lines are only counted (they are still in the source)`,
+      );
+    }
+    return false;
   }
 
   async flush(): Promise<void> {

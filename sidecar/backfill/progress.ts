@@ -1,5 +1,6 @@
 // Progress while a backfill runs: a cli-progress bar (events/s, ETA) when stderr is a terminal,
-// otherwise one structured log line every `intervalMs` (journald, CI, pipes).
+// otherwise one structured log line every `intervalMs` (journald, CI, pipes). The run's final
+// report is always shown, so the bar ends at the final count rather than at the last tick's.
 import cliProgress from 'cli-progress';
 import type { Logger } from 'pino';
 import type { Progress } from './runner.js';
@@ -68,7 +69,7 @@ class LogReporter implements ProgressReporter {
 
   update(p: Progress): void {
     const now = Date.now();
-    if (this.lastAt !== 0 && now - this.lastAt < this.intervalMs) return;
+    if (!p.final && this.lastAt !== 0 && now - this.lastAt < this.intervalMs) return;
     const rate = this.lastAt === 0 ? p.acked / Math.max(p.elapsedMs / 1000, 0.001) : (p.acked - this.lastAcked) / ((now - this.lastAt) / 1000);
     this.lastAt = now;
     this.lastAcked = p.acked;

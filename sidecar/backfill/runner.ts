@@ -50,6 +50,8 @@ export interface Progress {
   fraction: number | null;
   tally: Tally;
   elapsedMs: number;
+  /** The last report of the run: every count is final (a progress bar shows it, then stops). */
+  final?: boolean;
 }
 
 export interface BackfillSummary {
@@ -80,6 +82,11 @@ export interface BackfillSummary {
   interrupted: boolean;
   /** The source was read to its end and every line acknowledged. */
   complete: boolean;
+  /**
+   * Lines were read and none of them was an event (each was rejected as invalid: not JSON, not
+   * an event object, too long...): most likely not a file of Nostr events at all.
+   */
+  notEvents: boolean;
   elapsedMs: number;
   checkpoint: Checkpoint | null;
 }
@@ -297,6 +304,8 @@ export async function runBackfill(o: RunOptions): Promise<BackfillSummary> {
     log.error({ err }, 'checkpoint write failed');
   }
   const p = progress();
+  if (complete) p.fraction = 1;
+  o.onProgress?.({ ...p, final: true });
   const skipped: Tally = {};
   const invalid: Tally = {};
   for (const [k, v] of Object.entries(p.tally)) {
@@ -323,9 +332,20 @@ export async function runBackfill(o: RunOptions): Promise<BackfillSummary> {
     channelError,
     interrupted: aborted(),
     complete,
+    notEvents: noEventIn(read - empty - filtered, p.tally),
     elapsedMs: Date.now() - t0,
     checkpoint,
   };
+}
+
+/** Every one of `lines` (> 0) acknowledged as invalid: not one event, valid or refused by policy. */
+function noEventIn(lines: number, tally: Tally): boolean {
+  let invalid = 0;
+  for (const [k, v] of Object.entries(tally)) {
+    if (k.startsWith('invalid.')) invalid += v;
+    else if (v > 0) return false;
+  }
+  return lines > 0 && invalid >= lines;
 }
 
 async function sameFile(path: string, cp: Checkpoint): Promise<boolean> {

@@ -1,6 +1,7 @@
 // The end-of-run report of a backfill: a readable text for operators (and the same as JSON).
 import type { BackfillSummary } from './runner.js';
 import type { Tally } from './channel.js';
+import { REPLAY_QUARANTINE_LIMIT } from '../quarantine.js';
 
 const INVALID_MEANING: Record<string, string> = {
   malformed: 'not JSON, or not an event object',
@@ -36,13 +37,20 @@ export function summaryText(s: BackfillSummary, opts: { dryRun?: boolean; quaran
   const invalid = sum(s.invalid);
   rows.push(['errors', invalid === 0 ? '0' : `${n(invalid)}: ${list(s.invalid, INVALID_MEANING)}`]);
   if (s.oversizedLines.length) rows.push(['', `lines too long: ${s.oversizedLines.join(', ')}${s.invalid['line-too-long']! > s.oversizedLines.length ? ', ...' : ''}`]);
-  if (invalid > (s.invalid['line-too-long'] ?? 0) && opts.quarantineDir && !opts.dryRun) rows.push(['', `rejected lines are kept in ${opts.quarantineDir}`]);
+  const quarantined = invalid - (s.invalid['line-too-long'] ?? 0);
+  if (quarantined > 0 && opts.quarantineDir && !opts.dryRun) {
+    const limit = REPLAY_QUARANTINE_LIMIT.lines;
+    rows.push(['', quarantined > limit
+      ? `at most the first ${n(limit)} rejected lines of a run (${REPLAY_QUARANTINE_LIMIT.bytes / 1024 ** 2} MiB) are kept in ${opts.quarantineDir}; the other ${n(quarantined - limit)} are only counted`
+      : `rejected lines are kept in ${opts.quarantineDir}`]);
+  }
   if (s.filtered) rows.push(['outside --since/--until', n(s.filtered)]);
   if (s.empty) rows.push(['empty lines', n(s.empty)]);
   if (s.sourceError) rows.push(['SOURCE FAILED', s.sourceError]);
   if (s.channelError) rows.push(['SIDECAR', s.channelError]);
   if (s.acked < s.sent) rows.push(['not acknowledged', `${n(s.sent - s.acked)} lines (sent again by the next run)`]);
-  const state = s.complete ? 'complete' : s.interrupted ? 'interrupted: run the same command again to resume' : 'incomplete';
+  if (s.notEvents) rows.push(['WARNING', `not one of the ${n(s.read - s.empty - s.filtered)} lines is a valid Nostr event: is this the right source? (a JSONL file of events, strfry plugin lines or \`strfry export\`)`]);
+  const state = s.notEvents ? 'not events: nothing archived' : s.complete ? 'complete' : s.interrupted ? 'interrupted: run the same command again to resume' : 'incomplete';
   rows.push(['result', state]);
   if (s.checkpoint) {
     const cp = s.checkpoint;
