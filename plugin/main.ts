@@ -3,28 +3,29 @@
 // accepted lines are then handed to the sidecar (socket, or spool on disk), never awaited.
 import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
 import { createLogger } from '../sidecar/log.js';
 import { readLineFields, salvageId } from './line-fields.js';
 import { SpoolWriter } from './spool-writer.js';
 import { SidecarLink } from './sidecar-link.js';
-import { InnerPlugin } from './inner-plugin.js';
+import type { InnerPlugin } from './inner-plugin.js';
+import { loadPluginConfig, logStart } from './plugin-config.js';
+
+// strfry passes no arguments: the flag parser (commander) loads only for an operator's command line.
+const flags = process.argv.length > 2 ? (await import('./cli-flags.js')).parsePluginFlags(process.argv) : {};
 
 const log = createLogger('nostr-bt-plugin', (process.env.NOSTR_BT_PLUGIN_LOG_LEVEL as 'info') ?? 'info');
 
-let config: Config | null = null;
-let configError: string | null = null;
-try {
-  config = loadConfig();
-  if (config.plugin.logLevel) log.level = config.plugin.logLevel;
-} catch (err) {
-  configError = err instanceof ConfigError ? err.message : String(err);
-  log.fatal({ err: configError }, 'nostr-bt config invalid: rejecting every event until it is fixed');
-}
+const started = loadPluginConfig({ configPath: flags.config, dataDir: flags.dataDir });
+const config = started.mode === 'reject-all' ? null : started.config;
+/** Set when every event is rejected: a broken config that may wrap a policy (plugin-config.ts). */
+const configError = started.mode === 'reject-all' ? started.error : null;
+if (config?.plugin.logLevel) log.level = config.plugin.logLevel;
+logStart(started, log);
 
 const spool = config ? new SpoolWriter(config.spool.dir, config.spool, log) : null;
 const link = config && spool ? new SidecarLink(config.socket.path, spool, { maxUnacked: config.plugin.maxUnacked }, log) : null;
-const inner = config && config.plugin.inner ? new InnerPlugin(config.plugin.inner, {
+// execa loads only when there is an inner plugin to run.
+const inner: InnerPlugin | null = config && config.plugin.inner ? new (await import('./inner-plugin.js')).InnerPlugin(config.plugin.inner, {
   timeoutMs: config.plugin.innerTimeoutMs,
   failMode: config.plugin.innerFailMode,
   failMessage: config.plugin.innerFailMessage,
@@ -111,7 +112,8 @@ async function shutdown(code: number): Promise<void> {
   shuttingDown = true;
   inner?.stop();
   await link?.close(500);
-  spool?.flushSync();
+  // Lines count as spooled only once written: wait for the write in flight, then write the rest.
+  await spool?.close(2000);
   logSummary();
   process.exit(code);
 }

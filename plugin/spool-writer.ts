@@ -17,6 +17,7 @@ const FLUSH_DELAY_MS = 5;
 const FLUSH_NOW_BYTES = 256 * 1024;
 
 export interface SpoolStats {
+  /** Lines written to a spool file: counted when the write returned, never before. */
   spooled: number;
   /** Lines the sidecar never got: lost until reconciliation recovers them. */
   dropped: number;
@@ -24,6 +25,14 @@ export interface SpoolStats {
   droppedAfterSend: number;
   writeErrors: number;
   bytesOnDisk: number;
+}
+
+/** Lines taken from the queue for one write. */
+interface Batch {
+  data: Buffer;
+  lines: number;
+  /** Of those, lines already sent to the sidecar (a drop may not lose them). */
+  sent: number;
 }
 
 export class SpoolWriter {
@@ -34,9 +43,13 @@ export class SpoolWriter {
   private fileSeq = 0;
   private pending: string[] = [];
   private pendingBytes = 0;
+  private pendingSent = 0;
   /** Bytes handed to the running write: on disk soon, and counted against the bound meanwhile. */
   private writingBytes = 0;
   private writing = false;
+  /** The batch being written asynchronously, and what settles when that write has returned. */
+  private inFlight: { batch: Batch; done: Promise<void> } | null = null;
+  private closing = false;
   private dirty = false;
   private closeRequested = false;
   private knownDirBytes: number | null = null;
@@ -64,7 +77,7 @@ export class SpoolWriter {
     }
     this.pending.push(line);
     this.pendingBytes += bytes;
-    this.stats.spooled++;
+    if (sentBefore) this.pendingSent++;
     if (!this.writing) {
       this.writing = true;
       if (this.pendingBytes >= FLUSH_NOW_BYTES) setImmediate(() => this.writeBatch());
@@ -87,28 +100,61 @@ export class SpoolWriter {
     }
   }
 
-  /** Synchronous flush + close, for process exit. */
+  /**
+   * For process exit: waits (up to `waitMs`) for the write in flight, then writes what is queued
+   * and closes the file. A line still in flight after that may never reach the disk: dropped.
+   */
+  async close(waitMs: number): Promise<void> {
+    this.closing = true;
+    const deadline = Date.now() + waitMs;
+    while (this.inFlight !== null && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.inFlight.done, new Promise<void>((r) => (timer = setTimeout(r, Math.max(1, deadline - Date.now()))))]);
+      clearTimeout(timer);
+    }
+    if (this.inFlight !== null) {
+      const { batch } = this.inFlight;
+      this.inFlight = null;
+      this.countFailed(batch, 0);
+      this.logError('spool write still running at exit, its lines counted as dropped', null, true);
+    }
+    this.flushSync();
+  }
+
+  /** Synchronous flush + close, for process exit (after close() has waited for the write in flight). */
   flushSync(): void {
+    this.closing = true;
     if (this.fsyncTimer) clearInterval(this.fsyncTimer);
     this.fsyncTimer = null;
-    try {
-      if (this.pending.length > 0) {
-        const data = this.takePending();
+    if (this.pending.length > 0) {
+      const batch = this.takePending();
+      let written = 0;
+      try {
         this.ensureFileSync();
-        fs.writeSync(this.fd!, data);
+        while (written < batch.data.length) {
+          const n = fs.writeSync(this.fd!, batch.data, written);
+          if (n <= 0) throw new Error('spool write wrote nothing');
+          written += n;
+        }
+        this.wrote(batch);
+      } catch (err) {
+        this.failBatch(batch, written, err, true);
       }
+    }
+    try {
       this.finishFileSync();
     } catch (err) {
       this.stats.writeErrors++;
-      this.logError('spool flush at exit failed', err);
+      this.logError('spool close at exit failed', err, true);
     }
   }
 
-  private takePending(): string {
-    const data = this.pending.join('\n') + '\n';
+  private takePending(): Batch {
+    const batch = { data: Buffer.from(this.pending.join('\n') + '\n'), lines: this.pending.length, sent: this.pendingSent };
     this.pending = [];
     this.pendingBytes = 0;
-    return data;
+    this.pendingSent = 0;
+    return batch;
   }
 
   private ensureFileSync(): void {
@@ -144,42 +190,96 @@ export class SpoolWriter {
   }
 
   private writeBatch(): void {
+    if (this.closing) {
+      // Exiting: what is queued is written synchronously by flushSync.
+      this.writing = false;
+      return;
+    }
     if (this.pending.length === 0) {
       if (this.closeRequested || this.fileBytes >= this.opts.rotateBytes) this.closeFileAsync();
       else this.writing = false;
       return;
     }
-    const data = this.takePending();
-    const bytes = Buffer.byteLength(data);
-    const lines = countLines(data);
+    const batch = this.takePending();
     try {
       this.ensureFileSync();
     } catch (err) {
-      this.failBatch(lines, err);
+      this.failBatch(batch, 0, err, false);
       return;
     }
-    this.writingBytes = bytes;
-    fs.write(this.fd!, data, (err) => {
+    const fd = this.fd!;
+    let settle!: () => void;
+    this.inFlight = { batch, done: new Promise<void>((r) => (settle = r)) };
+    this.writingBytes = batch.data.length;
+    writeAll(fd, batch.data, 0, (err, written) => {
+      const current = this.inFlight?.batch === batch;
       this.writingBytes = 0;
+      if (current) this.inFlight = null;
+      settle();
+      // Given up on at exit (close() counted it as dropped): nothing more to count.
+      if (!current) return;
       if (err) {
-        this.failBatch(lines, err);
+        this.failBatch(batch, written, err, false);
         return;
       }
-      this.fileBytes += bytes;
-      this.stats.bytesOnDisk += bytes;
-      if (this.knownDirBytes !== null) this.knownDirBytes += bytes;
+      this.wrote(batch);
       this.dirty = true;
       this.writeBatch();
     });
   }
 
-  private failBatch(lines: number, err: unknown): void {
-    this.stats.spooled -= lines;
-    this.stats.dropped += lines;
+  private wrote(batch: Batch): void {
+    const bytes = batch.data.length;
+    this.stats.spooled += batch.lines;
+    this.fileBytes += bytes;
+    this.stats.bytesOnDisk += bytes;
+    if (this.knownDirBytes !== null) this.knownDirBytes += bytes;
+  }
+
+  /**
+   * A write failed after `written` bytes (a full disk writes part of a batch, then fails): the
+   * lines written whole count as spooled, the others as dropped. A file that ends in part of a
+   * line is closed, so that the next line does not continue it; the sidecar drains it.
+   */
+  private failBatch(batch: Batch, written: number, err: unknown, sync: boolean): void {
+    const whole = countLines(batch.data, written);
+    this.stats.spooled += whole;
+    this.stats.bytesOnDisk += written;
+    this.fileBytes += written;
+    this.countFailed(batch, whole);
     this.stats.writeErrors++;
-    this.logError('spool write failed, lines dropped (reconciliation backfill recovers them)', err);
-    this.writing = false;
+    this.logError('spool write failed, lines dropped (reconciliation backfill recovers them)', err, sync);
     this.knownDirBytes = null;
+    if (written > 0 && batch.data[written - 1] !== 0x0a) this.abandonFile(sync);
+    this.writing = false;
+  }
+
+  /** Counts the batch's lines past the first `kept` as dropped (the lines sent before last, as "maybe"). */
+  private countFailed(batch: Batch, kept: number): void {
+    const failed = batch.lines - kept;
+    // Which of the failed lines had been sent is not known: counting the sent ones first keeps
+    // `dropped` a lower bound and `dropped + droppedAfterSend` an upper bound of what is lost.
+    const sent = Math.min(batch.sent, failed);
+    this.stats.droppedAfterSend += sent;
+    this.stats.dropped += failed - sent;
+  }
+
+  private abandonFile(sync: boolean): void {
+    if (this.fd === null) return;
+    const fd = this.fd;
+    const path = this.path;
+    this.fd = null;
+    const ready = path.replace(/\.open$/, '.ready');
+    if (sync) {
+      try {
+        fs.closeSync(fd);
+        fs.renameSync(path, ready);
+      } catch {
+        /* left as .open: the sidecar drains it once this process is gone */
+      }
+      return;
+    }
+    fs.close(fd, () => fs.rename(path, ready, () => {}));
   }
 
   private closeFileAsync(): void {
@@ -226,16 +326,28 @@ export class SpoolWriter {
     return total;
   }
 
-  private logError(msg: string, err: unknown): void {
+  /** Rate-limited, except at exit (`always`), where it is the last word. */
+  private logError(msg: string, err: unknown, always = false): void {
     const now = Date.now();
-    if (now - this.lastErrorLog < 10_000) return;
+    if (!always && now - this.lastErrorLog < 10_000) return;
     this.lastErrorLog = now;
-    this.log.error({ err, spoolDir: this.dir, dropped: this.stats.dropped }, msg);
+    this.log.error({ err, spoolDir: this.dir, dropped: this.stats.dropped, droppedAfterSend: this.stats.droppedAfterSend }, msg);
   }
 }
 
-function countLines(data: string): number {
+/** Whole lines (newlines) in the first `end` bytes. */
+function countLines(data: Buffer, end: number): number {
   let n = 0;
-  for (let i = data.indexOf('\n'); i >= 0; i = data.indexOf('\n', i + 1)) n++;
+  for (let i = data.indexOf(0x0a); i >= 0 && i < end; i = data.indexOf(0x0a, i + 1)) n++;
   return n;
+}
+
+/** write(2) until all of `data` is written; a full disk writes part of it, then fails. */
+function writeAll(fd: number, data: Buffer, off: number, cb: (err: Error | null, written: number) => void): void {
+  fs.write(fd, data, off, data.length - off, null, (err, n) => {
+    if (err) return cb(err, off);
+    if (n <= 0) return cb(new Error('spool write wrote nothing'), off);
+    if (off + n < data.length) return writeAll(fd, data, off + n, cb);
+    cb(null, off + n);
+  });
 }

@@ -169,17 +169,24 @@ export interface LoadOptions {
   cwd?: string;
   /** Extra settings merged over the file (tests, flags). */
   overrides?: Record<string, unknown>;
+  /** The config file's content, already parsed: the file is not read again (the plugin salvaging a broken file). */
+  parsed?: Record<string, unknown>;
+}
+
+/** The config file the lookup picks (absolute), or null: no file, built-in defaults. */
+export function findConfigPath(opts: LoadOptions = {}): string | null {
+  const env = opts.env ?? process.env;
+  const configPath = opts.configPath ?? env.NOSTR_BT_CONFIG ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : null);
+  return configPath === null ? null : resolve(opts.cwd ?? process.cwd(), configPath);
 }
 
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
-  let configPath: string | null = opts.configPath ?? env.NOSTR_BT_CONFIG ?? null;
-  if (configPath === null && existsSync(DEFAULT_CONFIG_PATH)) configPath = DEFAULT_CONFIG_PATH;
+  const configPath = findConfigPath(opts);
 
-  let raw: Record<string, unknown> = {};
-  if (configPath !== null) {
-    configPath = resolve(cwd, configPath);
+  let raw: Record<string, unknown> = opts.parsed ?? {};
+  if (configPath !== null && opts.parsed === undefined) {
     let text: string;
     try {
       text = readFileSync(configPath, 'utf8');

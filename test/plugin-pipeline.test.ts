@@ -191,9 +191,10 @@ test('sourceType filter: only configured sources are forwarded', async () => {
   }
 });
 
-test('invalid config: the plugin still answers every event (reject), and says why on stderr', async () => {
+// With no plugin.inner, a broken config accepts instead: test/plugin-config-error.test.ts.
+test('invalid config wrapping an inner plugin: the plugin still answers every event (reject), and says why on stderr', async () => {
   const ws = makeWorkspace();
-  writeFileSync(ws.configPath, '[plugin]\ninnerFailMode = "maybe"\n');
+  writeFileSync(ws.configPath, '[plugin]\ninner = "/bin/cat"\ninnerFailMode = "maybe"\n');
   const h = harnessFor(ws.configPath);
   const e = unsignedEvent(pubkeyN(1), { kind: 1, created_at: 1, content: 'x' });
   try {
