@@ -1,18 +1,22 @@
 // Makes a bittorrent-dht 11 node safe on a public network (measured here, see docs/protocol.md §7):
+// - how it answers queries (BEP-5 / BEP-44 errors, its own items): dht-queries.ts;
+// - at most `maxNodesPerIp` routing-table entries per IP: dht-routing-limit.ts;
 // - k-rpc-socket throws inside the UDP 'message' handler on bencode-valid but mistyped packets
 //   (an integer `target`, token, key...): an uncaught exception that would kill the sidecar;
 // - a reply whose r.id is not a byte string leaves the lookup waiting forever;
 // - stock nodes store BEP-44 dict values of any size (only raw strings are size-checked), and
-//   libtorrent then treats their replies as invalid;
+//   libtorrent then treats their replies as invalid (now error 205, in dht-queries.ts);
 // - k-bucket's closest() is called without a count, so every reply carries the whole routing
 //   table (> 1500 bytes past ~55 nodes: libtorrent drops it) and put() goes to every node known.
 import bencode from 'bencode';
 import type DHT from 'bittorrent-dht';
+import { patchable, patchableObject } from './dht-patch.js';
+import { answerQueriesStrictly, type OwnItems } from './dht-queries.js';
+import { limitNodesPerIp } from './dht-routing-limit.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Internals = {
-  _onput(query: any, peer: any): void;
-  _rpc: { error(peer: any, query: any, e: [number, string]): void; socket: { socket: import('node:dgram').Socket }; nodes: { closest(id: any, n?: number): any[] } };
+  _rpc: { socket: { socket: import('node:dgram').Socket }; nodes: { closest(id: any, n?: number): any[] } };
   _tables: { set(key: any, table: any): any };
   emit(event: string, ...args: unknown[]): boolean;
 };
@@ -36,23 +40,24 @@ export interface HardenOptions {
   putNodes?: number;
   /** Pace packets to any one node (host:port) to this many per second (libtorrent bans > 5/s). */
   maxPacketsPerSecondPerNode?: number;
+  /** Routing-table entries per IP address (default 1, as libtorrent; 0: no limit). */
+  maxNodesPerIp?: number;
+  /** Apply `maxNodesPerIp` to loopback addresses too (default: exempt; tests of the limit). */
+  limitLoopback?: boolean;
+  /** The items the node's owner signed: never stored or served older than these (dht-queries.ts). */
+  ownItems?: OwnItems;
 }
 
 export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
   const d = dht as unknown as Internals;
-  const onput = d._onput;
-  d._onput = function (query: any, peer: any) {
-    const v = query?.a?.v;
-    let size = 0;
-    try {
-      size = v === undefined || v === null ? 0 : bencode.encode(v).length;
-    } catch {
-      size = Infinity;
-    }
-    if (size > 1000) return d._rpc.error(peer, query, [205, 'message (v field) too big']);
-    return onput.call(this, query, peer);
-  };
-  const sock = d._rpc.socket.socket;
+  const rpc = patchableObject(d, '_rpc', 'bittorrent-dht DHT');
+  const krpcSocket = patchableObject(rpc, 'socket', 'k-rpc RPC');
+  const sock = patchableObject(krpcSocket, 'socket', 'k-rpc-socket RPC') as import('node:dgram').Socket;
+  patchable(sock, 'send', 'dgram Socket');
+  patchable(patchableObject(rpc, 'nodes', 'k-rpc RPC'), 'closest', 'k-bucket KBucket');
+  patchable(patchableObject(d, '_tables', 'bittorrent-dht DHT'), 'set', 'bittorrent-dht DHT._tables (lru)');
+  answerQueriesStrictly(dht, opts.ownItems);
+  limitNodesPerIp(dht, { maxNodesPerIp: opts.maxNodesPerIp ?? 1, limitLoopback: opts.limitLoopback });
   const listeners = sock.listeners('message') as ((buf: Buffer, rinfo: unknown) => void)[];
   sock.removeAllListeners('message');
   for (const l of listeners) {
