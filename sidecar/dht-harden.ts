@@ -4,6 +4,7 @@
 // - k-rpc-socket throws inside the UDP 'message' handler on bencode-valid but mistyped packets
 //   (an integer `target`, token, key...): an uncaught exception that would kill the sidecar;
 // - a reply whose r.id is not a byte string leaves the lookup waiting forever;
+// - a reply to no query of ours still put its sender in the routing table;
 // - stock nodes store BEP-44 dict values of any size (only raw strings are size-checked), and
 //   libtorrent then treats their replies as invalid (now error 205, in dht-queries.ts);
 // - k-bucket's closest() is called without a count, so every reply carries the whole routing
@@ -23,16 +24,32 @@ type Internals = {
 
 const Y_R = Buffer.from('1:y1:r');
 
-function hasBadReplyId(buf: Buffer): boolean {
-  if (buf.indexOf(Y_R) === -1) return false;
+type Outstanding = { _ids: number[]; _reqs: ({ peer?: { host?: string } } | null)[] };
+
+/**
+ * Why k-rpc must not see this reply (null: let it through): a node id that is not a byte string
+ * (the lookup would wait forever), or no query of ours that it answers. k-rpc-socket hands such
+ * an unsolicited reply on anyway, and k-rpc adds its sender to the routing table: anyone could
+ * insert contacts without ever being asked, from any (spoofed) source address.
+ */
+function replyProblem(buf: Buffer, from: string, outstanding: Outstanding): string | null {
+  if (buf.indexOf(Y_R) === -1) return null;
   let m: any;
   try {
     m = bencode.decode(buf);
   } catch {
-    return false; // k-rpc-socket ignores undecodable packets itself
+    return null; // k-rpc-socket ignores undecodable packets itself
   }
   const id = m?.r?.id;
-  return id !== undefined && !(id instanceof Uint8Array);
+  if (id !== undefined && !(id instanceof Uint8Array)) return 'dropped a reply with a malformed node id';
+  const y = m?.y;
+  const t = m?.t;
+  if (!(y instanceof Uint8Array) || y.length !== 1 || y[0] !== 0x72 /* r */) return null;
+  if (!(t instanceof Uint8Array) || t.length < 2) return null; // k-rpc-socket drops it
+  const tid = (t[0]! << 8) | t[1]!;
+  const i = tid === 0 ? -1 : outstanding._ids.indexOf(tid);
+  if (i === -1 || outstanding._reqs[i]?.peer?.host !== from) return 'dropped an unsolicited reply';
+  return null;
 }
 
 export interface HardenOptions {
@@ -53,6 +70,10 @@ export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
   const rpc = patchableObject(d, '_rpc', 'bittorrent-dht DHT');
   const krpcSocket = patchableObject(rpc, 'socket', 'k-rpc RPC');
   const sock = patchableObject(krpcSocket, 'socket', 'k-rpc-socket RPC') as import('node:dgram').Socket;
+  if (!Array.isArray(krpcSocket._ids) || !Array.isArray(krpcSocket._reqs)) {
+    throw new Error('cannot harden the DHT node: k-rpc-socket RPC._ids / _reqs are not arrays (bittorrent-dht internals changed; see sidecar/dht-*.ts)');
+  }
+  const outstanding = krpcSocket as Outstanding;
   patchable(sock, 'send', 'dgram Socket');
   patchable(patchableObject(rpc, 'nodes', 'k-rpc RPC'), 'closest', 'k-bucket KBucket');
   patchable(patchableObject(d, '_tables', 'bittorrent-dht DHT'), 'set', 'bittorrent-dht DHT._tables (lru)');
@@ -61,9 +82,10 @@ export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
   const listeners = sock.listeners('message') as ((buf: Buffer, rinfo: unknown) => void)[];
   sock.removeAllListeners('message');
   for (const l of listeners) {
-    sock.on('message', (buf: Buffer, rinfo: unknown) => {
-      if (hasBadReplyId(buf)) {
-        d.emit('warning', new Error('dropped a reply with a malformed node id'));
+    sock.on('message', (buf: Buffer, rinfo: { address: string }) => {
+      const problem = replyProblem(buf, rinfo.address, outstanding);
+      if (problem) {
+        d.emit('warning', new Error(problem));
         return;
       }
       try {

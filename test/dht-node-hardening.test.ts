@@ -232,19 +232,26 @@ async function nodesOnDistinctIps(n: number, first: number): Promise<DHT[]> {
   return nodes;
 }
 
-test('one host with 64 source ports takes one routing-table entry (dht.maxNodesPerIp, as libtorrent), not 64', { timeout: 120_000 }, async (t) => {
+test('one host with 64 source ports takes one routing-table entry (dht.maxNodesPerIp, as libtorrent), not 64; replies to nothing we asked add no node', { timeout: 120_000 }, async (t) => {
   const honest = await nodesOnDistinctIps(8, 10);
   t.after(() => Promise.all(honest.map((d) => new Promise<void>((r) => d.destroy(() => r())))));
   const bootstrap = honest.map((d) => `${d.address().address}:${d.address().port}`);
   const hostile = await HostileKrpc.open('127.0.0.2', 64);
   t.after(() => hostile.close());
+  const unasked = await HostileKrpc.open('127.0.0.3', 64);
+  t.after(() => unasked.close());
 
   const flood = async (node: DHT) => {
     const to = { host: '127.0.0.1', port: node.address().port };
-    // Queries from 64 ports, each claiming its own node id; then unsolicited "responses" too.
+    // Queries from 64 ports, each claiming its own node id; then "replies" to nothing we asked,
+    // from those ports and from 64 ports of another host.
     const replies = await Promise.all(Array.from({ length: hostile.size }, (_, i) => hostile.query(to, 'ping', {}, { from: i })));
     assert.ok(replies.every((r) => r?.y === 'r'), 'every ping answered');
-    await Promise.all(Array.from({ length: hostile.size }, (_, i) => hostile.raw(to, { y: 'r', r: { id: hostile.ids[i] } }, { from: i, timeoutMs: 200 })));
+    for (const h of [hostile, unasked]) {
+      await Promise.all(Array.from({ length: h.size }, (_, i) => h.raw(to, { y: 'r', r: { id: h.ids[i] } }, { from: i, timeoutMs: 200 })));
+    }
+    // A ping of ours after them: once it is answered, the packets sent before it were handled.
+    assert.equal((await hostile.query(to, 'ping', {}, { from: 0 }))?.y, 'r');
     const byHost = new Map<string, number>();
     for (const c of node.nodes.toArray() as { host: string }[]) byHost.set(c.host, (byHost.get(c.host) ?? 0) + 1);
     return byHost;
@@ -259,6 +266,7 @@ test('one host with 64 source ports takes one routing-table entry (dht.maxNodesP
 
   const limited = await flood(await startOurs(1, true));
   assert.equal(limited.get('127.0.0.2'), 1, 'one entry for the hostile host');
+  assert.equal(limited.get('127.0.0.3'), undefined, 'a reply to no query of ours adds no node');
   assert.equal([...limited.keys()].filter((h) => h !== '127.0.0.2').length, honest.length, 'every honest node kept');
 
   const three = await flood(await startOurs(3, true));
@@ -267,6 +275,7 @@ test('one host with 64 source ports takes one routing-table entry (dht.maxNodesP
   // The default exempts loopback (the tests', demo's and benchmarks' DHTs share 127.0.0.1).
   const exempt = await flood(await startOurs(1, false));
   assert.ok((exempt.get('127.0.0.2') ?? 0) > 3, `loopback exempt by default: ${exempt.get('127.0.0.2')} entries`);
+  assert.equal(exempt.get('127.0.0.3'), undefined, 'unsolicited replies add no node, loopback or not');
 });
 
 test('a bittorrent-dht whose internals moved fails at start-up with a message naming the member', () => {
