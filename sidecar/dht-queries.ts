@@ -8,7 +8,8 @@
 // - a put with a bad signature got silence: now 206 "invalid signature"; salt over 64 bytes:
 //   207; a mutable put missing k, sig or seq, or with k/sig of the wrong length: 203;
 // - BEP-44 seq: a put older than the stored item gets 302, one with the stored seq but another
-//   value too; the same item again refreshes it (libtorrent answers it the same way);
+//   value too; the same item again refreshes it (libtorrent answers it the same way); a get
+//   naming a seq the stored item does not exceed gets the seq without the value (was ignored);
 // - the node's own items: a replay of the bridge's older signed item was stored and then served
 //   instead of the current one (nothing else on this node knew the current one). With
 //   `ownItems`, the items the bridge signed count as held here: a put of the bridge's key older
@@ -132,6 +133,11 @@ export function answerQueriesStrictly(dht: DHT, ownItems?: OwnItems): void {
     const value = held(target.toString('hex'));
     emit.call(d, 'get', target, value ?? undefined);
     if (!value) return rpc.response(peer, query, { id: rpc.id, token }, kb.closest(target));
+    // BEP-44: a get naming a seq only wants the item if it is newer (libtorrent answers the same).
+    const asked = query.a.seq;
+    if (value.sig && typeof value.seq === 'number' && isSeq(asked) && value.seq <= asked) {
+      return rpc.response(peer, query, { id: rpc.id, token, seq: value.seq }, kb.closest(target));
+    }
     const r: Record<string, unknown> = { id: rpc.id, token, v: value.v };
     if (value.sig) {
       r['sig'] = value.sig;

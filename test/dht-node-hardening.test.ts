@@ -205,9 +205,19 @@ test('malformed queries and puts get the BEP-5 / BEP-44 errors libtorrent gives 
     const fwd = await hostile.query(to, 'sample_infohashes', { target: Buffer.alloc(20, 3) });
     assert.ok(fwd?.y === 'r' && Buffer.isBuffer(fwd.r!['nodes']), `port ${to.port}: an unknown method with a target gets nodes`);
   }
-  // And the item that was stored is the one served.
-  const got = await hostile.query({ host: '127.0.0.1', port: ours.address().port }, 'get', { target: targetOf(k, Buffer.from(`salt-${ours.address().port}`)) });
-  assert.equal(got?.r?.['seq'], 11);
+  // The item stored is the one served; a get naming its seq (or a later one) gets no value.
+  for (const to of [oursAt, { host: '127.0.0.1', port: lt.port }]) {
+    const target = targetOf(k, Buffer.from(`salt-${to.port}`));
+    const got = await hostile.query(to, 'get', { target });
+    assert.equal(got?.r?.['seq'], 11, `port ${to.port}: seq 11 stored`);
+    assert.ok(Buffer.isBuffer(got!.r!['v']) || typeof got!.r!['v'] === 'object');
+    for (const seq of [11, 12]) {
+      const none = await hostile.query(to, 'get', { target, seq });
+      assert.equal(none?.r?.['seq'], 11);
+      assert.equal(none?.r?.['v'], undefined, `port ${to.port}: get with seq ${seq} ≥ stored: no value`);
+    }
+    assert.ok((await hostile.query(to, 'get', { target, seq: 10 }))?.r?.['v'] !== undefined, 'get with an older seq: the value');
+  }
 });
 
 /** Plain bittorrent-dht nodes, one per loopback address 127.0.0.<first + i> (as hosts on a real network). */
