@@ -100,6 +100,7 @@ export const configSchema = z
         maxInFlightPuts: z.number().int().min(1).max(256).default(128),
         concurrency: z.number().int().min(1).max(2048).default(512),
         maxPacketsPerSecondPerNode: z.number().min(1).max(1000).default(5),
+        maxNodesPerIp: z.number().int().min(0).max(64).default(1),
         republishIntervalSeconds: z.number().int().min(60).max(7200).default(3600),
         bootstrap: z
           .array(hostPort)

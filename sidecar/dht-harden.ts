@@ -1,34 +1,55 @@
 // Makes a bittorrent-dht 11 node safe on a public network (measured here, see docs/protocol.md §7):
+// - how it answers queries (BEP-5 / BEP-44 errors, its own items): dht-queries.ts;
+// - at most `maxNodesPerIp` routing-table entries per IP: dht-routing-limit.ts;
 // - k-rpc-socket throws inside the UDP 'message' handler on bencode-valid but mistyped packets
 //   (an integer `target`, token, key...): an uncaught exception that would kill the sidecar;
 // - a reply whose r.id is not a byte string leaves the lookup waiting forever;
+// - a reply to no query of ours still put its sender in the routing table;
 // - stock nodes store BEP-44 dict values of any size (only raw strings are size-checked), and
-//   libtorrent then treats their replies as invalid;
+//   libtorrent then treats their replies as invalid (now error 205, in dht-queries.ts);
 // - k-bucket's closest() is called without a count, so every reply carries the whole routing
 //   table (> 1500 bytes past ~55 nodes: libtorrent drops it) and put() goes to every node known.
 import bencode from 'bencode';
 import type DHT from 'bittorrent-dht';
+import { patchable, patchableObject } from './dht-patch.js';
+import { answerQueriesStrictly, type OwnItems } from './dht-queries.js';
+import { limitNodesPerIp } from './dht-routing-limit.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Internals = {
-  _onput(query: any, peer: any): void;
-  _rpc: { error(peer: any, query: any, e: [number, string]): void; socket: { socket: import('node:dgram').Socket }; nodes: { closest(id: any, n?: number): any[] } };
+  _rpc: { socket: { socket: import('node:dgram').Socket }; nodes: { closest(id: any, n?: number): any[] } };
   _tables: { set(key: any, table: any): any };
   emit(event: string, ...args: unknown[]): boolean;
 };
 
 const Y_R = Buffer.from('1:y1:r');
 
-function hasBadReplyId(buf: Buffer): boolean {
-  if (buf.indexOf(Y_R) === -1) return false;
+type Outstanding = { _ids: number[]; _reqs: ({ peer?: { host?: string } } | null)[] };
+
+/**
+ * Why k-rpc must not see this reply (null: let it through): a node id that is not a byte string
+ * (the lookup would wait forever), or no query of ours that it answers. k-rpc-socket hands such
+ * an unsolicited reply on anyway, and k-rpc adds its sender to the routing table: anyone could
+ * insert contacts without ever being asked, from any (spoofed) source address.
+ */
+function replyProblem(buf: Buffer, from: string, outstanding: Outstanding): string | null {
+  if (buf.indexOf(Y_R) === -1) return null;
   let m: any;
   try {
     m = bencode.decode(buf);
   } catch {
-    return false; // k-rpc-socket ignores undecodable packets itself
+    return null; // k-rpc-socket ignores undecodable packets itself
   }
   const id = m?.r?.id;
-  return id !== undefined && !(id instanceof Uint8Array);
+  if (id !== undefined && !(id instanceof Uint8Array)) return 'dropped a reply with a malformed node id';
+  const y = m?.y;
+  const t = m?.t;
+  if (!(y instanceof Uint8Array) || y.length !== 1 || y[0] !== 0x72 /* r */) return null;
+  if (!(t instanceof Uint8Array) || t.length < 2) return null; // k-rpc-socket drops it
+  const tid = (t[0]! << 8) | t[1]!;
+  const i = tid === 0 ? -1 : outstanding._ids.indexOf(tid);
+  if (i === -1 || outstanding._reqs[i]?.peer?.host !== from) return 'dropped an unsolicited reply';
+  return null;
 }
 
 export interface HardenOptions {
@@ -36,29 +57,35 @@ export interface HardenOptions {
   putNodes?: number;
   /** Pace packets to any one node (host:port) to this many per second (libtorrent bans > 5/s). */
   maxPacketsPerSecondPerNode?: number;
+  /** Routing-table entries per IP address (default 1, as libtorrent; 0: no limit). */
+  maxNodesPerIp?: number;
+  /** Apply `maxNodesPerIp` to loopback addresses too (default: exempt; tests of the limit). */
+  limitLoopback?: boolean;
+  /** The items the node's owner signed: never stored or served older than these (dht-queries.ts). */
+  ownItems?: OwnItems;
 }
 
 export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
   const d = dht as unknown as Internals;
-  const onput = d._onput;
-  d._onput = function (query: any, peer: any) {
-    const v = query?.a?.v;
-    let size = 0;
-    try {
-      size = v === undefined || v === null ? 0 : bencode.encode(v).length;
-    } catch {
-      size = Infinity;
-    }
-    if (size > 1000) return d._rpc.error(peer, query, [205, 'message (v field) too big']);
-    return onput.call(this, query, peer);
-  };
-  const sock = d._rpc.socket.socket;
+  const rpc = patchableObject(d, '_rpc', 'bittorrent-dht DHT');
+  const krpcSocket = patchableObject(rpc, 'socket', 'k-rpc RPC');
+  const sock = patchableObject(krpcSocket, 'socket', 'k-rpc-socket RPC') as import('node:dgram').Socket;
+  if (!Array.isArray(krpcSocket._ids) || !Array.isArray(krpcSocket._reqs)) {
+    throw new Error('cannot harden the DHT node: k-rpc-socket RPC._ids / _reqs are not arrays (bittorrent-dht internals changed; see sidecar/dht-*.ts)');
+  }
+  const outstanding = krpcSocket as Outstanding;
+  patchable(sock, 'send', 'dgram Socket');
+  patchable(patchableObject(rpc, 'nodes', 'k-rpc RPC'), 'closest', 'k-bucket KBucket');
+  patchable(patchableObject(d, '_tables', 'bittorrent-dht DHT'), 'set', 'bittorrent-dht DHT._tables (lru)');
+  answerQueriesStrictly(dht, opts.ownItems);
+  limitNodesPerIp(dht, { maxNodesPerIp: opts.maxNodesPerIp ?? 1, limitLoopback: opts.limitLoopback });
   const listeners = sock.listeners('message') as ((buf: Buffer, rinfo: unknown) => void)[];
   sock.removeAllListeners('message');
   for (const l of listeners) {
-    sock.on('message', (buf: Buffer, rinfo: unknown) => {
-      if (hasBadReplyId(buf)) {
-        d.emit('warning', new Error('dropped a reply with a malformed node id'));
+    sock.on('message', (buf: Buffer, rinfo: { address: string }) => {
+      const problem = replyProblem(buf, rinfo.address, outstanding);
+      if (problem) {
+        d.emit('warning', new Error(problem));
         return;
       }
       try {

@@ -6,8 +6,29 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { verifyEd25519 } from './ed25519.js';
 import { hardenDht } from './dht-harden.js';
+import type { OwnItems } from './dht-queries.js';
+import type { Store } from './store.js';
 
-export async function startDhtNode(cfg: Config['dht'], log: Logger): Promise<DHT> {
+export interface DhtNodeOptions {
+  /** The bridge's signed items: its node never stores or serves older ones of its key. */
+  ownItems?: OwnItems;
+  /** Count loopback addresses against `dht.maxNodesPerIp` too (tests of the limit). */
+  limitLoopback?: boolean;
+}
+
+/** The bridge's items as the publisher keeps them in LMDB (pointers, by salt). */
+export function storedOwnItems(store: Store, publicKey: Uint8Array): OwnItems {
+  return {
+    publicKey,
+    current: (salt) => {
+      if (salt.length === 0) return null; // every item the bridge signs has a salt (and LMDB keys are never empty)
+      const rec = store.pointers.get(salt.toString('hex'));
+      return rec ? { seq: rec.seq, v: rec.v, sig: rec.sig } : null;
+    },
+  };
+}
+
+export async function startDhtNode(cfg: Config['dht'], log: Logger, opts: DhtNodeOptions = {}): Promise<DHT> {
   // An empty list must mean "none": k-rpc falls back to the public routers on a falsy value.
   const dht = new DHT({
     bootstrap: cfg.bootstrap.length > 0 ? cfg.bootstrap : false,
@@ -15,7 +36,12 @@ export async function startDhtNode(cfg: Config['dht'], log: Logger): Promise<DHT
     verify: verifyEd25519,
     concurrency: cfg.concurrency,
   });
-  hardenDht(dht, { maxPacketsPerSecondPerNode: cfg.maxPacketsPerSecondPerNode });
+  hardenDht(dht, {
+    maxPacketsPerSecondPerNode: cfg.maxPacketsPerSecondPerNode,
+    maxNodesPerIp: cfg.maxNodesPerIp,
+    limitLoopback: opts.limitLoopback,
+    ownItems: opts.ownItems,
+  });
   dht.setMaxListeners(0); // every seeded torrent's discovery adds a listener
   dht.on('error', (err: Error) => log.error({ err }, 'DHT error'));
   dht.on('warning', (err: Error) => log.debug({ err: err.message }, 'DHT warning'));

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type DHT from 'bittorrent-dht';
 import { Bundler } from './bundler.js';
-import { startDhtNode, stopDhtNode } from './dht-node.js';
+import { startDhtNode, stopDhtNode, storedOwnItems } from './dht-node.js';
 import { Ingestor, type BatchReport } from './ingest.js';
 import { loadIdentity, type BridgeIdentity } from './identity.js';
 import { Publisher, type PublisherOptions } from './publisher.js';
@@ -93,7 +93,7 @@ export class Sidecar {
       generatedKeyFile: join(this.config.dataDir, 'bridge.key'),
     });
     progress('starting the DHT node and the torrent client');
-    if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log);
+    if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log, { ownItems: storedOwnItems(this.store, this.identity.publicKey) });
     this.seeder = await WebTorrentSeeder.start(this.config.bittorrent, this.dht, this.log);
     const b = this.config.bundle;
     this.bundler = new Bundler(
