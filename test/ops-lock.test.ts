@@ -117,38 +117,44 @@ test('a sidecar killed with SIGKILL does not block the next start; a lock whose 
   }
 });
 
-test('processes racing for a stale lock: exactly one takes it, each round', { timeout: 120_000 }, async () => {
+test('processes racing for a stale lock: exactly one takes it, each round', { timeout: 180_000 }, async () => {
   const ws = makeWorkspace();
   const lockFile = join(ws.dataDir, 'sidecar.lock');
   const children: ChildProcess[] = [];
   mkdirSync(ws.dataDir, { recursive: true });
+  /** Resolves with the child's next stdout line. */
+  const nextLine = (c: ChildProcess) =>
+    new Promise<string>((resolve) => {
+      let out = '';
+      const onData = (d: string) => {
+        out += d;
+        if (!out.includes('\n')) return;
+        c.stdout!.off('data', onData);
+        resolve(out.trim());
+      };
+      c.stdout!.on('data', onData);
+      c.once('exit', () => resolve(out.trim() || 'exited'));
+    });
   try {
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 10; round++) {
       // A holder that is gone: pid_max is at most 2^22, so this pid cannot exist.
       writeFileSync(lockFile, JSON.stringify({ pid: 2 ** 22 + 1, host: hostname(), startedAt: '2026-01-01T00:00:00.000Z', procStart: null, bootId: null, command: 'x' }));
-      const outcomes = await Promise.all(
-        Array.from({ length: 6 }, () => {
-          const c = spawn(process.execPath, [LOCK_CHILD, ws.dataDir], { stdio: ['pipe', 'pipe', 'inherit'] });
-          children.push(c);
-          return new Promise<string>((resolve) => {
-            let out = '';
-            c.stdout!.setEncoding('utf8').on('data', (d: string) => {
-              out += d;
-              if (out.includes('\n')) resolve(out.trim());
-            });
-            c.once('exit', () => resolve(out.trim() || 'exited'));
-          });
-        }),
-      );
-      assert.equal(outcomes.filter((o) => o === 'locked').length, 1, `round ${round}: ${JSON.stringify(outcomes)}`);
-      assert.equal(outcomes.filter((o) => o === 'refused locked').length, 5, `round ${round}: ${JSON.stringify(outcomes)}`);
+      for (let i = 0; i < 6; i++) {
+        const c = spawn(process.execPath, [LOCK_CHILD, ws.dataDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+        c.stdout!.setEncoding('utf8');
+        children.push(c);
+      }
+      assert.deepEqual(await Promise.all(children.map(nextLine)), Array(6).fill('ready'));
+      const outcomes = Promise.all(children.map(nextLine));
+      for (const c of children) c.stdin!.write('go\n');
+      const got = await outcomes;
+      assert.equal(got.filter((o) => o === 'locked').length, 1, `round ${round}: ${JSON.stringify(got)}`);
+      assert.equal(got.filter((o) => o === 'refused locked').length, 5, `round ${round}: ${JSON.stringify(got)}`);
       // The winner lets go when its stdin closes.
       for (const c of children.splice(0)) {
         c.stdin!.end();
         if (c.exitCode === null && c.signalCode === null) await new Promise((r) => c.once('exit', r));
       }
-      const deadline = Date.now() + 5000;
-      while (existsSync(lockFile) && Date.now() < deadline) await sleep(20);
       assert.ok(!existsSync(lockFile), 'released');
     }
   } finally {
