@@ -149,7 +149,7 @@ export async function statusFromDisk(c: Config): Promise<Status> {
     );
   } else if (spool.files > 0) {
     warnings.push(
-      `${spool.files} spool files (${spool.bytes} bytes) in ${c.spool.dir} and no running sidecar drains them: events are piling up. Start the sidecar (systemctl start nostr-bt-sidecar)`,
+      `${spool.files} spool file${spool.files === 1 ? '' : 's'} (${spool.bytes} bytes) in ${c.spool.dir} and no running sidecar drains them: events are piling up. Start the sidecar (systemctl start nostr-bt-sidecar)`,
     );
   }
   const base: Omit<Status, 'events' | 'skippedByPolicy' | 'removed' | 'invalid'> = {
@@ -166,7 +166,7 @@ export async function statusFromDisk(c: Config): Promise<Status> {
     if (!live && spool.files === 0) {
       throw new NoDataError(`no running sidecar and nothing at ${c.dataDir} (no index, no spool files): is this the right data directory (--config, --data-dir)?`);
     }
-    warnings.push(`no index at ${c.indexDir} yet: the sidecar has not finished a first start with this data directory`);
+    warnings.push(`no index at ${c.indexDir} yet: no sidecar has run with this data directory`);
     return { ...base, events: { received: 0, indexed: 0, duplicates: 0, stored: 0 }, skippedByPolicy: {}, removed: {}, invalid: {} };
   }
   const store = Store.open(c.indexDir, { readOnly: true });
