@@ -27,15 +27,16 @@ const EXIT_LOCKED = 3;
 const EXIT_PATH = 4;
 
 /** Codes of file-system errors that mean "this path cannot be used" (not a bug to trace). */
-const PATH_ERRORS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENOENT', 'ELOOP', 'ENAMETOOLONG', 'ENOSPC', 'EDQUOT', 'EADDRINUSE']);
+const PATH_ERRORS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENOENT', 'ELOOP', 'ENAMETOOLONG', 'ENOSPC', 'EDQUOT']);
 
 /** An operator's error at start: one log line and its exit code; null for anything else (a bug: logged with its stack). */
 function startFailure(err: unknown): { code: number; message: string; path?: string } | null {
   if (err instanceof DataDirLockedError) return { code: EXIT_LOCKED, message: err.message, path: err.dataDir };
   if (err instanceof DataDirError) return { code: EXIT_PATH, message: err.message, path: err.path };
   if (err instanceof KeyFileError) return { code: EXIT_CONFIG, message: err.message };
-  const e = err as NodeJS.ErrnoException & { address?: string };
-  const path = e?.path ?? e?.address;
+  const e = err as NodeJS.ErrnoException & { address?: unknown };
+  // A unix socket's listen error carries its path as `address` (a TCP one, an IP: not a path).
+  const path = e?.path ?? (typeof e?.address === 'string' && e.address.startsWith('/') ? e.address : undefined);
   if (typeof e?.code === 'string' && PATH_ERRORS.has(e.code) && typeof path === 'string') {
     return { code: EXIT_PATH, message: `cannot use ${path}: ${describeFsError(e)}`, path };
   }

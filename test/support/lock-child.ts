@@ -3,7 +3,9 @@
 // "refused <why>", then holds the lock until stdin closes.
 import { DataDirLock, DataDirLockedError } from '../../sidecar/data-dir-lock.js';
 
-const dir = process.argv[2]!;
+const dir = process.argv[2];
+// `node --test dist/test/` runs every file here too: without a directory there is nothing to do.
+if (!dir) process.exit(0);
 let lock: DataDirLock | null = null;
 let tried = false;
 process.stdin.setEncoding('utf8');
@@ -11,7 +13,7 @@ process.stdin.on('data', () => {
   if (tried) return;
   tried = true;
   try {
-    lock = DataDirLock.acquire(dir);
+    lock = DataDirLock.acquire(dir!);
     process.stdout.write('locked\n');
   } catch (err) {
     process.stdout.write(`refused ${err instanceof DataDirLockedError ? 'locked' : String(err)}\n`);
