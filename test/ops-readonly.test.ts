@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI_BIN, FIXTURES, PLUGIN_BIN, SidecarProcess, makeWorkspace } from './support/sidecar-process.js';
@@ -107,6 +107,32 @@ test('the sidecar logs its bridge key and where it came from (generated now, the
     assert.equal(await sc.stop(), 0);
   } finally {
     await sc.kill9();
+    ws.cleanup();
+  }
+});
+
+test('a live process holds the data directory and its status endpoint is not up yet: `nostr-bt status` says "starting" with its pid, not "down"', { timeout: 30_000 }, async () => {
+  const ws = makeWorkspace();
+  const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
+  try {
+    const stat = readFileSync(`/proc/${holder.pid}/stat`, 'utf8');
+    mkdirSync(ws.dataDir, { recursive: true });
+    writeFileSync(
+      join(ws.dataDir, 'sidecar.lock'),
+      JSON.stringify({ pid: holder.pid, host: hostname(), startedAt: '2026-12-07T15:20:01.314Z', procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19], bootId: null, command: 'nostr-bt-sidecar' }),
+    );
+    const r = await cli(['--config', ws.configPath, 'status']);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as Status;
+    assert.equal(s.sidecar, 'starting');
+    assert.deepEqual(s.process, { pid: holder.pid, startedAt: '2026-12-07T15:20:01.314Z' });
+    assert.equal(s.spool.draining, true);
+    assert.ok(s.warnings?.some((w) => w.includes(`pid ${holder.pid}`) && /is starting/.test(w)), JSON.stringify(s.warnings));
+    const table = await cli(['--config', ws.configPath, 'status', '--table']);
+    assert.match(table.stdout, new RegExp(`^sidecar\\s+starting \\(pid ${holder.pid}, started 2026-12-07T15:20:01.314Z\\)$`, 'm'));
+    assert.ok(!existsSync(join(ws.dataDir, 'index')));
+  } finally {
+    holder.kill('SIGKILL');
     ws.cleanup();
   }
 });
