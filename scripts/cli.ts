@@ -4,9 +4,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
-import { Store } from '../sidecar/store.js';
-import { measureSpool, statusFromStore, type Status } from '../sidecar/status.js';
+import { NoDataError, statusFromDisk, type Status } from '../sidecar/status.js';
 import { loadIdentity, zbase32, KeyFileError } from '../sidecar/identity.js';
+import { describeFsError } from '../sidecar/data-dir-lock.js';
 import { registerReaderCommands } from './reader/reader-cli.js';
 import { applyCliConventions, EXIT_USAGE } from '../sidecar/command-line.js';
 
@@ -26,9 +26,12 @@ function config(): Config {
   }
 }
 
-/** Asks the running sidecar; if it is down, reads the index and spool directly. */
+/**
+ * Asks the running sidecar; if it does not answer, reads the lock, the index and the spool
+ * directly (creating nothing: see statusFromDisk).
+ */
 async function fetchStatus(c: Config): Promise<Status> {
-  let address = c.status.listen;
+  let address: string | null = null;
   try {
     const runtime = JSON.parse(await readFile(join(c.dataDir, 'sidecar.json'), 'utf8')) as { status?: string };
     if (runtime.status) address = runtime.status;
@@ -36,23 +39,21 @@ async function fetchStatus(c: Config): Promise<Status> {
     /* not running, or an older layout */
   }
   try {
-    const res = await fetch(`http://${address}/status`, { signal: AbortSignal.timeout(2000) });
-    if (res.ok) return (await res.json()) as Status;
+    const res = await fetch(`http://${address ?? c.status.listen}/status`, { signal: AbortSignal.timeout(2000) });
+    const s = res.ok ? ((await res.json()) as Status) : null;
+    // At the configured address without a sidecar.json, another data directory's sidecar may answer.
+    if (s && (address !== null || s.dataDir === c.dataDir)) return s;
   } catch {
     /* down: fall through */
   }
-  const store = Store.open(c.indexDir, { readOnly: true });
-  try {
-    return statusFromStore(store, { sidecar: 'down', dataDir: c.dataDir, socket: c.socket.path, uptimeSec: null, spool: await measureSpool(c.spool.dir) });
-  } finally {
-    await store.close();
-  }
+  return statusFromDisk(c);
 }
 
 function table(s: Status): string {
   type Row = [string, string | number];
+  const undrained = s.spool.files > 0 && s.spool.draining === false;
   const rows: Row[] = [
-    ['sidecar', s.sidecar],
+    ['sidecar', s.process && s.sidecar !== 'up' ? `${s.sidecar} (pid ${s.process.pid}, started ${s.process.startedAt})` : s.sidecar],
     ['data dir', s.dataDir],
     ...(s.uptimeSec !== null ? [['uptime', duration(s.uptimeSec)] as Row] : []),
     ['events received', s.events.received],
@@ -62,7 +63,7 @@ function table(s: Status): string {
     ...Object.entries(s.skippedByPolicy).map(([k, v]) => [`skipped: ${k}`, v] as Row),
     ...Object.entries(s.removed).map(([k, v]) => [`removed: ${k}`, v] as Row),
     ...Object.entries(s.invalid).map(([k, v]) => [`invalid: ${k}`, v] as Row),
-    ['spool files', s.spool.files],
+    ['spool files', undrained ? `${s.spool.files}  NOT DRAINED: no sidecar running, events are piling up` : s.spool.files],
     ['spool bytes', bytes(s.spool.bytes)],
   ];
   if (s.ingest) {
@@ -102,6 +103,7 @@ function table(s: Status): string {
   }
   if (s.memory) rows.push(['memory', `RSS ${s.memory.rss} MB; V8 heap ${s.memory.heapUsed} of ${s.memory.heapTotal} MB; external ${s.memory.external} MB`]);
   if (s.bridge) rows.push(['bridge key', s.bridge.publicKey]);
+  for (const warning of s.warnings ?? []) rows.push(['WARNING', warning]);
   const w = Math.max(...rows.map((r) => r[0].length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';
 }
@@ -134,7 +136,8 @@ program
     try {
       s = await fetchStatus(c);
     } catch (err) {
-      process.stderr.write(`nostr-bt status: no running sidecar and no readable index at ${c.indexDir}: ${(err as Error).message}\n`);
+      const why = err instanceof NoDataError ? err.message : `no running sidecar and no readable index at ${c.indexDir}: ${(err as NodeJS.ErrnoException).code ? describeFsError(err as NodeJS.ErrnoException) : (err as Error).message}`;
+      process.stderr.write(`nostr-bt status: ${why}\n`);
       process.exit(1);
     }
     process.stdout.write(o.table ? table(s) : JSON.stringify(s, null, 2) + '\n');
@@ -146,12 +149,14 @@ program
   .action(() => {
     const c = config();
     try {
-      const id = loadIdentity({ nostrKeyFile: c.bridge.nostrKeyFile || undefined, generatedKeyFile: join(c.dataDir, 'bridge.key') });
+      // Read-only: a missing key is reported, never generated (it would not be the bridge's).
+      const id = loadIdentity({ nostrKeyFile: c.bridge.nostrKeyFile || undefined, generatedKeyFile: join(c.dataDir, 'bridge.key'), create: false });
       process.stdout.write(
-        JSON.stringify({ publicKey: id.publicKey.toString('hex'), z32: zbase32(id.publicKey), derivedFrom: id.source === 'nostr-key' ? 'nostr secret key' : 'generated secret' }, null, 2) + '\n',
+        JSON.stringify({ publicKey: id.publicKey.toString('hex'), z32: zbase32(id.publicKey), derivedFrom: id.source === 'nostr-key' ? 'nostr secret key' : 'generated secret', keyFile: id.path }, null, 2) + '\n',
       );
     } catch (err) {
-      process.stderr.write(`nostr-bt key: ${err instanceof KeyFileError ? err.message : String(err)}\n`);
+      const why = err instanceof KeyFileError ? err.message : (err as NodeJS.ErrnoException).code ? `cannot read the bridge key: ${describeFsError(err as NodeJS.ErrnoException)}` : String(err);
+      process.stderr.write(`nostr-bt key: ${why}\n`);
       process.exit(1);
     }
   });

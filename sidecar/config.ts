@@ -201,7 +201,16 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     }
   }
   if (opts.overrides) raw = deepMerge(raw, opts.overrides);
-  const dataDirOverride = opts.dataDir ?? env.NOSTR_BT_DATA_DIR;
+  // The environment reaches processes started in different directories (strfry runs the plugin
+  // in its own), so a relative path there would name a different directory in each: refused.
+  // A --data-dir flag is typed in a shell: relative to that shell's directory, as usual.
+  const envDataDir = opts.dataDir ? undefined : env.NOSTR_BT_DATA_DIR;
+  if (envDataDir && !isAbsolute(envDataDir)) {
+    throw new ConfigError(
+      `NOSTR_BT_DATA_DIR must be an absolute path (got ${JSON.stringify(envDataDir)}): the plugin and the sidecar run in different working directories, so a relative one would give each its own data directory`,
+    );
+  }
+  const dataDirOverride = opts.dataDir || envDataDir;
   if (dataDirOverride) raw = { ...raw, dataDir: dataDirOverride };
 
   const parsed = configSchema.safeParse(raw);
@@ -215,9 +224,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     throw new ConfigError(`invalid config ${where}:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
-  // Relative paths in a config file are relative to that file; from flags/env, to the cwd.
-  const base = configPath !== null && !dataDirOverride ? dirname(configPath) : cwd;
-  const dataDir = resolve(base, c.dataDir);
+  // Relative paths in a config file are relative to that file (whoever reads it, from wherever);
+  // a --data-dir flag, to the cwd; with no file and no override, ./nostr-bt-data is in the cwd.
+  const fileBase = configPath !== null ? dirname(configPath) : cwd;
+  const dataDir = resolve(dataDirOverride ? cwd : fileBase, c.dataDir);
   const under = (p: string | undefined, fallback: string) =>
     p === undefined ? resolve(dataDir, fallback) : isAbsolute(p) ? p : resolve(dataDir, p);
   return {
@@ -227,7 +237,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     socket: { ...c.socket, path: under(c.socket.path, 'ingest.sock') },
     spool: { ...c.spool, dir: under(c.spool.dir, 'spool') },
     bundle: { ...c.bundle, dir: under(c.bundle.dir, 'bundles') },
-    reconcile: { ...c.reconcile, ...reconcilePaths(c.reconcile, configPath !== null ? dirname(configPath) : cwd) },
+    bridge: { ...c.bridge, nostrKeyFile: c.bridge.nostrKeyFile && resolve(fileBase, c.bridge.nostrKeyFile) },
+    reconcile: { ...c.reconcile, ...reconcilePaths(c.reconcile, fileBase) },
     indexDir: resolve(dataDir, 'index'),
     quarantineDir: resolve(dataDir, 'quarantine'),
   };

@@ -15,10 +15,25 @@ export interface BridgeIdentity {
   publicKey: Buffer;
   sign(msg: Uint8Array): Buffer;
   source: 'nostr-key' | 'generated';
+  /** Where the key came from this time: derived from the configured Nostr key, generated now, loaded from its file. */
+  origin: 'derived' | 'generated now' | 'loaded';
+  /** The file it came from (the Nostr key file, or the generated key's file). */
+  path: string;
 }
 
 export class KeyFileError extends Error {
   override name = 'KeyFileError';
+}
+
+/** No bridge key yet (and the caller asked not to create one). */
+export class NoBridgeKeyError extends KeyFileError {
+  override name = 'NoBridgeKeyError';
+}
+
+/** "generated now into /x/bridge.key" / "loaded from /x/bridge.key" / "derived from bridge.nostrKeyFile /k" */
+export function describeOrigin(id: Pick<BridgeIdentity, 'origin' | 'path'>): string {
+  if (id.origin === 'derived') return `derived from bridge.nostrKeyFile ${id.path} (config)`;
+  return id.origin === 'generated now' ? `generated now into ${id.path}` : `loaded from ${id.path}`;
 }
 
 /** A key file must not be readable by group or others (0600 or 0400). */
@@ -49,18 +64,30 @@ export function deriveBridgeSeed(nostrSecret: Uint8Array): Buffer {
   return Buffer.from(hkdfSync('sha256', nostrSecret, HKDF_SALT, HKDF_INFO, 32));
 }
 
-/** nostrKeyFile set: derive from it; else use (or create) <dataDir>/bridge.key. */
-export function loadIdentity(opts: { nostrKeyFile?: string; generatedKeyFile: string }): BridgeIdentity {
+/**
+ * nostrKeyFile set: derive from it; else use <dataDir>/bridge.key, created when missing unless
+ * `create` is false (read-only tools: then NoBridgeKeyError).
+ */
+export function loadIdentity(opts: { nostrKeyFile?: string; generatedKeyFile: string; create?: boolean }): BridgeIdentity {
   let seed: Buffer;
   let source: BridgeIdentity['source'];
+  let origin: BridgeIdentity['origin'];
+  let path: string;
   if (opts.nostrKeyFile) {
-    seed = deriveBridgeSeed(readNostrSecret(opts.nostrKeyFile));
+    path = opts.nostrKeyFile;
+    seed = deriveBridgeSeed(readNostrSecret(path));
     source = 'nostr-key';
+    origin = 'derived';
   } else {
-    const path = opts.generatedKeyFile;
+    path = opts.generatedKeyFile;
+    origin = 'loaded';
     if (!existsSync(path)) {
+      if (opts.create === false) {
+        throw new NoBridgeKeyError(`no bridge key: ${path} does not exist and bridge.nostrKeyFile is not set (the sidecar generates the key at its first start)`);
+      }
       mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
       writeFileSync(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+      origin = 'generated now';
     }
     checkMode(path);
     const text = readFileSync(path, 'utf8').trim();
@@ -70,7 +97,7 @@ export function loadIdentity(opts: { nostrKeyFile?: string; generatedKeyFile: st
   }
   const key = keyFromSeed(seed);
   seed.fill(0);
-  return { publicKey: key.publicKey, sign: key.sign, source };
+  return { publicKey: key.publicKey, sign: key.sign, source, origin, path };
 }
 
 const Z32 = 'ybndrfg8ejkmcpqxot1uwisza345h769';

@@ -7,6 +7,9 @@
 // index writes in flight have settled, at most 3 s later; see exit-safely.ts);
 // SIGHUP reloads the config (what is safe to change while running; the log says what needs a
 // restart). Under systemd (Type=notify) it reports READY=1, WATCHDOG=1, RELOADING=1, STOPPING=1.
+// Exit codes (docs/operations.md): 0 stopped cleanly; 1 failed while running or stopping; 2 invalid
+// config (or key file); 3 another sidecar holds the data directory; 4 a file or directory it needs
+// cannot be created or written (the log line names the path and the cause).
 import { Command } from 'commander';
 import { applyCliConventions } from './command-line.js';
 import { loadConfig, ConfigError, type Config, type LoadOptions } from './config.js';
@@ -16,8 +19,30 @@ import { Sidecar } from './sidecar.js';
 import { withDeadline } from './deadline.js';
 import { exitSafely } from './exit-safely.js';
 import { isLmdbWriteFailure } from './lmdb-failures.js';
+import { DataDirError, DataDirLockedError, describeFsError } from './data-dir-lock.js';
+import { KeyFileError } from './identity.js';
 
 const STATUS_EVERY_MS = 10_000;
+const EXIT_CONFIG = 2;
+const EXIT_LOCKED = 3;
+const EXIT_PATH = 4;
+
+/** Codes of file-system errors that mean "this path cannot be used" (not a bug to trace). */
+const PATH_ERRORS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENOENT', 'ELOOP', 'ENAMETOOLONG', 'ENOSPC', 'EDQUOT']);
+
+/** An operator's error at start: one log line and its exit code; null for anything else (a bug: logged with its stack). */
+function startFailure(err: unknown): { code: number; message: string; path?: string } | null {
+  if (err instanceof DataDirLockedError) return { code: EXIT_LOCKED, message: err.message, path: err.dataDir };
+  if (err instanceof DataDirError) return { code: EXIT_PATH, message: err.message, path: err.path };
+  if (err instanceof KeyFileError) return { code: EXIT_CONFIG, message: err.message };
+  const e = err as NodeJS.ErrnoException & { address?: unknown };
+  // A unix socket's listen error carries its path as `address` (a TCP one, an IP: not a path).
+  const path = e?.path ?? (typeof e?.address === 'string' && e.address.startsWith('/') ? e.address : undefined);
+  if (typeof e?.code === 'string' && PATH_ERRORS.has(e.code) && typeof path === 'string') {
+    return { code: EXIT_PATH, message: `cannot use ${path}: ${describeFsError(e)}`, path };
+  }
+  return null;
+}
 
 const program = new Command('nostr-bt-sidecar')
   .description('nostr-bt sidecar: indexes what the strfry plugin forwards and archives it into BitTorrent')
@@ -30,7 +55,7 @@ const flags = program.opts<{ config?: string; dataDir?: string; logLevel?: strin
 // Read once: SIGHUP reloads the same file, even if the environment changes meanwhile.
 const loadOptions: LoadOptions = {
   configPath: flags.config ?? process.env.NOSTR_BT_CONFIG,
-  dataDir: flags.dataDir ?? process.env.NOSTR_BT_DATA_DIR,
+  dataDir: flags.dataDir, // NOSTR_BT_DATA_DIR is read (and checked) by loadConfig
   overrides: flags.logLevel ? { log: { level: flags.logLevel } } : undefined,
 };
 let config: Config;
@@ -38,12 +63,23 @@ try {
   config = loadConfig(loadOptions);
 } catch (err) {
   process.stderr.write(`nostr-bt-sidecar: ${err instanceof ConfigError ? err.message : String(err)}\n`);
-  process.exit(2);
+  process.exit(EXIT_CONFIG);
 }
 const log = createLogger('nostr-bt-sidecar', config.log.level);
 const notify = SdNotify.fromEnv(log);
+let sidecar: Sidecar;
+try {
+  sidecar = new Sidecar(config, log, { progress: (what) => notify.status(what) });
+} catch (err) {
+  const f = startFailure(err);
+  if (f) log.fatal({ path: f.path, exitCode: f.code }, f.message);
+  else log.fatal({ err }, 'sidecar failed to start');
+  notify.close();
+  process.exit(f?.code ?? 1);
+}
+// However the process ends (short of SIGKILL), the next sidecar must not find this one's lock.
+process.on('exit', () => sidecar.releaseLock());
 notify.startWatchdog();
-const sidecar = new Sidecar(config, log, { progress: (what) => notify.status(what) });
 /** Every exit but the clean one goes through here: an exit with an index write in flight hangs. */
 const exitAfterClosingIndex = (code: number) => exitSafely(() => sidecar.abandon(), code, log);
 process.on('unhandledRejection', (err) => {
@@ -118,8 +154,10 @@ try {
   resolveStarted(true);
 } catch (err) {
   resolveStarted(false);
-  log.fatal({ err }, 'sidecar failed to start');
-  await exitAfterClosingIndex(1);
+  const f = startFailure(err);
+  if (f) log.fatal({ path: f.path, exitCode: f.code }, f.message);
+  else log.fatal({ err }, 'sidecar failed to start');
+  await exitAfterClosingIndex(f?.code ?? 1);
 }
 if (!stopping) {
   notify.ready(summary());

@@ -2,7 +2,7 @@
 // endpoint. `nostr-bt-sidecar` (main.ts) and the tests start it through this class.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { writeFile, unlink } from 'node:fs/promises';
+import { writeFile, unlink, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
@@ -10,7 +10,9 @@ import type DHT from 'bittorrent-dht';
 import { Bundler } from './bundler.js';
 import { startDhtNode, stopDhtNode, storedOwnItems } from './dht-node.js';
 import { Ingestor, type BatchReport } from './ingest.js';
-import { loadIdentity, type BridgeIdentity } from './identity.js';
+import { describeOrigin, loadIdentity, zbase32, type BridgeIdentity } from './identity.js';
+import { DataDirError, DataDirLock } from './data-dir-lock.js';
+import { constants as osConstants } from 'node:os';
 import { Publisher, type PublisherOptions } from './publisher.js';
 import { SidecarMetrics } from './metrics.js';
 import { applyKeys, diffConfig, type ConfigChanges } from './reload.js';
@@ -58,13 +60,25 @@ export class Sidecar {
   private http: Server | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
+  /** Held from construction to the end of stop(): one sidecar per data directory (and index). */
+  private readonly lock: DataDirLock;
 
+  /**
+   * Takes the data directory's lock first (DataDirLockedError if another sidecar holds it,
+   * DataDirError if the directory cannot be created or written), then opens the index.
+   */
   constructor(
     readonly config: Config,
     readonly log: Logger,
     private readonly opts: SidecarOptions = {},
   ) {
-    this.store = Store.open(config.indexDir);
+    this.lock = DataDirLock.acquire(config.dataDir);
+    try {
+      this.store = Store.open(config.indexDir);
+    } catch (err) {
+      this.lock.release();
+      throw indexOpenError(config.indexDir, err);
+    }
     if (this.store.upgraded) log.info({ ...this.store.upgraded, ms: Math.round(this.store.upgraded.ms) }, 'index upgraded in place');
     this.quarantine = new Quarantine(config.quarantineDir, config.ingest.quarantineMaxBytes, log);
     this.ingestor = new Ingestor(this.store, this.quarantine, config, log, opts.nowSec);
@@ -92,6 +106,10 @@ export class Sidecar {
       nostrKeyFile: this.config.bridge.nostrKeyFile || undefined,
       generatedKeyFile: join(this.config.dataDir, 'bridge.key'),
     });
+    this.log.info(
+      { bridgeKey: this.identity.publicKey.toString('hex'), z32: zbase32(this.identity.publicKey), keyOrigin: this.identity.origin, keyFile: this.identity.path },
+      `bridge key ${this.identity.publicKey.toString('hex')}: ${describeOrigin(this.identity)}`,
+    );
     progress('starting the DHT node and the torrent client');
     if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log, { ownItems: storedOwnItems(this.store, this.identity.publicKey) });
     this.seeder = await WebTorrentSeeder.start(this.config.bittorrent, this.dht, this.log);
@@ -157,6 +175,7 @@ export class Sidecar {
       this.runtimeFile,
       JSON.stringify({
         pid: process.pid,
+        startedAt: new Date(this.startedAt).toISOString(),
         status: this.statusAddress,
         socket: this.config.socket.path,
         torrentPort: this.seeder.port,
@@ -181,10 +200,11 @@ export class Sidecar {
     const republishSec = this.config.dht.republishIntervalSeconds;
     return statusFromStore(this.store, {
       sidecar: 'up',
+      process: { pid: process.pid, startedAt: new Date(this.startedAt).toISOString() },
       dataDir: this.config.dataDir,
       socket: this.config.socket.path,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
-      spool: { ...this.drainer.depth, drainedFiles: this.drainer.stats.filesDrained, drainedLines: this.drainer.stats.linesDrained },
+      spool: { ...this.drainer.depth, draining: true, drainedFiles: this.drainer.stats.filesDrained, drainedLines: this.drainer.stats.linesDrained },
       ingest: { backlog: this.ingestor.backlog, connections: this.server.connections, error: this.ingestor.lastError, latency: this.metrics.ingestLatency() },
       bundles: this.bundler ? { ...this.bundler.summary(), built: this.metrics.bundlesBuilt, retired: this.metrics.bundlesRetired } : undefined,
       seeding: this.seeder ? { ...this.seeder.stats(), port: this.seeder.port } : undefined,
@@ -276,10 +296,26 @@ export class Sidecar {
     phase('flushing the quarantine');
     await this.quarantine.flush();
     if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
-    await unlink(this.runtimeFile).catch(() => {});
+    await this.removeRuntimeFile();
     phase('closing the index');
     await this.store.close();
+    this.lock.release();
     this.log.info('sidecar stopped');
+  }
+
+  /** Lets go of the data directory's lock (stop() does; main.ts also on any exit). Idempotent. */
+  releaseLock(): void {
+    this.lock.release();
+  }
+
+  /** Removes sidecar.json if it is this process's (never another sidecar's). */
+  private async removeRuntimeFile(): Promise<void> {
+    try {
+      const rt = JSON.parse(await readFile(this.runtimeFile, 'utf8')) as { pid?: unknown };
+      if (rt.pid === process.pid) await unlink(this.runtimeFile);
+    } catch {
+      /* none, or unreadable */
+    }
   }
 
   /** What a stop that could not finish leaves behind (for the log line). */
@@ -339,4 +375,22 @@ export class Sidecar {
 export function splitHostPort(hp: string): [string, number] {
   const i = hp.lastIndexOf(':');
   return [hp.slice(0, i), Number(hp.slice(i + 1))];
+}
+
+/**
+ * An index that cannot be opened for lack of permission, space or a usable path becomes a
+ * DataDirError naming the index (lmdb reports a bare errno number and no path); anything else
+ * (a damaged index, a bug) is passed on as it is.
+ */
+function indexOpenError(indexDir: string, err: unknown): unknown {
+  const e = err as Omit<NodeJS.ErrnoException, 'code'> & { code?: unknown };
+  const name =
+    typeof e?.code === 'string'
+      ? e.code
+      : typeof e?.code === 'number'
+        ? Object.entries(osConstants.errno).find(([, n]) => n === e.code)?.[0]
+        : undefined;
+  if (!name || !['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'ENOSPC', 'EDQUOT', 'ENOENT', 'ELOOP', 'EAGAIN'].includes(name)) return err;
+  if (typeof e.code === 'string') return new DataDirError(e.path ?? indexDir, e as NodeJS.ErrnoException, 'cannot open the index at');
+  return new DataDirError(indexDir, Object.assign(new Error(`${name}: ${e.message}`), { code: name }), 'cannot open the index at');
 }
