@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'smol-toml';
-import { CLI_BIN, DIST, SIDECAR_BIN, SidecarProcess, makeWorkspace, sleep } from './support/sidecar-process.js';
+import { CLI_BIN, DIST, SIDECAR_BIN, SidecarProcess, makeWorkspace } from './support/sidecar-process.js';
 import type { Status } from '../sidecar/status.js';
 
 const run = promisify(execFile);
