@@ -3,7 +3,9 @@
 //
 //   local DHT (8 nodes) → sidecar (child process) → plugin fed like strfry → bundle torrent →
 //   an independent WebTorrent client that knows only the magnet finds the sidecar through the
-//   DHT, downloads the bundle and verifies every event.
+//   DHT, downloads the bundle and verifies every event → `nostr-bt resolve`, run as a separate
+//   process that knows only an author's key and the bridge's key, reads the author's pointer
+//   from the DHT and prints that author's verified events: what the bridge is for.
 //
 // Nothing leaves 127.0.0.1: every DHT node gets an explicit bootstrap list (never the public
 // routers) and no tracker is used. Every wait is bounded; the temp dir and child processes are
@@ -23,11 +25,16 @@ import { stringify } from 'smol-toml';
 import WebTorrent, { type Torrent } from 'webtorrent';
 import type { Status } from '../sidecar/status.js';
 import { verifyEd25519 } from '../sidecar/ed25519.js';
+import { authorSalt } from '../sidecar/pointer-item.js';
+import { Store } from '../sidecar/store.js';
+import { npubEncode } from 'nostr-tools/nip19';
+import type { ResolveSummary } from './reader/resolve.js';
 
 const DIST = resolve(fileURLToPath(import.meta.url), '../..');
 const ROOT = resolve(DIST, '..');
 const SIDECAR_BIN = join(DIST, 'sidecar/main.js');
 const PLUGIN_BIN = join(DIST, 'plugin/main.js');
+const CLI_BIN = join(DIST, 'scripts/cli.js');
 const FIXTURE_CANDIDATES = [
   process.env.NOSTR_BT_DEMO_FIXTURE,
   resolve(ROOT, 'test/fixtures/strfry-plugin-input.jsonl'),
@@ -420,6 +427,62 @@ async function download(client: WebTorrent, magnet: string, path: string, ms: nu
   return { torrent, peers };
 }
 
+/** Waits until the sidecar's index says `author`'s pointer, as last signed, is stored in the DHT. */
+async function waitPointerPut(dataDir: string, author: string, ms: number, alive: () => void): Promise<{ seq: number; nodes: number }> {
+  const salt = authorSalt(author).toString('hex');
+  return pollUntil(
+    async () => {
+      alive();
+      // Read-only, beside the running sidecar (LMDB readers do not block its writer).
+      const store = Store.open(join(dataDir, 'index'), { readOnly: true });
+      try {
+        const r = store.pointers.get(salt);
+        return r && r.putAt > 0 && r.putAt >= r.changedAt && r.nodes > 0 ? { seq: r.seq, nodes: r.nodes } : undefined;
+      } finally {
+        await store.close();
+      }
+    },
+    ms,
+    `the pointer of ${author} stored in the DHT`,
+    200,
+  );
+}
+
+/** `nostr-bt resolve`, the real CLI in a process of its own: knows the npub, the bridge key and the local DHT. */
+async function runResolve(
+  npub: string,
+  bridgeKey: string,
+  bootstrap: string[],
+  configPath: string,
+  ms: number,
+): Promise<{ pid: number; code: number | null; events: NostrEvent[]; summary: ResolveSummary }> {
+  const args = [CLI_BIN, 'resolve', npub, '--bridge', bridgeKey, '--bootstrap', bootstrap.join(','), '--bind', '127.0.0.1', '--summary', 'json', '--timeout', String(ms / 1000 - 5)];
+  // The demo's config (loopback DHT) rather than /etc/nostr-bt's, should one exist.
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOSTR_BT_CONFIG: configPath } });
+  onCleanup('resolve', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await within(
+    new Promise<number | null>((resolve, reject) => {
+      child.once('error', (err) => reject(new DemoError(`nostr-bt resolve: ${err.message}`)));
+      child.once('close', (c) => resolve(c));
+    }),
+    ms,
+    'nostr-bt resolve',
+  );
+  const summaryLine = stderr.trimEnd().split('\n').reverse().find((l) => l.startsWith('{'));
+  if (code !== 0 || !summaryLine) throw new DemoError(`nostr-bt resolve exited with ${code}:\n${stderr.trimEnd()}`);
+  const events = stdout
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as NostrEvent);
+  return { pid: child.pid!, code, events, summary: JSON.parse(summaryLine) as ResolveSummary };
+}
+
 function snippet(s: string, n = 40): string {
   const one = s.replace(/\s+/g, ' ').trim();
   return JSON.stringify(one.length > n ? one.slice(0, n) + '…' : one);
@@ -430,7 +493,7 @@ function snippet(s: string, n = 40): string {
 async function main(): Promise<void> {
   const fixture = FIXTURE_CANDIDATES.find((p) => existsSync(p));
   if (!fixture) throw new DemoError(`fixture strfry-plugin-input.jsonl not found (looked in ${FIXTURE_CANDIDATES.join(', ')}); set NOSTR_BT_DEMO_FIXTURE`);
-  for (const bin of [SIDECAR_BIN, PLUGIN_BIN]) if (!existsSync(bin)) throw new DemoError(`${bin} is missing: run npm run build`);
+  for (const bin of [SIDECAR_BIN, PLUGIN_BIN, CLI_BIN]) if (!existsSync(bin)) throw new DemoError(`${bin} is missing: run npm run build`);
 
   const tmp = mkdtempSync(join(tmpdir(), 'nostr-bt-demo-'));
   onCleanup('temp dir', () => rmSync(tmp, { recursive: true, force: true }));
@@ -564,6 +627,7 @@ async function main(): Promise<void> {
   const outDir = join(tmp, 'download');
   let verified = 0;
   let totalEvents = 0;
+  const eventsByAuthor = new Map<string, NostrEvent[]>();
   const seederAddr = `127.0.0.1:${rt.torrentPort}`;
   for (const b of bundles) {
     const started = Date.now();
@@ -593,6 +657,7 @@ async function main(): Promise<void> {
         verified++;
       }
       totalEvents += events.length;
+      eventsByAuthor.set(pubkey, [...(eventsByAuthor.get(pubkey) ?? []), ...events]);
       const first = events[0]!;
       say(`   ${pubkey.slice(0, 12)}….jsonl: ${events.length} event${events.length === 1 ? '' : 's'}, first kind ${first.kind} ${snippet(first.content)}`);
     }
@@ -600,11 +665,45 @@ async function main(): Promise<void> {
   say(`   ${verified} events verified (id and Schnorr signature, nostr-tools)`);
   if (totalEvents !== st.bundles!.events) throw new DemoError(`downloaded ${totalEvents} events, the sidecar reports ${st.bundles!.events} in its bundles`);
 
-  // 6. stop -------------------------------------------------------------------------------------
   await within(stopLeecher(leecher), 10_000, 'leecher stop');
+
+  // 6. resolve an author through the DHT, from another process -----------------------------------
+  // The author with the most events; the reader knows only that key and the bridge's.
+  const [author] = [...eventsByAuthor].sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]))[0]!;
+  const bridgeKey = st.bridge?.publicKey;
+  if (!bridgeKey) throw new DemoError('the sidecar reports no bridge key');
+  const put = await waitPointerPut(dataDir, author, 15_000, () => sidecar.assertAlive());
+  say(`6. the sidecar put ${author.slice(0, 12)}…'s pointer in the DHT (seq ${put.seq}, stored on ${put.nodes} nodes)`);
+  const npub = npubEncode(author);
+  const resolved = await runResolve(npub, bridgeKey, bootstrap, configPath, 30_000);
+  const got = resolved.events;
+  for (const e of got) {
+    if (e.pubkey !== author) throw new DemoError(`resolve printed event ${e.id} by ${e.pubkey}, not by the author asked for`);
+    if (!verifyEvent(e)) throw new DemoError(`resolve printed event ${e.id}, which fails id/signature verification`);
+  }
+  const archivedIds = new Set(eventsByAuthor.get(author)!.map((e) => e.id));
+  const strays = got.filter((e) => !archivedIds.has(e.id));
+  if (strays.length > 0) throw new DemoError(`resolve printed ${strays.length} event(s) that are not in the bridge's archive`);
+  if (got.length === 0) throw new DemoError(`resolve found no event of ${author}`);
+  const s6 = resolved.summary;
+  say(`   $ nostr-bt resolve ${npub.slice(0, 16)}… --bridge ${bridgeKey.slice(0, 12)}… --bootstrap <the local DHT>   (pid ${resolved.pid}, exit ${resolved.code})`);
+  for (const e of got) {
+    say(`     kind ${String(e.kind).padEnd(5)} ${new Date(e.created_at * 1000).toISOString().slice(0, 19)}Z  ${e.id.slice(0, 12)}…  ${snippet(e.content)}`);
+  }
+  for (const b of s6.bridges) say(`   from bridge ${b.bridge.slice(0, 16)}…: pointer ${b.status}, seq ${b.seq ?? '-'}, ${b.bundles ?? 0} bundle(s) listed`);
+  for (const b of s6.bundles) {
+    say(`   from bundle ${b.infoHash}: ${b.ok ? `${b.events} events, ${b.fileBytes} bytes of the author's file only` : `not read (${b.reason})`} (through the swarm)`);
+  }
+  const left = Object.entries({ superseded: s6.events.superseded, deleted: s6.events.deleted, expired: s6.events.expired, ephemeral: s6.events.ephemeral }).filter(([, n]) => n);
+  say(
+    `   ${got.length} events verified by the reader (id, signature, author) in ${(s6.ms / 1000).toFixed(1)} s, sources: ${Object.entries(s6.sources).map(([k, n]) => `${k} ${n}`).join(', ')}` +
+      (left.length ? `; left out as a client would: ${left.map(([k, n]) => `${n} ${k}`).join(', ')}` : ''),
+  );
+
+  // 7. stop -------------------------------------------------------------------------------------
   const code = await sidecar.stop(15_000);
   if (code !== 0) throw new DemoError(`the sidecar exited with code ${code} on SIGTERM`);
-  say(`6. sidecar stopped gracefully (SIGTERM, exit code 0)`);
+  say(`7. sidecar stopped gracefully (SIGTERM, exit code 0)`);
   await within(Promise.all(nodes.map(stopDht)), 10_000, 'DHT nodes stop');
   say(`   ${nodes.length} DHT nodes stopped (the ${DHT_NODES} local ones and the downloader's)`);
   if (VERBOSE) console.log(`--- the sidecar's log ---\n${sidecar.stderr.trimEnd()}\n---`);
@@ -615,7 +714,17 @@ async function main(): Promise<void> {
   }
   console.log(
     `\nOK: ${lines.length} strfry lines → ${expected} archived events → ${bundles.length} bundle torrent${bundles.length > 1 ? 's' : ''} → ` +
-      `fetched by magnet through a ${DHT_NODES}-node local DHT → ${verified} events verified, in ${((Date.now() - t0) / 1000).toFixed(1)} s.`,
+      `fetched by magnet through a local DHT of ${DHT_NODES} nodes → ${verified} events verified → ` +
+      `nostr-bt resolve read ${got.length} events of ${npub.slice(0, 16)}… back from its DHT pointer, in ${((Date.now() - t0) / 1000).toFixed(1)} s.`,
+  );
+  console.log(
+    [
+      '',
+      'Next:',
+      '  npm test                                               # the whole suite: real processes, loopback only',
+      '  README.md, "Try the pipeline by hand"                  # sidecar, plugin and `nostr-bt status` yourself, offline',
+      '  sudo scripts/install-systemd.sh --strfry-user strfry   # on your relay: README.md, "Operator guide"',
+    ].join('\n'),
   );
 }
 

@@ -1,7 +1,7 @@
 // Window cuts built in a worker thread (sidecar/bundle-cut*.ts): the same bundle as on the calling
 // thread; lines removed before the cut read them are left out, removals committed while a cut
 // reads the log wait for it; a worker that dies mid-request leaves the cut to the calling thread.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,8 +18,9 @@ import { makeWorkspace } from './support/sidecar-process.js';
 
 const log = createLogger('test', 'silent');
 
-function setup() {
+function setup(t: TestContext) {
   const ws = makeWorkspace();
+  t.after(ws.cleanup); // after the test's own finally has closed the store
   const config = loadConfig({ configPath: ws.configPath });
   const policy = { ...config.policy, maxEventBytes: 1 << 20 };
   const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => judgedEvent(e, policy);
@@ -30,8 +31,8 @@ function setup() {
   return { ws, config, itemOf, events, store: Store.open(config.indexDir) };
 }
 
-test('bundle cut: the worker builds the same bundle as the calling thread, authors and lines in protocol order', async () => {
-  const { ws, itemOf, events, store } = setup();
+test('bundle cut: the worker builds the same bundle as the calling thread, authors and lines in protocol order', async (t) => {
+  const { ws, itemOf, events, store } = setup(t);
   const thread = new CutThread(log);
   try {
     await store.applyBatch(eventBatchOf(events.map(itemOf)));
@@ -63,8 +64,8 @@ test('bundle cut: the worker builds the same bundle as the calling thread, autho
   }
 });
 
-test('bundle cut: a line removed before the cut reads it is left out; removals during a cut wait for it', async () => {
-  const { ws, itemOf, events, store } = setup();
+test('bundle cut: a line removed before the cut reads it is left out; removals during a cut wait for it', async (t) => {
+  const { ws, itemOf, events, store } = setup(t);
   const thread = new CutThread(log);
   try {
     const del5 = unsignedEvent(pubkeyN(5), { kind: 5, created_at: 1_700_000_100, tags: [['e', events[5]!.id]] });
@@ -92,8 +93,8 @@ test('bundle cut: a line removed before the cut reads it is left out; removals d
   }
 });
 
-test('bundle cut: a worker that dies with a cut in hand leaves it to the calling thread; the next cut gets a new worker', async () => {
-  const { ws, itemOf, events, store } = setup();
+test('bundle cut: a worker that dies with a cut in hand leaves it to the calling thread; the next cut gets a new worker', async (t) => {
+  const { ws, itemOf, events, store } = setup(t);
   const thread = new CutThread(log);
   try {
     await store.applyBatch(eventBatchOf(events.map(itemOf)));
@@ -112,8 +113,8 @@ test('bundle cut: a worker that dies with a cut in hand leaves it to the calling
   }
 });
 
-test('bundle cut: the same bundle as buildBundle given the events in protocol order (authors by pubkey, then created_at, then id)', async () => {
-  const { ws, itemOf, store } = setup();
+test('bundle cut: the same bundle as buildBundle given the events in protocol order (authors by pubkey, then created_at, then id)', async (t) => {
+  const { ws, itemOf, store } = setup(t);
   try {
     // Authors whose pubkeys share leading bytes, several events per author at the same second.
     const rnd = prng(5);

@@ -36,7 +36,11 @@ test('DHT unreachable, then back; clock stepped back: ingest and bundles go on, 
     assert.ok(b1, 'bundles are cut with no DHT');
     assert.equal(sc.store.eventCount(), 3, 'ingest goes on with no DHT');
     assert.ok((await sc.seeder!.torrent(b1.ih)) !== null, 'and seeded');
-    await new Promise((r) => setTimeout(r, 1500));
+    // Until the publisher has queued the three authors and tried to reach the DHT (a fixed 1.5 s
+    // is too short on a busy machine); then nothing may have been published.
+    const tried = Date.now() + 30_000;
+    const waiting = () => sc.publisher!.stats().lastError !== null && sc.publisher!.stats().dirtyAuthors === 3;
+    while (!waiting() && Date.now() < tried) await new Promise((r) => setTimeout(r, 100));
     const p0 = sc.publisher!.stats();
     assert.equal(sc.dht!.nodes.count(), 0, 'nothing answered');
     assert.equal(p0.published, 0);

@@ -61,11 +61,19 @@ test('id prefix: the same words from hex and from bytes', () => {
   assert.deepEqual(prefixOfHex('ffffffff' + '00000001' + '0'.repeat(48)), { hi: 0xffffffff, lo: 1 });
 });
 
-const policy = { ...loadConfig({ configPath: makeWorkspace().configPath }).policy, maxEventBytes: 1 << 20 };
+const policy = (() => {
+  const ws = makeWorkspace();
+  try {
+    return { ...loadConfig({ configPath: ws.configPath }).policy, maxEventBytes: 1 << 20 };
+  } finally {
+    ws.cleanup();
+  }
+})();
 const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => judgedEvent(e, policy);
 
-test('index: dedupe holds across a reopen (the id index is rebuilt from the events table); ids sharing a prefix stay apart', async () => {
+test('index: dedupe holds across a reopen (the id index is rebuilt from the events table); ids sharing a prefix stay apart', async (t) => {
   const ws = makeWorkspace();
+  t.after(ws.cleanup);
   const dir = loadConfig({ configPath: ws.configPath }).indexDir;
   const events = Array.from({ length: 300 }, (_, i) => unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_000_000 + i, content: `e${i}` }));
   // Same first 8 bytes as events[0], different id (the index must confirm against the row).
@@ -99,8 +107,9 @@ test('index: dedupe holds across a reopen (the id index is rebuilt from the even
   }
 });
 
-test('index: a format-5 index (ids in an LMDB table, msgpack rows) opens as format 7 with its events and dedupe intact', async () => {
+test('index: a format-5 index (ids in an LMDB table, msgpack rows) opens as format 7 with its events and dedupe intact', async (t) => {
   const ws = makeWorkspace();
+  t.after(ws.cleanup);
   const dir = loadConfig({ configPath: ws.configPath }).indexDir;
   const events = Array.from({ length: 20 }, (_, i) => unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `v5-${i}` }));
   let store = Store.open(dir);

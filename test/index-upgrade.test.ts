@@ -2,7 +2,7 @@
 // msgpack): upgraded in place on a read-write open, every event, lookup, bundle cut, dedupe,
 // replacement and expiry as before; an upgrade stopped between two of its transactions resumes;
 // a read-only open of an index not yet upgraded is refused with what to do.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { open } from 'lmdb';
 import { cutRefsOf } from '../sidecar/bundle-cut.js';
@@ -18,8 +18,10 @@ import { makeWorkspace } from './support/sidecar-process.js';
 const T0 = 1_700_000_000;
 const EXPIRES = T0 + 10_000;
 
-function setup() {
-  const config = loadConfig({ configPath: makeWorkspace().configPath });
+function setup(t: TestContext) {
+  const ws = makeWorkspace();
+  t.after(ws.cleanup); // after the test's own finally has closed the store
+  const config = loadConfig({ configPath: ws.configPath });
   const policy = { ...config.policy, maxEventBytes: 1 << 20 };
   const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => judgedEvent(e, policy, T0);
   const notes = Array.from({ length: 40 }, (_, i) => unsignedEvent(pubkeyN(i % 5), { kind: 1, created_at: T0 + i, content: contentOf(100 + i * 7, i) }));
@@ -82,8 +84,8 @@ async function checkUpgraded(s: Setup, before: ReturnType<typeof snapshot>, stor
   for (const e of s.expiring) assert.equal(store.hasEvent(e.id), false);
 }
 
-test('index upgrade: a format-6 index (msgpack rows) opens as format 7 with every event, lookup, cut, dedupe, replacement and expiry intact', async () => {
-  const s = setup();
+test('index upgrade: a format-6 index (msgpack rows) opens as format 7 with every event, lookup, cut, dedupe, replacement and expiry intact', async (t) => {
+  const s = setup(t);
   const before = await indexed(s);
   const n = await writeOldFormat(s.dir, 6);
   assert.equal(n, before.rows.length);
@@ -112,8 +114,8 @@ test('index upgrade: a format-6 index (msgpack rows) opens as format 7 with ever
   await again.close();
 });
 
-test('index upgrade: stopped between two of its transactions, it resumes where it stopped on the next open', async () => {
-  const s = setup();
+test('index upgrade: stopped between two of its transactions, it resumes where it stopped on the next open', async (t) => {
+  const s = setup(t);
   const before = await indexed(s);
   const n = await writeOldFormat(s.dir, 6);
   const root = open({ path: s.dir, maxDbs: 24, compression: false, mapSize: 2 ** 40 });
@@ -139,8 +141,8 @@ test('index upgrade: stopped between two of its transactions, it resumes where i
   }
 });
 
-test('index upgrade: a damaged row stops the upgrade with a clear error and changes nothing', async () => {
-  const s = setup();
+test('index upgrade: a damaged row stops the upgrade with a clear error and changes nothing', async (t) => {
+  const s = setup(t);
   await indexed(s);
   await writeOldFormat(s.dir, 6);
   const root = open({ path: s.dir, maxDbs: 24, compression: false, mapSize: 2 ** 40 });

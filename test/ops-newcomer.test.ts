@@ -5,13 +5,12 @@
 // quick start runs as written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { stringify } from 'smol-toml';
-import { CLI_BIN, DIST, LOOPBACK_DEFAULTS } from './support/sidecar-process.js';
+import { CLI_BIN, DIST } from './support/sidecar-process.js';
 
 const run = promisify(execFile);
 const ROOT = join(DIST, '..');
@@ -88,29 +87,124 @@ test('README: every command names a real npm script, file, bin or subcommand; fi
   }
 });
 
-test('README quick start: `npm run demo` (after the build) ends with OK', { timeout: 120_000 }, async () => {
+test('README quick start: `npm run demo` (after the build) ends with the resolve headline and what to run next', { timeout: 120_000 }, async () => {
   assert.match(pkg.scripts.demo!, /node dist\/scripts\/demo\.js/);
   const { stdout } = await run(process.execPath, [join(DIST, 'scripts/demo.js')], { timeout: 100_000 });
-  assert.match(stdout, /^OK: 15 strfry lines → 11 archived events/m);
+  assert.match(stdout, /^OK: 15 strfry lines → 11 archived events → \d+ bundle torrents? → fetched by magnet through a local DHT of \d+ nodes → 11 events verified → nostr-bt resolve read \d+ events of npub1\w+… back from its DHT pointer, in [\d.]+ s\.$/m);
+  // The reader was the real CLI in a process of its own, and its events are listed with their source.
+  const pid = /\$ nostr-bt resolve npub1\w+… --bridge [0-9a-f]{12}… --bootstrap <the local DHT> {3}\(pid (\d+), exit 0\)/.exec(stdout)?.[1];
+  assert.ok(pid && Number(pid) !== process.pid, 'resolve ran as a separate process');
+  const n = Number(/nostr-bt resolve read (\d+) events/.exec(stdout)![1]);
+  assert.ok(n >= 1);
+  assert.equal([...stdout.matchAll(/^\[ *[\d.]+s\] {6}kind \d+ +\d{4}-\d\d-\d\dT[\d:]+Z {2}[0-9a-f]{12}… /gm)].length, n, 'each resolved event is printed');
+  assert.match(stdout, /from bridge [0-9a-f]{16}…: pointer found, seq \d+, \d+ bundle\(s\) listed/);
+  assert.match(stdout, /from bundle [0-9a-f]{40}: \d+ events, \d+ bytes of the author's file only \(through the swarm\)/);
+  assert.match(stdout, new RegExp(`${n} events verified by the reader \\(id, signature, author\\) in [\\d.]+ s, sources: swarm ${n}`));
+  const next = stdout.slice(stdout.indexOf('\nNext:\n'));
+  assert.ok(next.length > 7, 'ends with what to run next');
+  assert.match(next, /^ {2}npm test /m);
+  assert.match(next, /^ {2}sudo scripts\/install-systemd\.sh /m);
 });
 
-test('README by-hand block runs as written from the checkout (loopback-only config via NOSTR_BT_CONFIG)', { timeout: 60_000 }, async () => {
+/** The README's "Try the pipeline by hand" block, as written. */
+function byHandBlock(): string {
   const heading = README.indexOf('Try the pipeline by hand');
   assert.ok(heading > 0);
-  const block = /```sh\n([\s\S]*?)```/.exec(README.slice(heading))![1]!;
+  return /```sh\n([\s\S]*?)```/.exec(README.slice(heading))![1]!;
+}
+
+interface BlockRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** SIGKILLs what is left of the block's process group (call it in a finally). */
+  killGroup: () => void;
+}
+
+/**
+ * Runs a shell block under `bash -e` from the checkout, in a process group of its own, with no
+ * NOSTR_BT_* variable of ours: only what the block sets. Resolves when bash exits.
+ */
+async function runBlock(block: string, tmp: string, timeoutMs: number): Promise<BlockRun> {
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp };
+  for (const k of Object.keys(env)) if (k.startsWith('NOSTR_BT_')) delete env[k];
+  const child = spawn('bash', ['-e', '-c', block], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const killGroup = () => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  };
+  const timer = setTimeout(killGroup, timeoutMs);
+  // 'exit', not 'close': a process the block left behind would hold the pipes open.
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  await new Promise((r) => setTimeout(r, 100)); // the last output still in the pipes
+  return { code, stdout, stderr, killGroup };
+}
+
+test('README by-hand block runs as written from the checkout: offline by its own config', { timeout: 90_000 }, async () => {
+  const block = byHandBlock();
+  assert.match(block, /^\[dht\]\nenabled = false\b/m, 'the block configures itself offline');
+  assert.match(block, /^export NOSTR_BT_CONFIG=/m);
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-readme-'));
+  let r: BlockRun | undefined;
   try {
-    const configPath = join(dir, 'config.toml');
-    writeFileSync(configPath, stringify({ ...LOOPBACK_DEFAULTS }));
-    const { stdout } = await run('bash', ['-e', '-c', block], {
-      cwd: ROOT,
-      env: { ...process.env, NOSTR_BT_CONFIG: configPath, TMPDIR: dir },
-      timeout: 45_000,
-    });
-    assert.match(stdout, /^sidecar\s+up$/m);
-    assert.match(stdout, /^events received\s+\d+$/m);
-    assert.match(stdout, /^spool files\s+\d+$/m);
+    r = await runBlock(block, dir, 75_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^sidecar\s+up$/m);
+    assert.match(r.stdout, /^events received\s+\d+$/m); // 15 once the spool is drained, should the plugin have spooled
+    assert.match(r.stdout, /^spool files\s+\d+$/m);
+    // Its config and data went to the scratch dir, and the sidecar ran without a DHT node.
+    const [scratch] = readdirSync(dir).filter((f) => f.startsWith('tmp.'));
+    assert.ok(scratch, `mktemp -d made the scratch dir in TMPDIR: ${readdirSync(dir).join(', ')}`);
+    const ready = sidecarReady(r.stderr);
+    assert.equal(ready.dataDir, join(dir, scratch, 'data'));
+    assert.equal(ready.dhtPort, undefined, 'no DHT node: nothing joined the public DHT');
   } finally {
+    r?.killGroup();
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('README by-hand block: a command that fails after the sidecar started leaves no sidecar running', { timeout: 90_000 }, async () => {
+  const block = byHandBlock();
+  const at = block.indexOf('\n', block.indexOf('node dist/plugin/main.js'));
+  assert.ok(at > 0);
+  const failing = `${block.slice(0, at)}\nfalse  # a command that fails${block.slice(at)}`;
+  const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-readme-'));
+  let r: BlockRun | undefined;
+  try {
+    r = await runBlock(failing, dir, 75_000);
+    assert.equal(r.code, 1, 'bash -e stops at the failing command');
+    const { pid } = sidecarReady(r.stderr);
+    // The block's own doing (its trap), before anything of ours kills its process group.
+    const deadline = Date.now() + 30_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    assert.equal(alive(pid), false, `the sidecar (pid ${pid}) stopped when the block failed`);
+  } finally {
+    r?.killGroup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The sidecar's "sidecar ready" log line (JSON on stderr). */
+function sidecarReady(stderr: string): { pid: number; dataDir: string; dhtPort?: number } {
+  const line = stderr.split('\n').find((l) => l.includes('"msg":"sidecar ready"'));
+  assert.ok(line, `the sidecar got ready:\n${stderr}`);
+  return JSON.parse(line) as { pid: number; dataDir: string; dhtPort?: number };
+}
+
+function alive(pid: number): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
