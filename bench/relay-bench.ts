@@ -21,13 +21,13 @@
 // accept → indexed p50/p99 (the stand-in records when the plugin accepted each event; /status is
 // polled every 200 ms for events.indexed, so a latency is an upper bound, ≤ 200 ms over).
 //
-//   node dist/bench/relay-bench.js [--quick] [--n=EVENTS] [--only=none,bare,up,down,paced]
+//   node dist/bench/relay-bench.js [--quick] [--n=EVENTS] [--only=none,bare,up,down,paced|paced-up]
 //                                  [--toml='[ingest]\nbatchMaxDelayMs = 50']
 // Env: RELAY_BENCH_ROUNDS (default 3; quick 1), RELAY_BENCH_PUBLISHERS (4), RELAY_BENCH_RATE (2000),
 // RELAY_BENCH_PACED_SECONDS (10; quick 3).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { initNostrWasm } from 'nostr-wasm';
@@ -350,8 +350,11 @@ interface PacedResult {
   p99Ms: number | null;
   maxMs: number | null;
   indexed: number | null;
-  /** Sidecar CPU ms per second while idle and polled like during the run. */
+  /** Sidecar CPU ms per second while idle: polled like during the run, and not polled. */
   pollCostMsPerSec: number | null;
+  idleMsPerSec: number | null;
+  /** Sidecar CPU µs per event by thread name. */
+  threads: string;
   load: number;
 }
 
@@ -379,6 +382,7 @@ async function pacedRun(mode: Mode, files: Files, k: number, rate: number, publi
         await sleep(POLL_MS);
       }
     })();
+    const th0 = sc ? threadCpu(sc.pid) : new Map<string, number>();
     const c0 = rig.cpu();
     const r = await sendAll(rig, files.paced, rate, 120_000);
     const c1 = rig.cpu();
@@ -388,6 +392,8 @@ async function pacedRun(mode: Mode, files: Files, k: number, rate: number, publi
     let p99Ms: number | null = null;
     let maxMs: number | null = null;
     let pollCost: number | null = null;
+    let idle: number | null = null;
+    let threads = '';
     if (sc) {
       const deadline = Date.now() + 60_000;
       while ((polls.at(-1)?.indexed ?? 0) < WARMUP + k && Date.now() < deadline) await sleep(50);
@@ -395,6 +401,7 @@ async function pacedRun(mode: Mode, files: Files, k: number, rate: number, publi
       await poller;
       indexed = polls.at(-1)?.indexed ?? null;
       sidecarUs = perEvent(delta(c0.sidecar, procCpuMs(sc.pid)), k);
+      threads = threadDelta(th0, threadCpu(sc.pid), k);
       rig.standin.send('times');
       const times = (JSON.parse(await rig.standin.next('accept times', 10_000)) as { times: number[] }).times;
       const lat: number[] = [];
@@ -418,6 +425,10 @@ async function pacedRun(mode: Mode, files: Files, k: number, rate: number, publi
       }
       const i1 = procCpuMs(sc.pid);
       pollCost = i0 === null || i1 === null ? null : (i1 - i0) / ((performance.now() - tI) / 1000);
+      const tJ = performance.now();
+      await sleep(2000);
+      const i2 = procCpuMs(sc.pid);
+      idle = i1 === null || i2 === null ? null : (i2 - i1) / ((performance.now() - tJ) / 1000);
     }
     await rig.stop();
     return {
@@ -432,11 +443,43 @@ async function pacedRun(mode: Mode, files: Files, k: number, rate: number, publi
       maxMs,
       indexed,
       pollCostMsPerSec: pollCost,
+      idleMsPerSec: idle,
+      threads,
       load: loadavg()[0]!,
     };
   } finally {
     await rig.stop();
   }
+}
+
+/** CPU ms of a process's main thread and of its other threads (libuv pool, LMDB, workers, GC): node names none of them. */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = Number(tid) === pid ? 'main thread' : process.env.RELAY_BENCH_TIDS ? `+${Number(tid) - pid}` : 'other threads';
+      out.set(name, (out.get(name) ?? 0) + (procCpuMs(pid, Number(tid)) ?? 0));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+function threadDelta(a: Map<string, number>, b: Map<string, number>, n: number): string {
+  const parts: [string, number][] = [];
+  for (const [k, v] of b) parts.push([k, ((v - (a.get(k) ?? 0)) * 1000) / n]);
+  return parts
+    .filter(([, v]) => v > 0)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, v]) => `${k} ${fmt(v, 1)}`)
+    .join(', ');
 }
 
 const us = (v: number | null) => (v === null ? '?' : fmt(v, 1));
@@ -463,7 +506,7 @@ async function main(): Promise<void> {
   const k = Math.round(rate * pacedSeconds);
   const only = args.only;
   const modes = MODES.filter((m) => !only || only.includes(m));
-  const paced = !only || only.includes('paced');
+  const paced = !only || only.includes('paced') || only.includes('paced-up');
   const t0 = Date.now();
   log(`relay bench (${quick ? 'quick' : 'full'}): ${publishers} websocket publishers → strfry stand-in (single writer: verify, plugin, LMDB); load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const root = makeTempDir('nostr-bt-relay-bench-');
@@ -489,13 +532,13 @@ async function main(): Promise<void> {
   if (paced) {
     log('');
     log(`paced: ${rate} events/s for ${pacedSeconds} s (${k} events), bare plugin then nostr-bt (sidecar up); accept → indexed by /status polls every ${POLL_MS} ms`);
-    for (const mode of ['bare', 'up'] as const) {
+    for (const mode of only?.includes('paced-up') ? (['up'] as const) : (['bare', 'up'] as const)) {
       const r = await pacedRun(mode, files, k, rate, publishers, args.extraToml);
       pacedResults.push(r);
       log(
         `  ${mode.padEnd(4)} ${r.events} events: CPU µs/event plugin ${us(r.pluginUs)}, stand-in ${us(r.standinUs)}` +
           (mode === 'up'
-            ? `, sidecar ${us(r.sidecarUs)} (its /status polls cost ${fmt(r.pollCostMsPerSec ?? NaN, 2)} ms/s idle); accept → indexed p50 ${fmt(r.p50Ms ?? NaN)} ms, p99 ${fmt(r.p99Ms ?? NaN)} ms, max ${fmt(r.maxMs ?? NaN)} ms; indexed ${r.indexed}/${WARMUP + k}`
+            ? `, sidecar ${us(r.sidecarUs)} [by thread: ${r.threads}] (idle afterwards: ${fmt(r.pollCostMsPerSec ?? NaN, 1)} ms/s polled, ${fmt(r.idleMsPerSec ?? NaN, 1)} ms/s not); accept → indexed p50 ${fmt(r.p50Ms ?? NaN)} ms, p99 ${fmt(r.p99Ms ?? NaN)} ms, max ${fmt(r.maxMs ?? NaN)} ms; indexed ${r.indexed}/${WARMUP + k}`
             : '') +
           `  [load ${r.load.toFixed(2)}]`,
       );

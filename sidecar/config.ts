@@ -51,7 +51,7 @@ export const configSchema = z
       .object({
         verifySignatures: z.enum(['untrusted', 'always', 'never']).default('untrusted'),
         batchMaxEvents: z.number().int().min(1).max(100_000).default(2000),
-        batchMaxDelayMs: z.number().int().min(0).max(10_000).default(5),
+        batchMaxDelayMs: z.number().int().min(0).max(10_000).default(100),
         maxEventBytes: z.number().int().min(1024).default(512 * 1024),
         maxLineBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
         quarantineMaxBytes: z.number().int().min(0).default(256 * 1024 ** 2),
