@@ -56,6 +56,7 @@ export const configSchema = z
         maxLineBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
         quarantineMaxBytes: z.number().int().min(0).default(256 * 1024 ** 2),
         judgeThreads: z.number().int().min(0).max(4).default(1),
+        judgeInlineMaxLines: z.number().int().min(0).max(100_000).default(1000),
       })
       .strict()
       .prefault({}),
