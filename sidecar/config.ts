@@ -139,6 +139,7 @@ export const configSchema = z
       .object({
         stopTimeoutSeconds: z.number().min(1).max(3600).default(20),
         heapGrowthPercent: z.number().int().min(0).max(400).default(100),
+        nice: z.number().int().min(0).max(19).default(10),
       })
       .strict()
       .prefault({}),

@@ -15,6 +15,7 @@ import { Sidecar } from './sidecar.js';
 import { withDeadline } from './deadline.js';
 import { exitSafely } from './exit-safely.js';
 import { isLmdbWriteFailure } from './lmdb-failures.js';
+import { applyNice } from './cpu-priority.js';
 
 const STATUS_EVERY_MS = 10_000;
 
@@ -40,6 +41,12 @@ try {
   process.exit(2);
 }
 const log = createLogger('nostr-bt-sidecar', config.log.level);
+{
+  // Before anything else starts threads: the relay on this host comes first.
+  const n = applyNice(config.service.nice);
+  if (n.error) log.warn({ nice: n.nice, wanted: config.service.nice, err: n.error }, 'could not lower the sidecar\'s CPU priority (service.nice)');
+  else log.debug({ nice: n.nice, threads: n.threads }, 'CPU priority');
+}
 const notify = SdNotify.fromEnv(log);
 notify.startWatchdog();
 const sidecar = new Sidecar(config, log, { progress: (what) => notify.status(what) });
