@@ -114,6 +114,16 @@ export class Ingestor extends EventEmitter {
     return this.unackedLines;
   }
 
+  /**
+   * Seconds since the oldest line not yet acknowledged reached the ingest queue (0 when all are):
+   * how far the index is behind what the plugin handed over. Grows while the sidecar is starved of
+   * CPU (it runs at a lower priority than the relay) or commits fail.
+   */
+  get lagSeconds(): number {
+    const oldest = this.unacked[this.unackedHead];
+    return oldest === undefined ? 0 : Math.max(0, (performance.now() - oldest.at) / 1000);
+  }
+
   get saturated(): boolean {
     return this.queuedLines >= this.highWater || this.lastError !== null;
   }

@@ -16,7 +16,15 @@ export interface Status {
   removed: Counters;
   invalid: Counters;
   spool: SpoolDepth & { drainedFiles?: number; drainedLines?: number };
-  ingest?: { backlog: number; connections: number; error: string | null; latency?: Observed };
+  ingest?: {
+    backlog: number;
+    connections: number;
+    error: string | null;
+    latency?: Observed;
+    /** Lines received but not yet acknowledged (committed), and the age in seconds of the oldest of them. */
+    unacknowledged?: number;
+    lagSeconds?: number;
+  };
   bundles?: BundleSummary & { built?: number; retired?: number };
   seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number };
   dht?: { nodes: number; ready: boolean };
