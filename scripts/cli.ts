@@ -68,6 +68,7 @@ function table(s: Status): string {
   ];
   if (s.ingest) {
     rows.push(['ingest backlog', s.ingest.backlog]);
+    if (s.ingest.unacknowledged !== undefined) rows.push(['ingest lag', `${s.ingest.lagSeconds ?? 0} s (oldest of ${s.ingest.unacknowledged} lines not yet committed)`]);
     if (s.ingest.latency?.count) rows.push(['ingest latency', `mean ${s.ingest.latency.mean} ms, max ${s.ingest.latency.max} ms over ${s.ingest.latency.count} lines`]);
     if (s.ingest.error) rows.push(['ingest STALLED', s.ingest.error]);
   }

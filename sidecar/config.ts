@@ -52,11 +52,12 @@ export const configSchema = z
       .object({
         verifySignatures: z.enum(['untrusted', 'always', 'never']).default('untrusted'),
         batchMaxEvents: z.number().int().min(1).max(100_000).default(2000),
-        batchMaxDelayMs: z.number().int().min(0).max(10_000).default(5),
+        batchMaxDelayMs: z.number().int().min(0).max(10_000).default(100),
         maxEventBytes: z.number().int().min(1024).default(512 * 1024),
         maxLineBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
         quarantineMaxBytes: z.number().int().min(0).default(256 * 1024 ** 2),
         judgeThreads: z.number().int().min(0).max(4).default(1),
+        judgeInlineMaxLines: z.number().int().min(0).max(100_000).default(1000),
       })
       .strict()
       .prefault({}),
@@ -140,6 +141,7 @@ export const configSchema = z
       .object({
         stopTimeoutSeconds: z.number().min(1).max(3600).default(20),
         heapGrowthPercent: z.number().int().min(0).max(400).default(100),
+        nice: z.number().int().min(0).max(19).default(10),
       })
       .strict()
       .prefault({}),

@@ -114,6 +114,16 @@ export class Ingestor extends EventEmitter {
     return this.unackedLines;
   }
 
+  /**
+   * Seconds since the oldest line not yet acknowledged reached the ingest queue (0 when all are):
+   * how far the index is behind what the plugin handed over. Grows while the sidecar is starved of
+   * CPU (it runs at a lower priority than the relay) or commits fail.
+   */
+  get lagSeconds(): number {
+    const oldest = this.unacked[this.unackedHead];
+    return oldest === undefined ? 0 : Math.max(0, (performance.now() - oldest.at) / 1000);
+  }
+
   get saturated(): boolean {
     return this.queuedLines >= this.highWater || this.lastError !== null;
   }
@@ -231,11 +241,21 @@ export class Ingestor extends EventEmitter {
     let judged: JudgeReply;
     let release = () => {};
     let packed = packer.done(this.buffers);
-    if (this.judges === null) judged = judgeInline(packed, verify, this.policy, this.nowSec());
-    else {
+    // A small batch (a relay's 100 ms) is judged here: handing it to the worker and back costs
+    // more than judging it, and on a relay host the worker's thread competes with strfry anyway.
+    const inline = this.judges === null || lineAt.length <= this.config.ingest.judgeInlineMaxLines;
+    if (inline) {
+      judged = judgeInline(packed, verify, this.policy, this.nowSec());
+      if (this.judges !== null) {
+        // Behind a batch still with a worker: applied after it, as every batch is.
+        const turn = this.applyTurn;
+        this.applyTurn = new Promise((r) => (release = r));
+        await turn;
+      }
+    } else {
       // Judged off this thread while the previous batch's transaction runs; applied after it.
       // The packed lines go to the worker and come back (no copy); packed again if it dies.
-      const judging = this.judges.judge(packed, verify, this.policy, this.nowSec(), () => packer.done());
+      const judging = this.judges!.judge(packed, verify, this.policy, this.nowSec(), () => packer.done());
       const turn = this.applyTurn;
       this.applyTurn = new Promise((r) => (release = r));
       judged = await judging;
@@ -300,7 +320,7 @@ export class Ingestor extends EventEmitter {
     });
     this.emit('batch', report);
     // Committed and written: the judged lines' buffer is written into again (worker or here).
-    if (this.judges) this.judges.recycle(judged);
+    if (this.judges && !inline) this.judges.recycle(judged);
     else this.buffers.give(judged.lines.buffer as ArrayBuffer);
     this.finishBatch();
   }

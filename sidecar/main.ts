@@ -21,6 +21,7 @@ import { exitSafely } from './exit-safely.js';
 import { isLmdbWriteFailure } from './lmdb-failures.js';
 import { DataDirError, DataDirLockedError, describeFsError } from './data-dir-lock.js';
 import { KeyFileError } from './identity.js';
+import { applyNice } from './cpu-priority.js';
 
 const STATUS_EVERY_MS = 10_000;
 const EXIT_CONFIG = 2;
@@ -66,6 +67,12 @@ try {
   process.exit(EXIT_CONFIG);
 }
 const log = createLogger('nostr-bt-sidecar', config.log.level);
+{
+  // Before anything else starts threads: the relay on this host comes first.
+  const n = applyNice(config.service.nice);
+  if (n.error) log.warn({ nice: n.nice, wanted: config.service.nice, err: n.error }, 'could not lower the sidecar\'s CPU priority (service.nice)');
+  else log.debug({ nice: n.nice, threads: n.threads }, 'CPU priority');
+}
 const notify = SdNotify.fromEnv(log);
 let sidecar: Sidecar;
 try {

@@ -68,6 +68,13 @@ export class SidecarMetrics {
     counter(r, 'spool_drained_lines_total', 'Lines drained from the spool since start', () => snap().spool.drainedLines ?? 0);
     gauge(r, 'ingest_backlog', 'Lines queued for the next LMDB commit', () => snap().ingest?.backlog ?? 0);
     counter(r, 'ingest_connections_total', 'Connections accepted on the ingest socket since start', () => snap().ingest?.connections ?? 0);
+    gauge(r, 'ingest_unacknowledged_lines', 'Lines received from the plugin, the spool or backfill and not yet committed and acknowledged', () => snap().ingest?.unacknowledged ?? 0);
+    gauge(
+      r,
+      'ingest_lag_seconds',
+      'Age of the oldest line received and not yet committed (0: caught up). Alert when above 30 for 5 minutes: the sidecar is starved of CPU or its commits fail; the plugin keeps the lines meanwhile, then spools them',
+      () => snap().ingest?.lagSeconds ?? 0,
+    );
     gauge(r, 'ingest_stalled', '1 while index commits fail (disk or map full), else 0', () => (snap().ingest?.error ? 1 : 0));
 
     new Gauge({

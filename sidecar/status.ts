@@ -29,7 +29,15 @@ export interface Status {
   invalid: Counters;
   /** `draining`: a running sidecar drains this spool (false: events pile up in it). */
   spool: SpoolDepth & { draining?: boolean; drainedFiles?: number; drainedLines?: number };
-  ingest?: { backlog: number; connections: number; error: string | null; latency?: Observed };
+  ingest?: {
+    backlog: number;
+    connections: number;
+    error: string | null;
+    latency?: Observed;
+    /** Lines received but not yet acknowledged (committed), and the age in seconds of the oldest of them. */
+    unacknowledged?: number;
+    lagSeconds?: number;
+  };
   bundles?: BundleSummary & { built?: number; retired?: number };
   seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number };
   dht?: { nodes: number; ready: boolean };

@@ -67,3 +67,23 @@ test('benchmark readers in a worker pool each read on their own (relay readers o
     await relay.stop();
   }
 });
+
+test('the relay benchmark runs end to end: strfry stand-in, bare and nostr-bt plugins, paced latency; every event archived', { timeout: 240_000 }, async () => {
+  const { stdout } = await run(process.execPath, [join(DIST, 'bench/relay-bench.js'), '--quick', '--n=300', '--only=bare,up,down,paced'], {
+    timeout: 230_000,
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, RELAY_BENCH_PACED_SECONDS: '1', RELAY_BENCH_RATE: '500' },
+  });
+  const line = stdout.split('\n').find((l) => l.startsWith('{"bench":"relay"'));
+  assert.ok(line, stdout.slice(-3000));
+  const figures = (JSON.parse(line) as { figures: { name: string; value: number; baseline: number | null }[] }).figures;
+  const get = (prefix: string) => figures.find((f) => f.name.startsWith(prefix));
+  for (const name of ['up: events indexed', 'down: lines in the spool', 'paced 500/s: events indexed']) {
+    const f = get(name);
+    assert.ok(f, `${name} missing: ${line}`);
+    assert.equal(f.value, f.baseline, `${name}: ${f.value} of ${f.baseline}`);
+  }
+  for (const name of ['bare: events/s', 'up: events/s', 'up / bare events/s', 'paced 500/s: sidecar CPU per event', 'paced 500/s: accept → indexed p99']) {
+    assert.ok(Number.isFinite(get(name)?.value), `${name}: ${line}`);
+  }
+});

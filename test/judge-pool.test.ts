@@ -175,7 +175,7 @@ for (const how of ['terminate', 'throw'] as const) {
 
 test('Ingestor: a judge worker crash mid-stream loses, duplicates and reorders nothing; stop() ends the worker', { timeout: 30_000 }, async () => {
   const ws = makeWorkspace();
-  const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 1 } } });
+  const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 1, judgeInlineMaxLines: 0 } } });
   const store = Store.open(config.indexDir);
   try {
     const ingestor = new Ingestor(store, new Quarantine(config.quarantineDir, 1 << 20, log), config, log, () => NOW);
@@ -231,7 +231,7 @@ test('Ingestor: a judge worker crash mid-stream loses, duplicates and reorders n
 test('Ingestor with two judge workers hands batches to the store in submission order even when a later batch is judged first', { timeout: 30_000 }, async () => {
   await initSignatureCheck();
   const ws = makeWorkspace();
-  const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 2, verifySignatures: 'untrusted' } } });
+  const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 2, judgeInlineMaxLines: 0, verifySignatures: 'untrusted' } } });
   const store = Store.open(config.indexDir);
   try {
     const calls: string[] = [];
@@ -254,6 +254,41 @@ test('Ingestor with two judge workers hands batches to the store in submission o
     await ingestor.idle();
     assert.deepEqual(calls, [first.join(','), 'last']);
     assert.equal(store.eventCount(), 101);
+    ingestor.stop();
+  } finally {
+    await store.close();
+    ws.cleanup();
+  }
+});
+
+test('Ingestor: a batch of at most judgeInlineMaxLines lines is judged on the ingest thread, and still applied after an earlier batch a worker judges', { timeout: 30_000 }, async () => {
+  await initSignatureCheck();
+  const ws = makeWorkspace();
+  const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 1, judgeInlineMaxLines: 10, verifySignatures: 'untrusted' } } });
+  const store = Store.open(config.indexDir);
+  try {
+    const calls: string[] = [];
+    const real = store.applyBatch.bind(store);
+    store.applyBatch = (items, extra) => {
+      calls.push(Array.from({ length: eventCount(items) }, (_, k) => JSON.parse(Buffer.from(jsonAt(items, k)).toString()).content).join(','));
+      return real(items, extra);
+    };
+    const ingestor = new Ingestor(store, new Quarantine(config.quarantineDir, 1 << 20, log), config, log, () => NOW);
+    const sink: IngestSink = { source: 'test', trusted: false, committed: () => {} };
+    const s = await signer();
+    await ingestor.judges!.warm();
+    // 100 signature checks: the worker; then one line: judged here at once, applied after them.
+    const first = Array.from({ length: 100 }, (_, i) => `w${i}`);
+    for (const c of first) ingestor.submit(pluginLine(s.sign({ kind: 1, created_at: NOW - 200, content: c })), sink);
+    ingestor.submit(pluginLine(s.sign({ kind: 1, created_at: NOW - 40, content: 'small' })), sink);
+    await ingestor.idle();
+    assert.deepEqual(calls, [first.join(','), 'small']);
+    assert.equal(ingestor.judges!.workerBatches, 1, 'only the large batch went to the worker');
+    // Alone, a small batch never reaches the worker.
+    for (let i = 0; i < 5; i++) ingestor.submit(pluginLine(s.sign({ kind: 1, created_at: NOW - 30, content: `s${i}` })), sink);
+    await ingestor.idle();
+    assert.equal(ingestor.judges!.workerBatches, 1);
+    assert.equal(store.eventCount(), 106);
     ingestor.stop();
   } finally {
     await store.close();

@@ -1,0 +1,595 @@
+// Relay benchmark: what the plugin + sidecar cost a strfry relay on this machine.
+//
+// strfry cannot be installed here, so a stand-in of its write path (relay-standin.ts,
+// relay-writer.ts) takes the load: P websocket publisher processes (relay-publisher.ts) send
+// pre-signed kind-1 events; the stand-in's websocket thread parses each message and hands the event
+// to a single writer thread that checks the Schnorr signature, skips duplicates, asks the
+// write-policy plugin synchronously (strfry's exact input line on a FIFO, a blocking read of the
+// reply) and writes the accepted events to LMDB, one transaction per queue it took, then sends the
+// OKs. Publishers and stand-in together keep both cores busy, as with the real relay.
+//
+// Saturated mode, alternated rounds (the order rotates each round), each run on fresh databases:
+//   none  no write policy
+//   bare  a bare node:readline plugin (parse, write accept)
+//   up    nostr-bt-plugin with the sidecar running (its defaults, DHT off)
+//   down  nostr-bt-plugin with no sidecar (lines go to the spool)
+// → events/s, the ratios (bare/none, up/bare, down/bare) and CPU µs per event of each process
+// (/proc/<pid>/stat utime+stime, all threads): stand-in, publishers, plugin, sidecar (the sidecar's
+// until it has indexed everything, so work it deferred is counted).
+//
+// Paced mode (2,000 events/s, nothing else busy): bare and up → plugin and sidecar CPU per event,
+// accept → indexed p50/p99 (the stand-in records when the plugin accepted each event; /status is
+// polled every 200 ms for events.indexed, so a latency is an upper bound, ≤ 200 ms over).
+//
+//   node dist/bench/relay-bench.js [--quick] [--n=EVENTS] [--only=none,bare,up,down,paced|paced-up]
+//                                  [--toml='[ingest]\nbatchMaxDelayMs = 50']
+// Env: RELAY_BENCH_ROUNDS (default 3; quick 1), RELAY_BENCH_PUBLISHERS (4), RELAY_BENCH_RATE (2000),
+// RELAY_BENCH_PACED_SECONDS (10; quick 3).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { initNostrWasm } from 'nostr-wasm';
+import {
+  DIST_DIR,
+  PLUGIN_MAIN,
+  cleanEnv,
+  dirUsage,
+  figure,
+  fmt,
+  getStatus,
+  log,
+  makeTempDir,
+  median,
+  onCleanup,
+  parseArgs,
+  pollStatus,
+  printFigures,
+  procCpuMs,
+  runMain,
+  sleep,
+  startSidecarChild,
+  workerPid,
+  writeConfig,
+  type Figure,
+  type SidecarChild,
+} from './common.js';
+import { contentOf, prng } from '../test/support/events.js';
+import type { WriterData } from './relay-writer.js';
+
+const MODES = ['none', 'bare', 'up', 'down'] as const;
+type Mode = (typeof MODES)[number];
+const WARMUP = 400;
+const WINDOW = 64;
+const POLL_MS = 200;
+const RATIO_GOAL = 0.95;
+const SIDECAR_PACED_GOAL_US = 30;
+const P99_GOAL_MS = 2000;
+
+const BARE_PLUGIN = `import { createInterface } from 'node:readline';
+const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+rl.on('line', (line) => {
+  const req = JSON.parse(line);
+  process.stdout.write(JSON.stringify({ id: req.event.id, action: 'accept' }) + '\\n');
+});
+`;
+
+/** A child process whose stdout lines can be awaited. */
+class Child {
+  readonly proc: ChildProcess;
+  private lines: string[] = [];
+  private waiters: (() => void)[] = [];
+  stderr = '';
+  exited = false;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = cleanEnv()) {
+    this.proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    let buf = '';
+    this.proc.stdout!.setEncoding('utf8');
+    this.proc.stdout!.on('data', (s: string) => {
+      buf += s;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        this.lines.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+      this.wake();
+    });
+    this.proc.stderr!.setEncoding('utf8');
+    this.proc.stderr!.on('data', (s: string) => (this.stderr = (this.stderr + s).slice(-8000)));
+    this.proc.once('exit', () => {
+      this.exited = true;
+      this.wake();
+    });
+    this.proc.stdin!.on('error', () => {});
+    onCleanup(async () => this.kill());
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? -1;
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  send(line: string): void {
+    if (!this.exited) this.proc.stdin!.write(line + '\n');
+  }
+
+  /** The next stdout line (after `timeoutMs`, or if the child exits: an error with its stderr). */
+  async next(what: string, timeoutMs: number): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.lines.length === 0) {
+      if (this.exited) throw new Error(`${what}: the child exited: ${this.stderr.slice(-2000)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${what}: no answer within ${timeoutMs} ms; stderr: ${this.stderr.slice(-2000)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return this.lines.shift()!;
+  }
+
+  async stop(ms = 10_000): Promise<void> {
+    if (this.exited) return;
+    this.proc.stdin!.end();
+    const t0 = Date.now();
+    while (!this.exited && Date.now() - t0 < ms) await sleep(20);
+    this.kill();
+  }
+
+  kill(): void {
+    if (!this.exited) this.proc.kill('SIGKILL');
+  }
+}
+
+interface Files {
+  warm: string;
+  timed: string;
+  paced: string;
+}
+
+/** Pre-signed kind-1 notes, one JSON per line: `count` of them from 100 authors. */
+async function signEvents(path: string, count: number, seed: number): Promise<void> {
+  const w = await initNostrWasm();
+  const keys = Array.from({ length: 100 }, () => w.generateSecretKey());
+  const rnd = prng(seed);
+  const now = Math.floor(Date.now() / 1000);
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const tags: string[][] = [];
+    if (rnd() < 0.3) tags.push(['t', 'nostr']);
+    const e = { kind: 1, created_at: now - (count - i), tags, content: contentOf(80 + Math.floor(rnd() * 400), seed * 1_000_000 + i) } as Record<string, unknown>;
+    w.finalizeEvent(e as never, keys[i % keys.length]!);
+    out.push(JSON.stringify(e));
+  }
+  writeFileSync(path, out.join('\n') + '\n');
+}
+
+interface CpuSet {
+  standin: number | null;
+  publishers: number | null;
+  plugin: number | null;
+  sidecar: number | null;
+}
+
+interface Rig {
+  standin: Child;
+  publishers: Child[];
+  pluginPid: number | null;
+  sidecar: SidecarChild | null;
+  spoolDir: string;
+  cpu(): CpuSet;
+  stop(): Promise<void>;
+}
+
+function sumCpu(pids: number[]): number | null {
+  let t = 0;
+  for (const p of pids) {
+    const v = procCpuMs(p);
+    if (v === null) return null;
+    t += v;
+  }
+  return t;
+}
+
+async function startRig(mode: Mode, files: Files, publishers: number, extraToml: string): Promise<Rig> {
+  const dir = makeTempDir(`nostr-bt-relay-bench-${mode}-`);
+  const dataDir = join(dir, 'data');
+  const cfg = writeConfig(dir, dataDir, `[dht]\nenabled = false\n${extraToml}`);
+  mkdirSync(dataDir, { recursive: true });
+  const sidecar = mode === 'up' ? await startSidecarChild(cfg, dataDir, join(dataDir, 'ingest.sock')) : null;
+  const fifoDir = join(dir, 'fifo');
+  mkdirSync(fifoDir);
+  execFileSync('mkfifo', [join(fifoDir, 'plugin.in'), join(fifoDir, 'plugin.out')]);
+  let plugin: string | null = null;
+  let env: Record<string, string> = {};
+  if (mode === 'bare') {
+    const bare = join(dir, 'bare.mjs');
+    writeFileSync(bare, BARE_PLUGIN);
+    plugin = `'${process.execPath}' '${bare}'`;
+  } else if (mode === 'up' || mode === 'down') {
+    plugin = `'${process.execPath}' '${PLUGIN_MAIN}'`;
+    env = { NOSTR_BT_CONFIG: cfg };
+  }
+  const wd: WriterData = {
+    dbDir: join(dir, 'strfry-db'),
+    plugin,
+    env: Object.fromEntries(Object.entries(cleanEnv(env)).filter((kv): kv is [string, string] => kv[1] !== undefined)),
+    fifoDir,
+    pluginStderr: join(dir, 'plugin.stderr'),
+  };
+  const standin = new Child([join(DIST_DIR, 'bench', 'relay-standin.js'), JSON.stringify(wd)]);
+  const ready = JSON.parse(await standin.next('stand-in start', 30_000)) as { port: number; pluginPid: number | null };
+  const url = `ws://127.0.0.1:${ready.port}`;
+  const pubs: Child[] = [];
+  for (let i = 0; i < publishers; i++) pubs.push(new Child([join(DIST_DIR, 'bench', 'relay-publisher.js'), url, String(i), String(publishers), String(WINDOW)]));
+  for (const p of pubs) if ((await p.next('publisher start', 30_000)) !== 'ready') throw new Error('publisher did not say ready');
+  // The plugin's own process behind the /bin/sh wrapper (found once it runs).
+  let pluginPid: number | null = null;
+  const rig: Rig = {
+    standin,
+    publishers: pubs,
+    get pluginPid() {
+      if (pluginPid === null && ready.pluginPid !== null) {
+        const w = workerPid(ready.pluginPid);
+        if (w !== ready.pluginPid) pluginPid = w;
+        return w;
+      }
+      return pluginPid;
+    },
+    sidecar,
+    spoolDir: join(dataDir, 'spool'),
+    cpu: () => ({
+      standin: procCpuMs(standin.pid),
+      publishers: sumCpu(pubs.map((p) => p.pid)),
+      plugin: rig.pluginPid === null ? null : procCpuMs(rig.pluginPid),
+      sidecar: sidecar && !sidecar.exited() ? procCpuMs(sidecar.pid) : null,
+    }),
+    stop: async () => {
+      for (const p of pubs) p.send('exit');
+      await Promise.all(pubs.map((p) => p.stop(5000)));
+      standin.send('close');
+      await standin.stop(15_000);
+      if (sidecar) await sidecar.stop();
+    },
+  };
+  return rig;
+}
+
+/** Every publisher sends its share of `file` (at `rate` events/s in all, or flat out); resolves when all are answered. */
+async function sendAll(rig: Rig, file: string, rate: number | null, timeoutMs: number): Promise<{ ok: number; failed: number }> {
+  const per = rate === null ? '' : ` ${rate / rig.publishers.length}`;
+  for (const p of rig.publishers) p.send(`go ${file}${per}`);
+  let ok = 0;
+  let failed = 0;
+  for (const p of rig.publishers) {
+    const r = JSON.parse(await p.next('publisher run', timeoutMs)) as { ok: number; failed: number };
+    ok += r.ok;
+    failed += r.failed;
+  }
+  return { ok, failed };
+}
+
+const delta = (a: number | null, b: number | null) => (a === null || b === null ? null : b - a);
+const perEvent = (ms: number | null, n: number) => (ms === null || n === 0 ? null : (ms * 1000) / n);
+
+interface RunResult {
+  mode: Mode;
+  round: number;
+  events: number;
+  wallMs: number;
+  rate: number;
+  failed: number;
+  /** CPU µs per event during the timed sending. */
+  cpu: CpuSet;
+  /** Sidecar CPU µs per event from the start until it indexed everything. */
+  sidecarTotalUs: number | null;
+  /** How long after the last OK the sidecar had indexed everything. */
+  catchUpMs: number | null;
+  indexed: number | null;
+  spoolLines: number | null;
+  load: number;
+}
+
+async function waitIndexed(sc: SidecarChild, expected: number, timeoutMs = 60_000): Promise<number | null> {
+  const r = await pollStatus(sc.statusAddr!, (s) => s.events.indexed >= expected && (s.ingest?.backlog ?? 0) === 0, timeoutMs);
+  return r.status?.events.indexed ?? null;
+}
+
+async function saturatedRun(mode: Mode, round: number, files: Files, n: number, publishers: number, extraToml: string): Promise<RunResult> {
+  const rig = await startRig(mode, files, publishers, extraToml);
+  try {
+    const w = await sendAll(rig, files.warm, null, 60_000);
+    if (w.failed > 0) throw new Error(`${mode}: ${w.failed} warm-up events refused`);
+    if (rig.sidecar) await waitIndexed(rig.sidecar, WARMUP);
+    await sleep(300);
+    const c0 = rig.cpu();
+    const t0 = performance.now();
+    const r = await sendAll(rig, files.timed, null, 300_000);
+    const wallMs = performance.now() - t0;
+    const c1 = rig.cpu();
+    let sidecarTotalUs: number | null = null;
+    let catchUpMs: number | null = null;
+    let indexed: number | null = null;
+    if (rig.sidecar) {
+      indexed = await waitIndexed(rig.sidecar, WARMUP + n);
+      catchUpMs = performance.now() - t0 - wallMs;
+      sidecarTotalUs = perEvent(delta(c0.sidecar, procCpuMs(rig.sidecar.pid)), n);
+    }
+    const cpu: CpuSet = {
+      standin: perEvent(delta(c0.standin, c1.standin), n),
+      publishers: perEvent(delta(c0.publishers, c1.publishers), n),
+      plugin: perEvent(delta(c0.plugin, c1.plugin), n),
+      sidecar: perEvent(delta(c0.sidecar, c1.sidecar), n),
+    };
+    await rig.stop();
+    const spoolLines = mode === 'down' ? dirUsage(rig.spoolDir, true).lines : null;
+    return { mode, round, events: r.ok, wallMs, rate: (r.ok + r.failed) / (wallMs / 1000), failed: r.failed, cpu, sidecarTotalUs, catchUpMs, indexed, spoolLines, load: loadavg()[0]! };
+  } finally {
+    await rig.stop();
+  }
+}
+
+interface PacedResult {
+  mode: Mode;
+  events: number;
+  rate: number;
+  pluginUs: number | null;
+  sidecarUs: number | null;
+  standinUs: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  indexed: number | null;
+  /** Sidecar CPU ms per second while idle: polled like during the run, and not polled. */
+  pollCostMsPerSec: number | null;
+  idleMsPerSec: number | null;
+  /** Sidecar CPU µs per event by thread name. */
+  threads: string;
+  load: number;
+}
+
+async function pacedRun(mode: Mode, files: Files, k: number, rate: number, publishers: number, extraToml: string): Promise<PacedResult> {
+  const rig = await startRig(mode, files, publishers, extraToml);
+  try {
+    const w = await sendAll(rig, files.warm, null, 60_000);
+    if (w.failed > 0) throw new Error(`${mode}: ${w.failed} warm-up events refused`);
+    if (rig.sidecar) await waitIndexed(rig.sidecar, WARMUP);
+    rig.standin.send('times'); // forget the warm-up's accept times
+    await rig.standin.next('accept times', 10_000);
+    await sleep(300);
+    const sc = rig.sidecar;
+    const polls: { at: number; indexed: number }[] = [];
+    let polling = sc !== null;
+    const poller = (async () => {
+      while (polling && sc) {
+        try {
+          const s = await getStatus(sc.statusAddr!);
+          polls.push({ at: performance.timeOrigin + performance.now(), indexed: s.events.indexed });
+          if (s.events.indexed >= WARMUP + k) return;
+        } catch {
+          /* busy: next time */
+        }
+        await sleep(POLL_MS);
+      }
+    })();
+    const th0 = sc ? threadCpu(sc.pid) : new Map<string, number>();
+    const c0 = rig.cpu();
+    const r = await sendAll(rig, files.paced, rate, 120_000);
+    const c1 = rig.cpu();
+    let sidecarUs: number | null = null;
+    let indexed: number | null = null;
+    let p50Ms: number | null = null;
+    let p99Ms: number | null = null;
+    let maxMs: number | null = null;
+    let pollCost: number | null = null;
+    let idle: number | null = null;
+    let threads = '';
+    if (sc) {
+      const deadline = Date.now() + 60_000;
+      while ((polls.at(-1)?.indexed ?? 0) < WARMUP + k && Date.now() < deadline) await sleep(50);
+      polling = false;
+      await poller;
+      indexed = polls.at(-1)?.indexed ?? null;
+      sidecarUs = perEvent(delta(c0.sidecar, procCpuMs(sc.pid)), k);
+      threads = threadDelta(th0, threadCpu(sc.pid), k);
+      rig.standin.send('times');
+      const times = (JSON.parse(await rig.standin.next('accept times', 10_000)) as { times: number[] }).times;
+      const lat: number[] = [];
+      let p = 0;
+      for (let i = 0; i < times.length; i++) {
+        while (p < polls.length && polls[p]!.indexed < WARMUP + i + 1) p++;
+        if (p === polls.length) break;
+        lat.push(polls[p]!.at - times[i]!);
+      }
+      lat.sort((a, b) => a - b);
+      const pct = (q: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.ceil((q / 100) * lat.length) - 1)]! : null);
+      p50Ms = pct(50);
+      p99Ms = pct(99);
+      maxMs = lat.at(-1) ?? null;
+      // What the polling itself costs the sidecar: 2 s idle, polled at the same pace.
+      const i0 = procCpuMs(sc.pid);
+      const tI = performance.now();
+      for (let i = 0; i < 10; i++) {
+        await getStatus(sc.statusAddr!).catch(() => null);
+        await sleep(POLL_MS);
+      }
+      const i1 = procCpuMs(sc.pid);
+      pollCost = i0 === null || i1 === null ? null : (i1 - i0) / ((performance.now() - tI) / 1000);
+      const tJ = performance.now();
+      await sleep(2000);
+      const i2 = procCpuMs(sc.pid);
+      idle = i1 === null || i2 === null ? null : (i2 - i1) / ((performance.now() - tJ) / 1000);
+    }
+    await rig.stop();
+    return {
+      mode,
+      events: r.ok,
+      rate,
+      pluginUs: perEvent(delta(c0.plugin, c1.plugin), k),
+      sidecarUs,
+      standinUs: perEvent(delta(c0.standin, c1.standin), k),
+      p50Ms,
+      p99Ms,
+      maxMs,
+      indexed,
+      pollCostMsPerSec: pollCost,
+      idleMsPerSec: idle,
+      threads,
+      load: loadavg()[0]!,
+    };
+  } finally {
+    await rig.stop();
+  }
+}
+
+/** CPU ms of a process's main thread and of its other threads (libuv pool, LMDB, workers, GC): node names none of them. */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = Number(tid) === pid ? 'main thread' : process.env.RELAY_BENCH_TIDS ? `+${Number(tid) - pid}` : 'other threads';
+      out.set(name, (out.get(name) ?? 0) + (procCpuMs(pid, Number(tid)) ?? 0));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+function threadDelta(a: Map<string, number>, b: Map<string, number>, n: number): string {
+  const parts: [string, number][] = [];
+  for (const [k, v] of b) parts.push([k, ((v - (a.get(k) ?? 0)) * 1000) / n]);
+  return parts
+    .filter(([, v]) => v > 0)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, v]) => `${k} ${fmt(v, 1)}`)
+    .join(', ');
+}
+
+const us = (v: number | null) => (v === null ? '?' : fmt(v, 1));
+
+function describe(r: RunResult): string {
+  let s =
+    `round ${r.round} ${r.mode.padEnd(5)} ${fmt(r.rate).padStart(6)} events/s (${r.events} in ${fmt(r.wallMs)} ms)  CPU µs/event: ` +
+    `stand-in ${us(r.cpu.standin)}, publishers ${us(r.cpu.publishers)}, plugin ${us(r.cpu.plugin)}` +
+    (r.mode === 'up' ? `, sidecar ${us(r.cpu.sidecar)} during / ${us(r.sidecarTotalUs)} until indexed (caught up ${fmt(r.catchUpMs ?? NaN)} ms after the last OK; indexed ${r.indexed})` : '') +
+    (r.spoolLines !== null ? `, spool ${r.spoolLines} lines` : '') +
+    `  [load ${r.load.toFixed(2)}]`;
+  if (r.failed) s += ` FAILED=${r.failed}`;
+  return s;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs();
+  const quick = args.quick;
+  const n = args.n ?? (quick ? 2000 : 20_000);
+  const rounds = Number(process.env.RELAY_BENCH_ROUNDS ?? (quick ? 1 : 3));
+  const publishers = Number(process.env.RELAY_BENCH_PUBLISHERS ?? 4);
+  const rate = Number(process.env.RELAY_BENCH_RATE ?? 2000);
+  const pacedSeconds = Number(process.env.RELAY_BENCH_PACED_SECONDS ?? (quick ? 3 : 10));
+  const k = Math.round(rate * pacedSeconds);
+  const only = args.only;
+  const modes = MODES.filter((m) => !only || only.includes(m));
+  const paced = !only || only.includes('paced') || only.includes('paced-up');
+  const t0 = Date.now();
+  log(`relay bench (${quick ? 'quick' : 'full'}): ${publishers} websocket publishers → strfry stand-in (single writer: verify, plugin, LMDB); load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const root = makeTempDir('nostr-bt-relay-bench-');
+  const files: Files = { warm: join(root, 'warm.jsonl'), timed: join(root, 'timed.jsonl'), paced: join(root, 'paced.jsonl') };
+  const ts = performance.now();
+  await signEvents(files.warm, WARMUP, 1);
+  await signEvents(files.timed, n, 2);
+  if (paced) await signEvents(files.paced, k, 3);
+  log(`signed ${WARMUP} + ${n}${paced ? ` + ${k}` : ''} kind-1 events in ${fmt(performance.now() - ts)} ms`);
+  if (!existsSync(join(DIST_DIR, 'bench', 'relay-standin.js'))) throw new Error('not built');
+
+  const results: RunResult[] = [];
+  for (let round = 1; round <= rounds && modes.length > 0; round++) {
+    const order = modes.map((_, i) => modes[(i + round - 1) % modes.length]!);
+    for (const mode of order) {
+      const r = await saturatedRun(mode, round, files, n, publishers, args.extraToml);
+      results.push(r);
+      log(describe(r));
+    }
+  }
+
+  const pacedResults: PacedResult[] = [];
+  if (paced) {
+    log('');
+    log(`paced: ${rate} events/s for ${pacedSeconds} s (${k} events), bare plugin then nostr-bt (sidecar up); accept → indexed by /status polls every ${POLL_MS} ms`);
+    for (const mode of only?.includes('paced-up') ? (['up'] as const) : (['bare', 'up'] as const)) {
+      const r = await pacedRun(mode, files, k, rate, publishers, args.extraToml);
+      pacedResults.push(r);
+      log(
+        `  ${mode.padEnd(4)} ${r.events} events: CPU µs/event plugin ${us(r.pluginUs)}, stand-in ${us(r.standinUs)}` +
+          (mode === 'up'
+            ? `, sidecar ${us(r.sidecarUs)} [by thread: ${r.threads}] (idle afterwards: ${fmt(r.pollCostMsPerSec ?? NaN, 1)} ms/s polled, ${fmt(r.idleMsPerSec ?? NaN, 1)} ms/s not); accept → indexed p50 ${fmt(r.p50Ms ?? NaN)} ms, p99 ${fmt(r.p99Ms ?? NaN)} ms, max ${fmt(r.maxMs ?? NaN)} ms; indexed ${r.indexed}/${WARMUP + k}`
+            : '') +
+          `  [load ${r.load.toFixed(2)}]`,
+      );
+    }
+  }
+
+  log('');
+  const figures: Figure[] = [];
+  const byMode = (m: Mode) => results.filter((r) => r.mode === m);
+  const rateOf = (m: Mode, round: number) => results.find((r) => r.mode === m && r.round === round)?.rate ?? NaN;
+  for (const m of modes) {
+    const rs = byMode(m);
+    const med = (f: (r: RunResult) => number | null) => median(rs.map(f).filter((v): v is number => v !== null));
+    log(`${m.padEnd(5)} events/s ${rs.map((r) => fmt(r.rate)).join(' / ')}; CPU µs/event (median) stand-in ${fmt(med((r) => r.cpu.standin), 1)}, publishers ${fmt(med((r) => r.cpu.publishers), 1)}, plugin ${fmt(med((r) => r.cpu.plugin), 1)}${m === 'up' ? `, sidecar ${fmt(med((r) => r.sidecarTotalUs), 1)}` : ''}`);
+    figures.push(figure(`${m}: events/s (median of ${rs.length})`, median(rs.map((r) => r.rate)), 'events/s'));
+    if (m !== 'none') figures.push(figure(`${m}: plugin CPU per event`, med((r) => r.cpu.plugin), 'µs'));
+    figures.push(figure(`${m}: stand-in CPU per event`, med((r) => r.cpu.standin), 'µs'));
+    if (m === 'up') {
+      figures.push(figure('up: sidecar CPU per event (saturated, until indexed)', med((r) => r.sidecarTotalUs), 'µs'));
+      figures.push(figure('up: events indexed (fewest of the rounds)', Math.min(...rs.map((r) => r.indexed ?? 0)), 'events', WARMUP + n, `== ${WARMUP + n}`));
+    }
+    if (m === 'down') figures.push(figure('down: lines in the spool (fewest of the rounds)', Math.min(...rs.map((r) => r.spoolLines ?? 0)), 'lines', WARMUP + n, `== ${WARMUP + n}`));
+  }
+  const ratio = (a: Mode, b: Mode) => {
+    const xs: number[] = [];
+    for (let round = 1; round <= rounds; round++) xs.push(rateOf(a, round) / rateOf(b, round));
+    return xs.filter(Number.isFinite);
+  };
+  for (const [a, b, goal] of [
+    ['bare', 'none', null],
+    ['up', 'bare', `>= ${RATIO_GOAL}x bare plugin`],
+    ['down', 'bare', null],
+  ] as const) {
+    const xs = ratio(a, b);
+    if (xs.length === 0) continue;
+    log(`ratio ${a}/${b}: ${fmt(median(xs), 3)} (rounds ${xs.map((x) => fmt(x, 3)).join(', ')})`);
+    const f = figure(`${a} / ${b} events/s (median of rounds)`, median(xs), '×', null, goal);
+    f.ratio = f.value;
+    figures.push(f);
+  }
+  const pb = pacedResults.find((r) => r.mode === 'bare');
+  const pu = pacedResults.find((r) => r.mode === 'up');
+  if (pu) {
+    figures.push(figure(`paced ${rate}/s: sidecar CPU per event`, pu.sidecarUs ?? NaN, 'µs', null, `<= ${SIDECAR_PACED_GOAL_US} µs`));
+    figures.push(figure(`paced ${rate}/s: nostr-bt plugin CPU per event (baseline: bare plugin)`, pu.pluginUs ?? NaN, 'µs', pb?.pluginUs ?? null, '<= 1x bare plugin'));
+    figures.push(figure(`paced ${rate}/s: accept → indexed p50`, pu.p50Ms ?? NaN, 'ms'));
+    figures.push(figure(`paced ${rate}/s: accept → indexed p99`, pu.p99Ms ?? NaN, 'ms', null, `<= ${P99_GOAL_MS} ms`));
+    figures.push(figure(`paced ${rate}/s: events indexed`, pu.indexed ?? 0, 'events', WARMUP + k, `== ${WARMUP + k}`));
+  }
+  log(`total time ${fmt((Date.now() - t0) / 1000, 1)} s; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  printFigures('relay', figures, { mode: quick ? 'quick' : 'full', n, rounds, publishers, pacedRate: rate, pacedEvents: k });
+}
+
+runMain(main);
