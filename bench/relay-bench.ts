@@ -201,7 +201,7 @@ function sumCpu(pids: number[]): number | null {
   return t;
 }
 
-async function startRig(mode: Mode, files: Files, publishers: number, extraToml: string): Promise<Rig> {
+async function startRig(mode: Mode, publishers: number, extraToml: string): Promise<Rig> {
   const dir = makeTempDir(`nostr-bt-relay-bench-${mode}-`);
   const dataDir = join(dir, 'data');
   const cfg = writeConfig(dir, dataDir, `[dht]\nenabled = false\n${extraToml}`);
@@ -306,7 +306,7 @@ async function waitIndexed(sc: SidecarChild, expected: number, timeoutMs = 60_00
 }
 
 async function saturatedRun(mode: Mode, round: number, files: Files, n: number, publishers: number, extraToml: string): Promise<RunResult> {
-  const rig = await startRig(mode, files, publishers, extraToml);
+  const rig = await startRig(mode, publishers, extraToml);
   try {
     const w = await sendAll(rig, files.warm, null, 60_000);
     if (w.failed > 0) throw new Error(`${mode}: ${w.failed} warm-up events refused`);
@@ -359,7 +359,7 @@ interface PacedResult {
 }
 
 async function pacedRun(mode: Mode, files: Files, k: number, rate: number, publishers: number, extraToml: string): Promise<PacedResult> {
-  const rig = await startRig(mode, files, publishers, extraToml);
+  const rig = await startRig(mode, publishers, extraToml);
   try {
     const w = await sendAll(rig, files.warm, null, 60_000);
     if (w.failed > 0) throw new Error(`${mode}: ${w.failed} warm-up events refused`);
