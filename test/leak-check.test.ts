@@ -120,6 +120,23 @@ test('makes a temp dir, a child, and cleans up', async () => {
     );
     assert.equal(clean.code, 0, clean.out);
     assert.doesNotMatch(clean.out, /leak check/);
+
+    // node:test runs afterEach hooks before a test's own t.after hooks: a child stopped in
+    // t.after, even after longer than the check's grace, was not left behind.
+    const after = await runWithCheck(
+      dir,
+      'after',
+      `test('stops its child in t.after, late', async (t) => {
+  const p = spawn('sleep', ['300'], { stdio: 'ignore' });
+  t.after(async () => {
+    await new Promise((r) => setTimeout(r, 6000));
+    p.kill('SIGKILL');
+    await new Promise((r) => p.once('exit', r));
+  });
+});`,
+    );
+    assert.equal(after.code, 0, after.out);
+    assert.doesNotMatch(after.out, /leak check/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -10,7 +10,7 @@
 //
 // Processes are told apart by /proc/<pid>/stat alone (parent, session, start time), never by
 // anything they hold. Linux only; elsewhere the process half does nothing.
-import { afterEach, beforeEach } from 'node:test';
+import { afterEach, beforeEach, type TestContext } from 'node:test';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -151,7 +151,10 @@ if (isMainThread && process.env.NODE_TEST_CONTEXT?.startsWith('child')) {
       // Sampling while the test runs is what catches a parent that dies before its child.
       sampler = setInterval(() => family.sample(), SAMPLE_MS).unref();
     });
-    afterEach(async () => {
+    // The check is appended to the test's own `after` hooks from here: node:test runs afterEach
+    // hooks before a test's `t.after` hooks, where tests stop what they started.
+    afterEach((t) =>
+      (t as TestContext).after(async () => {
       clearInterval(sampler);
       const outlived = () => family.alive().filter((p) => !before.has(key(p)));
       const deadline = Date.now() + GRACE_MS;
@@ -165,7 +168,8 @@ if (isMainThread && process.env.NODE_TEST_CONTEXT?.startsWith('child')) {
         killAll(left);
         throw new Error(`leak check: ${left.length} process(es) started by this test outlived it (now SIGKILLed): ${what}`);
       }
-    });
+      }),
+    );
   }
 
   process.on('exit', () => {
