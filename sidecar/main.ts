@@ -1,7 +1,7 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=1 node
 // (glibc gives every thread that mallocs its own arena and keeps what it frees: with the LMDB
 // writer, the judge worker and libuv's pool that was ~150 MB of the sidecar's RSS at 1M events.
-// The variable must be set before the process starts, hence the shebang; README: Memory.)
+// The variable must be set before the process starts, hence the shebang; docs/operations.md, Memory.)
 // nostr-bt-sidecar: the daemon. Starts with no config at all (data in ./nostr-bt-data).
 // Signals: SIGTERM/SIGINT stop gracefully within service.stopTimeoutSeconds (past it: exit 1 once the
 // index writes in flight have settled, at most 3 s later; see exit-safely.ts);
