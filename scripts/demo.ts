@@ -723,7 +723,7 @@ async function main(): Promise<void> {
       'Next:',
       '  npm test                                               # the whole suite: real processes, loopback only',
       '  README.md, "Try the pipeline by hand"                  # sidecar, plugin and `nostr-bt status` yourself, offline',
-      '  sudo scripts/install-systemd.sh --strfry-user strfry   # on your relay: README.md, "Operator guide"',
+      '  sudo scripts/install-systemd.sh --strfry-user strfry   # on your relay: README.md, "Operator path"',
     ].join('\n'),
   );
 }
