@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { open } from 'lmdb';
 import { initNostrWasm } from 'nostr-wasm';
+import type { NostrEvent } from '../sidecar/nostr-event.js';
 
 export interface WriterData {
   dbDir: string;
@@ -21,15 +22,7 @@ export interface WriterData {
   pluginStderr: string;
 }
 
-interface Ev {
-  id: string;
-  pubkey: string;
-  created_at: number;
-  kind: number;
-  tags: string[][];
-  content: string;
-  sig: string;
-}
+type Ev = NostrEvent;
 
 /** From the websocket thread: [connection, event] per event, or a command. */
 export type WriterIn = { c: number; e: Ev } | { cmd: 'times' } | { cmd: 'close' };

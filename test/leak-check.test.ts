@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DIST } from './support/sidecar-process.js';
+import { alive } from './support/proc-alive.js';
 
 const HOOK = pathToFileURL(join(DIST, 'test/support/leak-check.js')).href;
 
@@ -42,14 +43,6 @@ function killRecorded(dir: string, name: string): void {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
 
 test('leak check: an orphan left by a failing `bash -e` fails its test, by name, and is killed', { timeout: 90_000, skip: !existsSync('/proc/self/stat') && 'needs /proc' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-leak-'));

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI_BIN, DIST } from './support/sidecar-process.js';
+import { alive } from './support/proc-alive.js';
 
 const run = promisify(execFile);
 const ROOT = join(DIST, '..');
@@ -200,11 +201,3 @@ function sidecarReady(stderr: string): { pid: number; dataDir: string; dhtPort?:
   return JSON.parse(line) as { pid: number; dataDir: string; dhtPort?: number };
 }
 
-function alive(pid: number): boolean {
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
