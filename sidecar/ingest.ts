@@ -244,24 +244,18 @@ export class Ingestor extends EventEmitter {
     // A small batch (a relay's 100 ms) is judged here: handing it to the worker and back costs
     // more than judging it, and on a relay host the worker's thread competes with strfry anyway.
     const inline = this.judges === null || lineAt.length <= this.config.ingest.judgeInlineMaxLines;
-    if (inline) {
-      judged = judgeInline(packed, verify, this.policy, this.nowSec());
-      if (this.judges !== null) {
-        // Behind a batch still with a worker: applied after it, as every batch is.
-        const turn = this.applyTurn;
-        this.applyTurn = new Promise((r) => (release = r));
-        await turn;
-      }
-    } else {
+    // With judge workers every batch takes a turn: it is applied after the batch before it, which
+    // a worker may still be judging, whichever thread judges this one.
+    const turn = this.applyTurn;
+    if (this.judges !== null) this.applyTurn = new Promise((r) => (release = r));
+    if (inline) judged = judgeInline(packed, verify, this.policy, this.nowSec());
+    else {
       // Judged off this thread while the previous batch's transaction runs; applied after it.
       // The packed lines go to the worker and come back (no copy); packed again if it dies.
-      const judging = this.judges!.judge(packed, verify, this.policy, this.nowSec(), () => packer.done());
-      const turn = this.applyTurn;
-      this.applyTurn = new Promise((r) => (release = r));
-      judged = await judging;
+      judged = await this.judges!.judge(packed, verify, this.policy, this.nowSec(), () => packer.done());
       packed = judged.input ?? packed;
-      await turn;
     }
+    if (this.judges !== null) await turn;
     // The line of each event, when outcomes are reported per line.
     const eventLine: number[] = [];
     let applying: Promise<Outcome[]>;

@@ -228,18 +228,24 @@ test('Ingestor: a judge worker crash mid-stream loses, duplicates and reorders n
   }
 });
 
+/** The contents of each batch's events, comma-joined, as the ingestor hands batches to the store. */
+function recordApplied(store: Store): string[] {
+  const calls: string[] = [];
+  const real = store.applyBatch.bind(store);
+  store.applyBatch = (items, extra) => {
+    calls.push(Array.from({ length: eventCount(items) }, (_, k) => JSON.parse(Buffer.from(jsonAt(items, k)).toString()).content).join(','));
+    return real(items, extra);
+  };
+  return calls;
+}
+
 test('Ingestor with two judge workers hands batches to the store in submission order even when a later batch is judged first', { timeout: 30_000 }, async () => {
   await initSignatureCheck();
   const ws = makeWorkspace();
   const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 2, judgeInlineMaxLines: 0, verifySignatures: 'untrusted' } } });
   const store = Store.open(config.indexDir);
   try {
-    const calls: string[] = [];
-    const real = store.applyBatch.bind(store);
-    store.applyBatch = (items, extra) => {
-      calls.push(Array.from({ length: eventCount(items) }, (_, k) => JSON.parse(Buffer.from(jsonAt(items, k)).toString()).content).join(','));
-      return real(items, extra);
-    };
+    const calls = recordApplied(store);
     const ingestor = new Ingestor(store, new Quarantine(config.quarantineDir, 1 << 20, log), config, log, () => NOW);
     const sinkOf = (trusted: boolean): IngestSink => ({ source: 'test', trusted, committed: () => {} });
     const untrusted = sinkOf(false);
@@ -267,12 +273,7 @@ test('Ingestor: a batch of at most judgeInlineMaxLines lines is judged on the in
   const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 1, judgeInlineMaxLines: 10, verifySignatures: 'untrusted' } } });
   const store = Store.open(config.indexDir);
   try {
-    const calls: string[] = [];
-    const real = store.applyBatch.bind(store);
-    store.applyBatch = (items, extra) => {
-      calls.push(Array.from({ length: eventCount(items) }, (_, k) => JSON.parse(Buffer.from(jsonAt(items, k)).toString()).content).join(','));
-      return real(items, extra);
-    };
+    const calls = recordApplied(store);
     const ingestor = new Ingestor(store, new Quarantine(config.quarantineDir, 1 << 20, log), config, log, () => NOW);
     const sink: IngestSink = { source: 'test', trusted: false, committed: () => {} };
     const s = await signer();
