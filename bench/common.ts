@@ -543,3 +543,12 @@ export function waitForDrain(sock: import('node:net').Socket, ms: number): Promi
     sock.on('close', done);
   });
 }
+
+/** The baseline write-policy plugin: node:readline, parse the line, answer accept (a no-op plugin as an operator would write it). */
+export const BARE_PLUGIN = `import { createInterface } from 'node:readline';
+const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+rl.on('line', (line) => {
+  const req = JSON.parse(line);
+  process.stdout.write(JSON.stringify({ id: req.event.id, action: 'accept' }) + '\\n');
+});
+`;

@@ -40,6 +40,7 @@ import {
   type Figure,
   type SidecarChild,
   type StatusDoc,
+  BARE_PLUGIN,
 } from './common.js';
 
 const WARMUP = 500;
@@ -70,13 +71,6 @@ function makeLines(count: number, seed: number): Line[] {
   return out;
 }
 
-const BARE_PLUGIN = `import { createInterface } from 'node:readline';
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on('line', (line) => {
-  const req = JSON.parse(line);
-  process.stdout.write(JSON.stringify({ id: req.event.id, action: 'accept' }) + '\\n');
-});
-`;
 
 interface RunStats {
   label: string;

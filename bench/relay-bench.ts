@@ -54,6 +54,7 @@ import {
   writeConfig,
   type Figure,
   type SidecarChild,
+  BARE_PLUGIN,
 } from './common.js';
 import { contentOf, prng } from '../test/support/events.js';
 import type { WriterData } from './relay-writer.js';
@@ -67,13 +68,6 @@ const RATIO_GOAL = 0.95;
 const SIDECAR_PACED_GOAL_US = 30;
 const P99_GOAL_MS = 2000;
 
-const BARE_PLUGIN = `import { createInterface } from 'node:readline';
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on('line', (line) => {
-  const req = JSON.parse(line);
-  process.stdout.write(JSON.stringify({ id: req.event.id, action: 'accept' }) + '\\n');
-});
-`;
 
 /** A child process whose stdout lines can be awaited. */
 class Child {
