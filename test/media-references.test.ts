@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { signer } from './support/events.js';
+import { signer } from './testkit/events.js';
 import { blossomHash, mediaReferences } from '../sidecar/media/references.js';
 import { verifyEvent } from 'nostr-tools/pure';
 

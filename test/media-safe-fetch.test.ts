@@ -8,7 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_FETCH_POLICY, FetchError, fetchBlob, refusedRange, type FetchPolicy, type FetchRequest, type Resolver } from '../sidecar/media/safe-fetch.js';
-import { mediaServer, type MediaServer } from './support/media-server.js';
+import { mediaServer, type MediaServer } from './testkit/media-server.js';
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 const loopback: FetchPolicy = { ...DEFAULT_FETCH_POLICY, allowLoopback: true, timeoutMs: 30_000, idleTimeoutMs: 20_000 };
