@@ -26,6 +26,7 @@ export type FetchErrorCode =
   | 'blocked-address'
   | 'network'
   | 'timeout'
+  | 'aborted'
   | 'too-many-redirects'
   | 'http-status'
   | 'mime-refused'
@@ -181,7 +182,7 @@ class Fetch {
   /** Rejects with the failure, so waits that are not on a socket (DNS, pacing) end at a timeout too. */
   private readonly failed: Promise<never>;
   private rejectFailed: (err: FetchError) => void = () => {};
-  private readonly onAbort = () => this.fail(new FetchError('timeout', 'aborted', this.url));
+  private readonly onAbort = () => this.fail(new FetchError('aborted', 'stopped by the caller', this.url));
 
   constructor(
     private readonly req: FetchRequest,
@@ -377,4 +378,23 @@ class Fetch {
 /** The URL's host, lowercase, without a trailing dot (brackets kept for IPv6). */
 function hostOf(u: URL): string {
   return u.hostname.toLowerCase().replace(/\.$/, '');
+}
+
+/**
+ * Tries each URL in turn (a blob's URL, then its fallbacks) until one gives the right bytes.
+ * Throws the last URL's error; a refusal of one URL (blocked, wrong bytes) does not stop the rest.
+ */
+export async function fetchFromAny(urls: readonly string[], req: Omit<FetchRequest, 'url'>, policy: FetchPolicy): Promise<FetchResult> {
+  let last: FetchError | null = null;
+  for (const url of urls) {
+    if (req.signal?.aborted) break;
+    try {
+      return await fetchBlob({ ...req, url }, policy);
+    } catch (err) {
+      if (!(err instanceof FetchError)) throw err;
+      last = err;
+    }
+  }
+  if (req.signal?.aborted) throw new FetchError('aborted', 'stopped by the caller', last?.url ?? urls[0] ?? '');
+  throw last ?? new FetchError('bad-url', 'no URL to fetch from', '');
 }
