@@ -78,7 +78,7 @@ test('wrong bytes: hash-mismatch, the blob is not kept', async () => {
   assert.match(err.message, /expected [0-9a-f]{64}/);
 });
 
-test('an endless body is cut at maxBytes while streaming', async () => {
+test('an endless body is cut at maxBlobBytes while streaming', async () => {
   let sent = 0;
   srv.route('/endless', (_req, res) => {
     res.writeHead(200, { 'content-type': 'video/mp4' }); // chunked, no length
@@ -90,7 +90,7 @@ test('an endless body is cut at maxBytes while streaming', async () => {
     pump();
   });
   let seen = 0;
-  const err = await refused({ url: srv.url('/endless'), sha256: sha('x'), pace: (n) => void (seen += n) }, { ...loopback, maxBytes: 1024 * 1024 }, 'too-large');
+  const err = await refused({ url: srv.url('/endless'), sha256: sha('x'), pace: (n) => void (seen += n) }, { ...loopback, maxBlobBytes: 1024 * 1024 }, 'too-large');
   assert.match(err.message, /body passed 1048576 bytes/);
   assert.ok(seen <= 1024 * 1024 + 64 * 1024, `read ${seen} bytes, at most one chunk past the cap`);
   assert.ok(sent < 64 * 1024 ** 2, `server could only send what the connection buffers (${sent})`);
@@ -101,7 +101,7 @@ test('a Content-Length over the cap is refused before the body', async () => {
     res.writeHead(200, { 'content-length': String(10 * 1024 ** 3), 'content-type': 'video/mp4' });
     res.write(randomBytes(1024));
   });
-  await refused({ url: srv.url('/huge'), sha256: sha('x'), pace: () => assert.fail('no body byte is taken') }, { ...loopback, maxBytes: 1024 * 1024 }, 'too-large');
+  await refused({ url: srv.url('/huge'), sha256: sha('x'), pace: () => assert.fail('no body byte is taken') }, { ...loopback, maxBlobBytes: 1024 * 1024 }, 'too-large');
 });
 
 /** A raw TCP server that writes `head` and then `body` chunks as told, whatever HTTP says. */
@@ -144,7 +144,7 @@ test('a lying Content-Length: a small one followed by megabytes is read only to 
     // The hash is of the 10 MB the server pushes: nothing past the declared 100 bytes is taken.
     // Node's parser sees the bytes after them as a broken next response and drops the connection
     // (truncated), or the 100 bytes end the body first (hash-mismatch): refused either way.
-    await refused({ url: `http://127.0.0.1:${flood.port}/x`, sha256: sha('10 MB'), pace: (n) => void (seen += n) }, { ...loopback, maxBytes: 64 * 1024 }, ['truncated', 'hash-mismatch']);
+    await refused({ url: `http://127.0.0.1:${flood.port}/x`, sha256: sha('10 MB'), pace: (n) => void (seen += n) }, { ...loopback, maxBlobBytes: 64 * 1024 }, ['truncated', 'hash-mismatch']);
     assert.ok(seen <= 100, `only the declared length may be taken (took ${seen})`);
     const err = await refused({ url: `http://127.0.0.1:${short.port}/x`, sha256: sha('x') }, loopback, 'truncated');
     assert.match(err.message, /connection ended before the body did|got 1000 of 1000000/);
@@ -252,6 +252,11 @@ test('schemes, credentials, host lists, MIME allow-list and HTTP status', async 
     await refused({ url, sha256: sha('x') }, loopback, 'bad-scheme');
   }
   await refused({ url: 'not a url', sha256: sha('x') }, loopback, 'bad-url');
+  // Numeric host spellings are normalized by the URL parser before the address rule sees them.
+  for (const host of ['2130706433', '0x7f.1', '0177.0.0.1', '127.1', '[::ffff:7f00:1]', '[::1]']) {
+    const err = await refused({ url: `http://${host}:${srv.port}/x`, sha256: sha('x') }, DEFAULT_FETCH_POLICY, 'blocked-address');
+    assert.match(err.message, /\(loopback\)/);
+  }
   await refused({ url: `http://u:p@127.0.0.1:${srv.port}/`, sha256: sha('x') }, loopback, 'bad-url');
   const resolve = fixedResolver({ 'cdn.evil.test': ['127.0.0.1'], 'good.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] });
   const png = srv.add(randomBytes(500), 'image/png');

@@ -29,6 +29,8 @@ export interface BlobStoreOptions {
   maxBytesPerAuthor: number;
 }
 
+export const DEFAULT_BLOB_STORE_OPTIONS: BlobStoreOptions = { maxTotalBytes: 10 * 1024 ** 3, maxBytesPerAuthor: 512 * 1024 ** 2 };
+
 export interface BlobTorrent {
   infoHash: string;
   /** The .torrent file's bytes (info dict + url-list). */

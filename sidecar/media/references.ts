@@ -22,14 +22,14 @@ export interface MediaRef {
 
 export interface ReferenceLimits {
   /** Blobs kept per event; the rest are ignored. */
-  maxRefs: number;
+  maxRefsPerEvent: number;
   /** URLs kept per blob. */
-  maxUrlsPerRef: number;
+  maxUrlsPerBlob: number;
   /** Longer URLs are ignored. */
   maxUrlBytes: number;
 }
 
-export const DEFAULT_REFERENCE_LIMITS: ReferenceLimits = { maxRefs: 32, maxUrlsPerRef: 8, maxUrlBytes: 2048 };
+export const DEFAULT_REFERENCE_LIMITS: ReferenceLimits = { maxRefsPerEvent: 32, maxUrlsPerBlob: 8, maxUrlBytes: 2048 };
 
 /** The fields this module reads; a full NostrEvent fits. */
 export interface EventLike {
@@ -168,11 +168,11 @@ class Collector {
     if (p.sha256 === null) return;
     let ref = this.bySha.get(p.sha256);
     if (ref === undefined) {
-      if (this.bySha.size >= this.limits.maxRefs) return;
+      if (this.bySha.size >= this.limits.maxRefsPerEvent) return;
       ref = { sha256: p.sha256, urls: [] };
       this.bySha.set(p.sha256, ref);
     }
-    for (const u of p.urls) if (ref.urls.length < this.limits.maxUrlsPerRef && !ref.urls.includes(u)) ref.urls.push(u);
+    for (const u of p.urls) if (ref.urls.length < this.limits.maxUrlsPerBlob && !ref.urls.includes(u)) ref.urls.push(u);
     if (ref.mime === undefined && p.mime !== undefined) ref.mime = p.mime;
     if (ref.size === undefined && p.size !== undefined) ref.size = p.size;
   }

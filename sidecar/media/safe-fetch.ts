@@ -57,7 +57,7 @@ export type Resolver = (hostname: string) => Promise<ResolvedAddress[]>;
 /** The fetch rules; each field is meant to be one config key (`[media]` section). */
 export interface FetchPolicy {
   /** Largest blob in bytes, counted while streaming (Content-Length is only an early refusal). */
-  maxBytes: number;
+  maxBlobBytes: number;
   /** Redirects followed per fetch; one more fails with `too-many-redirects`. */
   maxRedirects: number;
   /** Whole fetch, all hops, from the first connect to the last byte. */
@@ -79,7 +79,7 @@ export interface FetchPolicy {
 }
 
 export const DEFAULT_FETCH_POLICY: FetchPolicy = {
-  maxBytes: 100 * 1024 ** 2,
+  maxBlobBytes: 100 * 1024 ** 2,
   maxRedirects: 3,
   timeoutMs: 120_000,
   idleTimeoutMs: 15_000,
@@ -126,12 +126,38 @@ export const systemResolver: Resolver = async (hostname) => {
   return all.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 };
 
+type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
+const parsedAllow = new WeakMap<readonly string[], Cidr[]>();
+
+/** The policy's CIDR list, parsed once; a bad entry is a RangeError that names it. */
+function allowedRanges(list: readonly string[]): Cidr[] {
+  let out = parsedAllow.get(list);
+  if (out) return out;
+  out = list.map((cidr) => {
+    try {
+      return ipaddr.parseCIDR(cidr);
+    } catch {
+      throw new RangeError(`media allowAddresses: ${JSON.stringify(cidr)} is not an address range like 10.1.2.3/32 or fd12::/64`);
+    }
+  });
+  parsedAllow.set(list, out);
+  return out;
+}
+
+/** Throws a RangeError naming the first field of `policy` that cannot work. */
+export function checkFetchPolicy(policy: FetchPolicy): void {
+  for (const k of ['maxBlobBytes', 'timeoutMs', 'idleTimeoutMs'] as const) {
+    if (!Number.isSafeInteger(policy[k]) || policy[k] < 1) throw new RangeError(`media ${k} must be a positive integer, not ${policy[k]}`);
+  }
+  if (!Number.isSafeInteger(policy.maxRedirects) || policy.maxRedirects < 0) throw new RangeError(`media maxRedirects must be an integer ≥ 0, not ${policy.maxRedirects}`);
+  allowedRanges(policy.allowAddresses);
+}
+
 /** Why an address may not be connected to (its range name), or null if it may. */
 export function refusedRange(address: string, policy: Pick<FetchPolicy, 'allowLoopback' | 'allowPrivate' | 'allowAddresses'>): string | null {
   if (!ipaddr.isValid(address)) return 'invalid';
   const ip = ipaddr.process(address);
-  for (const cidr of policy.allowAddresses) {
-    const [net, bits] = ipaddr.parseCIDR(cidr);
+  for (const [net, bits] of allowedRanges(policy.allowAddresses)) {
     if (net.kind() === ip.kind() && ip.match(net, bits)) return null;
   }
   if (METADATA.has(ip.toNormalizedString())) return 'metadata';
@@ -164,6 +190,7 @@ export function mimeAllowed(mime: string, allow: readonly string[]): boolean {
 export async function fetchBlob(req: FetchRequest, policy: FetchPolicy): Promise<FetchResult> {
   const sha256 = req.sha256.toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new FetchError('bad-url', 'expected sha256 is not 64 hex digits', req.url);
+  checkFetchPolicy(policy);
   const f = new Fetch(req, policy, sha256);
   try {
     return await f.run();
@@ -303,6 +330,9 @@ class Fetch {
           headers: { accept: '*/*', 'accept-encoding': 'identity', 'user-agent': 'nostr-bt media archiver' },
         },
         (res) => {
+          // Errors reach the body loop through the iterator; without a listener a destroy
+          // between the headers and the loop would be an uncaught 'error'.
+          res.on('error', () => {});
           this.current = res;
           resolve(res);
         },
@@ -328,9 +358,9 @@ class Fetch {
     }
     const clHeader = res.headers['content-length'];
     const declared = clHeader === undefined ? null : Number(clHeader);
-    if (declared !== null && declared > this.policy.maxBytes) {
+    if (declared !== null && declared > this.policy.maxBlobBytes) {
       res.destroy();
-      throw new FetchError('too-large', `Content-Length ${declared} is over ${this.policy.maxBytes}`, this.url);
+      throw new FetchError('too-large', `Content-Length ${declared} is over ${this.policy.maxBlobBytes}`, this.url);
     }
     await mkdir(dirname(this.req.dest), { recursive: true });
     let fh: FileHandle | null = await open(this.tmp, 'wx', 0o644);
@@ -342,7 +372,7 @@ class Fetch {
         for await (const chunk of res as AsyncIterable<Buffer>) {
           this.disarmIdle();
           bytes += chunk.length;
-          if (bytes > this.policy.maxBytes) throw new FetchError('too-large', `body passed ${this.policy.maxBytes} bytes`, this.url);
+          if (bytes > this.policy.maxBlobBytes) throw new FetchError('too-large', `body passed ${this.policy.maxBlobBytes} bytes`, this.url);
           if (this.req.pace) await Promise.race([this.req.pace(chunk.length), this.failed]);
           this.check();
           hash.update(chunk);
