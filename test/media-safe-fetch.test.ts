@@ -154,6 +154,65 @@ test('a lying Content-Length: a small one followed by megabytes is read only to 
   }
 });
 
+/** A Range-capable route for `bytes` whose answers break after `cut(requestNumber)` bytes (null: never). */
+function flaky(path: string, bytes: Buffer, cut: (n: number) => number | null, honourRange = true): string[] {
+  const ranges: string[] = [];
+  srv.route(path, (req, res) => {
+    const m = honourRange ? /^bytes=(\d+)-$/.exec(req.headers.range ?? '') : null;
+    if (req.headers.range) ranges.push(req.headers.range);
+    const start = m ? Number(m[1]) : 0;
+    const head: Record<string, string | number> = { 'content-type': 'video/mp4', 'accept-ranges': 'bytes', 'content-length': bytes.length - start };
+    if (m) head['content-range'] = `bytes ${start}-${bytes.length - 1}/${bytes.length}`;
+    res.writeHead(m ? 206 : 200, head);
+    const limit = cut(ranges.length);
+    if (limit === null) return void res.end(bytes.subarray(start));
+    res.write(bytes.subarray(start, start + limit), () => res.socket?.end());
+  });
+  return ranges;
+}
+
+test('a connection that breaks mid-body is resumed with a Range request; the joined bytes are verified', async () => {
+  const bytes = randomBytes(3 * 1024 * 1024);
+  const h = sha(bytes);
+  const ranges = flaky('/flaky-once', bytes, (n) => (n === 0 ? 1024 * 1024 : null));
+  const dest = join(dir, 'resumed');
+  const got = await fetchBlob({ url: srv.url('/flaky-once'), sha256: h, dest }, loopback);
+  assert.equal(got.bytes, bytes.length);
+  assert.ok((await readFile(dest)).equals(bytes));
+  await rm(dest);
+  assert.equal(ranges.length, 1);
+  const from = Number(/^bytes=(\d+)-$/.exec(ranges[0]!)![1]);
+  assert.ok(from > 0 && from <= 1024 * 1024, ranges[0]);
+  // A server that always breaks: 1 request + 3 resumes, then truncated.
+  const always = flaky('/flaky-always', bytes, () => 64 * 1024);
+  await refused({ url: srv.url('/flaky-always'), sha256: h }, loopback, 'truncated');
+  assert.equal(always.length, 3);
+  // A server that answers the Range with the whole body again: not resumed.
+  const ignoring = flaky('/flaky-ignoring', bytes, (n) => (n === 0 ? 64 * 1024 : null), false);
+  const err = await refused({ url: srv.url('/flaky-ignoring'), sha256: h }, loopback, 'truncated');
+  assert.match(err.message, /did not resume \(HTTP 200/);
+  assert.equal(ignoring.length, 1);
+  // A resumed answer that sends more than its range (chunked, endless) is still cut at the cap.
+  srv.route('/flaky-endless', (req, res) => {
+    if (!req.headers.range) {
+      res.writeHead(200, { 'accept-ranges': 'bytes', 'content-length': bytes.length });
+      return void res.write(bytes.subarray(0, 64 * 1024), () => res.socket?.end());
+    }
+    const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range)![1]);
+    res.writeHead(206, { 'content-range': `bytes ${from}-${bytes.length - 1}/${bytes.length}` }); // chunked
+    const chunk = randomBytes(64 * 1024);
+    const pump = () => {
+      while (!res.destroyed && res.write(chunk));
+      if (!res.destroyed) res.once('drain', pump);
+    };
+    pump();
+  });
+  let seen = 0;
+  const big = await refused({ url: srv.url('/flaky-endless'), sha256: h, pace: (n) => void (seen += n) }, { ...loopback, maxBlobBytes: 4 * 1024 * 1024 }, 'too-large');
+  assert.match(big.message, /body passed 4194304 bytes/);
+  assert.ok(seen <= 4 * 1024 * 1024, `took ${seen} bytes`);
+});
+
 test('redirects are re-checked: to 127.0.0.1, to a name that resolves to loopback, to metadata, to file:// — each refused before it is fetched', async () => {
   // The first hop is an explicitly allowed loopback address (127.0.0.2), loopback as such is not:
   // the redirect targets below are refused by the address rule, not by the first hop's.

@@ -13,7 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import ipaddr from 'ipaddr.js';
@@ -117,6 +117,8 @@ export interface FetchResult {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Range requests after broken connections, per fetch. */
+const MAX_RESUMES = 3;
 /** Cloud metadata endpoints that sit in ranges `allowPrivate` opens. */
 const METADATA = new Set(['169.254.169.254', 'fd00:ec2:0:0:0:0:0:254', '100.100.100.200']);
 const PRIVATE_RANGES = new Set(['private', 'carrierGradeNat', 'uniqueLocal']);
@@ -313,7 +315,7 @@ class Fetch {
     return addrs[0]!;
   }
 
-  private request(u: URL, pinned: ResolvedAddress): Promise<http.IncomingMessage> {
+  private request(u: URL, pinned: ResolvedAddress, extra: Record<string, string> = {}): Promise<http.IncomingMessage> {
     this.check();
     const lookup: LookupFunction = (_hostname, options, cb) => {
       if (options.all) (cb as unknown as (e: null, a: ResolvedAddress[]) => void)(null, [pinned]);
@@ -327,7 +329,7 @@ class Fetch {
           method: 'GET',
           agent: false,
           lookup,
-          headers: { accept: '*/*', 'accept-encoding': 'identity', 'user-agent': 'nostr-bt media archiver' },
+          headers: { accept: '*/*', 'accept-encoding': 'identity', 'user-agent': 'nostr-bt media archiver', ...extra },
         },
         (res) => {
           // Errors reach the body loop through the iterator; without a listener a destroy
@@ -344,49 +346,44 @@ class Fetch {
     });
   }
 
-  private async body(res: http.IncomingMessage): Promise<{ sha256: string; bytes: number; mime: string | null }> {
-    const status = res.statusCode ?? 0;
+  private async body(first: http.IncomingMessage): Promise<{ sha256: string; bytes: number; mime: string | null }> {
+    const status = first.statusCode ?? 0;
     if (status !== 200) {
-      res.destroy();
+      first.destroy();
       throw new FetchError('http-status', `HTTP ${status}`, this.url);
     }
-    const ct = res.headers['content-type'];
+    const ct = first.headers['content-type'];
     const mime = ct === undefined ? null : ct.split(';')[0]!.trim().toLowerCase();
     if (this.policy.mimeAllow.length > 0 && (mime === null || !mimeAllowed(mime, this.policy.mimeAllow))) {
-      res.destroy();
+      first.destroy();
       throw new FetchError('mime-refused', `Content-Type ${mime ?? '(none)'} is not allowed`, this.url);
     }
-    const clHeader = res.headers['content-length'];
+    const clHeader = first.headers['content-length'];
     const declared = clHeader === undefined ? null : Number(clHeader);
     if (declared !== null && declared > this.policy.maxBlobBytes) {
-      res.destroy();
+      first.destroy();
       throw new FetchError('too-large', `Content-Length ${declared} is over ${this.policy.maxBlobBytes}`, this.url);
     }
+    // A dropped connection is picked up where it broke only if the server said it takes ranges
+    // and the total is known (the hash checks the joined bytes in the end either way).
+    const resumable = declared !== null && first.headers['accept-ranges'] === 'bytes';
     await mkdir(dirname(this.req.dest), { recursive: true });
     let fh: FileHandle | null = await open(this.tmp, 'wx', 0o644);
     try {
       const hash = createHash('sha256');
-      let bytes = 0;
-      try {
-        this.armIdle();
-        for await (const chunk of res as AsyncIterable<Buffer>) {
-          this.disarmIdle();
-          bytes += chunk.length;
-          if (bytes > this.policy.maxBlobBytes) throw new FetchError('too-large', `body passed ${this.policy.maxBlobBytes} bytes`, this.url);
-          if (this.req.pace) await Promise.race([this.req.pace(chunk.length), this.failed]);
-          this.check();
-          hash.update(chunk);
-          await fh.write(chunk);
-          this.check();
-          this.armIdle();
+      const progress = { bytes: 0 };
+      for (let res = first, resumes = 0; ; ) {
+        try {
+          await this.stream(res, fh, hash, progress);
+          break;
+        } catch (err) {
+          if (!(err instanceof FetchError) || err.code !== 'truncated' || !resumable || resumes >= MAX_RESUMES || progress.bytes === 0) throw err;
         }
-      } catch (err) {
-        if (err instanceof FetchError) throw err;
-        throw this.failure ?? new FetchError('truncated', `connection ended before the body did (${bytes} bytes taken): ${(err as Error).message}`, this.url);
-      } finally {
-        this.disarmIdle();
+        resumes++;
+        res = await this.resume(progress.bytes, declared);
       }
       this.check();
+      const bytes = progress.bytes;
       if (declared !== null && bytes !== declared) throw new FetchError('truncated', `got ${bytes} of ${declared} bytes`, this.url);
       const got = hash.digest('hex');
       if (got !== this.sha256) throw new FetchError('hash-mismatch', `bytes hash to ${got}, expected ${this.sha256}`, this.url);
@@ -402,6 +399,43 @@ class Fetch {
     } finally {
       await fh?.close();
     }
+  }
+
+  /** Takes one response's body into the file and the hash; a connection that breaks is `truncated`. */
+  private async stream(res: http.IncomingMessage, fh: FileHandle, hash: Hash, progress: { bytes: number }): Promise<void> {
+    const taken = progress.bytes;
+    try {
+      this.armIdle();
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        this.disarmIdle();
+        if (progress.bytes + chunk.length > this.policy.maxBlobBytes) throw new FetchError('too-large', `body passed ${this.policy.maxBlobBytes} bytes`, this.url);
+        if (this.req.pace) await Promise.race([this.req.pace(chunk.length), this.failed]);
+        this.check();
+        hash.update(chunk);
+        await fh.write(chunk);
+        progress.bytes += chunk.length;
+        this.check();
+        this.armIdle();
+      }
+    } catch (err) {
+      if (err instanceof FetchError) throw err;
+      throw this.failure ?? new FetchError('truncated', `connection ended before the body did (${progress.bytes - taken} bytes taken): ${(err as Error).message}`, this.url);
+    } finally {
+      this.disarmIdle();
+    }
+  }
+
+  /** Asks for the rest from byte `from` of `total` (same URL, address checked again); refuses anything but that range. */
+  private async resume(from: number, total: number | null): Promise<http.IncomingMessage> {
+    const target = this.checkUrl(this.url);
+    const address = await this.pick(target.hostname);
+    const res = await this.request(target, address, { range: `bytes=${from}-` });
+    const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers['content-range'] ?? '');
+    if (res.statusCode !== 206 || !m || Number(m[1]) !== from || Number(m[3]) !== total || Number(m[2]) !== total - 1) {
+      res.destroy();
+      throw new FetchError('truncated', `connection broke at byte ${from} and the server did not resume (HTTP ${res.statusCode}, ${res.headers['content-range'] ?? 'no Content-Range'})`, this.url);
+    }
+    return res;
   }
 }
 
