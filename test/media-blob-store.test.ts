@@ -110,7 +110,7 @@ test('quotas per author and in total, shared blobs, release deletes with the las
   assert.equal(store.authorBytes(A), 200_000);
   assert.equal(store.room(A), 50_000, 'what the next fetch for A may take');
   await fetchInto(store, b2, srv.url(b2));
-  await assert.rejects(store.add(A, b2, []), (e: unknown) => e instanceof QuotaError && e.reason === 'author-quota');
+  await assert.rejects(store.add(A, b2, []), (e: unknown) => e instanceof QuotaError && e.code === 'author-quota');
   assert.equal(existsSync(store.pathOf(b2)), false, 'a blob over quota is not kept');
   // B references A's blob: it counts toward B, not twice toward the total.
   store.reference(B, b0);
@@ -120,7 +120,7 @@ test('quotas per author and in total, shared blobs, release deletes with the las
   assert.deepEqual(store.stats(), { blobs: 3, bytes: 300_000, authors: 2 });
   assert.equal(store.room(B), 0, 'B has 50,000 of its own quota left, the total none');
   await fetchInto(store, b4, srv.url(b4));
-  await assert.rejects(store.add(B, b4, []), (e: unknown) => e instanceof QuotaError && e.reason === 'total-quota');
+  await assert.rejects(store.add(B, b4, []), (e: unknown) => e instanceof QuotaError && e.code === 'total-quota');
   assert.equal(existsSync(store.pathOf(b4)), false);
   // Removal: b0 lives while either author references it.
   assert.equal(await store.release(A, b0), false);

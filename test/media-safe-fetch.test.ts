@@ -61,7 +61,7 @@ test('honest Blossom server: a 5 MB blob by host name is byte-identical and veri
   const resolve = fixedResolver({ 'blossom.test': ['127.0.0.1'] });
   const dest = join(dir, 'ok-5mb');
   const got = await fetchBlob({ url: `http://blossom.test:${srv.port}/${h}.mp4`, sha256: h, dest, resolve }, loopback);
-  assert.deepEqual(got, { sha256: h, bytes: bytes.length, mime: 'video/mp4', url: `http://blossom.test:${srv.port}/${h}.mp4`, redirects: 0, address: '127.0.0.1' });
+  assert.deepEqual(got, { source: `http://blossom.test:${srv.port}/${h}.mp4`, sha256: h, bytes: bytes.length, mime: 'video/mp4', url: `http://blossom.test:${srv.port}/${h}.mp4`, redirects: 0, address: '127.0.0.1' });
   assert.ok((await readFile(dest)).equals(bytes));
   assert.deepEqual(resolve.calls, ['blossom.test']);
   assert.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.part')), []);

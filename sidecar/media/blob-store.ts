@@ -49,7 +49,7 @@ export type QuotaRefusal = 'author-quota' | 'total-quota';
 
 export class QuotaError extends Error {
   constructor(
-    readonly reason: QuotaRefusal,
+    readonly code: QuotaRefusal,
     message: string,
   ) {
     super(message);
@@ -150,7 +150,15 @@ export class BlobStore {
    * what their quota and the total quota have left. 0 means do not fetch.
    */
   room(author: string): number {
-    return Math.max(0, Math.min(this.opts.maxBytesPerAuthor - this.authorBytes(author), this.opts.maxTotalBytes - this.totalBytes));
+    return Math.min(this.authorRoom(author), this.totalRoom());
+  }
+
+  authorRoom(author: string): number {
+    return Math.max(0, this.opts.maxBytesPerAuthor - this.authorBytes(author));
+  }
+
+  totalRoom(): number {
+    return Math.max(0, this.opts.maxTotalBytes - this.totalBytes);
   }
 
   /**

@@ -5,7 +5,6 @@
 // starve everyone else. Jobs are dispatched round-robin over authors; all fetches share one
 // bandwidth budget (`bytesPerSecond`, a token bucket with one second of burst).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FetchError } from './safe-fetch.js';
 
 export interface FetchJob {
   sha256: string;
@@ -34,7 +33,7 @@ export interface WorkerContext {
   signal: AbortSignal;
 }
 
-/** Fetches one job; resolves with the bytes kept, throws (preferably a FetchError) otherwise. */
+/** Fetches one job; resolves with the bytes kept, throws otherwise (an error's string `code` is what the failure is counted as). */
 export type FetchWorker = (job: FetchJob, ctx: WorkerContext) => Promise<{ bytes: number }>;
 
 export type EnqueueResult = 'queued' | 'duplicate' | 'dropped-full' | 'dropped-author' | 'stopped';
@@ -55,7 +54,7 @@ export interface FetchQueueStats {
   fetched: number;
   fetchedBytes: number;
   failed: number;
-  /** Failures by FetchError code ('error' for anything else). */
+  /** Failures by the error's `code` (FetchError codes, quota refusals, ENOSPC, …; 'error' if it has none). */
   failures: Record<string, number>;
 }
 
@@ -169,7 +168,8 @@ export class FetchQueue {
       this.counters.fetchedBytes += bytes;
       outcome = { ok: true, bytes };
     } catch (err) {
-      const code = err instanceof FetchError ? err.code : 'error';
+      const c = (err as { code?: unknown } | null)?.code;
+      const code = typeof c === 'string' && c.length <= 40 ? c : 'error';
       this.counters.failed++;
       this.failures[code] = (this.failures[code] ?? 0) + 1;
       outcome = { ok: false, code, message: (err as Error).message };

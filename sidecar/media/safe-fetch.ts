@@ -105,6 +105,8 @@ export interface FetchRequest {
 }
 
 export interface FetchResult {
+  /** The URL asked for (before redirects). */
+  source: string;
   sha256: string;
   bytes: number;
   /** The response's media type (no parameters), if it sent one. */
@@ -250,7 +252,7 @@ class Fetch {
         this.url = next.href;
         continue;
       }
-      return { ...(await this.body(res)), url: this.url, redirects, address: address.address };
+      return { ...(await this.body(res)), source: this.req.url, url: this.url, redirects, address: address.address };
     }
   }
 
