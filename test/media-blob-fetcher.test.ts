@@ -67,7 +67,7 @@ test('events from three authors: the verified blobs are stored with torrents, ho
   const store = await BlobStore.open(await mkdtemp(join(dir, 'data-')), { maxTotalBytes: 10_000_000, maxBytesPerAuthor: 300_000 });
   const stored: StoredBlob[] = [];
   const policy = { ...DEFAULT_FETCH_POLICY, allowLoopback: true, timeoutMs: 30_000 };
-  const q = new FetchQueue({ maxQueued: 100, maxQueuedPerAuthor: 10, concurrency: 2, bytesPerSecond: 0 }, blobFetchWorker(store, policy, { resolve, onStored: (_j, b) => stored.push(b) }));
+  const q = new FetchQueue({ maxQueued: 100, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 10, concurrency: 2, bytesPerSecond: 0 }, blobFetchWorker(store, policy, { resolve, onStored: (_j, b) => stored.push(b) }));
   const results: [string, string, EnqueueResult][] = [];
   for (const e of events) {
     for (const r of mediaReferences(e)) results.push([e.pubkey.slice(0, 4), r.sha256.slice(0, 4), q.enqueue({ ...r, author: e.pubkey })]);

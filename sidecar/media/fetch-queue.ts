@@ -1,6 +1,7 @@
 // The background queue between "an archived event references a blob" and "the blob is fetched".
 // Ingest must never wait for it: enqueue() is synchronous and never throws; a full queue drops the
-// job and counts it. Memory is bounded by `maxQueued` jobs (each a few URLs), and one author can
+// job and counts it. Memory is bounded by `maxQueued` jobs and `maxQueuedBytes` of their URLs
+// and names (a job may carry up to 8 URLs of 2 kB: the count alone would allow 16 kB each), and one author can
 // hold at most `maxQueuedPerAuthor` of them, so 10,000 URLs from one author cannot push out or
 // starve everyone else. Jobs are dispatched round-robin over authors; all fetches share one
 // bandwidth budget (`bytesPerSecond`, a token bucket with one second of burst).
@@ -18,13 +19,15 @@ export interface FetchJob {
 /** The queue's limits; each field is meant to be one config key (`[media]` section). */
 export interface FetchQueueOptions {
   maxQueued: number;
+  /** Bytes of the waiting jobs' URLs, hashes and author keys together. */
+  maxQueuedBytes: number;
   maxQueuedPerAuthor: number;
   concurrency: number;
   /** Shared by all fetches; 0 = no limit. */
   bytesPerSecond: number;
 }
 
-export const DEFAULT_FETCH_QUEUE_OPTIONS: FetchQueueOptions = { maxQueued: 10_000, maxQueuedPerAuthor: 100, concurrency: 4, bytesPerSecond: 0 };
+export const DEFAULT_FETCH_QUEUE_OPTIONS: FetchQueueOptions = { maxQueued: 10_000, maxQueuedBytes: 8 * 1024 ** 2, maxQueuedPerAuthor: 100, concurrency: 4, bytesPerSecond: 0 };
 
 export interface WorkerContext {
   /** Call with each chunk's size before taking it; resolves when the budget allows (see FetchRequest.pace). */
@@ -44,6 +47,7 @@ export type JobOutcome = { ok: true; bytes: number } | { ok: false; code: string
 export interface FetchQueueStats {
   /** Gauges. */
   queued: number;
+  queuedBytes: number;
   inFlight: number;
   authorsQueued: number;
   /** Counters since start. */
@@ -64,6 +68,7 @@ export class FetchQueue {
   /** sha256 of every job queued or in flight. */
   private readonly pending = new Set<string>();
   private queued = 0;
+  private queuedBytes = 0;
   private inFlight = 0;
   private readonly counters = { enqueued: 0, duplicates: 0, droppedFull: 0, droppedAuthor: 0, fetched: 0, fetchedBytes: 0, failed: 0 };
   private readonly failures: Record<string, number> = {};
@@ -79,7 +84,7 @@ export class FetchQueue {
     /** Told about every finished job (to index the blob, or log the failure). */
     private readonly onDone: (job: FetchJob, outcome: JobOutcome) => void = () => {},
   ) {
-    for (const k of ['maxQueued', 'maxQueuedPerAuthor', 'concurrency'] as const) {
+    for (const k of ['maxQueued', 'maxQueuedBytes', 'maxQueuedPerAuthor', 'concurrency'] as const) {
       if (!Number.isSafeInteger(opts[k]) || opts[k] < 1) throw new RangeError(`fetch queue: ${k} must be a positive integer, not ${opts[k]}`);
     }
     if (!(opts.bytesPerSecond >= 0)) throw new RangeError(`fetch queue: bytesPerSecond must be ≥ 0, not ${opts.bytesPerSecond}`);
@@ -98,7 +103,8 @@ export class FetchQueue {
       this.counters.droppedAuthor++;
       return 'dropped-author';
     }
-    if (this.queued >= this.opts.maxQueued) {
+    const weight = weightOf(job);
+    if (this.queued >= this.opts.maxQueued || this.queuedBytes + weight > this.opts.maxQueuedBytes) {
       this.counters.droppedFull++;
       return 'dropped-full';
     }
@@ -106,13 +112,14 @@ export class FetchQueue {
     else this.byAuthor.set(job.author, [job]);
     this.pending.add(job.sha256);
     this.queued++;
+    this.queuedBytes += weight;
     this.counters.enqueued++;
     this.pump();
     return 'queued';
   }
 
   stats(): FetchQueueStats {
-    return { queued: this.queued, inFlight: this.inFlight, authorsQueued: this.byAuthor.size, ...this.counters, failures: { ...this.failures } };
+    return { queued: this.queued, queuedBytes: this.queuedBytes, inFlight: this.inFlight, authorsQueued: this.byAuthor.size, ...this.counters, failures: { ...this.failures } };
   }
 
   /** Resolves once nothing is queued or in flight. */
@@ -127,6 +134,7 @@ export class FetchQueue {
     for (const jobs of this.byAuthor.values()) for (const j of jobs) this.pending.delete(j.sha256);
     this.byAuthor.clear();
     this.queued = 0;
+    this.queuedBytes = 0;
     this.abort.abort();
     await Promise.all([...this.running]);
     this.wakeIdle();
@@ -140,6 +148,7 @@ export class FetchQueue {
     this.byAuthor.delete(author);
     if (jobs.length > 0) this.byAuthor.set(author, jobs);
     this.queued--;
+    this.queuedBytes -= weightOf(job);
     return job;
   }
 
@@ -189,6 +198,13 @@ export class FetchQueue {
     this.idleWaiters = [];
     for (const resolve of w) resolve();
   }
+}
+
+/** What a waiting job holds, roughly in bytes (URLs are ASCII once normalized). */
+function weightOf(job: FetchJob): number {
+  let n = 64 + job.sha256.length + job.author.length;
+  for (const u of job.urls) n += u.length;
+  return n;
 }
 
 /** Bytes per second with one second of burst; concurrent takers wait in turn (the debt adds up). */
