@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_FETCH_POLICY, FetchError, fetchBlob, refusedRange, type FetchPolicy, type FetchRequest, type Resolver } from '../sidecar/media/safe-fetch.js';
@@ -304,6 +306,36 @@ test('redirect loop and redirect cap', async () => {
   const dest = join(dir, 'hops');
   assert.equal((await fetchBlob({ url: srv.url('/hop1'), sha256: h, dest }, loopback)).redirects, 3);
   await rm(dest);
+});
+
+test('https: the certificate is checked against the URL\'s host name over the pinned connection (a self-signed one is refused)', async () => {
+  const tls = await mkdtemp(join(tmpdir(), 'media-tls-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=tls.test', '-addext', 'subjectAltName=DNS:tls.test', '-days', '1', '-keyout', join(tls, 'key.pem'), '-out', join(tls, 'cert.pem')], { stdio: 'ignore' });
+    const [key, cert] = await Promise.all([readFile(join(tls, 'key.pem')), readFile(join(tls, 'cert.pem'))]);
+    const body = randomBytes(1000);
+    const sni: string[] = [];
+    const server = https.createServer({ key, cert, SNICallback: (name, cb) => (sni.push(name), cb(null, undefined)) }, (_req, res) => res.end(body));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const resolve = fixedResolver({ 'tls.test': ['127.0.0.1'] });
+      const err = await refused({ url: `https://tls.test:${port}/${sha(body)}`, sha256: sha(body), resolve }, loopback, 'network');
+      assert.match(err.message, /self-signed certificate/);
+      assert.deepEqual(resolve.calls, ['tls.test']);
+      assert.deepEqual(sni, ['tls.test'], 'connected to the pinned address, named tls.test in the handshake');
+      // The same server answers a client that trusts its certificate: the refusal was the certificate check.
+      const ok = await new Promise<string>((done, fail) =>
+        https.get({ host: '127.0.0.1', port, servername: 'tls.test', ca: cert, path: '/' }, (res) => res.resume().on('end', () => done(String(res.statusCode)))).on('error', fail),
+      );
+      assert.equal(ok, '200', 'the server itself works');
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  } finally {
+    await rm(tls, { recursive: true, force: true });
+  }
 });
 
 test('schemes, credentials, host lists, MIME allow-list and HTTP status', async () => {
