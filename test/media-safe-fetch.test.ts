@@ -320,7 +320,7 @@ test('https: the certificate is checked against the URL\'s host name over the pi
     const port = (server.address() as net.AddressInfo).port;
     try {
       const resolve = fixedResolver({ 'tls.test': ['127.0.0.1'] });
-      const err = await refused({ url: `https://tls.test:${port}/${sha(body)}`, sha256: sha(body), resolve }, loopback, 'network');
+      const err = await refused({ url: `https://tls.test:${port}/${sha(body)}`, sha256: sha(body), resolve }, loopback, 'tls');
       assert.match(err.message, /self-signed certificate/);
       assert.deepEqual(resolve.calls, ['tls.test']);
       assert.deepEqual(sni, ['tls.test'], 'connected to the pinned address, named tls.test in the handshake');

@@ -25,6 +25,7 @@ export type FetchErrorCode =
   | 'dns'
   | 'blocked-address'
   | 'network'
+  | 'tls'
   | 'timeout'
   | 'aborted'
   | 'too-many-redirects'
@@ -343,7 +344,12 @@ class Fetch {
       );
       this.current = r;
       this.armIdle();
-      r.on('error', (err) => reject(this.failure ?? new FetchError('network', err.message, this.url)));
+      r.on('error', (err: NodeJS.ErrnoException) => {
+        if (this.failure) return reject(this.failure);
+        // Certificate and handshake failures (node gives them OpenSSL's codes or ERR_TLS_* / ERR_SSL_*).
+        const tls = typeof err.code === 'string' && /CERT|TLS|SSL/.test(err.code);
+        reject(new FetchError(tls ? 'tls' : 'network', err.message, this.url));
+      });
       r.end();
     });
   }
