@@ -221,7 +221,7 @@ export class BundleWriter {
 }
 
 /** SHA-1 of each piece of a file (v1 rules: the last piece may be short). */
-async function hashPieces(path: string, pieceLength: number, total: number): Promise<Buffer> {
+export async function hashPieces(path: string, pieceLength: number, total: number): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
     const digests: Buffer[] = [];

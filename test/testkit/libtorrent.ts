@@ -16,8 +16,9 @@ export interface LtFetchResult {
   name: string;
 }
 
-export async function ltFetch(opts: { torrent?: string; magnet?: string; save: string; peerPort: number; file?: number; timeoutSec?: number }): Promise<LtFetchResult> {
-  const args = [LT_SCRIPT, 'fetch', '--save', opts.save, '--peer', String(opts.peerPort), '--timeout', String(opts.timeoutSec ?? 30)];
+export async function ltFetch(opts: { torrent?: string; magnet?: string; save: string; /** Omitted: the torrent's web seeds only. */ peerPort?: number; file?: number; timeoutSec?: number }): Promise<LtFetchResult> {
+  const args = [LT_SCRIPT, 'fetch', '--save', opts.save, '--timeout', String(opts.timeoutSec ?? 30)];
+  if (opts.peerPort !== undefined) args.push('--peer', String(opts.peerPort));
   if (opts.torrent) args.push('--torrent', opts.torrent);
   if (opts.magnet) args.push('--magnet', opts.magnet);
   if (opts.file !== undefined) args.push('--file', String(opts.file));

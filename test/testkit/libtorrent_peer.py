@@ -2,7 +2,7 @@
 # An independent BitTorrent peer for the tests: Debian's python3-libtorrent (2.0.x).
 # Loopback only: no DHT bootstrap, no LSD/UPnP/NAT-PMP; peers are given explicitly.
 #
-#   libtorrent_peer.py fetch --torrent F | --magnet URI  --save DIR --peer PORT [--file IDX] [--timeout S]
+#   libtorrent_peer.py fetch --torrent F | --magnet URI  --save DIR [--peer PORT] [--file IDX] [--timeout S]
 #   libtorrent_peer.py dht-get --key HEX32 --salt HEX --bootstrap host:port,... [--timeout S]
 #
 # Prints one JSON object on stdout.
@@ -57,7 +57,8 @@ def fetch(a):
     atp.save_path = a.save
     atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
     h = ses.add_torrent(atp)
-    h.connect_peer(('127.0.0.1', a.peer))
+    if a.peer is not None:
+        h.connect_peer(('127.0.0.1', a.peer))
     if not wait(lambda: h.status().has_metadata, a.timeout):
         print(json.dumps({'ok': False, 'error': 'no metadata'}))
         return 1
@@ -139,7 +140,7 @@ def main():
     f.add_argument('--torrent')
     f.add_argument('--magnet')
     f.add_argument('--save', required=True)
-    f.add_argument('--peer', type=int, required=True)
+    f.add_argument('--peer', type=int)  # none: BEP-19 web seeds (url-list) only
     f.add_argument('--file', type=int)
     f.add_argument('--timeout', type=float, default=30)
     g = sub.add_parser('dht-get')
