@@ -56,8 +56,21 @@ export interface ResolveRequest {
   limits?: Partial<ResolveLimits>;
   signal?: AbortSignal;
   /** Each verified event the first time it is seen (before merging: superseded versions too). */
-  onEvent?: (e: NostrEvent, source: string) => void;
+  onEvent?: (e: NostrEvent, source: string, origin: EventOrigin) => void;
 }
+
+/** Where a verified event came from. */
+export type EventOrigin =
+  | {
+      from: 'swarm';
+      /** The bundle it was read from. */
+      infoHash: string;
+      /** Bridges (hex keys) whose pointer lists that bundle. */
+      bridges: string[];
+      /** Peers ("host:port") that sent the piece completing the event; empty when the piece was already held. */
+      peers: string[];
+    }
+  | { from: 'relay'; url: string };
 
 export interface BridgeReport {
   bridge: string;
@@ -134,13 +147,13 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
   const merger = new EventMerger();
   const rejections = new Rejections();
   let firstEventMs: number | null = null;
-  const accept = (events: NostrEvent[], source: string): number => {
+  const accept = (events: NostrEvent[], source: string, origin: EventOrigin): number => {
     let added = 0;
     for (const e of events) {
       if (!merger.add(e, source)) continue;
       added++;
       if (firstEventMs === null) firstEventMs = Date.now() - t0;
-      req.onEvent?.(e, source);
+      req.onEvent?.(e, source, origin);
     }
     return added;
   };
@@ -156,6 +169,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
   const lookups = await Promise.all(req.bridges.map((k) => lookupAuthorPointer(ctx.dht, k, req.author, limits.pointerTimeoutMs)));
   const bridges: BridgeReport[] = [];
   const listedBy = new Map<string, string[]>();
+  const listedByKey = new Map<string, string[]>();
   const order: string[] = [];
   lookups.forEach((l, i) => {
     const key = req.bridges[i]!;
@@ -167,9 +181,12 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
     bridges.push({ bridge: key.toString('hex'), status: 'found', bundles: p.infoHashes.length, n: p.n, pages: p.pages, seq: p.seq, complete: p.complete, ...(p.problems.length ? { problems: p.problems } : {}) });
     for (const ih of p.infoHashes) {
       const by = listedBy.get(ih);
-      if (by) by.push(short(key));
-      else {
+      if (by) {
+        by.push(short(key));
+        listedByKey.get(ih)!.push(key.toString('hex'));
+      } else {
         listedBy.set(ih, [short(key)]);
+        listedByKey.set(ih, [key.toString('hex')]);
         order.push(ih);
       }
     }
@@ -200,9 +217,11 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
       }
       // Events are verified and passed on while the file downloads, piece by piece.
       const rej = new Rejections();
+      const bridgesOf = listedByKey.get(ih)!;
+      let piecePeers: readonly string[] = [];
       const checker = new LineChecker(req.author, rej, (e) => {
         report.events++;
-        accept([e], 'swarm');
+        accept([e], 'swarm', { from: 'swarm', infoHash: ih, bridges: bridgesOf, peers: [...piecePeers] });
       });
       let lines: PieceLineAssembler | null = null;
       const out = await ctx.fetcher.fetchAuthorFile(
@@ -211,8 +230,9 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
         { maxMetadataBytes: limits.maxMetadataBytes, maxFileBytes: Math.min(limits.maxFileBytes, room), timeoutMs: limits.bundleTimeoutMs },
         {
           signal: swarmAbort.signal,
-          onPiece: (index, count, data) => {
+          onPiece: (index, count, data, peers) => {
             lines ??= new PieceLineAssembler(count, limits.maxEventBytes, checker);
+            piecePeers = peers;
             lines.push(index, data);
           },
         },
@@ -273,7 +293,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
         ...(since !== undefined ? { since } : {}),
         received: a.events.length + a.alreadyHad,
         alreadyHad: a.alreadyHad,
-        newEvents: accept(verified, a.url),
+        newEvents: accept(verified, a.url, { from: 'relay', url: a.url }),
         rejected: rej.total,
       });
     }
