@@ -23,8 +23,8 @@ import { closeSync, createReadStream, openSync, readFileSync, writeSync } from '
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
-import { deepMerge } from '../sidecar/config.js';
-import { exportLines } from '../test/support/export-lines.js';
+import { deepMerge } from '../sidecar/common/config.js';
+import { exportLines } from '../test/testkit/export-lines.js';
 import {
   DIST_DIR,
   cleanEnv,

@@ -20,13 +20,13 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebTorrent, { type Torrent } from 'webtorrent';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
 import { Sidecar } from '../sidecar/sidecar.js';
-import type { IngestSink } from '../sidecar/ingest.js';
-import type { BundleRecord } from '../sidecar/store.js';
-import { extractBundle, torrentPathOf } from '../sidecar/bundle-builder.js';
-import { contentOf, pluginLine, pubkeyN, unsignedEvent } from '../test/support/events.js';
+import type { IngestSink } from '../sidecar/ingest/ingestor.js';
+import type { BundleRecord } from '../sidecar/index/store.js';
+import { extractBundle, torrentPathOf } from '../sidecar/bundles/builder.js';
+import { contentOf, pluginLine, pubkeyN, unsignedEvent } from '../test/testkit/events.js';
 import {
   DIST_DIR,
   figure,

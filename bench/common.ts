@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
-import { deepMerge } from '../sidecar/config.js';
-import { LOOPBACK_DEFAULTS } from '../test/support/sidecar-process.js';
-export { prng } from '../test/support/events.js';
+import { deepMerge } from '../sidecar/common/config.js';
+import { LOOPBACK_DEFAULTS } from '../test/testkit/sidecar-process.js';
+export { prng } from '../test/testkit/events.js';
 
 /** dist/ (this file is dist/bench/common.js once built). */
 export const DIST_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -197,7 +197,7 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 }
 
 /**
- * Loopback-only settings for every benchmark sidecar (as in test/support/sidecar-process.ts):
+ * Loopback-only settings for every benchmark sidecar (as in test/testkit/sidecar-process.ts):
  * free ports, DHT on 127.0.0.1 with no bootstrap nodes, so nothing leaves the machine.
  */
 export const LOOPBACK_CONFIG: Record<string, Record<string, unknown>> = { ...LOOPBACK_DEFAULTS, log: { level: 'warn' } };

@@ -1,9 +1,9 @@
-// A local DHT (test/support/local-dht.ts: bittorrent-dht nodes on 127.0.0.1) in a worker thread,
+// A local DHT (test/testkit/local-dht.ts: bittorrent-dht nodes on 127.0.0.1) in a worker thread,
 // for benchmarks that only need its bootstrap addresses: its nodes then answer on the other core
 // instead of sharing the benchmark's event loop with the bridge that publishes to them.
 // In: workerData {nodes}; out: {bootstrap} once up, or {error}; message 'stop' → {stopped}.
 import { parentPort, workerData } from 'node:worker_threads';
-import { startLocalDht } from '../test/support/local-dht.js';
+import { startLocalDht } from '../test/testkit/local-dht.js';
 
 const port = parentPort!;
 try {

@@ -25,17 +25,17 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import bencode from 'bencode';
 import type DHT from 'bittorrent-dht';
-import { StrfryHarness } from '../test/support/strfry-harness.js';
-import { unsignedEvent, pluginLine, pubkeyN, contentOf } from '../test/support/events.js';
-import { readArchive } from '../test/support/archive-check.js';
-import { freeUdpPorts, startLocalDhtAt } from '../test/support/local-dht.js';
-import { idleConnections, rssAnonKb, rssKb, slowReader, socketInodes } from '../test/support/hostile-peer.js';
-import { hostileLines, requiredId, salvageableIds } from '../test/support/hostile-lines.js';
-import { ingestClient } from '../test/support/ingest-client.js';
-import { ltFetch } from '../test/support/libtorrent.js';
-import { torrentPathOf } from '../sidecar/bundle-builder.js';
-import { canonicalJson } from '../sidecar/nostr-event.js';
-import { makeStrfryDb, strfryStandin } from '../test/support/strfry-db.js';
+import { StrfryHarness } from '../test/testkit/strfry-harness.js';
+import { unsignedEvent, pluginLine, pubkeyN, contentOf } from '../test/testkit/events.js';
+import { readArchive } from '../test/testkit/archive-check.js';
+import { freeUdpPorts, startLocalDhtAt } from '../test/testkit/local-dht.js';
+import { idleConnections, rssAnonKb, rssKb, slowReader, socketInodes } from '../test/testkit/hostile-peer.js';
+import { hostileLines, requiredId, salvageableIds } from '../test/testkit/hostile-lines.js';
+import { ingestClient } from '../test/testkit/ingest-client.js';
+import { ltFetch } from '../test/testkit/libtorrent.js';
+import { torrentPathOf } from '../sidecar/bundles/builder.js';
+import { canonicalJson } from '../sidecar/formats/nostr-event.js';
+import { makeStrfryDb, strfryStandin } from '../test/testkit/strfry-db.js';
 import {
   PLUGIN_MAIN,
   cleanEnv,

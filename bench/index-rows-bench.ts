@@ -1,4 +1,4 @@
-// Index format 7's event rows (sidecar/event-row.ts) against format 6's (lmdb-js's default msgpack,
+// Index format 7's event rows (sidecar/index/event-row.ts) against format 6's (lmdb-js's default msgpack,
 // the baseline, measured in the same run on the same rows):
 //   write = encoding and putting a row inside a write transaction (what Store.applyBatch does
 //           per indexed event), commit excluded;
@@ -11,8 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
-import { eventRowEncoder } from '../sidecar/event-row.js';
-import { Store, type EventRow } from '../sidecar/store.js';
+import { eventRowEncoder, type EventRow } from '../sidecar/index/event-row.js';
+import { Store } from '../sidecar/index/store.js';
 import { figure, fmt, log, makeTempDir, parseArgs, printFigures, runMain } from './common.js';
 
 const BATCH = 50_000;

@@ -10,13 +10,13 @@
 // in a worker). Both runs print the ingest (main) thread's CPU per event.
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
 import { Sidecar } from '../sidecar/sidecar.js';
-import { canonicalJson, eventFromLine, validateEvent } from '../sidecar/nostr-event.js';
-import { classify } from '../sidecar/policy.js';
-import type { IngestSink } from '../sidecar/ingest.js';
-import { unsignedEvent, pluginLine, contentOf, pubkeyN } from '../test/support/events.js';
+import { canonicalJson, eventFromLine, validateEvent } from '../sidecar/formats/nostr-event.js';
+import { classify } from '../sidecar/policy/content-policy.js';
+import type { IngestSink } from '../sidecar/ingest/ingestor.js';
+import { unsignedEvent, pluginLine, contentOf, pubkeyN } from '../test/testkit/events.js';
 import {
   describeStatus,
   figure,

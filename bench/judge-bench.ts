@@ -1,8 +1,8 @@
-// What judging lines in a worker (sidecar/judge-pool.ts) costs the ingest thread, per event:
+// What judging lines in a worker (sidecar/judge/pool.ts) costs the ingest thread, per event:
 //   send    = copying the batch's lines (bytes as the socket gave them) into one buffer and
 //             posting the request (structured clone: one copy of that buffer);
 //   receive = reading the worker's reply (typed arrays and the canonical JSON as one transferred
-//             buffer: the columns the index applies, sidecar/event-batch.ts);
+//             buffer: the columns the index applies, sidecar/judge/event-batch.ts);
 // against the baseline measured in the same run: judging on the ingest thread (judgeThreads = 0).
 // Then the wall time of a real pool (one worker) judging the same batches, for reference.
 // Prints figures; never asserts timings.
@@ -10,11 +10,11 @@
 //   node dist/bench/judge-bench.js [--quick] [--n=COUNT]
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { join } from 'node:path';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
-import { JudgePool, judgeInline } from '../sidecar/judge-pool.js';
-import { judgeRequest, packLines, transferables, type JudgeReply, type JudgeRequest } from '../sidecar/judge-wire.js';
-import { contentOf, pluginLine, pubkeyN, unsignedEvent } from '../test/support/events.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
+import { JudgePool, judgeInline } from '../sidecar/judge/pool.js';
+import { judgeRequest, packLines, transferables, type JudgeReply, type JudgeRequest } from '../sidecar/judge/wire.js';
+import { contentOf, pluginLine, pubkeyN, unsignedEvent } from '../test/testkit/events.js';
 import { figure, fmt, log, makeTempDir, parseArgs, printFigures, prng, runMain, writeConfig } from './common.js';
 
 const BATCH = 2000;

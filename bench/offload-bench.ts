@@ -18,9 +18,9 @@
 //
 //   node dist/bench/offload-bench.js [--quick] [--n=READERS] [--workers=N]
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { startLocalDht } from '../test/support/local-dht.js';
-import { startTestRelay } from '../test/support/nostr-relay.js';
-import { signer } from '../test/support/events.js';
+import { startLocalDht } from '../test/testkit/local-dht.js';
+import { startTestRelay } from '../test/testkit/nostr-relay.js';
+import { signer } from '../test/testkit/events.js';
 import { figure, fmt, log, median, onCleanup, parseArgs, printFigures, runMain, type Figure } from './common.js';
 import { archiveBytes, notes, ReaderPool, spawnReader, startBridgeInProcess, type ChildResult, type ReaderArgs, type ReaderChild } from './reader-support.js';
 

@@ -1,5 +1,5 @@
 // Plugin benchmark: events/s and p50/p99 answer latency of dist/plugin/main.js driven exactly as
-// strfry drives a write-policy plugin (test/support/strfry-harness.ts: one line out, wait for the
+// strfry drives a write-policy plugin (test/testkit/strfry-harness.ts: one line out, wait for the
 // answer, next line), against a bare node:readline accept-all plugin measured in the same run.
 //
 // For each sidecar state (up: child process; down: no socket, lines go to the spool; stalled:
@@ -12,8 +12,8 @@
 //                                   [--toml='[ingest]\nbatchMaxEvents = 200']
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StrfryHarness, PluginError } from '../test/support/strfry-harness.js';
-import { unsignedEvent, pluginLine, contentOf, pubkeyN } from '../test/support/events.js';
+import { StrfryHarness, PluginError } from '../test/testkit/strfry-harness.js';
+import { unsignedEvent, pluginLine, contentOf, pubkeyN } from '../test/testkit/events.js';
 import {
   PLUGIN_MAIN,
   cleanEnv,

@@ -16,9 +16,9 @@
 //   node dist/bench/reader-bench.js [--quick] [--n=EVENTS]
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startTestRelay } from '../test/support/nostr-relay.js';
-import { signer } from '../test/support/events.js';
-import { CLI_BIN } from '../test/support/sidecar-process.js';
+import { startTestRelay } from '../test/testkit/nostr-relay.js';
+import { signer } from '../test/testkit/events.js';
+import { CLI_BIN } from '../test/testkit/sidecar-process.js';
 import { figure, fmt, log, median, onCleanup, parseArgs, printFigures, runMain, type Figure } from './common.js';
 import { archiveBytes, notes, spawnReader, startBridgeInProcess, startLocalDhtInWorker, type ChildResult } from './reader-support.js';
 

@@ -56,7 +56,7 @@ import {
   type SidecarChild,
   BARE_PLUGIN,
 } from './common.js';
-import { contentOf, prng } from '../test/support/events.js';
+import { contentOf, prng } from '../test/testkit/events.js';
 import type { WriterData } from './relay-writer.js';
 
 const MODES = ['none', 'bare', 'up', 'down'] as const;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { open } from 'lmdb';
 import { initNostrWasm } from 'nostr-wasm';
-import type { NostrEvent } from '../sidecar/nostr-event.js';
+import type { NostrEvent } from '../sidecar/formats/nostr-event.js';
 
 export interface WriterData {
   dbDir: string;

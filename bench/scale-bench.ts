@@ -24,7 +24,7 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
-import { contentOf, pubkeyN } from '../test/support/events.js';
+import { contentOf, pubkeyN } from '../test/testkit/events.js';
 import {
   describeStatus,
   figure,

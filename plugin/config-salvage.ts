@@ -4,7 +4,7 @@
 // getting answers, and when nothing is wrapped there is nothing to enforce (plugin-config.ts).
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
-import { configSchema } from '../sidecar/config.js';
+import { configSchema } from '../sidecar/common/config.js';
 
 /** The keys under [plugin] that start with "inner" and are not the command itself. */
 const INNER_SETTINGS = new Set(['innertimeoutms', 'innerfailmode', 'innerfailmessage']);

@@ -3,7 +3,7 @@
 // accepted lines are then handed to the sidecar (socket, or spool on disk), never awaited.
 import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { createLogger } from '../sidecar/log.js';
+import { createLogger } from '../sidecar/common/log.js';
 import { readLineFields, salvageId } from './line-fields.js';
 import { SpoolWriter } from './spool-writer.js';
 import { SidecarLink } from './sidecar-link.js';

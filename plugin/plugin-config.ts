@@ -14,8 +14,8 @@
 // docs/config.example.toml, wraps nothing.
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
-import { ConfigError, DEFAULT_CONFIG_PATH, findConfigPath, loadConfig, type Config, type LoadOptions } from '../sidecar/config.js';
-import type { Logger } from '../sidecar/log.js';
+import { ConfigError, DEFAULT_CONFIG_PATH, findConfigPath, loadConfig, type Config, type LoadOptions } from '../sidecar/common/config.js';
+import type { Logger } from '../sidecar/common/log.js';
 import { keepValidKeys, parsedWrapsInner, repairToml, textWrapsInner } from './config-salvage.js';
 
 export type PluginConfig =

@@ -5,19 +5,19 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
-import { initSignatureCheck } from '../sidecar/nostr-event.js';
-import { Store } from '../sidecar/store.js';
+import { loadConfig, ConfigError, type Config } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
+import { initSignatureCheck } from '../sidecar/formats/nostr-event.js';
+import { Store } from '../sidecar/index/store.js';
 import type { IngestChannel } from '../sidecar/backfill/channel.js';
-import type { CheckpointIO } from '../sidecar/backfill/checkpoint.js';
+import type { CheckpointIO } from '../sidecar/index/checkpoints.js';
 import { DryRunChannel } from '../sidecar/backfill/dry-run-channel.js';
 import type { SourceSpec } from '../sidecar/backfill/event-source.js';
 import { progressReporter } from '../sidecar/backfill/progress.js';
 import { checkpointKey, runBackfill } from '../sidecar/backfill/runner.js';
 import { SidecarUnreachable, SocketChannel } from '../sidecar/backfill/socket-channel.js';
 import { summaryText } from '../sidecar/backfill/summary.js';
-import { applyCliConventions, EXIT_USAGE } from '../sidecar/command-line.js';
+import { applyCliConventions, EXIT_USAGE } from '../sidecar/common/command-line.js';
 
 const intArg = (what: string, min = 0) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${what}: expected an integer ≥ ${min}`);

@@ -3,12 +3,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { loadConfig, ConfigError, type Config } from '../sidecar/config.js';
-import { NoDataError, statusFromDisk, type Status } from '../sidecar/status.js';
-import { loadIdentity, zbase32, KeyFileError } from '../sidecar/identity.js';
-import { describeFsError } from '../sidecar/data-dir-lock.js';
+import { loadConfig, ConfigError, type Config } from '../sidecar/common/config.js';
+import { NoDataError, statusFromDisk, type Status } from '../sidecar/ops/status.js';
+import { loadIdentity, KeyFileError } from '../sidecar/publishing/identity.js';
+import { zbase32 } from '../sidecar/formats/zbase32.js';
+import { describeFsError } from '../sidecar/ops/data-dir-lock.js';
 import { registerReaderCommands } from './reader/reader-cli.js';
-import { applyCliConventions, EXIT_USAGE } from '../sidecar/command-line.js';
+import { applyCliConventions, EXIT_USAGE } from '../sidecar/common/command-line.js';
 
 const program = new Command('nostr-bt')
   .description('nostr-bt operator CLI')

@@ -4,24 +4,24 @@
 // The variable must be set before the process starts, hence the shebang; docs/operations.md, Memory.)
 // nostr-bt-sidecar: the daemon. Starts with no config at all (data in ./nostr-bt-data).
 // Signals: SIGTERM/SIGINT stop gracefully within service.stopTimeoutSeconds (past it: exit 1 once the
-// index writes in flight have settled, at most 3 s later; see exit-safely.ts);
+// index writes in flight have settled, at most 3 s later; see common/exit-safely.ts);
 // SIGHUP reloads the config (what is safe to change while running; the log says what needs a
 // restart). Under systemd (Type=notify) it reports READY=1, WATCHDOG=1, RELOADING=1, STOPPING=1.
 // Exit codes (docs/operations.md): 0 stopped cleanly; 1 failed while running or stopping; 2 invalid
 // config (or key file); 3 another sidecar holds the data directory; 4 a file or directory it needs
 // cannot be created or written (the log line names the path and the cause).
 import { Command } from 'commander';
-import { applyCliConventions } from './command-line.js';
-import { loadConfig, ConfigError, type Config, type LoadOptions } from './config.js';
-import { createLogger } from './log.js';
-import { SdNotify } from './sd-notify.js';
+import { applyCliConventions } from './common/command-line.js';
+import { loadConfig, ConfigError, type Config, type LoadOptions } from './common/config.js';
+import { createLogger } from './common/log.js';
+import { SdNotify } from './ops/sd-notify.js';
 import { Sidecar } from './sidecar.js';
-import { withDeadline } from './deadline.js';
-import { exitSafely } from './exit-safely.js';
-import { isLmdbWriteFailure } from './lmdb-failures.js';
-import { DataDirError, DataDirLockedError, describeFsError } from './data-dir-lock.js';
-import { KeyFileError } from './identity.js';
-import { applyNice } from './cpu-priority.js';
+import { withDeadline } from './common/deadline.js';
+import { exitSafely } from './common/exit-safely.js';
+import { isLmdbWriteFailure } from './index/lmdb-failures.js';
+import { DataDirError, DataDirLockedError, describeFsError } from './ops/data-dir-lock.js';
+import { KeyFileError } from './publishing/identity.js';
+import { applyNice } from './ops/cpu-priority.js';
 
 const STATUS_EVERY_MS = 10_000;
 const EXIT_CONFIG = 2;

@@ -5,28 +5,29 @@ import type { AddressInfo } from 'node:net';
 import { writeFile, unlink, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import type { Config } from './common/config.js';
 import type DHT from 'bittorrent-dht';
-import { Bundler } from './bundler.js';
-import { startDhtNode, stopDhtNode, storedOwnItems } from './dht-node.js';
-import { Ingestor, type BatchReport } from './ingest.js';
-import { describeOrigin, loadIdentity, zbase32, type BridgeIdentity } from './identity.js';
-import { DataDirError, DataDirLock } from './data-dir-lock.js';
+import { Bundler } from './bundles/bundler.js';
+import { startDhtNode, stopDhtNode, storedOwnItems } from './publishing/dht-node.js';
+import { Ingestor, type BatchReport } from './ingest/ingestor.js';
+import { describeOrigin, loadIdentity, type BridgeIdentity } from './publishing/identity.js';
+import { zbase32 } from './formats/zbase32.js';
+import { DataDirError, DataDirLock } from './ops/data-dir-lock.js';
 import { constants as osConstants } from 'node:os';
-import { Publisher, type PublisherOptions } from './publisher.js';
-import { SidecarMetrics } from './metrics.js';
-import { applyKeys, diffConfig, type ConfigChanges } from './reload.js';
-import { applyHeapGrowth } from './heap-growth.js';
-import { IngestServer } from './ingest-server.js';
-import { initSignatureCheck } from './nostr-event.js';
-import { Quarantine } from './quarantine.js';
-import { Reconciler } from './reconcile.js';
-import { CheckpointStore } from './backfill/checkpoint.js';
-import { SpoolDrainer } from './spool-drain.js';
-import { memoryStatus, statusFromStore, type Status } from './status.js';
-import { Store } from './store.js';
-import { quiesceWrites } from './lmdb-quiesce.js';
-import { WebTorrentSeeder } from './seeder.js';
+import { Publisher, type PublisherOptions } from './publishing/publisher.js';
+import { SidecarMetrics } from './ops/metrics.js';
+import { applyKeys, diffConfig, type ConfigChanges } from './ops/reload.js';
+import { applyHeapGrowth } from './ops/heap-growth.js';
+import { IngestServer } from './ingest/socket-server.js';
+import { initSignatureCheck } from './formats/nostr-event.js';
+import { Quarantine } from './ingest/quarantine.js';
+import { Reconciler } from './backfill/reconcile.js';
+import { CheckpointStore } from './index/checkpoints.js';
+import { SpoolDrainer } from './ingest/spool-drain.js';
+import { memoryStatus, statusFromStore, type Status } from './ops/status.js';
+import { Store } from './index/store.js';
+import { quiesceWrites } from './index/lmdb-quiesce.js';
+import { WebTorrentSeeder } from './seeding/seeder.js';
 
 export interface SidecarOptions {
   /** Test hook: the clock used by the content policy (unix seconds). */
@@ -338,7 +339,7 @@ export class Sidecar {
   /**
    * After a stop that could not finish: stops ingest retries and spool scans, refuses new index
    * writes and waits for the ones in flight to commit or fail. Only then may the process exit
-   * (see exit-safely.ts).
+   * (see common/exit-safely.ts).
    */
   async abandon(): Promise<void> {
     if (this.expiryTimer) clearInterval(this.expiryTimer);

@@ -8,11 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../sidecar/log.js';
-import { Quarantine, REPLAY_QUARANTINE_LIMIT } from '../sidecar/quarantine.js';
-import { BACKFILL_BIN, runBackfill } from './support/backfill-cli.js';
-import { withBackfillRig } from './support/backfill-rig.js';
-import { exportLines } from './support/export-lines.js';
+import { createLogger } from '../sidecar/common/log.js';
+import { Quarantine, REPLAY_QUARANTINE_LIMIT } from '../sidecar/ingest/quarantine.js';
+import { BACKFILL_BIN, runBackfill } from './testkit/backfill-cli.js';
+import { withBackfillRig } from './testkit/backfill-rig.js';
+import { exportLines } from './testkit/export-lines.js';
 
 function quarantined(dir: string): { lines: number; bytes: number } {
   if (!existsSync(dir)) return { lines: 0, bytes: 0 };

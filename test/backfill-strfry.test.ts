@@ -1,19 +1,19 @@
 // The `strfry export` path of nostr-bt-backfill, through execa, with the stand-in strfry
-// (test/support/strfry-standin.ts: a real executable honouring --config, export --since/--until,
+// (test/testkit/strfry-standin.ts: a real executable honouring --config, export --since/--until,
 // and told to fail when needed): full export, --since/--until, incremental runs from the
 // checkpoint minus the margin, kill -9 and resume, strfry failing or missing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CheckpointStore } from '../sidecar/backfill/checkpoint.js';
-import type { NostrEvent } from '../sidecar/nostr-event.js';
-import { runBackfill, spawnBackfill } from './support/backfill-cli.js';
-import { withBackfillRig } from './support/backfill-rig.js';
-import { exportLines } from './support/export-lines.js';
-import { unsignedEvent, pubkeyN } from './support/events.js';
-import { FIXTURES, sleep } from './support/sidecar-process.js';
-import { makeStrfryDb, strfryStandin } from './support/strfry-db.js';
+import { CheckpointStore } from '../sidecar/index/checkpoints.js';
+import type { NostrEvent } from '../sidecar/formats/nostr-event.js';
+import { runBackfill, spawnBackfill } from './testkit/backfill-cli.js';
+import { withBackfillRig } from './testkit/backfill-rig.js';
+import { exportLines } from './testkit/export-lines.js';
+import { unsignedEvent, pubkeyN } from './testkit/events.js';
+import { FIXTURES, sleep } from './testkit/sidecar-process.js';
+import { makeStrfryDb, strfryStandin } from './testkit/strfry-db.js';
 
 const FIXTURE_NOW = 1795464400;
 const fixtureLines = () => readFileSync(join(FIXTURES, 'strfry-export.jsonl'), 'utf8').trim().split('\n');

@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LineSplitter, type OversizedLine } from '../sidecar/backfill/line-splitter.js';
 import { createdAtOf } from '../sidecar/backfill/created-at.js';
-import { pluginLine, unsignedEvent, pubkeyN } from './support/events.js';
-import { canonicalJson } from '../sidecar/nostr-event.js';
+import { pluginLine, unsignedEvent, pubkeyN } from './testkit/events.js';
+import { canonicalJson } from '../sidecar/formats/nostr-event.js';
 
 function splitAll(data: Buffer, chunkSizes: number[], max: number, start = 0) {
   const over: OversizedLine[] = [];

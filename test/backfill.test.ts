@@ -7,14 +7,14 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { CheckpointStore } from '../sidecar/backfill/checkpoint.js';
-import type { NostrEvent } from '../sidecar/nostr-event.js';
-import { BACKFILL_BIN, runBackfill, spawnBackfill } from './support/backfill-cli.js';
-import { withBackfillRig, type BackfillRig } from './support/backfill-rig.js';
-import { exportLines } from './support/export-lines.js';
-import { pluginLine, pubkeyN, signer, unsignedEvent, contentOf } from './support/events.js';
-import { FIXTURES, PLUGIN_BIN, SidecarProcess, makeWorkspace, sleep } from './support/sidecar-process.js';
-import { StrfryHarness } from './support/strfry-harness.js';
+import { CheckpointStore } from '../sidecar/index/checkpoints.js';
+import type { NostrEvent } from '../sidecar/formats/nostr-event.js';
+import { BACKFILL_BIN, runBackfill, spawnBackfill } from './testkit/backfill-cli.js';
+import { withBackfillRig, type BackfillRig } from './testkit/backfill-rig.js';
+import { exportLines } from './testkit/export-lines.js';
+import { pluginLine, pubkeyN, signer, unsignedEvent, contentOf } from './testkit/events.js';
+import { FIXTURES, PLUGIN_BIN, SidecarProcess, makeWorkspace, sleep } from './testkit/sidecar-process.js';
+import { StrfryHarness } from './testkit/strfry-harness.js';
 
 const FIXTURE_NOW = 1795464400; // after the fixture run, before its NIP-40 expiration
 // The issue asks for 200k; the suite uses 20k to stay fast (the 200k and 1M runs are in

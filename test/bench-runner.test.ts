@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIST } from './support/sidecar-process.js';
+import { DIST } from './testkit/sidecar-process.js';
 import { meetsGoal } from '../bench/run.js';
 
 const run = promisify(execFile);
@@ -38,8 +38,8 @@ test('the runner runs a quick benchmark and writes RESULTS.md with its figures a
 });
 
 test('benchmark readers in a worker pool each read on their own (relay readers over 2 threads)', { timeout: 60_000 }, async () => {
-  const { startTestRelay } = await import('./support/nostr-relay.js');
-  const { signer } = await import('./support/events.js');
+  const { startTestRelay } = await import('./testkit/nostr-relay.js');
+  const { signer } = await import('./testkit/events.js');
   const { ReaderPool, notes } = await import('../bench/reader-support.js');
   const relay = await startTestRelay();
   const pool = new ReaderPool(2);

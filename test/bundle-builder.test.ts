@@ -8,20 +8,20 @@ import { mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bencode from 'bencode';
-import { buildBundle, extractBundle, pieceLengthFor, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH } from '../sidecar/bundle-builder.js';
-import { canonicalJson } from '../sidecar/nostr-event.js';
-import { encodeBundleInfo } from '../sidecar/bundle-info.js';
-import { DIST } from './support/sidecar-process.js';
-import { unsignedEvent, pubkeyN, contentOf } from './support/events.js';
+import { buildBundle, extractBundle, pieceLengthFor, MIN_PIECE_LENGTH, MAX_PIECE_LENGTH } from '../sidecar/bundles/builder.js';
+import { canonicalJson } from '../sidecar/formats/nostr-event.js';
+import { encodeBundleInfo } from '../sidecar/formats/bundle-info.js';
+import { DIST } from './testkit/sidecar-process.js';
+import { unsignedEvent, pubkeyN, contentOf } from './testkit/events.js';
 
 const run = promisify(execFile);
 
 /** Runs buildBundle in a fresh process over a deterministic event set; returns its infohash. */
 async function infoHashInChildProcess(root: string, shuffleSeed: number): Promise<string> {
   const script = `
-    const { buildBundle } = await import(${JSON.stringify(join(DIST, 'sidecar/bundle-builder.js'))});
-    const { unsignedEvent, pubkeyN, contentOf } = await import(${JSON.stringify(join(DIST, 'test/support/events.js'))});
-    const { canonicalJson } = await import(${JSON.stringify(join(DIST, 'sidecar/nostr-event.js'))});
+    const { buildBundle } = await import(${JSON.stringify(join(DIST, 'sidecar/bundles/builder.js'))});
+    const { unsignedEvent, pubkeyN, contentOf } = await import(${JSON.stringify(join(DIST, 'test/testkit/events.js'))});
+    const { canonicalJson } = await import(${JSON.stringify(join(DIST, 'sidecar/formats/nostr-event.js'))});
     const events = [];
     for (let i = 0; i < 300; i++) events.push(unsignedEvent(pubkeyN(i % 37), { kind: 1, created_at: 1000 + (i % 11), content: contentOf(100 + i, i) }));
     // Arrival order differs between runs; the bundle must not.

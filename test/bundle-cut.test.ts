@@ -5,16 +5,16 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildCut, cutRefsOf } from '../sidecar/bundle-cut.js';
-import { CutThread } from '../sidecar/bundle-cut-thread.js';
-import { buildBundle, readAuthorFile } from '../sidecar/bundle-builder.js';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
-import { canonicalJson } from '../sidecar/nostr-event.js';
-import { Store } from '../sidecar/store.js';
-import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
-import { contentOf, judgedEvent, prng, pubkeyN, unsignedEvent } from './support/events.js';
-import { makeWorkspace } from './support/sidecar-process.js';
+import { buildCut, cutRefsOf } from '../sidecar/bundles/cut.js';
+import { CutThread } from '../sidecar/bundles/cut-thread.js';
+import { buildBundle, readAuthorFile } from '../sidecar/bundles/builder.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
+import { canonicalJson } from '../sidecar/formats/nostr-event.js';
+import { Store } from '../sidecar/index/store.js';
+import { eventBatchOf, type JudgedEvent } from '../sidecar/judge/event-batch.js';
+import { contentOf, judgedEvent, prng, pubkeyN, unsignedEvent } from './testkit/events.js';
+import { makeWorkspace } from './testkit/sidecar-process.js';
 
 const log = createLogger('test', 'silent');
 

@@ -1,4 +1,4 @@
-// The canonical-line fast path (sidecar/canonical-event.ts) gives exactly the general path's
+// The canonical-line fast path (sidecar/judge/canonical-event.ts) gives exactly the general path's
 // result (judgeLine) for every line, takes the lines strfry exports, and leaves every other form
 // to the general path: compared line by line over hand-made edge cases, lines whose id was
 // computed over bytes JSON would not produce, and seeded random mutations.
@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../sidecar/config.js';
-import { CANONICAL_EVENT, CANONICAL_SKIPPED, CanonicalEventReader, NOT_CANONICAL } from '../sidecar/canonical-event.js';
-import { judgeRequest, packLines, unpackReply } from '../sidecar/judge-wire.js';
-import { judgeLine, type Judged } from '../sidecar/line-judge.js';
-import { canonicalJson, type NostrEvent } from '../sidecar/nostr-event.js';
-import type { PolicyConfig } from '../sidecar/policy.js';
-import { pluginLine, prng, pubkeyN, unsignedEvent } from './support/events.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { CANONICAL_EVENT, CANONICAL_SKIPPED, CanonicalEventReader, NOT_CANONICAL } from '../sidecar/judge/canonical-event.js';
+import { judgeRequest, packLines, unpackReply } from '../sidecar/judge/wire.js';
+import { judgeLine, type Judged } from '../sidecar/judge/line-judge.js';
+import { canonicalJson, type NostrEvent } from '../sidecar/formats/nostr-event.js';
+import type { PolicyConfig } from '../sidecar/policy/content-policy.js';
+import { pluginLine, prng, pubkeyN, unsignedEvent } from './testkit/events.js';
 
 const FIXTURES = new URL('../../test/fixtures/', import.meta.url).pathname;
 const NOW = 1_800_000_000;

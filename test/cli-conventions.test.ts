@@ -8,11 +8,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { closestKey, editDistance } from '../sidecar/closest-key.js';
-import { ConfigError, loadConfig } from '../sidecar/config.js';
-import { Store } from '../sidecar/store.js';
-import { BACKFILL_BIN } from './support/backfill-cli.js';
-import { CLI_BIN, DIST, SIDECAR_BIN, makeWorkspace } from './support/sidecar-process.js';
+import { closestKey, editDistance } from '../sidecar/common/closest-key.js';
+import { ConfigError, loadConfig } from '../sidecar/common/config.js';
+import { Store } from '../sidecar/index/store.js';
+import { BACKFILL_BIN } from './testkit/backfill-cli.js';
+import { CLI_BIN, DIST, SIDECAR_BIN, makeWorkspace } from './testkit/sidecar-process.js';
 
 const VERSION = (JSON.parse(readFileSync(join(DIST, '../package.json'), 'utf8')) as { version: string }).version;
 

@@ -5,8 +5,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeWorkspace, SidecarProcess, CLI_BIN, FIXTURES } from './support/sidecar-process.js';
-import type { Status } from '../sidecar/status.js';
+import { makeWorkspace, SidecarProcess, CLI_BIN, FIXTURES } from './testkit/sidecar-process.js';
+import type { Status } from '../sidecar/ops/status.js';
 import { connect } from 'node:net';
 
 const run = promisify(execFile);

@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { loadConfig } from '../sidecar/config.js';
-import { DIST } from './support/sidecar-process.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { DIST } from './testkit/sidecar-process.js';
 
 test('docs/config.example.toml loads and matches the built-in defaults', () => {
   const c = loadConfig({ configPath: join(DIST, '../docs/config.example.toml'), env: {} });

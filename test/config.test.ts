@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, ConfigError } from '../sidecar/config.js';
+import { loadConfig, ConfigError } from '../sidecar/common/config.js';
 
 function withFile(text: string, fn: (path: string, dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-cfg-'));

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { DIST } from './support/sidecar-process.js';
+import { DIST } from './testkit/sidecar-process.js';
 
 const run = promisify(execFile);
 
@@ -13,7 +13,7 @@ const run = promisify(execFile);
 const CHILD = `
 import { readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { applyNice } from ${JSON.stringify(join(DIST, 'sidecar/cpu-priority.js'))};
+import { applyNice } from ${JSON.stringify(join(DIST, 'sidecar/ops/cpu-priority.js'))};
 const niceOf = () => readdirSync('/proc/self/task').map((t) => {
   const s = readFileSync('/proc/self/task/' + t + '/stat', 'utf8');
   return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[16]);

@@ -1,5 +1,5 @@
 // The bridge's own DHT node against a hostile KRPC client of ours (raw UDP + bencode on
-// 127.0.0.x, test/support/hostile-krpc.ts), with libtorrent as the reference for what a storage
+// 127.0.0.x, test/testkit/hostile-krpc.ts), with libtorrent as the reference for what a storage
 // node should answer: the bridge's own older items replayed, bad signatures, malformed queries,
 // and one host posing as many nodes.
 import { test } from 'node:test';
@@ -8,18 +8,18 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import DHT from 'bittorrent-dht';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
 import { Sidecar } from '../sidecar/sidecar.js';
-import type { IngestSink } from '../sidecar/ingest.js';
-import { startDhtNode, stopDhtNode } from '../sidecar/dht-node.js';
-import { hardenDht } from '../sidecar/dht-harden.js';
-import { keyFromSeed, verifyEd25519 } from '../sidecar/ed25519.js';
-import { authorSalt, signedBytes, targetOf, decodeAuthorPage } from '../sidecar/pointer-item.js';
-import { makeWorkspace, DIST } from './support/sidecar-process.js';
-import { startLocalDht, dhtGet } from './support/local-dht.js';
-import { HostileKrpc, type KrpcReply, type Target } from './support/hostile-krpc.js';
-import { unsignedEvent, pluginLine, pubkeyN } from './support/events.js';
+import type { IngestSink } from '../sidecar/ingest/ingestor.js';
+import { startDhtNode, stopDhtNode } from '../sidecar/publishing/dht-node.js';
+import { hardenDht } from '../sidecar/dht/harden.js';
+import { keyFromSeed, verifyEd25519 } from '../sidecar/formats/ed25519.js';
+import { authorSalt, signedBytes, targetOf, decodeAuthorPage } from '../sidecar/formats/pointer-item.js';
+import { makeWorkspace, DIST } from './testkit/sidecar-process.js';
+import { startLocalDht, dhtGet } from './testkit/local-dht.js';
+import { HostileKrpc, type KrpcReply, type Target } from './testkit/hostile-krpc.js';
+import { unsignedEvent, pluginLine, pubkeyN } from './testkit/events.js';
 
 const sink: IngestSink = { source: 'test', trusted: true, committed: () => {} };
 const silent = createLogger('test', 'silent');
@@ -109,7 +109,7 @@ test("the bridge's node never stores or serves an item of its own key older than
 
 /** A libtorrent DHT node on 127.0.0.1 (the reference storage node). */
 async function libtorrentNode(bootstrap: string): Promise<{ port: number; stop: () => Promise<void> }> {
-  const p = spawn('/usr/bin/python3', [join(DIST, '../test/support/libtorrent_dht_node.py'), '--bootstrap', bootstrap, '--timeout', '80'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const p = spawn('/usr/bin/python3', [join(DIST, '../test/testkit/libtorrent_dht_node.py'), '--bootstrap', bootstrap, '--timeout', '80'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise<void>((r) => p.once('exit', () => r()));
   // A storage node keeps nothing worth a graceful stop, and libtorrent's session teardown can
   // take seconds on a busy machine: end it at once.

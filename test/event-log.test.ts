@@ -6,13 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../sidecar/config.js';
-import { judgeLine } from '../sidecar/line-judge.js';
-import { Store } from '../sidecar/store.js';
-import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
-import { makeWorkspace } from './support/sidecar-process.js';
-import { pluginLine, pubkeyN, unsignedEvent } from './support/events.js';
-import type { NostrEvent } from '../sidecar/nostr-event.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { judgeLine } from '../sidecar/judge/line-judge.js';
+import { Store } from '../sidecar/index/store.js';
+import { eventBatchOf, type JudgedEvent } from '../sidecar/judge/event-batch.js';
+import { makeWorkspace } from './testkit/sidecar-process.js';
+import { pluginLine, pubkeyN, unsignedEvent } from './testkit/events.js';
+import type { NostrEvent } from '../sidecar/formats/nostr-event.js';
 
 function itemsOf(config: ReturnType<typeof loadConfig>, events: NostrEvent[]): JudgedEvent[] {
   const policy = { ...config.policy, maxEventBytes: config.ingest.maxEventBytes };

@@ -1,4 +1,4 @@
-// The index's event row layout (sidecar/event-row.ts): round trips at the edges of every field,
+// The index's event row layout (sidecar/index/event-row.ts): round trips at the edges of every field,
 // corrupt rows refused with a clear error, decoded rows independent of the bytes they came from,
 // and the table encoder (reused buffers both ways) against real LMDB.
 import { test } from 'node:test';
@@ -8,8 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open, type DatabaseOptions } from 'lmdb';
-import { decodeEventRow, encodeEventRow, eventRowEncoder, EventRowWriter } from '../sidecar/event-row.js';
-import type { EventRow } from '../sidecar/store.js';
+import { decodeEventRow, encodeEventRow, eventRowEncoder, EventRowWriter, type EventRow } from '../sidecar/index/event-row.js';
 
 function row(extra: Partial<EventRow> = {}): EventRow {
   return { i: randomBytes(32), p: randomBytes(32), c: 1_700_000_000, k: 1, o: 12_345, n: 900, ...extra };

@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { StrfryHarness } from './support/strfry-harness.js';
-import { makeWorkspace, SidecarProcess, PLUGIN_BIN, sleep } from './support/sidecar-process.js';
-import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
-import { readArchive } from './support/archive-check.js';
-import { makeStrfryDb, strfryStandin } from './support/strfry-db.js';
-import { canonicalJson } from '../sidecar/nostr-event.js';
+import { StrfryHarness } from './testkit/strfry-harness.js';
+import { makeWorkspace, SidecarProcess, PLUGIN_BIN, sleep } from './testkit/sidecar-process.js';
+import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './testkit/events.js';
+import { readArchive } from './testkit/archive-check.js';
+import { makeStrfryDb, strfryStandin } from './testkit/strfry-db.js';
+import { canonicalJson } from '../sidecar/formats/nostr-event.js';
 
 function harnessFor(configPath: string, timeoutMs = 10_000): StrfryHarness {
   return new StrfryHarness(PLUGIN_BIN, { env: { ...process.env, NOSTR_BT_CONFIG: configPath }, timeoutMs });

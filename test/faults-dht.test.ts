@@ -4,15 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type DHT from 'bittorrent-dht';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
 import { Sidecar } from '../sidecar/sidecar.js';
-import type { IngestSink } from '../sidecar/ingest.js';
-import { verifyEd25519 } from '../sidecar/ed25519.js';
-import { authorSalt, decodeAuthorPage, signedBytes, targetOf } from '../sidecar/pointer-item.js';
-import { makeWorkspace } from './support/sidecar-process.js';
-import { dhtGet, freeUdpPorts, startLocalDhtAt } from './support/local-dht.js';
-import { unsignedEvent, pluginLine, pubkeyN } from './support/events.js';
+import type { IngestSink } from '../sidecar/ingest/ingestor.js';
+import { verifyEd25519 } from '../sidecar/formats/ed25519.js';
+import { authorSalt, decodeAuthorPage, signedBytes, targetOf } from '../sidecar/formats/pointer-item.js';
+import { makeWorkspace } from './testkit/sidecar-process.js';
+import { dhtGet, freeUdpPorts, startLocalDhtAt } from './testkit/local-dht.js';
+import { unsignedEvent, pluginLine, pubkeyN } from './testkit/events.js';
 
 const sink: IngestSink = { source: 'test', trusted: true, committed: () => {} };
 

@@ -8,13 +8,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'smol-toml';
-import { StrfryHarness } from './support/strfry-harness.js';
-import { mountSmallDisk, unmountSmallDisk } from './support/small-disk.js';
-import { makeWorkspace, SidecarProcess, PLUGIN_BIN, LOOPBACK_DEFAULTS } from './support/sidecar-process.js';
-import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
-import { ltFetch } from './support/libtorrent.js';
-import { Store } from '../sidecar/store.js';
-import { dataPathOf, torrentPathOf } from '../sidecar/bundle-builder.js';
+import { StrfryHarness } from './testkit/strfry-harness.js';
+import { mountSmallDisk, unmountSmallDisk } from './testkit/small-disk.js';
+import { makeWorkspace, SidecarProcess, PLUGIN_BIN, LOOPBACK_DEFAULTS } from './testkit/sidecar-process.js';
+import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './testkit/events.js';
+import { ltFetch } from './testkit/libtorrent.js';
+import { Store } from '../sidecar/index/store.js';
+import { dataPathOf, torrentPathOf } from '../sidecar/bundles/builder.js';
 
 function makeEvents(n: number, bytes: number, seed: number): { lines: string[]; ids: string[] } {
   const lines: string[] = [];

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { DIST, FIXTURES } from './support/sidecar-process.js';
+import { DIST, FIXTURES } from './testkit/sidecar-process.js';
 
 const ROOT = join(DIST, '..');
 // Built from parts so this file does not match itself.

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const MODULE = fileURLToPath(new URL('../sidecar/heap-growth.js', import.meta.url));
+const MODULE = fileURLToPath(new URL('../sidecar/ops/heap-growth.js', import.meta.url));
 
 /** Peak heapTotal (MB) of a child that applies `percent`, holds ~30 MB and churns ~1 GB. */
 function peakHeapMb(percent: number): number {

@@ -1,16 +1,16 @@
-// The in-memory id index (sidecar/id-index.ts) against a plain Map, and the index built on it:
+// The in-memory id index (sidecar/index/id-index.ts) against a plain Map, and the index built on it:
 // dedupe across a reopen, entries that share a prefix, a format-5 index (with its LMDB `ids`
 // table) upgraded in place.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { loadConfig } from '../sidecar/config.js';
-import { IdIndex, prefixAt, prefixOfHex, type IdPrefix } from '../sidecar/id-index.js';
-import { Store } from '../sidecar/store.js';
-import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
-import { judgedEvent, prng, pubkeyN, unsignedEvent } from './support/events.js';
-import { writeOldFormat } from './support/old-index.js';
-import { makeWorkspace } from './support/sidecar-process.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { IdIndex, prefixAt, prefixOfHex, type IdPrefix } from '../sidecar/index/id-index.js';
+import { Store } from '../sidecar/index/store.js';
+import { eventBatchOf, type JudgedEvent } from '../sidecar/judge/event-batch.js';
+import { judgedEvent, prng, pubkeyN, unsignedEvent } from './testkit/events.js';
+import { writeOldFormat } from './testkit/old-index.js';
+import { makeWorkspace } from './testkit/sidecar-process.js';
 
 const key = (p: IdPrefix) => `${p.hi}:${p.lo}`;
 

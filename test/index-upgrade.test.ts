@@ -1,19 +1,19 @@
-// Index format 7 (event rows in event-row.ts's layout) from an index of format 6 (rows in lmdb-js's
+// Index format 7 (event rows in index/event-row.ts's layout) from an index of format 6 (rows in lmdb-js's
 // msgpack): upgraded in place on a read-write open, every event, lookup, bundle cut, dedupe,
 // replacement and expiry as before; an upgrade stopped between two of its transactions resumes;
 // a read-only open of an index not yet upgraded is refused with what to do.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { open } from 'lmdb';
-import { cutRefsOf } from '../sidecar/bundle-cut.js';
-import { loadConfig } from '../sidecar/config.js';
-import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
-import { upgradeEventRows, UPGRADE_NEXT_KEY } from '../sidecar/event-rows-upgrade.js';
-import { canonicalJson } from '../sidecar/nostr-event.js';
-import { Store } from '../sidecar/store.js';
-import { contentOf, judgedEvent, pubkeyN, unsignedEvent } from './support/events.js';
-import { firstBytes, writeOldFormat } from './support/old-index.js';
-import { makeWorkspace } from './support/sidecar-process.js';
+import { cutRefsOf } from '../sidecar/bundles/cut.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { eventBatchOf, type JudgedEvent } from '../sidecar/judge/event-batch.js';
+import { upgradeEventRows, UPGRADE_NEXT_KEY } from '../sidecar/index/event-rows-upgrade.js';
+import { canonicalJson } from '../sidecar/formats/nostr-event.js';
+import { Store } from '../sidecar/index/store.js';
+import { contentOf, judgedEvent, pubkeyN, unsignedEvent } from './testkit/events.js';
+import { firstBytes, writeOldFormat } from './testkit/old-index.js';
+import { makeWorkspace } from './testkit/sidecar-process.js';
 
 const T0 = 1_700_000_000;
 const EXPIRES = T0 + 10_000;

@@ -2,13 +2,13 @@
 // that committed, until its retry commits (else a kill would lose its lines).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
-import { Ingestor, type IngestSink } from '../sidecar/ingest.js';
-import { Quarantine } from '../sidecar/quarantine.js';
-import { Store } from '../sidecar/store.js';
-import { makeWorkspace } from './support/sidecar-process.js';
-import { pluginLine, pubkeyN, unsignedEvent } from './support/events.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
+import { Ingestor, type IngestSink } from '../sidecar/ingest/ingestor.js';
+import { Quarantine } from '../sidecar/ingest/quarantine.js';
+import { Store } from '../sidecar/index/store.js';
+import { makeWorkspace } from './testkit/sidecar-process.js';
+import { pluginLine, pubkeyN, unsignedEvent } from './testkit/events.js';
 
 test('a failed commit holds back later acks until its retry commits; every line acknowledged exactly once', { timeout: 30_000 }, async () => {
   const ws = makeWorkspace();

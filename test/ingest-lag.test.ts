@@ -2,15 +2,15 @@
 // alert-worthy figure while the sidecar is starved of CPU or its commits are held up).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
-import { Ingestor, type IngestSink } from '../sidecar/ingest.js';
-import { Quarantine } from '../sidecar/quarantine.js';
-import { Store } from '../sidecar/store.js';
-import { SidecarMetrics } from '../sidecar/metrics.js';
-import type { Status } from '../sidecar/status.js';
-import { makeWorkspace } from './support/sidecar-process.js';
-import { pluginLine, pubkeyN, unsignedEvent } from './support/events.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
+import { Ingestor, type IngestSink } from '../sidecar/ingest/ingestor.js';
+import { Quarantine } from '../sidecar/ingest/quarantine.js';
+import { Store } from '../sidecar/index/store.js';
+import { SidecarMetrics } from '../sidecar/ops/metrics.js';
+import type { Status } from '../sidecar/ops/status.js';
+import { makeWorkspace } from './testkit/sidecar-process.js';
+import { pluginLine, pubkeyN, unsignedEvent } from './testkit/events.js';
 
 test('lagSeconds is the age of the oldest unacknowledged line while a commit is held up, and 0 once it commits', { timeout: 30_000 }, async () => {
   const ws = makeWorkspace();

@@ -3,13 +3,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
 import { Sidecar } from '../sidecar/sidecar.js';
-import type { IngestSink } from '../sidecar/ingest.js';
-import { makeWorkspace, FIXTURES } from './support/sidecar-process.js';
-import { signer, unsignedEvent, pluginLine, pubkeyN } from './support/events.js';
-import type { NostrEvent } from '../sidecar/nostr-event.js';
+import type { IngestSink } from '../sidecar/ingest/ingestor.js';
+import { makeWorkspace, FIXTURES } from './testkit/sidecar-process.js';
+import { signer, unsignedEvent, pluginLine, pubkeyN } from './testkit/events.js';
+import type { NostrEvent } from '../sidecar/formats/nostr-event.js';
 
 const FIXTURE_NOW = 1795464400; // shortly after the fixture run, before its expiration tag
 

@@ -1,4 +1,4 @@
-// The leak check `npm test` loads into every test file (test/support/leak-check.ts): a test that
+// The leak check `npm test` loads into every test file (test/testkit/leak-check.ts): a test that
 // leaves a process running or a file in its temp dir must fail, naming it; a clean one passes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,10 +7,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DIST } from './support/sidecar-process.js';
-import { alive } from './support/proc-alive.js';
+import { DIST } from './testkit/sidecar-process.js';
+import { alive } from './testkit/proc-alive.js';
 
-const HOOK = pathToFileURL(join(DIST, 'test/support/leak-check.js')).href;
+const HOOK = pathToFileURL(join(DIST, 'test/testkit/leak-check.js')).href;
 
 interface Run {
   code: number | null;

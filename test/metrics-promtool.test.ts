@@ -6,7 +6,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { FIXTURES, makeWorkspace, SidecarProcess, sleep } from './support/sidecar-process.js';
+import { FIXTURES, makeWorkspace, SidecarProcess, sleep } from './testkit/sidecar-process.js';
 
 function promtool(metrics: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {

@@ -2,8 +2,8 @@
 // definitions (JSON.stringify of the NIP-01 array for the id, of the sorted object for the bytes).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalJson, computeEventId, InvalidEvent, jsonString, validatedEventJson, type NostrEvent } from '../sidecar/nostr-event.js';
-import { prng, pubkeyN, unsignedEvent } from './support/events.js';
+import { canonicalJson, computeEventId, InvalidEvent, jsonString, validatedEventJson, type NostrEvent } from '../sidecar/formats/nostr-event.js';
+import { prng, pubkeyN, unsignedEvent } from './testkit/events.js';
 
 const awkward = [
   '',

@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configKeys } from '../sidecar/config-keys.js';
-import { RELOADABLE_KEYS } from '../sidecar/reload.js';
-import { DIST } from './support/sidecar-process.js';
+import { configKeys } from '../sidecar/common/config-keys.js';
+import { RELOADABLE_KEYS } from '../sidecar/ops/reload.js';
+import { DIST } from './testkit/sidecar-process.js';
 
 interface Row {
   default: string;

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'smol-toml';
-import { CLI_BIN, FIXTURES, LOOPBACK_DEFAULTS, PLUGIN_BIN, SIDECAR_BIN, SidecarProcess, makeWorkspace } from './support/sidecar-process.js';
-import { loadConfig, ConfigError } from '../sidecar/config.js';
-import type { Status } from '../sidecar/status.js';
+import { CLI_BIN, FIXTURES, LOOPBACK_DEFAULTS, PLUGIN_BIN, SIDECAR_BIN, SidecarProcess, makeWorkspace } from './testkit/sidecar-process.js';
+import { loadConfig, ConfigError } from '../sidecar/common/config.js';
+import type { Status } from '../sidecar/ops/status.js';
 
 const run = promisify(execFile);
 const NOBODY = 65534;

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
-import { DIST } from './support/sidecar-process.js';
+import { DIST } from './testkit/sidecar-process.js';
 
-const CHILD = join(DIST, 'test/support/exit-child.js');
+const CHILD = join(DIST, 'test/testkit/exit-child.js');
 const HUNG_AFTER_MS = 3000;
 
 interface Ended {
@@ -46,7 +46,7 @@ test('process.exit from inside an lmdb write transaction hangs (the hazard exitS
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-exit-'));
   try {
     const r = await runChild('plain', join(dir, 'db'));
-    assert.equal(r, null, `expected a hang; if lmdb no longer hangs here, exit-safely.ts may be simplified (${JSON.stringify(r)})`);
+    assert.equal(r, null, `expected a hang; if lmdb no longer hangs here, common/exit-safely.ts may be simplified (${JSON.stringify(r)})`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

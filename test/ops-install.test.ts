@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DIST, SIDECAR_BIN } from './support/sidecar-process.js';
+import { DIST, SIDECAR_BIN } from './testkit/sidecar-process.js';
 
 const run = promisify(execFile);
 const ROOT = join(DIST, '..');

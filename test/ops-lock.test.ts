@@ -10,11 +10,11 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'smol-toml';
-import { CLI_BIN, DIST, SIDECAR_BIN, SidecarProcess, makeWorkspace } from './support/sidecar-process.js';
-import type { Status } from '../sidecar/status.js';
+import { CLI_BIN, DIST, SIDECAR_BIN, SidecarProcess, makeWorkspace } from './testkit/sidecar-process.js';
+import type { Status } from '../sidecar/ops/status.js';
 
 const run = promisify(execFile);
-const LOCK_CHILD = join(DIST, 'test/support/lock-child.js');
+const LOCK_CHILD = join(DIST, 'test/testkit/lock-child.js');
 const LOCKED_EXIT = 3;
 
 /** Runs a sidecar that is expected to exit by itself; kills it (and fails) if it is still up after `ms`. */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeWorkspace, SIDECAR_BIN, sleep } from './support/sidecar-process.js';
+import { makeWorkspace, SIDECAR_BIN, sleep } from './testkit/sidecar-process.js';
 
 async function runSidecar(configPath: string, logFile: string, journalStream: (fd: number) => string | undefined): Promise<string[]> {
   const fd = openSync(logFile, 'w');

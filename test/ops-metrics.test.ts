@@ -9,10 +9,10 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nip19 } from 'nostr-tools';
-import { deriveBridgeSeed } from '../sidecar/identity.js';
-import type { Status } from '../sidecar/status.js';
-import { makeWorkspace, SidecarProcess, CLI_BIN, FIXTURES, sleep } from './support/sidecar-process.js';
-import { startLocalDht } from './support/local-dht.js';
+import { deriveBridgeSeed } from '../sidecar/publishing/identity.js';
+import type { Status } from '../sidecar/ops/status.js';
+import { makeWorkspace, SidecarProcess, CLI_BIN, FIXTURES, sleep } from './testkit/sidecar-process.js';
+import { startLocalDht } from './testkit/local-dht.js';
 
 const run = promisify(execFile);
 
@@ -161,7 +161,7 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
 
 test('the ingest latency histogram (observations with a count) exposes what prom-client\'s Histogram does for the same values one by one', async () => {
   const { Histogram, Registry } = await import('prom-client');
-  const { CountedHistogram } = await import('../sidecar/counted-histogram.js');
+  const { CountedHistogram } = await import('../sidecar/ops/counted-histogram.js');
   const buckets = [0.001, 0.01, 0.1, 1, 10];
   const ours = new Registry();
   const theirs = new Registry();

@@ -10,8 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CLI_BIN, DIST } from './support/sidecar-process.js';
-import { alive } from './support/proc-alive.js';
+import { CLI_BIN, DIST } from './testkit/sidecar-process.js';
+import { alive } from './testkit/proc-alive.js';
 
 const run = promisify(execFile);
 const ROOT = join(DIST, '..');

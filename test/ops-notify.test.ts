@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeWorkspace, SidecarProcess } from './support/sidecar-process.js';
-import { NotifyListener } from './support/notify-listener.js';
+import { makeWorkspace, SidecarProcess } from './testkit/sidecar-process.js';
+import { NotifyListener } from './testkit/notify-listener.js';
 
 async function withNotify(env: NodeJS.ProcessEnv, fn: (s: SidecarProcess, l: NotifyListener, configPath: string) => Promise<void>): Promise<void> {
   const ws = makeWorkspace();

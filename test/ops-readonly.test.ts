@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CLI_BIN, FIXTURES, PLUGIN_BIN, SidecarProcess, makeWorkspace } from './support/sidecar-process.js';
-import type { Status } from '../sidecar/status.js';
+import { CLI_BIN, FIXTURES, PLUGIN_BIN, SidecarProcess, makeWorkspace } from './testkit/sidecar-process.js';
+import type { Status } from '../sidecar/ops/status.js';
 
 const run = promisify(execFile);
 

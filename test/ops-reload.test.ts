@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { makeWorkspace, SidecarProcess, sleep } from './support/sidecar-process.js';
-import { unsignedEvent, pluginLine, pubkeyN } from './support/events.js';
-import { loadConfig } from '../sidecar/config.js';
-import { diffConfig, RELOADABLE_KEYS } from '../sidecar/reload.js';
+import { makeWorkspace, SidecarProcess, sleep } from './testkit/sidecar-process.js';
+import { unsignedEvent, pluginLine, pubkeyN } from './testkit/events.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { diffConfig, RELOADABLE_KEYS } from '../sidecar/ops/reload.js';
 
 async function send(socketPath: string, lines: string[]): Promise<void> {
   const sock = connect(socketPath);

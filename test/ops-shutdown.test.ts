@@ -9,12 +9,12 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'smol-toml';
-import { StrfryHarness } from './support/strfry-harness.js';
-import { mountSmallDisk, unmountSmallDisk } from './support/small-disk.js';
-import { makeWorkspace, SidecarProcess, PLUGIN_BIN, LOOPBACK_DEFAULTS, sleep } from './support/sidecar-process.js';
-import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
-import { Store } from '../sidecar/store.js';
-import { withDeadline } from '../sidecar/deadline.js';
+import { StrfryHarness } from './testkit/strfry-harness.js';
+import { mountSmallDisk, unmountSmallDisk } from './testkit/small-disk.js';
+import { makeWorkspace, SidecarProcess, PLUGIN_BIN, LOOPBACK_DEFAULTS, sleep } from './testkit/sidecar-process.js';
+import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './testkit/events.js';
+import { Store } from '../sidecar/index/store.js';
+import { withDeadline } from '../sidecar/common/deadline.js';
 
 function harnessFor(configPath: string): StrfryHarness {
   return new StrfryHarness(PLUGIN_BIN, { env: { ...process.env, NOSTR_BT_CONFIG: configPath }, timeoutMs: 10_000 });
@@ -115,7 +115,7 @@ test('disk full: ingest stalls without a crash, SIGTERM ends at the deadline wit
     const code = await sidecar.stop(30_000); // SIGKILL after 30 s: a hung exit shows as null
     const elapsed = Date.now() - t0;
     // It used to hang here about one run in three: the exit waited for lmdb's write thread (see
-    // sidecar/exit-safely.ts). Now it ends by itself, exit 1, soon after the 2 s deadline.
+    // sidecar/common/exit-safely.ts). Now it ends by itself, exit 1, soon after the 2 s deadline.
     assert.equal(code, 1, `exit 1 by itself, not killed (after ${elapsed} ms)`);
     assert.ok(elapsed < 20_000, `bounded: the 2 s deadline plus the index grace period (${elapsed} ms)`);
     assert.match(

@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DIST, SIDECAR_BIN } from './support/sidecar-process.js';
-import { loadConfig } from '../sidecar/config.js';
+import { DIST, SIDECAR_BIN } from './testkit/sidecar-process.js';
+import { loadConfig } from '../sidecar/common/config.js';
 
 const run = promisify(execFile);
 const ROOT = join(DIST, '..');

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import bencode from 'bencode';
-import { torrentPathOf } from '../sidecar/bundle-builder.js';
-import { makeWorkspace, SidecarProcess } from './support/sidecar-process.js';
-import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
-import { sendLines } from './support/ingest-client.js';
-import { idleConnections, inetSockets, rssKb, slowReader } from './support/hostile-peer.js';
-import { ltFetch } from './support/libtorrent.js';
+import { torrentPathOf } from '../sidecar/bundles/builder.js';
+import { makeWorkspace, SidecarProcess } from './testkit/sidecar-process.js';
+import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './testkit/events.js';
+import { sendLines } from './testkit/ingest-client.js';
+import { idleConnections, inetSockets, rssKb, slowReader } from './testkit/hostile-peer.js';
+import { ltFetch } from './testkit/libtorrent.js';
 
 const MAX_CONNS = 16;
 

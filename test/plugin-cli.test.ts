@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StrfryHarness } from './support/strfry-harness.js';
-import { makeWorkspace, SidecarProcess, PLUGIN_BIN, FIXTURES, DIST, sleep } from './support/sidecar-process.js';
-import { pluginEnv, runPlugin, logLines, spoolLines, filesUnder, exitSummary } from './support/plugin-run.js';
-import { DEFAULT_CONFIG_PATH } from '../sidecar/config.js';
+import { StrfryHarness } from './testkit/strfry-harness.js';
+import { makeWorkspace, SidecarProcess, PLUGIN_BIN, FIXTURES, DIST, sleep } from './testkit/sidecar-process.js';
+import { pluginEnv, runPlugin, logLines, spoolLines, filesUnder, exitSummary } from './testkit/plugin-run.js';
+import { DEFAULT_CONFIG_PATH } from '../sidecar/common/config.js';
 
 const fixtureLines = () => readFileSync(join(FIXTURES, 'strfry-plugin-input.jsonl'), 'utf8').trim().split('\n');
 const idOf = (line: string) => (JSON.parse(line) as { event: { id: string } }).event.id;

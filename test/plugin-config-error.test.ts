@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StrfryHarness } from './support/strfry-harness.js';
-import { SidecarProcess, PLUGIN_BIN, FIXTURES, DIST, LOOPBACK_DEFAULTS } from './support/sidecar-process.js';
-import { pluginEnv, logLines, spoolLines, filesUnder } from './support/plugin-run.js';
+import { StrfryHarness } from './testkit/strfry-harness.js';
+import { SidecarProcess, PLUGIN_BIN, FIXTURES, DIST, LOOPBACK_DEFAULTS } from './testkit/sidecar-process.js';
+import { pluginEnv, logLines, spoolLines, filesUnder } from './testkit/plugin-run.js';
 import { looksLikeInner, parsedWrapsInner, repairToml, textWrapsInner, keepValidKeys } from '../plugin/config-salvage.js';
 import { stringify } from 'smol-toml';
 

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { makeWorkspace, PLUGIN_BIN } from './support/sidecar-process.js';
-import { unsignedEvent, pluginLine, pubkeyN } from './support/events.js';
+import { makeWorkspace, PLUGIN_BIN } from './testkit/sidecar-process.js';
+import { unsignedEvent, pluginLine, pubkeyN } from './testkit/events.js';
 
 function prng(seed: number): () => number {
   let s = seed >>> 0;

@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StrfryHarness } from './support/strfry-harness.js';
-import { makeWorkspace, SidecarProcess, PLUGIN_BIN, FIXTURES, sleep } from './support/sidecar-process.js';
-import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
-import { Store } from '../sidecar/store.js';
+import { StrfryHarness } from './testkit/strfry-harness.js';
+import { makeWorkspace, SidecarProcess, PLUGIN_BIN, FIXTURES, sleep } from './testkit/sidecar-process.js';
+import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './testkit/events.js';
+import { Store } from '../sidecar/index/store.js';
 
 const fixtureLines = () => readFileSync(join(FIXTURES, 'strfry-plugin-input.jsonl'), 'utf8').trim().split('\n');
 const idOf = (line: string) => (JSON.parse(line) as { event: { id: string } }).event.id;

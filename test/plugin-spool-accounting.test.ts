@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PLUGIN_BIN, FIXTURES } from './support/sidecar-process.js';
-import { pluginEnv, runPlugin, exitSummary, spoolLines } from './support/plugin-run.js';
-import { mountSmallDisk, unmountSmallDisk } from './support/small-disk.js';
-import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './support/events.js';
+import { PLUGIN_BIN, FIXTURES } from './testkit/sidecar-process.js';
+import { pluginEnv, runPlugin, exitSummary, spoolLines } from './testkit/plugin-run.js';
+import { mountSmallDisk, unmountSmallDisk } from './testkit/small-disk.js';
+import { unsignedEvent, pluginLine, pubkeyN, contentOf } from './testkit/events.js';
 
 function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-test-spool-count-'));

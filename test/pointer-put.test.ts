@@ -1,4 +1,4 @@
-// How pointers are put (sidecar/dht-put.ts, dht-lookup.ts): on exactly the 8 closest nodes of a
+// How pointers are put (sidecar/dht/put.ts, dht/lookup.ts): on exactly the 8 closest nodes of a
 // local DHT of real bittorrent-dht nodes; a republish starts at the nodes that stored the item and
 // costs 8 gets + 8 puts; nodes that left are replaced by the next closest; a node our pacer holds
 // packets for is passed over; libtorrent (an independent DHT implementation) accepts our puts
@@ -12,17 +12,17 @@ import { randomBytes } from 'node:crypto';
 import bencode from 'bencode';
 import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
-import { loadConfig } from '../sidecar/config.js';
-import { createLogger } from '../sidecar/log.js';
-import { startDhtNode, stopDhtNode } from '../sidecar/dht-node.js';
-import { pacerOf } from '../sidecar/dht-harden.js';
-import { ItemPutter, type SignedItem } from '../sidecar/dht-put.js';
-import { lookupClosest, rpcOf, type Contact } from '../sidecar/dht-lookup.js';
-import { keyFromSeed, verifyEd25519 } from '../sidecar/ed25519.js';
-import { authorSalt, signedBytes, targetOf } from '../sidecar/pointer-item.js';
-import { startLocalDht, dhtGet } from './support/local-dht.js';
-import { DIST } from './support/sidecar-process.js';
-import { pubkeyN } from './support/events.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { createLogger } from '../sidecar/common/log.js';
+import { startDhtNode, stopDhtNode } from '../sidecar/publishing/dht-node.js';
+import { pacerOf } from '../sidecar/dht/harden.js';
+import { ItemPutter, type SignedItem } from '../sidecar/dht/put.js';
+import { lookupClosest, rpcOf, type Contact } from '../sidecar/dht/lookup.js';
+import { keyFromSeed, verifyEd25519 } from '../sidecar/formats/ed25519.js';
+import { authorSalt, signedBytes, targetOf } from '../sidecar/formats/pointer-item.js';
+import { startLocalDht, dhtGet } from './testkit/local-dht.js';
+import { DIST } from './testkit/sidecar-process.js';
+import { pubkeyN } from './testkit/events.js';
 
 const owner = keyFromSeed(Buffer.alloc(32, 9));
 
@@ -110,7 +110,7 @@ test('puts land on the 8 closest nodes; a republish costs 8 gets + 8 puts; depar
 
 test('libtorrent as a DHT storage node accepts our puts (token, signature, salt) and serves the item back', { timeout: 60_000 }, async () => {
   const net = await startLocalDht(5);
-  const lt = spawn('/usr/bin/python3', [join(DIST, '../test/support/libtorrent_dht_node.py'), '--bootstrap', net.bootstrap.join(','), '--timeout', '50'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lt = spawn('/usr/bin/python3', [join(DIST, '../test/testkit/libtorrent_dht_node.py'), '--bootstrap', net.bootstrap.join(','), '--timeout', '50'], { stdio: ['pipe', 'pipe', 'inherit'] });
   let node: DHT | null = null;
   try {
     const line = await new Promise<string>((resolve, reject) => {

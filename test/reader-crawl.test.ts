@@ -8,18 +8,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { nip19 } from 'nostr-tools';
-import { canonicalJson, computeEventId, type NostrEvent } from '../sidecar/nostr-event.js';
+import { canonicalJson, computeEventId, type NostrEvent } from '../sidecar/formats/nostr-event.js';
 import type { ResolveSummary } from '../scripts/reader/resolve.js';
 import type { CrawlSummary } from '../scripts/reader/crawl.js';
-import { DIST } from './support/sidecar-process.js';
-import { startLocalDht, type LocalDht } from './support/local-dht.js';
-import { startBridge, runCli, parseJsonl, lastJson, type Bridge } from './support/reader-rig.js';
-import { HandmadeSeeder, makeBundle, putPointer, testBridgeKey } from './support/hostile-bridge.js';
-import { signer } from './support/events.js';
+import { DIST } from './testkit/sidecar-process.js';
+import { startLocalDht, type LocalDht } from './testkit/local-dht.js';
+import { startBridge, runCli, parseJsonl, lastJson, type Bridge } from './testkit/reader-rig.js';
+import { HandmadeSeeder, makeBundle, putPointer, testBridgeKey } from './testkit/hostile-bridge.js';
+import { signer } from './testkit/events.js';
 
 type Signer = Awaited<ReturnType<typeof signer>>;
 
-const STANDIN = resolve(DIST, '..', 'test/support/strfry-standin.mjs');
+const STANDIN = resolve(DIST, '..', 'test/testkit/strfry-standin.mjs');
 
 let dht: LocalDht;
 let bridgeA: Bridge;

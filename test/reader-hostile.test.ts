@@ -5,12 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { canonicalJson, computeEventId, type NostrEvent } from '../sidecar/nostr-event.js';
+import { canonicalJson, computeEventId, type NostrEvent } from '../sidecar/formats/nostr-event.js';
 import type { ResolveSummary } from '../scripts/reader/resolve.js';
-import { startLocalDht } from './support/local-dht.js';
-import { HandmadeSeeder, makeBundle, putPointer, testBridgeKey } from './support/hostile-bridge.js';
-import { runCli, parseJsonl, lastJson } from './support/reader-rig.js';
-import { signer, contentOf } from './support/events.js';
+import { startLocalDht } from './testkit/local-dht.js';
+import { HandmadeSeeder, makeBundle, putPointer, testBridgeKey } from './testkit/hostile-bridge.js';
+import { runCli, parseJsonl, lastJson } from './testkit/reader-rig.js';
+import { signer, contentOf } from './testkit/events.js';
 
 const line = (e: object) => JSON.stringify(e) + '\n';
 

@@ -3,10 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ResolveSummary } from '../scripts/reader/resolve.js';
-import { startLocalDht } from './support/local-dht.js';
-import { startBridge, runCli, parseJsonl, lastJson, type Bridge } from './support/reader-rig.js';
-import { startTestRelay, type TestRelay } from './support/nostr-relay.js';
-import { signer } from './support/events.js';
+import { startLocalDht } from './testkit/local-dht.js';
+import { startBridge, runCli, parseJsonl, lastJson, type Bridge } from './testkit/reader-rig.js';
+import { startTestRelay, type TestRelay } from './testkit/nostr-relay.js';
+import { signer } from './testkit/events.js';
 
 test('hybrid: an event the swarm lacks comes from a real relay, the rest from the swarm; an author no bridge has comes wholly from the relay', { timeout: 120_000 }, async () => {
   const dht = await startLocalDht(16);

@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nip19 } from 'nostr-tools';
-import type { NostrEvent } from '../sidecar/nostr-event.js';
-import { zbase32 } from '../sidecar/identity.js';
+import type { NostrEvent } from '../sidecar/formats/nostr-event.js';
+import { zbase32 } from '../sidecar/formats/zbase32.js';
 import type { ResolveSummary } from '../scripts/reader/resolve.js';
-import { FIXTURES } from './support/sidecar-process.js';
-import { startLocalDht } from './support/local-dht.js';
-import { startBridge, runCli, parseJsonl, lastJson, type Bridge } from './support/reader-rig.js';
-import { signer } from './support/events.js';
+import { FIXTURES } from './testkit/sidecar-process.js';
+import { startLocalDht } from './testkit/local-dht.js';
+import { startBridge, runCli, parseJsonl, lastJson, type Bridge } from './testkit/reader-rig.js';
+import { signer } from './testkit/events.js';
 
 const fixtureEvents = (): NostrEvent[] =>
   readFileSync(join(FIXTURES, 'strfry-plugin-input.jsonl'), 'utf8')

@@ -4,10 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nip19 } from 'nostr-tools';
-import { canonicalJson, computeEventId, initSignatureCheck } from '../sidecar/nostr-event.js';
-import { zbase32 } from '../sidecar/identity.js';
-import { keyFromSeed } from '../sidecar/ed25519.js';
-import { authorSalt, signedBytes } from '../sidecar/pointer-item.js';
+import { canonicalJson, computeEventId, initSignatureCheck } from '../sidecar/formats/nostr-event.js';
+import { zbase32 } from '../sidecar/formats/zbase32.js';
+import { keyFromSeed } from '../sidecar/formats/ed25519.js';
+import { authorSalt, signedBytes } from '../sidecar/formats/pointer-item.js';
 import { InputError, parseAuthorKey, parseBridgeKey } from '../scripts/reader/keys.js';
 import { parseBootstrap } from '../scripts/reader/reader-dht.js';
 import { parseBytes, parseKinds, parseTime } from '../scripts/reader/cli-options.js';
@@ -16,9 +16,9 @@ import { PieceLineAssembler } from '../scripts/reader/piece-lines.js';
 import { EventMerger } from '../scripts/reader/event-merge.js';
 import { checkItem, lookupAuthorPointer } from '../scripts/reader/pointer-lookup.js';
 import { followsOf, newestContactList } from '../scripts/reader/crawl.js';
-import { startLocalDht } from './support/local-dht.js';
-import { putPointer, testBridgeKey } from './support/hostile-bridge.js';
-import { signer, pubkeyN } from './support/events.js';
+import { startLocalDht } from './testkit/local-dht.js';
+import { putPointer, testBridgeKey } from './testkit/hostile-bridge.js';
+import { signer, pubkeyN } from './testkit/events.js';
 
 test('keys: npub, nprofile and hex authors; hex and z-base-32 bridges; clear errors', async () => {
   const a = await signer();

@@ -8,12 +8,12 @@ import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSyn
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'smol-toml';
-import { loadConfig } from '../sidecar/config.js';
-import { StrfryHarness } from './support/strfry-harness.js';
-import { makeWorkspace, SidecarProcess, LOOPBACK_DEFAULTS, PLUGIN_BIN, CLI_BIN } from './support/sidecar-process.js';
-import { unsignedEvent, pluginLine, pubkeyN } from './support/events.js';
-import { sendLines } from './support/ingest-client.js';
-import { inetSockets, isLoopback } from './support/hostile-peer.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { StrfryHarness } from './testkit/strfry-harness.js';
+import { makeWorkspace, SidecarProcess, LOOPBACK_DEFAULTS, PLUGIN_BIN, CLI_BIN } from './testkit/sidecar-process.js';
+import { unsignedEvent, pluginLine, pubkeyN } from './testkit/events.js';
+import { sendLines } from './testkit/ingest-client.js';
+import { inetSockets, isLoopback } from './testkit/hostile-peer.js';
 
 const run = promisify(execFile);
 const NOBODY = 65534;

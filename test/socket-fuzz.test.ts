@@ -5,11 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { makeWorkspace, SidecarProcess } from './support/sidecar-process.js';
-import { unsignedEvent, pluginLine, pubkeyN } from './support/events.js';
-import { ingestClient, sendLines } from './support/ingest-client.js';
-import { hostileLines } from './support/hostile-lines.js';
-import { rssKb } from './support/hostile-peer.js';
+import { makeWorkspace, SidecarProcess } from './testkit/sidecar-process.js';
+import { unsignedEvent, pluginLine, pubkeyN } from './testkit/events.js';
+import { ingestClient, sendLines } from './testkit/ingest-client.js';
+import { hostileLines } from './testkit/hostile-lines.js';
+import { rssKb } from './testkit/hostile-peer.js';
 
 test('socket fuzz: 20k hostile lines, idle clients and an endless line; every line acknowledged once, only valid events stored, memory bounded', { timeout: 120_000 }, async () => {
   const MAX_LINE = 256 * 1024;

@@ -3,9 +3,9 @@
 // (pubkeys and infohashes of all 0xff bytes), and a bundle's rows move and go with it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../sidecar/config.js';
-import { Store } from '../sidecar/store.js';
-import { makeWorkspace } from './support/sidecar-process.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { Store } from '../sidecar/index/store.js';
+import { makeWorkspace } from './testkit/sidecar-process.js';
 
 const LOW = '00'.repeat(32);
 const HIGH = 'ff'.repeat(32);

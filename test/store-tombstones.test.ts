@@ -3,11 +3,11 @@
 // event sharing the target's prefix, or the same id by another author, is indexed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../sidecar/config.js';
-import { Store } from '../sidecar/store.js';
-import { eventBatchOf, type JudgedEvent } from '../sidecar/event-batch.js';
-import { makeWorkspace } from './support/sidecar-process.js';
-import { judgedEvent, pubkeyN, unsignedEvent } from './support/events.js';
+import { loadConfig } from '../sidecar/common/config.js';
+import { Store } from '../sidecar/index/store.js';
+import { eventBatchOf, type JudgedEvent } from '../sidecar/judge/event-batch.js';
+import { makeWorkspace } from './testkit/sidecar-process.js';
+import { judgedEvent, pubkeyN, unsignedEvent } from './testkit/events.js';
 
 test('a tombstoned id is refused across a reopen; a prefix twin and another author are not', async () => {
   const ws = makeWorkspace();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PluginError, StrfryHarness } from './support/strfry-harness.js';
+import { PluginError, StrfryHarness } from './testkit/strfry-harness.js';
 
 let dir = '';
 before(() => {

@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bencode from 'bencode';
-import { buildBundle } from '../sidecar/bundle-builder.js';
-import { torrentLayout, TorrentLayoutError } from '../sidecar/torrent-layout.js';
-import { canonicalJson } from '../sidecar/nostr-event.js';
-import { contentOf, pubkeyN, unsignedEvent } from './support/events.js';
+import { buildBundle } from '../sidecar/bundles/builder.js';
+import { torrentLayout, TorrentLayoutError } from '../sidecar/formats/torrent-layout.js';
+import { canonicalJson } from '../sidecar/formats/nostr-event.js';
+import { contentOf, pubkeyN, unsignedEvent } from './testkit/events.js';
 
 const sha1 = (b: Uint8Array) => createHash('sha1').update(b).digest('hex');
 

@@ -10,7 +10,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
 import WebTorrent, { type Torrent, type TorrentFile, type Wire } from '../../sidecar/common/webtorrent.js';
-import { installNoDelay } from '../../sidecar/seeder.js';
+import { installNoDelay } from '../../sidecar/common/tcp-no-delay.js';
 import MemoryChunkStore from 'memory-chunk-store';
 
 export interface BundleLimits {

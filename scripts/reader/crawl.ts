@@ -2,7 +2,7 @@
 // followed breadth-first to a depth, every author found resolved. Only verified contact lists
 // are followed (a forged one — bad signature, another author — never reaches this code: the
 // resolver rejects it). Bounded in authors, bytes and time, a few authors at a time.
-import type { NostrEvent } from '../../sidecar/nostr-event.js';
+import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import type { ReaderContext } from './reader-context.js';
 import { resolveAuthor, type RelayMode, type ResolveLimits, type ResolveSummary } from './resolve.js';
 import type { EventFilter } from './event-merge.js';

@@ -3,8 +3,8 @@
 // events only the newest version; nothing the author deleted (NIP-09, honoured from the events
 // themselves, so a stale copy of an old bundle cannot bring a deleted note back); no ephemeral
 // or expired events (the archive never keeps them); then the user's filter. Newest first.
-import type { NostrEvent } from '../../sidecar/nostr-event.js';
-import { expirationOf, isEphemeral, replaceKeyOf } from '../../sidecar/policy.js';
+import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
+import { expirationOf, isEphemeral, replaceKeyOf } from '../../sidecar/formats/event-kinds.js';
 
 export interface EventFilter {
   since?: number;

@@ -1,7 +1,7 @@
 // Parsing the keys a reader is given on the command line: an author (npub, nprofile or 64 hex)
 // and a bridge (the ed25519 key `nostr-bt key` prints, in hex or z-base-32).
 import { decode as nip19decode } from 'nostr-tools/nip19';
-import { zbase32Decode } from '../../sidecar/identity.js';
+import { zbase32Decode } from '../../sidecar/formats/zbase32.js';
 
 /** Bad input from the user (a key, an address): reported as is, exit code 2. */
 export class InputError extends Error {

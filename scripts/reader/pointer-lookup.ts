@@ -2,8 +2,8 @@
 // 1 … pg−1, each a BEP-44 mutable item whose key, salt and ed25519 signature are checked here
 // (bittorrent-dht checks them too; a reader does not rely on one library's check for trust).
 import type DHT from 'bittorrent-dht';
-import { verifyEd25519 } from '../../sidecar/ed25519.js';
-import { authorSalt, BadItem, decodeAuthorPage, MAX_V_BYTES, signedBytes, targetOf, vSize } from '../../sidecar/pointer-item.js';
+import { verifyEd25519 } from '../../sidecar/formats/ed25519.js';
+import { authorSalt, BadItem, decodeAuthorPage, MAX_V_BYTES, signedBytes, targetOf, vSize } from '../../sidecar/formats/pointer-item.js';
 
 export interface VerifiedItem {
   v: unknown;

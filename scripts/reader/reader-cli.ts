@@ -1,7 +1,7 @@
 // `nostr-bt resolve` and `nostr-bt crawl`: the reading side on the command line. Events go to
 // stdout as JSONL (the stored bytes of §4, ready for `strfry import`), everything else to stderr.
 import type { Command } from 'commander';
-import { canonicalJson, type NostrEvent } from '../../sidecar/nostr-event.js';
+import { canonicalJson, type NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import { collect, parseBytes, parseCount, parseKinds, parseSeconds, parseTime } from './cli-options.js';
 import { crawl, DEFAULT_CRAWL_BUDGET } from './crawl.js';
 import { crawlProgress } from './crawl-progress.js';

@@ -1,8 +1,8 @@
 // The reader's own Mainline DHT node: it looks up bridge pointers (BEP-44) and finds bundle peers.
 // Same hardening and signature check as the bridge's node; the bootstrap list is always explicit.
 import DHT from 'bittorrent-dht';
-import { hardenDht } from '../../sidecar/dht-harden.js';
-import { verifyEd25519 } from '../../sidecar/ed25519.js';
+import { hardenDht } from '../../sidecar/dht/harden.js';
+import { verifyEd25519 } from '../../sidecar/formats/ed25519.js';
 import { InputError } from './keys.js';
 
 /** "host:port,host:port" → ["host:port", ...], each checked. */

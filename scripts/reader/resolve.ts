@@ -4,7 +4,7 @@
 // archive, or for everything when the swarm could not give it all. The summary says which source
 // served what and what was rejected and why.
 import type { Filter } from 'nostr-tools/filter';
-import type { NostrEvent } from '../../sidecar/nostr-event.js';
+import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import type { ReaderContext } from './reader-context.js';
 import { lookupAuthorPointer } from './pointer-lookup.js';
 import { EventMerger, type EventFilter, type MergeCounts } from './event-merge.js';

@@ -1,7 +1,7 @@
 // Every event a reader outputs is checked here: shape, id (sha256 of the NIP-01 serialization),
 // author (= the key asked for) and Schnorr signature. Whatever fails is counted by reason, never
 // output. Input comes from untrusted bundles and relays, so nothing here throws on bad data.
-import { hasValidSignature, initSignatureCheck, InvalidEvent, validateEvent, type NostrEvent } from '../../sidecar/nostr-event.js';
+import { hasValidSignature, initSignatureCheck, InvalidEvent, validateEvent, type NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import { PieceLineAssembler } from './piece-lines.js';
 
 export type RejectReason = 'malformed' | 'truncated' | 'bad-field' | 'bad-id' | 'bad-sig' | 'wrong-author' | 'too-large';

@@ -2,7 +2,7 @@
 // socket-channel.ts) or in process (the sidecar's own reconciliation, below), or nowhere for a dry
 // run (dry-run-channel.ts). Every channel bounds the lines in flight and reports, per
 // acknowledged line, what became of it (the sidecar's outcome names, docs/protocol.md §2).
-import type { Ingestor, IngestSink } from '../ingest.js';
+import type { Ingestor, IngestSink } from '../ingest/ingestor.js';
 
 export type Tally = Record<string, number>;
 

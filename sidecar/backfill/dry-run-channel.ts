@@ -3,10 +3,10 @@
 // then is compared with the index (opened read-only) by Store.verdict: already there, deleted,
 // vanished, superseded. Duplicates inside the source itself are not seen (strfry exports each
 // event once; a JSONL file with repeats counts them as new).
-import type { Config } from '../config.js';
-import { judgeLine } from '../line-judge.js';
-import type { PolicyConfig } from '../policy.js';
-import type { Store } from '../store.js';
+import type { Config } from '../common/config.js';
+import { judgeLine } from '../judge/line-judge.js';
+import type { PolicyConfig } from '../policy/content-policy.js';
+import type { Store } from '../index/store.js';
 import type { IngestChannel, Tally } from './channel.js';
 
 export class DryRunChannel implements IngestChannel {

@@ -14,7 +14,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { createdAtOf } from './created-at.js';
-import { fileHead, HEAD_BYTES, type Checkpoint, type CheckpointIO } from './checkpoint.js';
+import { fileHead, HEAD_BYTES, type Checkpoint, type CheckpointIO } from '../index/checkpoints.js';
 import { openSource, type SourceRange, type SourceSpec } from './event-source.js';
 import { addTally, type IngestChannel, type Tally } from './channel.js';
 import { LineSplitter } from './line-splitter.js';

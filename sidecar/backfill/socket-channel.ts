@@ -6,7 +6,7 @@
 import { createConnection, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { addTally, type IngestChannel, type Tally } from './channel.js';
-import { isCheckpoint, type Checkpoint, type CheckpointIO } from './checkpoint.js';
+import { isCheckpoint, type Checkpoint, type CheckpointIO } from '../index/checkpoints.js';
 
 export interface SocketChannelOptions {
   path: string;

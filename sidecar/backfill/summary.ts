@@ -1,7 +1,7 @@
 // The end-of-run report of a backfill: a readable text for operators (and the same as JSON).
 import type { BackfillSummary } from './runner.js';
 import type { Tally } from './channel.js';
-import { REPLAY_QUARANTINE_LIMIT } from '../quarantine.js';
+import { REPLAY_QUARANTINE_LIMIT } from '../ingest/quarantine.js';
 
 const INVALID_MEANING: Record<string, string> = {
   malformed: 'not JSON, or not an event object',

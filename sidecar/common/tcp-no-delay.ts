@@ -1,0 +1,15 @@
+// TCP_NODELAY on every WebTorrent peer socket, for the seeder and the reader alike.
+import { Peer } from './webtorrent.js';
+
+let noDelayInstalled = false;
+
+/** WebTorrent never sets TCP_NODELAY; small piece requests then wait on Nagle (~10× slower). */
+export function installNoDelay(): void {
+  if (noDelayInstalled) return;
+  noDelayInstalled = true;
+  const onConnect = Peer.prototype.onConnect;
+  Peer.prototype.onConnect = function (this: { conn?: { setNoDelay?: (v: boolean) => void } }) {
+    this.conn?.setNoDelay?.(true);
+    return onConnect.call(this);
+  };
+}
