@@ -12,6 +12,9 @@ import type DHT from 'bittorrent-dht';
 import WebTorrent, { type Torrent, type TorrentFile, type Wire } from '../../sidecar/common/webtorrent.js';
 import { installNoDelay } from '../../sidecar/common/tcp-no-delay.js';
 import MemoryChunkStore from 'memory-chunk-store';
+import type { FetchFailure } from './reader-types.js';
+
+export type { FetchFailure };
 
 export interface BundleLimits {
   /** Largest info dict accepted (bytes); larger announcements are dropped. */
@@ -21,8 +24,6 @@ export interface BundleLimits {
   /** Deadline for this fetch, metadata included. */
   timeoutMs: number;
 }
-
-export type FetchFailure = 'timeout' | 'no-peers' | 'metadata-too-large' | 'bad-metadata' | 'not-in-bundle' | 'file-too-large' | 'error' | 'aborted';
 
 export interface FetchStats {
   /** Raw bytes of piece data received for this torrent so far (all its fetches). */
@@ -55,7 +56,6 @@ export interface FetcherOptions {
 }
 
 const FILE_NAME = /^[0-9a-f]{64}\.jsonl$/;
-
 
 interface Entry {
   torrent: Torrent;
@@ -409,7 +409,6 @@ function deliverPieces(
   }
   return { done, stop };
 }
-
 
 /**
  * WebTorrent's rarest-first asks its rarity map for "the rarest piece" over and over, each time a
