@@ -179,6 +179,14 @@ test('library: an empty project installs the packed tarball from the npm registr
     assert.equal(out.file!.text, out.file!.events!.map((id) => canonicalJson(byId.get(id)!) + '\n').join(''), 'its bytes are the stored lines, every one verified');
     assert.equal(out.forged, 'bad-signature', 'a forged pointer item is caught by the codec');
     assert.equal(out.badInput, 'BAD_INPUT', 'bad input is a typed error with a code');
+
+    // 5. The example of docs/reader.md runs as written and prints the archived events.
+    const doc = readFileSync(join(ROOT, 'docs/reader.md'), 'utf8');
+    const example = /```js\n(\/\/ example\.mjs[^\n]*\n[\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(example, 'docs/reader.md has the example');
+    writeFileSync(join(app, 'example.mjs'), example);
+    const ex = await execFileP(process.execPath, [join(app, 'example.mjs'), alice.pubkey, bridge.key, dht.bootstrap[0]!], { cwd: app, timeout: 150_000, maxBuffer: 64 << 20 });
+    assert.equal(ex.stdout, newestFirst.map((e) => canonicalJson(e) + '\n').join(''), `the example prints the archived events (stderr: ${ex.stderr})`);
   } finally {
     await bridge?.stop();
     await dht.stop();
