@@ -12,6 +12,7 @@ export interface VerifiedItem {
 /** Why an item was not usable. */
 export type ItemProblem = 'absent' | 'timeout' | 'wrong-key' | 'wrong-salt' | 'bad-signature' | 'bad-seq' | 'too-large';
 
+/** The item (as a DHT node or a gateway returned it) if `k` signed exactly it for `salt`, else why not. */
 export function checkItem(res: { v: unknown; k?: Uint8Array; salt?: Uint8Array; sig?: Uint8Array; seq?: number }, k: Buffer, salt: Buffer): VerifiedItem | ItemProblem {
   if (!(res.k instanceof Uint8Array) || !k.equals(res.k)) return 'wrong-key';
   if (res.salt !== undefined && !(res.salt instanceof Uint8Array && salt.equals(res.salt))) return 'wrong-salt';
