@@ -9,9 +9,12 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
-import WebTorrent, { type Torrent, type TorrentFile, type Wire } from 'webtorrent';
+import WebTorrent, { type Torrent, type TorrentFile, type Wire } from '../../sidecar/common/webtorrent.js';
 import { installNoDelay } from '../../sidecar/common/tcp-no-delay.js';
 import MemoryChunkStore from 'memory-chunk-store';
+import type { FetchFailure } from './reader-types.js';
+
+export type { FetchFailure };
 
 export interface BundleLimits {
   /** Largest info dict accepted (bytes); larger announcements are dropped. */
@@ -21,8 +24,6 @@ export interface BundleLimits {
   /** Deadline for this fetch, metadata included. */
   timeoutMs: number;
 }
-
-export type FetchFailure = 'timeout' | 'no-peers' | 'metadata-too-large' | 'bad-metadata' | 'not-in-bundle' | 'file-too-large' | 'error' | 'aborted';
 
 export interface FetchStats {
   /** Raw bytes of piece data received for this torrent so far (all its fetches). */
@@ -56,7 +57,6 @@ export interface FetcherOptions {
 
 const FILE_NAME = /^[0-9a-f]{64}\.jsonl$/;
 
-
 interface Entry {
   torrent: Torrent;
   /** Resolves once the metadata is in and checked; rejects with the reason it never will be. */
@@ -68,6 +68,8 @@ interface Entry {
   waiters: number;
   lookupTimer: NodeJS.Timeout | null;
   lastUsed: number;
+  /** Torrent piece index → the peers ("host:port") that sent blocks of it. */
+  piecePeers: Map<number, string[]>;
 }
 
 /**
@@ -150,7 +152,7 @@ export class BundleFetcher {
     infoHash: string,
     author: string,
     limits: BundleLimits,
-    opts: { signal?: AbortSignal; onPiece: (index: number, count: number, data: Buffer) => void },
+    opts: { signal?: AbortSignal; onPiece: (index: number, count: number, data: Buffer, peers: readonly string[]) => void },
   ): Promise<FetchOutcome> {
     const t0 = Date.now();
     const entry = this.entry(infoHash, limits);
@@ -184,7 +186,7 @@ export class BundleFetcher {
       if (f.length > limits.maxFileBytes) throw new FetchError('file-too-large', `${f.length} bytes > ${limits.maxFileBytes}`);
       file = f;
       f.select();
-      const delivery = deliverPieces(entry.torrent, f, opts.onPiece, () => (firstByteMs ??= Date.now() - t0));
+      const delivery = deliverPieces(entry.torrent, f, entry.piecePeers, opts.onPiece, () => (firstByteMs ??= Date.now() - t0));
       stopDelivery = delivery.stop;
       const got = await Promise.race([delivery.done, deadline, entry.broken]);
       if (got !== f.length) throw new FetchError('error', `read ${got} of ${f.length} bytes`);
@@ -244,13 +246,21 @@ export class BundleFetcher {
     );
     ready.catch(() => {});
     broken.catch(() => {});
-    const entry: Entry = { torrent, ready, broken, oversizedPeers: 0, failed: null, waiters: 0, lookupTimer: null, lastUsed: Date.now() };
+    const entry: Entry = { torrent, ready, broken, oversizedPeers: 0, failed: null, waiters: 0, lookupTimer: null, lastUsed: Date.now(), piecePeers: new Map() };
     this.scheduleLookup(infoHash, entry, 0);
     torrent.on('wire', (wire: Wire) => {
       // WebTorrent leaves a piece to a faster peer rather than asking a slower one, even when
       // that peer has since choked us: in a swarm of readers this stalled downloads for seconds
       // and sent them back to the bridge. Without a speed it asks whoever has the piece.
       (wire as unknown as { downloadSpeed: () => number }).downloadSpeed = () => 0;
+      // Where each piece came from, for the library's per-event origin.
+      wire.on('piece', (index: number) => {
+        const w = wire as unknown as { remoteAddress?: string; remotePort?: number };
+        const addr = `${w.remoteAddress ?? '?'}:${w.remotePort ?? '?'}`;
+        const peers = entry.piecePeers.get(index);
+        if (!peers) entry.piecePeers.set(index, [addr]);
+        else if (!peers.includes(addr)) peers.push(addr);
+      });
       wire.on('extended', (ext: string, hs: { metadata_size?: unknown }) => {
         if (ext !== 'handshake' || torrent.files?.length) return;
         if (typeof hs?.metadata_size === 'number' && hs.metadata_size > limits.maxMetadataBytes) {
@@ -348,7 +358,8 @@ function checkMetadata(t: Torrent, maxMetadataBytes: number): string | null {
 function deliverPieces(
   t: Torrent,
   f: TorrentFile,
-  onPiece: (index: number, count: number, data: Buffer) => void,
+  piecePeers: ReadonlyMap<number, readonly string[]>,
+  onPiece: (index: number, count: number, data: Buffer, peers: readonly string[]) => void,
   onFirst: () => void,
 ): { done: Promise<number>; stop: () => void } {
   const tt = t as unknown as {
@@ -384,7 +395,7 @@ function deliverPieces(
       }
       if (handed === 0) onFirst();
       handed += buf.length;
-      onPiece(piece - first, count, Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+      onPiece(piece - first, count, Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), piecePeers.get(piece) ?? []);
       if (delivered.size === count && handed === ff.length) {
         stop();
         settle.resolve(handed);
@@ -398,7 +409,6 @@ function deliverPieces(
   }
   return { done, stop };
 }
-
 
 /**
  * WebTorrent's rarest-first asks its rarity map for "the rarest piece" over and over, each time a

@@ -7,16 +7,10 @@ import type { ReaderContext } from './reader-context.js';
 import { resolveAuthor, type RelayMode, type ResolveLimits, type ResolveSummary } from './resolve.js';
 import type { EventFilter } from './event-merge.js';
 import type { RejectReason } from './verify-events.js';
+import { DEFAULT_CRAWL_BUDGET, type CrawlBudget, type CrawlProgress, type CrawlSummary } from './reader-types.js';
 
-export interface CrawlBudget {
-  maxAuthors: number;
-  maxBytes: number;
-  timeoutMs: number;
-  /** Authors resolved at once. */
-  concurrency: number;
-}
-
-export const DEFAULT_CRAWL_BUDGET: CrawlBudget = { maxAuthors: 1000, maxBytes: 1024 ** 3, timeoutMs: 600_000, concurrency: 4 };
+export { DEFAULT_CRAWL_BUDGET };
+export type { CrawlBudget, CrawlProgress, CrawlSummary };
 
 export interface CrawlRequest {
   root: string;
@@ -31,31 +25,8 @@ export interface CrawlRequest {
   /** Called once per resolved author with the events to output (may be awaited for backpressure). */
   onAuthor?: (a: { author: string; depth: number; events: NostrEvent[]; summary: ResolveSummary }) => void | Promise<void>;
   onProgress?: (p: CrawlProgress) => void;
-}
-
-export interface CrawlProgress {
-  done: number;
-  queued: number;
-  active: number;
-  bytes: number;
-  events: number;
-  elapsedMs: number;
-}
-
-export interface CrawlSummary {
-  root: string;
-  depth: number;
-  ms: number;
-  /** Authors resolved, by depth. */
-  authorsByDepth: number[];
-  authors: { resolved: number; found: number; notFound: number; failed: number; leftInQueue: number };
-  events: number;
-  bytes: number;
-  rejected: Partial<Record<RejectReason, number>>;
-  /** Contact lists followed (one per author that has one, below the last depth). */
-  contactListsFollowed: number;
-  rootContactList: { id: string; created_at: number; follows: number } | null;
-  stoppedBy: 'max-authors' | 'max-bytes' | 'timeout' | null;
+  /** Stops the crawl (stoppedBy 'aborted'); authors being resolved end with what they have. */
+  signal?: AbortSignal;
 }
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
@@ -98,6 +69,12 @@ export async function crawl(ctx: ReaderContext, req: CrawlRequest): Promise<Craw
     summary.stoppedBy ??= 'timeout';
     abort.abort();
   }, budget.timeoutMs);
+  const onOuterAbort = () => {
+    summary.stoppedBy ??= 'aborted';
+    abort.abort();
+  };
+  if (req.signal?.aborted) onOuterAbort();
+  req.signal?.addEventListener('abort', onOuterAbort, { once: true });
   const queue: { author: string; depth: number }[] = [{ author: req.root, depth: 0 }];
   const seen = new Set<string>([req.root]);
   let started = 0;
@@ -184,6 +161,7 @@ export async function crawl(ctx: ReaderContext, req: CrawlRequest): Promise<Craw
     pump();
   });
   clearTimeout(timer);
+  req.signal?.removeEventListener('abort', onOuterAbort);
   summary.authors.leftInQueue = queue.length;
   summary.ms = Date.now() - t0;
   return summary;

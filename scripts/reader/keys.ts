@@ -2,10 +2,14 @@
 // and a bridge (the ed25519 key `nostr-bt key` prints, in hex or z-base-32).
 import { decode as nip19decode } from 'nostr-tools/nip19';
 import { zbase32Decode } from '../../sidecar/formats/zbase32.js';
+import { ReaderError } from './errors.js';
 
 /** Bad input from the user (a key, an address): reported as is, exit code 2. */
-export class InputError extends Error {
+export class InputError extends ReaderError {
   override name = 'InputError';
+  constructor(message: string) {
+    super('BAD_INPUT', message);
+  }
 }
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;

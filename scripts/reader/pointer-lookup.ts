@@ -2,16 +2,11 @@
 // 1 … pg−1, each a BEP-44 mutable item whose key, salt and ed25519 signature are checked here
 // (bittorrent-dht checks them too; a reader does not rely on one library's check for trust).
 import type DHT from 'bittorrent-dht';
-import { verifyEd25519 } from '../../sidecar/formats/ed25519.js';
-import { authorSalt, BadItem, decodeAuthorPage, MAX_V_BYTES, signedBytes, targetOf, vSize } from '../../sidecar/formats/pointer-item.js';
+import { authorSalt, BadItem, decodeAuthorPage, targetOf } from '../../sidecar/formats/pointer-item.js';
+import { checkItem, type AuthorPointer, type ItemProblem, type PointerLookup, type VerifiedItem } from './pointer-verify.js';
 
-export interface VerifiedItem {
-  v: unknown;
-  seq: number;
-}
-
-/** Why an item was not usable. */
-export type ItemProblem = 'absent' | 'timeout' | 'wrong-key' | 'wrong-salt' | 'bad-signature' | 'bad-seq' | 'too-large';
+export { checkItem };
+export type { AuthorPointer, ItemProblem, PointerLookup, VerifiedItem };
 
 /** After the first valid reply, how long to wait for a newer seq before answering. */
 const GRACE_MS = 300;
@@ -62,38 +57,6 @@ export function getVerifiedItem(dht: DHT, k: Buffer, salt: Buffer, timeoutMs: nu
     }
   });
 }
-
-export function checkItem(res: { v: unknown; k?: Uint8Array; salt?: Uint8Array; sig?: Uint8Array; seq?: number }, k: Buffer, salt: Buffer): VerifiedItem | ItemProblem {
-  if (!(res.k instanceof Uint8Array) || !k.equals(res.k)) return 'wrong-key';
-  if (res.salt !== undefined && !(res.salt instanceof Uint8Array && salt.equals(res.salt))) return 'wrong-salt';
-  if (typeof res.seq !== 'number' || !Number.isSafeInteger(res.seq) || res.seq < 0) return 'bad-seq';
-  let size: number;
-  try {
-    size = vSize(res.v);
-  } catch {
-    return 'too-large';
-  }
-  if (size > MAX_V_BYTES) return 'too-large';
-  if (!verifyEd25519(res.sig, signedBytes(salt, res.seq, res.v), k)) return 'bad-signature';
-  return { v: res.v, seq: res.seq };
-}
-
-export interface AuthorPointer {
-  /** Infohashes, newest bundle first, over all pages read. */
-  infoHashes: string[];
-  /** Bundles the pointer says exist (over all pages). */
-  n: number;
-  pages: number;
-  seq: number;
-  /** Every page was read and they list n infohashes in all. */
-  complete: boolean;
-  problems: string[];
-}
-
-export type PointerLookup =
-  | { status: 'found'; pointer: AuthorPointer }
-  | { status: 'absent' | 'timeout' }
-  | { status: 'invalid'; reason: string };
 
 /** Page 0, then the further pages in parallel; checks they agree on n and pg. */
 export async function lookupAuthorPointer(dht: DHT, bridgeKey: Buffer, author: string, timeoutMs: number): Promise<PointerLookup> {

@@ -3,6 +3,7 @@
 import DHT from 'bittorrent-dht';
 import { hardenDht } from '../../sidecar/dht/harden.js';
 import { verifyEd25519 } from '../../sidecar/formats/ed25519.js';
+import { DhtUnreachable } from './errors.js';
 import { InputError } from './keys.js';
 
 /** "host:port,host:port" → ["host:port", ...], each checked. */
@@ -32,7 +33,7 @@ export interface ReaderDhtOptions {
   queryTimeoutMs?: number;
 }
 
-export class DhtUnreachable extends Error {}
+export { DhtUnreachable };
 
 export async function startReaderDht(opts: ReaderDhtOptions): Promise<DHT> {
   if (opts.bootstrap.length === 0) throw new InputError('no DHT bootstrap nodes');

@@ -7,45 +7,14 @@ import type { Filter } from 'nostr-tools/filter';
 import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import type { ReaderContext } from './reader-context.js';
 import { lookupAuthorPointer } from './pointer-lookup.js';
-import { EventMerger, type EventFilter, type MergeCounts } from './event-merge.js';
-import { LineChecker, Rejections, verifyEvent, type RejectReason } from './verify-events.js';
+import { EventMerger, type EventFilter } from './event-merge.js';
+import { LineChecker, Rejections, verifyEvent } from './verify-events.js';
 import { PieceLineAssembler } from './piece-lines.js';
-import type { FetchFailure } from './bundle-fetch.js';
 import { queryRelay } from './relay-source.js';
+import { DEFAULT_LIMITS, type BridgeReport, type BundleReport, type EventOrigin, type RelayMode, type RelayReport, type ResolveLimits, type ResolveResult, type ResolveSummary } from './reader-types.js';
 
-export interface ResolveLimits {
-  /** Per DHT get of a pointer page. */
-  pointerTimeoutMs: number;
-  /** Per bundle (metadata and the author's file). */
-  bundleTimeoutMs: number;
-  /** The whole swarm phase (pointers and bundles). */
-  swarmTimeoutMs: number;
-  /** Per relay, all pages. */
-  relayTimeoutMs: number;
-  maxMetadataBytes: number;
-  maxFileBytes: number;
-  /** Longest event line accepted from a bundle. */
-  maxEventBytes: number;
-  /** Bytes downloaded for this author over all bundles. */
-  maxBytes: number;
-  /** Bundles fetched at once. */
-  concurrency: number;
-}
-
-export const DEFAULT_LIMITS: ResolveLimits = {
-  pointerTimeoutMs: 20_000,
-  bundleTimeoutMs: 60_000,
-  swarmTimeoutMs: 120_000,
-  relayTimeoutMs: 20_000,
-  maxMetadataBytes: 4 * 1024 * 1024,
-  maxFileBytes: 256 * 1024 * 1024,
-  maxEventBytes: 1024 * 1024,
-  maxBytes: 1024 * 1024 * 1024,
-  concurrency: 4,
-};
-
-/** `fallback`: relays are asked for what is newer than the archive, or for everything if the swarm fell short. `full`: always everything. */
-export type RelayMode = 'fallback' | 'full';
+export { DEFAULT_LIMITS };
+export type { BridgeReport, BundleReport, EventOrigin, RelayMode, RelayReport, ResolveLimits, ResolveResult, ResolveSummary };
 
 export interface ResolveRequest {
   author: string;
@@ -56,74 +25,7 @@ export interface ResolveRequest {
   limits?: Partial<ResolveLimits>;
   signal?: AbortSignal;
   /** Each verified event the first time it is seen (before merging: superseded versions too). */
-  onEvent?: (e: NostrEvent, source: string) => void;
-}
-
-export interface BridgeReport {
-  bridge: string;
-  status: 'found' | 'absent' | 'timeout' | 'invalid';
-  reason?: string;
-  bundles?: number;
-  n?: number;
-  pages?: number;
-  seq?: number;
-  complete?: boolean;
-  problems?: string[];
-}
-
-export interface BundleReport {
-  infoHash: string;
-  /** Bridges whose pointer lists it (first 16 hex of their key). */
-  bridges: string[];
-  ok: boolean;
-  reason?: FetchFailure | 'budget' | 'deadline';
-  detail?: string;
-  fileBytes: number;
-  events: number;
-  rejected: number;
-  ms: number;
-  /** Metadata in, first byte of the author's file (ms from the start of this bundle's fetch). */
-  metadataMs?: number | null;
-  firstByteMs?: number | null;
-}
-
-export interface RelayReport {
-  url: string;
-  ok: boolean;
-  error?: string;
-  /** `newer-than-archive` (since = the newest archived event) or `full`. */
-  asked: 'newer-than-archive' | 'full';
-  since?: number;
-  received: number;
-  alreadyHad: number;
-  newEvents: number;
-  rejected: number;
-}
-
-export interface ResolveSummary {
-  author: string;
-  ms: number;
-  /** At least one event is output. */
-  found: boolean;
-  /** Every bridge answered, every pointer was complete and every bundle it lists was read. */
-  swarmComplete: boolean;
-  bridges: BridgeReport[];
-  bundles: BundleReport[];
-  relays: RelayReport[];
-  events: { output: number } & MergeCounts;
-  rejected: Partial<Record<RejectReason, number>>;
-  /** Output events by the source that served them first: "swarm" or a relay URL. */
-  sources: Record<string, number>;
-  /** files: the author's file bytes; received: piece bytes off the wire (≥ files when nothing was cached); relays: event JSON from relays. */
-  bytes: { files: number; received: number; metadata: number; relays: number };
-  firstEventMs: number | null;
-  /** Time spent looking up pointers, reading bundles and asking relays. */
-  phasesMs: { pointers: number; bundles: number; relays: number };
-}
-
-export interface ResolveResult {
-  events: NostrEvent[];
-  summary: ResolveSummary;
+  onEvent?: (e: NostrEvent, source: string, origin: EventOrigin) => void;
 }
 
 const short = (k: Buffer) => k.toString('hex').slice(0, 16);
@@ -134,13 +36,13 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
   const merger = new EventMerger();
   const rejections = new Rejections();
   let firstEventMs: number | null = null;
-  const accept = (events: NostrEvent[], source: string): number => {
+  const accept = (events: NostrEvent[], source: string, origin: EventOrigin): number => {
     let added = 0;
     for (const e of events) {
       if (!merger.add(e, source)) continue;
       added++;
       if (firstEventMs === null) firstEventMs = Date.now() - t0;
-      req.onEvent?.(e, source);
+      req.onEvent?.(e, source, origin);
     }
     return added;
   };
@@ -156,6 +58,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
   const lookups = await Promise.all(req.bridges.map((k) => lookupAuthorPointer(ctx.dht, k, req.author, limits.pointerTimeoutMs)));
   const bridges: BridgeReport[] = [];
   const listedBy = new Map<string, string[]>();
+  const listedByKey = new Map<string, string[]>();
   const order: string[] = [];
   lookups.forEach((l, i) => {
     const key = req.bridges[i]!;
@@ -167,9 +70,12 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
     bridges.push({ bridge: key.toString('hex'), status: 'found', bundles: p.infoHashes.length, n: p.n, pages: p.pages, seq: p.seq, complete: p.complete, ...(p.problems.length ? { problems: p.problems } : {}) });
     for (const ih of p.infoHashes) {
       const by = listedBy.get(ih);
-      if (by) by.push(short(key));
-      else {
+      if (by) {
+        by.push(short(key));
+        listedByKey.get(ih)!.push(key.toString('hex'));
+      } else {
         listedBy.set(ih, [short(key)]);
+        listedByKey.set(ih, [key.toString('hex')]);
         order.push(ih);
       }
     }
@@ -200,9 +106,11 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
       }
       // Events are verified and passed on while the file downloads, piece by piece.
       const rej = new Rejections();
+      const bridgesOf = listedByKey.get(ih)!;
+      let piecePeers: readonly string[] = [];
       const checker = new LineChecker(req.author, rej, (e) => {
         report.events++;
-        accept([e], 'swarm');
+        accept([e], 'swarm', { from: 'swarm', infoHash: ih, bridges: bridgesOf, peers: [...piecePeers] });
       });
       let lines: PieceLineAssembler | null = null;
       const out = await ctx.fetcher.fetchAuthorFile(
@@ -211,8 +119,9 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
         { maxMetadataBytes: limits.maxMetadataBytes, maxFileBytes: Math.min(limits.maxFileBytes, room), timeoutMs: limits.bundleTimeoutMs },
         {
           signal: swarmAbort.signal,
-          onPiece: (index, count, data) => {
+          onPiece: (index, count, data, peers) => {
             lines ??= new PieceLineAssembler(count, limits.maxEventBytes, checker);
+            piecePeers = peers;
             lines.push(index, data);
           },
         },
@@ -273,7 +182,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
         ...(since !== undefined ? { since } : {}),
         received: a.events.length + a.alreadyHad,
         alreadyHad: a.alreadyHad,
-        newEvents: accept(verified, a.url),
+        newEvents: accept(verified, a.url, { from: 'relay', url: a.url }),
         rejected: rej.total,
       });
     }

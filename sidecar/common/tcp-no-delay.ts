@@ -1,5 +1,5 @@
 // TCP_NODELAY on every WebTorrent peer socket, for the seeder and the reader alike.
-import Peer from 'webtorrent/lib/peer.js';
+import { Peer } from './webtorrent.js';
 
 let noDelayInstalled = false;
 

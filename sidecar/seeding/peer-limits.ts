@@ -8,7 +8,7 @@
 //   ~450 MB/s (170 MB → 2.8 GB in 6 s). Per peer, requests are served only while less than
 //   MAX_BUFFERED_BYTES wait to be sent; later ones wait in a queue of at most MAX_QUEUED_REQUESTS
 //   (beyond it they are rejected, as BEP 6 allows, or dropped for peers without the fast extension).
-import ConnPool from 'webtorrent/lib/conn-pool.js';
+import { ConnPool } from '../common/webtorrent.js';
 import Wire from 'bittorrent-protocol';
 
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;

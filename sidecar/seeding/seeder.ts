@@ -1,6 +1,6 @@
 // Seeds bundles with WebTorrent over TCP and uTP, announcing through the sidecar's own DHT node.
 // No trackers, no LSD, no UPnP/NAT-PMP; TCP_NODELAY on every TCP peer socket.
-import WebTorrent, { type Torrent } from 'webtorrent';
+import WebTorrent, { type Torrent } from '../common/webtorrent.js';
 import type DHT from 'bittorrent-dht';
 import type { Logger } from 'pino';
 import type { Seeder } from '../bundles/bundler.js';
