@@ -231,7 +231,8 @@ export class BundleRecords {
   ): Promise<void> {
     const replacedBy = made.map((m) => m.record.ih);
     await this.root.transaction(() => {
-      for (const [id, r] of this.pendingRemovals()) if (written(r)) this.removals.remove(id);
+      // Collected first: the loop removes rows of the table it reads.
+      for (const [id, r] of [...this.pendingRemovals()]) if (written(r)) this.removals.remove(id);
       for (const s of retired) this.retire(s, replacedBy, now());
       for (const m of made) this.putBundle(m.record, m.files);
     });

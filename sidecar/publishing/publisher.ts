@@ -210,7 +210,7 @@ export class Publisher extends EventEmitter {
     }
     const since = this.store.pointers.dirtySince(pubkey);
     // The mark is cleared only if nothing changed again meanwhile.
-    const records = await this.store.pointers.store(
+    const records = await this.store.pointers.signAndStore(
       pages.map((v, page) => this.signer(authorSalt(pubkey, page), v)),
       { pubkey, since },
     );
@@ -219,7 +219,7 @@ export class Publisher extends EventEmitter {
 
   private async publishBridge(): Promise<void> {
     const v = bridgeValue(this.bridgeInfo());
-    for (const [key, rec] of await this.store.pointers.store([this.signer(BRIDGE_SALT, v)])) await this.put(key, rec, true);
+    for (const [key, rec] of await this.store.pointers.signAndStore([this.signer(BRIDGE_SALT, v)])) await this.put(key, rec, true);
   }
 
   /** Signs an item inside the transaction that stores it: next seq (persisted), signature. */
