@@ -143,7 +143,7 @@ async function publisherRounds(net: LocalDht, rx: Receivers, authors: number, dh
     await store.root.transaction(() => {
       for (let a = 0; a < authors; a++) {
         const pk = pubkeyN(a);
-        for (let b = 0; b < 3; b++) store.putBundleFile(createHash('sha1').update(`${a}:${b}`).digest('hex'), 1_700_000_000_000 + b, pk, { n: 1, bytes: 1, o: 0 });
+        for (let b = 0; b < 3; b++) store.bundles.putFile(createHash('sha1').update(`${a}:${b}`).digest('hex'), 1_700_000_000_000 + b, pk, { n: 1, bytes: 1, o: 0 });
       }
     });
     const publisher = new Publisher(

@@ -70,8 +70,7 @@ export async function startBridgeInProcess(dht: Pick<LocalDht, 'bootstrap'>): Pr
       const rec = (a: string) => sc.store.pointers.get(authorSalt(a).toString('hex'));
       let reputAt = 0;
       for (;;) {
-        let dirty = false;
-        for (const _ of sc.store.pointerDirty.getKeys({ limit: 1 })) dirty = true;
+        const dirty = sc.store.pointers.hasDirty();
         const unput = dirty ? authors.length : authors.filter((a) => !rec(a) || rec(a)!.putAt < rec(a)!.changedAt).length;
         const unreached = mustReach.filter((a) => !rec(a) || rec(a)!.nodes === 0);
         if (unput === 0 && unreached.length === 0) break;

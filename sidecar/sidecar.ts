@@ -257,11 +257,9 @@ export class Sidecar {
     }
   }
 
-  /** Authors with a published pointer (page-0 items have a 32-byte salt). */
+  /** Authors with a published pointer. */
   private countPointerAuthors(): number {
-    let n = 0;
-    for (const key of this.store.pointers.getKeys()) if (key.length === 64) n++;
-    return n;
+    return this.store.pointers.authorCount();
   }
 
   async sweepExpired(): Promise<number> {

@@ -79,7 +79,7 @@ test('bundle cut: a line removed before the cut reads it is left out; removals d
     assert.ok(first.authors.includes(pubkeyN(5)));
 
     // Removed while a cut holds the log: the bytes stay until it is done, then are blanked.
-    const release = store.holdBlanking();
+    const release = store.log.holdBlanking();
     const del = unsignedEvent(pubkeyN(6), { kind: 5, created_at: 1_700_000_101, tags: [['e', events[6]!.id]] });
     await store.applyBatch(eventBatchOf([itemOf(del)]));
     assert.ok(readFileSync(store.log.path, 'utf8').includes(canonicalJson(events[6]!)), 'held while the cut reads');

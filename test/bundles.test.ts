@@ -52,7 +52,7 @@ async function withRig(
     expectedFiles: (ih) => {
       const files = new Map<string, string>();
       const b = sc.store.bundles.get(ih)!;
-      for (const { pubkey } of sc.store.bundleFiles(ih)) {
+      for (const { pubkey } of sc.store.bundles.files(ih)) {
         files.set(pubkey, sc.bundler!.eventsOf(b, pubkey).map((e) => e.j + '\n').join(''));
       }
       return files;
@@ -80,7 +80,7 @@ test('a window bundle is seeded when its window closes and libtorrent downloads 
       assert.equal(sc.store.bundles.get(b.ih)?.state, 'active');
       const expected = expectedFiles(b.ih);
       for (const pubkey of expected.keys()) {
-        const [newest] = sc.store.authorBundleHashes(pubkey);
+        const [newest] = sc.store.bundles.authorBundles(pubkey);
         assert.equal(newest, b.ih);
       }
       const save = mkdtempSync(join(tmpdir(), 'nostr-bt-lt-'));
@@ -209,7 +209,7 @@ test('compaction: 100k events over simulated days keep active torrents under the
       const levels = sc.bundler!.summary().byLevel;
       assert.ok((levels.month ?? 0) >= 1, `old data compacted into month bundles: ${JSON.stringify(levels)}`);
       const sample = sc.bundler!.activeBundles()[0]!;
-      for (const { pubkey } of [...sc.store.bundleFiles(sample.ih)].slice(0, 3)) {
+      for (const { pubkey } of [...sc.store.bundles.files(sample.ih)].slice(0, 3)) {
         const file = await readAuthorFile(sc.config.bundle.dir, sample.ih, pubkey);
         assert.equal(file, sc.bundler!.eventsOf(sample, pubkey).map((e) => e.j + '\n').join(''));
       }
@@ -276,7 +276,7 @@ test('after a crash, bundle data that is damaged or missing is found and rebuilt
     closeSync(fd);
     rmSync(dataPathOf(config.bundle.dir, lost.ih));
     const store = Store.open(config.indexDir);
-    await store.meta.put('bundler.cleanStop', false); // as if the sidecar had been killed
+    await store.bundles.setCleanStop(false); // as if the sidecar had been killed
     await store.close();
     await withRig(
       async ({ sc }) => {
@@ -304,7 +304,7 @@ async function assertArchiveConsistent(sc: Sidecar): Promise<void> {
   }
   for (const b of active.values()) {
     let expected = '';
-    for (const { pubkey } of sc.store.bundleFiles(b.ih)) {
+    for (const { pubkey } of sc.store.bundles.files(b.ih)) {
       expected += sc.bundler!.eventsOf(b, pubkey).map((e) => e.j + '\n').join('');
     }
     assert.equal(readFileSync(dataPathOf(sc.config.bundle.dir, b.ih), 'utf8'), expected, `bundle ${b.ih} holds exactly its events`);

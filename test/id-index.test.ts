@@ -124,7 +124,7 @@ test('index: a format-5 index (ids in an LMDB table, msgpack rows) opens as form
   await writeOldFormat(dir, 5);
   store = Store.open(dir);
   try {
-    assert.equal(store.meta.get('index.format'), 7);
+    assert.equal(store.indexFormat(), 7);
     assert.deepEqual(store.upgraded && { from: store.upgraded.from, rows: store.upgraded.rows }, { from: 5, rows: 20 });
     assert.equal(store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false }).getKeysCount(), 0, 'the old table is gone');
     assert.deepEqual(new Set(await store.applyBatch(eventBatchOf(events.map(itemOf)))), new Set(['duplicate']));

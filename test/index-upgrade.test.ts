@@ -67,8 +67,8 @@ async function indexed(s: Setup): Promise<ReturnType<typeof snapshot>> {
 
 /** Everything the index does with rows still works on the upgraded one. */
 async function checkUpgraded(s: Setup, before: ReturnType<typeof snapshot>, store: Store): Promise<void> {
-  assert.equal(store.meta.get('index.format'), 7);
-  assert.equal(store.meta.get(UPGRADE_NEXT_KEY), undefined);
+  assert.equal(store.indexFormat(), 7);
+  assert.equal(store.upgradeResumesAt(), undefined);
   assert.deepEqual(snapshot(store, s.events), before);
   // Dedupe: every event again is a duplicate (the deleted one stays deleted).
   const again = await store.applyBatch(eventBatchOf(s.events.map(s.itemOf)));

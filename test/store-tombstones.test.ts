@@ -1,5 +1,5 @@
 // Tombstones (a deletion that arrived before its target) are checked through an in-memory table
-// of id prefixes (Store.tombstoned): the target is refused before and after a reopen, while an
+// of id prefixes (index/tombstones.ts): the target is refused before and after a reopen, while an
 // event sharing the target's prefix, or the same id by another author, is indexed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

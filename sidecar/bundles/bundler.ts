@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { cutRefsOf } from './cut.js';
 import { CutThread } from './cut-thread.js';
 import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, type BuiltBundle } from './builder.js';
-import type { BundleRecord, RemovalRecord, Store, StoredEvent } from '../index/store.js';
+import type { BundleRecord, Store, StoredEvent } from '../index/store.js';
 import { canonicalHead } from '../formats/canonical-line.js';
 import { readBundleLines, SourceFiles } from './source-files.js';
 
@@ -51,8 +51,6 @@ export interface BundlerOptions {
 }
 
 export const TOP_LEVEL = 4;
-const CLEAN_STOP_KEY = 'bundler.cleanStop';
-const LAST_CUT_KEY = 'bundler.lastCutPeriod';
 /** Author ranges are [authorFrom, authorTo) over lowercase hex pubkeys. */
 const AUTHOR_MIN = '';
 const AUTHOR_MAX = '~';
@@ -115,7 +113,7 @@ export class Bundler extends EventEmitter {
     private readonly now: () => number = Date.now,
   ) {
     super();
-    store.setBundleLineReader((ih, file) => readBundleLines(opts.root, ih, file));
+    store.bundles.setLineReader((ih, file) => readBundleLines(opts.root, ih, file));
     this.cutThread = new CutThread(log);
   }
 
@@ -139,7 +137,7 @@ export class Bundler extends EventEmitter {
       if (!newest || b.periodEnd > newest.periodEnd || (b.periodEnd === newest.periodEnd && b.createdAt > newest.createdAt)) newest = b;
     }
     const rewrites = new Set<string>();
-    for (const { value } of this.store.removals.getRange()) rewrites.add(this.store.bundleAt(value.s, value.p) ?? '');
+    for (const [, r] of this.store.bundles.pendingRemovals()) rewrites.add(this.store.bundles.bundleAt(r.s, r.p) ?? '');
     rewrites.delete('');
     const [frontier] = this.store.pendingRange;
     const pendingEvents = this.store.eventCountFrom(frontier);
@@ -148,11 +146,11 @@ export class Bundler extends EventEmitter {
 
   /** Loads active bundles, seeds them from disk, and starts the schedule. */
   async start(opts: { schedule?: boolean } = {}): Promise<void> {
-    for (const { value } of this.store.bundles.getRange()) if (value.state === 'active') this.active.set(value.ih, value);
+    for (const b of this.store.bundles.all()) if (b.state === 'active') this.active.set(b.ih, b);
     await this.removeStrayFiles();
     // Bundle files are not fsynced one by one: after a crash, re-hash them before seeding.
-    const verify = this.store.meta.get(CLEAN_STOP_KEY) !== true;
-    await this.store.meta.put(CLEAN_STOP_KEY, false);
+    const verify = !this.store.bundles.wasCleanStop();
+    await this.store.bundles.setCleanStop(false);
     for (const b of this.active.values()) {
       try {
         const dataPath = dataPathOf(this.opts.root, b.ih);
@@ -165,7 +163,7 @@ export class Bundler extends EventEmitter {
       }
     }
     this.pendingBytes += this.store.eventBytesFrom(this.store.pendingRange[0]);
-    this.lastCutPeriod = (this.store.meta.get(LAST_CUT_KEY) as number | undefined) ?? 0;
+    this.lastCutPeriod = this.store.bundles.lastCutPeriod();
     if (opts.schedule !== false) this.schedule();
     this.log.info({ active: this.active.size }, 'bundles seeded from disk');
   }
@@ -178,7 +176,7 @@ export class Bundler extends EventEmitter {
     if (this.sizeTimer) clearInterval(this.sizeTimer);
     await this.chain.catch(() => {});
     await this.cutThread.close();
-    await this.store.meta.put(CLEAN_STOP_KEY, true);
+    await this.store.bundles.setCleanStop(true);
   }
 
   /** Ingest tells the bundler how many bytes it indexed (for the size cut). */
@@ -252,10 +250,10 @@ export class Bundler extends EventEmitter {
       // copied from the event log into the bundle by the cut thread.
       const { refs, end, bytes } = cutRefsOf(this.store.rowsFrom(from), from, this.opts.windowMaxBytes);
       if (refs.count === 0) break;
-      this.store.setBundling(end);
+      this.store.bundles.beginCut(end);
       let record: BundleRecord;
       let authors: string[];
-      const releaseBlanking = this.store.holdBlanking();
+      const releaseBlanking = this.store.log.holdBlanking();
       try {
         let built: BuiltBundle | null;
         try {
@@ -266,18 +264,13 @@ export class Bundler extends EventEmitter {
         if (!built) break;
         record = this.recordFor(built, 0, periodStart, periodEnd, { seqStart: from, seqEnd: end, authorFrom: AUTHOR_MIN, authorTo: AUTHOR_MAX });
         // Events removed while it was written are in it: their removals (recorded because of
-        // setBundling) now point into this bundle, which the next rewrite fixes.
-        await this.store.root.transaction(() => {
-          this.store.writeFrontier(end);
-          this.store.meta.put(LAST_CUT_KEY, periodStart);
-          this.putBundle(record, built);
-        });
-        this.store.frontierCommitted(end);
+        // beginCut) now point into this bundle, which the next rewrite fixes.
+        await this.store.bundles.commitCut(record, built.files, end, periodStart);
         this.lastCutPeriod = periodStart;
         this.pendingBytes = Math.max(0, this.pendingBytes - bytes);
         await this.activate([record], [built]);
       } finally {
-        this.store.setBundling(0);
+        this.store.bundles.endCut();
       }
       made.push(record);
       this.log.info({ infoHash: record.ih, events: record.events, authors: record.authors, bytes: record.bytes }, 'window bundle seeded');
@@ -341,13 +334,13 @@ export class Bundler extends EventEmitter {
   private async doRewrites(): Promise<number> {
     const affected = new Map<string, BundleRecord>();
     const orphans: string[] = [];
-    for (const { key: id, value } of this.store.removals.getRange()) {
-      const ih = this.store.bundleAt(value.s, value.p);
+    for (const [id, r] of this.store.bundles.pendingRemovals()) {
+      const ih = this.store.bundles.bundleAt(r.s, r.p);
       const b = ih === undefined ? undefined : this.active.get(ih);
       if (b) affected.set(b.ih, b);
       else orphans.push(id); // its bundle was retired or rewritten meanwhile: moot
     }
-    if (orphans.length > 0) await this.store.root.transaction(() => orphans.forEach((id) => this.store.removals.remove(id)));
+    if (orphans.length > 0) await this.store.bundles.forgetRemovals(orphans);
     for (const b of affected.values()) {
       if (this.active.get(b.ih) === b) await this.replace([b], b.level, b.periodStart, b.periodEnd);
     }
@@ -359,12 +352,12 @@ export class Bundler extends EventEmitter {
    * rewrite or relabel), then retires the sources.
    */
   private async replace(sources: BundleRecord[], level: number, periodStart: number, periodEnd: number, opts: { rebuild?: boolean } = {}): Promise<BundleRecord[]> {
-    const removalsOf = () => {
-      const out: [string, RemovalRecord][] = [];
-      for (const { key, value } of this.store.removals.getRange()) if (sources.some((s) => covers(s, value.s, value.p))) out.push([key, value]);
-      return out;
+    const held = (r: { s: number; p: string }) => sources.some((s) => covers(s, r.s, r.p));
+    const holdsRemovals = () => {
+      for (const [, r] of this.store.bundles.pendingRemovals()) if (held(r)) return true;
+      return false;
     };
-    if (sources.length === 1 && !opts.rebuild && removalsOf().length === 0) {
+    if (sources.length === 1 && !opts.rebuild && !holdsRemovals()) {
       // Same content, new period: keep the torrent, only relabel it.
       const s = sources[0]!;
       if (s.level !== level || s.periodEnd !== periodEnd) await this.relabel(s, level, periodStart, periodEnd);
@@ -378,7 +371,7 @@ export class Bundler extends EventEmitter {
     const authorBytes = new Map<string, number>();
     const authorEvents = new Map<string, number>();
     for (const s of sources) {
-      for (const { pubkey, bytes, n } of this.store.bundleFiles(s.ih)) {
+      for (const { pubkey, bytes, n } of this.store.bundles.files(s.ih)) {
         authorBytes.set(pubkey, (authorBytes.get(pubkey) ?? 0) + bytes);
         authorEvents.set(pubkey, (authorEvents.get(pubkey) ?? 0) + n);
       }
@@ -418,14 +411,14 @@ export class Bundler extends EventEmitter {
     });
     // A rewrite whose removals were already gone rebuilds the same bytes: same infohash, kept.
     const kept = new Set(records.map((r) => r.ih));
-    await this.store.root.transaction(() => {
-      for (const [id, r] of removalsOf()) {
-        const at = readAt.get(r.p);
-        if (at === undefined || r.n <= at) this.store.removals.remove(id);
-      }
-      for (const s of sources) if (!kept.has(s.ih)) this.retireRecord(s, records.map((r) => r.ih));
-      records.forEach((r, i) => this.putBundle(r, built[i]!));
-    });
+    // A removal recorded before an author's events were read is written out of the new bundles.
+    const written = (r: { s: number; p: string; n: number }) => {
+      if (!held(r)) return false;
+      const at = readAt.get(r.p);
+      return at === undefined || r.n <= at;
+    };
+    const retired = sources.filter((s) => !kept.has(s.ih));
+    await this.store.bundles.commitReplace(written, retired, records.map((record, i) => ({ record, files: built[i]!.files })), this.now);
     for (const s of sources) if (!kept.has(s.ih)) this.active.delete(s.ih);
     await this.activate(records, built);
     await this.dropFiles(sources);
@@ -469,7 +462,7 @@ export class Bundler extends EventEmitter {
    */
   private *fileLinesOf(files: SourceFiles, span: SeqSpan, authors: string[], readAt: Map<string, number>): Iterable<AuthorLines> {
     for (const pubkey of authors) {
-      readAt.set(pubkey, this.store.removalOrder);
+      readAt.set(pubkey, this.store.bundles.removalOrder);
       const refs: (EventRef & { json: string })[] = [];
       for (const json of files.linesOf(pubkey)) {
         const head = canonicalHead(json);
@@ -489,7 +482,7 @@ export class Bundler extends EventEmitter {
       const wanted = new Set(chunk);
       const found = this.store.scanAuthors(span.seqStart, span.seqEnd, (p) => wanted.has(p));
       for (const pubkey of chunk) {
-        readAt.set(pubkey, this.store.removalOrder);
+        readAt.set(pubkey, this.store.bundles.removalOrder);
         const refs: (EventRef & { json: string })[] = [];
         for (const r of found.get(pubkey) ?? []) {
           const json = this.store.seqOf(r.i) === r.seq ? this.store.jsonOf(r) : null;
@@ -503,10 +496,7 @@ export class Bundler extends EventEmitter {
 
   private async relabel(s: BundleRecord, level: number, periodStart: number, periodEnd: number): Promise<void> {
     const updated: BundleRecord = { ...s, level, periodStart, periodEnd };
-    await this.store.root.transaction(() => {
-      this.store.relabelBundleFiles(s.ih, s.periodEnd, periodEnd);
-      this.store.bundles.put(s.ih, updated);
-    });
+    await this.store.bundles.relabel(s, updated);
     this.active.set(s.ih, updated);
   }
 
@@ -531,24 +521,6 @@ export class Bundler extends EventEmitter {
       pieceLength: b.pieceLength,
       state: 'active',
     };
-  }
-
-  /** Inside a transaction: the bundle's record and per-author rows (files in data file order). */
-  private putBundle(r: BundleRecord, b: BuiltBundle): void {
-    let o = 0;
-    for (const f of b.files) {
-      this.store.putBundleFile(r.ih, r.periodEnd, f.pubkey, { n: f.events, bytes: f.length, o });
-      o += f.length;
-    }
-    this.store.bundles.put(r.ih, r);
-    this.store.bundleRanges.put([r.seqEnd, r.authorFrom], r.ih);
-  }
-
-  /** Inside a transaction. */
-  private retireRecord(s: BundleRecord, replacedBy: string[]): void {
-    this.store.removeBundleFiles(s.ih, s.periodEnd);
-    this.store.bundles.put(s.ih, { ...s, state: 'retired', replacedBy, retiredAt: this.now() });
-    if (this.store.bundleRanges.get([s.seqEnd, s.authorFrom]) === s.ih) this.store.bundleRanges.remove([s.seqEnd, s.authorFrom]);
   }
 
   private async activate(records: BundleRecord[], built: BuiltBundle[]): Promise<void> {

@@ -6,7 +6,7 @@ import { dataPathOf } from './builder.js';
 import { readFullyAt } from '../common/read-at.js';
 import type { BundleFileStats, BundleRecord, Store } from '../index/store.js';
 
-/** Rows of a bundle's author files read from the index at a time (see Store.bundleFilesAfter). */
+/** Rows of a bundle's author files read from the index at a time (see BundleRecords.filesAfter). */
 const ROWS_PER_READ = 1024;
 
 /** The lines (without their newlines) of `length` bytes at `offset`; throws on a short read. */
@@ -92,7 +92,7 @@ export class SourceFiles {
     for (;;) {
       if (s.next === s.rows.length) {
         if (!s.more) return undefined;
-        s.rows = this.store.bundleFilesAfter(s.b.ih, s.after, ROWS_PER_READ);
+        s.rows = this.store.bundles.filesAfter(s.b.ih, s.after, ROWS_PER_READ);
         s.next = 0;
         s.more = s.rows.length === ROWS_PER_READ;
         if (s.rows.length === 0) return undefined;

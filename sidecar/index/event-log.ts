@@ -31,6 +31,9 @@ export class EventLog {
   private scratch = Buffer.allocUnsafeSlow(64 * 1024);
   private pendingStart = 0;
   private nextOffset: number;
+  /** Cuts reading the log on another thread (holdBlanking), and the removed lines waiting for them. */
+  private blankHolds = 0;
+  private heldBlanks: LogRef[] = [];
 
   constructor(
     readonly path: string,
@@ -116,6 +119,39 @@ export class EventLog {
   blank(ref: LogRef): void {
     if (this.fd === null || ref.n <= 1) return;
     writeFully(this.fd, Buffer.alloc(ref.n - 1, 0x20), ref.o);
+  }
+
+  /**
+   * Holds back the blanking of removed events' lines until the returned function is called: a
+   * cut built on another thread reads the log meanwhile, and must see each line whole or blank.
+   */
+  holdBlanking(): () => void {
+    this.blankHolds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.blankHolds > 0) return;
+      const held = this.heldBlanks;
+      this.heldBlanks = [];
+      this.blankAll(held);
+    };
+  }
+
+  /** Blanks the lines of events whose removal committed: now, or when the last hold is released. */
+  blankRemoved(refs: LogRef[]): void {
+    if (this.blankHolds > 0) for (const ref of refs) this.heldBlanks.push(ref);
+    else this.blankAll(refs);
+  }
+
+  private blankAll(refs: LogRef[]): void {
+    for (const ref of refs) {
+      try {
+        this.blank(ref);
+      } catch {
+        /* best effort: a full disk must not fail a committed batch */
+      }
+    }
   }
 
   close(): void {

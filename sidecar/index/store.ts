@@ -1,6 +1,8 @@
-// The LMDB index: events, replaceable slots, tombstones, expiry, bundles, counters.
-// Every batch of events is applied in one write transaction; reads inside it see its own writes,
-// so duplicates, replacements and deletions inside one batch resolve exactly as across batches.
+// The LMDB index: events, replaceable slots, expiry and counters, and the batch apply. Every batch
+// of events is applied in one write transaction; reads inside it see its own writes, so
+// duplicates, replacements and deletions inside one batch resolve exactly as across batches.
+// The other tables have their own owners, opened on the same environment (docs/architecture.md,
+// "The index: tables and owners"): tombstones, bundle records, pointer records, meta.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
@@ -11,17 +13,21 @@ import { canonicalHead } from '../formats/canonical-line.js';
 import { IdIndex, prefixAt, prefixOfHex } from './id-index.js';
 import { clsReader, eventCount, headAt, isEmptyCls, lineAt, lineBytesAt, lineStart, type EventBatch } from '../judge/event-batch.js';
 import { eventRowEncoder, type EventRow } from './event-row.js';
-import { upgradeEventRows } from './event-rows-upgrade.js';
+import { BundleRecords } from './bundle-records.js';
+import { IndexMeta } from './index-meta.js';
+import { PointerRecords } from './pointer-records.js';
+import { Tombstones } from './tombstones.js';
+import { addressDeletionCovers, deletionRemoves } from '../policy/nip09-deletion.js';
+import { firstUnexpired } from '../policy/nip40-expiration.js';
+import { vanishRefuses, vanishRemoves } from '../policy/nip62-vanish.js';
+
+export type { BundleFile, BundleFileStats, BundleLineReader, BundleRecord, BundleState, RemovalRecord } from './bundle-records.js';
+export type { PointerRecord } from './pointer-records.js';
 
 /** Format 7 stores event rows in index/event-row.ts's layout; 6 had them in msgpack. */
 const INDEX_FORMAT = 7;
-/** The value of every entry of the tombstone prefix table (a set: only the prefixes matter). */
-const TOMBSTONED = 1;
 /** Format 5 is format 6 plus an `ids` table (id → sequence number), now kept in memory. */
 const UPGRADABLE_FORMATS: readonly unknown[] = [5, 6];
-const FORMAT_KEY = 'index.format';
-const FRONTIER_KEY = 'bundle.frontier';
-const LOG_END_KEY = 'log.end';
 /**
  * Address space reserved for the index map (not disk: the file grows as it is written). Without
  * it lmdb-js starts with a small map and remaps as the file grows, and every earlier map stays
@@ -45,60 +51,6 @@ export interface EventRecord extends LogRef {
 /** An indexed event with its canonical JSON read from the log. */
 export type StoredEvent = EventRecord & { j: string };
 
-/** A signed BEP-44 item as last published (re-put as is after restarts and outages). */
-export interface PointerRecord {
-  salt: Buffer;
-  v: unknown;
-  seq: number;
-  sig: Buffer;
-  /** When its content last changed / was last stored in the DHT (ms; 0 = never). */
-  changedAt: number;
-  putAt: number;
-  /** Nodes that stored it at the last put. */
-  nodes: number;
-  failures: number;
-  retryAt: number;
-}
-
-/** An archived event removed from the index that a bundle still holds (until rewritten). */
-export interface RemovalRecord {
-  /** reason: deleted, vanished, expired */
-  r: string;
-  p: string;
-  /** The event's sequence number: with `p`, it says which bundle holds it. */
-  s: number;
-  /** Order of removals (in-process counter): tells a bundle build whether it read the event before. */
-  n: number;
-}
-
-export type BundleState = 'active' | 'retired';
-
-/**
- * A bundle torrent. Levels: 0 window, 1 hour, 2 day, 3 month, 4 year (docs/protocol.md §6).
- * It holds exactly the stored events whose sequence number is in [seqStart, seqEnd) and whose
- * author is in [authorFrom, authorTo): that is how the index records where every event is.
- */
-export interface BundleRecord {
-  ih: string;
-  seqStart: number;
-  seqEnd: number;
-  authorFrom: string;
-  authorTo: string;
-  name: string;
-  level: number;
-  /** The (UTC, ms) period whose arrivals it holds: [periodStart, periodEnd). */
-  periodStart: number;
-  periodEnd: number;
-  createdAt: number;
-  bytes: number;
-  events: number;
-  authors: number;
-  pieceLength: number;
-  state: BundleState;
-  replacedBy?: string[];
-  retiredAt?: number;
-}
-
 export interface SlotRecord {
   id: string;
   c: number;
@@ -110,31 +62,23 @@ export type Outcome = 'indexed' | 'duplicate' | 'deleted' | 'vanished' | 'supers
 export type Counters = Record<string, number>;
 
 export class Store {
+  /** The LMDB environment every table of the index is opened on (and the backfill checkpoints). */
   readonly root: RootDatabase;
   /** Events under an increasing sequence number: appends stay fast as the index grows. */
   private readonly events: Database<EventRow, number>;
   /** How the index was upgraded to this version's format when it opened, if it was. */
   readonly upgraded: { from: number; rows: number; ms: number } | null = null;
-  readonly slots: Database<SlotRecord, string>;
-  readonly tombIds: Database<number, [string, string]>;
-  readonly tombAddrs: Database<number, string>;
-  readonly vanished: Database<number, string>;
-  readonly expiry: Database<null, [number, string]>;
-  /** Active bundles by position: [seqEnd, authorFrom] → infohash (see BundleRecord). */
-  readonly bundleRanges: Database<string, [number, string]>;
-  /** Per bundle and author: events, bytes and offset of that author's file. Key: ih ‖ pubkey (binary). */
-  private readonly bundleAuthorDb: Database<BundleFileStats, Buffer>;
-  /** Per author, the bundles holding their events, oldest period first. Key: pubkey ‖ periodEnd ‖ ih (binary). */
-  private readonly authorBundleDb: Database<null, Buffer>;
-  readonly bundles: Database<BundleRecord, string>;
-  /** Events removed from the index that a bundle still holds: id → where it was, and why. */
-  readonly removals: Database<RemovalRecord, string>;
-  /** BEP-44 items: salt (hex) → signed item. */
-  readonly pointers: Database<PointerRecord, string>;
-  /** Authors whose pointer must be republished because their bundles changed: pubkey → since (ms). */
-  readonly pointerDirty: Database<number, string>;
-  readonly counters: Database<number, string>;
-  readonly meta: Database<unknown, string>;
+  /** Replaceable and addressable slots: replace key → the event holding it. */
+  private readonly slots: Database<SlotRecord, string>;
+  /** NIP-40: [expiration, id] of every stored event that expires. */
+  private readonly expiry: Database<null, [number, string]>;
+  private readonly counters: Database<number, string>;
+  private readonly meta: IndexMeta;
+  private readonly tombstones: Tombstones;
+  /** Where every bundled event is, the frontier, and removals waiting for a bundle rewrite. */
+  readonly bundles: BundleRecords;
+  /** The bridge's signed BEP-44 items and the authors waiting for theirs. */
+  readonly pointers: PointerRecords;
   readonly log: EventLog;
 
   private nextSeq = 1;
@@ -142,63 +86,31 @@ export class Store {
   private removedInTxn: LogRef[] | null = null;
   /** Event id → sequence number (index/id-index.ts); built from the events table on first use. */
   private idIndex: IdIndex | null = null;
-  /**
-   * Authors with a `vanished` row (or one being written): few, and asked about for every event,
-   * so the table is read only for them. Never shrinks (the table does not either). Null in a
-   * read-only index, which reads the table (the sidecar may be writing it).
-   */
-  private readonly vanishedAuthors: Set<string> | null;
-  /**
-   * The ids in `tomb-ids`, by prefix: asked about for every event and almost never there, so the
-   * table is read only on a prefix match. Entries are never dropped (nor are tombstones); one
-   * from a transaction that did not commit only costs a read. Null in a read-only index.
-   */
-  private readonly tombstoned: IdIndex | null;
-  /** Cuts reading the log on another thread (holdBlanking), and the removals waiting for them. */
-  private blankHolds = 0;
-  private heldBlanks: LogRef[] = [];
   /** Id index entries the running transaction added (dropped again if it does not commit). */
   private idsAddedInTxn: IdEntries | null = null;
   /** Id index entries of events the running transaction removed (dropped once it commits). */
   private idsRemovedInTxn: IdEntries | null = null;
-  /** Events below this sequence number are in bundles (persisted as meta 'bundle.frontier'). */
-  private frontier = 1;
-  /** End of the cut being built: events removed meanwhile are in the new bundle already. */
-  private bundling = 0;
-  private removalCounter = 0;
-  private committedRemovals = 0;
-  /** Reads an author's lines from a bundle's data file (set by the bundler; null: unreadable). */
-  private bundleLines: BundleLineReader | null = null;
 
   private constructor(readonly dir: string, readOnly: boolean) {
     if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
     this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly, mapSize: MAP_SIZE });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
-    const binaryKeyed = <V>(name: string) => this.root.openDB<V, Buffer>({ name, compression: false, keyEncoding: 'binary' });
     // Rows in index/event-row.ts's layout; its decoder copies out of lmdb-js's reused read buffer.
     this.events = this.root.openDB<EventRow, number>({ name: 'events', compression: false, encoder: eventRowEncoder() } as DatabaseOptions & { name: string });
     this.slots = db('slots');
-    this.tombIds = db('tomb-ids');
-    this.tombAddrs = db('tomb-addrs');
-    this.vanished = db('vanished');
+    this.tombstones = new Tombstones(this.root);
     this.expiry = db('expiry');
-    this.bundleRanges = db('bundle-ranges');
-    this.bundleAuthorDb = binaryKeyed('bundle-authors');
-    this.authorBundleDb = binaryKeyed('author-bundles');
-    this.bundles = db('bundles');
-    this.removals = db('removals');
-    this.pointers = db('pointers');
-    this.pointerDirty = db('pointer-dirty');
+    this.meta = new IndexMeta(this.root);
+    this.bundles = new BundleRecords(this.root, this.meta);
+    this.pointers = new PointerRecords(this.root, this.meta);
     this.counters = db('counters');
-    this.meta = db('meta');
     try {
       if (readOnly) this.checkReadableFormat();
       else this.upgraded = this.checkFormat();
       for (const last of this.events.getKeys({ reverse: true, limit: 1 })) this.nextSeq = last + 1;
-      this.log = new EventLog(join(dir, 'events.log'), (this.meta.get(LOG_END_KEY) as number | undefined) ?? 0, readOnly);
-      this.frontier = (this.meta.get(FRONTIER_KEY) as number | undefined) ?? 1;
-      this.vanishedAuthors = readOnly ? null : new Set(this.vanished.getKeys());
-      this.tombstoned = readOnly ? null : this.buildTombIndex();
+      this.log = new EventLog(join(dir, 'events.log'), this.meta.logEnd(), readOnly);
+      this.bundles.loadFrontier();
+      if (!readOnly) this.tombstones.load();
       // Before any transaction can run (a read-only index builds it on its first lookup).
       if (!readOnly) this.idIndex = this.buildIdIndex();
     } catch (err) {
@@ -214,15 +126,15 @@ export class Store {
    * (pre-release) layout instead of misreading it.
    */
   private checkFormat(): { from: number; rows: number; ms: number } | null {
-    const format = this.meta.get(FORMAT_KEY);
+    const format = this.meta.format();
     if (format === INDEX_FORMAT) return null;
     if (UPGRADABLE_FORMATS.includes(format)) {
       if (format === 5) this.root.openDB({ name: 'ids' }).dropSync();
-      const { rows, ms } = upgradeEventRows(this.root, this.meta, () => this.meta.putSync(FORMAT_KEY, INDEX_FORMAT));
+      const { rows, ms } = this.meta.upgradeRows(() => this.meta.setFormatSync(INDEX_FORMAT));
       return { from: format as number, rows, ms };
     }
     if (format === undefined && this.isEmpty()) {
-      this.meta.putSync(FORMAT_KEY, INDEX_FORMAT);
+      this.meta.setFormatSync(INDEX_FORMAT);
       return null;
     }
     throw new Error(`${this.formatMismatch(format)}: move it away (and the bundles directory) and replay history with nostr-bt-backfill`);
@@ -230,7 +142,7 @@ export class Store {
 
   /** A read-only index cannot be upgraded: one of an older format is refused, not misread. */
   private checkReadableFormat(): void {
-    const format = this.meta.get(FORMAT_KEY);
+    const format = this.meta.format();
     if (format === INDEX_FORMAT || (format === undefined && this.isEmpty())) return;
     if (UPGRADABLE_FORMATS.includes(format)) {
       throw new Error(`${this.formatMismatch(format)}: start the sidecar once, it upgrades the index in place`);
@@ -243,51 +155,22 @@ export class Store {
   }
 
   private isEmpty(): boolean {
-    return this.events.getKeysCount({ limit: 1 }) === 0 && this.bundles.getKeysCount({ limit: 1 }) === 0;
+    return this.events.getKeysCount({ limit: 1 }) === 0 && this.bundles.isEmpty();
+  }
+
+  /** The index format recorded on disk. */
+  indexFormat(): unknown {
+    return this.meta.format();
+  }
+
+  /** Where an interrupted upgrade of the event rows resumes (undefined: none in progress). */
+  upgradeResumesAt(): number | undefined {
+    return this.meta.upgradeResumesAt();
   }
 
   /** First sequence number not yet in a bundle, and the next one to be assigned. */
   get pendingRange(): [number, number] {
-    return [this.frontier, this.nextSeq];
-  }
-
-  /** Inside a transaction: events below `seq` are now in bundles (call frontierCommitted after). */
-  writeFrontier(seq: number): void {
-    this.meta.put(FRONTIER_KEY, Math.max(this.frontier, seq));
-  }
-
-  frontierCommitted(seq: number): void {
-    this.frontier = Math.max(this.frontier, seq);
-  }
-
-  /** A cut up to `seq` (exclusive) is being written (0: none). */
-  setBundling(seq: number): void {
-    this.bundling = seq;
-  }
-
-  /**
-   * Order of the last committed removal. A transaction's removals count only once it has
-   * committed: until then, reads (a merge reading an author's events) still see the events, so
-   * a merge that read them after the removal was recorded but before its commit still holds them
-   * and must be rewritten.
-   */
-  get removalOrder(): number {
-    return this.committedRemovals;
-  }
-
-  /** The active bundle holding the event at `seq` by `pubkey`, if it is bundled. */
-  bundleAt(seq: number, pubkey: string): string | undefined {
-    let end: number | undefined;
-    let found: string | undefined;
-    // Entries with the smallest seqEnd > seq are the parts (by author) of the bundle(s) there.
-    for (const { key, value } of this.bundleRanges.getRange({ start: [seq + 1, ''] })) {
-      if (end === undefined) end = key[0];
-      else if (key[0] !== end) break;
-      if (key[1] <= pubkey) found = value;
-    }
-    if (found === undefined) return undefined;
-    const b = this.bundles.get(found);
-    return b && b.seqStart <= seq && pubkey < b.authorTo ? found : undefined;
+    return [this.bundles.frontier, this.nextSeq];
   }
 
   /** Where an event is archived: its bundle and the file in it, or undefined if not (yet). */
@@ -296,7 +179,7 @@ export class Store {
     if (!found) return undefined;
     const { seq, row } = found;
     const pubkey = hex(row.p);
-    const ih = this.bundleAt(seq, pubkey);
+    const ih = this.bundles.bundleAt(seq, pubkey);
     return ih ? { ih, file: `${pubkey}.jsonl` } : undefined;
   }
 
@@ -351,44 +234,16 @@ export class Store {
     return (this.idIndex ??= this.buildIdIndex());
   }
 
-  private buildTombIndex(): IdIndex {
-    const index = new IdIndex(this.tombIds.getKeysCount());
-    for (const [id] of this.tombIds.getKeys()) index.add(prefixOfHex(id), TOMBSTONED);
-    return index;
-  }
-
   private buildIdIndex(): IdIndex {
     const index = new IdIndex(this.eventCount());
     for (const { key, value } of this.events.getRange()) index.add(prefixAt(value.i, 0), key);
     return index;
   }
 
-  /** Lets the index read bundled events of an author (a vanish request) from bundle data files. */
-  setBundleLineReader(reader: BundleLineReader): void {
-    this.bundleLines = reader;
-  }
-
   /** Committed event rows with seq ≥ `from`, in order, as stored (id and author as raw bytes). */
   *rowsFrom(from: number): Iterable<{ seq: number; row: Readonly<EventRow> }> {
     // A generator: a caller that stops early ends the range read (and its read transaction).
     for (const { key, value } of this.events.getRange({ start: from })) yield { seq: key, row: value };
-  }
-
-  /**
-   * Holds back the blanking of removed events' log bytes until the returned function is called:
-   * a cut built on another thread reads the log meanwhile, and must see each line whole or blank.
-   */
-  holdBlanking(): () => void {
-    this.blankHolds++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      if (--this.blankHolds > 0) return;
-      const held = this.heldBlanks;
-      this.heldBlanks = [];
-      this.blankAll(held);
-    };
   }
 
   /** An event's JSON from the log, or null once it was removed (its bytes blanked). */
@@ -436,59 +291,6 @@ export class Store {
     let bytes = 0;
     for (const { value } of this.events.getRange({ start: from })) bytes += value.n;
     return bytes;
-  }
-
-  /** Each author's file in a bundle (pubkey order): events, bytes and offset in the data file. */
-  *bundleFiles(ih: string): Iterable<{ pubkey: string } & BundleFileStats> {
-    const prefix = Buffer.from(ih, 'hex');
-    for (const { key, value } of this.bundleAuthorDb.getRange({ start: prefix, end: prefixEnd(prefix) })) {
-      yield { pubkey: key.toString('hex', 20), ...value };
-    }
-  }
-
-  /**
-   * Up to `limit` author files of a bundle after `afterPubkey` (exclusive; '' for the first),
-   * read in one step: a caller that walks a bundle across awaits holds no read transaction open
-   * (an open one keeps LMDB from reusing the pages later writes free).
-   */
-  bundleFilesAfter(ih: string, afterPubkey: string, limit: number): ({ pubkey: string } & BundleFileStats)[] {
-    const prefix = Buffer.from(ih, 'hex');
-    const start = afterPubkey === '' ? prefix : Buffer.concat([bundleAuthorKey(ih, afterPubkey), Buffer.of(0)]);
-    const out: ({ pubkey: string } & BundleFileStats)[] = [];
-    for (const { key, value } of this.bundleAuthorDb.getRange({ start, end: prefixEnd(prefix), limit })) {
-      out.push({ pubkey: key.toString('hex', 20), ...value });
-    }
-    return out;
-  }
-
-  /** The infohashes of the bundles holding an author's events, newest period first. */
-  *authorBundleHashes(pubkey: string): Iterable<string> {
-    const prefix = Buffer.from(pubkey, 'hex');
-    for (const key of this.authorBundleDb.getKeys({ start: prefixEnd(prefix), end: prefix, reverse: true })) {
-      yield key.toString('hex', 38);
-    }
-  }
-
-  /** Inside a transaction: records an author's file in a bundle (both directions). */
-  putBundleFile(ih: string, periodEnd: number, pubkey: string, stats: BundleFileStats): void {
-    this.bundleAuthorDb.put(bundleAuthorKey(ih, pubkey), stats);
-    this.authorBundleDb.put(authorBundleKey(pubkey, periodEnd, ih), null);
-  }
-
-  /** Inside a transaction: forgets every author file of a bundle. */
-  removeBundleFiles(ih: string, periodEnd: number): void {
-    for (const { pubkey } of [...this.bundleFiles(ih)]) {
-      this.bundleAuthorDb.remove(bundleAuthorKey(ih, pubkey));
-      this.authorBundleDb.remove(authorBundleKey(pubkey, periodEnd, ih));
-    }
-  }
-
-  /** Inside a transaction: a bundle now stands for another period (authors' bundle order follows). */
-  relabelBundleFiles(ih: string, oldPeriodEnd: number, newPeriodEnd: number): void {
-    for (const { pubkey } of [...this.bundleFiles(ih)]) {
-      this.authorBundleDb.remove(authorBundleKey(pubkey, oldPeriodEnd, ih));
-      this.authorBundleDb.put(authorBundleKey(pubkey, newPeriodEnd, ih), null);
-    }
   }
 
   eventIds(): Iterable<string> {
@@ -564,7 +366,7 @@ export class Store {
     const deltas = new Map<string, number>();
     let n = 0;
     await this.writeTxn(() => {
-      for (const key of [...this.expiry.getKeys({ end: [nowSec + 1], limit })]) {
+      for (const key of [...this.expiry.getKeys({ end: [firstUnexpired(nowSec)], limit })]) {
         const id = key[1];
         const rec = this.recordOf(id);
         if (rec) {
@@ -600,24 +402,16 @@ export class Store {
   private verdictAt(batch: EventBatch, k: number, cls: Classified): Exclude<Outcome, 'indexed'> | null {
     const keys = batch.keyBytes;
     if (this.seqOfKey(keys, 64 * k) !== undefined) return 'duplicate';
-    const rulesApply =
-      cls.replaceKey !== undefined ||
-      this.vanishedAuthors === null ||
-      this.vanishedAuthors.size > 0 ||
-      this.tombstoned === null ||
-      this.tombstoned.has(prefixAt(keys, 64 * k));
+    const rulesApply = cls.replaceKey !== undefined || this.tombstones.mayConcern(prefixAt(keys, 64 * k));
     return rulesApply ? this.refusalOf(headAt(batch, k), cls) : null;
   }
 
   /** verdict's rules after the duplicate check. */
   private refusalOf(e: EventHead, cls: Classified): Exclude<Outcome, 'indexed'> | null {
-    const maybeTombstoned = this.tombstoned === null || this.tombstoned.has(prefixOfHex(e.id));
-    if (maybeTombstoned && this.tombIds.doesExist([e.id, e.pubkey])) return 'deleted';
-    const vanishedUntil = this.vanishedAuthors?.has(e.pubkey) === false ? undefined : this.vanished.get(e.pubkey);
-    if (vanishedUntil !== undefined && e.created_at <= vanishedUntil && !(cls.vanish && e.kind === 62)) return 'vanished';
+    if (this.tombstones.deletedById(e.id, e.pubkey)) return 'deleted';
+    if (vanishRefuses(this.tombstones.vanishedUntil(e.pubkey), e, cls.vanish === true)) return 'vanished';
     if (cls.replaceKey !== undefined) {
-      const deletedUntil = this.tombAddrs.get(cls.replaceKey);
-      if (deletedUntil !== undefined && e.created_at <= deletedUntil) return 'deleted';
+      if (addressDeletionCovers(this.tombstones.addressDeletedUntil(cls.replaceKey), e.created_at)) return 'deleted';
       const slot = this.slots.get(cls.replaceKey);
       // NIP-01: newest created_at wins; on a tie, the lowest id.
       if (slot && (slot.c > e.created_at || (slot.c === e.created_at && slot.id < e.id))) return 'superseded';
@@ -674,18 +468,16 @@ export class Store {
     for (const id of del.ids) {
       const target = this.recordOf(id);
       if (target) {
-        if (target.p !== e.pubkey || target.k === 5) continue; // only the author; deleting a deletion does nothing
+        if (!deletionRemoves({ pubkey: target.p, kind: target.k }, e.pubkey)) continue;
         this.removeEvent(id, target, 'deleted');
         bump('removed.deleted');
       }
-      this.tombIds.put([id, e.pubkey], e.created_at);
-      this.tombstoned?.add(prefixOfHex(id), TOMBSTONED);
+      this.tombstones.recordIdDeletion(id, e.pubkey, e.created_at);
     }
     for (const addr of del.addrs) {
-      const prev = this.tombAddrs.get(addr);
-      if (prev === undefined || prev < e.created_at) this.tombAddrs.put(addr, e.created_at);
+      this.tombstones.recordAddressDeletion(addr, e.created_at);
       const slot = this.slots.get(addr);
-      if (slot && slot.c <= e.created_at) {
+      if (slot && addressDeletionCovers(e.created_at, slot.c)) {
         const target = this.recordOf(slot.id);
         if (target) {
           this.removeEvent(slot.id, target, 'deleted');
@@ -696,14 +488,12 @@ export class Store {
   }
 
   private applyVanish(e: EventHead, bump: (name: string, n?: number) => void): void {
-    const prev = this.vanished.get(e.pubkey);
-    if (prev === undefined || prev < e.created_at) this.vanished.put(e.pubkey, e.created_at);
-    this.vanishedAuthors?.add(e.pubkey);
+    this.tombstones.recordVanish(e.pubkey, e.created_at);
     const doomed: EventRecord[] = [];
     for (const seq of this.authorSeqs(e.pubkey)) {
       const row = this.events.get(seq);
       const rec = row && recordOfRow(row);
-      if (rec && rec.p === e.pubkey && rec.c <= e.created_at && rec.i !== e.id) doomed.push(rec);
+      if (rec && vanishRemoves({ id: rec.i, pubkey: rec.p, created_at: rec.c }, e)) doomed.push(rec);
     }
     for (const rec of doomed) {
       this.removeEvent(rec.i, rec, 'vanished');
@@ -719,10 +509,9 @@ export class Store {
   private authorSeqs(pubkey: string): Set<number> {
     const seqs = new Set<number>();
     const mine = (p: string) => p === pubkey;
-    for (const list of this.scanAuthors(this.frontier, Number.MAX_SAFE_INTEGER, mine).values()) for (const r of list) seqs.add(r.seq);
-    for (const ih of this.authorBundleHashes(pubkey)) {
-      const stats = this.bundleAuthorDb.get(bundleAuthorKey(ih, pubkey));
-      const lines = stats && this.bundleLines ? this.bundleLines(ih, stats) : null;
+    for (const list of this.scanAuthors(this.bundles.frontier, Number.MAX_SAFE_INTEGER, mine).values()) for (const r of list) seqs.add(r.seq);
+    for (const ih of this.bundles.authorBundles(pubkey)) {
+      const lines = this.bundles.linesOf(ih, pubkey);
       if (lines) {
         for (const json of lines) {
           const head = canonicalHead(json);
@@ -750,9 +539,7 @@ export class Store {
     // Deleted, vanished and expired events must leave the swarm soon: the bundler rewrites the
     // bundle holding them. A superseded version is harmless history (readers keep the newest)
     // and leaves at the bundle's next merge, so replaceable-heavy traffic causes no rewrites.
-    if (reason !== 'replaced' && (seq < this.frontier || seq < this.bundling)) {
-      this.removals.put(id, { r: reason, p: rec.p, s: seq, n: ++this.removalCounter });
-    }
+    if (reason !== 'replaced') this.bundles.recordRemoval(id, reason, rec.p, seq);
   }
 
   /**
@@ -773,9 +560,9 @@ export class Store {
         idsRemoved = this.idsRemovedInTxn = [];
         try {
           body();
-          removalsUpTo = this.removalCounter;
+          removalsUpTo = this.bundles.removalsRecorded;
           this.log.flush();
-          this.meta.put(LOG_END_KEY, this.log.end);
+          this.meta.setLogEnd(this.log.end);
         } catch (err) {
           this.log.discard();
           throw err;
@@ -792,19 +579,8 @@ export class Store {
       throw err;
     }
     for (let x = 0; x < idsRemoved.length; x += 3) this.ids.remove({ hi: idsRemoved[x]!, lo: idsRemoved[x + 1]! }, idsRemoved[x + 2]!);
-    this.committedRemovals = Math.max(this.committedRemovals, removalsUpTo);
-    if (this.blankHolds > 0) for (const ref of removed) this.heldBlanks.push(ref);
-    else this.blankAll(removed);
-  }
-
-  private blankAll(refs: LogRef[]): void {
-    for (const ref of refs) {
-      try {
-        this.log.blank(ref);
-      } catch {
-        /* best effort: a full disk must not fail a committed batch */
-      }
-    }
+    this.bundles.removalsCommitted(removalsUpTo);
+    this.log.blankRemoved(removed);
   }
 
   /** Read-modify-write inside the transaction, so overlapping batches never lose an increment. */
@@ -812,16 +588,6 @@ export class Store {
     for (const [name, d] of deltas) if (d !== 0) this.counters.put(name, (this.counters.get(name) ?? 0) + d);
   }
 }
-
-export interface BundleFileStats {
-  n: number;
-  bytes: number;
-  /** Offset of the author's file in the bundle's data file. */
-  o: number;
-}
-
-/** An author's lines in a bundle, read from its data file; null when it cannot be read. */
-export type BundleLineReader = (ih: string, file: BundleFileStats) => string[] | null;
 
 /**
  * Id index entries as flat triples (prefix hi, prefix lo, sequence number): a transaction's list
@@ -840,33 +606,4 @@ function hex(bytes: Uint8Array): string {
 
 function recordOfRow(row: EventRow): EventRecord {
   return { ...row, i: hex(row.i), p: hex(row.p) };
-}
-
-/** ih (20 bytes) ‖ pubkey (32 bytes). */
-function bundleAuthorKey(ih: string, pubkey: string): Buffer {
-  const key = Buffer.allocUnsafe(52);
-  key.write(ih, 0, 20, 'hex');
-  key.write(pubkey, 20, 32, 'hex');
-  return key;
-}
-
-/** pubkey (32 bytes) ‖ periodEnd (6 bytes, ms, big-endian) ‖ ih (20 bytes). */
-function authorBundleKey(pubkey: string, periodEnd: number, ih: string): Buffer {
-  const key = Buffer.allocUnsafe(58);
-  key.write(pubkey, 0, 32, 'hex');
-  key.writeUIntBE(periodEnd, 32, 6);
-  key.write(ih, 38, 20, 'hex');
-  return key;
-}
-
-/** The smallest key above every key that starts with `prefix` (undefined: none, prefix is all 0xff). */
-function prefixEnd(prefix: Buffer): Buffer | undefined {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i] = end[i]! + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return undefined;
 }

@@ -1,8 +1,12 @@
 // Content policy: what the archive keeps. Pure functions over one event; the store applies the
-// effects (replacement, deletion, vanish) against the index.
+// effects (replacement, deletion, vanish) against the index. Each NIP's rules are in its own
+// module here (nip09-deletion, nip40-expiration, nip62-vanish).
 import type { Config } from '../common/config.js';
 import type { NostrEvent } from '../formats/nostr-event.js';
 import { expirationOf, isAddressable, isEphemeral, replaceKeyOf } from '../formats/event-kinds.js';
+import { deletionTargets } from './nip09-deletion.js';
+import { hasExpired } from './nip40-expiration.js';
+import { vanishAimsHere } from './nip62-vanish.js';
 
 export type SkipReason = 'ephemeral' | 'protected' | 'kind-denied' | 'kind-not-allowed' | 'expired' | 'too-large';
 
@@ -21,10 +25,6 @@ export type PolicyConfig = Config['policy'] & { maxEventBytes: number };
 
 /** What the policy reads of an event. */
 export type PolicyEvent = Pick<NostrEvent, 'kind' | 'pubkey' | 'tags'>;
-
-function normalizeRelayUrl(u: string): string {
-  return u.trim().toLowerCase().replace(/\/+$/, '');
-}
 
 /**
  * The names of the tags classify reads on every event ('-' protects it, 'expiration'). Of the other
@@ -47,29 +47,12 @@ export function classify(e: PolicyEvent, canonicalBytes: number, policy: PolicyC
   const out: Classified = {};
   const exp = expirationOf(e);
   if (exp !== undefined) {
-    if (policy.dropExpired && exp <= nowSec) return { skip: 'expired' };
+    if (policy.dropExpired && hasExpired(exp, nowSec)) return { skip: 'expired' };
     out.expiresAt = exp;
   }
   const key = replaceKeyOf(e);
   if (key !== undefined) out.replaceKey = key;
-  if (e.kind === 5 && policy.honorDeletions) {
-    const ids: string[] = [];
-    const addrs: string[] = [];
-    for (const t of e.tags) {
-      if (t[0] === 'e' && t[1] && /^[0-9a-f]{64}$/.test(t[1])) ids.push(t[1]);
-      else if (t[0] === 'a' && t[1]) {
-        const [kind, pubkey] = t[1].split(':');
-        // NIP-09: only the author may delete; the address names the author.
-        if (pubkey === e.pubkey && /^\d+$/.test(kind ?? '')) addrs.push(t[1].split(':').length === 2 ? `${t[1]}:` : t[1]);
-      }
-    }
-    out.deletes = { ids, addrs };
-  }
-  if (e.kind === 62 && policy.honorVanish) {
-    const mine = policy.relayUrl ? normalizeRelayUrl(policy.relayUrl) : null;
-    out.vanish = e.tags.some(
-      (t) => t[0] === 'relay' && t[1] !== undefined && (t[1] === 'ALL_RELAYS' || mine === null || normalizeRelayUrl(t[1]) === mine),
-    );
-  }
+  if (e.kind === 5 && policy.honorDeletions) out.deletes = deletionTargets(e);
+  if (e.kind === 62 && policy.honorVanish) out.vanish = vanishAimsHere(e.tags, policy.relayUrl);
   return out;
 }

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { BridgeIdentity } from './identity.js';
 import { authorPages, authorSalt, bridgeValue, BRIDGE_SALT, signedBytes, vSize, MAX_V_BYTES, type BridgeInfo } from '../formats/pointer-item.js';
 import type { PointerRecord, Store } from '../index/store.js';
+import type { ItemSigner } from '../index/pointer-records.js';
 import { ItemPutter, type PutOutcome } from '../dht/put.js';
 
 export interface PublisherOptions {
@@ -33,7 +34,6 @@ export interface PublisherStats {
   lastError: string | null;
 }
 
-const SEQ_KEY = 'pointer.seq';
 const TICK_MS = 50;
 const SCAN_MS = 10_000;
 const MAX_BACKOFF_MS = 10 * 60_000;
@@ -94,9 +94,7 @@ export class Publisher extends EventEmitter {
     this.bridgeDirty = true;
     this.marking++;
     try {
-      await this.store.root.transaction(() => {
-        for (const p of pubkeys) if (!this.store.pointerDirty.doesExist(p)) this.store.pointerDirty.put(p, at);
-      });
+      await this.store.pointers.markDirty(pubkeys, at);
     } finally {
       this.marking--;
     }
@@ -106,9 +104,7 @@ export class Publisher extends EventEmitter {
   async idle(timeoutMs = 30_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      let dirty = false;
-      for (const _ of this.store.pointerDirty.getKeys({ limit: 1 })) dirty = true;
-      if (!dirty && !this.bridgeDirty && this.inFlight === 0 && this.marking === 0) return true;
+      if (!this.store.pointers.hasDirty() && !this.bridgeDirty && this.inFlight === 0 && this.marking === 0) return true;
       await new Promise((r) => setTimeout(r, 25));
     }
     return false;
@@ -116,7 +112,7 @@ export class Publisher extends EventEmitter {
 
   /** Queues every stored item for an immediate re-put (tests; after a long DHT outage). */
   republishAll(): void {
-    this.republishQueue = [...this.store.pointers.getKeys()];
+    this.republishQueue = [...this.store.pointers.keys()];
   }
 
   stats(): PublisherStats {
@@ -124,7 +120,7 @@ export class Publisher extends EventEmitter {
     let items = 0;
     let stale = 0;
     let oldest: number | null = null;
-    for (const { value } of this.store.pointers.getRange()) {
+    for (const [, value] of this.store.pointers.all()) {
       items++;
       // An item never stored yet counts from when it was signed.
       const at = value.putAt || value.changedAt;
@@ -133,7 +129,7 @@ export class Publisher extends EventEmitter {
     }
     return {
       items,
-      dirtyAuthors: this.store.pointerDirty.getStats ? (this.store.pointerDirty.getStats() as { entryCount: number }).entryCount : 0,
+      dirtyAuthors: this.store.pointers.dirtyCount(),
       published: this.counts.published,
       republished: this.counts.republished,
       failed: this.counts.failed,
@@ -171,7 +167,7 @@ export class Publisher extends EventEmitter {
 
   private nextTask(): (() => Promise<void>) | null {
     const now = this.now();
-    for (const { key: pubkey } of this.store.pointerDirty.getRange({ limit: 64 })) {
+    for (const pubkey of this.store.pointers.dirtyAuthors(64)) {
       if (within(this.lastPublished.get(pubkey) ?? 0, now, this.opts.coalesceMs)) continue;
       this.lastPublished.set(pubkey, now);
       return () => this.publishAuthor(pubkey);
@@ -194,7 +190,7 @@ export class Publisher extends EventEmitter {
   private scan(): void {
     const now = this.now();
     const due: [number, string][] = [];
-    for (const { key, value } of this.store.pointers.getRange()) {
+    for (const [key, value] of this.store.pointers.all()) {
       if (this.putting.has(key)) continue;
       if (!within(value.putAt, now, this.opts.republishIntervalMs) && !backingOff(value.retryAt, now)) due.push([value.putAt, key]);
     }
@@ -204,7 +200,7 @@ export class Publisher extends EventEmitter {
   }
 
   private async publishAuthor(pubkey: string): Promise<void> {
-    const infoHashes = [...this.store.authorBundleHashes(pubkey)];
+    const infoHashes = [...this.store.bundles.authorBundles(pubkey)];
     let pages;
     try {
       pages = authorPages(infoHashes);
@@ -212,39 +208,28 @@ export class Publisher extends EventEmitter {
       this.log.error({ err, author: pubkey }, 'author pointer does not fit; publishing the newest bundles only');
       pages = authorPages(infoHashes.slice(0, 16 * 40));
     }
-    const since = this.store.pointerDirty.get(pubkey);
-    const records: [string, PointerRecord][] = [];
-    await this.store.root.transaction(() => {
-      pages.forEach((v, page) => {
-        const salt = authorSalt(pubkey, page);
-        records.push([salt.toString('hex'), this.sign(salt, v)]);
-      });
-      for (const [key, rec] of records) this.store.pointers.put(key, rec);
-      // Removed only if nothing changed again meanwhile.
-      if (this.store.pointerDirty.get(pubkey) === since) this.store.pointerDirty.remove(pubkey);
-    });
+    const since = this.store.pointers.dirtySince(pubkey);
+    // The mark is cleared only if nothing changed again meanwhile.
+    const records = await this.store.pointers.signAndStore(
+      pages.map((v, page) => this.signer(authorSalt(pubkey, page), v)),
+      { pubkey, since },
+    );
     for (const [key, rec] of records) await this.put(key, rec, true);
   }
 
   private async publishBridge(): Promise<void> {
     const v = bridgeValue(this.bridgeInfo());
-    const salt = BRIDGE_SALT;
-    let rec!: PointerRecord;
-    await this.store.root.transaction(() => {
-      rec = this.sign(salt, v);
-      this.store.pointers.put(salt.toString('hex'), rec);
-    });
-    await this.put(salt.toString('hex'), rec, true);
+    for (const [key, rec] of await this.store.pointers.signAndStore([this.signer(BRIDGE_SALT, v)])) await this.put(key, rec, true);
   }
 
-  /** Inside a transaction: next seq (persisted), signature. */
-  private sign(salt: Buffer, v: unknown): PointerRecord {
-    if (vSize(v) > MAX_V_BYTES) throw new Error('BEP-44 value over 1000 bytes');
-    const last = (this.store.meta.get(SEQ_KEY) as number | undefined) ?? 0;
-    const seq = Math.max(this.now() * 1000, last + 1);
-    this.store.meta.put(SEQ_KEY, seq);
-    const sig = this.identity.sign(signedBytes(salt, seq, v));
-    return { salt, v, seq, sig, changedAt: this.now(), putAt: 0, nodes: 0, failures: 0, retryAt: 0 };
+  /** Signs an item inside the transaction that stores it: next seq (persisted), signature. */
+  private signer(salt: Buffer, v: unknown): ItemSigner {
+    return (takeSeq) => {
+      if (vSize(v) > MAX_V_BYTES) throw new Error('BEP-44 value over 1000 bytes');
+      const seq = takeSeq(this.now() * 1000);
+      const sig = this.identity.sign(signedBytes(salt, seq, v));
+      return [salt.toString('hex'), { salt, v, seq, sig, changedAt: this.now(), putAt: 0, nodes: 0, failures: 0, retryAt: 0 }];
+    };
   }
 
   private async put(key: string, rec: PointerRecord, fresh: boolean): Promise<void> {
@@ -275,17 +260,15 @@ export class Publisher extends EventEmitter {
       this.lastError = err ?? 'put failed';
       this.log.warn({ item: key.slice(0, 16), err: this.lastError }, 'pointer put failed; will retry');
     } else this.lastError = null;
-    await this.store.root.transaction(() => {
-      const cur = this.store.pointers.get(key);
-      if (!cur || cur.seq !== seq) return; // replaced meanwhile
+    await this.store.pointers.recordPut(key, seq, (cur) => {
       const failures = ok ? 0 : cur.failures + 1;
-      this.store.pointers.put(key, {
+      return {
         ...cur,
         putAt: ok ? now : cur.putAt,
         nodes: ok ? nodes : cur.nodes,
         failures,
         retryAt: ok ? 0 : now + Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(failures, 10)),
-      });
+      };
     });
     if (!ok) {
       // Back into the queue; the scan picks it up again after its backoff.

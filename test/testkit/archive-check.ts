@@ -21,7 +21,7 @@ export async function readArchive(dataDir: string): Promise<ArchiveContents> {
     const inBundles = new Map<string, number>();
     let misplaced = 0;
     let activeBundles = 0;
-    for (const { value: b } of store.bundles.getRange()) {
+    for (const b of store.bundles.all()) {
       if (b.state !== 'active') continue;
       activeBundles++;
       const data = readFileSync(dataPathOf(join(dataDir, 'bundles'), b.ih), 'utf8');

@@ -76,8 +76,7 @@ export async function startBridge(bootstrap: string[], extra: Record<string, unk
             const r = store.pointers.get(authorSalt(a).toString('hex'));
             return !r || r.putAt === 0 || r.putAt < r.changedAt || r.nodes === 0;
           });
-          let dirty = false;
-          for (const _ of store.pointerDirty.getKeys({ limit: 1 })) dirty = true;
+          const dirty = store.pointers.hasDirty();
           if (pending.length === 0 && !dirty) return;
           await sleep(50);
         }
