@@ -58,6 +58,15 @@ async function stop(http: Server, tracker: WebRtcTracker): Promise<void> {
   await new Promise<void>((resolve) => http.close(() => resolve()));
 }
 
+/** Cleanups run last-registered first (clients before the tracker they talk to), each awaited. */
+function deferrer(t: { after: (fn: () => Promise<void>) => void }): (fn: () => unknown) => void {
+  const fns: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const fn of fns.reverse()) await fn();
+  });
+  return (fn) => fns.push(fn);
+}
+
 function destroy(c: WebTorrent): Promise<void> {
   return new Promise((resolve) => c.destroy(() => resolve()));
 }
@@ -73,18 +82,19 @@ async function trackerOn(seeded: Set<string>, over: Partial<typeof WEBRTC_TRACKE
 }
 
 test('a bundle reaches a WebRTC-only reader through the tracker, and a second reader gets it from the first once the bridge is gone', async (t) => {
+  const defer = deferrer(t);
   const root = mkdtempSync(join(tmpdir(), 'nostr-bt-webrtc-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  defer(() => rmSync(root, { recursive: true, force: true }));
   const b = await bundle(root);
   const seeded = new Set([b.infoHash]);
   const { http, tracker, url } = await trackerOn(seeded);
-  t.after(() => stop(http, tracker));
+  defer(() => stop(http, tracker));
   const seeder = await WebTorrentSeeder.start({ port: 0, utp: false, maxConns: 50, webrtc: { announce: [url], maxPeers: 8 } }, null, log);
-  t.after(() => seeder.stop());
+  defer(() => seeder.stop());
   await seeder.seed({ infoHash: b.infoHash, torrent: b.torrent, dataPath: b.dataPath });
 
   const a = webrtcOnlyClient();
-  t.after(() => destroy(a));
+  defer(() => destroy(a));
   const ta = a.add(b.torrent, { announce: [url], path: join(root, 'a') });
   await done(ta, 'first reader');
   const want = readFileSync(b.dataPath);
@@ -97,7 +107,7 @@ test('a bundle reaches a WebRTC-only reader through the tracker, and a second re
   // it only from the first one.
   await seeder.unseed(b.infoHash);
   const c = webrtcOnlyClient();
-  t.after(() => destroy(c));
+  defer(() => destroy(c));
   const tc = c.add(b.torrent, { announce: [url], path: join(root, 'c') });
   await done(tc, 'second reader');
   const gotC = Buffer.concat(tc.files.map((f) => readFileSync(join(root, 'c', f.path))));
@@ -106,12 +116,13 @@ test('a bundle reaches a WebRTC-only reader through the tracker, and a second re
 });
 
 test('the tracker tracks only the bridge\'s bundles and bounds its connections', async (t) => {
+  const defer = deferrer(t);
   const { http, tracker, url } = await trackerOn(new Set(), { maxConnectionsPerAddress: 2 });
-  t.after(() => stop(http, tracker));
+  defer(() => stop(http, tracker));
 
   // An announce for a torrent this bridge does not seed is refused.
   const stranger = webrtcOnlyClient();
-  t.after(() => destroy(stranger));
+  defer(() => destroy(stranger));
   const other = stranger.add(Buffer.from(randomBytes(20)).toString('hex'), { announce: [url] });
   const refused = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), DEADLINE_MS);
@@ -135,7 +146,7 @@ test('the tracker tracks only the bridge\'s bundles and bounds its connections',
   const open = (): Promise<'open' | 'refused'> =>
     new Promise((resolve) => {
       const ws = new WebSocket(url);
-      t.after(() => ws.terminate());
+      defer(() => ws.terminate());
       ws.once('open', () => resolve('open'));
       ws.once('unexpected-response', (_req, res) => resolve(res.statusCode === 503 ? 'refused' : 'open'));
       ws.once('error', () => resolve('refused'));

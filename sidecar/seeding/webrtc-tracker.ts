@@ -9,7 +9,7 @@
 // - it shares the gateway's HTTP server: `handleUpgrade` takes the upgrade of its one path.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Server as TrackerServer } from 'bittorrent-tracker';
+import { TrackerServer } from '../common/webtorrent.js';
 import type { Logger } from 'pino';
 
 export interface WebRtcTrackerOptions {
@@ -41,7 +41,7 @@ export interface WebRtcTrackerStats {
 }
 
 export class WebRtcTracker {
-  private readonly server: TrackerServer;
+  private readonly server: InstanceType<typeof TrackerServer>;
   private readonly perAddress = new Map<string, number>();
   private connections = 0;
   private refusedConnections = 0;
@@ -84,9 +84,16 @@ export class WebRtcTracker {
     if (path !== this.opts.path) return false;
     const address = req.socket.remoteAddress ?? '?';
     const mine = this.perAddress.get(address) ?? 0;
-    if (this.closed || this.connections >= this.opts.maxConnections || mine >= this.opts.maxConnectionsPerAddress) {
+    if (this.closed) {
+      // Clients reconnect while the listener closes: a lingering socket would hold its close.
+      socket.destroy();
+      return true;
+    }
+    if (this.connections >= this.opts.maxConnections || mine >= this.opts.maxConnectionsPerAddress) {
       this.refusedConnections++;
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      // A client that never closes its side does not keep the socket.
+      setTimeout(() => socket.destroy(), 5000).unref();
       return true;
     }
     this.connections++;
