@@ -39,6 +39,9 @@ async function main(): Promise<void> {
         "export { default } from 'webtorrent';",
         "export { default as Peer } from 'webtorrent/lib/peer.js';",
         "export { default as ConnPool } from 'webtorrent/lib/conn-pool.js';",
+        // The gateway's WebSocket tracker (seeding/webrtc-tracker.ts): the same bittorrent-tracker
+        // webtorrent's own client speaks to.
+        "export { Server as TrackerServer } from 'bittorrent-tracker';",
       ].join('\n'),
       resolveDir: ROOT,
       sourcefile: 'webtorrent-vendor.js',

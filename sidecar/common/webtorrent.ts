@@ -1,4 +1,5 @@
-// WebTorrent as nostr-bt runs it, and the two internals the seeder patches (Peer, ConnPool).
+// WebTorrent as nostr-bt runs it, the two internals the seeder patches (Peer, ConnPool), and the
+// bittorrent-tracker server the gateway's WebRTC tracker runs.
 // The package ships webtorrent bundled (dist/vendor/webtorrent.js, built by
 // scripts/vendor-webtorrent.ts from the dependency tree this project installs and tests):
 // webtorrent 3's own dependency tree cannot be installed from the npm registry by a consumer
@@ -8,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type WebTorrentClient from 'webtorrent';
+import type { Server as BittorrentTrackerServer } from 'bittorrent-tracker';
 
 export type { Torrent, TorrentFile, Wire } from 'webtorrent';
 
@@ -15,17 +17,18 @@ interface Internals {
   WebTorrent: typeof WebTorrentClient;
   Peer: { prototype: { onConnect(this: { conn?: { setNoDelay?: (v: boolean) => void } }): void } };
   ConnPool: { prototype: { _onConnection(conn: unknown, type: string): void } };
+  TrackerServer: typeof BittorrentTrackerServer;
 }
 
 const VENDORED = new URL('../../vendor/webtorrent.js', import.meta.url);
 
 async function load(): Promise<Internals> {
   if (existsSync(fileURLToPath(VENDORED))) {
-    const m = (await import(VENDORED.href)) as { default: Internals['WebTorrent']; Peer: Internals['Peer']; ConnPool: Internals['ConnPool'] };
-    return { WebTorrent: m.default, Peer: m.Peer, ConnPool: m.ConnPool };
+    const m = (await import(VENDORED.href)) as { default: Internals['WebTorrent']; Peer: Internals['Peer']; ConnPool: Internals['ConnPool']; TrackerServer: Internals['TrackerServer'] };
+    return { WebTorrent: m.default, Peer: m.Peer, ConnPool: m.ConnPool, TrackerServer: m.TrackerServer };
   }
-  const [w, p, c] = await Promise.all([import('webtorrent'), import('webtorrent/lib/peer.js'), import('webtorrent/lib/conn-pool.js')]);
-  return { WebTorrent: w.default, Peer: p.default as Internals['Peer'], ConnPool: c.default };
+  const [w, p, c, t] = await Promise.all([import('webtorrent'), import('webtorrent/lib/peer.js'), import('webtorrent/lib/conn-pool.js'), import('bittorrent-tracker')]);
+  return { WebTorrent: w.default, Peer: p.default as Internals['Peer'], ConnPool: c.default, TrackerServer: t.Server };
 }
 
 const internals = await load();
@@ -35,3 +38,4 @@ type WebTorrent = WebTorrentClient;
 export default WebTorrent;
 export const Peer = internals.Peer;
 export const ConnPool = internals.ConnPool;
+export const TrackerServer = internals.TrackerServer;

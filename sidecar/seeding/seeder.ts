@@ -1,6 +1,7 @@
 // Seeds bundles with WebTorrent over TCP and uTP, announcing through the sidecar's own DHT node.
-// No trackers, no LSD, no UPnP/NAT-PMP; TCP_NODELAY on every TCP peer socket.
-import WebTorrent, { type Torrent } from '../common/webtorrent.js';
+// No LSD, no UPnP/NAT-PMP; TCP_NODELAY on every TCP peer socket. With WebRTC on, also to browsers
+// through the bridge's own WebSocket tracker (webrtc-tracker.ts), and no other tracker.
+import WebTorrent, { type Torrent, type Wire } from '../common/webtorrent.js';
 import type DHT from 'bittorrent-dht';
 import type { Logger } from 'pino';
 import type { Seeder } from '../bundles/bundler.js';
@@ -49,11 +50,20 @@ export interface SeederOptions {
   port: number;
   utp: boolean;
   maxConns: number;
+  /**
+   * Also seed to browsers over WebRTC, signalled through these WebSocket tracker URLs (the
+   * gateway's own tracker, webrtc-tracker.ts), with at most `maxPeers` WebRTC peers in all.
+   */
+  webrtc?: { announce: string[]; maxPeers: number };
 }
 
 export interface SeedStats {
   torrents: number;
   peers: number;
+  /** Of which WebRTC peers (browsers), when WebRTC seeding is on. */
+  webrtcPeers: number;
+  /** WebRTC peers refused over the limit. */
+  webrtcRefused: number;
   uploaded: number;
   downloaded: number;
 }
@@ -62,8 +72,14 @@ export class WebTorrentSeeder implements Seeder {
   readonly client: WebTorrent;
   /** Bytes uploaded by torrents already removed (so totals only grow). */
   private uploadedGone = 0;
+  private webrtcPeers = 0;
+  private webrtcRefused = 0;
 
-  private constructor(client: WebTorrent, private readonly log: Logger) {
+  private constructor(
+    client: WebTorrent,
+    private readonly log: Logger,
+    private readonly webrtc: SeederOptions['webrtc'],
+  ) {
     this.client = client;
   }
 
@@ -71,7 +87,11 @@ export class WebTorrentSeeder implements Seeder {
     installNoDelay();
     const client = new WebTorrent({
       dht: false,
-      tracker: false,
+      // Trackers only for WebRTC, and only ours. A seed needs to make no offers of its own: it
+      // answers the offers browsers send through the tracker (each offer is a peer connection
+      // held for 50 s, per torrent and announce: with thousands of bundles, offers would cost
+      // more than all the rest).
+      tracker: opts.webrtc ? { getAnnounceOpts: () => ({ numwant: 0 }) } : false,
       lsd: false,
       utPex: false,
       natUpnp: false,
@@ -86,7 +106,7 @@ export class WebTorrentSeeder implements Seeder {
     if (dht) client.dht = dht;
     client.on('error', (err: Error) => log.error({ err }, 'torrent client error'));
     await new Promise<void>((resolve) => (client.listening ? resolve() : client.once('listening', () => resolve())));
-    return new WebTorrentSeeder(client, log);
+    return new WebTorrentSeeder(client, log, opts.webrtc);
   }
 
   get port(): number {
@@ -107,9 +127,10 @@ export class WebTorrentSeeder implements Seeder {
         // 20 × 4 MiB per torrent for nothing.
         storeCacheSlots: 0,
         skipVerify: !b.verify,
-        announce: [],
+        announce: this.webrtc?.announce ?? [],
       });
       pinTorrentFile(t, b.torrent);
+      if (this.webrtc) t.on('wire', (wire: Wire) => this.countWebRtc(wire));
       const onError = (err: Error) => reject(err);
       t.once('error', onError);
       t.once('ready', () => {
@@ -122,6 +143,18 @@ export class WebTorrentSeeder implements Seeder {
       await this.unseed(b.infoHash);
       throw new Error(`bundle ${b.infoHash}: data on disk does not match the torrent (${Math.round(t.progress * 100)}% verified)`);
     }
+  }
+
+  /** Keeps WebRTC peers within their limit: a peer connection costs far more than a TCP one. */
+  private countWebRtc(wire: Wire): void {
+    if (wire.type !== 'webrtc') return;
+    if (this.webrtcPeers >= (this.webrtc?.maxPeers ?? 0)) {
+      this.webrtcRefused++;
+      wire.destroy();
+      return;
+    }
+    this.webrtcPeers++;
+    wire.once('close', () => this.webrtcPeers--);
   }
 
   async unseed(infoHash: string): Promise<void> {
@@ -144,7 +177,7 @@ export class WebTorrentSeeder implements Seeder {
       uploaded += t.uploaded;
       downloaded += t.downloaded;
     }
-    return { torrents: this.client.torrents.length, peers, uploaded, downloaded };
+    return { torrents: this.client.torrents.length, peers, webrtcPeers: this.webrtcPeers, webrtcRefused: this.webrtcRefused, uploaded, downloaded };
   }
 
   async stop(): Promise<void> {

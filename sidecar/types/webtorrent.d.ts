@@ -14,6 +14,7 @@ declare module 'webtorrent' {
   export interface Wire extends EventEmitter {
     remoteAddress?: string;
     type?: string;
+    destroy(): void;
   }
   export interface Torrent extends EventEmitter {
     infoHash: string;
@@ -27,6 +28,8 @@ declare module 'webtorrent' {
     progress: number;
     downloaded: number;
     uploaded: number;
+    /** Bytes received from peers (downloaded counts only verified pieces). */
+    received: number;
     numPeers: number;
     wires: Wire[];
     path: string;
