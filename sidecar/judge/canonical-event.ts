@@ -4,10 +4,12 @@
 // there is nothing to parse or re-serialize: the content is scanned once, the hex decoded in
 // place, the serialization hashed from copies of the line's bytes. On Node 20 that is a fraction
 // of JSON.parse, the escape test and the template strings of the general path (judge/line-judge.ts),
-// which judged every backfilled line (bench/judge-bench.ts). Anything else — another key order,
-// spaces, other escapes, a plugin line's wrapper, a bad id, a signature to check — is not
-// accepted here and takes the general path, which gives the same result for every line this
-// accepts (test/canonical-event.test.ts compares both, line by line).
+// which judged every backfilled line (bench/judge-bench.ts). strfry's plugin input line wraps the
+// event it stores, in the same form, in a few fields of its own (unwrap() finds it): a relay's
+// every line can take this path too. Anything else — another key order, spaces, other escapes, a
+// wrapper of another shape, a bad id, a signature to check — is not accepted here and takes the
+// general path, which gives the same result for every line this accepts
+// (test/canonical-event.test.ts compares both, line by line).
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { classify, POLICY_EVERY_EVENT_TAGS, policyReadsTags, type Classified, type PolicyConfig } from '../policy/content-policy.js';
@@ -21,6 +23,18 @@ const PUBKEY = lit(',"pubkey":"');
 const SIG = lit('","sig":"');
 const TAGS = lit('","tags":');
 const PREFIX = lit('[0,"');
+// strfry's plugin input line (keys sorted, minified; docs/strfry-plugin-protocol.md): the event,
+// then receivedAt, sourceInfo, sourceType and type; "authed" (a pubkey) first when the client
+// authenticated.
+const WRAP_EVENT = lit('{"event":');
+const WRAP_AUTHED = lit('{"authed":"');
+const WRAP_AUTHED_EVENT = lit('","event":');
+const WRAP_EVENT_END = lit('},"receivedAt":');
+/**
+ * What follows the event in a wrapper this path takes (latin1 text of its bytes): only what
+ * JSON.parse reads as these four fields, so the line is valid JSON exactly when its event is.
+ */
+const WRAP_TAIL = /^,"receivedAt":(?:0|[1-9][0-9]{0,15}),"sourceInfo":"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*","sourceType":"[A-Za-z0-9]{0,32}","type":"new"\}$/;
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 const BACKSLASH = 0x5c;
@@ -64,6 +78,10 @@ export class CanonicalEventReader {
   private words: Uint32Array = new Uint32Array(0);
   /** Whether the last content string scanned has a byte ≥ 0x80 (then its UTF-8 is checked). */
   private highBytes = false;
+
+  /** The event's bytes in the line unwrap() accepted last. */
+  eventStart = 0;
+  eventEnd = 0;
 
   /** Lets go of the batch in use (its memory may be large). */
   release(): void {
@@ -140,6 +158,28 @@ export class CanonicalEventReader {
     this.kind = kind;
     this.cls = cls;
     return CANONICAL_EVENT;
+  }
+
+  /**
+   * Whether bytes [start, end) of the batch in use are strfry's plugin input line around one
+   * event, in exactly the shape strfry writes; the event's bytes are then [eventStart, eventEnd),
+   * for judge() to read (which checks them as it checks any line). The first quote of the tail
+   * cannot be inside a string of the event (there every quote is escaped), so the last
+   * `},"receivedAt":` of the line ends the event if the line has this shape at all.
+   */
+  unwrap(start: number, end: number): boolean {
+    const line = this.line;
+    let at: number;
+    if (startsWith(line, start, WRAP_EVENT)) at = start + WRAP_EVENT.length;
+    else if (startsWith(line, start, WRAP_AUTHED) && isHex(line, start + WRAP_AUTHED.length, 64) && startsWith(line, start + WRAP_AUTHED.length + 64, WRAP_AUTHED_EVENT)) {
+      at = start + WRAP_AUTHED.length + 64 + WRAP_AUTHED_EVENT.length;
+    } else return false;
+    if (end - WRAP_EVENT_END.length < at) return false;
+    const close = line.lastIndexOf(WRAP_EVENT_END, end - WRAP_EVENT_END.length);
+    if (close < at || !WRAP_TAIL.test(line.toString('latin1', close + 1, end))) return false;
+    this.eventStart = at;
+    this.eventEnd = close + 1;
+    return true;
   }
 
   /**
