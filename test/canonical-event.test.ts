@@ -74,6 +74,8 @@ function wrappedForms(e: NostrEvent): { strfry: string[]; other: string[] } {
     pluginLine(unsignedEvent(A, { kind: 1, created_at: NOW - 1, tags: [['t', '},"receivedAt":1,']], content: `x${tailOf(e)}` })),
   ];
   const tail = ',"receivedAt":1,"sourceInfo":"127.0.0.1","sourceType":"IP4","type":"new"}';
+  // Escapes JSON.stringify does not write but JSON.parse reads, in the wrapper only.
+  strfry.push(`{"event":${canonical}${tail.replace('127.0.0.1', 'a\\/b\\u00E9\\uD83E')}`);
   const other = [
     `{"event":${canonical}${tail.replace('"type":"new"', '"type":"new","x":1')}`,
     `{"event":${canonical}${tail.replace('"new"', '"old"')}`,

@@ -30,11 +30,10 @@ const WRAP_EVENT = lit('{"event":');
 const WRAP_AUTHED = lit('{"authed":"');
 const WRAP_AUTHED_EVENT = lit('","event":');
 const WRAP_EVENT_END = lit('},"receivedAt":');
-/**
- * What follows the event in a wrapper this path takes (latin1 text of its bytes): only what
- * JSON.parse reads as these four fields, so the line is valid JSON exactly when its event is.
- */
-const WRAP_TAIL = /^,"receivedAt":(?:0|[1-9][0-9]{0,15}),"sourceInfo":"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*","sourceType":"[A-Za-z0-9]{0,32}","type":"new"\}$/;
+const WRAP_RECEIVED_AT = lit(',"receivedAt":');
+const WRAP_SOURCE_INFO = lit(',"sourceInfo":"');
+const WRAP_SOURCE_TYPE = lit(',"sourceType":"');
+const WRAP_END = lit('","type":"new"}');
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 const BACKSLASH = 0x5c;
@@ -176,7 +175,7 @@ export class CanonicalEventReader {
     } else return false;
     if (end - WRAP_EVENT_END.length < at) return false;
     const close = line.lastIndexOf(WRAP_EVENT_END, end - WRAP_EVENT_END.length);
-    if (close < at || !WRAP_TAIL.test(line.toString('latin1', close + 1, end))) return false;
+    if (close < at || !isWrapperTail(line, close + 1, end)) return false;
     this.eventStart = at;
     this.eventEnd = close + 1;
     return true;
@@ -271,6 +270,49 @@ function startsWith(line: Buffer, at: number, prefix: Buffer): boolean {
   if (at + prefix.length > line.length) return false;
   for (let k = 0; k < prefix.length; k++) if (line[at + k] !== prefix[k]) return false;
   return true;
+}
+
+/**
+ * Whether bytes [from, end) are `,"receivedAt":<n>,"sourceInfo":"<s>","sourceType":"<t>","type":"new"}`
+ * with <n> an integer as JSON writes it, <s> any JSON string body (valid escapes, no control
+ * characters) and <t> up to 32 letters and digits: only what JSON.parse reads as these four
+ * fields, so a line with this tail is valid JSON exactly when its event is.
+ */
+function isWrapperTail(line: Buffer, from: number, end: number): boolean {
+  if (!startsWith(line, from, WRAP_RECEIVED_AT)) return false;
+  let i = digitsEnd(line, from + WRAP_RECEIVED_AT.length, 16);
+  if (i < 0 || !startsWith(line, i, WRAP_SOURCE_INFO)) return false;
+  for (i += WRAP_SOURCE_INFO.length; ; ) {
+    if (i >= end) return false;
+    const c = line[i]!;
+    if (c === QUOTE) break;
+    if (c < 0x20) return false;
+    if (c !== BACKSLASH) {
+      i++;
+      continue;
+    }
+    const e = line[i + 1];
+    if (e === 0x75 /* u */) {
+      if (i + 6 > end) return false;
+      for (let k = i + 2; k < i + 6; k++) if (!isAnyHex(line[k]!)) return false;
+      i += 6;
+    } else if (i + 2 <= end && (SHORT_ESCAPE[e!] === 1 || e === 0x2f /* / */)) i += 2;
+    else return false;
+  }
+  i++;
+  if (!startsWith(line, i, WRAP_SOURCE_TYPE)) return false;
+  i += WRAP_SOURCE_TYPE.length;
+  const typeAt = i;
+  while (i < end && i - typeAt <= 32 && isAlnum(line[i]!)) i++;
+  return i - typeAt <= 32 && i + WRAP_END.length === end && startsWith(line, i, WRAP_END);
+}
+
+function isAnyHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
+}
+
+function isAlnum(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
 }
 
 /** End of 1..max decimal digits at `at` with no leading zero (JSON.stringify's form), else -1. */
