@@ -13,7 +13,7 @@ import { judgeRequest, packLines, unpackReply } from '../sidecar/judge/wire.js';
 import { judgeLine, type Judged } from '../sidecar/judge/line-judge.js';
 import { canonicalJson, type NostrEvent } from '../sidecar/formats/nostr-event.js';
 import type { PolicyConfig } from '../sidecar/policy/content-policy.js';
-import { pluginLine, prng, pubkeyN, unsignedEvent } from './testkit/events.js';
+import { pluginLine, prng, pubkeyN, strfryLine, unsignedEvent } from './testkit/events.js';
 
 const FIXTURES = new URL('../../test/fixtures/', import.meta.url).pathname;
 const NOW = 1_800_000_000;
@@ -41,6 +41,72 @@ function fastVerdicts(lines: (string | Buffer)[]): number[] {
   const batch = packLines(lines);
   reader.use(batch.bytes);
   return lines.map((_, i) => reader.judge(i === 0 ? 0 : batch.ends[i - 1]!, batch.ends[i]!, policy, NOW, new Uint8Array(64), 0));
+}
+
+/** What the fast path says of each line when it is read as strfry's wrapper (NOT_CANONICAL if it is not one). */
+function wrappedVerdicts(lines: (string | Buffer)[]): number[] {
+  const reader = new CanonicalEventReader();
+  const batch = packLines(lines);
+  reader.use(batch.bytes);
+  return lines.map((_, i) => {
+    const start = i === 0 ? 0 : batch.ends[i - 1]!;
+    if (!reader.unwrap(start, batch.ends[i]!)) return NOT_CANONICAL;
+    return reader.judge(reader.eventStart, reader.eventEnd, policy, NOW, new Uint8Array(64), 0);
+  });
+}
+
+/** The part of strfry's line for `e` after the event. */
+function tailOf(e: NostrEvent): string {
+  const l = pluginLine(e);
+  return l.slice(l.lastIndexOf('},"receivedAt":') + 1);
+}
+
+/** strfry's plugin lines around an event: the shapes it writes, then shapes it does not. */
+function wrappedForms(e: NostrEvent): { strfry: string[]; other: string[] } {
+  const canonical = canonicalJson(e);
+  const event = JSON.parse(canonical) as object;
+  const strfry = [
+    pluginLine(e),
+    pluginLine(e, { authed: A, sourceType: 'IP6', sourceInfo: '::1', receivedAt: 0 }),
+    pluginLine(e, { sourceType: 'Stream', sourceInfo: 'wss://relay.example/x?a="b"\\c\u00e9 é\n' }),
+    pluginLine(e, { sourceType: 'Import', sourceInfo: '' }),
+    // The wrapper's tail inside the event's strings (escaped there).
+    pluginLine(unsignedEvent(A, { kind: 1, created_at: NOW - 1, tags: [['t', '},"receivedAt":1,']], content: `x${tailOf(e)}` })),
+  ];
+  const tail = ',"receivedAt":1,"sourceInfo":"127.0.0.1","sourceType":"IP4","type":"new"}';
+  // Escapes JSON.stringify does not write but JSON.parse reads, in the wrapper only.
+  strfry.push(`{"event":${canonical}${tail.replace('127.0.0.1', 'a\\/b\\u00E9\\uD83E')}`);
+  const other = [
+    `{"event":${canonical}${tail.replace('"type":"new"', '"type":"new","x":1')}`,
+    `{"event":${canonical}${tail.replace('"new"', '"old"')}`,
+    `{"event":${canonical}${tail.replace(':1,', ':01,')}`,
+    `{"event":${canonical}${tail.replace(':1,', ':1.5,')}`,
+    `{"event":${canonical}${tail.replace('127.0.0.1', '127\\x')}`,
+    `{"event":${canonical}${tail.replace('127.0.0.1', '127\\u00e')}`,
+    `{"event":${canonical}${tail.replace('127.0.0.1', '127\\')}`,
+    `{"event":${canonical}${tail.replace('127.0.0.1', '12"7')}`,
+    `{"event":${canonical}${tail.replace('127.0.0.1', '1	2')}`,
+    `{"event":${canonical}${tail.replace('IP4', 'I"P')}`,
+    `{"event":${canonical}${tail}x`,
+    `{"event":${canonical}${tail.slice(0, -1)}`,
+    `{"event":${canonical},"event":${canonical}${tail}`,
+    `{"event":${canonical}${tail.replace(',"receivedAt":1', ',"receivedAt":1,"event":{}')}`,
+    `{"event":${canonical.slice(0, -1)}${tail}`,
+    `{"event": ${canonical}${tail}`,
+    `{"authed":"${A.toUpperCase()}","event":${canonical}${tail}`,
+    `{"authed":"${A.slice(1)}","event":${canonical}${tail}`,
+    `{"authed":"${A}","event":${canonical}${tail}`,
+    `{"event":${canonical.replace('"content":"', '"content":"!')}${tail}`, // bad id
+    `{"event":${JSON.stringify(e)}${tail}`, // the event's keys unsorted
+    `{"event":${canonical}${tail}`.replace('"sig":"', '"sig":"},\\"receivedAt\\":'),
+    strfryLine(event, { sourceType: 'ip-4' }),
+    strfryLine({ ...event, extra: 1 }),
+    `{"event":${canonical}}`,
+    `{"event":{}${tail}`,
+    '{"event":' + tail,
+    '{"event":',
+  ];
+  return { strfry, other };
 }
 
 function ev(kind: number, content: string, tags: string[][] = [], created_at = NOW - 100): NostrEvent {
@@ -217,6 +283,49 @@ test('random byte mutations of canonical lines are judged as the general path ju
     else lines.push(Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + Math.floor(rnd() * 3))]));
   }
   // A newline would split the line in a real batch: the socket never gives one inside a line.
+  const single = lines.filter((l) => !l.includes(0x0a));
+  assert.deepEqual(viaRequest(single), viaJudgeLine(single));
+});
+
+test("strfry's plugin lines take the fast path through their wrapper and are judged as the general path judges them", () => {
+  const forms = events().map(wrappedForms);
+  const strfry = forms.flatMap((f) => f.strfry);
+  assert.deepEqual(viaRequest(strfry), viaJudgeLine(strfry));
+  const verdicts = wrappedVerdicts(strfry);
+  strfry.forEach((l, i) => {
+    // As for bare lines: content or tags with \u escapes are left to the general path.
+    const json = JSON.stringify((JSON.parse(l) as { event: unknown }).event);
+    if (/\\u/.test(json)) assert.equal(verdicts[i], NOT_CANONICAL, l.slice(0, 80));
+    else assert.ok([CANONICAL_EVENT, CANONICAL_SKIPPED].includes(verdicts[i]!), `fast path takes ${l.slice(0, 80)}`);
+  });
+  const fixtures = fixtureLines().filter((l) => l.startsWith('{"event"') || l.startsWith('{"authed"'));
+  assert.ok(fixtures.length > 0 && wrappedVerdicts(fixtures).every((v) => v !== NOT_CANONICAL), 'the strfry fixture lines take the fast path');
+  assert.deepEqual(viaRequest(fixtures), viaJudgeLine(fixtures));
+
+  const other = forms.flatMap((f) => f.other);
+  assert.deepEqual(viaRequest(other), viaJudgeLine(other));
+  const otherVerdicts = wrappedVerdicts(other);
+  assert.deepEqual(other.filter((_, i) => otherVerdicts[i] !== NOT_CANONICAL && !other[i]!.startsWith('{"authed":"' + A + '"')), [], 'no other shape is unwrapped');
+});
+
+test("random byte mutations of strfry's plugin lines are judged as the general path judges them", () => {
+  const rnd = prng(20261207);
+  const base = events()
+    .filter((e) => e.content.length < 2000)
+    .map((e) => Buffer.from(pluginLine(e, rnd() < 0.5 ? {} : { authed: A, sourceInfo: 'a\\"b' })));
+  const alphabet = [0x00, 0x0a, 0x20, 0x22, 0x2c, 0x30, 0x31, 0x3a, 0x41, 0x5b, 0x5c, 0x5d, 0x61, 0x66, 0x6e, 0x75, 0x7b, 0x7d, 0x7f, 0x80, 0xc3, 0xa9, 0xff];
+  const lines: Buffer[] = [];
+  for (let n = 0; n < 3000; n++) {
+    const b = base[Math.floor(rnd() * base.length)]!;
+    // Half the mutations land in the wrapper's tail, where the event's own checks do not reach.
+    const tailAt = b.lastIndexOf('},"receivedAt":');
+    const at = rnd() < 0.5 ? tailAt + Math.floor(rnd() * (b.length - tailAt)) : Math.floor(rnd() * b.length);
+    const byte = alphabet[Math.floor(rnd() * alphabet.length)]!;
+    const op = rnd();
+    if (op < 0.4) lines.push(Buffer.concat([b.subarray(0, at), Buffer.from([byte]), b.subarray(at + 1)]));
+    else if (op < 0.7) lines.push(Buffer.concat([b.subarray(0, at), Buffer.from([byte]), b.subarray(at)]));
+    else lines.push(Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + Math.floor(rnd() * 3))]));
+  }
   const single = lines.filter((l) => !l.includes(0x0a));
   assert.deepEqual(viaRequest(single), viaJudgeLine(single));
 });

@@ -4,10 +4,12 @@
 // there is nothing to parse or re-serialize: the content is scanned once, the hex decoded in
 // place, the serialization hashed from copies of the line's bytes. On Node 20 that is a fraction
 // of JSON.parse, the escape test and the template strings of the general path (judge/line-judge.ts),
-// which judged every backfilled line (bench/judge-bench.ts). Anything else — another key order,
-// spaces, other escapes, a plugin line's wrapper, a bad id, a signature to check — is not
-// accepted here and takes the general path, which gives the same result for every line this
-// accepts (test/canonical-event.test.ts compares both, line by line).
+// which judged every backfilled line (bench/judge-bench.ts). strfry's plugin input line wraps the
+// event it stores, in the same form, in a few fields of its own (unwrap() finds it): a relay's
+// every line can take this path too. Anything else — another key order, spaces, other escapes, a
+// wrapper of another shape, a bad id, a signature to check — is not accepted here and takes the
+// general path, which gives the same result for every line this accepts
+// (test/canonical-event.test.ts compares both, line by line).
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { classify, POLICY_EVERY_EVENT_TAGS, policyReadsTags, type Classified, type PolicyConfig } from '../policy/content-policy.js';
@@ -21,6 +23,17 @@ const PUBKEY = lit(',"pubkey":"');
 const SIG = lit('","sig":"');
 const TAGS = lit('","tags":');
 const PREFIX = lit('[0,"');
+// strfry's plugin input line (keys sorted, minified; docs/strfry-plugin-protocol.md): the event,
+// then receivedAt, sourceInfo, sourceType and type; "authed" (a pubkey) first when the client
+// authenticated.
+const WRAP_EVENT = lit('{"event":');
+const WRAP_AUTHED = lit('{"authed":"');
+const WRAP_AUTHED_EVENT = lit('","event":');
+const WRAP_EVENT_END = lit('},"receivedAt":');
+const WRAP_RECEIVED_AT = lit(',"receivedAt":');
+const WRAP_SOURCE_INFO = lit(',"sourceInfo":"');
+const WRAP_SOURCE_TYPE = lit(',"sourceType":"');
+const WRAP_END = lit('","type":"new"}');
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 const BACKSLASH = 0x5c;
@@ -64,6 +77,10 @@ export class CanonicalEventReader {
   private words: Uint32Array = new Uint32Array(0);
   /** Whether the last content string scanned has a byte ≥ 0x80 (then its UTF-8 is checked). */
   private highBytes = false;
+
+  /** The event's bytes in the line unwrap() accepted last. */
+  eventStart = 0;
+  eventEnd = 0;
 
   /** Lets go of the batch in use (its memory may be large). */
   release(): void {
@@ -140,6 +157,28 @@ export class CanonicalEventReader {
     this.kind = kind;
     this.cls = cls;
     return CANONICAL_EVENT;
+  }
+
+  /**
+   * Whether bytes [start, end) of the batch in use are strfry's plugin input line around one
+   * event, in exactly the shape strfry writes; the event's bytes are then [eventStart, eventEnd),
+   * for judge() to read (which checks them as it checks any line). The first quote of the tail
+   * cannot be inside a string of the event (there every quote is escaped), so the last
+   * `},"receivedAt":` of the line ends the event if the line has this shape at all.
+   */
+  unwrap(start: number, end: number): boolean {
+    const line = this.line;
+    let at: number;
+    if (startsWith(line, start, WRAP_EVENT)) at = start + WRAP_EVENT.length;
+    else if (startsWith(line, start, WRAP_AUTHED) && isHex(line, start + WRAP_AUTHED.length, 64) && startsWith(line, start + WRAP_AUTHED.length + 64, WRAP_AUTHED_EVENT)) {
+      at = start + WRAP_AUTHED.length + 64 + WRAP_AUTHED_EVENT.length;
+    } else return false;
+    if (end - WRAP_EVENT_END.length < at) return false;
+    const close = line.lastIndexOf(WRAP_EVENT_END, end - WRAP_EVENT_END.length);
+    if (close < at || !isWrapperTail(line, close + 1, end)) return false;
+    this.eventStart = at;
+    this.eventEnd = close + 1;
+    return true;
   }
 
   /**
@@ -231,6 +270,49 @@ function startsWith(line: Buffer, at: number, prefix: Buffer): boolean {
   if (at + prefix.length > line.length) return false;
   for (let k = 0; k < prefix.length; k++) if (line[at + k] !== prefix[k]) return false;
   return true;
+}
+
+/**
+ * Whether bytes [from, end) are `,"receivedAt":<n>,"sourceInfo":"<s>","sourceType":"<t>","type":"new"}`
+ * with <n> an integer as JSON writes it, <s> any JSON string body (valid escapes, no control
+ * characters) and <t> up to 32 letters and digits: only what JSON.parse reads as these four
+ * fields, so a line with this tail is valid JSON exactly when its event is.
+ */
+function isWrapperTail(line: Buffer, from: number, end: number): boolean {
+  if (!startsWith(line, from, WRAP_RECEIVED_AT)) return false;
+  let i = digitsEnd(line, from + WRAP_RECEIVED_AT.length, 16);
+  if (i < 0 || !startsWith(line, i, WRAP_SOURCE_INFO)) return false;
+  for (i += WRAP_SOURCE_INFO.length; ; ) {
+    if (i >= end) return false;
+    const c = line[i]!;
+    if (c === QUOTE) break;
+    if (c < 0x20) return false;
+    if (c !== BACKSLASH) {
+      i++;
+      continue;
+    }
+    const e = line[i + 1];
+    if (e === 0x75 /* u */) {
+      if (i + 6 > end) return false;
+      for (let k = i + 2; k < i + 6; k++) if (!isAnyHex(line[k]!)) return false;
+      i += 6;
+    } else if (i + 2 <= end && (SHORT_ESCAPE[e!] === 1 || e === 0x2f /* / */)) i += 2;
+    else return false;
+  }
+  i++;
+  if (!startsWith(line, i, WRAP_SOURCE_TYPE)) return false;
+  i += WRAP_SOURCE_TYPE.length;
+  const typeAt = i;
+  while (i < end && i - typeAt <= 32 && isAlnum(line[i]!)) i++;
+  return i - typeAt <= 32 && i + WRAP_END.length === end && startsWith(line, i, WRAP_END);
+}
+
+function isAnyHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
+}
+
+function isAlnum(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
 }
 
 /** End of 1..max decimal digits at `at` with no leading zero (JSON.stringify's form), else -1. */

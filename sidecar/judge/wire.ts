@@ -8,7 +8,7 @@ import { judgeLine, type Judged } from './line-judge.js';
 import type { Classified, PolicyConfig } from '../policy/content-policy.js';
 import { clsReader, headAt, isEmptyCls, jsonAt, type EventBatch } from './event-batch.js';
 import { byteLengthOf, writeInto, type TextOrBytes } from '../common/text-or-bytes.js';
-import { CANONICAL_EVENT, CANONICAL_SKIPPED, CanonicalEventReader } from './canonical-event.js';
+import { CANONICAL_EVENT, CANONICAL_SKIPPED, CanonicalEventReader, NOT_CANONICAL } from './canonical-event.js';
 import { ArrayBufferPool } from '../common/array-buffer-pool.js';
 
 /** This thread's reader of canonical lines (judgeRequest's fast path). */
@@ -172,15 +172,22 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig, spares?: A
   for (let i = 0; i < n; i++) {
     const verify = verifyAt(req.verify, i);
     if (!verify) {
-      const start = i === 0 ? 0 : lines.ends[i - 1]!;
-      const fast = canonical.judge(start, lines.ends[i]!, policy, req.nowSec, keyBytes, 64 * m);
+      let start = i === 0 ? 0 : lines.ends[i - 1]!;
+      let end = lines.ends[i]!;
+      let fast = canonical.judge(start, end, policy, req.nowSec, keyBytes, 64 * m);
+      // A relay's line: the event inside strfry's wrapper.
+      if (fast === NOT_CANONICAL && canonical.unwrap(start, end)) {
+        start = canonical.eventStart;
+        end = canonical.eventEnd;
+        fast = canonical.judge(start, end, policy, req.nowSec, keyBytes, 64 * m);
+      }
       if (fast === CANONICAL_SKIPPED) {
         status[i] = SKIPPED;
         reasons.push(canonical.skip);
         continue;
       }
       if (fast === CANONICAL_EVENT) {
-        addEvent(i, canonical.createdAt, canonical.kind, out.appendLineBytes(bytes, start, lines.ends[i]!), canonical.cls);
+        addEvent(i, canonical.createdAt, canonical.kind, out.appendLineBytes(bytes, start, end), canonical.cls);
         continue;
       }
     }
