@@ -5,13 +5,13 @@
 // stalest; every item is re-put at least once per republish interval, at a bounded rate of puts
 // per second. Signed items and the seq counter live in LMDB, so items are re-put unchanged after
 // a restart, and seq only grows even if the clock steps back.
-import { EventEmitter } from 'node:events';
 import type DHT from 'bittorrent-dht';
 import type { Logger } from 'pino';
 import type { BridgeIdentity } from './identity.js';
 import { authorPages, authorSalt, bridgeValue, BRIDGE_SALT, signedBytes, vSize, MAX_V_BYTES, type BridgeInfo } from '../formats/pointer-item.js';
 import type { PointerRecord, Store } from '../index/store.js';
 import { ItemPutter, type PutOutcome } from '../dht/put.js';
+import { TypedEmitter } from '../common/typed-emitter.js';
 
 export interface PublisherOptions {
   putsPerSecond: number;
@@ -33,13 +33,32 @@ export interface PublisherStats {
   lastError: string | null;
 }
 
+/** One put of an item, as told to metrics and the log. */
+export interface PutReport {
+  /** The item's salt (hex), its key in the pointers table. */
+  key: string;
+  /** Some node stored it. */
+  ok: boolean;
+  nodes: number;
+  /** A changed item (false: a republish). */
+  fresh: boolean;
+  ms: number;
+  queries: number;
+  reusedRoute: boolean;
+}
+
+/** What the publisher tells ops (sidecar.ts wires it). */
+export interface PublisherEvents {
+  put: [report: PutReport];
+}
+
 const SEQ_KEY = 'pointer.seq';
 const TICK_MS = 50;
 const SCAN_MS = 10_000;
 const MAX_BACKOFF_MS = 10 * 60_000;
 const STALE_MS = 2 * 3600_000;
 
-export class Publisher extends EventEmitter {
+export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly counts = { published: 0, republished: 0, failed: 0 };
   lastError: string | null = null;
   private tokens = 0;
