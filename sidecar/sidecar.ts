@@ -1,5 +1,7 @@
-// The sidecar daemon, assembled: socket + spool drain → ingest → LMDB index, plus the status
-// endpoint. `nostr-bt-sidecar` (main.ts) and the tests start it through this class.
+// The sidecar daemon, assembled: socket + spool drain → ingest (judge) → LMDB index → bundler →
+// seeder → pointer publisher, with status, metrics and reload around it. `nostr-bt-sidecar`
+// (main.ts) and the tests start it through this class. The stages meet only at the seams listed
+// in docs/architecture.md ("Seams between stages"); every one of them is wired in this file.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writeFile, unlink, readFile } from 'node:fs/promises';
@@ -9,7 +11,7 @@ import type { Config } from './common/config.js';
 import type DHT from 'bittorrent-dht';
 import { Bundler } from './bundles/bundler.js';
 import { startDhtNode, stopDhtNode, storedOwnItems } from './publishing/dht-node.js';
-import { Ingestor, type BatchReport } from './ingest/ingestor.js';
+import { Ingestor } from './ingest/ingestor.js';
 import { describeOrigin, loadIdentity, type BridgeIdentity } from './publishing/identity.js';
 import { zbase32 } from './formats/zbase32.js';
 import { DataDirError, DataDirLock } from './ops/data-dir-lock.js';
@@ -48,6 +50,8 @@ export class Sidecar {
   readonly quarantine: Quarantine;
   readonly drainer: SpoolDrainer;
   readonly server: IngestServer;
+  /** Backfill checkpoints in the index: the socket's backfill connections and the reconciler use them. */
+  private readonly checkpoints: CheckpointStore;
   dht: DHT | null = null;
   seeder: WebTorrentSeeder | null = null;
   bundler: Bundler | null = null;
@@ -81,22 +85,25 @@ export class Sidecar {
       throw indexOpenError(config.indexDir, err);
     }
     if (this.store.upgraded) log.info({ ...this.store.upgraded, ms: Math.round(this.store.upgraded.ms) }, 'index upgraded in place');
+    this.checkpoints = new CheckpointStore(this.store.root);
+    // The front of the pipeline, which exists from construction (status, unflushed() and
+    // abandon() read it even when start() fails); it takes lines once start() opens the socket.
+    // ingest → index: the ingestor commits each judged batch through the store (IndexWriter).
     this.quarantine = new Quarantine(config.quarantineDir, config.ingest.quarantineMaxBytes, log);
     this.ingestor = new Ingestor(this.store, this.quarantine, config, log, opts.nowSec);
+    // spool drain → ingest (SpoolIntake): finished spool files, each deleted once committed.
     this.drainer = new SpoolDrainer(config.spool.dir, this.ingestor, config.spool.scanIntervalMs, log);
+    // socket → ingest (SocketIntake), acks back per connection; a connecting plugin makes the
+    // drain scan; backfill connections read and save their checkpoints in the index.
     this.server = new IngestServer(
       { path: config.socket.path, mode: config.socket.mode, group: config.socket.group, maxLineBytes: config.ingest.maxLineBytes },
       this.ingestor,
       this.quarantine,
       log,
       () => void this.drainer.trigger(),
-      new CheckpointStore(this.store.root),
+      this.checkpoints,
     );
     this.metrics = new SidecarMetrics(() => this.status());
-    this.ingestor.on('batch', (r: BatchReport) => {
-      this.metrics.observeIngest(r.latencies);
-      log.debug({ lines: r.lines, outcomes: r.outcomes }, 'batch committed');
-    });
   }
 
   async start(): Promise<void> {
@@ -113,11 +120,14 @@ export class Sidecar {
     );
     progress('starting the DHT node and the torrent client');
     if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log, { ownItems: storedOwnItems(this.store, this.identity.publicKey) });
-    this.seeder = await WebTorrentSeeder.start(this.config.bittorrent, this.dht, this.log);
+    const seeder = (this.seeder = await WebTorrentSeeder.start(this.config.bittorrent, this.dht, this.log));
+
+    // The rest of the pipeline, in the order an event travels (the front is built in the constructor).
+    // bundler → seeder (the bundler's Seeder): indexed events become bundle torrents, seeded.
     const b = this.config.bundle;
-    this.bundler = new Bundler(
+    const bundler = (this.bundler = new Bundler(
       this.store,
-      this.seeder,
+      seeder,
       {
         root: b.dir,
         windowMs: b.windowSeconds * 1000,
@@ -128,18 +138,17 @@ export class Sidecar {
       },
       this.log,
       this.opts.nowMs,
-    );
-    this.bundler.on('bundle', () => this.metrics.bundlesBuilt++);
-    this.bundler.on('retired', () => this.metrics.bundlesRetired++);
+    ));
+    // bundler → publisher ('authors'): the pointers of authors whose bundles changed are put
+    // again; the bridge item describes the archive as the bundler and the index have it.
     if (this.dht) {
-      const bundler = this.bundler;
       this.publisherOptions = {
         putsPerSecond: this.config.dht.putsPerSecond,
         maxInFlight: this.config.dht.maxInFlightPuts,
         republishIntervalMs: this.config.dht.republishIntervalSeconds * 1000,
         coalesceMs: b.windowSeconds * 1000,
       };
-      this.publisher = new Publisher(
+      const publisher = (this.publisher = new Publisher(
         this.store,
         this.dht,
         this.identity,
@@ -153,21 +162,32 @@ export class Sidecar {
           newest: bundler.summary().newest,
         }),
         this.opts.nowMs,
-      );
-      this.bundler.on('authors', (pubkeys: string[]) => void this.publisher?.authorsChanged(pubkeys));
-      this.publisher.on('put', (p: { key: string; ok: boolean; nodes: number; fresh: boolean }) => {
+      ));
+      bundler.on('authors', (pubkeys) => void publisher.authorsChanged(pubkeys));
+      // publisher → metrics ('put').
+      publisher.on('put', (p) => {
         this.metrics.observePut(p.ok, p.nodes);
         this.log.debug({ item: p.key.slice(0, 16), ok: p.ok, nodes: p.nodes, fresh: p.fresh }, 'pointer put');
       });
     }
+    // bundler → metrics ('bundle', 'retired').
+    bundler.on('bundle', () => this.metrics.bundlesBuilt++);
+    bundler.on('retired', () => this.metrics.bundlesRetired++);
     progress('seeding bundles from disk');
-    await this.bundler.start({ schedule: this.opts.bundleSchedule });
+    await bundler.start({ schedule: this.opts.bundleSchedule });
     this.publisher?.start();
-    this.ingestor.on('batch', (r: { indexedBytes: number }) => this.bundler?.noteIndexed(r.indexedBytes));
+    // ingest → bundler, metrics ('batch'): newly indexed bytes bring the next size cut closer.
+    this.ingestor.on('batch', (r) => {
+      this.metrics.observeIngest(r.latencies);
+      this.log.debug({ lines: r.lines, outcomes: r.outcomes }, 'batch committed');
+      bundler.noteIndexed(r.indexedBytes);
+    });
+    // Lines come in from here on: the socket, the spool drain, and reconciliation → ingest
+    // (ChannelIntake), which replays `strfry export` from its checkpoint.
     await this.server.listen();
     this.drainer.start();
     if (this.config.reconcile.strfry) {
-      this.reconciler = new Reconciler(this.config.reconcile, this.store, this.ingestor, this.config.ingest.maxLineBytes, this.log, this.opts.nowSec);
+      this.reconciler = new Reconciler(this.config.reconcile, this.checkpoints, this.ingestor, this.config.ingest.maxLineBytes, this.log, this.opts.nowSec);
       this.reconciler.start();
     }
     this.scheduleExpiry();

@@ -2,7 +2,7 @@
 // socket-channel.ts) or in process (the sidecar's own reconciliation, below), or nowhere for a dry
 // run (dry-run-channel.ts). Every channel bounds the lines in flight and reports, per
 // acknowledged line, what became of it (the sidecar's outcome names, docs/protocol.md §2).
-import type { Ingestor, IngestSink } from '../ingest/ingestor.js';
+import type { IngestSink } from '../ingest/ingestor.js';
 
 export type Tally = Record<string, number>;
 
@@ -25,6 +25,13 @@ export function addTally(into: Tally, from: Tally): void {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
 }
 
+/** What an in-process channel needs of ingest (the Ingestor): lines in, and a wait while it is saturated. */
+export interface ChannelIntake {
+  submit(line: Buffer, sink: IngestSink): void;
+  readonly saturated: boolean;
+  waitForCapacity(timeoutMs?: number): Promise<void>;
+}
+
 /** Straight into the sidecar's Ingestor (reconciliation runs inside the sidecar). */
 export class IngestorChannel implements IngestChannel {
   sent = 0;
@@ -34,7 +41,7 @@ export class IngestorChannel implements IngestChannel {
   private readonly waiters = new Set<() => void>();
 
   constructor(
-    private readonly ingestor: Ingestor,
+    private readonly ingestor: ChannelIntake,
     source: string,
     trusted: boolean,
     private readonly maxUnacked: number,

@@ -6,10 +6,8 @@
 // uses for the same strfry config, so a manual backfill and reconciliation continue each other.
 import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
-import type { Ingestor } from '../ingest/ingestor.js';
-import type { Store } from '../index/store.js';
-import { CheckpointStore } from '../index/checkpoints.js';
-import { IngestorChannel } from './channel.js';
+import type { CheckpointIO } from '../index/checkpoints.js';
+import { IngestorChannel, type ChannelIntake } from './channel.js';
 import { checkpointKey, runBackfill, type BackfillSummary } from './runner.js';
 import type { SourceSpec } from './event-source.js';
 
@@ -33,18 +31,17 @@ export class Reconciler {
   private timer: NodeJS.Timeout | null = null;
   private current: { ac: AbortController; done: Promise<BackfillSummary> } | null = null;
   private stopped = false;
-  private readonly checkpoints: CheckpointStore;
 
   constructor(
     private readonly config: Config['reconcile'],
-    store: Store,
-    private readonly ingestor: Ingestor,
+    /** The index's backfill checkpoints (index/checkpoints.ts CheckpointStore). */
+    private readonly checkpoints: { io(key: string): CheckpointIO },
+    /** Where the exported lines go (the Ingestor). */
+    private readonly ingestor: ChannelIntake,
     private readonly maxLineBytes: number,
     private readonly log: Logger,
     private readonly nowSec?: () => number,
-  ) {
-    this.checkpoints = new CheckpointStore(store.root);
-  }
+  ) {}
 
   /** First run now, then every interval (measured from the end of the previous run). */
   start(): void {

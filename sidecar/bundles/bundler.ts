@@ -10,7 +10,6 @@
 // result would exceed `maxBundleBytes` is split into parts by author. Events removed from the
 // index (deletions, vanish, expiry, replacement) are written out of their bundle by a rewrite
 // within `rewriteIntervalMs`; replaced bundles are retired (unseeded and deleted).
-import { EventEmitter } from 'node:events';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -20,6 +19,7 @@ import { buildBundle, dataPathOf, torrentPathOf, readTorrent, type AuthorLines, 
 import type { BundleRecord, Store, StoredEvent } from '../index/store.js';
 import { canonicalHead } from '../formats/canonical-line.js';
 import { readBundleLines, SourceFiles } from './source-files.js';
+import { TypedEmitter } from '../common/typed-emitter.js';
 
 /** What status and metrics show of the bundles. */
 export interface BundleSummary {
@@ -39,6 +39,16 @@ export interface Seeder {
   seed(bundle: { infoHash: string; torrent: Buffer; dataPath: string; verify?: boolean }): Promise<void>;
   /** Stops seeding (files are deleted by the bundler afterwards). */
   unseed(infoHash: string): Promise<void>;
+}
+
+/** What the bundler tells the stages after it and ops (sidecar.ts wires them). */
+export interface BundlerEvents {
+  /** A bundle is seeded (window cut, merge part or rewrite). */
+  bundle: [record: BundleRecord];
+  /** A replaced bundle is unseeded and its files deleted. */
+  retired: [infoHash: string];
+  /** These authors' lists of bundles changed: their pointers are due (the publisher). */
+  authors: [pubkeys: string[]];
 }
 
 export interface BundlerOptions {
@@ -91,7 +101,7 @@ function covers(b: BundleRecord, seq: number, pubkey: string): boolean {
   return b.seqStart <= seq && seq < b.seqEnd && b.authorFrom <= pubkey && pubkey < b.authorTo;
 }
 
-export class Bundler extends EventEmitter {
+export class Bundler extends TypedEmitter<BundlerEvents> {
   private readonly active = new Map<string, BundleRecord>();
   /** Builds window cuts off the main thread. */
   private readonly cutThread: CutThread;

@@ -1,18 +1,18 @@
 // Ingest: raw lines in (socket, spool, backfill) → parse, validate, policy → one LMDB transaction
 // per batch → each source is told how many of its lines are committed (the socket turns that into
 // acks). A failed commit (disk full, map full) keeps the batch and retries: nothing is dropped.
-import { EventEmitter } from 'node:events';
 import { statfsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
 import { ArrayBufferPool } from '../common/array-buffer-pool.js';
 import { JudgePool, judgeInline } from '../judge/pool.js';
 import { EVENT, INVALID, LinePacker, SKIPPED, lineText, type JudgeReply } from '../judge/wire.js';
-import { lineBytesAt } from '../judge/event-batch.js';
+import { lineBytesAt, type EventBatch } from '../judge/event-batch.js';
 import type { TextOrBytes } from '../common/text-or-bytes.js';
 import type { PolicyConfig } from '../policy/content-policy.js';
 import type { Quarantine } from './quarantine.js';
-import type { Counters, Outcome, Store } from '../index/store.js';
+import type { Counters, Outcome } from '../index/store.js';
+import { TypedEmitter } from '../common/typed-emitter.js';
 
 export interface IngestSink {
   /** Where lines come from, for logs and quarantine: 'plugin', 'spool', 'backfill', ... */
@@ -60,11 +60,26 @@ export interface BatchReport {
   latencies: { ms: number; lines: number }[];
 }
 
+/** What the ingestor tells the stages after it and ops (sidecar.ts wires them). */
+export interface IngestorEvents {
+  /** A batch committed: the bundler counts its indexed bytes, metrics its latencies. */
+  batch: [report: BatchReport];
+  /** Room again below the high-water mark: paused sources (the socket) resume. */
+  drain: [];
+  /** A commit failed; the batch waits for its retry (the message names the cause). */
+  stalled: [message: string];
+}
+
+/** What ingest needs of the index: one batch's effects committed in one transaction (index/store.ts). */
+export interface IndexWriter {
+  applyBatch(batch: EventBatch, extraCounts?: Counters): Promise<Outcome[]>;
+}
+
 const MAX_IN_FLIGHT = 2;
 const BACKLOG_BATCH_FACTOR = 4;
 const RETRY_MS = 1000;
 
-export class Ingestor extends EventEmitter {
+export class Ingestor extends TypedEmitter<IngestorEvents> {
   /** Set while commits fail (disk or map full); cleared by the next successful commit. */
   lastError: string | null = null;
   private queue: Entry[] = [];
@@ -92,7 +107,7 @@ export class Ingestor extends EventEmitter {
   private applyTurn: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: IndexWriter,
     private readonly quarantine: Quarantine,
     private readonly config: Config,
     private readonly log: Logger,

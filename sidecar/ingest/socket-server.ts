@@ -6,9 +6,26 @@ import { createServer, createConnection, type Server, type Socket } from 'node:n
 import { chmod, chown, readFile, unlink, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { Ingestor, IngestSink } from './ingestor.js';
+import type { IngestSink } from './ingestor.js';
 import type { Quarantine } from './quarantine.js';
-import { isCheckpoint, type CheckpointStore } from '../index/checkpoints.js';
+import type { TextOrBytes } from '../common/text-or-bytes.js';
+import { isCheckpoint, type Checkpoint } from '../index/checkpoints.js';
+
+/** What the socket needs of ingest (the Ingestor): lines in, and back-pressure out. */
+export interface SocketIntake {
+  submit(line: TextOrBytes, sink: IngestSink): void;
+  submitRun(bytes: Uint8Array, lines: number, sink: IngestSink): void;
+  submitRejected(reason: string, sink: IngestSink): void;
+  /** True above the high-water mark: connections pause until 'drain'. */
+  readonly saturated: boolean;
+  on(event: 'drain', listener: () => void): unknown;
+}
+
+/** Where a backfill connection's checkpoint is read and saved (index/checkpoints.ts CheckpointStore). */
+export interface SocketCheckpoints {
+  get(key: string): Checkpoint | undefined;
+  put(key: string, cp: Checkpoint | null): Promise<void>;
+}
 
 export interface IngestServerOptions {
   path: string;
@@ -48,11 +65,12 @@ export class IngestServer {
 
   constructor(
     private readonly opts: IngestServerOptions,
-    private readonly ingestor: Ingestor,
+    private readonly ingestor: SocketIntake,
     private readonly quarantine: Quarantine,
     private readonly log: Logger,
+    /** A client connected: the spool drain scans (a plugin reconnecting may have spooled meanwhile). */
     private readonly onConnect: () => void = () => {},
-    private readonly checkpoints: CheckpointStore | null = null,
+    private readonly checkpoints: SocketCheckpoints | null = null,
   ) {
     ingestor.on('drain', () => this.resumeAll());
   }

@@ -6,7 +6,14 @@ import { readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import type { Ingestor, IngestSink } from './ingestor.js';
+import type { IngestSink } from './ingestor.js';
+
+/** What the drain needs of ingest (the Ingestor): lines in, and a wait while it is saturated. */
+export interface SpoolIntake {
+  submit(line: string, sink: IngestSink): void;
+  readonly saturated: boolean;
+  waitForCapacity(timeoutMs?: number): Promise<void>;
+}
 
 export interface SpoolDepth {
   files: number;
@@ -27,7 +34,7 @@ export class SpoolDrainer {
 
   constructor(
     private readonly dir: string,
-    private readonly ingestor: Ingestor,
+    private readonly ingestor: SpoolIntake,
     private readonly scanIntervalMs: number,
     private readonly log: Logger,
   ) {}

@@ -5,7 +5,6 @@
 // stalest; every item is re-put at least once per republish interval, at a bounded rate of puts
 // per second. Signed items and the seq counter live in LMDB, so items are re-put unchanged after
 // a restart, and seq only grows even if the clock steps back.
-import { EventEmitter } from 'node:events';
 import type DHT from 'bittorrent-dht';
 import type { Logger } from 'pino';
 import type { BridgeIdentity } from './identity.js';
@@ -13,6 +12,7 @@ import { authorPages, authorSalt, bridgeValue, BRIDGE_SALT, signedBytes, vSize, 
 import type { PointerRecord, Store } from '../index/store.js';
 import type { ItemSigner } from '../index/pointer-records.js';
 import { ItemPutter, type PutOutcome } from '../dht/put.js';
+import { TypedEmitter } from '../common/typed-emitter.js';
 
 export interface PublisherOptions {
   putsPerSecond: number;
@@ -34,12 +34,31 @@ export interface PublisherStats {
   lastError: string | null;
 }
 
+/** One put of an item, as told to metrics and the log. */
+export interface PutReport {
+  /** The item's salt (hex), its key in the pointers table. */
+  key: string;
+  /** Some node stored it. */
+  ok: boolean;
+  nodes: number;
+  /** A changed item (false: a republish). */
+  fresh: boolean;
+  ms: number;
+  queries: number;
+  reusedRoute: boolean;
+}
+
+/** What the publisher tells ops (sidecar.ts wires it). */
+export interface PublisherEvents {
+  put: [report: PutReport];
+}
+
 const TICK_MS = 50;
 const SCAN_MS = 10_000;
 const MAX_BACKOFF_MS = 10 * 60_000;
 const STALE_MS = 2 * 3600_000;
 
-export class Publisher extends EventEmitter {
+export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly counts = { published: 0, republished: 0, failed: 0 };
   lastError: string | null = null;
   private tokens = 0;
