@@ -1,0 +1,85 @@
+// One BEP-44 mutable item read from the DHT and checked here (key, salt, seq, size and the
+// ed25519 signature): shared by the reader and the gateway's lookups of other bridges. A caller
+// does not rely on bittorrent-dht's own check for trust.
+import type DHT from 'bittorrent-dht';
+import { verifyEd25519 } from '../formats/ed25519.js';
+import { MAX_V_BYTES, signedBytes, targetOf, vSize } from '../formats/pointer-item.js';
+
+export interface VerifiedItem {
+  v: unknown;
+  seq: number;
+}
+
+/** A verified item with its signature, as the DHT node that gave the highest seq sent it. */
+export interface SignedItem extends VerifiedItem {
+  sig: Buffer;
+}
+
+/** Why an item was not usable. */
+export type ItemProblem = 'absent' | 'timeout' | 'wrong-key' | 'wrong-salt' | 'bad-signature' | 'bad-seq' | 'too-large';
+
+/** After the first valid reply, how long to wait for a newer seq before answering. */
+const GRACE_MS = 300;
+
+type Closest = (target: Buffer, message: unknown, onreply: (m: { r?: Record<string, unknown> }) => boolean, done: (err: Error | null) => void) => void;
+
+/**
+ * One DHT get of the mutable item (k, salt), accepted only if it is signed by k for exactly this
+ * salt; the highest seq wins. Answers shortly after the first valid reply instead of waiting for
+ * the whole lookup (bittorrent-dht's get waits for every queried node, dead ones included, to
+ * time out). Bounded by `timeoutMs`.
+ */
+export function getVerifiedItem(dht: DHT, k: Buffer, salt: Buffer, timeoutMs: number): Promise<SignedItem | ItemProblem> {
+  return new Promise((resolve) => {
+    let settled = false;
+    let best: SignedItem | null = null;
+    let worst: ItemProblem | null = null;
+    let grace: NodeJS.Timeout | undefined;
+    const finish = (r: SignedItem | ItemProblem) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(grace);
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish(best ?? 'timeout'), timeoutMs);
+    const internals = dht as unknown as { _closest: Closest; _rpc: { id: Buffer } };
+    const target = targetOf(k, salt);
+    try {
+      internals._closest(
+        target,
+        { q: 'get', a: { id: internals._rpc.id, target } },
+        (message) => {
+          const r = message?.r;
+          if (settled || !r || r.v === undefined || (r.k === undefined && r.sig === undefined)) return true;
+          const item = checkItem({ v: r.v, k: r.k as Uint8Array, salt, sig: r.sig as Uint8Array, seq: r.seq as number }, k, salt);
+          if (typeof item === 'string') worst ??= item;
+          else if (!best || item.seq > best.seq) {
+            best = { ...item, sig: Buffer.from(r.sig as Uint8Array) };
+            grace ??= setTimeout(() => finish(best!), GRACE_MS);
+          }
+          return true;
+        },
+        () => finish(best ?? worst ?? 'absent'),
+      );
+    } catch {
+      finish('absent');
+    }
+  });
+}
+
+export function checkItem(res: { v: unknown; k?: Uint8Array; salt?: Uint8Array; sig?: Uint8Array; seq?: number }, k: Buffer, salt: Buffer): VerifiedItem | ItemProblem {
+  if (!(res.k instanceof Uint8Array) || !k.equals(res.k)) return 'wrong-key';
+  if (res.salt !== undefined && !(res.salt instanceof Uint8Array && salt.equals(res.salt))) return 'wrong-salt';
+  if (typeof res.seq !== 'number' || !Number.isSafeInteger(res.seq) || res.seq < 0) return 'bad-seq';
+  let size: number;
+  try {
+    size = vSize(res.v);
+  } catch {
+    return 'too-large';
+  }
+  if (size > MAX_V_BYTES) return 'too-large';
+  if (!verifyEd25519(res.sig, signedBytes(salt, res.seq, res.v), k)) return 'bad-signature';
+  return { v: res.v, seq: res.seq };
+}
+
