@@ -60,20 +60,18 @@ export class Gateway {
         cacheEntries: g.remoteCacheEntries,
       }),
       ...bundleRoutes(bundles, links),
-      {
-        methods: ['OPTIONS'],
-        pattern: /^\/.*$/,
-        handler: ({ res }) => {
-          res.writeHead(204, {
-            'access-control-allow-methods': 'GET, HEAD, OPTIONS',
-            'access-control-allow-headers': 'range, if-none-match, if-range',
-            'access-control-max-age': '86400',
-          });
-          res.end();
-        },
-      },
     ];
-    const table = new RouteTable(routes, d.log, CORS);
+    const table = new RouteTable(routes, d.log, {
+      headers: CORS,
+      preflight: ({ res }) => {
+        res.writeHead(204, {
+          'access-control-allow-methods': 'GET, HEAD, OPTIONS',
+          'access-control-allow-headers': 'range, if-none-match, if-range',
+          'access-control-max-age': '86400',
+        });
+        res.end();
+      },
+    });
     let gateway: Gateway | null = null;
     const server = await HttpServer.start({
       listen: g.listen,

@@ -26,16 +26,24 @@ export class RouteTable {
   constructor(
     private readonly routes: readonly Route[],
     private readonly log: Logger,
-    /** Set on every response (CORS headers of the gateway). */
-    private readonly headers: Readonly<Record<string, string>> = {},
+    private readonly opts: {
+      /** Set on every response (CORS headers of the gateway). */
+      headers?: Readonly<Record<string, string>>;
+      /** Answers OPTIONS on any path (CORS preflight); without it OPTIONS is a method like others. */
+      preflight?: Handler;
+    } = {},
   ) {}
 
   dispatch(req: IncomingMessage, res: ServerResponse): void {
-    for (const [k, v] of Object.entries(this.headers)) res.setHeader(k, v);
+    for (const [k, v] of Object.entries(this.opts.headers ?? {})) res.setHeader(k, v);
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
     const path = q < 0 ? raw : raw.slice(0, q);
     const query = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
+    if (req.method === 'OPTIONS' && this.opts.preflight) {
+      this.run(this.opts.preflight, { req, res, params: {}, query });
+      return;
+    }
     const allowed = new Set<string>();
     for (const route of this.routes) {
       const m = route.pattern.exec(path);
@@ -44,21 +52,21 @@ export class RouteTable {
         for (const method of route.methods) allowed.add(method);
         continue;
       }
-      this.run(route, { req, res, params: { ...m.groups }, query });
+      this.run(route.handler, { req, res, params: { ...m.groups }, query });
       return;
     }
     if (allowed.size > 0) sendText(res, 405, 'method not allowed\n', { allow: [...allowed].join(', ') });
     else sendText(res, 404, 'not found\n');
   }
 
-  private run(route: Route, r: RouteRequest): void {
+  private run(handler: Handler, r: RouteRequest): void {
     const fail = (err: unknown) => {
       this.log.error({ err, url: r.req.url?.slice(0, 200) }, 'HTTP handler failed');
       if (!r.res.headersSent) sendText(r.res, 500, 'internal error\n');
       else r.res.destroy();
     };
     try {
-      const p = route.handler(r);
+      const p = handler(r);
       if (p) p.catch(fail);
     } catch (err) {
       fail(err);
