@@ -1,6 +1,7 @@
 // GET /torrent/<infohash>.torrent and the BEP-19 web seed of every seeded bundle:
 //   /webseed/<infohash>/                         the data file (a single-file torrent's URL)
 //   /webseed/<infohash>/<torrent name>/<pubkey>.jsonl   one author's file (multi-file torrents)
+//   /webseed/<infohash>/<torrent name>           a one-file bundle's data, as libtorrent asks for it
 // WebTorrent joins the url-list entry and "/<name>/<path>" with a slash of its own, so runs of
 // slashes count as one. Paths are matched as names, never joined onto the filesystem.
 import { open } from 'node:fs/promises';
@@ -77,9 +78,15 @@ export function bundleRoutes(bundles: BundleLookup, links: GatewayLinks): Route[
             return sendText(r.res, 400, 'malformed percent-encoding in the path\n');
           }
           const m = parts.length === 2 && parts[0] === b.name ? /^([0-9a-f]{64})\.jsonl$/.exec(parts[1]!) : null;
-          span = m ? bundles.authorFile(b.ih, m[1]!) : undefined;
+          if (m) {
+            span = bundles.authorFile(b.ih, m[1]!);
+            tag = `${b.ih}-${m[1]}`;
+          } else if (parts.length === 1 && parts[0] === b.name && b.authors === 1) {
+            // libtorrent takes a one-file list for a single-file torrent and asks for <base>/<name>.
+            span = { offset: 0, length: b.bytes };
+            tag = b.ih;
+          } else tag = '';
           if (!span) return sendText(r.res, 404, `bundle ${b.ih} has no file ${rest.slice(0, 200)} (files are ${b.name}/<pubkey>.jsonl)\n`);
-          tag = `${b.ih}-${m![1]}`;
         }
         await serveSpan(r, b, span, `"${tag}"`);
       },
