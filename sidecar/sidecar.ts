@@ -1,9 +1,7 @@
 // The sidecar daemon, assembled: socket + spool drain → ingest (judge) → LMDB index → bundler →
-// seeder → pointer publisher, with status, metrics and reload around it. `nostr-bt-sidecar`
-// (main.ts) and the tests start it through this class. The stages meet only at the seams listed
+// seeder → pointer publisher, with status, metrics, the HTTP gateway and reload around it.
+// `nostr-bt-sidecar` (main.ts) and the tests start it through this class. The stages meet only at the seams listed
 // in docs/architecture.md ("Seams between stages"); every one of them is wired in this file.
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { writeFile, unlink, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -30,6 +28,12 @@ import { memoryStatus, statusFromStore, type Status } from './ops/status.js';
 import { Store } from './index/store.js';
 import { quiesceWrites } from './index/lmdb-quiesce.js';
 import { WebTorrentSeeder } from './seeding/seeder.js';
+import { HttpServer } from './http/server.js';
+import { RouteTable } from './http/routes.js';
+import { statusRoutes } from './http/status-routes.js';
+import { Gateway } from './http/gateway.js';
+
+export { splitHostPort } from './http/server.js';
 
 export interface SidecarOptions {
   /** Test hook: the clock used by the content policy (unix seconds). */
@@ -62,7 +66,8 @@ export class Sidecar {
   readonly metrics: SidecarMetrics;
   /** Read live by the publisher, so SIGHUP can change the DHT pace. */
   private publisherOptions: PublisherOptions | null = null;
-  private http: Server | null = null;
+  private http: HttpServer | null = null;
+  gateway: Gateway | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
   /** Held from construction to the end of stop(): one sidecar per data directory (and index). */
@@ -192,6 +197,9 @@ export class Sidecar {
     }
     this.scheduleExpiry();
     if (this.opts.statusHttp !== false) await this.startHttp();
+    if (this.config.gateway.listen) {
+      this.gateway = await Gateway.start({ config: this.config, store: this.store, bridgeKey: this.identity.publicKey, dht: () => this.dht, log: this.log });
+    }
     await writeFile(
       this.runtimeFile,
       JSON.stringify({
@@ -201,6 +209,7 @@ export class Sidecar {
         socket: this.config.socket.path,
         torrentPort: this.seeder.port,
         dhtPort: this.dht?.address().port ?? null,
+        gateway: this.gateway?.address ?? null,
       }) + '\n',
     );
     this.log.info(
@@ -321,7 +330,8 @@ export class Sidecar {
     if (this.dht) await stopDhtNode(this.dht);
     phase('flushing the quarantine');
     await this.quarantine.flush();
-    if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
+    await this.gateway?.close();
+    await this.http?.close();
     await this.removeRuntimeFile();
     phase('closing the index');
     await this.store.close();
@@ -367,40 +377,10 @@ export class Sidecar {
   }
 
   private async startHttp(): Promise<void> {
-    const [host, port] = splitHostPort(this.config.status.listen);
-    const http = createServer((req, res) => {
-      if (req.method === 'GET' && req.url === '/status') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(this.status()));
-      } else if (req.method === 'GET' && req.url === '/metrics') {
-        this.metrics.render().then(
-          (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.body),
-          (err: Error) => {
-            this.log.error({ err }, 'metrics failed');
-            res.writeHead(500).end();
-          },
-        );
-      } else if (req.method === 'GET' && req.url === '/healthz') {
-        const ok = this.ingestor.lastError === null;
-        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
-        res.end(ok ? 'ok\n' : `ingest stalled: ${this.ingestor.lastError}\n`);
-      } else {
-        res.writeHead(404).end();
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(port, host, () => resolve());
-    });
-    this.http = http;
-    const addr = http.address() as AddressInfo;
-    this.statusAddress = `${addr.address}:${addr.port}`;
+    const routes = statusRoutes({ status: () => this.status(), metrics: () => this.metrics.render(), ingestError: () => this.ingestor.lastError }, this.log);
+    this.http = await HttpServer.start({ listen: this.config.status.listen, table: new RouteTable(routes, this.log), log: this.log });
+    this.statusAddress = this.http.address;
   }
-}
-
-export function splitHostPort(hp: string): [string, number] {
-  const i = hp.lastIndexOf(':');
-  return [hp.slice(0, i), Number(hp.slice(i + 1))];
 }
 
 /**

@@ -2,61 +2,12 @@
 // 1 … pg−1, each a BEP-44 mutable item whose key, salt and ed25519 signature are checked here
 // (bittorrent-dht checks them too; a reader does not rely on one library's check for trust).
 import type DHT from 'bittorrent-dht';
-import { authorSalt, BadItem, decodeAuthorPage, targetOf } from '../../sidecar/formats/pointer-item.js';
+import { authorSalt, BadItem, decodeAuthorPage } from '../../sidecar/formats/pointer-item.js';
+import { getVerifiedItem } from '../../sidecar/dht/mutable-get.js';
 import { checkItem, type AuthorPointer, type ItemProblem, type PointerLookup, type VerifiedItem } from './pointer-verify.js';
 
-export { checkItem };
+export { checkItem, getVerifiedItem };
 export type { AuthorPointer, ItemProblem, PointerLookup, VerifiedItem };
-
-/** After the first valid reply, how long to wait for a newer seq before answering. */
-const GRACE_MS = 300;
-
-type Closest = (target: Buffer, message: unknown, onreply: (m: { r?: Record<string, unknown> }) => boolean, done: (err: Error | null) => void) => void;
-
-/**
- * One DHT get of the mutable item (k, salt), accepted only if it is signed by k for exactly this
- * salt; the highest seq wins. Answers shortly after the first valid reply instead of waiting for
- * the whole lookup (bittorrent-dht's get waits for every queried node, dead ones included, to
- * time out). Bounded by `timeoutMs`.
- */
-export function getVerifiedItem(dht: DHT, k: Buffer, salt: Buffer, timeoutMs: number): Promise<VerifiedItem | ItemProblem> {
-  return new Promise((resolve) => {
-    let settled = false;
-    let best: VerifiedItem | null = null;
-    let worst: ItemProblem | null = null;
-    let grace: NodeJS.Timeout | undefined;
-    const finish = (r: VerifiedItem | ItemProblem) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearTimeout(grace);
-      resolve(r);
-    };
-    const timer = setTimeout(() => finish(best ?? 'timeout'), timeoutMs);
-    const internals = dht as unknown as { _closest: Closest; _rpc: { id: Buffer } };
-    const target = targetOf(k, salt);
-    try {
-      internals._closest(
-        target,
-        { q: 'get', a: { id: internals._rpc.id, target } },
-        (message) => {
-          const r = message?.r;
-          if (settled || !r || r.v === undefined || (r.k === undefined && r.sig === undefined)) return true;
-          const item = checkItem({ v: r.v, k: r.k as Uint8Array, salt, sig: r.sig as Uint8Array, seq: r.seq as number }, k, salt);
-          if (typeof item === 'string') worst ??= item;
-          else if (!best || item.seq > best.seq) {
-            best = item;
-            grace ??= setTimeout(() => finish(best!), GRACE_MS);
-          }
-          return true;
-        },
-        () => finish(best ?? worst ?? 'absent'),
-      );
-    } catch {
-      finish('absent');
-    }
-  });
-}
 
 /** Page 0, then the further pages in parallel; checks they agree on n and pg. */
 export async function lookupAuthorPointer(dht: DHT, bridgeKey: Buffer, author: string, timeoutMs: number): Promise<PointerLookup> {

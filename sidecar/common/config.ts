@@ -3,6 +3,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, resolve, isAbsolute } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { closestKey } from './closest-key.js';
 
@@ -14,6 +15,15 @@ const fromOctal = (s: string) => parseInt(s, 8);
 const hostPort = z
   .string()
   .regex(/^[^\s:]+:\d{1,5}$/, 'host:port, for example "127.0.0.1:9477"');
+
+function isHttpBase(u: string): boolean {
+  try {
+    const url = new URL(u);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.search === '' && url.hash === '' && !u.includes('?') && !u.includes('#');
+  } catch {
+    return false;
+  }
+}
 
 export const configSchema = z
   .object({
@@ -128,6 +138,32 @@ export const configSchema = z
     status: z
       .object({
         listen: hostPort.default('127.0.0.1:9477'),
+      })
+      .strict()
+      .prefault({}),
+    gateway: z
+      .object({
+        listen: z
+          .string()
+          .regex(/^$|^[^\s:]+:\d{1,5}$/, 'host:port, for example "127.0.0.1:8089", or "" (off)')
+          .default(''),
+        publicUrl: z
+          .string()
+          .refine((u) => u === '' || isHttpBase(u), 'an http(s) URL with no query or fragment, for example "https://archive.example.org", or ""')
+          .default('')
+          .transform((u) => u.replace(/\/+$/, '')),
+        maxConnections: z.number().int().min(1).max(1_000_000).default(2000),
+        maxConnectionsPerIp: z.number().int().min(1).max(100_000).default(64),
+        headersTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+        requestTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
+        idleTimeoutMs: z.number().int().min(100).max(600_000).default(5_000),
+        requestsPerSecondPerIp: z.number().min(0.1).max(1_000_000).default(200),
+        burstPerIp: z.number().int().min(1).max(1_000_000).default(400),
+        trustedProxies: z.array(z.string().refine((a) => isIP(a) !== 0, 'an IP address, for example "127.0.0.1"')).default([]),
+        dhtLookupsPerSecond: z.number().min(0.1).max(10_000).default(10),
+        dhtLookupTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+        remoteCacheSeconds: z.number().int().min(0).max(7200).default(60),
+        remoteCacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
       })
       .strict()
       .prefault({}),

@@ -57,7 +57,7 @@ def fetch(a):
     atp.save_path = a.save
     atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
     h = ses.add_torrent(atp)
-    if a.peer is not None:
+    if a.peer:  # none or 0: no peer at all (a web seed only, from the torrent's url-list)
         h.connect_peer(('127.0.0.1', a.peer))
     if not wait(lambda: h.status().has_metadata, a.timeout):
         print(json.dumps({'ok': False, 'error': 'no metadata'}))

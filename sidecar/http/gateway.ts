@@ -1,0 +1,141 @@
+// The read-only HTTP gateway (gateway.listen): the well-known document, signed pointers, .torrent
+// files and BEP-19 web seeds, open to any origin (browsers read it with fetch). Wire format:
+// docs/protocol.md §9. It holds no state a restart would lose: every answer comes from the index,
+// the bundle files or the DHT.
+import type DHT from 'bittorrent-dht';
+import type { Logger } from 'pino';
+import type { Config } from '../common/config.js';
+import { zbase32 } from '../formats/zbase32.js';
+import type { Store } from '../index/store.js';
+import { BundleLookup } from './bundle-lookup.js';
+import { bundleRoutes } from './bundle-routes.js';
+import { GatewayLinks } from './links.js';
+import { pointerRoutes } from './pointer-routes.js';
+import { RouteTable, type Route } from './routes.js';
+import { HttpServer } from './server.js';
+
+export interface GatewayDeps {
+  config: Config;
+  store: Store;
+  bridgeKey: Buffer;
+  dht: () => DHT | null;
+  log: Logger;
+}
+
+/** The well-known document is rebuilt at most this often (its counts walk the index). */
+const WELL_KNOWN_MS = 5_000;
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-expose-headers': 'content-length, content-range, accept-ranges, etag',
+};
+
+export class Gateway {
+  refused = { rate: 0, connections: 0 };
+
+  private constructor(
+    private readonly server: HttpServer,
+    readonly links: GatewayLinks,
+  ) {}
+
+  get address(): string {
+    return this.server.address;
+  }
+
+  static async start(d: GatewayDeps): Promise<Gateway> {
+    const g = d.config.gateway;
+    const bundles = new BundleLookup(d.store, d.config.bundle.dir);
+    // Without publicUrl the base is the listening address, known only once listening (port 0).
+    const links = new GatewayLinks(g.publicUrl, g.publicUrl !== '');
+    const routes: Route[] = [
+      wellKnownRoute(d, bundles, links),
+      ...pointerRoutes({
+        bridgeKey: d.bridgeKey,
+        bundles,
+        dht: d.dht,
+        localMaxAgeSec: Math.min(60, d.config.bundle.windowSeconds),
+        lookupsPerSecond: g.dhtLookupsPerSecond,
+        lookupTimeoutMs: g.dhtLookupTimeoutMs,
+        cacheSeconds: g.remoteCacheSeconds,
+        cacheEntries: g.remoteCacheEntries,
+      }),
+      ...bundleRoutes(bundles, links),
+    ];
+    const table = new RouteTable(routes, d.log, {
+      headers: CORS,
+      preflight: ({ res }) => {
+        res.writeHead(204, {
+          'access-control-allow-methods': 'GET, HEAD, OPTIONS',
+          'access-control-allow-headers': 'range, if-none-match, if-range',
+          'access-control-max-age': '86400',
+        });
+        res.end();
+      },
+    });
+    let gateway: Gateway | null = null;
+    const server = await HttpServer.start({
+      listen: g.listen,
+      log: d.log,
+      table,
+      limits: {
+        maxConnections: g.maxConnections,
+        maxConnectionsPerIp: g.maxConnectionsPerIp,
+        headersTimeoutMs: g.headersTimeoutMs,
+        requestTimeoutMs: g.requestTimeoutMs,
+        idleTimeoutMs: g.idleTimeoutMs,
+        requestsPerSecondPerIp: g.requestsPerSecondPerIp,
+        burstPerIp: g.burstPerIp,
+        trustedProxies: g.trustedProxies,
+      },
+      onRefused: (why) => {
+        if (gateway) gateway.refused[why]++;
+      },
+    });
+    if (g.publicUrl === '') links.base = `http://${hostForUrl(server.address)}`;
+    gateway = new Gateway(server, links);
+    return gateway;
+  }
+
+  close(): Promise<void> {
+    return this.server.close();
+  }
+}
+
+function hostForUrl(address: string): string {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i);
+  return host.includes(':') ? `[${host}]:${address.slice(i + 1)}` : address;
+}
+
+function wellKnownRoute(d: GatewayDeps, bundles: BundleLookup, l: GatewayLinks): Route {
+  let cached: { body: string; at: number } | null = null;
+  const build = (): string => {
+    const newest = bundles.newest();
+    const counts = bundles.counts();
+    return (
+      JSON.stringify({
+        v: 1,
+        bridge: { hex: d.bridgeKey.toString('hex'), z32: zbase32(d.bridgeKey) },
+        relay: d.config.policy.relayUrl || null,
+        counts: { authors: bundles.pointerAuthors(), events: counts.events, bundles: counts.bundles },
+        endpoints: {
+          pointer: `${l.base}/pointer/{author}`,
+          remotePointer: `${l.base}/pointer/{bridge}/{author}`,
+          torrent: `${l.base}/torrent/{infohash}.torrent`,
+          webSeed: `${l.base}/webseed/{infohash}/`,
+        },
+        newest: newest ? { infohash: newest.ih, name: newest.name, magnet: l.magnet(newest.ih, newest.name) } : null,
+      }) + '\n'
+    );
+  };
+  return {
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/\.well-known\/nostr-bt$/,
+    handler: ({ req, res }) => {
+      const now = Date.now();
+      if (!cached || now - cached.at > WELL_KNOWN_MS) cached = { body: build(), at: now };
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(cached.body), 'cache-control': 'public, max-age=10' });
+      res.end(req.method === 'HEAD' ? undefined : cached.body);
+    },
+  };
+}
