@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { makeWorkspace, PLUGIN_BIN } from './testkit/sidecar-process.js';
 import { unsignedEvent, pluginLine, pubkeyN } from './testkit/events.js';
+import { WRONG_SHAPES } from './testkit/hostile-lines.js';
 
 function prng(seed: number): () => number {
   let s = seed >>> 0;
@@ -38,25 +39,7 @@ function hostileLines(n: number, seed: number): string[] {
       const v = valid(i);
       lines.push(v.slice(0, Math.floor(rnd() * v.length)));
     } else if (r < 0.6) lines.push(garbage(1 + Math.floor(rnd() * 300)));
-    else if (r < 0.7)
-      lines.push(
-        pick([
-          '{"event":{"id":5}}',
-          '{"event":"x"}',
-          '{"event":null}',
-          '{"event":{"id":"abc"}}',
-          '{"event":{"id":["a"]}}',
-          '{}',
-          '[]',
-          'null',
-          '123',
-          '"str"',
-          '{"event":{"id":"' + 'f'.repeat(64) + '"',
-          '{"authed":"x","event":{"content":"\\"id\\":\\"' + 'a'.repeat(64) + '\\""}',
-          '',
-          ' ',
-        ]),
-      );
+    else if (r < 0.7) lines.push(pick([...WRONG_SHAPES, '', ' ']));
     else if (r < 0.75) lines.push('{"event":' + '['.repeat(1 + Math.floor(rnd() * 20000)));
     else if (r < 0.85) lines.push(JSON.stringify({ event: { id: garbage(8), kind: 'one', tags: 'x' }, sourceType: 5 }));
     else lines.push(valid(i, 10 + Math.floor(rnd() * 2000)));

@@ -195,6 +195,22 @@ class ReaderImpl implements Reader {
     return work;
   }
 
+  /**
+   * One call that yields items as it goes: aborted by the caller's signal, by abort(), by leaving
+   * the loop early or by close(); the stream ends (or fails) with the call's result.
+   */
+  private streamed<T, R>(outer: AbortSignal | undefined, run: (signal: AbortSignal, push: (item: T) => Promise<void>) => Promise<R>): { result: Promise<R>; abort: () => void; iterate: () => AsyncIterator<T> } {
+    const controller = new AbortController();
+    const unfollow = follow(outer, controller);
+    const stream = new ItemStream<T>(() => controller.abort());
+    const result = this.track(controller, run(controller.signal, (item) => stream.push(item)).finally(unfollow));
+    result.then(
+      () => stream.end(),
+      (err: unknown) => stream.fail(err),
+    );
+    return { result, abort: () => controller.abort(), iterate: () => stream[Symbol.asyncIterator]() };
+  }
+
   private open(): void {
     if (this.closed) throw new ReaderClosedError();
   }
@@ -203,11 +219,7 @@ class ReaderImpl implements Reader {
     this.open();
     const key = parseAuthorKey(author);
     const { bridges, relays } = checkResolveOptions(opts);
-    const controller = new AbortController();
-    const unfollow = follow(opts.signal, controller);
-    const stream = new ItemStream<VerifiedEvent>(() => controller.abort());
-    const result = this.track(
-      controller,
+    const { result, abort, iterate } = this.streamed<VerifiedEvent, ResolveResult>(opts.signal, (signal, push) =>
       resolveAuthor(this.ctx, {
         author: key,
         bridges,
@@ -215,20 +227,11 @@ class ReaderImpl implements Reader {
         relayMode: opts.relayMode,
         filter: opts.filter,
         limits: { ...this.limits, ...opts.limits },
-        signal: controller.signal,
-        onEvent: (event, _source, origin) => void stream.push({ event, origin }),
-      }).finally(unfollow),
+        signal,
+        onEvent: (event, _source, origin) => void push({ event, origin }),
+      }),
     );
-    result.then(
-      () => stream.end(),
-      (err: unknown) => stream.fail(err),
-    );
-    return {
-      author: key,
-      result,
-      abort: () => controller.abort(),
-      [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
-    };
+    return { author: key, result, abort, [Symbol.asyncIterator]: iterate };
   }
 
   crawl(root: string, opts: CrawlOptions): Crawl {
@@ -237,11 +240,7 @@ class ReaderImpl implements Reader {
     const { bridges, relays } = checkResolveOptions(opts);
     const depth = opts.depth ?? 2;
     if (!Number.isInteger(depth) || depth < 0 || depth > 16) throw new InputError(`depth: 0 to 16, not ${JSON.stringify(opts.depth)}`);
-    const controller = new AbortController();
-    const unfollow = follow(opts.signal, controller);
-    const stream = new ItemStream<CrawledAuthor>(() => controller.abort());
-    const result = this.track(
-      controller,
+    const { result, abort, iterate } = this.streamed<CrawledAuthor, CrawlSummary>(opts.signal, (signal, push) =>
       runCrawl(this.ctx, {
         root: key,
         depth,
@@ -251,20 +250,11 @@ class ReaderImpl implements Reader {
         filter: opts.filter,
         limits: { ...this.limits, ...opts.limits },
         budget: opts.budget,
-        signal: controller.signal,
-        onAuthor: (a) => stream.push(a),
-      }).finally(unfollow),
+        signal,
+        onAuthor: (a) => push(a),
+      }),
     );
-    result.then(
-      () => stream.end(),
-      (err: unknown) => stream.fail(err),
-    );
-    return {
-      root: key,
-      result,
-      abort: () => controller.abort(),
-      [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
-    };
+    return { root: key, result, abort, [Symbol.asyncIterator]: iterate };
   }
 
   async lookupPointer(bridge: BridgeKey, author: string, opts: { timeoutMs?: number } = {}): Promise<PointerLookup> {

@@ -5,8 +5,6 @@ import type DHT from 'bittorrent-dht';
 import { targetOf } from '../formats/pointer-item.js';
 import { checkItem, type ItemProblem, type VerifiedItem } from '../formats/pointer-check.js';
 
-export { checkItem, type ItemProblem, type VerifiedItem };
-
 /** A verified item with its signature, as the DHT node that gave the highest seq sent it. */
 export interface SignedItem extends VerifiedItem {
   sig: Buffer;

@@ -11,7 +11,11 @@ function prng(seed: number): () => number {
   };
 }
 
-const WRONG_TYPES = [
+/**
+ * JSON of the wrong shape for a plugin line or an event: the plugin's fuzz test feeds these (with
+ * an empty and a blank line) to strfry's side; the socket's adds hello lines of the wrong shape.
+ */
+export const WRONG_SHAPES: readonly string[] = [
   '{"event":{"id":5}}',
   '{"event":"x"}',
   '{"event":null}',
@@ -24,11 +28,9 @@ const WRONG_TYPES = [
   '"str"',
   '{"event":{"id":"' + 'f'.repeat(64) + '"',
   '{"authed":"x","event":{"content":"\\"id\\":\\"' + 'a'.repeat(64) + '\\""}',
-  '{"hello":5}',
-  '{"hello":"backfill","trusted":"yes"}',
-  '',
-  ' ',
 ];
+
+const WRONG_TYPES = [...WRONG_SHAPES, '{"hello":5}', '{"hello":"backfill","trusted":"yes"}', '', ' '];
 
 export interface HostileOptions {
   /** One huge line (≥ 1 MB) every this many lines (0: none). */
