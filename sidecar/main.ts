@@ -9,7 +9,8 @@
 // restart). Under systemd (Type=notify) it reports READY=1, WATCHDOG=1, RELOADING=1, STOPPING=1.
 // Exit codes (docs/operations.md): 0 stopped cleanly; 1 failed while running or stopping; 2 invalid
 // config (or key file); 3 another sidecar holds the data directory; 4 a file or directory it needs
-// cannot be created or written (the log line names the path and the cause).
+// cannot be created or written (the log line names the path and the cause); 5 a dependency lacks an
+// internal member nostr-bt patches (common/monkey-patch.ts: the line names package, version, member).
 import { Command } from 'commander';
 import { applyCliConventions } from './common/command-line.js';
 import { loadConfig, ConfigError, type Config, type LoadOptions } from './common/config.js';
@@ -22,11 +23,13 @@ import { isLmdbWriteFailure } from './index/lmdb-failures.js';
 import { DataDirError, DataDirLockedError, describeFsError } from './ops/data-dir-lock.js';
 import { KeyFileError } from './publishing/identity.js';
 import { applyNice } from './ops/cpu-priority.js';
+import { PatchTargetError } from './common/monkey-patch.js';
 
 const STATUS_EVERY_MS = 10_000;
 const EXIT_CONFIG = 2;
 const EXIT_LOCKED = 3;
 const EXIT_PATH = 4;
+const EXIT_PATCH = 5;
 
 /** Codes of file-system errors that mean "this path cannot be used" (not a bug to trace). */
 const PATH_ERRORS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENOENT', 'ELOOP', 'ENAMETOOLONG', 'ENOSPC', 'EDQUOT']);
@@ -36,6 +39,7 @@ function startFailure(err: unknown): { code: number; message: string; path?: str
   if (err instanceof DataDirLockedError) return { code: EXIT_LOCKED, message: err.message, path: err.dataDir };
   if (err instanceof DataDirError) return { code: EXIT_PATH, message: err.message, path: err.path };
   if (err instanceof KeyFileError) return { code: EXIT_CONFIG, message: err.message };
+  if (err instanceof PatchTargetError) return { code: EXIT_PATCH, message: err.message };
   const e = err as NodeJS.ErrnoException & { address?: unknown };
   // A unix socket's listen error carries its path as `address` (a TCP one, an IP: not a path).
   const path = e?.path ?? (typeof e?.address === 'string' && e.address.startsWith('/') ? e.address : undefined);

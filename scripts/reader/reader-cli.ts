@@ -13,6 +13,7 @@ import { isRelayUrl } from './relay-source.js';
 import { DEFAULT_LIMITS, resolveAuthor, resolveExitCode, type RelayMode, type ResolveLimits } from './resolve.js';
 import { StrfryImport } from './strfry-import.js';
 import { crawlText, resolveText } from './summary-text.js';
+import { PatchTargetError } from '../../sidecar/common/monkey-patch.js';
 
 export const EXIT = { found: 0, notFound: 1, badInput: 2, failed: 3, partial: 4 } as const;
 
@@ -113,7 +114,7 @@ async function openContext(o: CommonOpts, defaultBootstrap: () => string[]): Pro
   });
 }
 
-/** Runs a command body: bad input → 2, unreachable DHT or any other failure → 3. */
+/** Runs a command body: bad input → 2, unreachable DHT, a dependency lacking a patched member or any other failure → 3. */
 async function run(name: string, body: () => Promise<number>): Promise<void> {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
@@ -125,7 +126,7 @@ async function run(name: string, body: () => Promise<number>): Promise<void> {
     if (err instanceof InputError) {
       process.stderr.write(`nostr-bt ${name}: ${err.message}\n`);
       code = EXIT.badInput;
-    } else if (err instanceof DhtUnreachable) {
+    } else if (err instanceof DhtUnreachable || err instanceof PatchTargetError) {
       process.stderr.write(`nostr-bt ${name}: ${err.message}\n`);
       code = EXIT.failed;
     } else {

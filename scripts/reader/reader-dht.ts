@@ -38,7 +38,12 @@ export { DhtUnreachable };
 export async function startReaderDht(opts: ReaderDhtOptions): Promise<DHT> {
   if (opts.bootstrap.length === 0) throw new InputError('no DHT bootstrap nodes');
   const dht = new DHT({ bootstrap: opts.bootstrap, host: false, verify: verifyEd25519, ...(opts.queryTimeoutMs ? { timeout: opts.queryTimeoutMs } : {}) } as ConstructorParameters<typeof DHT>[0]);
-  hardenDht(dht, { maxPacketsPerSecondPerNode: opts.maxPacketsPerSecondPerNode ?? 5 });
+  try {
+    hardenDht(dht, { maxPacketsPerSecondPerNode: opts.maxPacketsPerSecondPerNode ?? 5 });
+  } catch (err) {
+    dht.destroy();
+    throw err;
+  }
   dht.setMaxListeners(0); // one 'peer' listener per torrent being fetched
   dht.on('error', () => {});
   dht.on('warning', () => {});

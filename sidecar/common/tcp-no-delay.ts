@@ -1,5 +1,6 @@
 // TCP_NODELAY on every WebTorrent peer socket, for the seeder and the reader alike.
-import { Peer } from './webtorrent.js';
+import { Peer, webtorrentOwner } from './webtorrent.js';
+import { wrapMethod } from './monkey-patch.js';
 
 let noDelayInstalled = false;
 
@@ -7,9 +8,10 @@ let noDelayInstalled = false;
 export function installNoDelay(): void {
   if (noDelayInstalled) return;
   noDelayInstalled = true;
-  const onConnect = Peer.prototype.onConnect;
-  Peer.prototype.onConnect = function (this: { conn?: { setNoDelay?: (v: boolean) => void } }) {
-    this.conn?.setNoDelay?.(true);
-    return onConnect.call(this);
-  };
+  wrapMethod<() => void>(Peer.prototype, 'onConnect', webtorrentOwner('Peer.prototype'), (onConnect) =>
+    function (this: { conn?: { setNoDelay?: (v: boolean) => void } }) {
+      this.conn?.setNoDelay?.(true);
+      return onConnect.call(this);
+    },
+  );
 }

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type WebTorrentClient from 'webtorrent';
 import type { Server as BittorrentTrackerServer } from 'bittorrent-tracker';
+import type { PatchOwner } from './monkey-patch.js';
 
 export type { Torrent, TorrentFile, Wire } from 'webtorrent';
 
@@ -39,3 +40,8 @@ export default WebTorrent;
 export const Peer = internals.Peer;
 export const ConnPool = internals.ConnPool;
 export const TrackerServer = internals.TrackerServer;
+
+/** Whose members tcp-no-delay and peer-limits patch, with webtorrent's own version (bundled, it has no package.json). */
+export function webtorrentOwner(object: string): PatchOwner {
+  return { pkg: 'webtorrent', object, version: String((WebTorrent as unknown as { VERSION?: unknown }).VERSION ?? 'unknown') };
+}

@@ -1,24 +1,33 @@
-// The one way this project patches bittorrent-dht / k-rpc / k-bucket internals: every patched
-// member is checked to exist when the node starts, so an upgrade that renames or restructures one
-// fails at start-up with a message naming it, instead of silently running unpatched.
+// The DHT modules' access to bittorrent-dht / k-rpc / k-rpc-socket / k-bucket internals, through
+// common/monkey-patch.ts: every member is checked when the node is hardened, so an upgrade that
+// renames or restructures one fails at start-up with a message naming the package, its version and
+// the member, instead of silently running unpatched.
+import { patchableFunction, patchableObject as checkedObject, type AnyFunction, type PatchOwner } from '../common/monkey-patch.js';
 
-/**
- * Returns `obj[name]` (a function) bound to nothing, or throws naming what is missing.
- * `where` names the object for the message, e.g. "bittorrent-dht DHT".
- */
-export function patchable<T extends object, K extends string>(obj: T, name: K, where: string): (...args: any[]) => any {
-  const f = (obj as Record<string, unknown>)[name];
-  if (typeof f !== 'function') {
-    throw new Error(`cannot harden the DHT node: ${where}.${name} is ${f === undefined ? 'missing' : `a ${typeof f}, not a function`} (bittorrent-dht internals changed; see sidecar/dht-*.ts)`);
-  }
-  return f as (...args: any[]) => any;
+/** Which package each object named in `where` comes from, and the package npm may nest it in. */
+const PACKAGES: Record<string, { pkg: string; via?: string }> = {
+  'bittorrent-dht': { pkg: 'bittorrent-dht' },
+  'k-rpc': { pkg: 'k-rpc', via: 'bittorrent-dht' },
+  'k-rpc-socket': { pkg: 'k-rpc-socket', via: 'k-rpc' },
+  'k-bucket': { pkg: 'k-bucket', via: 'bittorrent-dht' },
+  dgram: { pkg: 'node' },
+};
+
+/** `where` is "<package> <object>", e.g. "k-rpc RPC" or "bittorrent-dht DHT._values (lru)". */
+function ownerOf(where: string): PatchOwner {
+  const space = where.indexOf(' ');
+  const known = PACKAGES[where.slice(0, space)];
+  if (space < 0 || known === undefined) throw new Error(`dht/patch: "${where}" does not start with a known package (${Object.keys(PACKAGES).join(', ')})`);
+  const object = where.slice(space + 1);
+  return { ...known, object: known.pkg === 'node' ? `${where.slice(0, space)}.${object}` : object };
 }
 
-/** Returns `obj[name]` (an object), or throws naming what is missing. */
-export function patchableObject<T extends object>(obj: T, name: string, where: string): any {
-  const o = (obj as Record<string, unknown>)[name];
-  if (o === null || typeof o !== 'object') {
-    throw new Error(`cannot harden the DHT node: ${where}.${name} is ${o === undefined ? 'missing' : `a ${o === null ? 'null' : typeof o}, not an object`} (bittorrent-dht internals changed; see sidecar/dht-*.ts)`);
-  }
-  return o;
+/** `obj[name]` (a function, not bound), or throws a PatchTargetError naming what is missing. */
+export function patchable(obj: object, name: string, where: string): AnyFunction {
+  return patchableFunction(obj, name, ownerOf(where));
+}
+
+/** `obj[name]` (an object), or throws a PatchTargetError naming what is missing. */
+export function patchableObject(obj: object, name: string, where: string): any { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return checkedObject(obj, name, ownerOf(where));
 }

@@ -8,8 +8,9 @@
 //   ~450 MB/s (170 MB → 2.8 GB in 6 s). Per peer, requests are served only while less than
 //   MAX_BUFFERED_BYTES wait to be sent; later ones wait in a queue of at most MAX_QUEUED_REQUESTS
 //   (beyond it they are rejected, as BEP 6 allows, or dropped for peers without the fast extension).
-import { ConnPool } from '../common/webtorrent.js';
+import { ConnPool, webtorrentOwner } from '../common/webtorrent.js';
 import Wire from 'bittorrent-protocol';
+import { patchableFunction, type PatchOwner } from '../common/monkey-patch.js';
 
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 export const MAX_QUEUED_REQUESTS = 2000;
@@ -48,8 +49,15 @@ function install(): void {
   if (installed) return;
   installed = true;
 
-  const onConnection = ConnPool.prototype._onConnection;
-  ConnPool.prototype._onConnection = function (this: any, conn: Conn, type: string) {
+  // Every member is checked before any is replaced: a failed check leaves nothing half-patched.
+  const pool = ConnPool.prototype as any;
+  const proto = Wire.prototype as any;
+  const wire: PatchOwner = { pkg: 'bittorrent-protocol', object: 'Wire.prototype' };
+  const onConnection = patchableFunction(pool, '_onConnection', webtorrentOwner('ConnPool.prototype'));
+  const onRequest = patchableFunction<(this: LimitedWire, ...b: Block) => void>(proto, '_onRequest', wire);
+  const onCancel = patchableFunction<(this: LimitedWire, ...b: Block) => void>(proto, '_onCancel', wire);
+
+  pool._onConnection = function (this: any, conn: Conn, type: string) {
     const limits = this._client?.[LIMITS] as { maxIncoming: number } | undefined;
     if (limits) {
       const live: Set<Conn> = (this[LIVE] ??= new Set());
@@ -72,10 +80,6 @@ function install(): void {
     }
     return onConnection.call(this, conn, type);
   };
-
-  const proto = Wire.prototype as any;
-  const onRequest = proto._onRequest as (this: LimitedWire, ...b: Block) => void;
-  const onCancel = proto._onCancel as (this: LimitedWire, ...b: Block) => void;
 
   proto._onRequest = function (this: LimitedWire, index: number, offset: number, length: number) {
     if (this.amChoking) return onRequest.call(this, index, offset, length); // refused there as before
