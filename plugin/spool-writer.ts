@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { openSpoolName, readySpoolPath, SPOOL_DIR_MODE } from '../sidecar/formats/spool-names.js';
 
 export interface SpoolOptions {
   maxBytes: number;
@@ -160,14 +161,14 @@ export class SpoolWriter {
   private ensureFileSync(): void {
     if (this.fd !== null) return;
     // mkdir applies the umask and never sets setgid: set the mode the sidecar's group needs.
-    if (fs.mkdirSync(this.dir, { recursive: true, mode: 0o2770 }) !== undefined) {
+    if (fs.mkdirSync(this.dir, { recursive: true, mode: SPOOL_DIR_MODE }) !== undefined) {
       try {
-        fs.chmodSync(this.dir, 0o2770);
+        fs.chmodSync(this.dir, SPOOL_DIR_MODE);
       } catch {
         /* not ours to change: the directory works as created */
       }
     }
-    this.path = join(this.dir, `${Date.now()}-${process.pid}-${this.fileSeq++}.open`);
+    this.path = join(this.dir, openSpoolName(Date.now(), process.pid, this.fileSeq++));
     this.fd = fs.openSync(this.path, 'a', 0o660);
     this.fileBytes = 0;
     if (!this.fsyncTimer) {
@@ -185,7 +186,7 @@ export class SpoolWriter {
     } finally {
       fs.closeSync(fd);
     }
-    fs.renameSync(this.path, this.path.replace(/\.open$/, '.ready'));
+    fs.renameSync(this.path, readySpoolPath(this.path));
     this.dirty = false;
   }
 
@@ -269,7 +270,7 @@ export class SpoolWriter {
     const fd = this.fd;
     const path = this.path;
     this.fd = null;
-    const ready = path.replace(/\.open$/, '.ready');
+    const ready = readySpoolPath(path);
     if (sync) {
       try {
         fs.closeSync(fd);
@@ -293,7 +294,7 @@ export class SpoolWriter {
     this.fd = null;
     fs.fsync(fd, () => {
       fs.close(fd, () => {
-        fs.rename(path, path.replace(/\.open$/, '.ready'), (err) => {
+        fs.rename(path, readySpoolPath(path), (err) => {
           if (err) this.logError('spool rename failed', err);
           this.knownDirBytes = null; // the sidecar may have drained files meanwhile
           this.writeBatch();

@@ -1,6 +1,6 @@
-// The index's binary keys (docs/protocol.md §9, index format 5): an author's bundles and a
-// bundle's author files are found by key prefix, including at the edges of the key space
-// (pubkeys and infohashes of all 0xff bytes), and a bundle's rows move and go with it.
+// The index's binary keys (docs/protocol.md §6, "The index's tables"; index format 7): an
+// author's bundles and a bundle's author files are found by key prefix, including at the edges of
+// the key space (pubkeys and infohashes of all 0xff bytes), and a bundle's rows move and go with it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../sidecar/common/config.js';

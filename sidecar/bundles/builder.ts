@@ -15,7 +15,7 @@ import { encodeBundleInfo } from '../formats/bundle-info.js';
 
 export const MIN_PIECE_LENGTH = 16 * 1024;
 export const MAX_PIECE_LENGTH = 4 * 1024 * 1024;
-const TARGET_PIECES = 2048;
+export const TARGET_PIECES = 2048;
 const WRITE_CHUNK = 1024 * 1024;
 const HASH_READ = 4 * 1024 * 1024;
 

@@ -1,6 +1,6 @@
 // z-base-32 (the alphabet pkarr writes public keys in): the bridge key's text form (docs/protocol.md).
 
-const Z32 = 'ybndrfg8ejkmcpqxot1uwisza345h769';
+export const Z32 = 'ybndrfg8ejkmcpqxot1uwisza345h769';
 
 /** z-base-32, as pkarr writes public keys. */
 export function zbase32(bytes: Uint8Array): string {

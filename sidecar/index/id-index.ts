@@ -3,7 +3,7 @@
 //
 // Why not an LMDB table: ids are random, so each insert into a B-tree copies a different 4 KiB
 // page, and at a million events that one table took half the index's write time and most of its
-// file growth (docs/protocol.md §6, index format 6). The events table already holds every id
+// file growth (docs/architecture.md, "Bundles"; index format 6 dropped it). The events table already holds every id
 // under its sequence number; this table is rebuilt from it when the index opens.
 //
 // It only names candidates: two ids may share a prefix, so the caller confirms a candidate

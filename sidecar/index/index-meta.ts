@@ -11,6 +11,9 @@ const CLEAN_STOP_KEY = 'bundler.cleanStop';
 const LAST_CUT_KEY = 'bundler.lastCutPeriod';
 const POINTER_SEQ_KEY = 'pointer.seq';
 
+/** Every key of the table (docs/protocol.md lists them). */
+export const META_KEYS = [FORMAT_KEY, LOG_END_KEY, FRONTIER_KEY, CLEAN_STOP_KEY, LAST_CUT_KEY, POINTER_SEQ_KEY, UPGRADE_NEXT_KEY] as const;
+
 export class IndexMeta {
   private readonly db: Database<unknown, string>;
 

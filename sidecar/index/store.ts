@@ -25,9 +25,9 @@ export type { BundleFile, BundleFileStats, BundleLineReader, BundleRecord, Bundl
 export type { PointerRecord } from './pointer-records.js';
 
 /** Format 7 stores event rows in index/event-row.ts's layout; 6 had them in msgpack. */
-const INDEX_FORMAT = 7;
+export const INDEX_FORMAT = 7;
 /** Format 5 is format 6 plus an `ids` table (id → sequence number), now kept in memory. */
-const UPGRADABLE_FORMATS: readonly unknown[] = [5, 6];
+export const UPGRADABLE_FORMATS: readonly unknown[] = [5, 6];
 /**
  * Address space reserved for the index map (not disk: the file grows as it is written). Without
  * it lmdb-js starts with a small map and remaps as the file grows, and every earlier map stays

@@ -56,7 +56,8 @@ function startsWith(line: Buffer, prefix: Buffer): boolean {
 function startsWithAt(buf: Buffer, from: number, end: number, prefix: Buffer): boolean {
   return end - from >= prefix.length && buf.compare(prefix, 0, prefix.length, from, from + prefix.length) === 0;
 }
-const MAX_CHECKPOINT_KEY = 1000;
+export const MAX_CHECKPOINT_KEY = 1000;
+export const MAX_SOURCE_NAME = 40;
 
 export class IngestServer {
   connections = 0;
@@ -184,7 +185,7 @@ export class IngestServer {
       // Optional first line from non-plugin clients: {"hello":"backfill","trusted":false,"tally":true}
       try {
         const h = JSON.parse(line.toString('utf8')) as { hello?: unknown; trusted?: unknown; tally?: unknown; checkpoint?: unknown };
-        if (typeof h.hello === 'string') (conn as { source: string }).source = h.hello.slice(0, 40);
+        if (typeof h.hello === 'string') (conn as { source: string }).source = h.hello.slice(0, MAX_SOURCE_NAME);
         if (typeof h.trusted === 'boolean') (conn as { trusted: boolean }).trusted = h.trusted;
         if (h.tally === true) {
           const tally: Record<string, number> = {};

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { IngestSink } from './ingestor.js';
+import { isOpenSpoolName, isReadySpoolName, readySpoolPath, SPOOL_STALE_OPEN_MS, spoolWriterPid } from '../formats/spool-names.js';
 
 /** What the drain needs of ingest (the Ingestor): lines in, and a wait while it is saturated. */
 export interface SpoolIntake {
@@ -19,8 +20,6 @@ export interface SpoolDepth {
   files: number;
   bytes: number;
 }
-
-const STALE_OPEN_MS = 2000;
 
 export class SpoolDrainer {
   readonly stats = { filesDrained: 0, linesDrained: 0 };
@@ -102,12 +101,12 @@ export class SpoolDrainer {
       } catch {
         continue;
       }
-      if (name.endsWith('.ready')) ready.push(path);
-      else if (name.endsWith('.open') && writerGone(name) && Date.now() - mtimeMs > STALE_OPEN_MS) {
-        const to = path.replace(/\.open$/, '.ready');
+      if (isReadySpoolName(name)) ready.push(path);
+      else if (isOpenSpoolName(name) && writerGone(name) && Date.now() - mtimeMs > SPOOL_STALE_OPEN_MS) {
+        const to = readySpoolPath(path);
         await rename(path, to).catch(() => {});
         ready.push(to);
-      } else if (!name.endsWith('.open')) continue;
+      } else if (!isOpenSpoolName(name)) continue;
       files++;
       bytes += size;
     }
@@ -158,7 +157,7 @@ export class SpoolDrainer {
 
 /** `<ms>-<pid>-<n>.open`: is the plugin process that writes it gone? */
 function writerGone(name: string): boolean {
-  const pid = Number(name.split('-')[1]);
+  const pid = spoolWriterPid(name);
   if (!Number.isSafeInteger(pid) || pid <= 0) return true;
   try {
     process.kill(pid, 0);

@@ -6,6 +6,7 @@ import type { BundleSummary } from '../bundles/bundler.js';
 import { Store, type Counters } from '../index/store.js';
 import type { Config } from '../common/config.js';
 import { readLock } from './data-dir-lock.js';
+import { isOpenSpoolName, isReadySpoolName } from '../formats/spool-names.js';
 import type { SpoolDepth } from '../ingest/spool-drain.js';
 import type { PublisherStats } from '../publishing/publisher.js';
 import type { ReconcileStatus } from '../backfill/reconcile.js';
@@ -101,7 +102,7 @@ export async function measureSpool(dir: string): Promise<SpoolDepth> {
   let bytes = 0;
   try {
     for (const name of await readdir(dir)) {
-      if (!name.endsWith('.ready') && !name.endsWith('.open')) continue;
+      if (!isReadySpoolName(name) && !isOpenSpoolName(name)) continue;
       try {
         bytes += (await stat(join(dir, name))).size;
         files++;
