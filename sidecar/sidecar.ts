@@ -28,6 +28,8 @@ import { memoryStatus, statusFromStore, type Status } from './ops/status.js';
 import { Store } from './index/store.js';
 import { quiesceWrites } from './index/lmdb-quiesce.js';
 import { WebTorrentSeeder } from './seeding/seeder.js';
+import { MediaArchiver } from './media/media-archiver.js';
+import { mediaOptionsOf } from './media/options.js';
 
 export interface SidecarOptions {
   /** Test hook: the clock used by the content policy (unix seconds). */
@@ -55,6 +57,8 @@ export class Sidecar {
   identity: BridgeIdentity | null = null;
   /** Runs `strfry export` on start and on a schedule when `reconcile.strfry` is set. */
   reconciler: Reconciler | null = null;
+  /** Fetches, verifies and seeds the media archived events reference when `media.enabled`. */
+  media: MediaArchiver | null = null;
   readonly metrics: SidecarMetrics;
   /** Read live by the publisher, so SIGHUP can change the DHT pace. */
   private publisherOptions: PublisherOptions | null = null;
@@ -164,6 +168,13 @@ export class Sidecar {
     await this.bundler.start({ schedule: this.opts.bundleSchedule });
     this.publisher?.start();
     this.ingestor.on('batch', (r: { indexedBytes: number }) => this.bundler?.noteIndexed(r.indexedBytes));
+    if (this.config.media.enabled) {
+      progress('seeding media blobs from disk');
+      const sweepIntervalMs = b.rewriteIntervalSeconds * 1000;
+      this.media = await MediaArchiver.open({ dataDir: this.config.dataDir, store: this.store, seeder: this.seeder, log: this.log, options: mediaOptionsOf(this.config.media), sweepIntervalMs });
+      await this.media.start();
+      this.ingestor.on('batch', (r: BatchReport) => (r.outcomes.indexed ? this.media?.noteIndexed() : undefined));
+    }
     await this.server.listen();
     this.drainer.start();
     if (this.config.reconcile.strfry) {
@@ -224,6 +235,7 @@ export class Sidecar {
         putNodes: this.metrics.putNodes(),
       },
       reconcile: this.reconciler?.status(),
+      media: this.media?.status(),
       memory: memoryStatus(),
     });
   }
@@ -297,6 +309,8 @@ export class Sidecar {
     await this.bundler?.stop();
     phase('stopping the pointer publisher');
     await this.publisher?.stop();
+    phase('stopping media fetches');
+    await this.media?.stop();
     phase('closing the torrent client');
     await this.seeder?.stop();
     phase('closing the DHT node');
