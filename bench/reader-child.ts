@@ -11,13 +11,13 @@ async function childMain(json: string): Promise<void> {
   const args = JSON.parse(json) as ReaderArgs;
   const read = await runRead(args);
   await out(read.result);
-  if (args.mode === 'swarm' && args.linger) {
+  if (args.mode !== 'relay' && args.linger) {
     await new Promise<void>((resolve) => {
       process.stdin.on('end', () => resolve()).on('close', () => resolve()).resume();
     });
   }
   const uploaded = await read.release();
-  if (args.mode === 'swarm' && args.linger) await out({ uploaded });
+  if (args.mode !== 'relay' && args.linger) await out({ uploaded });
   process.exit(0);
 }
 

@@ -24,7 +24,17 @@ export interface RelayChildArgs {
   author: string;
 }
 
-export type ReaderArgs = SwarmChildArgs | RelayChildArgs;
+/** One blob by infohash through the swarm (a WebTorrent client on its own DHT node), sha256-checked. */
+export interface BlobChildArgs {
+  mode: 'blob';
+  bootstrap: string[];
+  infoHash: string;
+  sha256: string;
+  linger?: boolean;
+  uploadLimit?: number;
+}
+
+export type ReaderArgs = SwarmChildArgs | RelayChildArgs | BlobChildArgs;
 
 export interface ChildResult {
   ok: boolean;
@@ -58,7 +68,7 @@ const CLOSE_WAIT_MS = 5000;
 const swarmModules = () => Promise.all([import('../scripts/reader/reader-context.js'), import('../scripts/reader/resolve.js')]);
 
 export async function runRead(args: ReaderArgs): Promise<FinishedRead> {
-  const swarm = args.mode === 'swarm' ? await swarmModules() : null;
+  const swarm = args.mode !== 'relay' ? await swarmModules() : null;
   const startedAt = Date.now(); // readyMs leaves module loading out
   await initSignatureCheck();
   if (args.mode === 'relay') {
@@ -70,6 +80,7 @@ export async function runRead(args: ReaderArgs): Promise<FinishedRead> {
     const result: ChildResult = { ok: a.ok, ...(a.error ? { error: a.error } : {}), readyMs: 0, firstEventMs: first, allMs: Date.now() - t0, events, downloaded: a.bytes, fileBytes: a.bytes, uploaded: 0 };
     return { result, release: async () => 0 };
   }
+  if (args.mode === 'blob') return readBlob(args, startedAt);
   const [{ ReaderContext }, { resolveAuthor }] = swarm!;
   const ctx = await ReaderContext.open({
     bootstrap: args.bootstrap,
@@ -97,6 +108,53 @@ export async function runRead(args: ReaderArgs): Promise<FinishedRead> {
     release: () =>
       (released ??= (async () => {
         const uploaded = ctx.fetcher.uploaded();
+        await Promise.race([ctx.close(), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS))]);
+        return uploaded;
+      })()),
+  };
+}
+
+/** A blob torrent from the swarm: the whole file, rarest first, serving others meanwhile; ok when its bytes hash to `sha256`. */
+async function readBlob(args: BlobChildArgs, startedAt: number): Promise<FinishedRead> {
+  const [{ ReaderContext }] = await swarmModules();
+  const { createHash } = await import('node:crypto');
+  const { default: MemoryChunkStore } = await import('memory-chunk-store');
+  const ctx = await ReaderContext.open({ bootstrap: args.bootstrap, bindHost: '127.0.0.1', maxPacketsPerSecondPerNode: 500, uploadLimit: args.uploadLimit });
+  const readyMs = Date.now() - startedAt;
+  const t0 = Date.now();
+  const client = ctx.fetcher.client;
+  // As the bundle fetcher: rarest first, every asking reader unchoked, no preference for fast peers.
+  const torrent = client.add(`magnet:?xt=urn:btih:${args.infoHash}`, { announce: [], strategy: 'rarest', uploads: 64, store: MemoryChunkStore } as never);
+  torrent.on('wire', (wire: unknown) => void ((wire as { downloadSpeed: () => number }).downloadSpeed = () => 0));
+  const lookup = setInterval(() => {
+    if (torrent.numPeers < 10 && !ctx.dht.destroyed) ctx.dht.lookup(args.infoHash);
+  }, 2000);
+  let firstByteMs: number | null = null;
+  torrent.once('download', () => (firstByteMs = Date.now() - t0));
+  const ok = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 300_000);
+    torrent.once('error', () => resolve(false));
+    torrent.once('done', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  clearInterval(lookup);
+  const allMs = Date.now() - t0;
+  let verified = false;
+  if (ok) {
+    const h = createHash('sha256');
+    for await (const chunk of (torrent.files[0] as unknown as { createReadStream(): AsyncIterable<Buffer> }).createReadStream()) h.update(chunk);
+    verified = h.digest('hex') === args.sha256;
+  }
+  const t = torrent as unknown as { received: number; length: number };
+  const result: ChildResult = { ok: ok && verified, ...(ok && !verified ? { error: 'sha256 mismatch' } : ok ? {} : { error: 'not complete in 300 s' }), readyMs, firstEventMs: firstByteMs, allMs, events: verified ? 1 : 0, downloaded: t.received, fileBytes: t.length, uploaded: torrent.uploaded };
+  let released: Promise<number> | null = null;
+  return {
+    result,
+    release: () =>
+      (released ??= (async () => {
+        const uploaded = torrent.uploaded;
         await Promise.race([ctx.close(), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS))]);
         return uploaded;
       })()),

@@ -19,7 +19,7 @@ port.on('message', (m: ToWorker) => {
     read.then(
       (r) => {
         port.postMessage({ id, result: r.result } satisfies FromWorker);
-        if (!(m.args.mode === 'swarm' && m.args.linger)) void r.release();
+        if (!(m.args.mode !== 'relay' && m.args.linger)) void r.release();
       },
       (err: unknown) => port.postMessage({ id, error: (err as Error)?.stack ?? String(err) } satisfies FromWorker),
     );

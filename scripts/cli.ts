@@ -103,6 +103,15 @@ function table(s: Status): string {
     rows.push(['reconcile runs', `${r.runs} (${r.failures} failed)${r.running ? ', running now' : ''}`], ['reconcile last run', last]);
     if (r.nextAt) rows.push(['reconcile next run', r.nextAt]);
   }
+  if (s.media) {
+    const m = s.media;
+    const refused = Object.entries(m.queue.failures).map(([k, v]) => `${v} ${k}`).join(', ');
+    rows.push(
+      ['media blobs', `${m.blobs} (${bytes(m.bytes)}), ${m.seeded} seeded, ${m.references} references`],
+      ['media queue', `${m.queue.queued} waiting, ${m.queue.inFlight} fetching; ${m.queue.fetched} fetched, ${m.queue.droppedFull + m.queue.droppedAuthor} dropped since start`],
+    );
+    if (refused) rows.push(['media refused', refused]);
+  }
   if (s.memory) rows.push(['memory', `RSS ${s.memory.rss} MB; V8 heap ${s.memory.heapUsed} of ${s.memory.heapTotal} MB; external ${s.memory.external} MB`]);
   if (s.bridge) rows.push(['bridge key', s.bridge.publicKey]);
   for (const warning of s.warnings ?? []) rows.push(['WARNING', warning]);

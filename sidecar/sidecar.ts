@@ -28,6 +28,8 @@ import { memoryStatus, statusFromStore, type Status } from './ops/status.js';
 import { Store } from './index/store.js';
 import { quiesceWrites } from './index/lmdb-quiesce.js';
 import { WebTorrentSeeder } from './seeding/seeder.js';
+import { MediaArchiver } from './media/media-archiver.js';
+import { mediaOptionsOf } from './media/options.js';
 import { HttpServer } from './http/server.js';
 import { RouteTable } from './http/routes.js';
 import { statusRoutes } from './http/status-routes.js';
@@ -63,6 +65,8 @@ export class Sidecar {
   identity: BridgeIdentity | null = null;
   /** Runs `strfry export` on start and on a schedule when `reconcile.strfry` is set. */
   reconciler: Reconciler | null = null;
+  /** Fetches, verifies and seeds the media archived events reference when `media.enabled`. */
+  media: MediaArchiver | null = null;
   readonly metrics: SidecarMetrics;
   /** Read live by the publisher, so SIGHUP can change the DHT pace. */
   private publisherOptions: PublisherOptions | null = null;
@@ -187,6 +191,14 @@ export class Sidecar {
       this.log.debug({ lines: r.lines, outcomes: r.outcomes }, 'batch committed');
       bundler.noteIndexed(r.indexedBytes);
     });
+    if (this.config.media.enabled) {
+      progress('seeding media blobs from disk');
+      const sweepIntervalMs = b.rewriteIntervalSeconds * 1000;
+      this.media = await MediaArchiver.open({ dataDir: this.config.dataDir, store: this.store, seeder: this.seeder, log: this.log, options: mediaOptionsOf(this.config.media), sweepIntervalMs });
+      await this.media.start();
+      // ingest → media ('batch'): newly indexed events may reference blobs.
+      this.ingestor.on('batch', (r) => (r.outcomes.indexed ? this.media?.noteIndexed() : undefined));
+    }
     // Lines come in from here on: the socket, the spool drain, and reconciliation → ingest
     // (ChannelIntake), which replays `strfry export` from its checkpoint.
     await this.server.listen();
@@ -253,6 +265,7 @@ export class Sidecar {
         putNodes: this.metrics.putNodes(),
       },
       reconcile: this.reconciler?.status(),
+      media: this.media?.status(),
       memory: memoryStatus(),
     });
   }
@@ -324,6 +337,8 @@ export class Sidecar {
     await this.bundler?.stop();
     phase('stopping the pointer publisher');
     await this.publisher?.stop();
+    phase('stopping media fetches');
+    await this.media?.stop();
     phase('closing the torrent client');
     await this.seeder?.stop();
     phase('closing the DHT node');

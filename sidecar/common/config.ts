@@ -6,6 +6,7 @@ import { parse as parseToml } from 'smol-toml';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { closestKey } from './closest-key.js';
+import ipaddr from 'ipaddr.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/nostr-bt/config.toml';
 
@@ -20,6 +21,15 @@ function isHttpBase(u: string): boolean {
   try {
     const url = new URL(u);
     return (url.protocol === 'https:' || url.protocol === 'http:') && url.search === '' && url.hash === '' && !u.includes('?') && !u.includes('#');
+  } catch {
+    return false;
+  }
+}
+
+function isCidr(s: string): boolean {
+  try {
+    ipaddr.parseCIDR(s);
+    return true;
   } catch {
     return false;
   }
@@ -99,6 +109,34 @@ export const configSchema = z
         port: z.number().int().min(0).max(65535).default(6881),
         utp: z.boolean().default(true),
         maxConns: z.number().int().min(1).default(200),
+      })
+      .strict()
+      .prefault({}),
+    // Media archiving (sidecar/media/): one key per field of MediaOptions, same names and defaults.
+    media: z
+      .object({
+        enabled: z.boolean().default(false),
+        kinds: z.array(z.number().int().min(0)).default([]),
+        maxRefsPerEvent: z.number().int().min(1).max(1000).default(32),
+        maxUrlsPerBlob: z.number().int().min(1).max(64).default(8),
+        maxUrlBytes: z.number().int().min(64).max(65_536).default(2048),
+        maxBlobBytes: z.number().int().min(1).default(100 * 1024 ** 2),
+        maxRedirects: z.number().int().min(0).max(20).default(3),
+        timeoutMs: z.number().int().min(100).default(120_000),
+        idleTimeoutMs: z.number().int().min(100).default(15_000),
+        allowLoopback: z.boolean().default(false),
+        allowPrivate: z.boolean().default(false),
+        allowAddresses: z.array(z.string().refine(isCidr, 'an address range such as "10.1.2.3/32" or "fd12::/64"')).default([]),
+        allowHosts: z.array(z.string().min(1)).default([]),
+        denyHosts: z.array(z.string().min(1)).default([]),
+        mimeAllow: z.array(z.string().regex(/^(\*|[a-z0-9][a-z0-9.+-]*)\/(\*|[a-z0-9][a-z0-9.+-]*)$/i, 'a media type such as "image/png", "image/*" or "*/*"')).default([]),
+        maxQueued: z.number().int().min(1).default(10_000),
+        maxQueuedBytes: z.number().int().min(1024).default(8 * 1024 ** 2),
+        maxQueuedPerAuthor: z.number().int().min(1).default(100),
+        concurrency: z.number().int().min(1).max(64).default(4),
+        bytesPerSecond: z.number().int().min(0).default(0),
+        maxTotalBytes: z.number().int().min(1).default(10 * 1024 ** 3),
+        maxBytesPerAuthor: z.number().int().min(1).default(512 * 1024 ** 2),
       })
       .strict()
       .prefault({}),

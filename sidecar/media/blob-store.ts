@@ -137,6 +137,11 @@ export class BlobStore {
     return this.sizes.has(sha256);
   }
 
+  /** The sha256 of every blob on disk. */
+  shas(): string[] {
+    return [...this.sizes.keys()];
+  }
+
   authorBytes(author: string): number {
     return this.byAuthor.get(author) ?? 0;
   }

@@ -21,3 +21,10 @@ export const DEFAULT_MEDIA_OPTIONS: MediaOptions = {
   ...DEFAULT_FETCH_QUEUE_OPTIONS,
   ...DEFAULT_BLOB_STORE_OPTIONS,
 };
+
+/** The `[media]` section as MediaOptions (its keys are MediaOptions' fields; test/media-config.test.ts checks they match). */
+export function mediaOptionsOf(section: MediaOptions): MediaOptions {
+  const out = { ...DEFAULT_MEDIA_OPTIONS };
+  for (const k of Object.keys(DEFAULT_MEDIA_OPTIONS) as (keyof MediaOptions)[]) (out as Record<string, unknown>)[k] = section[k];
+  return out;
+}

@@ -106,6 +106,22 @@ export class SidecarMetrics {
     counter(r, 'pointers_failed_total', 'Puts that no node stored, since start', () => snap().pointers?.failed ?? 0);
     gauge(r, 'pointers_stale', 'Items not stored for over 2 h (they may have expired from the DHT)', () => snap().pointers?.stale ?? 0);
     gauge(r, 'pointer_oldest_put_age_seconds', 'Age of the least recently stored item', () => snap().pointers?.oldestPutAgeSec ?? 0);
+    const media = () => snap().media;
+    gauge(r, 'media_queued', 'Media fetches waiting in the queue', () => media()?.queue.queued ?? 0);
+    gauge(r, 'media_queued_bytes', 'Bytes of the waiting media fetches (URLs and names: the queue\'s memory)', () => media()?.queue.queuedBytes ?? 0);
+    gauge(r, 'media_in_flight', 'Media fetches running now', () => media()?.queue.inFlight ?? 0);
+    counter(r, 'media_fetched_total', 'Media blobs fetched and verified since start (or already stored)', () => media()?.queue.fetched ?? 0);
+    counter(r, 'media_fetched_bytes_total', 'Bytes of media blobs fetched and verified since start', () => media()?.queue.fetchedBytes ?? 0);
+    labeledCounter(r, 'media_refused_total', 'Media fetches that failed or were refused since start, by reason (hash-mismatch, too-large, blocked-address, author-quota, ...)', () => media()?.queue.failures ?? {});
+    labeledCounter(r, 'media_dropped_total', 'Media fetches not queued since start: queue full, or the author over their share', (): Record<string, number> => {
+      const q = media()?.queue;
+      return q ? { full: q.droppedFull, author: q.droppedAuthor } : {};
+    });
+    gauge(r, 'media_blobs', 'Media blobs on disk', () => media()?.blobs ?? 0);
+    gauge(r, 'media_bytes', 'Bytes of the media blobs on disk', () => media()?.bytes ?? 0);
+    gauge(r, 'media_seeded', 'Media blobs seeded now', () => media()?.seeded ?? 0);
+    gauge(r, 'media_references', 'Archived event to media blob references kept', () => media()?.references ?? 0);
+    counter(r, 'media_removed_total', 'Media blobs unseeded and deleted since start (no archived event references them)', () => media()?.removed ?? 0);
     gauge(r, 'pointer_republish_lag_seconds', 'How far the least recently stored item is past its republish interval (0: on time)', () => snap().pointers?.republishLagSec ?? 0);
   }
 

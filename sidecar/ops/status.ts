@@ -10,6 +10,7 @@ import { isOpenSpoolName, isReadySpoolName } from '../formats/spool-names.js';
 import type { SpoolDepth } from '../ingest/spool-drain.js';
 import type { PublisherStats } from '../publishing/publisher.js';
 import type { ReconcileStatus } from '../backfill/reconcile.js';
+import type { MediaStatus } from '../media/media-archiver.js';
 
 export interface Status {
   /**
@@ -46,6 +47,8 @@ export interface Status {
   bridge?: { publicKey: string };
   pointers?: PublisherStats & { republishLagSec?: number | null; putNodes?: Observed };
   reconcile?: ReconcileStatus;
+  /** Media archiving (when `media.enabled`). */
+  media?: MediaStatus;
   memory?: MemoryStatus;
 }
 
