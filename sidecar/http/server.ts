@@ -82,9 +82,8 @@ export class HttpServer {
           if (left > 0) perIp.set(ip, left);
           else perIp.delete(ip);
         });
-        // A connection that never sends a byte is not seen by node's header timeout until it does.
-        socket.setTimeout(limits.idleTimeoutMs + limits.headersTimeoutMs, () => socket.destroy());
       });
+
       server.on('drop', () => opts.onRefused?.('connections'));
     }
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {

@@ -1,0 +1,145 @@
+// Hostile clients against the gateway of a real sidecar: slowloris, thousands of idle connections,
+// a request flood, and one behind a trusted proxy. Each is bounded (closed, refused with a clear
+// 4xx), memory stays bounded, and an honest client on another address is served meanwhile.
+// Loopback addresses 127.0.0.x are distinct client addresses (all local on Linux).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { pubkeyN } from './testkit/events.js';
+import { archive, httpGet, startGatewayRig, type GatewayRig } from './testkit/gateway-rig.js';
+
+const HEADERS_MS = 2000;
+const IDLE_MS = 2000;
+const AUTHOR = pubkeyN(8100);
+let rig: GatewayRig;
+
+before(async () => {
+  rig = await startGatewayRig({
+    headersTimeoutMs: HEADERS_MS,
+    idleTimeoutMs: IDLE_MS,
+    maxConnectionsPerIp: 64,
+    requestsPerSecondPerIp: 50,
+    burstPerIp: 100,
+    trustedProxies: ['127.0.0.3'],
+  });
+  await archive(rig, [AUTHOR], 3);
+});
+after(async () => rig?.stop());
+
+const honest = () => httpGet(`${rig.base}/pointer/${AUTHOR}`, { localAddress: '127.0.0.2', timeoutMs: 10_000 });
+
+/** Sockets the server closed (recorded from the start: a refused one closes right after the connect). */
+const closed = new WeakSet<Socket>();
+
+function openSocket(localAddress: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port: rig.port, localAddress });
+    s.on('error', () => {});
+    s.once('close', () => closed.add(s));
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** ms until the server closes `s` (bounded by `maxMs`: then -1). */
+function closedAfter(s: Socket, maxMs: number): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(-1), maxMs);
+    s.on('error', () => {});
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve(performance.now() - t0);
+    });
+  });
+}
+
+async function rssMb(): Promise<number> {
+  return (await rig.sidecar.status()).memory!.rss;
+}
+
+test('slowloris: headers dribbled in are cut at headersTimeoutMs with 408; honest clients served meanwhile', { timeout: 60_000 }, async () => {
+  const slow = await openSocket('127.0.0.1');
+  let answer = '';
+  slow.on('data', (d) => (answer += d.toString()));
+  slow.write('GET /.well-known/nostr-bt HTTP/1.1\r\nHost: x\r\n');
+  const drip = setInterval(() => slow.writable && slow.write('X-Slow: 1\r\n'), 300);
+  const [slowMs] = await Promise.all([closedAfter(slow, 20_000), honest().then((r) => assert.equal(r.status, 200))]);
+  clearInterval(drip);
+  assert.ok(slowMs >= HEADERS_MS - 100 && slowMs < HEADERS_MS + 5000, `slow headers closed after ${Math.round(slowMs)} ms`);
+  assert.match(answer, /^HTTP\/1\.1 408/);
+});
+
+test('5,000 idle connections from 10 addresses: at most 64 held per address, the rest closed at once; memory bounded; honest clients served', { timeout: 120_000 }, async () => {
+  const rss0 = await rssMb();
+  const sockets: Socket[] = [];
+  try {
+    for (let a = 0; a < 10; a++) {
+      const batch = await Promise.allSettled(Array.from({ length: 500 }, () => openSocket(`127.0.1.${a + 1}`)));
+      for (const b of batch) if (b.status === 'fulfilled') sockets.push(b.value);
+    }
+    // Refused ones are closed by the server right after the accept.
+    const deadline = Date.now() + 10_000;
+    const held = () => sockets.filter((s) => !closed.has(s)).length;
+    while (held() > 640 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(held() <= 640, `${held()} of ${sockets.length} connections held`);
+    assert.ok(held() >= 600, `the first 64 of each address are kept (${held()})`);
+    for (let i = 0; i < 5; i++) assert.equal((await honest()).status, 200);
+    assert.ok((await rssMb()) - rss0 < 100, 'RSS grew less than 100 MB');
+  } finally {
+    for (const s of sockets) s.destroy();
+  }
+});
+
+test('a request flood from one address gets 429 with Retry-After past its rate; another address is served every time', { timeout: 60_000 }, async () => {
+  const rss0 = await rssMb();
+  const agent = new Agent({ keepAlive: true, maxSockets: 32, localAddress: '127.0.0.1' } as ConstructorParameters<typeof Agent>[0]);
+  const counts = new Map<number, number>();
+  const t0 = performance.now();
+  let retryAfter: string | undefined;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port: rig.port, path: `/pointer/${AUTHOR}`, agent }, (res) => {
+        counts.set(res.statusCode!, (counts.get(res.statusCode!) ?? 0) + 1);
+        if (res.statusCode === 429) retryAfter = res.headers['retry-after'];
+        res.resume();
+        res.on('end', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.end();
+    });
+  let sent = 0;
+  const honestResults: number[] = [];
+  const flood = Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (sent < 3000) {
+        sent++;
+        await one();
+      }
+    }),
+  );
+  const during = (async () => {
+    for (let i = 0; i < 20; i++) honestResults.push((await honest()).status);
+  })();
+  await Promise.all([flood, during]);
+  const seconds = (performance.now() - t0) / 1000;
+  agent.destroy();
+  const ok = counts.get(200) ?? 0;
+  assert.ok((counts.get(429) ?? 0) > 1000, `429s: ${JSON.stringify([...counts])}`);
+  assert.ok(ok <= 100 + 50 * seconds + 20, `${ok} served in ${seconds.toFixed(1)} s: burst 100 + 50/s`);
+  assert.equal(retryAfter, '1');
+  assert.deepEqual(honestResults, Array(20).fill(200));
+  assert.ok((await rssMb()) - rss0 < 100, 'RSS grew less than 100 MB');
+});
+
+test('behind a trusted proxy the client is the last X-Forwarded-For entry: one client is limited, another through the same proxy is not', { timeout: 60_000 }, async () => {
+  const via = (client: string) => httpGet(`${rig.base}/pointer/${AUTHOR}`, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': `203.0.113.9, ${client}` } });
+  const statuses: number[] = [];
+  for (let i = 0; i < 130; i++) statuses.push((await via('198.51.100.1')).status);
+  assert.ok(statuses.includes(429), 'the flooding client is limited');
+  assert.equal((await via('198.51.100.2')).status, 200, 'another client of the proxy is not');
+  // The proxy's connections are not capped per address.
+  const many = await Promise.all(Array.from({ length: 80 }, (_, i) => httpGet(`${rig.base}/.well-known/nostr-bt`, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': `198.51.101.${i}` } })));
+  assert.deepEqual([...new Set(many.map((m) => m.status))], [200]);
+});
