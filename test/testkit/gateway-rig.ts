@@ -20,6 +20,8 @@ export interface GatewayRig {
   port: number;
   bridgeKey: string;
   dataDir: string;
+  /** Authors archived so far (each has a first pointer page once archive() returns). */
+  authors: Set<string>;
   stop(): Promise<void>;
 }
 
@@ -60,6 +62,7 @@ export async function startGatewayRig(gateway: Record<string, unknown> = {}, opt
     port,
     bridgeKey: st.bridge!.publicKey,
     dataDir: ws.dataDir,
+    authors: new Set(),
     async stop() {
       await sidecar.stop();
       await dht.stop();
@@ -78,9 +81,13 @@ export async function archive(rig: GatewayRig, authors: string[], perAuthor: num
   const acked = await sendLines(rig.sidecar.socketPath, lines, 120_000);
   if (acked !== lines.length) throw new Error(`${acked} of ${lines.length} lines acknowledged`);
   const want = before.events.stored + lines.length;
+  for (const pk of authors) rig.authors.add(pk);
+  // `published` also counts the bridge item put at start-up, so it alone does not say that
+  // these authors' pointers are out: every archived author's first page plus the bridge item.
   return rig.sidecar.waitFor(
     (s) =>
       s.events.stored >= want &&
+      (s.pointers?.items ?? 0) >= rig.authors.size + 1 &&
       s.bundles?.pendingEvents === 0 &&
       (s.bundles?.built ?? 0) > (before.bundles?.built ?? 0) &&
       s.pointers?.dirtyAuthors === 0 &&
