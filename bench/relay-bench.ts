@@ -53,9 +53,9 @@ import {
   workerPid,
   writeConfig,
   type Figure,
-  type SidecarChild,
   BARE_PLUGIN,
 } from './common.js';
+import type { SidecarProcess } from '../test/testkit/sidecar-process.js';
 import { contentOf, prng } from '../test/testkit/events.js';
 import type { WriterData } from './relay-writer.js';
 
@@ -179,7 +179,7 @@ interface Rig {
   standin: Child;
   publishers: Child[];
   pluginPid: number | null;
-  sidecar: SidecarChild | null;
+  sidecar: SidecarProcess | null;
   spoolDir: string;
   cpu(): CpuSet;
   stop(): Promise<void>;
@@ -200,7 +200,7 @@ async function startRig(mode: Mode, publishers: number, extraToml: string): Prom
   const dataDir = join(dir, 'data');
   const cfg = writeConfig(dir, dataDir, `[dht]\nenabled = false\n${extraToml}`);
   mkdirSync(dataDir, { recursive: true });
-  const sidecar = mode === 'up' ? await startSidecarChild(cfg, dataDir, join(dataDir, 'ingest.sock')) : null;
+  const sidecar = mode === 'up' ? await startSidecarChild(cfg, dataDir) : null;
   const fifoDir = join(dir, 'fifo');
   mkdirSync(fifoDir);
   execFileSync('mkfifo', [join(fifoDir, 'plugin.in'), join(fifoDir, 'plugin.out')]);
@@ -246,14 +246,14 @@ async function startRig(mode: Mode, publishers: number, extraToml: string): Prom
       standin: procCpuMs(standin.pid),
       publishers: sumCpu(pubs.map((p) => p.pid)),
       plugin: rig.pluginPid === null ? null : procCpuMs(rig.pluginPid),
-      sidecar: sidecar && !sidecar.exited() ? procCpuMs(sidecar.pid) : null,
+      sidecar: sidecar && !sidecar.exited ? procCpuMs(sidecar.pid) : null,
     }),
     stop: async () => {
       for (const p of pubs) p.send('exit');
       await Promise.all(pubs.map((p) => p.stop(5000)));
       standin.send('close');
       await standin.stop(15_000);
-      if (sidecar) await sidecar.stop();
+      if (sidecar) await sidecar.terminate(10_000);
     },
   };
   return rig;
@@ -294,7 +294,7 @@ interface RunResult {
   load: number;
 }
 
-async function waitIndexed(sc: SidecarChild, expected: number, timeoutMs = 60_000): Promise<number | null> {
+async function waitIndexed(sc: SidecarProcess, expected: number, timeoutMs = 60_000): Promise<number | null> {
   const r = await pollStatus(sc.statusAddr!, (s) => s.events.indexed >= expected && (s.ingest?.backlog ?? 0) === 0, timeoutMs);
   return r.status?.events.indexed ?? null;
 }

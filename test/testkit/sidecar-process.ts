@@ -138,7 +138,7 @@ export class SidecarProcess {
    * its "sidecar ready" line has been read (when its log level logs it). Not ready in time: the
    * child is stopped and the error carries its log.
    */
-  async start(timeoutMs = 10_000): Promise<Runtime> {
+  async start(timeoutMs = 10_000): Promise<void> {
     const shebang = shebangOf(SIDECAR_BIN);
     const out = this.opts.stdoutFile ? openSync(this.opts.stdoutFile, 'w') : 'ignore';
     const proc = spawn(process.execPath, [...shebang.nodeArgs, ...(this.opts.nodeArgs ?? []), SIDECAR_BIN, '--config', this.configPath], {
@@ -173,9 +173,9 @@ export class SidecarProcess {
         } catch {
           /* being written */
         }
-        if (rt?.pid === proc.pid && readySeen && (await canConnect(rt.socket))) {
+        if (rt !== null && rt.pid === proc.pid && readySeen && (await canConnect(rt.socket))) {
           this.runtime = rt;
-          return rt;
+          return;
         }
       }
       await sleep(25);
