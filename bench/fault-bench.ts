@@ -445,7 +445,9 @@ async function peersPart(): Promise<Figure[]> {
     socketsPeak = Math.max(socketsPeak, socketInodes(pid).size);
   }, 100);
   const hostile = await idleConnections(runtime.torrentPort, 1000);
-  onCleanup(async () => hostile.forEach((h) => h.destroy()));
+  onCleanup(async () => {
+    for (const h of hostile) h.destroy();
+  });
   const readers = [];
   for (let i = 0; i < 4; i++) readers.push(await slowReader(runtime.torrentPort, ih, t, { requests: 100_000 }));
   for (const rd of readers) hostile.push(rd.socket);
@@ -549,7 +551,9 @@ async function fuzzPart(): Promise<Figure[]> {
 
   // Socket: the same kind of lines straight into the sidecar, plus idle clients.
   const idle = await Promise.all(Array.from({ length: 100 }, () => ingestClient(r.socketPath)));
-  onCleanup(async () => idle.forEach((c) => c.close()));
+  onCleanup(async () => {
+    for (const c of idle) c.close();
+  });
   const c = await ingestClient(r.socketPath);
   let sent = 0;
   let sidecarPeak = 0;
