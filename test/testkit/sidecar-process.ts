@@ -136,9 +136,10 @@ export class SidecarProcess {
    * Spawns the child and waits until it serves: sidecar.json names this child's pid (after a
    * kill -9 the previous run's file is still there), its ingest socket accepts a connection, and
    * its "sidecar ready" line has been read (when its log level logs it). Not ready in time: the
-   * child is stopped and the error carries its log.
+   * child is stopped and the error carries its log. The bound is generous: on a loaded machine
+   * node and the sidecar's modules alone can take seconds to load.
    */
-  async start(timeoutMs = 10_000): Promise<void> {
+  async start(timeoutMs = 30_000): Promise<void> {
     const shebang = shebangOf(SIDECAR_BIN);
     const out = this.opts.stdoutFile ? openSync(this.opts.stdoutFile, 'w') : 'ignore';
     const proc = spawn(process.execPath, [...shebang.nodeArgs, ...(this.opts.nodeArgs ?? []), SIDECAR_BIN, '--config', this.configPath], {
@@ -181,7 +182,8 @@ export class SidecarProcess {
       await sleep(25);
     }
     await this.terminate();
-    throw new Error(`sidecar not ready after ${timeoutMs} ms: ${this.stderr}`);
+    const seen = `ready line ${readySeen ? 'seen' : 'not seen'}; sidecar.json ${existsSync(runtimeFile) ? 'present' : 'absent'}`;
+    throw new Error(`sidecar not ready after ${timeoutMs} ms (${seen}): ${this.stderr}`);
   }
 
   /** SIGKILL, as a crash would. */
