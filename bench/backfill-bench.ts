@@ -207,7 +207,7 @@ async function main(): Promise<void> {
   const cfgPath = writeConfig(dir, dataDir, toml);
   const cfg = parseToml(readFileSync(cfgPath, 'utf8')) as { bundle?: { maxActiveTorrents?: number } };
   const bound = cfg.bundle?.maxActiveTorrents ?? 1000;
-  const sc = await startSidecarChild(cfgPath, dataDir, join(dataDir, 'ingest.sock'), 30_000);
+  const sc = await startSidecarChild(cfgPath, dataDir, 30_000);
   log(`sidecar pid ${sc.pid}, status ${sc.statusAddr}; config ${toml.replace(/\n+/g, ' ').trim()} (otherwise defaults, loopback)`);
 
   const deadline = Date.now() + budgetS * 1000;
@@ -251,7 +251,7 @@ async function main(): Promise<void> {
   const rate2 = s2 ? s2.acked / (s2.elapsedMs / 1000) : NaN;
   if (s2) log(`re-run (--restart): read ${s2.read}, new ${s2.new}, duplicates ${s2.duplicates} in ${fmt(s2.elapsedMs / 1000, 1)} s = ${fmt(rate2)} events/s`);
   const sidecarEnd = readMem(sc.pid);
-  const stop = await sc.stop(30_000);
+  const stop = await sc.terminate(30_000);
   log(`sidecar stop: ${stop.graceful ? 'graceful' : 'SIGKILLed'} after ${fmt(stop.ms)} ms`);
 
   const problems: string[] = [];

@@ -19,7 +19,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import WebTorrent, { type Torrent } from 'webtorrent';
+import type WebTorrent from 'webtorrent';
+import type { Torrent } from 'webtorrent';
+import { quietWebTorrent } from '../test/testkit/quiet-webtorrent.js';
 import { loadConfig } from '../sidecar/common/config.js';
 import { createLogger } from '../sidecar/common/log.js';
 import { Sidecar } from '../sidecar/sidecar.js';
@@ -255,7 +257,7 @@ async function latencyPart(rounds: number, extraToml: string): Promise<{ figures
   const root = sc.config.bundle.dir;
   log(`  sidecar seeding on 127.0.0.1:${port} (uTP ${sc.config.bittorrent.utp ? 'on' : 'off'}; the clients use TCP)`);
 
-  const client = new WebTorrent({ dht: false, tracker: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, webSeeds: false, utp: false });
+  const client = quietWebTorrent();
   client.on('error', (err: Error) => log(`  WebTorrent client error: ${err.message}`));
   let clientGone = false;
   const destroyClient = async () => {

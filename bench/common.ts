@@ -1,16 +1,15 @@
 // Shared helpers for the benchmarks: args, temp dirs and child processes that are always cleaned
-// up (also on error and on SIGINT/SIGTERM), a sidecar child process, /status polling, percentiles
+// up (also on error and on SIGINT/SIGTERM), the sidecar child process, /status polling, percentiles
 // and the final JSON figures line. Benchmarks print figures; they never assert timings.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { deepMerge } from '../sidecar/common/config.js';
-import { LOOPBACK_DEFAULTS } from '../test/testkit/sidecar-process.js';
+import { LOOPBACK_DEFAULTS, SidecarProcess, shebangOf } from '../test/testkit/sidecar-process.js';
 export { prng } from '../test/testkit/events.js';
 
 /** dist/ (this file is dist/bench/common.js once built). */
@@ -55,7 +54,7 @@ export function parseArgs(argv: string[] = process.argv.slice(2)): BenchArgs {
 // Cleanup: temp dirs and child processes, on success, error, signals and exit.
 
 const tempDirs = new Set<string>();
-const children = new Set<ChildProcess>();
+const sidecars = new Set<SidecarProcess>();
 const asyncCleanups: (() => Promise<void>)[] = [];
 let hooksInstalled = false;
 let aborted = false;
@@ -70,7 +69,7 @@ function installHooks(): void {
   hooksInstalled = true;
   process.once('exit', () => {
     // Last resort, synchronous.
-    for (const c of children) killHard(c);
+    for (const sc of sidecars) if (sc.proc) killHard(sc.proc);
     for (const d of tempDirs) rmSafe(d);
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -141,8 +140,8 @@ export async function cleanupAll(): Promise<void> {
       process.stderr.write(`cleanup failed: ${(err as Error).message}\n`);
     }
   }
-  for (const c of children) killHard(c);
-  children.clear();
+  for (const sc of sidecars) if (sc.proc) killHard(sc.proc);
+  sidecars.clear();
   for (const d of tempDirs) rmSafe(d);
   tempDirs.clear();
 }
@@ -188,13 +187,7 @@ export function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<
 }
 
 /** Environment for children without our own config overrides leaking in. */
-export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.NOSTR_BT_CONFIG;
-  delete env.NOSTR_BT_DATA_DIR;
-  delete env.NOSTR_BT_PLUGIN_LOG_LEVEL;
-  return { ...env, ...extra };
-}
+export { pluginEnv as cleanEnv } from '../test/testkit/plugin-run.js';
 
 /**
  * Loopback-only settings for every benchmark sidecar (as in test/testkit/sidecar-process.ts):
@@ -291,144 +284,25 @@ export function dirUsage(dir: string, countLines = false): { files: number; byte
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sidecar as a child process
+// Sidecar as a child process (the testkit's harness, cleaned up with everything else)
 
-export interface SidecarChild {
-  child: ChildProcess;
-  pid: number;
-  statusAddr: string | null;
-  socketPath: string;
-  stderrTail(): string;
-  exited(): boolean;
-  stopSignal(sig: 'SIGSTOP' | 'SIGCONT'): void;
-  /** Graceful stop (SIGCONT, SIGTERM, wait), then SIGKILL. Idempotent. */
-  stop(timeoutMs?: number): Promise<StopResult>;
-}
-
-export interface StopResult {
-  code: number | null;
-  signal: string | null;
-  /** Exited by itself after SIGTERM (not SIGKILLed by us). */
-  graceful: boolean;
-  /** From SIGTERM to exit. */
-  ms: number;
-}
-
-/** `#!/usr/bin/env -S NAME=value node --flag`: the variables and node flags a script's shebang sets. */
-export function shebangOf(script: string): { env: Record<string, string>; nodeArgs: string[] } {
-  const first = readFileSync(script, 'utf8').split('\n', 1)[0]!;
-  const words = first.replace(/^#!\S*env\s+(-S\s+)?/, '').split(/\s+/).filter(Boolean);
-  const env: Record<string, string> = {};
-  let i = 0;
-  for (; i < words.length && /^\w+=/.test(words[i]!); i++) {
-    const [name, ...value] = words[i]!.split('=');
-    env[name!] = value.join('=');
-  }
-  if (words[i] !== 'node') throw new Error(`${script}: unexpected shebang ${first}`);
-  return { env, nodeArgs: words.slice(i + 1) };
-}
-
-export async function startSidecarChild(configPath: string, dataDir: string, socketPath: string, timeoutMs = 20_000): Promise<SidecarChild> {
+/**
+ * Starts the sidecar as its command runs (test/testkit/sidecar-process.ts), registered for cleanup.
+ * A variable the shebang sets that is already set here wins (A/B runs, e.g. MALLOC_ARENA_MAX=8);
+ * BENCH_SIDECAR_NODE_ARGS: extra node flags (e.g. --cpu-prof); BENCH_SIDECAR_STDOUT: a file for
+ * its stdout (e.g. with --trace-gc).
+ */
+export async function startSidecarChild(configPath: string, dataDir: string, timeoutMs = 20_000): Promise<SidecarProcess> {
   installHooks();
-  // As the installed command runs it: the environment and node flags of its shebang.
-  const shebang = shebangOf(SIDECAR_MAIN);
-  // BENCH_SIDECAR_NODE_ARGS: extra node flags for the sidecar child (e.g. --cpu-prof);
-  // BENCH_SIDECAR_STDOUT: a file for its stdout (e.g. with --trace-gc).
-  const nodeArgs = [...shebang.nodeArgs, ...(process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-  const child = spawn(process.execPath, [...nodeArgs, SIDECAR_MAIN, '--config', configPath], {
-    stdio: ['ignore', process.env.BENCH_SIDECAR_STDOUT ? openSync(process.env.BENCH_SIDECAR_STDOUT, 'w') : 'ignore', 'pipe'],
-    // A variable already set here wins (A/B runs, e.g. MALLOC_ARENA_MAX=8).
-    env: cleanEnv(Object.fromEntries(Object.entries(shebang.env).filter(([k]) => process.env[k] === undefined))),
+  const kept = Object.keys(shebangOf(SIDECAR_MAIN).env).filter((k) => process.env[k] !== undefined);
+  const sc = new SidecarProcess(configPath, dataDir, Object.fromEntries(kept.map((k) => [k, process.env[k]])), {
+    nodeArgs: (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    stdoutFile: process.env.BENCH_SIDECAR_STDOUT || undefined,
   });
-  children.add(child);
-  let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => {
-    stderr += s;
-    if (stderr.length > 256 * 1024) stderr = stderr.slice(-128 * 1024);
-  });
-  let exited = false;
-  const exitP = new Promise<{ code: number | null; signal: string | null }>((r) =>
-    child.once('exit', (code, signal) => {
-      exited = true;
-      children.delete(child);
-      r({ code, signal });
-    }),
-  );
-  child.once('error', (err) => {
-    stderr += `[bench] spawn error: ${err.message}\n`;
-  });
-  let stopP: Promise<StopResult> | null = null;
-  const sc: SidecarChild = {
-    child,
-    pid: child.pid ?? -1,
-    statusAddr: null,
-    socketPath,
-    stderrTail: () => stderr.slice(-4000),
-    exited: () => exited,
-    stopSignal: (sig) => {
-      if (!exited && child.pid !== undefined) process.kill(child.pid, sig);
-    },
-    stop: (ms = 10_000) => {
-      stopP ??= (async () => {
-        if (exited) return { ...(await exitP), graceful: true, ms: 0 };
-        const t0 = Date.now();
-        try {
-          process.kill(child.pid!, 'SIGCONT');
-          process.kill(child.pid!, 'SIGTERM');
-        } catch {
-          /* gone */
-        }
-        let r = await withTimeout(exitP, ms, null);
-        if (r !== null) return { ...r, graceful: true, ms: Date.now() - t0 };
-        killHard(child);
-        r = await withTimeout(exitP, 5000, { code: null, signal: 'SIGKILL?' });
-        return { ...r, graceful: false, ms: Date.now() - t0 };
-      })();
-      return stopP;
-    },
-  };
-  onCleanup(async () => void (await sc.stop()));
-
-  const runtimeFile = join(dataDir, 'sidecar.json');
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
-    if (exited) throw new Error(`sidecar exited during start:\n${stderr.slice(-2000)}`);
-    if (existsSync(runtimeFile) && existsSync(socketPath)) {
-      try {
-        const rt = JSON.parse(readFileSync(runtimeFile, 'utf8')) as { status?: string | null; pid?: number };
-        // After a kill -9 the previous run's file is still there until this child rewrites it.
-        if (rt.pid === child.pid && (await canConnect(socketPath))) {
-          sc.statusAddr = rt.status ?? null;
-          return sc;
-        }
-      } catch {
-        /* partially written; retry */
-      }
-    }
-    await sleep(20);
-  }
-  await sc.stop();
-  throw new Error(`sidecar did not become ready within ${timeoutMs} ms:\n${stderr.slice(-2000)}`);
-}
-
-export function canConnect(path: string, ms = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection(path);
-    const t = setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, ms);
-    s.once('connect', () => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => {
-      clearTimeout(t);
-      resolve(false);
-    });
-  });
+  sidecars.add(sc);
+  onCleanup(async () => void (await sc.terminate(10_000)));
+  await sc.start(timeoutMs);
+  return sc;
 }
 
 export interface StatusDoc {

@@ -55,9 +55,9 @@ import {
   startSidecarChild,
   writeConfig,
   type Figure,
-  type SidecarChild,
   type StatusDoc,
 } from './common.js';
+import type { SidecarProcess } from '../test/testkit/sidecar-process.js';
 
 const args = parseArgs();
 const PARTS = ['kill', 'outage', 'dht', 'peers', 'fuzz'];
@@ -71,7 +71,7 @@ interface Rig {
   dataDir: string;
   configPath: string;
   socketPath: string;
-  sc: SidecarChild;
+  sc: SidecarProcess;
 }
 
 async function rig(prefix: string, toml: string): Promise<Rig> {
@@ -79,7 +79,7 @@ async function rig(prefix: string, toml: string): Promise<Rig> {
   const dataDir = join(dir, 'data');
   const configPath = writeConfig(dir, dataDir, toml + args.extraToml);
   const socketPath = join(dataDir, 'ingest.sock');
-  const sc = await startSidecarChild(configPath, dataDir, socketPath);
+  const sc = await startSidecarChild(configPath, dataDir);
   return { dir, dataDir, configPath, socketPath, sc };
 }
 
@@ -117,9 +117,9 @@ function rigFor(name: string): Promise<Rig> {
   return p ?? rig(`nostr-bt-fault-${name}-`, RIG_TOML[name]!());
 }
 
-async function kill9(sc: SidecarChild): Promise<void> {
-  sc.child.kill('SIGKILL');
-  for (let i = 0; i < 500 && !sc.exited(); i++) await sleep(10);
+async function kill9(sc: SidecarProcess): Promise<void> {
+  sc.proc!.kill('SIGKILL');
+  for (let i = 0; i < 500 && !sc.exited; i++) await sleep(10);
 }
 
 function eventOf(i: number, seed: number) {
@@ -216,8 +216,8 @@ async function killPart(): Promise<Figure[]> {
   let anonPeak = 0;
   const sample = setInterval(() => {
     spoolPeak = Math.max(spoolPeak, dirUsage(join(r.dataDir, 'spool')).bytes);
-    if (!r.sc.exited()) rssPeak = Math.max(rssPeak, rssKb(r.sc.pid));
-    if (!r.sc.exited()) anonPeak = Math.max(anonPeak, rssAnonKb(r.sc.pid));
+    if (!r.sc.exited) rssPeak = Math.max(rssPeak, rssKb(r.sc.pid));
+    if (!r.sc.exited) anonPeak = Math.max(anonPeak, rssAnonKb(r.sc.pid));
   }, 200);
   const { wallMs } = await pacedLoad(
     h,
@@ -235,7 +235,7 @@ async function killPart(): Promise<Figure[]> {
       busy = true;
       restarting = kill9(r.sc)
         .then(() => sleep(300))
-        .then(() => startSidecarChild(r.configPath, r.dataDir, r.socketPath))
+        .then(() => startSidecarChild(r.configPath, r.dataDir))
         .then((sc) => {
           r.sc = sc;
           busy = false;
@@ -248,7 +248,7 @@ async function killPart(): Promise<Figure[]> {
   clearInterval(sample);
   log(`caught up ${caught.ok ? 'in' : 'NOT within'} ${((Date.now() - tEnd) / 1000).toFixed(1)} s: ${describeStatus(caught.status)}`);
   await h.close(5000);
-  await r.sc.stop(30_000);
+  await r.sc.terminate(30_000);
   return [
     figure('kill: events accepted', n, 'events'),
     figure('kill: load held', n / (wallMs / 1000), 'events/s', RATE, '>= 0.95×'),
@@ -305,7 +305,7 @@ async function outagePart(): Promise<Figure[]> {
       } else if (phase === 'down' && t >= (upSecs + downSecs) * 1000 && restarting === null) {
         phase = 'after';
         log(`outage over after ${((t - outageStart) / 1000).toFixed(1)} s: spool peak ${fmt(spoolPeak)} B of ${fmt(bound)} B`);
-        restarting = startSidecarChild(r.configPath, r.dataDir, r.socketPath).then((sc) => void (r.sc = sc));
+        restarting = startSidecarChild(r.configPath, r.dataDir).then((sc) => void (r.sc = sc));
       }
     },
   );
@@ -329,7 +329,7 @@ async function outagePart(): Promise<Figure[]> {
     300_000,
   );
   log(`drained ${drained.ok ? 'in' : 'NOT within'} ${((Date.now() - tDrain) / 1000).toFixed(1)} s: ${describeStatus(drained.status)}; plugin: ${summaryLine ?? 'no summary'}`);
-  await r.sc.stop(30_000);
+  await r.sc.terminate(30_000);
   const counted = await archiveFigures('outage', r.dataDir, ids, [summary.dropped, summary.dropped + summary.droppedAfterSend]);
 
   // Reconciliation: strfry holds every event it accepted; a restart with [reconcile] set exports
@@ -338,11 +338,11 @@ async function outagePart(): Promise<Figure[]> {
   strfry.setEvents(Array.from({ length: n }, (_, i) => canonicalJson(eventOf(i, 10_000_000))));
   writeConfig(r.dir, r.dataDir, toml + `[reconcile]\nstrfry = "${strfryStandin()}"\nstrfryConfig = "${strfry.config}"\nmarginSeconds = 0\n` + args.extraToml);
   const tRec = Date.now();
-  r.sc = await startSidecarChild(r.configPath, r.dataDir, r.socketPath);
+  r.sc = await startSidecarChild(r.configPath, r.dataDir);
   const rec = await pollStatus(r.sc.statusAddr!, (st) => st.events.stored === n && ((st as { reconcile?: { runs: number } }).reconcile?.runs ?? 0) >= 1, 600_000);
   const recSec = (Date.now() - tRec) / 1000;
   log(`reconciliation ${rec.ok ? 'recovered everything' : 'did NOT recover everything'} in ${recSec.toFixed(1)} s: ${describeStatus(rec.status)}`);
-  await r.sc.stop(30_000);
+  await r.sc.terminate(30_000);
   const after = await readArchive(r.dataDir);
   const stillMissing = ids.filter((id) => !after.stored.has(id)).length;
   return [
@@ -400,7 +400,7 @@ async function dhtPart(): Promise<Figure[]> {
   log(`DHT back: first pointer after ${firstPutSec.toFixed(1)} s, all ${authors} after ${allSec.toFixed(1)} s (${done.ok ? 'done' : 'NOT done'})`);
   c.close();
   // Its stop waits for the DHT puts in flight (~1 s, idle): the next part need not wait for it.
-  stopsPending.push(r.sc.stop(30_000));
+  stopsPending.push(r.sc.terminate(30_000));
   return [
     figure('dht: seconds with no DHT node answering', outageSecs, 's'),
     figure('dht: events indexed during the outage', mid.status?.events.stored ?? 0, 'events', sent, '== 1×'),
@@ -445,18 +445,20 @@ async function peersPart(): Promise<Figure[]> {
     socketsPeak = Math.max(socketsPeak, socketInodes(pid).size);
   }, 100);
   const hostile = await idleConnections(runtime.torrentPort, 1000);
-  onCleanup(async () => hostile.forEach((h) => h.destroy()));
+  onCleanup(async () => {
+    for (const h of hostile) h.destroy();
+  });
   const readers = [];
   for (let i = 0; i < 4; i++) readers.push(await slowReader(runtime.torrentPort, ih, t, { requests: 100_000 }));
   for (const rd of readers) hostile.push(rd.socket);
   const abused = await fetch();
   await sleep(args.quick ? 1000 : 2000); // abuse goes on: memory and connections keep being sampled
   clearInterval(sample);
-  const alive = !r.sc.exited();
+  const alive = !r.sc.exited;
   log(`bundle ${ih} ${fmt(t.length)} B; honest download ${base.seconds.toFixed(2)} s alone, ${abused.seconds.toFixed(2)} s with hostile peers (${abused.ok ? 'ok' : 'FAILED'}); ` +
     `slow readers unchoked ${readers.filter((x) => x.unchoked).length}/4, requests sent ${readers.map((x) => x.requested).join('/')}`);
   for (const h of hostile) h.destroy();
-  await r.sc.stop(30_000);
+  await r.sc.terminate(30_000);
   return [
     figure('peers: sidecar alive after the abuse', alive ? 1 : 0, 'bool', null, '== 1'),
     // +1: an evicted connection closes just after the one that evicted it is accepted.
@@ -549,7 +551,9 @@ async function fuzzPart(): Promise<Figure[]> {
 
   // Socket: the same kind of lines straight into the sidecar, plus idle clients.
   const idle = await Promise.all(Array.from({ length: 100 }, () => ingestClient(r.socketPath)));
-  onCleanup(async () => idle.forEach((c) => c.close()));
+  onCleanup(async () => {
+    for (const c of idle) c.close();
+  });
   const c = await ingestClient(r.socketPath);
   let sent = 0;
   let sidecarPeak = 0;
@@ -577,8 +581,8 @@ async function fuzzPart(): Promise<Figure[]> {
   log(`socket: ${fmt(sent)} lines in ${socketSec.toFixed(1)} s, acknowledged ${fmt(c.acked())}, ${describeStatus(s2.status)}, sidecar peak RSS ${fmt(sidecarPeak / 1024)} MiB (anonymous ${fmt(sidecarAnonPeak / 1024)} MiB; the rest is LMDB's map and other file pages)`);
   c.close();
   for (const x of idle) x.close();
-  const alive = !r.sc.exited();
-  await r.sc.stop(30_000);
+  const alive = !r.sc.exited;
+  await r.sc.terminate(30_000);
   return [
     figure('fuzz: hostile lines into the plugin', n, 'lines'),
     figure('fuzz: plugin exited', pluginExitedEarly ? 1 : 0, 'bool', null, '== 0'),

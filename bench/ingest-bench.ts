@@ -214,7 +214,7 @@ async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): 
   const dataDir = join(dir, 'data');
   const cfgPath = writeConfig(dir, dataDir, extraToml);
   const socketPath = join(dataDir, 'ingest.sock');
-  const sc = await startSidecarChild(cfgPath, dataDir, socketPath);
+  const sc = await startSidecarChild(cfgPath, dataDir);
   let stopNote = '';
   let stopMs = 0;
   try {
@@ -295,15 +295,15 @@ async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): 
       status = r.status;
     }
     // main.ts gives up on a graceful stop after 15 s; allow a little more before SIGKILL.
-    const st = await sc.stop(20_000);
+    const st = await sc.terminate(20_000);
     stopNote =
       `sidecar child stopped ${st.graceful ? 'by itself' : 'by SIGKILL'} ${fmt(st.ms)} ms after SIGTERM (exit code ${st.code}${st.signal ? `, signal ${st.signal}` : ''})` +
-      (st.code !== 0 ? `; stderr: ${sc.stderrTail().trim().split('\n').slice(-3).join(' | ')}` : '');
+      (st.code !== 0 ? `; stderr: ${sc.tail().trim().split('\n').slice(-3).join(' | ')}` : '');
     stopMs = st.ms;
     const mainThreadCpuMs = main0 === null || main1 === null ? null : main1 - main0;
     return { mainThreadCpuMs, events: sent, seconds, rate: acked / seconds, committed: acked, timedOut: timedOut || acked < sent, saturatedWaits: stalls, batches: ackLines, maxBatchMs: longestAckGapMs, status, deciles: [], cpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, ackLines, stalls, stopNote, stopMs };
   } finally {
-    await sc.stop();
+    await sc.terminate(10_000);
   }
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # libtorrent (Debian python3-libtorrent 2.0.x) as the independent peer for the bundle benchmark.
 # Loopback only: no DHT, no LSD/UPnP/NAT-PMP, no trackers; peers are given explicitly. TCP only
-# (uTP off), plaintext, 10 ms tick (libtorrent defaults make small loopback transfers slow).
+# (uTP off), plaintext, 10 ms tick: the session of test/testkit/libtorrent_session.py.
 #
 #   libtorrent_bench.py fetch --torrent F --save DIR --peer PORT [--file-name NAME] [--timeout S]
 #       one download; prints one JSON line
@@ -15,25 +15,15 @@
 # Run it with /usr/bin/python3 (a pyenv python may not see Debian's module).
 import argparse, json, os, select, sys, time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'testkit'))
 import libtorrent as lt
+from libtorrent_session import loopback_session
 
 
-def session(extra=None):
-    s = {
-        'listen_interfaces': '127.0.0.1:0',
-        'outgoing_interfaces': '127.0.0.1',
-        'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
-        'dht_bootstrap_nodes': '',           # never resolve a public bootstrap host
-        'tick_interval': 10,                 # connect_peer acts on the next tick
-        'out_enc_policy': 2,                 # plaintext
-        'in_enc_policy': 1,
-        'allow_multiple_connections_per_ip': True,
-        'enable_outgoing_utp': False, 'enable_incoming_utp': False,
-        'alert_mask': lt.alert_category.error,
-    }
-    if extra:
-        s.update(extra)
-    return lt.session(s)
+def session():
+    # Only errors are read from the alert queue; in_enc_policy 1 (accept both) as libtorrent's default.
+    return loopback_session({'in_enc_policy': 1, 'alert_mask': lt.alert_category.error})
 
 
 def add(ses, torrent, save, seed=False):

@@ -38,10 +38,10 @@ import {
   startSidecarChild,
   writeConfig,
   type Figure,
-  type SidecarChild,
   type StatusDoc,
   BARE_PLUGIN,
 } from './common.js';
+import type { SidecarProcess } from '../test/testkit/sidecar-process.js';
 
 const WARMUP = 500;
 const P99_GOAL_US = 1000;
@@ -294,13 +294,12 @@ async function main(): Promise<void> {
     const dir = makeTempDir(`nostr-bt-plugin-bench-${state}-`);
     const dataDir = join(dir, 'data');
     const cfg = writeConfig(dir, dataDir, args.extraToml);
-    const socketPath = join(dataDir, 'ingest.sock');
     const spoolDir = join(dataDir, 'spool');
     const notes: string[] = [];
     let indexed: number | null = null;
     let spoolBytes: number | null = null;
     let spooledLines: number | null = null;
-    let sc: SidecarChild | null = null;
+    let sc: SidecarProcess | null = null;
 
     const finalCheck = async (what: string): Promise<StatusDoc | null> => {
       if (!sc?.statusAddr) {
@@ -321,14 +320,14 @@ async function main(): Promise<void> {
     let bare: RunStats;
     let ours: RunStats;
     try {
-      if (state !== 'down') sc = await startSidecarChild(cfg, dataDir, socketPath);
+      if (state !== 'down') sc = await startSidecarChild(cfg, dataDir);
       const bareR = new Runner('bare readline plugin', bareCmd, cleanEnv(), N);
       const oursR = new Runner(`nostr-bt plugin (${state})`, oursCmd, cleanEnv({ NOSTR_BT_CONFIG: cfg }), N);
       await bareR.warmup(warm);
       await oursR.warmup(warm);
       if (state === 'stalled') {
         await sleep(200); // the warm-up's lines are acked
-        sc!.stopSignal('SIGSTOP');
+        sc!.signal('SIGSTOP');
         notes.push(`sidecar pid ${sc!.pid} stopped with SIGSTOP after the warm-up`);
       }
       await sleep(100);
@@ -338,13 +337,13 @@ async function main(): Promise<void> {
         const from = c * per;
         const to = Math.min(N, from + per);
         const order = c % 2 === 0 ? [bareR, oursR] : [oursR, bareR];
-        for (const r of order) await r.chunk(timed, from, to, deadline, sc && !sc.exited() ? sc.pid : null);
+        for (const r of order) await r.chunk(timed, from, to, deadline, sc && !sc.exited ? sc.pid : null);
       }
       if (state === 'stalled') {
         const u = dirUsage(spoolDir, true);
         spoolBytes = u.bytes;
         notes.push(`spool while the sidecar was stopped: ${u.files} files, ${fmt(u.bytes)} bytes, ${u.lines} lines written so far (${N} timed lines sent) [${u.names.join(', ')}]`);
-        sc!.stopSignal('SIGCONT');
+        sc!.signal('SIGCONT');
         await sleep(200);
       }
       bare = await bareR.finish();
@@ -354,19 +353,19 @@ async function main(): Promise<void> {
         spoolBytes = u.bytes;
         notes.push(`spool after the plugin exited: ${u.files} files, ${fmt(u.bytes)} bytes, ${u.lines} lines (${total} sent) [${u.names.join(', ')}]`);
         // Nothing lost? Let a sidecar drain the spool and count.
-        sc = await startSidecarChild(cfg, dataDir, socketPath);
+        sc = await startSidecarChild(cfg, dataDir);
         await finalCheck('after starting a sidecar to drain the spool');
       } else {
         if (state === 'up') spoolBytes = dirUsage(spoolDir).bytes;
         await finalCheck(state === 'up' ? 'sidecar indexed' : 'after SIGCONT');
       }
       if (sc) {
-        const st = await sc.stop();
-        if (!st.graceful || st.code !== 0) notes.push(`SIDECAR STOP: code=${st.code} signal=${st.signal} graceful=${st.graceful}; stderr: ${sc.stderrTail()}`);
-        else if (sc.stderrTail().trim()) notes.push(`sidecar stderr (warn+): ${sc.stderrTail().trim().split('\n').slice(-5).join(' | ')}`);
+        const st = await sc.terminate(10_000);
+        if (!st.graceful || st.code !== 0) notes.push(`SIDECAR STOP: code=${st.code} signal=${st.signal} graceful=${st.graceful}; stderr: ${sc.tail()}`);
+        else if (sc.tail().trim()) notes.push(`sidecar stderr (warn+): ${sc.tail().trim().split('\n').slice(-5).join(' | ')}`);
       }
     } finally {
-      if (sc) await sc.stop();
+      if (sc) await sc.terminate(10_000);
     }
     log(describeRun(bare));
     log(describeRun(ours));

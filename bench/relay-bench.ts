@@ -53,9 +53,9 @@ import {
   workerPid,
   writeConfig,
   type Figure,
-  type SidecarChild,
   BARE_PLUGIN,
 } from './common.js';
+import type { SidecarProcess } from '../test/testkit/sidecar-process.js';
 import { contentOf, prng } from '../test/testkit/events.js';
 import { IndexedProbe } from './relay-progress.js';
 import type { WriterData } from './relay-writer.js';
@@ -183,7 +183,7 @@ interface Rig {
   standin: Child;
   publishers: Child[];
   pluginPid: number | null;
-  sidecar: SidecarChild | null;
+  sidecar: SidecarProcess | null;
   /** The sidecar's indexed count, read from its index (null without a sidecar). */
   probe: IndexedProbe | null;
   spoolDir: string;
@@ -206,7 +206,7 @@ async function startRig(mode: Mode, publishers: number, extraToml: string): Prom
   const dataDir = join(dir, 'data');
   const cfg = writeConfig(dir, dataDir, `[dht]\nenabled = false\n${extraToml}`);
   mkdirSync(dataDir, { recursive: true });
-  const sidecar = mode === 'up' ? await startSidecarChild(cfg, dataDir, join(dataDir, 'ingest.sock')) : null;
+  const sidecar = mode === 'up' ? await startSidecarChild(cfg, dataDir) : null;
   const probe = sidecar ? new IndexedProbe(dataDir) : null;
   if (probe) onCleanup(() => probe.close());
   const fifoDir = join(dir, 'fifo');
@@ -255,7 +255,7 @@ async function startRig(mode: Mode, publishers: number, extraToml: string): Prom
       standin: procCpuMs(standin.pid),
       publishers: sumCpu(pubs.map((p) => p.pid)),
       plugin: rig.pluginPid === null ? null : procCpuMs(rig.pluginPid),
-      sidecar: sidecar && !sidecar.exited() ? procCpuMs(sidecar.pid) : null,
+      sidecar: sidecar && !sidecar.exited ? procCpuMs(sidecar.pid) : null,
     }),
     stop: async () => {
       for (const p of pubs) p.send('exit');
@@ -263,7 +263,7 @@ async function startRig(mode: Mode, publishers: number, extraToml: string): Prom
       standin.send('close');
       await standin.stop(15_000);
       await probe?.close();
-      if (sidecar) await sidecar.stop();
+      if (sidecar) await sidecar.terminate(10_000);
     },
   };
   return rig;

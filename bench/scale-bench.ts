@@ -42,10 +42,10 @@ import {
   startSidecarChild,
   writeConfig,
   type Figure,
-  type SidecarChild,
   type StatusDoc,
   waitForDrain,
 } from './common.js';
+import type { SidecarProcess } from '../test/testkit/sidecar-process.js';
 
 const AUTHORS = 50_000;
 const MAX_UNACKED = 20_000;
@@ -275,7 +275,7 @@ class Monitor {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
 
-  constructor(private readonly sc: SidecarChild, private readonly acked: () => number, private readonly t0: number) {}
+  constructor(private readonly sc: SidecarProcess, private readonly acked: () => number, private readonly t0: number) {}
 
   start(): void {
     this.timer = setInterval(() => void this.tick(), 1000);
@@ -382,7 +382,7 @@ async function main(): Promise<void> {
     writeFileSync(preload, CPU_PROF_PRELOAD.replace('__DIR__', JSON.stringify(profDir)));
     process.env.NODE_OPTIONS = `${savedNodeOptions ?? ''} --require=${preload}`.trim();
   }
-  const sc = await startSidecarChild(cfgPath, dataDir, socketPath, 30_000);
+  const sc = await startSidecarChild(cfgPath, dataDir, 30_000);
   if (profDir) {
     if (savedNodeOptions === undefined) delete process.env.NODE_OPTIONS;
     else process.env.NODE_OPTIONS = savedNodeOptions;
@@ -405,7 +405,7 @@ async function main(): Promise<void> {
   const logLines: string[] = [];
   let logPartial = '';
   let logDropped = 0;
-  sc.child.stderr!.on('data', (d: string) => {
+  sc.proc!.stderr!.on('data', (d: string) => {
     const parts = (logPartial + d).split('\n');
     logPartial = parts.pop() ?? '';
     for (const l of parts) {
@@ -482,8 +482,8 @@ async function main(): Promise<void> {
   lastAckAt = performance.now();
   while (sent < N) {
     if (isAborted()) throw new Error('interrupted');
-    if (sockError || sock.destroyed) throw new Error(`socket failed: ${sockError ?? 'closed'}; sidecar stderr: ${sc.stderrTail()}`);
-    if (sc.exited()) throw new Error(`sidecar exited: ${sc.stderrTail()}`);
+    if (sockError || sock.destroyed) throw new Error(`socket failed: ${sockError ?? 'closed'}; sidecar stderr: ${sc.tail()}`);
+    if (sc.exited) throw new Error(`sidecar exited: ${sc.tail()}`);
     if (Date.now() > deadline) {
       stalledOn = 'ingest';
       break;
@@ -507,7 +507,7 @@ async function main(): Promise<void> {
     }
   }
   // Last acks.
-  for (let i = 0; i < 100_000 && acked < sent && Date.now() < deadline && !sock.destroyed && !sc.exited(); i++) await waitWake(500);
+  for (let i = 0; i < 100_000 && acked < sent && Date.now() < deadline && !sock.destroyed && !sc.exited; i++) await waitWake(500);
   const ingestS = (Date.now() - t0) / 1000;
   const ingestRate = acked / ingestS;
   if (acked < sent && !stalledOn) stalledOn = 'ingest (acks)';
@@ -530,7 +530,7 @@ async function main(): Promise<void> {
   let firstCoveredS: number | null = null;
   for (let i = 0; i < 100_000 && !stalledOn; i++) {
     if (isAborted()) throw new Error('interrupted');
-    if (sc.exited()) throw new Error(`sidecar exited: ${sc.stderrTail()}`);
+    if (sc.exited) throw new Error(`sidecar exited: ${sc.tail()}`);
     const st = mon.last;
     const cutsDone = !!st && mon.lastAt > tb && st.events.received >= acked && (st.ingest?.backlog ?? 0) === 0 && st.bundles?.pendingEvents === 0;
     if (firstCoveredS === null && cutsDone) firstCoveredS = (Date.now() - tb) / 1000;
@@ -561,7 +561,7 @@ async function main(): Promise<void> {
   // Stage 4: graceful stop.
   // main.ts gives up on a graceful stop after 15 s (if its event loop gets a turn); a profile is
   // only written on exit, so wait longer then.
-  const stop = await sc.stop(profDir ? 180_000 : 25_000);
+  const stop = await sc.terminate(profDir ? 180_000 : 25_000);
   if (logPartial.trim()) logLines.push(logPartial);
   log(`sidecar stop: ${stop.graceful ? 'exited by itself' : 'SIGKILLed'} ${fmt(stop.ms)} ms after SIGTERM, code ${stop.code}${stop.signal ? `, signal ${stop.signal}` : ''}`);
   const indexBytes = duBytes(join(dataDir, 'index'));

@@ -12,7 +12,6 @@
 // removed on success, failure and Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -22,7 +21,10 @@ import DHT from 'bittorrent-dht';
 import { readAuthorFile } from '../sidecar/bundles/builder.js';
 import { verifyEvent, type Event as NostrEvent } from 'nostr-tools/pure';
 import { stringify } from 'smol-toml';
-import WebTorrent, { type Torrent } from 'webtorrent';
+import type WebTorrent from 'webtorrent';
+import type { Torrent } from 'webtorrent';
+import { SidecarProcess, type Runtime } from '../test/testkit/sidecar-process.js';
+import { quietWebTorrent } from '../test/testkit/quiet-webtorrent.js';
 import type { Status } from '../sidecar/ops/status.js';
 import { verifyEd25519 } from '../sidecar/formats/ed25519.js';
 import { authorSalt } from '../sidecar/formats/pointer-item.js';
@@ -54,7 +56,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 class DemoError extends Error {}
 
 /** What a failure report should show. */
-const current: { sidecar: SidecarChild | null } = { sidecar: null };
+const current: { sidecar: SidecarProcess | null } = { sidecar: null };
 
 /** Rejects after `ms` with a message saying what was awaited. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -129,112 +131,7 @@ function stopDht(dht: DHT): Promise<void> {
 const addr = (dht: DHT) => `127.0.0.1:${dht.address().port}`;
 
 // ---------------------------------------------------------------------------------------------
-// Sidecar child process
-
-interface Runtime {
-  pid: number;
-  status: string;
-  socket: string;
-  torrentPort: number;
-  dhtPort: number | null;
-}
-
-class SidecarChild {
-  proc: ChildProcess | null = null;
-  stderr = '';
-  exit: Promise<number | null> = Promise.resolve(null);
-
-  constructor(readonly configPath: string, readonly dataDir: string) {}
-
-  start(): void {
-    const proc = spawn(process.execPath, [SIDECAR_BIN, '--config', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.proc = proc;
-    this.exit = new Promise((r) => proc.once('exit', (code, signal) => r(code ?? (signal ? 128 : null))));
-    proc.on('error', (err) => (this.stderr += `[demo] spawn error: ${err.message}\n`));
-    proc.stderr!.setEncoding('utf8');
-    proc.stderr!.on('data', (d: string) => {
-      this.stderr = (this.stderr + d).slice(-1_000_000);
-    });
-  }
-
-  get alive(): boolean {
-    return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  assertAlive(): void {
-    if (this.proc && !this.alive) {
-      throw new DemoError(`the sidecar exited unexpectedly (code ${this.proc.exitCode}, signal ${this.proc.signalCode})`);
-    }
-  }
-
-  async waitReady(ms: number): Promise<Runtime> {
-    const file = join(this.dataDir, 'sidecar.json');
-    return pollUntil(
-      async () => {
-        this.assertAlive();
-        if (!existsSync(file)) return undefined;
-        let rt: Runtime;
-        try {
-          rt = JSON.parse(readFileSync(file, 'utf8')) as Runtime;
-        } catch {
-          return undefined; // being written
-        }
-        return (await canConnect(rt.socket)) ? rt : undefined;
-      },
-      ms,
-      'sidecar ready (sidecar.json written and ingest socket accepting)',
-      50,
-    );
-  }
-
-  /** SIGTERM, wait for the graceful stop; SIGKILL after `ms`. Returns the exit code. */
-  async stop(ms: number): Promise<number | null> {
-    const p = this.proc;
-    if (!p) return null;
-    if (this.alive) p.kill('SIGTERM');
-    const timer = setTimeout(() => {
-      if (this.alive) {
-        this.stderr += `[demo] sidecar did not stop within ${ms} ms; SIGKILL\n`;
-        p.kill('SIGKILL');
-      }
-    }, ms);
-    const code = await this.exit;
-    clearTimeout(timer);
-    return code;
-  }
-
-  /** pino lines at level ≥ 40 (warn) from the sidecar's log. */
-  problems(): { level: number; msg: string; line: string }[] {
-    const out: { level: number; msg: string; line: string }[] = [];
-    for (const line of this.stderr.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const o = JSON.parse(line) as { level?: number; msg?: string };
-        if ((o.level ?? 0) >= 40) out.push({ level: o.level!, msg: o.msg ?? '', line });
-      } catch {
-        /* not a log line */
-      }
-    }
-    return out;
-  }
-
-  tail(n = 25): string {
-    return this.stderr.trimEnd().split('\n').slice(-n).join('\n');
-  }
-}
-
-function canConnect(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection(path);
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-    s.setTimeout(1000, () => done(false));
-  });
-}
+// Sidecar child process: the testkit's harness (started as its bin runs, bounded stop, log kept)
 
 async function getStatus(rt: Runtime): Promise<Status> {
   const res = await fetch(`http://${rt.status}/status`, { signal: AbortSignal.timeout(2000) });
@@ -370,17 +267,8 @@ function listBundles(bundlesDir: string): string[] {
 // The leecher: its own DHT node, only the magnet.
 
 async function startLeecher(dht: DHT): Promise<WebTorrent> {
-  const client = new WebTorrent({
-    dht: false, // a `dht` option would be taken as constructor options; our node is set below
-    tracker: false,
-    lsd: false,
-    utPex: false,
-    natUpnp: false,
-    natPmp: false,
-    webSeeds: false,
-    utp: false,
-    torrentPort: 0,
-  });
+  // A `dht` option would be taken as constructor options; our node is set below.
+  const client = quietWebTorrent({ torrentPort: 0 });
   client.on('error', (err: Error) => console.error(`demo: leecher error: ${err.message}`));
   client.dht = dht;
   await within(new Promise<void>((r) => (client.listening ? r() : client.once('listening', () => r()))), 5000, 'leecher listen');
@@ -526,17 +414,20 @@ async function main(): Promise<void> {
       log: { level: 'info' },
     }),
   );
-  const sidecar = new SidecarChild(configPath, dataDir);
+  const sidecar = new SidecarProcess(configPath, dataDir);
   current.sidecar = sidecar;
   onCleanup('sidecar', async () => {
     await sidecar.stop(15_000);
   });
-  sidecar.start();
-  const rt = await sidecar.waitReady(15_000);
+  await sidecar.start(15_000);
+  const rt = sidecar.runtime!;
+  const assertAlive = () => {
+    if (sidecar.exited) throw new DemoError(`the sidecar exited unexpectedly: ${sidecar.tail(2000)}`);
+  };
   say(`2. sidecar up (pid ${rt.pid}): ingest socket ${rt.socket}, status http://${rt.status}, torrent port ${rt.torrentPort}, DHT port ${rt.dhtPort}`);
   const dhtUp = await pollUntil(
     async () => {
-      sidecar.assertAlive();
+      assertAlive();
       const s = await getStatus(rt).catch(() => undefined);
       return s?.dht?.ready ? s : undefined;
     },
@@ -573,7 +464,7 @@ async function main(): Promise<void> {
   // 4. the bundle -------------------------------------------------------------------------------
   const ingested = await pollUntil(
     async () => {
-      sidecar.assertAlive();
+      assertAlive();
       const s = await getStatus(rt).catch(() => undefined);
       return s && s.events.received >= accepted && (s.ingest?.backlog ?? 0) === 0 ? s : undefined;
     },
@@ -593,7 +484,7 @@ async function main(): Promise<void> {
   if (expected === 0) throw new DemoError('the sidecar stored no event');
   const st = await pollUntil(
     async () => {
-      sidecar.assertAlive();
+      assertAlive();
       const s = await getStatus(rt).catch(() => undefined);
       const b = s?.bundles;
       return b && b.active >= 1 && b.events >= expected && b.pendingRewrites === 0 && b.newest ? s : undefined;
@@ -672,7 +563,7 @@ async function main(): Promise<void> {
   const [author] = [...eventsByAuthor].sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]))[0]!;
   const bridgeKey = st.bridge?.publicKey;
   if (!bridgeKey) throw new DemoError('the sidecar reports no bridge key');
-  const put = await waitPointerPut(dataDir, author, 15_000, () => sidecar.assertAlive());
+  const put = await waitPointerPut(dataDir, author, 15_000, assertAlive);
   say(`6. the sidecar put ${author.slice(0, 12)}…'s pointer in the DHT (seq ${put.seq}, stored on ${put.nodes} nodes)`);
   const npub = npubEncode(author);
   const resolved = await runResolve(npub, bridgeKey, bootstrap, configPath, 30_000);

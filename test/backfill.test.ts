@@ -355,6 +355,7 @@ test('progress: a bar with events/s and ETA on a terminal, JSON log lines otherw
     assert.ok(progressLines.length >= 1, piped.stderr);
     const p = JSON.parse(progressLines[0]!) as { read: number; acked: number; eventsPerSec: number; percent: number };
     assert.ok(p.read > 0 && p.acked >= 0 && p.eventsPerSec >= 0 && p.percent >= 0 && p.percent <= 100);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the terminal escapes this looks for
     assert.doesNotMatch(piped.stderr, /\x1b\[/, 'no terminal escapes without a terminal');
   });
 });

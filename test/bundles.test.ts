@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import WebTorrent from 'webtorrent';
+import { quietWebTorrent } from './testkit/quiet-webtorrent.js';
 import { initNostrWasm } from 'nostr-wasm';
 import { loadConfig } from '../sidecar/common/config.js';
 import { createLogger } from '../sidecar/common/log.js';
@@ -118,7 +118,7 @@ test('selective fetch: a WebTorrent client downloads one author\'s file out of a
     assert.equal(b.authors, 1000);
     const target = pubkeyN(500);
     const expected = expectedFiles(b.ih).get(target)!;
-    const client = new WebTorrent({ dht: false, tracker: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, webSeeds: false, utp: false });
+    const client = quietWebTorrent();
     const out = mkdtempSync(join(tmpdir(), 'nostr-bt-wt-'));
     try {
       const torrent = readFileSync(torrentPathOf(sc.config.bundle.dir, b.ih));

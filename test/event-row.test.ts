@@ -76,7 +76,7 @@ test('event row: a decoded row owns its id and pubkey (the bytes it came from ma
     return decodeEventRow(view);
   });
   reused.fill(0xaa);
-  decoded.forEach((d, k) => assert.deepEqual(plain(d), plain(rows[k]!), `row ${k}`));
+  decoded.forEach((d, k) => void assert.deepEqual(plain(d), plain(rows[k]!), `row ${k}`));
 });
 
 test('event row: the table encoder against real LMDB: rows put from the reused buffer are stored whole, rows read stay valid after later reads', async () => {
@@ -99,7 +99,7 @@ test('event row: the table encoder against real LMDB: rows put from the reused b
     for (let k = 0; k < 3000; k++) assert.deepEqual(plain(db.get(k)!), plain(rows[k]!), `row ${k}`);
     assert.deepEqual(plain(kept[0]!), plain(rows[0]!));
     assert.deepEqual(plain(kept[1]!), plain(rows[5]!));
-    kept.slice(2).forEach((r, k) => assert.deepEqual(plain(r), plain(rows[k]!), `kept row ${k}`));
+    kept.slice(2).forEach((r, k) => void assert.deepEqual(plain(r), plain(rows[k]!), `kept row ${k}`));
     // The check above can tell: a plain put outside a transaction is written later, from
     // whatever the buffer then holds (the last row), which is why the index uses putSync.
     await Promise.all(rows.slice(0, 20).map((r, k) => db.put(10_000 + k, r)));

@@ -65,8 +65,14 @@ test('slowloris: headers dribbled in are cut at headersTimeoutMs with 408; hones
   slow.on('data', (d) => (answer += d.toString()));
   slow.write('GET /.well-known/nostr-bt HTTP/1.1\r\nHost: x\r\n');
   const drip = setInterval(() => slow.writable && slow.write('X-Slow: 1\r\n'), 300);
-  const [slowMs] = await Promise.all([closedAfter(slow, 20_000), honest().then((r) => assert.equal(r.status, 200))]);
-  clearInterval(drip);
+  let slowMs: number;
+  try {
+    [slowMs] = await Promise.all([closedAfter(slow, 20_000), honest().then((r) => assert.equal(r.status, 200))]);
+  } finally {
+    // A failed assertion must not leave the drip timer holding the test process open for ever.
+    clearInterval(drip);
+    slow.destroy();
+  }
   assert.ok(slowMs >= HEADERS_MS - 100 && slowMs < HEADERS_MS + 5000, `slow headers closed after ${Math.round(slowMs)} ms`);
   assert.match(answer, /^HTTP\/1\.1 408/);
 });

@@ -8,10 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bencode from 'bencode';
-import WebTorrent, { type Torrent } from 'webtorrent';
+import type { Torrent } from 'webtorrent';
 import { pubkeyN } from './testkit/events.js';
 import { archive, httpGet, startGatewayRig, type GatewayRig } from './testkit/gateway-rig.js';
 import { ltFetch } from './testkit/libtorrent.js';
+import { quietWebTorrent } from './testkit/quiet-webtorrent.js';
 
 let rig: GatewayRig;
 let multi: string;
@@ -71,7 +72,7 @@ test('libtorrent downloads a multi-file and a single-file bundle from the web se
 });
 
 test('WebTorrent downloads a multi-file and a single-file bundle from the web seed only, byte-identical', { timeout: 180_000 }, async () => {
-  const client = new WebTorrent({ dht: false, tracker: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, webSeeds: true, torrentPort: 0 });
+  const client = quietWebTorrent({ webSeeds: true, torrentPort: 0 });
   client.on('error', () => {});
   try {
     for (const ih of [multi, single]) {

@@ -117,7 +117,7 @@ test('index: a format-5 index (ids in an LMDB table, msgpack rows) opens as form
     await store.applyBatch(eventBatchOf(events.map(itemOf)));
     // What format 5 had on top of format 6: the table, and its version number.
     const ids = store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false });
-    await store.root.transaction(() => events.forEach((e, i) => ids.put(Buffer.from(e.id, 'hex'), i + 1)));
+    await store.root.transaction(() => events.forEach((e, i) => void ids.put(Buffer.from(e.id, 'hex'), i + 1)));
   } finally {
     await store.close();
   }

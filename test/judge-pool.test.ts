@@ -143,7 +143,7 @@ test('many batches in flight on two workers come back in order; a new policy app
   const denyReactions: PolicyConfig = { ...basePolicy, denyKinds: [7] };
   await withPool(2, async (pool) => {
     const results = await Promise.all(batches.map((lines, b) => pool.judge(packLines(lines), false, b < 20 ? basePolicy : denyReactions, NOW)));
-    results.forEach((got, b) => assert.deepEqual(got, inline(batches[b]!, false, b < 20 ? basePolicy : denyReactions), `batch ${b}`));
+    results.forEach((got, b) => void assert.deepEqual(got, inline(batches[b]!, false, b < 20 ? basePolicy : denyReactions), `batch ${b}`));
     assert.equal(pool.workerBatches, 40);
     assert.ok(results[25]!.some((j) => j.kind === 'skipped' && j.reason === 'kind-denied'));
     assert.ok(!results[5]!.some((j) => j.kind === 'skipped'));
@@ -186,7 +186,7 @@ test('Ingestor: a judge worker crash mid-stream loses, duplicates and reorders n
       source: 'test',
       trusted: true,
       committed: (n) => acks.push(n),
-      outcomes: (c) => Object.entries(c).forEach(([k, v]) => (counts[k] = (counts[k] ?? 0) + v)),
+      outcomes: (c) => Object.entries(c).forEach(([k, v]) => void (counts[k] = (counts[k] ?? 0) + v)),
     };
     const a = pubkeyN(77);
     const lines: string[] = [];

@@ -152,7 +152,7 @@ test('a reader that falls behind (stdout pipe full): the plugin waits instead of
     while (replies.length < ids.length && Date.now() < deadline && !exitedEarly) await new Promise((r) => setTimeout(r, 20));
     assert.equal(exitedEarly, false);
     assert.equal(replies.length, ids.length, 'every line answered');
-    replies.forEach((l, i) => assert.deepEqual(JSON.parse(l), { id: ids[i], action: 'accept' }, `answer ${i} whole and in order`));
+    replies.forEach((l, i) => void assert.deepEqual(JSON.parse(l), { id: ids[i], action: 'accept' }, `answer ${i} whole and in order`));
   } finally {
     proc.stdin.end();
     await new Promise((res) => (proc.exitCode !== null ? res(null) : proc.once('exit', res)));

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PluginError, StrfryHarness } from './testkit/strfry-harness.js';
@@ -262,6 +262,24 @@ test('a command that cannot run -> exit, no crash on EPIPE', async () => {
   }
 });
 
+test('a plugin file that is not executable -> exit, and the error says so (a tsc-only build)', async () => {
+  const file = join(dir, 'not-executable.mjs');
+  writeFileSync(file, '#!/usr/bin/env node\n', { mode: 0o644 });
+  const h = new StrfryHarness(file);
+  try {
+    const a = h.sendEvent(ev('x'));
+    const b = h.sendEvent(ev('y'));
+    await assert.rejects(a, (err: unknown) => err instanceof PluginError && err.kind === 'exit' && /not-executable\.mjs is not executable.*npm run build/.test(err.message));
+    await rejectsWith(b, 'exit');
+    assert.equal(h.restarts, 0, 'nothing was spawned');
+    chmodSync(file, 0o755);
+    writeFileSync(file, `#!${process.execPath}\nimport { createInterface } from 'node:readline';\ncreateInterface({ input: process.stdin }).on('line', (l) => console.log(JSON.stringify({ id: JSON.parse(l).event.id, action: 'accept' })));\n`);
+    assert.equal((await h.sendEvent(ev('z'))).reply.action, 'accept', 'once executable it runs');
+  } finally {
+    await h.close();
+  }
+});
+
 test('non-JSON stdout line -> warning recorded, real reply still used', async () => {
   const h = new StrfryHarness(
     linePlugin('chatty', `(req) => 'hello, not json\\n' + JSON.stringify({ id: req.event.id, action: 'reject', msg: 'blocked: test' }) + '\\n'`),
@@ -330,7 +348,7 @@ test('an error mid-queue rejects only that request; queued ones go to the restar
   try {
     const ps = Array.from({ length: 10 }, (_, i) => h.sendEvent(ev(`q${i}`)));
     const settled = await Promise.allSettled(ps);
-    settled.forEach((s, i) => assert.equal(s.status, i === 5 ? 'rejected' : 'fulfilled', `q${i}`));
+    settled.forEach((s, i) => void assert.equal(s.status, i === 5 ? 'rejected' : 'fulfilled', `q${i}`));
     assert.equal(h.restarts, 2);
   } finally {
     await h.close();

@@ -102,7 +102,7 @@ export class PieceLineAssembler {
     let len = 0;
     for (const p of parts) len += p.length;
     if (len === 0) return;
-    if (len > this.maxLineBytes) return this.sink.tooLong();
+    if (len > this.maxLineBytes) return void this.sink.tooLong();
     this.sink.line(parts.length === 1 ? parts[0]! : Buffer.concat(parts, len), terminated);
   }
 }

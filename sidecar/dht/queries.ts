@@ -18,6 +18,7 @@
 import bencode from 'bencode';
 import type DHT from 'bittorrent-dht';
 import { patchable, patchableObject } from './patch.js';
+import { MAX_SALT_BYTES, MAX_V_BYTES } from '../formats/pointer-item.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -34,8 +35,6 @@ export interface OwnItems {
   current(salt: Buffer): OwnItem | null;
 }
 
-const MAX_V_BYTES = 1000;
-const MAX_SALT_BYTES = 64;
 const KNOWN = new Set(['ping', 'find_node', 'get_peers', 'announce_peer', 'get', 'put']);
 const TARGET_FIELD: Record<string, string> = { find_node: 'target', get_peers: 'info_hash', announce_peer: 'info_hash', get: 'target' };
 

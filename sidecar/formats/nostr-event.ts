@@ -24,6 +24,7 @@ export class InvalidEvent extends Error {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 /** What JSON.stringify escapes in a string: quote, backslash, controls, and (lone) surrogates. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what this finds (JSON.stringify escapes them)
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /**

@@ -6,6 +6,8 @@ import bencode from 'bencode';
 
 export const FORMAT_VERSION = 1;
 export const MAX_V_BYTES = 1000;
+/** BEP-44's bound on a mutable item's salt, which storage nodes enforce (error 207). */
+export const MAX_SALT_BYTES = 64;
 export const MAX_PAGES = 16;
 export const BRIDGE_SALT = Buffer.from('nostr-bt:bridge', 'ascii');
 

@@ -4,7 +4,7 @@
 //   /webseed/<infohash>/<torrent name>           a one-file bundle's data, as libtorrent asks for it
 // WebTorrent joins the url-list entry and "/<name>/<path>" with a slash of its own, so runs of
 // slashes count as one. Paths are matched as names, never joined onto the filesystem.
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import parseRange from 'range-parser';
@@ -126,7 +126,7 @@ async function serveSpan(r: RouteRequest, b: SeededBundle, span: FileSpan, etag:
   const length = span.length === 0 ? 0 : end - start + 1;
   headers['content-length'] = length;
   if (req.method === 'HEAD' || length === 0) return void res.writeHead(status, headers).end();
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(b.dataPath, 'r');
   } catch (err) {

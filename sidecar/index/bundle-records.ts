@@ -253,7 +253,9 @@ export class BundleRecords {
 
   /** Forgets removals that no rewrite needs (their bundle was retired or rewritten meanwhile). */
   async forgetRemovals(ids: readonly string[]): Promise<void> {
-    await this.root.transaction(() => ids.forEach((id) => this.removals.remove(id)));
+    await this.root.transaction(() => {
+      for (const id of ids) this.removals.remove(id);
+    });
   }
 
   /**

@@ -304,7 +304,7 @@ export class Ingestor extends TypedEmitter<IngestorEvents> {
       this.log.info('index writes work again; ingest resumed');
       this.lastError = null;
     }
-    if (labels) outcomes.forEach((o, k) => (labels[eventLine[k]!] = o === 'indexed' || o === 'duplicate' ? o : `skipped.${o}`));
+    if (labels) outcomes.forEach((o, k) => void (labels[eventLine[k]!] = o === 'indexed' || o === 'duplicate' ? o : `skipped.${o}`));
     line = 0;
     for (const e of batch) {
       e.done = true;

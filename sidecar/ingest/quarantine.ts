@@ -7,6 +7,9 @@ import type { Logger } from 'pino';
 /** Entries waiting for the disk, at most: a flood of bad lines must not grow memory without bound. */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 
+/** How much of a line over `ingest.maxLineBytes` is quarantined. */
+export const QUARANTINED_HEAD_BYTES = 4096;
+
 /**
  * What one replay keeps at most: a backfill connection or a reconciliation run reads lines that
  * are still in their source, so a source that is not events at all (a wrong file, random bytes)

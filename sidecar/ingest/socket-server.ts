@@ -7,7 +7,7 @@ import { chmod, chown, readFile, unlink, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { IngestSink } from './ingestor.js';
-import type { Quarantine } from './quarantine.js';
+import { QUARANTINED_HEAD_BYTES, type Quarantine } from './quarantine.js';
 import type { TextOrBytes } from '../common/text-or-bytes.js';
 import { isCheckpoint, type Checkpoint } from '../index/checkpoints.js';
 
@@ -164,7 +164,7 @@ export class IngestServer {
         carry.push(rest);
         carried += rest.length;
         if (carried > this.opts.maxLineBytes) {
-          this.quarantine.add('line-too-long', conn, Buffer.concat(carry).subarray(0, 4096).toString('utf8'));
+          this.quarantine.add('line-too-long', conn, Buffer.concat(carry).subarray(0, QUARANTINED_HEAD_BYTES).toString('utf8'));
           this.ingestor.submitRejected('line-too-long', conn);
           carry = [];
           carried = 0;

@@ -98,7 +98,7 @@ export function eventBatchOf(events: readonly JudgedEvent[]): EventBatch {
   const parts = events.map((e) => Buffer.concat([typeof e.json === 'string' ? Buffer.from(e.json) : e.json, NEWLINE]));
   const lineEnds = new Uint32Array(m);
   let end = 0;
-  parts.forEach((p, k) => (lineEnds[k] = end += p.length));
+  parts.forEach((p, k) => void (lineEnds[k] = end += p.length));
   const keyBytes = Buffer.alloc(64 * m);
   const clsAt: number[] = [];
   const cls: Classified[] = [];

@@ -24,14 +24,14 @@ export class BundleDataStore {
   }
 
   get(index: number, opts: { offset?: number; length?: number } | null | Cb<Buffer>, cb?: Cb<Buffer>): void {
-    if (typeof opts === 'function') return this.get(index, null, opts);
+    if (typeof opts === 'function') return void this.get(index, null, opts);
     const done = cb ?? (() => {});
     const start = index * this.chunkLength;
     const chunkLen = Math.min(this.chunkLength, this.length - start);
     const offset = opts?.offset ?? 0;
     const len = opts?.length ?? chunkLen - offset;
     if (start < 0 || chunkLen <= 0 || offset < 0 || len < 0 || offset + len > chunkLen) {
-      return queueMicrotask(() => done(new Error(`chunk ${index} [${offset}, +${len}) out of range`)));
+      return void queueMicrotask(() => done(new Error(`chunk ${index} [${offset}, +${len}) out of range`)));
     }
     this.withFd((err, fd) => {
       if (err) return done(err);
@@ -43,7 +43,7 @@ export class BundleDataStore {
         e ? done(e) : done(null, buf);
       };
       const fill = (got: number): void => {
-        if (got === len) return finish(null);
+        if (got === len) return void finish(null);
         read(fd!, buf, got, len - got, start + offset + got, (e, n) => {
           if (e) return finish(e);
           if (n === 0) return finish(new Error(`bundle data ${this.path} is truncated`));
@@ -71,9 +71,9 @@ export class BundleDataStore {
 
   /** Opened on first read and closed when idle, so a thousand idle bundles hold no descriptors. */
   private withFd(cb: Cb<number>): void {
-    if (this.closed) return queueMicrotask(() => cb(new Error('store closed')));
+    if (this.closed) return void queueMicrotask(() => cb(new Error('store closed')));
     this.touch();
-    if (this.fd !== null) return cb(null, this.fd);
+    if (this.fd !== null) return void cb(null, this.fd);
     if (this.opening) return void this.opening.push(cb);
     this.opening = [cb];
     open(this.path, 'r', (err, fd) => {

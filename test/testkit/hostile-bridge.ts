@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bencode from 'bencode';
 import type DHT from 'bittorrent-dht';
-import WebTorrent from 'webtorrent';
+import type WebTorrent from 'webtorrent';
+import { quietWebTorrent } from './quiet-webtorrent.js';
 import { keyFromSeed, type Ed25519Key } from '../../sidecar/formats/ed25519.js';
 import { authorPages, authorSalt, signedBytes } from '../../sidecar/formats/pointer-item.js';
 
@@ -43,7 +44,7 @@ export class HandmadeSeeder {
   private readonly dir = mkdtempSync(join(tmpdir(), 'nostr-bt-hostile-'));
 
   constructor(dht: DHT) {
-    this.client = new WebTorrent({ dht: false, tracker: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, webSeeds: false, utp: false });
+    this.client = quietWebTorrent();
     this.client.dht = dht;
     this.client.on('error', () => {});
   }

@@ -105,7 +105,7 @@ function message(id: number, ...ints: number[]): Buffer {
   const b = Buffer.alloc(5 + 4 * ints.length);
   b.writeUInt32BE(1 + 4 * ints.length, 0);
   b[4] = id;
-  ints.forEach((v, i) => b.writeUInt32BE(v, 5 + 4 * i));
+  ints.forEach((v, i) => void b.writeUInt32BE(v, 5 + 4 * i));
   return b;
 }
 

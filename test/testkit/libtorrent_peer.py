@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # An independent BitTorrent peer for the tests: Debian's python3-libtorrent (2.0.x).
-# Loopback only: no DHT bootstrap, no LSD/UPnP/NAT-PMP; peers are given explicitly.
+# Loopback only (the session of libtorrent_session.py beside it); peers are given explicitly.
 #
 #   libtorrent_peer.py fetch --torrent F | --magnet URI  --save DIR [--peer PORT] [--file IDX] [--timeout S]
 #   libtorrent_peer.py dht-get --key HEX32 --salt HEX --bootstrap host:port,... [--timeout S]
@@ -8,23 +8,9 @@
 # Prints one JSON object on stdout.
 import argparse, json, sys, time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import libtorrent as lt
-
-
-def session(extra=None):
-    s = {
-        'listen_interfaces': '127.0.0.1:0',
-        'outgoing_interfaces': '127.0.0.1',
-        'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
-        'dht_bootstrap_nodes': '',           # never resolve a public bootstrap host
-        'tick_interval': 10,                 # connect_peer acts on the next tick
-        'out_enc_policy': 2,                 # plaintext: fast small transfers in tests
-        'allow_multiple_connections_per_ip': True,
-        'enable_outgoing_utp': False, 'enable_incoming_utp': False,  # uTP over loopback is slow
-    }
-    if extra:
-        s.update(extra)
-    return lt.session(s)
+from libtorrent_session import local_dht_settings, loopback_session as session
 
 
 def wait(pred, timeout, step=0.005):
@@ -90,12 +76,7 @@ def dht_get(a):
     # libtorrent checks the BEP-44 signature itself before it reports an item.
     t0 = time.monotonic()
     ses = session({
-        'enable_dht': True,
-        'dht_bootstrap_nodes': a.bootstrap,
-        'dht_restrict_routing_ips': False, 'dht_restrict_search_ips': False,
-        'dht_ignore_dark_internet': False, 'dht_prefer_verified_node_ids': False,
-        'dht_enforce_node_id': False,
-        'dht_block_ratelimit': 100000, 'dht_upload_rate_limit': 10000000,
+        **local_dht_settings(a.bootstrap),
         'alert_mask': lt.alert_category.dht | lt.alert_category.error | lt.alert_category.dht_log,
     })
     key = bytes.fromhex(a.key)

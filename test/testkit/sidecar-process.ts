@@ -1,12 +1,14 @@
-// Runs the real sidecar (dist/sidecar/main.js) as a child process for end-to-end tests.
+// The real sidecar (dist/sidecar/main.js) as a child process, and the workspace it runs in: one
+// harness for the tests, the benchmarks and the demo (docs/testing.md, Testkit).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'smol-toml';
+import { parse as parseToml, stringify } from 'smol-toml';
 import type { Status } from '../../sidecar/ops/status.js';
+import { pluginEnv } from './plugin-run.js';
 
 export const DIST = resolve(fileURLToPath(import.meta.url), '../../..');
 export const PLUGIN_BIN = join(DIST, 'plugin/main.js');
@@ -34,58 +36,220 @@ export function makeWorkspace(extra: Record<string, unknown> = {}): { dir: strin
   return { dir, configPath, dataDir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** sidecar.json, written by the sidecar once it serves (docs/operations.md). */
+export interface Runtime {
+  pid: number;
+  status: string | null;
+  socket: string;
+  torrentPort: number;
+  dhtPort: number | null;
+}
+
+export interface StopResult {
+  code: number | null;
+  signal: string | null;
+  /** Exited by itself after SIGTERM (not SIGKILLed by us). */
+  graceful: boolean;
+  /** From SIGTERM to exit. */
+  ms: number;
+}
+
+export interface SidecarOptions {
+  /** Node flags after the shebang's (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** A file for the child's stdout (e.g. with --trace-gc); ignored otherwise. */
+  stdoutFile?: string;
+}
+
+/** `#!/usr/bin/env -S NAME=value node --flag`: the variables and node flags a script's shebang sets. */
+export function shebangOf(script: string): { env: Record<string, string>; nodeArgs: string[] } {
+  const first = readFileSync(script, 'utf8').split('\n', 1)[0]!;
+  const words = first.replace(/^#!\S*env\s+(-S\s+)?/, '').split(/\s+/).filter(Boolean);
+  const env: Record<string, string> = {};
+  let i = 0;
+  for (; i < words.length && /^\w+=/.test(words[i]!); i++) {
+    const [name, ...value] = words[i]!.split('=');
+    env[name!] = value.join('=');
+  }
+  if (words[i] !== 'node') throw new Error(`${script}: unexpected shebang ${first}`);
+  return { env, nodeArgs: words.slice(i + 1) };
+}
+
+/** Levels at which the sidecar does not log its info line "sidecar ready". */
+const QUIET_LEVELS = new Set(['warn', 'error', 'fatal', 'silent']);
+
+function logsInfo(configPath: string): boolean {
+  try {
+    const level = (parseToml(readFileSync(configPath, 'utf8')) as { log?: { level?: unknown } }).log?.level;
+    return typeof level !== 'string' || !QUIET_LEVELS.has(level);
+  } catch {
+    return true; // no readable config: the default level, info
+  }
+}
+
+const STDERR_CAP = 1_000_000;
+
+/**
+ * The real sidecar as a child process, started as its installed command `nostr-bt-sidecar
+ * --config <path>` runs: node with the shebang's environment (MALLOC_ARENA_MAX=1) and flags, the
+ * caller's environment without the variables that pick a config or data directory. Used by the
+ * tests, the benchmarks (bench/common.ts) and the demo.
+ */
 export class SidecarProcess {
   proc: ChildProcess | null = null;
+  /** The child's stderr (its JSON log), the last 1 MB. */
   stderr = '';
+  /** What the running child wrote to sidecar.json; set once start() returns. */
+  runtime: Runtime | null = null;
+  private exitP: Promise<{ code: number | null; signal: string | null }> = Promise.resolve({ code: null, signal: null });
+  private stopP: Promise<StopResult> | null = null;
 
   constructor(
     readonly configPath: string,
     readonly dataDir: string,
-    /** Extra environment for the child (e.g. NOTIFY_SOCKET). */
+    /** Extra environment for the child (e.g. NOTIFY_SOCKET); set after the shebang's, so it wins. */
     readonly env: NodeJS.ProcessEnv = {},
+    readonly opts: SidecarOptions = {},
   ) {}
 
+  /** The ingest socket: as the running sidecar reports it, else the default under the data directory. */
   get socketPath(): string {
-    return join(this.dataDir, 'ingest.sock');
+    return this.runtime?.socket ?? join(this.dataDir, 'ingest.sock');
   }
 
-  async start(timeoutMs = 10_000): Promise<void> {
-    const proc = spawn(process.execPath, [SIDECAR_BIN, '--config', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...this.env } });
+  /** host:port of the running sidecar's HTTP status endpoint. */
+  get statusAddr(): string | null {
+    return this.runtime?.status ?? null;
+  }
+
+  get pid(): number {
+    return this.proc?.pid ?? -1;
+  }
+
+  /** True once the child has exited (or was never started). */
+  get exited(): boolean {
+    const p = this.proc;
+    return p === null || p.exitCode !== null || p.signalCode !== null;
+  }
+
+  /**
+   * Spawns the child and waits until it serves: sidecar.json names this child's pid (after a
+   * kill -9 the previous run's file is still there), its ingest socket accepts a connection, and
+   * its "sidecar ready" line has been read (when its log level logs it). Not ready in time: the
+   * child is stopped and the error carries its log. The bound is generous: on a loaded machine
+   * node and the sidecar's modules alone can take seconds to load.
+   */
+  async start(timeoutMs = 30_000): Promise<void> {
+    const shebang = shebangOf(SIDECAR_BIN);
+    const out = this.opts.stdoutFile ? openSync(this.opts.stdoutFile, 'w') : 'ignore';
+    const proc = spawn(process.execPath, [...shebang.nodeArgs, ...(this.opts.nodeArgs ?? []), SIDECAR_BIN, '--config', this.configPath], {
+      stdio: ['ignore', out, 'pipe'],
+      env: pluginEnv({ ...shebang.env, ...this.env }),
+    });
+    if (typeof out === 'number') closeSync(out);
     this.proc = proc;
+    this.runtime = null;
+    this.stopP = null;
+    this.exitP = new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+    proc.once('error', (err) => (this.stderr += `[harness] spawn error: ${err.message}\n`));
+    // The ready line is looked for in this run's output only (stderr keeps earlier runs').
+    let readySeen = !logsInfo(this.configPath);
+    let head = '';
     proc.stderr!.setEncoding('utf8');
     proc.stderr!.on('data', (d: string) => {
-      this.stderr = (this.stderr + d).slice(-200_000);
+      this.stderr += d;
+      if (this.stderr.length > STDERR_CAP) this.stderr = this.stderr.slice(-STDERR_CAP);
+      if (readySeen) return;
+      head = (head + d).slice(-STDERR_CAP);
+      if (head.includes('"sidecar ready"')) [readySeen, head] = [true, ''];
     });
+    const runtimeFile = join(this.dataDir, 'sidecar.json');
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (proc.exitCode !== null) throw new Error(`sidecar exited with ${proc.exitCode}: ${this.stderr}`);
-      if (this.stderr.includes('"sidecar ready"') && (await canConnect(this.socketPath))) return;
+    for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`sidecar exited with ${proc.exitCode ?? proc.signalCode}: ${this.stderr}`);
+      if (existsSync(runtimeFile)) {
+        let rt: Runtime | null = null;
+        try {
+          rt = JSON.parse(readFileSync(runtimeFile, 'utf8')) as Runtime;
+        } catch {
+          /* being written */
+        }
+        if (rt !== null && rt.pid === proc.pid && readySeen && (await canConnect(rt.socket))) {
+          this.runtime = rt;
+          return;
+        }
+      }
       await sleep(25);
     }
-    throw new Error(`sidecar not ready after ${timeoutMs} ms: ${this.stderr}`);
+    await this.terminate();
+    const seen = `ready line ${readySeen ? 'seen' : 'not seen'}; sidecar.json ${existsSync(runtimeFile) ? 'present' : 'absent'}`;
+    throw new Error(`sidecar not ready after ${timeoutMs} ms (${seen}): ${this.stderr}`);
   }
 
   /** SIGKILL, as a crash would. */
   async kill9(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
+    if (!p || this.exited) return;
     p.kill('SIGKILL');
-    await exited;
+    await this.exitP;
     this.proc = null;
   }
 
-  /** SIGTERM and wait for the graceful stop. */
-  async stop(timeoutMs = 20_000): Promise<number | null> {
+  /** Sends `sig` to the running child (SIGSTOP/SIGCONT to freeze it, SIGHUP to reload). */
+  signal(sig: NodeJS.Signals): void {
+    if (!this.exited) this.proc!.kill(sig);
+  }
+
+  /**
+   * Graceful stop: SIGCONT (a frozen child could not act on SIGTERM), SIGTERM, wait; past
+   * `timeoutMs` SIGKILL and at most 5 s more. Calls during one stop share it.
+   */
+  terminate(timeoutMs = 20_000): Promise<StopResult> {
     const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
-    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-    p.kill('SIGTERM');
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    const code = await exited;
-    clearTimeout(timer);
+    if (!p) return Promise.resolve({ code: null, signal: null, graceful: true, ms: 0 });
+    this.stopP ??= (async () => {
+      if (this.exited) return { ...(await this.exitP), graceful: true, ms: 0 };
+      const t0 = Date.now();
+      p.kill('SIGCONT');
+      p.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<null>((r) => (timer = setTimeout(() => r(null), timeoutMs)));
+      let r = await Promise.race([this.exitP, timedOut]);
+      clearTimeout(timer);
+      if (r !== null) return { ...r, graceful: true, ms: Date.now() - t0 };
+      this.stderr += `[harness] the sidecar did not stop within ${timeoutMs} ms; SIGKILL\n`;
+      p.kill('SIGKILL');
+      r = await Promise.race([this.exitP, sleep(5000).then(() => ({ code: null, signal: 'SIGKILL?' }))]);
+      return { ...r, graceful: false, ms: Date.now() - t0 };
+    })();
+    return this.stopP;
+  }
+
+  /** SIGTERM and wait for the graceful stop (see terminate); the exit code. */
+  async stop(timeoutMs = 20_000): Promise<number | null> {
+    const r = await this.terminate(timeoutMs);
     this.proc = null;
-    return code;
+    return r.code;
+  }
+
+  /** The last `chars` characters of the log. */
+  tail(chars = 4000): string {
+    return this.stderr.slice(-chars);
+  }
+
+  /** The log's lines at level warn or above. */
+  problems(): { level: number; msg: string; line: string }[] {
+    const out: { level: number; msg: string; line: string }[] = [];
+    for (const line of this.stderr.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const o = JSON.parse(line) as { level?: number; msg?: string };
+        if ((o.level ?? 0) >= 40) out.push({ level: o.level!, msg: o.msg ?? '', line });
+      } catch {
+        /* not a log line */
+      }
+    }
+    return out;
   }
 
   async status(): Promise<Status> {
@@ -113,14 +277,17 @@ export class SidecarProcess {
   }
 }
 
-export function canConnect(path: string): Promise<boolean> {
+/** Whether a Unix socket accepts a connection within `ms`. */
+export function canConnect(path: string, ms = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection(path);
-    s.once('connect', () => {
+    const done = (ok: boolean) => {
       s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
+      resolve(ok);
+    };
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+    s.setTimeout(ms, () => done(false));
   });
 }
 

@@ -14,6 +14,7 @@
  * object; timing uses one re-armed Timeout per harness (Timeout#refresh, no per-request timer).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { strfryLine } from './events.js';
 
 export interface PluginReply {
@@ -293,7 +294,18 @@ export class StrfryHarness {
 
   private dispatch(req: Request): void {
     let run = this.run;
-    if (run === undefined) run = this.start();
+    if (run === undefined) {
+      // The shell would only exit 126 ("Permission denied" on stderr, which may arrive after the
+      // EOF this request fails on): say what is wrong instead.
+      const why = notExecutable(this.command);
+      if (why !== null) {
+        const err = new PluginError('exit', why);
+        req.reject(err);
+        this.rejectQueued(err);
+        return;
+      }
+      run = this.start();
+    }
     this.pending = req;
     const now = process.hrtime.bigint();
     this.pendingStart = now;
@@ -475,5 +487,19 @@ export class StrfryHarness {
     this.queue = [];
     this.queueHead = 0;
     for (let i = head; i < q.length; i++) q[i]!.reject(err);
+  }
+}
+
+/**
+ * Why a command that is one path to an existing file cannot run: it is not executable (a dist/
+ * built with tsc alone; `npm run build` sets the bins executable). null: anything else.
+ */
+function notExecutable(command: string): string | null {
+  if (!/^\/\S+$/.test(command) || !existsSync(command)) return null;
+  try {
+    accessSync(command, constants.X_OK);
+    return null;
+  } catch {
+    return `${command} is not executable (built with tsc alone? \`npm run build\` sets the bins executable)`;
   }
 }
