@@ -210,7 +210,7 @@ export class Sidecar {
     this.scheduleExpiry();
     if (this.opts.statusHttp !== false) await this.startHttp();
     if (this.config.gateway.listen) {
-      this.gateway = await Gateway.start({ config: this.config, store: this.store, bridgeKey: this.identity.publicKey, dht: () => this.dht, log: this.log });
+      this.gateway = await Gateway.start({ config: this.config, store: this.store, bridgeKey: this.identity.publicKey, dht: () => this.dht, log: this.log, media: () => this.media });
     }
     await writeFile(
       this.runtimeFile,

@@ -43,6 +43,8 @@ export interface StoredBlob extends BlobTorrent {
   bytes: number;
   path: string;
   torrentPath: string;
+  /** Content-Type the origin served it with (set by the fetcher). */
+  mime?: string;
 }
 
 export type QuotaRefusal = 'author-quota' | 'total-quota';

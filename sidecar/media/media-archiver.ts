@@ -25,6 +25,15 @@ import type { MediaOptions } from './options.js';
 import { mediaReferences, type MediaRef } from './references.js';
 import { checkFetchPolicy, type Resolver } from './safe-fetch.js';
 
+/** A blob on disk as the gateway serves it (the same shape as http/blossom-routes.ts's LocalBlob). */
+export interface LocalBlob {
+  path: string;
+  torrentPath: string;
+  bytes: number;
+  mime?: string;
+  infoHash: string;
+}
+
 export interface MediaArchiverDeps {
   dataDir: string;
   /** The event index (read only). */
@@ -205,7 +214,8 @@ export class MediaArchiver {
 
   /** A fetched, verified blob with its torrent: recorded, referenced by every author that asked, seeded. */
   private async stored(job: FetchJob, blob: StoredBlob): Promise<void> {
-    await this.index.putBlob(job.sha256, { ih: blob.infoHash, bytes: blob.bytes, urls: [...job.urls] });
+    const mime = blob.mime === undefined || blob.mime === 'application/octet-stream' ? (job.mime ?? blob.mime) : blob.mime;
+    await this.index.putBlob(job.sha256, { ih: blob.infoHash, bytes: blob.bytes, urls: [...job.urls], ...(mime !== undefined ? { mime } : {}) });
     const refs = this.index.referencesOf(job.sha256);
     if (refs.length === 0) {
       // Every event that asked for it left while it was fetched.
@@ -298,6 +308,23 @@ export class MediaArchiver {
       (err: unknown) => this.deps.log.error({ err }, 'media: index write failed'),
     );
     return p;
+  }
+
+  /** A stored, verified blob for the gateway's Blossom routes (none once stopping). */
+  blobFile(sha256: string): LocalBlob | undefined {
+    if (this.stopped || !this.blobs.has(sha256)) return undefined;
+    const rec = this.index.blob(sha256);
+    if (!rec) return undefined;
+    return { path: this.blobs.pathOf(sha256), torrentPath: this.blobs.torrentPathOf(sha256), bytes: rec.bytes, infoHash: rec.ih, ...(rec.mime !== undefined ? { mime: rec.mime } : {}) };
+  }
+
+  /** A stored blob's .torrent file, or undefined if it is gone. */
+  async blobTorrentBytes(sha256: string): Promise<Buffer | undefined> {
+    if (this.blobFile(sha256) === undefined) return undefined;
+    return this.blobs.readTorrent(sha256).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
   }
 
   /** The infohash of a stored blob (tests, status). */
