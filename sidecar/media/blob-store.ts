@@ -144,6 +144,22 @@ export class BlobStore {
     return [...this.sizes.keys()];
   }
 
+  /** The blobs `author` references (a scan of every blob: for rebuilding one author's list). */
+  shasOf(author: string): string[] {
+    const out: string[] = [];
+    for (const [sha, owners] of this.refs) if (owners.has(author)) out.push(sha);
+    return out;
+  }
+
+  /** Authors referencing a blob, and all authors with a reference. */
+  ownersOf(sha256: string): string[] {
+    return [...(this.refs.get(sha256) ?? [])];
+  }
+
+  authors(): string[] {
+    return [...this.byAuthor.keys()];
+  }
+
   authorBytes(author: string): number {
     return this.byAuthor.get(author) ?? 0;
   }
