@@ -18,6 +18,7 @@ import type DHT from 'bittorrent-dht';
 import type { Torrent, Wire } from '../../sidecar/common/webtorrent.js';
 import type WebTorrent from '../../sidecar/common/webtorrent.js';
 import { InputError } from './keys.js';
+import { cancelStaleRequests } from './stale-requests.js';
 
 export interface MediaFetchOptions {
   /** The blob's sha256, 64 hex. */
@@ -215,6 +216,7 @@ async function fromSwarm(client: WebTorrent, dht: DHT | null, j: SwarmJob): Prom
   if (existing) await new Promise<void>((r) => existing.destroy({ destroyStore: true }, () => r()));
   const torrent: Torrent = client.add(j.bare ?? `magnet:?xt=urn:btih:${j.infoHash}`, { path: j.dir, announce: [], strategy: 'rarest', uploads: 64 } as never);
   const timers: NodeJS.Timeout[] = [];
+  const stale = cancelStaleRequests(torrent);
   let onAbort: (() => void) | undefined;
   const attempt = (ok: boolean, reason?: string, detail?: string): MediaAttempt => ({
     source: 'swarm',
@@ -283,6 +285,7 @@ async function fromSwarm(client: WebTorrent, dht: DHT | null, j: SwarmJob): Prom
     return { attempt: attempt(false, e.reason, e.message) };
   } finally {
     for (const t of timers) clearTimeout(t);
+    stale.stop();
     if (onAbort) j.o.signal?.removeEventListener('abort', onAbort);
     await closeTorrent(torrent, false);
   }
