@@ -1,11 +1,14 @@
 // WebTorrent has no end game: a block asked of a peer stays reserved for that peer until the
-// peer answers, rejects or the wire's 30 s request timeout destroys the connection. In a swarm of
-// readers some peers stop answering requests they accepted (measured in
-// bench/media-offload-bench.ts: a reader at 636 of 640 pieces, its last 4 pieces reserved by two
-// peers that had not answered for minutes, 12 other unchoked peers holding them idle), and the
-// download stalls near its end. Here a request unanswered for `staleMs` is cancelled (BEP 3
-// `cancel`; the block's reservation is released by WebTorrent's own error path), and the torrent
-// asks again, now of any peer that has the block.
+// peer answers, rejects or the wire's 30 s request timeout destroys the connection (and that
+// timer restarts with every new request on the wire). A peer can accept requests and not answer
+// them for minutes: in bench/media-offload-bench.ts a reader sat at 636 of 640 pieces, its last 4
+// reserved by two peers that had not answered for minutes while 12 other unchoked peers holding
+// them sat idle. The cause there: WebTorrent's upload limit (speed-limiter over limiter 1.1.5)
+// is not fair — a throttle waiting for tokens sleeps on a timer while other wires' synchronous
+// tryRemoveTokens take every token that drips in, so one wire's outgoing stream can starve while
+// the peer serves others. Any slow or hostile peer does the same. Here a request unanswered for
+// `staleMs` is cancelled (BEP 3 `cancel`; WebTorrent's error path releases the block's
+// reservation) and the torrent asks again, now of any peer that has the block.
 import type { Torrent } from '../../sidecar/common/webtorrent.js';
 
 interface WireRequests {
