@@ -130,9 +130,20 @@ export async function gatewayBlobTorrent(gateway: string, sha256: string, timeou
     await res.body?.cancel();
     throw new Error(`${url}: HTTP ${res.status}`);
   }
-  const body = Buffer.from(await res.arrayBuffer());
-  if (body.length > 8 * 1024 * 1024) throw new Error(`${url}: a torrent of ${body.length} bytes`);
-  return body;
+  // A blob torrent of the largest blob is ~40 KB (2048 piece hashes); a gateway sending more is refused as it streams.
+  const cap = 8 * 1024 * 1024;
+  if (Number(res.headers.get('content-length') ?? 0) > cap) {
+    await res.body?.cancel();
+    throw new Error(`${url}: a torrent of more than ${cap} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+    n += c.length;
+    if (n > cap) throw new Error(`${url}: a torrent of more than ${cap} bytes`);
+    chunks.push(Buffer.from(c));
+  }
+  return Buffer.concat(chunks);
 }
 
 /**
