@@ -241,8 +241,12 @@ export class BlobStore {
 
   /** Deletes a blob and its torrent whoever references it (their counts drop with it). */
   async remove(sha256: string): Promise<void> {
+    if (!this.sizes.has(sha256)) return;
+    // Files first, counts after: what stats() says is on disk is (status, tests wait on it).
+    await rm(this.torrentPathOf(sha256), { force: true });
+    await rm(this.pathOf(sha256), { force: true });
     const bytes = this.sizes.get(sha256);
-    if (bytes === undefined) return;
+    if (bytes === undefined) return; // removed meanwhile by another call
     for (const a of this.refs.get(sha256) ?? []) {
       const left = this.authorBytes(a) - bytes;
       if (left > 0) this.byAuthor.set(a, left);
@@ -251,8 +255,6 @@ export class BlobStore {
     this.refs.delete(sha256);
     this.sizes.delete(sha256);
     this.totalBytes -= bytes;
-    await rm(this.torrentPathOf(sha256), { force: true });
-    await rm(this.pathOf(sha256), { force: true });
   }
 
   /** The stored torrent of a blob (after a restart). */

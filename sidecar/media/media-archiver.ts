@@ -318,9 +318,10 @@ export class MediaArchiver {
     this.seeded.delete(sha256);
     this.lists.touch(this.blobs.ownersOf(sha256));
     const had = this.blobs.has(sha256);
+    // Counted as the store's count drops (remove() does that before its first await): /status never shows one without the other.
+    if (had) this.removedBlobs++;
     await this.blobs.remove(sha256);
     await this.index.dropBlob(sha256);
-    if (had) this.removedBlobs++;
     return had;
   }
 
