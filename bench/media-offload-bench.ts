@@ -1,4 +1,3 @@
-// WORK IN PROGRESS, not registered in bench/run.ts: in its first --quick run 3 of 20 readers stalled at ~90% of the blob (see the media-wire report).
 // Media offload: what the bridge's swarm saves a media server (issue 24).
 //
 //   A Blossom stand-in (a real HTTP server on loopback) holds one 50 MB blob (10 MB in --quick).
@@ -12,6 +11,10 @@
 //   could help). Figure: bytes the bridge uploaded ÷ bytes delivered. Goal ≤ 10 %.
 //   Baseline in the same run: the same 20 reads at once straight from the origin server with
 //   plain HTTP GETs (the origin sends every byte, by construction).
+//   Readers cancel requests a peer leaves unanswered for 5 s (scripts/reader/stale-requests.ts:
+//   without it readers stalled near the end, their last pieces reserved by peers whose throttled
+//   upload starved); NBT_NO_ENDGAME=1 runs without it, NBT_DIAG=1 prints a reader's pieces,
+//   reservations and wires once it has made no progress for 15 s.
 // Loopback only. Prints figures; never asserts timings.
 //
 //   node dist/bench/media-offload-bench.js [--quick] [--n=READERS] [--workers=N]

@@ -126,11 +126,37 @@ async function readBlob(args: BlobChildArgs, startedAt: number): Promise<Finishe
   // As the bundle fetcher: rarest first, every asking reader unchoked, no preference for fast peers.
   const torrent = client.add(`magnet:?xt=urn:btih:${args.infoHash}`, { announce: [], strategy: 'rarest', uploads: 64, store: MemoryChunkStore } as never);
   torrent.on('wire', (wire: unknown) => void ((wire as { downloadSpeed: () => number }).downloadSpeed = () => 0));
+  // The end game WebTorrent lacks (scripts/reader/stale-requests.ts); NBT_NO_ENDGAME=1 measures without it.
+  const { cancelStaleRequests } = await import('../scripts/reader/stale-requests.js');
+  const stale = process.env.NBT_NO_ENDGAME ? null : cancelStaleRequests(torrent);
   const lookup = setInterval(() => {
     if (torrent.numPeers < 10 && !ctx.dht.destroyed) ctx.dht.lookup(args.infoHash);
   }, 2000);
   let firstByteMs: number | null = null;
   torrent.once('download', () => (firstByteMs = Date.now() - t0));
+  let lastD = -1;
+  let lastAt = Date.now();
+  let dumped = false;
+  const diag = setInterval(() => {
+    const tt = torrent as any;
+    if (tt.done || !tt.pieces) return;
+    if (tt.downloaded !== lastD) {
+      lastD = tt.downloaded;
+      lastAt = Date.now();
+      return;
+    }
+    if (dumped || Date.now() - lastAt < 15_000 || !process.env.NBT_DIAG) return;
+    dumped = true;
+    const missing: number[] = [];
+    for (let i = 0; i < tt.pieces.length; i++) if (!tt.bitfield.get(i)) missing.push(i);
+    const out = missing.slice(0, 5).map((i: number) => ({
+      i,
+      piece: tt.pieces[i] ? { missing: tt.pieces[i].missing, reserved: tt.pieces[i]._reservations, } : null,
+      res: (tt._reservations[i] ?? []).map((w: any) => (w ? `${w.remotePort}` : null)),
+    }));
+    const wires = tt.wires.map((w: any) => ({ port: w.remotePort, choking: w.peerChoking, amChoking: w.amChoking, interested: w.amInterested, peerInterested: w.peerInterested, reqs: w.requests.length, reqPieces: w.requests.map((r: any) => r.piece).slice(0, 5), has: missing.slice(0, 5).map((i: number) => w.peerPieces.get(i)), dl: w.downloaded, fast: w.hasFast }));
+    process.stderr.write(`DIAG ${args.infoHash.slice(0, 6)} port=${ctx.fetcher.port} missing=${missing.length} ${JSON.stringify(out)} wires=${JSON.stringify(wires)} selections=${JSON.stringify(tt._selections?._items ?? tt._selections)}\n`);
+  }, 1000);
   const ok = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 300_000);
     torrent.once('error', () => resolve(false));
@@ -140,6 +166,8 @@ async function readBlob(args: BlobChildArgs, startedAt: number): Promise<Finishe
     });
   });
   clearInterval(lookup);
+  clearInterval(diag);
+  stale?.stop();
   const allMs = Date.now() - t0;
   let verified = false;
   if (ok) {

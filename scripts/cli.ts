@@ -107,7 +107,7 @@ function table(s: Status): string {
     const m = s.media;
     const refused = Object.entries(m.queue.failures).map(([k, v]) => `${v} ${k}`).join(', ');
     rows.push(
-      ['media blobs', `${m.blobs} (${bytes(m.bytes)}), ${m.seeded} seeded, ${m.references} references`],
+      ['media blobs', `${m.blobs} (${bytes(m.bytes)}), ${m.seeded} seeded, ${m.references} references, ${m.lists} author media lists`],
       ['media queue', `${m.queue.queued} waiting, ${m.queue.inFlight} fetching; ${m.queue.fetched} fetched, ${m.queue.droppedFull + m.queue.droppedAuthor} dropped since start`],
     );
     if (refused) rows.push(['media refused', refused]);

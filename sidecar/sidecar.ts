@@ -194,7 +194,11 @@ export class Sidecar {
     if (this.config.media.enabled) {
       progress('seeding media blobs from disk');
       const sweepIntervalMs = b.rewriteIntervalSeconds * 1000;
-      this.media = await MediaArchiver.open({ dataDir: this.config.dataDir, store: this.store, seeder: this.seeder, log: this.log, options: mediaOptionsOf(this.config.media), sweepIntervalMs });
+      const publisher = this.publisher;
+      this.media = await MediaArchiver.open({ dataDir: this.config.dataDir, store: this.store, seeder: this.seeder, log: this.log, options: mediaOptionsOf(this.config.media), sweepIntervalMs,
+        // media → publisher: an author's pointer names their media list (page 0's `m`).
+        onListsChanged: (authors) => void publisher?.authorsChanged(authors) });
+      if (publisher) publisher.mediaListOf = (pk) => this.media?.mediaListOf(pk);
       await this.media.start();
       // ingest → media ('batch'): newly indexed events may reference blobs.
       this.ingestor.on('batch', (r) => (r.outcomes.indexed ? this.media?.noteIndexed() : undefined));
@@ -210,7 +214,7 @@ export class Sidecar {
     this.scheduleExpiry();
     if (this.opts.statusHttp !== false) await this.startHttp();
     if (this.config.gateway.listen) {
-      this.gateway = await Gateway.start({ config: this.config, store: this.store, bridgeKey: this.identity.publicKey, dht: () => this.dht, log: this.log });
+      this.gateway = await Gateway.start({ config: this.config, store: this.store, bridgeKey: this.identity.publicKey, dht: () => this.dht, log: this.log, media: () => this.media });
     }
     await writeFile(
       this.runtimeFile,

@@ -28,6 +28,11 @@ import {
 import { isRelayUrl } from './relay-source.js';
 import { resolveAuthor } from './resolve.js';
 import { Rejections, verifyJsonl, type RejectReason } from './verify-events.js';
+import { fetchMedia, gatewayBlobTorrent, isHttpUrl, parseMagnet, type MediaAttempt, type MediaFetchOptions, type MediaFetchResult } from './media-fetch.js';
+import { fetchMediaList, type MediaListEntry, type MediaListResult } from './media-list.js';
+
+export { gatewayBlobTorrent, parseMagnet };
+export type { MediaAttempt, MediaFetchOptions, MediaFetchResult, MediaListEntry, MediaListResult };
 
 export { ReaderError, ReaderClosedError, DhtUnreachable, type ReaderErrorCode } from './errors.js';
 export { InputError, parseAuthorKey, parseBridgeKey } from './keys.js';
@@ -143,6 +148,13 @@ export interface Reader {
   lookupPointer(bridge: BridgeKey, author: string, opts?: { timeoutMs?: number }): Promise<PointerLookup>;
   /** One author's file out of one bundle, only the pieces that hold it, every event verified. */
   fetchAuthorFile(infoHash: string, author: string, opts?: FetchFileOptions): Promise<AuthorFile>;
+  /** The blobs a bridge holds for an author's events, from the media list their pointer names (docs/reader.md "Media"). */
+  mediaList(bridge: BridgeKey, author: string, opts?: { timeoutMs?: number; maxListBytes?: number; signal?: AbortSignal }): Promise<MediaListResult>;
+  /**
+   * One media blob by sha256: the swarm first (opts.infoHash, or the blob torrent a gateway
+   * gave), then opts.urls in order; written to opts.out only once its sha256 is verified.
+   */
+  fetchMedia(opts: MediaFetchOptions): Promise<MediaFetchResult>;
   /** The UDP port of the reader's DHT node. */
   readonly dhtPort: number;
   /** Ends every call still running, then the DHT node and the torrent client. */
@@ -302,6 +314,33 @@ class ReaderImpl implements Reader {
     const rejections = new Rejections();
     const events = verifyJsonl(bytes, a, rejections, { maxEventBytes: opts.maxEventBytes ?? limits.maxEventBytes });
     return { ok: true, infoHash: ih, bytes, events, rejected: rejections.counts, peers: [...peers] };
+  }
+
+  async mediaList(bridge: BridgeKey, author: string, opts: { timeoutMs?: number; maxListBytes?: number; signal?: AbortSignal } = {}): Promise<MediaListResult> {
+    if (this.closed) throw new ReaderClosedError();
+    const k = bridgeKey(bridge);
+    const a = parseAuthorKey(author);
+    const controller = new AbortController();
+    const unfollow = follow(opts.signal, controller);
+    try {
+      return await this.track(controller, fetchMediaList(this.ctx, k, a, { timeoutMs: opts.timeoutMs ?? this.limits.bundleTimeoutMs ?? DEFAULT_LIMITS.bundleTimeoutMs, maxListBytes: opts.maxListBytes ?? 16 * 1024 * 1024 }, controller.signal));
+    } finally {
+      unfollow();
+    }
+  }
+
+  async fetchMedia(opts: MediaFetchOptions): Promise<MediaFetchResult> {
+    if (this.closed) throw new ReaderClosedError();
+    if (!opts || typeof opts.out !== 'string' || opts.out === '' || opts.out === '-') throw new InputError('fetchMedia: give opts.out, the file to write');
+    if (opts.infoHash !== undefined && !INFOHASH.test(opts.infoHash)) throw new InputError('fetchMedia: opts.infoHash is 40 hex characters');
+    for (const u of opts.urls ?? []) if (!isHttpUrl(u)) throw new InputError(`fetchMedia: not an http(s) URL: ${JSON.stringify(String(u).slice(0, 200))}`);
+    const controller = new AbortController();
+    const unfollow = follow(opts.signal, controller);
+    try {
+      return await this.track(controller, fetchMedia(this.ctx.fetcher.client, this.ctx.dht, { ...opts, signal: controller.signal }));
+    } finally {
+      unfollow();
+    }
   }
 
   async close(): Promise<void> {

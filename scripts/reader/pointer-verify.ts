@@ -12,6 +12,8 @@ export interface AuthorPointer {
   /** Every page was read and they list n infohashes in all. */
   complete: boolean;
   problems: string[];
+  /** Page 0's `m`: the infohash of the author's media list torrent, when the bridge holds media of theirs. */
+  mediaList?: string;
 }
 
 export type PointerLookup =

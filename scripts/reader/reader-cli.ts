@@ -14,6 +14,7 @@ import { DEFAULT_LIMITS, resolveAuthor, resolveExitCode, type RelayMode, type Re
 import { StrfryImport } from './strfry-import.js';
 import { crawlText, resolveText } from './summary-text.js';
 import { PatchTargetError } from '../../sidecar/common/monkey-patch.js';
+import { addMediaCommand } from './media-cli.js';
 
 export const EXIT = { found: 0, notFound: 1, badInput: 2, failed: 3, partial: 4 } as const;
 
@@ -237,4 +238,6 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
           }
         }),
     );
+
+  addMediaCommand(program, run, (o) => openContext({ ...o, relay: [], relayMode: 'fallback' }, defaultBootstrap));
 }

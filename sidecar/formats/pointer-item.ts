@@ -21,6 +21,8 @@ export interface AuthorPage {
   n: number;
   /** Pages in all. */
   pg: number;
+  /** Page 0 only: the infohash of the author's media list torrent (docs/protocol.md §8), when the bridge holds media of theirs. */
+  m?: Buffer;
 }
 
 /** Page 0 uses the author's 32-byte public key as salt; page p ≥ 1 appends one byte p. */
@@ -44,23 +46,25 @@ export function vSize(v: unknown): number {
   return bencode.encode(v).length;
 }
 
-/** How many infohashes fit one page (bencoded v ≤ 1000 bytes) for these counters. */
-function pageCapacity(n: number, pg: number): number {
+/** How many infohashes fit one page (bencoded v ≤ 1000 bytes) for these counters (every page as if it carried `m`, when there is one). */
+function pageCapacity(n: number, pg: number, withMedia: boolean): number {
   let k = 1;
-  const probe = (count: number) => vSize({ v: FORMAT_VERSION, ih: Buffer.alloc(20), b: Buffer.alloc(20 * (count - 1)), n, pg });
+  const probe = (count: number) => vSize({ v: FORMAT_VERSION, ih: Buffer.alloc(20), b: Buffer.alloc(20 * (count - 1)), n, pg, ...(withMedia ? { m: Buffer.alloc(20) } : {}) });
   while (probe(k + 1) <= MAX_V_BYTES) k++;
   return k;
 }
 
-/** Splits the author's infohashes (newest first) into pages. */
-export function authorPages(infoHashesNewestFirst: string[]): AuthorPage[] {
+/** Splits the author's infohashes (newest first) into pages; `mediaList` (40 hex) goes on page 0 as `m`. */
+export function authorPages(infoHashesNewestFirst: string[], mediaList?: string): AuthorPage[] {
   const n = infoHashesNewestFirst.length;
-  if (n === 0) return [{ v: FORMAT_VERSION, b: Buffer.alloc(0), n: 0, pg: 1 }];
+  const m = mediaList !== undefined ? Buffer.from(mediaList, 'hex') : undefined;
+  if (m !== undefined && m.length !== 20) throw new Error('a media list infohash is 20 bytes');
+  if (n === 0) return [{ v: FORMAT_VERSION, b: Buffer.alloc(0), n: 0, pg: 1, ...(m ? { m } : {}) }];
   let pg = 1;
-  let cap = pageCapacity(n, pg);
+  let cap = pageCapacity(n, pg, m !== undefined);
   while (Math.ceil(n / cap) > pg) {
     pg = Math.ceil(n / cap);
-    cap = pageCapacity(n, pg);
+    cap = pageCapacity(n, pg, m !== undefined);
   }
   if (pg > MAX_PAGES) {
     throw new Error(`author is in ${n} bundles: more than ${MAX_PAGES} pointer pages (${MAX_PAGES * cap}) can list`);
@@ -68,7 +72,7 @@ export function authorPages(infoHashesNewestFirst: string[]): AuthorPage[] {
   const pages: AuthorPage[] = [];
   for (let p = 0; p < pg; p++) {
     const slice = infoHashesNewestFirst.slice(p * cap, (p + 1) * cap).map((h) => Buffer.from(h, 'hex'));
-    pages.push({ v: FORMAT_VERSION, ih: slice[0], b: Buffer.concat(slice.slice(1)), n, pg });
+    pages.push({ v: FORMAT_VERSION, ih: slice[0], b: Buffer.concat(slice.slice(1)), n, pg, ...(p === 0 && m ? { m } : {}) });
   }
   return pages;
 }
@@ -78,8 +82,8 @@ export class BadItem extends Error {}
 const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
 const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 
-/** Decodes an author page from a DHT value (any shape: it comes off the network). */
-export function decodeAuthorPage(v: unknown): { infoHashes: string[]; n: number; pg: number } {
+/** Decodes an author page from a DHT value (any shape: it comes off the network). `mediaList`: its `m`, if any. */
+export function decodeAuthorPage(v: unknown): { infoHashes: string[]; n: number; pg: number; mediaList?: string } {
   if (!v || typeof v !== 'object' || Array.isArray(v) || isBytes(v)) throw new BadItem('value is not a dict');
   const d = v as Record<string, unknown>;
   if (d.v !== FORMAT_VERSION) throw new BadItem(`unknown format version ${String(d.v)}`);
@@ -94,7 +98,8 @@ export function decodeAuthorPage(v: unknown): { infoHashes: string[]; n: number;
     for (let i = 0; i < d.b.length; i += 20) hashes.push(Buffer.from(d.b.subarray(i, i + 20)).toString('hex'));
   }
   if (hashes.length > d.n) throw new BadItem('more infohashes than n');
-  return { infoHashes: hashes, n: d.n, pg: d.pg };
+  if (d.m !== undefined && (!isBytes(d.m) || d.m.length !== 20)) throw new BadItem('m is not 20 bytes');
+  return { infoHashes: hashes, n: d.n, pg: d.pg, ...(d.m !== undefined ? { mediaList: Buffer.from(d.m as Uint8Array).toString('hex') } : {}) };
 }
 
 export interface BridgeInfo {

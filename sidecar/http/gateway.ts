@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
 import { zbase32 } from '../formats/zbase32.js';
 import type { Store } from '../index/store.js';
+import { blossomRoutes, type BlobSource } from './blossom-routes.js';
 import { BundleLookup } from './bundle-lookup.js';
 import { bundleRoutes } from './bundle-routes.js';
 import { GatewayLinks } from './links.js';
@@ -20,6 +21,8 @@ export interface GatewayDeps {
   bridgeKey: Buffer;
   dht: () => DHT | null;
   log: Logger;
+  /** The media archive, when media archiving is on (Blossom reads). */
+  media?: () => BlobSource | null;
 }
 
 /** The well-known document is rebuilt at most this often (its counts walk the index). */
@@ -60,13 +63,15 @@ export class Gateway {
         cacheEntries: g.remoteCacheEntries,
       }),
       ...bundleRoutes(bundles, links),
+      ...blossomRoutes(d.media ?? (() => null), links),
     ];
     const table = new RouteTable(routes, d.log, {
       headers: CORS,
       preflight: ({ res }) => {
         res.writeHead(204, {
           'access-control-allow-methods': 'GET, HEAD, OPTIONS',
-          'access-control-allow-headers': 'range, if-none-match, if-range',
+          // Blossom clients may send Authorization (BUD-01); reads here ignore it.
+          'access-control-allow-headers': 'range, if-none-match, if-range, authorization',
           'access-control-max-age': '86400',
         });
         res.end();

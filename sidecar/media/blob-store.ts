@@ -43,6 +43,8 @@ export interface StoredBlob extends BlobTorrent {
   bytes: number;
   path: string;
   torrentPath: string;
+  /** Content-Type the origin served it with (set by the fetcher). */
+  mime?: string;
 }
 
 export type QuotaRefusal = 'author-quota' | 'total-quota';
@@ -142,6 +144,22 @@ export class BlobStore {
     return [...this.sizes.keys()];
   }
 
+  /** The blobs `author` references (a scan of every blob: for rebuilding one author's list). */
+  shasOf(author: string): string[] {
+    const out: string[] = [];
+    for (const [sha, owners] of this.refs) if (owners.has(author)) out.push(sha);
+    return out;
+  }
+
+  /** Authors referencing a blob, and all authors with a reference. */
+  ownersOf(sha256: string): string[] {
+    return [...(this.refs.get(sha256) ?? [])];
+  }
+
+  authors(): string[] {
+    return [...this.byAuthor.keys()];
+  }
+
   authorBytes(author: string): number {
     return this.byAuthor.get(author) ?? 0;
   }
@@ -223,8 +241,12 @@ export class BlobStore {
 
   /** Deletes a blob and its torrent whoever references it (their counts drop with it). */
   async remove(sha256: string): Promise<void> {
+    if (!this.sizes.has(sha256)) return;
+    // Files first, counts after: what stats() says is on disk is (status, tests wait on it).
+    await rm(this.torrentPathOf(sha256), { force: true });
+    await rm(this.pathOf(sha256), { force: true });
     const bytes = this.sizes.get(sha256);
-    if (bytes === undefined) return;
+    if (bytes === undefined) return; // removed meanwhile by another call
     for (const a of this.refs.get(sha256) ?? []) {
       const left = this.authorBytes(a) - bytes;
       if (left > 0) this.byAuthor.set(a, left);
@@ -233,8 +255,6 @@ export class BlobStore {
     this.refs.delete(sha256);
     this.sizes.delete(sha256);
     this.totalBytes -= bytes;
-    await rm(this.torrentPathOf(sha256), { force: true });
-    await rm(this.pathOf(sha256), { force: true });
   }
 
   /** The stored torrent of a blob (after a restart). */

@@ -17,13 +17,24 @@ import { setImmediate as yieldLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Store } from '../index/store.js';
 import type { Seeder } from '../bundles/bundler.js';
-import { BlobStore, type StoredBlob } from './blob-store.js';
+import { join } from 'node:path';
+import { BlobStore, mediaRoot, type StoredBlob } from './blob-store.js';
+import { MediaLists } from './media-lists.js';
 import { blobFetchWorker } from './blob-fetcher.js';
 import { FetchQueue, type FetchJob, type FetchQueueStats, type JobOutcome } from './fetch-queue.js';
 import { MediaIndex } from './media-index.js';
 import type { MediaOptions } from './options.js';
 import { mediaReferences, type MediaRef } from './references.js';
 import { checkFetchPolicy, type Resolver } from './safe-fetch.js';
+
+/** A blob on disk as the gateway serves it (the same shape as http/blossom-routes.ts's LocalBlob). */
+export interface LocalBlob {
+  path: string;
+  torrentPath: string;
+  bytes: number;
+  mime?: string;
+  infoHash: string;
+}
 
 export interface MediaArchiverDeps {
   dataDir: string;
@@ -36,6 +47,8 @@ export interface MediaArchiverDeps {
   sweepIntervalMs: number;
   /** Tests inject a resolver; the system resolver otherwise. */
   resolve?: Resolver;
+  /** Authors whose media list infohash changed (their pointer names it): the publisher signs them again. */
+  onListsChanged?: (authors: string[]) => void;
 }
 
 /** What /status shows under `media` (and /metrics as nostr_bt_media_*). */
@@ -55,6 +68,8 @@ export interface MediaStatus {
   removed: number;
   /** Sequence number of the next event to read. */
   cursor: number;
+  /** Authors whose media list is seeded. */
+  lists: number;
 }
 
 /** Indexed events read per step of a scan (the loop yields between steps). */
@@ -82,6 +97,7 @@ export class MediaArchiver {
     private readonly deps: MediaArchiverDeps,
     private readonly index: MediaIndex,
     private readonly blobs: BlobStore,
+    private readonly lists: MediaLists,
   ) {
     const o = deps.options;
     this.kinds = new Set(o.kinds);
@@ -110,7 +126,17 @@ export class MediaArchiver {
       }
       for (const sha of blobs.shas()) if (index.blob(sha) === undefined) await blobs.remove(sha);
       if (index.cursor === undefined) await index.setCursor(deps.store.pendingRange[1]);
-      return new MediaArchiver(deps, index, blobs);
+      const lists = await MediaLists.open({
+        dir: join(mediaRoot(deps.dataDir), 'lists'),
+        seeder: deps.seeder,
+        entriesOf: (author) => blobs.shasOf(author).flatMap((sha) => {
+          const rec = index.blob(sha);
+          return rec ? [{ sha256: sha, ih: rec.ih, size: rec.bytes }] : [];
+        }),
+        onChanged: (authors) => deps.onListsChanged?.(authors),
+        onError: (err, author) => deps.log.error({ err, author }, 'media: building a media list failed'),
+      });
+      return new MediaArchiver(deps, index, blobs, lists);
     } catch (err) {
       await index.close();
       throw err;
@@ -120,6 +146,7 @@ export class MediaArchiver {
   /** Seeds the stored blobs, re-queues pending fetches, reads what was indexed meanwhile and starts the removal sweeps. */
   async start(): Promise<void> {
     for (const [sha, rec] of [...this.index.allBlobs()]) await this.seed(sha, rec.ih, await this.blobs.readTorrent(sha), this.blobs.pathOf(sha));
+    this.lists.touch(this.blobs.authors());
     for (const job of [...this.index.allPending()]) this.queue.enqueue(job);
     this.noteIndexed();
     void this.sweepRemovals();
@@ -205,7 +232,8 @@ export class MediaArchiver {
 
   /** A fetched, verified blob with its torrent: recorded, referenced by every author that asked, seeded. */
   private async stored(job: FetchJob, blob: StoredBlob): Promise<void> {
-    await this.index.putBlob(job.sha256, { ih: blob.infoHash, bytes: blob.bytes, urls: [...job.urls] });
+    const mime = blob.mime === undefined || blob.mime === 'application/octet-stream' ? (job.mime ?? blob.mime) : blob.mime;
+    await this.index.putBlob(job.sha256, { ih: blob.infoHash, bytes: blob.bytes, urls: [...job.urls], ...(mime !== undefined ? { mime } : {}) });
     const refs = this.index.referencesOf(job.sha256);
     if (refs.length === 0) {
       // Every event that asked for it left while it was fetched.
@@ -214,6 +242,7 @@ export class MediaArchiver {
     }
     for (const r of refs) this.blobs.reference(r.author, job.sha256);
     await this.seed(job.sha256, blob.infoHash, blob.torrent, blob.path);
+    this.lists.touch(refs.map((r) => r.author));
   }
 
   private async seed(sha256: string, infoHash: string, torrent: Buffer, dataPath: string): Promise<void> {
@@ -228,6 +257,8 @@ export class MediaArchiver {
 
   private done(job: FetchJob, outcome: JobOutcome): void {
     if (outcome.ok) {
+      // A blob already stored gained this author (no fetch): their list changes.
+      this.lists.touch([job.author]);
       this.deps.log.debug({ sha256: job.sha256, bytes: outcome.bytes }, 'media: blob fetched');
       return;
     }
@@ -273,6 +304,7 @@ export class MediaArchiver {
     await this.serial(async () => {
       const u = await this.index.removeEvents(gone);
       for (const { sha256, author } of u.released) await this.blobs.release(author, sha256);
+      this.lists.touch(u.released.map((r) => r.author));
       for (const sha of u.orphanBlobs) if (await this.deleteBlob(sha)) deleted++;
     });
     if (deleted > 0) this.deps.log.info({ events: gone.length, blobs: deleted }, 'media: blobs no archived event references were unseeded and deleted');
@@ -284,10 +316,12 @@ export class MediaArchiver {
     const ih = this.seeded.get(sha256) ?? this.index.blob(sha256)?.ih;
     if (ih !== undefined) await this.deps.seeder.unseed(ih);
     this.seeded.delete(sha256);
+    this.lists.touch(this.blobs.ownersOf(sha256));
     const had = this.blobs.has(sha256);
+    // Counted as the store's count drops (remove() does that before its first await): /status never shows one without the other.
+    if (had) this.removedBlobs++;
     await this.blobs.remove(sha256);
     await this.index.dropBlob(sha256);
-    if (had) this.removedBlobs++;
     return had;
   }
 
@@ -298,6 +332,28 @@ export class MediaArchiver {
       (err: unknown) => this.deps.log.error({ err }, 'media: index write failed'),
     );
     return p;
+  }
+
+  /** The infohash of the author's media list torrent, when blobs of theirs are stored (their pointer's `m`). */
+  mediaListOf(author: string): string | undefined {
+    return this.lists.infoHashOf(author);
+  }
+
+  /** A stored, verified blob for the gateway's Blossom routes (none once stopping). */
+  blobFile(sha256: string): LocalBlob | undefined {
+    if (this.stopped || !this.blobs.has(sha256)) return undefined;
+    const rec = this.index.blob(sha256);
+    if (!rec) return undefined;
+    return { path: this.blobs.pathOf(sha256), torrentPath: this.blobs.torrentPathOf(sha256), bytes: rec.bytes, infoHash: rec.ih, ...(rec.mime !== undefined ? { mime: rec.mime } : {}) };
+  }
+
+  /** A stored blob's .torrent file, or undefined if it is gone. */
+  async blobTorrentBytes(sha256: string): Promise<Buffer | undefined> {
+    if (this.blobFile(sha256) === undefined) return undefined;
+    return this.blobs.readTorrent(sha256).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
   }
 
   /** The infohash of a stored blob (tests, status). */
@@ -311,6 +367,7 @@ export class MediaArchiver {
       await this.scanning;
       await this.queue.idle();
       await this.chain;
+      await this.lists.idle();
       if (!this.scanning && this.queue.stats().queued + this.queue.stats().inFlight === 0) return;
     }
   }
@@ -327,6 +384,7 @@ export class MediaArchiver {
       scannedEvents: this.scannedEvents,
       removed: this.removedBlobs,
       cursor: this.index.cursor ?? 0,
+      lists: this.lists.count,
     };
   }
 
@@ -338,6 +396,7 @@ export class MediaArchiver {
     await this.sweeping;
     await this.queue.stop();
     await this.chain;
+    await this.lists.stop();
     await this.index.close();
   }
 }

@@ -20,6 +20,8 @@ export interface MediaBlobRecord {
   bytes: number;
   /** The web seeds in its torrent (the URL that gave the right bytes). */
   urls: string[];
+  /** Content-Type the gateway serves it with: the origin's, or the event's `m` when the origin said none or octet-stream. */
+  mime?: string;
 }
 
 export interface Reference {

@@ -77,6 +77,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   private readonly putter: ItemPutter;
   /** Items being put right now: a scan must not queue them again (their putAt is not set yet). */
   private readonly putting = new Map<string, number>();
+  /** The infohash of an author's media list (page 0's `m`), when media archiving is on. */
+  mediaListOf: ((pubkey: string) => string | undefined) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -220,12 +222,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   private async publishAuthor(pubkey: string): Promise<void> {
     const infoHashes = [...this.store.bundles.authorBundles(pubkey)];
+    const media = this.mediaListOf?.(pubkey);
     let pages: AuthorPage[];
     try {
-      pages = authorPages(infoHashes);
+      pages = authorPages(infoHashes, media);
     } catch (err) {
       this.log.error({ err, author: pubkey }, 'author pointer does not fit; publishing the newest bundles only');
-      pages = authorPages(infoHashes.slice(0, 16 * 40));
+      pages = authorPages(infoHashes.slice(0, 16 * 40), media);
     }
     const since = this.store.pointers.dirtySince(pubkey);
     // The mark is cleared only if nothing changed again meanwhile.
