@@ -17,45 +17,10 @@ import {
   BEACON_NONCE_BYTES,
 } from '../../sidecar/formats/bridge-beacon.js';
 import { InputError } from './keys.js';
+import { DEFAULT_DISCOVER_LIMITS, type DiscoverLimits, type DiscoveredBridge, type DiscoveryReport, type ProbeFailure } from './discover-types.js';
 
-export interface DiscoverLimits {
-  /** Distinct announced peers probed at most. */
-  maxPeers: number;
-  /** Beacon connections at once. */
-  concurrency: number;
-  /** Per connection: connect, handshakes, answer. */
-  connectTimeoutMs: number;
-  /** The whole discovery (DHT lookup and probes). */
-  timeoutMs: number;
-  /** Stop once this many distinct bridge keys answered. */
-  maxBridges: number;
-}
-
-export const DEFAULT_DISCOVER_LIMITS: DiscoverLimits = { maxPeers: 2000, concurrency: 64, connectTimeoutMs: 3000, timeoutMs: 30_000, maxBridges: 32 };
-
-export type ProbeFailure = 'refused' | 'timeout' | 'closed' | 'malformed' | 'wrong-infohash' | 'no-extensions' | 'not-a-dict' | 'no-beacon' | 'bad-key' | 'bad-gateway' | 'bad-signature';
-
-export interface DiscoveredBridge {
-  /** The bridge's ed25519 key, 64 hex. */
-  key: string;
-  /** Its public gateway URL, if it signed one. */
-  gateway?: string;
-  /** Beacon addresses ("host:port") that answered with this key. */
-  addresses: string[];
-}
-
-export interface DiscoveryReport {
-  /** Distinct peers the DHT named for the discovery infohash. */
-  peersSeen: number;
-  probed: number;
-  /** Peers that answered with a valid signed key. */
-  answered: number;
-  bridges: number;
-  failures: Partial<Record<ProbeFailure, number>>;
-  durationMs: number;
-  /** What ended it early: the deadline, the peer budget, enough bridges, or an abort. */
-  stoppedBy: 'time' | 'max-peers' | 'max-bridges' | 'aborted' | null;
-}
+export { DEFAULT_DISCOVER_LIMITS };
+export type { DiscoverLimits, DiscoveredBridge, DiscoveryReport, DiscoverySummary, ProbeFailure } from './discover-types.js';
 
 export function checkDiscoverLimits(l: Partial<DiscoverLimits> | undefined): DiscoverLimits {
   const out = { ...DEFAULT_DISCOVER_LIMITS, ...l };

@@ -3,7 +3,7 @@
 // at most `maxBridges`; and afterwards the cache learns which of them had the author's pointer.
 import type DHT from 'bittorrent-dht';
 import { BridgeCache } from './bridge-cache.js';
-import { discoverBridges, checkDiscoverLimits, type DiscoverLimits, type DiscoveryReport } from './discover.js';
+import { discoverBridges, checkDiscoverLimits, type DiscoverLimits, type DiscoverySummary } from './discover.js';
 import type { BridgeReport } from './reader-types.js';
 
 export interface BridgeChoice {
@@ -12,11 +12,7 @@ export interface BridgeChoice {
   discovery: DiscoverySummary;
 }
 
-export interface DiscoverySummary extends DiscoveryReport {
-  /** Bridges chosen, in order: key (hex) and where it came from. */
-  chosen: { key: string; from: 'cache' | 'beacon' | 'cache+beacon'; gateway?: string }[];
-  cache: { path: string | null; entries: number; error: string | null };
-}
+export type { DiscoverySummary };
 
 export async function chooseBridges(dht: DHT, cache: BridgeCache, limits: Partial<DiscoverLimits> | undefined, signal?: AbortSignal): Promise<BridgeChoice> {
   const l = checkDiscoverLimits(limits);
