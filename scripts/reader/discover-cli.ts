@@ -6,7 +6,7 @@ import { BridgeCache, defaultBridgeCachePath } from './bridge-cache.js';
 import { parseCount, parseSeconds } from './cli-options.js';
 import { DEFAULT_DISCOVER_LIMITS, type DiscoverLimits } from './discover.js';
 import { chooseBridges, learnFromResolve, type DiscoverySummary } from './find-bridges.js';
-import type { BridgeReport } from './reader-types.js';
+import type { ResolveSummary } from './reader-types.js';
 
 export interface DiscoveryCliOpts {
   bridgeCache?: string | false;
@@ -32,12 +32,12 @@ export function addDiscoveryOptions(cmd: Command): Command {
 export interface CliDiscovery {
   bridges: Buffer[];
   summary: DiscoverySummary;
-  /** Records which bridges had an author's pointer. */
-  learn(reports: BridgeReport[]): void;
+  /** Records which bridges' pointers led to an author's verified events. */
+  learn(summary: Pick<ResolveSummary, 'bridges' | 'bundles'>): void;
   /** Saves the cache. */
   save(): void;
   /** learn, then save. */
-  finish(reports: BridgeReport[]): void;
+  finish(summary: Pick<ResolveSummary, 'bridges' | 'bundles'>): void;
 }
 
 export async function discoverForCli(dht: DHT, o: DiscoveryCliOpts, log: (line: string) => void): Promise<CliDiscovery> {
@@ -63,10 +63,10 @@ export async function discoverForCli(dht: DHT, o: DiscoveryCliOpts, log: (line: 
   return {
     bridges,
     summary: discovery,
-    learn: (reports) => learnFromResolve(cache, reports),
+    learn: (summary) => learnFromResolve(cache, summary),
     save,
-    finish: (reports) => {
-      learnFromResolve(cache, reports);
+    finish: (summary) => {
+      learnFromResolve(cache, summary);
       save();
     },
   };

@@ -4,7 +4,7 @@
 import type DHT from 'bittorrent-dht';
 import { BridgeCache } from './bridge-cache.js';
 import { discoverBridges, checkDiscoverLimits, type DiscoverLimits, type DiscoverySummary } from './discover.js';
-import type { BridgeReport } from './reader-types.js';
+import type { ResolveSummary } from './reader-types.js';
 
 export interface BridgeChoice {
   bridges: Buffer[];
@@ -36,7 +36,12 @@ export async function chooseBridges(dht: DHT, cache: BridgeCache, limits: Partia
   };
 }
 
-/** After a resolve: bridges that had the author's pointer rank first next time. */
-export function learnFromResolve(cache: BridgeCache, reports: BridgeReport[]): void {
-  for (const r of reports) if (r.status === 'found') cache.hit(r.bridge);
+/**
+ * After a resolve: bridges whose pointer led to verified events rank first next time. A pointer
+ * alone is not enough: anyone can sign pointers to junk under a key of their own.
+ */
+export function learnFromResolve(cache: BridgeCache, s: Pick<ResolveSummary, 'bridges' | 'bundles'>): void {
+  const useful = new Set<string>();
+  for (const b of s.bundles) if (b.ok && b.events > 0) for (const short of b.bridges) useful.add(short);
+  for (const r of s.bridges) if (r.status === 'found' && useful.has(r.bridge.slice(0, 16))) cache.hit(r.bridge);
 }

@@ -7,7 +7,7 @@ import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import { crawl as runCrawl } from './crawl.js';
 import { NoBridgeFoundError, ReaderClosedError } from './errors.js';
 import { BridgeCache, defaultBridgeCachePath } from './bridge-cache.js';
-import { discoverBridges as runDiscovery } from './discover.js';
+import { checkDiscoverLimits, discoverBridges as runDiscovery } from './discover.js';
 import type { DiscoverLimits, DiscoveredBridge, DiscoveryReport, DiscoverySummary } from './discover-types.js';
 import { chooseBridges, learnFromResolve } from './find-bridges.js';
 import type { EventFilter } from './event-merge.js';
@@ -185,6 +185,7 @@ function checkResolveOptions(opts: ResolveOptions): { bridges: Buffer[]; relays:
   const discover = opts.discover === true ? {} : opts.discover && typeof opts.discover === 'object' ? opts.discover : null;
   if (opts.bridges !== undefined && !Array.isArray(opts.bridges)) throw new InputError('opts.bridges: an array of bridge keys');
   if (!discover && (opts.bridges?.length ?? 0) === 0) throw new InputError('give at least one bridge key (opts.bridges), or discover: true');
+  if (discover) checkDiscoverLimits(discover);
   const relays = opts.relays ?? [];
   for (const r of relays) if (!isRelayUrl(r)) throw new InputError(`not a ws:// or wss:// URL: ${JSON.stringify(r)}`);
   if (opts.relayMode !== undefined && opts.relayMode !== 'fallback' && opts.relayMode !== 'full') throw new InputError(`relayMode: fallback or full, not ${JSON.stringify(opts.relayMode)}`);
@@ -277,7 +278,7 @@ class ReaderImpl implements Reader {
         onEvent: (event, _source, origin) => void push({ event, origin }),
       });
       if (discovery) {
-        learnFromResolve(this.cache, out.summary.bridges);
+        learnFromResolve(this.cache, out.summary);
         this.cache.save();
         out.summary.discovery = discovery;
       }
@@ -305,7 +306,7 @@ class ReaderImpl implements Reader {
         budget: opts.budget,
         signal,
         onAuthor: (a) => {
-          if (discovery) learnFromResolve(this.cache, a.summary.bridges);
+          if (discovery) learnFromResolve(this.cache, a.summary);
           return push(a);
         },
       });

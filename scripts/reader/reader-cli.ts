@@ -173,7 +173,7 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
             return EXIT.notFound;
           }
           const { events, summary } = await resolveAuthor(ctx, { author, bridges: c.bridges, relays: c.relays, relayMode: c.relayMode, filter: c.filter, limits: c.limits });
-          discovered?.finish(summary.bridges);
+          discovered?.finish(summary);
           await writeOut(jsonl(events));
           if (c.summary === 'json') process.stderr.write(JSON.stringify(discovered ? { ...summary, discovery: discovered.summary } : summary) + '\n');
           else if (c.summary === 'text') process.stderr.write(resolveText(summary));
@@ -235,7 +235,7 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
               budget,
               onProgress: (p) => progress.update(p),
               onAuthor: async ({ events, summary: s }) => {
-                discovered?.learn(s.bridges);
+                discovered?.learn(s);
                 if (importer) for (const e of events) await importer.write(canonicalJson(e));
                 else await writeOut(jsonl(events));
               },
