@@ -4,6 +4,7 @@
 // at once, time per connection and in all, bridges kept. Peers are probed in random order, so an
 // announcer cannot put itself first; what fails is counted by reason, never thrown.
 import { randomBytes, randomInt } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import type DHT from 'bittorrent-dht';
 import {
@@ -94,6 +95,7 @@ export async function discoverBridges(dht: DHT, req: DiscoverRequest = {}): Prom
   const bridges = new Map<string, DiscoveredBridge>();
   const report: DiscoveryReport = { peersSeen: 0, probed: 0, answered: 0, bridges: 0, failures: {}, durationMs: 0, stoppedBy: null };
   const stop = new AbortController();
+  setMaxListeners(0, stop.signal); // one listener per probe in flight
   const onOuter = () => {
     report.stoppedBy ??= 'aborted';
     stop.abort();
