@@ -15,7 +15,7 @@ import { hardenDht } from '../sidecar/dht/harden.js';
 import { keyFromSeed, verifyEd25519 } from '../sidecar/formats/ed25519.js';
 import { BeaconServer } from '../sidecar/discovery/beacon.js';
 import { DiscoveryAnnouncer } from '../sidecar/discovery/announcer.js';
-import { discoverBridges } from '../scripts/reader/discover.js';
+import { discoverBridges, DEFAULT_DISCOVER_LIMITS } from '../scripts/reader/discover.js';
 import { startLocalDht } from '../test/testkit/local-dht.js';
 import { startFakeAnnouncers } from '../test/testkit/fake-announcers.js';
 import { figure, fmt, log, median, parseArgs, printFigures, runMain } from './common.js';
@@ -51,7 +51,7 @@ async function round(bootstrap: string[], keys: Set<string>, connectTimeoutMs: n
     let allFoundMs = NaN;
     const seen = new Set<string>();
     const { report } = await discoverBridges(reader, {
-      limits: { connectTimeoutMs, maxBridges: 64, timeoutMs: 120_000 },
+      limits: { connectTimeoutMs, timeoutMs: 120_000 },
       onBridge: (b) => {
         if (keys.has(b.key)) seen.add(b.key);
         if (seen.size === keys.size && Number.isNaN(allFoundMs)) allFoundMs = Date.now() - t0;
@@ -72,9 +72,9 @@ runMain(async () => {
   const fakes = args.quick ? { closed: 80, silent: 60, junk: 50, keyed: 10 } : { closed: 400, silent: 300, junk: 250, keyed: 50 };
   const fakeTotal = fakes.closed + fakes.silent + fakes.junk + fakes.keyed;
   const rounds = 3;
-  const connectTimeoutMs = 2000;
+  const connectTimeoutMs = DEFAULT_DISCOVER_LIMITS.connectTimeoutMs;
   const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
-  log(`discovery bench: ${nodes}-node local DHT, ${k} bridges, then ${fakeTotal} fake announcers; beacon timeout ${connectTimeoutMs} ms, 128 at once; load average ${load()}`);
+  log(`discovery bench: ${nodes}-node local DHT, ${k} bridges, then ${fakeTotal} fake announcers; beacon timeout ${connectTimeoutMs} ms, ${DEFAULT_DISCOVER_LIMITS.concurrency} at once (the reader's defaults); load average ${load()}`);
   const net = await startLocalDht(nodes);
   const bridgeNodes: DHT[] = [];
   const beacons: BeaconServer[] = [];

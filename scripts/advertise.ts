@@ -1,4 +1,4 @@
-// `nostr-bt advertise`: the bridge's advertisement (docs/protocol.md §9, kind 30078) signed with
+// `nostr-bt advertise`: the bridge's advertisement (docs/protocol.md §10, kind 30078) signed with
 // the operator's Nostr key, published to the relay over its WebSocket (so the relay archives it
 // like any event), or printed.
 import { join } from 'node:path';

@@ -14,7 +14,7 @@ export interface DiscoverLimits {
   maxBridges: number;
 }
 
-export const DEFAULT_DISCOVER_LIMITS: DiscoverLimits = { maxPeers: 2000, concurrency: 128, connectTimeoutMs: 3000, timeoutMs: 30_000, maxBridges: 32 };
+export const DEFAULT_DISCOVER_LIMITS: DiscoverLimits = { maxPeers: 2000, concurrency: 128, connectTimeoutMs: 3000, timeoutMs: 30_000, maxBridges: 64 };
 
 export type ProbeFailure = 'refused' | 'timeout' | 'closed' | 'malformed' | 'wrong-infohash' | 'no-extensions' | 'not-a-dict' | 'no-beacon' | 'bad-key' | 'bad-gateway' | 'bad-signature';
 

@@ -1,4 +1,4 @@
-// Finding bridges from the DHT alone (docs/protocol.md §9): get_peers for the discovery infohash,
+// Finding bridges from the DHT alone (docs/protocol.md §10): get_peers for the discovery infohash,
 // then a beacon exchange with each peer it names (BEP-3 handshake, BEP-10 extended handshakes,
 // the bridge's key signed over our nonce). Every part is bounded: peers considered, connections
 // at once, time per connection and in all, bridges kept. Peers are probed in random order, so an

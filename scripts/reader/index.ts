@@ -161,7 +161,7 @@ export interface Reader {
   /** One author's file out of one bundle, only the pieces that hold it, every event verified. */
   fetchAuthorFile(infoHash: string, author: string, opts?: FetchFileOptions): Promise<AuthorFile>;
   /**
-   * Bridges found through the DHT alone (docs/protocol.md §9): announced peers of the discovery
+   * Bridges found through the DHT alone (docs/protocol.md §10): announced peers of the discovery
    * infohash, each proving its bridge key over a fresh nonce. Bounded by `limits`; never throws
    * for what peers do (counted in the report).
    */

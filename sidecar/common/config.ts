@@ -219,7 +219,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    // Bridge discovery (sidecar/discovery/, docs/protocol.md §9): the beacon and its DHT announce.
+    // Bridge discovery (sidecar/discovery/, docs/protocol.md §10): the beacon and its DHT announce.
     discovery: z
       .object({
         enabled: z.boolean().default(true),

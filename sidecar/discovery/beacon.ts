@@ -1,5 +1,5 @@
 // The bridge's beacon: a small TCP listener whose port the bridge announces under the discovery
-// infohash (docs/protocol.md §9). It speaks just enough BitTorrent for a reader to learn the
+// infohash (docs/protocol.md §10). It speaks just enough BitTorrent for a reader to learn the
 // bridge's key: the BEP-3 handshake for that infohash, then BEP-10 extended handshakes, its own
 // carrying the key and a signature over the reader's nonce. Each connection is bounded in bytes
 // and time, and the listener in connections, so a flood of peers costs it a fixed amount.

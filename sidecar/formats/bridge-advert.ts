@@ -1,4 +1,4 @@
-// The bridge's advertisement to Nostr clients (docs/protocol.md §9): an addressable NIP-78 event
+// The bridge's advertisement to Nostr clients (docs/protocol.md §10): an addressable NIP-78 event
 // (kind 30078, `d` = "nostr-bt:bridge") signed by the operator's Nostr key, naming the bridge key
 // and its gateway and relay. A `bridge-proof` tag, the bridge key's ed25519 signature over the
 // operator's Nostr key, shows the bridge key's holder agrees to be advertised by that author, so

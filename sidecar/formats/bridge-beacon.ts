@@ -1,4 +1,4 @@
-// Bridge discovery on the wire (docs/protocol.md §9): the well-known infohash bridges announce
+// Bridge discovery on the wire (docs/protocol.md §10): the well-known infohash bridges announce
 // with BEP-5, and the beacon exchange a reader has with each announced peer: a BEP-3 handshake
 // for that infohash, then BEP-10 extended handshakes. The reader's carries a fresh nonce; the
 // bridge's carries its ed25519 key and a signature over that nonce, so an answer cannot be
