@@ -40,13 +40,19 @@ export interface CliDiscovery {
   finish(summary: Pick<ResolveSummary, 'bridges' | 'bundles'>): void;
 }
 
-export async function discoverForCli(dht: DHT, o: DiscoveryCliOpts, log: (line: string) => void): Promise<CliDiscovery> {
+/** The discovery limits from the options (InputError naming the option when one is bad). */
+export function parseDiscoveryLimits(o: DiscoveryCliOpts): Partial<DiscoverLimits> {
   const limits: Partial<DiscoverLimits> = {};
   if (o.discoveryTimeout) limits.timeoutMs = parseSeconds('--discovery-timeout', o.discoveryTimeout);
   if (o.discoveryPeers) limits.maxPeers = Math.max(1, parseCount('--discovery-peers', o.discoveryPeers));
   if (o.discoveryConcurrency) limits.concurrency = Math.max(1, parseCount('--discovery-concurrency', o.discoveryConcurrency, 1024));
   if (o.beaconTimeout) limits.connectTimeoutMs = parseSeconds('--beacon-timeout', o.beaconTimeout);
   if (o.maxBridges) limits.maxBridges = Math.max(1, parseCount('--max-bridges', o.maxBridges, 1024));
+  return limits;
+}
+
+export async function discoverForCli(dht: DHT, o: DiscoveryCliOpts, log: (line: string) => void): Promise<CliDiscovery> {
+  const limits = parseDiscoveryLimits(o);
   const cache = BridgeCache.load(o.bridgeCache === false ? null : (o.bridgeCache ?? defaultBridgeCachePath()));
   if (cache.loadError) log(`bridge cache: ${cache.loadError}`);
   const { bridges, discovery } = await chooseBridges(dht, cache, limits);

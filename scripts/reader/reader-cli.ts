@@ -14,7 +14,7 @@ import { DEFAULT_LIMITS, resolveAuthor, resolveExitCode, type RelayMode, type Re
 import { StrfryImport } from './strfry-import.js';
 import { crawlText, resolveText } from './summary-text.js';
 import { PatchTargetError } from '../../sidecar/common/monkey-patch.js';
-import { addDiscoveryOptions, discoverForCli, type CliDiscovery, type DiscoveryCliOpts } from './discover-cli.js';
+import { addDiscoveryOptions, discoverForCli, parseDiscoveryLimits, type CliDiscovery, type DiscoveryCliOpts } from './discover-cli.js';
 
 export const EXIT = { found: 0, notFound: 1, badInput: 2, failed: 3, partial: 4 } as const;
 
@@ -77,6 +77,7 @@ interface Common {
 
 function parseCommon(o: CommonOpts): Common {
   const bridges = o.bridge.map(parseBridgeKey);
+  if (bridges.length === 0) parseDiscoveryLimits(o); // bad discovery options are bad input before any network
   for (const r of o.relay) if (!isRelayUrl(r)) throw new InputError(`--relay: not a ws:// or wss:// URL: ${JSON.stringify(r)}`);
   if (o.relayMode !== 'fallback' && o.relayMode !== 'full') throw new InputError(`--relay-mode: fallback or full, not ${JSON.stringify(o.relayMode)}`);
   if (o.summary !== 'text' && o.summary !== 'json' && o.summary !== 'none') throw new InputError(`--summary: text, json or none, not ${JSON.stringify(o.summary)}`);
