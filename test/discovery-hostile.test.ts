@@ -23,7 +23,7 @@ import { signer } from './testkit/events.js';
 
 type Summary = ResolveSummary & { discovery: DiscoverySummary };
 
-test('resolve with no --bridge: both real bridges found among 1,000 fake announcers, within budget; junk rejected; cache ranks them first', { timeout: 240_000 }, async () => {
+test('resolve with no --bridge: both real bridges found among 1,000 fake announcers, within budget; junk rejected; cache ranks them first', { timeout: 360_000 }, async () => {
   const dht = await startLocalDht(40);
   const bridges: Bridge[] = [];
   let fakes: FakeAnnouncers | null = null;
@@ -77,7 +77,11 @@ test('resolve with no --bridge: both real bridges found among 1,000 fake announc
     assert.equal(d.answered, 52, `answered: the 2 bridges and the 50 keyed fakes; ${JSON.stringify(d.failures)}`);
     assert.ok((d.failures.refused ?? 0) >= 390, `closed ports refused: ${JSON.stringify(d.failures)}`);
     assert.equal(d.failures.timeout, 300, `silent listeners time out: ${JSON.stringify(d.failures)}`);
-    assert.equal((d.failures.malformed ?? 0) + (d.failures['wrong-infohash'] ?? 0) + (d.failures['bad-signature'] ?? 0) + (d.failures.closed ?? 0), 250, JSON.stringify(d.failures));
+    // Closed ports and junk: 650 in all (a closed port another process took meanwhile may
+    // answer otherwise than "refused": the machine is shared).
+    const f = d.failures;
+    assert.equal((f.refused ?? 0) + (f.closed ?? 0) + (f.malformed ?? 0) + (f['wrong-infohash'] ?? 0) + (f['bad-signature'] ?? 0) + (f['no-beacon'] ?? 0) + (f['not-a-dict'] ?? 0), 650, JSON.stringify(f));
+    assert.ok((f.malformed ?? 0) >= 100 && (f['wrong-infohash'] ?? 0) >= 50 && (f['bad-signature'] ?? 0) >= 50 && (f.closed ?? 0) >= 50, JSON.stringify(f));
     assert.equal(d.stoppedBy, null);
     assert.ok(d.durationMs < 60_000, `discovery took ${d.durationMs} ms`);
     // 300 silent peers × 2 s at 64 at once is ~10 s: the attack costs time, boundedly.
@@ -98,6 +102,12 @@ test('resolve with no --bridge: both real bridges found among 1,000 fake announc
     assert.deepEqual(new Set(s2.discovery.chosen.map((c) => c.key)), new Set(real));
     assert.ok(s2.discovery.chosen.every((c) => c.from !== 'beacon'), JSON.stringify(s2.discovery.chosen));
 
+    // crawl takes the same path (depth 0: the root only).
+    const c = await runCli(['crawl', alice.pubkey, '--depth', '0', ...common.slice(0, -1), '2'], 180_000);
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(parseJsonl(c.stdout).map((e: NostrEvent) => canonicalJson(e)).sort(), [...want].sort());
+    assert.deepEqual(new Set(lastJson<{ discovery: DiscoverySummary }>(c.stderr).discovery.chosen.map((x) => x.key)), new Set(real));
+
     // The library: discoverBridges finds the same, and resolve({ discover }) works with no key.
     const reader = await createReader({ bootstrap: dht.bootstrap, bind: '127.0.0.1' });
     try {
@@ -109,6 +119,14 @@ test('resolve with no --bridge: both real bridges found among 1,000 fake announc
       assert.ok(res.summary.discovery && res.summary.discovery.chosen.length === 52);
     } finally {
       await reader.close();
+    }
+    // Each bridge's status counts its announce and the readers it answered: at least the
+    // discoveries that probed every peer (the first CLI run and the library's two; the runs with
+    // room for two bridges stop once two beacons answered, maybe fakes).
+    for (const b of bridges) {
+      const st = (await b.sidecar.status()) as { discovery?: { announced: number; answered: number; port: number } };
+      assert.ok((st.discovery?.announced ?? 0) >= 1, JSON.stringify(st.discovery));
+      assert.ok((st.discovery?.answered ?? 0) >= 3, JSON.stringify(st.discovery));
     }
   } finally {
     await fakes?.stop();
