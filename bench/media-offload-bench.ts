@@ -81,6 +81,7 @@ async function main(): Promise<void> {
     overrides: {
       dht: { port: 0, host: '127.0.0.1', bootstrap: dht.bootstrap, putsPerSecond: 1000, maxInFlightPuts: 32, maxPacketsPerSecondPerNode: 1000 },
       bittorrent: { port: 0 },
+      discovery: { listen: '127.0.0.1:0' },
       status: { listen: '127.0.0.1:0' },
       media: { enabled: true, allowLoopback: true, maxBlobBytes: bytes.length },
     },

@@ -42,6 +42,7 @@ export async function startBridgeInProcess(dht: Pick<LocalDht, 'bootstrap'>): Pr
       // so that no node's pacing queue overflows.
       dht: { port: 0, host: '127.0.0.1', bootstrap: dht.bootstrap, putsPerSecond: 1000, maxInFlightPuts: 32, maxPacketsPerSecondPerNode: 1000 },
       bittorrent: { port: 0 },
+      discovery: { listen: '127.0.0.1:0' },
       status: { listen: '127.0.0.1:0' },
       bundle: { windowSeconds: 3600, windowMaxBytes: 1024 ** 3 },
     },

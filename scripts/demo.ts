@@ -410,6 +410,7 @@ async function main(): Promise<void> {
       // The demo's transfer is TCP over loopback; without uTP the sidecar opens no UDP socket on 0.0.0.0.
       bittorrent: { port: 0, utp: false },
       dht: { host: '127.0.0.1', port: 0, bootstrap },
+      discovery: { listen: '127.0.0.1:0' },
       status: { listen: '127.0.0.1:0' },
       log: { level: 'info' },
     }),

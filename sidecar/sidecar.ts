@@ -29,6 +29,7 @@ import { Store } from './index/store.js';
 import { quiesceWrites } from './index/lmdb-quiesce.js';
 import { WebTorrentSeeder } from './seeding/seeder.js';
 import { MediaArchiver } from './media/media-archiver.js';
+import { Discovery } from './discovery/discovery.js';
 import { mediaOptionsOf } from './media/options.js';
 import { HttpServer } from './http/server.js';
 import { RouteTable } from './http/routes.js';
@@ -67,6 +68,8 @@ export class Sidecar {
   reconciler: Reconciler | null = null;
   /** Fetches, verifies and seeds the media archived events reference when `media.enabled`. */
   media: MediaArchiver | null = null;
+  /** The discovery beacon and its DHT announce (`discovery.enabled` with the DHT on). */
+  discovery: Discovery | null = null;
   readonly metrics: SidecarMetrics;
   /** Read live by the publisher, so SIGHUP can change the DHT pace. */
   private publisherOptions: PublisherOptions | null = null;
@@ -216,6 +219,9 @@ export class Sidecar {
     if (this.config.gateway.listen) {
       this.gateway = await Gateway.start({ config: this.config, store: this.store, bridgeKey: this.identity.publicKey, dht: () => this.dht, log: this.log, media: () => this.media });
     }
+    if (this.dht && this.config.discovery.enabled) {
+      this.discovery = await Discovery.start(this.config.discovery, this.config.gateway.publicUrl, this.dht, this.identity, this.log);
+    }
     await writeFile(
       this.runtimeFile,
       JSON.stringify({
@@ -226,6 +232,7 @@ export class Sidecar {
         torrentPort: this.seeder.port,
         dhtPort: this.dht?.address().port ?? null,
         gateway: this.gateway?.address ?? null,
+        beaconPort: this.discovery?.port ?? null,
       }) + '\n',
     );
     this.log.info(
@@ -270,6 +277,7 @@ export class Sidecar {
       },
       reconcile: this.reconciler?.status(),
       media: this.media?.status(),
+      discovery: this.discovery?.status(),
       memory: memoryStatus(),
     });
   }
@@ -343,6 +351,8 @@ export class Sidecar {
     await this.publisher?.stop();
     phase('stopping media fetches');
     await this.media?.stop();
+    phase('stopping the discovery beacon');
+    await this.discovery?.stop();
     phase('closing the torrent client');
     await this.seeder?.stop();
     phase('closing the DHT node');

@@ -5,7 +5,11 @@
 // format codecs are in 'nostr-bt/formats'.
 import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import { crawl as runCrawl } from './crawl.js';
-import { ReaderClosedError } from './errors.js';
+import { NoBridgeFoundError, ReaderClosedError } from './errors.js';
+import { BridgeCache, defaultBridgeCachePath } from './bridge-cache.js';
+import { checkDiscoverLimits, discoverBridges as runDiscovery } from './discover.js';
+import type { DiscoverLimits, DiscoveredBridge, DiscoveryReport, DiscoverySummary } from './discover-types.js';
+import { chooseBridges, learnFromResolve } from './find-bridges.js';
 import type { EventFilter } from './event-merge.js';
 import { ItemStream } from './item-stream.js';
 import { InputError, parseAuthorKey, parseBridgeKey } from './keys.js';
@@ -34,7 +38,9 @@ import { fetchMediaList, type MediaListEntry, type MediaListResult } from './med
 export { gatewayBlobTorrent, parseMagnet };
 export type { MediaAttempt, MediaFetchOptions, MediaFetchResult, MediaListEntry, MediaListResult };
 
-export { ReaderError, ReaderClosedError, DhtUnreachable, type ReaderErrorCode } from './errors.js';
+export { ReaderError, ReaderClosedError, DhtUnreachable, NoBridgeFoundError, type ReaderErrorCode } from './errors.js';
+export { DEFAULT_DISCOVER_LIMITS } from './discover-types.js';
+export type { DiscoverLimits, DiscoveredBridge, DiscoveryReport, DiscoverySummary };
 export { InputError, parseAuthorKey, parseBridgeKey } from './keys.js';
 export { DEFAULT_LIMITS, DEFAULT_CRAWL_BUDGET };
 export type { NostrEvent, EventFilter, EventOrigin, RelayMode, ResolveLimits, ResolveResult, ResolveSummary, CrawlBudget, CrawlSummary, FetchFailure, RejectReason, PointerLookup };
@@ -61,13 +67,24 @@ export interface ReaderOptions {
   uploadLimit?: number;
   /** Defaults for every call on this reader; each call may override them. */
   limits?: Partial<ResolveLimits>;
+  /**
+   * Where discovery keeps the bridges it saw: a file path, true for the CLI's file
+   * ($XDG_CACHE_HOME/nostr-bt/bridges.json or ~/.cache/…), false (default) for memory only.
+   */
+  bridgeCache?: string | boolean;
 }
 
 /** A bridge's key: 64 hex or 52 z-base-32 characters, or the 32 bytes. */
 export type BridgeKey = string | Uint8Array;
 
 export interface ResolveOptions {
-  bridges: BridgeKey[];
+  /** Bridges to ask; may be empty (or left out) with `discover`. */
+  bridges?: BridgeKey[];
+  /**
+   * Find bridges through the DHT when `bridges` is empty: true for the default limits, or the
+   * limits. Bridges that had pointers before (the reader's bridge cache) come first.
+   */
+  discover?: boolean | Partial<DiscoverLimits>;
   /** Relays asked after the swarm (ws:// or wss://). */
   relays?: string[];
   relayMode?: RelayMode;
@@ -155,6 +172,12 @@ export interface Reader {
    * gave), then opts.urls in order; written to opts.out only once its sha256 is verified.
    */
   fetchMedia(opts: MediaFetchOptions): Promise<MediaFetchResult>;
+  /**
+   * Bridges found through the DHT alone (docs/protocol.md §10): announced peers of the discovery
+   * infohash, each proving its bridge key over a fresh nonce. Bounded by `limits`; never throws
+   * for what peers do (counted in the report).
+   */
+  discoverBridges(opts?: { limits?: Partial<DiscoverLimits>; signal?: AbortSignal }): Promise<{ bridges: DiscoveredBridge[]; report: DiscoveryReport }>;
   /** The UDP port of the reader's DHT node. */
   readonly dhtPort: number;
   /** Ends every call still running, then the DHT node and the torrent client. */
@@ -169,12 +192,16 @@ function bridgeKey(k: BridgeKey): Buffer {
   throw new InputError('a bridge key is 64 hex or 52 z-base-32 characters, or 32 bytes');
 }
 
-function checkResolveOptions(opts: ResolveOptions): { bridges: Buffer[]; relays: string[] } {
-  if (!opts || !Array.isArray(opts.bridges) || opts.bridges.length === 0) throw new InputError('give at least one bridge key (opts.bridges)');
+function checkResolveOptions(opts: ResolveOptions): { bridges: Buffer[]; relays: string[]; discover: Partial<DiscoverLimits> | null } {
+  if (!opts || typeof opts !== 'object') throw new InputError('give the resolve options ({ bridges } or { discover: true })');
+  const discover = opts.discover === true ? {} : opts.discover && typeof opts.discover === 'object' ? opts.discover : null;
+  if (opts.bridges !== undefined && !Array.isArray(opts.bridges)) throw new InputError('opts.bridges: an array of bridge keys');
+  if (!discover && (opts.bridges?.length ?? 0) === 0) throw new InputError('give at least one bridge key (opts.bridges), or discover: true');
+  if (discover) checkDiscoverLimits(discover);
   const relays = opts.relays ?? [];
   for (const r of relays) if (!isRelayUrl(r)) throw new InputError(`not a ws:// or wss:// URL: ${JSON.stringify(r)}`);
   if (opts.relayMode !== undefined && opts.relayMode !== 'fallback' && opts.relayMode !== 'full') throw new InputError(`relayMode: fallback or full, not ${JSON.stringify(opts.relayMode)}`);
-  return { bridges: opts.bridges.map(bridgeKey), relays };
+  return { bridges: (opts.bridges ?? []).map(bridgeKey), relays, discover };
 }
 
 /** Aborts `controller` when `outer` does; returns the cleanup. */
@@ -194,7 +221,26 @@ class ReaderImpl implements Reader {
   constructor(
     private readonly ctx: ReaderContext,
     private readonly limits: Partial<ResolveLimits>,
+    private readonly cache: BridgeCache,
   ) {}
+
+  /** The given bridges, or (none given, discover on) the ones discovery chooses. */
+  private async bridgesFor(given: Buffer[], discover: Partial<DiscoverLimits> | null, signal: AbortSignal): Promise<{ bridges: Buffer[]; discovery?: DiscoverySummary }> {
+    if (given.length > 0 || !discover) return { bridges: given };
+    const { bridges, discovery } = await chooseBridges(this.ctx.dht, this.cache, discover, signal);
+    if (bridges.length === 0 && !signal.aborted) throw new NoBridgeFoundError(`no bridge found through the DHT: ${discovery.peersSeen} peers announced, ${discovery.probed} probed, none proved a bridge key`, discovery);
+    return { bridges, discovery };
+  }
+
+  async discoverBridges(opts: { limits?: Partial<DiscoverLimits>; signal?: AbortSignal } = {}): Promise<{ bridges: DiscoveredBridge[]; report: DiscoveryReport }> {
+    this.open();
+    const controller = new AbortController();
+    const unfollow = follow(opts.signal, controller);
+    const out = await this.track(controller, runDiscovery(this.ctx.dht, { limits: opts.limits, signal: controller.signal }).finally(unfollow));
+    for (const b of out.bridges) this.cache.saw(b.key, b.addresses[0], b.gateway);
+    this.cache.save();
+    return out;
+  }
 
   get dhtPort(): number {
     return (this.ctx.dht.address() as { port: number }).port;
@@ -230,9 +276,10 @@ class ReaderImpl implements Reader {
   resolve(author: string, opts: ResolveOptions): Resolution {
     this.open();
     const key = parseAuthorKey(author);
-    const { bridges, relays } = checkResolveOptions(opts);
-    const { result, abort, iterate } = this.streamed<VerifiedEvent, ResolveResult>(opts.signal, (signal, push) =>
-      resolveAuthor(this.ctx, {
+    const { bridges: given, relays, discover } = checkResolveOptions(opts);
+    const { result, abort, iterate } = this.streamed<VerifiedEvent, ResolveResult>(opts.signal, async (signal, push) => {
+      const { bridges, discovery } = await this.bridgesFor(given, discover, signal);
+      const out = await resolveAuthor(this.ctx, {
         author: key,
         bridges,
         relays,
@@ -241,19 +288,26 @@ class ReaderImpl implements Reader {
         limits: { ...this.limits, ...opts.limits },
         signal,
         onEvent: (event, _source, origin) => void push({ event, origin }),
-      }),
-    );
+      });
+      if (discovery) {
+        learnFromResolve(this.cache, out.summary);
+        this.cache.save();
+        out.summary.discovery = discovery;
+      }
+      return out;
+    });
     return { author: key, result, abort, [Symbol.asyncIterator]: iterate };
   }
 
   crawl(root: string, opts: CrawlOptions): Crawl {
     this.open();
     const key = parseAuthorKey(root);
-    const { bridges, relays } = checkResolveOptions(opts);
+    const { bridges: given, relays, discover } = checkResolveOptions(opts);
     const depth = opts.depth ?? 2;
     if (!Number.isInteger(depth) || depth < 0 || depth > 16) throw new InputError(`depth: 0 to 16, not ${JSON.stringify(opts.depth)}`);
-    const { result, abort, iterate } = this.streamed<CrawledAuthor, CrawlSummary>(opts.signal, (signal, push) =>
-      runCrawl(this.ctx, {
+    const { result, abort, iterate } = this.streamed<CrawledAuthor, CrawlSummary>(opts.signal, async (signal, push) => {
+      const { bridges, discovery } = await this.bridgesFor(given, discover, signal);
+      const out = await runCrawl(this.ctx, {
         root: key,
         depth,
         bridges,
@@ -263,9 +317,17 @@ class ReaderImpl implements Reader {
         limits: { ...this.limits, ...opts.limits },
         budget: opts.budget,
         signal,
-        onAuthor: (a) => push(a),
-      }),
-    );
+        onAuthor: (a) => {
+          if (discovery) learnFromResolve(this.cache, a.summary);
+          return push(a);
+        },
+      });
+      if (discovery) {
+        this.cache.save();
+        out.discovery = discovery;
+      }
+      return out;
+    });
     return { root: key, result, abort, [Symbol.asyncIterator]: iterate };
   }
 
@@ -371,5 +433,6 @@ export async function createReader(opts: ReaderOptions): Promise<Reader> {
     dhtQueryTimeoutMs: opts.dhtQueryTimeoutMs,
     uploadLimit: opts.uploadLimit,
   });
-  return new ReaderImpl(ctx, opts.limits ?? {});
+  const cachePath = typeof opts.bridgeCache === 'string' ? opts.bridgeCache : opts.bridgeCache === true ? defaultBridgeCachePath() : null;
+  return new ReaderImpl(ctx, opts.limits ?? {}, BridgeCache.load(cachePath));
 }

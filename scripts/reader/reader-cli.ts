@@ -15,6 +15,7 @@ import { StrfryImport } from './strfry-import.js';
 import { crawlText, resolveText } from './summary-text.js';
 import { PatchTargetError } from '../../sidecar/common/monkey-patch.js';
 import { addMediaCommand } from './media-cli.js';
+import { addDiscoveryOptions, discoverForCli, parseDiscoveryLimits, type CliDiscovery, type DiscoveryCliOpts } from './discover-cli.js';
 
 export const EXIT = { found: 0, notFound: 1, badInput: 2, failed: 3, partial: 4 } as const;
 
@@ -23,7 +24,7 @@ Exit status: 0 events found (every source answered), 1 nothing found, 2 bad inpu
 3 failed (no DHT node reachable, or nothing could be read), 4 events found but some bridge,
 bundle or relay failed (see the summary).`;
 
-interface CommonOpts {
+interface CommonOpts extends DiscoveryCliOpts {
   bridge: string[];
   relay: string[];
   relayMode: string;
@@ -45,8 +46,8 @@ interface CommonOpts {
 }
 
 function addCommonOptions(cmd: Command): Command {
-  return cmd
-    .option('-b, --bridge <key>', 'bridge public key (hex or z-base-32, from `nostr-bt key` on the bridge); repeatable', collect, [])
+  return addDiscoveryOptions(cmd)
+    .option('-b, --bridge <key>', 'bridge public key (hex or z-base-32, from `nostr-bt key` on the bridge); repeatable; none: find bridges through the DHT', collect, [])
     .option('-r, --relay <url>', 'relay to ask after the swarm (wss://…); repeatable', collect, [])
     .option('--relay-mode <mode>', 'fallback: ask relays for what is newer than the archive, or everything if the swarm fell short; full: always everything', 'fallback')
     .option('--since <time>', 'only events created at or after (unix seconds or ISO date)')
@@ -76,8 +77,8 @@ interface Common {
 }
 
 function parseCommon(o: CommonOpts): Common {
-  if (o.bridge.length === 0) throw new InputError('give at least one --bridge <key>');
   const bridges = o.bridge.map(parseBridgeKey);
+  if (bridges.length === 0) parseDiscoveryLimits(o); // bad discovery options are bad input before any network
   for (const r of o.relay) if (!isRelayUrl(r)) throw new InputError(`--relay: not a ws:// or wss:// URL: ${JSON.stringify(r)}`);
   if (o.relayMode !== 'fallback' && o.relayMode !== 'full') throw new InputError(`--relay-mode: fallback or full, not ${JSON.stringify(o.relayMode)}`);
   if (o.summary !== 'text' && o.summary !== 'json' && o.summary !== 'none') throw new InputError(`--summary: text, json or none, not ${JSON.stringify(o.summary)}`);
@@ -113,6 +114,14 @@ async function openContext(o: CommonOpts, defaultBootstrap: () => string[]): Pro
     maxPacketsPerSecondPerNode: rate,
     dhtQueryTimeoutMs: parseSeconds('--dht-query-timeout', o.dhtQueryTimeout),
   });
+}
+
+/** No --bridge: find bridges through the DHT (null when bridges were given). */
+async function maybeDiscover(ctx: ReaderContext, c: Common, o: CommonOpts): Promise<CliDiscovery | null> {
+  if (c.bridges.length > 0) return null;
+  const d = await discoverForCli(ctx.dht, o, (line) => c.summary !== 'none' && process.stderr.write(line + '\n'));
+  c.bridges = d.bridges;
+  return d;
 }
 
 /** Runs a command body: bad input → 2, unreachable DHT, a dependency lacking a patched member or any other failure → 3. */
@@ -159,9 +168,16 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
         if (o.concurrency) c.limits.concurrency = Math.max(1, parseCount('--concurrency', o.concurrency, 64));
         const ctx = await openContext(o, defaultBootstrap);
         try {
+          const discovered = await maybeDiscover(ctx, c, o);
+          if (discovered && c.bridges.length === 0 && c.relays.length === 0) {
+            if (c.summary === 'json') process.stderr.write(JSON.stringify({ found: false, discovery: discovered.summary }) + '\n');
+            else if (c.summary === 'text') process.stderr.write('no bridge found through the DHT (and none in the bridge cache): give --bridge <key>\n');
+            return EXIT.notFound;
+          }
           const { events, summary } = await resolveAuthor(ctx, { author, bridges: c.bridges, relays: c.relays, relayMode: c.relayMode, filter: c.filter, limits: c.limits });
+          discovered?.finish(summary);
           await writeOut(jsonl(events));
-          if (c.summary === 'json') process.stderr.write(JSON.stringify(summary) + '\n');
+          if (c.summary === 'json') process.stderr.write(JSON.stringify(discovered ? { ...summary, discovery: discovered.summary } : summary) + '\n');
           else if (c.summary === 'text') process.stderr.write(resolveText(summary));
           return resolveExitCode(summary, c.relays.length > 0);
         } finally {
@@ -205,6 +221,11 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
           const importer = o.import ? new StrfryImport(o.strfry, o.strfryConfig!) : null;
           const progress = crawlProgress(Boolean(o.progress) || process.stderr.isTTY === true);
           try {
+            const discovered = await maybeDiscover(ctx, c, o);
+            if (discovered && c.bridges.length === 0 && c.relays.length === 0) {
+              if (c.summary !== 'none') process.stderr.write('no bridge found through the DHT (and none in the bridge cache): give --bridge <key>\n');
+              return EXIT.notFound;
+            }
             const summary = await crawl(ctx, {
               root,
               depth,
@@ -215,19 +236,21 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
               limits: c.limits,
               budget,
               onProgress: (p) => progress.update(p),
-              onAuthor: async ({ events }) => {
+              onAuthor: async ({ events, summary: s }) => {
+                discovered?.learn(s);
                 if (importer) for (const e of events) await importer.write(canonicalJson(e));
                 else await writeOut(jsonl(events));
               },
             });
             progress.stop();
+            discovered?.save();
             let importFailed = false;
             if (importer) {
               const r = await importer.finish();
               importFailed = r.failed;
               process.stderr.write(`strfry import: ${r.lines} events sent, ${r.failed ? `failed: ${r.error}` : 'done'}\n${r.output ? r.output.trimEnd() + '\n' : ''}`);
             }
-            if (c.summary === 'json') process.stderr.write(JSON.stringify(summary) + '\n');
+            if (c.summary === 'json') process.stderr.write(JSON.stringify(discovered ? { ...summary, discovery: discovered.summary } : summary) + '\n');
             else if (c.summary === 'text') process.stderr.write(crawlText(summary));
             if (importFailed) return EXIT.failed;
             if (summary.events === 0) return summary.authors.failed > 0 ? EXIT.failed : EXIT.notFound;

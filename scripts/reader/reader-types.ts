@@ -1,6 +1,7 @@
 // The reader's result and limit types, apart from the code that fills them, so that the
 // library's declarations (scripts/reader/index.ts) reach none of the untyped torrent and DHT
 // packages the reader runs on.
+import type { DiscoverySummary } from './discover-types.js';
 import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import type { MergeCounts } from './event-merge.js';
 import type { RejectReason } from './verify-events.js';
@@ -103,6 +104,8 @@ export interface ResolveSummary {
   /** Every bridge answered, every pointer was complete and every bundle it lists was read. */
   swarmComplete: boolean;
   bridges: BridgeReport[];
+  /** How the bridges were found, when none were given (discovery). */
+  discovery?: DiscoverySummary;
   bundles: BundleReport[];
   relays: RelayReport[];
   events: { output: number } & MergeCounts;
@@ -154,4 +157,6 @@ export interface CrawlSummary {
   contactListsFollowed: number;
   rootContactList: { id: string; created_at: number; follows: number } | null;
   stoppedBy: 'max-authors' | 'max-bytes' | 'timeout' | 'aborted' | null;
+  /** How the bridges were found, when none were given (discovery). */
+  discovery?: DiscoverySummary;
 }

@@ -219,6 +219,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    // Bridge discovery (sidecar/discovery/, docs/protocol.md §10): the beacon and its DHT announce.
+    discovery: z
+      .object({
+        enabled: z.boolean().default(true),
+        listen: hostPort.default('0.0.0.0:6882'),
+        announceIntervalSeconds: z.number().int().min(1).max(3600).default(900),
+        maxConnections: z.number().int().min(1).max(10_000).default(64),
+        handshakeTimeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

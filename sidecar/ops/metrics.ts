@@ -122,6 +122,9 @@ export class SidecarMetrics {
     gauge(r, 'media_seeded', 'Media blobs seeded now', () => media()?.seeded ?? 0);
     gauge(r, 'media_references', 'Archived event to media blob references kept', () => media()?.references ?? 0);
     counter(r, 'media_removed_total', 'Media blobs unseeded and deleted since start (no archived event references them)', () => media()?.removed ?? 0);
+    counter(r, 'discovery_announces_total', 'Announces of the discovery beacon a DHT node took, since start', () => snap().discovery?.announced ?? 0);
+    counter(r, 'discovery_beacon_answered_total', 'Readers the discovery beacon answered with the bridge key, since start', () => snap().discovery?.answered ?? 0);
+    labeledCounter(r, 'discovery_beacon_refused_total', 'Beacon connections closed unanswered since start, by reason (timeout, malformed, wrong-infohash, busy, ...)', () => snap().discovery?.refused ?? {});
     gauge(r, 'pointer_republish_lag_seconds', 'How far the least recently stored item is past its republish interval (0: on time)', () => snap().pointers?.republishLagSec ?? 0);
   }
 

@@ -11,6 +11,7 @@ import type { SpoolDepth } from '../ingest/spool-drain.js';
 import type { PublisherStats } from '../publishing/publisher.js';
 import type { ReconcileStatus } from '../backfill/reconcile.js';
 import type { MediaStatus } from '../media/media-archiver.js';
+import type { DiscoveryStatus } from '../discovery/discovery.js';
 
 export interface Status {
   /**
@@ -49,6 +50,8 @@ export interface Status {
   reconcile?: ReconcileStatus;
   /** Media archiving (when `media.enabled`). */
   media?: MediaStatus;
+  /** The discovery beacon and its announces (when `discovery.enabled`). */
+  discovery?: DiscoveryStatus;
   memory?: MemoryStatus;
 }
 

@@ -36,7 +36,7 @@ export async function startBridge(bootstrap: string[], extra: Record<string, unk
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   let status: Awaited<ReturnType<SidecarProcess['status']>>;
   try {
-    await sidecar.start();
+    await sidecar.start(30_000); // not measured: generous on a loaded machine
     status = await sidecar.waitFor((s) => (s.dht?.nodes ?? 0) > 0 && Boolean(s.bridge?.publicKey));
   } catch (err) {
     await sidecar.kill9();

@@ -21,6 +21,7 @@ export const LOOPBACK_DEFAULTS = {
   status: { listen: '127.0.0.1:0' },
   bittorrent: { port: 0 },
   dht: { port: 0, host: '127.0.0.1', bootstrap: [] as string[] },
+  discovery: { listen: '127.0.0.1:0' },
 };
 
 /** A temp dir with a config file; `extra` sections are merged over the loopback defaults. */
