@@ -328,14 +328,15 @@ export function shebangOf(script: string): { env: Record<string, string>; nodeAr
   return { env, nodeArgs: words.slice(i + 1) };
 }
 
-export async function startSidecarChild(configPath: string, dataDir: string, socketPath: string, timeoutMs = 20_000): Promise<SidecarChild> {
+/** `main`: the sidecar's main.js of another build (a baseline) instead of this one's. */
+export async function startSidecarChild(configPath: string, dataDir: string, socketPath: string, timeoutMs = 20_000, main = SIDECAR_MAIN): Promise<SidecarChild> {
   installHooks();
   // As the installed command runs it: the environment and node flags of its shebang.
-  const shebang = shebangOf(SIDECAR_MAIN);
+  const shebang = shebangOf(main);
   // BENCH_SIDECAR_NODE_ARGS: extra node flags for the sidecar child (e.g. --cpu-prof);
   // BENCH_SIDECAR_STDOUT: a file for its stdout (e.g. with --trace-gc).
   const nodeArgs = [...shebang.nodeArgs, ...(process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-  const child = spawn(process.execPath, [...nodeArgs, SIDECAR_MAIN, '--config', configPath], {
+  const child = spawn(process.execPath, [...nodeArgs, main, '--config', configPath], {
     stdio: ['ignore', process.env.BENCH_SIDECAR_STDOUT ? openSync(process.env.BENCH_SIDECAR_STDOUT, 'w') : 'ignore', 'pipe'],
     // A variable already set here wins (A/B runs, e.g. MALLOC_ARENA_MAX=8).
     env: cleanEnv(Object.fromEntries(Object.entries(shebang.env).filter(([k]) => process.env[k] === undefined))),
