@@ -23,7 +23,7 @@ if (config?.plugin.logLevel) log.level = config.plugin.logLevel;
 logStart(started, log);
 
 const spool = config ? new SpoolWriter(config.spool.dir, config.spool, log) : null;
-const link = config && spool ? new SidecarLink(config.socket.path, spool, { maxUnacked: config.plugin.maxUnacked }, log) : null;
+const link = config && spool ? new SidecarLink(config.socket.path, spool, { maxUnacked: config.plugin.maxUnacked, forwardDelayMs: config.plugin.forwardDelayMs }, log) : null;
 // execa loads only when there is an inner plugin to run.
 const inner: InnerPlugin | null = config && config.plugin.inner ? new (await import('./inner-plugin.js')).InnerPlugin(config.plugin.inner, {
   timeoutMs: config.plugin.innerTimeoutMs,
