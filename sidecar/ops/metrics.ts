@@ -81,6 +81,12 @@ export class SidecarMetrics {
       'Age of the oldest line received and not yet committed (0: caught up). Alert when above 30 for 5 minutes: the sidecar is starved of CPU or its commits fail; the plugin keeps the lines meanwhile, then spools them',
       () => snap().ingest?.lagSeconds ?? 0,
     );
+    gauge(
+      r,
+      'ingest_accept_lag_seconds',
+      "Seconds from strfry's accept (the plugin line's receivedAt, whole seconds) to the commit of the oldest line of the last committed batch: how far the index is behind the relay, time in the plugin and the socket included. Alert when above 30 for 5 minutes",
+      () => snap().ingest?.acceptLagSeconds ?? 0,
+    );
     gauge(r, 'ingest_stalled', '1 while index commits fail (disk or map full), else 0', () => (snap().ingest?.error ? 1 : 0));
 
     new Gauge({
