@@ -18,14 +18,21 @@
 // until it has indexed everything, so work it deferred is counted).
 //
 // Paced mode (2,000 events/s, nothing else busy): bare and up → plugin and sidecar CPU per event,
-// accept → indexed p50/p99 (the stand-in records when the plugin accepted each event; the bench
-// reads the sidecar's indexed counter from its LMDB index every 20 ms, which costs the sidecar no
-// CPU, unlike a /status request; a latency is an upper bound, ≤ 20 ms over).
+// accept → indexed and accept → in a bundle, p50/p99 (the stand-in records when the plugin
+// accepted each event; the bench reads the sidecar's indexed counter and bundle frontier from its
+// LMDB index every 20 ms, which costs the sidecar no CPU, unlike a /status request; a latency is
+// an upper bound, ≤ 20 ms over). Each paced run first sends 5 s at the paced rate (a sidecar's
+// first seconds of traffic are spent compiling its hot code: reported apart). With
+// RELAY_BENCH_BASELINE_DIST=<another build's dist/> the paced 'up' run alternates this build and
+// that one, round by round, for before/after figures measured in the same run.
 //
 //   node dist/bench/relay-bench.js [--quick] [--n=EVENTS] [--only=none,bare,up,down,paced|paced-up]
 //                                  [--toml='[ingest]\nbatchMaxDelayMs = 50']
 // Env: RELAY_BENCH_ROUNDS (default 3; quick 1), RELAY_BENCH_PUBLISHERS (4), RELAY_BENCH_RATE (2000),
-// RELAY_BENCH_PACED_SECONDS (10; quick 3).
+// RELAY_BENCH_PACED_SECONDS (10; quick 3), RELAY_BENCH_PACED_WARMUP_SECONDS (5; quick 1),
+// RELAY_BENCH_PACED_ROUNDS (1; 3 with a baseline), RELAY_BENCH_WINDOW (bundle window of the paced
+// runs, s: 60, the default; quick 2), RELAY_BENCH_BASELINE_DIST, RELAY_BENCH_TIDS=1 (CPU by thread).
+// The last line before the figures, `SUMMARY relay-bench: ...`, is the run in one line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
