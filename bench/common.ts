@@ -290,14 +290,15 @@ export function dirUsage(dir: string, countLines = false): { files: number; byte
  * Starts the sidecar as its command runs (test/testkit/sidecar-process.ts), registered for cleanup.
  * A variable the shebang sets that is already set here wins (A/B runs, e.g. MALLOC_ARENA_MAX=8);
  * BENCH_SIDECAR_NODE_ARGS: extra node flags (e.g. --cpu-prof); BENCH_SIDECAR_STDOUT: a file for
- * its stdout (e.g. with --trace-gc).
+ * its stdout (e.g. with --trace-gc). `main`: another build's dist/sidecar/main.js (a baseline).
  */
-export async function startSidecarChild(configPath: string, dataDir: string, timeoutMs = 20_000): Promise<SidecarProcess> {
+export async function startSidecarChild(configPath: string, dataDir: string, timeoutMs = 20_000, main = SIDECAR_MAIN): Promise<SidecarProcess> {
   installHooks();
-  const kept = Object.keys(shebangOf(SIDECAR_MAIN).env).filter((k) => process.env[k] !== undefined);
+  const kept = Object.keys(shebangOf(main).env).filter((k) => process.env[k] !== undefined);
   const sc = new SidecarProcess(configPath, dataDir, Object.fromEntries(kept.map((k) => [k, process.env[k]])), {
     nodeArgs: (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean),
     stdoutFile: process.env.BENCH_SIDECAR_STDOUT || undefined,
+    main,
   });
   sidecars.add(sc);
   onCleanup(async () => void (await sc.terminate(10_000)));

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 export class IndexedProbe {
   private readonly root: RootDatabase;
   private readonly counters: Database<number, string>;
+  private readonly meta: Database<unknown, string>;
   private closed = false;
 
   /** `dataDir` of a running sidecar (its index must exist: open after the sidecar is up). */
@@ -17,6 +18,18 @@ export class IndexedProbe {
     // maxDbs as the sidecar opens it; read-only never creates or resizes anything.
     this.root = open({ path: join(dataDir, 'index'), readOnly: true, maxDbs: 24, compression: false });
     this.counters = this.root.openDB<number, string>({ name: 'counters', compression: false });
+    this.meta = this.root.openDB<unknown, string>({ name: 'meta', compression: false });
+  }
+
+  /**
+   * Events indexed so far, and the bundle frontier (events with a lower sequence number are in
+   * bundles), as last committed: one snapshot.
+   */
+  progress(): { indexed: number; frontier: number } {
+    if (this.closed) throw new Error('probe closed');
+    this.root.resetReadTxn();
+    // The key index/index-meta.ts keeps the frontier under.
+    return { indexed: this.counters.get('indexed') ?? 0, frontier: (this.meta.get('bundle.frontier') as number | undefined) ?? 1 };
   }
 
   /** Events indexed so far (the sidecar's `events.indexed` counter, as last committed). */

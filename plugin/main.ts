@@ -23,7 +23,7 @@ if (config?.plugin.logLevel) log.level = config.plugin.logLevel;
 logStart(started, log);
 
 const spool = config ? new SpoolWriter(config.spool.dir, config.spool, log) : null;
-const link = config && spool ? new SidecarLink(config.socket.path, spool, { maxUnacked: config.plugin.maxUnacked }, log) : null;
+const link = config && spool ? new SidecarLink(config.socket.path, spool, { maxUnacked: config.plugin.maxUnacked, forwardDelayMs: config.plugin.forwardDelayMs }, log) : null;
 // execa loads only when there is an inner plugin to run.
 const inner: InnerPlugin | null = config && config.plugin.inner ? new (await import('./inner-plugin.js')).InnerPlugin(config.plugin.inner, {
   timeoutMs: config.plugin.innerTimeoutMs,
@@ -45,8 +45,24 @@ const stdoutFull = new Int32Array(new SharedArrayBuffer(4));
  * rather than lose or cut an answer.
  */
 function reply(text: string): void {
-  const buf = Buffer.from(text + '\n');
+  const line = text + '\n';
   let off = 0;
+  // Written as a string: no Buffer per answer (garbage the bare readline plugin does not make).
+  // Only a partial write or a full pipe takes the bytes below.
+  try {
+    off = writeSync(1, line);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') {
+      log.warn({ code: (err as NodeJS.ErrnoException).code }, 'stdout closed; exiting');
+      void shutdown(0);
+      return;
+    }
+  }
+  if (off === line.length && off === Buffer.byteLength(line)) {
+    answered++;
+    return;
+  }
+  const buf = Buffer.from(line);
   while (off < buf.length) {
     try {
       off += writeSync(1, buf, off);

@@ -9,7 +9,12 @@ import type { SpoolWriter } from './spool-writer.js';
 export interface LinkOptions {
   maxUnacked: number;
   maxUnackedBytes?: number;
+  /** How long lines gather before one write sends them (0: each line at once); see plugin.forwardDelayMs. */
+  forwardDelayMs?: number;
 }
+
+/** A gathered write goes out at once past this size (a socket buffer's worth). */
+const GATHER_MAX_BYTES = 64 * 1024;
 
 export interface LinkStats {
   sent: number;
@@ -35,6 +40,10 @@ export class SidecarLink {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private readonly maxUnackedBytes: number;
+  /** Lines forwarded (and in `unacked`) but not yet written to the socket. */
+  private gathered: string[] = [];
+  private gatheredBytes = 0;
+  private gatherTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly socketPath: string,
@@ -62,7 +71,7 @@ export class SidecarLink {
       this.unacked.push(line);
       this.unackedBytes += line.length;
       this.stats.sent++;
-      this.sock!.write(line + '\n');
+      this.send(line);
       return;
     }
     if (this.connected) this.stats.spooledWhileBusy++;
@@ -70,9 +79,45 @@ export class SidecarLink {
     this.spool.append(line);
   }
 
+  /**
+   * Writes the line, or gathers it for one write of every line of the next few ms: at a relay's
+   * rate a write per line costs this process a system call and the sidecar a wake-up and a read
+   * per event. The line is in `unacked` already, so a lost connection spools it either way.
+   */
+  private send(line: string): void {
+    const delay = this.opts.forwardDelayMs ?? 0;
+    if (delay <= 0) {
+      this.sock!.write(line + '\n');
+      return;
+    }
+    this.gathered.push(line);
+    this.gatheredBytes += line.length + 1;
+    if (this.gatheredBytes >= GATHER_MAX_BYTES) this.flushGathered();
+    else this.gatherTimer ??= setTimeout(() => this.flushGathered(), delay);
+  }
+
+  private flushGathered(): void {
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = null;
+    if (this.gathered.length === 0) return;
+    const text = this.gathered.join('\n') + '\n';
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    if (this.connected && this.sock) this.sock.write(text);
+  }
+
+  /** Drops what was gathered for a connection that is gone (those lines are in `unacked`, which is spooled). */
+  private dropGathered(): void {
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
+    this.gatherTimer = null;
+    this.gathered = [];
+    this.gatheredBytes = 0;
+  }
+
   /** Waits up to `waitMs` for outstanding acks, spools whatever is left, and closes. */
   async close(waitMs: number): Promise<void> {
     this.closing = true;
+    this.flushGathered();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     const deadline = Date.now() + waitMs;
@@ -139,6 +184,7 @@ export class SidecarLink {
     this.sock = null;
     const wasConnected = this.connected;
     this.connected = false;
+    this.dropGathered();
     this.spoolUnacked();
     if (wasConnected) this.log.warn({ socket: this.socketPath }, 'sidecar connection closed, spooling');
     if (this.closing) return;
@@ -151,6 +197,7 @@ export class SidecarLink {
   }
 
   private spoolUnacked(): void {
+    this.dropGathered();
     for (let i = this.unackedHead; i < this.unacked.length; i++) this.spool.append(this.unacked[i]!, true);
     this.unacked = [];
     this.unackedHead = 0;

@@ -265,6 +265,7 @@ export class Sidecar {
         latency: this.metrics.ingestLatency(),
         unacknowledged: this.ingestor.unacknowledged,
         lagSeconds: Math.round(this.ingestor.lagSeconds * 1000) / 1000,
+        acceptLagSeconds: Math.round(this.ingestor.acceptLagSeconds * 1000) / 1000,
       },
       bundles: this.bundler ? { ...this.bundler.summary(), built: this.metrics.bundlesBuilt, retired: this.metrics.bundlesRetired } : undefined,
       seeding: this.seeder ? { ...this.seeder.stats(), port: this.seeder.port } : undefined,

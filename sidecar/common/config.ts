@@ -65,6 +65,7 @@ export const configSchema = z
         innerFailMessage: z.string().default('error: write policy unavailable, try again later'),
         maxUnacked: z.number().int().positive().default(20_000),
         logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+        forwardDelayMs: z.number().int().min(0).max(1000).default(20),
       })
       .strict()
       .prefault({}),

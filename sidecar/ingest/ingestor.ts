@@ -13,6 +13,7 @@ import type { PolicyConfig } from '../policy/content-policy.js';
 import type { Quarantine } from './quarantine.js';
 import type { Counters, Outcome } from '../index/store.js';
 import { TypedEmitter } from '../common/typed-emitter.js';
+import { receivedAtOf } from './accept-lag.js';
 
 export interface IngestSink {
   /** Where lines come from, for logs and quarantine: 'plugin', 'spool', 'backfill', ... */
@@ -82,6 +83,12 @@ const RETRY_MS = 1000;
 export class Ingestor extends TypedEmitter<IngestorEvents> {
   /** Set while commits fail (disk or map full); cleared by the next successful commit. */
   lastError: string | null = null;
+  /**
+   * Seconds from strfry's accept (the plugin line's receivedAt) to the commit of the oldest line
+   * of the last committed batch that had strfry lines: how far the index was behind the relay
+   * then, including the time lines waited in the plugin and the socket. Whole seconds' precision.
+   */
+  acceptLagSeconds = 0;
   private queue: Entry[] = [];
   /** Lines in `queue` (an entry may be a run of lines). */
   private queuedLines = 0;
@@ -319,6 +326,7 @@ export class Ingestor extends TypedEmitter<IngestorEvents> {
       line += e.lines;
     }
     this.acknowledge();
+    this.noteAcceptLag(batch);
     const committedAt = performance.now();
     const latencies: BatchReport['latencies'] = [];
     for (const e of batch) if (e.line.length > 0 || e.rejected !== undefined) latencies.push({ ms: committedAt - e.at, lines: e.lines });
@@ -332,6 +340,15 @@ export class Ingestor extends TypedEmitter<IngestorEvents> {
     if (this.judges && !inline) this.judges.recycle(judged);
     else this.buffers.give(judged.lines.buffer as ArrayBuffer);
     this.finishBatch();
+  }
+
+  private noteAcceptLag(batch: Entry[]): void {
+    for (const e of batch) {
+      if (e.line.length === 0) continue;
+      const at = receivedAtOf(e.line);
+      if (at !== null) this.acceptLagSeconds = Math.max(0, Date.now() / 1000 - at);
+      return;
+    }
   }
 
   /** Tells each source about its committed lines, in submission order, up to the first uncommitted one. */

@@ -41,6 +41,8 @@ export interface Status {
     /** Lines received but not yet acknowledged (committed), and the age in seconds of the oldest of them. */
     unacknowledged?: number;
     lagSeconds?: number;
+    /** strfry's accept → commit of the oldest line of the last committed batch of strfry lines, in seconds. */
+    acceptLagSeconds?: number;
   };
   bundles?: BundleSummary & { built?: number; retired?: number };
   seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number };

@@ -60,6 +60,8 @@ export interface SidecarOptions {
   nodeArgs?: string[];
   /** A file for the child's stdout (e.g. with --trace-gc); ignored otherwise. */
   stdoutFile?: string;
+  /** Another build's dist/sidecar/main.js (a benchmark's baseline) instead of this one's. */
+  main?: string;
 }
 
 /** `#!/usr/bin/env -S NAME=value node --flag`: the variables and node flags a script's shebang sets. */
@@ -141,9 +143,9 @@ export class SidecarProcess {
    * node and the sidecar's modules alone can take seconds to load.
    */
   async start(timeoutMs = 30_000): Promise<void> {
-    const shebang = shebangOf(SIDECAR_BIN);
+    const shebang = shebangOf(this.opts.main ?? SIDECAR_BIN);
     const out = this.opts.stdoutFile ? openSync(this.opts.stdoutFile, 'w') : 'ignore';
-    const proc = spawn(process.execPath, [...shebang.nodeArgs, ...(this.opts.nodeArgs ?? []), SIDECAR_BIN, '--config', this.configPath], {
+    const proc = spawn(process.execPath, [...shebang.nodeArgs, ...(this.opts.nodeArgs ?? []), this.opts.main ?? SIDECAR_BIN, '--config', this.configPath], {
       stdio: ['ignore', out, 'pipe'],
       env: pluginEnv({ ...shebang.env, ...this.env }),
     });
