@@ -129,7 +129,20 @@ export class Sidecar {
     );
     progress('starting the DHT node and the torrent client');
     if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log, { ownItems: storedOwnItems(this.store, this.identity.publicKey) });
-    const seeder = (this.seeder = await WebTorrentSeeder.start(this.config.bittorrent, this.dht, this.log));
+    // The gateway before the seeder: its WebSocket tracker is where the seeder announces to browsers.
+    if (this.config.gateway.listen) {
+      this.gateway = await Gateway.start({
+        config: this.config,
+        store: this.store,
+        bridgeKey: this.identity.publicKey,
+        dht: () => this.dht,
+        log: this.log,
+        isSeeded: (ih) => this.seeder?.client.torrents.some((t) => t.infoHash === ih) ?? false,
+      });
+    }
+    const trackerUrl = this.gateway?.localTrackerUrl;
+    const webrtc = trackerUrl ? { announce: [trackerUrl], maxPeers: this.config.gateway.webrtcMaxPeers } : undefined;
+    const seeder = (this.seeder = await WebTorrentSeeder.start({ ...this.config.bittorrent, webrtc }, this.dht, this.log));
 
     // The rest of the pipeline, in the order an event travels (the front is built in the constructor).
     // bundler → seeder (the bundler's Seeder): indexed events become bundle torrents, seeded.
@@ -209,9 +222,6 @@ export class Sidecar {
     }
     this.scheduleExpiry();
     if (this.opts.statusHttp !== false) await this.startHttp();
-    if (this.config.gateway.listen) {
-      this.gateway = await Gateway.start({ config: this.config, store: this.store, bridgeKey: this.identity.publicKey, dht: () => this.dht, log: this.log });
-    }
     await writeFile(
       this.runtimeFile,
       JSON.stringify({

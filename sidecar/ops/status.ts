@@ -42,7 +42,7 @@ export interface Status {
     lagSeconds?: number;
   };
   bundles?: BundleSummary & { built?: number; retired?: number };
-  seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number };
+  seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number; webrtcPeers?: number; webrtcRefused?: number };
   dht?: { nodes: number; ready: boolean };
   bridge?: { publicKey: string };
   pointers?: PublisherStats & { republishLagSec?: number | null; putNodes?: Observed };
