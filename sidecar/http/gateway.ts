@@ -10,6 +10,7 @@ import type { Store } from '../index/store.js';
 import { BundleLookup } from './bundle-lookup.js';
 import { bundleRoutes } from './bundle-routes.js';
 import { GatewayLinks } from './links.js';
+import { pageRoutes } from './page-routes.js';
 import { pointerRoutes } from './pointer-routes.js';
 import { RouteTable, type Route } from './routes.js';
 import { HttpServer } from './server.js';
@@ -74,6 +75,7 @@ export class Gateway {
         cacheEntries: g.remoteCacheEntries,
       }),
       ...bundleRoutes(bundles, links),
+      ...pageRoutes(),
     ];
     const table = new RouteTable(routes, d.log, {
       headers: CORS,
