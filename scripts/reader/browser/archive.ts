@@ -3,6 +3,7 @@
 // the other readers' tabs and the bridge over WebRTC (the gateway's WebSocket tracker) and from
 // the BEP-19 web seed, every line checked, and the events merged as the CLI reader merges them.
 import WebTorrent from 'webtorrent/dist/webtorrent.min.js';
+import MemoryChunkStore from 'memory-chunk-store';
 import type { Torrent, TorrentFile, Wire } from 'webtorrent';
 import type { NostrEvent } from '../../../sidecar/formats/nostr-event.js';
 import { EventMerger, type MergeCounts } from '../event-merge.js';
@@ -75,6 +76,13 @@ function clientFor(o: ReadOptions): InstanceType<typeof WebTorrent> {
   return client;
 }
 
+/** Piece bytes this tab sent to other readers over WebRTC (its torrents keep seeding after a read). */
+let uploadedToPeers = 0;
+
+export function uploadedBytes(): number {
+  return uploadedToPeers;
+}
+
 export async function readArchive(o: ReadOptions): Promise<ReadResult> {
   const progress: Progress = { phase: 'pointer', bundles: [], fromWebSeed: 0, fromPeers: 0, uploaded: 0, rejected: [] };
   const report = () => o.onProgress(progress);
@@ -95,7 +103,7 @@ export async function readArchive(o: ReadOptions): Promise<ReadResult> {
   const merger = new EventMerger();
   const wt = clientFor(o);
   const ticker = setInterval(() => {
-    progress.uploaded = wt.torrents.reduce((n, t) => n + t.uploaded, 0);
+    progress.uploaded = uploadedToPeers;
     report();
   }, 500);
   try {
@@ -119,7 +127,7 @@ export async function readArchive(o: ReadOptions): Promise<ReadResult> {
     clearInterval(ticker);
   }
   const { events, counts } = merger.result();
-  progress.uploaded = wt.torrents.reduce((n, t) => n + t.uploaded, 0);
+  progress.uploaded = uploadedToPeers;
   progress.phase = 'done';
   report();
   return { pointer, events: events.map((x) => x.e), counts, progress };
@@ -138,7 +146,9 @@ async function readBundle(wt: InstanceType<typeof WebTorrent>, o: ReadOptions, b
     (await new Promise<Torrent>((resolve, reject) => {
       let t: Torrent;
       try {
-        t = wt.add(torrentFile, { announce: o.tracker ? [o.tracker] : [], deselect: true });
+        // In memory: WebTorrent would otherwise keep the pieces in the origin's private file
+        // system, where they outlive the tab (and another tab would read them from there).
+        t = wt.add(torrentFile, { announce: o.tracker ? [o.tracker] : [], deselect: true, store: MemoryChunkStore });
       } catch (err) {
         reject(err as Error);
         return;
@@ -183,6 +193,7 @@ function download(torrent: Torrent, file: TorrentFile, o: ReadOptions, b: Bundle
   const count = (wire: Wire) => {
     if (counted.has(wire)) return;
     counted.add(wire);
+    if (wire.type !== 'webSeed') wire.on('upload', (n: number) => (uploadedToPeers += n));
     wire.on('download', (n: number) => {
       if (wire.type === 'webSeed') progress.fromWebSeed += n;
       else {

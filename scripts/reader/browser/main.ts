@@ -5,7 +5,7 @@
 // used (auto: when WebRTC peers do not deliver for `stallMs`, default 3000).
 import { decode as nip19decode } from 'nostr-tools/nip19';
 import type { NostrEvent } from '../../../sidecar/formats/nostr-event.js';
-import { readArchive, type Progress, type ReadResult, type WebSeedMode } from './archive.js';
+import { readArchive, uploadedBytes, type Progress, type ReadResult, type WebSeedMode } from './archive.js';
 import { imagesOf } from './media.js';
 
 interface WellKnown {
@@ -268,5 +268,14 @@ async function main(): Promise<void> {
     void start(wk, preset);
   }
 }
+
+// The tab keeps seeding what it read: what it shares with other readers keeps being shown.
+setInterval(() => {
+  if (!state.progress) return;
+  state.progress.uploaded = uploadedBytes();
+  const d = $('bytes-uploaded');
+  d.dataset.bytes = String(state.progress.uploaded);
+  d.textContent = bytes(state.progress.uploaded);
+}, 1000);
 
 void main();
