@@ -2,7 +2,8 @@
 // or hex key, and it reads their archive from this gateway (archive.ts) and shows the verified
 // events, newest first, with where the bytes came from and what was rejected and why.
 // `?author=<key>` starts a read at once; `?webseed=auto|now|never` chooses when the web seed is
-// used (auto: when WebRTC peers do not deliver for `stallMs`, default 3000).
+// used (auto: when WebRTC peers do not deliver for `stallMs`, default 3000); `?webrtc=0` reads
+// from the web seed alone.
 import { decode as nip19decode } from 'nostr-tools/nip19';
 import type { NostrEvent } from '../../../sidecar/formats/nostr-event.js';
 import { readArchive, uploadedBytes, type Progress, type ReadResult, type WebSeedMode } from './archive.js';
@@ -203,7 +204,7 @@ async function start(wk: WellKnown, input: string): Promise<void> {
     r = await readArchive({
       base,
       bridgeKey: wk.bridge.hex,
-      tracker: wk.endpoints.tracker ?? null,
+      tracker: params.get('webrtc') === '0' ? null : (wk.endpoints.tracker ?? null),
       author,
       webSeed: ['auto', 'now', 'never'].includes(mode) ? mode : 'auto',
       stallMs: Number(params.get('stallMs') ?? 3000),
