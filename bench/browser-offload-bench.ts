@@ -44,10 +44,10 @@ async function round(browser: Browser, rig: GatewayRig, author: string, tabs: nu
       pages.push(await ctx.newPage());
     }
     // All tabs at once.
-    await Promise.all(pages.map((p) => p.goto(`${rig.base}/?author=${author}&${query}`)));
-    const results = await Promise.all(pages.map((p) => readDone(p, 600_000)));
+    await Promise.all(pages.map((p) => p.goto(`${rig.base}/?author=${author}&bundleTimeoutMs=900000&${query}`)));
+    const results = await Promise.all(pages.map((p) => readDone(p, 1_000_000)));
     const seconds = (Date.now() - started) / 1000;
-    for (const r of results) if (r.dom.state !== 'done') throw new Error(`a tab ended ${r.dom.state}: ${r.dom.stateText}`);
+    for (const r of results) if (r.dom.state !== 'done') throw new Error(`a tab ended ${r.dom.state}: ${r.dom.stateText} (${r.progress?.bundles.map((b) => b.problem ?? b.state).join('; ')})`);
     const now = await Promise.all(pages.map((p) => counters(p)));
     const fileBytes = results[0]!.progress!.bundles.reduce((n, b) => n + ((b as unknown as { fileBytes: number }).fileBytes ?? 0), 0);
     const after = (await rig.sidecar.status()).seeding?.uploaded ?? 0;
