@@ -180,30 +180,40 @@ async function readBundle(wt: InstanceType<typeof WebTorrent>, o: ReadOptions, b
   return checkFile(bytes, o.author, b.infoHash);
 }
 
+/** The read whose byte counters the wires add to (one read at a time per page). */
+let counting: Progress | null = null;
+const hooked = new WeakSet<Torrent>();
+/** When each torrent last got a byte from a peer (not the web seed): the stall the web seed waits for. */
+const lastPeerByte = new WeakMap<Torrent, number>();
+
+/** Counts a wire's bytes once, whichever read it serves: downloads by source, uploads to peers. */
+function countWire(torrent: Torrent, wire: Wire): void {
+  if (wire.type !== 'webSeed') wire.on('upload', (n: number) => (uploadedToPeers += n));
+  wire.on('download', (n: number) => {
+    if (!counting) return;
+    if (wire.type === 'webSeed') counting.fromWebSeed += n;
+    else {
+      counting.fromPeers += n;
+      lastPeerByte.set(torrent, performance.now());
+    }
+  });
+}
+
 /** Selects only the author's file and waits for it, counting where the bytes came from. */
 function download(torrent: Torrent, file: TorrentFile, o: ReadOptions, b: BundleProgress, progress: Progress, report: () => void): Promise<void> {
   const webSeedUrl = `${o.base}/webseed/${b.infoHash}/`;
-  let lastPeerByte = performance.now();
   const addWebSeed = () => {
     if (b.webSeedAdded) return;
     b.webSeedAdded = true;
     (torrent as unknown as { addWebSeed(url: string): void }).addWebSeed(webSeedUrl);
   };
-  const counted = new WeakSet<Wire>();
-  const count = (wire: Wire) => {
-    if (counted.has(wire)) return;
-    counted.add(wire);
-    if (wire.type !== 'webSeed') wire.on('upload', (n: number) => (uploadedToPeers += n));
-    wire.on('download', (n: number) => {
-      if (wire.type === 'webSeed') progress.fromWebSeed += n;
-      else {
-        progress.fromPeers += n;
-        lastPeerByte = performance.now();
-      }
-    });
-  };
-  torrent.wires.forEach(count);
-  torrent.on('wire', count);
+  counting = progress;
+  lastPeerByte.set(torrent, performance.now());
+  if (!hooked.has(torrent)) {
+    hooked.add(torrent);
+    torrent.wires.forEach((w) => countWire(torrent, w));
+    torrent.on('wire', (w: Wire) => countWire(torrent, w));
+  }
   file.select();
   if (o.webSeed === 'now' || !o.tracker) addWebSeed();
   return new Promise<void>((resolve, reject) => {
@@ -212,7 +222,7 @@ function download(torrent: Torrent, file: TorrentFile, o: ReadOptions, b: Bundle
     const timer = setInterval(() => {
       b.fileDone = Math.min(file.length, Math.round(file.progress * file.length));
       b.peers = torrent.wires.filter((w) => w.type !== 'webSeed').length;
-      if (o.webSeed === 'auto' && performance.now() - lastPeerByte > o.stallMs) addWebSeed();
+      if (o.webSeed === 'auto' && performance.now() - (lastPeerByte.get(torrent) ?? 0) > o.stallMs) addWebSeed();
       if (performance.now() - started > o.bundleTimeoutMs) {
         clearInterval(timer);
         reject(new Error(`not downloaded within ${Math.round(o.bundleTimeoutMs / 1000)} s (${Math.round(file.progress * 100)}%)`));
