@@ -21,7 +21,6 @@ const skip = chromiumAvailable() ? false : 'no /usr/bin/chromium (apt-get instal
 const T0 = 1_700_000_000;
 
 let rig: GatewayRig;
-let browser: Browser;
 let author: string;
 let expected: NostrEvent[];
 const imageSha = randomBytes(32).toString('hex');
@@ -50,15 +49,21 @@ before(async () => {
   const acked = await sendLines(rig.sidecar.socketPath, all.map((e) => pluginLine(e)), 60_000);
   assert.equal(acked, all.length);
   await rig.sidecar.waitFor((s) => s.bundles?.pendingEvents === 0 && (s.bundles?.built ?? 0) > 0 && s.pointers?.dirtyAuthors === 0 && (s.pointers?.published ?? 0) >= 2, 90_000);
-  browser = await launchChromium();
 });
 
 after(async () => {
-  await browser?.close();
   await rig?.stop();
 });
 
-test('two tabs: the second gets the bundle from the first over WebRTC', { skip }, async () => {
+/** A browser per test: Chromium starts helper processes as it goes, and the leak check wants each test to end them. */
+async function withBrowser(t: { after: (fn: () => Promise<void>) => void }): Promise<Browser> {
+  const browser = await launchChromium();
+  t.after(() => browser.close());
+  return browser;
+}
+
+test('two tabs: the second gets the bundle from the first over WebRTC', { skip }, async (t) => {
+  const browser = await withBrowser(t);
   // Two contexts: two readers sharing no storage.
   const ctx = await browser.newContext();
   const ctx2 = await browser.newContext();
@@ -92,7 +97,8 @@ test('two tabs: the second gets the bundle from the first over WebRTC', { skip }
   }
 });
 
-test('the page shows exactly the author\'s archived events, newest first, deleted and superseded ones absent', { skip }, async () => {
+test('the page shows exactly the author\'s archived events, newest first, deleted and superseded ones absent', { skip }, async (t) => {
+  const browser = await withBrowser(t);
   const ctx = await browser.newContext();
   try {
     const page = await ctx.newPage();
@@ -138,8 +144,8 @@ test('a hostile gateway: tampered events are rejected with their reason, a forge
   const forgedAuthor = (await signer()).pubkey;
   const gw = await startHostileGateway({ author: a.pubkey, lines, forgedAuthor, root });
   t.after(() => gw.close());
+  const browser = await withBrowser(t);
   const ctx = await browser.newContext();
-  t.after(() => ctx.close());
 
   const page = await ctx.newPage();
   await page.goto(`${gw.base}/?author=${a.pubkey}&webseed=now`);

@@ -32,6 +32,8 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--no-first-run',
   '--disable-dev-shm-usage',
+  // Nothing is drawn that a test looks at but screenshots, which software rendering makes.
+  '--disable-gpu',
 ];
 
 export function chromiumAvailable(): boolean {
