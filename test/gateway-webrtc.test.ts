@@ -45,7 +45,7 @@ test('with publicUrl: the tracker is in the well-known document and the magnet; 
   const torrentFile = (await httpGet(`${rig.base}/torrent/${ih}.torrent`)).body;
   const root = mkdtempSync(join(tmpdir(), 'nostr-bt-gw-webrtc-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
-  const client = new WebTorrent({ dht: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, webSeeds: false, utp: false, torrentPort: 0 });
+  const client = new WebTorrent({ dht: false, tracker: { rtcConfig: { iceServers: [] } }, lsd: false, utPex: false, natUpnp: false, natPmp: false, webSeeds: false, utp: false, torrentPort: 0 });
   t.after(() => new Promise<void>((resolve) => client.destroy(() => resolve())));
   // The tracker from the magnet only: the .torrent's url-list is ignored (webSeeds: false).
   const tor = client.add(torrentFile, { announce: [magnet.searchParams.get('tr')!], path: root });

@@ -91,7 +91,8 @@ export class WebTorrentSeeder implements Seeder {
       // answers the offers browsers send through the tracker (each offer is a peer connection
       // held for 50 s, per torrent and announce: with thousands of bundles, offers would cost
       // more than all the rest).
-      tracker: opts.webrtc ? { getAnnounceOpts: () => ({ numwant: 0 }) } : false,
+      // No STUN server: a bridge answers from its own (public) address, and asks no third party.
+      tracker: opts.webrtc ? { getAnnounceOpts: () => ({ numwant: 0 }), rtcConfig: { iceServers: [] } } : false,
       lsd: false,
       utPex: false,
       natUpnp: false,
