@@ -141,7 +141,8 @@ export class Sidecar {
       });
     }
     const trackerUrl = this.gateway?.localTrackerUrl;
-    const webrtc = trackerUrl ? { announce: [trackerUrl], maxPeers: this.config.gateway.webrtcMaxPeers } : undefined;
+    const g = this.config.gateway;
+    const webrtc = trackerUrl ? { announce: [trackerUrl], maxPeers: g.webrtcMaxPeers, maxPeersPerTorrent: g.webrtcMaxPeersPerBundle } : undefined;
     const seeder = (this.seeder = await WebTorrentSeeder.start({ ...this.config.bittorrent, webrtc }, this.dht, this.log));
 
     // The rest of the pipeline, in the order an event travels (the front is built in the constructor).

@@ -204,6 +204,7 @@ export const configSchema = z
         remoteCacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
         webrtc: z.boolean().default(true),
         webrtcMaxPeers: z.number().int().min(1).max(10_000).default(50),
+        webrtcMaxPeersPerBundle: z.number().int().min(1).max(10_000).default(4),
       })
       .strict()
       .prefault({}),
