@@ -31,9 +31,9 @@ function newestFirst(a: NostrEvent, b: NostrEvent): number {
 
 before(async () => {
   if (skip) return;
-  // One WebRTC peer for the bridge: the first tab takes it, so the second can only get the
-  // bundle from the first.
-  rig = await startGatewayRig({ webrtcMaxPeers: 1 }, { dhtNodes: 4 });
+  // One WebRTC peer per bundle for the bridge: the first tab takes it, so the second can only
+  // get the bundle from the first.
+  rig = await startGatewayRig({ webrtcMaxPeersPerBundle: 1 }, { dhtNodes: 4 });
   const a = await signer();
   const other = await signer();
   author = a.pubkey;
@@ -90,7 +90,7 @@ test('two tabs: the second gets the bundle from the first over WebRTC', { skip }
     }
     assert.ok(up > 0, 'the first tab uploaded to the second');
     const st = await rig.sidecar.status();
-    assert.ok((st.seeding?.webrtcPeers ?? 0) <= 1, 'the bridge held at most one WebRTC peer');
+    assert.ok((st.seeding?.webrtcPeers ?? 0) <= 1, 'the bridge held at most one WebRTC peer on the bundle');
   } finally {
     await ctx2.close();
     await ctx.close();
