@@ -60,7 +60,10 @@ export class Gateway {
     // Without publicUrl the base is the listening address, known only once listening (port 0).
     const links = new GatewayLinks(g.publicUrl, g.publicUrl !== '');
     const isSeeded = d.isSeeded;
-    const tracker = g.webrtc && isSeeded ? new WebRtcTracker({ ...WEBRTC_TRACKER_DEFAULTS, maxConnections: g.maxConnections, isSeeded }, d.log) : null;
+    // Behind a trusted proxy every WebSocket comes from the proxy's address: the per-address cap
+    // cannot tell clients apart there, so only the total applies.
+    const perAddress = g.trustedProxies.length > 0 ? g.maxConnections : WEBRTC_TRACKER_DEFAULTS.maxConnectionsPerAddress;
+    const tracker = g.webrtc && isSeeded ? new WebRtcTracker({ ...WEBRTC_TRACKER_DEFAULTS, maxConnections: g.maxConnections, maxConnectionsPerAddress: perAddress, isSeeded }, d.log) : null;
     if (tracker) links.trackerPath = tracker.path;
     const routes: Route[] = [
       wellKnownRoute(d, bundles, links),
