@@ -132,7 +132,22 @@ export class Sidecar {
     );
     progress('starting the DHT node and the torrent client');
     if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log, { ownItems: storedOwnItems(this.store, this.identity.publicKey) });
-    const seeder = (this.seeder = await WebTorrentSeeder.start(this.config.bittorrent, this.dht, this.log));
+    // The gateway before the seeder: its WebSocket tracker is where the seeder announces to browsers.
+    if (this.config.gateway.listen) {
+      this.gateway = await Gateway.start({
+        config: this.config,
+        store: this.store,
+        bridgeKey: this.identity.publicKey,
+        dht: () => this.dht,
+        log: this.log,
+        isSeeded: (ih) => this.seeder?.client.torrents.some((t) => t.infoHash === ih) ?? false,
+        media: () => this.media,
+      });
+    }
+    const trackerUrl = this.gateway?.localTrackerUrl;
+    const g = this.config.gateway;
+    const webrtc = trackerUrl ? { announce: [trackerUrl], maxPeers: g.webrtcMaxPeers, maxPeersPerTorrent: g.webrtcMaxPeersPerBundle } : undefined;
+    const seeder = (this.seeder = await WebTorrentSeeder.start({ ...this.config.bittorrent, webrtc }, this.dht, this.log));
 
     // The rest of the pipeline, in the order an event travels (the front is built in the constructor).
     // bundler → seeder (the bundler's Seeder): indexed events become bundle torrents, seeded.
@@ -216,9 +231,6 @@ export class Sidecar {
     }
     this.scheduleExpiry();
     if (this.opts.statusHttp !== false) await this.startHttp();
-    if (this.config.gateway.listen) {
-      this.gateway = await Gateway.start({ config: this.config, store: this.store, bridgeKey: this.identity.publicKey, dht: () => this.dht, log: this.log, media: () => this.media });
-    }
     if (this.dht && this.config.discovery.enabled) {
       this.discovery = await Discovery.start(this.config.discovery, this.config.gateway.publicUrl, this.dht, this.identity, this.log);
     }

@@ -94,7 +94,7 @@ test('library: an empty project installs the packed tarball from the npm registr
     for (const bad of [/^dist\/test\//, /^dist\/bench\//, /^test\//, /^bench\//, /^\.ci\//, /\.map$/, /^scripts\/.*\.ts$/, /^sidecar\/.*\.ts$/]) {
       assert.deepEqual(paths.filter((p) => bad.test(p)), [], `nothing matching ${bad} is shipped`);
     }
-    for (const need of ['dist/scripts/reader/index.js', 'dist/scripts/reader/index.d.ts', 'dist/scripts/reader/formats.d.ts', 'dist/vendor/webtorrent.js', 'dist/sidecar/main.js', 'dist/scripts/cli.js', 'docs/reader.md', 'docs/protocol.md']) {
+    for (const need of ['dist/scripts/reader/index.js', 'dist/scripts/reader/index.d.ts', 'dist/scripts/reader/formats.d.ts', 'dist/vendor/webtorrent.js', 'dist/browser/reader.js', 'dist/browser/index.html', 'dist/sidecar/main.js', 'dist/scripts/cli.js', 'docs/reader.md', 'docs/protocol.md']) {
       assert.ok(paths.includes(need), `${need} is shipped`);
     }
 

@@ -203,6 +203,9 @@ export const configSchema = z
         dhtLookupTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
         remoteCacheSeconds: z.number().int().min(0).max(7200).default(60),
         remoteCacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
+        webrtc: z.boolean().default(true),
+        webrtcMaxPeers: z.number().int().min(1).max(10_000).default(50),
+        webrtcMaxPeersPerBundle: z.number().int().min(1).max(10_000).default(4),
       })
       .strict()
       .prefault({}),

@@ -11,9 +11,11 @@ import { blossomRoutes, type BlobSource } from './blossom-routes.js';
 import { BundleLookup } from './bundle-lookup.js';
 import { bundleRoutes } from './bundle-routes.js';
 import { GatewayLinks } from './links.js';
+import { pageRoutes } from './page-routes.js';
 import { pointerRoutes } from './pointer-routes.js';
 import { RouteTable, type Route } from './routes.js';
 import { HttpServer } from './server.js';
+import { WebRtcTracker, WEBRTC_TRACKER_DEFAULTS } from '../seeding/webrtc-tracker.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -23,6 +25,8 @@ export interface GatewayDeps {
   log: Logger;
   /** The media archive, when media archiving is on (Blossom reads). */
   media?: () => BlobSource | null;
+  /** Whether the seeder seeds an infohash (hex): the WebSocket tracker tracks only those. */
+  isSeeded?: (infoHash: string) => boolean;
 }
 
 /** The well-known document is rebuilt at most this often (its counts walk the index). */
@@ -39,10 +43,18 @@ export class Gateway {
   private constructor(
     private readonly server: HttpServer,
     readonly links: GatewayLinks,
+    /** The WebSocket tracker on `/announce` (gateway.webrtc), or null. */
+    readonly tracker: WebRtcTracker | null,
   ) {}
 
   get address(): string {
     return this.server.address;
+  }
+
+  /** The tracker's URL on the listening address, for the bridge's own seeder (no proxy in between). */
+  get localTrackerUrl(): string | null {
+    if (!this.tracker) return null;
+    return `ws://${hostForUrl(this.server.address.replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^::(?=:\d+$)/, '::1'))}${this.tracker.path}`;
   }
 
   static async start(d: GatewayDeps): Promise<Gateway> {
@@ -50,6 +62,12 @@ export class Gateway {
     const bundles = new BundleLookup(d.store, d.config.bundle.dir);
     // Without publicUrl the base is the listening address, known only once listening (port 0).
     const links = new GatewayLinks(g.publicUrl, g.publicUrl !== '');
+    const isSeeded = d.isSeeded;
+    // Behind a trusted proxy every WebSocket comes from the proxy's address: the per-address cap
+    // cannot tell clients apart there, so only the total applies.
+    const perAddress = g.trustedProxies.length > 0 ? g.maxConnections : WEBRTC_TRACKER_DEFAULTS.maxConnectionsPerAddress;
+    const tracker = g.webrtc && isSeeded ? new WebRtcTracker({ ...WEBRTC_TRACKER_DEFAULTS, maxConnections: g.maxConnections, maxConnectionsPerAddress: perAddress, isSeeded }, d.log) : null;
+    if (tracker) links.trackerPath = tracker.path;
     const routes: Route[] = [
       wellKnownRoute(d, bundles, links),
       ...pointerRoutes({
@@ -64,6 +82,7 @@ export class Gateway {
       }),
       ...bundleRoutes(bundles, links),
       ...blossomRoutes(d.media ?? (() => null), links),
+      ...pageRoutes(),
     ];
     const table = new RouteTable(routes, d.log, {
       headers: CORS,
@@ -95,14 +114,17 @@ export class Gateway {
       onRefused: (why) => {
         if (gateway) gateway.refused[why]++;
       },
+      onUpgrade: tracker ? (req, socket, head) => tracker.handleUpgrade(req, socket, head) : undefined,
     });
     if (g.publicUrl === '') links.base = `http://${hostForUrl(server.address)}`;
-    gateway = new Gateway(server, links);
+    gateway = new Gateway(server, links, tracker);
     return gateway;
   }
 
-  close(): Promise<void> {
-    return this.server.close();
+  /** The tracker first: the listener's close waits for the upgraded connections to end. */
+  async close(): Promise<void> {
+    await this.tracker?.close();
+    await this.server.close();
   }
 }
 
@@ -128,6 +150,7 @@ function wellKnownRoute(d: GatewayDeps, bundles: BundleLookup, l: GatewayLinks):
           remotePointer: `${l.base}/pointer/{bridge}/{author}`,
           torrent: `${l.base}/torrent/{infohash}.torrent`,
           webSeed: `${l.base}/webseed/{infohash}/`,
+          tracker: l.tracker(),
         },
         newest: newest ? { infohash: newest.ih, name: newest.name, magnet: l.magnet(newest.ih, newest.name) } : null,
       }) + '\n'

@@ -16,10 +16,23 @@ export class GatewayLinks {
     return `${this.base}/webseed/${ih}/`;
   }
 
-  /** xs= (the .torrent) and ws= (the web seed) only when publicUrl is set: a loopback URL helps no one. */
+  /** The WebSocket tracker path on the gateway (seeding/webrtc-tracker.ts), or null when WebRTC is off. */
+  trackerPath: string | null = null;
+
+  /** The tracker's announce URL: the base with ws:// for http://, wss:// for https://. */
+  tracker(): string | null {
+    return this.trackerPath === null ? null : `${this.base.replace(/^http/, 'ws')}${this.trackerPath}`;
+  }
+
+  /**
+   * xs= (the .torrent), ws= (the web seed) and tr= (the WebSocket tracker) only when publicUrl is
+   * set: a loopback URL helps no one.
+   */
   magnet(ih: string, name: string): string {
     let m = `magnet:?xt=urn:btih:${ih}&dn=${encodeURIComponent(name)}`;
     if (this.isPublic) m += `&xs=${encodeURIComponent(this.torrent(ih))}&ws=${encodeURIComponent(this.webSeed(ih))}`;
+    const tr = this.tracker();
+    if (this.isPublic && tr) m += `&tr=${encodeURIComponent(tr)}`;
     return m;
   }
 }

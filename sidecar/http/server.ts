@@ -4,6 +4,7 @@
 // last X-Forwarded-For entry of a request from a trusted proxy address.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { TokenBuckets } from './rate-limit.js';
 import { sendText, type RouteTable } from './routes.js';
@@ -30,6 +31,8 @@ export interface HttpServerOptions {
   limits?: HttpLimits;
   /** Called when a request is refused by a limit (metrics). */
   onRefused?: (why: 'rate' | 'connections') => void;
+  /** HTTP upgrades (the WebSocket tracker); returns false for one it does not take (then closed). */
+  onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 }
 
 export class HttpServer {
@@ -86,6 +89,9 @@ export class HttpServer {
 
       server.on('drop', () => opts.onRefused?.('connections'));
     }
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (!opts.onUpgrade?.(req, socket, head)) socket.destroy();
+    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';

@@ -45,7 +45,7 @@ export interface Status {
     acceptLagSeconds?: number;
   };
   bundles?: BundleSummary & { built?: number; retired?: number };
-  seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number };
+  seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number; webrtcPeers?: number; webrtcRefused?: number };
   dht?: { nodes: number; ready: boolean };
   bridge?: { publicKey: string };
   pointers?: PublisherStats & { republishLagSec?: number | null; putNodes?: Observed };

@@ -54,7 +54,7 @@ export interface SeederOptions {
    * Also seed to browsers over WebRTC, signalled through these WebSocket tracker URLs (the
    * gateway's own tracker, webrtc-tracker.ts), with at most `maxPeers` WebRTC peers in all.
    */
-  webrtc?: { announce: string[]; maxPeers: number };
+  webrtc?: { announce: string[]; maxPeers: number; maxPeersPerTorrent?: number };
 }
 
 export interface SeedStats {
@@ -91,7 +91,8 @@ export class WebTorrentSeeder implements Seeder {
       // answers the offers browsers send through the tracker (each offer is a peer connection
       // held for 50 s, per torrent and announce: with thousands of bundles, offers would cost
       // more than all the rest).
-      tracker: opts.webrtc ? { getAnnounceOpts: () => ({ numwant: 0 }) } : false,
+      // No STUN server: a bridge answers from its own (public) address, and asks no third party.
+      tracker: opts.webrtc ? { getAnnounceOpts: () => ({ numwant: 0 }), rtcConfig: { iceServers: [] } } : false,
       lsd: false,
       utPex: false,
       natUpnp: false,
@@ -130,7 +131,7 @@ export class WebTorrentSeeder implements Seeder {
         announce: this.webrtc?.announce ?? [],
       });
       pinTorrentFile(t, b.torrent);
-      if (this.webrtc) t.on('wire', (wire: Wire) => this.countWebRtc(wire));
+      if (this.webrtc) t.on('wire', (wire: Wire) => this.countWebRtc(wire, t));
       const onError = (err: Error) => reject(err);
       t.once('error', onError);
       t.once('ready', () => {
@@ -146,9 +147,13 @@ export class WebTorrentSeeder implements Seeder {
   }
 
   /** Keeps WebRTC peers within their limit: a peer connection costs far more than a TCP one. */
-  private countWebRtc(wire: Wire): void {
+  private countWebRtc(wire: Wire, t: Torrent): void {
     if (wire.type !== 'webrtc') return;
-    if (this.webrtcPeers >= (this.webrtc?.maxPeers ?? 0)) {
+    // Per bundle too: the bridge seeds a few browsers, which pass the pieces on to the others
+    // (a tab without the bridge gets its first pieces from those within a second or so).
+    const perTorrent = this.webrtc?.maxPeersPerTorrent ?? Infinity;
+    const onThis = t.wires.filter((w) => w.type === 'webrtc' && w !== wire).length;
+    if (this.webrtcPeers >= (this.webrtc?.maxPeers ?? 0) || onThis >= perTorrent) {
       this.webrtcRefused++;
       wire.destroy();
       return;
