@@ -259,7 +259,9 @@ test('bridge cache: bounded, ranked by pointer hits, tolerant of a corrupt or fo
     const c = BridgeCache.load(path);
     assert.equal(c.loadError, null);
     const keys = Array.from({ length: BRIDGE_CACHE_MAX + 50 }, () => randomBytes(32).toString('hex'));
-    keys.forEach((k, i) => c.saw(k, `127.0.0.1:${1000 + i}`, undefined, 1_000_000 + i));
+    keys.forEach((k, i) => {
+      c.saw(k, `127.0.0.1:${1000 + i}`, undefined, 1_000_000 + i);
+    });
     c.hit(keys[0]!, 2_000_000);
     assert.equal(c.save(), null);
     const back = BridgeCache.load(path);

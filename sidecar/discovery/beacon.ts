@@ -80,7 +80,10 @@ export class BeaconServer {
   }
 
   private serve(s: Socket): void {
-    if (this.sockets.size >= this.opts.maxConnections) return this.refuse(s, 'busy');
+    if (this.sockets.size >= this.opts.maxConnections) {
+      this.refuse(s, 'busy');
+      return;
+    }
     this.sockets.add(s);
     s.once('close', () => this.sockets.delete(s));
     s.on('error', () => {});

@@ -2,7 +2,7 @@
 // (206 with Content-Range), 416 with `bytes */<length>` for what cannot be satisfied, If-Range
 // and If-None-Match against the ETag. The file is opened only once the answer is decided, and a
 // file that disappeared since the lookup (deleted between the index read and the open) is a 404.
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import parseRange from 'range-parser';
 import { matchesEtag } from './conditional.js';
@@ -51,7 +51,7 @@ export async function serveFileSpan(r: RouteRequest, a: FileSpanAnswer): Promise
   }
   const length = a.length === 0 ? 0 : end - start + 1;
   headers['content-length'] = length;
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(a.path, 'r');
   } catch (err) {

@@ -211,7 +211,7 @@ function download(torrent: Torrent, file: TorrentFile, o: ReadOptions, b: Bundle
   lastPeerByte.set(torrent, performance.now());
   if (!hooked.has(torrent)) {
     hooked.add(torrent);
-    torrent.wires.forEach((w) => countWire(torrent, w));
+    for (const w of torrent.wires) countWire(torrent, w);
     torrent.on('wire', (w: Wire) => countWire(torrent, w));
   }
   file.select();
