@@ -34,6 +34,7 @@ import { HttpServer } from './http/server.js';
 import { RouteTable } from './http/routes.js';
 import { statusRoutes } from './http/status-routes.js';
 import { Gateway } from './http/gateway.js';
+import { CatalogPublisher } from './bundles/catalog.js';
 
 export { splitHostPort } from './http/server.js';
 
@@ -65,6 +66,8 @@ export class Sidecar {
   identity: BridgeIdentity | null = null;
   /** Runs `strfry export` on start and on a schedule when `reconcile.strfry` is set. */
   reconciler: Reconciler | null = null;
+  /** The bridge catalog (docs/protocol.md §9) when `catalog.enabled`. */
+  catalog: CatalogPublisher | null = null;
   /** Fetches, verifies and seeds the media archived events reference when `media.enabled`. */
   media: MediaArchiver | null = null;
   readonly metrics: SidecarMetrics;
@@ -169,6 +172,7 @@ export class Sidecar {
           events: this.store.eventCount(),
           bundles: bundler.activeCount,
           newest: bundler.summary().newest,
+          catalog: this.catalog?.infoHash ?? null,
         }),
         this.opts.nowMs,
       ));
@@ -184,6 +188,21 @@ export class Sidecar {
     bundler.on('retired', () => this.metrics.bundlesRetired++);
     progress('seeding bundles from disk');
     await bundler.start({ schedule: this.opts.bundleSchedule });
+    // bundler → catalog ('bundle', 'retired'); catalog → publisher: a new catalog is named by the bridge item.
+    if (this.config.catalog.enabled) {
+      const catalog = (this.catalog = new CatalogPublisher(
+        this.store,
+        bundler,
+        seeder,
+        { dir: join(this.config.dataDir, 'catalog'), intervalMs: this.config.catalog.intervalSeconds * 1000, bridge: this.identity.publicKey.toString('hex') },
+        this.log,
+        this.opts.nowMs,
+      ));
+      bundler.on('bundle', () => catalog.changed());
+      bundler.on('retired', () => catalog.changed());
+      catalog.on('catalog', () => this.publisher?.bridgeChanged());
+      await catalog.start();
+    }
     this.publisher?.start();
     // ingest → bundler, metrics ('batch'): newly indexed bytes bring the next size cut closer.
     this.ingestor.on('batch', (r) => {
@@ -266,6 +285,7 @@ export class Sidecar {
       },
       reconcile: this.reconciler?.status(),
       media: this.media?.status(),
+      catalog: this.catalog?.status(),
       memory: memoryStatus(),
     });
   }
@@ -335,6 +355,8 @@ export class Sidecar {
     this.ingestor.stop();
     phase('finishing the current bundle');
     await this.bundler?.stop();
+    phase('stopping the catalog');
+    await this.catalog?.stop();
     phase('stopping the pointer publisher');
     await this.publisher?.stop();
     phase('stopping media fetches');

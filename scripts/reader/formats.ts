@@ -36,3 +36,15 @@ export { verifyEd25519 } from '../../sidecar/formats/ed25519.js';
 export { zbase32, zbase32Decode } from '../../sidecar/formats/zbase32.js';
 export { encodeBundleInfo, type BundleInfo, type InfoFile } from '../../sidecar/formats/bundle-info.js';
 export { torrentLayout, TorrentLayoutError, type TorrentLayout } from '../../sidecar/formats/torrent-layout.js';
+export {
+  encodeCatalog,
+  decodeCatalog,
+  catalogTorrent,
+  catalogMismatch,
+  catalogHeader,
+  BadCatalog,
+  CATALOG_VERSION,
+  type Catalog,
+  type CatalogBundle,
+  type CatalogHeader,
+} from '../../sidecar/formats/catalog.js';

@@ -28,10 +28,13 @@ import {
 import { isRelayUrl } from './relay-source.js';
 import { resolveAuthor } from './resolve.js';
 import { Rejections, verifyJsonl, type RejectReason } from './verify-events.js';
+import { readCatalog as runReadCatalog, DEFAULT_CATALOG_LIMITS, type CatalogLimits, type CatalogReadResult, type BundleCheck } from './catalog-read.js';
 
 export { ReaderError, ReaderClosedError, DhtUnreachable, type ReaderErrorCode } from './errors.js';
 export { InputError, parseAuthorKey, parseBridgeKey } from './keys.js';
-export { DEFAULT_LIMITS, DEFAULT_CRAWL_BUDGET };
+export { DEFAULT_LIMITS, DEFAULT_CRAWL_BUDGET, DEFAULT_CATALOG_LIMITS };
+export type { CatalogLimits, CatalogReadResult, BundleCheck };
+export type { Catalog, CatalogBundle } from '../../sidecar/formats/catalog.js';
 export type { NostrEvent, EventFilter, EventOrigin, RelayMode, ResolveLimits, ResolveResult, ResolveSummary, CrawlBudget, CrawlSummary, FetchFailure, RejectReason, PointerLookup };
 export type { BridgeReport, BundleReport, RelayReport, CrawlProgress } from './reader-types.js';
 export type { MergeCounts } from './event-merge.js';
@@ -143,6 +146,8 @@ export interface Reader {
   lookupPointer(bridge: BridgeKey, author: string, opts?: { timeoutMs?: number }): Promise<PointerLookup>;
   /** One author's file out of one bundle, only the pieces that hold it, every event verified. */
   fetchAuthorFile(infoHash: string, author: string, opts?: FetchFileOptions): Promise<AuthorFile>;
+  /** A bridge's catalog (docs/protocol.md §9); with `verify`, each bundle checked against its metadata. */
+  readCatalog(bridge: BridgeKey, opts?: { verify?: boolean; limits?: Partial<CatalogLimits>; signal?: AbortSignal }): Promise<CatalogReadResult>;
   /** The UDP port of the reader's DHT node. */
   readonly dhtPort: number;
   /** Ends every call still running, then the DHT node and the torrent client. */
@@ -302,6 +307,14 @@ class ReaderImpl implements Reader {
     const rejections = new Rejections();
     const events = verifyJsonl(bytes, a, rejections, { maxEventBytes: opts.maxEventBytes ?? limits.maxEventBytes });
     return { ok: true, infoHash: ih, bytes, events, rejected: rejections.counts, peers: [...peers] };
+  }
+
+  async readCatalog(bridge: BridgeKey, opts: { verify?: boolean; limits?: Partial<CatalogLimits>; signal?: AbortSignal } = {}): Promise<CatalogReadResult> {
+    this.open();
+    const k = bridgeKey(bridge);
+    const controller = new AbortController();
+    const unfollow = follow(opts.signal, controller);
+    return this.track(controller, runReadCatalog(this.ctx, k, { verify: opts.verify, limits: opts.limits, signal: controller.signal }).finally(unfollow));
   }
 
   async close(): Promise<void> {

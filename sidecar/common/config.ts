@@ -219,6 +219,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    catalog: z
+      .object({
+        enabled: z.boolean().default(true),
+        intervalSeconds: z.number().int().min(1).max(86_400).default(300),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

@@ -11,6 +11,7 @@ import type { SpoolDepth } from '../ingest/spool-drain.js';
 import type { PublisherStats } from '../publishing/publisher.js';
 import type { ReconcileStatus } from '../backfill/reconcile.js';
 import type { MediaStatus } from '../media/media-archiver.js';
+import type { CatalogStatus } from '../bundles/catalog.js';
 
 export interface Status {
   /**
@@ -49,6 +50,8 @@ export interface Status {
   reconcile?: ReconcileStatus;
   /** Media archiving (when `media.enabled`). */
   media?: MediaStatus;
+  /** The bridge catalog (when `catalog.enabled`). */
+  catalog?: CatalogStatus;
   memory?: MemoryStatus;
 }
 
