@@ -35,6 +35,8 @@ import { RouteTable } from './http/routes.js';
 import { statusRoutes } from './http/status-routes.js';
 import { Gateway } from './http/gateway.js';
 import { CatalogPublisher } from './bundles/catalog.js';
+import { Mirror } from './mirror/mirror.js';
+import { zbase32Decode } from './formats/zbase32.js';
 
 export { splitHostPort } from './http/server.js';
 
@@ -68,6 +70,8 @@ export class Sidecar {
   reconciler: Reconciler | null = null;
   /** The bridge catalog (docs/protocol.md §9) when `catalog.enabled`. */
   catalog: CatalogPublisher | null = null;
+  /** Mirrors the bridges of `mirror.bridges` (their bundles, catalog and signed items). */
+  mirror: Mirror | null = null;
   /** Fetches, verifies and seeds the media archived events reference when `media.enabled`. */
   media: MediaArchiver | null = null;
   readonly metrics: SidecarMetrics;
@@ -210,6 +214,38 @@ export class Sidecar {
       this.log.debug({ lines: r.lines, outcomes: r.outcomes }, 'batch committed');
       bundler.noteIndexed(r.indexedBytes);
     });
+    // DHT + seeder → mirror: other bridges' archives, seeded here and their items re-put.
+    if (this.dht && this.config.mirror.bridges.length > 0) {
+      const m = this.config.mirror;
+      const own = this.identity.publicKey.toString('hex');
+      const bridges = m.bridges.map((k) => (k.length === 64 ? k.toLowerCase() : zbase32Decode(k).toString('hex'))).filter((k) => k !== own);
+      if (bridges.length < m.bridges.length) this.log.warn('mirror.bridges lists this bridge itself: ignored');
+      progress('seeding mirrored bundles from disk');
+      this.mirror = new Mirror(
+        {
+          bridges,
+          dir: join(this.config.dataDir, 'mirror'),
+          maxBytesPerBridge: m.maxBytesPerBridge,
+          maxBundlesPerBridge: m.maxBundlesPerBridge,
+          maxCatalogBytes: m.maxCatalogBytes,
+          maxMetadataBytes: 4 * 1024 * 1024,
+          maxEventBytes: Math.max(this.config.ingest.maxEventBytes, 1024 * 1024),
+          downloadBytesPerSecond: m.downloadBytesPerSecond,
+          concurrency: m.concurrency,
+          pollIntervalMs: m.pollIntervalSeconds * 1000,
+          republishIntervalMs: m.republishIntervalSeconds * 1000,
+          putsPerSecond: m.putsPerSecond,
+          bundleTimeoutMs: m.bundleTimeoutSeconds * 1000,
+          itemTimeoutMs: 20_000,
+          torrentPort: () => seeder.port,
+        },
+        this.dht,
+        seeder,
+        this.log,
+        this.opts.nowMs,
+      );
+      await this.mirror.start();
+    }
     if (this.config.media.enabled) {
       progress('seeding media blobs from disk');
       const sweepIntervalMs = b.rewriteIntervalSeconds * 1000;
@@ -286,6 +322,7 @@ export class Sidecar {
       reconcile: this.reconciler?.status(),
       media: this.media?.status(),
       catalog: this.catalog?.status(),
+      mirror: this.mirror?.status(),
       memory: memoryStatus(),
     });
   }
@@ -359,6 +396,8 @@ export class Sidecar {
     await this.catalog?.stop();
     phase('stopping the pointer publisher');
     await this.publisher?.stop();
+    phase('stopping the mirror');
+    await this.mirror?.stop();
     phase('stopping media fetches');
     await this.media?.stop();
     phase('closing the torrent client');

@@ -122,6 +122,16 @@ export class SidecarMetrics {
     gauge(r, 'media_seeded', 'Media blobs seeded now', () => media()?.seeded ?? 0);
     gauge(r, 'media_references', 'Archived event to media blob references kept', () => media()?.references ?? 0);
     counter(r, 'media_removed_total', 'Media blobs unseeded and deleted since start (no archived event references them)', () => media()?.removed ?? 0);
+    const mirrored = () => snap().mirror?.bridges ?? [];
+    bridgeMetric(r, Gauge, 'mirror_bundles_listed', 'Bundles the followed bridge\'s catalog lists', () => mirrored().map((b) => [b.bridge, b.bundles.listed]));
+    bridgeMetric(r, Gauge, 'mirror_bundles_held', 'Bundles of the followed bridge downloaded, verified and seeded here', () => mirrored().map((b) => [b.bridge, b.bundles.held]));
+    bridgeMetric(r, Gauge, 'mirror_bytes', 'Bytes of the followed bridge\'s bundles held here (its disk quota counts these)', () => mirrored().map((b) => [b.bridge, b.bundles.bytes]));
+    bridgeMetric(r, Gauge, 'mirror_lag_seconds', 'Seconds since the followed bridge listed a bundle not held here yet (0: caught up)', () => mirrored().map((b) => [b.bridge, b.lagSec]));
+    bridgeMetric(r, Gauge, 'mirror_items', 'Signed BEP-44 items of the followed bridge kept for re-putting', () => mirrored().map((b) => [b.bridge, b.items.held]));
+    bridgeMetric(r, Counter, 'mirror_items_reput_total', 'Items of the followed bridge re-put unchanged and stored by some node, since start', () => mirrored().map((b) => [b.bridge, b.items.reput]));
+    bridgeMetric(r, Counter, 'mirror_bundles_refused_total', 'Bundles of the followed bridge not held, since start, by reason (over-quota, too-large, forged, refused, timeout, no-peers, ...)', () =>
+      mirrored().flatMap((b) => Object.entries(b.bundles.refused).map(([reason, n]) => [b.bridge, n, reason] as [string, number, string])),
+    );
     gauge(r, 'pointer_republish_lag_seconds', 'How far the least recently stored item is past its republish interval (0: on time)', () => snap().pointers?.republishLagSec ?? 0);
   }
 
@@ -204,6 +214,35 @@ function labeledCounter(r: Registry, name: string, help: string, values: () => R
     collect() {
       this.reset();
       for (const [reason, n] of Object.entries(values())) this.inc({ reason }, n);
+    },
+  });
+}
+
+/** A metric per followed bridge (label `bridge`; `reason` too when the value says one). */
+function bridgeMetric(r: Registry, Kind: typeof Gauge | typeof Counter, name: string, help: string, values: () => ([string, number] | [string, number, string])[]): void {
+  const labelNames = name.endsWith('_refused_total') ? ['bridge', 'reason'] : ['bridge'];
+  const labels = (bridge: string, reason?: string) => (reason === undefined ? { bridge } : { bridge, reason });
+  if (Kind === Counter) {
+    new Counter({
+      name: P + name,
+      help,
+      labelNames,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [bridge, n, reason] of values()) this.inc(labels(bridge, reason), n);
+      },
+    });
+    return;
+  }
+  new Gauge({
+    name: P + name,
+    help,
+    labelNames,
+    registers: [r],
+    collect() {
+      this.reset();
+      for (const [bridge, n, reason] of values()) this.set(labels(bridge, reason), n);
     },
   });
 }

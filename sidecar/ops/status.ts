@@ -12,6 +12,7 @@ import type { PublisherStats } from '../publishing/publisher.js';
 import type { ReconcileStatus } from '../backfill/reconcile.js';
 import type { MediaStatus } from '../media/media-archiver.js';
 import type { CatalogStatus } from '../bundles/catalog.js';
+import type { MirrorStatus } from '../mirror/mirror.js';
 
 export interface Status {
   /**
@@ -52,6 +53,8 @@ export interface Status {
   media?: MediaStatus;
   /** The bridge catalog (when `catalog.enabled`). */
   catalog?: CatalogStatus;
+  /** Followed bridges (when `mirror.bridges` is set). */
+  mirror?: MirrorStatus;
   memory?: MemoryStatus;
 }
 
