@@ -3,10 +3,11 @@
 // (restore.ts), which replays a whole bridge into strfry.
 import type { Command } from 'commander';
 import { catalogHeader } from '../../sidecar/formats/catalog.js';
-import { parseBytes, parseCount, parseSeconds } from './cli-options.js';
+import { parseBytes, parseCount, parseSeconds, parseTime } from './cli-options.js';
 import { readCatalog, DEFAULT_CATALOG_LIMITS, type CatalogLimits } from './catalog-read.js';
 import { InputError, parseBridgeKey } from './keys.js';
 import { EXIT, openContext, run, writeOut, type CommonOpts } from './reader-cli.js';
+import { restoreBridge, restoreText } from './restore.js';
 
 interface ReadOpts {
   bridge?: string;
@@ -95,6 +96,56 @@ export function registerCatalogCommands(program: Command, defaultBootstrap: () =
           }
           if (r.checks) process.stderr.write(`${r.checks.length - bad.length} of ${r.checks.length} bundles match their metadata\n`);
           return bad.length > 0 ? EXIT.partial : EXIT.found;
+        } finally {
+          await ctx.close();
+        }
+      }),
+    );
+}
+
+export function registerRestoreCommand(program: Command, defaultBootstrap: () => string[]): void {
+  addCatalogOptions(
+    program
+      .command('restore')
+      .description("every verified event of every author in a bridge's catalog into `strfry import` (or a JSONL file): a relay's database rebuilt from the archive")
+      .option('--since <time>', 'only events created at or after (unix seconds or ISO date)')
+      .option('--strfry <path>', 'strfry executable', 'strfry')
+      .option('--strfry-config <file>', 'strfry.conf of the database to import into')
+      .option('--out <file>', 'append the events to this JSONL file instead of running strfry')
+      .option('--state <file>', 'where the files already delivered are listed (a rerun skips them; default: <out or strfry config>.restore-<bridge>.json)')
+      .option('--file-timeout <s>', 'per author file (default 60)')
+      .option('--max-file-bytes <size>', 'largest author file downloaded (default 256M)')
+      .option('--progress', 'show progress on stderr even when it is not a terminal')
+      .option('--summary <format>', 'summary on stderr: text, json or none', 'text'),
+  )
+    .addHelpText('after', '\nExit status: 0 every file delivered; 1 no bridge item or no catalog; 2 bad input; 3 failed (no DHT node,\ncatalog unreachable or invalid, strfry import failed); 4 some files could not be read (run it again to resume).')
+    .action((o: Parameters<typeof parseCatalogOptions>[0] & { since?: string; strfry: string; strfryConfig?: string; out?: string; state?: string; fileTimeout?: string; maxFileBytes?: string; progress?: boolean; summary: string }) =>
+      run('restore', async () => {
+        const { bridge, limits } = parseCatalogOptions(o);
+        if (!o.out && !o.strfryConfig) throw new InputError('give --strfry-config <file> (the strfry.conf of the database to import into) or --out <file>');
+        if (o.out && o.strfryConfig) throw new InputError('--out and --strfry-config: give one of them');
+        if (o.summary !== 'text' && o.summary !== 'json' && o.summary !== 'none') throw new InputError(`--summary: text, json or none, not ${JSON.stringify(o.summary)}`);
+        const since = o.since !== undefined ? parseTime('--since', o.since) : undefined;
+        const statePath = o.state ?? `${o.out ?? o.strfryConfig}.restore-${bridge.toString('hex').slice(0, 16)}.json`;
+        const ctx = await contextOf(o, defaultBootstrap);
+        try {
+          const s = await restoreBridge(ctx, {
+            bridge,
+            since,
+            sink: o.out ? { kind: 'file', path: o.out } : { kind: 'strfry', strfry: o.strfry, config: o.strfryConfig! },
+            statePath,
+            limits,
+            fileTimeoutMs: o.fileTimeout ? parseSeconds('--file-timeout', o.fileTimeout) : 60_000,
+            maxFileBytes: o.maxFileBytes ? parseBytes('--max-file-bytes', o.maxFileBytes) : 256 * 1024 ** 2,
+            maxEventBytes: 1024 * 1024,
+            concurrency: limits.concurrency ?? 4,
+            progress: Boolean(o.progress) || process.stderr.isTTY === true,
+          });
+          if (o.summary === 'json') process.stderr.write(JSON.stringify(s) + '\n');
+          else if (o.summary === 'text') process.stderr.write(restoreText(s));
+          if (s.error) return /^(no-item|no-catalog)/.test(s.error) ? EXIT.notFound : EXIT.failed;
+          if (!s.sink.ok) return EXIT.failed;
+          return s.files.failed > 0 ? EXIT.partial : EXIT.found;
         } finally {
           await ctx.close();
         }

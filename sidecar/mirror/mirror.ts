@@ -84,6 +84,7 @@ interface HeldBundle {
 /** Reasons a bundle is never retried while the catalog lists it (the rest are retried at the next poll). */
 const PERMANENT = new Set(['over-quota', 'too-large', 'refused', 'forged', 'metadata-too-large']);
 const AUTHOR_ITEM_CONCURRENCY = 8;
+const ANNOUNCE_TIMEOUT_MS = 20_000;
 /** Authors whose pointer disagrees with the catalog read again per poll at most. */
 const STALE_REREADS_PER_POLL = 1000;
 
@@ -196,13 +197,24 @@ export class Mirror {
       while (next < ihs.length && !this.stopped && !this.dht.destroyed) {
         const ih = ihs[next++]!;
         await new Promise<void>((resolve) => {
+          // bittorrent-dht's announce may never call back when its lookup finds nobody to ask.
+          const timer = setTimeout(resolve, ANNOUNCE_TIMEOUT_MS);
+          const done = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          // A fresh lookup first: bittorrent-dht announces to the nodes of its last lookup (kept
+          // 5 min) with their write tokens, which nodes that restarted no longer accept.
           try {
-            this.dht.announce(ih, this.opts.torrentPort(), (err?: Error | null) => {
-              if (!err) this.announced++;
-              resolve();
+            this.dht.lookup(ih, () => {
+              if (this.dht.destroyed) return done();
+              this.dht.announce(ih, this.opts.torrentPort(), (err?: Error | null) => {
+                if (!err) this.announced++;
+                done();
+              });
             });
           } catch {
-            resolve();
+            done();
           }
         });
       }
