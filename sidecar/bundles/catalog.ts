@@ -32,6 +32,8 @@ export interface CatalogStatus {
   builds: number;
   pending: boolean;
   lastError: string | null;
+  /** Catalog torrents seeded now: the current one and, for one more interval, the previous one. */
+  seeded: number;
 }
 
 /** What the catalog reads of the bundler. */
@@ -163,6 +165,7 @@ export class CatalogPublisher extends TypedEmitter<CatalogEvents> {
       builds: this.builds,
       pending: this.dirty,
       lastError: this.lastError,
+      seeded: (c ? 1 : 0) + (this.previous ? 1 : 0),
     };
   }
 
