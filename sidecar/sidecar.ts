@@ -238,6 +238,7 @@ export class Sidecar {
           bundleTimeoutMs: m.bundleTimeoutSeconds * 1000,
           itemTimeoutMs: 20_000,
           torrentPort: () => seeder.port,
+          ownBundle: (ih) => this.store.bundles.get(ih)?.state === 'active',
         },
         this.dht,
         seeder,

@@ -42,6 +42,8 @@ export interface MirrorOptions {
   itemTimeoutMs: number;
   /** The seeder's torrent port, announced for mirrored bundles. */
   torrentPort: () => number;
+  /** Whether the bridge itself seeds this infohash (the same events give the same bundle anywhere). */
+  ownBundle?: (ih: string) => boolean;
 }
 
 /** What status and metrics show of one followed bridge. */
@@ -479,9 +481,10 @@ export class Mirror {
     const listed = new Set(catalog.bundles.map((b) => b.ih));
     for (const ih of [...f.held.keys()]) {
       if (listed.has(ih)) continue;
-      await this.seeder.unseed(ih);
-      await this.removeFiles(f.bundleDir, ih);
       f.held.delete(ih);
+      // One torrent client seeds each infohash once: not while this bridge or another followed one still has it.
+      if (!this.opts.ownBundle?.(ih) && !this.followers.some((o) => o.held.has(ih))) await this.seeder.unseed(ih);
+      await this.removeFiles(f.bundleDir, ih);
     }
     for (const ih of [...f.refusedIhs.keys()]) if (!listed.has(ih)) f.refusedIhs.delete(ih);
   }
