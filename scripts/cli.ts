@@ -10,6 +10,7 @@ import { zbase32 } from '../sidecar/formats/zbase32.js';
 import { describeFsError } from '../sidecar/ops/data-dir-lock.js';
 import { registerReaderCommands } from './reader/reader-cli.js';
 import { registerAdvertise } from './advertise.js';
+import { registerCatalogCommands, registerRestoreCommand } from './reader/catalog-cli.js';
 import { applyCliConventions, EXIT_USAGE } from '../sidecar/common/command-line.js';
 
 const program = new Command('nostr-bt')
@@ -175,6 +176,8 @@ program
 
 registerReaderCommands(program, () => config().dht.bootstrap);
 registerAdvertise(program, config);
+registerCatalogCommands(program, () => config().dht.bootstrap);
+registerRestoreCommand(program, () => config().dht.bootstrap);
 applyCliConventions(program);
 
 await program.parseAsync();

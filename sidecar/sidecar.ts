@@ -35,6 +35,9 @@ import { HttpServer } from './http/server.js';
 import { RouteTable } from './http/routes.js';
 import { statusRoutes } from './http/status-routes.js';
 import { Gateway } from './http/gateway.js';
+import { CatalogPublisher } from './bundles/catalog.js';
+import { Mirror } from './mirror/mirror.js';
+import { zbase32Decode } from './formats/zbase32.js';
 
 export { splitHostPort } from './http/server.js';
 
@@ -66,6 +69,10 @@ export class Sidecar {
   identity: BridgeIdentity | null = null;
   /** Runs `strfry export` on start and on a schedule when `reconcile.strfry` is set. */
   reconciler: Reconciler | null = null;
+  /** The bridge catalog (docs/protocol.md §11) when `catalog.enabled`. */
+  catalog: CatalogPublisher | null = null;
+  /** Mirrors the bridges of `mirror.bridges` (their bundles, catalog and signed items). */
+  mirror: Mirror | null = null;
   /** Fetches, verifies and seeds the media archived events reference when `media.enabled`. */
   media: MediaArchiver | null = null;
   /** The discovery beacon and its DHT announce (`discovery.enabled` with the DHT on). */
@@ -187,6 +194,7 @@ export class Sidecar {
           events: this.store.eventCount(),
           bundles: bundler.activeCount,
           newest: bundler.summary().newest,
+          catalog: this.catalog?.infoHash ?? null,
         }),
         this.opts.nowMs,
       ));
@@ -202,6 +210,21 @@ export class Sidecar {
     bundler.on('retired', () => this.metrics.bundlesRetired++);
     progress('seeding bundles from disk');
     await bundler.start({ schedule: this.opts.bundleSchedule });
+    // bundler → catalog ('bundle', 'retired'); catalog → publisher: a new catalog is named by the bridge item.
+    if (this.config.catalog.enabled) {
+      const catalog = (this.catalog = new CatalogPublisher(
+        this.store,
+        bundler,
+        seeder,
+        { dir: join(this.config.dataDir, 'catalog'), intervalMs: this.config.catalog.intervalSeconds * 1000, bridge: this.identity.publicKey.toString('hex') },
+        this.log,
+        this.opts.nowMs,
+      ));
+      bundler.on('bundle', () => catalog.changed());
+      bundler.on('retired', () => catalog.changed());
+      catalog.on('catalog', () => this.publisher?.bridgeChanged());
+      await catalog.start();
+    }
     this.publisher?.start();
     // ingest → bundler, metrics ('batch'): newly indexed bytes bring the next size cut closer.
     this.ingestor.on('batch', (r) => {
@@ -209,6 +232,39 @@ export class Sidecar {
       this.log.debug({ lines: r.lines, outcomes: r.outcomes }, 'batch committed');
       bundler.noteIndexed(r.indexedBytes);
     });
+    // DHT + seeder → mirror: other bridges' archives, seeded here and their items re-put.
+    if (this.dht && this.config.mirror.bridges.length > 0) {
+      const m = this.config.mirror;
+      const own = this.identity.publicKey.toString('hex');
+      const bridges = m.bridges.map((k) => (k.length === 64 ? k.toLowerCase() : zbase32Decode(k).toString('hex'))).filter((k) => k !== own);
+      if (bridges.length < m.bridges.length) this.log.warn('mirror.bridges lists this bridge itself: ignored');
+      progress('seeding mirrored bundles from disk');
+      this.mirror = new Mirror(
+        {
+          bridges,
+          dir: join(this.config.dataDir, 'mirror'),
+          maxBytesPerBridge: m.maxBytesPerBridge,
+          maxBundlesPerBridge: m.maxBundlesPerBridge,
+          maxCatalogBytes: m.maxCatalogBytes,
+          maxMetadataBytes: 4 * 1024 * 1024,
+          maxEventBytes: Math.max(this.config.ingest.maxEventBytes, 1024 * 1024),
+          downloadBytesPerSecond: m.downloadBytesPerSecond,
+          concurrency: m.concurrency,
+          pollIntervalMs: m.pollIntervalSeconds * 1000,
+          republishIntervalMs: m.republishIntervalSeconds * 1000,
+          putsPerSecond: m.putsPerSecond,
+          bundleTimeoutMs: m.bundleTimeoutSeconds * 1000,
+          itemTimeoutMs: 20_000,
+          torrentPort: () => seeder.port,
+          ownBundle: (ih) => this.store.bundles.get(ih)?.state === 'active',
+        },
+        this.dht,
+        seeder,
+        this.log,
+        this.opts.nowMs,
+      );
+      await this.mirror.start();
+    }
     if (this.config.media.enabled) {
       progress('seeding media blobs from disk');
       const sweepIntervalMs = b.rewriteIntervalSeconds * 1000;
@@ -291,6 +347,8 @@ export class Sidecar {
       reconcile: this.reconciler?.status(),
       media: this.media?.status(),
       discovery: this.discovery?.status(),
+      catalog: this.catalog?.status(),
+      mirror: this.mirror?.status(),
       memory: memoryStatus(),
     });
   }
@@ -360,8 +418,12 @@ export class Sidecar {
     this.ingestor.stop();
     phase('finishing the current bundle');
     await this.bundler?.stop();
+    phase('stopping the catalog');
+    await this.catalog?.stop();
     phase('stopping the pointer publisher');
     await this.publisher?.stop();
+    phase('stopping the mirror');
+    await this.mirror?.stop();
     phase('stopping media fetches');
     await this.media?.stop();
     phase('stopping the discovery beacon');

@@ -1,4 +1,4 @@
-// Blossom BUD-01 reads on the gateway of a real sidecar (docs/protocol.md §9 "Media"): a blob an
+// Blossom BUD-01 reads on the gateway of a real sidecar (docs/protocol.md §8 "Media"): a blob an
 // archived event references is fetched from a real media server on loopback, verified, and then
 // served from the bridge's own copy: GET and HEAD /<sha256>[.ext], byte ranges, ETag, CORS, the
 // Content-Type recorded at fetch, and its blob torrent. Hostile paths and ranges get clear 4xx

@@ -118,7 +118,7 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
     assert.equal(m.get('nostr_bt_bundles_built_total'), s.bundles!.built);
     assert.ok(s.bundles!.built! >= 1);
     assert.equal(m.get('nostr_bt_torrents_active'), s.seeding!.torrents);
-    assert.equal(s.seeding!.torrents, s.bundles!.active);
+    assert.equal(s.seeding!.torrents, s.bundles!.active + (s.catalog?.seeded ?? 0), 'the bundles and the catalog');
     assert.equal(m.get('nostr_bt_peers'), s.seeding!.peers);
     assert.equal(m.get('nostr_bt_uploaded_bytes_total'), s.seeding!.uploaded);
     assert.equal(m.get('nostr_bt_dht_nodes'), s.dht!.nodes);

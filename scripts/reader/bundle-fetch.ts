@@ -208,6 +208,39 @@ export class BundleFetcher {
     }
   }
 
+  /** A bundle's file list and name from its metadata alone (no file is downloaded); never throws. */
+  async fetchMetadata(
+    infoHash: string,
+    limits: Pick<BundleLimits, 'maxMetadataBytes' | 'timeoutMs'>,
+    signal?: AbortSignal,
+  ): Promise<{ ok: true; name: string; files: { name: string; length: number }[] } | { ok: false; reason: FetchFailure; detail: string }> {
+    const entry = this.entry(infoHash, { ...limits, maxFileBytes: 0 });
+    entry.waiters++;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.timeoutError(entry)), limits.timeoutMs);
+      onAbort = () => reject(new FetchError('aborted', 'aborted'));
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    deadline.catch(() => {});
+    try {
+      await Promise.race([entry.ready, deadline]);
+      return { ok: true, name: entry.torrent.name, files: entry.torrent.files.map((f) => ({ name: f.name, length: f.length })) };
+    } catch (err) {
+      const e = err instanceof FetchError ? err : new FetchError('error', (err as Error)?.message ?? String(err));
+      return { ok: false, reason: e.reason, detail: e.message };
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      entry.waiters--;
+      entry.lastUsed = Date.now();
+      if (entry.waiters === 0 && (!entry.torrent.files?.length || entry.failed)) void this.drop(infoHash);
+      else this.trim();
+    }
+  }
+
   private timeoutError(entry: Entry): FetchError {
     if (entry.torrent.files?.length) return new FetchError('timeout', `the download did not finish in time (${entry.torrent.numPeers} peers)`);
     if (entry.oversizedPeers > 0) return new FetchError('metadata-too-large', `${entry.oversizedPeers} peer(s) announced metadata above the limit`);

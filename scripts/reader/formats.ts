@@ -38,3 +38,15 @@ export { encodeBundleInfo, type BundleInfo, type InfoFile } from '../../sidecar/
 export { torrentLayout, TorrentLayoutError, type TorrentLayout } from '../../sidecar/formats/torrent-layout.js';
 export { DISCOVERY_INFOHASH, BEACON_EXTENSION, beaconStatement, verifyBeaconAnswer, readerHello } from '../../sidecar/formats/bridge-beacon.js';
 export { ADVERT_KIND, ADVERT_D, advertProofMessage, advertTemplate, readAdvert, type AdvertFields } from '../../sidecar/formats/bridge-advert.js';
+export {
+  encodeCatalog,
+  decodeCatalog,
+  catalogTorrent,
+  catalogMismatch,
+  catalogHeader,
+  BadCatalog,
+  CATALOG_VERSION,
+  type Catalog,
+  type CatalogBundle,
+  type CatalogHeader,
+} from '../../sidecar/formats/catalog.js';

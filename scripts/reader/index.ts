@@ -34,6 +34,7 @@ import { resolveAuthor } from './resolve.js';
 import { Rejections, verifyJsonl, type RejectReason } from './verify-events.js';
 import { fetchMedia, gatewayBlobTorrent, isHttpUrl, parseMagnet, type MediaAttempt, type MediaFetchOptions, type MediaFetchResult } from './media-fetch.js';
 import { fetchMediaList, type MediaListEntry, type MediaListResult } from './media-list.js';
+import { readCatalog as runReadCatalog, DEFAULT_CATALOG_LIMITS, type CatalogLimits, type CatalogReadResult, type BundleCheck } from './catalog-read.js';
 
 export { gatewayBlobTorrent, parseMagnet };
 export type { MediaAttempt, MediaFetchOptions, MediaFetchResult, MediaListEntry, MediaListResult };
@@ -42,7 +43,9 @@ export { ReaderError, ReaderClosedError, DhtUnreachable, NoBridgeFoundError, typ
 export { DEFAULT_DISCOVER_LIMITS } from './discover-types.js';
 export type { DiscoverLimits, DiscoveredBridge, DiscoveryReport, DiscoverySummary };
 export { InputError, parseAuthorKey, parseBridgeKey } from './keys.js';
-export { DEFAULT_LIMITS, DEFAULT_CRAWL_BUDGET };
+export { DEFAULT_LIMITS, DEFAULT_CRAWL_BUDGET, DEFAULT_CATALOG_LIMITS };
+export type { CatalogLimits, CatalogReadResult, BundleCheck };
+export type { Catalog, CatalogBundle } from '../../sidecar/formats/catalog.js';
 export type { NostrEvent, EventFilter, EventOrigin, RelayMode, ResolveLimits, ResolveResult, ResolveSummary, CrawlBudget, CrawlSummary, FetchFailure, RejectReason, PointerLookup };
 export type { BridgeReport, BundleReport, RelayReport, CrawlProgress } from './reader-types.js';
 export type { MergeCounts } from './event-merge.js';
@@ -178,6 +181,8 @@ export interface Reader {
    * for what peers do (counted in the report).
    */
   discoverBridges(opts?: { limits?: Partial<DiscoverLimits>; signal?: AbortSignal }): Promise<{ bridges: DiscoveredBridge[]; report: DiscoveryReport }>;
+  /** A bridge's catalog (docs/protocol.md §11); with `verify`, each bundle checked against its metadata. */
+  readCatalog(bridge: BridgeKey, opts?: { verify?: boolean; limits?: Partial<CatalogLimits>; signal?: AbortSignal }): Promise<CatalogReadResult>;
   /** The UDP port of the reader's DHT node. */
   readonly dhtPort: number;
   /** Ends every call still running, then the DHT node and the torrent client. */
@@ -403,6 +408,14 @@ class ReaderImpl implements Reader {
     } finally {
       unfollow();
     }
+  }
+
+  async readCatalog(bridge: BridgeKey, opts: { verify?: boolean; limits?: Partial<CatalogLimits>; signal?: AbortSignal } = {}): Promise<CatalogReadResult> {
+    this.open();
+    const k = bridgeKey(bridge);
+    const controller = new AbortController();
+    const unfollow = follow(opts.signal, controller);
+    return this.track(controller, runReadCatalog(this.ctx, k, { verify: opts.verify, limits: opts.limits, signal: controller.signal }).finally(unfollow));
   }
 
   async close(): Promise<void> {

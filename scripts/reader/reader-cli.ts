@@ -24,7 +24,7 @@ Exit status: 0 events found (every source answered), 1 nothing found, 2 bad inpu
 3 failed (no DHT node reachable, or nothing could be read), 4 events found but some bridge,
 bundle or relay failed (see the summary).`;
 
-interface CommonOpts extends DiscoveryCliOpts {
+export interface CommonOpts extends DiscoveryCliOpts {
   bridge: string[];
   relay: string[];
   relayMode: string;
@@ -45,7 +45,7 @@ interface CommonOpts extends DiscoveryCliOpts {
   summary: string;
 }
 
-function addCommonOptions(cmd: Command): Command {
+export function addCommonOptions(cmd: Command): Command {
   return addDiscoveryOptions(cmd)
     .option('-b, --bridge <key>', 'bridge public key (hex or z-base-32, from `nostr-bt key` on the bridge); repeatable; none: find bridges through the DHT', collect, [])
     .option('-r, --relay <url>', 'relay to ask after the swarm (wss://…); repeatable', collect, [])
@@ -76,7 +76,7 @@ interface Common {
   summary: 'text' | 'json' | 'none';
 }
 
-function parseCommon(o: CommonOpts): Common {
+export function parseCommon(o: CommonOpts): Common {
   const bridges = o.bridge.map(parseBridgeKey);
   if (bridges.length === 0) parseDiscoveryLimits(o); // bad discovery options are bad input before any network
   for (const r of o.relay) if (!isRelayUrl(r)) throw new InputError(`--relay: not a ws:// or wss:// URL: ${JSON.stringify(r)}`);
@@ -96,7 +96,7 @@ function parseCommon(o: CommonOpts): Common {
 }
 
 /** Writes to stdout, waiting when the pipe is full; a closed pipe (`| head`) ends quietly. */
-async function writeOut(text: string): Promise<void> {
+export async function writeOut(text: string): Promise<void> {
   if (!process.stdout.write(text)) await new Promise<void>((r) => process.stdout.once('drain', () => r()));
 }
 
@@ -106,7 +106,7 @@ function jsonl(events: NostrEvent[]): string {
   return s;
 }
 
-async function openContext(o: CommonOpts, defaultBootstrap: () => string[]): Promise<ReaderContext> {
+export async function openContext(o: CommonOpts, defaultBootstrap: () => string[]): Promise<ReaderContext> {
   const bootstrap = o.bootstrap !== undefined ? parseBootstrap(o.bootstrap) : defaultBootstrap();
   const rate = parseCount('--dht-node-rate', o.dhtNodeRate, 10_000);
   if (rate < 1) throw new InputError('--dht-node-rate: at least 1');
@@ -125,7 +125,7 @@ async function maybeDiscover(ctx: ReaderContext, c: Common, o: CommonOpts): Prom
 }
 
 /** Runs a command body: bad input → 2, unreachable DHT, a dependency lacking a patched member or any other failure → 3. */
-async function run(name: string, body: () => Promise<number>): Promise<void> {
+export async function run(name: string, body: () => Promise<number>): Promise<void> {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   });

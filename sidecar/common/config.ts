@@ -234,6 +234,28 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    catalog: z
+      .object({
+        enabled: z.boolean().default(true),
+        intervalSeconds: z.number().int().min(1).max(86_400).default(300),
+      })
+      .strict()
+      .prefault({}),
+    mirror: z
+      .object({
+        bridges: z.array(z.string().regex(/^([0-9a-fA-F]{64}|[ybndrfg8ejkmcpqxot1uwisza345h769]{52})$/, 'a bridge key: 64 hex or 52 z-base-32 characters (`nostr-bt key` on that bridge)')).default([]),
+        maxBytesPerBridge: z.number().int().min(1).default(50 * 1024 ** 3),
+        maxBundlesPerBridge: z.number().int().min(1).max(1_000_000).default(5000),
+        maxCatalogBytes: z.number().int().min(1024).default(256 * 1024 ** 2),
+        downloadBytesPerSecond: z.number().int().min(0).default(0),
+        concurrency: z.number().int().min(1).max(64).default(4),
+        pollIntervalSeconds: z.number().int().min(1).max(86_400).default(300),
+        republishIntervalSeconds: z.number().int().min(1).max(7200).default(3600),
+        putsPerSecond: z.number().min(0.1).max(1000).default(20),
+        bundleTimeoutSeconds: z.number().int().min(1).max(86_400).default(3600),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

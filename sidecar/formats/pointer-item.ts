@@ -108,12 +108,15 @@ export interface BridgeInfo {
   events: number;
   bundles: number;
   newest: string | null;
+  /** Infohash of the bridge's catalog (§11), when it has one. */
+  catalog?: string | null;
 }
 
 export function bridgeValue(info: BridgeInfo): Record<string, unknown> {
   const v: Record<string, unknown> = { v: FORMAT_VERSION, a: info.authors, e: info.events, bn: info.bundles };
   if (info.relayUrl) v.r = Buffer.from(info.relayUrl.slice(0, 512));
   if (info.newest) v.ih = Buffer.from(info.newest, 'hex');
+  if (info.catalog) v.c = Buffer.from(info.catalog, 'hex');
   if (vSize(v) > MAX_V_BYTES) throw new Error('bridge item too large (relayUrl too long?)');
   return v;
 }
@@ -125,11 +128,13 @@ export function decodeBridgeValue(v: unknown): BridgeInfo {
   if (!isCount(d.a) || !isCount(d.e) || !isCount(d.bn)) throw new BadItem('bad counters');
   if (d.r !== undefined && !isBytes(d.r)) throw new BadItem('r is not a string');
   if (d.ih !== undefined && (!isBytes(d.ih) || d.ih.length !== 20)) throw new BadItem('ih is not 20 bytes');
+  if (d.c !== undefined && (!isBytes(d.c) || d.c.length !== 20)) throw new BadItem('c is not 20 bytes');
   return {
     relayUrl: d.r ? Buffer.from(d.r).toString('utf8') : '',
     authors: d.a,
     events: d.e,
     bundles: d.bn,
     newest: d.ih ? Buffer.from(d.ih as Uint8Array).toString('hex') : null,
+    catalog: d.c ? Buffer.from(d.c as Uint8Array).toString('hex') : null,
   };
 }

@@ -1,4 +1,4 @@
-// Blossom BUD-01 reads from the bridge's local media copy (docs/protocol.md §9 "Media"), so a
+// Blossom BUD-01 reads from the bridge's local media copy (docs/protocol.md §8 "Media"), so a
 // Blossom client can list the bridge as a mirror server (kind 10063):
 //   GET|HEAD /<sha256>[.<ext>]         the blob's bytes (Range, ETag, Content-Type from the media index)
 //   GET|HEAD /media/<sha256>.torrent   its blob torrent (the infohash, and the origin URLs as web seeds)

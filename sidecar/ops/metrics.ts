@@ -137,6 +137,16 @@ export class SidecarMetrics {
     counter(r, 'discovery_announces_total', 'Announces of the discovery beacon a DHT node took, since start', () => snap().discovery?.announced ?? 0);
     counter(r, 'discovery_beacon_answered_total', 'Readers the discovery beacon answered with the bridge key, since start', () => snap().discovery?.answered ?? 0);
     labeledCounter(r, 'discovery_beacon_refused_total', 'Beacon connections closed unanswered since start, by reason (timeout, malformed, wrong-infohash, busy, ...)', () => snap().discovery?.refused ?? {});
+    const mirrored = () => snap().mirror?.bridges ?? [];
+    bridgeMetric(r, Gauge, 'mirror_bundles_listed', 'Bundles the followed bridge\'s catalog lists', () => mirrored().map((b) => [b.bridge, b.bundles.listed]));
+    bridgeMetric(r, Gauge, 'mirror_bundles_held', 'Bundles of the followed bridge downloaded, verified and seeded here', () => mirrored().map((b) => [b.bridge, b.bundles.held]));
+    bridgeMetric(r, Gauge, 'mirror_bytes', 'Bytes of the followed bridge\'s bundles held here (its disk quota counts these)', () => mirrored().map((b) => [b.bridge, b.bundles.bytes]));
+    bridgeMetric(r, Gauge, 'mirror_lag_seconds', 'Seconds since the followed bridge listed a bundle not held here yet (0: caught up)', () => mirrored().map((b) => [b.bridge, b.lagSec]));
+    bridgeMetric(r, Gauge, 'mirror_items', 'Signed BEP-44 items of the followed bridge kept for re-putting', () => mirrored().map((b) => [b.bridge, b.items.held]));
+    bridgeMetric(r, Counter, 'mirror_items_reput_total', 'Items of the followed bridge re-put unchanged and stored by some node, since start', () => mirrored().map((b) => [b.bridge, b.items.reput]));
+    bridgeMetric(r, Counter, 'mirror_bundles_refused_total', 'Bundles of the followed bridge not held, since start, by reason (over-quota, too-large, forged, refused, timeout, no-peers, ...)', () =>
+      mirrored().flatMap((b) => Object.entries(b.bundles.refused).map(([reason, n]) => [b.bridge, n, reason] as [string, number, string])),
+    );
     gauge(r, 'pointer_republish_lag_seconds', 'How far the least recently stored item is past its republish interval (0: on time)', () => snap().pointers?.republishLagSec ?? 0);
   }
 
@@ -219,6 +229,35 @@ function labeledCounter(r: Registry, name: string, help: string, values: () => R
     collect() {
       this.reset();
       for (const [reason, n] of Object.entries(values())) this.inc({ reason }, n);
+    },
+  });
+}
+
+/** A metric per followed bridge (label `bridge`; `reason` too when the value says one). */
+function bridgeMetric(r: Registry, Kind: typeof Gauge | typeof Counter, name: string, help: string, values: () => ([string, number] | [string, number, string])[]): void {
+  const labelNames = name.endsWith('_refused_total') ? ['bridge', 'reason'] : ['bridge'];
+  const labels = (bridge: string, reason?: string) => (reason === undefined ? { bridge } : { bridge, reason });
+  if (Kind === Counter) {
+    new Counter({
+      name: P + name,
+      help,
+      labelNames,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [bridge, n, reason] of values()) this.inc(labels(bridge, reason), n);
+      },
+    });
+    return;
+  }
+  new Gauge({
+    name: P + name,
+    help,
+    labelNames,
+    registers: [r],
+    collect() {
+      this.reset();
+      for (const [bridge, n, reason] of values()) this.set(labels(bridge, reason), n);
     },
   });
 }

@@ -12,6 +12,8 @@ import type { PublisherStats } from '../publishing/publisher.js';
 import type { ReconcileStatus } from '../backfill/reconcile.js';
 import type { MediaStatus } from '../media/media-archiver.js';
 import type { DiscoveryStatus } from '../discovery/discovery.js';
+import type { CatalogStatus } from '../bundles/catalog.js';
+import type { MirrorStatus } from '../mirror/mirror.js';
 
 export interface Status {
   /**
@@ -54,6 +56,10 @@ export interface Status {
   media?: MediaStatus;
   /** The discovery beacon and its announces (when `discovery.enabled`). */
   discovery?: DiscoveryStatus;
+  /** The bridge catalog (when `catalog.enabled`). */
+  catalog?: CatalogStatus;
+  /** Followed bridges (when `mirror.bridges` is set). */
+  mirror?: MirrorStatus;
   memory?: MemoryStatus;
 }
 

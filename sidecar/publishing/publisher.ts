@@ -121,6 +121,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     }
   }
 
+  /** Something the bridge item shows changed (a new catalog). */
+  bridgeChanged(): void {
+    this.bridgeDirty = true;
+  }
+
   /** Resolves when nothing is dirty or in flight (tests, demo). Bounded by `timeoutMs`. */
   async idle(timeoutMs = 30_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
