@@ -90,7 +90,7 @@ test('mirror: O with 50 authors, M following O, R resolving; O killed → R reso
     const batch2 = signers.map((s, i) => s.sign({ kind: 1, created_at: 1_700_001_000 + i, content: `second ${i}` }));
     await origin.feed(batch2);
     await origin.waitPublished(batch1.length + batch2.length, signers.map((s) => s.pubkey), 60_000);
-    signers.forEach((s, i) => expected.set(s.pubkey, [batch1[i]!, batch2[i]!]));
+    for (const [i, s] of signers.entries()) expected.set(s.pubkey, [batch1[i]!, batch2[i]!]);
     const o = origin;
     const oStatus = await o.sidecar.waitFor((s) => Boolean(s.catalog?.infoHash) && !s.catalog!.pending && s.catalog!.bundles === s.bundles?.active && (s.pointers?.dirtyAuthors ?? 1) === 0, 60_000);
     assert.ok((oStatus.bundles?.active ?? 0) >= 2);

@@ -66,7 +66,7 @@ function checkLine(bytes: Buffer, author: string, maxEventBytes: number): string
   } catch {
     return 'malformed';
   }
-  let e;
+  let e: ReturnType<typeof validateEvent>;
   try {
     e = validateEvent(value);
   } catch (err) {

@@ -31,36 +31,41 @@ export class DataFileStore {
   }
 
   private withFd(cb: Cb<number>): void {
-    if (this.closed) return queueMicrotask(() => cb(new Error('store closed')));
-    if (this.fd !== null) return cb(null, this.fd);
+    if (this.closed) return void queueMicrotask(() => cb(new Error('store closed')));
+    if (this.fd !== null) return void cb(null, this.fd);
     if (this.opening) return void this.opening.push(cb);
     this.opening = [cb];
     open(this.path, 'w+', (err, fd) => {
       const waiting = this.opening!;
       this.opening = null;
-      if (err) return waiting.forEach((w) => w(err));
+      if (err) {
+        for (const w of waiting) w(err);
+        return;
+      }
       ftruncate(fd, this.length, (e) => {
         if (e) {
           close(fd, () => {});
-          return waiting.forEach((w) => w(e));
+          for (const w of waiting) w(e);
+          return;
         }
         if (this.closed) {
           close(fd, () => {});
-          return waiting.forEach((w) => w(new Error('store closed')));
+          for (const w of waiting) w(new Error('store closed'));
+          return;
         }
         this.fd = fd;
-        waiting.forEach((w) => w(null, fd));
+        for (const w of waiting) w(null, fd);
       });
     });
   }
 
   put(index: number, buf: Uint8Array, cb: Cb = () => {}): void {
     const at = index * this.chunkLength;
-    if (at < 0 || at + buf.length > this.length) return queueMicrotask(() => cb(new Error(`chunk ${index} out of range`)));
+    if (at < 0 || at + buf.length > this.length) return void queueMicrotask(() => cb(new Error(`chunk ${index} out of range`)));
     this.withFd((err, fd) => {
       if (err) return cb(err);
       const step = (done: number): void => {
-        if (done === buf.length) return cb(null);
+        if (done === buf.length) return void cb(null);
         write(fd!, buf, done, buf.length - done, at + done, (e, n) => (e ? cb(e) : step(done + n)));
       };
       step(0);
@@ -68,18 +73,18 @@ export class DataFileStore {
   }
 
   get(index: number, opts: { offset?: number; length?: number } | null | Cb<Buffer>, cb?: Cb<Buffer>): void {
-    if (typeof opts === 'function') return this.get(index, null, opts);
+    if (typeof opts === 'function') return void this.get(index, null, opts);
     const done = cb ?? (() => {});
     const start = index * this.chunkLength;
     const chunkLen = Math.min(this.chunkLength, this.length - start);
     const offset = opts?.offset ?? 0;
     const len = opts?.length ?? chunkLen - offset;
-    if (start < 0 || chunkLen <= 0 || offset < 0 || len < 0 || offset + len > chunkLen) return queueMicrotask(() => done(new Error(`chunk ${index} out of range`)));
+    if (start < 0 || chunkLen <= 0 || offset < 0 || len < 0 || offset + len > chunkLen) return void queueMicrotask(() => done(new Error(`chunk ${index} out of range`)));
     this.withFd((err, fd) => {
       if (err) return done(err);
       const b = Buffer.allocUnsafe(len);
       const fill = (got: number): void => {
-        if (got === len) return done(null, b);
+        if (got === len) return void done(null, b);
         read(fd!, b, got, len - got, start + offset + got, (e, n) => (e ? done(e) : n === 0 ? done(new Error('short read')) : fill(got + n)));
       };
       fill(0);
@@ -90,7 +95,7 @@ export class DataFileStore {
     this.closed = true;
     const fd = this.fd;
     this.fd = null;
-    if (fd === null) return queueMicrotask(() => cb(null));
+    if (fd === null) return void queueMicrotask(() => cb(null));
     close(fd, () => cb(null));
   }
 
