@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import type { Figure } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** In data-flow order: plugin → relay (strfry stand-in) → ingest → bundle → scale → pointers → reader → library → offload → media → backfill → faults. */
-const BENCHES = ['plugin', 'relay', 'ingest', 'bundle', 'scale', 'pointer', 'reader', 'library', 'offload', 'media', 'index-rows', 'backfill', 'fault'];
+/** In data-flow order: plugin → relay (strfry stand-in) → ingest → bundle → scale → pointers → reader → library → gateway → offload → media → backfill → faults. */
+const BENCHES = ['plugin', 'relay', 'ingest', 'bundle', 'scale', 'pointer', 'reader', 'library', 'gateway', 'offload', 'media', 'index-rows', 'backfill', 'fault'];
 
 interface Outcome {
   bench: string;

@@ -266,6 +266,7 @@ export class Sidecar {
       },
       reconcile: this.reconciler?.status(),
       media: this.media?.status(),
+      gateway: this.gateway?.status(),
       memory: memoryStatus(),
     });
   }

@@ -65,8 +65,13 @@ test('slowloris: headers dribbled in are cut at headersTimeoutMs with 408; hones
   slow.on('data', (d) => (answer += d.toString()));
   slow.write('GET /.well-known/nostr-bt HTTP/1.1\r\nHost: x\r\n');
   const drip = setInterval(() => slow.writable && slow.write('X-Slow: 1\r\n'), 300);
-  const [slowMs] = await Promise.all([closedAfter(slow, 20_000), honest().then((r) => assert.equal(r.status, 200))]);
-  clearInterval(drip);
+  let slowMs: number;
+  try {
+    [slowMs] = await Promise.all([closedAfter(slow, 20_000), honest().then((r) => assert.equal(r.status, 200))]);
+  } finally {
+    clearInterval(drip);
+    slow.destroy();
+  }
   assert.ok(slowMs >= HEADERS_MS - 100 && slowMs < HEADERS_MS + 5000, `slow headers closed after ${Math.round(slowMs)} ms`);
   assert.match(answer, /^HTTP\/1\.1 408/);
 });
@@ -94,6 +99,7 @@ test('5,000 idle connections from 10 addresses: at most 64 held per address, the
 
 test('a request flood from one address gets 429 with Retry-After past its rate; another address is served every time', { timeout: 60_000 }, async () => {
   const rss0 = await rssMb();
+  const limited0 = (await rig.sidecar.status()).gateway!.rateLimited;
   const agent = new Agent({ keepAlive: true, maxSockets: 32, localAddress: '127.0.0.1' } as ConstructorParameters<typeof Agent>[0]);
   const counts = new Map<number, number>();
   const t0 = performance.now();
@@ -131,15 +137,42 @@ test('a request flood from one address gets 429 with Retry-After past its rate; 
   assert.equal(retryAfter, '1');
   assert.deepEqual(honestResults, Array(20).fill(200));
   assert.ok((await rssMb()) - rss0 < 100, 'RSS grew less than 100 MB');
+  // Every 429 is counted (in /status, so in /metrics), and nothing else is.
+  const limited = (await rig.sidecar.status()).gateway!.rateLimited - limited0;
+  assert.equal(limited, counts.get(429));
 });
 
 test('behind a trusted proxy the client is the last X-Forwarded-For entry: one client is limited, another through the same proxy is not', { timeout: 60_000 }, async () => {
   const via = (client: string) => httpGet(`${rig.base}/pointer/${AUTHOR}`, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': `203.0.113.9, ${client}` } });
   const statuses: number[] = [];
-  for (let i = 0; i < 130; i++) statuses.push((await via('198.51.100.1')).status);
+  // Past the burst (100) faster than the rate (50/s): a 429 comes (bounded: 1,000 requests).
+  for (let i = 0; i < 1000 && !statuses.includes(429); i++) statuses.push((await via('198.51.100.1')).status);
   assert.ok(statuses.includes(429), 'the flooding client is limited');
   assert.equal((await via('198.51.100.2')).status, 200, 'another client of the proxy is not');
   // The proxy's connections are not capped per address.
   const many = await Promise.all(Array.from({ length: 80 }, (_, i) => httpGet(`${rig.base}/.well-known/nostr-bt`, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': `198.51.101.${i}` } })));
   assert.deepEqual([...new Set(many.map((m) => m.status))], [200]);
+});
+
+test('connections that never send a byte are closed at headersTimeoutMs with 408, and their address may connect again', { timeout: 60_000 }, async () => {
+  const silent = await Promise.all(Array.from({ length: 64 }, () => openSocket('127.0.0.6')));
+  const answers = silent.map((s) => {
+    let a = '';
+    s.on('data', (d: Buffer) => (a += d.toString()));
+    return () => a;
+  });
+  const closing = silent.map((s) => closedAfter(s, 30_000));
+  // The address holds its 64: one more is closed at once.
+  const extra = await openSocket('127.0.0.6');
+  for (let i = 0; i < 100 && !closed.has(extra); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(closed.has(extra), 'a 65th connection from the address is refused');
+  const open = (await rig.sidecar.status()).gateway!.openConnections;
+  assert.ok(open >= 64, `${open} gateway connections open while the 64 are silent`);
+  const times = await Promise.all(closing);
+  for (const ms of times) assert.ok(ms >= HEADERS_MS - 500 && ms < HEADERS_MS + 5000, `silent connection closed after ${Math.round(ms)} ms`);
+  for (const a of answers) assert.match(a(), /^HTTP\/1\.1 408/);
+  const r = await httpGet(`${rig.base}/pointer/${AUTHOR}`, { localAddress: '127.0.0.6' });
+  assert.equal(r.status, 200, 'the address is served again once its silent connections are gone');
+  const after = await rig.sidecar.waitFor((s) => s.gateway!.openConnections < 64, 10_000);
+  assert.ok(after.gateway!.openConnections < 64);
 });

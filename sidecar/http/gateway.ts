@@ -7,8 +7,11 @@ import type { Logger } from 'pino';
 import type { Config } from '../common/config.js';
 import { zbase32 } from '../formats/zbase32.js';
 import type { Store } from '../index/store.js';
+import type { GatewayStatus } from '../ops/status.js';
 import { BundleLookup } from './bundle-lookup.js';
 import { bundleRoutes } from './bundle-routes.js';
+import { DataFiles } from './data-files.js';
+import { GatewayStats } from './gateway-stats.js';
 import { GatewayLinks } from './links.js';
 import { pointerRoutes } from './pointer-routes.js';
 import { RouteTable, type Route } from './routes.js';
@@ -31,12 +34,16 @@ const CORS = {
 };
 
 export class Gateway {
-  refused = { rate: 0, connections: 0 };
-
   private constructor(
     private readonly server: HttpServer,
     readonly links: GatewayLinks,
+    private readonly stats: GatewayStats,
+    private readonly files: DataFiles,
   ) {}
+
+  status(): GatewayStatus {
+    return this.stats.status(this.server.address, this.server.openConnections);
+  }
 
   get address(): string {
     return this.server.address;
@@ -47,6 +54,8 @@ export class Gateway {
     const bundles = new BundleLookup(d.store, d.config.bundle.dir);
     // Without publicUrl the base is the listening address, known only once listening (port 0).
     const links = new GatewayLinks(g.publicUrl, g.publicUrl !== '');
+    const stats = new GatewayStats();
+    const files = new DataFiles();
     const routes: Route[] = [
       wellKnownRoute(d, bundles, links),
       ...pointerRoutes({
@@ -58,8 +67,9 @@ export class Gateway {
         lookupTimeoutMs: g.dhtLookupTimeoutMs,
         cacheSeconds: g.remoteCacheSeconds,
         cacheEntries: g.remoteCacheEntries,
+        stats,
       }),
-      ...bundleRoutes(bundles, links),
+      ...bundleRoutes(bundles, links, { files, stats }),
     ];
     const table = new RouteTable(routes, d.log, {
       headers: CORS,
@@ -72,7 +82,6 @@ export class Gateway {
         res.end();
       },
     });
-    let gateway: Gateway | null = null;
     const server = await HttpServer.start({
       listen: g.listen,
       log: d.log,
@@ -87,17 +96,16 @@ export class Gateway {
         burstPerIp: g.burstPerIp,
         trustedProxies: g.trustedProxies,
       },
-      onRefused: (why) => {
-        if (gateway) gateway.refused[why]++;
-      },
+      onRefused: (why) => stats.refused(why),
+      onRequest: (req, res) => stats.observe(table.routeName(req), res),
     });
     if (g.publicUrl === '') links.base = `http://${hostForUrl(server.address)}`;
-    gateway = new Gateway(server, links);
-    return gateway;
+    return new Gateway(server, links, stats, files);
   }
 
-  close(): Promise<void> {
-    return this.server.close();
+  async close(): Promise<void> {
+    await this.server.close();
+    this.files.close();
   }
 }
 
@@ -129,6 +137,7 @@ function wellKnownRoute(d: GatewayDeps, bundles: BundleLookup, l: GatewayLinks):
     );
   };
   return {
+    name: 'well-known',
     methods: ['GET', 'HEAD'],
     pattern: /^\/\.well-known\/nostr-bt$/,
     handler: ({ req, res }) => {

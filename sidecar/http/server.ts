@@ -30,13 +30,21 @@ export interface HttpServerOptions {
   limits?: HttpLimits;
   /** Called when a request is refused by a limit (metrics). */
   onRefused?: (why: 'rate' | 'connections') => void;
+  /** Called with every request before any limit applies (metrics). */
+  onRequest?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export class HttpServer {
   private constructor(
     private readonly server: Server,
     readonly address: string,
+    private readonly open: { count: number },
   ) {}
+
+  /** Connections open now (refused ones are closed at once). */
+  get openConnections(): number {
+    return this.open.count;
+  }
 
   static async start(opts: HttpServerOptions): Promise<HttpServer> {
     const [host, port] = splitHostPort(opts.listen);
@@ -44,6 +52,7 @@ export class HttpServer {
     const buckets = limits ? new TokenBuckets(limits.requestsPerSecondPerIp, limits.burstPerIp) : null;
     const trusted = new Set(limits?.trustedProxies ?? []);
     const handle = (req: IncomingMessage, res: ServerResponse) => {
+      opts.onRequest?.(req, res);
       if (buckets && !buckets.take(clientOf(req, trusted))) {
         opts.onRefused?.('rate');
         sendText(res, 429, 'too many requests from this address; slow down\n', { 'retry-after': buckets.retryAfterSec() });
@@ -64,6 +73,11 @@ export class HttpServer {
           handle,
         )
       : createServer(handle);
+    const open = { count: 0 };
+    server.on('connection', (socket: Socket) => {
+      open.count++;
+      socket.once('close', () => open.count--);
+    });
     if (limits) {
       server.maxConnections = limits.maxConnections;
       const perIp = new Map<string, number>();
@@ -100,7 +114,7 @@ export class HttpServer {
     });
     const addr = server.address() as AddressInfo;
     opts.log.debug({ address: `${addr.address}:${addr.port}` }, 'HTTP listening');
-    return new HttpServer(server, `${addr.address}:${addr.port}`);
+    return new HttpServer(server, `${addr.address}:${addr.port}`, open);
   }
 
   /** Stops listening and closes every connection, idle or not (a stop does not wait for downloads). */
