@@ -202,6 +202,7 @@ export const configSchema = z
         dhtLookupTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
         remoteCacheSeconds: z.number().int().min(0).max(7200).default(60),
         remoteCacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
+        stallTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
       })
       .strict()
       .prefault({}),

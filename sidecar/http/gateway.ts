@@ -95,6 +95,7 @@ export class Gateway {
         requestsPerSecondPerIp: g.requestsPerSecondPerIp,
         burstPerIp: g.burstPerIp,
         trustedProxies: g.trustedProxies,
+        stallTimeoutMs: g.stallTimeoutMs,
       },
       onRefused: (why) => stats.refused(why),
       onRequest: (req, res) => stats.observe(table.routeName(req), res),

@@ -20,6 +20,8 @@ export interface HttpLimits {
   burstPerIp: number;
   /** Proxy addresses whose X-Forwarded-For is believed, and which no per-address connection cap limits. */
   trustedProxies: readonly string[];
+  /** A connection on which nothing is read or written for this long is closed (a client that stopped reading). */
+  stallTimeoutMs: number;
 }
 
 export interface HttpServerOptions {
@@ -80,6 +82,9 @@ export class HttpServer {
     });
     if (limits) {
       server.maxConnections = limits.maxConnections;
+      // Node's socket inactivity timeout (reset by every read and every completed write; no
+      // 'timeout' listener, so node destroys the socket); between requests idleTimeoutMs applies.
+      server.timeout = limits.stallTimeoutMs;
       const perIp = new Map<string, number>();
       server.on('connection', (socket: Socket) => {
         const ip = socket.remoteAddress ?? '';
