@@ -55,6 +55,10 @@ export class HttpServer {
     const trusted = new Set(limits?.trustedProxies ?? []);
     const handle = (req: IncomingMessage, res: ServerResponse) => {
       opts.onRequest?.(req, res);
+      // While a response is sent, a socket on which nothing moves for stallTimeoutMs is closed
+      // (the 'timeout' listener below); once it is sent, node sets idleTimeoutMs in its place,
+      // and before a request headersTimeoutMs applies.
+      if (limits) req.socket.setTimeout(limits.stallTimeoutMs);
       if (buckets && !buckets.take(clientOf(req, trusted))) {
         opts.onRefused?.('rate');
         sendText(res, 429, 'too many requests from this address; slow down\n', { 'retry-after': buckets.retryAfterSec() });
@@ -82,11 +86,10 @@ export class HttpServer {
     });
     if (limits) {
       server.maxConnections = limits.maxConnections;
-      // Node's socket inactivity timeout (reset by every read and every completed write; no
-      // 'timeout' listener, so node destroys the socket); between requests idleTimeoutMs applies.
-      server.timeout = limits.stallTimeoutMs;
       const perIp = new Map<string, number>();
       server.on('connection', (socket: Socket) => {
+        // Node emits 'timeout' on a socket whose write is blocked, but does not close it itself.
+        socket.on('timeout', () => socket.destroy());
         const ip = socket.remoteAddress ?? '';
         if (trusted.has(ip)) return;
         const n = (perIp.get(ip) ?? 0) + 1;
