@@ -18,7 +18,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { loadavg } from 'node:os';
+import { getPriority, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pubkeyN } from '../test/testkit/events.js';
 import { archive, freeTcpPort, httpGet, startGatewayRig } from '../test/testkit/gateway-rig.js';
@@ -91,8 +91,8 @@ interface Nginx {
   stop(): Promise<void>;
 }
 
-/** nginx on 127.0.0.1 serving `root`, from its own config and prefix in a temp dir. */
-async function startNginx(bin: string, root: string): Promise<Nginx> {
+/** nginx on 127.0.0.1 serving `root`, from its own config and prefix in a temp dir, at CPU priority `nice`. */
+async function startNginx(bin: string, root: string, nice: number): Promise<Nginx> {
   const dir = makeTempDir('nostr-bt-bench-nginx-');
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d));
   const port = await freeTcpPort();
@@ -120,7 +120,8 @@ async function startNginx(bin: string, root: string): Promise<Nginx> {
   );
   const check = spawnSync(bin, ['-t', '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`);
-  const child: ChildProcess = spawn(bin, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // nice(1) execs nginx in its own process, so the pid is nginx's master.
+  const child: ChildProcess = spawn('nice', ['-n', String(nice), bin, '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -209,8 +210,11 @@ async function main(): Promise<void> {
   const pointer = await httpGet(`${rig.base}/pointer/${author}`);
   if (pointer.status !== 200) throw new Error(`/pointer/${author}: ${pointer.status} ${pointer.body.toString().trim()}`);
   writeFileSync(join(root, 'pointer.json'), pointer.body);
-  const nginx = await startNginx(bin, root);
-  log(`nginx ${spawnSync(bin, ['-v'], { encoding: 'utf8' }).stderr.trim().replace(/^nginx version: /, '')} on 127.0.0.1:${nginx.port} (1 worker, sendfile on)`);
+  // The sidecar lowers its own CPU priority (service.nice, 10 by default): nginx gets the same,
+  // or on a busy machine the comparison measures the scheduler.
+  const nice = getPriority(rig.sidecar.proc!.pid!);
+  const nginx = await startNginx(bin, root, nice);
+  log(`nginx ${spawnSync(bin, ['-v'], { encoding: 'utf8' }).stderr.trim().replace(/^nginx version: /, '')} on 127.0.0.1:${nginx.port} (1 worker, sendfile on, nice ${nice} like the sidecar)`);
 
   const servers = {
     gateway: { port: rig.port, data: `/webseed/${ih}/`, pointer: `/pointer/${author}` },
