@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import type { Figure } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** In data-flow order: plugin → relay (strfry stand-in) → ingest → bundle → scale → pointers → discovery → reader → library → offload → browser offload → media → media offload → backfill → faults. */
-const BENCHES = ['plugin', 'relay', 'ingest', 'bundle', 'scale', 'pointer', 'discovery', 'reader', 'library', 'offload', 'browser-offload', 'media', 'media-offload', 'index-rows', 'backfill', 'fault'];
+/** In data-flow order: plugin → relay (strfry stand-in) → ingest → bundle → scale → pointers → discovery → reader → library → gateway → offload → browser offload → media → media offload → backfill → faults. */
+const BENCHES = ['plugin', 'relay', 'ingest', 'bundle', 'scale', 'pointer', 'discovery', 'reader', 'library', 'gateway', 'offload', 'browser-offload', 'media', 'media-offload', 'index-rows', 'backfill', 'fault'];
 
 interface Outcome {
   bench: string;

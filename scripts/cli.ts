@@ -114,6 +114,16 @@ function table(s: Status): string {
     );
     if (refused) rows.push(['media refused', refused]);
   }
+  if (s.gateway) {
+    const g = s.gateway;
+    const total = (cls: string) => Object.values(g.requests).reduce((n, byClass) => n + (byClass[cls] ?? 0), 0);
+    const l = g.dhtLookups;
+    rows.push(
+      ['gateway', `${g.address}, ${g.openConnections} connections open; ${total('2xx') + total('3xx')} answered, ${total('4xx')} 4xx, ${total('5xx')} 5xx since start`],
+      ['gateway web seed', `${bytes(g.webSeedBytes)} sent; ${g.rateLimited} requests rate-limited, ${g.refusedConnections} connections refused`],
+      ['gateway DHT lookups', `${l.hit} found, ${l.miss} missed, ${l.fail} invalid, ${l.cached} from cache, ${l.busy} refused busy`],
+    );
+  }
   if (s.memory) rows.push(['memory', `RSS ${s.memory.rss} MB; V8 heap ${s.memory.heapUsed} of ${s.memory.heapTotal} MB; external ${s.memory.external} MB`]);
   if (s.bridge) rows.push(['bridge key', s.bridge.publicKey]);
   for (const warning of s.warnings ?? []) rows.push(['WARNING', warning]);

@@ -349,6 +349,7 @@ export class Sidecar {
       discovery: this.discovery?.status(),
       catalog: this.catalog?.status(),
       mirror: this.mirror?.status(),
+      gateway: this.gateway?.status(),
       memory: memoryStatus(),
     });
   }

@@ -4,6 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import bencode from 'bencode';
 import { nip19 } from 'nostr-tools';
 import { zbase32 } from '../sidecar/formats/zbase32.js';
@@ -148,4 +150,44 @@ test('/torrent/<infohash>.torrent: the bundle\'s torrent with url-list (the web 
   const post = await httpGet(`${rig.base}/torrent/${ih}.torrent`, { method: 'POST' });
   assert.equal(post.status, 405);
   assert.equal(post.headers.allow, 'GET, HEAD');
+});
+
+test('gateway counters in /status and /metrics: responses by route and status class, web seed bytes, DHT lookups', { timeout: 60_000 }, async () => {
+  const st0 = await rig.sidecar.status();
+  const g0 = st0.gateway!;
+  assert.equal(g0.address, `127.0.0.1:${rig.port}`);
+  const ih = st0.bundles!.newest!;
+  assert.equal((await httpGet(`${rig.base}/webseed/${ih}/`, { headers: { range: 'bytes=0-999' } })).status, 206);
+  const whole = await httpGet(`${rig.base}/webseed/${ih}/`);
+  assert.equal(whole.status, 200);
+  assert.equal((await httpGet(`${rig.base}/webseed/${ih}/`, { method: 'HEAD' })).status, 200);
+  assert.equal((await httpGet(`${rig.base}/webseed/${'cd'.repeat(20)}/`)).status, 404);
+  assert.equal((await httpGet(`${rig.base}/no/such/path`)).status, 404);
+  // A bridge no one published for: one lookup that misses, then the same answer from the cache.
+  await new Promise((r) => setTimeout(r, 2500)); // the pace (1/s, burst 2) refills after the previous test
+  const nobody = keyFromSeed(randomBytes(32)).publicKey.toString('hex');
+  for (let i = 0; i < 2; i++) assert.equal((await httpGet(`${rig.base}/pointer/${nobody}/${AUTHORS[0]}`)).status, 404);
+
+  const n = (g: typeof g0, route: string, cls: string) => g.requests[route]?.[cls] ?? 0;
+  // A response is counted when the server has finished it, a moment after the client read it.
+  const st1 = await rig.sidecar.waitFor((s) => n(s.gateway!, 'remote-pointer', '4xx') - n(g0, 'remote-pointer', '4xx') >= 2 && n(s.gateway!, 'unmatched', '4xx') > n(g0, 'unmatched', '4xx'), 10_000);
+  const g1 = st1.gateway!;
+  assert.equal(n(g1, 'webseed', '2xx') - n(g0, 'webseed', '2xx'), 3);
+  assert.equal(n(g1, 'webseed', '4xx') - n(g0, 'webseed', '4xx'), 1);
+  assert.equal(n(g1, 'unmatched', '4xx') - n(g0, 'unmatched', '4xx'), 1);
+  assert.equal(n(g1, 'remote-pointer', '4xx') - n(g0, 'remote-pointer', '4xx'), 2);
+  assert.equal(g1.webSeedBytes - g0.webSeedBytes, 1000 + whole.body.length, 'the range and the whole file; HEAD sends no body');
+  assert.equal(g1.dhtLookups.miss - g0.dhtLookups.miss, 1);
+  assert.equal(g1.dhtLookups.cached - g0.dhtLookups.cached, 1);
+
+  const runtime = JSON.parse(readFileSync(join(rig.dataDir, 'sidecar.json'), 'utf8')) as { status: string };
+  const text = await (await fetch(`http://${runtime.status}/metrics`)).text();
+  const metric = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1]);
+  assert.equal(metric('nostr_bt_gateway_requests_total{route="webseed",status="2xx"}'), n(g1, 'webseed', '2xx'));
+  assert.equal(metric('nostr_bt_gateway_requests_total{route="unmatched",status="4xx"}'), n(g1, 'unmatched', '4xx'));
+  assert.equal(metric('nostr_bt_gateway_webseed_bytes_total'), g1.webSeedBytes);
+  assert.equal(metric('nostr_bt_gateway_dht_lookups_total{result="miss"}'), g1.dhtLookups.miss);
+  assert.equal(metric('nostr_bt_gateway_dht_lookups_total{result="cached"}'), g1.dhtLookups.cached);
+  assert.equal(metric('nostr_bt_gateway_rate_limited_total'), g1.rateLimited);
+  assert.ok(Number.isFinite(metric('nostr_bt_gateway_open_connections')));
 });

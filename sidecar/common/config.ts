@@ -206,6 +206,7 @@ export const configSchema = z
         webrtc: z.boolean().default(true),
         webrtcMaxPeers: z.number().int().min(1).max(10_000).default(50),
         webrtcMaxPeersPerBundle: z.number().int().min(1).max(10_000).default(4),
+        stallTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
       })
       .strict()
       .prefault({}),

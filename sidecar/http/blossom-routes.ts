@@ -49,6 +49,7 @@ export function blossomRoutes(media: () => BlobSource | null, links: GatewayLink
   };
   return [
     {
+      name: 'blossom',
       methods: ['GET', 'HEAD'],
       pattern: /^\/(?<sha>[0-9a-fA-F]{64})(?:\.[A-Za-z0-9]{1,16})?$/,
       handler: async (r) => {
@@ -77,6 +78,7 @@ export function blossomRoutes(media: () => BlobSource | null, links: GatewayLink
       },
     },
     {
+      name: 'media-torrent',
       methods: ['GET', 'HEAD'],
       pattern: /^\/media\/(?<sha>[0-9a-fA-F]{64})\.torrent$/,
       handler: async (r) => {

@@ -4,23 +4,23 @@
 //   /webseed/<infohash>/<torrent name>           a one-file bundle's data, as libtorrent asks for it
 // WebTorrent joins the url-list entry and "/<name>/<path>" with a slash of its own, so runs of
 // slashes count as one. Paths are matched as names, never joined onto the filesystem.
-import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import parseRange from 'range-parser';
 import type { BundleLookup, FileSpan, SeededBundle } from './bundle-lookup.js';
 import { notModified, matchesEtag } from './conditional.js';
+import { readFully, type DataFiles } from './data-files.js';
+import type { GatewayStats } from './gateway-stats.js';
 import { infoHash } from './keys.js';
 import { withUrlList, type GatewayLinks } from './links.js';
 import { sendText, type Route, type RouteRequest } from './routes.js';
 
 /** More parts than this in one Range header is refused before parsing. */
 const MAX_RANGE_PARTS = 16;
-/** Read size of the data file streams (fewer, larger reads: the web seed's throughput). */
+/** Largest read from a data file (fewer, larger reads: the web seed's throughput); smaller spans are one read. */
 const READ_CHUNK = 1024 * 1024;
 const YEAR_SEC = 365 * 86_400;
 
-export function bundleRoutes(bundles: BundleLookup, links: GatewayLinks): Route[] {
+export function bundleRoutes(bundles: BundleLookup, links: GatewayLinks, io: { files: DataFiles; stats: GatewayStats }): Route[] {
   const seededOr404 = (r: RouteRequest): SeededBundle | undefined => {
     const ih = infoHash(r.params.ih!);
     if (!ih) {
@@ -34,6 +34,7 @@ export function bundleRoutes(bundles: BundleLookup, links: GatewayLinks): Route[
 
   return [
     {
+      name: 'torrent',
       methods: ['GET', 'HEAD'],
       pattern: /^\/torrent\/(?<ih>[^/]+)\.torrent$/,
       handler: async (r) => {
@@ -59,6 +60,7 @@ export function bundleRoutes(bundles: BundleLookup, links: GatewayLinks): Route[
       },
     },
     {
+      name: 'webseed',
       methods: ['GET', 'HEAD'],
       pattern: /^\/webseed\/(?<ih>[^/]+)(?<rest>\/.*)?$/,
       handler: async (r) => {
@@ -88,13 +90,13 @@ export function bundleRoutes(bundles: BundleLookup, links: GatewayLinks): Route[
           } else tag = '';
           if (!span) return sendText(r.res, 404, `bundle ${b.ih} has no file ${rest.slice(0, 200)} (files are ${b.name}/<pubkey>.jsonl)\n`);
         }
-        await serveSpan(r, b, span, `"${tag}"`);
+        await serveSpan(r, b, span, `"${tag}"`, io);
       },
     },
   ];
 }
 
-async function serveSpan(r: RouteRequest, b: SeededBundle, span: FileSpan, etag: string): Promise<void> {
+async function serveSpan(r: RouteRequest, b: SeededBundle, span: FileSpan, etag: string, io: { files: DataFiles; stats: GatewayStats }): Promise<void> {
   const { req, res } = r;
   const headers: Record<string, string | number> = {
     etag,
@@ -126,19 +128,39 @@ async function serveSpan(r: RouteRequest, b: SeededBundle, span: FileSpan, etag:
   const length = span.length === 0 ? 0 : end - start + 1;
   headers['content-length'] = length;
   if (req.method === 'HEAD' || length === 0) return void res.writeHead(status, headers).end();
-  let fh: FileHandle;
   try {
-    fh = await open(b.dataPath, 'r');
+    await io.files.with(b.dataPath, async (fh) => {
+      // Straight from the file into the response, one buffer per read, no stream in between; the
+      // first read comes before the headers, so a broken file is still a 500.
+      const from = span.offset + start;
+      let sent = 0;
+      while (sent < length && !res.destroyed) {
+        const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, length - sent));
+        await readFully(fh, buf, from + sent);
+        if (sent === 0) res.writeHead(status, headers);
+        sent += buf.length;
+        io.stats.webSeedSent(buf.length);
+        if (sent === length) res.end(buf);
+        else if (!res.write(buf)) await drained(res);
+      }
+    });
   } catch (err) {
     // Retired (and deleted) between the index read and the open.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return sendText(res, 404, `no bundle ${b.ih} is seeded here\n`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !res.headersSent) return sendText(res, 404, `no bundle ${b.ih} is seeded here\n`);
     throw err;
   }
-  res.writeHead(status, headers);
-  const stream = fh.createReadStream({ start: span.offset + start, end: span.offset + end, highWaterMark: READ_CHUNK });
-  await pipeline(stream, res).catch(() => destroyQuietly(res));
 }
 
-function destroyQuietly(res: ServerResponse): void {
-  if (!res.destroyed) res.destroy();
+/** Until the response can take more, or the client is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.destroyed) return resolve();
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

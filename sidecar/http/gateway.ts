@@ -8,8 +8,11 @@ import type { Config } from '../common/config.js';
 import { zbase32 } from '../formats/zbase32.js';
 import type { Store } from '../index/store.js';
 import { blossomRoutes, type BlobSource } from './blossom-routes.js';
+import type { GatewayStatus } from '../ops/status.js';
 import { BundleLookup } from './bundle-lookup.js';
 import { bundleRoutes } from './bundle-routes.js';
+import { DataFiles } from './data-files.js';
+import { GatewayStats } from './gateway-stats.js';
 import { GatewayLinks } from './links.js';
 import { pageRoutes } from './page-routes.js';
 import { pointerRoutes } from './pointer-routes.js';
@@ -38,14 +41,18 @@ const CORS = {
 };
 
 export class Gateway {
-  refused = { rate: 0, connections: 0 };
-
   private constructor(
     private readonly server: HttpServer,
     readonly links: GatewayLinks,
     /** The WebSocket tracker on `/announce` (gateway.webrtc), or null. */
     readonly tracker: WebRtcTracker | null,
+    private readonly stats: GatewayStats,
+    private readonly files: DataFiles,
   ) {}
+
+  status(): GatewayStatus {
+    return this.stats.status(this.server.address, this.server.openConnections);
+  }
 
   get address(): string {
     return this.server.address;
@@ -68,6 +75,8 @@ export class Gateway {
     const perAddress = g.trustedProxies.length > 0 ? g.maxConnections : WEBRTC_TRACKER_DEFAULTS.maxConnectionsPerAddress;
     const tracker = g.webrtc && isSeeded ? new WebRtcTracker({ ...WEBRTC_TRACKER_DEFAULTS, maxConnections: g.maxConnections, maxConnectionsPerAddress: perAddress, isSeeded }, d.log) : null;
     if (tracker) links.trackerPath = tracker.path;
+    const stats = new GatewayStats();
+    const files = new DataFiles();
     const routes: Route[] = [
       wellKnownRoute(d, bundles, links),
       ...pointerRoutes({
@@ -79,8 +88,9 @@ export class Gateway {
         lookupTimeoutMs: g.dhtLookupTimeoutMs,
         cacheSeconds: g.remoteCacheSeconds,
         cacheEntries: g.remoteCacheEntries,
+        stats,
       }),
-      ...bundleRoutes(bundles, links),
+      ...bundleRoutes(bundles, links, { files, stats }),
       ...blossomRoutes(d.media ?? (() => null), links),
       ...pageRoutes(),
     ];
@@ -96,7 +106,6 @@ export class Gateway {
         res.end();
       },
     });
-    let gateway: Gateway | null = null;
     const server = await HttpServer.start({
       listen: g.listen,
       log: d.log,
@@ -110,21 +119,21 @@ export class Gateway {
         requestsPerSecondPerIp: g.requestsPerSecondPerIp,
         burstPerIp: g.burstPerIp,
         trustedProxies: g.trustedProxies,
+        stallTimeoutMs: g.stallTimeoutMs,
       },
-      onRefused: (why) => {
-        if (gateway) gateway.refused[why]++;
-      },
+      onRefused: (why) => stats.refused(why),
+      onRequest: (req, res) => stats.observe(table.routeName(req), res),
       onUpgrade: tracker ? (req, socket, head) => tracker.handleUpgrade(req, socket, head) : undefined,
     });
     if (g.publicUrl === '') links.base = `http://${hostForUrl(server.address)}`;
-    gateway = new Gateway(server, links, tracker);
-    return gateway;
+    return new Gateway(server, links, tracker, stats, files);
   }
 
   /** The tracker first: the listener's close waits for the upgraded connections to end. */
   async close(): Promise<void> {
     await this.tracker?.close();
     await this.server.close();
+    this.files.close();
   }
 }
 
@@ -157,6 +166,7 @@ function wellKnownRoute(d: GatewayDeps, bundles: BundleLookup, l: GatewayLinks):
     );
   };
   return {
+    name: 'well-known',
     methods: ['GET', 'HEAD'],
     pattern: /^\/\.well-known\/nostr-bt$/,
     handler: ({ req, res }) => {

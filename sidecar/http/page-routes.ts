@@ -53,6 +53,7 @@ export function pageRoutes(dir = PAGE_DIR): Route[] {
   const assets = load(dir);
   return [
     {
+      name: 'page',
       methods: ['GET', 'HEAD'],
       pattern: /^\/(?:index\.html|reader\.js|reader\.css|reader\.js\.LEGAL\.txt)?$/,
       handler: ({ req, res }) => {

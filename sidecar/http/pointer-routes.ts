@@ -8,6 +8,7 @@ import { getVerifiedItem, type SignedItem } from '../dht/mutable-get.js';
 import { authorSalt, MAX_PAGES } from '../formats/pointer-item.js';
 import type { BundleLookup } from './bundle-lookup.js';
 import { notModified } from './conditional.js';
+import type { GatewayStats } from './gateway-stats.js';
 import { authorKey, bridgeKey } from './keys.js';
 import { TokenBuckets } from './rate-limit.js';
 import { sendText, type Route, type RouteRequest } from './routes.js';
@@ -31,6 +32,7 @@ export interface PointerRouteOptions {
   lookupTimeoutMs: number;
   cacheSeconds: number;
   cacheEntries: number;
+  stats: GatewayStats;
 }
 
 type Lookup = { item: SignedItem } | { problem: string };
@@ -62,7 +64,10 @@ export function pointerRoutes(o: PointerRouteOptions): Route[] {
     const running = inFlight.get(key);
     if (running) return running;
     const p = getVerifiedItem(dht, k, salt, o.lookupTimeoutMs)
-      .then((got): Lookup => (typeof got === 'string' ? { problem: got } : { item: got }))
+      .then((got): Lookup => {
+        o.stats.lookup(typeof got !== 'string' ? 'hit' : got === 'absent' || got === 'timeout' ? 'miss' : 'fail');
+        return typeof got === 'string' ? { problem: got } : { item: got };
+      })
       .finally(() => inFlight.delete(key));
     inFlight.set(key, p);
     void p.then((result) => {
@@ -81,10 +86,12 @@ export function pointerRoutes(o: PointerRouteOptions): Route[] {
     let result: Lookup;
     let maxAge: number;
     if (hit && hit.expires > Date.now()) {
+      o.stats.lookup('cached');
       result = hit.result;
       maxAge = Math.floor((hit.expires - Date.now()) / 1000);
     } else {
       if (!inFlight.has(key) && (inFlight.size >= MAX_IN_FLIGHT || !pace.take(''))) {
+        o.stats.lookup('busy');
         return sendText(r.res, 503, 'DHT lookups are busy; try again shortly\n', { 'retry-after': 1 });
       }
       result = await lookup(dht, k, salt);
@@ -99,6 +106,7 @@ export function pointerRoutes(o: PointerRouteOptions): Route[] {
 
   return [
     {
+      name: 'pointer',
       methods: ['GET', 'HEAD'],
       pattern: /^\/pointer\/(?<author>[^/]+)$/,
       handler: (r) => {
@@ -110,6 +118,7 @@ export function pointerRoutes(o: PointerRouteOptions): Route[] {
       },
     },
     {
+      name: 'remote-pointer',
       methods: ['GET', 'HEAD'],
       pattern: /^\/pointer\/(?<bridge>[^/]+)\/(?<author>[^/]+)$/,
       handler: (r) => {

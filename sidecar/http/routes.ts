@@ -16,6 +16,8 @@ export interface RouteRequest {
 export type Handler = (r: RouteRequest) => void | Promise<void>;
 
 export interface Route {
+  /** The route's name in the gateway's counters (unnamed routes count as `other`). */
+  name?: string;
   methods: readonly string[];
   /** Matched against the whole path (anchor it with ^ and $). */
   pattern: RegExp;
@@ -57,6 +59,18 @@ export class RouteTable {
     }
     if (allowed.size > 0) sendText(res, 405, 'method not allowed\n', { allow: [...allowed].join(', ') });
     else sendText(res, 404, 'not found\n');
+  }
+
+  /** The name `dispatch` counts `req` under: its route's, `preflight`, or `unmatched` (404 or 405). */
+  routeName(req: IncomingMessage): string {
+    if (req.method === 'OPTIONS' && this.opts.preflight) return 'preflight';
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const path = q < 0 ? raw : raw.slice(0, q);
+    for (const route of this.routes) {
+      if (route.methods.includes(req.method ?? '') && route.pattern.test(path)) return route.name ?? 'other';
+    }
+    return 'unmatched';
   }
 
   private run(handler: Handler, r: RouteRequest): void {

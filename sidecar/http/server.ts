@@ -21,6 +21,8 @@ export interface HttpLimits {
   burstPerIp: number;
   /** Proxy addresses whose X-Forwarded-For is believed, and which no per-address connection cap limits. */
   trustedProxies: readonly string[];
+  /** A connection on which nothing is read or written for this long is closed (a client that stopped reading). */
+  stallTimeoutMs: number;
 }
 
 export interface HttpServerOptions {
@@ -33,13 +35,21 @@ export interface HttpServerOptions {
   onRefused?: (why: 'rate' | 'connections') => void;
   /** HTTP upgrades (the WebSocket tracker); returns false for one it does not take (then closed). */
   onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+  /** Called with every request before any limit applies (metrics). */
+  onRequest?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export class HttpServer {
   private constructor(
     private readonly server: Server,
     readonly address: string,
+    private readonly open: { count: number },
   ) {}
+
+  /** Connections open now (refused ones are closed at once). */
+  get openConnections(): number {
+    return this.open.count;
+  }
 
   static async start(opts: HttpServerOptions): Promise<HttpServer> {
     const [host, port] = splitHostPort(opts.listen);
@@ -47,6 +57,11 @@ export class HttpServer {
     const buckets = limits ? new TokenBuckets(limits.requestsPerSecondPerIp, limits.burstPerIp) : null;
     const trusted = new Set(limits?.trustedProxies ?? []);
     const handle = (req: IncomingMessage, res: ServerResponse) => {
+      opts.onRequest?.(req, res);
+      // While a response is sent, a socket on which nothing moves for stallTimeoutMs is closed
+      // (the 'timeout' listener below); once it is sent, node sets idleTimeoutMs in its place,
+      // and before a request headersTimeoutMs applies.
+      if (limits) req.socket.setTimeout(limits.stallTimeoutMs);
       if (buckets && !buckets.take(clientOf(req, trusted))) {
         opts.onRefused?.('rate');
         sendText(res, 429, 'too many requests from this address; slow down\n', { 'retry-after': buckets.retryAfterSec() });
@@ -67,10 +82,17 @@ export class HttpServer {
           handle,
         )
       : createServer(handle);
+    const open = { count: 0 };
+    server.on('connection', (socket: Socket) => {
+      open.count++;
+      socket.once('close', () => open.count--);
+    });
     if (limits) {
       server.maxConnections = limits.maxConnections;
       const perIp = new Map<string, number>();
       server.on('connection', (socket: Socket) => {
+        // Node emits 'timeout' on a socket whose write is blocked, but does not close it itself.
+        socket.on('timeout', () => socket.destroy());
         const ip = socket.remoteAddress ?? '';
         if (trusted.has(ip)) return;
         const n = (perIp.get(ip) ?? 0) + 1;
@@ -106,7 +128,7 @@ export class HttpServer {
     });
     const addr = server.address() as AddressInfo;
     opts.log.debug({ address: `${addr.address}:${addr.port}` }, 'HTTP listening');
-    return new HttpServer(server, `${addr.address}:${addr.port}`);
+    return new HttpServer(server, `${addr.address}:${addr.port}`, open);
   }
 
   /** Stops listening and closes every connection, idle or not (a stop does not wait for downloads). */

@@ -147,6 +147,33 @@ export class SidecarMetrics {
     bridgeMetric(r, Counter, 'mirror_bundles_refused_total', 'Bundles of the followed bridge not held, since start, by reason (over-quota, too-large, forged, refused, timeout, no-peers, ...)', () =>
       mirrored().flatMap((b) => Object.entries(b.bundles.refused).map(([reason, n]) => [b.bridge, n, reason] as [string, number, string])),
     );
+    const gw = () => snap().gateway;
+    new Counter({
+      name: `${P}gateway_requests_total`,
+      help: 'HTTP gateway responses since start, by route (webseed, torrent, pointer, remote-pointer, well-known, preflight, unmatched, ...) and status class (2xx, 3xx, 4xx, 5xx)',
+      labelNames: ['route', 'status'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [route, byClass] of Object.entries(gw()?.requests ?? {})) {
+          for (const [status, n] of Object.entries(byClass)) this.inc({ route, status }, n);
+        }
+      },
+    });
+    counter(r, 'gateway_webseed_bytes_total', 'Bytes the web seed handed to clients\' connections since start', () => gw()?.webSeedBytes ?? 0);
+    counter(r, 'gateway_rate_limited_total', 'Gateway requests answered 429 (a client over gateway.requestsPerSecondPerIp) since start', () => gw()?.rateLimited ?? 0);
+    counter(r, 'gateway_refused_connections_total', 'Gateway connections closed at once (over gateway.maxConnectionsPerIp or maxConnections) since start', () => gw()?.refusedConnections ?? 0);
+    gauge(r, 'gateway_open_connections', 'Connections open to the gateway now', () => gw()?.openConnections ?? 0);
+    new Counter({
+      name: `${P}gateway_dht_lookups_total`,
+      help: 'Lookups of other bridges\' pointers since start: result="hit" (a valid item), "miss" (none, or none in time), "fail" (only invalid items), "cached" (answered from memory), "busy" (refused with 503)',
+      labelNames: ['result'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [result, n] of Object.entries(gw()?.dhtLookups ?? {})) this.inc({ result }, n);
+      },
+    });
     gauge(r, 'pointer_republish_lag_seconds', 'How far the least recently stored item is past its republish interval (0: on time)', () => snap().pointers?.republishLagSec ?? 0);
   }
 

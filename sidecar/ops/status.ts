@@ -60,7 +60,24 @@ export interface Status {
   catalog?: CatalogStatus;
   /** Followed bridges (when `mirror.bridges` is set). */
   mirror?: MirrorStatus;
+  /** The HTTP gateway (when `gateway.listen` is set); counts are since start. */
+  gateway?: GatewayStatus;
   memory?: MemoryStatus;
+}
+
+/** The gateway's counters (sidecar/http/gateway-stats.ts keeps them). */
+export interface GatewayStatus {
+  address: string;
+  openConnections: number;
+  /** Responses by route (`webseed`, `pointer`, ..., `unmatched`) and status class (`2xx` ...). */
+  requests: Record<string, Record<string, number>>;
+  /** Body bytes the web seed handed to clients' connections. */
+  webSeedBytes: number;
+  /** Requests answered 429 (per-client rate), connections closed at once (per-address or total cap). */
+  rateLimited: number;
+  refusedConnections: number;
+  /** DHT lookups for other bridges' pointers: hit (a valid item), miss (none, or none in time), fail (only invalid ones); answers from the cache; refusals (503) because lookups were busy. */
+  dhtLookups: { hit: number; miss: number; fail: number; cached: number; busy: number };
 }
 
 /** The process's memory (MB): resident set, V8 heap in use / reserved, memory outside the heap. */

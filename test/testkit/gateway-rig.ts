@@ -34,13 +34,16 @@ export async function freeTcpPort(): Promise<number> {
 }
 
 /** Starts the sidecar with `gateway` settings merged over listen/publicUrl on a free port. */
-export async function startGatewayRig(gateway: Record<string, unknown> = {}, opts: { publicUrl?: boolean; dhtNodes?: number } = {}): Promise<GatewayRig> {
+export async function startGatewayRig(
+  gateway: Record<string, unknown> = {},
+  opts: { publicUrl?: boolean; dhtNodes?: number; bundle?: Record<string, unknown> } = {},
+): Promise<GatewayRig> {
   const dht = await startLocalDht(opts.dhtNodes ?? 8);
   const port = await freeTcpPort();
   const base = `http://127.0.0.1:${port}`;
   const ws = makeWorkspace({
     dht: { bootstrap: dht.bootstrap, putsPerSecond: 200 },
-    bundle: { windowSeconds: 1 },
+    bundle: { windowSeconds: 1, ...opts.bundle },
     gateway: { listen: `127.0.0.1:${port}`, ...(opts.publicUrl === false ? {} : { publicUrl: base }), ...gateway },
   });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
@@ -84,7 +87,7 @@ export async function archive(rig: GatewayRig, authors: string[], perAuthor: num
   for (const pk of authors) rig.authors.add(pk);
   // `published` also counts the bridge item put at start-up, so it alone does not say that
   // these authors' pointers are out: every archived author's first page plus the bridge item.
-  return rig.sidecar.waitFor(
+  const st = await rig.sidecar.waitFor(
     (s) =>
       s.events.stored >= want &&
       (s.pointers?.items ?? 0) >= rig.authors.size + 1 &&
@@ -94,6 +97,16 @@ export async function archive(rig: GatewayRig, authors: string[], perAuthor: num
       (s.pointers?.published ?? 0) > (before.pointers?.published ?? 0),
     90_000,
   );
+  // The count above can move with the bridge item's put before the authors' pointers are signed
+  // (on a busy machine): wait until the gateway serves each author's pointer.
+  const deadline = Date.now() + 60_000;
+  for (const pk of authors) {
+    while ((await httpGet(`${rig.base}/pointer/${pk}`)).status !== 200) {
+      if (Date.now() > deadline) throw new Error(`no pointer served for author ${pk} within 60 s of its events being bundled`);
+      await sleep(200);
+    }
+  }
+  return st;
 }
 
 export interface HttpResult {
