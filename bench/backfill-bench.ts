@@ -89,7 +89,14 @@ function writeExport(path: string, n: number): { bytes: number; kinds: Record<nu
   let bytes = 0;
   let parts: string[] = [];
   const now = Math.floor(Date.now() / 1000);
-  for (const e of exportLines({ n, authors: AUTHORS, seed: 11, startSec: now - 365 * 86_400, spanSec: 365 * 86_400 - 3600, replaceable: true })) {
+  for (const e of exportLines({
+    n,
+    authors: AUTHORS,
+    seed: 11,
+    startSec: now - 365 * 86_400,
+    spanSec: 365 * 86_400 - 3600,
+    replaceable: true,
+  })) {
     parts.push(e.line + '\n');
     kinds[e.kind] = (kinds[e.kind] ?? 0) + 1;
     if (parts.length === 2000) {
@@ -125,7 +132,16 @@ async function rawParseRate(path: string): Promise<{ lines: number; seconds: num
 }
 
 interface RunResult {
-  summary: Record<string, unknown> & { read: number; acked: number; new: number; duplicates: number; elapsedMs: number; complete: boolean; skipped: Record<string, number>; invalid: Record<string, number> };
+  summary: Record<string, unknown> & {
+    read: number;
+    acked: number;
+    new: number;
+    duplicates: number;
+    elapsedMs: number;
+    complete: boolean;
+    skipped: Record<string, number>;
+    invalid: Record<string, number>;
+  };
   wallS: number;
   code: number | null;
   peak: Peak;
@@ -139,10 +155,28 @@ interface RunResult {
 async function runBackfill(cfgPath: string, file: string, extra: string[], sidecarPid: number, deadline: number): Promise<RunResult> {
   const t = performance.now();
   const more = (process.env.BENCH_BACKFILL_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [BACKFILL_MAIN, '--config', cfgPath, '--file', file, '--trusted', '--json', '--progress-interval', '10', '--log-level', 'info', ...more, ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: cleanEnv(),
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      BACKFILL_MAIN,
+      '--config',
+      cfgPath,
+      '--file',
+      file,
+      '--trusted',
+      '--json',
+      '--progress-interval',
+      '10',
+      '--log-level',
+      'info',
+      ...more,
+      ...extra,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: cleanEnv(),
+    },
+  );
   onCleanup(async () => void child.kill('SIGKILL'));
   let out = '';
   let err = '';
@@ -189,13 +223,17 @@ async function main(): Promise<void> {
   const N = args.n ?? (args.quick ? 50_000 : 1_000_000);
   const budgetS = Number(process.env.BACKFILL_BENCH_BUDGET_S ?? (args.quick ? 120 : 900));
   const load0 = loadavg();
-  log(`backfill bench (${args.quick ? 'quick' : 'full'}): N=${N} events from ${AUTHORS} authors, JSONL file → nostr-bt-backfill → sidecar child; budget ${budgetS} s`);
+  log(
+    `backfill bench (${args.quick ? 'quick' : 'full'}): N=${N} events from ${AUTHORS} authors, JSONL file → nostr-bt-backfill → sidecar child; budget ${budgetS} s`,
+  );
   const dir = makeTempDir('nostr-bt-backfill-bench-');
   const file = join(dir, 'export.jsonl');
 
   let t = performance.now();
   const w = writeExport(file, N);
-  log(`generated ${fmt(N)} events (${fmt(w.bytes / 1e6, 1)} MB, avg ${fmt(w.bytes / N)} B/line; kinds ${JSON.stringify(w.kinds)}) in ${fmt((performance.now() - t) / 1000, 1)} s`);
+  log(
+    `generated ${fmt(N)} events (${fmt(w.bytes / 1e6, 1)} MB, avg ${fmt(w.bytes / N)} B/line; kinds ${JSON.stringify(w.kinds)}) in ${fmt((performance.now() - t) / 1000, 1)} s`,
+  );
 
   const raw = await rawParseRate(file);
   const rawRate = raw.lines / raw.seconds;
@@ -203,7 +241,9 @@ async function main(): Promise<void> {
 
   const dataDir = join(dir, 'data');
   // Short windows so the bundler's catch-up is measured in seconds, not a 60 s window wait.
-  const toml = stringifyToml(deepMerge({ bundle: { windowSeconds: args.quick ? 3 : 10 } }, parseToml(args.extraToml) as Record<string, unknown>));
+  const toml = stringifyToml(
+    deepMerge({ bundle: { windowSeconds: args.quick ? 3 : 10 } }, parseToml(args.extraToml) as Record<string, unknown>),
+  );
   const cfgPath = writeConfig(dir, dataDir, toml);
   const cfg = parseToml(readFileSync(cfgPath, 'utf8')) as { bundle?: { maxActiveTorrents?: number } };
   const bound = cfg.bundle?.maxActiveTorrents ?? 1000;
@@ -215,8 +255,12 @@ async function main(): Promise<void> {
   const first = await runBackfill(cfgPath, file, [], sc.pid, deadline);
   const s1 = first.summary;
   const rate = s1.acked / (s1.elapsedMs / 1000);
-  log(`CPU during the backfill: command ${fmt(first.cpuS, 1)} s (sampled up to its last second), sidecar ${fmt(first.sidecarCpuS, 1)} s, over ${fmt(first.wallS, 1)} s of wall time on ${availableParallelism()} cores`);
-  log(`backfill: exit ${first.code}, read ${s1.read}, acked ${s1.acked}, new ${s1.new}, duplicates ${s1.duplicates}, skipped ${JSON.stringify(s1.skipped)}, errors ${JSON.stringify(s1.invalid)} in ${fmt(s1.elapsedMs / 1000, 1)} s (process wall ${fmt(first.wallS, 1)} s) = ${fmt(rate)} events/s`);
+  log(
+    `CPU during the backfill: command ${fmt(first.cpuS, 1)} s (sampled up to its last second), sidecar ${fmt(first.sidecarCpuS, 1)} s, over ${fmt(first.wallS, 1)} s of wall time on ${availableParallelism()} cores`,
+  );
+  log(
+    `backfill: exit ${first.code}, read ${s1.read}, acked ${s1.acked}, new ${s1.new}, duplicates ${s1.duplicates}, skipped ${JSON.stringify(s1.skipped)}, errors ${JSON.stringify(s1.invalid)} in ${fmt(s1.elapsedMs / 1000, 1)} s (process wall ${fmt(first.wallS, 1)} s) = ${fmt(rate)} events/s`,
+  );
 
   // Bundling catch-up: every stored event in an active bundle.
   const tb = Date.now();
@@ -242,14 +286,23 @@ async function main(): Promise<void> {
     await sleep(250);
   }
   const bundleS = (Date.now() - tb) / 1000;
-  log(caughtUp ? `bundling caught up ${fmt(bundleS, 1)} s after the backfill ended` : `bundling NOT caught up after ${fmt(bundleS, 1)} s (budget)`);
-  log(`  stored ${st?.events.stored}, in active bundles ${st?.bundles?.events} (superseded versions included), active torrents ${st?.bundles?.active} ${JSON.stringify(st?.bundles?.byLevel ?? {})} (bound ${bound}), seeding ${st?.seeding?.torrents}`);
+  log(
+    caughtUp
+      ? `bundling caught up ${fmt(bundleS, 1)} s after the backfill ended`
+      : `bundling NOT caught up after ${fmt(bundleS, 1)} s (budget)`,
+  );
+  log(
+    `  stored ${st?.events.stored}, in active bundles ${st?.bundles?.events} (superseded versions included), active torrents ${st?.bundles?.active} ${JSON.stringify(st?.bundles?.byLevel ?? {})} (bound ${bound}), seeding ${st?.seeding?.torrents}`,
+  );
 
   // Re-run end to end: nothing new.
   const second = Date.now() < deadline ? await runBackfill(cfgPath, file, ['--restart'], sc.pid, deadline) : null;
   const s2 = second?.summary;
   const rate2 = s2 ? s2.acked / (s2.elapsedMs / 1000) : NaN;
-  if (s2) log(`re-run (--restart): read ${s2.read}, new ${s2.new}, duplicates ${s2.duplicates} in ${fmt(s2.elapsedMs / 1000, 1)} s = ${fmt(rate2)} events/s`);
+  if (s2)
+    log(
+      `re-run (--restart): read ${s2.read}, new ${s2.new}, duplicates ${s2.duplicates} in ${fmt(s2.elapsedMs / 1000, 1)} s = ${fmt(rate2)} events/s`,
+    );
   const sidecarEnd = readMem(sc.pid);
   const stop = await sc.terminate(30_000);
   log(`sidecar stop: ${stop.graceful ? 'graceful' : 'SIGKILLed'} after ${fmt(stop.ms)} ms`);
@@ -274,9 +327,15 @@ async function main(): Promise<void> {
   log(
     `  backfill ${fmt(rate)} events/s (goal ≥ ${fmt(RATE_GOAL)}: ${rate >= RATE_GOAL ? 'met' : 'MISSED'}) = ${fmt(rate / rawRate, 3)}× the raw read+parse rate ${fmt(rawRate)} lines/s (goal ≥ ${RATIO_GOAL}×: ${rate / rawRate >= RATIO_GOAL ? 'met' : 'MISSED'})`,
   );
-  log(`  sidecar peak RSS ${fmt(MB(sidecarPeak.rss))} MB (anonymous ${fmt(MB(sidecarPeak.anon))} MB, file-backed ${fmt(MB(sidecarPeak.file))} MB); backfill command peak RSS ${fmt(MB(clientPeak.rss))} MB (anonymous ${fmt(MB(clientPeak.anon))} MB, file-backed ${fmt(MB(clientPeak.file))} MB); goal ≤ ${RSS_GOAL_MB} MB`);
+  log(
+    `  sidecar peak RSS ${fmt(MB(sidecarPeak.rss))} MB (anonymous ${fmt(MB(sidecarPeak.anon))} MB, file-backed ${fmt(MB(sidecarPeak.file))} MB); backfill command peak RSS ${fmt(MB(clientPeak.rss))} MB (anonymous ${fmt(MB(clientPeak.anon))} MB, file-backed ${fmt(MB(clientPeak.file))} MB); goal ≤ ${RSS_GOAL_MB} MB`,
+  );
   log(`  active torrents at the end ${st?.bundles?.active ?? '?'} (bound ${bound})`);
-  log(`  load average at the start ${load0.map((x) => fmt(x, 1)).join(' ')}, at the end ${loadavg().map((x) => fmt(x, 1)).join(' ')} (${availableParallelism()} cores; other processes on this machine count)`);
+  log(
+    `  load average at the start ${load0.map((x) => fmt(x, 1)).join(' ')}, at the end ${loadavg()
+      .map((x) => fmt(x, 1))
+      .join(' ')} (${availableParallelism()} cores; other processes on this machine count)`,
+  );
 
   const figures: Figure[] = [
     figure('backfill, against raw read + JSON.parse', rate, 'events/s', rawRate, `>= ${RATIO_GOAL}×`),
@@ -293,7 +352,14 @@ async function main(): Promise<void> {
     figure('active torrents at the end', st?.bundles?.active ?? NaN, 'torrents', bound, `<= ${bound}`),
     figure('bundling caught up after the backfill', caughtUp ? bundleS : NaN, 's'),
   ];
-  printFigures('backfill', figures, { mode: args.quick ? 'quick' : 'full', n: N, authors: AUTHORS, bytes: w.bytes, problems, loadavg: { start: load0, end: loadavg() } });
+  printFigures('backfill', figures, {
+    mode: args.quick ? 'quick' : 'full',
+    n: N,
+    authors: AUTHORS,
+    bytes: w.bytes,
+    problems,
+    loadavg: { start: load0, end: loadavg() },
+  });
 }
 
 runMain(main);

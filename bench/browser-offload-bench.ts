@@ -47,7 +47,11 @@ async function round(browser: Browser, rig: GatewayRig, author: string, tabs: nu
     await Promise.all(pages.map((p) => p.goto(`${rig.base}/?author=${author}&bundleTimeoutMs=900000&${query}`)));
     const results = await Promise.all(pages.map((p) => readDone(p, 1_000_000)));
     const seconds = (Date.now() - started) / 1000;
-    for (const r of results) if (r.dom.state !== 'done') throw new Error(`a tab ended ${r.dom.state}: ${r.dom.stateText} (${r.progress?.bundles.map((b) => b.problem ?? b.state).join('; ')})`);
+    for (const r of results)
+      if (r.dom.state !== 'done')
+        throw new Error(
+          `a tab ended ${r.dom.state}: ${r.dom.stateText} (${r.progress?.bundles.map((b) => b.problem ?? b.state).join('; ')})`,
+        );
     const now = await Promise.all(pages.map((p) => counters(p)));
     const fileBytes = results[0]!.progress!.bundles.reduce((n, b) => n + ((b as unknown as { fileBytes: number }).fileBytes ?? 0), 0);
     const after = (await rig.sidecar.status()).seeding?.uploaded ?? 0;
@@ -81,9 +85,19 @@ async function main(): Promise<void> {
   const a = await signer();
   const n = Math.ceil(totalBytes / (EVENT_CONTENT + 250));
   const filler = 'archive '.repeat(EVENT_CONTENT / 8);
-  const lines = Array.from({ length: n }, (_, i) => pluginLine(a.sign({ kind: 1, created_at: 1_700_000_000 + i, content: `${i} ${filler}` })));
+  const lines = Array.from({ length: n }, (_, i) =>
+    pluginLine(a.sign({ kind: 1, created_at: 1_700_000_000 + i, content: `${i} ${filler}` })),
+  );
   if ((await sendLines(rig.sidecar.socketPath, lines, 120_000)) !== n) throw new Error('not every event acknowledged');
-  await rig.sidecar.waitFor((s) => s.events.stored >= n && s.bundles?.pendingEvents === 0 && (s.bundles?.built ?? 0) > 0 && s.pointers?.dirtyAuthors === 0 && (s.pointers?.published ?? 0) > 0, 120_000);
+  await rig.sidecar.waitFor(
+    (s) =>
+      s.events.stored >= n &&
+      s.bundles?.pendingEvents === 0 &&
+      (s.bundles?.built ?? 0) > 0 &&
+      s.pointers?.dirtyAuthors === 0 &&
+      (s.pointers?.published ?? 0) > 0,
+    120_000,
+  );
   const browser = await launchChromium();
   const stopBrowser = stopOnce(() => browser.close());
   onCleanup(stopBrowser);
@@ -91,7 +105,9 @@ async function main(): Promise<void> {
 
   log(`${tabs} tabs at once, one author, ${n} events (${fmt(totalBytes / 1024 / 1024, 1)} MB)`);
   const base = await round(browser, rig, a.pubkey, tabs, 'webrtc=0&webseed=now');
-  log(`web seed only: bridge sent ${fmt(base.bridgeSent / 1e6, 1)} MB of ${fmt(base.delivered / 1e6, 1)} MB delivered in ${fmt(base.seconds, 1)} s`);
+  log(
+    `web seed only: bridge sent ${fmt(base.bridgeSent / 1e6, 1)} MB of ${fmt(base.delivered / 1e6, 1)} MB delivered in ${fmt(base.seconds, 1)} s`,
+  );
   const p2p = await round(browser, rig, a.pubkey, tabs, 'webseed=auto');
   log(
     `WebRTC + web seed on stall: bridge sent ${fmt(p2p.bridgeSent / 1e6, 1)} MB (WebRTC ${fmt(p2p.bridgeWebRtc / 1e6, 1)}, web seed ${fmt(p2p.fromWebSeed / 1e6, 1)}) ` +
@@ -104,7 +120,13 @@ async function main(): Promise<void> {
   printFigures(
     'browser-offload',
     [
-      figure('bridge bytes / delivered, 10 tabs over WebRTC', p2p.bridgeSent / p2p.delivered, 'ratio', base.bridgeSent / base.delivered, `≤ ${GOAL}`),
+      figure(
+        'bridge bytes / delivered, 10 tabs over WebRTC',
+        p2p.bridgeSent / p2p.delivered,
+        'ratio',
+        base.bridgeSent / base.delivered,
+        `≤ ${GOAL}`,
+      ),
       figure('of which web seed', p2p.fromWebSeed / p2p.delivered, 'ratio'),
       figure('time for all tabs, WebRTC', p2p.seconds, 's', base.seconds),
     ],

@@ -75,7 +75,13 @@ async function stopPy(c: ChildProcess, ms = 5000): Promise<void> {
   if (c.exitCode !== null || c.signalCode !== null) return;
   const exited = new Promise<void>((r) => c.once('exit', () => r()));
   c.stdin?.end();
-  if ((await withTimeout(exited.then(() => true), ms, false)) === false) {
+  if (
+    (await withTimeout(
+      exited.then(() => true),
+      ms,
+      false,
+    )) === false
+  ) {
     c.kill('SIGKILL');
     await withTimeout(exited, 2000, undefined);
   }
@@ -158,7 +164,12 @@ async function ltFetchOnce(torrent: string, save: string, peer: number, timeoutS
 
 const trustedSink = (onCommit: (n: number) => void = () => {}): IngestSink => ({ source: 'bench', trusted: true, committed: onCommit });
 
-async function startSidecar(tag: string, overrides: Record<string, unknown>, extraToml: string, schedule: boolean): Promise<{ sc: Sidecar; stop: () => Promise<void> }> {
+async function startSidecar(
+  tag: string,
+  overrides: Record<string, unknown>,
+  extraToml: string,
+  schedule: boolean,
+): Promise<{ sc: Sidecar; stop: () => Promise<void> }> {
   const dir = makeTempDir(`nostr-bt-bundle-bench-${tag}-`);
   const dataDir = join(dir, 'data');
   const cfgPath = writeConfig(dir, dataDir, extraToml);
@@ -201,7 +212,14 @@ interface Round {
   notes: string[];
 }
 
-function wtFetchFile(client: WebTorrent, torrent: Buffer, fileName: string, peerPort: number, out: string, timeoutMs: number): Promise<{ ok: boolean; at: number; text: string; downloaded: number; error?: string }> {
+function wtFetchFile(
+  client: WebTorrent,
+  torrent: Buffer,
+  fileName: string,
+  peerPort: number,
+  out: string,
+  timeoutMs: number,
+): Promise<{ ok: boolean; at: number; text: string; downloaded: number; error?: string }> {
   return new Promise((resolve) => {
     let t: Torrent | null = null;
     let settled = false;
@@ -213,7 +231,10 @@ function wtFetchFile(client: WebTorrent, torrent: Buffer, fileName: string, peer
       if (tt) client.remove(tt, { destroyStore: false }, () => resolve(r));
       else resolve(r);
     };
-    const timer = setTimeout(() => finish({ ok: false, at: Date.now(), text: '', downloaded: t?.downloaded ?? 0, error: 'timed out' }), timeoutMs);
+    const timer = setTimeout(
+      () => finish({ ok: false, at: Date.now(), text: '', downloaded: t?.downloaded ?? 0, error: 'timed out' }),
+      timeoutMs,
+    );
     try {
       t = client.add(torrent, { path: out, deselect: true, announce: [] });
     } catch (err) {
@@ -284,7 +305,16 @@ async function latencyPart(rounds: number, extraToml: string): Promise<{ figures
     await ltReady;
     if (ih) {
       const torrent = readFileSync(torrentPathOf(root, ih));
-      lt.stdin!.write(JSON.stringify({ id: 'warm', torrent: torrentPathOf(root, ih), save: join(tmp, 'warm-lt'), peer: port, fileName: `${author}.jsonl`, timeout: 15 }) + '\n');
+      lt.stdin!.write(
+        JSON.stringify({
+          id: 'warm',
+          torrent: torrentPathOf(root, ih),
+          save: join(tmp, 'warm-lt'),
+          peer: port,
+          fileName: `${author}.jsonl`,
+          timeout: 15,
+        }) + '\n',
+      );
       await wtFetchFile(client, torrent, `${author}.jsonl`, port, join(tmp, 'warm-wt'), 15_000);
       await ltLines.next(30_000);
     }
@@ -299,7 +329,11 @@ async function latencyPart(rounds: number, extraToml: string): Promise<{ figures
     const fillers: string[] = [];
     for (let i = 0; i < FILLERS; i++) {
       const a = Math.floor(rnd() * 5000);
-      fillers.push(pluginLine(unsignedEvent(pubkeyN(a), { kind: 1, created_at: created++, content: contentOf(300 + Math.floor(rnd() * 700), r * 10_000 + i) })));
+      fillers.push(
+        pluginLine(
+          unsignedEvent(pubkeyN(a), { kind: 1, created_at: created++, content: contentOf(300 + Math.floor(rnd() * 700), r * 10_000 + i) }),
+        ),
+      );
     }
     const offset = Math.floor(rnd() * (W - 60)) + 20;
     void feed(sc, fillers, trustedSink());
@@ -316,7 +350,18 @@ async function latencyPart(rounds: number, extraToml: string): Promise<{ figures
     const seededAt = Date.now();
     if (!ih) {
       log(`  round ${r + 1}: event never bundled within 30 s`);
-      results.push({ offsetMs: acceptedOffset, seededMs: NaN, closeToSeededMs: NaN, wtMs: null, ltMs: null, wtFetchMs: null, ltFetchMs: null, bundleEvents: 0, bundleBytes: 0, notes: ['NOT BUNDLED within 30 s'] });
+      results.push({
+        offsetMs: acceptedOffset,
+        seededMs: NaN,
+        closeToSeededMs: NaN,
+        wtMs: null,
+        ltMs: null,
+        wtFetchMs: null,
+        ltFetchMs: null,
+        bundleEvents: 0,
+        bundleBytes: 0,
+        notes: ['NOT BUNDLED within 30 s'],
+      });
       continue;
     }
     const rec = sc.store.bundles.get(ih);
@@ -410,9 +455,17 @@ async function latencyPart(rounds: number, extraToml: string): Promise<{ figures
     figure('window close → bundle seeded: max', Math.max(...closeToSeeded), 'ms', null, null),
     figure('file fetch after seeding, WebTorrent: p50', pct(wtFetch, 50), 'ms', null, null),
     figure('file fetch after seeding, libtorrent: p50', pct(ltFetch, 50), 'ms', null, null),
-    figure('rounds completed by both clients', results.filter((r) => r.wtMs !== null && r.ltMs !== null).length, 'rounds', results.length, `== ${results.length}`),
+    figure(
+      'rounds completed by both clients',
+      results.filter((r) => r.wtMs !== null && r.ltMs !== null).length,
+      'rounds',
+      results.length,
+      `== ${results.length}`,
+    ),
   ];
-  log(`  active bundles at the end: ${sc.bundler!.activeCount} (${JSON.stringify(sc.bundler!.summary().byLevel)}); bundles made: ${bundles.length}`);
+  log(
+    `  active bundles at the end: ${sc.bundler!.activeCount} (${JSON.stringify(sc.bundler!.summary().byLevel)}); bundles made: ${bundles.length}`,
+  );
   await destroyClient();
   await stop();
   return { figures, summary };
@@ -461,7 +514,9 @@ async function throughputPart(totalMB: number, reps: number, extraToml: string):
   let created = Math.floor(Date.now() / 1000) - 86_400;
   for (let a = 0; a < AUTHORS; a++) {
     for (let j = 0; j < perAuthorEvents; j++) {
-      lines.push(pluginLine(unsignedEvent(pubkeyN(a), { kind: 1, created_at: created++, content: contentOf(EVENT_CONTENT, a * 1000 + j) })));
+      lines.push(
+        pluginLine(unsignedEvent(pubkeyN(a), { kind: 1, created_at: created++, content: contentOf(EVENT_CONTENT, a * 1000 + j) })),
+      );
     }
   }
   const genMs = performance.now() - tg;
@@ -495,7 +550,16 @@ async function throughputPart(totalMB: number, reps: number, extraToml: string):
   const base: LtResult[] = [];
   const timeoutSec = Math.max(60, Math.ceil(totalMB / 2));
   for (let i = 0; i < reps && !isAborted(); i++) {
-    const order: ['sidecar' | 'libtorrent', number][] = i % 2 === 0 ? [['sidecar', port], ['libtorrent', hello.port]] : [['libtorrent', hello.port], ['sidecar', port]];
+    const order: ['sidecar' | 'libtorrent', number][] =
+      i % 2 === 0
+        ? [
+            ['sidecar', port],
+            ['libtorrent', hello.port],
+          ]
+        : [
+            ['libtorrent', hello.port],
+            ['sidecar', port],
+          ];
     for (const [who, p] of order) {
       const save = join(tmp, `${who}-${i}`);
       const res = await ltFetchOnce(torrentPath, save, p, timeoutSec);
@@ -523,7 +587,13 @@ async function throughputPart(totalMB: number, reps: number, extraToml: string):
   ];
   for (const s of summary) log(s);
   const figures: Figure[] = [
-    figure(`download of a ${fmt(b.bytes / 1e6)} MB bundle from the sidecar (libtorrent client): median`, sMed, 'MB/s', bMed, `>= ${THROUGHPUT_GOAL}x libtorrent seeder`),
+    figure(
+      `download of a ${fmt(b.bytes / 1e6)} MB bundle from the sidecar (libtorrent client): median`,
+      sMed,
+      'MB/s',
+      bMed,
+      `>= ${THROUGHPUT_GOAL}x libtorrent seeder`,
+    ),
     figure(`download of the same bundle from a libtorrent seeder: median`, bMed, 'MB/s', null, null),
     figure(`download from the sidecar: best`, Math.max(...sMB), 'MB/s', Math.max(...bMB), null),
     figure(`bundle of ${fmt(b.bytes / 1e6)} MB: cut + hash + seed (closeWindow)`, bundleMs, 'ms', null, null),

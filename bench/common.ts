@@ -43,7 +43,7 @@ export function parseArgs(argv: string[] = process.argv.slice(2)): BenchArgs {
     } else if (a.startsWith('--toml=')) {
       out.extraToml += a.slice(7).replace(/\\n/g, '\n') + '\n';
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: node <bench>.js [--quick] [--n=COUNT] [--only=PART,...] [--toml=\'[section]\\nkey = value\']\n');
+      process.stdout.write("usage: node <bench>.js [--quick] [--n=COUNT] [--only=PART,...] [--toml='[section]\\nkey = value']\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -292,7 +292,12 @@ export function dirUsage(dir: string, countLines = false): { files: number; byte
  * BENCH_SIDECAR_NODE_ARGS: extra node flags (e.g. --cpu-prof); BENCH_SIDECAR_STDOUT: a file for
  * its stdout (e.g. with --trace-gc). `main`: another build's dist/sidecar/main.js (a baseline).
  */
-export async function startSidecarChild(configPath: string, dataDir: string, timeoutMs = 20_000, main = SIDECAR_MAIN): Promise<SidecarProcess> {
+export async function startSidecarChild(
+  configPath: string,
+  dataDir: string,
+  timeoutMs = 20_000,
+  main = SIDECAR_MAIN,
+): Promise<SidecarProcess> {
   installHooks();
   const kept = Object.keys(shebangOf(main).env).filter((k) => process.env[k] !== undefined);
   const sc = new SidecarProcess(configPath, dataDir, Object.fromEntries(kept.map((k) => [k, process.env[k]])), {
@@ -313,7 +318,15 @@ export interface StatusDoc {
   invalid: Record<string, number>;
   spool: { files: number; bytes: number; drainedFiles?: number; drainedLines?: number };
   ingest?: { backlog: number; connections: number; error: string | null };
-  bundles?: { active: number; bytes: number; events: number; byLevel?: Record<string, number>; pendingEvents?: number; newest?: string | null; built?: number };
+  bundles?: {
+    active: number;
+    bytes: number;
+    events: number;
+    byLevel?: Record<string, number>;
+    pendingEvents?: number;
+    newest?: string | null;
+    built?: number;
+  };
 }
 
 export function getStatus(addr: string, ms = 2000): Promise<StatusDoc> {
@@ -339,7 +352,11 @@ export function getStatus(addr: string, ms = 2000): Promise<StatusDoc> {
 }
 
 /** Polls /status until `done(status)` or the deadline; returns the last status (null if none). */
-export async function pollStatus(addr: string, done: (s: StatusDoc) => boolean, timeoutMs = 30_000): Promise<{ status: StatusDoc | null; ok: boolean; waitedMs: number }> {
+export async function pollStatus(
+  addr: string,
+  done: (s: StatusDoc) => boolean,
+  timeoutMs = 30_000,
+): Promise<{ status: StatusDoc | null; ok: boolean; waitedMs: number }> {
   const t0 = Date.now();
   let last: StatusDoc | null = null;
   for (let i = 0; i < 100_000 && Date.now() - t0 < timeoutMs; i++) {

@@ -73,8 +73,13 @@ runMain(async () => {
   const fakeTotal = fakes.closed + fakes.silent + fakes.junk + fakes.keyed;
   const rounds = 3;
   const connectTimeoutMs = DEFAULT_DISCOVER_LIMITS.connectTimeoutMs;
-  const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
-  log(`discovery bench: ${nodes}-node local DHT, ${k} bridges, then ${fakeTotal} fake announcers; beacon timeout ${connectTimeoutMs} ms, ${DEFAULT_DISCOVER_LIMITS.concurrency} at once (the reader's defaults); load average ${load()}`);
+  const load = () =>
+    loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ');
+  log(
+    `discovery bench: ${nodes}-node local DHT, ${k} bridges, then ${fakeTotal} fake announcers; beacon timeout ${connectTimeoutMs} ms, ${DEFAULT_DISCOVER_LIMITS.concurrency} at once (the reader's defaults); load average ${load()}`,
+  );
   const net = await startLocalDht(nodes);
   const bridgeNodes: DHT[] = [];
   const beacons: BeaconServer[] = [];
@@ -87,7 +92,11 @@ runMain(async () => {
       keys.add(key.publicKey.toString('hex'));
       const d = await node(net.bootstrap);
       bridgeNodes.push(d);
-      const b = await BeaconServer.start({ publicKey: key.publicKey, sign: key.sign }, { host: '127.0.0.1', port: 0, maxConnections: 64, timeoutMs: 10_000, gatewayUrl: '' }, quiet);
+      const b = await BeaconServer.start(
+        { publicKey: key.publicKey, sign: key.sign },
+        { host: '127.0.0.1', port: 0, maxConnections: 64, timeoutMs: 10_000, gatewayUrl: '' },
+        quiet,
+      );
       beacons.push(b);
       const a = new DiscoveryAnnouncer(d, () => b.port, 3_600_000, quiet);
       announcers.push(a);
@@ -97,7 +106,9 @@ runMain(async () => {
     for (let i = 0; i < rounds; i++) {
       const r = await round(net.bootstrap, keys, connectTimeoutMs);
       clean.push(r);
-      log(`  no attacker, round ${i + 1}: all ${r.found}/${k} bridges in ${fmt(r.allFoundMs)} ms, discovery over in ${fmt(r.endMs)} ms (${r.peers} peers, ${r.probed} probed)`);
+      log(
+        `  no attacker, round ${i + 1}: all ${r.found}/${k} bridges in ${fmt(r.allFoundMs)} ms, discovery over in ${fmt(r.endMs)} ms (${r.peers} peers, ${r.probed} probed)`,
+      );
     }
     const t0 = Date.now();
     attack = await startFakeAnnouncers(net.bootstrap, fakes);
@@ -106,13 +117,17 @@ runMain(async () => {
     for (let i = 0; i < rounds; i++) {
       const r = await round(net.bootstrap, keys, connectTimeoutMs);
       hostile.push(r);
-      log(`  ${fakeTotal} fakes, round ${i + 1}: all ${r.found}/${k} bridges in ${fmt(r.allFoundMs)} ms, discovery over in ${fmt(r.endMs)} ms (${r.peers} peers, ${r.probed} probed)`);
+      log(
+        `  ${fakeTotal} fakes, round ${i + 1}: all ${r.found}/${k} bridges in ${fmt(r.allFoundMs)} ms, discovery over in ${fmt(r.endMs)} ms (${r.peers} peers, ${r.probed} probed)`,
+      );
     }
     const cf = clean.map((r) => r.allFoundMs);
     const hf = hostile.map((r) => r.allFoundMs);
     const ce = clean.map((r) => r.endMs);
     const he = hostile.map((r) => r.endMs);
-    log(`→ all ${k} bridges found: ${spread(cf)} without, ${spread(hf)} with ${fakeTotal} fake announcers; discovery over: ${spread(ce)} / ${spread(he)}; load average ${load()}`);
+    log(
+      `→ all ${k} bridges found: ${spread(cf)} without, ${spread(hf)} with ${fakeTotal} fake announcers; discovery over: ${spread(ce)} / ${spread(he)}; load average ${load()}`,
+    );
     printFigures(
       'discovery',
       [

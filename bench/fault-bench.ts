@@ -186,7 +186,9 @@ async function archiveFigures(prefix: string, dataDir: string, ids: string[], mi
     if (n === 0) notBundled++;
     if (n > 1) duplicated++;
   }
-  log(`${prefix}: ${ids.length} accepted, ${a.stored.size} stored, missing ${missing}, not in a bundle ${notBundled}, in >1 bundle ${duplicated}, misplaced ${a.misplaced}`);
+  log(
+    `${prefix}: ${ids.length} accepted, ${a.stored.size} stored, missing ${missing}, not in a bundle ${notBundled}, in >1 bundle ${duplicated}, misplaced ${a.misplaced}`,
+  );
   return [
     figure(`${prefix}: events lost beyond what the plugin counted`, Math.max(0, missing - missingRange[1]), 'events', null, '== 0'),
     figure(`${prefix}: events counted as dropped but archived`, Math.max(0, missingRange[0] - missing), 'events', null, '== 0'),
@@ -244,7 +246,11 @@ async function killPart(): Promise<Figure[]> {
   );
   await restarting;
   const tEnd = Date.now();
-  const caught = await pollStatus(r.sc.statusAddr!, (s) => s.events.stored === n && s.spool.files === 0 && s.bundles?.events === n, 180_000);
+  const caught = await pollStatus(
+    r.sc.statusAddr!,
+    (s) => s.events.stored === n && s.spool.files === 0 && s.bundles?.events === n,
+    180_000,
+  );
   clearInterval(sample);
   log(`caught up ${caught.ok ? 'in' : 'NOT within'} ${((Date.now() - tEnd) / 1000).toFixed(1)} s: ${describeStatus(caught.status)}`);
   await h.close(5000);
@@ -276,7 +282,9 @@ async function outagePart(): Promise<Figure[]> {
   const afterSecs = args.quick ? 1 : 5;
   const n = RATE * (upSecs + downSecs + afterSecs);
   const bound = outageBound();
-  log(`\n== socket gone for ${downSecs} s under ${fmt(RATE)} events/s; spool bound ${fmt(bound / 1024 / 1024, 1)} MiB (half of what the outage brings)`);
+  log(
+    `\n== socket gone for ${downSecs} s under ${fmt(RATE)} events/s; spool bound ${fmt(bound / 1024 / 1024, 1)} MiB (half of what the outage brings)`,
+  );
   const toml = RIG_TOML.outage!();
   const r = await rigFor('outage');
   const h = harness(r.configPath);
@@ -322,13 +330,20 @@ async function outagePart(): Promise<Figure[]> {
   const drained = await pollStatus(
     r.sc.statusAddr!,
     (s) => {
-      const settled = s.spool.files === 0 && s.events.stored >= minStored && s.events.stored === last && s.bundles?.events === s.events.stored && s.bundles.pendingEvents === 0;
+      const settled =
+        s.spool.files === 0 &&
+        s.events.stored >= minStored &&
+        s.events.stored === last &&
+        s.bundles?.events === s.events.stored &&
+        s.bundles.pendingEvents === 0;
       last = s.events.stored;
       return settled;
     },
     300_000,
   );
-  log(`drained ${drained.ok ? 'in' : 'NOT within'} ${((Date.now() - tDrain) / 1000).toFixed(1)} s: ${describeStatus(drained.status)}; plugin: ${summaryLine ?? 'no summary'}`);
+  log(
+    `drained ${drained.ok ? 'in' : 'NOT within'} ${((Date.now() - tDrain) / 1000).toFixed(1)} s: ${describeStatus(drained.status)}; plugin: ${summaryLine ?? 'no summary'}`,
+  );
   await r.sc.terminate(30_000);
   const counted = await archiveFigures('outage', r.dataDir, ids, [summary.dropped, summary.dropped + summary.droppedAfterSend]);
 
@@ -336,12 +351,22 @@ async function outagePart(): Promise<Figure[]> {
   // them (the stand-in strfry of the tests) and the sidecar indexes what it never got.
   const strfry = makeStrfryDb(r.dir);
   strfry.setEvents(Array.from({ length: n }, (_, i) => canonicalJson(eventOf(i, 10_000_000))));
-  writeConfig(r.dir, r.dataDir, toml + `[reconcile]\nstrfry = "${strfryStandin()}"\nstrfryConfig = "${strfry.config}"\nmarginSeconds = 0\n` + args.extraToml);
+  writeConfig(
+    r.dir,
+    r.dataDir,
+    toml + `[reconcile]\nstrfry = "${strfryStandin()}"\nstrfryConfig = "${strfry.config}"\nmarginSeconds = 0\n` + args.extraToml,
+  );
   const tRec = Date.now();
   r.sc = await startSidecarChild(r.configPath, r.dataDir);
-  const rec = await pollStatus(r.sc.statusAddr!, (st) => st.events.stored === n && ((st as { reconcile?: { runs: number } }).reconcile?.runs ?? 0) >= 1, 600_000);
+  const rec = await pollStatus(
+    r.sc.statusAddr!,
+    (st) => st.events.stored === n && ((st as { reconcile?: { runs: number } }).reconcile?.runs ?? 0) >= 1,
+    600_000,
+  );
   const recSec = (Date.now() - tRec) / 1000;
-  log(`reconciliation ${rec.ok ? 'recovered everything' : 'did NOT recover everything'} in ${recSec.toFixed(1)} s: ${describeStatus(rec.status)}`);
+  log(
+    `reconciliation ${rec.ok ? 'recovered everything' : 'did NOT recover everything'} in ${recSec.toFixed(1)} s: ${describeStatus(rec.status)}`,
+  );
   await r.sc.terminate(30_000);
   const after = await readArchive(r.dataDir);
   const stillMissing = ids.filter((id) => !after.stored.has(id)).length;
@@ -350,7 +375,11 @@ async function outagePart(): Promise<Figure[]> {
     figure('outage: lines answered', summary.answered, 'lines', n, '== 1×'),
     figure('outage: spool peak', spoolPeak, 'bytes', bound, '<= 1×'),
     figure('outage: lines dropped at the bound (counted)', summary.dropped, 'lines'),
-    figure('outage: lines sent, unacknowledged at a disconnect, no spool room (counted; maybe archived)', summary.droppedAfterSend, 'lines'),
+    figure(
+      'outage: lines sent, unacknowledged at a disconnect, no spool room (counted; maybe archived)',
+      summary.droppedAfterSend,
+      'lines',
+    ),
     ...latencyFigures('outage, during the outage', during, before),
     ...counted,
     figure('outage: events missing after reconciliation from strfry', stillMissing, 'events', null, '== 0'),
@@ -381,7 +410,11 @@ async function dhtPart(): Promise<Figure[]> {
   }
   await c.waitAcked(sent, 30_000);
   const mid = await pollStatus(r.sc.statusAddr!, (s) => s.events.stored === sent && (s.bundles?.pendingEvents ?? 1) === 0, 30_000);
-  const status = (mid.status ?? {}) as StatusDoc & { bundles?: { built?: number }; pointers?: { dirtyAuthors: number; published: number }; dht?: { nodes: number } };
+  const status = (mid.status ?? {}) as StatusDoc & {
+    bundles?: { built?: number };
+    pointers?: { dirtyAuthors: number; published: number };
+    dht?: { nodes: number };
+  };
   log(`during the outage: ${describeStatus(mid.status)}; DHT nodes ${status.dht?.nodes}; pointers queued ${status.pointers?.dirtyAuthors}`);
   const tBack = Date.now();
   const nodes: DHT[] = await startLocalDhtAt(ports, 60);
@@ -397,7 +430,9 @@ async function dhtPart(): Promise<Figure[]> {
     300_000,
   );
   const allSec = (Date.now() - tBack) / 1000;
-  log(`DHT back: first pointer after ${firstPutSec.toFixed(1)} s, all ${authors} after ${allSec.toFixed(1)} s (${done.ok ? 'done' : 'NOT done'})`);
+  log(
+    `DHT back: first pointer after ${firstPutSec.toFixed(1)} s, all ${authors} after ${allSec.toFixed(1)} s (${done.ok ? 'done' : 'NOT done'})`,
+  );
   c.close();
   // Its stop waits for the DHT puts in flight (~1 s, idle): the next part need not wait for it.
   stopsPending.push(r.sc.terminate(30_000));
@@ -420,7 +455,11 @@ async function peersPart(): Promise<Figure[]> {
   const r = await rigFor('peers');
   const c = await ingestClient(r.socketPath);
   const N = 5000;
-  await c.send(Array.from({ length: N }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 200), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(2000, i) }))));
+  await c.send(
+    Array.from({ length: N }, (_, i) =>
+      pluginLine(unsignedEvent(pubkeyN(i % 200), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(2000, i) })),
+    ),
+  );
   await c.waitAcked(N, 60_000);
   c.close();
   const s = await pollStatus(r.sc.statusAddr!, (st) => st.bundles?.events === N && st.bundles.pendingEvents === 0, 60_000);
@@ -455,8 +494,10 @@ async function peersPart(): Promise<Figure[]> {
   await sleep(args.quick ? 1000 : 2000); // abuse goes on: memory and connections keep being sampled
   clearInterval(sample);
   const alive = !r.sc.exited;
-  log(`bundle ${ih} ${fmt(t.length)} B; honest download ${base.seconds.toFixed(2)} s alone, ${abused.seconds.toFixed(2)} s with hostile peers (${abused.ok ? 'ok' : 'FAILED'}); ` +
-    `slow readers unchoked ${readers.filter((x) => x.unchoked).length}/4, requests sent ${readers.map((x) => x.requested).join('/')}`);
+  log(
+    `bundle ${ih} ${fmt(t.length)} B; honest download ${base.seconds.toFixed(2)} s alone, ${abused.seconds.toFixed(2)} s with hostile peers (${abused.ok ? 'ok' : 'FAILED'}); ` +
+      `slow readers unchoked ${readers.filter((x) => x.unchoked).length}/4, requests sent ${readers.map((x) => x.requested).join('/')}`,
+  );
   for (const h of hostile) h.destroy();
   await r.sc.terminate(30_000);
   return [
@@ -464,7 +505,13 @@ async function peersPart(): Promise<Figure[]> {
     // +1: an evicted connection closes just after the one that evicted it is accepted.
     figure('peers: peak peer connections held', socketsPeak - socketsBefore, 'connections', maxConns, '<= 1.01×'),
     figure('peers: sidecar peak RSS under abuse', rssPeak / 1024, 'MiB', rssBefore / 1024),
-    figure('peers: honest download with hostile peers', abused.ok ? t.length / 1e6 / abused.seconds : 0, 'MB/s', base.ok ? t.length / 1e6 / base.seconds : null, '>= 0.5×'),
+    figure(
+      'peers: honest download with hostile peers',
+      abused.ok ? t.length / 1e6 / abused.seconds : 0,
+      'MB/s',
+      base.ok ? t.length / 1e6 / base.seconds : null,
+      '>= 0.5×',
+    ),
   ];
 }
 
@@ -475,7 +522,10 @@ async function fuzzPart(): Promise<Figure[]> {
   const r = await rigFor('fuzz');
 
   // Plugin: stdin as fast as it reads; every reply checked against its line as it arrives.
-  const plugin = spawn(process.execPath, [PLUGIN_MAIN], { env: cleanEnv({ NOSTR_BT_CONFIG: r.configPath }), stdio: ['pipe', 'pipe', 'pipe'] });
+  const plugin = spawn(process.execPath, [PLUGIN_MAIN], {
+    env: cleanEnv({ NOSTR_BT_CONFIG: r.configPath }),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let pluginStderr = '';
   plugin.stderr!.on('data', (d: Buffer) => (pluginStderr = (pluginStderr + d.toString()).slice(-4000)));
   plugin.stdin!.on('error', () => {});
@@ -544,7 +594,9 @@ async function fuzzPart(): Promise<Figure[]> {
   clearInterval(fSample);
   log(`sidecar peak anonymous RSS while the plugin fed it: ${fmt(fuzzSidecarAnon / 1024)} MiB`);
   if (pluginExitedEarly) log(`plugin exited early: ${pluginStderr}`);
-  log(`plugin: ${fmt(n)} lines in ${pluginSec.toFixed(1)} s, ${fmt(required)} with a readable id, ${fmt(answered)} answered, wrong ${wrong}, non-JSON stdout ${badStdout}, peak RSS ${fmt(pluginPeak / 1024)} MiB`);
+  log(
+    `plugin: ${fmt(n)} lines in ${pluginSec.toFixed(1)} s, ${fmt(required)} with a readable id, ${fmt(answered)} answered, wrong ${wrong}, non-JSON stdout ${badStdout}, peak RSS ${fmt(pluginPeak / 1024)} MiB`,
+  );
   const viaPlugin = valid.size;
   const s1 = await pollStatus(r.sc.statusAddr!, (s) => s.events.stored === viaPlugin && s.spool.files === 0, 120_000);
   log(`sidecar after the plugin fuzz: ${describeStatus(s1.status)}`);
@@ -578,7 +630,9 @@ async function fuzzPart(): Promise<Figure[]> {
   const socketSec = (performance.now() - t1) / 1000;
   const s2 = await pollStatus(r.sc.statusAddr!, (s) => s.events.stored === valid.size, 120_000);
   clearInterval(sSample);
-  log(`socket: ${fmt(sent)} lines in ${socketSec.toFixed(1)} s, acknowledged ${fmt(c.acked())}, ${describeStatus(s2.status)}, sidecar peak RSS ${fmt(sidecarPeak / 1024)} MiB (anonymous ${fmt(sidecarAnonPeak / 1024)} MiB; the rest is LMDB's map and other file pages)`);
+  log(
+    `socket: ${fmt(sent)} lines in ${socketSec.toFixed(1)} s, acknowledged ${fmt(c.acked())}, ${describeStatus(s2.status)}, sidecar peak RSS ${fmt(sidecarPeak / 1024)} MiB (anonymous ${fmt(sidecarAnonPeak / 1024)} MiB; the rest is LMDB's map and other file pages)`,
+  );
   c.close();
   for (const x of idle) x.close();
   const alive = !r.sc.exited;
@@ -602,7 +656,13 @@ async function fuzzPart(): Promise<Figure[]> {
 runMain(async () => {
   const figures: Figure[] = [];
   const started = Date.now();
-  const all: Record<string, () => Promise<Figure[]>> = { kill: killPart, outage: outagePart, dht: dhtPart, peers: peersPart, fuzz: fuzzPart };
+  const all: Record<string, () => Promise<Figure[]>> = {
+    kill: killPart,
+    outage: outagePart,
+    dht: dhtPart,
+    peers: peersPart,
+    fuzz: fuzzPart,
+  };
   const unknown = parts.find((p) => !all[p]);
   if (unknown) throw new Error(`unknown part ${unknown} (parts: ${PARTS.join(', ')})`);
   await prestartRigs(parts);
@@ -612,7 +672,10 @@ runMain(async () => {
     const tp = Date.now();
     const got = await run();
     log(`  (${p} part: ${((Date.now() - tp) / 1000).toFixed(1)} s)`);
-    for (const f of got) log(`  ${f.name}: ${fmt(f.value, 2)} ${f.unit}${f.baseline !== null ? ` (baseline ${fmt(f.baseline, 2)}, ratio ${f.ratio})` : ''}${f.goal ? ` [goal ${f.goal}]` : ''}`);
+    for (const f of got)
+      log(
+        `  ${f.name}: ${fmt(f.value, 2)} ${f.unit}${f.baseline !== null ? ` (baseline ${fmt(f.baseline, 2)}, ratio ${f.ratio})` : ''}${f.goal ? ` [goal ${f.goal}]` : ''}`,
+      );
     figures.push(...got);
   }
   await Promise.all(stopsPending);

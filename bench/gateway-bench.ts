@@ -22,7 +22,20 @@ import { getPriority, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pubkeyN } from '../test/testkit/events.js';
 import { archive, freeTcpPort, httpGet, startGatewayRig } from '../test/testkit/gateway-rig.js';
-import { figure, fmt, log, makeTempDir, median, onCleanup, parseArgs, percentile, printFigures, runMain, sleep, type Figure } from './common.js';
+import {
+  figure,
+  fmt,
+  log,
+  makeTempDir,
+  median,
+  onCleanup,
+  parseArgs,
+  percentile,
+  printFigures,
+  runMain,
+  sleep,
+  type Figure,
+} from './common.js';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'];
 const CONTENT_BYTES = 8000;
@@ -121,7 +134,9 @@ async function startNginx(bin: string, root: string, nice: number): Promise<Ngin
   const check = spawnSync(bin, ['-t', '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx -t failed: ${check.stderr}`);
   // nice(1) execs nginx in its own process, so the pid is nginx's master.
-  const child: ChildProcess = spawn('nice', ['-n', String(nice), bin, '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('nice', ['-n', String(nice), bin, '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -182,7 +197,11 @@ async function main(): Promise<void> {
   const rounds = args.quick ? 2 : 4;
   const rangeBytes = (args.quick ? 4 : 16) * 1024 * 1024;
   const pointerSeconds = args.quick ? 2 : 5;
-  log(`load average at the start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  log(
+    `load average at the start ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
 
   // One window bundle holds everything: a window long enough to ingest into, and events sent
   // right after a window starts (windows are aligned to multiples of windowSeconds).
@@ -203,7 +222,9 @@ async function main(): Promise<void> {
   const ih = st.bundles!.newest!;
   const dataPath = join(rig.dataDir, 'bundles', `${ih}.data`);
   const size = statSync(dataPath).size;
-  log(`bundle ${ih}: ${fmt(size / MB, 1)} MB${size < 0.9 * targetBytes ? ' (the events were split over two windows: a smaller bundle than asked for)' : ''}`);
+  log(
+    `bundle ${ih}: ${fmt(size / MB, 1)} MB${size < 0.9 * targetBytes ? ' (the events were split over two windows: a smaller bundle than asked for)' : ''}`,
+  );
 
   const root = makeTempDir('nostr-bt-bench-nginx-root-');
   linkSync(dataPath, join(root, `${ih}.data`));
@@ -214,7 +235,11 @@ async function main(): Promise<void> {
   // or on a busy machine the comparison measures the scheduler.
   const nice = getPriority(rig.sidecar.proc!.pid!);
   const nginx = await startNginx(bin, root, nice);
-  log(`nginx ${spawnSync(bin, ['-v'], { encoding: 'utf8' }).stderr.trim().replace(/^nginx version: /, '')} on 127.0.0.1:${nginx.port} (1 worker, sendfile on, nice ${nice} like the sidecar)`);
+  log(
+    `nginx ${spawnSync(bin, ['-v'], { encoding: 'utf8' })
+      .stderr.trim()
+      .replace(/^nginx version: /, '')} on 127.0.0.1:${nginx.port} (1 worker, sendfile on, nice ${nice} like the sidecar)`,
+  );
 
   const servers = {
     gateway: { port: rig.port, data: `/webseed/${ih}/`, pointer: `/pointer/${author}` },
@@ -222,7 +247,8 @@ async function main(): Promise<void> {
   };
   const a = await digestOf(servers.gateway.port, servers.gateway.data);
   const b = await digestOf(servers.nginx.port, servers.nginx.data);
-  if (a.sha !== b.sha || a.bytes !== size) throw new Error(`the gateway served ${a.bytes} B (${a.sha}), nginx ${b.bytes} B (${b.sha}), the file has ${size} B`);
+  if (a.sha !== b.sha || a.bytes !== size)
+    throw new Error(`the gateway served ${a.bytes} B (${a.sha}), nginx ${b.bytes} B (${b.sha}), the file has ${size} B`);
 
   type Name = keyof typeof servers;
   const whole: Record<Name, number[]> = { gateway: [], nginx: [] };
@@ -264,10 +290,20 @@ async function main(): Promise<void> {
   }
   const m = (xs: number[]) => median(xs);
   log('');
-  log(`web seed, whole file:   gateway ${fmt(m(whole.gateway))} MB/s (${spread(whole.gateway)}), nginx ${fmt(m(whole.nginx))} MB/s (${spread(whole.nginx)}): ${(m(whole.gateway) / m(whole.nginx)).toFixed(2)}×`);
-  log(`web seed, 16 KiB Range: gateway ${fmt(m(ranged.gateway))} MB/s (${spread(ranged.gateway)}), nginx ${fmt(m(ranged.nginx))} MB/s (${spread(ranged.nginx)}): ${(m(ranged.gateway) / m(ranged.nginx)).toFixed(2)}×`);
-  log(`pointer:                gateway ${fmt(m(rps.gateway))} req/s (${spread(rps.gateway)}), p50 ${fmt(m(p50.gateway), 2)} ms, p99 ${fmt(m(p99.gateway), 2)} ms; nginx static ${fmt(m(rps.nginx))} req/s (${spread(rps.nginx)})`);
-  log(`load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  log(
+    `web seed, whole file:   gateway ${fmt(m(whole.gateway))} MB/s (${spread(whole.gateway)}), nginx ${fmt(m(whole.nginx))} MB/s (${spread(whole.nginx)}): ${(m(whole.gateway) / m(whole.nginx)).toFixed(2)}×`,
+  );
+  log(
+    `web seed, 16 KiB Range: gateway ${fmt(m(ranged.gateway))} MB/s (${spread(ranged.gateway)}), nginx ${fmt(m(ranged.nginx))} MB/s (${spread(ranged.nginx)}): ${(m(ranged.gateway) / m(ranged.nginx)).toFixed(2)}×`,
+  );
+  log(
+    `pointer:                gateway ${fmt(m(rps.gateway))} req/s (${spread(rps.gateway)}), p50 ${fmt(m(p50.gateway), 2)} ms, p99 ${fmt(m(p99.gateway), 2)} ms; nginx static ${fmt(m(rps.nginx))} req/s (${spread(rps.nginx)})`,
+  );
+  log(
+    `load average at the end ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   const figures: Figure[] = [
     figure(`web seed ${fmt(size / MB)} MB bundle, whole-file GETs vs nginx`, m(whole.gateway), 'MB/s', m(whole.nginx), '≥ 0.8×'),
     figure('web seed 16 KiB Range requests (WebTorrent) vs nginx', m(ranged.gateway), 'MB/s', m(ranged.nginx), '≥ 0.8×'),

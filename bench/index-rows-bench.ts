@@ -40,7 +40,11 @@ function median(xs: number[]): number {
 function writeAndRead(root: RootDatabase, format: 6 | 7, table: string, n: number, authors: Buffer[]): { write: number; read: number } {
   const msgpack: Database<EventRow, number> = root.openDB({ name: table, compression: false });
   // As the index opens its events table.
-  const binary: Database<EventRow, number> = root.openDB({ name: table, compression: false, encoder: eventRowEncoder() } as DatabaseOptions & { name: string });
+  const binary: Database<EventRow, number> = root.openDB({
+    name: table,
+    compression: false,
+    encoder: eventRowEncoder(),
+  } as DatabaseOptions & { name: string });
   let writeMs = 0;
   for (let from = 0; from < n; from += BATCH) {
     const rows = rowsOf(from, Math.min(n, from + BATCH), authors);
@@ -106,14 +110,21 @@ async function main(): Promise<void> {
   if (store.eventCount() !== n || store.upgraded !== null) throw new Error('the upgraded index does not reopen as format 7');
   await store.close();
   const upgradeS = upgraded.ms / 1000;
-  log(`upgrade of ${n} format-6 rows: ${fmt(upgradeS, 2)} s (the whole first open ${fmt(upgradeOpenS, 2)} s); a start of the upgraded index ${fmt(reopenS, 2)} s`);
+  log(
+    `upgrade of ${n} format-6 rows: ${fmt(upgradeS, 2)} s (the whole first open ${fmt(upgradeOpenS, 2)} s); a start of the upgraded index ${fmt(reopenS, 2)} s`,
+  );
 
   const load = loadavg()[0]!;
   printFigures(
     'index-rows',
     [
       figure('event row write, format 7 (baseline: format 6 msgpack)', median(results[7].write), 'µs/row', median(results[6].write)),
-      figure('event row read and decode, format 7 (baseline: format 6 msgpack)', median(results[7].read), 'µs/row', median(results[6].read)),
+      figure(
+        'event row read and decode, format 7 (baseline: format 6 msgpack)',
+        median(results[7].read),
+        'µs/row',
+        median(results[6].read),
+      ),
       figure(`upgrade of ${n} format-6 rows in place (baseline: a start of the upgraded index)`, upgradeS, 's', reopenS),
     ],
     { mode: args.quick ? 'quick' : 'full', n, load: Number(load.toFixed(2)) },

@@ -82,7 +82,12 @@ function makeWorkload(n: number, seed: number): Workload {
         for (let j = 0; j < 10; j++) tags.push(['p', authors[Math.floor(rnd() * AUTHORS)]!]);
       }
       const late = rnd() < 0.1 ? 7200 : 0;
-      const e = unsignedEvent(author, { kind, created_at: now - 86_400 + Math.floor(i / 4) - late, tags, content: contentOf(1024, seed * 10_000_000 + i) });
+      const e = unsignedEvent(author, {
+        kind,
+        created_at: now - 86_400 + Math.floor(i / 4) - late,
+        tags,
+        content: contentOf(1024, seed * 10_000_000 + i),
+      });
       lines[i] = pluginLine(e, { receivedAt: now });
       kinds[kind] = (kinds[kind] ?? 0) + 1;
     }
@@ -200,7 +205,20 @@ async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): P
     const cpu = process.cpuUsage(cpu0);
     const main1 = procCpuMs(process.pid, process.pid);
     const status = sidecar.status() as unknown as StatusDoc;
-    const run: IngestRun = { mainThreadCpuMs: main0 === null || main1 === null ? null : main1 - main0, events: submitted, seconds, rate: submitted / seconds, committed, timedOut, saturatedWaits, batches, maxBatchMs, status, deciles, cpuMs: (cpu.user + cpu.system) / 1000 };
+    const run: IngestRun = {
+      mainThreadCpuMs: main0 === null || main1 === null ? null : main1 - main0,
+      events: submitted,
+      seconds,
+      rate: submitted / seconds,
+      committed,
+      timedOut,
+      saturatedWaits,
+      batches,
+      maxBatchMs,
+      status,
+      deciles,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+    };
     await stop();
     run.stopMs = stopMs;
     return run;
@@ -209,7 +227,11 @@ async function ingestInProcess(w: Workload, maxMs: number, extraToml: string): P
   }
 }
 
-async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): Promise<IngestRun & { ackLines: number; stalls: number; stopNote: string; stopMs: number }> {
+async function ingestOverSocket(
+  w: Workload,
+  maxMs: number,
+  extraToml: string,
+): Promise<IngestRun & { ackLines: number; stalls: number; stopNote: string; stopMs: number }> {
   const dir = makeTempDir('nostr-bt-ingest-bench-socket-');
   const dataDir = join(dir, 'data');
   const cfgPath = writeConfig(dir, dataDir, extraToml);
@@ -301,7 +323,24 @@ async function ingestOverSocket(w: Workload, maxMs: number, extraToml: string): 
       (st.code !== 0 ? `; stderr: ${sc.tail().trim().split('\n').slice(-3).join(' | ')}` : '');
     stopMs = st.ms;
     const mainThreadCpuMs = main0 === null || main1 === null ? null : main1 - main0;
-    return { mainThreadCpuMs, events: sent, seconds, rate: acked / seconds, committed: acked, timedOut: timedOut || acked < sent, saturatedWaits: stalls, batches: ackLines, maxBatchMs: longestAckGapMs, status, deciles: [], cpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, ackLines, stalls, stopNote, stopMs };
+    return {
+      mainThreadCpuMs,
+      events: sent,
+      seconds,
+      rate: acked / seconds,
+      committed: acked,
+      timedOut: timedOut || acked < sent,
+      saturatedWaits: stalls,
+      batches: ackLines,
+      maxBatchMs: longestAckGapMs,
+      status,
+      deciles: [],
+      cpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0,
+      ackLines,
+      stalls,
+      stopNote,
+      stopMs,
+    };
   } finally {
     await sc.terminate(10_000);
   }
@@ -376,20 +415,51 @@ async function main(): Promise<void> {
         `${inproc.batches} batches, longest gap between commits ${fmt(inproc.maxBatchMs)} ms; paused on 'saturated' ${inproc.saturatedWaits}x)` +
         (inproc.timedOut ? ' [time cap hit]' : ''),
     );
-    log(`  CPU: ${cpuNote(inproc)}; main thread ${inproc.mainThreadCpuMs == null ? '?' : fmt((inproc.mainThreadCpuMs * 1000) / Math.max(1, inproc.events), 1)} µs per event`);
-    log(`  rate per ${inproc.deciles.length === 10 ? 'tenth' : `1/${inproc.deciles.length}`} of the run (index growing): ${inproc.deciles.map((r) => fmt(r)).join(', ')} events/s`);
+    log(
+      `  CPU: ${cpuNote(inproc)}; main thread ${inproc.mainThreadCpuMs == null ? '?' : fmt((inproc.mainThreadCpuMs * 1000) / Math.max(1, inproc.events), 1)} µs per event`,
+    );
+    log(
+      `  rate per ${inproc.deciles.length === 10 ? 'tenth' : `1/${inproc.deciles.length}`} of the run (index growing): ${inproc.deciles.map((r) => fmt(r)).join(', ')} events/s`,
+    );
     log(`  ${describeStatus(inproc.status)}`);
     log(`  committed callbacks: ${inproc.committed}/${inproc.events}; ${expectNote(inproc, w, N)}`);
     log(`  Sidecar.stop() afterwards took ${fmt(inproc.stopMs ?? NaN)} ms`);
     figures.push(figure('ingest in process: events/s', inproc.rate, 'events/s', raw.rate, `>= ${GOAL} events/s`));
     if (inproc.deciles.length >= 2) {
       const k = inproc.deciles.length;
-      figures.push(figure(`ingest in process: events/s, first 1/${k} of the run (small index)`, inproc.deciles[0]!, 'events/s', raw.rate, `>= ${GOAL} events/s`));
-      figures.push(figure(`ingest in process: events/s, last 1/${k} of the run (full index)`, inproc.deciles[k - 1]!, 'events/s', raw.rate, `>= ${GOAL} events/s`));
+      figures.push(
+        figure(
+          `ingest in process: events/s, first 1/${k} of the run (small index)`,
+          inproc.deciles[0]!,
+          'events/s',
+          raw.rate,
+          `>= ${GOAL} events/s`,
+        ),
+      );
+      figures.push(
+        figure(
+          `ingest in process: events/s, last 1/${k} of the run (full index)`,
+          inproc.deciles[k - 1]!,
+          'events/s',
+          raw.rate,
+          `>= ${GOAL} events/s`,
+        ),
+      );
     }
     if (inproc.stopMs !== undefined) figures.push(figure('Sidecar.stop() after the in-process run', inproc.stopMs, 'ms', null, null));
-    if (inproc.status) figures.push(figure('ingest in process: lines received by the index', inproc.status.events.received, 'lines', inproc.events, `== ${inproc.events}`));
-    summary.push(`in process ${fmt(inproc.rate)} events/s (${inproc.rate >= GOAL ? 'meets' : 'MISSES'} >= ${fmt(GOAL)}/s; ${fmt(inproc.rate / raw.rate, 3)}x raw JSON.parse)`);
+    if (inproc.status)
+      figures.push(
+        figure(
+          'ingest in process: lines received by the index',
+          inproc.status.events.received,
+          'lines',
+          inproc.events,
+          `== ${inproc.events}`,
+        ),
+      );
+    summary.push(
+      `in process ${fmt(inproc.rate)} events/s (${inproc.rate >= GOAL ? 'meets' : 'MISSES'} >= ${fmt(GOAL)}/s; ${fmt(inproc.rate / raw.rate, 3)}x raw JSON.parse)`,
+    );
   }
 
   // 2. Over the Unix socket, sidecar in a child process.
@@ -403,13 +473,17 @@ async function main(): Promise<void> {
           `${sock.ackLines} ack lines, longest gap between acks ${fmt(sock.maxBatchMs)} ms; client waited for 'drain' ${sock.stalls}x)` +
           (sock.timedOut ? ' [time cap hit or acks missing]' : ''),
       );
-      log(`  sidecar child CPU: ${cpuNote(sock)}; main thread ${sock.mainThreadCpuMs == null ? '?' : fmt((sock.mainThreadCpuMs * 1000) / Math.max(1, sock.events), 1)} µs per event`);
+      log(
+        `  sidecar child CPU: ${cpuNote(sock)}; main thread ${sock.mainThreadCpuMs == null ? '?' : fmt((sock.mainThreadCpuMs * 1000) / Math.max(1, sock.events), 1)} µs per event`,
+      );
       log(`  ${describeStatus(sock.status)}`);
       log(`  ${expectNote(sock, w, N)}`);
       log(`  ${sock.stopNote}`);
       figures.push(figure('ingest over Unix socket (child sidecar): events/s', sock.rate, 'events/s', raw.rate, `>= ${GOAL} events/s`));
       figures.push(figure('ingest over Unix socket: lines acked', sock.committed, 'lines', sock.events, `== ${sock.events}`));
-      figures.push(figure('sidecar graceful stop after the socket run', sock.stopMs, 'ms', null, '< 20000 ms (service.stopTimeoutSeconds)'));
+      figures.push(
+        figure('sidecar graceful stop after the socket run', sock.stopMs, 'ms', null, '< 20000 ms (service.stopTimeoutSeconds)'),
+      );
       summary.push(`over the socket ${fmt(sock.rate)} events/s (${sock.rate >= GOAL ? 'meets' : 'MISSES'} >= ${fmt(GOAL)}/s)`);
     }
   }

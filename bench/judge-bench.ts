@@ -26,8 +26,16 @@ function makeLines(n: number): string[] {
   return Array.from({ length: n }, (_, i) => {
     const r = rnd();
     const kind = r < 0.8 ? 1 : r < 0.9 ? 7 : r < 0.95 ? 0 : 3;
-    const tags = kind === 1 || kind === 7 ? [['e', pubkeyN(1_000_000 + i)], ['p', pubkeyN(i % 977)]] : [];
-    return pluginLine(unsignedEvent(pubkeyN(i % 5000), { kind, created_at: now - 86_400 + i, tags, content: contentOf(1024, i) }), { receivedAt: now });
+    const tags =
+      kind === 1 || kind === 7
+        ? [
+            ['e', pubkeyN(1_000_000 + i)],
+            ['p', pubkeyN(i % 977)],
+          ]
+        : [];
+    return pluginLine(unsignedEvent(pubkeyN(i % 5000), { kind, created_at: now - 86_400 + i, tags, content: contentOf(1024, i) }), {
+      receivedAt: now,
+    });
   });
 }
 
@@ -80,13 +88,16 @@ async function main(): Promise<void> {
   const sendUs = median(send);
   const receiveUs = median(receive);
   log(`judgeLine on the ingest thread (baseline): ${fmt(inlineUs, 2)} µs per line (median of ${inline.length} batches)`);
-  log(`worker: send ${fmt(sendUs, 2)} µs + receive ${fmt(receiveUs, 2)} µs per line = ${fmt((100 * (sendUs + receiveUs)) / inlineUs, 1)}% of the baseline`);
+  log(
+    `worker: send ${fmt(sendUs, 2)} µs + receive ${fmt(receiveUs, 2)} µs per line = ${fmt((100 * (sendUs + receiveUs)) / inlineUs, 1)}% of the baseline`,
+  );
 
   // A real pool: wall time for the same batches, two in flight as the Ingestor does.
   const pool = new JudgePool(1, createLogger('judge-bench', 'silent'));
   await pool.judge(packLines(batches[0]!), false, policy, now); // starts the worker
   const t0 = performance.now();
-  for (let i = 0; i < batches.length; i += 2) await Promise.all(batches.slice(i, i + 2).map((b) => pool.judge(packLines(b), false, policy, now)));
+  for (let i = 0; i < batches.length; i += 2)
+    await Promise.all(batches.slice(i, i + 2).map((b) => pool.judge(packLines(b), false, policy, now)));
   const poolUs = ((performance.now() - t0) * 1000) / n;
   await pool.close();
   log(`pool (1 worker, 2 batches in flight): ${fmt(poolUs, 2)} µs per line wall time`);

@@ -41,7 +41,11 @@ interface CliRun {
 }
 
 /** Runs a child to its end (killed past RUN_TIMEOUT_MS); `onData` sees stdout as it comes. */
-function runChild(args: string[], env: NodeJS.ProcessEnv, onData: (chunk: string) => void): Promise<{ code: number | null; stderr: string }> {
+function runChild(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onData: (chunk: string) => void,
+): Promise<{ code: number | null; stderr: string }> {
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
@@ -60,7 +64,11 @@ function runChild(args: string[], env: NodeJS.ProcessEnv, onData: (chunk: string
 
 async function libraryRun(bootstrap: string[], bridge: string, author: string): Promise<LibraryRun> {
   let out = '';
-  const { code, stderr } = await runChild([CHILD, JSON.stringify({ bootstrap, bridge, author })], { ...process.env, LIBRARY_BENCH_SPAWNED_AT: String(Date.now()) }, (d) => (out += d));
+  const { code, stderr } = await runChild(
+    [CHILD, JSON.stringify({ bootstrap, bridge, author })],
+    { ...process.env, LIBRARY_BENCH_SPAWNED_AT: String(Date.now()) },
+    (d) => (out += d),
+  );
   const line = out.trim().split('\n').pop();
   if (code !== 0 || !line) throw new Error(`library child failed (${code}): ${stderr}`);
   return JSON.parse(line) as LibraryRun;
@@ -70,7 +78,23 @@ async function cliRun(bootstrap: string[], bridge: string, author: string): Prom
   const t0 = Date.now();
   let firstLineMs: number | null = null;
   let newlines = 0;
-  const args = [CLI_BIN, 'resolve', author, '--bridge', bridge, '--bootstrap', bootstrap.join(','), '--bind', '127.0.0.1', '--dht-node-rate', '500', '--dht-query-timeout', '0.5', '--summary', 'none'];
+  const args = [
+    CLI_BIN,
+    'resolve',
+    author,
+    '--bridge',
+    bridge,
+    '--bootstrap',
+    bootstrap.join(','),
+    '--bind',
+    '127.0.0.1',
+    '--dht-node-rate',
+    '500',
+    '--dht-query-timeout',
+    '0.5',
+    '--summary',
+    'none',
+  ];
   const { code, stderr } = await runChild(args, process.env, (d) => {
     if (firstLineMs === null && d.includes('\n')) firstLineMs = Date.now() - t0;
     for (let i = d.indexOf('\n'); i >= 0; i = d.indexOf('\n', i + 1)) newlines++;
@@ -83,7 +107,9 @@ async function main(): Promise<void> {
   const args = parseArgs();
   const n = args.n ?? (args.quick ? 200 : 1_000);
   const runs = args.quick ? 2 : 3;
-  log(`library bench: resolve of an author with ${fmt(n)} events (one bundle, 100 authors), library consumer vs nostr-bt resolve, ${runs} run(s) each, alternating`);
+  log(
+    `library bench: resolve of an author with ${fmt(n)} events (one bundle, 100 authors), library consumer vs nostr-bt resolve, ${runs} run(s) each, alternating`,
+  );
   const dht = await startLocalDhtInWorker(10);
   const bridge = await startBridgeInProcess(dht);
   const author = await signer();

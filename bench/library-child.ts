@@ -31,7 +31,15 @@ try {
   }
   const { events, summary } = await resolution.result;
   process.stdout.write(
-    JSON.stringify({ ok: summary.found, readyMs, firstEventMs, allMs: Date.now() - t1, events: events.length, streamed, fromSpawnToFirstMs: firstEventAt - spawnedAt }) + '\n',
+    JSON.stringify({
+      ok: summary.found,
+      readyMs,
+      firstEventMs,
+      allMs: Date.now() - t1,
+      events: events.length,
+      streamed,
+      fromSpawnToFirstMs: firstEventAt - spawnedAt,
+    }) + '\n',
   );
 } finally {
   await reader.close();

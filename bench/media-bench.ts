@@ -62,8 +62,15 @@ async function main(): Promise<void> {
   }
 
   // One author floods: 100,000 enqueue calls against a queue that takes 100 of them; nothing is fetched (the worker never settles until stop).
-  const q = new FetchQueue({ maxQueued: 10_000, maxQueuedBytes: 8 * 1024 ** 2, maxQueuedPerAuthor: 100, concurrency: 1, bytesPerSecond: 0 }, (_job, ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped')))));
-  const jobs = Array.from({ length: 100_000 }, (_, i) => ({ sha256: i.toString(16).padStart(64, '0'), urls: [`https://blossom.example/${i.toString(16).padStart(64, '0')}.jpg`], author: 'a'.repeat(64) }));
+  const q = new FetchQueue(
+    { maxQueued: 10_000, maxQueuedBytes: 8 * 1024 ** 2, maxQueuedPerAuthor: 100, concurrency: 1, bytesPerSecond: 0 },
+    (_job, ctx) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped')))),
+  );
+  const jobs = Array.from({ length: 100_000 }, (_, i) => ({
+    sha256: i.toString(16).padStart(64, '0'),
+    urls: [`https://blossom.example/${i.toString(16).padStart(64, '0')}.jpg`],
+    author: 'a'.repeat(64),
+  }));
   const t = performance.now();
   for (const j of jobs) q.enqueue(j);
   const enqueueUs = ((performance.now() - t) * 1000) / jobs.length;
@@ -78,10 +85,25 @@ async function main(): Promise<void> {
   printFigures(
     'media',
     [
-      figure(`safe fetch of a ${mb} MiB blob, checked and sha256-verified (baseline: plain http.get into a file)`, median(safe), 'MiB/s', median(plain)),
+      figure(
+        `safe fetch of a ${mb} MiB blob, checked and sha256-verified (baseline: plain http.get into a file)`,
+        median(safe),
+        'MiB/s',
+        median(plain),
+      ),
       figure('enqueue of a media fetch job, one author flooding (100,000 calls, 100 kept)', enqueueUs, 'µs/call'),
-      figure(`event accepted → its ${archiveMb} MiB blob seeded (baseline: plain http.get of the blob)`, median(a.seeded), 'ms', median(a.plainGet)),
-      figure(`event accepted → libtorrent downloaded the ${archiveMb} MiB blob by infohash from the sidecar (baseline: libtorrent downloading it once seeded)`, median(a.swarm), 'ms', median(a.ltOnly)),
+      figure(
+        `event accepted → its ${archiveMb} MiB blob seeded (baseline: plain http.get of the blob)`,
+        median(a.seeded),
+        'ms',
+        median(a.plainGet),
+      ),
+      figure(
+        `event accepted → libtorrent downloaded the ${archiveMb} MiB blob by infohash from the sidecar (baseline: libtorrent downloading it once seeded)`,
+        median(a.swarm),
+        'ms',
+        median(a.ltOnly),
+      ),
     ],
     { mode: args.quick ? 'quick' : 'full', mb, load: Number(load.toFixed(2)) },
   );
@@ -90,7 +112,12 @@ async function main(): Promise<void> {
 const sink: IngestSink = { source: 'bench', trusted: true, committed: () => {} };
 
 /** Rounds of: a new blob on the origin, an event referencing it submitted to a real in-process sidecar, timed to seeded and to downloaded from the swarm. */
-async function acceptanceToSwarm(srv: MediaServer, dir: string, mb: number, rounds: number): Promise<{ seeded: number[]; swarm: number[]; plainGet: number[]; ltOnly: number[] }> {
+async function acceptanceToSwarm(
+  srv: MediaServer,
+  dir: string,
+  mb: number,
+  rounds: number,
+): Promise<{ seeded: number[]; swarm: number[]; plainGet: number[]; ltOnly: number[] }> {
   const config = loadConfig({
     dataDir: join(dir, 'sidecar'),
     env: {},
@@ -109,7 +136,12 @@ async function acceptanceToSwarm(srv: MediaServer, dir: string, mb: number, roun
     const bytes = randomBytes(mb * 1024 * 1024);
     const sha256 = srv.add(bytes, 'video/mp4');
     const url = srv.url(sha256, '.mp4');
-    const e = unsignedEvent(randomPubkey(), { kind: 1, created_at: Math.floor(Date.now() / 1000), content: 'clip', tags: [['imeta', `url ${url}`, `x ${sha256}`, 'm video/mp4']] });
+    const e = unsignedEvent(randomPubkey(), {
+      kind: 1,
+      created_at: Math.floor(Date.now() / 1000),
+      content: 'clip',
+      tags: [['imeta', `url ${url}`, `x ${sha256}`, 'm video/mp4']],
+    });
     const before = sc.media!.status().seeded;
     const t0 = performance.now();
     sc.ingestor.submit(pluginLine(e), sink);
@@ -120,7 +152,12 @@ async function acceptanceToSwarm(srv: MediaServer, dir: string, mb: number, roun
     }
     const tSeeded = performance.now() - t0;
     const ih = sc.media!.infoHashOf(sha256)!;
-    const got = await ltFetch({ magnet: `magnet:?xt=urn:btih:${ih}`, save: join(dir, `lt-${round}`), peerPort: sc.seeder!.port, timeoutSec: 60 });
+    const got = await ltFetch({
+      magnet: `magnet:?xt=urn:btih:${ih}`,
+      save: join(dir, `lt-${round}`),
+      peerPort: sc.seeder!.port,
+      timeoutSec: 60,
+    });
     const tSwarm = performance.now() - t0;
     if (!got.ok || got.payloadDownloaded < bytes.length) throw new Error(`libtorrent did not get the blob: ${JSON.stringify(got)}`);
     // Baselines, same blob, same run: the origin read plainly, and libtorrent alone (the blob already seeded).
@@ -128,7 +165,12 @@ async function acceptanceToSwarm(srv: MediaServer, dir: string, mb: number, roun
     await plainGet(url, join(dir, `plain-${round}`));
     const tPlain = performance.now() - t1;
     const t2 = performance.now();
-    const again = await ltFetch({ magnet: `magnet:?xt=urn:btih:${ih}`, save: join(dir, `lt-again-${round}`), peerPort: sc.seeder!.port, timeoutSec: 60 });
+    const again = await ltFetch({
+      magnet: `magnet:?xt=urn:btih:${ih}`,
+      save: join(dir, `lt-again-${round}`),
+      peerPort: sc.seeder!.port,
+      timeoutSec: 60,
+    });
     const tLt = performance.now() - t2;
     if (!again.ok) throw new Error('libtorrent baseline failed');
     for (const d of [`lt-${round}`, `lt-again-${round}`, `plain-${round}`]) await rm(join(dir, d), { recursive: true, force: true });
@@ -136,7 +178,9 @@ async function acceptanceToSwarm(srv: MediaServer, dir: string, mb: number, roun
     out.swarm.push(tSwarm);
     out.plainGet.push(tPlain);
     out.ltOnly.push(tLt);
-    log(`archive round ${round + 1}: seeded ${fmt(tSeeded, 0)} ms, in libtorrent ${fmt(tSwarm, 0)} ms after acceptance (plain GET ${fmt(tPlain, 0)} ms, libtorrent alone ${fmt(tLt, 0)} ms)`);
+    log(
+      `archive round ${round + 1}: seeded ${fmt(tSeeded, 0)} ms, in libtorrent ${fmt(tSwarm, 0)} ms after acceptance (plain GET ${fmt(tPlain, 0)} ms, libtorrent alone ${fmt(tLt, 0)} ms)`,
+    );
   }
   return out;
 }

@@ -79,7 +79,14 @@ async function main(): Promise<void> {
     dataDir: join(dir, 'data'),
     env: {},
     overrides: {
-      dht: { port: 0, host: '127.0.0.1', bootstrap: dht.bootstrap, putsPerSecond: 1000, maxInFlightPuts: 32, maxPacketsPerSecondPerNode: 1000 },
+      dht: {
+        port: 0,
+        host: '127.0.0.1',
+        bootstrap: dht.bootstrap,
+        putsPerSecond: 1000,
+        maxInFlightPuts: 32,
+        maxPacketsPerSecondPerNode: 1000,
+      },
       bittorrent: { port: 0 },
       discovery: { listen: '127.0.0.1:0' },
       status: { listen: '127.0.0.1:0' },
@@ -89,7 +96,12 @@ async function main(): Promise<void> {
   const sc = new Sidecar(config, createLogger('bench', 'silent'), { statusHttp: false, bundleSchedule: false });
   await sc.start();
   onCleanup(stopOnce(() => sc.stop()));
-  const e = unsignedEvent(randomPubkey(), { kind: 1, created_at: Math.floor(Date.now() / 1000), content: 'a video', tags: [['imeta', `url ${origin.url(sha256, '.mp4')}`, `x ${sha256}`, 'm video/mp4']] });
+  const e = unsignedEvent(randomPubkey(), {
+    kind: 1,
+    created_at: Math.floor(Date.now() / 1000),
+    content: 'a video',
+    tags: [['imeta', `url ${origin.url(sha256, '.mp4')}`, `x ${sha256}`, 'm video/mp4']],
+  });
   const originBefore = origin.blobBytesSent;
   sc.ingestor.submit(pluginLine(e), sink);
   const deadline = Date.now() + 120_000;
@@ -101,13 +113,17 @@ async function main(): Promise<void> {
   const infoHash = sc.media!.infoHashOf(sha256)!;
   // The bridge's announce reaches the local DHT before the readers look.
   await new Promise((r) => setTimeout(r, 2000));
-  log(`media offload bench: ${readers} readers at once, one ${mb} MiB blob (the bridge fetched ${fmt(bridgeFetched / 1024 ** 2, 1)} MiB from the origin once); upload limit ${fmt(UPLOAD_LIMIT / 1024 ** 2, 1)} MiB/s for the bridge and each reader`);
+  log(
+    `media offload bench: ${readers} readers at once, one ${mb} MiB blob (the bridge fetched ${fmt(bridgeFetched / 1024 ** 2, 1)} MiB from the origin once); upload limit ${fmt(UPLOAD_LIMIT / 1024 ** 2, 1)} MiB/s for the bridge and each reader`,
+  );
   (sc.seeder!.client as unknown as { throttleUpload(rate: number): void }).throttleUpload(UPLOAD_LIMIT);
 
   const up0 = sc.seeder!.stats().uploaded;
   const t0 = Date.now();
   const pool = readerPool(workers, readers);
-  const kids = Array.from({ length: readers }, () => pool.start({ mode: 'blob', bootstrap: dht.bootstrap, infoHash, sha256, linger: true, uploadLimit: UPLOAD_LIMIT }));
+  const kids = Array.from({ length: readers }, () =>
+    pool.start({ mode: 'blob', bootstrap: dht.bootstrap, infoHash, sha256, linger: true, uploadLimit: UPLOAD_LIMIT }),
+  );
   const results: ChildResult[] = await Promise.all(kids.map((k) => k.result));
   const swarmMs = Date.now() - t0;
   const bridgeUp = sc.seeder!.stats().uploaded - up0;
@@ -129,7 +145,9 @@ async function main(): Promise<void> {
   const originMs = Date.now() - o0;
   const originSent = origin.blobBytesSent - sent0;
   if (direct.some((d) => d.sha256 !== sha256)) throw new Error('a direct read got other bytes');
-  log(`origin: all ${readers} direct GETs done in ${fmt(originMs / 1000, 1)} s; the origin sent ${fmt(originSent / 1024 ** 2, 1)} MiB (no upload limit on it)`);
+  log(
+    `origin: all ${readers} direct GETs done in ${fmt(originMs / 1000, 1)} s; the origin sent ${fmt(originSent / 1024 ** 2, 1)} MiB (no upload limit on it)`,
+  );
 
   const figures: Figure[] = [
     figure('bridge upload / bytes delivered to readers (media blob)', share, 'ratio', null, `≤ ${GOAL}`),

@@ -22,7 +22,16 @@ import { startLocalDht } from '../test/testkit/local-dht.js';
 import { startTestRelay } from '../test/testkit/nostr-relay.js';
 import { signer } from '../test/testkit/events.js';
 import { figure, fmt, log, median, onCleanup, parseArgs, printFigures, runMain, type Figure } from './common.js';
-import { archiveBytes, notes, ReaderPool, spawnReader, startBridgeInProcess, type ChildResult, type ReaderArgs, type ReaderChild } from './reader-support.js';
+import {
+  archiveBytes,
+  notes,
+  ReaderPool,
+  spawnReader,
+  startBridgeInProcess,
+  type ChildResult,
+  type ReaderArgs,
+  type ReaderChild,
+} from './reader-support.js';
 
 const GOAL = 0.2;
 const UPLOAD_LIMIT = 4 * 1024 * 1024;
@@ -52,7 +61,9 @@ async function main(): Promise<void> {
   const events = notes(author, count, contentBytes, 0);
   const bytes = archiveBytes(events);
   const made = await bridge.archive(events, [author.pubkey]);
-  log(`offload bench: ${readers} readers at once, one author's archive of ${fmt(bytes / 1024 ** 2, 2)} MiB (${fmt(count)} events, ${made.bundles} bundle); upload limit ${fmt(UPLOAD_LIMIT / 1024 ** 2, 1)} MiB/s for the bridge and for each reader`);
+  log(
+    `offload bench: ${readers} readers at once, one author's archive of ${fmt(bytes / 1024 ** 2, 2)} MiB (${fmt(count)} events, ${made.bundles} bundle); upload limit ${fmt(UPLOAD_LIMIT / 1024 ** 2, 1)} MiB/s for the bridge and for each reader`,
+  );
   (bridge.sc.seeder!.client as unknown as { throttleUpload(rate: number): void }).throttleUpload(UPLOAD_LIMIT);
 
   // Swarm: all readers at once, each lingering (serving) until every reader is done.
@@ -63,7 +74,16 @@ async function main(): Promise<void> {
   const up0 = bridge.sc.seeder!.stats().uploaded;
   const t0 = Date.now();
   const swarmPool = readerPool(workers, readers);
-  const kids = Array.from({ length: readers }, () => swarmPool.start({ mode: 'swarm', bootstrap: dht.bootstrap, bridge: bridge.key, author: author.pubkey, linger: true, uploadLimit: UPLOAD_LIMIT }));
+  const kids = Array.from({ length: readers }, () =>
+    swarmPool.start({
+      mode: 'swarm',
+      bootstrap: dht.bootstrap,
+      bridge: bridge.key,
+      author: author.pubkey,
+      linger: true,
+      uploadLimit: UPLOAD_LIMIT,
+    }),
+  );
   const results: ChildResult[] = await Promise.all(kids.map((k) => k.result));
   const swarmMs = Date.now() - t0;
   const bridgeUp = bridge.sc.seeder!.stats().uploaded - up0;
@@ -79,10 +99,14 @@ async function main(): Promise<void> {
       `delivered ${fmt(delivered / 1024 ** 2, 1)} MiB, bridge uploaded ${fmt(bridgeUp / 1024 ** 2, 1)} MiB, readers uploaded ${fmt(readersUp.reduce((a, b) => a + b, 0) / 1024 ** 2, 1)} MiB`,
   );
 
-  log(`  bridge process event-loop delay meanwhile: p50 ${fmt(loopDelay.percentile(50) / 1e6, 1)} ms, p99 ${fmt(loopDelay.percentile(99) / 1e6, 1)} ms, max ${fmt(loopDelay.max / 1e6)} ms (a 10 ms timer; 10 ms = on time)`);
+  log(
+    `  bridge process event-loop delay meanwhile: p50 ${fmt(loopDelay.percentile(50) / 1e6, 1)} ms, p99 ${fmt(loopDelay.percentile(99) / 1e6, 1)} ms, max ${fmt(loopDelay.max / 1e6)} ms (a 10 ms timer; 10 ms = on time)`,
+  );
   const phase = (k: 'metadataMs' | 'firstByteMs' | 'ms') =>
     fmt(median(results.map((r) => (r.phases as { bundles?: Record<string, number>[] } | undefined)?.bundles?.[0]?.[k] ?? NaN)) / 1000, 1);
-  log(`  per reader (median): DHT ready ${fmt(median(results.map((r) => r.readyMs)) / 1000, 1)} s after its start; then metadata ${phase('metadataMs')} s, first byte ${phase('firstByteMs')} s, bundle read ${phase('ms')} s`);
+  log(
+    `  per reader (median): DHT ready ${fmt(median(results.map((r) => r.readyMs)) / 1000, 1)} s after its start; then metadata ${phase('metadataMs')} s, first byte ${phase('firstByteMs')} s, bundle read ${phase('ms')} s`,
+  );
 
   // Relay baseline: the same reads as REQs at once.
   const relay = await startTestRelay();
@@ -91,7 +115,9 @@ async function main(): Promise<void> {
   relay.resetCounters();
   const r0 = Date.now();
   const relayPool = readerPool(workers, readers);
-  const viaRelay = await Promise.all(Array.from({ length: readers }, () => relayPool.start({ mode: 'relay', url: relay.url, author: author.pubkey }).result));
+  const viaRelay = await Promise.all(
+    Array.from({ length: readers }, () => relayPool.start({ mode: 'relay', url: relay.url, author: author.pubkey }).result),
+  );
   const relayMs = Date.now() - r0;
   await relayPool.close();
   const relaySent = relay.sentBytes();
@@ -106,7 +132,9 @@ async function main(): Promise<void> {
     figure('all readers done (swarm)', swarmMs, 'ms', relayMs),
   ];
   log('');
-  log(`goal: bridge ≤ ${GOAL * 100}% of delivered bytes: ${share <= GOAL ? 'met' : 'MISSED'} (${fmt(share * 100, 1)}%); the relay served 100% of its reads itself (${fmt(relaySent / 1024 ** 2, 1)} MiB)`);
+  log(
+    `goal: bridge ≤ ${GOAL * 100}% of delivered bytes: ${share <= GOAL ? 'met' : 'MISSED'} (${fmt(share * 100, 1)}%); the relay served 100% of its reads itself (${fmt(relaySent / 1024 ** 2, 1)} MiB)`,
+  );
   log('baselines: the relay REQ run (same readers, same events, same run); delivered: readers × archive bytes');
   printFigures('offload', figures, { readers, workers, archiveBytes: bytes, events: count, uploadLimit: UPLOAD_LIMIT, quick: args.quick });
 }

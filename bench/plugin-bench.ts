@@ -71,7 +71,6 @@ function makeLines(count: number, seed: number): Line[] {
   return out;
 }
 
-
 interface RunStats {
   label: string;
   count: number;
@@ -132,7 +131,8 @@ class Runner {
     if (isAborted()) throw new Error('interrupted');
     const k = prefix + (err instanceof PluginError ? err.kind : 'other');
     this.errors[k] = (this.errors[k] ?? 0) + 1;
-    if (this.errors[k]! > limit) throw new Error(`${this.label}: too many plugin errors (${k}): ${(err as Error).message}; stderr:\n${this.h.stderr.slice(-2000)}`);
+    if (this.errors[k]! > limit)
+      throw new Error(`${this.label}: too many plugin errors (${k}): ${(err as Error).message}; stderr:\n${this.h.stderr.slice(-2000)}`);
   }
 
   async warmup(lines: Line[]): Promise<void> {
@@ -263,7 +263,9 @@ async function main(): Promise<void> {
   const maxStateMs = args.quick ? 8000 : 60_000;
   const tStart = Date.now();
 
-  log(`plugin bench (${args.quick ? 'quick' : 'full'}): N=${N} timed lines per plugin and state (+${WARMUP} warm-up), sequential like strfry,`);
+  log(
+    `plugin bench (${args.quick ? 'quick' : 'full'}): N=${N} timed lines per plugin and state (+${WARMUP} warm-up), sequential like strfry,`,
+  );
   log(`bare and nostr-bt plugins alternating in ${CHUNKS} chunks (bare first, then ours first, ...)`);
   const tg = performance.now();
   const warm = makeLines(WARMUP, 1);
@@ -306,13 +308,18 @@ async function main(): Promise<void> {
         notes.push(`${what}: no status address`);
         return null;
       }
-      const done = (s: StatusDoc) => s.events.indexed >= total && s.events.received >= total && s.spool.files === 0 && (s.ingest?.backlog ?? 0) === 0;
+      const done = (s: StatusDoc) =>
+        s.events.indexed >= total && s.events.received >= total && s.spool.files === 0 && (s.ingest?.backlog ?? 0) === 0;
       const r = await pollStatus(sc.statusAddr, done, 30_000);
       indexed = r.status?.events.indexed ?? null;
       spooledLines = r.status?.spool.drainedLines ?? null;
-      notes.push(`${what} (${r.ok ? `after ${fmt(r.waitedMs)} ms` : 'NOT COMPLETE after 30 s'}): ${describeStatus(r.status)}; sent ${total} distinct events`);
+      notes.push(
+        `${what} (${r.ok ? `after ${fmt(r.waitedMs)} ms` : 'NOT COMPLETE after 30 s'}): ${describeStatus(r.status)}; sent ${total} distinct events`,
+      );
       if (r.status && r.status.events.received !== total) {
-        notes.push(`NOTE: the sidecar received ${r.status.events.received} lines for ${total} sent (${r.status.events.received > total ? 'some twice: socket + spool' : 'SOME LOST'})`);
+        notes.push(
+          `NOTE: the sidecar received ${r.status.events.received} lines for ${total} sent (${r.status.events.received > total ? 'some twice: socket + spool' : 'SOME LOST'})`,
+        );
       }
       return r.status;
     };
@@ -342,7 +349,9 @@ async function main(): Promise<void> {
       if (state === 'stalled') {
         const u = dirUsage(spoolDir, true);
         spoolBytes = u.bytes;
-        notes.push(`spool while the sidecar was stopped: ${u.files} files, ${fmt(u.bytes)} bytes, ${u.lines} lines written so far (${N} timed lines sent) [${u.names.join(', ')}]`);
+        notes.push(
+          `spool while the sidecar was stopped: ${u.files} files, ${fmt(u.bytes)} bytes, ${u.lines} lines written so far (${N} timed lines sent) [${u.names.join(', ')}]`,
+        );
         sc!.signal('SIGCONT');
         await sleep(200);
       }
@@ -351,7 +360,9 @@ async function main(): Promise<void> {
       if (state === 'down') {
         const u = dirUsage(spoolDir, true);
         spoolBytes = u.bytes;
-        notes.push(`spool after the plugin exited: ${u.files} files, ${fmt(u.bytes)} bytes, ${u.lines} lines (${total} sent) [${u.names.join(', ')}]`);
+        notes.push(
+          `spool after the plugin exited: ${u.files} files, ${fmt(u.bytes)} bytes, ${u.lines} lines (${total} sent) [${u.names.join(', ')}]`,
+        );
         // Nothing lost? Let a sidecar drain the spool and count.
         sc = await startSidecarChild(cfg, dataDir);
         await finalCheck('after starting a sidecar to drain the spool');
@@ -361,7 +372,8 @@ async function main(): Promise<void> {
       }
       if (sc) {
         const st = await sc.terminate(10_000);
-        if (!st.graceful || st.code !== 0) notes.push(`SIDECAR STOP: code=${st.code} signal=${st.signal} graceful=${st.graceful}; stderr: ${sc.tail()}`);
+        if (!st.graceful || st.code !== 0)
+          notes.push(`SIDECAR STOP: code=${st.code} signal=${st.signal} graceful=${st.graceful}; stderr: ${sc.tail()}`);
         else if (sc.tail().trim()) notes.push(`sidecar stderr (warn+): ${sc.tail().trim().split('\n').slice(-5).join(' | ')}`);
       }
     } finally {
@@ -369,7 +381,9 @@ async function main(): Promise<void> {
     }
     log(describeRun(bare));
     log(describeRun(ours));
-    log(`  ${state}: ${fmt(ours.eventsPerSec / bare.eventsPerSec, 3)}x the bare plugin (goal >= ${RATIO_GOAL}x); p99 ${fmt(ours.p99Us, 1)} µs (goal <= ${P99_GOAL_US} µs)`);
+    log(
+      `  ${state}: ${fmt(ours.eventsPerSec / bare.eventsPerSec, 3)}x the bare plugin (goal >= ${RATIO_GOAL}x); p99 ${fmt(ours.p99Us, 1)} µs (goal <= ${P99_GOAL_US} µs)`,
+    );
     log(`  plugin stderr: ${describeStderr(ours.stderr)}`);
     for (const n of notes) log(`  ${n}`);
     results.push({ state, bare, ours, notes, indexed, expected: total, spoolBytes, spooledLines });
@@ -397,10 +411,14 @@ async function main(): Promise<void> {
     figures.push(figure(`sidecar ${s}: p50 latency`, o.p50Us, 'µs', b.p50Us, null));
     figures.push(figure(`sidecar ${s}: p99 latency`, o.p99Us, 'µs', b.p99Us, `<= ${P99_GOAL_US} µs`));
     figures.push(figure(`sidecar ${s}: max latency`, o.maxUs, 'µs', b.maxUs, null));
-    if (o.pluginCpuUs !== null && b.pluginCpuUs !== null) figures.push(figure(`sidecar ${s}: plugin CPU per event`, o.pluginCpuUs, 'µs', b.pluginCpuUs, null));
-    if (s === 'up' && o.sidecarCpuUs !== null) figures.push(figure('sidecar up: sidecar CPU per event (during our chunks)', o.sidecarCpuUs, 'µs', null, null));
-    if (r.indexed !== null) figures.push(figure(`sidecar ${s}: events indexed in the end`, r.indexed, 'events', r.expected, `== ${r.expected}`));
-    if (s === 'up' && r.spooledLines !== null) figures.push(figure('sidecar up: lines that went through the spool anyway', r.spooledLines, 'lines', r.expected, null));
+    if (o.pluginCpuUs !== null && b.pluginCpuUs !== null)
+      figures.push(figure(`sidecar ${s}: plugin CPU per event`, o.pluginCpuUs, 'µs', b.pluginCpuUs, null));
+    if (s === 'up' && o.sidecarCpuUs !== null)
+      figures.push(figure('sidecar up: sidecar CPU per event (during our chunks)', o.sidecarCpuUs, 'µs', null, null));
+    if (r.indexed !== null)
+      figures.push(figure(`sidecar ${s}: events indexed in the end`, r.indexed, 'events', r.expected, `== ${r.expected}`));
+    if (s === 'up' && r.spooledLines !== null)
+      figures.push(figure('sidecar up: lines that went through the spool anyway', r.spooledLines, 'lines', r.expected, null));
     if (r.spoolBytes !== null && s !== 'up') figures.push(figure(`sidecar ${s}: spool bytes`, r.spoolBytes, 'bytes', null, null));
   }
   log(`total time ${fmt((Date.now() - tStart) / 1000, 1)} s`);

@@ -118,7 +118,9 @@ async function stockRound(net: LocalDht, rx: Receivers, items: number, inFlight:
         const seq = 1;
         const started = Date.now();
         const n = await new Promise<number>((resolve) =>
-          node.put({ k: identity.publicKey, salt, seq, v, sig: identity.sign(signedBytes(salt, seq, v)) }, (err, _h, count) => resolve(err ? 0 : count)),
+          node.put({ k: identity.publicKey, salt, seq, v, sig: identity.sign(signedBytes(salt, seq, v)) }, (err, _h, count) =>
+            resolve(err ? 0 : count),
+          ),
         );
         putMs.push(Date.now() - started);
         stored += n;
@@ -127,14 +129,31 @@ async function stockRound(net: LocalDht, rx: Receivers, items: number, inFlight:
     };
     await Promise.all(Array.from({ length: inFlight }, worker));
     const seconds = (Date.now() - t0) / 1000;
-    return { items, seconds, rate: items / seconds, sustained: items / seconds, packetsPerItem: rx.sends / items, peakSent: pacingStats.peakPerDestSecond, peakReceived: rx.peakPerNode, nodesPerPut: stored / items, putMsP50: median(putMs), failed, finished: true };
+    return {
+      items,
+      seconds,
+      rate: items / seconds,
+      sustained: items / seconds,
+      packetsPerItem: rx.sends / items,
+      peakSent: pacingStats.peakPerDestSecond,
+      peakReceived: rx.peakPerNode,
+      nodesPerPut: stored / items,
+      putMsP50: median(putMs),
+      failed,
+      finished: true,
+    };
   } finally {
     await stopDhtNode(node);
   }
 }
 
 /** The sidecar's publisher: first publication of `authors` pointers, then a republish of all of them. */
-async function publisherRounds(net: LocalDht, rx: Receivers, authors: number, dhtCfg: Config['dht']): Promise<{ fresh: Phase; republish: Phase }> {
+async function publisherRounds(
+  net: LocalDht,
+  rx: Receivers,
+  authors: number,
+  dhtCfg: Config['dht'],
+): Promise<{ fresh: Phase; republish: Phase }> {
   const dir = makeTempDir('nostr-bt-ptr-bench-');
   const store = Store.open(join(dir, 'index'));
   const { node, identity } = await sidecarNode(net, dir, dhtCfg);
@@ -143,14 +162,20 @@ async function publisherRounds(net: LocalDht, rx: Receivers, authors: number, dh
     await store.root.transaction(() => {
       for (let a = 0; a < authors; a++) {
         const pk = pubkeyN(a);
-        for (let b = 0; b < 3; b++) store.bundles.putFile(createHash('sha1').update(`${a}:${b}`).digest('hex'), 1_700_000_000_000 + b, pk, { n: 1, bytes: 1, o: 0 });
+        for (let b = 0; b < 3; b++)
+          store.bundles.putFile(createHash('sha1').update(`${a}:${b}`).digest('hex'), 1_700_000_000_000 + b, pk, { n: 1, bytes: 1, o: 0 });
       }
     });
     const publisher = new Publisher(
       store,
       node,
       identity,
-      { putsPerSecond: dhtCfg.putsPerSecond, maxInFlight: dhtCfg.maxInFlightPuts, republishIntervalMs: dhtCfg.republishIntervalSeconds * 1000, coalesceMs: 60_000 },
+      {
+        putsPerSecond: dhtCfg.putsPerSecond,
+        maxInFlight: dhtCfg.maxInFlightPuts,
+        republishIntervalMs: dhtCfg.republishIntervalSeconds * 1000,
+        coalesceMs: 60_000,
+      },
       createLogger('bench', 'silent'),
       () => ({ relayUrl: '', authors, events: 0, bundles: 0, newest: null }),
     );
@@ -208,13 +233,16 @@ async function publisherRounds(net: LocalDht, rx: Receivers, authors: number, dh
 runMain(async () => {
   const args = parseArgs();
   const defaults = loadConfig({ env: {}, configPath: undefined, cwd: '/' }).dht;
-  const extra = args.extraToml ? (parseToml(args.extraToml) as { dht?: Partial<Config['dht']> }).dht ?? {} : {};
+  const extra = args.extraToml ? ((parseToml(args.extraToml) as { dht?: Partial<Config['dht']> }).dht ?? {}) : {};
   const dhtCfg: Config['dht'] = { ...defaults, ...extra };
   const atDefaults = Object.keys(extra).length === 0;
   const setting = atDefaults ? 'defaults' : `dht ${JSON.stringify(extra)}`;
   const authors = args.n ?? (args.quick ? 120 : 4000);
   const baselineItems = args.quick ? 16 : 200;
-  const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+  const load = () =>
+    `load average ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`;
   log(`pointer bench: local DHT of ${NODES} bittorrent-dht nodes on 127.0.0.1; ${load()}`);
   const net = await startLocalDht(NODES);
   try {
@@ -231,20 +259,46 @@ runMain(async () => {
         `(this ${NODES}-node DHT takes at most ${fmt(capacity, 1)} items/s at ${dhtCfg.maxPacketsPerSecondPerNode} packets/s per node); ${load()}`,
     );
     const tag = atDefaults ? 'defaults' : 'settings given';
-    printFigures('pointer', [
-      figure(`republish rate, sustained (10th–90th percentile of completions), ${NODES}-node DHT (${tag})`, republish.sustained, 'items/s', null, `≥ ${fmt(TARGET_AUTHORS / (REPUBLISH_HOURS * 3600), 1)}`),
-      figure(`republish rate, whole round incl. start-up and tail (${tag})`, republish.rate, 'items/s'),
-      figure(`first publication rate (${tag})`, fresh.rate, 'items/s', stock.rate),
-      figure(`DHT packets per republished item (${tag})`, republish.packetsPerItem, 'packets', stock.packetsPerItem),
-      figure(`DHT packets per first publication (${tag})`, fresh.packetsPerItem, 'packets', stock.packetsPerItem),
-      figure('nodes storing each put', republish.nodesPerPut, 'nodes'),
-      figure(`put latency p50, republish (${tag})`, republish.putMsP50, 'ms'),
-      figure(`peak packets sent to one node in one second (${tag})`, Math.max(fresh.peakSent, republish.peakSent), 'packets/s', null, `≤ ${dhtCfg.maxPacketsPerSecondPerNode}`),
-      figure(`peak packets to one node in one calendar second, as received (${tag})`, Math.max(fresh.peakReceived, republish.peakReceived), 'packets/s'),
-      figure(`time to republish ${TARGET_AUTHORS} authors on a ${NODES}-node DHT (${tag}, measured sustained rate)`, hours, 'h', null, `≤ ${REPUBLISH_HOURS} h`),
-      figure(`capacity of this ${NODES}-node DHT at ${dhtCfg.maxPacketsPerSecondPerNode} packets/s per node`, capacity, 'items/s'),
-      figure('failed puts (first publication + republish)', fresh.failed + republish.failed, 'puts'),
-    ], { quick: args.quick, authors, nodes: NODES, complete: fresh.finished && republish.finished });
+    printFigures(
+      'pointer',
+      [
+        figure(
+          `republish rate, sustained (10th–90th percentile of completions), ${NODES}-node DHT (${tag})`,
+          republish.sustained,
+          'items/s',
+          null,
+          `≥ ${fmt(TARGET_AUTHORS / (REPUBLISH_HOURS * 3600), 1)}`,
+        ),
+        figure(`republish rate, whole round incl. start-up and tail (${tag})`, republish.rate, 'items/s'),
+        figure(`first publication rate (${tag})`, fresh.rate, 'items/s', stock.rate),
+        figure(`DHT packets per republished item (${tag})`, republish.packetsPerItem, 'packets', stock.packetsPerItem),
+        figure(`DHT packets per first publication (${tag})`, fresh.packetsPerItem, 'packets', stock.packetsPerItem),
+        figure('nodes storing each put', republish.nodesPerPut, 'nodes'),
+        figure(`put latency p50, republish (${tag})`, republish.putMsP50, 'ms'),
+        figure(
+          `peak packets sent to one node in one second (${tag})`,
+          Math.max(fresh.peakSent, republish.peakSent),
+          'packets/s',
+          null,
+          `≤ ${dhtCfg.maxPacketsPerSecondPerNode}`,
+        ),
+        figure(
+          `peak packets to one node in one calendar second, as received (${tag})`,
+          Math.max(fresh.peakReceived, republish.peakReceived),
+          'packets/s',
+        ),
+        figure(
+          `time to republish ${TARGET_AUTHORS} authors on a ${NODES}-node DHT (${tag}, measured sustained rate)`,
+          hours,
+          'h',
+          null,
+          `≤ ${REPUBLISH_HOURS} h`,
+        ),
+        figure(`capacity of this ${NODES}-node DHT at ${dhtCfg.maxPacketsPerSecondPerNode} packets/s per node`, capacity, 'items/s'),
+        figure('failed puts (first publication + republish)', fresh.failed + republish.failed, 'puts'),
+      ],
+      { quick: args.quick, authors, nodes: NODES, complete: fresh.finished && republish.finished },
+    );
   } finally {
     await net.stop();
   }

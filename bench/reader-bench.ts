@@ -33,7 +33,9 @@ async function main(): Promise<void> {
   // Quick: 10 DHT nodes (every node then stores every pointer): publishing the 1,000 authors'
   // pointers before the read costs half the CPU of 20 nodes.
   const dhtNodes = args.quick ? 10 : 20;
-  log(`reader bench: resolve of an author with ${fmt(n)} events, in one bundle with ${others} other authors (${perOther} notes each); ${runs} run(s); local DHT of ${dhtNodes} nodes`);
+  log(
+    `reader bench: resolve of an author with ${fmt(n)} events, in one bundle with ${others} other authors (${perOther} notes each); ${runs} run(s); local DHT of ${dhtNodes} nodes`,
+  );
 
   const dht = await startLocalDhtInWorker(dhtNodes);
   const bridge = await startBridgeInProcess(dht);
@@ -44,7 +46,9 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const made = await bridge.archive([...mine, ...rest], [author.pubkey]);
   const authorBytes = archiveBytes(mine);
-  log(`archived ${fmt(mine.length + rest.length)} events in ${made.bundles} bundle(s), ${fmt(made.bytes / 1024, 1)} KiB, in ${fmt((Date.now() - t0) / 1000, 1)} s; the author's file: ${fmt(authorBytes / 1024, 1)} KiB`);
+  log(
+    `archived ${fmt(mine.length + rest.length)} events in ${made.bundles} bundle(s), ${fmt(made.bytes / 1024, 1)} KiB, in ${fmt((Date.now() - t0) / 1000, 1)} s; the author's file: ${fmt(authorBytes / 1024, 1)} KiB`,
+  );
 
   const relay = await startTestRelay();
   onCleanup(() => relay.stop());
@@ -65,7 +69,23 @@ async function main(): Promise<void> {
     const c0 = Date.now();
     const out = await promisify(execFile)(
       process.execPath,
-      [CLI_BIN, 'resolve', author.pubkey, '--bridge', bridge.key, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--dht-node-rate', '500', '--dht-query-timeout', '0.5', '--summary', 'none'],
+      [
+        CLI_BIN,
+        'resolve',
+        author.pubkey,
+        '--bridge',
+        bridge.key,
+        '--bootstrap',
+        dht.bootstrap.join(','),
+        '--bind',
+        '127.0.0.1',
+        '--dht-node-rate',
+        '500',
+        '--dht-query-timeout',
+        '0.5',
+        '--summary',
+        'none',
+      ],
       { maxBuffer: 1024 ** 3 },
     );
     cli.push(Date.now() - c0);
@@ -80,7 +100,12 @@ async function main(): Promise<void> {
   const med = (xs: number[]) => median(xs);
   const overhead = med(swarm.map((s) => s.downloaded)) / authorBytes;
   const figures: Figure[] = [
-    figure('resolve: time to first event', med(swarm.map((s) => s.firstEventMs ?? NaN)), 'ms', med(viaRelay.map((q) => q.firstEventMs ?? NaN))),
+    figure(
+      'resolve: time to first event',
+      med(swarm.map((s) => s.firstEventMs ?? NaN)),
+      'ms',
+      med(viaRelay.map((q) => q.firstEventMs ?? NaN)),
+    ),
     figure('resolve: time to all events', med(swarm.map((s) => s.allMs)), 'ms', med(viaRelay.map((q) => q.allMs))),
     figure('reader DHT bootstrap (before the read)', med(swarm.map((s) => s.readyMs)), 'ms'),
     figure('nostr-bt resolve, whole command', med(cli), 'ms'),
@@ -88,8 +113,10 @@ async function main(): Promise<void> {
     figure('bytes downloaded (swarm)', med(swarm.map((s) => s.downloaded)), 'B', med(viaRelay.map((q) => q.downloaded))),
   ];
   log('');
-  log(`goal: bytes downloaded ≤ ${OVERHEAD_GOAL}× the author's bytes: ${overhead <= OVERHEAD_GOAL ? 'met' : 'MISSED'} (${fmt(overhead, 3)}×)`);
-  log('baselines: time and bytes of the same read through a relay REQ (same run); bytes: the author\'s own event bytes');
+  log(
+    `goal: bytes downloaded ≤ ${OVERHEAD_GOAL}× the author's bytes: ${overhead <= OVERHEAD_GOAL ? 'met' : 'MISSED'} (${fmt(overhead, 3)}×)`,
+  );
+  log("baselines: time and bytes of the same read through a relay REQ (same run); bytes: the author's own event bytes");
   printFigures('reader', figures, { events: n, authors: others + 1, bundles: made.bundles, authorBytes, quick: args.quick });
 }
 

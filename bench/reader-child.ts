@@ -13,7 +13,10 @@ async function childMain(json: string): Promise<void> {
   await out(read.result);
   if (args.mode !== 'relay' && args.linger) {
     await new Promise<void>((resolve) => {
-      process.stdin.on('end', () => resolve()).on('close', () => resolve()).resume();
+      process.stdin
+        .on('end', () => resolve())
+        .on('close', () => resolve())
+        .resume();
     });
   }
   const uploaded = await read.release();

@@ -74,10 +74,24 @@ export async function runRead(args: ReaderArgs): Promise<FinishedRead> {
   if (args.mode === 'relay') {
     const t0 = Date.now();
     let first: number | null = null;
-    const a = await queryRelay(args.url, { authors: [args.author] }, { timeoutMs: 300_000, pageSize: 500, onEvent: () => (first ??= Date.now() - t0) });
+    const a = await queryRelay(
+      args.url,
+      { authors: [args.author] },
+      { timeoutMs: 300_000, pageSize: 500, onEvent: () => (first ??= Date.now() - t0) },
+    );
     let events = 0;
     for (const v of a.events) if (typeof verifyEvent(v, args.author) !== 'string') events++;
-    const result: ChildResult = { ok: a.ok, ...(a.error ? { error: a.error } : {}), readyMs: 0, firstEventMs: first, allMs: Date.now() - t0, events, downloaded: a.bytes, fileBytes: a.bytes, uploaded: 0 };
+    const result: ChildResult = {
+      ok: a.ok,
+      ...(a.error ? { error: a.error } : {}),
+      readyMs: 0,
+      firstEventMs: first,
+      allMs: Date.now() - t0,
+      events,
+      downloaded: a.bytes,
+      fileBytes: a.bytes,
+      uploaded: 0,
+    };
     return { result, release: async () => 0 };
   }
   if (args.mode === 'blob') return readBlob(args, startedAt);
@@ -89,7 +103,11 @@ export async function runRead(args: ReaderArgs): Promise<FinishedRead> {
     uploadLimit: args.uploadLimit,
   });
   const readyMs = Date.now() - startedAt;
-  const { events, summary } = await resolveAuthor(ctx, { author: args.author, bridges: [Buffer.from(args.bridge, 'hex')], limits: { bundleTimeoutMs: 240_000, swarmTimeoutMs: 300_000 } });
+  const { events, summary } = await resolveAuthor(ctx, {
+    author: args.author,
+    bridges: [Buffer.from(args.bridge, 'hex')],
+    limits: { bundleTimeoutMs: 240_000, swarmTimeoutMs: 300_000 },
+  });
   const result: ChildResult = {
     ok: summary.swarmComplete,
     readyMs,
@@ -100,7 +118,10 @@ export async function runRead(args: ReaderArgs): Promise<FinishedRead> {
     fileBytes: summary.bytes.files,
     uploaded: ctx.fetcher.uploaded(),
     fetchMs: Math.max(0, ...summary.bundles.map((b) => b.ms)),
-    phases: { ...summary.phasesMs, bundles: summary.bundles.map((b) => ({ metadataMs: b.metadataMs, firstByteMs: b.firstByteMs, ms: b.ms })) },
+    phases: {
+      ...summary.phasesMs,
+      bundles: summary.bundles.map((b) => ({ metadataMs: b.metadataMs, firstByteMs: b.firstByteMs, ms: b.ms })),
+    },
   };
   let released: Promise<number> | null = null;
   return {
@@ -119,12 +140,22 @@ async function readBlob(args: BlobChildArgs, startedAt: number): Promise<Finishe
   const [{ ReaderContext }] = await swarmModules();
   const { createHash } = await import('node:crypto');
   const { default: MemoryChunkStore } = await import('memory-chunk-store');
-  const ctx = await ReaderContext.open({ bootstrap: args.bootstrap, bindHost: '127.0.0.1', maxPacketsPerSecondPerNode: 500, uploadLimit: args.uploadLimit });
+  const ctx = await ReaderContext.open({
+    bootstrap: args.bootstrap,
+    bindHost: '127.0.0.1',
+    maxPacketsPerSecondPerNode: 500,
+    uploadLimit: args.uploadLimit,
+  });
   const readyMs = Date.now() - startedAt;
   const t0 = Date.now();
   const client = ctx.fetcher.client;
   // As the bundle fetcher: rarest first, every asking reader unchoked, no preference for fast peers.
-  const torrent = client.add(`magnet:?xt=urn:btih:${args.infoHash}`, { announce: [], strategy: 'rarest', uploads: 64, store: MemoryChunkStore } as never);
+  const torrent = client.add(`magnet:?xt=urn:btih:${args.infoHash}`, {
+    announce: [],
+    strategy: 'rarest',
+    uploads: 64,
+    store: MemoryChunkStore,
+  } as never);
   torrent.on('wire', (wire: unknown) => void ((wire as { downloadSpeed: () => number }).downloadSpeed = () => 0));
   // The end game WebTorrent lacks (scripts/reader/stale-requests.ts); NBT_NO_ENDGAME=1 measures without it.
   const { cancelStaleRequests } = await import('../scripts/reader/stale-requests.js');
@@ -151,11 +182,24 @@ async function readBlob(args: BlobChildArgs, startedAt: number): Promise<Finishe
     for (let i = 0; i < tt.pieces.length; i++) if (!tt.bitfield.get(i)) missing.push(i);
     const out = missing.slice(0, 5).map((i: number) => ({
       i,
-      piece: tt.pieces[i] ? { missing: tt.pieces[i].missing, reserved: tt.pieces[i]._reservations, } : null,
+      piece: tt.pieces[i] ? { missing: tt.pieces[i].missing, reserved: tt.pieces[i]._reservations } : null,
       res: (tt._reservations[i] ?? []).map((w: any) => (w ? `${w.remotePort}` : null)),
     }));
-    const wires = tt.wires.map((w: any) => ({ port: w.remotePort, choking: w.peerChoking, amChoking: w.amChoking, interested: w.amInterested, peerInterested: w.peerInterested, reqs: w.requests.length, reqPieces: w.requests.map((r: any) => r.piece).slice(0, 5), has: missing.slice(0, 5).map((i: number) => w.peerPieces.get(i)), dl: w.downloaded, fast: w.hasFast }));
-    process.stderr.write(`DIAG ${args.infoHash.slice(0, 6)} port=${ctx.fetcher.port} missing=${missing.length} ${JSON.stringify(out)} wires=${JSON.stringify(wires)} selections=${JSON.stringify(tt._selections?._items ?? tt._selections)}\n`);
+    const wires = tt.wires.map((w: any) => ({
+      port: w.remotePort,
+      choking: w.peerChoking,
+      amChoking: w.amChoking,
+      interested: w.amInterested,
+      peerInterested: w.peerInterested,
+      reqs: w.requests.length,
+      reqPieces: w.requests.map((r: any) => r.piece).slice(0, 5),
+      has: missing.slice(0, 5).map((i: number) => w.peerPieces.get(i)),
+      dl: w.downloaded,
+      fast: w.hasFast,
+    }));
+    process.stderr.write(
+      `DIAG ${args.infoHash.slice(0, 6)} port=${ctx.fetcher.port} missing=${missing.length} ${JSON.stringify(out)} wires=${JSON.stringify(wires)} selections=${JSON.stringify(tt._selections?._items ?? tt._selections)}\n`,
+    );
   }, 1000);
   const ok = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 300_000);
@@ -172,11 +216,22 @@ async function readBlob(args: BlobChildArgs, startedAt: number): Promise<Finishe
   let verified = false;
   if (ok) {
     const h = createHash('sha256');
-    for await (const chunk of (torrent.files[0] as unknown as { createReadStream(): AsyncIterable<Buffer> }).createReadStream()) h.update(chunk);
+    for await (const chunk of (torrent.files[0] as unknown as { createReadStream(): AsyncIterable<Buffer> }).createReadStream())
+      h.update(chunk);
     verified = h.digest('hex') === args.sha256;
   }
   const t = torrent as unknown as { received: number; length: number };
-  const result: ChildResult = { ok: ok && verified, ...(ok && !verified ? { error: 'sha256 mismatch' } : ok ? {} : { error: 'not complete in 300 s' }), readyMs, firstEventMs: firstByteMs, allMs, events: verified ? 1 : 0, downloaded: t.received, fileBytes: t.length, uploaded: torrent.uploaded };
+  const result: ChildResult = {
+    ok: ok && verified,
+    ...(ok && !verified ? { error: 'sha256 mismatch' } : ok ? {} : { error: 'not complete in 300 s' }),
+    readyMs,
+    firstEventMs: firstByteMs,
+    allMs,
+    events: verified ? 1 : 0,
+    downloaded: t.received,
+    fileBytes: t.length,
+    uploaded: torrent.uploaded,
+  };
   let released: Promise<number> | null = null;
   return {
     result,

@@ -40,7 +40,14 @@ export async function startBridgeInProcess(dht: Pick<LocalDht, 'bootstrap'>): Pr
     overrides: {
       // Local bittorrent-dht nodes: pacing far above Mainline's 5/s per node, and few puts at once
       // so that no node's pacing queue overflows.
-      dht: { port: 0, host: '127.0.0.1', bootstrap: dht.bootstrap, putsPerSecond: 1000, maxInFlightPuts: 32, maxPacketsPerSecondPerNode: 1000 },
+      dht: {
+        port: 0,
+        host: '127.0.0.1',
+        bootstrap: dht.bootstrap,
+        putsPerSecond: 1000,
+        maxInFlightPuts: 32,
+        maxPacketsPerSecondPerNode: 1000,
+      },
       bittorrent: { port: 0 },
       discovery: { listen: '127.0.0.1:0' },
       status: { listen: '127.0.0.1:0' },
@@ -151,7 +158,8 @@ export function spawnReader(args: ReaderArgs): ReaderChild {
   proc.once('exit', () => {
     for (const w of waiters.splice(0)) w(null);
   });
-  const nextLine = () => new Promise<string | null>((r) => (lines.length ? r(lines.shift()!) : proc.exitCode !== null ? r(null) : waiters.push(r)));
+  const nextLine = () =>
+    new Promise<string | null>((r) => (lines.length ? r(lines.shift()!) : proc.exitCode !== null ? r(null) : waiters.push(r)));
   onCleanup(async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   });

@@ -79,7 +79,6 @@ const RATIO_GOAL = 0.95;
 const SIDECAR_PACED_GOAL_US = 30;
 const P99_GOAL_MS = 2000;
 
-
 /** A child process whose stdout lines can be awaited. */
 class Child {
   readonly proc: ChildProcess;
@@ -175,7 +174,12 @@ async function signEvents(path: string, count: number, seed: number): Promise<vo
   for (let i = 0; i < count; i++) {
     const tags: string[][] = [];
     if (rnd() < 0.3) tags.push(['t', 'nostr']);
-    const e = { kind: 1, created_at: now - (count - i), tags, content: contentOf(80 + Math.floor(rnd() * 400), seed * 1_000_000 + i) } as Record<string, unknown>;
+    const e = {
+      kind: 1,
+      created_at: now - (count - i),
+      tags,
+      content: contentOf(80 + Math.floor(rnd() * 400), seed * 1_000_000 + i),
+    } as Record<string, unknown>;
     w.finalizeEvent(e as never, keys[i % keys.length]!);
     out.push(JSON.stringify(e));
   }
@@ -244,7 +248,8 @@ async function startRig(mode: Mode, publishers: number, extraToml: string, dist 
   const ready = JSON.parse(await standin.next('stand-in start', 30_000)) as { port: number; pluginPid: number | null };
   const url = `ws://127.0.0.1:${ready.port}`;
   const pubs: Child[] = [];
-  for (let i = 0; i < publishers; i++) pubs.push(new Child([join(DIST_DIR, 'bench', 'relay-publisher.js'), url, String(i), String(publishers), String(WINDOW)]));
+  for (let i = 0; i < publishers; i++)
+    pubs.push(new Child([join(DIST_DIR, 'bench', 'relay-publisher.js'), url, String(i), String(publishers), String(WINDOW)]));
   for (const p of pubs) if ((await p.next('publisher start', 30_000)) !== 'ready') throw new Error('publisher did not say ready');
   // The plugin's own process behind the /bin/sh wrapper (found once it runs).
   let pluginPid: number | null = null;
@@ -347,7 +352,20 @@ async function saturatedRun(mode: Mode, round: number, files: Files, n: number, 
     };
     await rig.stop();
     const spoolLines = mode === 'down' ? dirUsage(rig.spoolDir, true).lines : null;
-    return { mode, round, events: r.ok, wallMs, rate: (r.ok + r.failed) / (wallMs / 1000), failed: r.failed, cpu, sidecarTotalUs, catchUpMs, indexed, spoolLines, load: loadavg()[0]! };
+    return {
+      mode,
+      round,
+      events: r.ok,
+      wallMs,
+      rate: (r.ok + r.failed) / (wallMs / 1000),
+      failed: r.failed,
+      cpu,
+      sidecarTotalUs,
+      catchUpMs,
+      indexed,
+      spoolLines,
+      load: loadavg()[0]!,
+    };
   } finally {
     await rig.stop();
   }
@@ -386,7 +404,12 @@ interface PacedResult {
 }
 
 /** The latency of each accepted event (accept times in order) to the first probe at which `reached(seq)` held. */
-function latencies(times: number[], base: number, polls: { at: number; indexed: number; frontier: number }[], reached: (p: { indexed: number; frontier: number }, seq: number) => boolean): number[] {
+function latencies(
+  times: number[],
+  base: number,
+  polls: { at: number; indexed: number; frontier: number }[],
+  reached: (p: { indexed: number; frontier: number }, seq: number) => boolean,
+): number[] {
   const lat: number[] = [];
   let p = 0;
   for (let i = 0; i < times.length; i++) {
@@ -402,7 +425,18 @@ function pctOf(lat: number[], q: number): number | null {
   return lat.length ? lat[Math.min(lat.length - 1, Math.ceil((q / 100) * lat.length) - 1)]! : null;
 }
 
-async function pacedRun(mode: Mode, files: Files, k: number, rate: number, publishers: number, extraToml: string, windowSeconds: number, build: string, dist: string, round: number): Promise<PacedResult> {
+async function pacedRun(
+  mode: Mode,
+  files: Files,
+  k: number,
+  rate: number,
+  publishers: number,
+  extraToml: string,
+  windowSeconds: number,
+  build: string,
+  dist: string,
+  round: number,
+): Promise<PacedResult> {
   const rig = await startRig(mode, publishers, extraToml, dist);
   try {
     const w = await sendAll(rig, files.warm, null, 60_000);
@@ -572,7 +606,9 @@ function describe(r: RunResult): string {
   let s =
     `round ${r.round} ${r.mode.padEnd(5)} ${fmt(r.rate).padStart(6)} events/s (${r.events} in ${fmt(r.wallMs)} ms)  CPU µs/event: ` +
     `stand-in ${us(r.cpu.standin)}, publishers ${us(r.cpu.publishers)}, plugin ${us(r.cpu.plugin)}` +
-    (r.mode === 'up' ? `, sidecar ${us(r.cpu.sidecar)} during / ${us(r.sidecarTotalUs)} until indexed (caught up ${fmt(r.catchUpMs ?? NaN)} ms after the last OK; indexed ${r.indexed})` : '') +
+    (r.mode === 'up'
+      ? `, sidecar ${us(r.cpu.sidecar)} during / ${us(r.sidecarTotalUs)} until indexed (caught up ${fmt(r.catchUpMs ?? NaN)} ms after the last OK; indexed ${r.indexed})`
+      : '') +
     (r.spoolLines !== null ? `, spool ${r.spoolLines} lines` : '') +
     `  [load ${r.load.toFixed(2)}]`;
   if (r.failed) s += ` FAILED=${r.failed}`;
@@ -592,23 +628,39 @@ async function main(): Promise<void> {
   const modes = MODES.filter((m) => !only || only.includes(m));
   const paced = !only || only.includes('paced') || only.includes('paced-up');
   const baselineDist = process.env.RELAY_BENCH_BASELINE_DIST ? resolve(process.env.RELAY_BENCH_BASELINE_DIST) : null;
-  if (baselineDist && !existsSync(join(baselineDist, 'sidecar', 'main.js'))) throw new Error(`RELAY_BENCH_BASELINE_DIST: no sidecar/main.js under ${baselineDist}`);
+  if (baselineDist && !existsSync(join(baselineDist, 'sidecar', 'main.js')))
+    throw new Error(`RELAY_BENCH_BASELINE_DIST: no sidecar/main.js under ${baselineDist}`);
   const pacedRounds = Number(process.env.RELAY_BENCH_PACED_ROUNDS ?? (baselineDist ? 3 : 1));
   // The bundle window of the paced runs: the default (60 s) unless RELAY_BENCH_WINDOW says
   // otherwise (quick: 2 s, so the bench need not wait a minute for the last cut).
   const windowSeconds = Number(process.env.RELAY_BENCH_WINDOW ?? (quick ? 2 : 60));
-  const pacedToml = /^\s*\[bundle\]/m.test(args.extraToml) || windowSeconds === 60 ? args.extraToml : `[bundle]\nwindowSeconds = ${windowSeconds}\n${args.extraToml}`;
+  const pacedToml =
+    /^\s*\[bundle\]/m.test(args.extraToml) || windowSeconds === 60
+      ? args.extraToml
+      : `[bundle]\nwindowSeconds = ${windowSeconds}\n${args.extraToml}`;
   const t0 = Date.now();
-  log(`relay bench (${quick ? 'quick' : 'full'}): ${publishers} websocket publishers → strfry stand-in (single writer: verify, plugin, LMDB); load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  log(
+    `relay bench (${quick ? 'quick' : 'full'}): ${publishers} websocket publishers → strfry stand-in (single writer: verify, plugin, LMDB); load ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   const root = makeTempDir('nostr-bt-relay-bench-');
   const pacedWarmCount = paced ? Math.round(rate * Number(process.env.RELAY_BENCH_PACED_WARMUP_SECONDS ?? (quick ? 1 : 5))) : 0;
-  const files: Files = { warm: join(root, 'warm.jsonl'), timed: join(root, 'timed.jsonl'), paced: join(root, 'paced.jsonl'), pacedWarm: join(root, 'paced-warm.jsonl'), pacedWarmCount };
+  const files: Files = {
+    warm: join(root, 'warm.jsonl'),
+    timed: join(root, 'timed.jsonl'),
+    paced: join(root, 'paced.jsonl'),
+    pacedWarm: join(root, 'paced-warm.jsonl'),
+    pacedWarmCount,
+  };
   const ts = performance.now();
   await signEvents(files.warm, WARMUP, 1);
   if (modes.length > 0) await signEvents(files.timed, n, 2);
   if (paced) await signEvents(files.paced, k, 3);
   if (pacedWarmCount > 0) await signEvents(files.pacedWarm, pacedWarmCount, 4);
-  log(`signed ${WARMUP}${modes.length > 0 ? ` + ${n}` : ''}${paced ? ` + ${pacedWarmCount} + ${k}` : ''} kind-1 events in ${fmt(performance.now() - ts)} ms`);
+  log(
+    `signed ${WARMUP}${modes.length > 0 ? ` + ${n}` : ''}${paced ? ` + ${pacedWarmCount} + ${k}` : ''} kind-1 events in ${fmt(performance.now() - ts)} ms`,
+  );
   if (!existsSync(join(DIST_DIR, 'bench', 'relay-standin.js'))) throw new Error('not built');
 
   const results: RunResult[] = [];
@@ -628,7 +680,10 @@ async function main(): Promise<void> {
       `paced: ${rate} events/s for ${pacedSeconds} s (${k} events) after ${pacedWarmCount} at that rate (warm-up), ${pacedRounds} round(s): ${only?.includes('paced-up') ? '' : 'bare plugin, '}nostr-bt (sidecar up)` +
         `${baselineDist ? ` of this build and of the baseline ${baselineDist}, alternated` : ''}; bundle window ${windowSeconds} s; accept → indexed and → bundled by reading the index every ${PROBE_MS} ms`,
     );
-    const builds: [string, string][] = [['this build', DIST_DIR], ...(baselineDist ? ([['baseline', baselineDist]] as [string, string][]) : [])];
+    const builds: [string, string][] = [
+      ['this build', DIST_DIR],
+      ...(baselineDist ? ([['baseline', baselineDist]] as [string, string][]) : []),
+    ];
     for (let round = 1; round <= pacedRounds; round++) {
       const runs: [Mode, string, string][] = only?.includes('paced-up') ? [] : [['bare', 'this build', DIST_DIR]];
       // The builds' order alternates each round (the machine's load drifts).
@@ -659,15 +714,69 @@ async function main(): Promise<void> {
   for (const m of modes) {
     const rs = byMode(m);
     const med = (f: (r: RunResult) => number | null) => median(rs.map(f).filter((v): v is number => v !== null));
-    log(`${m.padEnd(5)} events/s ${rs.map((r) => fmt(r.rate)).join(' / ')}; CPU µs/event (median) stand-in ${fmt(med((r) => r.cpu.standin), 1)}, publishers ${fmt(med((r) => r.cpu.publishers), 1)}, plugin ${fmt(med((r) => r.cpu.plugin), 1)}${m === 'up' ? `, sidecar ${fmt(med((r) => r.sidecarTotalUs), 1)}` : ''}`);
+    log(
+      `${m.padEnd(5)} events/s ${rs.map((r) => fmt(r.rate)).join(' / ')}; CPU µs/event (median) stand-in ${fmt(
+        med((r) => r.cpu.standin),
+        1,
+      )}, publishers ${fmt(
+        med((r) => r.cpu.publishers),
+        1,
+      )}, plugin ${fmt(
+        med((r) => r.cpu.plugin),
+        1,
+      )}${
+        m === 'up'
+          ? `, sidecar ${fmt(
+              med((r) => r.sidecarTotalUs),
+              1,
+            )}`
+          : ''
+      }`,
+    );
     figures.push(figure(`${m}: events/s (median of ${rs.length})`, median(rs.map((r) => r.rate)), 'events/s'));
-    if (m !== 'none') figures.push(figure(`${m}: plugin CPU per event`, med((r) => r.cpu.plugin), 'µs'));
-    figures.push(figure(`${m}: stand-in CPU per event`, med((r) => r.cpu.standin), 'µs'));
+    if (m !== 'none')
+      figures.push(
+        figure(
+          `${m}: plugin CPU per event`,
+          med((r) => r.cpu.plugin),
+          'µs',
+        ),
+      );
+    figures.push(
+      figure(
+        `${m}: stand-in CPU per event`,
+        med((r) => r.cpu.standin),
+        'µs',
+      ),
+    );
     if (m === 'up') {
-      figures.push(figure('up: sidecar CPU per event (saturated, until indexed)', med((r) => r.sidecarTotalUs), 'µs'));
-      figures.push(figure('up: events indexed (fewest of the rounds)', Math.min(...rs.map((r) => r.indexed ?? 0)), 'events', WARMUP + n, `== ${WARMUP + n}`));
+      figures.push(
+        figure(
+          'up: sidecar CPU per event (saturated, until indexed)',
+          med((r) => r.sidecarTotalUs),
+          'µs',
+        ),
+      );
+      figures.push(
+        figure(
+          'up: events indexed (fewest of the rounds)',
+          Math.min(...rs.map((r) => r.indexed ?? 0)),
+          'events',
+          WARMUP + n,
+          `== ${WARMUP + n}`,
+        ),
+      );
     }
-    if (m === 'down') figures.push(figure('down: lines in the spool (fewest of the rounds)', Math.min(...rs.map((r) => r.spoolLines ?? 0)), 'lines', WARMUP + n, `== ${WARMUP + n}`));
+    if (m === 'down')
+      figures.push(
+        figure(
+          'down: lines in the spool (fewest of the rounds)',
+          Math.min(...rs.map((r) => r.spoolLines ?? 0)),
+          'lines',
+          WARMUP + n,
+          `== ${WARMUP + n}`,
+        ),
+      );
   }
   const ratio = (a: Mode, b: Mode) => {
     const xs: number[] = [];
@@ -695,24 +804,95 @@ async function main(): Promise<void> {
   const summary: string[] = [];
   if (pu.length > 0) {
     const sidecarUs = medOf(pu, (r) => r.sidecarUs);
-    figures.push(figure(`paced ${rate}/s: sidecar CPU per event (median of ${pu.length})`, sidecarUs, 'µs', pbase.length ? medOf(pbase, (r) => r.sidecarUs) : null, `<= ${SIDECAR_PACED_GOAL_US} µs`));
-    figures.push(figure(`paced ${rate}/s: sidecar CPU per event until bundled (median of ${pu.length})`, medOf(pu, (r) => r.sidecarBundledUs), 'µs', pbase.length ? medOf(pbase, (r) => r.sidecarBundledUs) : null));
-    figures.push(figure(`paced ${rate}/s: nostr-bt plugin CPU per event (baseline: bare plugin)`, medOf(pu, (r) => r.pluginUs), 'µs', pb.length ? medOf(pb, (r) => r.pluginUs) : null, '<= 1x bare plugin'));
-    figures.push(figure(`paced ${rate}/s: accept → indexed p50`, medOf(pu, (r) => r.p50Ms), 'ms'));
-    figures.push(figure(`paced ${rate}/s: accept → indexed p99 (worst round)`, Math.max(...pu.map((r) => r.p99Ms ?? Infinity)), 'ms', null, `<= ${P99_GOAL_MS} ms`));
-    figures.push(figure(`paced ${rate}/s: accept → bundled p99 (worst round; window ${windowSeconds} s)`, Math.max(...pu.map((r) => r.bundledP99Ms ?? Infinity)), 'ms', null, `<= ${(windowSeconds + 2) * 1000} ms`));
-    figures.push(figure(`paced ${rate}/s: events indexed (fewest of the rounds)`, Math.min(...pu.map((r) => r.indexed ?? 0)), 'events', k, `== ${k}`));
+    figures.push(
+      figure(
+        `paced ${rate}/s: sidecar CPU per event (median of ${pu.length})`,
+        sidecarUs,
+        'µs',
+        pbase.length ? medOf(pbase, (r) => r.sidecarUs) : null,
+        `<= ${SIDECAR_PACED_GOAL_US} µs`,
+      ),
+    );
+    figures.push(
+      figure(
+        `paced ${rate}/s: sidecar CPU per event until bundled (median of ${pu.length})`,
+        medOf(pu, (r) => r.sidecarBundledUs),
+        'µs',
+        pbase.length ? medOf(pbase, (r) => r.sidecarBundledUs) : null,
+      ),
+    );
+    figures.push(
+      figure(
+        `paced ${rate}/s: nostr-bt plugin CPU per event (baseline: bare plugin)`,
+        medOf(pu, (r) => r.pluginUs),
+        'µs',
+        pb.length ? medOf(pb, (r) => r.pluginUs) : null,
+        '<= 1x bare plugin',
+      ),
+    );
+    figures.push(
+      figure(
+        `paced ${rate}/s: accept → indexed p50`,
+        medOf(pu, (r) => r.p50Ms),
+        'ms',
+      ),
+    );
+    figures.push(
+      figure(
+        `paced ${rate}/s: accept → indexed p99 (worst round)`,
+        Math.max(...pu.map((r) => r.p99Ms ?? Infinity)),
+        'ms',
+        null,
+        `<= ${P99_GOAL_MS} ms`,
+      ),
+    );
+    figures.push(
+      figure(
+        `paced ${rate}/s: accept → bundled p99 (worst round; window ${windowSeconds} s)`,
+        Math.max(...pu.map((r) => r.bundledP99Ms ?? Infinity)),
+        'ms',
+        null,
+        `<= ${(windowSeconds + 2) * 1000} ms`,
+      ),
+    );
+    figures.push(
+      figure(`paced ${rate}/s: events indexed (fewest of the rounds)`, Math.min(...pu.map((r) => r.indexed ?? 0)), 'events', k, `== ${k}`),
+    );
     summary.push(
       `paced ${rate}/s sidecar ${fmt(sidecarUs, 1)} µs/event (${spread(pu, (r) => r.sidecarUs)}` +
-        (pbase.length ? `; baseline ${fmt(medOf(pbase, (r) => r.sidecarUs), 1)}: ${spread(pbase, (r) => r.sidecarUs)}` : '') +
-        `), plugin ${fmt(medOf(pu, (r) => r.pluginUs), 1)}${pb.length ? ` vs bare ${fmt(medOf(pb, (r) => r.pluginUs), 1)}` : ''} µs/event, ` +
+        (pbase.length
+          ? `; baseline ${fmt(
+              medOf(pbase, (r) => r.sidecarUs),
+              1,
+            )}: ${spread(pbase, (r) => r.sidecarUs)}`
+          : '') +
+        `), plugin ${fmt(
+          medOf(pu, (r) => r.pluginUs),
+          1,
+        )}${
+          pb.length
+            ? ` vs bare ${fmt(
+                medOf(pb, (r) => r.pluginUs),
+                1,
+              )}`
+            : ''
+        } µs/event, ` +
         `p99 indexed ${fmt(Math.max(...pu.map((r) => r.p99Ms ?? Infinity)))} ms, bundled ${fmt(Math.max(...pu.map((r) => r.bundledP99Ms ?? Infinity)))} ms (window ${windowSeconds} s)`,
     );
   }
   const upBare = ratio('up', 'bare');
   if (upBare.length > 0) summary.unshift(`up/bare ${fmt(median(upBare), 3)} (${upBare.map((x) => fmt(x, 3)).join(', ')})`);
-  if (summary.length > 0) log(`SUMMARY relay-bench: ${summary.join('; ')}; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  log(`total time ${fmt((Date.now() - t0) / 1000, 1)} s; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  if (summary.length > 0)
+    log(
+      `SUMMARY relay-bench: ${summary.join('; ')}; load ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
+    );
+  log(
+    `total time ${fmt((Date.now() - t0) / 1000, 1)} s; load ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   printFigures('relay', figures, { mode: quick ? 'quick' : 'full', n, rounds, publishers, pacedRate: rate, pacedEvents: k });
 }
 

@@ -71,6 +71,7 @@ ws.on('open', () => {
       setTimeout(() => process.exit(0), 100).unref();
       return;
     }
-    if (cmd === 'go') chain = chain.then(async () => void process.stdout.write(JSON.stringify(await go(file!, rate ? Number(rate) : null)) + '\n'));
+    if (cmd === 'go')
+      chain = chain.then(async () => void process.stdout.write(JSON.stringify(await go(file!, rate ? Number(rate) : null)) + '\n'));
   });
 });

@@ -27,7 +27,11 @@ type Ev = NostrEvent;
 /** From the websocket thread: [connection, event] per event, or a command. */
 export type WriterIn = { c: number; e: Ev } | { cmd: 'times' } | { cmd: 'close' };
 /** To the websocket thread: the OKs of one batch, or the accept times asked for. */
-export type WriterOut = { oks: [number, string, boolean, string][] } | { times: number[] } | { ready: true; pluginPid: number | null } | { closed: true };
+export type WriterOut =
+  | { oks: [number, string, boolean, string][] }
+  | { times: number[] }
+  | { ready: true; pluginPid: number | null }
+  | { closed: true };
 
 const data = workerData as WriterData;
 const port = parentPort!;

@@ -12,7 +12,25 @@ import type { Figure } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** In data-flow order: plugin → relay (strfry stand-in) → ingest → bundle → scale → pointers → discovery → reader → library → gateway → offload → browser offload → media → media offload → backfill → faults. */
-const BENCHES = ['plugin', 'relay', 'ingest', 'bundle', 'scale', 'pointer', 'discovery', 'reader', 'library', 'gateway', 'offload', 'browser-offload', 'media', 'media-offload', 'index-rows', 'backfill', 'fault'];
+const BENCHES = [
+  'plugin',
+  'relay',
+  'ingest',
+  'bundle',
+  'scale',
+  'pointer',
+  'discovery',
+  'reader',
+  'library',
+  'gateway',
+  'offload',
+  'browser-offload',
+  'media',
+  'media-offload',
+  'index-rows',
+  'backfill',
+  'fault',
+];
 
 interface Outcome {
   bench: string;
@@ -26,7 +44,10 @@ interface Outcome {
 }
 
 const argv = process.argv.slice(2);
-const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const only = argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
 const passThrough = argv.filter((a) => !a.startsWith('--only=') && !a.startsWith('--results='));
 const resultsPath = argv.find((a) => a.startsWith('--results='))?.slice('--results='.length) ?? resolve(here, '../../bench/RESULTS.md');
 const quick = passThrough.includes('--quick');
@@ -66,7 +87,13 @@ function runOne(name: string): Promise<Outcome> {
       }
     });
     const finish = (code: number | null) =>
-      done({ bench: name, code, seconds: (Date.now() - started) / 1000, mode: last?.mode ?? (quick ? 'quick' : 'full'), figures: last?.figures ?? [] });
+      done({
+        bench: name,
+        code,
+        seconds: (Date.now() - started) / 1000,
+        mode: last?.mode ?? (quick ? 'quick' : 'full'),
+        figures: last?.figures ?? [],
+      });
     current.once('exit', finish);
     current.once('error', () => finish(1));
   });
@@ -133,13 +160,16 @@ function table(outcomes: Outcome[], started: Date): string {
     }
   }
   lines.push('', '| benchmark | mode | exit | wall seconds | load average at its end |', '|---|---|---|---|---|');
-  for (const o of outcomes) lines.push(`| ${o.bench} | ${o.mode} | ${o.code ?? o.note ?? '—'} | ${o.seconds.toFixed(0)} | ${o.load?.toFixed(2) ?? ''} |`);
+  for (const o of outcomes)
+    lines.push(`| ${o.bench} | ${o.mode} | ${o.code ?? o.note ?? '—'} | ${o.seconds.toFixed(0)} | ${o.load?.toFixed(2) ?? ''} |`);
   const totalS = (Date.now() - started.getTime()) / 1000;
   lines.push(`| **total** | ${quick ? 'quick' : 'full'} | | ${totalS.toFixed(0)} | |`);
   lines.push(
     '',
     `Total run time ${fmtDuration(totalS)} (goal, issue 9: ${quick ? 'under 2 min for --quick' : 'under 30 min for the full run'}); ` +
-      `load average at the start ${startLoad.map((x) => x.toFixed(2)).join(' ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')} (1, 5, 15 min; other work on this machine counts).`,
+      `load average at the start ${startLoad.map((x) => x.toFixed(2)).join(' ')}, at the end ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')} (1, 5, 15 min; other work on this machine counts).`,
   );
   return lines.join('\n') + '\n';
 }
@@ -154,9 +184,13 @@ async function main(): Promise<void> {
     const o = { ...(await runOne(name)), load: loadavg()[0]! };
     outcomes.push(o);
     current = null;
-    process.stdout.write(`=== ${name}-bench: exit ${o.code ?? o.note}, ${o.seconds.toFixed(1)} s wall (load average ${o.load.toFixed(2)}) ===\n`);
+    process.stdout.write(
+      `=== ${name}-bench: exit ${o.code ?? o.note}, ${o.seconds.toFixed(1)} s wall (load average ${o.load.toFixed(2)}) ===\n`,
+    );
   }
-  process.stdout.write(`\n${outcomes.map((o) => `${o.bench} ${o.seconds.toFixed(0)} s`).join(', ')}; total ${fmtDuration((Date.now() - started.getTime()) / 1000)}\n`);
+  process.stdout.write(
+    `\n${outcomes.map((o) => `${o.bench} ${o.seconds.toFixed(0)} s`).join(', ')}; total ${fmtDuration((Date.now() - started.getTime()) / 1000)}\n`,
+  );
   writeFileSync(resultsPath, table(outcomes, started));
   process.stdout.write(`\nresults written to ${resultsPath}\n`);
   if (interrupted) process.exitCode = 130;

@@ -112,14 +112,20 @@ function makeWorkload(n: number, seed: number, replaceable: boolean): Workload {
         for (let k = 0; k < 20; k++) tags.push(['p', pubkeys[Math.floor(rnd() * AUTHORS)]!]);
         content = '';
       } else if (kind === 0) {
-        content = JSON.stringify({ name: `user${a}`, about: contentOf(300 + Math.floor(rnd() * 300), i), picture: `https://example.com/${a}.png` });
+        content = JSON.stringify({
+          name: `user${a}`,
+          about: contentOf(300 + Math.floor(rnd() * 300), i),
+          picture: `https://example.com/${a}.png`,
+        });
       } else {
         if (rnd() < 0.4) tags.push(['e', sha(`root-${i}`), '', 'root']);
         if (rnd() < 0.4) tags.push(['p', pubkeys[Math.floor(rnd() * AUTHORS)]!]);
         content = contentOf(300 + Math.floor(rnd() * 700), seed * 10_000_000 + i);
       }
       const created_at = start + Math.floor((i * 30 * 86_400) / n) + Math.floor(rnd() * 60);
-      const id = createHash('sha256').update(JSON.stringify([0, pubkey, created_at, kind, tags, content])).digest('hex');
+      const id = createHash('sha256')
+        .update(JSON.stringify([0, pubkey, created_at, kind, tags, content]))
+        .digest('hex');
       // strfry's plugin line: keys sorted at every level, minified.
       const line =
         `{"event":{"content":${JSON.stringify(content)},"created_at":${created_at},"id":"${id}","kind":${kind},"pubkey":"${pubkey}","sig":"${SIG}","tags":${JSON.stringify(tags)}},` +
@@ -147,7 +153,13 @@ function sha(s: string): string {
 // ---------------------------------------------------------------------------------------------
 // The bundler's operations, from its log lines (info level).
 
-const BUNDLER_MSGS = ['window bundle seeded', 'bundles merged', 'bundle rewritten', 'active torrents over the bound: merging early', 'bundler operation failed'];
+const BUNDLER_MSGS = [
+  'window bundle seeded',
+  'bundles merged',
+  'bundle rewritten',
+  'active torrents over the bound: merging early',
+  'bundler operation failed',
+];
 
 interface BundlerOp {
   at: number;
@@ -162,18 +174,26 @@ function describeOps(ops: BundlerOp[], t0: number, n: number): string[] {
   const out: string[] = [];
   const by = new Map<string, { count: number; events: number }>();
   for (const o of ops) {
-    const key = o.msg === 'bundler operation failed' ? `${o.msg} (${(o.err ?? '?').replace(/[0-9a-f]{64}/g, '<pubkey>').slice(0, 60)})` : o.msg;
+    const key =
+      o.msg === 'bundler operation failed' ? `${o.msg} (${(o.err ?? '?').replace(/[0-9a-f]{64}/g, '<pubkey>').slice(0, 60)})` : o.msg;
     const b = by.get(key) ?? { count: 0, events: 0 };
     b.count++;
     b.events += o.events ?? 0;
     by.set(key, b);
   }
-  const written = ops.filter((o) => o.msg === 'window bundle seeded' || o.msg === 'bundles merged' || o.msg === 'bundle rewritten').reduce((a, o) => a + (o.events ?? 0), 0);
-  out.push(`bundler operations (from its info log): ${[...by].map(([k, v]) => `${v.count}× ${k}${v.events ? ` (${v.events} events)` : ''}`).join('; ')}`);
+  const written = ops
+    .filter((o) => o.msg === 'window bundle seeded' || o.msg === 'bundles merged' || o.msg === 'bundle rewritten')
+    .reduce((a, o) => a + (o.events ?? 0), 0);
+  out.push(
+    `bundler operations (from its info log): ${[...by].map(([k, v]) => `${v.count}× ${k}${v.events ? ` (${v.events} events)` : ''}`).join('; ')}`,
+  );
   out.push(`events written into bundle files in total: ${written} (${fmt(written / n, 2)}× the ${n} events sent)`);
   // Serial operations: the time since the previous line approximates each one's duration when busy.
   const rows = ops.map((o, i) => ({ o, gap: i === 0 ? NaN : o.at - ops[i - 1]!.at }));
-  const slow = rows.filter((r) => Number.isFinite(r.gap)).sort((a, b) => b.gap - a.gap).slice(0, 8);
+  const slow = rows
+    .filter((r) => Number.isFinite(r.gap))
+    .sort((a, b) => b.gap - a.gap)
+    .slice(0, 8);
   if (slow.length) {
     out.push('longest intervals between consecutive bundler log lines (≈ duration of the later operation when the bundler is busy):');
     for (const r of slow) {
@@ -224,7 +244,14 @@ function readMem(pid: number): Mem | null {
       return m ? Number(m[1]) * 1024 : 0;
     };
     const th = /^Threads:\s+(\d+)/m.exec(text);
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem'), threads: th ? Number(th[1]) : 0 };
+    return {
+      rss: kb('VmRSS'),
+      hwm: kb('VmHWM'),
+      anon: kb('RssAnon'),
+      file: kb('RssFile'),
+      shmem: kb('RssShmem'),
+      threads: th ? Number(th[1]) : 0,
+    };
   } catch {
     return null;
   }
@@ -234,7 +261,9 @@ const MB = (b: number) => b / 1024 / 1024;
 
 function duBytes(path: string): number {
   try {
-    return Number(execFileSync('du', ['-sb', path], { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] }).split('\t')[0]);
+    return Number(
+      execFileSync('du', ['-sb', path], { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'ignore'] }).split('\t')[0],
+    );
   } catch {
     return NaN;
   }
@@ -275,7 +304,11 @@ class Monitor {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
 
-  constructor(private readonly sc: SidecarProcess, private readonly acked: () => number, private readonly t0: number) {}
+  constructor(
+    private readonly sc: SidecarProcess,
+    private readonly acked: () => number,
+    private readonly t0: number,
+  ) {}
 
   start(): void {
     this.timer = setInterval(() => void this.tick(), 1000);
@@ -325,13 +358,20 @@ function describeSample(s: Sample, bound: number): string {
   const m = s.mem;
   const parts = [`t=${fmt(s.t, 0).padStart(4)} s`, `acked ${String(s.acked).padStart(8)}`];
   if (st) {
-    parts.push(`stored ${st.events.stored}`, `bundled ${st.bundles?.events ?? '?'}`, `active ${st.bundles?.active ?? '?'}/${bound} ${JSON.stringify(st.bundles?.byLevel ?? {})}`);
+    parts.push(
+      `stored ${st.events.stored}`,
+      `bundled ${st.bundles?.events ?? '?'}`,
+      `active ${st.bundles?.active ?? '?'}/${bound} ${JSON.stringify(st.bundles?.byLevel ?? {})}`,
+    );
     if (st.bundles?.pendingRewrites) parts.push(`pendingRewrites ${st.bundles.pendingRewrites}`);
     if (st.ingest?.backlog) parts.push(`backlog ${st.ingest.backlog}`);
     if (st.memory) parts.push(`heap ${fmt(st.memory.heapUsed)}/${fmt(st.memory.heapTotal)} MB, external ${fmt(st.memory.external)} MB`);
   } else parts.push('status: no answer yet (previous request pending)');
   parts.push(`/status ${fmt(s.statusMs)} ms`);
-  if (m) parts.push(`RSS ${fmt(MB(m.rss))} MB (anon ${fmt(MB(m.anon))}, file ${fmt(MB(m.file))}) HWM ${fmt(MB(m.hwm))} MB, ${m.threads} threads`);
+  if (m)
+    parts.push(
+      `RSS ${fmt(MB(m.rss))} MB (anon ${fmt(MB(m.anon))}, file ${fmt(MB(m.file))}) HWM ${fmt(MB(m.hwm))} MB, ${m.threads} threads`,
+    );
   return parts.join(', ');
 }
 
@@ -344,7 +384,10 @@ function mergedToml(extra: string): string {
     const out = { ...x };
     for (const [k, v] of Object.entries(y)) {
       const p = out[k];
-      out[k] = v && typeof v === 'object' && !Array.isArray(v) && p && typeof p === 'object' && !Array.isArray(p) ? merge(p as Record<string, unknown>, v as Record<string, unknown>) : v;
+      out[k] =
+        v && typeof v === 'object' && !Array.isArray(v) && p && typeof p === 'object' && !Array.isArray(p)
+          ? merge(p as Record<string, unknown>, v as Record<string, unknown>)
+          : v;
     }
     return out;
   };
@@ -357,19 +400,25 @@ async function main(): Promise<void> {
   const budgetS = Number(process.env.SCALE_BENCH_BUDGET_S ?? (args.quick ? 240 : 600));
   const replaceable = process.env.SCALE_BENCH_REPLACEABLE !== '0';
   const tStart = Date.now();
-  log(`scale bench (${args.quick ? 'quick' : 'full'}): N=${N} events from ${AUTHORS} authors into a sidecar child process; budget ${budgetS} s for ingest + bundling`);
+  log(
+    `scale bench (${args.quick ? 'quick' : 'full'}): N=${N} events from ${AUTHORS} authors into a sidecar child process; budget ${budgetS} s for ingest + bundling`,
+  );
 
   // Stage 1: generate.
   const tg = performance.now();
   const w = makeWorkload(N, 11, replaceable);
   const genS = (performance.now() - tg) / 1000;
-  log(`generated ${N} plugin lines (${fmt(w.bytes / 1e6, 1)} MB, avg ${fmt(w.bytes / N)} B/line; kinds ${JSON.stringify(w.kinds)}; ${w.authorsUsed} distinct authors) in ${fmt(genS, 1)} s`);
+  log(
+    `generated ${N} plugin lines (${fmt(w.bytes / 1e6, 1)} MB, avg ${fmt(w.bytes / N)} B/line; kinds ${JSON.stringify(w.kinds)}; ${w.authorsUsed} distinct authors) in ${fmt(genS, 1)} s`,
+  );
 
   const dir = makeTempDir('nostr-bt-scale-bench-');
   const dataDir = join(dir, 'data');
   const toml = mergedToml(args.extraToml);
   const cfgPath = writeConfig(dir, dataDir, toml);
-  const cfg = parseToml(readFileSync(cfgPath, 'utf8')) as { bundle?: { maxActiveTorrents?: number; windowSeconds?: number; windowMaxBytes?: number } };
+  const cfg = parseToml(readFileSync(cfgPath, 'utf8')) as {
+    bundle?: { maxActiveTorrents?: number; windowSeconds?: number; windowMaxBytes?: number };
+  };
   const bound = cfg.bundle?.maxActiveTorrents ?? 1000;
   log(`config: ${toml.replace(/\n+/g, ' ').trim()} (plus loopback ports/DHT); data in ${dataDir}`);
   const socketPath = join(dataDir, 'ingest.sock');
@@ -394,9 +443,23 @@ async function main(): Promise<void> {
   const noteBundlerLine = (l: string) => {
     if (!l.includes('bundle') || ops.length > 20_000) return;
     try {
-      const j = JSON.parse(l) as { time?: string; msg?: string; events?: number; authors?: number; bytes?: number; err?: { message?: string } };
+      const j = JSON.parse(l) as {
+        time?: string;
+        msg?: string;
+        events?: number;
+        authors?: number;
+        bytes?: number;
+        err?: { message?: string };
+      };
       if (!j.msg || !BUNDLER_MSGS.includes(j.msg)) return;
-      ops.push({ at: Date.parse(j.time ?? '') || Date.now(), msg: j.msg, events: j.events ?? null, authors: j.authors ?? null, bytes: j.bytes ?? null, err: j.err?.message ?? null });
+      ops.push({
+        at: Date.parse(j.time ?? '') || Date.now(),
+        msg: j.msg,
+        events: j.events ?? null,
+        authors: j.authors ?? null,
+        bytes: j.bytes ?? null,
+        err: j.err?.message ?? null,
+      });
     } catch {
       /* not JSON */
     }
@@ -512,10 +575,14 @@ async function main(): Promise<void> {
   const ingestRate = acked / ingestS;
   if (acked < sent && !stalledOn) stalledOn = 'ingest (acks)';
   const atIngestEnd = await mon.tick();
-  log(`ingest: sent ${sent}, acked ${acked} in ${fmt(ingestS, 1)} s = ${fmt(ingestRate)} events/s; longest gap between acks ${fmt(longestAckGapMs)} ms (at ${longestGapAt} acked)`);
+  log(
+    `ingest: sent ${sent}, acked ${acked} in ${fmt(ingestS, 1)} s = ${fmt(ingestRate)} events/s; longest gap between acks ${fmt(longestAckGapMs)} ms (at ${longestGapAt} acked)`,
+  );
   if (ackGaps.length) {
     const total = ackGaps.reduce((a, g) => a + g.ms, 0);
-    log(`  ${ackGaps.length} gaps of more than 2 s without an ack, ${fmt(total / 1000, 1)} s in all (${fmt((100 * total) / (ingestS * 1000))}% of the ingest stage)`);
+    log(
+      `  ${ackGaps.length} gaps of more than 2 s without an ack, ${fmt(total / 1000, 1)} s in all (${fmt((100 * total) / (ingestS * 1000))}% of the ingest stage)`,
+    );
   }
   log('  ' + describeSample(atIngestEnd, bound));
   sock.end();
@@ -532,7 +599,8 @@ async function main(): Promise<void> {
     if (isAborted()) throw new Error('interrupted');
     if (sc.exited) throw new Error(`sidecar exited: ${sc.tail()}`);
     const st = mon.last;
-    const cutsDone = !!st && mon.lastAt > tb && st.events.received >= acked && (st.ingest?.backlog ?? 0) === 0 && st.bundles?.pendingEvents === 0;
+    const cutsDone =
+      !!st && mon.lastAt > tb && st.events.received >= acked && (st.ingest?.backlog ?? 0) === 0 && st.bundles?.pendingEvents === 0;
     if (firstCoveredS === null && cutsDone) firstCoveredS = (Date.now() - tb) / 1000;
     if (cutsDone && st!.bundles?.pendingRewrites === 0) {
       bundled = true;
@@ -550,8 +618,14 @@ async function main(): Promise<void> {
   clearInterval(printer);
   mon.stop();
   const fst = final.status as ExtStatus | null;
-  log(`level-0 cuts caught up (no event waiting for a cut) ${firstCoveredS === null ? 'NEVER' : `${fmt(firstCoveredS, 1)} s after the last ack`}`);
-  log(bundled ? `bundling caught up (every event in a bundle, removed events rewritten out) ${fmt(bundleS, 1)} s after the last ack` : `bundling NOT caught up after ${fmt(bundleS, 1)} s (stopped on: ${stalledOn}); bundles.events last changed ${fmt((Date.now() - lastProgress.at) / 1000, 1)} s ago`);
+  log(
+    `level-0 cuts caught up (no event waiting for a cut) ${firstCoveredS === null ? 'NEVER' : `${fmt(firstCoveredS, 1)} s after the last ack`}`,
+  );
+  log(
+    bundled
+      ? `bundling caught up (every event in a bundle, removed events rewritten out) ${fmt(bundleS, 1)} s after the last ack`
+      : `bundling NOT caught up after ${fmt(bundleS, 1)} s (stopped on: ${stalledOn}); bundles.events last changed ${fmt((Date.now() - lastProgress.at) / 1000, 1)} s ago`,
+  );
   log('  ' + describeSample(final, bound));
   log(`  ${describeStatus(fst)}`);
   if (fst) log(`  bundles: ${JSON.stringify(fst.bundles)}; seeding: ${JSON.stringify(fst.seeding)}`);
@@ -563,7 +637,9 @@ async function main(): Promise<void> {
   // only written on exit, so wait longer then.
   const stop = await sc.terminate(profDir ? 180_000 : 25_000);
   if (logPartial.trim()) logLines.push(logPartial);
-  log(`sidecar stop: ${stop.graceful ? 'exited by itself' : 'SIGKILLed'} ${fmt(stop.ms)} ms after SIGTERM, code ${stop.code}${stop.signal ? `, signal ${stop.signal}` : ''}`);
+  log(
+    `sidecar stop: ${stop.graceful ? 'exited by itself' : 'SIGKILLed'} ${fmt(stop.ms)} ms after SIGTERM, code ${stop.code}${stop.signal ? `, signal ${stop.signal}` : ''}`,
+  );
   const indexBytes = duBytes(join(dataDir, 'index'));
   const bundleBytes = duBytes(join(dataDir, 'bundles'));
   const bundleEntries = countEntries(join(dataDir, 'bundles'));
@@ -573,7 +649,9 @@ async function main(): Promise<void> {
   } catch {
     /* other layout */
   }
-  log(`disk after the stop: index ${fmt(indexBytes / 1e6)} MB (data.mdb ${fmt(lmdbFile / 1e6)} MB), bundles ${fmt(bundleBytes / 1e6)} MB in ${bundleEntries} entries`);
+  log(
+    `disk after the stop: index ${fmt(indexBytes / 1e6)} MB (data.mdb ${fmt(lmdbFile / 1e6)} MB), bundles ${fmt(bundleBytes / 1e6)} MB in ${bundleEntries} entries`,
+  );
   const activeIh = new Set<string>();
   const bundlesDir = join(dataDir, 'bundles');
   let stray: string[] = [];
@@ -589,7 +667,8 @@ async function main(): Promise<void> {
   } catch {
     /* none */
   }
-  if (fst?.bundles && activeIh.size !== fst.bundles.active) log(`  NOTE: ${activeIh.size} bundle infohashes on disk for ${fst.bundles.active} active bundles`);
+  if (fst?.bundles && activeIh.size !== fst.bundles.active)
+    log(`  NOTE: ${activeIh.size} bundle infohashes on disk for ${fst.bundles.active} active bundles`);
   if (stray.length) log(`  NOTE: other entries in the bundle dir: ${stray.slice(0, 10).join(', ')}${stray.length > 10 ? ', ...' : ''}`);
 
   const stderrLines = logLines;
@@ -614,7 +693,9 @@ async function main(): Promise<void> {
       const next = ops.find((o) => o.at >= start);
       log(
         `  ${fmt(g.ms / 1000, 1)} s from t=${fmt((start - t0) / 1000, 1)} s` +
-          (next ? `; next bundler line at t=${fmt((next.at - t0) / 1000, 1)} s: "${next.msg}"${next.events !== null ? ` (${next.events} events${next.authors !== null ? `, ${next.authors} files` : ''})` : ''}` : ''),
+          (next
+            ? `; next bundler line at t=${fmt((next.at - t0) / 1000, 1)} s: "${next.msg}"${next.events !== null ? ` (${next.events} events${next.authors !== null ? `, ${next.authors} files` : ''})` : ''}`
+            : ''),
       );
     }
   }
@@ -627,8 +708,10 @@ async function main(): Promise<void> {
     const invalid = Object.values(fst.invalid).reduce((a, b) => a + b, 0);
     const replaced = fst.removed['replaced'] ?? 0;
     if (e.received !== acked) problems.push(`received ${e.received} != acked ${acked}`);
-    if (e.indexed + e.duplicates + superseded + invalid !== e.received) problems.push(`indexed+duplicates+superseded+invalid = ${e.indexed + e.duplicates + superseded + invalid} != received ${e.received}`);
-    if (e.stored !== e.indexed - replaced - (fst.removed['deleted'] ?? 0) - (fst.removed['expired'] ?? 0) - (fst.removed['vanished'] ?? 0)) problems.push(`stored ${e.stored} != indexed ${e.indexed} − removed ${JSON.stringify(fst.removed)}`);
+    if (e.indexed + e.duplicates + superseded + invalid !== e.received)
+      problems.push(`indexed+duplicates+superseded+invalid = ${e.indexed + e.duplicates + superseded + invalid} != received ${e.received}`);
+    if (e.stored !== e.indexed - replaced - (fst.removed['deleted'] ?? 0) - (fst.removed['expired'] ?? 0) - (fst.removed['vanished'] ?? 0))
+      problems.push(`stored ${e.stored} != indexed ${e.indexed} − removed ${JSON.stringify(fst.removed)}`);
     if (invalid) problems.push(`invalid lines: ${JSON.stringify(fst.invalid)}`);
   } else problems.push('no final status');
   if (acked < N) problems.push(`only ${acked} of ${N} lines acked within the budget`);
@@ -644,8 +727,12 @@ async function main(): Promise<void> {
     `  peak RSS (VmHWM) ${fmt(MB(peakRss))} MB (goal ≤ ${RSS_GOAL_MB} MB) — ${MB(peakRss) <= RSS_GOAL_MB ? 'meets' : 'MISSES'}; ` +
       `peak anonymous ${fmt(MB(mon.peak.anon))} MB, peak file-backed (LMDB map, mapped files) ${fmt(MB(mon.peak.file))} MB; RSS at the end ${fmt(MB(memEnd?.rss ?? NaN))} MB`,
   );
-  log(`  active torrents: ${fst?.bundles?.active ?? '?'} at the end, peak ${mon.peak.active} (bound ${bound}); seeding ${fst?.seeding?.torrents ?? '?'} torrents`);
-  log(`  bundling: cuts caught up ${firstCoveredS === null ? 'never' : `${fmt(firstCoveredS, 1)} s`} after the last ack; ${bundled ? `with rewrites done ${fmt(bundleS, 1)} s after it` : `NOT caught up (${stalledOn})`}; /status slowest answer ${fmt(mon.maxStatusMs)} ms, ${mon.statusFailures} failed`);
+  log(
+    `  active torrents: ${fst?.bundles?.active ?? '?'} at the end, peak ${mon.peak.active} (bound ${bound}); seeding ${fst?.seeding?.torrents ?? '?'} torrents`,
+  );
+  log(
+    `  bundling: cuts caught up ${firstCoveredS === null ? 'never' : `${fmt(firstCoveredS, 1)} s`} after the last ack; ${bundled ? `with rewrites done ${fmt(bundleS, 1)} s after it` : `NOT caught up (${stalledOn})`}; /status slowest answer ${fmt(mon.maxStatusMs)} ms, ${mon.statusFailures} failed`,
+  );
   log(`  total time ${fmt((Date.now() - tStart) / 1000, 1)} s`);
 
   const figures: Figure[] = [
@@ -657,7 +744,13 @@ async function main(): Promise<void> {
     figure('active torrents at the end', fst?.bundles?.active ?? NaN, 'torrents', bound, `<= ${bound} (maxActiveTorrents)`),
     figure('active torrents, peak (1 s samples)', mon.peak.active, 'torrents', bound, `<= ${bound} (maxActiveTorrents)`),
     figure('events received', fst?.events.received ?? NaN, 'events', N, `== ${N}`),
-    figure('events in active bundles (incl. superseded versions kept until the next merge)', fst?.bundles?.events ?? NaN, 'events', fst?.events.stored ?? null, '>= stored'),
+    figure(
+      'events in active bundles (incl. superseded versions kept until the next merge)',
+      fst?.bundles?.events ?? NaN,
+      'events',
+      fst?.events.stored ?? null,
+      '>= stored',
+    ),
     figure('ingest stage', ingestS, 's', null, null),
     figure('level-0 cuts caught up after the last ack', firstCoveredS ?? NaN, 's', null, null),
     figure(bundled ? 'bundling incl. rewrites caught up after the last ack' : 'bundling catch-up (NOT finished)', bundleS, 's', null, null),

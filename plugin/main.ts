@@ -23,13 +23,28 @@ if (config?.plugin.logLevel) log.level = config.plugin.logLevel;
 logStart(started, log);
 
 const spool = config ? new SpoolWriter(config.spool.dir, config.spool, log) : null;
-const link = config && spool ? new SidecarLink(config.socket.path, spool, { maxUnacked: config.plugin.maxUnacked, forwardDelayMs: config.plugin.forwardDelayMs }, log) : null;
+const link =
+  config && spool
+    ? new SidecarLink(
+        config.socket.path,
+        spool,
+        { maxUnacked: config.plugin.maxUnacked, forwardDelayMs: config.plugin.forwardDelayMs },
+        log,
+      )
+    : null;
 // execa loads only when there is an inner plugin to run.
-const inner: InnerPlugin | null = config && config.plugin.inner ? new (await import('./inner-plugin.js')).InnerPlugin(config.plugin.inner, {
-  timeoutMs: config.plugin.innerTimeoutMs,
-  failMode: config.plugin.innerFailMode,
-  failMessage: config.plugin.innerFailMessage,
-}, log) : null;
+const inner: InnerPlugin | null =
+  config && config.plugin.inner
+    ? new (await import('./inner-plugin.js')).InnerPlugin(
+        config.plugin.inner,
+        {
+          timeoutMs: config.plugin.innerTimeoutMs,
+          failMode: config.plugin.innerFailMode,
+          failMessage: config.plugin.innerFailMessage,
+        },
+        log,
+      )
+    : null;
 const forwardAll = !config || config.plugin.forwardSourceTypes.includes('*');
 const forwardTypes = new Set(config?.plugin.forwardSourceTypes ?? []);
 
@@ -147,7 +162,8 @@ function logSummary(): void {
     droppedAfterSend: spool?.stats.droppedAfterSend ?? 0,
     spoolWriteErrors: spool?.stats.writeErrors ?? 0,
   };
-  if (summary.dropped + summary.droppedAfterSend > 0) log.warn(summary, 'plugin stopping; lines dropped because the spool was full or unwritable (reconciliation backfill recovers them)');
+  if (summary.dropped + summary.droppedAfterSend > 0)
+    log.warn(summary, 'plugin stopping; lines dropped because the spool was full or unwritable (reconciliation backfill recovers them)');
   else log.info(summary, 'plugin stopping');
 }
 

@@ -42,7 +42,11 @@ function salvage(opts: LoadOptions, error: string): PluginConfig {
     try {
       text = readFileSync(path, 'utf8');
     } catch {
-      return { mode: 'reject-all', error, reason: 'the config file cannot be read, so there is no telling whether it wraps a write policy (plugin.inner)' };
+      return {
+        mode: 'reject-all',
+        error,
+        reason: 'the config file cannot be read, so there is no telling whether it wraps a write policy (plugin.inner)',
+      };
     }
     let wraps: boolean;
     try {
@@ -80,7 +84,14 @@ export function logStart(started: PluginConfig, log: Logger): void {
     return;
   }
   const c = started.config;
-  const where = { config: c.configPath, dataDir: c.dataDir, socket: c.socket.path, spoolDir: c.spool.dir, spoolMaxBytes: c.spool.maxBytes, forwardSourceTypes: c.plugin.forwardSourceTypes };
+  const where = {
+    config: c.configPath,
+    dataDir: c.dataDir,
+    socket: c.socket.path,
+    spoolDir: c.spool.dir,
+    spoolMaxBytes: c.spool.maxBytes,
+    forwardSourceTypes: c.plugin.forwardSourceTypes,
+  };
   if (started.mode === 'accept-all') {
     log.error(
       { err: started.error, ignored: started.ignored, ...where },

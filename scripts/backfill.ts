@@ -19,10 +19,13 @@ import { SidecarUnreachable, SocketChannel } from '../sidecar/backfill/socket-ch
 import { summaryText } from '../sidecar/backfill/summary.js';
 import { applyCliConventions, EXIT_USAGE } from '../sidecar/common/command-line.js';
 
-const intArg = (what: string, min = 0) => (v: string) => {
-  if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`${what}: expected an integer ≥ ${min}`);
-  return Number(v);
-};
+const intArg =
+  (what: string, min = 0) =>
+  (v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v)))
+      throw new InvalidArgumentError(`${what}: expected an integer ≥ ${min}`);
+    return Number(v);
+  };
 
 /** Exit status when the source was read and not one line of it was an event. */
 const EXIT_NOT_EVENTS = 3;
@@ -68,7 +71,12 @@ const program = new Command('nostr-bt-backfill')
   .option('--max-unacked <lines>', 'lines in flight to the sidecar', intArg('--max-unacked', 1), 40_000)
   .option('--progress-interval <seconds>', 'without a terminal: seconds between progress log lines', intArg('--progress-interval', 1), 10)
   .option('--reconnect-seconds <seconds>', 'keep trying this long when the sidecar connection drops', intArg('--reconnect-seconds'), 60)
-  .option('--checkpoint-ms <ms>', 'how often the checkpoint is saved (work since the last save is re-sent after a crash)', intArg('--checkpoint-ms', 10), 1000)
+  .option(
+    '--checkpoint-ms <ms>',
+    'how often the checkpoint is saved (work since the last save is re-sent after a crash)',
+    intArg('--checkpoint-ms', 10),
+    1000,
+  )
   .option('--json', 'print the summary as JSON')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
   .addHelpText(
@@ -88,7 +96,11 @@ function usage(msg: string): never {
 
 let config: Config;
 try {
-  config = loadConfig({ configPath: flags.config, dataDir: flags.dataDir, overrides: flags.logLevel ? { log: { level: flags.logLevel } } : undefined });
+  config = loadConfig({
+    configPath: flags.config,
+    dataDir: flags.dataDir,
+    overrides: flags.logLevel ? { log: { level: flags.logLevel } } : undefined,
+  });
 } catch (err) {
   usage(err instanceof ConfigError ? err.message : String(err));
 }
@@ -97,7 +109,8 @@ function sourceSpec(): SourceSpec {
   if (flags.file !== undefined && flags.strfry !== undefined) usage('give one source: --strfry or --file');
   if (flags.file === '-') return { kind: 'stdin' };
   if (flags.file !== undefined) return { kind: 'file', path: resolve(flags.file) };
-  if (flags.strfry === undefined && !config.reconcile.strfry) usage('no source: give --strfry [binary] or --file <path> (or set reconcile.strfry in the config)');
+  if (flags.strfry === undefined && !config.reconcile.strfry)
+    usage('no source: give --strfry [binary] or --file <path> (or set reconcile.strfry in the config)');
   const bin = typeof flags.strfry === 'string' ? flags.strfry : config.reconcile.strfry || 'strfry';
   const strfryConfig = flags.strfryConfig !== undefined ? resolve(flags.strfryConfig) : config.reconcile.strfryConfig || undefined;
   return { kind: 'strfry', bin, config: strfryConfig };
@@ -144,7 +157,10 @@ const ac = new AbortController();
 let signals = 0;
 const onSignal = (sig: string) => {
   if (++signals > 1) process.exit(130);
-  log.warn({ signal: sig }, 'stopping: waiting for the lines in flight to be acknowledged, then saving the checkpoint (again to quit at once)');
+  log.warn(
+    { signal: sig },
+    'stopping: waiting for the lines in flight to be acknowledged, then saving the checkpoint (again to quit at once)',
+  );
   ac.abort();
 };
 process.on('SIGINT', () => onSignal('SIGINT'));
@@ -169,9 +185,15 @@ await channel.close();
 await store?.close();
 
 process.stdout.write(
-  flags.json ? JSON.stringify({ dryRun: flags.dryRun === true, trusted, ...summary }) + '\n' : summaryText(summary, { dryRun: flags.dryRun, quarantineDir: config.quarantineDir }),
+  flags.json
+    ? JSON.stringify({ dryRun: flags.dryRun === true, trusted, ...summary }) + '\n'
+    : summaryText(summary, { dryRun: flags.dryRun, quarantineDir: config.quarantineDir }),
 );
 if (summary.sourceError) log.error({ error: summary.sourceError }, 'the source failed');
 if (summary.channelError) log.error({ error: summary.channelError }, 'the sidecar connection failed');
-if (summary.notEvents) log.warn({ source: summary.source, read: summary.read, invalid: summary.invalid }, 'the source is not events: no line of it was a Nostr event');
+if (summary.notEvents)
+  log.warn(
+    { source: summary.source, read: summary.read, invalid: summary.invalid },
+    'the source is not events: no line of it was a Nostr event',
+  );
 process.exit(summary.sourceError || summary.channelError ? 1 : summary.interrupted ? 130 : summary.notEvents ? EXIT_NOT_EVENTS : 0);

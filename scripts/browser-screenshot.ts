@@ -15,15 +15,48 @@ try {
   const a = await signer();
   const t = 1_765_000_000;
   const events = [
-    a.sign({ kind: 0, created_at: t, content: JSON.stringify({ name: 'alice', about: 'writes about relays and archives', nip05: 'alice@example.org' }) }),
-    a.sign({ kind: 1, created_at: t + 3600, content: 'Good morning! Testing the archive of our relay: every note here was read from a BitTorrent bundle in this tab.' }),
-    a.sign({ kind: 1, created_at: t + 7200, content: 'Deleted notes stay deleted, even in old bundles: the reader honours NIP-09 from the events themselves.' }),
+    a.sign({
+      kind: 0,
+      created_at: t,
+      content: JSON.stringify({ name: 'alice', about: 'writes about relays and archives', nip05: 'alice@example.org' }),
+    }),
+    a.sign({
+      kind: 1,
+      created_at: t + 3600,
+      content: 'Good morning! Testing the archive of our relay: every note here was read from a BitTorrent bundle in this tab.',
+    }),
+    a.sign({
+      kind: 1,
+      created_at: t + 7200,
+      content: 'Deleted notes stay deleted, even in old bundles: the reader honours NIP-09 from the events themselves.',
+    }),
     a.sign({ kind: 7, created_at: t + 7300, content: '+', tags: [['e', 'f'.repeat(64)]] }),
-    a.sign({ kind: 1, created_at: t + 86_400, content: 'The gateway is trusted for nothing: the pointer carries the bridge\'s ed25519 signature and every event its own Schnorr signature.' }),
-    a.sign({ kind: 30023, created_at: t + 90_000, content: '# Archives over BitTorrent\n\nA relay\'s history, seeded as torrents…', tags: [['d', 'archives'], ['title', 'Archives over BitTorrent']] }),
+    a.sign({
+      kind: 1,
+      created_at: t + 86_400,
+      content:
+        "The gateway is trusted for nothing: the pointer carries the bridge's ed25519 signature and every event its own Schnorr signature.",
+    }),
+    a.sign({
+      kind: 30023,
+      created_at: t + 90_000,
+      content: "# Archives over BitTorrent\n\nA relay's history, seeded as torrents…",
+      tags: [
+        ['d', 'archives'],
+        ['title', 'Archives over BitTorrent'],
+      ],
+    }),
   ];
-  await sendLines(rig.sidecar.socketPath, events.map((e) => pluginLine(e)), 60_000);
-  await rig.sidecar.waitFor((s) => s.bundles?.pendingEvents === 0 && (s.bundles?.built ?? 0) > 0 && s.pointers?.dirtyAuthors === 0 && (s.pointers?.published ?? 0) > 0, 90_000);
+  await sendLines(
+    rig.sidecar.socketPath,
+    events.map((e) => pluginLine(e)),
+    60_000,
+  );
+  await rig.sidecar.waitFor(
+    (s) =>
+      s.bundles?.pendingEvents === 0 && (s.bundles?.built ?? 0) > 0 && s.pointers?.dirtyAuthors === 0 && (s.pointers?.published ?? 0) > 0,
+    90_000,
+  );
   const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1000, height: 1100 }, deviceScaleFactor: 1 });

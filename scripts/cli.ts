@@ -17,7 +17,10 @@ const program = new Command('nostr-bt')
   .description('nostr-bt operator CLI')
   .option('-c, --config <file>', 'config file (default: $NOSTR_BT_CONFIG, then /etc/nostr-bt/config.toml if present)')
   .option('-d, --data-dir <dir>', 'data directory (overrides dataDir in the config)')
-  .addHelpText('after', '\nExit status: 0 done; 1 failed (status: no sidecar and no readable index); 2 usage or config error.\nresolve and crawl have their own (see their --help).');
+  .addHelpText(
+    'after',
+    '\nExit status: 0 done; 1 failed (status: no sidecar and no readable index); 2 usage or config error.\nresolve and crawl have their own (see their --help).',
+  );
 
 function config(): Config {
   const o = program.opts<{ config?: string; dataDir?: string }>();
@@ -71,18 +74,34 @@ function table(s: Status): string {
   ];
   if (s.ingest) {
     rows.push(['ingest backlog', s.ingest.backlog]);
-    if (s.ingest.unacknowledged !== undefined) rows.push(['ingest lag', `${s.ingest.lagSeconds ?? 0} s (oldest of ${s.ingest.unacknowledged} lines not yet committed)`]);
-    if (s.ingest.latency?.count) rows.push(['ingest latency', `mean ${s.ingest.latency.mean} ms, max ${s.ingest.latency.max} ms over ${s.ingest.latency.count} lines`]);
+    if (s.ingest.unacknowledged !== undefined)
+      rows.push(['ingest lag', `${s.ingest.lagSeconds ?? 0} s (oldest of ${s.ingest.unacknowledged} lines not yet committed)`]);
+    if (s.ingest.latency?.count)
+      rows.push([
+        'ingest latency',
+        `mean ${s.ingest.latency.mean} ms, max ${s.ingest.latency.max} ms over ${s.ingest.latency.count} lines`,
+      ]);
     if (s.ingest.error) rows.push(['ingest STALLED', s.ingest.error]);
   }
   if (s.bundles) {
-    const levels = Object.entries(s.bundles.byLevel).map(([k, v]) => `${v} ${k}`).join(', ');
+    const levels = Object.entries(s.bundles.byLevel)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ');
     rows.push(['bundles active', `${s.bundles.active}${levels ? ` (${levels})` : ''}`]);
-    rows.push(['bundle bytes', bytes(s.bundles.bytes)], ['bundle events', s.bundles.events], ['bundles pending rewrite', s.bundles.pendingRewrites]);
+    rows.push(
+      ['bundle bytes', bytes(s.bundles.bytes)],
+      ['bundle events', s.bundles.events],
+      ['bundles pending rewrite', s.bundles.pendingRewrites],
+    );
     if (s.bundles.built !== undefined) rows.push(['bundles built / retired', `${s.bundles.built} / ${s.bundles.retired ?? 0} since start`]);
   }
   if (s.seeding) {
-    rows.push(['torrents seeded', s.seeding.torrents], ['peers', s.seeding.peers], ['uploaded', bytes(s.seeding.uploaded)], ['downloaded', bytes(s.seeding.downloaded)]);
+    rows.push(
+      ['torrents seeded', s.seeding.torrents],
+      ['peers', s.seeding.peers],
+      ['uploaded', bytes(s.seeding.uploaded)],
+      ['downloaded', bytes(s.seeding.downloaded)],
+    );
   }
   if (s.dht) rows.push(['DHT nodes', `${s.dht.nodes}${s.dht.ready ? '' : ' (bootstrapping)'}`]);
   if (s.pointers) {
@@ -96,21 +115,29 @@ function table(s: Status): string {
       ['authors waiting', p.dirtyAuthors],
     );
     if (p.republishLagSec !== undefined && p.republishLagSec !== null) rows.push(['republish lag', duration(p.republishLagSec)]);
-    if (p.putNodes?.count) rows.push(['nodes storing a put', `mean ${p.putNodes.mean}, max ${p.putNodes.max} over ${p.putNodes.count} puts`]);
+    if (p.putNodes?.count)
+      rows.push(['nodes storing a put', `mean ${p.putNodes.mean}, max ${p.putNodes.max} over ${p.putNodes.count} puts`]);
     if (p.lastError) rows.push(['last pointer error', p.lastError]);
   }
   if (s.reconcile) {
     const r = s.reconcile;
-    const last = r.last ? `${r.last.sourceError ? `FAILED: ${r.last.sourceError}` : r.last.complete ? 'complete' : 'interrupted'}, ${r.last.read} read, ${r.last.new} new` : 'none yet';
+    const last = r.last
+      ? `${r.last.sourceError ? `FAILED: ${r.last.sourceError}` : r.last.complete ? 'complete' : 'interrupted'}, ${r.last.read} read, ${r.last.new} new`
+      : 'none yet';
     rows.push(['reconcile runs', `${r.runs} (${r.failures} failed)${r.running ? ', running now' : ''}`], ['reconcile last run', last]);
     if (r.nextAt) rows.push(['reconcile next run', r.nextAt]);
   }
   if (s.media) {
     const m = s.media;
-    const refused = Object.entries(m.queue.failures).map(([k, v]) => `${v} ${k}`).join(', ');
+    const refused = Object.entries(m.queue.failures)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ');
     rows.push(
       ['media blobs', `${m.blobs} (${bytes(m.bytes)}), ${m.seeded} seeded, ${m.references} references, ${m.lists} author media lists`],
-      ['media queue', `${m.queue.queued} waiting, ${m.queue.inFlight} fetching; ${m.queue.fetched} fetched, ${m.queue.droppedFull + m.queue.droppedAuthor} dropped since start`],
+      [
+        'media queue',
+        `${m.queue.queued} waiting, ${m.queue.inFlight} fetching; ${m.queue.fetched} fetched, ${m.queue.droppedFull + m.queue.droppedAuthor} dropped since start`,
+      ],
     );
     if (refused) rows.push(['media refused', refused]);
   }
@@ -119,12 +146,22 @@ function table(s: Status): string {
     const total = (cls: string) => Object.values(g.requests).reduce((n, byClass) => n + (byClass[cls] ?? 0), 0);
     const l = g.dhtLookups;
     rows.push(
-      ['gateway', `${g.address}, ${g.openConnections} connections open; ${total('2xx') + total('3xx')} answered, ${total('4xx')} 4xx, ${total('5xx')} 5xx since start`],
-      ['gateway web seed', `${bytes(g.webSeedBytes)} sent; ${g.rateLimited} requests rate-limited, ${g.refusedConnections} connections refused`],
+      [
+        'gateway',
+        `${g.address}, ${g.openConnections} connections open; ${total('2xx') + total('3xx')} answered, ${total('4xx')} 4xx, ${total('5xx')} 5xx since start`,
+      ],
+      [
+        'gateway web seed',
+        `${bytes(g.webSeedBytes)} sent; ${g.rateLimited} requests rate-limited, ${g.refusedConnections} connections refused`,
+      ],
       ['gateway DHT lookups', `${l.hit} found, ${l.miss} missed, ${l.fail} invalid, ${l.cached} from cache, ${l.busy} refused busy`],
     );
   }
-  if (s.memory) rows.push(['memory', `RSS ${s.memory.rss} MB; V8 heap ${s.memory.heapUsed} of ${s.memory.heapTotal} MB; external ${s.memory.external} MB`]);
+  if (s.memory)
+    rows.push([
+      'memory',
+      `RSS ${s.memory.rss} MB; V8 heap ${s.memory.heapUsed} of ${s.memory.heapTotal} MB; external ${s.memory.external} MB`,
+    ]);
   if (s.bridge) rows.push(['bridge key', s.bridge.publicKey]);
   for (const warning of s.warnings ?? []) rows.push(['WARNING', warning]);
   const w = Math.max(...rows.map((r) => r[0].length));
@@ -151,7 +188,7 @@ function duration(sec: number): string {
 program
   .command('status')
   .description('print the sidecar status (JSON by default)')
-  .addOption(new Option('--json', 'print JSON (the default), like the other commands\' --json').conflicts('table'))
+  .addOption(new Option('--json', "print JSON (the default), like the other commands' --json").conflicts('table'))
   .option('--table', 'print a readable table instead of JSON')
   .action(async (o: { table?: boolean }) => {
     const c = config();
@@ -159,7 +196,10 @@ program
     try {
       s = await fetchStatus(c);
     } catch (err) {
-      const why = err instanceof NoDataError ? err.message : `no running sidecar and no readable index at ${c.indexDir}: ${(err as NodeJS.ErrnoException).code ? describeFsError(err as NodeJS.ErrnoException) : (err as Error).message}`;
+      const why =
+        err instanceof NoDataError
+          ? err.message
+          : `no running sidecar and no readable index at ${c.indexDir}: ${(err as NodeJS.ErrnoException).code ? describeFsError(err as NodeJS.ErrnoException) : (err as Error).message}`;
       process.stderr.write(`nostr-bt status: ${why}\n`);
       process.exit(1);
     }
@@ -173,12 +213,30 @@ program
     const c = config();
     try {
       // Read-only: a missing key is reported, never generated (it would not be the bridge's).
-      const id = loadIdentity({ nostrKeyFile: c.bridge.nostrKeyFile || undefined, generatedKeyFile: join(c.dataDir, 'bridge.key'), create: false });
+      const id = loadIdentity({
+        nostrKeyFile: c.bridge.nostrKeyFile || undefined,
+        generatedKeyFile: join(c.dataDir, 'bridge.key'),
+        create: false,
+      });
       process.stdout.write(
-        JSON.stringify({ publicKey: id.publicKey.toString('hex'), z32: zbase32(id.publicKey), derivedFrom: id.source === 'nostr-key' ? 'nostr secret key' : 'generated secret', keyFile: id.path }, null, 2) + '\n',
+        JSON.stringify(
+          {
+            publicKey: id.publicKey.toString('hex'),
+            z32: zbase32(id.publicKey),
+            derivedFrom: id.source === 'nostr-key' ? 'nostr secret key' : 'generated secret',
+            keyFile: id.path,
+          },
+          null,
+          2,
+        ) + '\n',
       );
     } catch (err) {
-      const why = err instanceof KeyFileError ? err.message : (err as NodeJS.ErrnoException).code ? `cannot read the bridge key: ${describeFsError(err as NodeJS.ErrnoException)}` : String(err);
+      const why =
+        err instanceof KeyFileError
+          ? err.message
+          : (err as NodeJS.ErrnoException).code
+            ? `cannot read the bridge key: ${describeFsError(err as NodeJS.ErrnoException)}`
+            : String(err);
       process.stderr.write(`nostr-bt key: ${why}\n`);
       process.exit(1);
     }

@@ -37,10 +37,9 @@ const ROOT = resolve(DIST, '..');
 const SIDECAR_BIN = join(DIST, 'sidecar/main.js');
 const PLUGIN_BIN = join(DIST, 'plugin/main.js');
 const CLI_BIN = join(DIST, 'scripts/cli.js');
-const FIXTURE_CANDIDATES = [
-  process.env.NOSTR_BT_DEMO_FIXTURE,
-  resolve(ROOT, 'test/fixtures/strfry-plugin-input.jsonl'),
-].filter((p): p is string => typeof p === 'string' && p.length > 0);
+const FIXTURE_CANDIDATES = [process.env.NOSTR_BT_DEMO_FIXTURE, resolve(ROOT, 'test/fixtures/strfry-plugin-input.jsonl')].filter(
+  (p): p is string => typeof p === 'string' && p.length > 0,
+);
 
 const DHT_NODES = 8;
 const WINDOW_SECONDS = 3;
@@ -292,7 +291,9 @@ async function waitForAnnounce(dht: DHT, ih: string, port: number, ms: number): 
       if (Buffer.from(infoHash).toString('hex') === ih && peer.port === port) found = true;
     };
     dht.on('peer', onPeer);
-    await within(new Promise<void>((r) => dht.lookup(ih, () => r())), 5000, `DHT lookup of ${ih}`).finally(() => dht.removeListener('peer', onPeer));
+    await within(new Promise<void>((r) => dht.lookup(ih, () => r())), 5000, `DHT lookup of ${ih}`).finally(() =>
+      dht.removeListener('peer', onPeer),
+    );
     if (found) return Date.now() - started;
     await sleep(300);
   }
@@ -344,7 +345,21 @@ async function runResolve(
   configPath: string,
   ms: number,
 ): Promise<{ pid: number; code: number | null; events: NostrEvent[]; summary: ResolveSummary }> {
-  const args = [CLI_BIN, 'resolve', npub, '--bridge', bridgeKey, '--bootstrap', bootstrap.join(','), '--bind', '127.0.0.1', '--summary', 'json', '--timeout', String(ms / 1000 - 5)];
+  const args = [
+    CLI_BIN,
+    'resolve',
+    npub,
+    '--bridge',
+    bridgeKey,
+    '--bootstrap',
+    bootstrap.join(','),
+    '--bind',
+    '127.0.0.1',
+    '--summary',
+    'json',
+    '--timeout',
+    String(ms / 1000 - 5),
+  ];
   // The demo's config (loopback DHT) rather than /etc/nostr-bt's, should one exist.
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOSTR_BT_CONFIG: configPath } });
   onCleanup('resolve', () => {
@@ -362,7 +377,11 @@ async function runResolve(
     ms,
     'nostr-bt resolve',
   );
-  const summaryLine = stderr.trimEnd().split('\n').reverse().find((l) => l.startsWith('{'));
+  const summaryLine = stderr
+    .trimEnd()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
   if (code !== 0 || !summaryLine) throw new DemoError(`nostr-bt resolve exited with ${code}:\n${stderr.trimEnd()}`);
   const events = stdout
     .split('\n')
@@ -380,7 +399,10 @@ function snippet(s: string, n = 40): string {
 
 async function main(): Promise<void> {
   const fixture = FIXTURE_CANDIDATES.find((p) => existsSync(p));
-  if (!fixture) throw new DemoError(`fixture strfry-plugin-input.jsonl not found (looked in ${FIXTURE_CANDIDATES.join(', ')}); set NOSTR_BT_DEMO_FIXTURE`);
+  if (!fixture)
+    throw new DemoError(
+      `fixture strfry-plugin-input.jsonl not found (looked in ${FIXTURE_CANDIDATES.join(', ')}); set NOSTR_BT_DEMO_FIXTURE`,
+    );
   for (const bin of [SIDECAR_BIN, PLUGIN_BIN, CLI_BIN]) if (!existsSync(bin)) throw new DemoError(`${bin} is missing: run npm run build`);
 
   const tmp = mkdtempSync(join(tmpdir(), 'nostr-bt-demo-'));
@@ -425,7 +447,9 @@ async function main(): Promise<void> {
   const assertAlive = () => {
     if (sidecar.exited) throw new DemoError(`the sidecar exited unexpectedly: ${sidecar.tail(2000)}`);
   };
-  say(`2. sidecar up (pid ${rt.pid}): ingest socket ${rt.socket}, status http://${rt.status}, torrent port ${rt.torrentPort}, DHT port ${rt.dhtPort}`);
+  say(
+    `2. sidecar up (pid ${rt.pid}): ingest socket ${rt.socket}, status http://${rt.status}, torrent port ${rt.torrentPort}, DHT port ${rt.dhtPort}`,
+  );
   const dhtUp = await pollUntil(
     async () => {
       assertAlive();
@@ -504,7 +528,9 @@ async function main(): Promise<void> {
   }
   ihs.sort((a, b) => (a === newest ? 1 : b === newest ? -1 : a.localeCompare(b))); // newest last
   const bundles = ihs.map((ih) => readBundle(bundlesDir, ih));
-  say(`4. ${st.bundles!.active} bundle${st.bundles!.active > 1 ? 's' : ''} seeded, ${st.bundles!.events} events, ${st.bundles!.bytes} bytes`);
+  say(
+    `4. ${st.bundles!.active} bundle${st.bundles!.active > 1 ? 's' : ''} seeded, ${st.bundles!.events} events, ${st.bundles!.bytes} bytes`,
+  );
   for (const b of bundles) {
     say(`   infohash ${b.ih}${b.ih === newest ? ' (newest)' : ''}`);
     say(`   name ${b.name}, ${b.bytes} bytes in ${b.files.length} author files, piece length ${b.pieceLength}`);
@@ -532,7 +558,9 @@ async function main(): Promise<void> {
     const { torrent, peers } = await download(leecher, b.magnet, outDir, 30_000);
     const ms = Date.now() - started;
     const via = [...peers].join(', ') || 'no wire?';
-    say(`5. downloaded ${b.name} (${torrent.length} bytes) in ${ms} ms from ${via}${peers.has(seederAddr) ? ' (the sidecar), found through the DHT' : ''}`);
+    say(
+      `5. downloaded ${b.name} (${torrent.length} bytes) in ${ms} ms from ${via}${peers.has(seederAddr) ? ' (the sidecar), found through the DHT' : ''}`,
+    );
     for (const f of [...torrent.files].sort((x, y) => x.path.localeCompare(y.path))) {
       const pubkey = f.name.replace(/\.jsonl$/, '');
       const got = readFileSync(join(outDir, f.path));
@@ -551,11 +579,14 @@ async function main(): Promise<void> {
       totalEvents += events.length;
       eventsByAuthor.set(pubkey, [...(eventsByAuthor.get(pubkey) ?? []), ...events]);
       const first = events[0]!;
-      say(`   ${pubkey.slice(0, 12)}….jsonl: ${events.length} event${events.length === 1 ? '' : 's'}, first kind ${first.kind} ${snippet(first.content)}`);
+      say(
+        `   ${pubkey.slice(0, 12)}….jsonl: ${events.length} event${events.length === 1 ? '' : 's'}, first kind ${first.kind} ${snippet(first.content)}`,
+      );
     }
   }
   say(`   ${verified} events verified (id and Schnorr signature, nostr-tools)`);
-  if (totalEvents !== st.bundles!.events) throw new DemoError(`downloaded ${totalEvents} events, the sidecar reports ${st.bundles!.events} in its bundles`);
+  if (totalEvents !== st.bundles!.events)
+    throw new DemoError(`downloaded ${totalEvents} events, the sidecar reports ${st.bundles!.events} in its bundles`);
 
   await within(stopLeecher(leecher), 10_000, 'leecher stop');
 
@@ -578,18 +609,33 @@ async function main(): Promise<void> {
   if (strays.length > 0) throw new DemoError(`resolve printed ${strays.length} event(s) that are not in the bridge's archive`);
   if (got.length === 0) throw new DemoError(`resolve found no event of ${author}`);
   const s6 = resolved.summary;
-  say(`   $ nostr-bt resolve ${npub.slice(0, 16)}… --bridge ${bridgeKey.slice(0, 12)}… --bootstrap <the local DHT>   (pid ${resolved.pid}, exit ${resolved.code})`);
-  for (const e of got) {
-    say(`     kind ${String(e.kind).padEnd(5)} ${new Date(e.created_at * 1000).toISOString().slice(0, 19)}Z  ${e.id.slice(0, 12)}…  ${snippet(e.content)}`);
-  }
-  for (const b of s6.bridges) say(`   from bridge ${b.bridge.slice(0, 16)}…: pointer ${b.status}, seq ${b.seq ?? '-'}, ${b.bundles ?? 0} bundle(s) listed`);
-  for (const b of s6.bundles) {
-    say(`   from bundle ${b.infoHash}: ${b.ok ? `${b.events} events, ${b.fileBytes} bytes of the author's file only` : `not read (${b.reason})`} (through the swarm)`);
-  }
-  const left = Object.entries({ superseded: s6.events.superseded, deleted: s6.events.deleted, expired: s6.events.expired, ephemeral: s6.events.ephemeral }).filter(([, n]) => n);
   say(
-    `   ${got.length} events verified by the reader (id, signature, author) in ${(s6.ms / 1000).toFixed(1)} s, sources: ${Object.entries(s6.sources).map(([k, n]) => `${k} ${n}`).join(', ')}` +
-      (left.length ? `; left out as a client would: ${left.map(([k, n]) => `${n} ${k}`).join(', ')}` : ''),
+    `   $ nostr-bt resolve ${npub.slice(0, 16)}… --bridge ${bridgeKey.slice(0, 12)}… --bootstrap <the local DHT>   (pid ${resolved.pid}, exit ${resolved.code})`,
+  );
+  for (const e of got) {
+    say(
+      `     kind ${String(e.kind).padEnd(5)} ${new Date(e.created_at * 1000).toISOString().slice(0, 19)}Z  ${e.id.slice(0, 12)}…  ${snippet(e.content)}`,
+    );
+  }
+  for (const b of s6.bridges)
+    say(`   from bridge ${b.bridge.slice(0, 16)}…: pointer ${b.status}, seq ${b.seq ?? '-'}, ${b.bundles ?? 0} bundle(s) listed`);
+  for (const b of s6.bundles) {
+    say(
+      `   from bundle ${b.infoHash}: ${b.ok ? `${b.events} events, ${b.fileBytes} bytes of the author's file only` : `not read (${b.reason})`} (through the swarm)`,
+    );
+  }
+  const left = Object.entries({
+    superseded: s6.events.superseded,
+    deleted: s6.events.deleted,
+    expired: s6.events.expired,
+    ephemeral: s6.events.ephemeral,
+  }).filter(([, n]) => n);
+  say(
+    `   ${got.length} events verified by the reader (id, signature, author) in ${(s6.ms / 1000).toFixed(1)} s, sources: ${Object.entries(
+      s6.sources,
+    )
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}` + (left.length ? `; left out as a client would: ${left.map(([k, n]) => `${n} ${k}`).join(', ')}` : ''),
   );
 
   // 7. stop -------------------------------------------------------------------------------------
@@ -624,7 +670,6 @@ const watchdog = setTimeout(() => {
   console.error(`demo: FAILED: did not finish within ${OVERALL_TIMEOUT_MS / 1000} s`);
   void cleanup().finally(() => process.exit(1));
 }, OVERALL_TIMEOUT_MS);
-
 
 try {
   await main();

@@ -32,7 +32,19 @@ const EXIT_PATH = 4;
 const EXIT_PATCH = 5;
 
 /** Codes of file-system errors that mean "this path cannot be used" (not a bug to trace). */
-const PATH_ERRORS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST', 'ENOENT', 'ELOOP', 'ENAMETOOLONG', 'ENOSPC', 'EDQUOT']);
+const PATH_ERRORS = new Set([
+  'EACCES',
+  'EPERM',
+  'EROFS',
+  'ENOTDIR',
+  'EISDIR',
+  'EEXIST',
+  'ENOENT',
+  'ELOOP',
+  'ENAMETOOLONG',
+  'ENOSPC',
+  'EDQUOT',
+]);
 
 /** An operator's error at start: one log line and its exit code; null for anything else (a bug: logged with its stack). */
 function startFailure(err: unknown): { code: number; message: string; path?: string } | null {
@@ -74,7 +86,8 @@ const log = createLogger('nostr-bt-sidecar', config.log.level);
 {
   // Before anything else starts threads: the relay on this host comes first.
   const n = applyNice(config.service.nice);
-  if (n.error) log.warn({ nice: n.nice, wanted: config.service.nice, err: n.error }, 'could not lower the sidecar\'s CPU priority (service.nice)');
+  if (n.error)
+    log.warn({ nice: n.nice, wanted: config.service.nice, err: n.error }, "could not lower the sidecar's CPU priority (service.nice)");
   else log.debug({ nice: n.nice, threads: n.threads }, 'CPU priority');
 }
 const notify = SdNotify.fromEnv(log);

@@ -134,11 +134,17 @@ export class Sidecar {
       generatedKeyFile: join(this.config.dataDir, 'bridge.key'),
     });
     this.log.info(
-      { bridgeKey: this.identity.publicKey.toString('hex'), z32: zbase32(this.identity.publicKey), keyOrigin: this.identity.origin, keyFile: this.identity.path },
+      {
+        bridgeKey: this.identity.publicKey.toString('hex'),
+        z32: zbase32(this.identity.publicKey),
+        keyOrigin: this.identity.origin,
+        keyFile: this.identity.path,
+      },
       `bridge key ${this.identity.publicKey.toString('hex')}: ${describeOrigin(this.identity)}`,
     );
     progress('starting the DHT node and the torrent client');
-    if (this.config.dht.enabled) this.dht = await startDhtNode(this.config.dht, this.log, { ownItems: storedOwnItems(this.store, this.identity.publicKey) });
+    if (this.config.dht.enabled)
+      this.dht = await startDhtNode(this.config.dht, this.log, { ownItems: storedOwnItems(this.store, this.identity.publicKey) });
     // The gateway before the seeder: its WebSocket tracker is where the seeder announces to browsers.
     if (this.config.gateway.listen) {
       this.gateway = await Gateway.start({
@@ -153,7 +159,9 @@ export class Sidecar {
     }
     const trackerUrl = this.gateway?.localTrackerUrl;
     const g = this.config.gateway;
-    const webrtc = trackerUrl ? { announce: [trackerUrl], maxPeers: g.webrtcMaxPeers, maxPeersPerTorrent: g.webrtcMaxPeersPerBundle } : undefined;
+    const webrtc = trackerUrl
+      ? { announce: [trackerUrl], maxPeers: g.webrtcMaxPeers, maxPeersPerTorrent: g.webrtcMaxPeersPerBundle }
+      : undefined;
     const seeder = (this.seeder = await WebTorrentSeeder.start({ ...this.config.bittorrent, webrtc }, this.dht, this.log));
 
     // The rest of the pipeline, in the order an event travels (the front is built in the constructor).
@@ -216,7 +224,11 @@ export class Sidecar {
         this.store,
         bundler,
         seeder,
-        { dir: join(this.config.dataDir, 'catalog'), intervalMs: this.config.catalog.intervalSeconds * 1000, bridge: this.identity.publicKey.toString('hex') },
+        {
+          dir: join(this.config.dataDir, 'catalog'),
+          intervalMs: this.config.catalog.intervalSeconds * 1000,
+          bridge: this.identity.publicKey.toString('hex'),
+        },
         this.log,
         this.opts.nowMs,
       ));
@@ -269,9 +281,16 @@ export class Sidecar {
       progress('seeding media blobs from disk');
       const sweepIntervalMs = b.rewriteIntervalSeconds * 1000;
       const publisher = this.publisher;
-      this.media = await MediaArchiver.open({ dataDir: this.config.dataDir, store: this.store, seeder: this.seeder, log: this.log, options: mediaOptionsOf(this.config.media), sweepIntervalMs,
+      this.media = await MediaArchiver.open({
+        dataDir: this.config.dataDir,
+        store: this.store,
+        seeder: this.seeder,
+        log: this.log,
+        options: mediaOptionsOf(this.config.media),
+        sweepIntervalMs,
         // media → publisher: an author's pointer names their media list (page 0's `m`).
-        onListsChanged: (authors) => void publisher?.authorsChanged(authors) });
+        onListsChanged: (authors) => void publisher?.authorsChanged(authors),
+      });
       if (publisher) publisher.mediaListOf = (pk) => this.media?.mediaListOf(pk);
       await this.media.start();
       // ingest → media ('batch'): newly indexed events may reference blobs.
@@ -282,7 +301,14 @@ export class Sidecar {
     await this.server.listen();
     this.drainer.start();
     if (this.config.reconcile.strfry) {
-      this.reconciler = new Reconciler(this.config.reconcile, this.checkpoints, this.ingestor, this.config.ingest.maxLineBytes, this.log, this.opts.nowSec);
+      this.reconciler = new Reconciler(
+        this.config.reconcile,
+        this.checkpoints,
+        this.ingestor,
+        this.config.ingest.maxLineBytes,
+        this.log,
+        this.opts.nowSec,
+      );
       this.reconciler.start();
     }
     this.scheduleExpiry();
@@ -304,7 +330,13 @@ export class Sidecar {
       }) + '\n',
     );
     this.log.info(
-      { socket: this.config.socket.path, dataDir: this.config.dataDir, status: this.statusAddress, torrentPort: this.seeder.port, dhtPort: this.dht?.address().port },
+      {
+        socket: this.config.socket.path,
+        dataDir: this.config.dataDir,
+        status: this.statusAddress,
+        torrentPort: this.seeder.port,
+        dhtPort: this.dht?.address().port,
+      },
       'sidecar ready',
     );
   }
@@ -325,7 +357,12 @@ export class Sidecar {
       dataDir: this.config.dataDir,
       socket: this.config.socket.path,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
-      spool: { ...this.drainer.depth, draining: true, drainedFiles: this.drainer.stats.filesDrained, drainedLines: this.drainer.stats.linesDrained },
+      spool: {
+        ...this.drainer.depth,
+        draining: true,
+        drainedFiles: this.drainer.stats.filesDrained,
+        drainedLines: this.drainer.stats.linesDrained,
+      },
       ingest: {
         backlog: this.ingestor.backlog,
         connections: this.server.connections,
@@ -335,7 +372,9 @@ export class Sidecar {
         lagSeconds: Math.round(this.ingestor.lagSeconds * 1000) / 1000,
         acceptLagSeconds: Math.round(this.ingestor.acceptLagSeconds * 1000) / 1000,
       },
-      bundles: this.bundler ? { ...this.bundler.summary(), built: this.metrics.bundlesBuilt, retired: this.metrics.bundlesRetired } : undefined,
+      bundles: this.bundler
+        ? { ...this.bundler.summary(), built: this.metrics.bundlesBuilt, retired: this.metrics.bundlesRetired }
+        : undefined,
       seeding: this.seeder ? { ...this.seeder.stats(), port: this.seeder.port } : undefined,
       dht: this.dht ? { nodes: this.dht.nodes.count(), ready: this.dht.ready } : undefined,
       bridge: this.identity ? { publicKey: this.identity.publicKey.toString('hex') } : undefined,
@@ -482,7 +521,10 @@ export class Sidecar {
   }
 
   private async startHttp(): Promise<void> {
-    const routes = statusRoutes({ status: () => this.status(), metrics: () => this.metrics.render(), ingestError: () => this.ingestor.lastError }, this.log);
+    const routes = statusRoutes(
+      { status: () => this.status(), metrics: () => this.metrics.render(), ingestError: () => this.ingestor.lastError },
+      this.log,
+    );
     this.http = await HttpServer.start({ listen: this.config.status.listen, table: new RouteTable(routes, this.log), log: this.log });
     this.statusAddress = this.http.address;
   }
@@ -501,7 +543,8 @@ function indexOpenError(indexDir: string, err: unknown): unknown {
       : typeof e?.code === 'number'
         ? Object.entries(osConstants.errno).find(([, n]) => n === e.code)?.[0]
         : undefined;
-  if (!name || !['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'ENOSPC', 'EDQUOT', 'ENOENT', 'ELOOP', 'EAGAIN'].includes(name)) return err;
+  if (!name || !['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'ENOSPC', 'EDQUOT', 'ENOENT', 'ELOOP', 'EAGAIN'].includes(name))
+    return err;
   if (typeof e.code === 'string') return new DataDirError(e.path ?? indexDir, e as NodeJS.ErrnoException, 'cannot open the index at');
   return new DataDirError(indexDir, Object.assign(new Error(`${name}: ${e.message}`), { code: name }), 'cannot open the index at');
 }

@@ -30,15 +30,22 @@ function quarantined(dir: string): { lines: number; bytes: number } {
 function underTty(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return new Promise((resolve, reject) => {
-    execFile('script', ['-qec', argv.map(quote).join(' '), '/dev/null'], { env, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (err, stdout) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
-      if (err && code === null) reject(new Error(`script failed (util-linux's script is needed for this test): ${err.message}`));
-      else resolve({ code, out: stdout });
-    });
+    execFile(
+      'script',
+      ['-qec', argv.map(quote).join(' '), '/dev/null'],
+      { env, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
+      (err, stdout) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
+        if (err && code === null) reject(new Error(`script failed (util-linux's script is needed for this test): ${err.message}`));
+        else resolve({ code, out: stdout });
+      },
+    );
   });
 }
 
-test('a source of random bytes: exit 3, notEvents, a warning; the quarantine keeps a bounded sample; the bar reaches 100 %', { timeout: 240_000 }, async () => {
+test('a source of random bytes: exit 3, notEvents, a warning; the quarantine keeps a bounded sample; the bar reaches 100 %', {
+  timeout: 240_000,
+}, async () => {
   await withBackfillRig(async (rig) => {
     // ~4 MB of random bytes: about 16,000 "lines", none of them an event, more than the replay bound.
     const file = join(rig.ws.dir, 'random.bin');
@@ -114,7 +121,12 @@ test('quarantine: a replay (backfill connection, reconcile run) keeps at most it
     const run3 = { source: 'backfill' };
     q.add('malformed', run3, 'x'.repeat(REPLAY_QUARANTINE_LIMIT.bytes + 1));
     await q.flush();
-    const entries = readdirSync(dir).flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { source: string; line: string }));
+    const entries = readdirSync(dir).flatMap((n) =>
+      readFileSync(join(dir, n), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { source: string; line: string }),
+    );
     const bySource = (s: string) => entries.filter((e) => e.source === s).length;
     assert.equal(bySource('plugin'), REPLAY_QUARANTINE_LIMIT.lines + extra, 'lines from the relay have no other copy: all kept');
     assert.equal(bySource('backfill'), REPLAY_QUARANTINE_LIMIT.lines, 'a replay keeps its first lines up to the bound');

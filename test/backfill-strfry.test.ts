@@ -73,7 +73,16 @@ test('--since/--until are passed to strfry (and enforced); the range has its own
       const lines = fixtureLines();
       const db = makeStrfryDb(rig.ws.dir, lines);
       const [since, until] = [1795464273, 1795464312];
-      const r = await runBackfill(rig.configPath, ['--strfry', strfryStandin(), '--strfry-config', db.config, '--since', String(since), '--until', String(until)]);
+      const r = await runBackfill(rig.configPath, [
+        '--strfry',
+        strfryStandin(),
+        '--strfry-config',
+        db.config,
+        '--since',
+        String(since),
+        '--until',
+        String(until),
+      ]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(db.invocations(), [[`--config=${db.config}`, 'export', `--since=${since}`, `--until=${until}`]]);
       const inRange = lines.filter((l) => ev(l).created_at >= since && ev(l).created_at <= until);
@@ -132,11 +141,23 @@ test('kill -9 during a strfry export, then resume: same final index, only the ma
   const [startSec, spanSec] = [now - 2_000_000, 1_900_000];
   const gen = [...exportLines({ n, authors: 2000, seed: 5, startSec, spanSec })];
   await withBackfillRig(async (rig) => {
-    const db = makeStrfryDb(rig.ws.dir, gen.map((g) => g.line));
+    const db = makeStrfryDb(
+      rig.ws.dir,
+      gen.map((g) => g.line),
+    );
     const strfry = strfryStandin();
     const key = `strfry:${db.config}`;
     const cps = new CheckpointStore(rig.sc.store.root);
-    const child = spawnBackfill(rig.configPath, ['--strfry', strfry, '--strfry-config', db.config, '--max-unacked', '500', '--checkpoint-ms', '50']);
+    const child = spawnBackfill(rig.configPath, [
+      '--strfry',
+      strfry,
+      '--strfry-config',
+      db.config,
+      '--max-unacked',
+      '500',
+      '--checkpoint-ms',
+      '50',
+    ]);
     const deadline = Date.now() + 60_000;
     // Kill once a fifth is delivered: well past the margin, far from the end.
     while ((cps.get(key)?.resumeCreatedAt ?? 0) < startSec + spanSec / 5 && Date.now() < deadline) await sleep(2);

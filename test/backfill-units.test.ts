@@ -40,7 +40,11 @@ test('line splitter: same lines and end offsets whatever the chunking', () => {
   for (const sizes of [[1], [2, 3], [7], [data.length], [5, 1, 64]]) {
     const r = splitAll(data, sizes, 1000, 100);
     assert.deepEqual(r.lines, expected, `chunks ${sizes}`);
-    assert.deepEqual(r.ends, expectedEnds.map((e) => e + 100), `ends with chunks ${sizes}`);
+    assert.deepEqual(
+      r.ends,
+      expectedEnds.map((e) => e + 100),
+      `ends with chunks ${sizes}`,
+    );
     assert.equal(r.over.length, 0);
   }
 });

@@ -26,8 +26,14 @@ test('fixture export: index and bundles are the export minus policy exclusions; 
   await withBackfillRig(
     async (rig) => {
       const file = join(FIXTURES, 'strfry-export.jsonl');
-      const events = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as NostrEvent);
-      const expected = events.filter((e) => !(e.kind >= 20000 && e.kind < 30000)).map((e) => e.id).sort();
+      const events = readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as NostrEvent);
+      const expected = events
+        .filter((e) => !(e.kind >= 20000 && e.kind < 30000))
+        .map((e) => e.id)
+        .sort();
 
       // A file is untrusted by default: the fixture's real signatures are checked.
       const r1 = await runBackfill(rig.configPath, ['--file', file]);
@@ -71,7 +77,8 @@ function mixedHistory(n: number) {
   const extraValid: string[] = [];
   const at = (i: number) => (i * 7919) % n; // spread the oddities through the file
   const odd: [number, string][] = [];
-  const ev = (k: number, t: { kind: number; tags?: string[][]; content?: string }) => unsignedEvent(pubkeyN(90_000 + k), { created_at: 1_700_500_000 + k, ...t });
+  const ev = (k: number, t: { kind: number; tags?: string[][]; content?: string }) =>
+    unsignedEvent(pubkeyN(90_000 + k), { created_at: 1_700_500_000 + k, ...t });
   for (let k = 0; k < 5; k++) odd.push([at(k), JSON.stringify(ev(k, { kind: 20001, content: 'ephemeral' }))]);
   for (let k = 5; k < 8; k++) odd.push([at(k), JSON.stringify(ev(k, { kind: 1, tags: [['-']], content: 'protected' }))]);
   for (let k = 8; k < 10; k++) odd.push([at(k), JSON.stringify(ev(k, { kind: 1, content: contentOf(6000, k) }))]);
@@ -111,7 +118,9 @@ function mixedHistory(n: number) {
 
 const MIXED_CONFIG = { ingest: { maxEventBytes: 4096, maxLineBytes: 16_384 } };
 
-test(`generated history (${N} events + bad input): summary, index and bundles match; re-run adds nothing`, { timeout: 300_000 }, async () => {
+test(`generated history (${N} events + bad input): summary, index and bundles match; re-run adds nothing`, {
+  timeout: 300_000,
+}, async () => {
   const h = mixedHistory(N);
   await withBackfillRig(
     async (rig) => {
@@ -194,7 +203,9 @@ test(`kill -9 in the middle, then resume: same final state as an uninterrupted r
   });
 });
 
-test('Ctrl-C (SIGINT): lines in flight are acknowledged, the checkpoint saved, exit 130; the next run finishes', { timeout: 120_000 }, async () => {
+test('Ctrl-C (SIGINT): lines in flight are acknowledged, the checkpoint saved, exit 130; the next run finishes', {
+  timeout: 120_000,
+}, async () => {
   const lines = generated(N, 33).map((g) => g.line);
   await withBackfillRig(async (rig) => {
     const file = rig.writeFile('h.jsonl', lines);
@@ -283,9 +294,14 @@ test('errors: no sidecar, no source, a missing file', async () => {
 
 test('backfill while the real plugin forwards live traffic: the index is the union, nothing twice', { timeout: 120_000 }, async () => {
   const history = generated(5000, 44);
-  const live = Array.from({ length: 300 }, (_, i) => unsignedEvent(pubkeyN(70_000 + i), { kind: 1, created_at: 1_800_000_000 + i, content: `live ${i}` }));
+  const live = Array.from({ length: 300 }, (_, i) =>
+    unsignedEvent(pubkeyN(70_000 + i), { kind: 1, created_at: 1_800_000_000 + i, content: `live ${i}` }),
+  );
   await withBackfillRig(async (rig) => {
-    const file = rig.writeFile('h.jsonl', history.map((g) => g.line));
+    const file = rig.writeFile(
+      'h.jsonl',
+      history.map((g) => g.line),
+    );
     const harness = new StrfryHarness(PLUGIN_BIN, { env: { ...process.env, NOSTR_BT_CONFIG: rig.configPath } });
     try {
       const child = spawnBackfill(rig.configPath, ['--file', file, '--trusted', '--max-unacked', '1000']);
@@ -309,7 +325,9 @@ test('backfill while the real plugin forwards live traffic: the index is the uni
   });
 });
 
-test('the sidecar killed (-9) and restarted mid-run: the command reconnects, sends again what was not acknowledged, nothing lost or doubled', { timeout: 120_000 }, async () => {
+test('the sidecar killed (-9) and restarted mid-run: the command reconnects, sends again what was not acknowledged, nothing lost or doubled', {
+  timeout: 120_000,
+}, async () => {
   const lines = generated(N, 55);
   const ws = makeWorkspace();
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
@@ -343,14 +361,42 @@ test('progress: a bar with events/s and ETA on a terminal, JSON log lines otherw
   const lines = generated(N, 66).map((g) => g.line);
   await withBackfillRig(async (rig) => {
     const file = rig.writeFile('h.jsonl', lines);
-    const cmd = [process.execPath, BACKFILL_BIN, '--config', rig.configPath, '--file', file, '--trusted', '--checkpoint-ms', '20', '--max-unacked', '1000']
+    const cmd = [
+      process.execPath,
+      BACKFILL_BIN,
+      '--config',
+      rig.configPath,
+      '--file',
+      file,
+      '--trusted',
+      '--checkpoint-ms',
+      '20',
+      '--max-unacked',
+      '1000',
+    ]
       .map((a) => `'${a}'`)
       .join(' ');
     // script(1) runs the command on a pseudo-terminal: stderr.isTTY is true there.
-    const tty = await promisify(execFile)('/usr/bin/script', ['-qfec', cmd, '/dev/null'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const tty = await promisify(execFile)('/usr/bin/script', ['-qfec', cmd, '/dev/null'], {
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
     assert.match(tty.stdout, /\d+% \| [\d,]+ lines \| [\d,]+ ev\/s \| new \d+ dup \d+ skipped \d+ errors \d+ \| ETA /);
     assert.match(tty.stdout, /result +complete/);
-    const piped = await runBackfill(rig.configPath, ['--file', file, '--trusted', '--restart', '--checkpoint-ms', '20', '--progress-interval', '1', '--max-unacked', '1000', '--log-level', 'info']);
+    const piped = await runBackfill(rig.configPath, [
+      '--file',
+      file,
+      '--trusted',
+      '--restart',
+      '--checkpoint-ms',
+      '20',
+      '--progress-interval',
+      '1',
+      '--max-unacked',
+      '1000',
+      '--log-level',
+      'info',
+    ]);
     const progressLines = piped.stderr.split('\n').filter((l) => l.includes('"backfill progress"'));
     assert.ok(progressLines.length >= 1, piped.stderr);
     const p = JSON.parse(progressLines[0]!) as { read: number; acked: number; eventsPerSec: number; percent: number };

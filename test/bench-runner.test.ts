@@ -27,7 +27,10 @@ test('the runner runs a quick benchmark and writes RESULTS.md with its figures a
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-bench-run-'));
   try {
     const results = join(dir, 'RESULTS.md');
-    await run(process.execPath, [join(DIST, 'bench/run.js'), '--quick', '--only=ingest', `--results=${results}`], { timeout: 170_000, maxBuffer: 64 * 1024 * 1024 });
+    await run(process.execPath, [join(DIST, 'bench/run.js'), '--quick', '--only=ingest', `--results=${results}`], {
+      timeout: 170_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
     const md = readFileSync(results, 'utf8');
     assert.match(md, /Node v\d+/);
     assert.match(md, /\| ingest \| .+ \| .+ \|/);
@@ -58,7 +61,10 @@ test('benchmark readers in a worker pool each read on their own (relay readers o
     assert.deepEqual(await Promise.all(readers.map((r) => r.release())), [0, 0, 0, 0, 0]);
     // A reader that fails reports its error without taking the pool down.
     const bad = pool.start({ mode: 'relay', url: 'ws://127.0.0.1:1', author: author.pubkey });
-    const badResult = await bad.result.then((r) => r, (err: Error) => ({ ok: false, error: err.message }));
+    const badResult = await bad.result.then(
+      (r) => r,
+      (err: Error) => ({ ok: false, error: err.message }),
+    );
     assert.equal(badResult.ok, false);
     const again = await pool.start({ mode: 'relay', url: relay.url, author: author.pubkey }).result;
     assert.equal(again.events, events.length);
@@ -68,7 +74,9 @@ test('benchmark readers in a worker pool each read on their own (relay readers o
   }
 });
 
-test('the relay benchmark runs end to end: strfry stand-in, bare and nostr-bt plugins, paced latency; every event archived', { timeout: 240_000 }, async () => {
+test('the relay benchmark runs end to end: strfry stand-in, bare and nostr-bt plugins, paced latency; every event archived', {
+  timeout: 240_000,
+}, async () => {
   const { stdout } = await run(process.execPath, [join(DIST, 'bench/relay-bench.js'), '--quick', '--n=300', '--only=bare,up,down,paced'], {
     timeout: 230_000,
     maxBuffer: 64 * 1024 * 1024,
@@ -83,7 +91,13 @@ test('the relay benchmark runs end to end: strfry stand-in, bare and nostr-bt pl
     assert.ok(f, `${name} missing: ${line}`);
     assert.equal(f.value, f.baseline, `${name}: ${f.value} of ${f.baseline}`);
   }
-  for (const name of ['bare: events/s', 'up: events/s', 'up / bare events/s', 'paced 500/s: sidecar CPU per event', 'paced 500/s: accept → indexed p99']) {
+  for (const name of [
+    'bare: events/s',
+    'up: events/s',
+    'up / bare events/s',
+    'paced 500/s: sidecar CPU per event',
+    'paced 500/s: accept → indexed p99',
+  ]) {
     assert.ok(Number.isFinite(get(name)?.value), `${name}: ${line}`);
   }
 });

@@ -37,8 +37,15 @@ before(async () => {
   const a = await signer();
   const other = await signer();
   author = a.pubkey;
-  const notes = Array.from({ length: 6 }, (_, i) => a.sign({ kind: 1, created_at: T0 + 100 + i, content: `note ${i}: hello from the archive ✓ <b>not html</b>` }));
-  const withImage = a.sign({ kind: 1, created_at: T0 + 200, content: 'a picture', tags: [['imeta', `url https://blossom.example/${imageSha}.png`, `x ${imageSha}`, 'm image/png']] });
+  const notes = Array.from({ length: 6 }, (_, i) =>
+    a.sign({ kind: 1, created_at: T0 + 100 + i, content: `note ${i}: hello from the archive ✓ <b>not html</b>` }),
+  );
+  const withImage = a.sign({
+    kind: 1,
+    created_at: T0 + 200,
+    content: 'a picture',
+    tags: [['imeta', `url https://blossom.example/${imageSha}.png`, `x ${imageSha}`, 'm image/png']],
+  });
   const oldProfile = a.sign({ kind: 0, created_at: T0 + 1, content: JSON.stringify({ name: 'old name' }) });
   const profile = a.sign({ kind: 0, created_at: T0 + 50, content: JSON.stringify({ name: 'alice', about: 'reads archives' }) });
   const doomed = a.sign({ kind: 1, created_at: T0 + 103, content: 'this note is deleted' });
@@ -46,9 +53,17 @@ before(async () => {
   const others = Array.from({ length: 3 }, (_, i) => other.sign({ kind: 1, created_at: T0 + 150 + i, content: `someone else ${i}` }));
   const all = [oldProfile, profile, ...notes, doomed, withImage, deletion, ...others];
   expected = [profile, ...notes, withImage, deletion].sort(newestFirst);
-  const acked = await sendLines(rig.sidecar.socketPath, all.map((e) => pluginLine(e)), 60_000);
+  const acked = await sendLines(
+    rig.sidecar.socketPath,
+    all.map((e) => pluginLine(e)),
+    60_000,
+  );
   assert.equal(acked, all.length);
-  await rig.sidecar.waitFor((s) => s.bundles?.pendingEvents === 0 && (s.bundles?.built ?? 0) > 0 && s.pointers?.dirtyAuthors === 0 && (s.pointers?.published ?? 0) >= 2, 90_000);
+  await rig.sidecar.waitFor(
+    (s) =>
+      s.bundles?.pendingEvents === 0 && (s.bundles?.built ?? 0) > 0 && s.pointers?.dirtyAuthors === 0 && (s.pointers?.published ?? 0) >= 2,
+    90_000,
+  );
 });
 
 after(async () => {
@@ -72,14 +87,20 @@ test('two tabs: the second gets the bundle from the first over WebRTC', { skip }
     await first.goto(`${rig.base}/?author=${author}&webseed=never`);
     const a = await readDone(first);
     assert.equal(a.dom.state, 'done', a.dom.stateText);
-    assert.deepEqual(a.dom.eventIds, expected.map((e) => e.id));
+    assert.deepEqual(
+      a.dom.eventIds,
+      expected.map((e) => e.id),
+    );
     assert.ok(a.dom.fromPeers > 0 && a.dom.fromWebSeed === 0, `first tab: ${JSON.stringify(a.dom)}`);
 
     const second = await ctx2.newPage();
     await second.goto(`${rig.base}/?author=${author}&webseed=never`);
     const b = await readDone(second);
     assert.equal(b.dom.state, 'done', b.dom.stateText);
-    assert.deepEqual(b.dom.eventIds, expected.map((e) => e.id));
+    assert.deepEqual(
+      b.dom.eventIds,
+      expected.map((e) => e.id),
+    );
     assert.ok(b.dom.fromPeers > 0, `second tab got ${b.dom.fromPeers} bytes from peers`);
     assert.equal(b.dom.fromWebSeed, 0);
     // The first tab is a browser: what it uploaded (piece bytes on WebRTC wires) went to the second.
@@ -97,7 +118,7 @@ test('two tabs: the second gets the bundle from the first over WebRTC', { skip }
   }
 });
 
-test('the page shows exactly the author\'s archived events, newest first, deleted and superseded ones absent', { skip }, async (t) => {
+test("the page shows exactly the author's archived events, newest first, deleted and superseded ones absent", { skip }, async (t) => {
   const browser = await withBrowser(t);
   const ctx = await browser.newContext();
   try {
@@ -107,7 +128,10 @@ test('the page shows exactly the author\'s archived events, newest first, delete
     await page.click('#go');
     const r = await readDone(page);
     assert.equal(r.dom.state, 'done', r.dom.stateText);
-    assert.deepEqual(r.dom.eventIds, expected.map((e) => e.id));
+    assert.deepEqual(
+      r.dom.eventIds,
+      expected.map((e) => e.id),
+    );
     assert.equal(r.result?.verifier, 'WebCrypto Ed25519');
     assert.deepEqual(r.dom.rejected, []);
     assert.ok(r.dom.fromWebSeed > 0, `bytes from the web seed: ${r.dom.fromWebSeed}`);
@@ -151,8 +175,15 @@ test('a hostile gateway: tampered events are rejected with their reason, a forge
   await page.goto(`${gw.base}/?author=${a.pubkey}&webseed=now`);
   const r = await readDone(page);
   assert.equal(r.dom.state, 'warning', r.dom.stateText);
-  assert.deepEqual(r.progress?.bundles.map((b) => b.problem ?? b.state), ['verified']);
-  assert.deepEqual(r.dom.eventIds, [...good].sort(newestFirst).map((e) => e.id), 'only the genuine events are shown');
+  assert.deepEqual(
+    r.progress?.bundles.map((b) => b.problem ?? b.state),
+    ['verified'],
+  );
+  assert.deepEqual(
+    r.dom.eventIds,
+    [...good].sort(newestFirst).map((e) => e.id),
+    'only the genuine events are shown',
+  );
   assert.deepEqual(r.dom.rejected.map((x) => x.reason).sort(), ['bad-id', 'bad-sig', 'malformed', 'wrong-author']);
   assert.ok(r.dom.rejected.find((x) => x.reason === 'bad-id')!.text.includes('what the gateway says'), 'the rejected line is shown');
   assert.match(r.dom.stateText, /4 rejected/);

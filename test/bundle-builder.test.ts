@@ -56,7 +56,9 @@ test('same events, two independent processes and arrival orders: same infohash',
 test('bundle layout: one <pubkey>.jsonl per author in pubkey order, events by created_at then id, info dict has nothing else', async () => {
   const root = mkdtempSync(join(tmpdir(), 'nostr-bt-bundle-'));
   try {
-    const evs = [0, 1, 2].flatMap((a) => [3, 1, 2].map((t) => unsignedEvent(pubkeyN(a), { kind: 1, created_at: t, content: contentOf(50, a * 10 + t) })));
+    const evs = [0, 1, 2].flatMap((a) =>
+      [3, 1, 2].map((t) => unsignedEvent(pubkeyN(a), { kind: 1, created_at: t, content: contentOf(50, a * 10 + t) })),
+    );
     const by = new Map<string, typeof evs>();
     for (const e of evs) by.set(e.pubkey, [...(by.get(e.pubkey) ?? []), e]);
     const authors = [...by.keys()].sort();
@@ -64,18 +66,31 @@ test('bundle layout: one <pubkey>.jsonl per author in pubkey order, events by cr
       root,
       authors.map((pubkey) => ({
         pubkey,
-        lines: by.get(pubkey)!.sort((x, y) => x.created_at - y.created_at).map((e) => ({ json: canonicalJson(e), createdAt: e.created_at })),
+        lines: by
+          .get(pubkey)!
+          .sort((x, y) => x.created_at - y.created_at)
+          .map((e) => ({ json: canonicalJson(e), createdAt: e.created_at })),
       })),
     );
     assert.ok(built);
     assert.equal(built.name, 'nostr-bt-1-3-9');
-    assert.deepEqual(readdirSync(root).sort(), [`${built.infoHash}.data`, `${built.infoHash}.torrent`], 'one data file per bundle, no temporary files');
+    assert.deepEqual(
+      readdirSync(root).sort(),
+      [`${built.infoHash}.data`, `${built.infoHash}.torrent`],
+      'one data file per bundle, no temporary files',
+    );
     const dataDir = await extractBundle(root, built.infoHash, join(root, 'extracted'));
-    assert.deepEqual(readdirSync(dataDir).sort(), authors.map((a) => `${a}.jsonl`));
+    assert.deepEqual(
+      readdirSync(dataDir).sort(),
+      authors.map((a) => `${a}.jsonl`),
+    );
     for (const a of authors) {
       const lines = readFileSync(join(dataDir, `${a}.jsonl`), 'utf8').split('\n');
       assert.equal(lines.pop(), '', 'every line ends with a newline');
-      assert.deepEqual(lines.map((l) => (JSON.parse(l) as { created_at: number }).created_at), [1, 2, 3]);
+      assert.deepEqual(
+        lines.map((l) => (JSON.parse(l) as { created_at: number }).created_at),
+        [1, 2, 3],
+      );
     }
     const t = bencode.decode(readFileSync(built.torrentPath));
     assert.deepEqual(Object.keys(t), ['info'], 'no announce, no creation date, no comment');
@@ -100,7 +115,9 @@ test('the info dict encoder gives exactly bencode.encode of the protocol dict', 
   const cases = [
     { files: [{ pubkey: pubkeyN(1), length: 1 }], name: 'nostr-bt-1-1-1', pieceLength: 16384, pieces: Buffer.alloc(20, 1) },
     {
-      files: Array.from({ length: 3000 }, (_, i) => ({ pubkey: pubkeyN(i), length: 1 + i * 977 })).sort((a, b) => (a.pubkey < b.pubkey ? -1 : 1)),
+      files: Array.from({ length: 3000 }, (_, i) => ({ pubkey: pubkeyN(i), length: 1 + i * 977 })).sort((a, b) =>
+        a.pubkey < b.pubkey ? -1 : 1,
+      ),
       name: 'nostr-bt-1700000000-1700003599-123456',
       pieceLength: 4 * 1024 * 1024,
       pieces: Buffer.from(Array.from({ length: 20 * 700 }, (_, i) => (i * 31) & 0xff)),
@@ -108,7 +125,12 @@ test('the info dict encoder gives exactly bencode.encode of the protocol dict', 
     { files: [{ pubkey: 'é-non-ascii', length: 2 ** 40 }], name: 'ünï', pieceLength: 16384, pieces: Buffer.alloc(0) },
   ];
   for (const c of cases) {
-    const viaLibrary = bencode.encode({ files: c.files.map((f) => ({ length: f.length, path: [`${f.pubkey}.jsonl`] })), name: c.name, 'piece length': c.pieceLength, pieces: c.pieces });
+    const viaLibrary = bencode.encode({
+      files: c.files.map((f) => ({ length: f.length, path: [`${f.pubkey}.jsonl`] })),
+      name: c.name,
+      'piece length': c.pieceLength,
+      pieces: c.pieces,
+    });
     assert.deepEqual(encodeBundleInfo(c), Buffer.from(viaLibrary));
   }
   assert.throws(() => encodeBundleInfo({ ...cases[0]!, files: [{ pubkey: pubkeyN(1), length: 1.5 }] }), /not an integer/);

@@ -120,7 +120,11 @@ test('bundle cut: the same bundle as buildBundle given the events in protocol or
     const rnd = prng(5);
     const pubkeys = Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? `00${pubkeyN(i).slice(2)}` : pubkeyN(i)));
     const events = Array.from({ length: 400 }, (_, i) =>
-      unsignedEvent(pubkeys[Math.floor(rnd() * pubkeys.length)]!, { kind: 1, created_at: 1_700_000_000 + Math.floor(rnd() * 4), content: contentOf(50 + Math.floor(rnd() * 400), i) }),
+      unsignedEvent(pubkeys[Math.floor(rnd() * pubkeys.length)]!, {
+        kind: 1,
+        created_at: 1_700_000_000 + Math.floor(rnd() * 4),
+        content: contentOf(50 + Math.floor(rnd() * 400), i),
+      }),
     );
     await store.applyBatch(eventBatchOf(events.map(itemOf)));
     const { refs } = cutRefsOf(store.rowsFrom(1), 1, 1 << 30);
@@ -131,7 +135,10 @@ test('bundle cut: the same bundle as buildBundle given the events in protocol or
         .filter((e) => e.pubkey === pubkey)
         .sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1))
         .map((e) => ({ json: canonicalJson(e), createdAt: e.created_at }));
-    const reference = await buildBundle(join(ws.dir, 'ref'), authors.map((pubkey) => ({ pubkey, lines: lines(pubkey) })));
+    const reference = await buildBundle(
+      join(ws.dir, 'ref'),
+      authors.map((pubkey) => ({ pubkey, lines: lines(pubkey) })),
+    );
     assert.deepEqual(cut.authors, authors);
     assert.equal(cut.built!.infoHash, reference!.infoHash);
     assert.deepEqual(cut.built!.files, reference!.files);

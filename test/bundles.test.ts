@@ -31,7 +31,13 @@ interface Rig {
 
 async function withRig(
   fn: (rig: Rig) => Promise<void>,
-  opts: { overrides?: Record<string, unknown>; nowMs?: () => number; schedule?: boolean; keep?: boolean; ws?: ReturnType<typeof makeWorkspace> } = {},
+  opts: {
+    overrides?: Record<string, unknown>;
+    nowMs?: () => number;
+    schedule?: boolean;
+    keep?: boolean;
+    ws?: ReturnType<typeof makeWorkspace>;
+  } = {},
 ): Promise<void> {
   const ws = opts.ws ?? makeWorkspace();
   const config = loadConfig({ configPath: ws.configPath, overrides: opts.overrides });
@@ -53,7 +59,13 @@ async function withRig(
       const files = new Map<string, string>();
       const b = sc.store.bundles.get(ih)!;
       for (const { pubkey } of sc.store.bundles.files(ih)) {
-        files.set(pubkey, sc.bundler!.eventsOf(b, pubkey).map((e) => e.j + '\n').join(''));
+        files.set(
+          pubkey,
+          sc
+            .bundler!.eventsOf(b, pubkey)
+            .map((e) => e.j + '\n')
+            .join(''),
+        );
       }
       return files;
     },
@@ -68,7 +80,9 @@ async function withRig(
 
 const fixtureLines = () => readFileSync(join(FIXTURES, 'strfry-plugin-input.jsonl'), 'utf8').trim().split('\n');
 
-test('a window bundle is seeded when its window closes and libtorrent downloads it byte for byte; every event verifies', { timeout: 60_000 }, async () => {
+test('a window bundle is seeded when its window closes and libtorrent downloads it byte for byte; every event verifies', {
+  timeout: 60_000,
+}, async () => {
   const wasm = await initNostrWasm();
   await withRig(
     async ({ sc, feed, expectedFiles }) => {
@@ -106,11 +120,12 @@ test('a window bundle is seeded when its window closes and libtorrent downloads 
   );
 });
 
-test('selective fetch: a WebTorrent client downloads one author\'s file out of a 1,000-author bundle', { timeout: 60_000 }, async () => {
+test("selective fetch: a WebTorrent client downloads one author's file out of a 1,000-author bundle", { timeout: 60_000 }, async () => {
   await withRig(async ({ sc, feed, expectedFiles }) => {
     const lines: string[] = [];
     for (let a = 0; a < 1000; a++) {
-      for (let j = 0; j < 3; j++) lines.push(pluginLine(unsignedEvent(pubkeyN(a), { kind: 1, created_at: 1_700_000_000 + j, content: contentOf(300, a * 3 + j) })));
+      for (let j = 0; j < 3; j++)
+        lines.push(pluginLine(unsignedEvent(pubkeyN(a), { kind: 1, created_at: 1_700_000_000 + j, content: contentOf(300, a * 3 + j) })));
     }
     await feed(lines);
     const [b] = await sc.bundler!.closeWindow();
@@ -145,7 +160,9 @@ test('selective fetch: a WebTorrent client downloads one author\'s file out of a
   });
 });
 
-test('deletion after seeding: the bundle is rewritten without the event and the old infohash is no longer seeded', { timeout: 60_000 }, async () => {
+test('deletion after seeding: the bundle is rewritten without the event and the old infohash is no longer seeded', {
+  timeout: 60_000,
+}, async () => {
   const alice = await signer();
   const keep = alice.sign({ kind: 1, created_at: 1_700_000_000, content: 'keep' });
   const doomed = alice.sign({ kind: 1, created_at: 1_700_000_001, content: 'regret' });
@@ -198,7 +215,11 @@ test('compaction: 100k events over simulated days keep active torrents under the
       now += 40 * 86_400_000;
       await sc.bundler!.closeWindow(now);
       assert.ok(peak <= maxActive, `peak active torrents ${peak} ≤ ${maxActive}`);
-      assert.equal(sc.seeder!.stats().torrents, sc.bundler!.activeCount + (sc.catalog?.status().seeded ?? 0), 'seeding exactly the active bundles (and the catalog)');
+      assert.equal(
+        sc.seeder!.stats().torrents,
+        sc.bundler!.activeCount + (sc.catalog?.status().seeded ?? 0),
+        'seeding exactly the active bundles (and the catalog)',
+      );
       // Every stored event is in exactly one active bundle, and that bundle's file holds it.
       const active = new Set(sc.bundler!.activeBundles().map((b) => b.ih));
       let events = 0;
@@ -211,7 +232,13 @@ test('compaction: 100k events over simulated days keep active torrents under the
       const sample = sc.bundler!.activeBundles()[0]!;
       for (const { pubkey } of [...sc.store.bundles.files(sample.ih)].slice(0, 3)) {
         const file = await readAuthorFile(sc.config.bundle.dir, sample.ih, pubkey);
-        assert.equal(file, sc.bundler!.eventsOf(sample, pubkey).map((e) => e.j + '\n').join(''));
+        assert.equal(
+          file,
+          sc
+            .bundler!.eventsOf(sample, pubkey)
+            .map((e) => e.j + '\n')
+            .join(''),
+        );
       }
     },
     { nowMs: () => now, overrides: { bundle: { maxActiveTorrents: maxActive } } },
@@ -226,19 +253,33 @@ test('restart: every bundle is seeded again from disk with the same infohash, no
       async ({ sc, feed }) => {
         await feed(fixtureLines());
         await sc.bundler!.closeWindow();
-        const lines = Array.from({ length: 50 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: 'x' })));
+        const lines = Array.from({ length: 50 }, (_, i) =>
+          pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: 'x' })),
+        );
         await feed(lines);
         await sc.bundler!.closeWindow(Date.now() + 120_000);
-        before = sc.bundler!.activeBundles().map((b) => b.ih).sort();
+        before = sc
+          .bundler!.activeBundles()
+          .map((b) => b.ih)
+          .sort();
         assert.ok(before.length >= 1);
       },
       { ws, keep: true },
     );
     await withRig(
       async ({ sc }) => {
-        assert.deepEqual(sc.bundler!.activeBundles().map((b) => b.ih).sort(), before);
+        assert.deepEqual(
+          sc
+            .bundler!.activeBundles()
+            .map((b) => b.ih)
+            .sort(),
+          before,
+        );
         // The catalog torrent (docs/protocol.md §11) is seeded beside the bundles.
-        const seeded = sc.seeder!.client.torrents.filter((t) => !t.name.startsWith('nostr-bt-catalog-')).map((t) => t.infoHash).sort();
+        const seeded = sc
+          .seeder!.client.torrents.filter((t) => !t.name.startsWith('nostr-bt-catalog-'))
+          .map((t) => t.infoHash)
+          .sort();
         assert.deepEqual(seeded, before);
         for (const t of sc.seeder!.client.torrents) {
           assert.equal(t.done, true);
@@ -252,14 +293,20 @@ test('restart: every bundle is seeded again from disk with the same infohash, no
   }
 });
 
-test('after a crash, bundle data that is damaged or missing is found and rebuilt from the index, same infohash', { timeout: 60_000 }, async () => {
+test('after a crash, bundle data that is damaged or missing is found and rebuilt from the index, same infohash', {
+  timeout: 60_000,
+}, async () => {
   const ws = makeWorkspace();
   let before: BundleRecord[] = [];
   try {
     await withRig(
       async ({ sc, feed }) => {
         for (let w = 0; w < 3; w++) {
-          const lines = Array.from({ length: 40 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + w * 100 + i, content: contentOf(200, w * 100 + i) })));
+          const lines = Array.from({ length: 40 }, (_, i) =>
+            pluginLine(
+              unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + w * 100 + i, content: contentOf(200, w * 100 + i) }),
+            ),
+          );
           await feed(lines);
           await sc.bundler!.closeWindow(Date.now() + w * 120_000);
         }
@@ -282,7 +329,14 @@ test('after a crash, bundle data that is damaged or missing is found and rebuilt
     await withRig(
       async ({ sc }) => {
         await sc.bundler!.compactNow(); // waits for the queued rebuilds
-        assert.deepEqual(sc.bundler!.activeBundles().map((b) => b.ih).sort(), before.map((b) => b.ih), 'same infohashes');
+        assert.deepEqual(
+          sc
+            .bundler!.activeBundles()
+            .map((b) => b.ih)
+            .sort(),
+          before.map((b) => b.ih),
+          'same infohashes',
+        );
         for (const b of [damaged, lost, intact]) {
           const t = await sc.seeder!.torrent(b.ih);
           assert.ok(t?.done, `${b.ih} seeded`);
@@ -306,13 +360,18 @@ async function assertArchiveConsistent(sc: Sidecar): Promise<void> {
   for (const b of active.values()) {
     let expected = '';
     for (const { pubkey } of sc.store.bundles.files(b.ih)) {
-      expected += sc.bundler!.eventsOf(b, pubkey).map((e) => e.j + '\n').join('');
+      expected += sc
+        .bundler!.eventsOf(b, pubkey)
+        .map((e) => e.j + '\n')
+        .join('');
     }
     assert.equal(readFileSync(dataPathOf(sc.config.bundle.dir, b.ih), 'utf8'), expected, `bundle ${b.ih} holds exactly its events`);
   }
 }
 
-test('deletions racing cuts, merges and rewrites: every deleted event leaves the swarm, every other one stays', { timeout: 120_000 }, async () => {
+test('deletions racing cuts, merges and rewrites: every deleted event leaves the swarm, every other one stays', {
+  timeout: 120_000,
+}, async () => {
   let now = Date.UTC(2026, 2, 1, 10, 0, 0);
   const authors = await Promise.all(Array.from({ length: 6 }, () => signer()));
   await withRig(
@@ -321,7 +380,11 @@ test('deletions racing cuts, merges and rewrites: every deleted event leaves the
       for (let w = 0; w < 12; w++) {
         const lines: string[] = [];
         for (let i = 0; i < 60; i++) {
-          const e = authors[i % authors.length]!.sign({ kind: 1, created_at: 1_700_000_000 + w * 100 + i, content: contentOf(150, w * 100 + i) });
+          const e = authors[i % authors.length]!.sign({
+            kind: 1,
+            created_at: 1_700_000_000 + w * 100 + i,
+            content: contentOf(150, w * 100 + i),
+          });
           notes.push(e);
           lines.push(pluginLine(e));
         }
@@ -330,7 +393,9 @@ test('deletions racing cuts, merges and rewrites: every deleted event leaves the
         const dels = notes
           .filter((_, k) => k % 7 === w % 7)
           .slice(0, 8)
-          .map((e) => pluginLine(authors.find((a) => a.pubkey === e.pubkey)!.sign({ kind: 5, created_at: 1_700_010_000 + w, tags: [['e', e.id]] })));
+          .map((e) =>
+            pluginLine(authors.find((a) => a.pubkey === e.pubkey)!.sign({ kind: 5, created_at: 1_700_010_000 + w, tags: [['e', e.id]] })),
+          );
         now += 10 * 60_000; // 10 simulated minutes per window: an hour merge every 6 windows
         const cut = sc.bundler!.closeWindow(now);
         for (const l of dels) sc.ingestor.submit(l, sink);
@@ -345,7 +410,9 @@ test('deletions racing cuts, merges and rewrites: every deleted event leaves the
       await assertArchiveConsistent(sc);
       for (const e of notes) {
         const stored = sc.store.hasEvent(e.id);
-        const inSwarm = sc.bundler!.activeBundles().some((b) => readFileSync(dataPathOf(sc.config.bundle.dir, b.ih), 'utf8').includes(`"id":"${e.id}"`));
+        const inSwarm = sc
+          .bundler!.activeBundles()
+          .some((b) => readFileSync(dataPathOf(sc.config.bundle.dir, b.ih), 'utf8').includes(`"id":"${e.id}"`));
         assert.equal(inSwarm, stored, `${e.id}: ${stored ? 'kept' : 'deleted'}`);
       }
     },
@@ -353,7 +420,9 @@ test('deletions racing cuts, merges and rewrites: every deleted event leaves the
   );
 });
 
-test('vanish: the author\'s events leave merged, window and pending bundles alike; merges read their sources\' files', { timeout: 60_000 }, async () => {
+test("vanish: the author's events leave merged, window and pending bundles alike; merges read their sources' files", {
+  timeout: 60_000,
+}, async () => {
   let now = Date.UTC(2026, 2, 1, 10, 0, 0);
   const [alice, bob] = await Promise.all([signer(), signer()]);
   const note = (who: typeof alice, c: number) => who.sign({ kind: 1, created_at: c, content: contentOf(120, c) });
@@ -375,7 +444,7 @@ test('vanish: the author\'s events leave merged, window and pending bundles alik
       now = Date.UTC(2026, 2, 1, 11, 5, 0);
       await window(2, 1_700_000_200); // cut in hour 11, after hour 10 was merged
       await sc.bundler!.closeWindow(now);
-      assert.equal(sc.bundler!.summary().byLevel.hour, 1, 'hour 10 merged (from its windows\' files)');
+      assert.equal(sc.bundler!.summary().byLevel.hour, 1, "hour 10 merged (from its windows' files)");
       await assertArchiveConsistent(sc);
       await window(2, 1_700_000_300); // still pending
       const vanish = alice.sign({ kind: 62, created_at: 1_700_001_000, tags: [['relay', 'ALL_RELAYS']] });
@@ -385,7 +454,10 @@ test('vanish: the author\'s events leave merged, window and pending bundles alik
       await sc.bundler!.closeWindow((now += 60_000));
       while ((await sc.bundler!.rewriteRemovals()) > 0);
       await assertArchiveConsistent(sc);
-      const swarm = sc.bundler!.activeBundles().map((b) => readFileSync(dataPathOf(sc.config.bundle.dir, b.ih), 'utf8')).join('');
+      const swarm = sc
+        .bundler!.activeBundles()
+        .map((b) => readFileSync(dataPathOf(sc.config.bundle.dir, b.ih), 'utf8'))
+        .join('');
       for (const e of aliceNotes) assert.ok(!swarm.includes(e.id), `${e.id} left the swarm`);
       for (const e of bobNotes) assert.ok(swarm.includes(e.id), `${e.id} stays`);
       assert.ok(swarm.includes(vanish.id), 'the vanish request itself is archived');
@@ -399,7 +471,13 @@ test('a merge whose source data is gone is built from the index instead, with th
   await withRig(
     async ({ sc, feed }) => {
       for (let w = 0; w < 3; w++) {
-        await feed(Array.from({ length: 30 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_000_000 + w * 100 + i, content: contentOf(100, w * 100 + i) }))));
+        await feed(
+          Array.from({ length: 30 }, (_, i) =>
+            pluginLine(
+              unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_000_000 + w * 100 + i, content: contentOf(100, w * 100 + i) }),
+            ),
+          ),
+        );
         await sc.bundler!.closeWindow((now += 10 * 60_000));
       }
       const windows = sc.bundler!.activeBundles();
@@ -410,7 +488,13 @@ test('a merge whose source data is gone is built from the index instead, with th
       assert.equal(sc.bundler!.activeBundles().length, 1);
       // Damaged in place (same size, two lines run together): found while reading, built from the index.
       for (let w = 0; w < 2; w++) {
-        await feed(Array.from({ length: 30 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_001_000 + w * 100 + i, content: contentOf(100, w * 100 + i) }))));
+        await feed(
+          Array.from({ length: 30 }, (_, i) =>
+            pluginLine(
+              unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_001_000 + w * 100 + i, content: contentOf(100, w * 100 + i) }),
+            ),
+          ),
+        );
         await sc.bundler!.closeWindow((now += 10 * 60_000));
       }
       const later = sc.bundler!.activeBundles().filter((b) => b.level === 0);
@@ -422,7 +506,11 @@ test('a merge whose source data is gone is built from the index instead, with th
       now = Date.UTC(2026, 2, 1, 12, 5, 0);
       await sc.bundler!.compactNow();
       const active = sc.bundler!.activeBundles();
-      assert.deepEqual(active.map((b) => b.level), [1, 1], 'hours 10 and 11');
+      assert.deepEqual(
+        active.map((b) => b.level),
+        [1, 1],
+        'hours 10 and 11',
+      );
       assert.equal(active[0]!.events + active[1]!.events, 150);
       await assertArchiveConsistent(sc);
     },

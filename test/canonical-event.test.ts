@@ -17,7 +17,11 @@ import { pluginLine, prng, pubkeyN, strfryLine, unsignedEvent } from './testkit/
 
 const FIXTURES = new URL('../../test/fixtures/', import.meta.url).pathname;
 const NOW = 1_800_000_000;
-const policy: PolicyConfig = { ...loadConfig({ env: {}, cwd: '/nonexistent' }).policy, maxEventBytes: 64 * 1024, relayUrl: 'wss://relay.example' };
+const policy: PolicyConfig = {
+  ...loadConfig({ env: {}, cwd: '/nonexistent' }).policy,
+  maxEventBytes: 64 * 1024,
+  relayUrl: 'wss://relay.example',
+};
 const A = pubkeyN(1);
 
 /** judgeRequest's answer per line (fast path where it applies), JSON as text. */
@@ -127,15 +131,37 @@ function events(): NostrEvent[] {
     'x'.repeat(5000),
   ];
   const out: NostrEvent[] = [];
-  for (const c of contents) out.push(ev(1, c), ev(1, c, [['e', pubkeyN(2), '', 'root'], ['p', pubkeyN(3)]]));
+  for (const c of contents)
+    out.push(
+      ev(1, c),
+      ev(1, c, [
+        ['e', pubkeyN(2), '', 'root'],
+        ['p', pubkeyN(3)],
+      ]),
+    );
   out.push(
-    ev(7, '+', [['e', pubkeyN(4)], ['p', pubkeyN(5)], ['k', '1']]),
+    ev(7, '+', [
+      ['e', pubkeyN(4)],
+      ['p', pubkeyN(5)],
+      ['k', '1'],
+    ]),
     ev(0, '{"name":"a"}'),
-    ev(3, '', [['p', pubkeyN(6)], ['p', pubkeyN(7), 'wss://r.example', 'petname']]),
+    ev(3, '', [
+      ['p', pubkeyN(6)],
+      ['p', pubkeyN(7), 'wss://r.example', 'petname'],
+    ]),
     ev(10002, '', [['r', 'wss://relay.example']]),
-    ev(30023, 'article', [['d', 'slug'], ['title', 'é "t"']]),
+    ev(30023, 'article', [
+      ['d', 'slug'],
+      ['title', 'é "t"'],
+    ]),
     ev(30023, 'article without d'),
-    ev(5, 'delete', [['e', pubkeyN(8)], ['a', `30023:${A}:slug`], ['a', `30023:${pubkeyN(9)}:x`], ['k', '1']]),
+    ev(5, 'delete', [
+      ['e', pubkeyN(8)],
+      ['a', `30023:${A}:slug`],
+      ['a', `30023:${pubkeyN(9)}:x`],
+      ['k', '1'],
+    ]),
     ev(62, 'vanish', [['relay', 'wss://relay.example/']]),
     ev(62, 'vanish elsewhere', [['relay', 'wss://other.example']]),
     ev(20001, 'ephemeral'),
@@ -143,7 +169,10 @@ function events(): NostrEvent[] {
     ev(1, 'protected later', [['p', pubkeyN(2)], ['-']]),
     ev(1, 'expired', [['expiration', String(NOW - 1)]]),
     ev(1, 'expires', [['expiration', String(NOW + 100)]]),
-    ev(1, 'expiration not first', [['x', 'expiration'], ['expiration', String(NOW - 1)]]),
+    ev(1, 'expiration not first', [
+      ['x', 'expiration'],
+      ['expiration', String(NOW - 1)],
+    ]),
     ev(1, 'odd tags', [[], [''], ['t', ''], ['emoji', '🦀', 'é\n"\\'], ['nul', '\u0000']]),
     ev(1, 'y'.repeat(70 * 1024)),
     ev(1, 'epoch', [], 0),
@@ -190,11 +219,22 @@ function rawLine(content: Buffer, tags: Buffer, kind = 1, createdAt = `${NOW - 5
   const head = (s: string) => Buffer.from(s, 'latin1');
   const serialized = Buffer.concat([head(`[0,"${A}",${createdAt},${kind},`), tags, head(','), content, head(']')]);
   const id = createHash('sha256').update(serialized).digest('hex');
-  return Buffer.concat([head('{"content":'), content, head(`,"created_at":${createdAt},"id":"${id}","kind":${kind},"pubkey":"${A}","sig":"${'ab'.repeat(64)}","tags":`), tags, head('}')]);
+  return Buffer.concat([
+    head('{"content":'),
+    content,
+    head(`,"created_at":${createdAt},"id":"${id}","kind":${kind},"pubkey":"${A}","sig":"${'ab'.repeat(64)}","tags":`),
+    tags,
+    head('}'),
+  ]);
 }
 
 function rawLines(): Buffer[] {
-  const q = (...parts: (string | number[])[]) => Buffer.concat([Buffer.from('"'), ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))), Buffer.from('"')]);
+  const q = (...parts: (string | number[])[]) =>
+    Buffer.concat([
+      Buffer.from('"'),
+      ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))),
+      Buffer.from('"'),
+    ]);
   const noTags = Buffer.from('[]');
   return [
     rawLine(q('ok'), noTags),
@@ -230,7 +270,11 @@ function rawLines(): Buffer[] {
 }
 
 function fixtureLines(): string[] {
-  return ['strfry-plugin-input.jsonl', 'strfry-export.jsonl'].flatMap((f) => readFileSync(join(FIXTURES, f), 'utf8').split('\n').filter((l) => l.length > 0));
+  return ['strfry-plugin-input.jsonl', 'strfry-export.jsonl'].flatMap((f) =>
+    readFileSync(join(FIXTURES, f), 'utf8')
+      .split('\n')
+      .filter((l) => l.length > 0),
+  );
 }
 
 test('canonical lines take the fast path and are judged exactly as the general path judges them', () => {
@@ -244,8 +288,22 @@ test('canonical lines take the fast path and are judged exactly as the general p
     if (Array.isArray(expected)) assert.ok(expected.includes(verdicts[i]!), `fast path takes ${lines[i]!.slice(0, 60)}`);
     else assert.equal(verdicts[i], expected, `general path for ${JSON.stringify(e.content.slice(0, 30))}`);
   });
-  const judged = viaJudgeLine(lines).map((j) => (j.kind === 'event' ? `event${j.cls.replaceKey ? '.replace' : ''}${j.cls.deletes ? '.deletes' : ''}${j.cls.vanish ? '.vanish' : ''}${j.cls.expiresAt ? '.expires' : ''}` : `${j.kind}.${j.reason}`));
-  for (const k of ['event', 'event.replace', 'event.deletes', 'event.vanish', 'event.expires', 'skipped.ephemeral', 'skipped.protected', 'skipped.expired', 'skipped.too-large']) {
+  const judged = viaJudgeLine(lines).map((j) =>
+    j.kind === 'event'
+      ? `event${j.cls.replaceKey ? '.replace' : ''}${j.cls.deletes ? '.deletes' : ''}${j.cls.vanish ? '.vanish' : ''}${j.cls.expiresAt ? '.expires' : ''}`
+      : `${j.kind}.${j.reason}`,
+  );
+  for (const k of [
+    'event',
+    'event.replace',
+    'event.deletes',
+    'event.vanish',
+    'event.expires',
+    'skipped.ephemeral',
+    'skipped.protected',
+    'skipped.expired',
+    'skipped.too-large',
+  ]) {
     assert.ok(judged.includes(k), `the events cover ${k}`);
   }
 });
@@ -271,7 +329,10 @@ test('random byte mutations of canonical lines are judged as the general path ju
   const base = events()
     .filter((e) => e.content.length < 2000)
     .map((e) => Buffer.from(canonicalJson(e)));
-  const alphabet = [0x00, 0x0a, 0x20, 0x22, 0x2c, 0x30, 0x31, 0x3a, 0x41, 0x5b, 0x5c, 0x5d, 0x61, 0x66, 0x6e, 0x75, 0x7b, 0x7d, 0x7f, 0x80, 0xc3, 0xa9, 0xff];
+  const alphabet = [
+    0x00, 0x0a, 0x20, 0x22, 0x2c, 0x30, 0x31, 0x3a, 0x41, 0x5b, 0x5c, 0x5d, 0x61, 0x66, 0x6e, 0x75, 0x7b, 0x7d, 0x7f, 0x80, 0xc3, 0xa9,
+    0xff,
+  ];
   const lines: Buffer[] = [];
   for (let n = 0; n < 3000; n++) {
     const b = base[Math.floor(rnd() * base.length)]!;
@@ -299,13 +360,20 @@ test("strfry's plugin lines take the fast path through their wrapper and are jud
     else assert.ok([CANONICAL_EVENT, CANONICAL_SKIPPED].includes(verdicts[i]!), `fast path takes ${l.slice(0, 80)}`);
   });
   const fixtures = fixtureLines().filter((l) => l.startsWith('{"event"') || l.startsWith('{"authed"'));
-  assert.ok(fixtures.length > 0 && wrappedVerdicts(fixtures).every((v) => v !== NOT_CANONICAL), 'the strfry fixture lines take the fast path');
+  assert.ok(
+    fixtures.length > 0 && wrappedVerdicts(fixtures).every((v) => v !== NOT_CANONICAL),
+    'the strfry fixture lines take the fast path',
+  );
   assert.deepEqual(viaRequest(fixtures), viaJudgeLine(fixtures));
 
   const other = forms.flatMap((f) => f.other);
   assert.deepEqual(viaRequest(other), viaJudgeLine(other));
   const otherVerdicts = wrappedVerdicts(other);
-  assert.deepEqual(other.filter((_, i) => otherVerdicts[i] !== NOT_CANONICAL && !other[i]!.startsWith('{"authed":"' + A + '"')), [], 'no other shape is unwrapped');
+  assert.deepEqual(
+    other.filter((_, i) => otherVerdicts[i] !== NOT_CANONICAL && !other[i]!.startsWith('{"authed":"' + A + '"')),
+    [],
+    'no other shape is unwrapped',
+  );
 });
 
 test("random byte mutations of strfry's plugin lines are judged as the general path judges them", () => {
@@ -313,7 +381,10 @@ test("random byte mutations of strfry's plugin lines are judged as the general p
   const base = events()
     .filter((e) => e.content.length < 2000)
     .map((e) => Buffer.from(pluginLine(e, rnd() < 0.5 ? {} : { authed: A, sourceInfo: 'a\\"b' })));
-  const alphabet = [0x00, 0x0a, 0x20, 0x22, 0x2c, 0x30, 0x31, 0x3a, 0x41, 0x5b, 0x5c, 0x5d, 0x61, 0x66, 0x6e, 0x75, 0x7b, 0x7d, 0x7f, 0x80, 0xc3, 0xa9, 0xff];
+  const alphabet = [
+    0x00, 0x0a, 0x20, 0x22, 0x2c, 0x30, 0x31, 0x3a, 0x41, 0x5b, 0x5c, 0x5d, 0x61, 0x66, 0x6e, 0x75, 0x7b, 0x7d, 0x7f, 0x80, 0xc3, 0xa9,
+    0xff,
+  ];
   const lines: Buffer[] = [];
   for (let n = 0; n < 3000; n++) {
     const b = base[Math.floor(rnd() * base.length)]!;

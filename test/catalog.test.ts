@@ -8,7 +8,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bencode from 'bencode';
-import { BadCatalog, catalogMismatch, catalogTorrent, decodeCatalog, encodeCatalog, type Catalog, type CatalogBundle } from '../sidecar/formats/catalog.js';
+import {
+  BadCatalog,
+  catalogMismatch,
+  catalogTorrent,
+  decodeCatalog,
+  encodeCatalog,
+  type Catalog,
+  type CatalogBundle,
+} from '../sidecar/formats/catalog.js';
 import { BRIDGE_SALT, bridgeValue, decodeBridgeValue, targetOf } from '../sidecar/formats/pointer-item.js';
 import { buildBundle } from '../sidecar/bundles/builder.js';
 import { torrentLayout } from '../sidecar/formats/torrent-layout.js';
@@ -42,14 +50,26 @@ test('catalog format: the same entries in any order give the same bytes and info
   const b = catalogTorrent({ bridge: c.bridge, bundles: [...c.bundles].reverse() });
   assert.ok(a.data.equals(b.data));
   assert.equal(a.infoHash, b.infoHash);
-  assert.equal(a.infoHash, createHash('sha1').update(bencode.encode(bencode.decode(a.torrent).info)).digest('hex'), 'infohash is the SHA-1 of the info dict bencoded as the library does');
+  assert.equal(
+    a.infoHash,
+    createHash('sha1')
+      .update(bencode.encode(bencode.decode(a.torrent).info))
+      .digest('hex'),
+    'infohash is the SHA-1 of the info dict bencoded as the library does',
+  );
   const layout = torrentLayout(a.torrent, a.infoHash);
   assert.equal(layout.length, a.data.length);
   assert.equal(layout.name, `nostr-bt-catalog-7-${new Set(c.bundles.flatMap((x) => x.authors)).size}`);
   const files = (bencode.decode(a.torrent).info as { files: { path: Uint8Array[] }[] }).files;
-  assert.deepEqual(files.map((f) => Buffer.from(f.path[0]!).toString()), [`${c.bridge}.jsonl`]);
+  assert.deepEqual(
+    files.map((f) => Buffer.from(f.path[0]!).toString()),
+    [`${c.bridge}.jsonl`],
+  );
   const back = decodeCatalog(a.data, c.bridge);
-  assert.deepEqual(back.bundles, [...c.bundles].sort((x, y) => (x.ih < y.ih ? -1 : 1)));
+  assert.deepEqual(
+    back.bundles,
+    [...c.bundles].sort((x, y) => (x.ih < y.ih ? -1 : 1)),
+  );
   const lines = a.data.toString().trimEnd().split('\n');
   assert.equal(lines.length, 8);
   assert.deepEqual(Object.keys(JSON.parse(lines[0]!)), ['v', 'bridge', 'bundles', 'authors', 'events', 'bytes']);
@@ -70,16 +90,34 @@ test('catalog decoder: refuses non-canonical, reordered, miscounted, foreign and
     ['a bundle left out', bad(lines.slice(0, 3)), /header does not match/],
     ['a line too many', bad([...lines, lines[3]!]), /more bundle lines/],
     ['not JSON', bad([lines[0]!, '{oops', ...lines.slice(2)]), /not JSON/],
-    ['authors not ascending', bad([lines[0]!, lines[1]!.replace(/"authors":\["([0-9a-f]+)","([0-9a-f]+)"/, '"authors":["$2","$1"'), ...lines.slice(2)]), /ascending/],
-    ['uppercase hex', bad([lines[0]!, lines[1]!.replace(/"ih":"([0-9a-f]+)"/, (_, h: string) => `"ih":"${h.toUpperCase()}"`), ...lines.slice(2)]), /lowercase hex/],
+    [
+      'authors not ascending',
+      bad([lines[0]!, lines[1]!.replace(/"authors":\["([0-9a-f]+)","([0-9a-f]+)"/, '"authors":["$2","$1"'), ...lines.slice(2)]),
+      /ascending/,
+    ],
+    [
+      'uppercase hex',
+      bad([lines[0]!, lines[1]!.replace(/"ih":"([0-9a-f]+)"/, (_, h: string) => `"ih":"${h.toUpperCase()}"`), ...lines.slice(2)]),
+      /lowercase hex/,
+    ],
     ['version 2', bad([lines[0]!.replace('"v":1', '"v":2'), ...lines.slice(1)]), /unknown catalog version/],
   ];
   for (const [what, bytes, re, bridge] of cases) {
-    assert.throws(() => decodeCatalog(bytes, bridge ?? c.bridge), (err: unknown) => err instanceof BadCatalog && re.test((err as Error).message), what);
+    assert.throws(
+      () => decodeCatalog(bytes, bridge ?? c.bridge),
+      (err: unknown) => err instanceof BadCatalog && re.test((err as Error).message),
+      what,
+    );
   }
   const many = sample(12, 2);
-  assert.throws(() => decodeCatalog(encodeCatalog(many), many.bridge, { maxBundles: 10, maxAuthorEntries: 1e9 }), /12 bundles \(limit 10\)/);
-  assert.throws(() => decodeCatalog(encodeCatalog(many), many.bridge, { maxBundles: 100, maxAuthorEntries: 5 }), /more than 5 author entries/);
+  assert.throws(
+    () => decodeCatalog(encodeCatalog(many), many.bridge, { maxBundles: 10, maxAuthorEntries: 1e9 }),
+    /12 bundles \(limit 10\)/,
+  );
+  assert.throws(
+    () => decodeCatalog(encodeCatalog(many), many.bridge, { maxBundles: 100, maxAuthorEntries: 5 }),
+    /more than 5 author entries/,
+  );
 });
 
 test('catalog entries are checked against a real bundle: authors, bytes and events must match its metadata', async () => {
@@ -88,9 +126,20 @@ test('catalog entries are checked against a real bundle: authors, bytes and even
     const signers = await Promise.all([signer(), signer(), signer()]);
     signers.sort((a, b) => (a.pubkey < b.pubkey ? -1 : 1));
     const events = signers.map((s, i) => s.sign({ kind: 1, created_at: 1_700_000_000 + i, content: `n${i}` }));
-    const built = (await buildBundle(dir, signers.map((s, i) => ({ pubkey: s.pubkey, lines: [{ json: canonicalJson(events[i]!), createdAt: events[i]!.created_at }] }))))!;
+    const built = (await buildBundle(
+      dir,
+      signers.map((s, i) => ({ pubkey: s.pubkey, lines: [{ json: canonicalJson(events[i]!), createdAt: events[i]!.created_at }] })),
+    ))!;
     const meta = { name: built.name, files: built.files.map((f) => ({ name: `${f.pubkey}.jsonl`, length: f.length })) };
-    const entry: CatalogBundle = { ih: built.infoHash, level: 0, start: 1, end: 61, events: 3, bytes: built.bytes, authors: signers.map((s) => s.pubkey) };
+    const entry: CatalogBundle = {
+      ih: built.infoHash,
+      level: 0,
+      start: 1,
+      end: 61,
+      events: 3,
+      bytes: built.bytes,
+      authors: signers.map((s) => s.pubkey),
+    };
     assert.equal(catalogMismatch(entry, meta), null);
     assert.match(catalogMismatch({ ...entry, authors: entry.authors.slice(1) }, meta)!, /3 files, the catalog lists 2/);
     assert.match(catalogMismatch({ ...entry, authors: [entry.authors[0]!, entry.authors[1]!, hex(32)].sort() }, meta)!, /the catalog says/);
@@ -125,7 +174,9 @@ async function waitBridgeItem(node: Parameters<typeof dhtGet>[0], key: string, c
   throw new Error(`bridge item never named catalog ${catalog}; last ${JSON.stringify(last)}`);
 }
 
-test('a bridge publishes its catalog; `nostr-bt catalog` in another process reads it and every bundle matches; a restart gives the same infohash', { timeout: 180_000 }, async () => {
+test('a bridge publishes its catalog; `nostr-bt catalog` in another process reads it and every bundle matches; a restart gives the same infohash', {
+  timeout: 180_000,
+}, async () => {
   const dht = await startLocalDht(16);
   let bridge: Bridge | null = null;
   try {
@@ -133,28 +184,51 @@ test('a bridge publishes its catalog; `nostr-bt catalog` in another process read
     const signers = await Promise.all(Array.from({ length: 6 }, () => signer()));
     const first = signers.map((s, i) => s.sign({ kind: 1, created_at: 1_700_000_000 + i, content: `first ${i}` }));
     await bridge.feed(first);
-    await bridge.waitPublished(first.length, signers.map((s) => s.pubkey));
+    await bridge.waitPublished(
+      first.length,
+      signers.map((s) => s.pubkey),
+    );
     // A second window, so the catalog lists several bundles.
     await sleep(1500);
     const second = signers.slice(0, 3).map((s, i) => s.sign({ kind: 1, created_at: 1_700_000_100 + i, content: `second ${i}` }));
     await bridge.feed(second);
-    await bridge.waitPublished(first.length + second.length, signers.map((s) => s.pubkey));
+    await bridge.waitPublished(
+      first.length + second.length,
+      signers.map((s) => s.pubkey),
+    );
     const b = bridge;
-    const st = await b.sidecar.waitFor((s) => Boolean(s.catalog?.infoHash) && s.catalog!.pending === false && s.catalog!.bundles === s.bundles?.active, 30_000);
+    const st = await b.sidecar.waitFor(
+      (s) => Boolean(s.catalog?.infoHash) && s.catalog!.pending === false && s.catalog!.bundles === s.bundles?.active,
+      30_000,
+    );
     const ih = st.catalog!.infoHash!;
     await waitBridgeItem(dht.nodes[dht.nodes.length - 1]!, b.key, ih);
 
-    const r = await runCli(['catalog', '--bridge', b.key, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--format', 'json'], 120_000);
+    const r = await runCli(
+      ['catalog', '--bridge', b.key, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--format', 'json'],
+      120_000,
+    );
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { infoHash: string; header: { bundles: number; authors: number; events: number }; bundles: CatalogBundle[]; checks: { ok: boolean }[] };
+    const out = JSON.parse(r.stdout) as {
+      infoHash: string;
+      header: { bundles: number; authors: number; events: number };
+      bundles: CatalogBundle[];
+      checks: { ok: boolean }[];
+    };
     assert.equal(out.infoHash, ih);
     assert.equal(out.header.authors, signers.length);
     assert.equal(out.header.events, first.length + second.length);
     assert.ok(out.header.bundles >= 2, `${out.header.bundles} bundles`);
     assert.equal(out.checks.length, out.header.bundles);
-    assert.ok(out.checks.every((c) => c.ok), JSON.stringify(out.checks));
+    assert.ok(
+      out.checks.every((c) => c.ok),
+      JSON.stringify(out.checks),
+    );
     assert.deepEqual(sorted([...new Set(out.bundles.flatMap((x) => x.authors))]), sorted(signers.map((s) => s.pubkey)));
-    const text = await runCli(['catalog', '--bridge', b.key, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--no-verify'], 120_000);
+    const text = await runCli(
+      ['catalog', '--bridge', b.key, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--no-verify'],
+      120_000,
+    );
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`catalog ${ih}: ${out.header.bundles} bundles, ${signers.length} authors`));
     assert.match(text.stdout, /unchecked/);
@@ -178,13 +252,25 @@ test('a bridge publishes its catalog; `nostr-bt catalog` in another process read
   }
 });
 
-test('`nostr-bt catalog`: bad input is refused with exit 2; a bridge nobody published finds nothing (exit 1)', { timeout: 60_000 }, async () => {
+test('`nostr-bt catalog`: bad input is refused with exit 2; a bridge nobody published finds nothing (exit 1)', {
+  timeout: 60_000,
+}, async () => {
   const dht = await startLocalDht(8);
   try {
     const bad = await runCli(['catalog', '--bridge', 'nope', '--bootstrap', dht.bootstrap.join(',')]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /not a bridge key/);
-    const none = await runCli(['catalog', '--bridge', hex(32), '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--item-timeout', '3']);
+    const none = await runCli([
+      'catalog',
+      '--bridge',
+      hex(32),
+      '--bootstrap',
+      dht.bootstrap.join(','),
+      '--bind',
+      '127.0.0.1',
+      '--item-timeout',
+      '3',
+    ]);
     assert.equal(none.code, 1, none.stderr);
     assert.match(none.stderr, /no-item/);
   } finally {

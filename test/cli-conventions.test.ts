@@ -29,7 +29,7 @@ function run(bin: string, args: string[], cwd: string): Promise<Result> {
   delete env.NOSTR_BT_DATA_DIR;
   return new Promise((resolve) => {
     execFile(process.execPath, [bin, ...args], { cwd, env, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: unknown }).code as number | null) ?? null : 0;
+      const code = err ? (((err as { code?: unknown }).code as number | null) ?? null) : 0;
       resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
     });
   });
@@ -45,7 +45,9 @@ const COMMANDS: [string, string, string[]][] = [
   ['nostr-bt-sidecar', SIDECAR_BIN, []],
 ];
 
-test('every command: --version and -V print the version, -h and --help the usage: exit 0, nothing created', { timeout: 240_000 }, async () => {
+test('every command: --version and -V print the version, -h and --help the usage: exit 0, nothing created', {
+  timeout: 240_000,
+}, async () => {
   const cwd = mkdtempSync(join(tmpdir(), 'nostr-bt-test-cli-'));
   try {
     for (const [name, bin, sub] of COMMANDS) {
@@ -80,9 +82,19 @@ test('usage errors exit 2 with one line naming the problem, for every command', 
       ['nostr-bt key', CLI_BIN, ['key', 'extra'], /too many arguments/],
       ['nostr-bt resolve', CLI_BIN, ['resolve', author, '--bogus'], /unknown option '--bogus'/],
       ['nostr-bt resolve', CLI_BIN, ['resolve'], /missing required argument 'author'/],
-      ['nostr-bt resolve', CLI_BIN, ['resolve', author, '--bridge', author, '--kinds', 'abc', '--bootstrap', '127.0.0.1:9'], /--kinds: not a kind/],
+      [
+        'nostr-bt resolve',
+        CLI_BIN,
+        ['resolve', author, '--bridge', author, '--kinds', 'abc', '--bootstrap', '127.0.0.1:9'],
+        /--kinds: not a kind/,
+      ],
       ['nostr-bt crawl', CLI_BIN, ['crawl', author, '--bogus'], /unknown option '--bogus'/],
-      ['nostr-bt crawl', CLI_BIN, ['crawl', author, '--bridge', author, '--depth', 'x', '--bootstrap', '127.0.0.1:9'], /--depth: not a whole number/],
+      [
+        'nostr-bt crawl',
+        CLI_BIN,
+        ['crawl', author, '--bridge', author, '--depth', 'x', '--bootstrap', '127.0.0.1:9'],
+        /--depth: not a whole number/,
+      ],
       ['nostr-bt-backfill', BACKFILL_BIN, ['--bogus'], /unknown option '--bogus'/],
       ['nostr-bt-backfill', BACKFILL_BIN, ['--max-unacked', 'abc'], /--max-unacked: expected an integer/],
       ['nostr-bt-backfill', BACKFILL_BIN, ['--file'], /argument missing/],

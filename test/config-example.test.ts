@@ -11,7 +11,22 @@ test('docs/config.example.toml loads and matches the built-in defaults', () => {
   assert.equal(c.dataDir, '/var/lib/nostr-bt');
   assert.equal(c.socket.group, 'nostr-bt');
   if (d.configPath === null) {
-    for (const section of ['spool', 'plugin', 'ingest', 'policy', 'bundle', 'bittorrent', 'media', 'dht', 'bridge', 'reconcile', 'status', 'log', 'service', 'discovery'] as const) {
+    for (const section of [
+      'spool',
+      'plugin',
+      'ingest',
+      'policy',
+      'bundle',
+      'bittorrent',
+      'media',
+      'dht',
+      'bridge',
+      'reconcile',
+      'status',
+      'log',
+      'service',
+      'discovery',
+    ] as const) {
       const { dir: _a, ...cs } = c[section] as Record<string, unknown>;
       const { dir: _b, ...ds } = d[section] as Record<string, unknown>;
       assert.deepEqual(cs, ds, `[${section}] in the example shows the defaults`);

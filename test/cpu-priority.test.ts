@@ -28,14 +28,24 @@ await new Promise((r) => w.once('exit', r));
 process.stdout.write(JSON.stringify({ before, first, again, after }));
 `;
 
-test('applyNice raises the nice value of every thread, new threads inherit it, a lower value is never asked for', { timeout: 30_000 }, async () => {
+test('applyNice raises the nice value of every thread, new threads inherit it, a lower value is never asked for', {
+  timeout: 30_000,
+}, async () => {
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', CHILD, '7'], { timeout: 25_000 });
-  const r = JSON.parse(stdout) as { before: number[]; first: { nice: number; threads: number; error: string | null }; again: { nice: number; threads: number; error: string | null }; after: number[] };
+  const r = JSON.parse(stdout) as {
+    before: number[];
+    first: { nice: number; threads: number; error: string | null };
+    again: { nice: number; threads: number; error: string | null };
+    after: number[];
+  };
   assert.ok(r.before.length > 1 && r.before.every((n) => n < 7), `started below 7: ${r.before}`);
   assert.equal(r.first.error, null);
   assert.equal(r.first.nice, 7);
   assert.equal(r.first.threads, r.before.length, 'every thread there at the time');
   assert.deepEqual(r.again, { nice: 7, threads: 0, error: null }, 'a lower value is left alone (it would need privilege)');
   assert.ok(r.after.length > r.before.length, 'the worker added threads');
-  assert.ok(r.after.every((n) => n === 7), `every thread at 7: ${r.after}`);
+  assert.ok(
+    r.after.every((n) => n === 7),
+    `every thread at 7: ${r.after}`,
+  );
 });

@@ -40,7 +40,10 @@ test("the bridge's node never stores or serves an item of its own key older than
   t.after(() => dht.stop());
   const ws = makeWorkspace();
   t.after(() => ws.cleanup());
-  const config = loadConfig({ configPath: ws.configPath, overrides: { dht: { bootstrap: dht.bootstrap, putsPerSecond: 200 }, bundle: { windowSeconds: 1 } } });
+  const config = loadConfig({
+    configPath: ws.configPath,
+    overrides: { dht: { bootstrap: dht.bootstrap, putsPerSecond: 200 }, bundle: { windowSeconds: 1 } },
+  });
   const sc = new Sidecar(config, silent, { statusHttp: false, bundleSchedule: false });
   await sc.start();
   t.after(() => sc.stop());
@@ -53,7 +56,8 @@ test("the bridge's node never stores or serves an item of its own key older than
   const [alice, bob] = [pubkeyN(1), pubkeyN(2)];
 
   const publish = async (createdAt: number, at?: number) => {
-    for (const p of [alice, bob]) sc.ingestor.submit(pluginLine(unsignedEvent(p, { kind: 1, created_at: createdAt, content: `at ${createdAt}` })), sink);
+    for (const p of [alice, bob])
+      sc.ingestor.submit(pluginLine(unsignedEvent(p, { kind: 1, created_at: createdAt, content: `at ${createdAt}` })), sink);
     await sc.ingestor.idle();
     const [b] = await sc.bundler!.closeWindow(at);
     assert.ok(b, 'a bundle was cut');
@@ -67,7 +71,14 @@ test("the bridge's node never stores or serves an item of its own key older than
     return { salt, target: targetOf(k, salt), seq: res.seq, v: res.v, sig: Buffer.from(res.sig!) };
   };
   const put = async (item: Awaited<ReturnType<typeof fromDht>>) =>
-    hostile.query(node, 'put', { token: await hostile.token(node, item.target), k, salt: item.salt, seq: item.seq, v: item.v, sig: item.sig });
+    hostile.query(node, 'put', {
+      token: await hostile.token(node, item.target),
+      k,
+      salt: item.salt,
+      seq: item.seq,
+      v: item.v,
+      sig: item.sig,
+    });
 
   await publish(1_700_000_000);
   const alice1 = await fromDht(alice);
@@ -91,14 +102,37 @@ test("the bridge's node never stores or serves an item of its own key older than
   // A replay of Bob's older item: refused as other storage nodes refuse it, and not served.
   const replay = await put(bob1);
   assert.equal(errCode(replay), 302, `replay of an older own item: ${JSON.stringify(replay?.e ?? replay?.r)}`);
-  const otherNode: Target = { host: '127.0.0.1', port: dht.nodes.find((d) => (d as unknown as { _values: { get(k: string): unknown } })._values.get(bob1.target.toString("hex")))!.address().port };
-  const atOther = await hostile.query(otherNode, 'put', { token: await hostile.token(otherNode, bob1.target), k, salt: bob1.salt, seq: bob1.seq, v: bob1.v, sig: bob1.sig });
+  const otherNode: Target = {
+    host: '127.0.0.1',
+    port: dht.nodes
+      .find((d) => (d as unknown as { _values: { get(k: string): unknown } })._values.get(bob1.target.toString('hex')))!
+      .address().port,
+  };
+  const atOther = await hostile.query(otherNode, 'put', {
+    token: await hostile.token(otherNode, bob1.target),
+    k,
+    salt: bob1.salt,
+    seq: bob1.seq,
+    v: bob1.v,
+    sig: bob1.sig,
+  });
   assert.equal(errCode(atOther), 302, 'a storage node holding the current item answers the same');
   const getBob = await hostile.query(node, 'get', { target: bob1.target });
   assert.equal(getBob?.y, 'r');
-  assert.ok(getBob!.r!['v'] === undefined || getBob!.r!['seq'] === bob2.seq, `served seq ${String(getBob!.r!['seq'])}, current ${bob2.seq}`);
+  assert.ok(
+    getBob!.r!['v'] === undefined || getBob!.r!['seq'] === bob2.seq,
+    `served seq ${String(getBob!.r!['seq'])}, current ${bob2.seq}`,
+  );
   // A CAS against an older seq of the bridge's own item: 301.
-  const cas = await hostile.query(node, 'put', { token: await hostile.token(node, bob2.target), k, salt: bob2.salt, seq: bob2.seq, v: bob2.v, sig: bob2.sig, cas: bob1.seq });
+  const cas = await hostile.query(node, 'put', {
+    token: await hostile.token(node, bob2.target),
+    k,
+    salt: bob2.salt,
+    seq: bob2.seq,
+    v: bob2.v,
+    sig: bob2.sig,
+    cas: bob1.seq,
+  });
   assert.equal(errCode(cas), 301);
   // The current item itself is still welcome (same seq, same value).
   assert.equal(errCode(await put(bob2)), 'ok');
@@ -109,7 +143,9 @@ test("the bridge's node never stores or serves an item of its own key older than
 
 /** A libtorrent DHT node on 127.0.0.1 (the reference storage node). */
 async function libtorrentNode(bootstrap: string): Promise<{ port: number; stop: () => Promise<void> }> {
-  const p = spawn('/usr/bin/python3', [join(DIST, '../test/testkit/libtorrent_dht_node.py'), '--bootstrap', bootstrap, '--timeout', '80'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const p = spawn('/usr/bin/python3', [join(DIST, '../test/testkit/libtorrent_dht_node.py'), '--bootstrap', bootstrap, '--timeout', '80'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const exited = new Promise<void>((r) => p.once('exit', () => r()));
   // A storage node keeps nothing worth a graceful stop, and libtorrent's session teardown can
   // take seconds on a busy machine: end it at once.
@@ -132,7 +168,9 @@ async function libtorrentNode(bootstrap: string): Promise<{ port: number; stop: 
   }
 }
 
-test('malformed queries and puts get the BEP-5 / BEP-44 errors libtorrent gives (203, 204, 205, 206, 207, 301, 302), not silence or an answer', { timeout: 120_000 }, async (t) => {
+test('malformed queries and puts get the BEP-5 / BEP-44 errors libtorrent gives (203, 204, 205, 206, 207, 301, 302), not silence or an answer', {
+  timeout: 120_000,
+}, async (t) => {
   const cfg = loadConfig({ env: {}, cwd: '/', overrides: { dht: { bootstrap: [], port: 0, host: '127.0.0.1' } } }).dht;
   const ours = await startDhtNode(cfg, silent);
   t.after(() => stopDhtNode(ours));
@@ -153,7 +191,13 @@ test('malformed queries and puts get the BEP-5 / BEP-44 errors libtorrent gives 
     const salt = Buffer.from(`salt-${to.port}`);
     const target = targetOf(k, salt);
     const token = await hostile.token(to, target);
-    const signed = (seq: number, value: unknown = v, s: Buffer = salt) => ({ k, salt: s, seq, v: value, sig: owner.sign(signedBytes(s, seq, value)) });
+    const signed = (seq: number, value: unknown = v, s: Buffer = salt) => ({
+      k,
+      salt: s,
+      seq,
+      v: value,
+      sig: owner.sign(signedBytes(s, seq, value)),
+    });
     await ask('get: 19-byte target', 'get', { target: Buffer.alloc(19, 1) });
     await ask('get: 21-byte target', 'get', { target: Buffer.alloc(21, 1) });
     await ask('get: integer target', 'get', { target: 5 });
@@ -232,7 +276,7 @@ async function nodesOnDistinctIps(n: number, first: number): Promise<DHT[]> {
       nodes.push(d);
       const timer = setTimeout(() => reject(new Error(`DHT node on ${host} did not start`)), 20_000);
       d.listen(0, host, () => {
-        if (bootstrap === false) (clearTimeout(timer), resolve(d));
+        if (bootstrap === false) clearTimeout(timer), resolve(d);
         else d.once('ready', () => (clearTimeout(timer), resolve(d)));
       });
     });
@@ -242,7 +286,9 @@ async function nodesOnDistinctIps(n: number, first: number): Promise<DHT[]> {
   return nodes;
 }
 
-test('one host with 64 source ports takes one routing-table entry (dht.maxNodesPerIp, as libtorrent), not 64; replies to nothing we asked add no node', { timeout: 120_000 }, async (t) => {
+test('one host with 64 source ports takes one routing-table entry (dht.maxNodesPerIp, as libtorrent), not 64; replies to nothing we asked add no node', {
+  timeout: 120_000,
+}, async (t) => {
   const honest = await nodesOnDistinctIps(8, 10);
   t.after(() => Promise.all(honest.map((d) => new Promise<void>((r) => d.destroy(() => r())))));
   const bootstrap = honest.map((d) => `${d.address().address}:${d.address().port}`);
@@ -256,7 +302,10 @@ test('one host with 64 source ports takes one routing-table entry (dht.maxNodesP
     // Queries from 64 ports, each claiming its own node id; then "replies" to nothing we asked,
     // from those ports and from 64 ports of another host.
     const replies = await Promise.all(Array.from({ length: hostile.size }, (_, i) => hostile.query(to, 'ping', {}, { from: i })));
-    assert.ok(replies.every((r) => r?.y === 'r'), 'every ping answered');
+    assert.ok(
+      replies.every((r) => r?.y === 'r'),
+      'every ping answered',
+    );
     for (const h of [hostile, unasked]) {
       await Promise.all(Array.from({ length: h.size }, (_, i) => h.raw(to, { y: 'r', r: { id: h.ids[i] } }, { from: i, timeoutMs: 200 })));
     }

@@ -16,7 +16,9 @@ import { makeWorkspace } from './testkit/sidecar-process.js';
 import { runCli } from './testkit/reader-rig.js';
 import { startTestRelay } from './testkit/nostr-relay.js';
 
-test('advertise: a signed kind-30078 event with the bridge key and a proof, published through the relay and read back', { timeout: 60_000 }, async () => {
+test('advertise: a signed kind-30078 event with the bridge key and a proof, published through the relay and read back', {
+  timeout: 60_000,
+}, async () => {
   await initSignatureCheck();
   const relay = await startTestRelay();
   const secret = randomBytes(32);
@@ -51,7 +53,10 @@ test('advertise: a signed kind-30078 event with the bridge key and a proof, publ
     const printed = await runCli(['--config', ws.configPath, 'advertise', '--print']);
     assert.equal(printed.code, 0, printed.stderr);
     assert.ok(readAdvert(JSON.parse(printed.stdout) as NostrEvent).ok);
-    assert.ok(!printed.stdout.includes(secret.toString('hex')) && !r.stdout.includes(secret.toString('hex')), 'the secret is never printed');
+    assert.ok(
+      !printed.stdout.includes(secret.toString('hex')) && !r.stdout.includes(secret.toString('hex')),
+      'the secret is never printed',
+    );
 
     // Refusals: no key, no relay, a relay that is not there.
     const bare = makeWorkspace();

@@ -23,7 +23,9 @@ import { signer } from './testkit/events.js';
 
 type Summary = ResolveSummary & { discovery: DiscoverySummary };
 
-test('resolve with no --bridge: both real bridges found among 1,000 fake announcers, within budget; junk rejected; cache ranks them first', { timeout: 360_000 }, async () => {
+test('resolve with no --bridge: both real bridges found among 1,000 fake announcers, within budget; junk rejected; cache ranks them first', {
+  timeout: 360_000,
+}, async () => {
   const dht = await startLocalDht(40);
   const bridges: Bridge[] = [];
   let fakes: FakeAnnouncers | null = null;
@@ -47,28 +49,58 @@ test('resolve with no --bridge: both real bridges found among 1,000 fake announc
     // Of the keyed ones, 3 point Alice to a bundle nobody seeds, 2 to a bundle of forged events.
     const forged = { ...onA[0]!, content: 'forged' };
     const forgedSig = { ...forged, id: computeEventId(forged) };
-    const junkBundle = makeBundle([{ path: [`${alice.pubkey}.jsonl`], data: Buffer.from(JSON.stringify(forgedSig) + '\n' + JSON.stringify({ ...onA[1]!, content: 'bad id' }) + '\n') }]);
+    const junkBundle = makeBundle([
+      {
+        path: [`${alice.pubkey}.jsonl`],
+        data: Buffer.from(JSON.stringify(forgedSig) + '\n' + JSON.stringify({ ...onA[1]!, content: 'bad id' }) + '\n'),
+      },
+    ]);
     await seeder.seed(junkBundle);
     const neverSeeded = randomBytes(20).toString('hex');
     for (let i = 0; i < 5; i++) {
       const k = fakes.keys[i]!;
-      await putPointer(dht.nodes[3 + i]!, { key: k, hex: k.publicKey.toString('hex') }, alice.pubkey, [i < 3 ? neverSeeded : junkBundle.infoHash]);
+      await putPointer(dht.nodes[3 + i]!, { key: k, hex: k.publicKey.toString('hex') }, alice.pubkey, [
+        i < 3 ? neverSeeded : junkBundle.infoHash,
+      ]);
     }
 
     const cache = join(dir, 'cache', 'bridges.json');
-    const common = ['--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--bridge-cache', cache, '--summary', 'json', '--bundle-timeout', '8', '--beacon-timeout', '2', '--discovery-timeout', '60', '--max-bridges', '64'];
+    const common = [
+      '--bootstrap',
+      dht.bootstrap.join(','),
+      '--bind',
+      '127.0.0.1',
+      '--bridge-cache',
+      cache,
+      '--summary',
+      'json',
+      '--bundle-timeout',
+      '8',
+      '--beacon-timeout',
+      '2',
+      '--discovery-timeout',
+      '60',
+      '--max-bridges',
+      '64',
+    ];
     const t0 = Date.now();
     const r = await runCli(['resolve', alice.pubkey, ...common], 180_000);
     const wall = Date.now() - t0;
     // Partial (4): the fake bridges' bundles could not be read.
     assert.equal(r.code, 4, r.stderr);
     const want = [...onA, ...onB].sort((a, b) => b.created_at - a.created_at).map((e) => canonicalJson(e));
-    assert.deepEqual(parseJsonl(r.stdout).map((e: NostrEvent) => canonicalJson(e)), want);
+    assert.deepEqual(
+      parseJsonl(r.stdout).map((e: NostrEvent) => canonicalJson(e)),
+      want,
+    );
     const s = lastJson<Summary>(r.stderr);
     const d = s.discovery;
     const real = bridges.map((b) => b.key);
     for (const k of real) {
-      assert.ok(d.chosen.some((c) => c.key === k), `real bridge ${k.slice(0, 8)} chosen`);
+      assert.ok(
+        d.chosen.some((c) => c.key === k),
+        `real bridge ${k.slice(0, 8)} chosen`,
+      );
       assert.equal(s.bridges.find((b) => b.bridge === k)?.status, 'found');
     }
     // Every announcer was considered once, within the peer budget and the deadline.
@@ -80,8 +112,21 @@ test('resolve with no --bridge: both real bridges found among 1,000 fake announc
     // Closed ports and junk: 650 in all (a closed port another process took meanwhile may
     // answer otherwise than "refused": the machine is shared).
     const f = d.failures;
-    assert.equal((f.refused ?? 0) + (f.closed ?? 0) + (f.malformed ?? 0) + (f['wrong-infohash'] ?? 0) + (f['bad-signature'] ?? 0) + (f['no-beacon'] ?? 0) + (f['not-a-dict'] ?? 0), 650, JSON.stringify(f));
-    assert.ok((f.malformed ?? 0) >= 100 && (f['wrong-infohash'] ?? 0) >= 50 && (f['bad-signature'] ?? 0) >= 50 && (f.closed ?? 0) >= 50, JSON.stringify(f));
+    assert.equal(
+      (f.refused ?? 0) +
+        (f.closed ?? 0) +
+        (f.malformed ?? 0) +
+        (f['wrong-infohash'] ?? 0) +
+        (f['bad-signature'] ?? 0) +
+        (f['no-beacon'] ?? 0) +
+        (f['not-a-dict'] ?? 0),
+      650,
+      JSON.stringify(f),
+    );
+    assert.ok(
+      (f.malformed ?? 0) >= 100 && (f['wrong-infohash'] ?? 0) >= 50 && (f['bad-signature'] ?? 0) >= 50 && (f.closed ?? 0) >= 50,
+      JSON.stringify(f),
+    );
     assert.equal(d.stoppedBy, null);
     assert.ok(d.durationMs < 60_000, `discovery took ${d.durationMs} ms`);
     // 300 silent peers × 2 s at 64 at once is ~10 s: the attack costs time, boundedly.
@@ -97,15 +142,26 @@ test('resolve with no --bridge: both real bridges found among 1,000 fake announc
     // (not the fakes whose pointers led to junk), so even room for two bridges asks exactly them.
     const r2 = await runCli(['resolve', alice.pubkey, ...common.slice(0, -1), '2'], 180_000);
     assert.equal(r2.code, 0, r2.stderr);
-    assert.deepEqual(parseJsonl(r2.stdout).map((e: NostrEvent) => canonicalJson(e)), want);
+    assert.deepEqual(
+      parseJsonl(r2.stdout).map((e: NostrEvent) => canonicalJson(e)),
+      want,
+    );
     const s2 = lastJson<Summary>(r2.stderr);
     assert.deepEqual(new Set(s2.discovery.chosen.map((c) => c.key)), new Set(real));
-    assert.ok(s2.discovery.chosen.every((c) => c.from !== 'beacon'), JSON.stringify(s2.discovery.chosen));
+    assert.ok(
+      s2.discovery.chosen.every((c) => c.from !== 'beacon'),
+      JSON.stringify(s2.discovery.chosen),
+    );
 
     // crawl takes the same path (depth 0: the root only).
     const c = await runCli(['crawl', alice.pubkey, '--depth', '0', ...common.slice(0, -1), '2'], 180_000);
     assert.equal(c.code, 0, c.stderr);
-    assert.deepEqual(parseJsonl(c.stdout).map((e: NostrEvent) => canonicalJson(e)).sort(), [...want].sort());
+    assert.deepEqual(
+      parseJsonl(c.stdout)
+        .map((e: NostrEvent) => canonicalJson(e))
+        .sort(),
+      [...want].sort(),
+    );
     assert.deepEqual(new Set(lastJson<{ discovery: DiscoverySummary }>(c.stderr).discovery.chosen.map((x) => x.key)), new Set(real));
 
     // The library: discoverBridges finds the same, and resolve({ discover }) works with no key.
@@ -114,8 +170,14 @@ test('resolve with no --bridge: both real bridges found among 1,000 fake announc
       const found = await reader.discoverBridges({ limits: { connectTimeoutMs: 2000, maxBridges: 64 } });
       for (const k of real) assert.ok(found.bridges.some((b) => b.key === k));
       assert.equal(found.report.answered, 52);
-      const res = await reader.resolve(bob.pubkey, { discover: { connectTimeoutMs: 2000, maxBridges: 64 }, limits: { bundleTimeoutMs: 8000 } }).result;
-      assert.deepEqual(res.events.map((e) => e.id), [bobs.id]);
+      const res = await reader.resolve(bob.pubkey, {
+        discover: { connectTimeoutMs: 2000, maxBridges: 64 },
+        limits: { bundleTimeoutMs: 8000 },
+      }).result;
+      assert.deepEqual(
+        res.events.map((e) => e.id),
+        [bobs.id],
+      );
       assert.ok(res.summary.discovery && res.summary.discovery.chosen.length === 52);
     } finally {
       await reader.close();
@@ -137,17 +199,33 @@ test('resolve with no --bridge: both real bridges found among 1,000 fake announc
   }
 });
 
-test('resolve with no --bridge and nobody announcing: exit 1 with a clear message; the library throws NoBridgeFoundError', { timeout: 60_000 }, async () => {
+test('resolve with no --bridge and nobody announcing: exit 1 with a clear message; the library throws NoBridgeFoundError', {
+  timeout: 60_000,
+}, async () => {
   const dht = await startLocalDht(8);
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-discovery-'));
   try {
     const author = randomBytes(32).toString('hex');
-    const r = await runCli(['resolve', author, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--bridge-cache', join(dir, 'c.json'), '--discovery-timeout', '10']);
+    const r = await runCli([
+      'resolve',
+      author,
+      '--bootstrap',
+      dht.bootstrap.join(','),
+      '--bind',
+      '127.0.0.1',
+      '--bridge-cache',
+      join(dir, 'c.json'),
+      '--discovery-timeout',
+      '10',
+    ]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /no bridge found through the DHT/);
     const reader = await createReader({ bootstrap: dht.bootstrap, bind: '127.0.0.1' });
     try {
-      await assert.rejects(reader.resolve(author, { discover: true }).result, (err: unknown) => err instanceof NoBridgeFoundError && err.code === 'NO_BRIDGE_FOUND');
+      await assert.rejects(
+        reader.resolve(author, { discover: true }).result,
+        (err: unknown) => err instanceof NoBridgeFoundError && err.code === 'NO_BRIDGE_FOUND',
+      );
       assert.throws(() => reader.resolve(author, { bridges: [] }), /discover: true/);
       assert.throws(() => reader.resolve(author, { discover: { maxPeers: 0 } }), /maxPeers/);
     } finally {

@@ -38,7 +38,11 @@ function identity() {
 
 async function beacon(gatewayUrl = '', extra: Partial<{ maxConnections: number; timeoutMs: number }> = {}) {
   const id = identity();
-  const b = await BeaconServer.start(id, { host: '127.0.0.1', port: 0, maxConnections: extra.maxConnections ?? 16, timeoutMs: extra.timeoutMs ?? 5000, gatewayUrl }, log);
+  const b = await BeaconServer.start(
+    id,
+    { host: '127.0.0.1', port: 0, maxConnections: extra.maxConnections ?? 16, timeoutMs: extra.timeoutMs ?? 5000, gatewayUrl },
+    log,
+  );
   return { id, b };
 }
 
@@ -68,7 +72,12 @@ test('beacon: an independent BEP-3/BEP-10 peer (bittorrent-protocol) gets the br
     const nonce = randomBytes(32);
     const socket = connect({ host: '127.0.0.1', port: b.port });
     socket.on('error', () => {});
-    type W = NodeJS.ReadWriteStream & { extendedHandshake: Record<string, unknown>; handshake(ih: Buffer, id: Buffer, ext?: object): void; on(ev: string, f: (...a: unknown[]) => void): W; destroy(): void };
+    type W = NodeJS.ReadWriteStream & {
+      extendedHandshake: Record<string, unknown>;
+      handshake(ih: Buffer, id: Buffer, ext?: object): void;
+      on(ev: string, f: (...a: unknown[]) => void): W;
+      destroy(): void;
+    };
     const wire = new (Wire as unknown as new () => W)();
     socket.pipe(wire).pipe(socket);
     wire.extendedHandshake['nbt_nonce'] = nonce;
@@ -89,7 +98,10 @@ test('beacon: an independent BEP-3/BEP-10 peer (bittorrent-protocol) gets the br
     const nbt = got.ext['nbt'] as { k: Uint8Array; sig: Uint8Array; g: Uint8Array };
     assert.deepEqual(Buffer.from(nbt.k), id.publicKey);
     assert.equal(Buffer.from(nbt.g).toString(), 'https://archive.example.org');
-    assert.ok(verifyEd25519(nbt.sig, beaconStatement(nonce, 'https://archive.example.org'), nbt.k), 'signature over our nonce and the gateway');
+    assert.ok(
+      verifyEd25519(nbt.sig, beaconStatement(nonce, 'https://archive.example.org'), nbt.k),
+      'signature over our nonce and the gateway',
+    );
     assert.ok(!verifyEd25519(nbt.sig, beaconStatement(randomBytes(32), 'https://archive.example.org'), nbt.k), 'not over another nonce');
     assert.ok(!verifyEd25519(nbt.sig, beaconStatement(nonce, 'https://evil.example.org'), nbt.k), 'not over another gateway');
     assert.equal(b.status().answered, 1);
@@ -150,7 +162,10 @@ test('probe: the reader accepts a real beacon, and refuses replayed, tampered, f
     assert.equal(ok.gateway, 'http://127.0.0.1:8089');
     const reasons = [];
     for (const s of servers.slice(0, 5)) reasons.push(await probeBeacon('127.0.0.1', s.port, 5000));
-    assert.deepEqual(reasons.map((r) => (r.ok ? 'ok' : r.reason)), ['bad-signature', 'bad-signature', 'wrong-infohash', 'malformed', 'malformed']);
+    assert.deepEqual(
+      reasons.map((r) => (r.ok ? 'ok' : r.reason)),
+      ['bad-signature', 'bad-signature', 'wrong-infohash', 'malformed', 'malformed'],
+    );
     const t0 = Date.now();
     const silent = await probeBeacon('127.0.0.1', servers[5]!.port, 1500);
     const took = Date.now() - t0;
@@ -278,7 +293,13 @@ test('bridge cache: bounded, ranked by pointer hits, tolerant of a corrupt or fo
       assert.equal(j.save(), null, 'and replaced on save');
       assert.equal(JSON.parse(readFileSync(path, 'utf8')).bridges.length, 1);
     }
-    writeFileSync(path, JSON.stringify({ v: 1, bridges: [{ k: 'zz' }, { k: keys[3], a: [], first: 1, last: 2, hits: 0 }, { k: keys[4], a: 'x', first: 1, last: 2, hits: 0 }] }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        v: 1,
+        bridges: [{ k: 'zz' }, { k: keys[3], a: [], first: 1, last: 2, hits: 0 }, { k: keys[4], a: 'x', first: 1, last: 2, hits: 0 }],
+      }),
+    );
     const partial = BridgeCache.load(path);
     assert.equal(partial.size, 1);
     assert.match(partial.loadError ?? '', /2 malformed entries/);

@@ -30,9 +30,18 @@ test('event log: rows point at the bytes written; removals blank them; a failed 
   let store = Store.open(config.indexDir);
   try {
     const author = pubkeyN(1);
-    const notes = Array.from({ length: 5 }, (_, i) => unsignedEvent(author, { kind: 1, created_at: 1_700_000_000 + i, content: `secret-note-${i}` }));
+    const notes = Array.from({ length: 5 }, (_, i) =>
+      unsignedEvent(author, { kind: 1, created_at: 1_700_000_000 + i, content: `secret-note-${i}` }),
+    );
     const profile1 = unsignedEvent(author, { kind: 0, created_at: 1_700_000_000, content: 'profile-v1' });
-    assert.deepEqual(await store.applyBatch(eventBatchOf(itemsOf(config, [...notes, profile1]))), ['indexed', 'indexed', 'indexed', 'indexed', 'indexed', 'indexed']);
+    assert.deepEqual(await store.applyBatch(eventBatchOf(itemsOf(config, [...notes, profile1]))), [
+      'indexed',
+      'indexed',
+      'indexed',
+      'indexed',
+      'indexed',
+      'indexed',
+    ]);
     for (const e of notes) assert.equal(store.getEvent(e.id)!.j, itemsOf(config, [e])[0]!.json);
     assert.equal(readFileSync(logPath, 'utf8').split('\n').filter(Boolean).length, 6);
 

@@ -83,8 +83,12 @@ test('event row: the table encoder against real LMDB: rows put from the reused b
   const dir = mkdtempSync(join(tmpdir(), 'event-row-'));
   const root = open({ path: dir, maxDbs: 4, compression: false });
   try {
-    const db = root.openDB<EventRow, number>({ name: 'events', compression: false, encoder: eventRowEncoder() } as DatabaseOptions & { name: string });
-    const rows = Array.from({ length: 3000 }, (_, k) => row({ c: k, o: 2 ** 33 + k, ...(k % 3 === 0 ? { x: k } : {}), ...(k % 5 === 0 ? { s: `${k}:é` } : {}) }));
+    const db = root.openDB<EventRow, number>({ name: 'events', compression: false, encoder: eventRowEncoder() } as DatabaseOptions & {
+      name: string;
+    });
+    const rows = Array.from({ length: 3000 }, (_, k) =>
+      row({ c: k, o: 2 ** 33 + k, ...(k % 3 === 0 ? { x: k } : {}), ...(k % 5 === 0 ? { s: `${k}:é` } : {}) }),
+    );
     // Outside any transaction: putSync runs its own synchronous one.
     for (let k = 0; k < 100; k++) db.putSync(k, rows[k]!);
     // Inside transaction callbacks (where Store.applyBatch puts its rows).

@@ -20,7 +20,11 @@ function makeEvents(n: number, bytes: number, seed = 0): { lines: string[]; ids:
   const lines: string[] = [];
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const e = unsignedEvent(pubkeyN((seed + i) % 37), { kind: 1, created_at: 1_700_000_000 + seed + i, content: contentOf(bytes, seed + i) });
+    const e = unsignedEvent(pubkeyN((seed + i) % 37), {
+      kind: 1,
+      created_at: 1_700_000_000 + seed + i,
+      content: contentOf(bytes, seed + i),
+    });
     lines.push(pluginLine(e));
     ids.push(e.id);
   }
@@ -33,7 +37,9 @@ async function archiveOf(dataDir: string): Promise<{ stored: Set<string>; inBund
   return a;
 }
 
-test('kill -9 twice under a steady stream: every accepted event indexed exactly once and in exactly one bundle', { timeout: 120_000 }, async () => {
+test('kill -9 twice under a steady stream: every accepted event indexed exactly once and in exactly one bundle', {
+  timeout: 120_000,
+}, async () => {
   const ws = makeWorkspace({ bundle: { windowSeconds: 1 }, dht: { enabled: false } });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   const h = harnessFor(ws.configPath);
@@ -70,7 +76,9 @@ test('kill -9 twice under a steady stream: every accepted event indexed exactly 
   }
 });
 
-test('socket gone with a small spool bound: the plugin answers every line, the spool stays within its bound, what it could not keep is counted; the rest is drained', { timeout: 120_000 }, async () => {
+test('socket gone with a small spool bound: the plugin answers every line, the spool stays within its bound, what it could not keep is counted; the rest is drained', {
+  timeout: 120_000,
+}, async () => {
   const MAX = 120_000;
   const ws = makeWorkspace({ spool: { maxBytes: MAX }, dht: { enabled: false } });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
@@ -125,10 +133,15 @@ test('socket gone with a small spool bound: the plugin answers every line, the s
     assert.ok(s.events.indexed <= 800 - summary.dropped, 'no line counted as dropped was indexed');
     await sidecar.stop();
     const { stored } = await archiveOf(ws.dataDir);
-    const missing = [...before.ids.map((id, i) => [id, 'b' + i]), ...after.ids.map((id, i) => [id, 'a' + i])].filter(([id]) => !stored.has(id!)).map(([, w]) => w);
+    const missing = [...before.ids.map((id, i) => [id, 'b' + i]), ...after.ids.map((id, i) => [id, 'a' + i])]
+      .filter(([id]) => !stored.has(id!))
+      .map(([, w]) => w);
     assert.deepEqual(missing, [], 'events sent while the sidecar was up are all there');
     const lost = during.ids.filter((id) => !stored.has(id)).length;
-    assert.ok(lost >= summary.dropped && lost <= summary.dropped + maybe, `the counted lines are missing, nothing else (lost ${lost}, dropped ${summary.dropped} + ${maybe} maybe)`);
+    assert.ok(
+      lost >= summary.dropped && lost <= summary.dropped + maybe,
+      `the counted lines are missing, nothing else (lost ${lost}, dropped ${summary.dropped} + ${maybe} maybe)`,
+    );
   } finally {
     await h.close();
     await sidecar.kill9();
@@ -136,7 +149,9 @@ test('socket gone with a small spool bound: the plugin answers every line, the s
   }
 });
 
-test('spool overflow recovered by reconciliation: lines the full spool dropped come back from strfry on restart; nothing lost', { timeout: 120_000 }, async () => {
+test('spool overflow recovered by reconciliation: lines the full spool dropped come back from strfry on restart; nothing lost', {
+  timeout: 120_000,
+}, async () => {
   const holder = makeWorkspace();
   const db = makeStrfryDb(holder.dir); // what strfry stores, written as it accepts events
   const ws = makeWorkspace({
@@ -146,7 +161,9 @@ test('spool overflow recovered by reconciliation: lines the full spool dropped c
   });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   const h = harnessFor(ws.configPath, 2000);
-  const events = Array.from({ length: 400 }, (_, i) => unsignedEvent(pubkeyN(i % 19), { kind: 1, created_at: 1_700_100_000 + i, content: contentOf(300, i) }));
+  const events = Array.from({ length: 400 }, (_, i) =>
+    unsignedEvent(pubkeyN(i % 19), { kind: 1, created_at: 1_700_100_000 + i, content: contentOf(300, i) }),
+  );
   try {
     await sidecar.start();
     await sidecar.kill9(); // the socket is gone while strfry accepts 400 events
@@ -155,12 +172,18 @@ test('spool overflow recovered by reconciliation: lines the full spool dropped c
       db.addEvents([canonicalJson(e)]);
     }
     await sidecar.start(); // reconciliation runs at start: strfry export
-    const s = await sidecar.waitFor((st) => st.events.stored === events.length && st.spool.files === 0 && (st.reconcile?.runs ?? 0) >= 1, 60_000);
+    const s = await sidecar.waitFor(
+      (st) => st.events.stored === events.length && st.spool.files === 0 && (st.reconcile?.runs ?? 0) >= 1,
+      60_000,
+    );
     assert.equal(s.events.indexed, events.length, 'each event indexed once');
     await h.close();
     const summary = JSON.parse(h.stderr.split('\n').find((l) => l.includes('"msg":"plugin stopping'))!) as { dropped: number };
     assert.ok(summary.dropped > 100, `the spool bound was hit (${summary.dropped} dropped)`);
-    assert.ok((s.reconcile?.last?.new ?? 0) >= summary.dropped, `reconciliation recovered what the plugin dropped (${s.reconcile?.last?.new} new)`);
+    assert.ok(
+      (s.reconcile?.last?.new ?? 0) >= summary.dropped,
+      `reconciliation recovered what the plugin dropped (${s.reconcile?.last?.new} new)`,
+    );
     assert.equal(await sidecar.stop(), 0);
     const { stored } = await archiveOf(ws.dataDir);
     for (const e of events) assert.ok(stored.has(e.id), e.id);

@@ -16,12 +16,17 @@ import { unsignedEvent, pluginLine, pubkeyN } from './testkit/events.js';
 
 const sink: IngestSink = { source: 'test', trusted: true, committed: () => {} };
 
-test('DHT unreachable, then back; clock stepped back: ingest and bundles go on, pointers queue and are published when the DHT answers; seq still grows', { timeout: 90_000 }, async () => {
+test('DHT unreachable, then back; clock stepped back: ingest and bundles go on, pointers queue and are published when the DHT answers; seq still grows', {
+  timeout: 90_000,
+}, async () => {
   const ports = await freeUdpPorts(3);
   const bootstrap = ports.map((p) => `127.0.0.1:${p}`);
   const ws = makeWorkspace();
   let now = Date.UTC(2026, 5, 1, 12, 0, 0);
-  const config = loadConfig({ configPath: ws.configPath, overrides: { dht: { bootstrap, putsPerSecond: 200 }, bundle: { windowSeconds: 1 } } });
+  const config = loadConfig({
+    configPath: ws.configPath,
+    overrides: { dht: { bootstrap, putsPerSecond: 200 }, bundle: { windowSeconds: 1 } },
+  });
   const sc = new Sidecar(config, createLogger('test', 'silent'), { statusHttp: false, bundleSchedule: false, nowMs: () => now });
   let nodes: DHT[] = [];
   try {
@@ -31,7 +36,11 @@ test('DHT unreachable, then back; clock stepped back: ingest and bundles go on, 
       await sc.ingestor.idle();
     };
     const authors = [0, 1, 2].map(pubkeyN);
-    await feed(authors.map((p, i) => pluginLine(unsignedEvent(p, { kind: 1, created_at: 1_700_000_000 + i, content: `while the DHT is down ${i}` }))));
+    await feed(
+      authors.map((p, i) =>
+        pluginLine(unsignedEvent(p, { kind: 1, created_at: 1_700_000_000 + i, content: `while the DHT is down ${i}` })),
+      ),
+    );
     const [b1] = await sc.bundler!.closeWindow((now += 60_000));
     assert.ok(b1, 'bundles are cut with no DHT');
     assert.equal(sc.store.eventCount(), 3, 'ingest goes on with no DHT');

@@ -20,14 +20,20 @@ function makeEvents(n: number, bytes: number, seed: number): { lines: string[]; 
   const lines: string[] = [];
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const e = unsignedEvent(pubkeyN((seed + i) % 23), { kind: 1, created_at: 1_700_000_000 + seed + i, content: contentOf(bytes, seed + i) });
+    const e = unsignedEvent(pubkeyN((seed + i) % 23), {
+      kind: 1,
+      created_at: 1_700_000_000 + seed + i,
+      content: contentOf(bytes, seed + i),
+    });
     lines.push(pluginLine(e));
     ids.push(e.id);
   }
   return { lines, ids };
 }
 
-test('disk full: ingest stops with a clear error and a metric, seeding goes on, ingest resumes by itself when space returns; index intact', { timeout: 120_000 }, async (t) => {
+test('disk full: ingest stops with a clear error and a metric, seeding goes on, ingest resumes by itself when space returns; index intact', {
+  timeout: 120_000,
+}, async (t) => {
   const ws = makeWorkspace();
   const mnt = mountSmallDisk(ws.dir, 8);
   if (!mnt) {
@@ -54,7 +60,8 @@ test('disk full: ingest stops with a clear error and a metric, seeding goes on, 
   const flood = makeEvents(500, 20_000, 1000); // ~10 MB for an 8 MB disk
   const ids = [...first.ids, ...flood.ids];
   const send = async (ev: { lines: string[]; ids: string[] }) => {
-    for (let i = 0; i < ev.lines.length; i++) assert.equal((await h.send(ev.lines[i]!, ev.ids[i]!)).reply.action, 'accept', 'strfry is answered at once');
+    for (let i = 0; i < ev.lines.length; i++)
+      assert.equal((await h.send(ev.lines[i]!, ev.ids[i]!)).reply.action, 'accept', 'strfry is answered at once');
   };
   try {
     await sidecar.start();
@@ -72,7 +79,12 @@ test('disk full: ingest stops with a clear error and a metric, seeding goes on, 
     assert.match(sidecar.stderr, /index commit failed \(.*free on the disk of.*\); ingest paused/);
 
     // Still seeding what it has: an independent peer downloads the first bundle now.
-    const res = await ltFetch({ torrent: torrentPathOf(join(dataDir, 'bundles'), bundleA), save, peerPort: stalled.seeding!.port, timeoutSec: 20 });
+    const res = await ltFetch({
+      torrent: torrentPathOf(join(dataDir, 'bundles'), bundleA),
+      save,
+      peerPort: stalled.seeding!.port,
+      timeoutSec: 20,
+    });
     assert.ok(res.ok, `bundle downloaded while the disk is full: ${JSON.stringify(res)}`);
 
     // Space returns (the operator grows the volume): ingest resumes without a restart.

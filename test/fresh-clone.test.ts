@@ -50,7 +50,10 @@ test('fresh clone: no file of the project names the folder beside the checkout',
 });
 
 test('fresh clone: the strfry captures are in the repository', () => {
-  for (const [name, lines] of [['strfry-plugin-input.jsonl', 15], ['strfry-export.jsonl', 13]] as const) {
+  for (const [name, lines] of [
+    ['strfry-plugin-input.jsonl', 15],
+    ['strfry-export.jsonl', 13],
+  ] as const) {
     const text = readFileSync(join(FIXTURES, name), 'utf8');
     assert.equal(text.trim().split('\n').length, lines, `${name} holds ${lines} lines`);
     assert.ok(FIXTURES.startsWith(ROOT), 'fixtures are inside the checkout');

@@ -36,7 +36,11 @@ function clientVerifies(p: PointerJson, bridgeKeyHex: string): boolean {
   const salt = Buffer.from(p.salt, 'hex');
   const v = Buffer.from(p.v, 'base64');
   const msg = Buffer.concat([Buffer.from(`4:salt${salt.length}:`), salt, Buffer.from(`3:seqi${p.seq}e1:v`), v]);
-  const key = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(bridgeKeyHex, 'hex')]), format: 'der', type: 'spki' });
+  const key = createPublicKey({
+    key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(bridgeKeyHex, 'hex')]),
+    format: 'der',
+    type: 'spki',
+  });
   return p.k === bridgeKeyHex && verify(null, msg, key, Buffer.from(p.sig, 'hex'));
 }
 
@@ -71,7 +75,10 @@ test('/pointer/<author>: the stored item verifies with ed25519 against the bridg
   assert.ok(clientVerifies(p, rig.bridgeKey), 'signature verifies over the served bytes');
   assert.ok(!clientVerifies({ ...p, seq: p.seq + 1 }, rig.bridgeKey), 'and not over other bytes');
   const v = bencode.decode(Buffer.from(p.v, 'base64'));
-  assert.deepEqual(signedBytes(authorSalt(author), p.seq, v), Buffer.concat([Buffer.from(`4:salt32:`), Buffer.from(author, 'hex'), Buffer.from(`3:seqi${p.seq}e1:v`), Buffer.from(p.v, 'base64')]));
+  assert.deepEqual(
+    signedBytes(authorSalt(author), p.seq, v),
+    Buffer.concat([Buffer.from(`4:salt32:`), Buffer.from(author, 'hex'), Buffer.from(`3:seqi${p.seq}e1:v`), Buffer.from(p.v, 'base64')]),
+  );
   const page = decodeAuthorPage(v);
   assert.equal(page.n, 1);
   const t = await httpGet(`${rig.base}/torrent/${page.infoHashes[0]}.torrent`);
@@ -101,14 +108,18 @@ test('/pointer/<author>: the stored item verifies with ed25519 against the bridg
   assert.match(unknown.body.toString(), /no pointer/);
 });
 
-test('/pointer/<bridge>/<author>: another bridge\'s item from the DHT, verified and cached; own key served locally; misses 404; lookups paced', { timeout: 60_000 }, async () => {
+test("/pointer/<bridge>/<author>: another bridge's item from the DHT, verified and cached; own key served locally; misses 404; lookups paced", {
+  timeout: 60_000,
+}, async () => {
   const other = keyFromSeed(randomBytes(32));
   const author = pubkeyN(4242);
   const v = { v: 1, ih: randomBytes(20), b: Buffer.alloc(0), n: 1, pg: 1 };
   const salt = authorSalt(author);
   const seq = 7;
   await new Promise<void>((resolve, reject) =>
-    rig.dht.nodes[3]!.put({ k: other.publicKey, salt, seq, v, sig: other.sign(signedBytes(salt, seq, v)) }, (err) => (err ? reject(err) : resolve())),
+    rig.dht.nodes[3]!.put({ k: other.publicKey, salt, seq, v, sig: other.sign(signedBytes(salt, seq, v)) }, (err) =>
+      err ? reject(err) : resolve(),
+    ),
   );
   for (const key of [other.publicKey.toString('hex'), zbase32(other.publicKey)]) {
     const r = await httpGet(`${rig.base}/pointer/${key}/${author}`);
@@ -118,7 +129,10 @@ test('/pointer/<bridge>/<author>: another bridge\'s item from the DHT, verified 
     assert.ok(clientVerifies(p, other.publicKey.toString('hex')));
     assert.deepEqual(Buffer.from(p.v, 'base64'), Buffer.from(bencode.encode(v)));
     assert.match(r.headers['cache-control'] as string, /^public, max-age=(\d+)$/);
-    assert.ok(Number(/max-age=(\d+)/.exec(r.headers['cache-control'] as string)![1]) <= 60, 'cached no longer than gateway.remoteCacheSeconds');
+    assert.ok(
+      Number(/max-age=(\d+)/.exec(r.headers['cache-control'] as string)![1]) <= 60,
+      'cached no longer than gateway.remoteCacheSeconds',
+    );
   }
   const own = await httpGet(`${rig.base}/pointer/${rig.bridgeKey}/${AUTHORS[0]}`);
   assert.deepEqual(own.body, (await httpGet(`${rig.base}/pointer/${AUTHORS[0]}`)).body);
@@ -126,14 +140,16 @@ test('/pointer/<bridge>/<author>: another bridge\'s item from the DHT, verified 
 
   // 1 lookup/s with a burst of 2: of eight new keys asked at once, most are refused with 503.
   await new Promise((r) => setTimeout(r, 2500));
-  const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => httpGet(`${rig.base}/pointer/${other.publicKey.toString('hex')}/${pubkeyN(5000 + i)}`)));
+  const answers = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => httpGet(`${rig.base}/pointer/${other.publicKey.toString('hex')}/${pubkeyN(5000 + i)}`)),
+  );
   const statuses = answers.map((a) => a.status).sort();
   assert.ok(statuses.filter((s) => s === 503).length >= 5, `statuses ${statuses}`);
   assert.ok(statuses.includes(404), `a miss is 404: ${statuses}`);
   for (const a of answers.filter((x) => x.status === 503)) assert.equal(a.headers['retry-after'], '1');
 });
 
-test('/torrent/<infohash>.torrent: the bundle\'s torrent with url-list (the web seed), infohash unchanged; ETag → 304; unknown 404, malformed 400', async () => {
+test("/torrent/<infohash>.torrent: the bundle's torrent with url-list (the web seed), infohash unchanged; ETag → 304; unknown 404, malformed 400", async () => {
   const st = await rig.sidecar.status();
   const ih = st.bundles!.newest!;
   const r = await httpGet(`${rig.base}/torrent/${ih}.torrent`);
@@ -141,7 +157,10 @@ test('/torrent/<infohash>.torrent: the bundle\'s torrent with url-list (the web 
   assert.equal(r.headers['content-type'], 'application/x-bittorrent');
   const t = bencode.decode(r.body) as { info: unknown; 'url-list': Uint8Array[] };
   assert.equal(createHash('sha1').update(bencode.encode(t.info)).digest('hex'), ih);
-  assert.deepEqual(t['url-list'].map((u) => Buffer.from(u).toString()), [`${rig.base}/webseed/${ih}/`]);
+  assert.deepEqual(
+    t['url-list'].map((u) => Buffer.from(u).toString()),
+    [`${rig.base}/webseed/${ih}/`],
+  );
   const again = await httpGet(`${rig.base}/torrent/${ih}.torrent`, { headers: { 'if-none-match': r.headers.etag as string } });
   assert.equal(again.status, 304);
   assert.equal((await httpGet(`${rig.base}/torrent/${'ab'.repeat(20)}.torrent`)).status, 404);
@@ -152,7 +171,9 @@ test('/torrent/<infohash>.torrent: the bundle\'s torrent with url-list (the web 
   assert.equal(post.headers.allow, 'GET, HEAD');
 });
 
-test('gateway counters in /status and /metrics: responses by route and status class, web seed bytes, DHT lookups', { timeout: 60_000 }, async () => {
+test('gateway counters in /status and /metrics: responses by route and status class, web seed bytes, DHT lookups', {
+  timeout: 60_000,
+}, async () => {
   const st0 = await rig.sidecar.status();
   const g0 = st0.gateway!;
   assert.equal(g0.address, `127.0.0.1:${rig.port}`);
@@ -170,7 +191,12 @@ test('gateway counters in /status and /metrics: responses by route and status cl
 
   const n = (g: typeof g0, route: string, cls: string) => g.requests[route]?.[cls] ?? 0;
   // A response is counted when the server has finished it, a moment after the client read it.
-  const st1 = await rig.sidecar.waitFor((s) => n(s.gateway!, 'remote-pointer', '4xx') - n(g0, 'remote-pointer', '4xx') >= 2 && n(s.gateway!, 'unmatched', '4xx') > n(g0, 'unmatched', '4xx'), 10_000);
+  const st1 = await rig.sidecar.waitFor(
+    (s) =>
+      n(s.gateway!, 'remote-pointer', '4xx') - n(g0, 'remote-pointer', '4xx') >= 2 &&
+      n(s.gateway!, 'unmatched', '4xx') > n(g0, 'unmatched', '4xx'),
+    10_000,
+  );
   const g1 = st1.gateway!;
   assert.equal(n(g1, 'webseed', '2xx') - n(g0, 'webseed', '2xx'), 3);
   assert.equal(n(g1, 'webseed', '4xx') - n(g0, 'webseed', '4xx'), 1);

@@ -73,7 +73,9 @@ async function rssMb(): Promise<number> {
   return (await rig.sidecar.status()).memory!.rss;
 }
 
-test('slowloris: headers dribbled in are cut at headersTimeoutMs with 408; honest clients served meanwhile', { timeout: 60_000 }, async () => {
+test('slowloris: headers dribbled in are cut at headersTimeoutMs with 408; honest clients served meanwhile', {
+  timeout: 60_000,
+}, async () => {
   const slow = await openSocket('127.0.0.1');
   let answer = '';
   slow.on('data', (d) => (answer += d.toString()));
@@ -91,7 +93,9 @@ test('slowloris: headers dribbled in are cut at headersTimeoutMs with 408; hones
   assert.match(answer, /^HTTP\/1\.1 408/);
 });
 
-test('5,000 idle connections from 10 addresses: at most 64 held per address, the rest closed at once; memory bounded; honest clients served', { timeout: 120_000 }, async () => {
+test('5,000 idle connections from 10 addresses: at most 64 held per address, the rest closed at once; memory bounded; honest clients served', {
+  timeout: 120_000,
+}, async () => {
   const rss0 = await rssMb();
   const sockets: Socket[] = [];
   const answer = new Map<Socket, string>();
@@ -125,7 +129,9 @@ test('5,000 idle connections from 10 addresses: at most 64 held per address, the
   }
 });
 
-test('a request flood from one address gets 429 with Retry-After past its rate; another address is served every time', { timeout: 60_000 }, async () => {
+test('a request flood from one address gets 429 with Retry-After past its rate; another address is served every time', {
+  timeout: 60_000,
+}, async () => {
   const rss0 = await rssMb();
   const limited0 = (await rig.sidecar.status()).gateway!.rateLimited;
   const agent = new Agent({ keepAlive: true, maxSockets: 32, localAddress: '127.0.0.1' } as ConstructorParameters<typeof Agent>[0]);
@@ -170,8 +176,15 @@ test('a request flood from one address gets 429 with Retry-After past its rate; 
   assert.equal(limited, counts.get(429));
 });
 
-test('behind a trusted proxy the client is the last X-Forwarded-For entry: one client is limited, another through the same proxy is not', { timeout: 60_000 }, async () => {
-  const via = (client: string) => httpGet(`${rig.base}/pointer/${AUTHOR}`, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': `203.0.113.9, ${client}` }, timeoutMs: 60_000 });
+test('behind a trusted proxy the client is the last X-Forwarded-For entry: one client is limited, another through the same proxy is not', {
+  timeout: 60_000,
+}, async () => {
+  const via = (client: string) =>
+    httpGet(`${rig.base}/pointer/${AUTHOR}`, {
+      localAddress: '127.0.0.3',
+      headers: { 'x-forwarded-for': `203.0.113.9, ${client}` },
+      timeoutMs: 60_000,
+    });
   const statuses: number[] = [];
   // 300 at once: past the burst (100) and the rate (50/s) unless answering them took over 4 s.
   for (let round = 0; round < 5 && !statuses.includes(429); round++) {
@@ -180,11 +193,17 @@ test('behind a trusted proxy the client is the last X-Forwarded-For entry: one c
   assert.ok(statuses.includes(429), 'the flooding client is limited');
   assert.equal((await via('198.51.100.2')).status, 200, 'another client of the proxy is not');
   // The proxy's connections are not capped per address.
-  const many = await Promise.all(Array.from({ length: 80 }, (_, i) => httpGet(`${rig.base}/.well-known/nostr-bt`, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': `198.51.101.${i}` } })));
+  const many = await Promise.all(
+    Array.from({ length: 80 }, (_, i) =>
+      httpGet(`${rig.base}/.well-known/nostr-bt`, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': `198.51.101.${i}` } }),
+    ),
+  );
   assert.deepEqual([...new Set(many.map((m) => m.status))], [200]);
 });
 
-test('connections that never send a byte are closed at headersTimeoutMs with 408, and their address may connect again', { timeout: 60_000 }, async () => {
+test('connections that never send a byte are closed at headersTimeoutMs with 408, and their address may connect again', {
+  timeout: 60_000,
+}, async () => {
   const base = (await rig.sidecar.status()).gateway!.openConnections;
   const answers: (() => string)[] = [];
   // Each one's time to close, from its own connect.
@@ -201,7 +220,8 @@ test('connections that never send a byte are closed at headersTimeoutMs with 408
   // The last one connected just now: it has about HEADERS_MS to live.
   const seen = await rig.sidecar.status();
   const times = await Promise.all(closing.map((c) => c.closing));
-  for (const ms of times) assert.ok(ms >= HEADERS_MS - 500 && ms < HEADERS_MS + 5000, `silent connection closed after ${Math.round(ms)} ms`);
+  for (const ms of times)
+    assert.ok(ms >= HEADERS_MS - 500 && ms < HEADERS_MS + 5000, `silent connection closed after ${Math.round(ms)} ms`);
   for (const a of answers) assert.match(a(), /^HTTP\/1\.1 408/);
   // The open-connections gauge counted them, and forgets them once the server has closed them.
   assert.ok(seen.gateway!.openConnections > base, `${seen.gateway!.openConnections} open while silent, ${base} before`);
@@ -211,7 +231,9 @@ test('connections that never send a byte are closed at headersTimeoutMs with 408
   assert.equal(r.status, 200, 'the address is served again once its silent connections are gone');
 });
 
-test('a client that stops reading a web seed download is cut after stallTimeoutMs; a slow reader that keeps reading is not', { timeout: 120_000 }, async () => {
+test('a client that stops reading a web seed download is cut after stallTimeoutMs; a slow reader that keeps reading is not', {
+  timeout: 120_000,
+}, async () => {
   const download = (read: (s: Socket) => void) =>
     openSocket('127.0.0.7').then((s) => {
       s.write(`GET /webseed/${big.ih}/ HTTP/1.1\r\nHost: x\r\n\r\n`);

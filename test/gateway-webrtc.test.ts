@@ -16,7 +16,10 @@ const DEADLINE_MS = 90_000;
 function done(t: Torrent): Promise<void> {
   return new Promise((resolve, reject) => {
     if (t.done) return resolve();
-    const timer = setTimeout(() => reject(new Error(`not complete after ${DEADLINE_MS} ms (${Math.round(t.progress * 100)}%)`)), DEADLINE_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`not complete after ${DEADLINE_MS} ms (${Math.round(t.progress * 100)}%)`)),
+      DEADLINE_MS,
+    );
     t.once('done', () => {
       clearTimeout(timer);
       resolve();
@@ -45,12 +48,22 @@ test('with publicUrl: the tracker is in the well-known document and the magnet; 
   const torrentFile = (await httpGet(`${rig.base}/torrent/${ih}.torrent`)).body;
   const root = mkdtempSync(join(tmpdir(), 'nostr-bt-gw-webrtc-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
-  const client = new WebTorrent({ dht: false, tracker: { rtcConfig: { iceServers: [] } }, lsd: false, utPex: false, natUpnp: false, natPmp: false, webSeeds: false, utp: false, torrentPort: 0 });
+  const client = new WebTorrent({
+    dht: false,
+    tracker: { rtcConfig: { iceServers: [] } },
+    lsd: false,
+    utPex: false,
+    natUpnp: false,
+    natPmp: false,
+    webSeeds: false,
+    utp: false,
+    torrentPort: 0,
+  });
   t.after(() => new Promise<void>((resolve) => client.destroy(() => resolve())));
   // The tracker from the magnet only: the .torrent's url-list is ignored (webSeeds: false).
   const tor = client.add(torrentFile, { announce: [magnet.searchParams.get('tr')!], path: root });
   await done(tor);
-  assert.equal(tor.infoHash, ih, 'the infohash is the bundle\'s (url-list and tr= are outside the info dict)');
+  assert.equal(tor.infoHash, ih, "the infohash is the bundle's (url-list and tr= are outside the info dict)");
   assert.ok(tor.wires.length > 0 && tor.wires.every((w) => w.type === 'webrtc'), `peers: ${tor.wires.map((w) => w.type).join(',')}`);
   for (const f of tor.files) {
     const got = readFileSync(join(root, f.path));
@@ -65,7 +78,10 @@ test('without publicUrl the magnet carries no tr=, xs= or ws=; with gateway.webr
   const rig = await startGatewayRig({}, { dhtNodes: 4, publicUrl: false });
   t.after(() => rig.stop());
   await archive(rig, [pubkeyN(7200)], 3);
-  const doc = JSON.parse((await httpGet(`${rig.base}/.well-known/nostr-bt`)).body.toString()) as { endpoints: { tracker: string | null }; newest: { magnet: string } };
+  const doc = JSON.parse((await httpGet(`${rig.base}/.well-known/nostr-bt`)).body.toString()) as {
+    endpoints: { tracker: string | null };
+    newest: { magnet: string };
+  };
   assert.equal(doc.endpoints.tracker, `ws://127.0.0.1:${rig.port}/announce`, 'the tracker runs (the base is the listening address)');
   const magnet = new URL(doc.newest.magnet);
   assert.deepEqual([...magnet.searchParams.keys()].sort(), ['dn', 'xt']);
@@ -73,7 +89,10 @@ test('without publicUrl the magnet carries no tr=, xs= or ws=; with gateway.webr
   const off = await startGatewayRig({ webrtc: false }, { dhtNodes: 4 });
   t.after(() => off.stop());
   await archive(off, [pubkeyN(7201)], 3);
-  const doc2 = JSON.parse((await httpGet(`${off.base}/.well-known/nostr-bt`)).body.toString()) as { endpoints: { tracker: string | null }; newest: { magnet: string } };
+  const doc2 = JSON.parse((await httpGet(`${off.base}/.well-known/nostr-bt`)).body.toString()) as {
+    endpoints: { tracker: string | null };
+    newest: { magnet: string };
+  };
   assert.equal(doc2.endpoints.tracker, null);
   const m2 = new URL(doc2.newest.magnet);
   assert.equal(m2.searchParams.get('tr'), null);

@@ -22,7 +22,14 @@ let tmp: string;
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'gw-webseed-'));
   rig = await startGatewayRig();
-  multi = (await archive(rig, [0, 1, 2, 3, 4].map((i) => pubkeyN(7100 + i)), 40, 2000)).bundles!.newest!;
+  multi = (
+    await archive(
+      rig,
+      [0, 1, 2, 3, 4].map((i) => pubkeyN(7100 + i)),
+      40,
+      2000,
+    )
+  ).bundles!.newest!;
   single = (await archive(rig, [pubkeyN(7200)], 30, 3000, 1_700_100_000)).bundles!.newest!;
   assert.notEqual(multi, single);
 });
@@ -57,7 +64,9 @@ function savedBytes(dir: string, meta: TorrentMeta): Buffer {
   return Buffer.concat(meta.files.map((f) => readFileSync(join(dir, meta.name, f.path))));
 }
 
-test('libtorrent downloads a multi-file and a single-file bundle from the web seed only, byte-identical', { timeout: 180_000 }, async () => {
+test('libtorrent downloads a multi-file and a single-file bundle from the web seed only, byte-identical', {
+  timeout: 180_000,
+}, async () => {
   for (const ih of [multi, single]) {
     const meta = await torrentOf(ih);
     const file = join(tmp, `${ih}.torrent`);
@@ -71,7 +80,9 @@ test('libtorrent downloads a multi-file and a single-file bundle from the web se
   }
 });
 
-test('WebTorrent downloads a multi-file and a single-file bundle from the web seed only, byte-identical', { timeout: 180_000 }, async () => {
+test('WebTorrent downloads a multi-file and a single-file bundle from the web seed only, byte-identical', {
+  timeout: 180_000,
+}, async () => {
   const client = quietWebTorrent({ webSeeds: true, torrentPort: 0 });
   client.on('error', () => {});
   try {
@@ -135,11 +146,25 @@ test('web seed: Range → 206, HEAD, ETag → 304, CORS, both URL layouts; bad r
   // The single-file layout: the data file itself at the url-list entry.
   const dataRange = await httpGet(`${rig.base}/webseed/${multi}/`, { headers: { range: `bytes=${offset}-${offset + 99}` } });
   assert.ok(dataRange.body.equals(data.subarray(offset, offset + 100)));
-  const pre = await httpGet(url, { method: 'OPTIONS', headers: { origin: 'https://client.example', 'access-control-request-headers': 'range' } });
+  const pre = await httpGet(url, {
+    method: 'OPTIONS',
+    headers: { origin: 'https://client.example', 'access-control-request-headers': 'range' },
+  });
   assert.equal(pre.status, 204);
   assert.match(pre.headers['access-control-allow-headers'] as string, /range/);
 
-  for (const range of [`bytes=${f.length}-`, `bytes=${f.length + 10}-${f.length + 20}`, 'bytes=-0', 'bytes=5-2', 'bytes=--5', 'bytes=-5-', 'bytes=abc', 'items=0-5', 'bytes=0-0,2-2', 'bytes=' + Array.from({ length: 20 }, (_, i) => `${i * 2}-${i * 2}`).join(',')]) {
+  for (const range of [
+    `bytes=${f.length}-`,
+    `bytes=${f.length + 10}-${f.length + 20}`,
+    'bytes=-0',
+    'bytes=5-2',
+    'bytes=--5',
+    'bytes=-5-',
+    'bytes=abc',
+    'items=0-5',
+    'bytes=0-0,2-2',
+    'bytes=' + Array.from({ length: 20 }, (_, i) => `${i * 2}-${i * 2}`).join(','),
+  ]) {
     const r = await httpGet(url, { headers: { range } });
     assert.equal(r.status, 416, range);
     assert.equal(r.headers['content-range'], `bytes */${f.length}`, range);

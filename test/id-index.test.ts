@@ -75,7 +75,9 @@ test('index: dedupe holds across a reopen (the id index is rebuilt from the even
   const ws = makeWorkspace();
   t.after(ws.cleanup);
   const dir = loadConfig({ configPath: ws.configPath }).indexDir;
-  const events = Array.from({ length: 300 }, (_, i) => unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_000_000 + i, content: `e${i}` }));
+  const events = Array.from({ length: 300 }, (_, i) =>
+    unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_000_000 + i, content: `e${i}` }),
+  );
   // Same first 8 bytes as events[0], different id (the index must confirm against the row).
   const twin = { ...events[0]!, id: events[0]!.id.slice(0, 16) + 'f'.repeat(48) };
   let store = Store.open(dir);
@@ -111,7 +113,9 @@ test('index: a format-5 index (ids in an LMDB table, msgpack rows) opens as form
   const ws = makeWorkspace();
   t.after(ws.cleanup);
   const dir = loadConfig({ configPath: ws.configPath }).indexDir;
-  const events = Array.from({ length: 20 }, (_, i) => unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `v5-${i}` }));
+  const events = Array.from({ length: 20 }, (_, i) =>
+    unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `v5-${i}` }),
+  );
   let store = Store.open(dir);
   try {
     await store.applyBatch(eventBatchOf(events.map(itemOf)));
@@ -126,7 +130,11 @@ test('index: a format-5 index (ids in an LMDB table, msgpack rows) opens as form
   try {
     assert.equal(store.indexFormat(), 7);
     assert.deepEqual(store.upgraded && { from: store.upgraded.from, rows: store.upgraded.rows }, { from: 5, rows: 20 });
-    assert.equal(store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false }).getKeysCount(), 0, 'the old table is gone');
+    assert.equal(
+      store.root.openDB<number, Buffer>({ name: 'ids', keyEncoding: 'binary', compression: false }).getKeysCount(),
+      0,
+      'the old table is gone',
+    );
     assert.deepEqual(new Set(await store.applyBatch(eventBatchOf(events.map(itemOf)))), new Set(['duplicate']));
     assert.equal(store.eventCount(), 20);
   } finally {

@@ -24,12 +24,19 @@ function setup(t: TestContext) {
   const config = loadConfig({ configPath: ws.configPath });
   const policy = { ...config.policy, maxEventBytes: 1 << 20 };
   const itemOf = (e: ReturnType<typeof unsignedEvent>): JudgedEvent => judgedEvent(e, policy, T0);
-  const notes = Array.from({ length: 40 }, (_, i) => unsignedEvent(pubkeyN(i % 5), { kind: 1, created_at: T0 + i, content: contentOf(100 + i * 7, i) }));
+  const notes = Array.from({ length: 40 }, (_, i) =>
+    unsignedEvent(pubkeyN(i % 5), { kind: 1, created_at: T0 + i, content: contentOf(100 + i * 7, i) }),
+  );
   const expiring = Array.from({ length: 10 }, (_, i) =>
     unsignedEvent(pubkeyN(i % 3), { kind: 1, created_at: T0 + 100 + i, tags: [['expiration', String(EXPIRES + i)]], content: `exp ${i}` }),
   );
   const articles = Array.from({ length: 6 }, (_, i) =>
-    unsignedEvent(pubkeyN(i % 2), { kind: 30_023, created_at: T0 + 200 + i, tags: [['d', `ünïcødé 🎉 日本語 ${i}`]], content: `article ${i}` }),
+    unsignedEvent(pubkeyN(i % 2), {
+      kind: 30_023,
+      created_at: T0 + 200 + i,
+      tags: [['d', `ünïcødé 🎉 日本語 ${i}`]],
+      content: `article ${i}`,
+    }),
   );
   const profile = unsignedEvent(pubkeyN(4), { kind: 0, created_at: T0 + 300, content: '{"name":"ü"}' });
   const deletion = unsignedEvent(pubkeyN(0), { kind: 5, created_at: T0 + 400, tags: [['e', notes[0]!.id]] });
@@ -41,12 +48,23 @@ type Setup = ReturnType<typeof setup>;
 
 /** What the index answers about every event, and its rows and cut as a bundle would read them. */
 function snapshot(store: Store, events: Setup['events']) {
-  const rows = [...store.rowsFrom(1)].map(({ seq, row }) => ({ seq, ...row, i: Buffer.from(row.i).toString('hex'), p: Buffer.from(row.p).toString('hex') }));
+  const rows = [...store.rowsFrom(1)].map(({ seq, row }) => ({
+    seq,
+    ...row,
+    i: Buffer.from(row.i).toString('hex'),
+    p: Buffer.from(row.p).toString('hex'),
+  }));
   const { refs, end, bytes } = cutRefsOf(store.rowsFrom(1), 1, 1 << 30);
   return {
     events: events.map((e) => ({ id: e.id, has: store.hasEvent(e.id), seq: store.seqOf(e.id), stored: store.getEvent(e.id) })),
     rows,
-    cut: { end, bytes, count: refs.count, ids: Buffer.from(refs.ids.subarray(0, 32 * refs.count)).toString('hex'), pubkeys: Buffer.from(refs.pubkeys.subarray(0, 32 * refs.count)).toString('hex') },
+    cut: {
+      end,
+      bytes,
+      count: refs.count,
+      ids: Buffer.from(refs.ids.subarray(0, 32 * refs.count)).toString('hex'),
+      pubkeys: Buffer.from(refs.pubkeys.subarray(0, 32 * refs.count)).toString('hex'),
+    },
     eventIds: [...store.eventIds()],
     eventBytes: store.eventBytesFrom(1),
     authors: [...store.scanAuthors(1, 1000, () => true)].map(([p, list]) => [p, list.map((r) => r.seq)]),
@@ -72,7 +90,10 @@ async function checkUpgraded(s: Setup, before: ReturnType<typeof snapshot>, stor
   assert.deepEqual(snapshot(store, s.events), before);
   // Dedupe: every event again is a duplicate (the deleted one stays deleted).
   const again = await store.applyBatch(eventBatchOf(s.events.map(s.itemOf)));
-  assert.deepEqual(again, s.events.map((e) => (e.id === s.notes[0]!.id ? 'deleted' : 'duplicate')));
+  assert.deepEqual(
+    again,
+    s.events.map((e) => (e.id === s.notes[0]!.id ? 'deleted' : 'duplicate')),
+  );
   // Replacement reads the old version's slot key from its row.
   const newer = unsignedEvent(s.articles[0]!.pubkey, { kind: 30_023, created_at: T0 + 500, tags: s.articles[0]!.tags, content: 'newer' });
   assert.deepEqual(await store.applyBatch(eventBatchOf([s.itemOf(newer)])), ['indexed']);
@@ -90,7 +111,10 @@ test('index upgrade: a format-6 index (msgpack rows) opens as format 7 with ever
   const n = await writeOldFormat(s.dir, 6);
   assert.equal(n, before.rows.length);
   assert.deepEqual(new Set(await firstBytes(s.dir)), new Set([0xd4]), 'rows are msgpack records, as format 6 wrote them');
-  assert.throws(() => Store.open(s.dir, { readOnly: true }), /has format 6, this version reads 7: start the sidecar once, it upgrades the index in place/);
+  assert.throws(
+    () => Store.open(s.dir, { readOnly: true }),
+    /has format 6, this version reads 7: start the sidecar once, it upgrades the index in place/,
+  );
 
   const store = Store.open(s.dir);
   try {
@@ -100,7 +124,10 @@ test('index upgrade: a format-6 index (msgpack rows) opens as format 7 with ever
   } finally {
     await store.close();
   }
-  assert.ok((await firstBytes(s.dir)).every((b) => b <= 3), 'every row is a format-7 row');
+  assert.ok(
+    (await firstBytes(s.dir)).every((b) => b <= 3),
+    'every row is a format-7 row',
+  );
   const readOnly = Store.open(s.dir, { readOnly: true });
   try {
     assert.equal(readOnly.hasEvent(s.articles[1]!.id), true);
@@ -129,7 +156,10 @@ test('index upgrade: stopped between two of its transactions, it resumes where i
     await root.close();
   }
   const bytes = await firstBytes(s.dir);
-  assert.ok(bytes.slice(0, 21).every((b) => b <= 3) && bytes.slice(21).every((b) => b === 0xd4), 'the first 21 rows are converted, the rest not');
+  assert.ok(
+    bytes.slice(0, 21).every((b) => b <= 3) && bytes.slice(21).every((b) => b === 0xd4),
+    'the first 21 rows are converted, the rest not',
+  );
   assert.throws(() => Store.open(s.dir, { readOnly: true }), /start the sidecar once/);
 
   const store = Store.open(s.dir);

@@ -10,7 +10,9 @@ import { Store } from '../sidecar/index/store.js';
 import { makeWorkspace } from './testkit/sidecar-process.js';
 import { pluginLine, pubkeyN, unsignedEvent } from './testkit/events.js';
 
-test('a failed commit holds back later acks until its retry commits; every line acknowledged exactly once', { timeout: 30_000 }, async () => {
+test('a failed commit holds back later acks until its retry commits; every line acknowledged exactly once', {
+  timeout: 30_000,
+}, async () => {
   const ws = makeWorkspace();
   const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 10, batchMaxDelayMs: 1 } } });
   const store = Store.open(config.indexDir);
@@ -36,7 +38,9 @@ test('a failed commit holds back later acks until its retry commits; every line 
     };
     const acks: number[] = [];
     const sink: IngestSink = { source: 'test', trusted: true, committed: (n) => acks.push(n) };
-    const lines = Array.from({ length: 20 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `n${i}` })));
+    const lines = Array.from({ length: 20 }, (_, i) =>
+      pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `n${i}` })),
+    );
     for (const l of lines) ingestor.submit(l, sink);
     await second;
     await new Promise((r) => setImmediate(r)); // the ingestor has seen the second commit
@@ -45,7 +49,11 @@ test('a failed commit holds back later acks until its retry commits; every line 
     failFirst();
     await ingestor.idle();
     assert.equal(store.eventCount(), 20);
-    assert.equal(acks.reduce((a, b) => a + b, 0), 20, 'every line acknowledged once');
+    assert.equal(
+      acks.reduce((a, b) => a + b, 0),
+      20,
+      'every line acknowledged once',
+    );
   } finally {
     ingestor.stop();
     await store.close();

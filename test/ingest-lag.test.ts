@@ -13,7 +13,9 @@ import type { Status } from '../sidecar/ops/status.js';
 import { makeWorkspace } from './testkit/sidecar-process.js';
 import { pluginLine, pubkeyN, unsignedEvent } from './testkit/events.js';
 
-test('lagSeconds is the age of the oldest unacknowledged line while a commit is held up, and 0 once it commits', { timeout: 30_000 }, async () => {
+test('lagSeconds is the age of the oldest unacknowledged line while a commit is held up, and 0 once it commits', {
+  timeout: 30_000,
+}, async () => {
   const ws = makeWorkspace();
   const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 10, batchMaxDelayMs: 1 } } });
   const store = Store.open(config.indexDir);
@@ -30,7 +32,8 @@ test('lagSeconds is the age of the oldest unacknowledged line while a commit is 
     let acked = 0;
     const sink: IngestSink = { source: 'test', trusted: true, committed: (n) => (acked += n) };
     assert.equal(ingestor.lagSeconds, 0);
-    for (let i = 0; i < 5; i++) ingestor.submit(pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `n${i}` })), sink);
+    for (let i = 0; i < 5; i++)
+      ingestor.submit(pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: 1_700_000_000 + i, content: `n${i}` })), sink);
     await new Promise((r) => setTimeout(r, 1100));
     assert.ok(ingestor.lagSeconds >= 1, `lag ${ingestor.lagSeconds}`);
     assert.equal(ingestor.unacknowledged, 5);
@@ -62,7 +65,7 @@ test('metrics: nostr_bt_ingest_lag_seconds and nostr_bt_ingest_unacknowledged_li
   assert.match(text, /^nostr_bt_ingest_unacknowledged_lines 1234$/m);
 });
 
-test('receivedAtOf reads strfry\'s receivedAt from the first line (text or a run of bytes), and nothing from other lines', () => {
+test("receivedAtOf reads strfry's receivedAt from the first line (text or a run of bytes), and nothing from other lines", () => {
   const e = unsignedEvent(pubkeyN(1), { kind: 1, created_at: 1_700_000_000, content: 'a "receivedAt":5 in the content' });
   const line = pluginLine(e, { receivedAt: 1_795_462_693 });
   assert.equal(receivedAtOf(line), 1_795_462_693);
@@ -76,7 +79,9 @@ test('receivedAtOf reads strfry\'s receivedAt from the first line (text or a run
   assert.equal(receivedAtOf(''), null);
 });
 
-test('acceptLagSeconds: strfry accept → commit of the oldest line of the last batch, in status and metrics', { timeout: 30_000 }, async () => {
+test('acceptLagSeconds: strfry accept → commit of the oldest line of the last batch, in status and metrics', {
+  timeout: 30_000,
+}, async () => {
   const ws = makeWorkspace();
   const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 10, batchMaxDelayMs: 1 } } });
   const store = Store.open(config.indexDir);
@@ -87,10 +92,20 @@ test('acceptLagSeconds: strfry accept → commit of the oldest line of the last 
     const now = Math.floor(Date.now() / 1000);
     assert.equal(ingestor.acceptLagSeconds, 0);
     // Lines strfry accepted 42 s ago (they waited in the plugin while the sidecar was starved), then newer ones.
-    for (let i = 0; i < 3; i++) ingestor.submit(pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: now - 50 + i, content: `old${i}` }), { receivedAt: now - 42 + i }), sink);
+    for (let i = 0; i < 3; i++)
+      ingestor.submit(
+        pluginLine(unsignedEvent(pubkeyN(i), { kind: 1, created_at: now - 50 + i, content: `old${i}` }), { receivedAt: now - 42 + i }),
+        sink,
+      );
     await ingestor.idle();
     assert.ok(ingestor.acceptLagSeconds >= 41.5 && ingestor.acceptLagSeconds < 50, `lag ${ingestor.acceptLagSeconds}`);
-    const m = new SidecarMetrics(() => ({ ...statusWith(0), ingest: { backlog: 0, connections: 1, error: null, acceptLagSeconds: ingestor.acceptLagSeconds } }) as unknown as Status);
+    const m = new SidecarMetrics(
+      () =>
+        ({
+          ...statusWith(0),
+          ingest: { backlog: 0, connections: 1, error: null, acceptLagSeconds: ingestor.acceptLagSeconds },
+        }) as unknown as Status,
+    );
     assert.match(await m.registry.metrics(), /^nostr_bt_ingest_accept_lag_seconds 4\d(\.\d+)?$/m);
     // Caught up: lines accepted now.
     ingestor.submit(pluginLine(unsignedEvent(pubkeyN(9), { kind: 1, created_at: now, content: 'new' }), { receivedAt: now }), sink);
@@ -109,5 +124,12 @@ test('acceptLagSeconds: strfry accept → commit of the oldest line of the last 
 });
 
 function statusWith(events: number): object {
-  return { sidecar: 'up', events: { received: events, indexed: events, duplicates: 0, stored: events }, skippedByPolicy: {}, removed: {}, invalid: {}, spool: { files: 0, bytes: 0 } };
+  return {
+    sidecar: 'up',
+    events: { received: events, indexed: events, duplicates: 0, stored: events },
+    skippedByPolicy: {},
+    removed: {},
+    invalid: {},
+    spool: { files: 0, bytes: 0 },
+  };
 }

@@ -151,7 +151,7 @@ test('replaceable: newest wins in any arrival order, ties go to the lowest id', 
   });
 });
 
-test('NIP-62 vanish removes the author\'s earlier events and blocks late copies; protected and denied kinds skipped', async () => {
+test("NIP-62 vanish removes the author's earlier events and blocks late copies; protected and denied kinds skipped", async () => {
   const a = await signer();
   const b = await signer();
   const n1 = a.sign({ kind: 1, created_at: 100, content: 'one' });
@@ -182,7 +182,15 @@ test('bad input is counted and quarantined, never indexed, never fatal', async (
   badSig.sig = good.sig;
   const badId = { ...good, content: 'tampered' };
   const unsigned = unsignedEvent(pubkeyN(1), { kind: 1, created_at: 7, content: 'no real sig' });
-  const lines = ['not json', '{"event":42}', '[]', JSON.stringify(badId), JSON.stringify(badSig), JSON.stringify(unsigned), JSON.stringify(good)];
+  const lines = [
+    'not json',
+    '{"event":42}',
+    '[]',
+    JSON.stringify(badId),
+    JSON.stringify(badSig),
+    JSON.stringify(unsigned),
+    JSON.stringify(good),
+  ];
   let committed = 0;
   await withSidecar(async (sc, feed) => {
     await feed(lines, { trusted: false, committed: (n) => (committed += n) });

@@ -28,7 +28,11 @@ const basePolicy: PolicyConfig = {
 };
 
 function fixtureLines(): string[] {
-  return ['strfry-plugin-input.jsonl', 'strfry-export.jsonl'].flatMap((f) => readFileSync(join(FIXTURES, f), 'utf8').split('\n').filter((l) => l.length > 0));
+  return ['strfry-plugin-input.jsonl', 'strfry-export.jsonl'].flatMap((f) =>
+    readFileSync(join(FIXTURES, f), 'utf8')
+      .split('\n')
+      .filter((l) => l.length > 0),
+  );
 }
 
 async function hostileLines(): Promise<string[]> {
@@ -37,7 +41,9 @@ async function hostileLines(): Promise<string[]> {
   const ev = (kind: number, tags: string[][] = [], content = 'x') => unsignedEvent(a, { kind, created_at: NOW - 10, tags, content });
   const good = ev(1);
   const rnd = prng(7);
-  const garbage = Array.from({ length: 300 }, () => String.fromCharCode(Math.floor(rnd() * 0x10000))).join('').replaceAll('\n', ' ');
+  const garbage = Array.from({ length: 300 }, () => String.fromCharCode(Math.floor(rnd() * 0x10000)))
+    .join('')
+    .replaceAll('\n', ' ');
   return [
     'not json',
     '',
@@ -56,7 +62,13 @@ async function hostileLines(): Promise<string[]> {
     pluginLine(ev(1, [['-']])), // protected
     pluginLine(ev(0, [], '{"name":"a"}')), // replaceable
     pluginLine(ev(30023, [['d', 'slug']], 'article')), // addressable
-    pluginLine(ev(5, [['e', pubkeyN(3)], ['a', `30023:${a}:slug`], ['a', `30023:${pubkeyN(2)}:x`]])), // deletion
+    pluginLine(
+      ev(5, [
+        ['e', pubkeyN(3)],
+        ['a', `30023:${a}:slug`],
+        ['a', `30023:${pubkeyN(2)}:x`],
+      ]),
+    ), // deletion
     pluginLine(ev(62, [['relay', 'ALL_RELAYS']])), // vanish
     pluginLine(ev(1, [], contentOf(100 * 1024, 3))), // too large
     pluginLine(ev(1, [], 'é\u0000\u2028 "quotes" \\ 𝄞')),
@@ -110,8 +122,22 @@ test('pool results equal judgeLine for fixture and hostile lines (verify off, on
       assert.deepEqual(got, want);
     }
     assert.equal(pool.workerBatches, 3, 'judged by a worker');
-    const kinds = new Set([...inline(lines, true, basePolicy), ...inline(lines, false, basePolicy)].map((j) => (j.kind === 'event' ? 'event' : `${j.kind}.${j.reason}`)));
-    for (const k of ['event', 'invalid.malformed', 'invalid.bad-id', 'invalid.bad-sig', 'invalid.bad-field', 'skipped.ephemeral', 'skipped.expired', 'skipped.protected', 'skipped.too-large']) {
+    const kinds = new Set(
+      [...inline(lines, true, basePolicy), ...inline(lines, false, basePolicy)].map((j) =>
+        j.kind === 'event' ? 'event' : `${j.kind}.${j.reason}`,
+      ),
+    );
+    for (const k of [
+      'event',
+      'invalid.malformed',
+      'invalid.bad-id',
+      'invalid.bad-sig',
+      'invalid.bad-field',
+      'skipped.ephemeral',
+      'skipped.expired',
+      'skipped.protected',
+      'skipped.too-large',
+    ]) {
       assert.ok(kinds.has(k), `the lines cover ${k}`);
     }
   });
@@ -124,7 +150,16 @@ test('lines packed in runs (socket chunks) give the same batch as lines packed o
   for (let i = 0; i < lines.length; ) {
     const n = Math.min(lines.length - i, 1 + Math.floor(rnd() * 5));
     if (n === 1 && rnd() < 0.5) packer.add(Buffer.from(lines[i]!));
-    else packer.addRun(Buffer.from(lines.slice(i, i + n).map((l) => `${l}\n`).join('')), n);
+    else
+      packer.addRun(
+        Buffer.from(
+          lines
+            .slice(i, i + n)
+            .map((l) => `${l}\n`)
+            .join(''),
+        ),
+        n,
+      );
     i += n;
   }
   assert.deepEqual(packer.done(), packLines(lines));
@@ -133,16 +168,22 @@ test('lines packed in runs (socket chunks) give the same batch as lines packed o
 test('a line with a newline inside (valid JSON whitespace) is still judged like judgeLine', { timeout: 30_000 }, async () => {
   const e = unsignedEvent(pubkeyN(4), { kind: 1, created_at: NOW - 1, content: 'nl' });
   const lines = [pluginLine(e), `{"event":\n${JSON.stringify(e)}}`, 'not json'];
-  await withPool(1, async (pool) => assert.deepEqual(await pool.judge(packLines(lines), false, basePolicy, NOW), inline(lines, false, basePolicy)));
+  await withPool(1, async (pool) =>
+    assert.deepEqual(await pool.judge(packLines(lines), false, basePolicy, NOW), inline(lines, false, basePolicy)),
+  );
 });
 
 test('many batches in flight on two workers come back in order; a new policy applies to later batches', { timeout: 30_000 }, async () => {
   const batches = Array.from({ length: 40 }, (_, b) =>
-    Array.from({ length: 50 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(b), { kind: i % 3 === 0 ? 7 : 1, created_at: NOW - b * 100 - i, content: `b${b} i${i}` }))),
+    Array.from({ length: 50 }, (_, i) =>
+      pluginLine(unsignedEvent(pubkeyN(b), { kind: i % 3 === 0 ? 7 : 1, created_at: NOW - b * 100 - i, content: `b${b} i${i}` })),
+    ),
   );
   const denyReactions: PolicyConfig = { ...basePolicy, denyKinds: [7] };
   await withPool(2, async (pool) => {
-    const results = await Promise.all(batches.map((lines, b) => pool.judge(packLines(lines), false, b < 20 ? basePolicy : denyReactions, NOW)));
+    const results = await Promise.all(
+      batches.map((lines, b) => pool.judge(packLines(lines), false, b < 20 ? basePolicy : denyReactions, NOW)),
+    );
     results.forEach((got, b) => void assert.deepEqual(got, inline(batches[b]!, false, b < 20 ? basePolicy : denyReactions), `batch ${b}`));
     assert.equal(pool.workerBatches, 40);
     assert.ok(results[25]!.some((j) => j.kind === 'skipped' && j.reason === 'kind-denied'));
@@ -151,11 +192,21 @@ test('many batches in flight on two workers come back in order; a new policy app
 });
 
 for (const how of ['terminate', 'throw'] as const) {
-  test(`worker crash (${how}): the batches in flight are judged correctly, later batches work on a new worker`, { timeout: 30_000 }, async () => {
-    const lines = Array.from({ length: 2000 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 50), { kind: 1, created_at: NOW - i, content: contentOf(500, i) })));
+  test(`worker crash (${how}): the batches in flight are judged correctly, later batches work on a new worker`, {
+    timeout: 30_000,
+  }, async () => {
+    const lines = Array.from({ length: 2000 }, (_, i) =>
+      pluginLine(unsignedEvent(pubkeyN(i % 50), { kind: 1, created_at: NOW - i, content: contentOf(500, i) })),
+    );
     await withPool(1, async (pool) => {
-      assert.deepEqual(await pool.judge(packLines(lines.slice(0, 10)), false, basePolicy, NOW), inline(lines.slice(0, 10), false, basePolicy));
-      const inFlight = [pool.judge(packLines(lines), false, basePolicy, NOW), pool.judge(packLines(lines.slice(0, 100)), false, basePolicy, NOW)];
+      assert.deepEqual(
+        await pool.judge(packLines(lines.slice(0, 10)), false, basePolicy, NOW),
+        inline(lines.slice(0, 10), false, basePolicy),
+      );
+      const inFlight = [
+        pool.judge(packLines(lines), false, basePolicy, NOW),
+        pool.judge(packLines(lines.slice(0, 100)), false, basePolicy, NOW),
+      ];
       pool.crashForTest(how);
       const after = pool.judge(packLines(lines.slice(100, 200)), false, basePolicy, NOW);
       const got = await Promise.all([...inFlight, after]);
@@ -167,15 +218,23 @@ for (const how of ['terminate', 'throw'] as const) {
       await new Promise((r) => setTimeout(r, 1100));
       await pool.warm();
       const before = pool.workerBatches;
-      assert.deepEqual(await pool.judge(packLines(lines.slice(200, 300)), false, basePolicy, NOW), inline(lines.slice(200, 300), false, basePolicy));
+      assert.deepEqual(
+        await pool.judge(packLines(lines.slice(200, 300)), false, basePolicy, NOW),
+        inline(lines.slice(200, 300), false, basePolicy),
+      );
       assert.equal(pool.workerBatches, before + 1, 'judged by the new worker');
     });
   });
 }
 
-test('Ingestor: a judge worker crash mid-stream loses, duplicates and reorders nothing; stop() ends the worker', { timeout: 30_000 }, async () => {
+test('Ingestor: a judge worker crash mid-stream loses, duplicates and reorders nothing; stop() ends the worker', {
+  timeout: 30_000,
+}, async () => {
   const ws = makeWorkspace();
-  const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 1, judgeInlineMaxLines: 0 } } });
+  const config = loadConfig({
+    configPath: ws.configPath,
+    overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 1, judgeInlineMaxLines: 0 } },
+  });
   const store = Store.open(config.indexDir);
   try {
     const ingestor = new Ingestor(store, new Quarantine(config.quarantineDir, 1 << 20, log), config, log, () => NOW);
@@ -192,7 +251,8 @@ test('Ingestor: a judge worker crash mid-stream loses, duplicates and reorders n
     const lines: string[] = [];
     for (let i = 0; i < 3000; i++) {
       if (i % 100 === 50) lines.push('not json');
-      else if (i % 100 === 60) lines.push(lines[i - 1]!); // duplicate
+      else if (i % 100 === 60)
+        lines.push(lines[i - 1]!); // duplicate
       else lines.push(pluginLine(unsignedEvent(a, { kind: 1, created_at: NOW - 10_000 + i, content: `n${i}` })));
     }
     // The replaceable event arrives after an older version and before a newer one.
@@ -209,7 +269,11 @@ test('Ingestor: a judge worker crash mid-stream loses, duplicates and reorders n
     await ingestor.idle();
     assert.equal(ingestor.judges!.restarts, 1, 'the worker was replaced');
     assert.ok(ingestor.judges!.workerBatches > 0);
-    assert.equal(acks.reduce((x, y) => x + y, 0), lines.length, 'every line acknowledged once');
+    assert.equal(
+      acks.reduce((x, y) => x + y, 0),
+      lines.length,
+      'every line acknowledged once',
+    );
     assert.equal(counts['invalid.malformed'], 30);
     assert.equal(counts['duplicate'], 30);
     assert.equal(counts['indexed'], 3000 - 60 + 2);
@@ -239,10 +303,17 @@ function recordApplied(store: Store): string[] {
   return calls;
 }
 
-test('Ingestor with two judge workers hands batches to the store in submission order even when a later batch is judged first', { timeout: 30_000 }, async () => {
+test('Ingestor with two judge workers hands batches to the store in submission order even when a later batch is judged first', {
+  timeout: 30_000,
+}, async () => {
   await initSignatureCheck();
   const ws = makeWorkspace();
-  const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 2, judgeInlineMaxLines: 0, verifySignatures: 'untrusted' } } });
+  const config = loadConfig({
+    configPath: ws.configPath,
+    overrides: {
+      ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 2, judgeInlineMaxLines: 0, verifySignatures: 'untrusted' },
+    },
+  });
   const store = Store.open(config.indexDir);
   try {
     const calls = recordApplied(store);
@@ -267,10 +338,17 @@ test('Ingestor with two judge workers hands batches to the store in submission o
   }
 });
 
-test('Ingestor: a batch of at most judgeInlineMaxLines lines is judged on the ingest thread, and still applied after an earlier batch a worker judges', { timeout: 30_000 }, async () => {
+test('Ingestor: a batch of at most judgeInlineMaxLines lines is judged on the ingest thread, and still applied after an earlier batch a worker judges', {
+  timeout: 30_000,
+}, async () => {
   await initSignatureCheck();
   const ws = makeWorkspace();
-  const config = loadConfig({ configPath: ws.configPath, overrides: { ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 1, judgeInlineMaxLines: 10, verifySignatures: 'untrusted' } } });
+  const config = loadConfig({
+    configPath: ws.configPath,
+    overrides: {
+      ingest: { batchMaxEvents: 100, batchMaxDelayMs: 1, judgeThreads: 1, judgeInlineMaxLines: 10, verifySignatures: 'untrusted' },
+    },
+  });
   const store = Store.open(config.indexDir);
   try {
     const calls = recordApplied(store);

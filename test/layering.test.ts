@@ -11,7 +11,24 @@ import { DIST } from './testkit/sidecar-process.js';
 const ROOT = join(DIST, '..');
 
 /** The sidecar's folders in pipeline order; a folder may import itself and those before it. */
-export const STAGES = ['common', 'formats', 'dht', 'policy', 'judge', 'index', 'ingest', 'bundles', 'seeding', 'media', 'publishing', 'discovery', 'mirror', 'backfill', 'ops', 'http'] as const;
+export const STAGES = [
+  'common',
+  'formats',
+  'dht',
+  'policy',
+  'judge',
+  'index',
+  'ingest',
+  'bundles',
+  'seeding',
+  'media',
+  'publishing',
+  'discovery',
+  'mirror',
+  'backfill',
+  'ops',
+  'http',
+] as const;
 /** Folders anything outside the sidecar (plugin, reader, scripts) may build on. */
 const SHARED = new Set(['common', 'formats', 'dht']);
 

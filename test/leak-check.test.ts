@@ -20,13 +20,21 @@ interface Run {
 /** Runs `body` as a test file under `node --test --import <leak check>`. */
 function runWithCheck(dir: string, name: string, body: string): Promise<Run> {
   const file = join(dir, `${name}.test.mjs`);
-  writeFileSync(file, `import { test } from 'node:test';\nimport { spawn } from 'node:child_process';\nimport { mkdtempSync, writeFileSync } from 'node:fs';\nimport { tmpdir } from 'node:os';\nimport { join } from 'node:path';\n${body}\n`);
+  writeFileSync(
+    file,
+    `import { test } from 'node:test';\nimport { spawn } from 'node:child_process';\nimport { mkdtempSync, writeFileSync } from 'node:fs';\nimport { tmpdir } from 'node:os';\nimport { join } from 'node:path';\n${body}\n`,
+  );
   const env: NodeJS.ProcessEnv = { ...process.env, PIDS: join(dir, `${name}.pids`) };
   delete env.NODE_TEST_CONTEXT; // this file's own runner context: the inner run is a runner of its own
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--test', '--test-reporter=tap', '--import', HOOK, file], { env, cwd: dir, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--test', '--test-reporter=tap', '--import', HOOK, file],
+      { env, cwd: dir, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
+      },
+    );
   });
 }
 
@@ -43,8 +51,10 @@ function killRecorded(dir: string, name: string): void {
   }
 }
 
-
-test('leak check: an orphan left by a failing `bash -e` fails its test, by name, and is killed', { timeout: 90_000, skip: !existsSync('/proc/self/stat') && 'needs /proc' }, async () => {
+test('leak check: an orphan left by a failing `bash -e` fails its test, by name, and is killed', {
+  timeout: 90_000,
+  skip: !existsSync('/proc/self/stat') && 'needs /proc',
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-leak-'));
   try {
     // What ops-newcomer's by-hand block used to do: background a process, then a command fails.
@@ -70,7 +80,10 @@ test('clean', () => {});`,
   }
 });
 
-test('leak check: a detached child (its own session) that outlives its test is caught too', { timeout: 90_000, skip: !existsSync('/proc/self/stat') && 'needs /proc' }, async () => {
+test('leak check: a detached child (its own session) that outlives its test is caught too', {
+  timeout: 90_000,
+  skip: !existsSync('/proc/self/stat') && 'needs /proc',
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-leak-'));
   try {
     const run = await runWithCheck(
@@ -94,7 +107,11 @@ test('leak check: a detached child (its own session) that outlives its test is c
 test('leak check: a file that leaves a temp dir fails, naming it; one that cleans up passes', { timeout: 90_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-leak-'));
   try {
-    const dirty = await runWithCheck(dir, 'dirty', `test('makes a temp dir and forgets it', () => { mkdtempSync(join(tmpdir(), 'nostr-bt-test-')); });`);
+    const dirty = await runWithCheck(
+      dir,
+      'dirty',
+      `test('makes a temp dir and forgets it', () => { mkdtempSync(join(tmpdir(), 'nostr-bt-test-')); });`,
+    );
     assert.notEqual(dirty.code, 0, dirty.out);
     assert.match(dirty.out, /leak check \(dirty\): left in its temp dir: nostr-bt-test-\w{6}/);
 

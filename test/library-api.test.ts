@@ -7,7 +7,15 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { canonicalJson, type NostrEvent } from '../sidecar/formats/nostr-event.js';
-import { createReader, DhtUnreachable, InputError, ReaderClosedError, ReaderError, type Reader, type VerifiedEvent } from '../scripts/reader/index.js';
+import {
+  createReader,
+  DhtUnreachable,
+  InputError,
+  ReaderClosedError,
+  ReaderError,
+  type Reader,
+  type VerifiedEvent,
+} from '../scripts/reader/index.js';
 import { startLocalDht, type LocalDht } from './testkit/local-dht.js';
 import { startBridge, type Bridge } from './testkit/reader-rig.js';
 import { signer } from './testkit/events.js';
@@ -40,9 +48,17 @@ after(async () => {
   await dht?.stop();
 });
 
-const open = () => createReader({ bootstrap: dht.bootstrap, bind: '127.0.0.1', dhtNodeRate: 500, limits: { bundleTimeoutMs: 30_000, swarmTimeoutMs: 60_000 } });
+const open = () =>
+  createReader({
+    bootstrap: dht.bootstrap,
+    bind: '127.0.0.1',
+    dhtNodeRate: 500,
+    limits: { bundleTimeoutMs: 30_000, swarmTimeoutMs: 60_000 },
+  });
 
-test('library: resolve streams every verified event with its origin, then the merged result; the stream is read once', { timeout: 90_000 }, async () => {
+test('library: resolve streams every verified event with its origin, then the merged result; the stream is read once', {
+  timeout: 90_000,
+}, async () => {
   const reader = await open();
   try {
     assert.ok(reader.dhtPort > 0);
@@ -104,7 +120,7 @@ test('library: crawl follows the verified contact list and hands over one author
   }
 });
 
-test('library: pointer lookup and one author\'s file out of a bundle, checked', { timeout: 90_000 }, async () => {
+test("library: pointer lookup and one author's file out of a bundle, checked", { timeout: 90_000 }, async () => {
   const reader = await open();
   try {
     const p = await reader.lookupPointer(bridge.key, bob.pubkey);
@@ -136,12 +152,17 @@ test('library: close() ends the calls still running; afterwards every call is RE
   const f = await pending;
   assert.ok(!f.ok && f.reason === 'aborted', JSON.stringify(f));
   assert.ok(Date.now() - t0 < 20_000, 'close did not wait for the deadline');
-  assert.throws(() => reader.resolve(alice.pubkey, { bridges: [bridge.key] }), (err: unknown) => err instanceof ReaderClosedError && err.code === 'READER_CLOSED');
+  assert.throws(
+    () => reader.resolve(alice.pubkey, { bridges: [bridge.key] }),
+    (err: unknown) => err instanceof ReaderClosedError && err.code === 'READER_CLOSED',
+  );
   await assert.rejects(reader.lookupPointer(bridge.key, alice.pubkey), ReaderClosedError);
   await reader.close(); // twice is fine
 });
 
-test('library: bad input is an InputError (BAD_INPUT) at the call; an unreachable DHT is DHT_UNREACHABLE', { timeout: 60_000 }, async () => {
+test('library: bad input is an InputError (BAD_INPUT) at the call; an unreachable DHT is DHT_UNREACHABLE', {
+  timeout: 60_000,
+}, async () => {
   const badInput = (err: unknown) => err instanceof InputError && err instanceof ReaderError && err.code === 'BAD_INPUT';
   await assert.rejects(createReader({ bootstrap: [] }), badInput);
   await assert.rejects(createReader({ bootstrap: 'nowhere' }), badInput);

@@ -21,7 +21,13 @@ const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 /** npm for a consumer: its logs in the temp dir (the default cache is reused to keep it fast). */
 function npmEnv(dir: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_logs_dir: join(dir, 'npm-logs'), npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    npm_config_logs_dir: join(dir, 'npm-logs'),
+    npm_config_update_notifier: 'false',
+    npm_config_fund: 'false',
+    npm_config_audit: 'false',
+  };
   // Nothing of this project's own npm run (its overrides, its prefix) may leak into the consumer's.
   for (const k of Object.keys(env)) if (k.startsWith('npm_package_') || k === 'npm_config_prefix' || k === 'INIT_CWD') delete env[k];
   return env;
@@ -75,12 +81,17 @@ try {
 `;
 
 test('library: npm pack ships the library and the bins, no tests, benches or source maps; prepack builds', () => {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; exports: Record<string, unknown> };
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+    exports: Record<string, unknown>;
+  };
   assert.match(pkg.scripts.prepack ?? '', /npm run build/, 'prepack builds, so a clean clone packs dist/');
   assert.ok(pkg.exports['.'] && pkg.exports['./formats']);
 });
 
-test('library: an empty project installs the packed tarball from the npm registry alone, type-checks a consumer and resolves an author on a loopback DHT', { timeout: 480_000 }, async () => {
+test('library: an empty project installs the packed tarball from the npm registry alone, type-checks a consumer and resolves an author on a loopback DHT', {
+  timeout: 480_000,
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-consumer-'));
   const dht = await startLocalDht(12);
   let bridge: Bridge | null = null;
@@ -88,22 +99,59 @@ test('library: an empty project installs the packed tarball from the npm registr
     // 1. Pack as `npm publish` would (the build already ran: `npm test` builds first).
     const packDir = join(dir, 'pack');
     mkdirSync(packDir);
-    const { stdout: packJson } = await execFileP(NPM, ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], { cwd: ROOT, env: npmEnv(dir), timeout: 120_000, maxBuffer: 64 << 20 });
+    const { stdout: packJson } = await execFileP(NPM, ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], {
+      cwd: ROOT,
+      env: npmEnv(dir),
+      timeout: 120_000,
+      maxBuffer: 64 << 20,
+    });
     const [packed] = JSON.parse(packJson) as [{ filename: string; size: number; entryCount: number; files: PackFile[] }];
     const paths = packed.files.map((f) => f.path);
-    for (const bad of [/^dist\/test\//, /^dist\/bench\//, /^test\//, /^bench\//, /^\.ci\//, /\.map$/, /^scripts\/.*\.ts$/, /^sidecar\/.*\.ts$/]) {
-      assert.deepEqual(paths.filter((p) => bad.test(p)), [], `nothing matching ${bad} is shipped`);
+    for (const bad of [
+      /^dist\/test\//,
+      /^dist\/bench\//,
+      /^test\//,
+      /^bench\//,
+      /^\.ci\//,
+      /\.map$/,
+      /^scripts\/.*\.ts$/,
+      /^sidecar\/.*\.ts$/,
+    ]) {
+      assert.deepEqual(
+        paths.filter((p) => bad.test(p)),
+        [],
+        `nothing matching ${bad} is shipped`,
+      );
     }
-    for (const need of ['dist/scripts/reader/index.js', 'dist/scripts/reader/index.d.ts', 'dist/scripts/reader/formats.d.ts', 'dist/vendor/webtorrent.js', 'dist/browser/reader.js', 'dist/browser/index.html', 'dist/sidecar/main.js', 'dist/scripts/cli.js', 'docs/reader.md', 'docs/protocol.md']) {
+    for (const need of [
+      'dist/scripts/reader/index.js',
+      'dist/scripts/reader/index.d.ts',
+      'dist/scripts/reader/formats.d.ts',
+      'dist/vendor/webtorrent.js',
+      'dist/browser/reader.js',
+      'dist/browser/index.html',
+      'dist/sidecar/main.js',
+      'dist/scripts/cli.js',
+      'docs/reader.md',
+      'docs/protocol.md',
+    ]) {
       assert.ok(paths.includes(need), `${need} is shipped`);
     }
 
     // 2. An empty project installs it: plain `npm install <tarball>`, nothing of its own.
     const app = join(dir, 'app');
     mkdirSync(app);
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }, null, 2),
+    );
     try {
-      await execFileP(NPM, ['install', join(packDir, packed.filename)], { cwd: app, env: npmEnv(dir), timeout: 300_000, maxBuffer: 64 << 20 });
+      await execFileP(NPM, ['install', join(packDir, packed.filename)], {
+        cwd: app,
+        env: npmEnv(dir),
+        timeout: 300_000,
+        maxBuffer: 64 << 20,
+      });
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string };
       assert.fail(`npm install of the tarball failed:\n${e.stderr ?? ''}\n${e.stdout ?? ''}`);
@@ -132,7 +180,10 @@ test('library: an empty project installs the packed tarball from the npm registr
       }),
     );
     try {
-      await execFileP(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(app, 'tsconfig.json')], { cwd: app, timeout: 120_000 });
+      await execFileP(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(app, 'tsconfig.json')], {
+        cwd: app,
+        timeout: 120_000,
+      });
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string };
       assert.fail(`the consumer does not type-check against the shipped declarations:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
@@ -144,11 +195,17 @@ test('library: an empty project installs the packed tarball from the npm registr
     const alice = await signer();
     const archived: NostrEvent[] = [
       alice.sign({ kind: 0, created_at: 1_795_500_000, content: '{"name":"alice"}' }),
-      ...Array.from({ length: 6 }, (_, i) => alice.sign({ kind: 1, created_at: 1_795_500_001 + i, content: `note ${i}`, tags: [['t', 'library']] })),
+      ...Array.from({ length: 6 }, (_, i) =>
+        alice.sign({ kind: 1, created_at: 1_795_500_001 + i, content: `note ${i}`, tags: [['t', 'library']] }),
+      ),
     ];
     await bridge.feed(archived);
     await bridge.waitPublished(archived.length, [alice.pubkey]);
-    const { stdout } = await execFileP(process.execPath, [join(app, 'consumer.js'), dht.bootstrap[0]!, bridge.key, alice.pubkey], { cwd: app, timeout: 150_000, maxBuffer: 64 << 20 });
+    const { stdout } = await execFileP(process.execPath, [join(app, 'consumer.js'), dht.bootstrap[0]!, bridge.key, alice.pubkey], {
+      cwd: app,
+      timeout: 150_000,
+      maxBuffer: 64 << 20,
+    });
     const out = JSON.parse(stdout.trim().split('\n').pop()!) as {
       streamed: { id: string; origin: { from: string; infoHash?: string; bridges?: string[]; peers?: string[] } }[];
       events: string[];
@@ -161,7 +218,11 @@ test('library: an empty project installs the packed tarball from the npm registr
     };
 
     const newestFirst = [...archived].sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : 1));
-    assert.deepEqual(out.events, newestFirst.map((e) => canonicalJson(e)), 'the merged result is exactly what was archived, as stored, newest first');
+    assert.deepEqual(
+      out.events,
+      newestFirst.map((e) => canonicalJson(e)),
+      'the merged result is exactly what was archived, as stored, newest first',
+    );
     assert.ok(out.found && out.swarmComplete);
     assert.deepEqual(out.streamed.map((s) => s.id).sort(), archived.map((e) => e.id).sort(), 'each archived event streamed once');
     assert.ok(typeof out.pointer === 'object' && out.pointer.complete, `pointer found and complete: ${JSON.stringify(out.pointer)}`);
@@ -171,12 +232,19 @@ test('library: an empty project installs the packed tarball from the npm registr
       assert.deepEqual(s.origin.bridges, [bridge.key], 'the bridge whose pointer lists the bundle');
       assert.ok(pointer.infoHashes.includes(s.origin.infoHash!), 'a bundle the pointer lists');
     }
-    assert.ok(out.streamed.some((s) => (s.origin.peers ?? []).some((p) => p.startsWith('127.0.0.1:'))), 'the peer that sent the pieces is named');
+    assert.ok(
+      out.streamed.some((s) => (s.origin.peers ?? []).some((p) => p.startsWith('127.0.0.1:'))),
+      'the peer that sent the pieces is named',
+    );
     assert.ok(out.file?.ok, `the author's file fetched from a bundle: ${JSON.stringify(out.file)}`);
     const fileIds = new Set(out.file!.events!);
     assert.ok(fileIds.size > 0 && [...fileIds].every((id) => archived.some((e) => e.id === id)), 'its events are the archived ones');
     const byId = new Map(archived.map((e) => [e.id, e]));
-    assert.equal(out.file!.text, out.file!.events!.map((id) => canonicalJson(byId.get(id)!) + '\n').join(''), 'its bytes are the stored lines, every one verified');
+    assert.equal(
+      out.file!.text,
+      out.file!.events!.map((id) => canonicalJson(byId.get(id)!) + '\n').join(''),
+      'its bytes are the stored lines, every one verified',
+    );
     assert.equal(out.forged, 'bad-signature', 'a forged pointer item is caught by the codec');
     assert.equal(out.badInput, 'BAD_INPUT', 'bad input is a typed error with a code');
 
@@ -185,8 +253,16 @@ test('library: an empty project installs the packed tarball from the npm registr
     const example = /```js\n(\/\/ example\.mjs[^\n]*\n[\s\S]*?)```/.exec(doc)?.[1];
     assert.ok(example, 'docs/reader.md has the example');
     writeFileSync(join(app, 'example.mjs'), example);
-    const ex = await execFileP(process.execPath, [join(app, 'example.mjs'), alice.pubkey, bridge.key, dht.bootstrap[0]!], { cwd: app, timeout: 150_000, maxBuffer: 64 << 20 });
-    assert.equal(ex.stdout, newestFirst.map((e) => canonicalJson(e) + '\n').join(''), `the example prints the archived events (stderr: ${ex.stderr})`);
+    const ex = await execFileP(process.execPath, [join(app, 'example.mjs'), alice.pubkey, bridge.key, dht.bootstrap[0]!], {
+      cwd: app,
+      timeout: 150_000,
+      maxBuffer: 64 << 20,
+    });
+    assert.equal(
+      ex.stdout,
+      newestFirst.map((e) => canonicalJson(e) + '\n').join(''),
+      `the example prints the archived events (stderr: ${ex.stderr})`,
+    );
   } finally {
     await bridge?.stop();
     await dht.stop();

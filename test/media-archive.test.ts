@@ -41,7 +41,9 @@ async function fromSwarm(infoHash: string, peerPort: number, save: string, timeo
   return readFileSync(join(save, res.files[0]!));
 }
 
-test('media: imeta, kind 1063 and Blossom blobs are fetched, verified, seeded, survive a restart and leave with their events', { timeout: 240_000 }, async () => {
+test('media: imeta, kind 1063 and Blossom blobs are fetched, verified, seeded, survive a restart and leave with their events', {
+  timeout: 240_000,
+}, async () => {
   const server = await mediaServer();
   const ws = makeWorkspace({ media: { enabled: true, allowLoopback: true }, bundle: { rewriteIntervalSeconds: 1 } });
   const save = mkdtempSync(join(tmpdir(), 'nostr-bt-media-lt-'));
@@ -60,12 +62,32 @@ test('media: imeta, kind 1063 and Blossom blobs are fetched, verified, seeded, s
     const servedSha = server.add(served, 'image/png');
     const statedWrong = sha(randomBytes(50_000));
 
-    const noteA = alice.sign({ kind: 1, created_at: T0, content: 'a picture', tags: [['imeta', `url ${server.url(shaA, '.png')}`, `x ${shaA}`, 'm image/png', `size ${bytesA.length}`]] });
-    const fileB = bob.sign({ kind: 1063, created_at: T0, content: 'a video', tags: [['url', server.url(shaB)], ['x', shaB], ['m', 'video/mp4'], ['size', String(bytesB.length)]] });
+    const noteA = alice.sign({
+      kind: 1,
+      created_at: T0,
+      content: 'a picture',
+      tags: [['imeta', `url ${server.url(shaA, '.png')}`, `x ${shaA}`, 'm image/png', `size ${bytesA.length}`]],
+    });
+    const fileB = bob.sign({
+      kind: 1063,
+      created_at: T0,
+      content: 'a video',
+      tags: [
+        ['url', server.url(shaB)],
+        ['x', shaB],
+        ['m', 'video/mp4'],
+        ['size', String(bytesB.length)],
+      ],
+    });
     const noteC = carol.sign({ kind: 1, created_at: T0, content: `look ${server.url(shaC, '.jpg')}.` });
     // Alice references C too: deleting this note must not remove C, which Carol's note still references.
     const noteAC = alice.sign({ kind: 1, created_at: T0 + 1, content: `same as carol: ${server.url(shaC, '.jpg')}` });
-    const wrong = bob.sign({ kind: 1, created_at: T0 + 1, content: 'lies', tags: [['imeta', `url ${server.url(servedSha)}`, `x ${statedWrong}`]] });
+    const wrong = bob.sign({
+      kind: 1,
+      created_at: T0 + 1,
+      content: 'lies',
+      tags: [['imeta', `url ${server.url(servedSha)}`, `x ${statedWrong}`]],
+    });
 
     await sidecar.start();
     h = new StrfryHarness(PLUGIN_BIN, { env: { ...process.env, NOSTR_BT_CONFIG: ws.configPath }, timeoutMs: 10_000 });
@@ -118,11 +140,24 @@ test('media: imeta, kind 1063 and Blossom blobs are fetched, verified, seeded, s
     const s2 = await sidecar.waitFor((s) => (s.media?.seeded ?? 0) === 3);
     assert.equal(s2.media!.references, 4);
     assert.equal(s2.media!.blobs, 3);
-    assert.equal([...server.hits.values()].reduce((a, b) => a + b, 0), hitsBefore, 'nothing fetched again after the restart');
+    assert.equal(
+      [...server.hits.values()].reduce((a, b) => a + b, 0),
+      hitsBefore,
+      'nothing fetched again after the restart',
+    );
 
     // NIP-09: Alice deletes both her notes. A (only hers) leaves the swarm and the disk; C stays.
     h = new StrfryHarness(PLUGIN_BIN, { env: { ...process.env, NOSTR_BT_CONFIG: ws.configPath }, timeoutMs: 10_000 });
-    await send([alice.sign({ kind: 5, created_at: T0 + 10, tags: [['e', noteA.id], ['e', noteAC.id]] })]);
+    await send([
+      alice.sign({
+        kind: 5,
+        created_at: T0 + 10,
+        tags: [
+          ['e', noteA.id],
+          ['e', noteAC.id],
+        ],
+      }),
+    ]);
     const s3: Status = await sidecar.waitFor((s) => s.media?.blobs === 2, 30_000);
     assert.equal(s3.media!.seeded, 2);
     assert.equal(s3.media!.references, 2);
@@ -130,7 +165,11 @@ test('media: imeta, kind 1063 and Blossom blobs are fetched, verified, seeded, s
     assert.equal(existsSync(blobPath(mediaRoot(ws.dataDir), shaA)), false, 'the blob is deleted');
     assert.equal(existsSync(blobPath(mediaRoot(ws.dataDir), shaA) + '.torrent'), false, 'and its torrent');
     assert.equal(existsSync(blobPath(mediaRoot(ws.dataDir), shaC)), true, 'the shared blob stays');
-    assert.equal(await fromSwarm(infoHashes.get(shaA)!, s3.seeding!.port, join(save, 'gone'), 4), null, 'the deleted blob is no longer seeded');
+    assert.equal(
+      await fromSwarm(infoHashes.get(shaA)!, s3.seeding!.port, join(save, 'gone'), 4),
+      null,
+      'the deleted blob is no longer seeded',
+    );
     const c = await fromSwarm(infoHashes.get(shaC)!, s3.seeding!.port, join(save, 'c-again'));
     assert.ok(c?.equals(bytesC), 'the shared blob is still seeded');
   } finally {

@@ -27,9 +27,21 @@ interface Rig {
   settle(): Promise<void>;
 }
 
-async function withSidecar(ws: ReturnType<typeof makeWorkspace>, media: Record<string, unknown>, clock: { now: number }, fn: (rig: Rig) => Promise<void>): Promise<void> {
-  const config = loadConfig({ configPath: ws.configPath, overrides: { media: { enabled: true, allowLoopback: true, ...media }, dht: { enabled: false } } });
-  const sc = new Sidecar(config, createLogger('test', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent'), { statusHttp: false, nowSec: () => clock.now, bundleSchedule: false });
+async function withSidecar(
+  ws: ReturnType<typeof makeWorkspace>,
+  media: Record<string, unknown>,
+  clock: { now: number },
+  fn: (rig: Rig) => Promise<void>,
+): Promise<void> {
+  const config = loadConfig({
+    configPath: ws.configPath,
+    overrides: { media: { enabled: true, allowLoopback: true, ...media }, dht: { enabled: false } },
+  });
+  const sc = new Sidecar(config, createLogger('test', (process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent'), {
+    statusHttp: false,
+    nowSec: () => clock.now,
+    bundleSchedule: false,
+  });
   await sc.start();
   try {
     await fn({
@@ -53,7 +65,9 @@ async function withSidecar(ws: ReturnType<typeof makeWorkspace>, media: Record<s
 
 const imeta = (srv: MediaServer, sha: string) => ['imeta', `url ${srv.url(sha)}`, `x ${sha}`];
 
-test('media: vanish and expiry release blobs; only configured kinds are read; a flooding author is bounded and counted', { timeout: 60_000 }, async () => {
+test('media: vanish and expiry release blobs; only configured kinds are read; a flooding author is bounded and counted', {
+  timeout: 60_000,
+}, async () => {
   const srv = await mediaServer();
   const ws = makeWorkspace();
   const clock = { now: T0 };
@@ -66,7 +80,14 @@ test('media: vanish and expiry release blobs; only configured kinds are read; a 
       await feed([
         vanisher.sign({ kind: 1, created_at: T0 - 10, tags: [imeta(srv, shaV)] }),
         expirer.sign({ kind: 1, created_at: T0 - 10, tags: [imeta(srv, shaE), ['expiration', String(T0 + 100)]] }),
-        other.sign({ kind: 1063, created_at: T0 - 10, tags: [['url', srv.url(shaKeep)], ['x', shaKeep]] }),
+        other.sign({
+          kind: 1063,
+          created_at: T0 - 10,
+          tags: [
+            ['url', srv.url(shaKeep)],
+            ['x', shaKeep],
+          ],
+        }),
         // Kind 30023 is not in media.kinds: its media is not read.
         other.sign({ kind: 30023, created_at: T0 - 10, tags: [['d', 'post'], imeta(srv, shaKind)] }),
         // One event naming six blobs: two fit the author's share of the queue, four are dropped and counted.
@@ -83,14 +104,14 @@ test('media: vanish and expiry release blobs; only configured kinds are read; a 
       await feed([vanisher.sign({ kind: 62, created_at: T0, tags: [['relay', 'ALL_RELAYS']] })]);
       await settle();
       m = sc.status().media!;
-      assert.equal(m.blobs, 4, 'NIP-62: the vanished author\'s blob is gone');
+      assert.equal(m.blobs, 4, "NIP-62: the vanished author's blob is gone");
       assert.equal(existsSync(blobPath(mediaRoot(ws.dataDir), shaV)), false);
 
       clock.now = T0 + 200;
       assert.equal(await sc.sweepExpired(), 1);
       await settle();
       m = sc.status().media!;
-      assert.equal(m.blobs, 3, 'NIP-40: the expired event\'s blob is gone');
+      assert.equal(m.blobs, 3, "NIP-40: the expired event's blob is gone");
       assert.equal(m.seeded, 3);
       assert.equal(m.removed, 2);
       assert.equal(existsSync(blobPath(mediaRoot(ws.dataDir), shaE)), false);
@@ -102,7 +123,9 @@ test('media: vanish and expiry release blobs; only configured kinds are read; a 
   }
 });
 
-test('media: a fetch cut by a stop is finished after the restart; leftovers of a crash are reconciled at open', { timeout: 60_000 }, async () => {
+test('media: a fetch cut by a stop is finished after the restart; leftovers of a crash are reconciled at open', {
+  timeout: 60_000,
+}, async () => {
   const srv = await mediaServer();
   const ws = makeWorkspace();
   const clock = { now: T0 };

@@ -40,7 +40,12 @@ test('events from three authors: the verified blobs are stored with torrents, ho
   const a2b = bytes(80_000);
   const b1b = bytes(150_000);
   const c2b = bytes(400_000);
-  const [a1, a2, b1, c2] = [srv.add(a1b, 'image/jpeg'), srv.add(a2b, 'image/png'), srv.add(b1b, 'application/pdf'), srv.add(c2b, 'video/mp4')];
+  const [a1, a2, b1, c2] = [
+    srv.add(a1b, 'image/jpeg'),
+    srv.add(a2b, 'image/png'),
+    srv.add(b1b, 'application/pdf'),
+    srv.add(c2b, 'video/mp4'),
+  ];
   const c1 = createHash('sha256').update('what C claims').digest('hex');
   srv.route('/wrong.jpg', (_q, r) => r.writeHead(200, { 'content-type': 'image/jpeg' }).end(bytes(5000)));
   const port = srv.port;
@@ -50,9 +55,21 @@ test('events from three authors: the verified blobs are stored with torrents, ho
       created_at: 1_760_000_000,
       content: `my photos http://blossom.test:${port}/${a2}.png`,
       // The first URL is gone; the fallback has the bytes.
-      tags: [['imeta', `url http://cdn.test:${port}/gone.jpg`, `x ${a1}`, 'm image/jpeg', `fallback http://blossom.test:${port}/${a1}.jpg`]],
+      tags: [
+        ['imeta', `url http://cdn.test:${port}/gone.jpg`, `x ${a1}`, 'm image/jpeg', `fallback http://blossom.test:${port}/${a1}.jpg`],
+      ],
     }),
-    B.sign({ kind: 1063, created_at: 1_760_000_001, content: 'a paper', tags: [['url', `http://cdn.test:${port}/${b1}`], ['x', b1], ['m', 'application/pdf'], ['size', String(b1b.length)]] }),
+    B.sign({
+      kind: 1063,
+      created_at: 1_760_000_001,
+      content: 'a paper',
+      tags: [
+        ['url', `http://cdn.test:${port}/${b1}`],
+        ['x', b1],
+        ['m', 'application/pdf'],
+        ['size', String(b1b.length)],
+      ],
+    }),
     B.sign({ kind: 1, created_at: 1_760_000_002, content: '', tags: [['imeta', `url http://blossom.test:${port}/${a1}.jpg`, `x ${a1}`]] }),
     C.sign({
       kind: 1,
@@ -67,7 +84,10 @@ test('events from three authors: the verified blobs are stored with torrents, ho
   const store = await BlobStore.open(await mkdtemp(join(dir, 'data-')), { maxTotalBytes: 10_000_000, maxBytesPerAuthor: 300_000 });
   const stored: StoredBlob[] = [];
   const policy = { ...DEFAULT_FETCH_POLICY, allowLoopback: true, timeoutMs: 30_000 };
-  const q = new FetchQueue({ maxQueued: 100, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 10, concurrency: 2, bytesPerSecond: 0 }, blobFetchWorker(store, policy, { resolve, onStored: (_j, b) => stored.push(b) }));
+  const q = new FetchQueue(
+    { maxQueued: 100, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 10, concurrency: 2, bytesPerSecond: 0 },
+    blobFetchWorker(store, policy, { resolve, onStored: (_j, b) => stored.push(b) }),
+  );
   const results: [string, string, EnqueueResult][] = [];
   for (const e of events) {
     for (const r of mediaReferences(e)) results.push([e.pubkey.slice(0, 4), r.sha256.slice(0, 4), q.enqueue({ ...r, author: e.pubkey })]);
@@ -85,12 +105,24 @@ test('events from three authors: the verified blobs are stored with torrents, ho
     [p(C), h(a2), 'duplicate'],
   ]);
   const s = q.stats();
-  assert.deepEqual({ fetched: s.fetched, failed: s.failed, failures: s.failures }, { fetched: 3, failed: 2, failures: { 'hash-mismatch': 1, 'author-quota': 1 } }, JSON.stringify(s));
+  assert.deepEqual(
+    { fetched: s.fetched, failed: s.failed, failures: s.failures },
+    { fetched: 3, failed: 2, failures: { 'hash-mismatch': 1, 'author-quota': 1 } },
+    JSON.stringify(s),
+  );
   assert.deepEqual(stored.map((b) => b.sha256).sort(), [a1, a2, b1].sort());
-  for (const [sha, b] of [[a1, a1b], [a2, a2b], [b1, b1b]] as const) assert.ok((await readFile(store.pathOf(sha))).equals(b));
+  for (const [sha, b] of [
+    [a1, a1b],
+    [a2, a2b],
+    [b1, b1b],
+  ] as const)
+    assert.ok((await readFile(store.pathOf(sha))).equals(b));
   // The web seed is the URL that gave the right bytes, not the one that was gone.
   const a1t = bencode.decode(await store.readTorrent(a1)) as { 'url-list': Uint8Array[] };
-  assert.deepEqual(a1t['url-list'].map((u) => Buffer.from(u).toString()), [`http://blossom.test:${port}/${a1}.jpg`]);
+  assert.deepEqual(
+    a1t['url-list'].map((u) => Buffer.from(u).toString()),
+    [`http://blossom.test:${port}/${a1}.jpg`],
+  );
   assert.deepEqual([store.authorBytes(A.pubkey), store.authorBytes(B.pubkey), store.authorBytes(C.pubkey)], [200_000, 150_000, 0]);
   // A blob already stored only gains a reference (no fetch).
   const before = srv.hits.get(`/${a1}.jpg`);

@@ -50,11 +50,17 @@ test('the same bytes give the same infohash in two stores on different directori
   assert.ok((await readFile(a.torrentPath)).equals(a.torrent));
   // The info dict is exactly {length, name, piece length, pieces}; name = sha256; the bundles' piece rule.
   const layout = torrentLayout(a.torrent, a.infoHash);
-  assert.deepEqual({ name: layout.name, length: layout.length, pieceLength: layout.pieceLength }, { name: h, length: bytes.length, pieceLength: pieceLengthFor(bytes.length) });
+  assert.deepEqual(
+    { name: layout.name, length: layout.length, pieceLength: layout.pieceLength },
+    { name: h, length: bytes.length, pieceLength: pieceLengthFor(bytes.length) },
+  );
   const decoded = bencode.decode(b.torrent) as { info: Record<string, unknown>; 'url-list': Uint8Array[] };
   assert.deepEqual(Object.keys(decoded).sort(), ['info', 'url-list']);
   assert.deepEqual(Object.keys(decoded.info).sort(), ['length', 'name', 'piece length', 'pieces']);
-  assert.deepEqual(decoded['url-list'].map((u) => Buffer.from(u).toString()), [`https://elsewhere.example/${h}`, srv.url(h)]);
+  assert.deepEqual(
+    decoded['url-list'].map((u) => Buffer.from(u).toString()),
+    [`https://elsewhere.example/${h}`, srv.url(h)],
+  );
   assert.ok(Buffer.from(bencode.encode(bencode.decode(a.torrent))).equals(a.torrent), 'canonical bencoding');
 });
 

@@ -29,7 +29,11 @@ let shaPng: string;
 let shaBin: string;
 
 async function send(events: NostrEvent[]): Promise<void> {
-  const acked = await sendLines(sidecar.socketPath, events.map((e) => pluginLine(e)), 30_000);
+  const acked = await sendLines(
+    sidecar.socketPath,
+    events.map((e) => pluginLine(e)),
+    30_000,
+  );
   assert.equal(acked, events.length);
 }
 
@@ -40,12 +44,26 @@ before(async () => {
   shaBin = server.add(bin, 'application/octet-stream');
   const port = await freeTcpPort();
   base = `http://127.0.0.1:${port}`;
-  ws = makeWorkspace({ media: { enabled: true, allowLoopback: true }, bundle: { rewriteIntervalSeconds: 1 }, gateway: { listen: `127.0.0.1:${port}`, publicUrl: base } });
+  ws = makeWorkspace({
+    media: { enabled: true, allowLoopback: true },
+    bundle: { rewriteIntervalSeconds: 1 },
+    gateway: { listen: `127.0.0.1:${port}`, publicUrl: base },
+  });
   sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   await sidecar.start(30_000);
   author = await signer();
-  note = author.sign({ kind: 1, created_at: T0, content: 'pictures', tags: [['imeta', `url ${server.url(shaPng, '.png')}`, `x ${shaPng}`, 'm image/png']] });
-  const other = author.sign({ kind: 1, created_at: T0 + 1, content: 'a file', tags: [['imeta', `url ${server.url(shaBin)}`, `x ${shaBin}`, 'm audio/ogg']] });
+  note = author.sign({
+    kind: 1,
+    created_at: T0,
+    content: 'pictures',
+    tags: [['imeta', `url ${server.url(shaPng, '.png')}`, `x ${shaPng}`, 'm image/png']],
+  });
+  const other = author.sign({
+    kind: 1,
+    created_at: T0 + 1,
+    content: 'a file',
+    tags: [['imeta', `url ${server.url(shaBin)}`, `x ${shaBin}`, 'm audio/ogg']],
+  });
   await send([note, other]);
   await sidecar.waitFor((s) => (s.media?.seeded ?? 0) === 2, 60_000);
 });
@@ -92,7 +110,10 @@ test('GET and HEAD /<sha256> serve the local copy with Content-Type, ETag, CORS 
   assert.equal(cached.status, 304);
   assert.equal(cached.body.length, 0);
 
-  const pre = await httpGet(`${base}/${shaPng}`, { method: 'OPTIONS', headers: { origin: 'https://client.example', 'access-control-request-headers': 'authorization, range' } });
+  const pre = await httpGet(`${base}/${shaPng}`, {
+    method: 'OPTIONS',
+    headers: { origin: 'https://client.example', 'access-control-request-headers': 'authorization, range' },
+  });
   assert.equal(pre.status, 204);
   assert.match(String(pre.headers['access-control-allow-headers']), /authorization/);
   assert.match(String(pre.headers['access-control-allow-methods']), /HEAD/);
@@ -123,7 +144,16 @@ test('Range: 206 for one range, 416 with bytes */size for what cannot be served'
   assert.equal(ifRange.status, 200);
   assert.equal(ifRange.body.length, png.length);
 
-  for (const range of [`bytes=${png.length}-`, `bytes=${png.length + 5}-${png.length + 9}`, 'bytes=abc', 'bytes=5-2', 'items=0-9', 'bytes=0-1,5-6', `bytes=${'0-1,'.repeat(40)}0-1`, 'bytes=--1']) {
+  for (const range of [
+    `bytes=${png.length}-`,
+    `bytes=${png.length + 5}-${png.length + 9}`,
+    'bytes=abc',
+    'bytes=5-2',
+    'items=0-9',
+    'bytes=0-1,5-6',
+    `bytes=${'0-1,'.repeat(40)}0-1`,
+    'bytes=--1',
+  ]) {
     const r = await httpGet(`${base}/${shaPng}`, { headers: { range } });
     assert.equal(r.status, 416, range);
     assert.equal(r.headers['content-range'], `bytes */${png.length}`, range);

@@ -15,7 +15,14 @@ test('[media] has exactly the MediaOptions keys and their defaults', () => {
 });
 
 test('[media] values reach MediaOptions; bad ones are refused by key', () => {
-  const c = load({ enabled: true, allowLoopback: true, kinds: [1, 1063], allowAddresses: ['10.1.2.3/32'], mimeAllow: ['image/*'], concurrency: 2 });
+  const c = load({
+    enabled: true,
+    allowLoopback: true,
+    kinds: [1, 1063],
+    allowAddresses: ['10.1.2.3/32'],
+    mimeAllow: ['image/*'],
+    concurrency: 2,
+  });
   const o = mediaOptionsOf(c.media);
   assert.equal(o.enabled, true);
   assert.equal(o.allowLoopback, true);
@@ -29,6 +36,10 @@ test('[media] values reach MediaOptions; bad ones are refused by key', () => {
     [{ maxBlobBytes: -1 }, /media\.maxBlobBytes/],
     [{ enabeld: true }, /media\.enabeld: unknown key; did you mean media\.enabled\?/],
   ] as const) {
-    assert.throws(() => load(bad), (e: Error) => e instanceof ConfigError && key.test(e.message), JSON.stringify(bad));
+    assert.throws(
+      () => load(bad),
+      (e: Error) => e instanceof ConfigError && key.test(e.message),
+      JSON.stringify(bad),
+    );
   }
 });

@@ -29,7 +29,11 @@ const worker =
 test('10,000 URLs from one author and 10 from another: the other is served at once, the queue stays bounded, the caller never waits', async () => {
   const into = await mkdtemp(join(dir, 'fair-'));
   const done: { job: FetchJob; outcome: JobOutcome }[] = [];
-  const q = new FetchQueue({ maxQueued: 1000, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 100, concurrency: 2, bytesPerSecond: 0 }, worker(into), (job, outcome) => done.push({ job, outcome }));
+  const q = new FetchQueue(
+    { maxQueued: 1000, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 100, concurrency: 2, bytesPerSecond: 0 },
+    worker(into),
+    (job, outcome) => done.push({ job, outcome }),
+  );
   const results = new Map<string, number>();
   const count = (r: string) => results.set(r, (results.get(r) ?? 0) + 1);
   const flood = Array.from({ length: 10_000 }, () => {
@@ -70,7 +74,11 @@ test('the total cap holds across authors, and stop() aborts fetches in flight an
   const into = await mkdtemp(join(dir, 'stop-'));
   srv.route('/stall', (_q, res) => void res.writeHead(200, { 'content-length': '1000' }).flushHeaders());
   const done: JobOutcome[] = [];
-  const q = new FetchQueue({ maxQueued: 50, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 10, concurrency: 2, bytesPerSecond: 0 }, worker(into), (_j, o) => done.push(o));
+  const q = new FetchQueue(
+    { maxQueued: 50, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 10, concurrency: 2, bytesPerSecond: 0 },
+    worker(into),
+    (_j, o) => done.push(o),
+  );
   const results: Record<string, number> = {};
   for (let a = 0; a < 20; a++) {
     for (let i = 0; i < 10; i++) {
@@ -80,7 +88,10 @@ test('the total cap holds across authors, and stop() aborts fetches in flight an
   }
   // Two went straight into flight, 50 wait, the rest were dropped and counted.
   assert.deepEqual(results, { queued: 52, 'dropped-full': 148 });
-  assert.deepEqual({ queued: q.stats().queued, inFlight: q.stats().inFlight, droppedFull: q.stats().droppedFull }, { queued: 50, inFlight: 2, droppedFull: 148 });
+  assert.deepEqual(
+    { queued: q.stats().queued, inFlight: q.stats().inFlight, droppedFull: q.stats().droppedFull },
+    { queued: 50, inFlight: 2, droppedFull: 148 },
+  );
   await waitFor(() => (srv.hits.get('/stall') ?? 0) >= 2);
   const t0 = Date.now();
   await q.stop();
@@ -92,13 +103,20 @@ test('the total cap holds across authors, and stop() aborts fetches in flight an
   assert.equal(done.length, 2);
 });
 
-test('the waiting jobs\' URL bytes are capped too: long URLs cannot make a short queue large', async () => {
+test("the waiting jobs' URL bytes are capped too: long URLs cannot make a short queue large", async () => {
   const into = await mkdtemp(join(dir, 'bytes-'));
-  const q = new FetchQueue({ maxQueued: 1000, maxQueuedBytes: 100_000, maxQueuedPerAuthor: 1000, concurrency: 1, bytesPerSecond: 0 }, worker(into));
+  const q = new FetchQueue(
+    { maxQueued: 1000, maxQueuedBytes: 100_000, maxQueuedPerAuthor: 1000, concurrency: 1, bytesPerSecond: 0 },
+    worker(into),
+  );
   const long = (i: number, j: number) => srv.url(`/stall?${String(i).padStart(6, '0')}-${j}-${'x'.repeat(1950)}`);
   const results: Record<string, number> = {};
   for (let i = 0; i < 100; i++) {
-    const r = q.enqueue({ sha256: randomBytes(32).toString('hex'), urls: Array.from({ length: 8 }, (_, j) => long(i, j)), author: `author-${i}` });
+    const r = q.enqueue({
+      sha256: randomBytes(32).toString('hex'),
+      urls: Array.from({ length: 8 }, (_, j) => long(i, j)),
+      author: `author-${i}`,
+    });
     results[r] = (results[r] ?? 0) + 1;
   }
   const s = q.stats();
@@ -115,15 +133,25 @@ test('duplicates are counted once; a wrong first URL falls back to the next; ref
   const good = srv.add(bytes);
   srv.route('/wrong', (_q, r) => r.end(randomBytes(10_000)));
   const done: JobOutcome[] = [];
-  const q = new FetchQueue({ maxQueued: 10, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 10, concurrency: 1, bytesPerSecond: 0 }, worker(into), (_j, o) => done.push(o));
+  const q = new FetchQueue(
+    { maxQueued: 10, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 10, concurrency: 1, bytesPerSecond: 0 },
+    worker(into),
+    (_j, o) => done.push(o),
+  );
   assert.equal(q.enqueue({ sha256: good, urls: [srv.url('/wrong'), srv.url(good)], author: 'a' }), 'queued');
   assert.equal(q.enqueue({ sha256: good, urls: [srv.url(good)], author: 'b' }), 'duplicate');
   assert.equal(q.enqueue({ sha256: 'd'.repeat(64), urls: ['http://10.0.0.1/x', 'ftp://x.test/y'], author: 'a' }), 'queued');
   await q.idle();
   assert.ok((await readFile(join(into, good))).equals(bytes));
   const s = q.stats();
-  assert.deepEqual({ fetched: s.fetched, fetchedBytes: s.fetchedBytes, duplicates: s.duplicates, failed: s.failed, failures: s.failures }, { fetched: 1, fetchedBytes: 10_000, duplicates: 1, failed: 1, failures: { 'bad-scheme': 1 } });
-  assert.deepEqual(done.map((o) => o.ok), [true, false]);
+  assert.deepEqual(
+    { fetched: s.fetched, fetchedBytes: s.fetchedBytes, duplicates: s.duplicates, failed: s.failed, failures: s.failures },
+    { fetched: 1, fetchedBytes: 10_000, duplicates: 1, failed: 1, failures: { 'bad-scheme': 1 } },
+  );
+  assert.deepEqual(
+    done.map((o) => o.ok),
+    [true, false],
+  );
   // Once done, the same blob may be queued again (the caller checks its store first).
   assert.equal(q.enqueue({ sha256: good, urls: [srv.url(good)], author: 'b' }), 'queued');
   await q.idle();
@@ -132,7 +160,10 @@ test('duplicates are counted once; a wrong first URL falls back to the next; ref
 test('the bandwidth budget is shared by all fetches', async () => {
   const into = await mkdtemp(join(dir, 'budget-'));
   const rate = 1024 * 1024;
-  const q = new FetchQueue({ maxQueued: 10, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 10, concurrency: 3, bytesPerSecond: rate }, worker(into));
+  const q = new FetchQueue(
+    { maxQueued: 10, maxQueuedBytes: 16 * 1024 ** 2, maxQueuedPerAuthor: 10, concurrency: 3, bytesPerSecond: rate },
+    worker(into),
+  );
   const t0 = performance.now();
   for (let i = 0; i < 3; i++) {
     const sha256 = srv.add(randomBytes(rate));

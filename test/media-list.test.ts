@@ -15,7 +15,10 @@ test('media list: sorted by sha256, one line each, same entries give the same by
   const b = mediaListBytes([...entries].reverse().concat(entries.slice(0, 5)));
   assert.ok(a.equals(b), 'order and duplicates do not matter');
   const back = parseMediaList(a);
-  assert.deepEqual(back, [...entries].sort((x, y) => (x.sha256 < y.sha256 ? -1 : 1)));
+  assert.deepEqual(
+    back,
+    [...entries].sort((x, y) => (x.sha256 < y.sha256 ? -1 : 1)),
+  );
   assert.equal(a.toString().split('\n')[0], `{"ih":"${back[0]!.ih}","sha256":"${back[0]!.sha256}","size":${back[0]!.size}}`);
   assert.deepEqual(parseMediaList(Buffer.alloc(0)), []);
   assert.throws(() => mediaListBytes([{ sha256: 'x', ih: hex(20), size: 1 }]));
@@ -42,7 +45,7 @@ test('media list parser refuses anything but the exact lines, in order', () => {
   assert.throws(() => parseMediaList(Buffer.from(good), 1), BadMediaList);
 });
 
-test("pointer: m on page 0 only, decoded back, every page within 1000 bytes", () => {
+test('pointer: m on page 0 only, decoded back, every page within 1000 bytes', () => {
   const m = hex(20);
   for (const n of [0, 1, 45, 46, 47, 48, 200]) {
     const ihs = Array.from({ length: n }, () => hex(20));

@@ -47,10 +47,18 @@ before(async () => {
   shaBlob2 = origin.add(blob2, 'image/png');
   const port = await freeTcpPort();
   gateway = `http://127.0.0.1:${port}`;
-  bridge = await startBridge(dht.bootstrap, { media: { enabled: true, allowLoopback: true }, gateway: { listen: `127.0.0.1:${port}`, publicUrl: gateway } });
+  bridge = await startBridge(dht.bootstrap, {
+    media: { enabled: true, allowLoopback: true },
+    gateway: { listen: `127.0.0.1:${port}`, publicUrl: gateway },
+  });
   author = await signer();
   const notes = [
-    author.sign({ kind: 1, created_at: T0, content: 'one', tags: [['imeta', `url ${origin.url(shaBlob, '.jpg')}`, `x ${shaBlob}`, 'm image/jpeg']] }),
+    author.sign({
+      kind: 1,
+      created_at: T0,
+      content: 'one',
+      tags: [['imeta', `url ${origin.url(shaBlob, '.jpg')}`, `x ${shaBlob}`, 'm image/jpeg']],
+    }),
     author.sign({ kind: 1, created_at: T0 + 1, content: `two ${origin.url(shaBlob2, '.png')}` }),
   ];
   await bridge.feed(notes);
@@ -68,10 +76,15 @@ after(async () => {
 
 const boot = () => dht.bootstrap.join(',');
 
-test('nostr-bt media --gateway: the infohash from the gateway, the bytes from the swarm, sha256-verified', { timeout: 120_000 }, async () => {
+test('nostr-bt media --gateway: the infohash from the gateway, the bytes from the swarm, sha256-verified', {
+  timeout: 120_000,
+}, async () => {
   const sent = origin.blobBytesSent;
   const out = join(work, 'a.jpg');
-  const r = await runCli(['media', shaBlob, '--gateway', gateway, '--bootstrap', boot(), '--bind', '127.0.0.1', '--out', out, '--summary', 'json'], 90_000);
+  const r = await runCli(
+    ['media', shaBlob, '--gateway', gateway, '--bootstrap', boot(), '--bind', '127.0.0.1', '--out', out, '--summary', 'json'],
+    90_000,
+  );
   assert.equal(r.code, 0, r.stderr);
   const s = lastJson<MediaFetchResult>(r.stderr);
   assert.ok(s.ok);
@@ -82,7 +95,9 @@ test('nostr-bt media --gateway: the infohash from the gateway, the bytes from th
   rmSync(out);
 });
 
-test("the author's pointer names their media list; nostr-bt media --author finds the blob with no gateway", { timeout: 120_000 }, async () => {
+test("the author's pointer names their media list; nostr-bt media --author finds the blob with no gateway", {
+  timeout: 120_000,
+}, async () => {
   const reader = await createReader({ bootstrap: dht.bootstrap, bind: '127.0.0.1' });
   try {
     const p = await reader.lookupPointer(bridge.key, author.pubkey);
@@ -92,7 +107,10 @@ test("the author's pointer names their media list; nostr-bt media --author finds
     const list = await reader.mediaList(bridge.key, author.pubkey);
     assert.ok(list.ok, JSON.stringify(list));
     const entries = list.ok ? list.entries : [];
-    assert.deepEqual(entries.map((e) => e.sha256), [shaBlob, shaBlob2].sort());
+    assert.deepEqual(
+      entries.map((e) => e.sha256),
+      [shaBlob, shaBlob2].sort(),
+    );
     const status = await bridge.sidecar.status();
     assert.equal(status.media?.lists, 1);
     for (const e of entries) {
@@ -100,12 +118,33 @@ test("the author's pointer names their media list; nostr-bt media --author finds
       assert.equal(head.headers.get('x-infohash'), e.ih, 'the list names the blob torrents the bridge seeds');
       assert.equal(Number(head.headers.get('content-length')), e.size);
     }
-    assert.deepEqual(parseMediaList(Buffer.from(entries.map((e) => `{"ih":"${e.ih}","sha256":"${e.sha256}","size":${e.size}}\n`).join(''))), entries);
+    assert.deepEqual(
+      parseMediaList(Buffer.from(entries.map((e) => `{"ih":"${e.ih}","sha256":"${e.sha256}","size":${e.size}}\n`).join(''))),
+      entries,
+    );
   } finally {
     await reader.close();
   }
   const out = join(work, 'b.png');
-  const r = await runCli(['media', shaBlob2, '--author', author.pubkey, '--bridge', bridge.key, '--bootstrap', boot(), '--bind', '127.0.0.1', '--out', out, '--summary', 'json'], 90_000);
+  const r = await runCli(
+    [
+      'media',
+      shaBlob2,
+      '--author',
+      author.pubkey,
+      '--bridge',
+      bridge.key,
+      '--bootstrap',
+      boot(),
+      '--bind',
+      '127.0.0.1',
+      '--out',
+      out,
+      '--summary',
+      'json',
+    ],
+    90_000,
+  );
   assert.equal(r.code, 0, r.stderr);
   const s = lastJson<MediaFetchResult>(r.stderr);
   assert.ok(s.ok && s.source === 'swarm', JSON.stringify(s));
@@ -137,7 +176,22 @@ test('hostile origins: nothing is written until the bytes hash right, nothing is
   const out = join(work, 'good.bin');
   const absent = createHash('sha1').update(randomBytes(8)).digest('hex');
   const hostile = ['/wrong', '/endless', '/liar', '/big', '/loop', '/file'].flatMap((p) => ['--url', origin.url(p)]);
-  const common = ['--bootstrap', boot(), '--bind', '127.0.0.1', '--infohash', absent, '--swarm-timeout', '3', '--max-bytes', '1M', '--summary', 'json', '--out', out];
+  const common = [
+    '--bootstrap',
+    boot(),
+    '--bind',
+    '127.0.0.1',
+    '--infohash',
+    absent,
+    '--swarm-timeout',
+    '3',
+    '--max-bytes',
+    '1M',
+    '--summary',
+    'json',
+    '--out',
+    out,
+  ];
 
   const bad = await runCli(['media', shaGood, ...hostile, ...common], 90_000);
   assert.equal(bad.code, 1, bad.stderr);
@@ -169,12 +223,22 @@ test('hostile origins: nothing is written until the bytes hash right, nothing is
   // To stdout: the same verified bytes.
   const env = { ...process.env };
   delete env.NOSTR_BT_CONFIG;
-  const stdout = await execFileP(process.execPath, [CLI_BIN, 'media', shaGood, '--url', origin.url(shaGood), '--bootstrap', boot(), '--bind', '127.0.0.1', '--summary', 'none'], { env, encoding: 'buffer', timeout: 60_000, maxBuffer: 16 * 1024 * 1024 });
+  const stdout = await execFileP(
+    process.execPath,
+    [CLI_BIN, 'media', shaGood, '--url', origin.url(shaGood), '--bootstrap', boot(), '--bind', '127.0.0.1', '--summary', 'none'],
+    { env, encoding: 'buffer', timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+  );
   assert.equal(sha(stdout.stdout), shaGood);
 });
 
 test('bad input is refused with exit 2', async () => {
-  for (const args of [['media', 'abc'], ['media', shaBlob, '--url', 'ftp://x/y'], ['media', shaBlob, '--author', author.pubkey], ['media', shaBlob, '--magnet', 'magnet:?dn=x'], ['media', shaBlob, '--infohash', 'xyz']]) {
+  for (const args of [
+    ['media', 'abc'],
+    ['media', shaBlob, '--url', 'ftp://x/y'],
+    ['media', shaBlob, '--author', author.pubkey],
+    ['media', shaBlob, '--magnet', 'magnet:?dn=x'],
+    ['media', shaBlob, '--infohash', 'xyz'],
+  ]) {
     const r = await runCli(args, 30_000);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /nostr-bt media: /);

@@ -18,7 +18,17 @@ test('imeta tags: url, x, m, size and fallbacks of each blob; a tag without a ha
     created_at: 1_760_000_000,
     content: `look https://nostr.build/i/pic.jpg and https://cdn.example/v.mp4`,
     tags: [
-      ['imeta', 'url https://nostr.build/i/pic.jpg', `x ${A.toUpperCase()}`, 'm image/JPEG', 'dim 800x600', 'size 123456', 'blurhash eVF$^OI:${M{%LRjWBoL', 'fallback https://mirror.example/a.jpg', 'fallback https://mirror2.example/a.jpg'],
+      [
+        'imeta',
+        'url https://nostr.build/i/pic.jpg',
+        `x ${A.toUpperCase()}`,
+        'm image/JPEG',
+        'dim 800x600',
+        'size 123456',
+        'blurhash eVF$^OI:${M{%LRjWBoL',
+        'fallback https://mirror.example/a.jpg',
+        'fallback https://mirror2.example/a.jpg',
+      ],
       ['imeta', 'url https://cdn.example/v.mp4', 'm video/mp4'], // no x, no hash in the path: cannot be verified
       ['imeta', `url https://blossom.example/${B}.mp4`, 'size 99'], // no x: the Blossom path names it
       ['p', s.pubkey],
@@ -26,7 +36,12 @@ test('imeta tags: url, x, m, size and fallbacks of each blob; a tag without a ha
   });
   assert.ok(verifyEvent(e));
   assert.deepEqual(mediaReferences(e), [
-    { sha256: A, urls: ['https://nostr.build/i/pic.jpg', 'https://mirror.example/a.jpg', 'https://mirror2.example/a.jpg'], mime: 'image/jpeg', size: 123456 },
+    {
+      sha256: A,
+      urls: ['https://nostr.build/i/pic.jpg', 'https://mirror.example/a.jpg', 'https://mirror2.example/a.jpg'],
+      mime: 'image/jpeg',
+      size: 123456,
+    },
     { sha256: B, urls: [`https://blossom.example/${B}.mp4`], size: 99 },
   ]);
 });
@@ -48,7 +63,9 @@ test('kind 1063 file metadata: url, x, m, size, fallback tags', async () => {
     ],
   });
   assert.ok(verifyEvent(e));
-  assert.deepEqual(mediaReferences(e), [{ sha256: C, urls: ['https://files.example/holiday.mp4', 'https://other.example/holiday.mp4'], mime: 'video/mp4', size: 5242880 }]);
+  assert.deepEqual(mediaReferences(e), [
+    { sha256: C, urls: ['https://files.example/holiday.mp4', 'https://other.example/holiday.mp4'], mime: 'video/mp4', size: 5242880 },
+  ]);
   // The same tags on another kind are not file metadata (only imeta and Blossom URLs count there).
   const note = s.sign({ kind: 1, created_at: 1_760_000_000, content: '', tags: e.tags });
   assert.deepEqual(mediaReferences(note), []);
@@ -85,7 +102,11 @@ test('imeta with a stated hash that differs from the Blossom path keeps the stat
   const s = await signer();
   const e = s.sign({ kind: 1, created_at: 1_760_000_000, content: '', tags: [['imeta', `url https://b.example/${B}`, `x ${A}`]] });
   const refs = mediaReferences(e);
-  assert.deepEqual(refs.map((r) => r.sha256), [A], 'the blob is kept only if its bytes hash to what the event states');
+  assert.deepEqual(
+    refs.map((r) => r.sha256),
+    [A],
+    'the blob is kept only if its bytes hash to what the event states',
+  );
 });
 
 test('hostile events: bad sizes, mimes and hashes are dropped, and the work per event is bounded', async () => {
@@ -97,7 +118,14 @@ test('hostile events: bad sizes, mimes and hashes are dropped, and the work per 
     content: many.join(' ') + ` https://b.example/${'a'.repeat(3000)}${A}`,
     tags: [
       ['imeta', `url https://x.example/1.jpg`, `x ${'z'.repeat(64)}`],
-      ['imeta', `url https://x.example/2.jpg`, `x ${A}`, 'size -5', 'm not a mime', ...Array.from({ length: 50 }, (_, i) => `fallback https://f${i}.example/a`)],
+      [
+        'imeta',
+        `url https://x.example/2.jpg`,
+        `x ${A}`,
+        'size -5',
+        'm not a mime',
+        ...Array.from({ length: 50 }, (_, i) => `fallback https://f${i}.example/a`),
+      ],
       ['imeta'],
       ['imeta', 'url', 'x'],
       ['url'],

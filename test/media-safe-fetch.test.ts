@@ -9,7 +9,15 @@ import https from 'node:https';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_FETCH_POLICY, FetchError, fetchBlob, refusedRange, type FetchPolicy, type FetchRequest, type Resolver } from '../sidecar/media/safe-fetch.js';
+import {
+  DEFAULT_FETCH_POLICY,
+  FetchError,
+  fetchBlob,
+  refusedRange,
+  type FetchPolicy,
+  type FetchRequest,
+  type Resolver,
+} from '../sidecar/media/safe-fetch.js';
 import { mediaServer, type MediaServer } from './testkit/media-server.js';
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -38,7 +46,11 @@ function fixedResolver(table: Record<string, string[]>): Resolver & { calls: str
   return Object.assign(r, { calls });
 }
 
-async function refused(req: Omit<FetchRequest, 'dest'> & { dest?: string }, policy: FetchPolicy, code: FetchError['code'] | FetchError['code'][]): Promise<FetchError> {
+async function refused(
+  req: Omit<FetchRequest, 'dest'> & { dest?: string },
+  policy: FetchPolicy,
+  code: FetchError['code'] | FetchError['code'][],
+): Promise<FetchError> {
   const codes = Array.isArray(code) ? code : [code];
   const dest = req.dest ?? join(dir, `blob-${randomBytes(4).toString('hex')}`);
   const err = await fetchBlob({ ...req, dest }, policy).then(
@@ -63,10 +75,21 @@ test('honest Blossom server: a 5 MB blob by host name is byte-identical and veri
   const resolve = fixedResolver({ 'blossom.test': ['127.0.0.1'] });
   const dest = join(dir, 'ok-5mb');
   const got = await fetchBlob({ url: `http://blossom.test:${srv.port}/${h}.mp4`, sha256: h, dest, resolve }, loopback);
-  assert.deepEqual(got, { source: `http://blossom.test:${srv.port}/${h}.mp4`, sha256: h, bytes: bytes.length, mime: 'video/mp4', url: `http://blossom.test:${srv.port}/${h}.mp4`, redirects: 0, address: '127.0.0.1' });
+  assert.deepEqual(got, {
+    source: `http://blossom.test:${srv.port}/${h}.mp4`,
+    sha256: h,
+    bytes: bytes.length,
+    mime: 'video/mp4',
+    url: `http://blossom.test:${srv.port}/${h}.mp4`,
+    redirects: 0,
+    address: '127.0.0.1',
+  });
   assert.ok((await readFile(dest)).equals(bytes));
   assert.deepEqual(resolve.calls, ['blossom.test']);
-  assert.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.part')), []);
+  assert.deepEqual(
+    (await readdir(dir)).filter((n) => n.endsWith('.part')),
+    [],
+  );
   await rm(dest);
   // The stand-in really is a Blossom server: it answers ranges (what a resuming reader asks).
   const part = await fetch(srv.url(h), { headers: { range: 'bytes=100-199' } });
@@ -92,7 +115,11 @@ test('an endless body is cut at maxBlobBytes while streaming', async () => {
     pump();
   });
   let seen = 0;
-  const err = await refused({ url: srv.url('/endless'), sha256: sha('x'), pace: (n) => void (seen += n) }, { ...loopback, maxBlobBytes: 1024 * 1024 }, 'too-large');
+  const err = await refused(
+    { url: srv.url('/endless'), sha256: sha('x'), pace: (n) => void (seen += n) },
+    { ...loopback, maxBlobBytes: 1024 * 1024 },
+    'too-large',
+  );
   assert.match(err.message, /body passed 1048576 bytes/);
   assert.ok(seen <= 1024 * 1024 + 64 * 1024, `read ${seen} bytes, at most one chunk past the cap`);
   assert.ok(sent < 64 * 1024 ** 2, `server could only send what the connection buffers (${sent})`);
@@ -103,7 +130,11 @@ test('a Content-Length over the cap is refused before the body', async () => {
     res.writeHead(200, { 'content-length': String(10 * 1024 ** 3), 'content-type': 'video/mp4' });
     res.write(randomBytes(1024));
   });
-  await refused({ url: srv.url('/huge'), sha256: sha('x'), pace: () => assert.fail('no body byte is taken') }, { ...loopback, maxBlobBytes: 1024 * 1024 }, 'too-large');
+  await refused(
+    { url: srv.url('/huge'), sha256: sha('x'), pace: () => assert.fail('no body byte is taken') },
+    { ...loopback, maxBlobBytes: 1024 * 1024 },
+    'too-large',
+  );
 });
 
 /** A raw TCP server that writes `head` and then `body` chunks as told, whatever HTTP says. */
@@ -146,7 +177,11 @@ test('a lying Content-Length: a small one followed by megabytes is read only to 
     // The hash is of the 10 MB the server pushes: nothing past the declared 100 bytes is taken.
     // Node's parser sees the bytes after them as a broken next response and drops the connection
     // (truncated), or the 100 bytes end the body first (hash-mismatch): refused either way.
-    await refused({ url: `http://127.0.0.1:${flood.port}/x`, sha256: sha('10 MB'), pace: (n) => void (seen += n) }, { ...loopback, maxBlobBytes: 64 * 1024 }, ['truncated', 'hash-mismatch']);
+    await refused(
+      { url: `http://127.0.0.1:${flood.port}/x`, sha256: sha('10 MB'), pace: (n) => void (seen += n) },
+      { ...loopback, maxBlobBytes: 64 * 1024 },
+      ['truncated', 'hash-mismatch'],
+    );
     assert.ok(seen <= 100, `only the declared length may be taken (took ${seen})`);
     const err = await refused({ url: `http://127.0.0.1:${short.port}/x`, sha256: sha('x') }, loopback, 'truncated');
     assert.match(err.message, /connection ended before the body did|got 1000 of 1000000/);
@@ -163,7 +198,11 @@ function flaky(path: string, bytes: Buffer, cut: (n: number) => number | null, h
     const m = honourRange ? /^bytes=(\d+)-$/.exec(req.headers.range ?? '') : null;
     if (req.headers.range) ranges.push(req.headers.range);
     const start = m ? Number(m[1]) : 0;
-    const head: Record<string, string | number> = { 'content-type': 'video/mp4', 'accept-ranges': 'bytes', 'content-length': bytes.length - start };
+    const head: Record<string, string | number> = {
+      'content-type': 'video/mp4',
+      'accept-ranges': 'bytes',
+      'content-length': bytes.length - start,
+    };
     if (m) head['content-range'] = `bytes ${start}-${bytes.length - 1}/${bytes.length}`;
     res.writeHead(m ? 206 : 200, head);
     const limit = cut(ranges.length);
@@ -210,7 +249,11 @@ test('a connection that breaks mid-body is resumed with a Range request; the joi
     pump();
   });
   let seen = 0;
-  const big = await refused({ url: srv.url('/flaky-endless'), sha256: h, pace: (n) => void (seen += n) }, { ...loopback, maxBlobBytes: 4 * 1024 * 1024 }, 'too-large');
+  const big = await refused(
+    { url: srv.url('/flaky-endless'), sha256: h, pace: (n) => void (seen += n) },
+    { ...loopback, maxBlobBytes: 4 * 1024 * 1024 },
+    'too-large',
+  );
   assert.match(big.message, /body passed 4194304 bytes/);
   assert.ok(seen <= 4 * 1024 * 1024, `took ${seen} bytes`);
 });
@@ -220,7 +263,11 @@ test('redirects are re-checked: to 127.0.0.1, to a name that resolves to loopbac
   // the redirect targets below are refused by the address rule, not by the first hop's.
   const second = await mediaServer('127.0.0.2');
   const policy: FetchPolicy = { ...DEFAULT_FETCH_POLICY, allowAddresses: ['127.0.0.2/32'], timeoutMs: 30_000 };
-  const resolve = fixedResolver({ 'media.test': ['127.0.0.2'], 'internal.test': ['127.0.0.1'], 'mixed.test': ['93.184.216.34', '::ffff:127.0.0.1'] });
+  const resolve = fixedResolver({
+    'media.test': ['127.0.0.2'],
+    'internal.test': ['127.0.0.1'],
+    'mixed.test': ['93.184.216.34', '::ffff:127.0.0.1'],
+  });
   const h = srv.add(randomBytes(1000));
   try {
     const to = (path: string, location: string) => second.route(path, (_q, r) => r.writeHead(302, { location }).end());
@@ -246,7 +293,10 @@ test('redirects are re-checked: to 127.0.0.1, to a name that resolves to loopbac
     assert.equal(srv.hits.get(`/${h}`) ?? 0, before, 'the loopback server was never reached');
     // The same chain is followed when loopback is allowed (the refusals above were the address rule).
     const dest = join(dir, 'via-redirect');
-    const ok = await fetchBlob({ url: `http://media.test:${second.port}/to-name`, sha256: h, dest, resolve }, { ...policy, allowLoopback: true });
+    const ok = await fetchBlob(
+      { url: `http://media.test:${second.port}/to-name`, sha256: h, dest, resolve },
+      { ...policy, allowLoopback: true },
+    );
     assert.equal(ok.redirects, 1);
     assert.equal(ok.url, `http://internal.test:${srv.port}/${h}`);
     await rm(dest);
@@ -256,16 +306,38 @@ test('redirects are re-checked: to 127.0.0.1, to a name that resolves to loopbac
 });
 
 test('a DNS name that resolves to a private, CGNAT, link-local or unique-local address is refused without connecting', async () => {
-  const resolve = fixedResolver({ 'a.test': ['10.0.0.5'], 'b.test': ['100.64.1.1'], 'c.test': ['fe80::1'], 'd.test': ['fd12::1'], 'e.test': ['fd00:ec2::254'], 'f.test': ['0.0.0.0'], 'g.test': ['64:ff9b::a00:1'] });
-  for (const [host, range] of [['a', 'private'], ['b', 'carrierGradeNat'], ['c', 'linkLocal'], ['d', 'uniqueLocal'], ['e', 'metadata'], ['f', 'unspecified'], ['g', 'rfc6052']]) {
-    const err = await refused({ url: `https://${host}.test/${'0'.repeat(64)}`, sha256: '0'.repeat(64), resolve }, DEFAULT_FETCH_POLICY, 'blocked-address');
+  const resolve = fixedResolver({
+    'a.test': ['10.0.0.5'],
+    'b.test': ['100.64.1.1'],
+    'c.test': ['fe80::1'],
+    'd.test': ['fd12::1'],
+    'e.test': ['fd00:ec2::254'],
+    'f.test': ['0.0.0.0'],
+    'g.test': ['64:ff9b::a00:1'],
+  });
+  for (const [host, range] of [
+    ['a', 'private'],
+    ['b', 'carrierGradeNat'],
+    ['c', 'linkLocal'],
+    ['d', 'uniqueLocal'],
+    ['e', 'metadata'],
+    ['f', 'unspecified'],
+    ['g', 'rfc6052'],
+  ]) {
+    const err = await refused(
+      { url: `https://${host}.test/${'0'.repeat(64)}`, sha256: '0'.repeat(64), resolve },
+      DEFAULT_FETCH_POLICY,
+      'blocked-address',
+    );
     assert.match(err.message, new RegExp(`\\(${range}\\)`));
   }
   // allowPrivate opens RFC 1918 / CGNAT / unique-local, never link-local or metadata.
   const priv = { ...DEFAULT_FETCH_POLICY, allowPrivate: true };
   for (const a of ['10.0.0.5', '172.16.0.1', '192.168.1.1', '100.64.1.1', 'fd12::1']) assert.equal(refusedRange(a, priv), null, a);
-  for (const a of ['169.254.169.254', 'fe80::1', 'fd00:ec2::254', '127.0.0.1', '::1', '224.0.0.1', 'ff02::1', '255.255.255.255', '::']) assert.notEqual(refusedRange(a, priv), null, a);
-  for (const a of ['::ffff:10.0.0.1', '::ffff:127.0.0.1', '::ffff:169.254.169.254']) assert.notEqual(refusedRange(a, DEFAULT_FETCH_POLICY), null, a);
+  for (const a of ['169.254.169.254', 'fe80::1', 'fd00:ec2::254', '127.0.0.1', '::1', '224.0.0.1', 'ff02::1', '255.255.255.255', '::'])
+    assert.notEqual(refusedRange(a, priv), null, a);
+  for (const a of ['::ffff:10.0.0.1', '::ffff:127.0.0.1', '::ffff:169.254.169.254'])
+    assert.notEqual(refusedRange(a, DEFAULT_FETCH_POLICY), null, a);
   for (const a of ['93.184.216.34', '2606:4700::1111']) assert.equal(refusedRange(a, DEFAULT_FETCH_POLICY), null, a);
   await refused({ url: 'https://nowhere.test/x', sha256: '0'.repeat(64), resolve }, DEFAULT_FETCH_POLICY, 'dns');
 });
@@ -288,7 +360,11 @@ test('slowloris: a server dripping one byte per second hits the total timeout at
 test('a server that sends headers and then nothing hits the idle timeout at its value', async () => {
   srv.route('/stall', (_req, res) => void res.writeHead(200, { 'content-type': 'image/png', 'content-length': '100' }).flushHeaders());
   const t0 = Date.now();
-  const err = await refused({ url: srv.url('/stall'), sha256: sha('x') }, { ...loopback, timeoutMs: 60_000, idleTimeoutMs: 2000 }, 'timeout');
+  const err = await refused(
+    { url: srv.url('/stall'), sha256: sha('x') },
+    { ...loopback, timeoutMs: 60_000, idleTimeoutMs: 2000 },
+    'timeout',
+  );
   const ms = Date.now() - t0;
   assert.match(err.message, /no bytes for 2000 ms/);
   assert.ok(ms >= 2000 && ms < 10_000, `timed out after ${ms} ms`);
@@ -308,14 +384,38 @@ test('redirect loop and redirect cap', async () => {
   await rm(dest);
 });
 
-test('https: the certificate is checked against the URL\'s host name over the pinned connection (a self-signed one is refused)', async () => {
+test("https: the certificate is checked against the URL's host name over the pinned connection (a self-signed one is refused)", async () => {
   const tls = await mkdtemp(join(tmpdir(), 'media-tls-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=tls.test', '-addext', 'subjectAltName=DNS:tls.test', '-days', '1', '-keyout', join(tls, 'key.pem'), '-out', join(tls, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-subj',
+        '/CN=tls.test',
+        '-addext',
+        'subjectAltName=DNS:tls.test',
+        '-days',
+        '1',
+        '-keyout',
+        join(tls, 'key.pem'),
+        '-out',
+        join(tls, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     const [key, cert] = await Promise.all([readFile(join(tls, 'key.pem')), readFile(join(tls, 'cert.pem'))]);
     const body = randomBytes(1000);
     const sni: string[] = [];
-    const server = https.createServer({ key, cert, SNICallback: (name, cb) => (sni.push(name), cb(null, undefined)) }, (_req, res) => res.end(body));
+    const server = https.createServer({ key, cert, SNICallback: (name, cb) => (sni.push(name), cb(null, undefined)) }, (_req, res) =>
+      res.end(body),
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
     try {
@@ -326,7 +426,11 @@ test('https: the certificate is checked against the URL\'s host name over the pi
       assert.deepEqual(sni, ['tls.test'], 'connected to the pinned address, named tls.test in the handshake');
       // The same server answers a client that trusts its certificate: the refusal was the certificate check.
       const ok = await new Promise<string>((done, fail) =>
-        https.get({ host: '127.0.0.1', port, servername: 'tls.test', ca: cert, path: '/' }, (res) => res.resume().on('end', () => done(String(res.statusCode)))).on('error', fail),
+        https
+          .get({ host: '127.0.0.1', port, servername: 'tls.test', ca: cert, path: '/' }, (res) =>
+            res.resume().on('end', () => done(String(res.statusCode))),
+          )
+          .on('error', fail),
       );
       assert.equal(ok, '200', 'the server itself works');
     } finally {
@@ -352,8 +456,16 @@ test('schemes, credentials, host lists, MIME allow-list and HTTP status', async 
   const resolve = fixedResolver({ 'cdn.evil.test': ['127.0.0.1'], 'good.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] });
   const png = srv.add(randomBytes(500), 'image/png');
   const html = srv.add(randomBytes(500), 'text/html; charset=utf-8');
-  await refused({ url: `http://cdn.evil.test:${srv.port}/${png}`, sha256: png, resolve }, { ...loopback, denyHosts: ['evil.test'] }, 'host-refused');
-  await refused({ url: `http://other.test:${srv.port}/${png}`, sha256: png, resolve }, { ...loopback, allowHosts: ['good.test'] }, 'host-refused');
+  await refused(
+    { url: `http://cdn.evil.test:${srv.port}/${png}`, sha256: png, resolve },
+    { ...loopback, denyHosts: ['evil.test'] },
+    'host-refused',
+  );
+  await refused(
+    { url: `http://other.test:${srv.port}/${png}`, sha256: png, resolve },
+    { ...loopback, allowHosts: ['good.test'] },
+    'host-refused',
+  );
   assert.deepEqual(resolve.calls, [], 'host lists are checked before any lookup');
   const mimes = { ...loopback, allowHosts: ['good.test'], mimeAllow: ['image/*', 'video/mp4'] };
   const dest = join(dir, 'png');

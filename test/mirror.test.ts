@@ -40,7 +40,12 @@ async function restartEmpty(nodes: DHT[], ports: number[]): Promise<DHT[]> {
     ports.map(
       (port, i) =>
         new Promise<DHT>((resolve, reject) => {
-          const d = new DHT({ nodeId: ids[i], bootstrap: i === 0 ? false : seeds, host: false, verify: verifyEd25519 } as ConstructorParameters<typeof DHT>[0]);
+          const d = new DHT({
+            nodeId: ids[i],
+            bootstrap: i === 0 ? false : seeds,
+            host: false,
+            verify: verifyEd25519,
+          } as ConstructorParameters<typeof DHT>[0]);
           hardenDht(d);
           d.on('error', () => {});
           d.on('warning', () => {});
@@ -59,21 +64,39 @@ async function stopNodes(nodes: DHT[]): Promise<void> {
 }
 
 /** R: a separate process resolving every author through the library. */
-async function resolveAll(bootstrap: string[], bridge: string, authors: string[]): Promise<{ events: Record<string, string[]>; problems: Record<string, unknown> }> {
-  const { stdout } = await execFileP(process.execPath, [join(DIST, 'test/testkit/resolve-many.js'), JSON.stringify({ bootstrap, bridge, authors, minEvents: 2 })], { timeout: 400_000, maxBuffer: 64 * 1024 * 1024 });
+async function resolveAll(
+  bootstrap: string[],
+  bridge: string,
+  authors: string[],
+): Promise<{ events: Record<string, string[]>; problems: Record<string, unknown> }> {
+  const { stdout } = await execFileP(
+    process.execPath,
+    [join(DIST, 'test/testkit/resolve-many.js'), JSON.stringify({ bootstrap, bridge, authors, minEvents: 2 })],
+    { timeout: 400_000, maxBuffer: 64 * 1024 * 1024 },
+  );
   return JSON.parse(stdout.trim().split('\n').pop()!) as { events: Record<string, string[]>; problems: Record<string, unknown> };
 }
 
-function assertAll(got: { events: Record<string, string[]>; problems: Record<string, unknown> }, expected: Map<string, NostrEvent[]>, when: string): void {
+function assertAll(
+  got: { events: Record<string, string[]>; problems: Record<string, unknown> },
+  expected: Map<string, NostrEvent[]>,
+  when: string,
+): void {
   let missing = 0;
   for (const [author, events] of expected) {
     const ids = new Set(got.events[author] ?? []);
     for (const e of events) if (!ids.has(e.id)) missing++;
   }
-  assert.equal(missing, 0, `${when}: ${missing} events not resolved; problems ${JSON.stringify(Object.entries(got.problems).slice(0, 2), null, 1)}`);
+  assert.equal(
+    missing,
+    0,
+    `${when}: ${missing} events not resolved; problems ${JSON.stringify(Object.entries(got.problems).slice(0, 2), null, 1)}`,
+  );
 }
 
-test('mirror: O with 50 authors, M following O, R resolving; O killed → R resolves 100 %; every DHT node restarted empty → M re-puts O\'s items within one interval and R resolves 100 % again', { timeout: 600_000 }, async () => {
+test("mirror: O with 50 authors, M following O, R resolving; O killed → R resolves 100 %; every DHT node restarted empty → M re-puts O's items within one interval and R resolves 100 % again", {
+  timeout: 600_000,
+}, async () => {
   const ports = await freeUdpPorts(N_DHT);
   let nodes = await startLocalDhtAt(ports, 0);
   const bootstrap = ports.slice(0, 8).map((p) => `127.0.0.1:${p}`);
@@ -85,18 +108,41 @@ test('mirror: O with 50 authors, M following O, R resolving; O killed → R reso
     const expected = new Map<string, NostrEvent[]>();
     const batch1 = signers.map((s, i) => s.sign({ kind: 1, created_at: 1_700_000_000 + i, content: `first ${i}` }));
     await origin.feed(batch1);
-    await origin.waitPublished(batch1.length, signers.map((s) => s.pubkey), 60_000);
+    await origin.waitPublished(
+      batch1.length,
+      signers.map((s) => s.pubkey),
+      60_000,
+    );
     await sleep(1200);
     const batch2 = signers.map((s, i) => s.sign({ kind: 1, created_at: 1_700_001_000 + i, content: `second ${i}` }));
     await origin.feed(batch2);
-    await origin.waitPublished(batch1.length + batch2.length, signers.map((s) => s.pubkey), 60_000);
+    await origin.waitPublished(
+      batch1.length + batch2.length,
+      signers.map((s) => s.pubkey),
+      60_000,
+    );
     for (const [i, s] of signers.entries()) expected.set(s.pubkey, [batch1[i]!, batch2[i]!]);
     const o = origin;
-    const oStatus = await o.sidecar.waitFor((s) => Boolean(s.catalog?.infoHash) && !s.catalog!.pending && s.catalog!.bundles === s.bundles?.active && (s.pointers?.dirtyAuthors ?? 1) === 0, 60_000);
+    const oStatus = await o.sidecar.waitFor(
+      (s) =>
+        Boolean(s.catalog?.infoHash) &&
+        !s.catalog!.pending &&
+        s.catalog!.bundles === s.bundles?.active &&
+        (s.pointers?.dirtyAuthors ?? 1) === 0,
+      60_000,
+    );
     assert.ok((oStatus.bundles?.active ?? 0) >= 2);
 
     const republishSec = 15;
-    mirror = await startBridge(bootstrap, { mirror: { bridges: [o.key], pollIntervalSeconds: 2, republishIntervalSeconds: republishSec, putsPerSecond: 200, bundleTimeoutSeconds: 60 } });
+    mirror = await startBridge(bootstrap, {
+      mirror: {
+        bridges: [o.key],
+        pollIntervalSeconds: 2,
+        republishIntervalSeconds: republishSec,
+        putsPerSecond: 200,
+        bundleTimeoutSeconds: 60,
+      },
+    });
     const m = mirror;
     // Caught up: the catalog O has now, every bundle in it held, every author's pointer and the bridge item kept.
     const caught = await m.sidecar.waitFor((s) => {
@@ -114,33 +160,61 @@ test('mirror: O with 50 authors, M following O, R resolving; O killed → R reso
 
     // O is gone for good.
     await o.sidecar.kill9();
-    const afterKill = await resolveAll(bootstrap, o.key, signers.map((s) => s.pubkey));
+    const afterKill = await resolveAll(
+      bootstrap,
+      o.key,
+      signers.map((s) => s.pubkey),
+    );
     const kk = Buffer.from(o.key, 'hex');
     const where = (author: string) =>
-      nodes.map((d) => (d as unknown as { _values: { get(k: string): { seq?: number } | undefined } })._values.get(targetOf(kk, authorSalt(author)).toString('hex'))?.seq ?? '-').join(' ');
-    assertAll(afterKill, expected, `origin killed (seqs on the nodes: ${Object.keys(afterKill.problems).map((a) => where(a)).join('; ')})`);
+      nodes
+        .map(
+          (d) =>
+            (d as unknown as { _values: { get(k: string): { seq?: number } | undefined } })._values.get(
+              targetOf(kk, authorSalt(author)).toString('hex'),
+            )?.seq ?? '-',
+        )
+        .join(' ');
+    assertAll(
+      afterKill,
+      expected,
+      `origin killed (seqs on the nodes: ${Object.keys(afterKill.problems)
+        .map((a) => where(a))
+        .join('; ')})`,
+    );
 
     // Every DHT node restarted empty, on the same ports.
     nodes = await restartEmpty(nodes, ports);
-    assert.equal(nodes.filter((d) => (d as unknown as { _values: { length: number } })._values.length > 0).length, 0, 'nothing stored after the restart');
+    assert.equal(
+      nodes.filter((d) => (d as unknown as { _values: { length: number } })._values.length > 0).length,
+      0,
+      'nothing stored after the restart',
+    );
     const restartedAt = Date.now();
     const before = (await m.sidecar.status()).mirror!.bridges[0]!.items.reput;
     // Within one republish interval (plus the time the puts take), every item is re-put and held
     // by the restarted nodes (not only by the mirror's own node).
     const k = Buffer.from(o.key, 'hex');
-    const held = (salt: Buffer) => nodes.filter((d) => (d as unknown as { _values: { get(k: string): unknown } })._values.get(targetOf(k, salt).toString('hex'))).length;
+    const held = (salt: Buffer) =>
+      nodes.filter((d) => (d as unknown as { _values: { get(k: string): unknown } })._values.get(targetOf(k, salt).toString('hex'))).length;
     const unstored = () => signers.filter((s) => held(authorSalt(s.pubkey)) === 0).length + (held(BRIDGE_SALT) === 0 ? 1 : 0);
     const limitMs = (republishSec + 60) * 1000;
     while (unstored() > 0 && Date.now() - restartedAt < limitMs) await sleep(500);
     const tookSec = (Date.now() - restartedAt) / 1000;
     assert.equal(unstored(), 0, `${unstored()} of ${N_AUTHORS + 1} items on no restarted node after ${tookSec} s`);
     const reput = (await m.sidecar.status()).mirror!.bridges[0]!;
-    console.log(`# re-put after the DHT restart: ${tookSec} s (republish interval ${republishSec} s), ${reput.items.repaired} stale copies repaired`);
+    console.log(
+      `# re-put after the DHT restart: ${tookSec} s (republish interval ${republishSec} s), ${reput.items.repaired} stale copies repaired`,
+    );
     assert.ok(reput.items.reput - before >= N_AUTHORS + 1, `${reput.items.reput - before} items re-put since the restart`);
     // The announces are renewed on the same schedule.
     const announcedBefore = (await m.sidecar.status()).mirror!.announced;
     await m.sidecar.waitFor((st) => st.mirror!.announced >= announcedBefore + mb.bundles.held, (republishSec + 60) * 1000);
-    const again = await resolveAll(bootstrap, o.key, signers.map((s) => s.pubkey));
+    const again = await resolveAll(
+      bootstrap,
+      o.key,
+      signers.map((s) => s.pubkey),
+    );
     assertAll(again, expected, 'DHT restarted empty');
   } finally {
     await mirror?.stop();
@@ -152,15 +226,31 @@ test('mirror: O with 50 authors, M following O, R resolving; O killed → R reso
 /** Signs and puts a bridge item naming `catalog` for a hand-made bridge. */
 async function putBridgeItem(dht: DHT, bridge: ReturnType<typeof testBridgeKey>, catalog: string, seq: number): Promise<void> {
   const v = bridgeValue({ relayUrl: '', authors: 1, events: 1, bundles: 1, newest: null, catalog });
-  const out = await new ItemPutter(dht).put({ k: bridge.key.publicKey, salt: BRIDGE_SALT, seq, v, sig: bridge.key.sign(signedBytes(BRIDGE_SALT, seq, v)) });
+  const out = await new ItemPutter(dht).put({
+    k: bridge.key.publicKey,
+    salt: BRIDGE_SALT,
+    seq,
+    v,
+    sig: bridge.key.sign(signedBytes(BRIDGE_SALT, seq, v)),
+  });
   assert.ok(out.stored > 0, 'bridge item stored');
 }
 
 function catalogBundle(b: HandmadeBundle, events: number, authors: string[]): CatalogBundle {
-  return { ih: b.infoHash, level: 0, start: 1_700_000_000, end: 1_700_000_060, events, bytes: b.files.reduce((n, f) => n + f.data.length, 0), authors };
+  return {
+    ih: b.infoHash,
+    level: 0,
+    start: 1_700_000_000,
+    end: 1_700_000_060,
+    events,
+    bytes: b.files.reduce((n, f) => n + f.data.length, 0),
+    authors,
+  };
 }
 
-test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged events, a lying entry) leaves the mirror within its quota and running', { timeout: 300_000 }, async () => {
+test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged events, a lying entry) leaves the mirror within its quota and running', {
+  timeout: 300_000,
+}, async () => {
   const ports = await freeUdpPorts(N_DHT);
   const nodes = await startLocalDhtAt(ports, 0);
   const bootstrap = ports.slice(0, 8).map((p) => `127.0.0.1:${p}`);
@@ -171,14 +261,36 @@ test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged ev
     // First: a catalog of 10,000 bundles (none exists).
     const huge = catalogTorrent({
       bridge: bridge.hex,
-      bundles: Array.from({ length: 10_000 }, (_, i) => ({ ih: i.toString(16).padStart(40, '0'), level: 0, start: 1, end: 61, events: 1, bytes: 100, authors: ['a'.repeat(64)] })),
+      bundles: Array.from({ length: 10_000 }, (_, i) => ({
+        ih: i.toString(16).padStart(40, '0'),
+        level: 0,
+        start: 1,
+        end: 61,
+        events: 1,
+        bytes: 100,
+        authors: ['a'.repeat(64)],
+      })),
     });
-    const hugeBundle: HandmadeBundle = { infoHash: huge.infoHash, name: huge.name, torrent: huge.torrent, files: [{ path: [`${bridge.hex}.jsonl`], data: huge.data }], pieceLength: huge.pieceLength };
+    const hugeBundle: HandmadeBundle = {
+      infoHash: huge.infoHash,
+      name: huge.name,
+      torrent: huge.torrent,
+      files: [{ path: [`${bridge.hex}.jsonl`], data: huge.data }],
+      pieceLength: huge.pieceLength,
+    };
     await seeder.seed(hugeBundle);
     await putBridgeItem(nodes[0]!, bridge, huge.infoHash, 1);
 
     const quota = 64 * 1024;
-    mirror = await startBridge(bootstrap, { mirror: { bridges: [bridge.hex], pollIntervalSeconds: 2, maxBytesPerBridge: quota, maxBundlesPerBridge: 1000, bundleTimeoutSeconds: 20 } });
+    mirror = await startBridge(bootstrap, {
+      mirror: {
+        bridges: [bridge.hex],
+        pollIntervalSeconds: 2,
+        maxBytesPerBridge: quota,
+        maxBundlesPerBridge: 1000,
+        bundleTimeoutSeconds: 20,
+      },
+    });
     const m = mirror;
     await m.sidecar.waitFor((s) => /10000 bundles \(limit 1000\)/.test(s.mirror?.bridges[0]?.lastError ?? ''), 60_000);
 
@@ -186,15 +298,34 @@ test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged ev
     // size, a 10 GB one (announced, never served) and one over the quota.
     const a = await signer();
     const good = a.sign({ kind: 1, created_at: 1_700_000_000, content: 'good' });
-    const goodBundle = makeBundle([{ path: [`${a.pubkey}.jsonl`], data: Buffer.from(canonicalJson(good) + '\n') }], { name: 'nostr-bt-1700000000-1700000000-1' });
+    const goodBundle = makeBundle([{ path: [`${a.pubkey}.jsonl`], data: Buffer.from(canonicalJson(good) + '\n') }], {
+      name: 'nostr-bt-1700000000-1700000000-1',
+    });
     const forged = { ...a.sign({ kind: 1, created_at: 1_700_000_001, content: 'forged' }) };
     forged.content = 'changed after signing';
-    const forgedBundle = makeBundle([{ path: [`${a.pubkey}.jsonl`], data: Buffer.from(canonicalJson(forged) + '\n') }], { name: 'nostr-bt-1700000001-1700000001-1' });
-    const lyingBundle = makeBundle([{ path: [`${a.pubkey}.jsonl`], data: Buffer.from(canonicalJson(a.sign({ kind: 1, created_at: 1_700_000_002, content: 'x'.repeat(2000) })) + '\n') }], { name: 'nostr-bt-1700000002-1700000002-1' });
+    const forgedBundle = makeBundle([{ path: [`${a.pubkey}.jsonl`], data: Buffer.from(canonicalJson(forged) + '\n') }], {
+      name: 'nostr-bt-1700000001-1700000001-1',
+    });
+    const lyingBundle = makeBundle(
+      [
+        {
+          path: [`${a.pubkey}.jsonl`],
+          data: Buffer.from(canonicalJson(a.sign({ kind: 1, created_at: 1_700_000_002, content: 'x'.repeat(2000) })) + '\n'),
+        },
+      ],
+      { name: 'nostr-bt-1700000002-1700000002-1' },
+    );
     // Two of 18 × 2.2 KB: either fits the 64 KiB quota, both do not.
-    const bigLines = (from: number) => Array.from({ length: 18 }, (_, i) => canonicalJson(a.sign({ kind: 1, created_at: from + i, content: 'y'.repeat(2000) })) + '\n').join('');
-    const big1 = makeBundle([{ path: [`${a.pubkey}.jsonl`], data: Buffer.from(bigLines(1_700_000_100)) }], { name: 'nostr-bt-1700000100-1700000117-18' });
-    const big2 = makeBundle([{ path: [`${a.pubkey}.jsonl`], data: Buffer.from(bigLines(1_700_000_200)) }], { name: 'nostr-bt-1700000200-1700000217-18' });
+    const bigLines = (from: number) =>
+      Array.from({ length: 18 }, (_, i) => canonicalJson(a.sign({ kind: 1, created_at: from + i, content: 'y'.repeat(2000) })) + '\n').join(
+        '',
+      );
+    const big1 = makeBundle([{ path: [`${a.pubkey}.jsonl`], data: Buffer.from(bigLines(1_700_000_100)) }], {
+      name: 'nostr-bt-1700000100-1700000117-18',
+    });
+    const big2 = makeBundle([{ path: [`${a.pubkey}.jsonl`], data: Buffer.from(bigLines(1_700_000_200)) }], {
+      name: 'nostr-bt-1700000200-1700000217-18',
+    });
     for (const b of [goodBundle, forgedBundle, lyingBundle, big1, big2]) await seeder.seed(b);
     const entries: CatalogBundle[] = [
       catalogBundle(goodBundle, 1, [a.pubkey]),
@@ -205,13 +336,26 @@ test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged ev
       catalogBundle(big2, 18, [a.pubkey]),
     ];
     const cat = catalogTorrent({ bridge: bridge.hex, bundles: entries });
-    await seeder.seed({ infoHash: cat.infoHash, name: cat.name, torrent: cat.torrent, files: [{ path: [`${bridge.hex}.jsonl`], data: cat.data }], pieceLength: cat.pieceLength });
+    await seeder.seed({
+      infoHash: cat.infoHash,
+      name: cat.name,
+      torrent: cat.torrent,
+      files: [{ path: [`${bridge.hex}.jsonl`], data: cat.data }],
+      pieceLength: cat.pieceLength,
+    });
     await putBridgeItem(nodes[0]!, bridge, cat.infoHash, 2);
 
     const s = await m.sidecar.waitFor((st) => {
       const b = st.mirror?.bridges[0];
       const r = b?.bundles.refused ?? {};
-      return b?.catalog === cat.infoHash && b.bundles.held === 2 && (r.forged ?? 0) >= 1 && (r.refused ?? 0) >= 1 && (r['too-large'] ?? 0) >= 1 && (r['over-quota'] ?? 0) >= 1;
+      return (
+        b?.catalog === cat.infoHash &&
+        b.bundles.held === 2 &&
+        (r.forged ?? 0) >= 1 &&
+        (r.refused ?? 0) >= 1 &&
+        (r['too-large'] ?? 0) >= 1 &&
+        (r['over-quota'] ?? 0) >= 1
+      );
     }, 120_000);
     const b = s.mirror!.bridges[0]!;
     assert.ok(b.bundles.bytes <= quota, `held ${b.bundles.bytes} bytes, quota ${quota}`);
@@ -221,7 +365,10 @@ test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged ev
     const files = readdirSync(join(m.ws.dataDir, 'mirror', bridge.hex, 'bundles')).sort();
     assert.equal(files.length, 4, files.join(' '));
     assert.ok(files.includes(`${goodBundle.infoHash}.data`) && files.includes(`${goodBundle.infoHash}.torrent`));
-    assert.ok(files.some((f) => f.startsWith(big1.infoHash)) !== files.some((f) => f.startsWith(big2.infoHash)), 'one large bundle, not both');
+    assert.ok(
+      files.some((f) => f.startsWith(big1.infoHash)) !== files.some((f) => f.startsWith(big2.infoHash)),
+      'one large bundle, not both',
+    );
     assert.equal(s.sidecar, 'up');
   } finally {
     await mirror?.stop();

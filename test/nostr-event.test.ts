@@ -2,7 +2,14 @@
 // definitions (JSON.stringify of the NIP-01 array for the id, of the sorted object for the bytes).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalJson, computeEventId, InvalidEvent, jsonString, validatedEventJson, type NostrEvent } from '../sidecar/formats/nostr-event.js';
+import {
+  canonicalJson,
+  computeEventId,
+  InvalidEvent,
+  jsonString,
+  validatedEventJson,
+  type NostrEvent,
+} from '../sidecar/formats/nostr-event.js';
 import { prng, pubkeyN, unsignedEvent } from './testkit/events.js';
 
 const awkward = [
@@ -51,6 +58,9 @@ test('validatedEventJson: a changed content, tag, kind or created_at is a bad id
     { ...e, pubkey: pubkeyN(4) },
   ];
   for (const v of variants) {
-    assert.throws(() => validatedEventJson(v), (err: unknown) => err instanceof InvalidEvent && err.reason === 'bad-id');
+    assert.throws(
+      () => validatedEventJson(v),
+      (err: unknown) => err instanceof InvalidEvent && err.reason === 'bad-id',
+    );
   }
 });

@@ -19,9 +19,18 @@ function documentedRows(): Map<string, Row> {
   const rows = new Map<string, Row>();
   for (const line of readFileSync(join(DIST, '../docs/config.md'), 'utf8').split('\n')) {
     if (!line.startsWith('| `')) continue;
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
     assert.equal(cells.length, 5, `five columns: ${line}`);
-    const [key, def, allowed, sighup, meaning] = cells.map((c, i) => (i < 2 ? c.replace(/^`|`$/g, '') : c)) as [string, string, string, string, string];
+    const [key, def, allowed, sighup, meaning] = cells.map((c, i) => (i < 2 ? c.replace(/^`|`$/g, '') : c)) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     assert.ok(!rows.has(key), `${key} documented twice`);
     rows.set(key, { default: def, allowed, sighup, meaning });
   }
@@ -43,5 +52,6 @@ test('docs/config.md: every schema key with its default, allowed values and SIGH
     assert.ok(row.meaning.length > 10, `${k.key}: say what it means`);
   }
   const known = new Set(keys.map((k) => k.key));
-  for (const documented of rows.keys()) assert.ok(known.has(documented), `docs/config.md documents ${documented}, which is not a config key`);
+  for (const documented of rows.keys())
+    assert.ok(known.has(documented), `docs/config.md documents ${documented}, which is not a config key`);
 });

@@ -26,7 +26,12 @@ function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /** Runs a program to its exit (bounded): exit code and output. */
-async function runToExit(bin: string, args: string[], opts: SpawnOptions = {}, ms = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function runToExit(
+  bin: string,
+  args: string[],
+  opts: SpawnOptions = {},
+  ms = 30_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const p = spawn(process.execPath, [bin, ...args], { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -50,7 +55,9 @@ function assertOneLine(stderr: string, path: string, cause: RegExp): void {
   assert.match(msg, cause);
 }
 
-test('a relative NOSTR_BT_DATA_DIR is refused by the sidecar, the CLI and the plugin\'s config loader, and nothing is created', { timeout: 60_000 }, async () => {
+test("a relative NOSTR_BT_DATA_DIR is refused by the sidecar, the CLI and the plugin's config loader, and nothing is created", {
+  timeout: 60_000,
+}, async () => {
   const ws = makeWorkspace({ dht: { enabled: false } });
   const cwd = join(ws.dir, 'cwd');
   mkdirSync(cwd);
@@ -62,7 +69,10 @@ test('a relative NOSTR_BT_DATA_DIR is refused by the sidecar, the CLI and the pl
     const status = await runToExit(CLI_BIN, ['status'], { cwd, env });
     assert.equal(status.code, 2, status.stderr);
     assert.match(status.stderr, /NOSTR_BT_DATA_DIR must be an absolute path/);
-    assert.throws(() => loadConfig({ env: { NOSTR_BT_DATA_DIR: 'data-here' }, cwd }), (e: unknown) => e instanceof ConfigError && /absolute path/.test(e.message));
+    assert.throws(
+      () => loadConfig({ env: { NOSTR_BT_DATA_DIR: 'data-here' }, cwd }),
+      (e: unknown) => e instanceof ConfigError && /absolute path/.test(e.message),
+    );
     assert.deepEqual(readdirSync(cwd), []);
     // An absolute one is used as it is; a --data-dir flag is relative to the shell's directory.
     assert.equal(loadConfig({ env: { NOSTR_BT_DATA_DIR: '/srv/nostr-bt' }, cwd }).dataDir, '/srv/nostr-bt');
@@ -72,13 +82,18 @@ test('a relative NOSTR_BT_DATA_DIR is refused by the sidecar, the CLI and the pl
   }
 });
 
-test('relative dataDir and bridge.nostrKeyFile in the config file: plugin, sidecar and CLI started in different directories agree', { timeout: 90_000 }, async () => {
+test('relative dataDir and bridge.nostrKeyFile in the config file: plugin, sidecar and CLI started in different directories agree', {
+  timeout: 90_000,
+}, async () => {
   const root = mkdtempSync(join(tmpdir(), 'nostr-bt-test-'));
   const confDir = join(root, 'etc');
   const [cwdSidecar, cwdPlugin, cwdCli] = ['run-sidecar', 'run-plugin', 'run-cli'].map((d) => join(root, d));
   for (const d of [confDir, cwdSidecar!, cwdPlugin!, cwdCli!]) mkdirSync(d);
   const configPath = join(confDir, 'config.toml');
-  writeFileSync(configPath, stringify({ ...LOOPBACK_DEFAULTS, dataDir: '../data', dht: { enabled: false }, bridge: { nostrKeyFile: 'nostr.key' } }));
+  writeFileSync(
+    configPath,
+    stringify({ ...LOOPBACK_DEFAULTS, dataDir: '../data', dht: { enabled: false }, bridge: { nostrKeyFile: 'nostr.key' } }),
+  );
   writeFileSync(join(confDir, 'nostr.key'), 'a'.repeat(64) + '\n', { mode: 0o600 });
   const dataDir = join(root, 'data');
   const sc = new SidecarProcess(configPath, dataDir);
@@ -90,18 +105,29 @@ test('relative dataDir and bridge.nostrKeyFile in the config file: plugin, sidec
     } finally {
       process.chdir(origCwd);
     }
-    assert.match(sc.stderr, new RegExp(`bridge key [0-9a-f]{64}: derived from bridge.nostrKeyFile ${join(confDir, 'nostr.key')} \\(config\\)`));
+    assert.match(
+      sc.stderr,
+      new RegExp(`bridge key [0-9a-f]{64}: derived from bridge.nostrKeyFile ${join(confDir, 'nostr.key')} \\(config\\)`),
+    );
 
-    const plugin = spawn(process.execPath, [PLUGIN_BIN], { cwd: cwdPlugin, stdio: ['pipe', 'ignore', 'ignore'], env: cleanEnv({ NOSTR_BT_CONFIG: configPath }) });
+    const plugin = spawn(process.execPath, [PLUGIN_BIN], {
+      cwd: cwdPlugin,
+      stdio: ['pipe', 'ignore', 'ignore'],
+      env: cleanEnv({ NOSTR_BT_CONFIG: configPath }),
+    });
     plugin.stdin.end(readFileSync(join(FIXTURES, 'strfry-plugin-input.jsonl')));
     await new Promise((r) => plugin.once('exit', r));
     const s = await sc.waitFor((st) => st.events.received === 15);
     assert.equal(s.dataDir, dataDir);
 
-    const status = JSON.parse((await run(process.execPath, [CLI_BIN, 'status'], { cwd: cwdCli, env: cleanEnv({ NOSTR_BT_CONFIG: configPath }) })).stdout) as Status;
+    const status = JSON.parse(
+      (await run(process.execPath, [CLI_BIN, 'status'], { cwd: cwdCli, env: cleanEnv({ NOSTR_BT_CONFIG: configPath }) })).stdout,
+    ) as Status;
     assert.equal(status.dataDir, dataDir);
     assert.equal(status.events.received, 15);
-    const key = JSON.parse((await run(process.execPath, [CLI_BIN, '--config', configPath, 'key'], { cwd: cwdCli, env: cleanEnv() })).stdout) as { publicKey: string; derivedFrom: string };
+    const key = JSON.parse(
+      (await run(process.execPath, [CLI_BIN, '--config', configPath, 'key'], { cwd: cwdCli, env: cleanEnv() })).stdout,
+    ) as { publicKey: string; derivedFrom: string };
     assert.equal(key.publicKey, s.bridge?.publicKey);
     assert.equal(key.derivedFrom, 'nostr secret key');
     for (const d of [cwdSidecar!, cwdPlugin!, cwdCli!]) assert.deepEqual(readdirSync(d), [], `nothing written in ${d}`);
@@ -112,7 +138,9 @@ test('relative dataDir and bridge.nostrKeyFile in the config file: plugin, sidec
   }
 });
 
-test('an impossible or unwritable data directory: one log line with the path and the cause, exit 4 (no stack trace)', { timeout: 90_000 }, async (t) => {
+test('an impossible or unwritable data directory: one log line with the path and the cause, exit 4 (no stack trace)', {
+  timeout: 90_000,
+}, async (t) => {
   const ws = makeWorkspace({ dht: { enabled: false } });
   try {
     // Under a regular file.
@@ -134,7 +162,10 @@ test('an impossible or unwritable data directory: one log line with the path and
     mkdirSync(locked, { mode: 0o555 });
     chmodSync(locked, 0o555);
     const asUser: SpawnOptions = isRoot ? { uid: NOBODY, gid: NOBODY } : {};
-    const unwritable = await runToExit(SIDECAR_BIN, ['--config', ws.configPath, '--data-dir', join(locked, 'data')], { ...asUser, env: cleanEnv() });
+    const unwritable = await runToExit(SIDECAR_BIN, ['--config', ws.configPath, '--data-dir', join(locked, 'data')], {
+      ...asUser,
+      env: cleanEnv(),
+    });
     assert.equal(unwritable.code, 4, unwritable.stderr);
     assertOneLine(unwritable.stderr, join(locked, 'data'), /EACCES/);
     if (!isRoot) return;
@@ -156,7 +187,10 @@ test('an impossible or unwritable data directory: one log line with the path and
     // Read-only commands, as a user who may not read the key: one line naming the file.
     const key = await runToExit(CLI_BIN, ['--config', ws.configPath, 'key'], { ...asUser, env: cleanEnv() });
     assert.equal(key.code, 1, key.stderr);
-    assert.match(key.stderr, new RegExp(`^nostr-bt key: cannot read the bridge key: EACCES: permission denied, open '${join(ws.dataDir, 'bridge.key')}'\\n$`));
+    assert.match(
+      key.stderr,
+      new RegExp(`^nostr-bt key: cannot read the bridge key: EACCES: permission denied, open '${join(ws.dataDir, 'bridge.key')}'\\n$`),
+    );
   } finally {
     ws.cleanup();
   }

@@ -34,12 +34,19 @@ test('install-systemd.sh: enables without starting by default and with --no-star
     assert.match(r.stdout, /^would run: systemctl daemon-reload$/m);
     assert.match(r.stdout, /^would run: systemctl enable nostr-bt-sidecar$/m);
     assert.doesNotMatch(r.stdout, new RegExp(`would run: ${STARTS.source}`), `${args.join(' ') || '(no flag)'}: not started`);
-    assert.match(r.stdout, /enabled, not started: edit \/etc\/nostr-bt\/config\.toml \(docs\/config\.md\), then: systemctl start nostr-bt-sidecar/);
+    assert.match(
+      r.stdout,
+      /enabled, not started: edit \/etc\/nostr-bt\/config\.toml \(docs\/config\.md\), then: systemctl start nostr-bt-sidecar/,
+    );
   }
   for (const args of [['--start'], ['--no-start', '--start']]) {
     const r = await install([...args, '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^would run: systemctl enable nostr-bt-sidecar\nwould run: systemctl restart nostr-bt-sidecar$/m, args.join(' '));
+    assert.match(
+      r.stdout,
+      /^would run: systemctl enable nostr-bt-sidecar\nwould run: systemctl restart nostr-bt-sidecar$/m,
+      args.join(' '),
+    );
   }
 });
 
@@ -49,7 +56,10 @@ test('install-systemd.sh: DESTDIR stages the files and runs no systemctl; --star
     const staged = await install([], { DESTDIR: dest });
     assert.equal(staged.code, 0, staged.stderr);
     assert.ok(existsSync(join(dest, 'etc/systemd/system/nostr-bt-sidecar.service')));
-    assert.equal(readFileSync(join(dest, 'etc/nostr-bt/config.toml'), 'utf8'), readFileSync(join(ROOT, 'docs/config.example.toml'), 'utf8'));
+    assert.equal(
+      readFileSync(join(dest, 'etc/nostr-bt/config.toml'), 'utf8'),
+      readFileSync(join(ROOT, 'docs/config.example.toml'), 'utf8'),
+    );
     assert.doesNotMatch(staged.stdout, /systemctl|enabled/);
 
     const other = mkdtempSync(join(tmpdir(), 'nostr-bt-install-'));
@@ -64,7 +74,8 @@ test('install-systemd.sh: DESTDIR stages the files and runs no systemctl; --star
 
     const help = await install(['--help']);
     assert.equal(help.code, 0);
-    for (const word of ['--start', '--no-start', '--dry-run', 'DESTDIR', '--strfry-user']) assert.ok(help.stdout.includes(word), `--help names ${word}`);
+    for (const word of ['--start', '--no-start', '--dry-run', 'DESTDIR', '--strfry-user'])
+      assert.ok(help.stdout.includes(word), `--help names ${word}`);
     assert.doesNotMatch(help.stdout, /set -eu/);
   } finally {
     rmSync(dest, { recursive: true, force: true });

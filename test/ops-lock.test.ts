@@ -26,7 +26,8 @@ async function runToExit(configPath: string, ms = 30_000): Promise<{ code: numbe
   const timer = setTimeout(() => p.kill('SIGKILL'), ms);
   const code = await exited;
   clearTimeout(timer);
-  if (p.signalCode === 'SIGKILL') assert.fail(`the second sidecar was still running after ${ms} ms (it should have been refused): ${stderr.slice(-2000)}`);
+  if (p.signalCode === 'SIGKILL')
+    assert.fail(`the second sidecar was still running after ${ms} ms (it should have been refused): ${stderr.slice(-2000)}`);
   return { code, stderr };
 }
 
@@ -42,7 +43,9 @@ function assertRefusedNaming(r: { code: number | null; stderr: string }, pid: nu
   assert.match(msg, new RegExp(`in use by another nostr-bt sidecar \\(pid ${pid}, started \\d{4}-\\d\\d-\\d\\dT`));
 }
 
-test('a second sidecar on the same data directory is refused (exit 3, names the first); the first keeps its sidecar.json; status and key keep working', { timeout: 120_000 }, async () => {
+test('a second sidecar on the same data directory is refused (exit 3, names the first); the first keeps its sidecar.json; status and key keep working', {
+  timeout: 120_000,
+}, async () => {
   const ws = makeWorkspace({ dht: { enabled: false } });
   const a = new SidecarProcess(ws.configPath, ws.dataDir);
   try {
@@ -54,7 +57,16 @@ test('a second sidecar on the same data directory is refused (exit 3, names the 
     // the same data directory: the case that used to start, seed the same bundles and, at its
     // stop, delete the first one's sidecar.json.
     const other = join(ws.dir, 'other.toml');
-    writeFileSync(other, stringify({ dataDir: ws.dataDir, socket: { path: join(ws.dir, 'other.sock') }, status: { listen: '127.0.0.1:0' }, bittorrent: { port: 0 }, dht: { enabled: false } }));
+    writeFileSync(
+      other,
+      stringify({
+        dataDir: ws.dataDir,
+        socket: { path: join(ws.dir, 'other.sock') },
+        status: { listen: '127.0.0.1:0' },
+        bittorrent: { port: 0 },
+        dht: { enabled: false },
+      }),
+    );
     for (const config of [ws.configPath, other]) assertRefusedNaming(await runToExit(config), pidA);
 
     assert.equal(runtimePid(ws.dataDir), pidA, "the first sidecar's sidecar.json is untouched");
@@ -78,7 +90,9 @@ test('a second sidecar on the same data directory is refused (exit 3, names the 
   }
 });
 
-test('a sidecar killed with SIGKILL does not block the next start; a lock whose pid now names another process is stale; a live holder is refused', { timeout: 120_000 }, async () => {
+test('a sidecar killed with SIGKILL does not block the next start; a lock whose pid now names another process is stale; a live holder is refused', {
+  timeout: 120_000,
+}, async () => {
   const ws = makeWorkspace({ dht: { enabled: false } });
   const lockFile = join(ws.dataDir, 'sidecar.lock');
   let sleeper: ChildProcess | null = null;
@@ -97,7 +111,18 @@ test('a sidecar killed with SIGKILL does not block the next start; a lock whose 
     const procStart = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
     const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     const lock = (over: Record<string, unknown>) =>
-      writeFileSync(lockFile, JSON.stringify({ pid, host: hostname(), startedAt: '2026-01-01T00:00:00.000Z', procStart, bootId, command: 'nostr-bt-sidecar', ...over }) + '\n');
+      writeFileSync(
+        lockFile,
+        JSON.stringify({
+          pid,
+          host: hostname(),
+          startedAt: '2026-01-01T00:00:00.000Z',
+          procStart,
+          bootId,
+          command: 'nostr-bt-sidecar',
+          ...over,
+        }) + '\n',
+      );
 
     lock({ procStart: String(Number(procStart) - 1) });
     await sc.start();
@@ -138,7 +163,17 @@ test('processes racing for a stale lock: exactly one takes it, each round', { ti
   try {
     for (let round = 0; round < 10; round++) {
       // A holder that is gone: pid_max is at most 2^22, so this pid cannot exist.
-      writeFileSync(lockFile, JSON.stringify({ pid: 2 ** 22 + 1, host: hostname(), startedAt: '2026-01-01T00:00:00.000Z', procStart: null, bootId: null, command: 'x' }));
+      writeFileSync(
+        lockFile,
+        JSON.stringify({
+          pid: 2 ** 22 + 1,
+          host: hostname(),
+          startedAt: '2026-01-01T00:00:00.000Z',
+          procStart: null,
+          bootId: null,
+          command: 'x',
+        }),
+      );
       for (let i = 0; i < 6; i++) {
         const c = spawn(process.execPath, [LOCK_CHILD, ws.dataDir], { stdio: ['pipe', 'pipe', 'inherit'] });
         c.stdout!.setEncoding('utf8');

@@ -41,7 +41,9 @@ async function sendLines(socketPath: string, text: string, expectAck: number): P
   assert.ok(acked.trim().split('\n').includes(String(expectAck)), `all ${expectAck} lines acknowledged`);
 }
 
-test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no secret in metrics, status or logs', { timeout: 90_000 }, async () => {
+test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no secret in metrics, status or logs', {
+  timeout: 90_000,
+}, async () => {
   const dht = await startLocalDht(8);
   const secret = randomBytes(32);
   const ws = makeWorkspace({
@@ -60,7 +62,10 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
     const fixtures = readFileSync(join(FIXTURES, 'strfry-plugin-input.jsonl'), 'utf8');
     const lines = fixtures.trim().split('\n').length;
     await sendLines(sidecar.socketPath, fixtures + fixtures + 'not json\n', 2 * lines + 1);
-    await sidecar.waitFor((s) => (s.bundles?.active ?? 0) >= 1 && (s.pointers?.published ?? 0) >= 1 && s.pointers?.dirtyAuthors === 0, 30_000);
+    await sidecar.waitFor(
+      (s) => (s.bundles?.active ?? 0) >= 1 && (s.pointers?.published ?? 0) >= 1 && s.pointers?.dirtyAuthors === 0,
+      30_000,
+    );
 
     const runtime = JSON.parse(readFileSync(join(ws.dataDir, 'sidecar.json'), 'utf8')) as { status: string };
     assert.match(runtime.status, /^127\.0\.0\.1:\d+$/, 'metrics are served on the loopback status listener');
@@ -70,7 +75,8 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
       assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
       return res.text();
     };
-    const cliStatus = async () => JSON.parse((await run(process.execPath, [CLI_BIN, '--config', ws.configPath, 'status'])).stdout) as Status;
+    const cliStatus = async () =>
+      JSON.parse((await run(process.execPath, [CLI_BIN, '--config', ws.configPath, 'status'])).stdout) as Status;
 
     // Puts may still land meanwhile: use a status and a table read between two identical scrapes.
     const cliTable = async () => (await run(process.execPath, [CLI_BIN, '--config', ws.configPath, 'status', '--table'])).stdout;
@@ -84,7 +90,9 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
       table = await cliTable();
       const after = parseMetrics(await scrape());
       const stable = (k: string) => before.get(k) === after.get(k);
-      if (['nostr_bt_pointers_published_total', 'nostr_bt_pointer_put_nodes_count{result="ok"}', 'nostr_bt_bundles_built_total'].every(stable)) {
+      if (
+        ['nostr_bt_pointers_published_total', 'nostr_bt_pointer_put_nodes_count{result="ok"}', 'nostr_bt_bundles_built_total'].every(stable)
+      ) {
         m = after;
         break;
       }
@@ -99,11 +107,17 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
     assert.equal(m.get('nostr_bt_events_duplicate_total'), s.events.duplicates);
     assert.ok(s.events.duplicates >= 1, 'the second copy of the fixtures was deduplicated');
     const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
-    assert.equal(s.events.indexed + s.events.duplicates + sum(s.skippedByPolicy) + sum(s.invalid), s.events.received, 'every line accounted for');
+    assert.equal(
+      s.events.indexed + s.events.duplicates + sum(s.skippedByPolicy) + sum(s.invalid),
+      s.events.received,
+      'every line accounted for',
+    );
     assert.equal(m.get('nostr_bt_events_stored'), s.events.stored);
-    for (const [reason, n] of Object.entries(s.skippedByPolicy)) assert.equal(m.get(`nostr_bt_events_skipped_total{reason="${reason}"}`), n, reason);
+    for (const [reason, n] of Object.entries(s.skippedByPolicy))
+      assert.equal(m.get(`nostr_bt_events_skipped_total{reason="${reason}"}`), n, reason);
     assert.equal(m.get('nostr_bt_events_skipped_total{reason="ephemeral"}'), 2);
-    for (const [reason, n] of Object.entries(s.invalid)) assert.equal(m.get(`nostr_bt_events_invalid_total{reason="${reason}"}`), n, reason);
+    for (const [reason, n] of Object.entries(s.invalid))
+      assert.equal(m.get(`nostr_bt_events_invalid_total{reason="${reason}"}`), n, reason);
     assert.equal(sum(s.invalid), 1, 'the garbage line is counted as invalid');
     assert.equal(m.get('nostr_bt_spool_files'), s.spool.files);
     assert.equal(m.get('nostr_bt_spool_bytes'), s.spool.bytes);
@@ -145,7 +159,13 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
 
     // Secrets: the Nostr key (hex, nsec) and the derived bridge seed (hex, base64) appear nowhere.
     const seed = deriveBridgeSeed(secret);
-    const forbidden = [secret.toString('hex'), nip19.nsecEncode(secret), seed.toString('hex'), seed.toString('base64'), secret.toString('base64')];
+    const forbidden = [
+      secret.toString('hex'),
+      nip19.nsecEncode(secret),
+      seed.toString('hex'),
+      seed.toString('base64'),
+      secret.toString('base64'),
+    ];
     const statusJson = await (await fetch(`http://${runtime.status}/status`)).text();
     await sidecar.stop();
     assert.match(sidecar.stderr, /"level":20/, 'debug logs were on');
@@ -159,7 +179,7 @@ test('metrics match `nostr-bt status` after ingest, bundles and DHT puts; no sec
   }
 });
 
-test('the ingest latency histogram (observations with a count) exposes what prom-client\'s Histogram does for the same values one by one', async () => {
+test("the ingest latency histogram (observations with a count) exposes what prom-client's Histogram does for the same values one by one", async () => {
   const { Histogram, Registry } = await import('prom-client');
   const { CountedHistogram } = await import('../sidecar/ops/counted-histogram.js');
   const buckets = [0.001, 0.01, 0.1, 1, 10];
@@ -167,7 +187,14 @@ test('the ingest latency histogram (observations with a count) exposes what prom
   const theirs = new Registry();
   const counted = new CountedHistogram('h_seconds', 'help text', buckets, ours);
   const reference = new Histogram({ name: 'h_seconds', help: 'help text', buckets, registers: [theirs] });
-  for (const [value, times] of [[0.0005, 3], [0.001, 1], [0.05, 7], [2, 2], [50, 4], [0.01, 1]] as const) {
+  for (const [value, times] of [
+    [0.0005, 3],
+    [0.001, 1],
+    [0.05, 7],
+    [2, 2],
+    [50, 4],
+    [0.01, 1],
+  ] as const) {
     counted.observe(value, times);
     for (let i = 0; i < times; i++) reference.observe(value);
   }

@@ -16,7 +16,10 @@ import { alive } from './testkit/proc-alive.js';
 const run = promisify(execFile);
 const ROOT = join(DIST, '..');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
-const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  scripts: Record<string, string>;
+  bin: Record<string, string>;
+};
 
 /** The ```sh blocks, each as its command lines (comments and blank lines dropped). */
 function shellBlocks(): string[][] {
@@ -59,7 +62,8 @@ test('README: every command names a real npm script, file, bin or subcommand; fi
       assert.ok(existsSync(join(ROOT, rel)), `${why}: ${rel} is built by npm run build`);
     } else if (!rel.startsWith('../')) {
       assert.ok(existsSync(join(ROOT, rel)), `${why}: ${rel} exists`);
-      if (tracked) assert.ok(tracked.has(rel) || [...tracked.keys()].some((f) => f.startsWith(`${rel}/`)), `${why}: ${rel} is tracked by git`);
+      if (tracked)
+        assert.ok(tracked.has(rel) || [...tracked.keys()].some((f) => f.startsWith(`${rel}/`)), `${why}: ${rel} is tracked by git`);
     }
     checked.push(rel);
   };
@@ -83,21 +87,36 @@ test('README: every command names a real npm script, file, bin or subcommand; fi
   }
   // Relative links in the prose.
   for (const m of README.matchAll(/\]\((?!https?:|#)([^)\s]+)\)/g)) repoFile(m[1]!, `link ${m[1]}`);
-  for (const must of ['scripts/install-systemd.sh', 'scripts/systemd/nostr-bt-sidecar.service', 'docs/config.md', 'docs/protocol.md', 'strfry.conf.example']) {
+  for (const must of [
+    'scripts/install-systemd.sh',
+    'scripts/systemd/nostr-bt-sidecar.service',
+    'docs/config.md',
+    'docs/protocol.md',
+    'strfry.conf.example',
+  ]) {
     assert.ok(checked.includes(must), `the README points at ${must}`);
   }
 });
 
-test('README quick start: `npm run demo` (after the build) ends with the resolve headline and what to run next', { timeout: 120_000 }, async () => {
+test('README quick start: `npm run demo` (after the build) ends with the resolve headline and what to run next', {
+  timeout: 120_000,
+}, async () => {
   assert.match(pkg.scripts.demo!, /node dist\/scripts\/demo\.js/);
   const { stdout } = await run(process.execPath, [join(DIST, 'scripts/demo.js')], { timeout: 100_000 });
-  assert.match(stdout, /^OK: 15 strfry lines → 11 archived events → \d+ bundle torrents? → fetched by magnet through a local DHT of \d+ nodes → 11 events verified → nostr-bt resolve read \d+ events of npub1\w+… back from its DHT pointer, in [\d.]+ s\.$/m);
+  assert.match(
+    stdout,
+    /^OK: 15 strfry lines → 11 archived events → \d+ bundle torrents? → fetched by magnet through a local DHT of \d+ nodes → 11 events verified → nostr-bt resolve read \d+ events of npub1\w+… back from its DHT pointer, in [\d.]+ s\.$/m,
+  );
   // The reader was the real CLI in a process of its own, and its events are listed with their source.
   const pid = /\$ nostr-bt resolve npub1\w+… --bridge [0-9a-f]{12}… --bootstrap <the local DHT> {3}\(pid (\d+), exit 0\)/.exec(stdout)?.[1];
   assert.ok(pid && Number(pid) !== process.pid, 'resolve ran as a separate process');
   const n = Number(/nostr-bt resolve read (\d+) events/.exec(stdout)![1]);
   assert.ok(n >= 1);
-  assert.equal([...stdout.matchAll(/^\[ *[\d.]+s\] {6}kind \d+ +\d{4}-\d\d-\d\dT[\d:]+Z {2}[0-9a-f]{12}… /gm)].length, n, 'each resolved event is printed');
+  assert.equal(
+    [...stdout.matchAll(/^\[ *[\d.]+s\] {6}kind \d+ +\d{4}-\d\d-\d\dT[\d:]+Z {2}[0-9a-f]{12}… /gm)].length,
+    n,
+    'each resolved event is printed',
+  );
   assert.match(stdout, /from bridge [0-9a-f]{16}…: pointer found, seq \d+, \d+ bundle\(s\) listed/);
   assert.match(stdout, /from bundle [0-9a-f]{40}: \d+ events, \d+ bytes of the author's file only \(through the swarm\)/);
   assert.match(stdout, new RegExp(`${n} events verified by the reader \\(id, signature, author\\) in [\\d.]+ s, sources: swarm ${n}`));
@@ -200,4 +219,3 @@ function sidecarReady(stderr: string): { pid: number; dataDir: string; dhtPort?:
   assert.ok(line, `the sidecar got ready:\n${stderr}`);
   return JSON.parse(line) as { pid: number; dataDir: string; dhtPort?: number };
 }
-

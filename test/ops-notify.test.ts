@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { makeWorkspace, SidecarProcess } from './testkit/sidecar-process.js';
 import { NotifyListener } from './testkit/notify-listener.js';
 
-async function withNotify(env: NodeJS.ProcessEnv, fn: (s: SidecarProcess, l: NotifyListener, configPath: string) => Promise<void>): Promise<void> {
+async function withNotify(
+  env: NodeJS.ProcessEnv,
+  fn: (s: SidecarProcess, l: NotifyListener, configPath: string) => Promise<void>,
+): Promise<void> {
   const ws = makeWorkspace();
   const path = join(ws.dir, 'notify.sock');
   const listener = await NotifyListener.start(path, join(ws.dataDir, 'ingest.sock'), join(ws.dataDir, 'sidecar.json'));
@@ -27,7 +30,11 @@ test('sd_notify: READY=1 once serving, WATCHDOG=1 pings, RELOADING=1 then READY=
     const pid = sidecar.proc!.pid;
     await listener.waitFor((ms) => ms.some((m) => m.fields.READY === '1'), 'READY=1');
     const readyAt = listener.messages.findIndex((m) => m.fields.READY === '1');
-    assert.equal(listener.messages[readyAt]!.serving, true, 'the socket accepted a connection and the runtime file existed when READY=1 arrived');
+    assert.equal(
+      listener.messages[readyAt]!.serving,
+      true,
+      'the socket accepted a connection and the runtime file existed when READY=1 arrived',
+    );
     assert.match(listener.messages[readyAt]!.fields.STATUS ?? '', /events stored/);
     assert.ok(
       listener.messages.slice(0, readyAt).some((m) => /DHT/.test(m.fields.STATUS ?? '')),

@@ -20,7 +20,10 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-async function cli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const r = await run(process.execPath, [CLI_BIN, ...args], { cwd: opts.cwd, env: opts.env ?? cleanEnv() });
     return { code: 0, ...r };
@@ -30,7 +33,9 @@ async function cli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv
   }
 }
 
-test('in a directory with no data, `nostr-bt key` and `nostr-bt status` say so, exit 1 and create nothing', { skip: existsSync('/etc/nostr-bt/config.toml') && 'this machine has /etc/nostr-bt/config.toml' }, async () => {
+test('in a directory with no data, `nostr-bt key` and `nostr-bt status` say so, exit 1 and create nothing', {
+  skip: existsSync('/etc/nostr-bt/config.toml') && 'this machine has /etc/nostr-bt/config.toml',
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-test-'));
   try {
     const key = await cli(['key'], { cwd: dir });
@@ -49,11 +54,16 @@ test('in a directory with no data, `nostr-bt key` and `nostr-bt status` say so, 
   }
 });
 
-test('spool files and no sidecar: `nostr-bt status` (JSON and table) says nothing drains them, without creating an index', { timeout: 60_000 }, async () => {
+test('spool files and no sidecar: `nostr-bt status` (JSON and table) says nothing drains them, without creating an index', {
+  timeout: 60_000,
+}, async () => {
   const ws = makeWorkspace();
   try {
     // What strfry does while the sidecar is down: the plugin spools.
-    const plugin = spawn(process.execPath, [PLUGIN_BIN], { stdio: ['pipe', 'ignore', 'ignore'], env: { ...cleanEnv(), NOSTR_BT_CONFIG: ws.configPath } });
+    const plugin = spawn(process.execPath, [PLUGIN_BIN], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      env: { ...cleanEnv(), NOSTR_BT_CONFIG: ws.configPath },
+    });
     plugin.stdin.end(readFileSync(join(FIXTURES, 'strfry-plugin-input.jsonl')));
     await new Promise((r) => plugin.once('exit', r));
     const spooled = readdirSync(join(ws.dataDir, 'spool')).filter((f) => f.endsWith('.ready') || f.endsWith('.open'));
@@ -65,7 +75,10 @@ test('spool files and no sidecar: `nostr-bt status` (JSON and table) says nothin
     assert.equal(s.sidecar, 'down');
     assert.equal(s.spool.files, spooled.length);
     assert.equal(s.spool.draining, false);
-    assert.ok(s.warnings?.some((w) => /spool files? .* and no running sidecar drains them: events are piling up/.test(w)), JSON.stringify(s.warnings));
+    assert.ok(
+      s.warnings?.some((w) => /spool files? .* and no running sidecar drains them: events are piling up/.test(w)),
+      JSON.stringify(s.warnings),
+    );
     assert.equal(s.events.stored, 0);
 
     const table = await cli(['--config', ws.configPath, 'status', '--table']);
@@ -78,7 +91,9 @@ test('spool files and no sidecar: `nostr-bt status` (JSON and table) says nothin
   }
 });
 
-test('the sidecar logs its bridge key and where it came from (generated now, then loaded); `nostr-bt key` prints the same key', { timeout: 90_000 }, async () => {
+test('the sidecar logs its bridge key and where it came from (generated now, then loaded); `nostr-bt key` prints the same key', {
+  timeout: 90_000,
+}, async () => {
   const ws = makeWorkspace({ dht: { enabled: false } });
   const sc = new SidecarProcess(ws.configPath, ws.dataDir);
   const keyFile = join(ws.dataDir, 'bridge.key');
@@ -111,7 +126,9 @@ test('the sidecar logs its bridge key and where it came from (generated now, the
   }
 });
 
-test('a live process holds the data directory and its status endpoint is not up yet: `nostr-bt status` says "starting" with its pid, not "down"', { timeout: 30_000 }, async () => {
+test('a live process holds the data directory and its status endpoint is not up yet: `nostr-bt status` says "starting" with its pid, not "down"', {
+  timeout: 30_000,
+}, async () => {
   const ws = makeWorkspace();
   const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
   try {
@@ -119,7 +136,14 @@ test('a live process holds the data directory and its status endpoint is not up 
     mkdirSync(ws.dataDir, { recursive: true });
     writeFileSync(
       join(ws.dataDir, 'sidecar.lock'),
-      JSON.stringify({ pid: holder.pid, host: hostname(), startedAt: '2026-12-07T15:20:01.314Z', procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19], bootId: null, command: 'nostr-bt-sidecar' }),
+      JSON.stringify({
+        pid: holder.pid,
+        host: hostname(),
+        startedAt: '2026-12-07T15:20:01.314Z',
+        procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
+        bootId: null,
+        command: 'nostr-bt-sidecar',
+      }),
     );
     const r = await cli(['--config', ws.configPath, 'status']);
     assert.equal(r.code, 0, r.stderr);
@@ -127,7 +151,10 @@ test('a live process holds the data directory and its status endpoint is not up 
     assert.equal(s.sidecar, 'starting');
     assert.deepEqual(s.process, { pid: holder.pid, startedAt: '2026-12-07T15:20:01.314Z' });
     assert.equal(s.spool.draining, true);
-    assert.ok(s.warnings?.some((w) => w.includes(`pid ${holder.pid}`) && /is starting/.test(w)), JSON.stringify(s.warnings));
+    assert.ok(
+      s.warnings?.some((w) => w.includes(`pid ${holder.pid}`) && /is starting/.test(w)),
+      JSON.stringify(s.warnings),
+    );
     const table = await cli(['--config', ws.configPath, 'status', '--table']);
     assert.match(table.stdout, new RegExp(`^sidecar\\s+starting \\(pid ${holder.pid}, started 2026-12-07T15:20:01.314Z\\)$`, 'm'));
     assert.ok(!existsSync(join(ws.dataDir, 'index')));

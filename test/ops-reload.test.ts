@@ -43,9 +43,16 @@ test('SIGHUP: policy and log level apply at once, restart-only keys are named, a
     assert.equal((await sidecar.status()).events.indexed, 1);
 
     let mark = sidecar.stderr.length;
-    writeFileSync(ws.configPath, original.replace('[bittorrent]\n', '[bittorrent]\nmaxConns = 50\n') + '\n[policy]\ndenyKinds = [1]\n\n[log]\nlevel = "debug"\n');
+    writeFileSync(
+      ws.configPath,
+      original.replace('[bittorrent]\n', '[bittorrent]\nmaxConns = 50\n') + '\n[policy]\ndenyKinds = [1]\n\n[log]\nlevel = "debug"\n',
+    );
     sidecar.proc!.kill('SIGHUP');
-    const line = JSON.parse(await waitForLog(sidecar, /\{[^\n]*"config reloaded[^\n]*\}/, mark)) as { level: number; reloaded: string[]; restartNeeded: string[] };
+    const line = JSON.parse(await waitForLog(sidecar, /\{[^\n]*"config reloaded[^\n]*\}/, mark)) as {
+      level: number;
+      reloaded: string[];
+      restartNeeded: string[];
+    };
     assert.deepEqual(line.reloaded.sort(), ['log.level', 'policy.denyKinds']);
     assert.deepEqual(line.restartNeeded, ['bittorrent.maxConns']);
     assert.equal(line.level, 40, 'a warning, since a restart is needed');
@@ -76,7 +83,12 @@ test('diffConfig: every changed key is classified; derived paths are not reporte
   const next = loadConfig({
     env: {},
     cwd: '/srv',
-    overrides: { dataDir: '/srv/b', dht: { putsPerSecond: 5, port: 7000 }, policy: { relayUrl: 'wss://r.example' }, status: { listen: '127.0.0.1:1' } },
+    overrides: {
+      dataDir: '/srv/b',
+      dht: { putsPerSecond: 5, port: 7000 },
+      policy: { relayUrl: 'wss://r.example' },
+      status: { listen: '127.0.0.1:1' },
+    },
   });
   const d = diffConfig(base, next);
   assert.deepEqual(d.reloadable.sort(), ['dht.putsPerSecond', 'policy.relayUrl']);

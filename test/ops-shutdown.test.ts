@@ -40,7 +40,9 @@ async function storedIds(dataDir: string): Promise<Set<string>> {
   }
 }
 
-test('SIGTERM mid-stream: exit 0 before the deadline despite a client that never closes; after restart every event is indexed and bundled exactly once', { timeout: 120_000 }, async () => {
+test('SIGTERM mid-stream: exit 0 before the deadline despite a client that never closes; after restart every event is indexed and bundled exactly once', {
+  timeout: 120_000,
+}, async () => {
   const ws = makeWorkspace({ bundle: { windowSeconds: 1 }, service: { stopTimeoutSeconds: 15 } });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   const h = harnessFor(ws.configPath);
@@ -78,7 +80,9 @@ test('SIGTERM mid-stream: exit 0 before the deadline despite a client that never
   }
 });
 
-test('disk full: ingest stalls without a crash, SIGTERM ends at the deadline with exit 1; with room again a restart indexes everything', { timeout: 120_000 }, async (t) => {
+test('disk full: ingest stalls without a crash, SIGTERM ends at the deadline with exit 1; with room again a restart indexes everything', {
+  timeout: 120_000,
+}, async (t) => {
   const ws = makeWorkspace();
   const mnt = mountSmallDisk(ws.dir, 6);
   if (!mnt) {
@@ -149,7 +153,9 @@ test('withDeadline: a stop that hangs is cut at the deadline; one that fails rep
   assert.ok(r instanceof Error && r.message === 'disk gone');
 });
 
-test('SIGTERM flushes the spool: finished spool files are drained into the index before the stop completes', { timeout: 60_000 }, async () => {
+test('SIGTERM flushes the spool: finished spool files are drained into the index before the stop completes', {
+  timeout: 60_000,
+}, async () => {
   // Scans only every 10 minutes: the files written below are drained by the stop, not by a scan.
   const ws = makeWorkspace({ spool: { scanIntervalMs: 600_000 } });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
@@ -165,7 +171,11 @@ test('SIGTERM flushes the spool: finished spool files are drained into the index
     assert.equal(await sidecar.stop(), 0);
     const stored = await storedIds(ws.dataDir);
     assert.equal(ids.filter((id) => stored.has(id)).length, ids.length, 'every spooled event is in the index');
-    assert.deepEqual(readdirSync(spoolDir).filter((n) => n.endsWith('.ready')), [], 'the drained files are gone');
+    assert.deepEqual(
+      readdirSync(spoolDir).filter((n) => n.endsWith('.ready')),
+      [],
+      'the drained files are gone',
+    );
   } finally {
     await sidecar.kill9();
     ws.cleanup();

@@ -23,9 +23,12 @@ const MAX_CONNS = 16;
  * `waitFor` leave keep-alive HTTP connections that close on their own timer, which made the
  * difference one more than the peers on a busy machine.
  */
-const peerConnections = (pid: number, port: number) => inetSockets(pid).filter((s) => s.proto.startsWith('tcp') && s.port === port && s.state !== '0A').length;
+const peerConnections = (pid: number, port: number) =>
+  inetSockets(pid).filter((s) => s.proto.startsWith('tcp') && s.port === port && s.state !== '0A').length;
 
-test('hostile peers: never-handshaking floods and request-everything slow readers keep connections and memory bounded; an honest peer still downloads', { timeout: 90_000 }, async () => {
+test('hostile peers: never-handshaking floods and request-everything slow readers keep connections and memory bounded; an honest peer still downloads', {
+  timeout: 90_000,
+}, async () => {
   const ws = makeWorkspace({ bittorrent: { maxConns: MAX_CONNS }, dht: { enabled: false }, bundle: { windowSeconds: 3 } });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   const save = mkdtempSync(join(tmpdir(), 'nostr-bt-lt-'));
@@ -33,7 +36,9 @@ test('hostile peers: never-handshaking floods and request-everything slow reader
   try {
     await sidecar.start();
     const N = 1500;
-    const lines = Array.from({ length: N }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 60), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(2000, i) })));
+    const lines = Array.from({ length: N }, (_, i) =>
+      pluginLine(unsignedEvent(pubkeyN(i % 60), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(2000, i) })),
+    );
     assert.equal(await sendLines(sidecar.socketPath, lines), N);
     const s = await sidecar.waitFor((st) => st.bundles?.events === N && st.bundles.pendingEvents === 0, 30_000);
     const ih = s.bundles!.newest!;
@@ -56,8 +61,14 @@ test('hostile peers: never-handshaking floods and request-everything slow reader
     const readers = [];
     for (let i = 0; i < 2; i++) readers.push(await slowReader(port, ih, t, { requests: 20_000 }));
     for (const r of readers) hostile.push(r.socket);
-    assert.ok(readers.every((r) => r.unchoked), 'the slow readers were unchoked, so their requests were served');
-    assert.ok(readers.every((r) => r.requested > 2000), `requests were sent (${readers.map((r) => r.requested)})`);
+    assert.ok(
+      readers.every((r) => r.unchoked),
+      'the slow readers were unchoked, so their requests were served',
+    );
+    assert.ok(
+      readers.every((r) => r.requested > 2000),
+      `requests were sent (${readers.map((r) => r.requested)})`,
+    );
     await new Promise((r) => setTimeout(r, 1500));
     const grewMb = (rssKb(pid) - rssBefore) / 1024;
     // Unbounded, two such peers made the sidecar hold ~1 GB within the same time.

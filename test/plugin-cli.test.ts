@@ -30,7 +30,9 @@ async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
-test('--config FILE in the plugin command is honoured: events reach the sidecar of that file, nothing lands in strfry\'s directory', { timeout: 120_000 }, async () => {
+test("--config FILE in the plugin command is honoured: events reach the sidecar of that file, nothing lands in strfry's directory", {
+  timeout: 120_000,
+}, async () => {
   const ws = makeWorkspace();
   const cwd = strfryCwd();
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
@@ -52,7 +54,7 @@ test('--config FILE in the plugin command is honoured: events reach the sidecar 
   }
 });
 
-test('-c FILE and --config=FILE: with the sidecar down, lines spool into that file\'s data directory', { timeout: 120_000 }, async () => {
+test("-c FILE and --config=FILE: with the sidecar down, lines spool into that file's data directory", { timeout: 120_000 }, async () => {
   const ws = makeWorkspace();
   const cwd = strfryCwd();
   try {
@@ -77,7 +79,9 @@ test('-c FILE and --config=FILE: with the sidecar down, lines spool into that fi
   }
 });
 
-test('--help / -h and --version / -V print and exit 0 without starting the plugin; usage errors exit 2 on stderr', { timeout: 120_000 }, async () => {
+test('--help / -h and --version / -V print and exit 0 without starting the plugin; usage errors exit 2 on stderr', {
+  timeout: 120_000,
+}, async () => {
   const cwd = strfryCwd();
   try {
     // stdin stays open, as strfry keeps it: the plugin must exit by itself, not wait for events.
@@ -113,7 +117,10 @@ test('--help / -h and --version / -V print and exit 0 without starting the plugi
   }
 });
 
-test('no config file anywhere: one warning on stderr naming the defaults and the spool; stdout carries only replies', { timeout: 120_000, skip: existsSync(DEFAULT_CONFIG_PATH) ? `${DEFAULT_CONFIG_PATH} exists on this machine` : false }, async () => {
+test('no config file anywhere: one warning on stderr naming the defaults and the spool; stdout carries only replies', {
+  timeout: 120_000,
+  skip: existsSync(DEFAULT_CONFIG_PATH) ? `${DEFAULT_CONFIG_PATH} exists on this machine` : false,
+}, async () => {
   const cwd = strfryCwd();
   const h = new StrfryHarness(PLUGIN_BIN, { cwd: cwd.dir, env: pluginEnv(), timeoutMs: 20_000 });
   try {

@@ -22,7 +22,11 @@ function tempDir(): { dir: string; cleanup: () => void } {
 }
 
 /** Feeds the fixture lines through the plugin as strfry does; returns the actions and stderr. */
-async function feed(configPath: string, cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ actions: string[]; msgs: (string | undefined)[]; stderr: string }> {
+async function feed(
+  configPath: string,
+  cwd: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ actions: string[]; msgs: (string | undefined)[]; stderr: string }> {
   const h = new StrfryHarness(PLUGIN_BIN, { cwd, env: pluginEnv({ NOSTR_BT_CONFIG: configPath, ...env }), timeoutMs: 20_000 });
   try {
     const actions: string[] = [];
@@ -46,7 +50,9 @@ function assertLoudAccept(stderr: string, mentions: RegExp): void {
   assert.match(JSON.stringify(loud[0]), mentions, 'it says what is wrong');
 }
 
-test('a typo in [bundle] with no inner policy: every event accepted and spooled where the file says; the sidecar archives them once the file is fixed', { timeout: 120_000 }, async () => {
+test('a typo in [bundle] with no inner policy: every event accepted and spooled where the file says; the sidecar archives them once the file is fixed', {
+  timeout: 120_000,
+}, async () => {
   const t = tempDir();
   const dataDir = join(t.dir, 'data');
   const good = { dataDir, ...LOOPBACK_DEFAULTS, dht: { ...LOOPBACK_DEFAULTS.dht, enabled: false } };
@@ -57,7 +63,11 @@ test('a typo in [bundle] with no inner policy: every event accepted and spooled 
   const sidecar = new SidecarProcess(configPath, dataDir);
   try {
     const { actions, stderr } = await feed(configPath, cwd);
-    assert.deepEqual(actions, fixtureLines().map(() => 'accept'), 'the relay keeps taking writes');
+    assert.deepEqual(
+      actions,
+      fixtureLines().map(() => 'accept'),
+      'the relay keeps taking writes',
+    );
     assertLoudAccept(stderr, /bundle\.windowSecond/);
     assert.deepEqual(spoolLines(join(dataDir, 'spool')), fixtureLines(), 'the raw lines, in the configured spool');
     assert.deepEqual(filesUnder(cwd), [], "nothing in strfry's working directory");
@@ -72,10 +82,18 @@ test('a typo in [bundle] with no inner policy: every event accepted and spooled 
   }
 });
 
-test('broken configs with no inner policy: accept everything, spool into the configured (or default) spool, log loudly', { timeout: 180_000 }, async () => {
+test('broken configs with no inner policy: accept everything, spool into the configured (or default) spool, log loudly', {
+  timeout: 180_000,
+}, async () => {
   const t = tempDir();
   try {
-    const cases: { name: string; text: (d: string) => string; spool: (d: string) => string; mentions: RegExp; env?: (d: string) => NodeJS.ProcessEnv }[] = [
+    const cases: {
+      name: string;
+      text: (d: string) => string;
+      spool: (d: string) => string;
+      mentions: RegExp;
+      env?: (d: string) => NodeJS.ProcessEnv;
+    }[] = [
       {
         name: 'bad value, spool.dir relative to dataDir',
         text: (d) => `dataDir = "${d}/data"\n[spool]\ndir = "custom-spool"\n[bundle]\nwindowSeconds = "sixty"\n`,
@@ -122,21 +140,39 @@ test('broken configs with no inner policy: accept everything, spool into the con
       const configPath = join(d, 'config.toml');
       writeFileSync(configPath, c.text(d));
       const { actions, stderr } = await feed(configPath, d, c.env?.(d));
-      assert.deepEqual(actions, fixtureLines().map(() => 'accept'), `${c.name}: every event accepted`);
+      assert.deepEqual(
+        actions,
+        fixtureLines().map(() => 'accept'),
+        `${c.name}: every event accepted`,
+      );
       assertLoudAccept(stderr, c.mentions);
-      assert.deepEqual(spoolLines(c.spool(d)), fixtureLines(), `${c.name}: spooled into ${c.spool(d)}; the case dir holds ${filesUnder(d).join(' ')}`);
+      assert.deepEqual(
+        spoolLines(c.spool(d)),
+        fixtureLines(),
+        `${c.name}: spooled into ${c.spool(d)}; the case dir holds ${filesUnder(d).join(' ')}`,
+      );
     }
   } finally {
     t.cleanup();
   }
 });
 
-test('broken configs that wrap (or may wrap) an inner policy: every event rejected, nothing spooled, as before', { timeout: 180_000 }, async () => {
+test('broken configs that wrap (or may wrap) an inner policy: every event rejected, nothing spooled, as before', {
+  timeout: 180_000,
+}, async () => {
   const t = tempDir();
   try {
     const cases: { name: string; text?: string; reason: RegExp }[] = [
-      { name: 'valid plugin.inner, a typo elsewhere', text: '[plugin]\ninner = "/bin/cat"\n[bundle]\nwindowSecond = 5\n', reason: /wraps a write policy/ },
-      { name: 'TOML syntax error elsewhere, plugin.inner set', text: '[plugin]\ninner = "/usr/local/bin/policy"\n[bundle\nwindowSeconds = 5\n', reason: /wraps a write policy/ },
+      {
+        name: 'valid plugin.inner, a typo elsewhere',
+        text: '[plugin]\ninner = "/bin/cat"\n[bundle]\nwindowSecond = 5\n',
+        reason: /wraps a write policy/,
+      },
+      {
+        name: 'TOML syntax error elsewhere, plugin.inner set',
+        text: '[plugin]\ninner = "/usr/local/bin/policy"\n[bundle\nwindowSeconds = 5\n',
+        reason: /wraps a write policy/,
+      },
       { name: 'syntax error on the inner line itself', text: '[plugin]\ninner = /usr/local/bin/policy\n', reason: /wraps a write policy/ },
       { name: 'misspelt inner key', text: '[plugin]\niner = "/usr/local/bin/policy"\n', reason: /wraps a write policy/ },
       { name: 'inner at top level (no [plugin])', text: 'inner = "/usr/local/bin/policy"\n', reason: /wraps a write policy/ },
@@ -149,8 +185,15 @@ test('broken configs that wrap (or may wrap) an inner policy: every event reject
       if (c.text === undefined) mkdirSync(configPath);
       else writeFileSync(configPath, `dataDir = "${d}/data"\n` + c.text);
       const { actions, msgs, stderr } = await feed(configPath, d);
-      assert.deepEqual(actions, fixtureLines().map(() => 'reject'), `${c.name}: every event rejected`);
-      assert.ok(msgs.every((m) => m === 'error: relay write policy is misconfigured'), c.name);
+      assert.deepEqual(
+        actions,
+        fixtureLines().map(() => 'reject'),
+        `${c.name}: every event rejected`,
+      );
+      assert.ok(
+        msgs.every((m) => m === 'error: relay write policy is misconfigured'),
+        c.name,
+      );
       const fatal = logLines(stderr).filter((l) => l.level === 60);
       assert.equal(fatal.length, 1, `${c.name}: ${stderr}`);
       assert.match(String(fatal[0]!.reason), c.reason, c.name);
@@ -163,7 +206,8 @@ test('broken configs that wrap (or may wrap) an inner policy: every event reject
 
 test('config-salvage: which keys name a policy, comments, empty values, repairs', () => {
   for (const k of ['inner', 'Inner', 'iner', 'innr', 'innner', 'innerCommand', 'plugin.inner']) assert.ok(looksLikeInner(k), k);
-  for (const k of ['innerTimeoutMs', 'innerFailMode', 'innerFailMessage', 'dir', 'mode', 'enabled', 'maxUnacked']) assert.ok(!looksLikeInner(k), k);
+  for (const k of ['innerTimeoutMs', 'innerFailMode', 'innerFailMessage', 'dir', 'mode', 'enabled', 'maxUnacked'])
+    assert.ok(!looksLikeInner(k), k);
 
   assert.ok(!parsedWrapsInner({ plugin: { inner: '', innerTimeoutMs: 100 } }), 'inner = "" wraps nothing');
   assert.ok(parsedWrapsInner({ plugin: { inner: '/x' } }));
@@ -176,13 +220,13 @@ test('config-salvage: which keys name a policy, comments, empty values, repairs'
   assert.ok(!textWrapsInner('[plugin\nforwardSourceTypes = ["*"] # inner = "/x"\n'), 'a trailing comment');
   assert.ok(textWrapsInner('[plugin\ninner = "/usr/bin/policy"\n'));
   assert.ok(textWrapsInner('plugin = { inner = "/usr/bin/policy" }\n[x'));
-  assert.ok(textWrapsInner('plugin.inner = \'/usr/bin/policy\'\n[x'));
+  assert.ok(textWrapsInner("plugin.inner = '/usr/bin/policy'\n[x"));
   assert.ok(textWrapsInner('[plugin]\ninner =\n'), 'no value: no telling');
   assert.ok(textWrapsInner('[plugin]\nInner = "/x"\n[x'));
 
   const header = repairToml('[spool]\nmaxBytes = 5\n[bundle\ndir = "/b"\n[dht]\nenabled = false\n');
   assert.deepEqual(header.unreadableLines, [3]);
-  assert.deepEqual({ ...(header.raw.spool as object) }, { maxBytes: 5 }, 'the broken header\'s keys do not join [spool]');
+  assert.deepEqual({ ...(header.raw.spool as object) }, { maxBytes: 5 }, "the broken header's keys do not join [spool]");
   assert.deepEqual({ ...(header.raw.dht as object) }, { enabled: false });
   const array = repairToml('dataDir = "/d"\n[policy]\ndenyKinds = [1, 2\n[dht]\nenabled = false\n');
   assert.equal(array.raw.dataDir, '/d', 'an unclosed array loses what it swallowed, not what came before');

@@ -65,7 +65,10 @@ function requiredId(line: string): string | null {
 test('fuzz: 100k hostile lines, the plugin stays up and every readable id is answered once, in order', { timeout: 240_000 }, async () => {
   const ws = makeWorkspace();
   const lines = hostileLines(100_000, 42);
-  const proc = spawn(process.execPath, [PLUGIN_BIN], { env: { ...process.env, NOSTR_BT_CONFIG: ws.configPath }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [PLUGIN_BIN], {
+    env: { ...process.env, NOSTR_BT_CONFIG: ws.configPath },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   proc.stderr.resume();
   const replies: { id: string; action: string }[] = [];
   let badReplies = 0;
@@ -123,9 +126,14 @@ test('fuzz: 100k hostile lines, the plugin stays up and every readable id is ans
   }
 });
 
-test('a reader that falls behind (stdout pipe full): the plugin waits instead of exiting or cutting answers', { timeout: 60_000 }, async () => {
+test('a reader that falls behind (stdout pipe full): the plugin waits instead of exiting or cutting answers', {
+  timeout: 60_000,
+}, async () => {
   const ws = makeWorkspace({ dht: { enabled: false } });
-  const proc = spawn(process.execPath, [PLUGIN_BIN], { env: { ...process.env, NOSTR_BT_CONFIG: ws.configPath }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [PLUGIN_BIN], {
+    env: { ...process.env, NOSTR_BT_CONFIG: ws.configPath },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   proc.stderr.resume();
   let exitedEarly = false;
   proc.on('exit', () => (exitedEarly = true));

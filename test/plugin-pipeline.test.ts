@@ -61,7 +61,9 @@ test('sidecar down, then up: every event answered at once, spooled, then drained
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   // "At once": well within strfry's 10 s, though the first answer includes the plugin's start-up.
   const h = harnessFor(ws.configPath, 5000);
-  const events = Array.from({ length: 2000 }, (_, i) => unsignedEvent(pubkeyN(i % 50), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(300, i) }));
+  const events = Array.from({ length: 2000 }, (_, i) =>
+    unsignedEvent(pubkeyN(i % 50), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(300, i) }),
+  );
   try {
     for (const e of events.slice(0, 1000)) assert.equal((await h.send(pluginLine(e), e.id)).reply.action, 'accept');
     const spoolDir = join(ws.dataDir, 'spool');
@@ -139,7 +141,14 @@ createInterface({ input: process.stdin }).on('line', (l) => {
   // The inner timeout also bounds the inner plugin's first answer after each (re)start, node's
   // start-up included (over 500 ms with every core busy): 'hang me' never answers at all.
   const INNER_TIMEOUT_MS = 4000;
-  const ws = makeWorkspace({ plugin: { inner: `node ${inner}`, innerTimeoutMs: INNER_TIMEOUT_MS, innerFailMode: 'reject', innerFailMessage: 'error: policy unavailable' } });
+  const ws = makeWorkspace({
+    plugin: {
+      inner: `node ${inner}`,
+      innerTimeoutMs: INNER_TIMEOUT_MS,
+      innerFailMode: 'reject',
+      innerFailMessage: 'error: policy unavailable',
+    },
+  });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   const h = harnessFor(ws.configPath, 30_000);
   const pk = pubkeyN(7);
@@ -156,12 +165,19 @@ createInterface({ input: process.stdin }).on('line', (l) => {
     assert.deepEqual((await h.send(pluginLine(ok1), ok1.id)).reply, { id: ok1.id, action: 'accept' });
     assert.deepEqual((await h.send(pluginLine(rej), rej.id)).reply, { id: rej.id, action: 'reject', msg: 'blocked: by inner policy' });
     assert.deepEqual((await h.send(pluginLine(shadow), shadow.id)).reply, { id: shadow.id, action: 'shadowReject' });
-    assert.deepEqual((await h.send(pluginLine(crash), crash.id)).reply, { id: crash.id, action: 'reject', msg: 'error: policy unavailable' });
+    assert.deepEqual((await h.send(pluginLine(crash), crash.id)).reply, {
+      id: crash.id,
+      action: 'reject',
+      msg: 'error: policy unavailable',
+    });
     assert.deepEqual((await h.send(pluginLine(ok2), ok2.id)).reply, { id: ok2.id, action: 'accept' }, 'inner restarted');
     const t0 = Date.now();
     assert.deepEqual((await h.send(pluginLine(hang), hang.id)).reply, { id: hang.id, action: 'reject', msg: 'error: policy unavailable' });
     const hungMs = Date.now() - t0;
-    assert.ok(hungMs >= INNER_TIMEOUT_MS - 10 && hungMs < INNER_TIMEOUT_MS + 4000, `a hanging inner plugin costs its timeout, no more (${hungMs} ms)`);
+    assert.ok(
+      hungMs >= INNER_TIMEOUT_MS - 10 && hungMs < INNER_TIMEOUT_MS + 4000,
+      `a hanging inner plugin costs its timeout, no more (${hungMs} ms)`,
+    );
     assert.deepEqual((await h.send(pluginLine(ok3), ok3.id)).reply, { id: ok3.id, action: 'accept' });
     await sidecar.waitFor((s) => s.events.received === 3);
     await h.close();

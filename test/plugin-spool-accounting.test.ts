@@ -31,7 +31,11 @@ test('an unwritable spool: lines lost at exit count as dropped, never as spooled
     const lines = readFileSync(join(FIXTURES, 'strfry-plugin-input.jsonl'), 'utf8').trim().split('\n').slice(0, 3);
     // A relay that sends three events and stops at once: stdin closes before the spool's first write.
     for (let round = 0; round < 3; round++) {
-      const r = await runPlugin(PLUGIN_BIN, { cwd: t.dir, env: pluginEnv({ NOSTR_BT_CONFIG: configPath }), input: lines.join('\n') + '\n' });
+      const r = await runPlugin(PLUGIN_BIN, {
+        cwd: t.dir,
+        env: pluginEnv({ NOSTR_BT_CONFIG: configPath }),
+        input: lines.join('\n') + '\n',
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim().split('\n').length, 3, 'all three answered');
       const s = exitSummary(r.stderr);
@@ -51,20 +55,27 @@ test('a writable spool: the summary counts exactly the lines in the spool files'
   try {
     const spoolDir = join(t.dir, 'spool');
     const configPath = config(t.dir, spoolDir);
-    const lines = Array.from({ length: 2000 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(200, i) })));
+    const lines = Array.from({ length: 2000 }, (_, i) =>
+      pluginLine(unsignedEvent(pubkeyN(i % 7), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(200, i) })),
+    );
     const r = await runPlugin(PLUGIN_BIN, { cwd: t.dir, env: pluginEnv({ NOSTR_BT_CONFIG: configPath }), input: lines.join('\n') + '\n' });
     assert.equal(r.code, 0, r.stderr);
     const s = exitSummary(r.stderr);
     assert.equal(s.spooled, lines.length, JSON.stringify(s));
     assert.equal(s.dropped, 0);
     assert.deepEqual(spoolLines(spoolDir), lines);
-    assert.ok(readdirSync(spoolDir).every((f) => f.endsWith('.ready')), 'every file closed for the sidecar');
+    assert.ok(
+      readdirSync(spoolDir).every((f) => f.endsWith('.ready')),
+      'every file closed for the sidecar',
+    );
   } finally {
     t.cleanup();
   }
 });
 
-test('a spool disk that fills up mid-write: spooled = the whole lines on disk, the rest dropped, no line continued by another', { timeout: 120_000 }, async (ctx) => {
+test('a spool disk that fills up mid-write: spooled = the whole lines on disk, the rest dropped, no line continued by another', {
+  timeout: 120_000,
+}, async (ctx) => {
   const t = tempDir();
   const mnt = mountSmallDisk(t.dir, 1);
   if (mnt === null) {
@@ -76,7 +87,9 @@ test('a spool disk that fills up mid-write: spooled = the whole lines on disk, t
     const spoolDir = join(mnt, 'spool');
     const configPath = config(t.dir, spoolDir);
     // ~3.6 MB of lines for a 1 MB disk: writes fail part-way through a batch.
-    const lines = Array.from({ length: 6000 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 11), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(400, i) })));
+    const lines = Array.from({ length: 6000 }, (_, i) =>
+      pluginLine(unsignedEvent(pubkeyN(i % 11), { kind: 1, created_at: 1_700_000_000 + i, content: contentOf(400, i) })),
+    );
     const r = await runPlugin(PLUGIN_BIN, { cwd: t.dir, env: pluginEnv({ NOSTR_BT_CONFIG: configPath }), input: lines.join('\n') + '\n' });
     assert.equal(r.code, 0, r.stderr);
     const s = exitSummary(r.stderr);
@@ -88,7 +101,10 @@ test('a spool disk that fills up mid-write: spooled = the whole lines on disk, t
     const whole = files.flatMap((text) => text.split('\n').slice(0, -1));
     assert.equal(s.spooled, whole.length, 'spooled counts exactly the whole lines on disk');
     const sent = new Set(lines);
-    assert.ok(whole.every((l) => sent.has(l)), 'no line on disk is two lines run together');
+    assert.ok(
+      whole.every((l) => sent.has(l)),
+      'no line on disk is two lines run together',
+    );
   } finally {
     unmountSmallDisk(mnt);
     t.cleanup();

@@ -56,7 +56,9 @@ function xorDist(a: Uint8Array, b: Buffer): Buffer {
 
 const ports = (cs: Contact[]) => cs.map((c) => c.port).sort();
 
-test('puts land on the 8 closest nodes; a republish costs 8 gets + 8 puts; departed nodes are replaced by the next closest; a node our pacer holds packets for is passed over', { timeout: 60_000 }, async () => {
+test('puts land on the 8 closest nodes; a republish costs 8 gets + 8 puts; departed nodes are replaced by the next closest; a node our pacer holds packets for is passed over', {
+  timeout: 60_000,
+}, async () => {
   const net = await startLocalDht(30);
   const node = await ourNode(net.bootstrap);
   const byPort = new Map(net.nodes.map((d) => [d.address().port, d]));
@@ -71,7 +73,10 @@ test('puts land on the 8 closest nodes; a republish costs 8 gets + 8 puts; depar
     assert.deepEqual(ports(first.holders), closest(net.nodes, target, 8), 'stored on exactly the 8 closest nodes');
     const reader = net.nodes.find((d) => !first.holders.some((h) => h.port === d.address().port))!;
     const got = await dhtGet(reader, target, it.salt);
-    assert.ok(got && got.seq === 1 && verifyEd25519(got.sig!, signedBytes(it.salt, 1, got.v), owner.publicKey), 'another node reads it back');
+    assert.ok(
+      got && got.seq === 1 && verifyEd25519(got.sig!, signedBytes(it.salt, 1, got.v), owner.publicKey),
+      'another node reads it back',
+    );
 
     const again = await putter.put(it);
     assert.equal(again.reusedRoute, true);
@@ -86,8 +91,15 @@ test('puts land on the 8 closest nodes; a republish costs 8 gets + 8 puts; depar
     const afterChurn = await putter.put(item(1, 2));
     assert.equal(afterChurn.stored, 8);
     const stayed = ports(first.holders.slice(3));
-    assert.deepEqual(ports(afterChurn.holders).filter((p) => stayed.includes(p)), stayed, 'the holders still there store it again');
-    assert.ok(!afterChurn.holders.some((h) => first.holders.slice(0, 3).some((g) => g.port === h.port)), 'departed nodes replaced by others');
+    assert.deepEqual(
+      ports(afterChurn.holders).filter((p) => stayed.includes(p)),
+      stayed,
+      'the holders still there store it again',
+    );
+    assert.ok(
+      !afterChurn.holders.some((h) => first.holders.slice(0, 3).some((g) => g.port === h.port)),
+      'departed nodes replaced by others',
+    );
 
     // The closest node of another item has a backlog in our pacer (5 packets/s per node): passed over.
     const it3 = item(3);
@@ -101,16 +113,25 @@ test('puts land on the 8 closest nodes; a republish costs 8 gets + 8 puts; depar
     assert.equal(third.stored, 8);
     assert.ok(!third.holders.some((h) => h.port === hot), 'the node with a backlog was passed over');
     const near3 = closest(net.nodes, t3, 11);
-    assert.ok(third.holders.every((h) => near3.includes(h.port)), 'a node among the next closest took its place');
+    assert.ok(
+      third.holders.every((h) => near3.includes(h.port)),
+      'a node among the next closest took its place',
+    );
   } finally {
     await stopDhtNode(node);
     await net.stop();
   }
 });
 
-test('libtorrent as a DHT storage node accepts our puts (token, signature, salt) and serves the item back', { timeout: 60_000 }, async () => {
+test('libtorrent as a DHT storage node accepts our puts (token, signature, salt) and serves the item back', {
+  timeout: 60_000,
+}, async () => {
   const net = await startLocalDht(5);
-  const lt = spawn('/usr/bin/python3', [join(DIST, '../test/testkit/libtorrent_dht_node.py'), '--bootstrap', net.bootstrap.join(','), '--timeout', '50'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lt = spawn(
+    '/usr/bin/python3',
+    [join(DIST, '../test/testkit/libtorrent_dht_node.py'), '--bootstrap', net.bootstrap.join(','), '--timeout', '50'],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   let node: DHT | null = null;
   try {
     const line = await new Promise<string>((resolve, reject) => {
@@ -133,7 +154,11 @@ test('libtorrent as a DHT storage node accepts our puts (token, signature, salt)
     const { it } = stored;
     const ltGet = (a: Record<string, unknown>) =>
       new Promise<Record<string, unknown>>((resolve, reject) =>
-        rpcOf(node!).query({ id: undefined as never, host: '127.0.0.1', port: ltPort! }, { q: 'get', a: { target: targetOf(it.k, it.salt), ...a } }, (err, res) => (err ? reject(err) : resolve(res!.r!))),
+        rpcOf(node!).query(
+          { id: undefined as never, host: '127.0.0.1', port: ltPort! },
+          { q: 'get', a: { target: targetOf(it.k, it.salt), ...a } },
+          (err, res) => (err ? reject(err) : resolve(res!.r!)),
+        ),
       );
     const reply = await ltGet({});
     // What a republish's get asks (seq = the item's): libtorrent leaves the value out.
@@ -141,7 +166,10 @@ test('libtorrent as a DHT storage node accepts our puts (token, signature, salt)
     assert.ok(lean['token'] instanceof Uint8Array && lean['v'] === undefined, 'a get with the held seq returns a token and no v');
     assert.equal(reply['seq'], it.seq);
     assert.deepEqual(Buffer.from(reply['k'] as Uint8Array), it.k);
-    assert.ok(verifyEd25519(reply['sig'] as Uint8Array, signedBytes(it.salt, it.seq, reply['v']), owner.publicKey), 'libtorrent serves the signed item it stored');
+    assert.ok(
+      verifyEd25519(reply['sig'] as Uint8Array, signedBytes(it.salt, it.seq, reply['v']), owner.publicKey),
+      'libtorrent serves the signed item it stored',
+    );
     // Its acknowledgement means something: a forged signature is refused (an error reply).
     const forged = { ...item(200), sig: keyFromSeed(Buffer.alloc(32, 3)).sign(signedBytes(item(200).salt, 1, item(200).v)) };
     const out = await putter.put(forged);
@@ -154,7 +182,9 @@ test('libtorrent as a DHT storage node accepts our puts (token, signature, salt)
   }
 });
 
-test('hostile lookup replies (huge or mistyped tokens, floods of bogus contacts) are bounded and never stored to', { timeout: 30_000 }, async () => {
+test('hostile lookup replies (huge or mistyped tokens, floods of bogus contacts) are bounded and never stored to', {
+  timeout: 30_000,
+}, async () => {
   const net = await startLocalDht(12);
   const node = await ourNode(net.bootstrap);
   const it = item(7);
@@ -174,7 +204,11 @@ test('hostile lookup replies (huge or mistyped tokens, floods of bogus contacts)
             } catch {
               return;
             }
-            const bogus = Buffer.concat(Array.from({ length: 100 }, (_, j) => Buffer.concat([randomBytes(20), Buffer.from([10, 0, i, j]), Buffer.from([0x1a, 0xe1])])));
+            const bogus = Buffer.concat(
+              Array.from({ length: 100 }, (_, j) =>
+                Buffer.concat([randomBytes(20), Buffer.from([10, 0, i, j]), Buffer.from([0x1a, 0xe1])]),
+              ),
+            );
             const r = [
               { id: liarId(0), token: Buffer.alloc(5000, 1), nodes: bogus },
               { id: liarId(1), token: 7, nodes: 'x' },

@@ -17,7 +17,17 @@ import type { IngestSink } from '../sidecar/ingest/ingestor.js';
 import { loadIdentity, deriveBridgeSeed, KeyFileError } from '../sidecar/publishing/identity.js';
 import { zbase32, zbase32Decode } from '../sidecar/formats/zbase32.js';
 import { keyFromSeed, verifyEd25519 } from '../sidecar/formats/ed25519.js';
-import { authorPages, authorSalt, decodeAuthorPage, decodeBridgeValue, signedBytes, targetOf, BRIDGE_SALT, vSize, BadItem } from '../sidecar/formats/pointer-item.js';
+import {
+  authorPages,
+  authorSalt,
+  decodeAuthorPage,
+  decodeBridgeValue,
+  signedBytes,
+  targetOf,
+  BRIDGE_SALT,
+  vSize,
+  BadItem,
+} from '../sidecar/formats/pointer-item.js';
 import { makeWorkspace, CLI_BIN } from './testkit/sidecar-process.js';
 import { startLocalDht, dhtGet, type LocalDht } from './testkit/local-dht.js';
 import { ltDhtGet } from './testkit/libtorrent.js';
@@ -61,7 +71,10 @@ test('identity: HKDF from the Nostr secret (nsec or hex), same key anywhere; gen
     const g2 = loadIdentity({ generatedKeyFile: gen });
     assert.deepEqual(g1.publicKey, g2.publicKey, 'generated once, then reused');
     chmodSync(hexFile, 0o644);
-    assert.throws(() => loadIdentity({ nostrKeyFile: hexFile, generatedKeyFile: gen }), (e: unknown) => e instanceof KeyFileError && /chmod 600/.test(e.message));
+    assert.throws(
+      () => loadIdentity({ nostrKeyFile: hexFile, generatedKeyFile: gen }),
+      (e: unknown) => e instanceof KeyFileError && /chmod 600/.test(e.message),
+    );
     assert.deepEqual(zbase32Decode(zbase32(a.publicKey)), a.publicKey);
     assert.equal(zbase32(Buffer.from([0xf0, 0xbf, 0xc7])), '6n9hq');
   } finally {
@@ -100,19 +113,35 @@ test('pointer pages: v ≤ 1000 bytes bencoded, newest bundle first in ih, every
     assert.deepEqual(got, hashes);
     if (n > 0) assert.equal(Buffer.from(pages[0]!.ih!).toString('hex'), hashes[0]);
   }
-  for (const bad of [null, 5, Buffer.from('x'), [], { v: 2, n: 0, pg: 1 }, { v: 1, n: 1, pg: 1, ih: Buffer.alloc(19) }, { v: 1, n: 0, pg: 1, b: Buffer.alloc(40) }, { v: 1, n: 'x', pg: 1 }]) {
+  for (const bad of [
+    null,
+    5,
+    Buffer.from('x'),
+    [],
+    { v: 2, n: 0, pg: 1 },
+    { v: 1, n: 1, pg: 1, ih: Buffer.alloc(19) },
+    { v: 1, n: 0, pg: 1, b: Buffer.alloc(40) },
+    { v: 1, n: 'x', pg: 1 },
+  ]) {
     assert.throws(() => decodeAuthorPage(bad), BadItem);
   }
 });
 
-test('published pointers are read back by other DHT nodes and by libtorrent; they lead to the right bundles; restart continues seq and re-puts', { timeout: 120_000 }, async () => {
+test('published pointers are read back by other DHT nodes and by libtorrent; they lead to the right bundles; restart continues seq and re-puts', {
+  timeout: 120_000,
+}, async () => {
   const dht = await startLocalDht(24);
   const ws = makeWorkspace();
   let sc: Sidecar | null = null;
   try {
     sc = await sidecarOn(dht, ws);
     const authors = [0, 1, 2].map(pubkeyN);
-    await feed(sc, authors.flatMap((p, i) => [0, 1].map((j) => pluginLine(unsignedEvent(p, { kind: 1, created_at: 1_700_000_000 + i * 10 + j, content: `n${i}${j}` })))));
+    await feed(
+      sc,
+      authors.flatMap((p, i) =>
+        [0, 1].map((j) => pluginLine(unsignedEvent(p, { kind: 1, created_at: 1_700_000_000 + i * 10 + j, content: `n${i}${j}` }))),
+      ),
+    );
     const [b1] = await sc.bundler!.closeWindow();
     assert.ok(b1);
     assert.ok(await sc.publisher!.idle(20_000), 'publisher caught up');
@@ -167,7 +196,9 @@ test('published pointers are read back by other DHT nodes and by libtorrent; the
   }
 });
 
-test('hostile DHT traffic: forged, oversized, rolled-back, replayed and garbage items never crash a node and are not stored', { timeout: 60_000 }, async () => {
+test('hostile DHT traffic: forged, oversized, rolled-back, replayed and garbage items never crash a node and are not stored', {
+  timeout: 60_000,
+}, async () => {
   const dht = await startLocalDht(20);
   try {
     const owner = keyFromSeed(Buffer.alloc(32, 1));
@@ -176,7 +207,9 @@ test('hostile DHT traffic: forged, oversized, rolled-back, replayed and garbage 
     const target = targetOf(owner.publicKey, salt);
     const node = dht.nodes[3]!;
     const put = (opts: Record<string, unknown>) =>
-      new Promise<{ err: (Error & { code?: number }) | null; n: number }>((r) => node.put(opts as never, (err, _h, n) => r({ err: err as never, n })));
+      new Promise<{ err: (Error & { code?: number }) | null; n: number }>((r) =>
+        node.put(opts as never, (err, _h, n) => r({ err: err as never, n })),
+      );
     const v = { v: 1, n: 0, pg: 1, b: Buffer.alloc(0) };
     const good = await put({ k: owner.publicKey, salt, seq: 10, v, sig: owner.sign(signedBytes(salt, 10, v)) });
     assert.equal(good.err, null);
@@ -198,14 +231,20 @@ test('hostile DHT traffic: forged, oversized, rolled-back, replayed and garbage 
     assert.equal(replayed.err?.code, 302, 'an old item replayed after a newer one is refused');
     const salt2 = authorSalt(pubkeyN(2));
     await put({ k: owner.publicKey, salt: salt2, seq: 10, v, sig: sig10 });
-    assert.equal(await dhtGet(dht.nodes[12]!, targetOf(owner.publicKey, salt2), salt2), null, 'a signature replayed under another salt is not stored');
+    assert.equal(
+      await dhtGet(dht.nodes[12]!, targetOf(owner.publicKey, salt2), salt2),
+      null,
+      'a signature replayed under another salt is not stored',
+    );
     // Garbage and mistyped packets straight at every node.
     const sock = createSocket('udp4');
     const packets = [
       Buffer.from('garbage'),
       Buffer.from('d1:ai1ee'),
       Buffer.from(bencode.encode({ t: 'aa', y: 'q', q: 'get', a: { id: Buffer.alloc(20), target: 5 } })),
-      Buffer.from(bencode.encode({ t: 'ab', y: 'q', q: 'put', a: { id: Buffer.alloc(20), k: 5, v: 1, token: 7, seq: 1, sig: Buffer.alloc(64) } })),
+      Buffer.from(
+        bencode.encode({ t: 'ab', y: 'q', q: 'put', a: { id: Buffer.alloc(20), k: 5, v: 1, token: 7, seq: 1, sig: Buffer.alloc(64) } }),
+      ),
       Buffer.from(bencode.encode({ t: 'ac', y: 'r', r: { id: 5 } })),
       Buffer.from(bencode.encode({ t: 'ad', y: 'q', q: 'find_node', a: { id: Buffer.alloc(20), target: 1 } })),
       Buffer.from(bencode.encode({ t: 'ae', y: 'q', q: 'get_peers', a: { id: Buffer.alloc(20), info_hash: 1 } })),

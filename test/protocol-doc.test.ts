@@ -13,7 +13,15 @@ import { open } from 'lmdb';
 import { MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, TARGET_PIECES, pieceLengthFor } from '../sidecar/bundles/builder.js';
 import { isAddressable, isEphemeral, isReplaceable, replaceKeyOf } from '../sidecar/formats/event-kinds.js';
 import { BRIDGE_SALT, FORMAT_VERSION, MAX_PAGES, MAX_SALT_BYTES, MAX_V_BYTES, authorPages } from '../sidecar/formats/pointer-item.js';
-import { SPOOL_DIR_MODE, SPOOL_STALE_OPEN_MS, isOpenSpoolName, isReadySpoolName, openSpoolName, readySpoolPath, spoolWriterPid } from '../sidecar/formats/spool-names.js';
+import {
+  SPOOL_DIR_MODE,
+  SPOOL_STALE_OPEN_MS,
+  isOpenSpoolName,
+  isReadySpoolName,
+  openSpoolName,
+  readySpoolPath,
+  spoolWriterPid,
+} from '../sidecar/formats/spool-names.js';
 import { Z32, zbase32 } from '../sidecar/formats/zbase32.js';
 import { CheckpointStore } from '../sidecar/index/checkpoints.js';
 import { encodeEventRow, type EventRow } from '../sidecar/index/event-row.js';
@@ -75,7 +83,12 @@ function section(doc: string, heading: string): string {
 /** The body rows of the first markdown table in `text`, as trimmed cells. */
 function tableRows(text: string): string[][] {
   const rows = text.split('\n').filter((l) => l.startsWith('|'));
-  return rows.slice(2).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+  return rows.slice(2).map((l) =>
+    l
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim()),
+  );
 }
 
 const WIDTH: Record<string, number> = { f64: 8, u32: 4, u16: 2 };
@@ -120,7 +133,8 @@ function disagreements(doc: string, seen: Observed): string[] {
   const names = stated('the spool file names', /```\n(\S.*?)\s{2,}.*\n(\S.*?)\s{2,}.*\n```/, spool);
   if (names) {
     const [ms, pid, n] = [1795464242123, 4242, 7];
-    const fill = (pattern: string) => pattern.replace('<unix ms at creation>', String(ms)).replace('<plugin pid>', String(pid)).replace('<n>', String(n));
+    const fill = (pattern: string) =>
+      pattern.replace('<unix ms at creation>', String(ms)).replace('<plugin pid>', String(pid)).replace('<n>', String(n));
     const open = fill(names[1]!);
     const ready = fill(names[2]!);
     same('spool: name of an open file (openSpoolName)', open, openSpoolName(ms, pid, n));
@@ -134,7 +148,12 @@ function disagreements(doc: string, seen: Observed): string[] {
 
   // §5 quarantine limits of a replay.
   const replay = stated('the replay quarantine limit', /keeps at most its first ([\d,]+) rejected lines or (\d+) MiB/);
-  if (replay) same('replay quarantine limit (REPLAY_QUARANTINE_LIMIT)', { lines: num(replay[1]!), bytes: num(replay[2]!) * MiB }, REPLAY_QUARANTINE_LIMIT);
+  if (replay)
+    same(
+      'replay quarantine limit (REPLAY_QUARANTINE_LIMIT)',
+      { lines: num(replay[1]!), bytes: num(replay[2]!) * MiB },
+      REPLAY_QUARANTINE_LIMIT,
+    );
 
   // §6 piece length: the constants, and the rule against the code for sizes around every step.
   const rule = /the smallest power of two ≥ (?:total bytes|length) \/ (\d+), at least (\d+) KiB(?: \(\d+\))? and at most (\d+) MiB/;
@@ -162,7 +181,11 @@ function disagreements(doc: string, seen: Observed): string[] {
   // §6 index format.
   const format = stated('the index format', /writes and\s+reads index format \*\*(\d+)\*\*/);
   if (format) same('index format (INDEX_FORMAT)', num(format[1]!), INDEX_FORMAT);
-  const formatList = (s: string) => s.split(/,|\bor\b/).map((x) => num(x.trim())).sort((a, b) => a - b);
+  const formatList = (s: string) =>
+    s
+      .split(/,|\bor\b/)
+      .map((x) => num(x.trim()))
+      .sort((a, b) => a - b);
   const up = stated('which formats are upgraded', /upgrades an index of format ([\d, or]+?) in place/);
   if (up) same('formats upgraded in place (UPGRADABLE_FORMATS)', formatList(up[1]!), [...UPGRADABLE_FORMATS].sort());
   const ro = stated('which formats read-only tools refuse', /Read-only tools refuse an index of format ([\d, or]+?) until/);
@@ -172,7 +195,16 @@ function disagreements(doc: string, seen: Observed): string[] {
   const rowDoc = section(doc, '### Event rows');
   const fields = tableRows(rowDoc);
   check('event rows: the layout table', fields.length >= 9, `${fields.length} rows`);
-  const withX: EventRow = { i: Buffer.alloc(32, 0xa1), p: Buffer.alloc(32, 0xb2), c: 1795464242, o: 2 ** 33 + 5, n: 321, k: 30023, x: 1795469999, s: '30023:ab:slot' };
+  const withX: EventRow = {
+    i: Buffer.alloc(32, 0xa1),
+    p: Buffer.alloc(32, 0xb2),
+    c: 1795464242,
+    o: 2 ** 33 + 5,
+    n: 321,
+    k: 30023,
+    x: 1795469999,
+    s: '30023:ab:slot',
+  };
   const { x: _x, ...withoutX } = withX;
   for (const row of [withX, withoutX as EventRow]) {
     const bytes = encodeEventRow(row);
@@ -184,7 +216,8 @@ function disagreements(doc: string, seen: Observed): string[] {
       const size = sizeCell === 'rest' ? bytes.length - at : num(sizeCell!);
       const got = bytes.subarray(at, at + size);
       const type = /\((f64|u32|u16)\)/.exec(valueCell!)?.[1];
-      const read = (b: Buffer) => (type === 'f64' ? b.readDoubleLE(0) : type === 'u32' ? b.readUInt32LE(0) : type === 'u16' ? b.readUInt16LE(0) : undefined);
+      const read = (b: Buffer) =>
+        type === 'f64' ? b.readDoubleLE(0) : type === 'u32' ? b.readUInt32LE(0) : type === 'u16' ? b.readUInt16LE(0) : undefined;
       if (field === 'flags') same(`${label}: flags byte at ${at}`, got[0], (row.x === undefined ? 0 : 1) | 2);
       else if (field === 'x' && row.x === undefined) continue;
       else if (field === 'i' || field === 'p') check(`${label}: ${field} at ${at}, ${size} bytes`, got.equals(Buffer.from(row[field])));
@@ -212,7 +245,11 @@ function disagreements(doc: string, seen: Observed): string[] {
   if (slots) {
     const [replaceable, addressable] = spans(slots[1]!);
     const pubkey = 'ab'.repeat(32);
-    same('slots key of a replaceable event (replaceKeyOf)', replaceable?.replace('kind', '10002').replace('pubkey', pubkey), replaceKeyOf({ kind: 10002, pubkey, tags: [] }));
+    same(
+      'slots key of a replaceable event (replaceKeyOf)',
+      replaceable?.replace('kind', '10002').replace('pubkey', pubkey),
+      replaceKeyOf({ kind: 10002, pubkey, tags: [] }),
+    );
     same(
       'slots key of an addressable event (replaceKeyOf)',
       addressable?.replace('kind', '30023').replace('pubkey', pubkey).replace(/d$/, 'post'),
@@ -226,7 +263,11 @@ function disagreements(doc: string, seen: Observed): string[] {
     same('HKDF salt (HKDF_SALT)', hkdf[1], HKDF_SALT);
     same('HKDF info (HKDF_INFO)', hkdf[2], HKDF_INFO);
     const secret = Buffer.alloc(32, 7);
-    same('bridge seed derived as the doc says (deriveBridgeSeed)', Buffer.from(hkdfSync('sha256', secret, hkdf[1]!, hkdf[2]!, num(hkdf[3]!))).toString('hex'), deriveBridgeSeed(secret).toString('hex'));
+    same(
+      'bridge seed derived as the doc says (deriveBridgeSeed)',
+      Buffer.from(hkdfSync('sha256', secret, hkdf[1]!, hkdf[2]!, num(hkdf[3]!))).toString('hex'),
+      deriveBridgeSeed(secret).toString('hex'),
+    );
   }
   const z32 = stated('the z-base-32 alphabet', /z-base-32 \(alphabet `([^`]+)`/);
   if (z32) {
@@ -253,7 +294,11 @@ function disagreements(doc: string, seen: Observed): string[] {
     const listed = (p: { ih?: Buffer; b: Buffer }) => (p.ih ? 1 : 0) + p.b.length / 20;
     const one = authorPages(hashes(k));
     const two = authorPages(hashes(k + 1));
-    check(`a page holds ${k} infohashes (authorPages)`, one.length === 1 && listed(one[0]!) === k && two.length === 2, `${k} → ${one.length} page(s), ${k + 1} → ${two.length}`);
+    check(
+      `a page holds ${k} infohashes (authorPages)`,
+      one.length === 1 && listed(one[0]!) === k && two.length === 2,
+      `${k} → ${one.length} page(s), ${k + 1} → ${two.length}`,
+    );
     const last = authorPages(hashes(k * MAX_PAGES));
     check(`${MAX_PAGES} pages of ${k} fit (authorPages)`, last.length === MAX_PAGES && last.every((p) => listed(p) === k));
   }
@@ -264,7 +309,10 @@ function disagreements(doc: string, seen: Observed): string[] {
   }
 
   // §7 reading: the kind ranges, against the predicates the sidecar and the reader share.
-  const kinds = stated('the kind ranges', /replaceable \(([\d,\s–]+)\) and addressable \(([\d–]+), per `d` tag\).*?ephemeral \(([\d–]+)\)/s);
+  const kinds = stated(
+    'the kind ranges',
+    /replaceable \(([\d,\s–]+)\) and addressable \(([\d–]+), per `d` tag\).*?ephemeral \(([\d–]+)\)/s,
+  );
   if (kinds) {
     for (const [name, list, code] of [
       ['replaceable', kinds[1]!, isReplaceable],
@@ -286,7 +334,10 @@ function disagreements(doc: string, seen: Observed): string[] {
 
 test('docs/protocol.md states the constants and layouts the code has', async () => {
   const seen = await observe();
-  assert.ok(seen.indexTables.includes('events') && seen.mediaTables.includes('blobs'), `the LMDB tables were listed: ${JSON.stringify(seen)}`);
+  assert.ok(
+    seen.indexTables.includes('events') && seen.mediaTables.includes('blobs'),
+    `the LMDB tables were listed: ${JSON.stringify(seen)}`,
+  );
   assert.deepEqual(disagreements(DOC, seen), []);
 });
 
@@ -321,6 +372,9 @@ test('the check fails when the doc and the code disagree', async () => {
   for (const [from, to, expected] of edits) {
     assert.ok(DOC.includes(from), `the doc has ${JSON.stringify(from)} to edit`);
     const found = disagreements(DOC.replace(from, to), seen);
-    assert.ok(found.some((d) => expected.test(d)), `editing ${JSON.stringify(from)} → ${JSON.stringify(to)} is reported (${expected}); got ${JSON.stringify(found)}`);
+    assert.ok(
+      found.some((d) => expected.test(d)),
+      `editing ${JSON.stringify(from)} → ${JSON.stringify(to)} is reported (${expected}); got ${JSON.stringify(found)}`,
+    );
   }
 });

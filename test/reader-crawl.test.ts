@@ -52,7 +52,8 @@ before(async () => {
     const i = byDepth[d]!.indexOf(s);
     if (d === 0) return byDepth[1]!.map((x) => x.pubkey);
     // Depth 1 also follows a sibling and the root (already seen: not read twice).
-    if (d === 1) return [...byDepth[2]!.slice(i * 7, i * 7 + 7).map((x) => x.pubkey), byDepth[1]![(i + 1) % 7]!.pubkey, byDepth[0]![0]!.pubkey];
+    if (d === 1)
+      return [...byDepth[2]!.slice(i * 7, i * 7 + 7).map((x) => x.pubkey), byDepth[1]![(i + 1) % 7]!.pubkey, byDepth[0]![0]!.pubkey];
     if (d === 2) return [byDepth[3]![i]!.pubkey];
     return [];
   };
@@ -60,7 +61,10 @@ before(async () => {
   const feedB: NostrEvent[] = [];
   let n = 0;
   for (const s of [...byDepth.flat(), ...evil]) {
-    const evs: NostrEvent[] = [s.sign({ kind: 0, created_at: T, content: `{"name":"${s.pubkey.slice(0, 8)}"}` }), s.sign({ kind: 1, created_at: T + 1, content: 'hello' })];
+    const evs: NostrEvent[] = [
+      s.sign({ kind: 0, created_at: T, content: `{"name":"${s.pubkey.slice(0, 8)}"}` }),
+      s.sign({ kind: 1, created_at: T + 1, content: 'hello' }),
+    ];
     const f = follows(s);
     if (f.length > 0) {
       // An older contact list too: only the newest is followed.
@@ -89,7 +93,10 @@ before(async () => {
   const authorsIn = (evs: NostrEvent[]) => [...new Set(evs.map((e) => e.pubkey))];
   // The older contact lists are replaced in the index (and so in the bundles) by the newer ones.
   const kept = (evs: NostrEvent[]) => evs.filter((e) => !(e.kind === 3 && e.created_at === T + 2)).length;
-  await Promise.all([bridgeA.waitPublished(kept(feedA), authorsIn(feedA), 60_000), bridgeB.waitPublished(kept(feedB), authorsIn(feedB), 60_000)]);
+  await Promise.all([
+    bridgeA.waitPublished(kept(feedA), authorsIn(feedA), 60_000),
+    bridgeB.waitPublished(kept(feedB), authorsIn(feedB), 60_000),
+  ]);
 
   // The hostile bridge lists, for the root, a bundle with two forged contact lists pointing at
   // the evil authors: one claiming to be the root (its signature is another key's), one by
@@ -100,7 +107,9 @@ before(async () => {
   const malloryList = mallory.sign({ kind: 3, created_at: T + 100, tags: evilTags });
   const claimed = { ...malloryList, pubkey: root.pubkey };
   const forged = { ...claimed, id: computeEventId(claimed) };
-  const bundle = makeBundle([{ path: [`${root.pubkey}.jsonl`], data: Buffer.from(canonicalJson(forged) + '\n' + canonicalJson(malloryList) + '\n') }]);
+  const bundle = makeBundle([
+    { path: [`${root.pubkey}.jsonl`], data: Buffer.from(canonicalJson(forged) + '\n' + canonicalJson(malloryList) + '\n') },
+  ]);
   await seeder.seed(bundle);
   const h = testBridgeKey();
   hostileKey = h.hex;
@@ -115,32 +124,76 @@ after(async () => {
 
 // All local nodes are bittorrent-dht nodes on loopback: no need for Mainline's 5 packets/s per
 // node, and an answer comes within milliseconds (earlier reader processes left dead nodes behind).
-const net = () => ['--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--dht-node-rate', '200', '--dht-query-timeout', '0.5', '--summary', 'json'];
+const net = () => [
+  '--bootstrap',
+  dht.bootstrap.join(','),
+  '--bind',
+  '127.0.0.1',
+  '--dht-node-rate',
+  '200',
+  '--dht-query-timeout',
+  '0.5',
+  '--summary',
+  'json',
+];
 
 test('two bridges with overlapping authors: resolve merges both and keeps one copy of each event', { timeout: 60_000 }, async () => {
   const all = [...split.onA, ...split.onB, ...split.onBoth].sort((a, b) => b.created_at - a.created_at);
   const r = await runCli(['resolve', split.author.pubkey, '--bridge', bridgeA.key, '--bridge', bridgeB.key, ...net()]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(parseJsonl(r.stdout).map((e) => e.id), all.map((e) => e.id));
+  assert.deepEqual(
+    parseJsonl(r.stdout).map((e) => e.id),
+    all.map((e) => e.id),
+  );
   const s = lastJson<ResolveSummary>(r.stderr);
-  assert.deepEqual(s.bridges.map((b) => b.status), ['found', 'found']);
+  assert.deepEqual(
+    s.bridges.map((b) => b.status),
+    ['found', 'found'],
+  );
   assert.equal(s.events.duplicates, split.onBoth.length);
   assert.deepEqual(s.sources, { swarm: all.length });
   const onlyA = await runCli(['resolve', split.author.pubkey, '--bridge', bridgeA.key, ...net()]);
   assert.deepEqual(
-    parseJsonl(onlyA.stdout).map((e) => e.id).sort(),
+    parseJsonl(onlyA.stdout)
+      .map((e) => e.id)
+      .sort(),
     [...split.onA, ...split.onBoth].map((e) => e.id).sort(),
   );
 });
 
-test('crawl to depth 2 over two bridges: every author within two hops, none beyond, forged contact lists ignored', { timeout: 120_000 }, async () => {
+test('crawl to depth 2 over two bridges: every author within two hops, none beyond, forged contact lists ignored', {
+  timeout: 120_000,
+}, async () => {
   const root = byDepth[0]![0]!;
-  const r = await runCli(['crawl', nip19.npubEncode(root.pubkey), '--depth', '2', '--concurrency', '12', '--bridge', bridgeA.key, '--bridge', bridgeB.key, '--bridge', hostileKey, ...net()], 110_000);
+  const r = await runCli(
+    [
+      'crawl',
+      nip19.npubEncode(root.pubkey),
+      '--depth',
+      '2',
+      '--concurrency',
+      '12',
+      '--bridge',
+      bridgeA.key,
+      '--bridge',
+      bridgeB.key,
+      '--bridge',
+      hostileKey,
+      ...net(),
+    ],
+    110_000,
+  );
   assert.equal(r.code, 0, r.stderr);
   const got = parseJsonl(r.stdout);
-  const want = byDepth.slice(0, 3).flat().flatMap((s) => eventsOf.get(s.pubkey)!);
+  const want = byDepth
+    .slice(0, 3)
+    .flat()
+    .flatMap((s) => eventsOf.get(s.pubkey)!);
   // Superseded contact lists are history: only the newest kind 3 of each author is output.
-  const wantIds = want.filter((e) => !(e.kind === 3 && e.created_at === T + 2)).map((e) => e.id).sort();
+  const wantIds = want
+    .filter((e) => !(e.kind === 3 && e.created_at === T + 2))
+    .map((e) => e.id)
+    .sort();
   assert.deepEqual(got.map((e) => e.id).sort(), wantIds);
   const authors = new Set(got.map((e) => e.pubkey));
   assert.equal(authors.size, 57);
@@ -163,24 +216,71 @@ test('crawl --import pipes the verified events into strfry import; budgets stop 
     writeFileSync(conf, 'db = "./strfry-db/"\n');
     const out = join(dir, 'got.json');
     process.env.STRFRY_STANDIN_OUT = out;
-    const r = await runCli(['crawl', root.pubkey, '--depth', '1', '--bridge', bridgeA.key, '--bridge', bridgeB.key, '--import', '--strfry', STANDIN, '--strfry-config', conf, ...net()]);
+    const r = await runCli([
+      'crawl',
+      root.pubkey,
+      '--depth',
+      '1',
+      '--bridge',
+      bridgeA.key,
+      '--bridge',
+      bridgeB.key,
+      '--import',
+      '--strfry',
+      STANDIN,
+      '--strfry-config',
+      conf,
+      ...net(),
+    ]);
     delete process.env.STRFRY_STANDIN_OUT;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '', 'events go to strfry, not stdout');
     assert.match(r.stderr, /standin strfry: imported 24 events/);
     const got = JSON.parse(readFileSync(out, 'utf8')) as { args: string[]; config: string; lines: string[] };
     assert.deepEqual(got.args, [`--config=${conf}`, 'import']);
-    const want = byDepth.slice(0, 2).flat().flatMap((s) => eventsOf.get(s.pubkey)!).filter((e) => !(e.kind === 3 && e.created_at === T + 2));
+    const want = byDepth
+      .slice(0, 2)
+      .flat()
+      .flatMap((s) => eventsOf.get(s.pubkey)!)
+      .filter((e) => !(e.kind === 3 && e.created_at === T + 2));
     assert.equal(want.length, 24);
     assert.deepEqual(got.lines.slice().sort(), want.map((e) => canonicalJson(e)).sort());
 
     // strfry refusing (no such config): the crawl reports it and fails.
-    const bad = await runCli(['crawl', root.pubkey, '--depth', '0', '--bridge', bridgeA.key, '--bridge', bridgeB.key, '--import', '--strfry', STANDIN, '--strfry-config', join(dir, 'missing.conf'), ...net()]);
+    const bad = await runCli([
+      'crawl',
+      root.pubkey,
+      '--depth',
+      '0',
+      '--bridge',
+      bridgeA.key,
+      '--bridge',
+      bridgeB.key,
+      '--import',
+      '--strfry',
+      STANDIN,
+      '--strfry-config',
+      join(dir, 'missing.conf'),
+      ...net(),
+    ]);
     assert.equal(bad.code, 3, bad.stderr);
     assert.match(bad.stderr, /strfry import: .*failed/);
 
     // A budget of 5 authors: stopped early, said so, exit 4.
-    const capped = await runCli(['crawl', root.pubkey, '--depth', '2', '--max-authors', '5', '--progress', '--bridge', bridgeA.key, '--bridge', bridgeB.key, ...net()]);
+    const capped = await runCli([
+      'crawl',
+      root.pubkey,
+      '--depth',
+      '2',
+      '--max-authors',
+      '5',
+      '--progress',
+      '--bridge',
+      bridgeA.key,
+      '--bridge',
+      bridgeB.key,
+      ...net(),
+    ]);
     assert.equal(capped.code, 4, capped.stderr);
     assert.match(capped.stderr, /crawl \[.*\] \d+\/\d+ authors \| queued \d+ \| \d+ events/, 'progress on stderr when asked');
     const cs = lastJson<CrawlSummary>(capped.stderr);

@@ -14,7 +14,9 @@ import { signer, contentOf } from './testkit/events.js';
 
 const line = (e: object) => JSON.stringify(e) + '\n';
 
-test('resolve against a hostile bridge: only genuine events out, every rejection reported by reason, bounded time', { timeout: 90_000 }, async () => {
+test('resolve against a hostile bridge: only genuine events out, every rejection reported by reason, bounded time', {
+  timeout: 90_000,
+}, async () => {
   const dht = await startLocalDht(16);
   const seeder = new HandmadeSeeder(dht.nodes[0]!);
   try {
@@ -28,7 +30,16 @@ test('resolve against a hostile bridge: only genuine events out, every rejection
     const forgedSig = { ...reSigned, id: computeEventId(reSigned) }; // right id, signature of another event
     const badId = { ...a1, content: 'altered but same id' };
     const goodFile = Buffer.from(
-      canonicalJson(a1) + '\n' + line(byMallory) + line(forgedSig) + line(badId) + 'not json{\n' + line({ kind: 1 }) + canonicalJson(a2) + '\n' + canonicalJson(a3).slice(0, 60),
+      canonicalJson(a1) +
+        '\n' +
+        line(byMallory) +
+        line(forgedSig) +
+        line(badId) +
+        'not json{\n' +
+        line({ kind: 1 }) +
+        canonicalJson(a2) +
+        '\n' +
+        canonicalJson(a3).slice(0, 60),
     );
     const good = makeBundle([
       { path: [`${alice.pubkey}.jsonl`], data: goodFile },
@@ -42,24 +53,53 @@ test('resolve against a hostile bridge: only genuine events out, every rejection
     );
     const bigFile = makeBundle([{ path: [`${alice.pubkey}.jsonl`], data: Buffer.from(contentOf(200_000, 1) + '\n') }]);
     const neverSeeded = randomBytes(20).toString('hex');
-    const noPieces = makeBundle([{ path: [`${alice.pubkey}.jsonl`], data: Buffer.from(canonicalJson(a1) + '\n' + contentOf(50_000, 2) + '\n') }]);
+    const noPieces = makeBundle([
+      { path: [`${alice.pubkey}.jsonl`], data: Buffer.from(canonicalJson(a1) + '\n' + contentOf(50_000, 2) + '\n') },
+    ]);
     await seeder.seed(good);
     await seeder.seed(nested);
     await seeder.seed(manyFiles);
     await seeder.seed(bigFile);
     await seeder.seedMetadataOnly(noPieces);
     const h = testBridgeKey();
-    await putPointer(dht.nodes[1]!, h, alice.pubkey, [good.infoHash, nested.infoHash, manyFiles.infoHash, bigFile.infoHash, neverSeeded, noPieces.infoHash]);
+    await putPointer(dht.nodes[1]!, h, alice.pubkey, [
+      good.infoHash,
+      nested.infoHash,
+      manyFiles.infoHash,
+      bigFile.infoHash,
+      neverSeeded,
+      noPieces.infoHash,
+    ]);
 
     const r = await runCli([
-      'resolve', alice.pubkey, '--bridge', h.hex, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1',
-      '--bundle-timeout', '5', '--max-metadata-bytes', '64K', '--max-file-bytes', '100K', '--concurrency', '6', '--summary', 'json',
+      'resolve',
+      alice.pubkey,
+      '--bridge',
+      h.hex,
+      '--bootstrap',
+      dht.bootstrap.join(','),
+      '--bind',
+      '127.0.0.1',
+      '--bundle-timeout',
+      '5',
+      '--max-metadata-bytes',
+      '64K',
+      '--max-file-bytes',
+      '100K',
+      '--concurrency',
+      '6',
+      '--summary',
+      'json',
     ]);
     assert.equal(r.code, 4, `partial: events found, some bundles failed; ${r.stderr}`);
-    assert.deepEqual(parseJsonl(r.stdout).map((e: NostrEvent) => e.id), [a2.id, a1.id]);
+    assert.deepEqual(
+      parseJsonl(r.stdout).map((e: NostrEvent) => e.id),
+      [a2.id, a1.id],
+    );
     const s = lastJson<ResolveSummary>(r.stderr);
     assert.deepEqual(s.rejected, { 'wrong-author': 1, 'bad-sig': 1, 'bad-id': 1, malformed: 1, 'bad-field': 1, truncated: 1 });
-    const reason = (ih: string) => s.bundles.find((b) => b.infoHash === ih)?.reason ?? (s.bundles.find((b) => b.infoHash === ih)?.ok ? 'ok' : 'missing');
+    const reason = (ih: string) =>
+      s.bundles.find((b) => b.infoHash === ih)?.reason ?? (s.bundles.find((b) => b.infoHash === ih)?.ok ? 'ok' : 'missing');
     assert.equal(reason(good.infoHash), 'ok');
     assert.equal(reason(nested.infoHash), 'bad-metadata');
     assert.equal(reason(manyFiles.infoHash), 'metadata-too-large');

@@ -8,7 +8,9 @@ import { startBridge, runCli, parseJsonl, lastJson, type Bridge } from './testki
 import { startTestRelay, type TestRelay } from './testkit/nostr-relay.js';
 import { signer } from './testkit/events.js';
 
-test('hybrid: an event the swarm lacks comes from a real relay, the rest from the swarm; an author no bridge has comes wholly from the relay', { timeout: 120_000 }, async () => {
+test('hybrid: an event the swarm lacks comes from a real relay, the rest from the swarm; an author no bridge has comes wholly from the relay', {
+  timeout: 120_000,
+}, async () => {
   const dht = await startLocalDht(16);
   let bridge: Bridge | null = null;
   let relay: TestRelay | null = null;
@@ -23,15 +25,32 @@ test('hybrid: an event the swarm lacks comes from a real relay, the rest from th
     const fresh = alice.sign({ kind: 1, created_at: 1_700_000_100, content: 'not archived yet' });
     await relay.publish([...archived, fresh]);
     const bob = await signer();
-    const bobs = [bob.sign({ kind: 0, created_at: 1_700_000_000, content: '{"name":"bob"}' }), bob.sign({ kind: 1, created_at: 1_700_000_001, content: 'only on the relay' })];
+    const bobs = [
+      bob.sign({ kind: 0, created_at: 1_700_000_000, content: '{"name":"bob"}' }),
+      bob.sign({ kind: 1, created_at: 1_700_000_001, content: 'only on the relay' }),
+    ];
     await relay.publish(bobs);
 
-    const common = ['--bridge', bridge.key, '--relay', relay.url, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--summary', 'json'];
+    const common = [
+      '--bridge',
+      bridge.key,
+      '--relay',
+      relay.url,
+      '--bootstrap',
+      dht.bootstrap.join(','),
+      '--bind',
+      '127.0.0.1',
+      '--summary',
+      'json',
+    ];
     relay.resetCounters();
     const r = await runCli(['resolve', alice.pubkey, ...common]);
     assert.equal(r.code, 0, r.stderr);
     const got = parseJsonl(r.stdout);
-    assert.deepEqual(got.map((e) => e.id), [fresh, ...archived.slice().reverse()].map((e) => e.id));
+    assert.deepEqual(
+      got.map((e) => e.id),
+      [fresh, ...archived.slice().reverse()].map((e) => e.id),
+    );
     const s = lastJson<ResolveSummary>(r.stderr);
     assert.deepEqual(s.sources, { swarm: archived.length, [relay.url]: 1 });
     assert.equal(s.relays[0]!.asked, 'newer-than-archive');
@@ -43,7 +62,10 @@ test('hybrid: an event the swarm lacks comes from a real relay, the rest from th
     // No bridge has Bob: everything from the relay (asked in full), exit 1 would be "not found".
     const rb = await runCli(['resolve', bob.pubkey, ...common, '--pointer-timeout', '5']);
     assert.equal(rb.code, 0, rb.stderr);
-    assert.deepEqual(parseJsonl(rb.stdout).map((e) => e.id), [bobs[1]!.id, bobs[0]!.id]);
+    assert.deepEqual(
+      parseJsonl(rb.stdout).map((e) => e.id),
+      [bobs[1]!.id, bobs[0]!.id],
+    );
     const sb = lastJson<ResolveSummary>(rb.stderr);
     assert.equal(sb.bridges[0]!.status, 'absent');
     assert.equal(sb.relays[0]!.asked, 'full');
@@ -58,7 +80,16 @@ test('hybrid: an event the swarm lacks comes from a real relay, the rest from th
     assert.deepEqual(sf.sources, { swarm: archived.length, [relay.url]: 1 });
 
     // A relay that is down: the swarm's events are still printed, exit 4 (partial).
-    const down = await runCli(['resolve', alice.pubkey, ...common.slice(0, 2), '--relay', 'ws://127.0.0.1:9', ...common.slice(4), '--relay-timeout', '3']);
+    const down = await runCli([
+      'resolve',
+      alice.pubkey,
+      ...common.slice(0, 2),
+      '--relay',
+      'ws://127.0.0.1:9',
+      ...common.slice(4),
+      '--relay-timeout',
+      '3',
+    ]);
     assert.equal(down.code, 4, down.stderr);
     assert.equal(parseJsonl(down.stdout).length, archived.length);
   } finally {

@@ -31,7 +31,9 @@ function expectedFromExport(nowSec: number): NostrEvent[] {
 
 const newestFirst = (a: NostrEvent, b: NostrEvent) => b.created_at - a.created_at || (a.id < b.id ? -1 : 1);
 
-test('resolve: a separate reader process gets exactly each author\'s archived events (deleted, superseded, ephemeral and expired ones absent)', { timeout: 120_000 }, async () => {
+test("resolve: a separate reader process gets exactly each author's archived events (deleted, superseded, ephemeral and expired ones absent)", {
+  timeout: 120_000,
+}, async () => {
   const dht = await startLocalDht(16);
   let bridge: Bridge | null = null;
   try {
@@ -71,11 +73,43 @@ test('resolve: a separate reader process gets exactly each author\'s archived ev
       // npub for one author, hex for the others; the bridge key in both spellings.
       const authorArg = author === authors[0] ? nip19.npubEncode(author) : author;
       const bridgeArg = author === authors[1] ? bridgeZ32 : bridge.key;
-      const r = await runCli(['resolve', authorArg, '--bridge', bridgeArg, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--summary', 'json']);
+      const r = await runCli([
+        'resolve',
+        authorArg,
+        '--bridge',
+        bridgeArg,
+        '--bootstrap',
+        dht.bootstrap.join(','),
+        '--bind',
+        '127.0.0.1',
+        '--summary',
+        'json',
+      ]);
       assert.equal(r.code, 0, `exit 0 for ${author.slice(0, 8)}: ${r.stderr}`);
       const got = parseJsonl(r.stdout);
-      assert.deepEqual(got.map((e) => e.id), want.map((e) => e.id), `events of ${author.slice(0, 8)}, newest first`);
-      assert.equal(r.stdout, want.map((e) => JSON.stringify({ content: e.content, created_at: e.created_at, id: e.id, kind: e.kind, pubkey: e.pubkey, sig: e.sig, tags: e.tags }) + '\n').join(''), 'stored bytes (§4)');
+      assert.deepEqual(
+        got.map((e) => e.id),
+        want.map((e) => e.id),
+        `events of ${author.slice(0, 8)}, newest first`,
+      );
+      assert.equal(
+        r.stdout,
+        want
+          .map(
+            (e) =>
+              JSON.stringify({
+                content: e.content,
+                created_at: e.created_at,
+                id: e.id,
+                kind: e.kind,
+                pubkey: e.pubkey,
+                sig: e.sig,
+                tags: e.tags,
+              }) + '\n',
+          )
+          .join(''),
+        'stored bytes (§4)',
+      );
       const s = lastJson<ResolveSummary>(r.stderr);
       assert.equal(s.bridges[0]!.status, 'found');
       assert.equal(s.swarmComplete, true);
@@ -84,11 +118,23 @@ test('resolve: a separate reader process gets exactly each author\'s archived ev
       assert.ok(s.bytes.files > 0 && s.bytes.received >= s.bytes.files, `bytes ${JSON.stringify(s.bytes)}`);
     }
     assert.ok(ephemeral.length >= 1 && expired.length >= 1, 'the fixture has ephemeral and expired events');
-    for (const e of [regret, deletedNote, articleV1, ...ephemeral, ...expired]) assert.ok(!expected.some((x) => x.id === e.id), `${e.id} is not expected`);
+    for (const e of [regret, deletedNote, articleV1, ...ephemeral, ...expired])
+      assert.ok(!expected.some((x) => x.id === e.id), `${e.id} is not expected`);
 
     // Not archived by this bridge: exit 1, nothing on stdout.
     const stranger = await signer();
-    const none = await runCli(['resolve', stranger.pubkey, '--bridge', bridge.key, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--pointer-timeout', '5']);
+    const none = await runCli([
+      'resolve',
+      stranger.pubkey,
+      '--bridge',
+      bridge.key,
+      '--bootstrap',
+      dht.bootstrap.join(','),
+      '--bind',
+      '127.0.0.1',
+      '--pointer-timeout',
+      '5',
+    ]);
     assert.equal(none.code, 1, none.stderr);
     assert.equal(none.stdout, '');
     assert.match(none.stderr, /no pointer for this author/);

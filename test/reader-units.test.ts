@@ -26,7 +26,10 @@ test('keys: npub, nprofile and hex authors; hex and z-base-32 bridges; clear err
   assert.equal(parseAuthorKey(a.pubkey.toUpperCase()), a.pubkey);
   assert.equal(parseAuthorKey(nip19.npubEncode(a.pubkey)), a.pubkey);
   assert.equal(parseAuthorKey(nip19.nprofileEncode({ pubkey: a.pubkey, relays: ['wss://r.example'] })), a.pubkey);
-  assert.throws(() => parseAuthorKey(nip19.nsecEncode(a.secretKey)), (e: unknown) => e instanceof InputError && /secret key/.test((e as Error).message));
+  assert.throws(
+    () => parseAuthorKey(nip19.nsecEncode(a.secretKey)),
+    (e: unknown) => e instanceof InputError && /secret key/.test((e as Error).message),
+  );
   assert.throws(() => parseAuthorKey('npub1qqqq'), InputError);
   assert.throws(() => parseAuthorKey(nip19.noteEncode(a.pubkey)), InputError);
   const k = keyFromSeed(Buffer.alloc(32, 3)).publicKey;
@@ -56,11 +59,36 @@ test('verifyJsonl: genuine lines pass; others rejected by reason, nothing thrown
   const reId = { ...changed, id: computeEventId(changed) };
   const badField = { ...e1, kind: -1 };
   const huge = a.sign({ kind: 1, created_at: 13, content: 'h'.repeat(5000) });
-  const text = [canonicalJson(e1), '', JSON.stringify(other), JSON.stringify(changed), JSON.stringify(reId), JSON.stringify(badField), '[1,2', JSON.stringify(e2), canonicalJson(huge), '"just a string"'].join('\n') + '\n' + canonicalJson(e2).slice(0, 30);
+  const text =
+    [
+      canonicalJson(e1),
+      '',
+      JSON.stringify(other),
+      JSON.stringify(changed),
+      JSON.stringify(reId),
+      JSON.stringify(badField),
+      '[1,2',
+      JSON.stringify(e2),
+      canonicalJson(huge),
+      '"just a string"',
+    ].join('\n') +
+    '\n' +
+    canonicalJson(e2).slice(0, 30);
   const rej = new Rejections();
   const got = verifyJsonl(Buffer.from(text), a.pubkey, rej, { maxEventBytes: 4096 });
-  assert.deepEqual(got.map((e) => e.id), [e1.id, e2.id]);
-  assert.deepEqual(rej.counts, { 'wrong-author': 1, 'bad-id': 1, 'bad-sig': 1, 'bad-field': 1, malformed: 2, 'too-large': 1, truncated: 1 });
+  assert.deepEqual(
+    got.map((e) => e.id),
+    [e1.id, e2.id],
+  );
+  assert.deepEqual(rej.counts, {
+    'wrong-author': 1,
+    'bad-id': 1,
+    'bad-sig': 1,
+    'bad-field': 1,
+    malformed: 2,
+    'too-large': 1,
+    truncated: 1,
+  });
   assert.equal(rej.total, 8);
   // The same bytes as pieces arriving in any order (rarest first): the same events and rejections.
   for (const size of [1, 7, 100, 4097]) {
@@ -89,7 +117,14 @@ test('EventMerger: one copy per id, newest replaceable/addressable version, NIP-
   const note1 = a.sign({ kind: 1, created_at: 100, content: 'n1' });
   const note2 = a.sign({ kind: 1, created_at: 200, content: 'n2' });
   const gone = a.sign({ kind: 1, created_at: 150, content: 'gone' });
-  const del = a.sign({ kind: 5, created_at: 300, tags: [['e', gone.id], ['a', `30023:${a.pubkey}:old-post`]] });
+  const del = a.sign({
+    kind: 5,
+    created_at: 300,
+    tags: [
+      ['e', gone.id],
+      ['a', `30023:${a.pubkey}:old-post`],
+    ],
+  });
   const profile1 = a.sign({ kind: 0, created_at: 100, content: '{"name":"a"}' });
   const profile2 = a.sign({ kind: 0, created_at: 250, content: '{"name":"b"}' });
   const tieA = a.sign({ kind: 10002, created_at: 400, tags: [['r', 'wss://a']] });
@@ -107,11 +142,19 @@ test('EventMerger: one copy per id, newest replaceable/addressable version, NIP-
   assert.equal(m.add(note1, 'wss://r'), false, 'duplicate');
   const { events, counts } = m.result({}, 1000);
   const winner = tieA.id < tieB.id ? tieA : tieB;
-  const expected = [winner, newPost, del, profile2, note2, note1, artX2, artY, notYet].sort((x, y) => y.created_at - x.created_at || (x.id < y.id ? -1 : 1));
-  assert.deepEqual(events.map((x) => x.e.id), expected.map((e) => e.id));
+  const expected = [winner, newPost, del, profile2, note2, note1, artX2, artY, notYet].sort(
+    (x, y) => y.created_at - x.created_at || (x.id < y.id ? -1 : 1),
+  );
+  assert.deepEqual(
+    events.map((x) => x.e.id),
+    expected.map((e) => e.id),
+  );
   assert.deepEqual(counts, { unique: all.length, duplicates: 1, superseded: 3, deleted: 2, ephemeral: 1, expired: 1, filtered: 0 });
   const f = m.result({ kinds: [1], since: 100 }, 1000);
-  assert.deepEqual(f.events.map((x) => x.e.id), [note2.id, note1.id]);
+  assert.deepEqual(
+    f.events.map((x) => x.e.id),
+    [note2.id, note1.id],
+  );
   // Another author's deletion does not delete.
   const b = await signer();
   const m2 = new EventMerger();
@@ -125,13 +168,25 @@ test('contact lists: newest kind 3 of the author only; p tags deduplicated and c
   const b = await signer();
   const p = [pubkeyN(1), pubkeyN(2)];
   const old = a.sign({ kind: 3, created_at: 10, tags: [['p', p[0]!]] });
-  const cur = a.sign({ kind: 3, created_at: 20, tags: [['p', p[0]!], ['p', p[1]!.toUpperCase()], ['p', 'nothex'], ['e', p[0]!], ['p', p[0]!]] });
+  const cur = a.sign({
+    kind: 3,
+    created_at: 20,
+    tags: [
+      ['p', p[0]!],
+      ['p', p[1]!.toUpperCase()],
+      ['p', 'nothex'],
+      ['e', p[0]!],
+      ['p', p[0]!],
+    ],
+  });
   const foreign = b.sign({ kind: 3, created_at: 30, tags: [['p', pubkeyN(3)]] });
   assert.equal(newestContactList([old, cur, foreign], a.pubkey)?.id, cur.id);
   assert.deepEqual(followsOf(cur), p);
 });
 
-test('pointer lookup on a local DHT: every page read, n checked; a missing page is reported; forged items refused', { timeout: 60_000 }, async () => {
+test('pointer lookup on a local DHT: every page read, n checked; a missing page is reported; forged items refused', {
+  timeout: 60_000,
+}, async () => {
   const dht = await startLocalDht(16);
   try {
     const bridge = testBridgeKey();
@@ -153,12 +208,19 @@ test('pointer lookup on a local DHT: every page read, n checked; a missing page 
     const v = { v: 1, ih: Buffer.from(hashes[0]!, 'hex'), b: Buffer.alloc(0), n: 100, pg: 3 };
     const salt = authorSalt(lonely, 0);
     const seq = Date.now() * 1000 + 5;
-    await new Promise<void>((r, j) => dht.nodes[3]!.put({ k: other.key.publicKey, salt, seq, v, sig: other.key.sign(signedBytes(salt, seq, v)) }, (err) => (err ? j(err) : r())));
+    await new Promise<void>((r, j) =>
+      dht.nodes[3]!.put({ k: other.key.publicKey, salt, seq, v, sig: other.key.sign(signedBytes(salt, seq, v)) }, (err) =>
+        err ? j(err) : r(),
+      ),
+    );
     const partial = await lookupAuthorPointer(reader, other.key.publicKey, lonely, 5_000);
     assert.equal(partial.status, 'found');
     if (partial.status === 'found') {
       assert.equal(partial.pointer.complete, false);
-      assert.ok(partial.pointer.problems.some((p) => /page 2: absent/.test(p)), partial.pointer.problems.join('; '));
+      assert.ok(
+        partial.pointer.problems.some((p) => /page 2: absent/.test(p)),
+        partial.pointer.problems.join('; '),
+      );
     }
     assert.deepEqual(await lookupAuthorPointer(reader, bridge.key.publicKey, pubkeyN(9), 5_000), { status: 'absent' });
 
@@ -167,12 +229,31 @@ test('pointer lookup on a local DHT: every page read, n checked; a missing page 
     const s0 = authorSalt(author);
     const goodV = { v: 1, n: 0, pg: 1, b: Buffer.alloc(0) };
     const signed = (k: typeof mallory, sl: Buffer, q: number, val: unknown) => k.sign(signedBytes(sl, q, val));
-    assert.equal(checkItem({ v: goodV, k: mallory.publicKey, salt: s0, seq: 1, sig: signed(mallory, s0, 1, goodV) }, bridge.key.publicKey, s0), 'wrong-key');
-    assert.equal(checkItem({ v: goodV, k: bridge.key.publicKey, salt: s0, seq: 1, sig: signed(mallory, s0, 1, goodV) }, bridge.key.publicKey, s0), 'bad-signature');
-    assert.equal(checkItem({ v: goodV, k: bridge.key.publicKey, salt: authorSalt(pubkeyN(1)), seq: 1, sig: signed(bridge.key, s0, 1, goodV) }, bridge.key.publicKey, s0), 'wrong-salt');
-    assert.equal(checkItem({ v: { ...goodV, b: Buffer.alloc(2000) }, k: bridge.key.publicKey, salt: s0, seq: 1 }, bridge.key.publicKey, s0), 'too-large');
+    assert.equal(
+      checkItem({ v: goodV, k: mallory.publicKey, salt: s0, seq: 1, sig: signed(mallory, s0, 1, goodV) }, bridge.key.publicKey, s0),
+      'wrong-key',
+    );
+    assert.equal(
+      checkItem({ v: goodV, k: bridge.key.publicKey, salt: s0, seq: 1, sig: signed(mallory, s0, 1, goodV) }, bridge.key.publicKey, s0),
+      'bad-signature',
+    );
+    assert.equal(
+      checkItem(
+        { v: goodV, k: bridge.key.publicKey, salt: authorSalt(pubkeyN(1)), seq: 1, sig: signed(bridge.key, s0, 1, goodV) },
+        bridge.key.publicKey,
+        s0,
+      ),
+      'wrong-salt',
+    );
+    assert.equal(
+      checkItem({ v: { ...goodV, b: Buffer.alloc(2000) }, k: bridge.key.publicKey, salt: s0, seq: 1 }, bridge.key.publicKey, s0),
+      'too-large',
+    );
     assert.equal(checkItem({ v: goodV, k: bridge.key.publicKey, salt: s0, seq: -1 }, bridge.key.publicKey, s0), 'bad-seq');
-    assert.deepEqual(checkItem({ v: goodV, k: bridge.key.publicKey, salt: s0, seq: 1, sig: signed(bridge.key, s0, 1, goodV) }, bridge.key.publicKey, s0), { v: goodV, seq: 1 });
+    assert.deepEqual(
+      checkItem({ v: goodV, k: bridge.key.publicKey, salt: s0, seq: 1, sig: signed(bridge.key, s0, 1, goodV) }, bridge.key.publicKey, s0),
+      { v: goodV, seq: 1 },
+    );
   } finally {
     await dht.stop();
   }

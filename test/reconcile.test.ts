@@ -76,7 +76,9 @@ test('reconciliation picks up events the sidecar never got, on start and then on
 
     // Events strfry stores later (an import, a router outage) that never reach the plugin.
     const checkpoint = sc.reconciler!.last!.checkpoint!.resumeCreatedAt!;
-    const late = [1, 2, 3, 4, 5].map((i) => unsignedEvent(pubkeyN(800 + i), { kind: 1, created_at: nowSec() - 30 * i, content: `imported ${i}` }));
+    const late = [1, 2, 3, 4, 5].map((i) =>
+      unsignedEvent(pubkeyN(800 + i), { kind: 1, created_at: nowSec() - 30 * i, content: `imported ${i}` }),
+    );
     db.addEvents(late.map((e) => JSON.stringify(e)));
     await until('the scheduled run', () => late.every((e) => sc.store.hasEvent(e.id)) && (sc.reconciler?.runs ?? 0) >= 2);
     const later = db.invocations().slice(1);
@@ -89,30 +91,45 @@ test('reconciliation picks up events the sidecar never got, on start and then on
 
 test('strfry failing: counted and logged, the sidecar keeps going, the next run recovers', { timeout: 60_000 }, async () => {
   const lines = fixtureLines();
-  await withReconcilingSidecar(lines, async (rig, db) => {
-    const sc = rig.sc;
-    await until('first run', () => (sc.reconciler?.runs ?? 0) >= 1);
-    db.control({ failAfterLines: 0, exitCode: 2, stderr: 'cannot open database' });
-    const late = unsignedEvent(pubkeyN(901), { kind: 1, created_at: nowSec() - 5, content: 'after the failure' });
-    db.addEvents([JSON.stringify(late)]);
-    await until('a failed run', () => (sc.status().reconcile?.failures ?? 0) >= 1);
-    assert.match(sc.status().reconcile!.last!.sourceError ?? '', /exited with code 2: cannot open database/);
-    assert.equal(sc.store.hasEvent(late.id), false);
-    // Async: the sidecar answering /status runs in this process.
-    const { stdout: table } = await promisify(execFile)(process.execPath, [CLI_BIN, '--config', rig.configPath, 'status', '--table'], { encoding: 'utf8' });
-    assert.match(table, /^reconcile last run +FAILED: .*exited with code 2: cannot open database/m);
-    db.control(null);
-    await until('recovery', () => sc.store.hasEvent(late.id));
-    assert.deepEqual(rig.storedIds(), [...archivable(lines), late.id].sort());
-  }, {}, true);
+  await withReconcilingSidecar(
+    lines,
+    async (rig, db) => {
+      const sc = rig.sc;
+      await until('first run', () => (sc.reconciler?.runs ?? 0) >= 1);
+      db.control({ failAfterLines: 0, exitCode: 2, stderr: 'cannot open database' });
+      const late = unsignedEvent(pubkeyN(901), { kind: 1, created_at: nowSec() - 5, content: 'after the failure' });
+      db.addEvents([JSON.stringify(late)]);
+      await until('a failed run', () => (sc.status().reconcile?.failures ?? 0) >= 1);
+      assert.match(sc.status().reconcile!.last!.sourceError ?? '', /exited with code 2: cannot open database/);
+      assert.equal(sc.store.hasEvent(late.id), false);
+      // Async: the sidecar answering /status runs in this process.
+      const { stdout: table } = await promisify(execFile)(process.execPath, [CLI_BIN, '--config', rig.configPath, 'status', '--table'], {
+        encoding: 'utf8',
+      });
+      assert.match(table, /^reconcile last run +FAILED: .*exited with code 2: cannot open database/m);
+      db.control(null);
+      await until('recovery', () => sc.store.hasEvent(late.id));
+      assert.deepEqual(rig.storedIds(), [...archivable(lines), late.id].sort());
+    },
+    {},
+    true,
+  );
 });
 
-test('stopped in the middle of a run: strfry is stopped; after a restart reconciliation resumes from the checkpoint, and so does the command', { timeout: 60_000 }, async () => {
+test('stopped in the middle of a run: strfry is stopped; after a restart reconciliation resumes from the checkpoint, and so does the command', {
+  timeout: 60_000,
+}, async () => {
   const n = 400;
   const gen = [...exportLines({ n, authors: 50, seed: 9, startSec: nowSec() - 10_000, spanSec: 9000 })];
   const holder = makeWorkspace();
-  const db = makeStrfryDb(holder.dir, gen.map((g) => g.line));
-  const ws = makeWorkspace({ log: { level: 'warn' }, reconcile: { strfry: strfryStandin(), strfryConfig: db.config, intervalSeconds: 3600, marginSeconds: 60 } });
+  const db = makeStrfryDb(
+    holder.dir,
+    gen.map((g) => g.line),
+  );
+  const ws = makeWorkspace({
+    log: { level: 'warn' },
+    reconcile: { strfry: strfryStandin(), strfryConfig: db.config, intervalSeconds: 3600, marginSeconds: 60 },
+  });
   const key = `strfry:${db.config}`;
   try {
     let before = 0;
@@ -191,14 +208,20 @@ test('ingest socket: a hello with "tally" gets JSON acks with outcomes, plain cl
       ['{"hello":"test","trusted":true,"tally":true}', JSON.stringify(e1), JSON.stringify(e1), JSON.stringify(e2), 'garbage'],
       (a) => a.length > 0 && (JSON.parse(a.at(-1)!) as { acked: number }).acked === 5,
     );
-    assert.deepEqual(JSON.parse(tallied.at(-1)!), { acked: 5, tally: { indexed: 1, duplicate: 1, 'skipped.ephemeral': 1, 'invalid.malformed': 1 } });
+    assert.deepEqual(JSON.parse(tallied.at(-1)!), {
+      acked: 5,
+      tally: { indexed: 1, duplicate: 1, 'skipped.ephemeral': 1, 'invalid.malformed': 1 },
+    });
     const plain = await talk([pluginLine(e1), pluginLine(e2)], (a) => a.at(-1) === '2');
     assert.ok(plain.every((a) => /^\d+$/.test(a)));
 
     // Checkpoints: the hello is answered with the stored value; checkpoint lines save one.
     const cp = { source: 'x.jsonl', complete: false, lines: 1, updatedAt: 1, offset: 10, head: 'ab', headBytes: 10 };
     const hello = '{"hello":"test","tally":true,"checkpoint":"file:/x.jsonl"}';
-    const first = await talk([hello, JSON.stringify(e1), JSON.stringify({ checkpoint: cp })], (a) => a.length > 0 && a.at(-1)!.includes('"acked":3'));
+    const first = await talk(
+      [hello, JSON.stringify(e1), JSON.stringify({ checkpoint: cp })],
+      (a) => a.length > 0 && a.at(-1)!.includes('"acked":3'),
+    );
     assert.equal(first[0], '{"checkpoint":null}');
     assert.deepEqual(JSON.parse(first.at(-1)!).tally, { duplicate: 1 }, 'the checkpoint line is no event');
     const second = await talk([hello, '{"checkpoint":{"bogus":1}}'], (a) => a.length > 0 && a.at(-1)!.includes('"acked":2'));

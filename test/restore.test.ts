@@ -15,7 +15,9 @@ import { DIST, sleep } from './testkit/sidecar-process.js';
 
 const STANDIN = resolve(DIST, '..', 'test/testkit/strfry-standin.mjs');
 
-test('restore: every verified event of every author of the catalog into strfry import; a rerun skips what was delivered; --out and --since', { timeout: 240_000 }, async () => {
+test('restore: every verified event of every author of the catalog into strfry import; a rerun skips what was delivered; --out and --since', {
+  timeout: 240_000,
+}, async () => {
   const dht = await startLocalDht(16);
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-restore-'));
   let bridge: Bridge | null = null;
@@ -24,14 +26,23 @@ test('restore: every verified event of every author of the catalog into strfry i
     const signers = await Promise.all(Array.from({ length: 8 }, () => signer()));
     const all: NostrEvent[] = [];
     for (let round = 0; round < 2; round++) {
-      const batch = signers.map((s, i) => s.sign({ kind: 1, created_at: 1_700_000_000 + round * 1000 + i, content: `round ${round} note ${i}` }));
+      const batch = signers.map((s, i) =>
+        s.sign({ kind: 1, created_at: 1_700_000_000 + round * 1000 + i, content: `round ${round} note ${i}` }),
+      );
       await bridge.feed(batch);
       all.push(...batch);
-      await bridge.waitPublished(all.length, signers.map((s) => s.pubkey));
+      await bridge.waitPublished(
+        all.length,
+        signers.map((s) => s.pubkey),
+      );
       await sleep(1200);
     }
     const b = bridge;
-    const st = await b.sidecar.waitFor((s) => Boolean(s.catalog?.infoHash) && !s.catalog!.pending && s.catalog!.bundles === s.bundles?.active && s.pointers?.dirtyAuthors === 0, 30_000);
+    const st = await b.sidecar.waitFor(
+      (s) =>
+        Boolean(s.catalog?.infoHash) && !s.catalog!.pending && s.catalog!.bundles === s.bundles?.active && s.pointers?.dirtyAuthors === 0,
+      30_000,
+    );
     // The bridge item naming the current catalog is out (re-signed at most once per window).
     const net = ['--bridge', b.key, '--bootstrap', dht.bootstrap.join(','), '--bind', '127.0.0.1', '--summary', 'json'];
     for (let i = 0; i < 60; i++) {
@@ -78,7 +89,10 @@ test('restore: every verified event of every author of the catalog into strfry i
     assert.equal(s3.files.skipped, half.length);
     assert.equal(s3.files.done, s1.files.total - half.length);
     const skippedAuthors = new Set(half.map((k) => k.split(':')[1]));
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as NostrEvent);
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as NostrEvent);
     assert.equal(lines.length, s3.events.sent);
     assert.ok(lines.length < all.length && lines.length > 0);
     const fullyDone = (JSON.parse(readFileSync(partial, 'utf8')) as { done: string[] }).done;
@@ -89,8 +103,17 @@ test('restore: every verified event of every author of the catalog into strfry i
     const out2 = join(dir, 'since.jsonl');
     const r4 = await runCli(['restore', ...net, '--out', out2, '--state', join(dir, 'since-state.json'), '--since', '1700000500'], 120_000);
     assert.equal(r4.code, 0, r4.stderr);
-    const since = readFileSync(out2, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as NostrEvent);
-    assert.deepEqual(since.map((e) => e.id).sort(), all.filter((e) => e.created_at >= 1_700_000_500).map((e) => e.id).sort());
+    const since = readFileSync(out2, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as NostrEvent);
+    assert.deepEqual(
+      since.map((e) => e.id).sort(),
+      all
+        .filter((e) => e.created_at >= 1_700_000_500)
+        .map((e) => e.id)
+        .sort(),
+    );
 
     // Bad input.
     const bad = await runCli(['restore', '--bridge', b.key, '--bootstrap', dht.bootstrap.join(',')]);

@@ -40,16 +40,25 @@ const connectCmd = (path: string) => [
   '-e',
   `require('net').connect(${JSON.stringify(path)}).on('connect',()=>{console.log('connected');process.exit(0)}).on('error',(e)=>{console.log(e.code);process.exit(0)})`,
 ];
-const readCmd = (path: string) => [process.execPath, '-e', `try{require('fs').readFileSync(${JSON.stringify(path)});console.log('read')}catch(e){console.log(e.code)}`];
+const readCmd = (path: string) => [
+  process.execPath,
+  '-e',
+  `try{require('fs').readFileSync(${JSON.stringify(path)});console.log('read')}catch(e){console.log(e.code)}`,
+];
 
-test('modes: socket 0660 in its group, spool 2770 with group-only files, index and key private; another user cannot connect or read, a group member can connect', { timeout: 60_000 }, async (t) => {
+test('modes: socket 0660 in its group, spool 2770 with group-only files, index and key private; another user cannot connect or read, a group member can connect', {
+  timeout: 60_000,
+}, async (t) => {
   const ws = makeWorkspace();
   chmodSync(ws.dir, 0o755); // only the modes under test stand between another user and the files
   const runDir = join(ws.dir, 'run');
   mkdirSync(runDir, { mode: 0o755 });
   chmodSync(runDir, 0o755);
   const socketPath = join(runDir, 'ingest.sock');
-  writeFileSync(ws.configPath, stringify({ ...LOOPBACK_DEFAULTS, dataDir: ws.dataDir, socket: { path: socketPath, group: 'nogroup' }, dht: { enabled: false } }));
+  writeFileSync(
+    ws.configPath,
+    stringify({ ...LOOPBACK_DEFAULTS, dataDir: ws.dataDir, socket: { path: socketPath, group: 'nogroup' }, dht: { enabled: false } }),
+  );
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   Object.defineProperty(sidecar, 'socketPath', { value: socketPath });
   try {
@@ -102,7 +111,9 @@ test('modes: socket 0660 in its group, spool 2770 with group-only files, index a
   }
 });
 
-test('listeners: status and metrics on loopback by default; beyond loopback only the BitTorrent (TCP, uTP) and DHT ports', { timeout: 60_000 }, async () => {
+test('listeners: status and metrics on loopback by default; beyond loopback only the BitTorrent (TCP, uTP) and DHT ports', {
+  timeout: 60_000,
+}, async () => {
   const defaults = loadConfig({ env: {}, configPath: undefined, cwd: '/' });
   assert.match(defaults.status.listen, /^127\.0\.0\.1:\d+$/, 'the status/metrics listener defaults to loopback');
   // Public-facing settings as in production (all interfaces for peers and DHT), no bootstrap.
@@ -110,13 +121,18 @@ test('listeners: status and metrics on loopback by default; beyond loopback only
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   try {
     await sidecar.start();
-    const runtime = JSON.parse(readFileSync(join(ws.dataDir, 'sidecar.json'), 'utf8')) as { status: string; torrentPort: number; dhtPort: number };
+    const runtime = JSON.parse(readFileSync(join(ws.dataDir, 'sidecar.json'), 'utf8')) as {
+      status: string;
+      torrentPort: number;
+      dhtPort: number;
+    };
     assert.equal((await fetch(`http://${runtime.status}/metrics`)).status, 200);
     const socks = inetSockets(sidecar.proc!.pid!);
     const listening = socks.filter((s) => s.proto.startsWith('udp') || s.state === '0A');
     const publicOnes = listening.filter((s) => !isLoopback(s.local));
     const allowed = (s: (typeof socks)[number]) =>
-      (s.proto.startsWith('tcp') && s.port === runtime.torrentPort) || (s.proto.startsWith('udp') && (s.port === runtime.torrentPort || s.port === runtime.dhtPort));
+      (s.proto.startsWith('tcp') && s.port === runtime.torrentPort) ||
+      (s.proto.startsWith('udp') && (s.port === runtime.torrentPort || s.port === runtime.dhtPort));
     assert.ok(publicOnes.length >= 2, `the peer and DHT ports are public (${JSON.stringify(publicOnes)})`);
     for (const s of publicOnes) assert.ok(allowed(s), `unexpected public listener ${s.proto} ${s.local}:${s.port}`);
     const statusPort = Number(runtime.status.split(':')[1]);
@@ -128,7 +144,9 @@ test('listeners: status and metrics on loopback by default; beyond loopback only
   }
 });
 
-test('no secret in logs (trace level), status, metrics, runtime file or CLI output; key files with loose modes refused with a clear error', { timeout: 60_000 }, async () => {
+test('no secret in logs (trace level), status, metrics, runtime file or CLI output; key files with loose modes refused with a clear error', {
+  timeout: 60_000,
+}, async () => {
   const ws = makeWorkspace({ log: { level: 'trace' }, dht: { enabled: false }, bundle: { windowSeconds: 1 } });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   try {
@@ -136,7 +154,9 @@ test('no secret in logs (trace level), status, metrics, runtime file or CLI outp
     const keyFile = join(ws.dataDir, 'bridge.key');
     const seed = Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'hex');
     assert.equal(seed.length, 32);
-    const lines = Array.from({ length: 50 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(i % 5), { kind: 1, created_at: 1_700_000_000 + i, content: `n${i}` })));
+    const lines = Array.from({ length: 50 }, (_, i) =>
+      pluginLine(unsignedEvent(pubkeyN(i % 5), { kind: 1, created_at: 1_700_000_000 + i, content: `n${i}` })),
+    );
     await sendLines(sidecar.socketPath, [...lines, 'not json']);
     await sidecar.waitFor((s) => s.bundles?.events === 50);
     const runtime = JSON.parse(readFileSync(join(ws.dataDir, 'sidecar.json'), 'utf8')) as { status: string };

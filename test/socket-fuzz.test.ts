@@ -11,7 +11,9 @@ import { ingestClient, sendLines } from './testkit/ingest-client.js';
 import { hostileLines } from './testkit/hostile-lines.js';
 import { rssKb } from './testkit/hostile-peer.js';
 
-test('socket fuzz: 20k hostile lines, idle clients and an endless line; every line acknowledged once, only valid events stored, memory bounded', { timeout: 120_000 }, async () => {
+test('socket fuzz: 20k hostile lines, idle clients and an endless line; every line acknowledged once, only valid events stored, memory bounded', {
+  timeout: 120_000,
+}, async () => {
   const MAX_LINE = 256 * 1024;
   const ws = makeWorkspace({ ingest: { maxLineBytes: MAX_LINE }, dht: { enabled: false } });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
@@ -62,7 +64,9 @@ test('socket fuzz: 20k hostile lines, idle clients and an endless line; every li
     assert.ok(peakRss < 700 * 1024, `sidecar memory bounded (peak ${Math.round(peakRss / 1024)} MB)`);
 
     // Others are still served while the idle and endless clients hang on.
-    const more = Array.from({ length: 10 }, (_, i) => pluginLine(unsignedEvent(pubkeyN(600 + i), { kind: 1, created_at: 1_700_000_100 + i, content: `later ${i}` })));
+    const more = Array.from({ length: 10 }, (_, i) =>
+      pluginLine(unsignedEvent(pubkeyN(600 + i), { kind: 1, created_at: 1_700_000_100 + i, content: `later ${i}` })),
+    );
     assert.equal(await sendLines(sidecar.socketPath, more), 10);
     await sidecar.waitFor((st) => st.events.stored === valid.size + 10);
   } finally {

@@ -28,17 +28,35 @@ test('bundle files and author bundles: prefix ranges hold exactly their own rows
       store.bundles.putFile(ihLow, 1_000, HIGH, { n: 5, bytes: 50, o: 500 });
       store.bundles.putFile(ihLow, 1_000, NEXT, { n: 6, bytes: 60, o: 600 });
     });
-    assert.deepEqual([...store.bundles.files(ihTop)], [
-      { pubkey: LOW, n: 2, bytes: 20, o: 200 },
-      { pubkey: HIGH, n: 1, bytes: 10, o: 100 },
-    ]);
+    assert.deepEqual(
+      [...store.bundles.files(ihTop)],
+      [
+        { pubkey: LOW, n: 2, bytes: 20, o: 200 },
+        { pubkey: HIGH, n: 1, bytes: 10, o: 100 },
+      ],
+    );
     // Walked a few rows at a time, from after a given pubkey (exclusive), up to the top of the key space.
-    assert.deepEqual(store.bundles.filesAfter(ihTop, '', 1).map((f) => f.pubkey), [LOW]);
-    assert.deepEqual(store.bundles.filesAfter(ihTop, LOW, 5).map((f) => f.pubkey), [HIGH]);
+    assert.deepEqual(
+      store.bundles.filesAfter(ihTop, '', 1).map((f) => f.pubkey),
+      [LOW],
+    );
+    assert.deepEqual(
+      store.bundles.filesAfter(ihTop, LOW, 5).map((f) => f.pubkey),
+      [HIGH],
+    );
     assert.deepEqual(store.bundles.filesAfter(ihTop, HIGH, 5), []);
-    assert.deepEqual(store.bundles.filesAfter(ihBelow, '', 5).map((f) => f.pubkey), [MID, HIGH]);
-    assert.deepEqual(store.bundles.filesAfter(ihBelow, MID, 5).map((f) => f.o), [300]);
-    assert.deepEqual([...store.bundles.files(ihBelow)].map((f) => f.pubkey), [MID, HIGH]);
+    assert.deepEqual(
+      store.bundles.filesAfter(ihBelow, '', 5).map((f) => f.pubkey),
+      [MID, HIGH],
+    );
+    assert.deepEqual(
+      store.bundles.filesAfter(ihBelow, MID, 5).map((f) => f.o),
+      [300],
+    );
+    assert.deepEqual(
+      [...store.bundles.files(ihBelow)].map((f) => f.pubkey),
+      [MID, HIGH],
+    );
     assert.deepEqual([...store.bundles.files('01'.repeat(20))], []);
     assert.deepEqual([...store.bundles.authorBundles(HIGH)], [ihTop, ihBelow, ihLow]);
     assert.deepEqual([...store.bundles.authorBundles(MID)], [ihBelow]);

@@ -18,7 +18,10 @@ test('a tombstoned id is refused across a reopen; a prefix twin and another auth
   const target = unsignedEvent(author, { kind: 1, created_at: 1_700_000_000, content: 'to be deleted' });
   const deletion = unsignedEvent(author, { kind: 5, created_at: 1_700_000_100, tags: [['e', target.id]], content: '' });
   // Same first 8 bytes as the target's id: the prefix table names it, the tombstone table does not.
-  const twin = { ...unsignedEvent(author, { kind: 1, created_at: 1_700_000_001, content: 'twin' }), id: target.id.slice(0, 16) + '0'.repeat(48) };
+  const twin = {
+    ...unsignedEvent(author, { kind: 1, created_at: 1_700_000_001, content: 'twin' }),
+    id: target.id.slice(0, 16) + '0'.repeat(48),
+  };
   const sameIdOtherAuthor = { ...target, pubkey: pubkeyN(2) };
   let store = Store.open(config.indexDir);
   try {

@@ -92,8 +92,7 @@ test('accept-all plugin answers, with latency; started lazily', async () => {
 
 test('sendEvent formats the input line like strfry (sorted keys, minified)', async () => {
   const h = new StrfryHarness(
-    linePlugin('echo', `(req) => JSON.stringify({ id: req.event.id, action: 'reject', msg: JSON.stringify(req) }) + '\\n'`,
-    ),
+    linePlugin('echo', `(req) => JSON.stringify({ id: req.event.id, action: 'reject', msg: JSON.stringify(req) }) + '\\n'`),
   );
   // Capture the raw line instead of the re-serialised one: have the plugin echo it verbatim.
   const raw = new StrfryHarness(
@@ -181,7 +180,10 @@ test('missing field and unknown action are plugin errors', async () => {
 
 test('a reply line over 8192 bytes -> bad-action', async () => {
   const h = new StrfryHarness(
-    linePlugin('long', `(req) => JSON.stringify({ id: req.event.id, action: 'reject', msg: 'x'.repeat(req.event.id === 'long' ? 9000 : 8000) }) + '\\n'`),
+    linePlugin(
+      'long',
+      `(req) => JSON.stringify({ id: req.event.id, action: 'reject', msg: 'x'.repeat(req.event.id === 'long' ? 9000 : 8000) }) + '\\n'`,
+    ),
   );
   try {
     const ok = await h.sendEvent(ev('short'));
@@ -217,7 +219,10 @@ test('plugin that sleeps -> timeout, then restarts', { timeout: 60_000 }, async 
 
 test('plugin that exits -> exit (stderr collected), next send restarts', async () => {
   const h = new StrfryHarness(
-    linePlugin('exit', `(req) => { if (req.event.id === 'die') { process.stderr.write('dying now\\n'); process.exit(3); } return JSON.stringify({ id: req.event.id, action: 'accept' }) + '\\n'; }`),
+    linePlugin(
+      'exit',
+      `(req) => { if (req.event.id === 'die') { process.stderr.write('dying now\\n'); process.exit(3); } return JSON.stringify({ id: req.event.id, action: 'accept' }) + '\\n'; }`,
+    ),
   );
   try {
     await rejectsWith(h.sendEvent(ev('die')), 'exit');
@@ -234,7 +239,10 @@ test('plugin that exits -> exit (stderr collected), next send restarts', async (
 
 test('plugin that died while idle: the next send fails with exit (as in strfry), the one after restarts', async () => {
   const h = new StrfryHarness(
-    linePlugin('idle-exit', `(req) => { setTimeout(() => process.exit(0), 20); return JSON.stringify({ id: req.event.id, action: 'accept' }) + '\\n'; }`),
+    linePlugin(
+      'idle-exit',
+      `(req) => { setTimeout(() => process.exit(0), 20); return JSON.stringify({ id: req.event.id, action: 'accept' }) + '\\n'; }`,
+    ),
   );
   try {
     await h.sendEvent(ev('a'));
@@ -269,11 +277,18 @@ test('a plugin file that is not executable -> exit, and the error says so (a tsc
   try {
     const a = h.sendEvent(ev('x'));
     const b = h.sendEvent(ev('y'));
-    await assert.rejects(a, (err: unknown) => err instanceof PluginError && err.kind === 'exit' && /not-executable\.mjs is not executable.*npm run build/.test(err.message));
+    await assert.rejects(
+      a,
+      (err: unknown) =>
+        err instanceof PluginError && err.kind === 'exit' && /not-executable\.mjs is not executable.*npm run build/.test(err.message),
+    );
     await rejectsWith(b, 'exit');
     assert.equal(h.restarts, 0, 'nothing was spawned');
     chmodSync(file, 0o755);
-    writeFileSync(file, `#!${process.execPath}\nimport { createInterface } from 'node:readline';\ncreateInterface({ input: process.stdin }).on('line', (l) => console.log(JSON.stringify({ id: JSON.parse(l).event.id, action: 'accept' })));\n`);
+    writeFileSync(
+      file,
+      `#!${process.execPath}\nimport { createInterface } from 'node:readline';\ncreateInterface({ input: process.stdin }).on('line', (l) => console.log(JSON.stringify({ id: JSON.parse(l).event.id, action: 'accept' })));\n`,
+    );
     assert.equal((await h.sendEvent(ev('z'))).reply.action, 'accept', 'once executable it runs');
   } finally {
     await h.close();
@@ -282,7 +297,10 @@ test('a plugin file that is not executable -> exit, and the error says so (a tsc
 
 test('non-JSON stdout line -> warning recorded, real reply still used', async () => {
   const h = new StrfryHarness(
-    linePlugin('chatty', `(req) => 'hello, not json\\n' + JSON.stringify({ id: req.event.id, action: 'reject', msg: 'blocked: test' }) + '\\n'`),
+    linePlugin(
+      'chatty',
+      `(req) => 'hello, not json\\n' + JSON.stringify({ id: req.event.id, action: 'reject', msg: 'blocked: test' }) + '\\n'`,
+    ),
   );
   try {
     const { reply } = await h.sendEvent(ev('e1'));
@@ -388,9 +406,7 @@ test('close() on a plugin that exits when stdin ends -> exitedByItself', async (
 });
 
 test('close() on a plugin that ignores stdin end -> SIGKILL, exitedByItself false', async () => {
-  const h = new StrfryHarness(
-    linePlugin('stubborn', ACCEPT, `setInterval(() => {}, 1000); process.stdin.on('end', () => {});`),
-  );
+  const h = new StrfryHarness(linePlugin('stubborn', ACCEPT, `setInterval(() => {}, 1000); process.stdin.on('end', () => {});`));
   await h.sendEvent(ev('e1'));
   const pid = h.pid!;
   const t0 = Date.now();

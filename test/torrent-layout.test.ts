@@ -59,8 +59,16 @@ test('a built bundle: same fields as bencode.decode, info bytes hash to the info
 test('a foreign single-file torrent with other keys (announce, comment, private) reads the same way', () => {
   const length = 100_000;
   const pieceLength = 16_384;
-  const info = { length, name: 'ünïcode name', 'piece length': pieceLength, pieces: Buffer.alloc(20 * Math.ceil(length / pieceLength), 7), private: 1 };
-  const torrent = Buffer.from(bencode.encode({ announce: 'http://127.0.0.1:1/announce', comment: 'x', 'creation date': 1, info, 'url-list': [['a'], ['b']] }));
+  const info = {
+    length,
+    name: 'ünïcode name',
+    'piece length': pieceLength,
+    pieces: Buffer.alloc(20 * Math.ceil(length / pieceLength), 7),
+    private: 1,
+  };
+  const torrent = Buffer.from(
+    bencode.encode({ announce: 'http://127.0.0.1:1/announce', comment: 'x', 'creation date': 1, info, 'url-list': [['a'], ['b']] }),
+  );
   const ih = sha1(bencode.encode(info));
   assert.deepEqual(asPlain(torrentLayout(torrent, ih)), decoded(torrent));
 });

@@ -22,7 +22,16 @@ const DEADLINE_MS = 90_000;
 
 /** A WebTorrent client that can reach peers only through a WebSocket tracker (WebRTC). */
 function webrtcOnlyClient(): WebTorrent {
-  return new WebTorrent({ dht: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, webSeeds: false, utp: false, torrentPort: 0 });
+  return new WebTorrent({
+    dht: false,
+    lsd: false,
+    utPex: false,
+    natUpnp: false,
+    natPmp: false,
+    webSeeds: false,
+    utp: false,
+    torrentPort: 0,
+  });
 }
 
 async function bundle(root: string): Promise<BuiltBundle> {
@@ -43,7 +52,10 @@ async function bundle(root: string): Promise<BuiltBundle> {
 function done(t: Torrent, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     if (t.done) return resolve();
-    const timer = setTimeout(() => reject(new Error(`${what}: not complete after ${DEADLINE_MS} ms (${Math.round(t.progress * 100)}%)`)), DEADLINE_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`${what}: not complete after ${DEADLINE_MS} ms (${Math.round(t.progress * 100)}%)`)),
+      DEADLINE_MS,
+    );
     t.once('done', () => {
       clearTimeout(timer);
       resolve();
@@ -71,7 +83,10 @@ function destroy(c: WebTorrent): Promise<void> {
   return new Promise((resolve) => c.destroy(() => resolve()));
 }
 
-async function trackerOn(seeded: Set<string>, over: Partial<typeof WEBRTC_TRACKER_DEFAULTS> = {}): Promise<{ http: Server; tracker: WebRtcTracker; url: string }> {
+async function trackerOn(
+  seeded: Set<string>,
+  over: Partial<typeof WEBRTC_TRACKER_DEFAULTS> = {},
+): Promise<{ http: Server; tracker: WebRtcTracker; url: string }> {
   const tracker = new WebRtcTracker({ ...WEBRTC_TRACKER_DEFAULTS, ...over, isSeeded: (ih) => seeded.has(ih) }, log);
   const http = createServer((_req, res) => res.writeHead(404).end());
   http.on('upgrade', (req, socket, head) => {
@@ -99,7 +114,11 @@ test('a bundle reaches a WebRTC-only reader through the tracker, and a second re
   await done(ta, 'first reader');
   const want = readFileSync(b.dataPath);
   const got = Buffer.concat(ta.files.map((f) => readFileSync(join(root, 'a', f.path))));
-  assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(want).digest('hex'), 'the first reader has the bundle byte for byte');
+  assert.equal(
+    createHash('sha256').update(got).digest('hex'),
+    createHash('sha256').update(want).digest('hex'),
+    'the first reader has the bundle byte for byte',
+  );
   assert.ok(ta.wires.length > 0 && ta.wires.every((w) => w.type === 'webrtc'), `peers: ${ta.wires.map((w) => w.type).join(',')}`);
   assert.ok(seeder.stats().webrtcPeers >= 1, 'the seeder counts its WebRTC peer');
 
@@ -115,7 +134,7 @@ test('a bundle reaches a WebRTC-only reader through the tracker, and a second re
   assert.ok(tc.received > 0 && ta.uploaded > 0, `second reader got ${tc.received} bytes, first uploaded ${ta.uploaded}`);
 });
 
-test('the tracker tracks only the bridge\'s bundles and bounds its connections', async (t) => {
+test("the tracker tracks only the bridge's bundles and bounds its connections", async (t) => {
   const defer = deferrer(t);
   const { http, tracker, url } = await trackerOn(new Set(), { maxConnectionsPerAddress: 2 });
   defer(() => stop(http, tracker));

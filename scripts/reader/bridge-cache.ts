@@ -32,10 +32,16 @@ function valid(e: unknown): e is CachedBridge {
   if (!e || typeof e !== 'object') return false;
   const c = e as Record<string, unknown>;
   return (
-    typeof c.k === 'string' && HEX64.test(c.k) &&
+    typeof c.k === 'string' &&
+    HEX64.test(c.k) &&
     (c.g === undefined || (typeof c.g === 'string' && c.g.length <= 512)) &&
-    Array.isArray(c.a) && c.a.length <= 4 && c.a.every((x) => typeof x === 'string' && x.length <= 64) &&
-    Number.isSafeInteger(c.first) && Number.isSafeInteger(c.last) && Number.isSafeInteger(c.hits) && (c.hits as number) >= 0
+    Array.isArray(c.a) &&
+    c.a.length <= 4 &&
+    c.a.every((x) => typeof x === 'string' && x.length <= 64) &&
+    Number.isSafeInteger(c.first) &&
+    Number.isSafeInteger(c.last) &&
+    Number.isSafeInteger(c.hits) &&
+    (c.hits as number) >= 0
   );
 }
 
@@ -64,7 +70,8 @@ export class BridgeCache {
       return new BridgeCache(path, `${path} is not JSON: ignored (it is rewritten on the next save)`);
     }
     const list = (parsed as { v?: unknown; bridges?: unknown })?.bridges;
-    if ((parsed as { v?: unknown })?.v !== 1 || !Array.isArray(list)) return new BridgeCache(path, `${path} is not a bridge cache of version 1: ignored`);
+    if ((parsed as { v?: unknown })?.v !== 1 || !Array.isArray(list))
+      return new BridgeCache(path, `${path} is not a bridge cache of version 1: ignored`);
     const cache = new BridgeCache(path, null);
     let bad = 0;
     for (const e of list.slice(0, BRIDGE_CACHE_MAX * 4)) {

@@ -37,7 +37,10 @@ export interface FetchStats {
 }
 
 /** ok: every byte of the file was handed to `onPiece`. */
-export type FetchOutcome = ({ ok: true; fileBytes: number } | { ok: false; reason: FetchFailure; detail: string }) & { infoHash: string; stats: FetchStats };
+export type FetchOutcome = ({ ok: true; fileBytes: number } | { ok: false; reason: FetchFailure; detail: string }) & {
+  infoHash: string;
+  stats: FetchStats;
+};
 
 export interface FetcherOptions {
   /** Working directory (one subdirectory per bundle, for WebTorrent's paths); removed by close(). */
@@ -81,7 +84,10 @@ const LOOKUP_BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const ENOUGH_PEERS = 8;
 
 class FetchError extends Error {
-  constructor(readonly reason: FetchFailure, detail: string) {
+  constructor(
+    readonly reason: FetchFailure,
+    detail: string,
+  ) {
     super(detail);
   }
 }
@@ -242,8 +248,10 @@ export class BundleFetcher {
   }
 
   private timeoutError(entry: Entry): FetchError {
-    if (entry.torrent.files?.length) return new FetchError('timeout', `the download did not finish in time (${entry.torrent.numPeers} peers)`);
-    if (entry.oversizedPeers > 0) return new FetchError('metadata-too-large', `${entry.oversizedPeers} peer(s) announced metadata above the limit`);
+    if (entry.torrent.files?.length)
+      return new FetchError('timeout', `the download did not finish in time (${entry.torrent.numPeers} peers)`);
+    if (entry.oversizedPeers > 0)
+      return new FetchError('metadata-too-large', `${entry.oversizedPeers} peer(s) announced metadata above the limit`);
     if ((entry.torrent.numPeers ?? 0) === 0) return new FetchError('no-peers', 'no peer found for the bundle in time');
     return new FetchError('timeout', 'no metadata in time');
   }
@@ -279,7 +287,17 @@ export class BundleFetcher {
     );
     ready.catch(() => {});
     broken.catch(() => {});
-    const entry: Entry = { torrent, ready, broken, oversizedPeers: 0, failed: null, waiters: 0, lookupTimer: null, lastUsed: Date.now(), piecePeers: new Map() };
+    const entry: Entry = {
+      torrent,
+      ready,
+      broken,
+      oversizedPeers: 0,
+      failed: null,
+      waiters: 0,
+      lookupTimer: null,
+      lastUsed: Date.now(),
+      piecePeers: new Map(),
+    };
     this.scheduleLookup(infoHash, entry, 0);
     torrent.on('wire', (wire: Wire) => {
       // WebTorrent leaves a piece to a faster peer rather than asking a slower one, even when
@@ -428,7 +446,12 @@ function deliverPieces(
       }
       if (handed === 0) onFirst();
       handed += buf.length;
-      onPiece(piece - first, count, Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), piecePeers.get(piece) ?? []);
+      onPiece(
+        piece - first,
+        count,
+        Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength),
+        piecePeers.get(piece) ?? [],
+      );
       if (delivered.size === count && handed === ff.length) {
         stop();
         settle.resolve(handed);
@@ -451,7 +474,11 @@ function deliverPieces(
  */
 function cheapRarestFirst(t: Torrent): void {
   type PieceState = { _cancellations: unknown[] | null; _reservations: number; _chunks: number } | null;
-  const tt = t as unknown as { _rarityMap?: { getRarestPiece(filter?: (i: number) => boolean): number }; bitfield: { get(i: number): boolean }; pieces: PieceState[] };
+  const tt = t as unknown as {
+    _rarityMap?: { getRarestPiece(filter?: (i: number) => boolean): number };
+    bitfield: { get(i: number): boolean };
+    pieces: PieceState[];
+  };
   const map = tt._rarityMap;
   if (!map) return;
   const original = map.getRarestPiece.bind(map);

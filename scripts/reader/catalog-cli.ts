@@ -65,11 +65,16 @@ export function registerCatalogCommands(program: Command, defaultBootstrap: () =
   addCatalogOptions(
     program
       .command('catalog')
-      .description("a bridge's catalog: its active bundles and the authors each holds, from the DHT and the swarm, each bundle checked against its own metadata")
+      .description(
+        "a bridge's catalog: its active bundles and the authors each holds, from the DHT and the swarm, each bundle checked against its own metadata",
+      )
       .option('--no-verify', 'do not check the bundles against their metadata (only the catalog itself)')
       .option('--format <format>', 'text (a summary and one line per bundle) or json (the catalog with the checks)', 'text'),
   )
-    .addHelpText('after', '\nExit status: 0 catalog read and every bundle matches; 1 no bridge item or no catalog; 2 bad input;\n3 failed (no DHT node, catalog unreachable or invalid); 4 some bundle could not be checked or does not match.')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 catalog read and every bundle matches; 1 no bridge item or no catalog; 2 bad input;\n3 failed (no DHT node, catalog unreachable or invalid); 4 some bundle could not be checked or does not match.',
+    )
     .action((o: ReadOpts & { verify: boolean; format: string }) =>
       run('catalog', async () => {
         const { bridge, limits } = parseCatalogOptions(o);
@@ -84,7 +89,16 @@ export function registerCatalogCommands(program: Command, defaultBootstrap: () =
           const h = catalogHeader(r.catalog);
           const bad = (r.checks ?? []).filter((c) => !c.ok);
           if (o.format === 'json') {
-            await writeOut(JSON.stringify({ bridge: r.bridge, seq: r.item.seq, infoHash: r.infoHash, header: h, bundles: r.catalog.bundles, checks: r.checks ?? null }) + '\n');
+            await writeOut(
+              JSON.stringify({
+                bridge: r.bridge,
+                seq: r.item.seq,
+                infoHash: r.infoHash,
+                header: h,
+                bundles: r.catalog.bundles,
+                checks: r.checks ?? null,
+              }) + '\n',
+            );
           } else {
             let text = `bridge ${r.bridge} (item seq ${r.item.seq})\ncatalog ${r.infoHash}: ${h.bundles} bundles, ${h.authors} authors, ${h.events} events, ${h.bytes} bytes\n`;
             r.catalog.bundles.forEach((b, i) => {
@@ -107,48 +121,71 @@ export function registerRestoreCommand(program: Command, defaultBootstrap: () =>
   addCatalogOptions(
     program
       .command('restore')
-      .description("every verified event of every author in a bridge's catalog into `strfry import` (or a JSONL file): a relay's database rebuilt from the archive")
+      .description(
+        "every verified event of every author in a bridge's catalog into `strfry import` (or a JSONL file): a relay's database rebuilt from the archive",
+      )
       .option('--since <time>', 'only events created at or after (unix seconds or ISO date)')
       .option('--strfry <path>', 'strfry executable', 'strfry')
       .option('--strfry-config <file>', 'strfry.conf of the database to import into')
       .option('--out <file>', 'append the events to this JSONL file instead of running strfry')
-      .option('--state <file>', 'where the files already delivered are listed (a rerun skips them; default: <out or strfry config>.restore-<bridge>.json)')
+      .option(
+        '--state <file>',
+        'where the files already delivered are listed (a rerun skips them; default: <out or strfry config>.restore-<bridge>.json)',
+      )
       .option('--file-timeout <s>', 'per author file (default 60)')
       .option('--max-file-bytes <size>', 'largest author file downloaded (default 256M)')
       .option('--progress', 'show progress on stderr even when it is not a terminal')
       .option('--summary <format>', 'summary on stderr: text, json or none', 'text'),
   )
-    .addHelpText('after', '\nExit status: 0 every file delivered; 1 no bridge item or no catalog; 2 bad input; 3 failed (no DHT node,\ncatalog unreachable or invalid, strfry import failed); 4 some files could not be read (run it again to resume).')
-    .action((o: Parameters<typeof parseCatalogOptions>[0] & { since?: string; strfry: string; strfryConfig?: string; out?: string; state?: string; fileTimeout?: string; maxFileBytes?: string; progress?: boolean; summary: string }) =>
-      run('restore', async () => {
-        const { bridge, limits } = parseCatalogOptions(o);
-        if (!o.out && !o.strfryConfig) throw new InputError('give --strfry-config <file> (the strfry.conf of the database to import into) or --out <file>');
-        if (o.out && o.strfryConfig) throw new InputError('--out and --strfry-config: give one of them');
-        if (o.summary !== 'text' && o.summary !== 'json' && o.summary !== 'none') throw new InputError(`--summary: text, json or none, not ${JSON.stringify(o.summary)}`);
-        const since = o.since !== undefined ? parseTime('--since', o.since) : undefined;
-        const statePath = o.state ?? `${o.out ?? o.strfryConfig}.restore-${bridge.toString('hex').slice(0, 16)}.json`;
-        const ctx = await contextOf(o, defaultBootstrap);
-        try {
-          const s = await restoreBridge(ctx, {
-            bridge,
-            since,
-            sink: o.out ? { kind: 'file', path: o.out } : { kind: 'strfry', strfry: o.strfry, config: o.strfryConfig! },
-            statePath,
-            limits,
-            fileTimeoutMs: o.fileTimeout ? parseSeconds('--file-timeout', o.fileTimeout) : 60_000,
-            maxFileBytes: o.maxFileBytes ? parseBytes('--max-file-bytes', o.maxFileBytes) : 256 * 1024 ** 2,
-            maxEventBytes: 1024 * 1024,
-            concurrency: limits.concurrency ?? 4,
-            progress: Boolean(o.progress) || process.stderr.isTTY === true,
-          });
-          if (o.summary === 'json') process.stderr.write(JSON.stringify(s) + '\n');
-          else if (o.summary === 'text') process.stderr.write(restoreText(s));
-          if (s.error) return /^(no-item|no-catalog)/.test(s.error) ? EXIT.notFound : EXIT.failed;
-          if (!s.sink.ok) return EXIT.failed;
-          return s.files.failed > 0 ? EXIT.partial : EXIT.found;
-        } finally {
-          await ctx.close();
-        }
-      }),
+    .addHelpText(
+      'after',
+      '\nExit status: 0 every file delivered; 1 no bridge item or no catalog; 2 bad input; 3 failed (no DHT node,\ncatalog unreachable or invalid, strfry import failed); 4 some files could not be read (run it again to resume).',
+    )
+    .action(
+      (
+        o: Parameters<typeof parseCatalogOptions>[0] & {
+          since?: string;
+          strfry: string;
+          strfryConfig?: string;
+          out?: string;
+          state?: string;
+          fileTimeout?: string;
+          maxFileBytes?: string;
+          progress?: boolean;
+          summary: string;
+        },
+      ) =>
+        run('restore', async () => {
+          const { bridge, limits } = parseCatalogOptions(o);
+          if (!o.out && !o.strfryConfig)
+            throw new InputError('give --strfry-config <file> (the strfry.conf of the database to import into) or --out <file>');
+          if (o.out && o.strfryConfig) throw new InputError('--out and --strfry-config: give one of them');
+          if (o.summary !== 'text' && o.summary !== 'json' && o.summary !== 'none')
+            throw new InputError(`--summary: text, json or none, not ${JSON.stringify(o.summary)}`);
+          const since = o.since !== undefined ? parseTime('--since', o.since) : undefined;
+          const statePath = o.state ?? `${o.out ?? o.strfryConfig}.restore-${bridge.toString('hex').slice(0, 16)}.json`;
+          const ctx = await contextOf(o, defaultBootstrap);
+          try {
+            const s = await restoreBridge(ctx, {
+              bridge,
+              since,
+              sink: o.out ? { kind: 'file', path: o.out } : { kind: 'strfry', strfry: o.strfry, config: o.strfryConfig! },
+              statePath,
+              limits,
+              fileTimeoutMs: o.fileTimeout ? parseSeconds('--file-timeout', o.fileTimeout) : 60_000,
+              maxFileBytes: o.maxFileBytes ? parseBytes('--max-file-bytes', o.maxFileBytes) : 256 * 1024 ** 2,
+              maxEventBytes: 1024 * 1024,
+              concurrency: limits.concurrency ?? 4,
+              progress: Boolean(o.progress) || process.stderr.isTTY === true,
+            });
+            if (o.summary === 'json') process.stderr.write(JSON.stringify(s) + '\n');
+            else if (o.summary === 'text') process.stderr.write(restoreText(s));
+            if (s.error) return /^(no-item|no-catalog)/.test(s.error) ? EXIT.notFound : EXIT.failed;
+            if (!s.sink.ok) return EXIT.failed;
+            return s.files.failed > 0 ? EXIT.partial : EXIT.found;
+          } finally {
+            await ctx.close();
+          }
+        }),
     );
 }

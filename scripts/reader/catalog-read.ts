@@ -63,7 +63,12 @@ class Collected {
 export async function readCatalog(
   ctx: ReaderContext,
   bridgeKey: Buffer,
-  opts: { verify?: boolean; limits?: Partial<CatalogLimits>; signal?: AbortSignal; onCheck?: (c: BundleCheck, done: number, total: number) => void } = {},
+  opts: {
+    verify?: boolean;
+    limits?: Partial<CatalogLimits>;
+    signal?: AbortSignal;
+    onCheck?: (c: BundleCheck, done: number, total: number) => void;
+  } = {},
 ): Promise<CatalogReadResult> {
   const limits = { ...DEFAULT_CATALOG_LIMITS, ...opts.limits };
   const bridge = bridgeKey.toString('hex');
@@ -77,7 +82,8 @@ export async function readCatalog(
     return { status: 'invalid', bridge, detail: `bridge item: ${err instanceof BadItem ? err.message : String(err)}` };
   }
   const item = { ...info, seq: got.seq };
-  if (!info.catalog) return { status: 'no-catalog', bridge, detail: 'the bridge item names no catalog (an older bridge, or catalog.enabled = false)' };
+  if (!info.catalog)
+    return { status: 'no-catalog', bridge, detail: 'the bridge item names no catalog (an older bridge, or catalog.enabled = false)' };
   const collected = new Collected();
   const out = await ctx.fetcher.fetchAuthorFile(
     info.catalog,
@@ -89,7 +95,10 @@ export async function readCatalog(
   const bytes = Buffer.concat(collected.chunks);
   let catalog: Catalog;
   try {
-    catalog = decodeCatalog(bytes, bridge, { maxBundles: limits.maxBundles, maxAuthorEntries: Math.floor(limits.maxCatalogBytes / 67) + 1 });
+    catalog = decodeCatalog(bytes, bridge, {
+      maxBundles: limits.maxBundles,
+      maxAuthorEntries: Math.floor(limits.maxCatalogBytes / 67) + 1,
+    });
   } catch (err) {
     return { status: 'invalid', bridge, detail: `catalog ${info.catalog}: ${err instanceof BadCatalog ? err.message : String(err)}` };
   }
@@ -113,7 +122,11 @@ export async function checkBundles(
     while (next < bundles.length && !signal?.aborted) {
       const i = next++;
       const b = bundles[i]!;
-      const meta = await ctx.fetcher.fetchMetadata(b.ih, { maxMetadataBytes: limits.maxMetadataBytes, timeoutMs: limits.bundleTimeoutMs }, signal);
+      const meta = await ctx.fetcher.fetchMetadata(
+        b.ih,
+        { maxMetadataBytes: limits.maxMetadataBytes, timeoutMs: limits.bundleTimeoutMs },
+        signal,
+      );
       let c: BundleCheck;
       if (!meta.ok) c = { ih: b.ih, ok: false, reason: meta.reason, detail: meta.detail };
       else {

@@ -15,11 +15,15 @@ export function parseTime(opt: string, s: string): number {
 /** "1,7,30000-30010" → kinds. */
 export function parseKinds(s: string): number[] {
   const out = new Set<number>();
-  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of s
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
     const a = m ? Number(m[1]) : NaN;
     const b = m?.[2] !== undefined ? Number(m[2]) : a;
-    if (!m || a > 65535 || b > 65535 || b < a || b - a > 65535) throw new InputError(`--kinds: not a kind or range: ${JSON.stringify(part)}`);
+    if (!m || a > 65535 || b > 65535 || b < a || b - a > 65535)
+      throw new InputError(`--kinds: not a kind or range: ${JSON.stringify(part)}`);
     for (let k = a; k <= b; k++) out.add(k);
   }
   if (out.size === 0) throw new InputError('--kinds: no kinds given');
@@ -40,7 +44,8 @@ export function parseBytes(opt: string, s: string): number {
 /** Seconds (decimals allowed) → ms. */
 export function parseSeconds(opt: string, s: string): number {
   const n = Number(s);
-  if (!/^\d+(\.\d+)?$/.test(s.trim()) || !Number.isFinite(n) || n <= 0 || n > 86_400 * 7) throw new InputError(`${opt}: not a duration in seconds: ${JSON.stringify(s)}`);
+  if (!/^\d+(\.\d+)?$/.test(s.trim()) || !Number.isFinite(n) || n <= 0 || n > 86_400 * 7)
+    throw new InputError(`${opt}: not a duration in seconds: ${JSON.stringify(s)}`);
   return Math.round(n * 1000);
 }
 

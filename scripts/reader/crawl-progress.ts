@@ -27,7 +27,12 @@ export function crawlProgress(enabled: boolean): ProgressView {
   return {
     update: (p) => {
       const total = p.done + p.active + p.queued;
-      const payload = { queued: p.queued, events: p.events, mib: (p.bytes / 1024 ** 2).toFixed(1), rate: (p.done / Math.max(0.001, p.elapsedMs / 1000)).toFixed(1) };
+      const payload = {
+        queued: p.queued,
+        events: p.events,
+        mib: (p.bytes / 1024 ** 2).toFixed(1),
+        rate: (p.done / Math.max(0.001, p.elapsedMs / 1000)).toFixed(1),
+      };
       if (!started) {
         bar.start(Math.max(1, total), p.done, payload);
         started = true;

@@ -82,7 +82,14 @@ export async function crawl(ctx: ReaderContext, req: CrawlRequest): Promise<Craw
   const receivedAtStart = ctx.fetcher.received();
   let relayBytes = 0;
   const progress = () =>
-    req.onProgress?.({ done: summary.authors.resolved, queued: queue.length, active, bytes: summary.bytes, events: summary.events, elapsedMs: Date.now() - t0 });
+    req.onProgress?.({
+      done: summary.authors.resolved,
+      queued: queue.length,
+      active,
+      bytes: summary.bytes,
+      events: summary.events,
+      elapsedMs: Date.now() - t0,
+    });
 
   const outputFilter = req.filter ?? {};
   // Contact lists must be seen whatever --kinds/--since say; the output is filtered afterwards.
@@ -101,9 +108,11 @@ export async function crawl(ctx: ReaderContext, req: CrawlRequest): Promise<Craw
     summary.authors.resolved++;
     summary.authorsByDepth[item.depth] = (summary.authorsByDepth[item.depth] ?? 0) + 1;
     summary.bytes = ctx.fetcher.received() - receivedAtStart + (relayBytes += s.bytes.relays);
-    for (const [k, v] of Object.entries(s.rejected)) summary.rejected[k as RejectReason] = (summary.rejected[k as RejectReason] ?? 0) + (v ?? 0);
+    for (const [k, v] of Object.entries(s.rejected))
+      summary.rejected[k as RejectReason] = (summary.rejected[k as RejectReason] ?? 0) + (v ?? 0);
     if (s.found) summary.authors.found++;
-    else if (s.bundles.some((b) => !b.ok) || s.bridges.every((b) => b.status === 'timeout' || b.status === 'invalid')) summary.authors.failed++;
+    else if (s.bundles.some((b) => !b.ok) || s.bridges.every((b) => b.status === 'timeout' || b.status === 'invalid'))
+      summary.authors.failed++;
     else summary.authors.notFound++;
 
     if (item.depth < req.depth) {

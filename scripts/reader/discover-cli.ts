@@ -20,7 +20,10 @@ export interface DiscoveryCliOpts {
 export function addDiscoveryOptions(cmd: Command): Command {
   const d = DEFAULT_DISCOVER_LIMITS;
   return cmd
-    .option('--bridge-cache <file>', 'bridges seen before, tried first when no --bridge is given (default $XDG_CACHE_HOME/nostr-bt/bridges.json or ~/.cache/nostr-bt/bridges.json)')
+    .option(
+      '--bridge-cache <file>',
+      'bridges seen before, tried first when no --bridge is given (default $XDG_CACHE_HOME/nostr-bt/bridges.json or ~/.cache/nostr-bt/bridges.json)',
+    )
     .option('--no-bridge-cache', 'neither read nor write the bridge cache')
     .option('--discovery-timeout <s>', `without --bridge: how long to look for bridges in the DHT (default ${d.timeoutMs / 1000})`)
     .option('--discovery-peers <n>', `without --bridge: announced peers probed at most (default ${d.maxPeers})`)
@@ -59,7 +62,11 @@ export async function discoverForCli(dht: DHT, o: DiscoveryCliOpts, log: (line: 
   const fromCache = discovery.chosen.filter((c) => c.from !== 'beacon').length;
   log(
     `discovery: ${discovery.peersSeen} peers announced, ${discovery.probed} probed, ${discovery.bridges} bridges answered` +
-      ` (${Object.entries(discovery.failures).map(([k, n]) => `${n} ${k}`).join(', ') || 'no failures'}) in ${(discovery.durationMs / 1000).toFixed(1)} s` +
+      ` (${
+        Object.entries(discovery.failures)
+          .map(([k, n]) => `${n} ${k}`)
+          .join(', ') || 'no failures'
+      }) in ${(discovery.durationMs / 1000).toFixed(1)} s` +
       `${discovery.stoppedBy ? `, stopped by ${discovery.stoppedBy}` : ''}; asking ${bridges.length} bridges (${fromCache} from the cache)`,
   );
   const save = () => {

@@ -14,9 +14,26 @@ export interface DiscoverLimits {
   maxBridges: number;
 }
 
-export const DEFAULT_DISCOVER_LIMITS: DiscoverLimits = { maxPeers: 2000, concurrency: 128, connectTimeoutMs: 3000, timeoutMs: 30_000, maxBridges: 64 };
+export const DEFAULT_DISCOVER_LIMITS: DiscoverLimits = {
+  maxPeers: 2000,
+  concurrency: 128,
+  connectTimeoutMs: 3000,
+  timeoutMs: 30_000,
+  maxBridges: 64,
+};
 
-export type ProbeFailure = 'refused' | 'timeout' | 'closed' | 'malformed' | 'wrong-infohash' | 'no-extensions' | 'not-a-dict' | 'no-beacon' | 'bad-key' | 'bad-gateway' | 'bad-signature';
+export type ProbeFailure =
+  | 'refused'
+  | 'timeout'
+  | 'closed'
+  | 'malformed'
+  | 'wrong-infohash'
+  | 'no-extensions'
+  | 'not-a-dict'
+  | 'no-beacon'
+  | 'bad-key'
+  | 'bad-gateway'
+  | 'bad-signature';
 
 export interface DiscoveredBridge {
   /** The bridge's ed25519 key, 64 hex. */
@@ -46,4 +63,3 @@ export interface DiscoverySummary extends DiscoveryReport {
   chosen: { key: string; from: 'cache' | 'beacon' | 'cache+beacon'; gateway?: string }[];
   cache: { path: string | null; entries: number; error: string | null };
 }
-

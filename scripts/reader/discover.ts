@@ -18,7 +18,13 @@ import {
   BEACON_NONCE_BYTES,
 } from '../../sidecar/formats/bridge-beacon.js';
 import { InputError } from './keys.js';
-import { DEFAULT_DISCOVER_LIMITS, type DiscoverLimits, type DiscoveredBridge, type DiscoveryReport, type ProbeFailure } from './discover-types.js';
+import {
+  DEFAULT_DISCOVER_LIMITS,
+  type DiscoverLimits,
+  type DiscoveredBridge,
+  type DiscoveryReport,
+  type ProbeFailure,
+} from './discover-types.js';
 
 export { DEFAULT_DISCOVER_LIMITS };
 export type { DiscoverLimits, DiscoveredBridge, DiscoveryReport, DiscoverySummary, ProbeFailure } from './discover-types.js';
@@ -26,13 +32,19 @@ export type { DiscoverLimits, DiscoveredBridge, DiscoveryReport, DiscoverySummar
 export function checkDiscoverLimits(l: Partial<DiscoverLimits> | undefined): DiscoverLimits {
   const out = { ...DEFAULT_DISCOVER_LIMITS, ...l };
   for (const [k, v] of Object.entries(out)) {
-    if (!Number.isInteger(v) || v < 1 || v > 1_000_000) throw new InputError(`discovery ${k}: a whole number from 1 to 1000000, not ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || v < 1 || v > 1_000_000)
+      throw new InputError(`discovery ${k}: a whole number from 1 to 1000000, not ${JSON.stringify(v)}`);
   }
   return out;
 }
 
 /** One beacon exchange. */
-export function probeBeacon(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<{ ok: true; key: Buffer; gateway?: string } | { ok: false; reason: ProbeFailure }> {
+export function probeBeacon(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<{ ok: true; key: Buffer; gateway?: string } | { ok: false; reason: ProbeFailure }> {
   return new Promise((resolve) => {
     const nonce = randomBytes(BEACON_NONCE_BYTES);
     const peerId = Buffer.concat([Buffer.from('-NR0100-'), randomBytes(12)]);
@@ -87,7 +99,10 @@ export interface DiscoverRequest {
  * Asks the DHT for the peers of the discovery infohash and probes them (random order, bounded);
  * resolves with the bridges that proved their key, in the order they answered.
  */
-export async function discoverBridges(dht: DHT, req: DiscoverRequest = {}): Promise<{ bridges: DiscoveredBridge[]; report: DiscoveryReport }> {
+export async function discoverBridges(
+  dht: DHT,
+  req: DiscoverRequest = {},
+): Promise<{ bridges: DiscoveredBridge[]; report: DiscoveryReport }> {
   const limits = checkDiscoverLimits(req.limits);
   const t0 = Date.now();
   const seen = new Set<string>();

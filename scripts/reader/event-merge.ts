@@ -59,8 +59,19 @@ export class EventMerger {
   }
 
   /** The events to output, newest first, with where each came from and what was left out. */
-  result(filter: EventFilter = {}, nowSec = Math.floor(Date.now() / 1000)): { events: { e: NostrEvent; source: string }[]; counts: MergeCounts } {
-    const counts: MergeCounts = { unique: this.byId.size, duplicates: this.duplicates, superseded: 0, deleted: 0, ephemeral: 0, expired: 0, filtered: 0 };
+  result(
+    filter: EventFilter = {},
+    nowSec = Math.floor(Date.now() / 1000),
+  ): { events: { e: NostrEvent; source: string }[]; counts: MergeCounts } {
+    const counts: MergeCounts = {
+      unique: this.byId.size,
+      duplicates: this.duplicates,
+      superseded: 0,
+      deleted: 0,
+      ephemeral: 0,
+      expired: 0,
+      filtered: 0,
+    };
     // NIP-09 deletions: `e` ids, and `a` addresses up to the deletion's created_at. Only the
     // author's own deletions count (a reader may merge several authors' events).
     const deletedIds = new Map<string, string>();

@@ -14,7 +14,12 @@ export interface BridgeChoice {
 
 export type { DiscoverySummary };
 
-export async function chooseBridges(dht: DHT, cache: BridgeCache, limits: Partial<DiscoverLimits> | undefined, signal?: AbortSignal): Promise<BridgeChoice> {
+export async function chooseBridges(
+  dht: DHT,
+  cache: BridgeCache,
+  limits: Partial<DiscoverLimits> | undefined,
+  signal?: AbortSignal,
+): Promise<BridgeChoice> {
   const l = checkDiscoverLimits(limits);
   const { bridges: found, report } = await discoverBridges(dht, { limits: l, signal });
   const now = Date.now();

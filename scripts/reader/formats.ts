@@ -36,8 +36,21 @@ export { verifyEd25519 } from '../../sidecar/formats/ed25519.js';
 export { zbase32, zbase32Decode } from '../../sidecar/formats/zbase32.js';
 export { encodeBundleInfo, type BundleInfo, type InfoFile } from '../../sidecar/formats/bundle-info.js';
 export { torrentLayout, TorrentLayoutError, type TorrentLayout } from '../../sidecar/formats/torrent-layout.js';
-export { DISCOVERY_INFOHASH, BEACON_EXTENSION, beaconStatement, verifyBeaconAnswer, readerHello } from '../../sidecar/formats/bridge-beacon.js';
-export { ADVERT_KIND, ADVERT_D, advertProofMessage, advertTemplate, readAdvert, type AdvertFields } from '../../sidecar/formats/bridge-advert.js';
+export {
+  DISCOVERY_INFOHASH,
+  BEACON_EXTENSION,
+  beaconStatement,
+  verifyBeaconAnswer,
+  readerHello,
+} from '../../sidecar/formats/bridge-beacon.js';
+export {
+  ADVERT_KIND,
+  ADVERT_D,
+  advertProofMessage,
+  advertTemplate,
+  readAdvert,
+  type AdvertFields,
+} from '../../sidecar/formats/bridge-advert.js';
 export {
   encodeCatalog,
   decodeCatalog,

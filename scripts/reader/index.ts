@@ -32,9 +32,23 @@ import {
 import { isRelayUrl } from './relay-source.js';
 import { resolveAuthor } from './resolve.js';
 import { Rejections, verifyJsonl, type RejectReason } from './verify-events.js';
-import { fetchMedia, gatewayBlobTorrent, isHttpUrl, parseMagnet, type MediaAttempt, type MediaFetchOptions, type MediaFetchResult } from './media-fetch.js';
+import {
+  fetchMedia,
+  gatewayBlobTorrent,
+  isHttpUrl,
+  parseMagnet,
+  type MediaAttempt,
+  type MediaFetchOptions,
+  type MediaFetchResult,
+} from './media-fetch.js';
 import { fetchMediaList, type MediaListEntry, type MediaListResult } from './media-list.js';
-import { readCatalog as runReadCatalog, DEFAULT_CATALOG_LIMITS, type CatalogLimits, type CatalogReadResult, type BundleCheck } from './catalog-read.js';
+import {
+  readCatalog as runReadCatalog,
+  DEFAULT_CATALOG_LIMITS,
+  type CatalogLimits,
+  type CatalogReadResult,
+  type BundleCheck,
+} from './catalog-read.js';
 
 export { gatewayBlobTorrent, parseMagnet };
 export type { MediaAttempt, MediaFetchOptions, MediaFetchResult, MediaListEntry, MediaListResult };
@@ -46,7 +60,20 @@ export { InputError, parseAuthorKey, parseBridgeKey } from './keys.js';
 export { DEFAULT_LIMITS, DEFAULT_CRAWL_BUDGET, DEFAULT_CATALOG_LIMITS };
 export type { CatalogLimits, CatalogReadResult, BundleCheck };
 export type { Catalog, CatalogBundle } from '../../sidecar/formats/catalog.js';
-export type { NostrEvent, EventFilter, EventOrigin, RelayMode, ResolveLimits, ResolveResult, ResolveSummary, CrawlBudget, CrawlSummary, FetchFailure, RejectReason, PointerLookup };
+export type {
+  NostrEvent,
+  EventFilter,
+  EventOrigin,
+  RelayMode,
+  ResolveLimits,
+  ResolveResult,
+  ResolveSummary,
+  CrawlBudget,
+  CrawlSummary,
+  FetchFailure,
+  RejectReason,
+  PointerLookup,
+};
 export type { BridgeReport, BundleReport, RelayReport, CrawlProgress } from './reader-types.js';
 export type { MergeCounts } from './event-merge.js';
 export type { AuthorPointer } from './pointer-verify.js';
@@ -169,7 +196,11 @@ export interface Reader {
   /** One author's file out of one bundle, only the pieces that hold it, every event verified. */
   fetchAuthorFile(infoHash: string, author: string, opts?: FetchFileOptions): Promise<AuthorFile>;
   /** The blobs a bridge holds for an author's events, from the media list their pointer names (docs/reader.md "Media"). */
-  mediaList(bridge: BridgeKey, author: string, opts?: { timeoutMs?: number; maxListBytes?: number; signal?: AbortSignal }): Promise<MediaListResult>;
+  mediaList(
+    bridge: BridgeKey,
+    author: string,
+    opts?: { timeoutMs?: number; maxListBytes?: number; signal?: AbortSignal },
+  ): Promise<MediaListResult>;
   /**
    * One media blob by sha256: the swarm first (opts.infoHash, or the blob torrent a gateway
    * gave), then opts.urls in order; written to opts.out only once its sha256 is verified.
@@ -180,9 +211,15 @@ export interface Reader {
    * infohash, each proving its bridge key over a fresh nonce. Bounded by `limits`; never throws
    * for what peers do (counted in the report).
    */
-  discoverBridges(opts?: { limits?: Partial<DiscoverLimits>; signal?: AbortSignal }): Promise<{ bridges: DiscoveredBridge[]; report: DiscoveryReport }>;
+  discoverBridges(opts?: {
+    limits?: Partial<DiscoverLimits>;
+    signal?: AbortSignal;
+  }): Promise<{ bridges: DiscoveredBridge[]; report: DiscoveryReport }>;
   /** A bridge's catalog (docs/protocol.md §11); with `verify`, each bundle checked against its metadata. */
-  readCatalog(bridge: BridgeKey, opts?: { verify?: boolean; limits?: Partial<CatalogLimits>; signal?: AbortSignal }): Promise<CatalogReadResult>;
+  readCatalog(
+    bridge: BridgeKey,
+    opts?: { verify?: boolean; limits?: Partial<CatalogLimits>; signal?: AbortSignal },
+  ): Promise<CatalogReadResult>;
   /** The UDP port of the reader's DHT node. */
   readonly dhtPort: number;
   /** Ends every call still running, then the DHT node and the torrent client. */
@@ -201,11 +238,13 @@ function checkResolveOptions(opts: ResolveOptions): { bridges: Buffer[]; relays:
   if (!opts || typeof opts !== 'object') throw new InputError('give the resolve options ({ bridges } or { discover: true })');
   const discover = opts.discover === true ? {} : opts.discover && typeof opts.discover === 'object' ? opts.discover : null;
   if (opts.bridges !== undefined && !Array.isArray(opts.bridges)) throw new InputError('opts.bridges: an array of bridge keys');
-  if (!discover && (opts.bridges?.length ?? 0) === 0) throw new InputError('give at least one bridge key (opts.bridges), or discover: true');
+  if (!discover && (opts.bridges?.length ?? 0) === 0)
+    throw new InputError('give at least one bridge key (opts.bridges), or discover: true');
   if (discover) checkDiscoverLimits(discover);
   const relays = opts.relays ?? [];
   for (const r of relays) if (!isRelayUrl(r)) throw new InputError(`not a ws:// or wss:// URL: ${JSON.stringify(r)}`);
-  if (opts.relayMode !== undefined && opts.relayMode !== 'fallback' && opts.relayMode !== 'full') throw new InputError(`relayMode: fallback or full, not ${JSON.stringify(opts.relayMode)}`);
+  if (opts.relayMode !== undefined && opts.relayMode !== 'fallback' && opts.relayMode !== 'full')
+    throw new InputError(`relayMode: fallback or full, not ${JSON.stringify(opts.relayMode)}`);
   return { bridges: (opts.bridges ?? []).map(bridgeKey), relays, discover };
 }
 
@@ -230,18 +269,31 @@ class ReaderImpl implements Reader {
   ) {}
 
   /** The given bridges, or (none given, discover on) the ones discovery chooses. */
-  private async bridgesFor(given: Buffer[], discover: Partial<DiscoverLimits> | null, signal: AbortSignal): Promise<{ bridges: Buffer[]; discovery?: DiscoverySummary }> {
+  private async bridgesFor(
+    given: Buffer[],
+    discover: Partial<DiscoverLimits> | null,
+    signal: AbortSignal,
+  ): Promise<{ bridges: Buffer[]; discovery?: DiscoverySummary }> {
     if (given.length > 0 || !discover) return { bridges: given };
     const { bridges, discovery } = await chooseBridges(this.ctx.dht, this.cache, discover, signal);
-    if (bridges.length === 0 && !signal.aborted) throw new NoBridgeFoundError(`no bridge found through the DHT: ${discovery.peersSeen} peers announced, ${discovery.probed} probed, none proved a bridge key`, discovery);
+    if (bridges.length === 0 && !signal.aborted)
+      throw new NoBridgeFoundError(
+        `no bridge found through the DHT: ${discovery.peersSeen} peers announced, ${discovery.probed} probed, none proved a bridge key`,
+        discovery,
+      );
     return { bridges, discovery };
   }
 
-  async discoverBridges(opts: { limits?: Partial<DiscoverLimits>; signal?: AbortSignal } = {}): Promise<{ bridges: DiscoveredBridge[]; report: DiscoveryReport }> {
+  async discoverBridges(
+    opts: { limits?: Partial<DiscoverLimits>; signal?: AbortSignal } = {},
+  ): Promise<{ bridges: DiscoveredBridge[]; report: DiscoveryReport }> {
     this.open();
     const controller = new AbortController();
     const unfollow = follow(opts.signal, controller);
-    const out = await this.track(controller, runDiscovery(this.ctx.dht, { limits: opts.limits, signal: controller.signal }).finally(unfollow));
+    const out = await this.track(
+      controller,
+      runDiscovery(this.ctx.dht, { limits: opts.limits, signal: controller.signal }).finally(unfollow),
+    );
     for (const b of out.bridges) this.cache.saw(b.key, b.addresses[0], b.gateway);
     this.cache.save();
     return out;
@@ -262,7 +314,10 @@ class ReaderImpl implements Reader {
    * One call that yields items as it goes: aborted by the caller's signal, by abort(), by leaving
    * the loop early or by close(); the stream ends (or fails) with the call's result.
    */
-  private streamed<T, R>(outer: AbortSignal | undefined, run: (signal: AbortSignal, push: (item: T) => Promise<void>) => Promise<R>): { result: Promise<R>; abort: () => void; iterate: () => AsyncIterator<T> } {
+  private streamed<T, R>(
+    outer: AbortSignal | undefined,
+    run: (signal: AbortSignal, push: (item: T) => Promise<void>) => Promise<R>,
+  ): { result: Promise<R>; abort: () => void; iterate: () => AsyncIterator<T> } {
     const controller = new AbortController();
     const unfollow = follow(outer, controller);
     const stream = new ItemStream<T>(() => controller.abort());
@@ -346,7 +401,8 @@ class ReaderImpl implements Reader {
 
   async fetchAuthorFile(infoHash: string, author: string, opts: FetchFileOptions = {}): Promise<AuthorFile> {
     this.open();
-    if (typeof infoHash !== 'string' || !INFOHASH.test(infoHash)) throw new InputError(`not an infohash: ${JSON.stringify(String(infoHash).slice(0, 80))} (expected 40 hex characters)`);
+    if (typeof infoHash !== 'string' || !INFOHASH.test(infoHash))
+      throw new InputError(`not an infohash: ${JSON.stringify(String(infoHash).slice(0, 80))} (expected 40 hex characters)`);
     const ih = infoHash.toLowerCase();
     const a = parseAuthorKey(author);
     const limits = { ...DEFAULT_LIMITS, ...this.limits };
@@ -383,14 +439,30 @@ class ReaderImpl implements Reader {
     return { ok: true, infoHash: ih, bytes, events, rejected: rejections.counts, peers: [...peers] };
   }
 
-  async mediaList(bridge: BridgeKey, author: string, opts: { timeoutMs?: number; maxListBytes?: number; signal?: AbortSignal } = {}): Promise<MediaListResult> {
+  async mediaList(
+    bridge: BridgeKey,
+    author: string,
+    opts: { timeoutMs?: number; maxListBytes?: number; signal?: AbortSignal } = {},
+  ): Promise<MediaListResult> {
     if (this.closed) throw new ReaderClosedError();
     const k = bridgeKey(bridge);
     const a = parseAuthorKey(author);
     const controller = new AbortController();
     const unfollow = follow(opts.signal, controller);
     try {
-      return await this.track(controller, fetchMediaList(this.ctx, k, a, { timeoutMs: opts.timeoutMs ?? this.limits.bundleTimeoutMs ?? DEFAULT_LIMITS.bundleTimeoutMs, maxListBytes: opts.maxListBytes ?? 16 * 1024 * 1024 }, controller.signal));
+      return await this.track(
+        controller,
+        fetchMediaList(
+          this.ctx,
+          k,
+          a,
+          {
+            timeoutMs: opts.timeoutMs ?? this.limits.bundleTimeoutMs ?? DEFAULT_LIMITS.bundleTimeoutMs,
+            maxListBytes: opts.maxListBytes ?? 16 * 1024 * 1024,
+          },
+          controller.signal,
+        ),
+      );
     } finally {
       unfollow();
     }
@@ -398,9 +470,12 @@ class ReaderImpl implements Reader {
 
   async fetchMedia(opts: MediaFetchOptions): Promise<MediaFetchResult> {
     if (this.closed) throw new ReaderClosedError();
-    if (!opts || typeof opts.out !== 'string' || opts.out === '' || opts.out === '-') throw new InputError('fetchMedia: give opts.out, the file to write');
-    if (opts.infoHash !== undefined && !INFOHASH.test(opts.infoHash)) throw new InputError('fetchMedia: opts.infoHash is 40 hex characters');
-    for (const u of opts.urls ?? []) if (!isHttpUrl(u)) throw new InputError(`fetchMedia: not an http(s) URL: ${JSON.stringify(String(u).slice(0, 200))}`);
+    if (!opts || typeof opts.out !== 'string' || opts.out === '' || opts.out === '-')
+      throw new InputError('fetchMedia: give opts.out, the file to write');
+    if (opts.infoHash !== undefined && !INFOHASH.test(opts.infoHash))
+      throw new InputError('fetchMedia: opts.infoHash is 40 hex characters');
+    for (const u of opts.urls ?? [])
+      if (!isHttpUrl(u)) throw new InputError(`fetchMedia: not an http(s) URL: ${JSON.stringify(String(u).slice(0, 200))}`);
     const controller = new AbortController();
     const unfollow = follow(opts.signal, controller);
     try {
@@ -410,12 +485,18 @@ class ReaderImpl implements Reader {
     }
   }
 
-  async readCatalog(bridge: BridgeKey, opts: { verify?: boolean; limits?: Partial<CatalogLimits>; signal?: AbortSignal } = {}): Promise<CatalogReadResult> {
+  async readCatalog(
+    bridge: BridgeKey,
+    opts: { verify?: boolean; limits?: Partial<CatalogLimits>; signal?: AbortSignal } = {},
+  ): Promise<CatalogReadResult> {
     this.open();
     const k = bridgeKey(bridge);
     const controller = new AbortController();
     const unfollow = follow(opts.signal, controller);
-    return this.track(controller, runReadCatalog(this.ctx, k, { verify: opts.verify, limits: opts.limits, signal: controller.signal }).finally(unfollow));
+    return this.track(
+      controller,
+      runReadCatalog(this.ctx, k, { verify: opts.verify, limits: opts.limits, signal: controller.signal }).finally(unfollow),
+    );
   }
 
   async close(): Promise<void> {
@@ -435,7 +516,8 @@ class ReaderImpl implements Reader {
 export async function createReader(opts: ReaderOptions): Promise<Reader> {
   if (!opts || opts.bootstrap === undefined) throw new InputError('give the DHT nodes to join (opts.bootstrap: ["host:port", ...])');
   const bootstrap = parseBootstrap(Array.isArray(opts.bootstrap) ? opts.bootstrap.join(',') : opts.bootstrap);
-  if (opts.dhtNodeRate !== undefined && !(Number.isFinite(opts.dhtNodeRate) && opts.dhtNodeRate >= 1)) throw new InputError('dhtNodeRate: at least 1 packet per second');
+  if (opts.dhtNodeRate !== undefined && !(Number.isFinite(opts.dhtNodeRate) && opts.dhtNodeRate >= 1))
+    throw new InputError('dhtNodeRate: at least 1 packet per second');
   const ctx = await ReaderContext.open({
     bootstrap,
     bindHost: opts.bind,

@@ -18,7 +18,8 @@ const HEX64 = /^[0-9a-fA-F]{64}$/;
 export function parseAuthorKey(input: string): string {
   const s = input.trim();
   if (HEX64.test(s)) return s.toLowerCase();
-  if (/^nsec1/i.test(s)) throw new InputError('that is a secret key (nsec): give the author\'s public key (npub or hex), and keep the nsec private');
+  if (/^nsec1/i.test(s))
+    throw new InputError("that is a secret key (nsec): give the author's public key (npub or hex), and keep the nsec private");
   if (/^(npub1|nprofile1)/i.test(s)) {
     let d: ReturnType<typeof nip19decode>;
     try {

@@ -6,7 +6,15 @@ import type { Command } from 'commander';
 import { collect, parseBytes, parseSeconds } from './cli-options.js';
 import { DhtUnreachable } from './errors.js';
 import { InputError, parseAuthorKey, parseBridgeKey } from './keys.js';
-import { fetchMedia, gatewayBlobTorrent, isHttpUrl, parseMagnet, readBlobTorrent, type MediaAttempt, type MediaFetchResult } from './media-fetch.js';
+import {
+  fetchMedia,
+  gatewayBlobTorrent,
+  isHttpUrl,
+  parseMagnet,
+  readBlobTorrent,
+  type MediaAttempt,
+  type MediaFetchResult,
+} from './media-fetch.js';
 import { findInMediaLists } from './media-list.js';
 import type { ReaderContext } from './reader-context.js';
 
@@ -41,11 +49,18 @@ export function addMediaCommand(
 ): void {
   program
     .command('media <sha256>')
-    .description('one media blob by its sha256: from the swarm first (infohash from a gateway, the author\'s media list or a magnet), then web seeds and origin URLs; written only once its sha256 is verified')
+    .description(
+      "one media blob by its sha256: from the swarm first (infohash from a gateway, the author's media list or a magnet), then web seeds and origin URLs; written only once its sha256 is verified",
+    )
     .option('-o, --out <file>', 'where to write it (default stdout)', '-')
-    .option('-g, --gateway <url>', "a bridge's gateway (http(s)://…): its blob torrent gives the infohash and web seeds; repeatable", collect, [])
+    .option(
+      '-g, --gateway <url>',
+      "a bridge's gateway (http(s)://…): its blob torrent gives the infohash and web seeds; repeatable",
+      collect,
+      [],
+    )
     .option('--magnet <uri>', 'the blob torrent as a magnet link (xt=urn:btih:…, ws= web seeds)')
-    .option('--infohash <hex>', 'the blob torrent\'s infohash (40 hex)')
+    .option('--infohash <hex>', "the blob torrent's infohash (40 hex)")
     .option('-u, --url <url>', 'an origin URL to try after the swarm; repeatable', collect, [])
     .option('-a, --author <key>', "look the blob up in this author's media list (needs --bridge)")
     .option('-b, --bridge <key>', 'bridge public key for --author; repeatable', collect, [])
@@ -63,9 +78,12 @@ export function addMediaCommand(
     .action((shaArg: string, o: MediaCliOpts) =>
       run('media', async () => {
         const sha256 = shaArg.toLowerCase();
-        if (!/^[0-9a-f]{64}$/.test(sha256)) throw new InputError(`not a sha256: ${JSON.stringify(shaArg.slice(0, 100))} (expected 64 hex characters)`);
-        if (o.summary !== 'text' && o.summary !== 'json' && o.summary !== 'none') throw new InputError(`--summary: text, json or none, not ${JSON.stringify(o.summary)}`);
-        for (const u of [...o.url, ...o.gateway]) if (!isHttpUrl(u)) throw new InputError(`not an http(s) URL: ${JSON.stringify(u.slice(0, 200))}`);
+        if (!/^[0-9a-f]{64}$/.test(sha256))
+          throw new InputError(`not a sha256: ${JSON.stringify(shaArg.slice(0, 100))} (expected 64 hex characters)`);
+        if (o.summary !== 'text' && o.summary !== 'json' && o.summary !== 'none')
+          throw new InputError(`--summary: text, json or none, not ${JSON.stringify(o.summary)}`);
+        for (const u of [...o.url, ...o.gateway])
+          if (!isHttpUrl(u)) throw new InputError(`not an http(s) URL: ${JSON.stringify(u.slice(0, 200))}`);
         if (o.infohash !== undefined && !/^[0-9a-fA-F]{40}$/.test(o.infohash)) throw new InputError('--infohash: 40 hex characters');
         if (o.author !== undefined && o.bridge.length === 0) throw new InputError('--author needs --bridge <key>');
         const author = o.author !== undefined ? parseAuthorKey(o.author) : undefined;
@@ -108,7 +126,10 @@ export function addMediaCommand(
             }
           }
           if (ctx && author !== undefined && infoHash === undefined) {
-            const found = await findInMediaLists(ctx, bridges, author, sha256, { maxListBytes: 16 * 1024 * 1024, timeoutMs: limits.swarmTimeoutMs ?? 60_000 });
+            const found = await findInMediaLists(ctx, bridges, author, sha256, {
+              maxListBytes: 16 * 1024 * 1024,
+              timeoutMs: limits.swarmTimeoutMs ?? 60_000,
+            });
             notes.push(...found.attempts);
             if (found.entry) infoHash = found.entry.ih;
           }
@@ -117,7 +138,14 @@ export function addMediaCommand(
             if (o.summary === 'json') process.stderr.write(JSON.stringify({ ok: false, sha256, attempts: notes }) + '\n');
             return notes.length > 0 ? 1 : 3;
           }
-          const r = await fetchMedia(ctx?.fetcher.client ?? null, ctx?.dht ?? null, { sha256, out: o.out, ...(infoHash ? { infoHash } : {}), ...(torrent ? { torrent } : {}), urls, ...limits });
+          const r = await fetchMedia(ctx?.fetcher.client ?? null, ctx?.dht ?? null, {
+            sha256,
+            out: o.out,
+            ...(infoHash ? { infoHash } : {}),
+            ...(torrent ? { torrent } : {}),
+            urls,
+            ...limits,
+          });
           r.attempts.unshift(...notes);
           summarize(r, o.summary);
           return r.ok ? 0 : 1;
@@ -132,6 +160,11 @@ function summarize(r: MediaFetchResult, format: string): void {
   if (format === 'json') return void process.stderr.write(JSON.stringify(r) + '\n');
   if (format === 'none') return;
   let s = '';
-  for (const a of r.attempts) s += `  ${a.source}: ${a.ok ? `ok, ${a.bytes} bytes in ${a.ms} ms` : `${a.reason}${a.detail ? ` (${a.detail})` : ''}`}\n`;
-  process.stderr.write(r.ok ? `blob ${r.sha256}: ${r.bytes} bytes from ${r.source === 'swarm' ? 'the swarm' : r.url}, sha256 verified\n${s}` : `blob ${r.sha256}: no source had it\n${s}`);
+  for (const a of r.attempts)
+    s += `  ${a.source}: ${a.ok ? `ok, ${a.bytes} bytes in ${a.ms} ms` : `${a.reason}${a.detail ? ` (${a.detail})` : ''}`}\n`;
+  process.stderr.write(
+    r.ok
+      ? `blob ${r.sha256}: ${r.bytes} bytes from ${r.source === 'swarm' ? 'the swarm' : r.url}, sha256 verified\n${s}`
+      : `blob ${r.sha256}: no source had it\n${s}`,
+  );
 }

@@ -53,7 +53,9 @@ export interface MediaAttempt {
   peers?: number;
 }
 
-export type MediaFetchResult = { ok: true; sha256: string; bytes: number; source: 'swarm' | 'http'; url?: string; infoHash?: string; attempts: MediaAttempt[] } | { ok: false; sha256: string; attempts: MediaAttempt[] };
+export type MediaFetchResult =
+  | { ok: true; sha256: string; bytes: number; source: 'swarm' | 'http'; url?: string; infoHash?: string; attempts: MediaAttempt[] }
+  | { ok: false; sha256: string; attempts: MediaAttempt[] };
 
 export const MEDIA_DEFAULTS = { maxBytes: 1024 ** 3, swarmTimeoutMs: 120_000, stallTimeoutMs: 20_000, httpTimeoutMs: 120_000 } as const;
 
@@ -79,7 +81,10 @@ export function parseMagnet(uri: string): { infoHash: string; webSeeds: string[]
     throw new InputError(`not a magnet link: ${JSON.stringify(uri.slice(0, 200))}`);
   }
   if (u.protocol !== 'magnet:') throw new InputError(`not a magnet link: ${JSON.stringify(uri.slice(0, 200))}`);
-  const xt = u.searchParams.getAll('xt').map((x) => /^urn:btih:([0-9a-fA-F]{40})$/.exec(x)?.[1]).find(Boolean);
+  const xt = u.searchParams
+    .getAll('xt')
+    .map((x) => /^urn:btih:([0-9a-fA-F]{40})$/.exec(x)?.[1])
+    .find(Boolean);
   if (!xt) throw new InputError('the magnet link has no xt=urn:btih:<40 hex>');
   return { infoHash: xt.toLowerCase(), webSeeds: u.searchParams.getAll('ws').filter(isHttpUrl) };
 }
@@ -95,7 +100,10 @@ export function isHttpUrl(s: string): boolean {
 
 /** A blob torrent's infohash, length and web seeds, checked: one file, named by the sha256 asked for. */
 export function readBlobTorrent(torrent: Buffer, sha256: string): { infoHash: string; length: number; webSeeds: string[]; bare: Buffer } {
-  let t: { info?: { name?: Uint8Array; length?: unknown; files?: unknown; 'piece length'?: unknown; pieces?: Uint8Array }; 'url-list'?: unknown };
+  let t: {
+    info?: { name?: Uint8Array; length?: unknown; files?: unknown; 'piece length'?: unknown; pieces?: Uint8Array };
+    'url-list'?: unknown;
+  };
   try {
     t = bencode.decode(torrent) as typeof t;
   } catch {
@@ -103,12 +111,17 @@ export function readBlobTorrent(torrent: Buffer, sha256: string): { infoHash: st
   }
   const info = t?.info;
   if (!info || typeof info !== 'object') throw new Refused('bad-metadata', 'the torrent has no info dict');
-  if (info.files !== undefined || typeof info.length !== 'number' || !(info.pieces instanceof Uint8Array)) throw new Refused('bad-metadata', 'not a single-file torrent');
-  if (!(info.name instanceof Uint8Array) || Buffer.from(info.name).toString() !== sha256) throw new Refused('bad-metadata', `the torrent is not named ${sha256}`);
+  if (info.files !== undefined || typeof info.length !== 'number' || !(info.pieces instanceof Uint8Array))
+    throw new Refused('bad-metadata', 'not a single-file torrent');
+  if (!(info.name instanceof Uint8Array) || Buffer.from(info.name).toString() !== sha256)
+    throw new Refused('bad-metadata', `the torrent is not named ${sha256}`);
   const infoBytes = Buffer.from(bencode.encode(info));
   const list = t['url-list'];
   const raw = list === undefined ? [] : Array.isArray(list) ? list : [list];
-  const webSeeds = raw.filter((x): x is Uint8Array => x instanceof Uint8Array).map((x) => Buffer.from(x).toString()).filter(isHttpUrl);
+  const webSeeds = raw
+    .filter((x): x is Uint8Array => x instanceof Uint8Array)
+    .map((x) => Buffer.from(x).toString())
+    .filter(isHttpUrl);
   return {
     infoHash: createHash('sha1').update(infoBytes).digest('hex'),
     length: info.length,
@@ -118,7 +131,12 @@ export function readBlobTorrent(torrent: Buffer, sha256: string): { infoHash: st
 }
 
 /** GET <gateway>/media/<sha256>.torrent: the blob torrent a bridge seeds (null if it has none). */
-export async function gatewayBlobTorrent(gateway: string, sha256: string, timeoutMs = 20_000, signal?: AbortSignal): Promise<Buffer | null> {
+export async function gatewayBlobTorrent(
+  gateway: string,
+  sha256: string,
+  timeoutMs = 20_000,
+  signal?: AbortSignal,
+): Promise<Buffer | null> {
   if (!isHttpUrl(gateway)) throw new InputError(`--gateway: not an http(s) URL: ${JSON.stringify(gateway)}`);
   const url = `${gateway.replace(/\/+$/, '')}/media/${sha256}.torrent`;
   const res = await fetch(url, { signal: anySignal(AbortSignal.timeout(timeoutMs), signal), redirect: 'error' });
@@ -160,7 +178,8 @@ export async function fetchMedia(client: WebTorrent | null, dht: DHT | null, o: 
   if (o.torrent) {
     try {
       const t = readBlobTorrent(o.torrent, sha256);
-      if (infoHash !== undefined && infoHash !== t.infoHash) throw new Refused('bad-metadata', `the torrent's infohash is ${t.infoHash}, not ${infoHash}`);
+      if (infoHash !== undefined && infoHash !== t.infoHash)
+        throw new Refused('bad-metadata', `the torrent's infohash is ${t.infoHash}, not ${infoHash}`);
       infoHash = t.infoHash;
       bare = t.bare;
     } catch (err) {
@@ -225,7 +244,12 @@ async function fromSwarm(client: WebTorrent, dht: DHT | null, j: SwarmJob): Prom
   const stallMs = j.o.stallTimeoutMs ?? MEDIA_DEFAULTS.stallTimeoutMs;
   const existing = client.torrents.find((t) => t.infoHash === j.infoHash);
   if (existing) await new Promise<void>((r) => existing.destroy({ destroyStore: true }, () => r()));
-  const torrent: Torrent = client.add(j.bare ?? `magnet:?xt=urn:btih:${j.infoHash}`, { path: j.dir, announce: [], strategy: 'rarest', uploads: 64 } as never);
+  const torrent: Torrent = client.add(j.bare ?? `magnet:?xt=urn:btih:${j.infoHash}`, {
+    path: j.dir,
+    announce: [],
+    strategy: 'rarest',
+    uploads: 64,
+  } as never);
   const timers: NodeJS.Timeout[] = [];
   const stale = cancelStaleRequests(torrent);
   let onAbort: (() => void) | undefined;
@@ -244,7 +268,16 @@ async function fromSwarm(client: WebTorrent, dht: DHT | null, j: SwarmJob): Prom
       onAbort = () => fail('aborted', 'aborted');
       if (j.o.signal?.aborted) onAbort();
       j.o.signal?.addEventListener('abort', onAbort, { once: true });
-      timers.push(setTimeout(() => fail(torrent.files?.length ? 'timeout' : (torrent.numPeers ?? 0) === 0 ? 'no-peers' : 'timeout', `not downloaded within ${swarmMs} ms`), swarmMs));
+      timers.push(
+        setTimeout(
+          () =>
+            fail(
+              torrent.files?.length ? 'timeout' : (torrent.numPeers ?? 0) === 0 ? 'no-peers' : 'timeout',
+              `not downloaded within ${swarmMs} ms`,
+            ),
+          swarmMs,
+        ),
+      );
       let lastProgress = Date.now();
       let lastDownloaded = 0;
       const stallTimer = setInterval(() => {
@@ -252,7 +285,8 @@ async function fromSwarm(client: WebTorrent, dht: DHT | null, j: SwarmJob): Prom
         if (d !== lastDownloaded) {
           lastDownloaded = d;
           lastProgress = Date.now();
-        } else if (torrent.files?.length && Date.now() - lastProgress > stallMs) fail('stalled', `no piece for ${stallMs} ms (${d} of ${torrent.length} bytes, ${torrent.numPeers} peers)`);
+        } else if (torrent.files?.length && Date.now() - lastProgress > stallMs)
+          fail('stalled', `no piece for ${stallMs} ms (${d} of ${torrent.length} bytes, ${torrent.numPeers} peers)`);
       }, 500);
       timers.push(stallTimer);
       torrent.once('error', (err: Error) => fail('error', err.message));
@@ -260,7 +294,8 @@ async function fromSwarm(client: WebTorrent, dht: DHT | null, j: SwarmJob): Prom
         // As in bundle-fetch.ts: without a speed, WebTorrent asks whoever has a piece instead of waiting for a faster peer that choked us.
         (wire as unknown as { downloadSpeed: () => number }).downloadSpeed = () => 0;
         wire.on('extended', (ext: string, hs: { metadata_size?: unknown }) => {
-          if (ext === 'handshake' && !torrent.files?.length && typeof hs?.metadata_size === 'number' && hs.metadata_size > 8 * 1024 * 1024) (wire as unknown as { destroy(): void }).destroy();
+          if (ext === 'handshake' && !torrent.files?.length && typeof hs?.metadata_size === 'number' && hs.metadata_size > 8 * 1024 * 1024)
+            (wire as unknown as { destroy(): void }).destroy();
         });
       });
       const checkMetadata = () => {
@@ -276,11 +311,15 @@ async function fromSwarm(client: WebTorrent, dht: DHT | null, j: SwarmJob): Prom
       if (dht) {
         let n = 0;
         const again = () => {
-          const t = setTimeout(() => {
-            if ((torrent.numPeers ?? 0) < 8 && !dht.destroyed && !(torrent as unknown as { destroyed: boolean }).destroyed) dht.lookup(j.infoHash);
-            n++;
-            again();
-          }, LOOKUP_BACKOFF_MS[Math.min(n, LOOKUP_BACKOFF_MS.length - 1)]);
+          const t = setTimeout(
+            () => {
+              if ((torrent.numPeers ?? 0) < 8 && !dht.destroyed && !(torrent as unknown as { destroyed: boolean }).destroyed)
+                dht.lookup(j.infoHash);
+              n++;
+              again();
+            },
+            LOOKUP_BACKOFF_MS[Math.min(n, LOOKUP_BACKOFF_MS.length - 1)],
+          );
           timers.push(t);
         };
         again();
@@ -320,7 +359,11 @@ async function fromHttp(first: string, tmp: string, sha256: string, maxBytes: nu
     let res: Response | null = null;
     for (let hop = 0; ; hop++) {
       if (!isHttpUrl(url)) return fail('scheme', `not http(s): ${url.slice(0, 200)}`);
-      res = await fetch(url, { redirect: 'manual', signal, headers: { 'accept-encoding': 'identity', 'user-agent': 'nostr-bt media reader' } });
+      res = await fetch(url, {
+        redirect: 'manual',
+        signal,
+        headers: { 'accept-encoding': 'identity', 'user-agent': 'nostr-bt media reader' },
+      });
       if (![301, 302, 303, 307, 308].includes(res.status)) break;
       await res.body?.cancel();
       if (hop >= MAX_REDIRECTS) return fail('redirects', `more than ${MAX_REDIRECTS} redirects`);

@@ -19,12 +19,25 @@ export type MediaListResult =
   | { ok: false; bridge: string; reason: string; detail: string };
 
 /** One bridge's media list for an author. Never throws for what the bridge or peers did. */
-export async function fetchMediaList(ctx: ReaderContext, bridge: Buffer, author: string, limits: MediaListLimits, signal?: AbortSignal): Promise<MediaListResult> {
+export async function fetchMediaList(
+  ctx: ReaderContext,
+  bridge: Buffer,
+  author: string,
+  limits: MediaListLimits,
+  signal?: AbortSignal,
+): Promise<MediaListResult> {
   const b = bridge.toString('hex');
   const p = await lookupAuthorPointer(ctx.dht, bridge, author, Math.min(limits.timeoutMs, 30_000));
-  if (p.status !== 'found') return { ok: false, bridge: b, reason: `pointer-${p.status}`, detail: p.status === 'invalid' ? p.reason : `no pointer (${p.status})` };
+  if (p.status !== 'found')
+    return { ok: false, bridge: b, reason: `pointer-${p.status}`, detail: p.status === 'invalid' ? p.reason : `no pointer (${p.status})` };
   const ih = p.pointer.mediaList;
-  if (!ih) return { ok: false, bridge: b, reason: 'no-media', detail: 'the pointer names no media list (the bridge holds no media of this author)' };
+  if (!ih)
+    return {
+      ok: false,
+      bridge: b,
+      reason: 'no-media',
+      detail: 'the pointer names no media list (the bridge holds no media of this author)',
+    };
   const chunks: Buffer[] = [];
   const out = await ctx.fetcher.fetchAuthorFile(
     ih,
@@ -42,7 +55,13 @@ export async function fetchMediaList(ctx: ReaderContext, bridge: Buffer, author:
 }
 
 /** The first bridge whose media list of `author` has `sha256`. */
-export async function findInMediaLists(ctx: ReaderContext, bridges: Buffer[], author: string, sha256: string, limits: MediaListLimits): Promise<{ entry?: MediaListEntry; attempts: MediaAttempt[] }> {
+export async function findInMediaLists(
+  ctx: ReaderContext,
+  bridges: Buffer[],
+  author: string,
+  sha256: string,
+  limits: MediaListLimits,
+): Promise<{ entry?: MediaListEntry; attempts: MediaAttempt[] }> {
   const attempts: MediaAttempt[] = [];
   for (const bridge of bridges) {
     const t0 = Date.now();
@@ -53,7 +72,13 @@ export async function findInMediaLists(ctx: ReaderContext, bridges: Buffer[], au
       continue;
     }
     const entry = r.entries.find((e) => e.sha256 === sha256);
-    attempts.push({ source, ok: entry !== undefined, ...(entry ? {} : { reason: 'not-listed', detail: `the list has ${r.entries.length} blobs, not this one` }), bytes: 0, ms: Date.now() - t0 });
+    attempts.push({
+      source,
+      ok: entry !== undefined,
+      ...(entry ? {} : { reason: 'not-listed', detail: `the list has ${r.entries.length} blobs, not this one` }),
+      bytes: 0,
+      ms: Date.now() - t0,
+    });
     if (entry) return { entry, attempts };
   }
   return { attempts };

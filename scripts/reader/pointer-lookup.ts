@@ -43,6 +43,14 @@ export async function lookupAuthorPointer(dht: DHT, bridgeKey: Buffer, author: s
   if (unique.length !== page0.n && problems.length === 0) problems.push(`pages list ${unique.length} bundles, n says ${page0.n}`);
   return {
     status: 'found',
-    pointer: { infoHashes: unique, n: page0.n, pages: page0.pg, seq: first.seq, complete: problems.length === 0, problems, ...(page0.mediaList ? { mediaList: page0.mediaList } : {}) },
+    pointer: {
+      infoHashes: unique,
+      n: page0.n,
+      pages: page0.pg,
+      seq: first.seq,
+      complete: problems.length === 0,
+      problems,
+      ...(page0.mediaList ? { mediaList: page0.mediaList } : {}),
+    },
   };
 }

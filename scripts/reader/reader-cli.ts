@@ -47,18 +47,30 @@ export interface CommonOpts extends DiscoveryCliOpts {
 
 export function addCommonOptions(cmd: Command): Command {
   return addDiscoveryOptions(cmd)
-    .option('-b, --bridge <key>', 'bridge public key (hex or z-base-32, from `nostr-bt key` on the bridge); repeatable; none: find bridges through the DHT', collect, [])
+    .option(
+      '-b, --bridge <key>',
+      'bridge public key (hex or z-base-32, from `nostr-bt key` on the bridge); repeatable; none: find bridges through the DHT',
+      collect,
+      [],
+    )
     .option('-r, --relay <url>', 'relay to ask after the swarm (wss://…); repeatable', collect, [])
-    .option('--relay-mode <mode>', 'fallback: ask relays for what is newer than the archive, or everything if the swarm fell short; full: always everything', 'fallback')
+    .option(
+      '--relay-mode <mode>',
+      'fallback: ask relays for what is newer than the archive, or everything if the swarm fell short; full: always everything',
+      'fallback',
+    )
     .option('--since <time>', 'only events created at or after (unix seconds or ISO date)')
     .option('--until <time>', 'only events created at or before (unix seconds or ISO date)')
     .option('--kinds <list>', 'only these kinds, e.g. 1,6,30023 or 30000-30010')
     .option('--bootstrap <host:port,...>', 'DHT bootstrap nodes (default: dht.bootstrap from the config, the Mainline routers)')
-    .option('--bind <address>', 'address the reader\'s DHT node binds', '0.0.0.0')
+    .option('--bind <address>', "address the reader's DHT node binds", '0.0.0.0')
     .option('--dht-node-rate <n>', 'DHT packets per second to any one node (libtorrent nodes ban more than 5)', '5')
     .option('--dht-query-timeout <s>', 'how long one DHT query waits for an answer', '2')
     .option('--tmp-dir <dir>', 'where downloaded pieces are kept while reading (removed at the end)')
-    .option('--utp', 'connect to peers over uTP first (WebTorrent falls back to TCP only after ~20 s; the default is TCP, which every bridge accepts)')
+    .option(
+      '--utp',
+      'connect to peers over uTP first (WebTorrent falls back to TCP only after ~20 s; the default is TCP, which every bridge accepts)',
+    )
     .option('--pointer-timeout <s>', `per DHT pointer get (default ${DEFAULT_LIMITS.pointerTimeoutMs / 1000})`)
     .option('--bundle-timeout <s>', `per bundle (default ${DEFAULT_LIMITS.bundleTimeoutMs / 1000})`)
     .option('--relay-timeout <s>', `per relay (default ${DEFAULT_LIMITS.relayTimeoutMs / 1000})`)
@@ -80,8 +92,10 @@ export function parseCommon(o: CommonOpts): Common {
   const bridges = o.bridge.map(parseBridgeKey);
   if (bridges.length === 0) parseDiscoveryLimits(o); // bad discovery options are bad input before any network
   for (const r of o.relay) if (!isRelayUrl(r)) throw new InputError(`--relay: not a ws:// or wss:// URL: ${JSON.stringify(r)}`);
-  if (o.relayMode !== 'fallback' && o.relayMode !== 'full') throw new InputError(`--relay-mode: fallback or full, not ${JSON.stringify(o.relayMode)}`);
-  if (o.summary !== 'text' && o.summary !== 'json' && o.summary !== 'none') throw new InputError(`--summary: text, json or none, not ${JSON.stringify(o.summary)}`);
+  if (o.relayMode !== 'fallback' && o.relayMode !== 'full')
+    throw new InputError(`--relay-mode: fallback or full, not ${JSON.stringify(o.relayMode)}`);
+  if (o.summary !== 'text' && o.summary !== 'json' && o.summary !== 'none')
+    throw new InputError(`--summary: text, json or none, not ${JSON.stringify(o.summary)}`);
   const filter: EventFilter = {};
   if (o.since !== undefined) filter.since = parseTime('--since', o.since);
   if (o.until !== undefined) filter.until = parseTime('--until', o.until);
@@ -110,7 +124,11 @@ export async function openContext(o: CommonOpts, defaultBootstrap: () => string[
   const bootstrap = o.bootstrap !== undefined ? parseBootstrap(o.bootstrap) : defaultBootstrap();
   const rate = parseCount('--dht-node-rate', o.dhtNodeRate, 10_000);
   if (rate < 1) throw new InputError('--dht-node-rate: at least 1');
-  return ReaderContext.open({ bootstrap, bindHost: o.bind, tmpDir: o.tmpDir, utp: o.utp === true,
+  return ReaderContext.open({
+    bootstrap,
+    bindHost: o.bind,
+    tmpDir: o.tmpDir,
+    utp: o.utp === true,
     maxPacketsPerSecondPerNode: rate,
     dhtQueryTimeoutMs: parseSeconds('--dht-query-timeout', o.dhtQueryTimeout),
   });
@@ -153,7 +171,9 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
   addCommonOptions(
     program
       .command('resolve <author>')
-      .description("an author's archived events from bridges, through the DHT and BitTorrent (no relay needed): verified JSONL on stdout, newest first")
+      .description(
+        "an author's archived events from bridges, through the DHT and BitTorrent (no relay needed): verified JSONL on stdout, newest first",
+      )
       .option('--timeout <s>', `deadline for the swarm part (default ${DEFAULT_LIMITS.swarmTimeoutMs / 1000})`)
       .option('--max-bytes <size>', `bytes downloaded for this author at most (default ${DEFAULT_LIMITS.maxBytes / 1024 ** 3}G)`)
       .option('--concurrency <n>', `bundles fetched at once (default ${DEFAULT_LIMITS.concurrency})`),
@@ -171,13 +191,22 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
           const discovered = await maybeDiscover(ctx, c, o);
           if (discovered && c.bridges.length === 0 && c.relays.length === 0) {
             if (c.summary === 'json') process.stderr.write(JSON.stringify({ found: false, discovery: discovered.summary }) + '\n');
-            else if (c.summary === 'text') process.stderr.write('no bridge found through the DHT (and none in the bridge cache): give --bridge <key>\n');
+            else if (c.summary === 'text')
+              process.stderr.write('no bridge found through the DHT (and none in the bridge cache): give --bridge <key>\n');
             return EXIT.notFound;
           }
-          const { events, summary } = await resolveAuthor(ctx, { author, bridges: c.bridges, relays: c.relays, relayMode: c.relayMode, filter: c.filter, limits: c.limits });
+          const { events, summary } = await resolveAuthor(ctx, {
+            author,
+            bridges: c.bridges,
+            relays: c.relays,
+            relayMode: c.relayMode,
+            filter: c.filter,
+            limits: c.limits,
+          });
           discovered?.finish(summary);
           await writeOut(jsonl(events));
-          if (c.summary === 'json') process.stderr.write(JSON.stringify(discovered ? { ...summary, discovery: discovered.summary } : summary) + '\n');
+          if (c.summary === 'json')
+            process.stderr.write(JSON.stringify(discovered ? { ...summary, discovery: discovered.summary } : summary) + '\n');
           else if (c.summary === 'text') process.stderr.write(resolveText(summary));
           return resolveExitCode(summary, c.relays.length > 0);
         } finally {
@@ -189,7 +218,9 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
   addCommonOptions(
     program
       .command('crawl <root>')
-      .description("web-of-trust crawl: the root's newest contact list from the archive, its follows breadth-first to --depth, every author's verified events as JSONL")
+      .description(
+        "web-of-trust crawl: the root's newest contact list from the archive, its follows breadth-first to --depth, every author's verified events as JSONL",
+      )
       .option('--depth <n>', 'hops from the root along contact lists', '2')
       .option('--max-authors <n>', `authors resolved at most (default ${DEFAULT_CRAWL_BUDGET.maxAuthors})`)
       .option('--max-bytes <size>', `bytes downloaded at most, all authors (default ${DEFAULT_CRAWL_BUDGET.maxBytes / 1024 ** 3}G)`)
@@ -200,11 +231,27 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
       .option('--strfry <path>', 'strfry executable for --import', 'strfry')
       .option('--strfry-config <file>', 'strfry.conf for --import'),
   )
-    .addHelpText('after', EXIT_HELP.replace('0 events found (every source answered)', '0 events found').replace('bridge,\nbundle or relay failed', 'author\ncould not be read, or the crawl stopped at a budget'))
+    .addHelpText(
+      'after',
+      EXIT_HELP.replace('0 events found (every source answered)', '0 events found').replace(
+        'bridge,\nbundle or relay failed',
+        'author\ncould not be read, or the crawl stopped at a budget',
+      ),
+    )
     .action(
       (
         rootArg: string,
-        o: CommonOpts & { depth: string; maxAuthors?: string; maxBytes?: string; timeout?: string; concurrency?: string; progress?: boolean; import?: boolean; strfry: string; strfryConfig?: string },
+        o: CommonOpts & {
+          depth: string;
+          maxAuthors?: string;
+          maxBytes?: string;
+          timeout?: string;
+          concurrency?: string;
+          progress?: boolean;
+          import?: boolean;
+          strfry: string;
+          strfryConfig?: string;
+        },
       ) =>
         run('crawl', async () => {
           const root = parseAuthorKey(rootArg);
@@ -215,7 +262,8 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
           if (o.maxBytes) budget.maxBytes = parseBytes('--max-bytes', o.maxBytes);
           if (o.timeout) budget.timeoutMs = parseSeconds('--timeout', o.timeout);
           if (o.concurrency) budget.concurrency = Math.max(1, parseCount('--concurrency', o.concurrency, 64));
-          if (o.import && !o.strfryConfig) throw new InputError('--import needs --strfry-config <file> (the strfry.conf of the database to import into)');
+          if (o.import && !o.strfryConfig)
+            throw new InputError('--import needs --strfry-config <file> (the strfry.conf of the database to import into)');
           c.limits.concurrency ??= 2;
           const ctx = await openContext(o, defaultBootstrap);
           const importer = o.import ? new StrfryImport(o.strfry, o.strfryConfig!) : null;
@@ -223,7 +271,8 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
           try {
             const discovered = await maybeDiscover(ctx, c, o);
             if (discovered && c.bridges.length === 0 && c.relays.length === 0) {
-              if (c.summary !== 'none') process.stderr.write('no bridge found through the DHT (and none in the bridge cache): give --bridge <key>\n');
+              if (c.summary !== 'none')
+                process.stderr.write('no bridge found through the DHT (and none in the bridge cache): give --bridge <key>\n');
               return EXIT.notFound;
             }
             const summary = await crawl(ctx, {
@@ -248,9 +297,12 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
             if (importer) {
               const r = await importer.finish();
               importFailed = r.failed;
-              process.stderr.write(`strfry import: ${r.lines} events sent, ${r.failed ? `failed: ${r.error}` : 'done'}\n${r.output ? r.output.trimEnd() + '\n' : ''}`);
+              process.stderr.write(
+                `strfry import: ${r.lines} events sent, ${r.failed ? `failed: ${r.error}` : 'done'}\n${r.output ? r.output.trimEnd() + '\n' : ''}`,
+              );
             }
-            if (c.summary === 'json') process.stderr.write(JSON.stringify(discovered ? { ...summary, discovery: discovered.summary } : summary) + '\n');
+            if (c.summary === 'json')
+              process.stderr.write(JSON.stringify(discovered ? { ...summary, discovery: discovered.summary } : summary) + '\n');
             else if (c.summary === 'text') process.stderr.write(crawlText(summary));
             if (importFailed) return EXIT.failed;
             if (summary.events === 0) return summary.authors.failed > 0 ? EXIT.failed : EXIT.notFound;

@@ -9,9 +9,13 @@ import { InputError } from './keys.js';
 /** "host:port,host:port" → ["host:port", ...], each checked. */
 export function parseBootstrap(input: string): string[] {
   const out: string[] = [];
-  for (const part of input.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of input
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^(\[[0-9a-fA-F:]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(part);
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new InputError(`not a bootstrap node: ${JSON.stringify(part)} (expected host:port)`);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535)
+      throw new InputError(`not a bootstrap node: ${JSON.stringify(part)} (expected host:port)`);
     out.push(part);
   }
   if (out.length === 0) throw new InputError('--bootstrap needs at least one host:port');
@@ -37,7 +41,12 @@ export { DhtUnreachable };
 
 export async function startReaderDht(opts: ReaderDhtOptions): Promise<DHT> {
   if (opts.bootstrap.length === 0) throw new InputError('no DHT bootstrap nodes');
-  const dht = new DHT({ bootstrap: opts.bootstrap, host: false, verify: verifyEd25519, ...(opts.queryTimeoutMs ? { timeout: opts.queryTimeoutMs } : {}) } as ConstructorParameters<typeof DHT>[0]);
+  const dht = new DHT({
+    bootstrap: opts.bootstrap,
+    host: false,
+    verify: verifyEd25519,
+    ...(opts.queryTimeoutMs ? { timeout: opts.queryTimeoutMs } : {}),
+  } as ConstructorParameters<typeof DHT>[0]);
   try {
     hardenDht(dht, { maxPacketsPerSecondPerNode: opts.maxPacketsPerSecondPerNode ?? 5 });
   } catch (err) {

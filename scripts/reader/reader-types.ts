@@ -6,7 +6,15 @@ import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import type { MergeCounts } from './event-merge.js';
 import type { RejectReason } from './verify-events.js';
 
-export type FetchFailure = 'timeout' | 'no-peers' | 'metadata-too-large' | 'bad-metadata' | 'not-in-bundle' | 'file-too-large' | 'error' | 'aborted';
+export type FetchFailure =
+  | 'timeout'
+  | 'no-peers'
+  | 'metadata-too-large'
+  | 'bad-metadata'
+  | 'not-in-bundle'
+  | 'file-too-large'
+  | 'error'
+  | 'aborted';
 
 export interface ResolveLimits {
   /** Per DHT get of a pointer page. */

@@ -100,7 +100,12 @@ export async function queryRelay(url: string, filter: Filter, opts: RelayQueryOp
 }
 
 /** One REQ until EOSE (or the deadline). */
-function reqOnce(relay: AbstractRelay, filter: Filter, timeoutMs: number, onEach?: (e: unknown) => void): Promise<{ events: unknown[]; timedOut: boolean }> {
+function reqOnce(
+  relay: AbstractRelay,
+  filter: Filter,
+  timeoutMs: number,
+  onEach?: (e: unknown) => void,
+): Promise<{ events: unknown[]; timedOut: boolean }> {
   return new Promise((resolve) => {
     const events: unknown[] = [];
     let done = false;

@@ -11,7 +11,17 @@ import { EventMerger, type EventFilter } from './event-merge.js';
 import { LineChecker, Rejections, verifyEvent } from './verify-events.js';
 import { PieceLineAssembler } from './piece-lines.js';
 import { queryRelay } from './relay-source.js';
-import { DEFAULT_LIMITS, type BridgeReport, type BundleReport, type EventOrigin, type RelayMode, type RelayReport, type ResolveLimits, type ResolveResult, type ResolveSummary } from './reader-types.js';
+import {
+  DEFAULT_LIMITS,
+  type BridgeReport,
+  type BundleReport,
+  type EventOrigin,
+  type RelayMode,
+  type RelayReport,
+  type ResolveLimits,
+  type ResolveResult,
+  type ResolveSummary,
+} from './reader-types.js';
 
 export { DEFAULT_LIMITS };
 export type { BridgeReport, BundleReport, EventOrigin, RelayMode, RelayReport, ResolveLimits, ResolveResult, ResolveSummary };
@@ -67,7 +77,16 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
       return;
     }
     const p = l.pointer;
-    bridges.push({ bridge: key.toString('hex'), status: 'found', bundles: p.infoHashes.length, n: p.n, pages: p.pages, seq: p.seq, complete: p.complete, ...(p.problems.length ? { problems: p.problems } : {}) });
+    bridges.push({
+      bridge: key.toString('hex'),
+      status: 'found',
+      bundles: p.infoHashes.length,
+      n: p.n,
+      pages: p.pages,
+      seq: p.seq,
+      complete: p.complete,
+      ...(p.problems.length ? { problems: p.problems } : {}),
+    });
     for (const ih of p.infoHashes) {
       const by = listedBy.get(ih);
       if (by) {
@@ -163,7 +182,9 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
     if (since !== undefined) filter.since = since;
     if (userFilter.until !== undefined) filter.until = userFilter.until;
     if (userFilter.kinds) filter.kinds = userFilter.kinds;
-    const answers = await Promise.all(req.relays.map((url) => queryRelay(url, filter, { timeoutMs: limits.relayTimeoutMs, alreadyHave: (id) => merger.has(id) })));
+    const answers = await Promise.all(
+      req.relays.map((url) => queryRelay(url, filter, { timeoutMs: limits.relayTimeoutMs, alreadyHave: (id) => merger.has(id) })),
+    );
     for (const a of answers) {
       relayBytes += a.bytes;
       const rej = new Rejections();

@@ -102,7 +102,14 @@ export async function restoreBridge(ctx: ReaderContext, o: RestoreOptions): Prom
   const rejections = new Rejections();
   const bar = o.progress
     ? new cliProgress.SingleBar(
-        { stream: process.stderr, format: 'restore [{bar}] {value}/{total} files | {events} events | {rate} events/s | {failed} failed', hideCursor: false, noTTYOutput: !process.stderr.isTTY, notTTYSchedule: 2000, fps: 5 },
+        {
+          stream: process.stderr,
+          format: 'restore [{bar}] {value}/{total} files | {events} events | {rate} events/s | {failed} failed',
+          hideCursor: false,
+          noTTYOutput: !process.stderr.isTTY,
+          notTTYSchedule: 2000,
+          fps: 5,
+        },
         cliProgress.Presets.shades_classic,
       )
     : null;
@@ -144,7 +151,8 @@ export async function restoreBridge(ctx: ReaderContext, o: RestoreOptions): Prom
       );
       if (!r.ok) {
         summary.files.failed++;
-        if (summary.failures.length < FAILURES_LISTED) summary.failures.push({ ih: w.b.ih, author: w.author, reason: `${r.reason}: ${r.detail}` });
+        if (summary.failures.length < FAILURES_LISTED)
+          summary.failures.push({ ih: w.b.ih, author: w.author, reason: `${r.reason}: ${r.detail}` });
       } else {
         const before = rejections.total;
         const events = verifyJsonl(Buffer.concat(chunks), w.author, rejections, { maxEventBytes: o.maxEventBytes });
@@ -154,12 +162,17 @@ export async function restoreBridge(ctx: ReaderContext, o: RestoreOptions): Prom
         if (rejections.total === before) delivered.add(w.key);
         else {
           summary.files.failed++;
-          if (summary.failures.length < FAILURES_LISTED) summary.failures.push({ ih: w.b.ih, author: w.author, reason: `${rejections.total - before} lines rejected` });
+          if (summary.failures.length < FAILURES_LISTED)
+            summary.failures.push({ ih: w.b.ih, author: w.author, reason: `${rejections.total - before} lines rejected` });
         }
         summary.files.done++;
       }
       finished++;
-      bar?.update(finished, { events: summary.events.sent, rate: (summary.events.sent / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(0), failed: summary.files.failed });
+      bar?.update(finished, {
+        events: summary.events.sent,
+        rate: (summary.events.sent / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(0),
+        failed: summary.files.failed,
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency, todo.length)) }, worker));
@@ -168,7 +181,12 @@ export async function restoreBridge(ctx: ReaderContext, o: RestoreOptions): Prom
   summary.rejected = rejections.counts;
   if (importer) {
     const r = await importer.finish();
-    summary.sink = { ok: !r.failed, detail: r.failed ? `strfry import failed: ${r.error}${r.output ? `\n${r.output.trimEnd()}` : ''}` : `strfry import: ${r.lines} events sent${r.output ? `\n${r.output.trimEnd()}` : ''}` };
+    summary.sink = {
+      ok: !r.failed,
+      detail: r.failed
+        ? `strfry import failed: ${r.error}${r.output ? `\n${r.output.trimEnd()}` : ''}`
+        : `strfry import: ${r.lines} events sent${r.output ? `\n${r.output.trimEnd()}` : ''}`,
+    };
   }
   if (out) {
     await out.sync();
@@ -186,7 +204,9 @@ export async function restoreBridge(ctx: ReaderContext, o: RestoreOptions): Prom
 
 export function restoreText(s: RestoreSummary): string {
   if (s.error) return `restore of ${s.bridge}: ${s.error}\n`;
-  const rejected = Object.entries(s.rejected).map(([k, v]) => `${v} ${k}`).join(', ');
+  const rejected = Object.entries(s.rejected)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(', ');
   let t = `restore of bridge ${s.bridge} (catalog ${s.catalog}, ${s.bundles} bundles)\n`;
   t += `files: ${s.files.done} read, ${s.files.skipped} skipped (done before), ${s.files.failed} failed, of ${s.files.total}\n`;
   t += `events: ${s.events.sent} sent (${s.events.unique} distinct), ${s.events.filtered} before --since${rejected ? `; rejected lines: ${rejected}` : ''}\n`;

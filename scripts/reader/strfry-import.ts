@@ -17,7 +17,12 @@ export class StrfryImport {
   private broken: string | null = null;
 
   constructor(strfryPath: string, configPath: string) {
-    this.proc = execa(strfryPath, [`--config=${configPath}`, 'import'], { stdin: 'pipe', all: true, reject: false, maxBuffer: 1024 * 1024 });
+    this.proc = execa(strfryPath, [`--config=${configPath}`, 'import'], {
+      stdin: 'pipe',
+      all: true,
+      reject: false,
+      maxBuffer: 1024 * 1024,
+    });
     this.proc.stdin.on('error', (err: Error) => {
       this.broken ??= `strfry stopped reading: ${err.message}`;
     });

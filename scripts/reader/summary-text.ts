@@ -2,7 +2,8 @@
 import type { CrawlSummary } from './crawl.js';
 import type { ResolveSummary } from './resolve.js';
 
-const kb = (n: number) => (n < 10_240 ? `${n} B` : n < 10 * 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`);
+const kb = (n: number) =>
+  n < 10_240 ? `${n} B` : n < 10 * 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
 
 function counts(o: Record<string, number | undefined>): string {
   const parts = Object.entries(o).filter(([, v]) => v);
@@ -11,7 +12,9 @@ function counts(o: Record<string, number | undefined>): string {
 
 export function resolveText(s: ResolveSummary): string {
   const lines: string[] = [];
-  lines.push(`author ${s.author}: ${s.events.output} events in ${(s.ms / 1000).toFixed(1)} s${s.swarmComplete ? '' : ' (swarm incomplete)'}`);
+  lines.push(
+    `author ${s.author}: ${s.events.output} events in ${(s.ms / 1000).toFixed(1)} s${s.swarmComplete ? '' : ' (swarm incomplete)'}`,
+  );
   for (const b of s.bridges) {
     const detail =
       b.status === 'found'
@@ -25,16 +28,22 @@ export function resolveText(s: ResolveSummary): string {
   }
   const ok = s.bundles.filter((b) => b.ok).length;
   const failed = s.bundles.filter((b) => !b.ok);
-  lines.push(`  bundles: ${ok} read${failed.length ? `, ${failed.length} not: ${counts(tally(failed.map((b) => b.reason ?? 'error')))}` : ''}`);
+  lines.push(
+    `  bundles: ${ok} read${failed.length ? `, ${failed.length} not: ${counts(tally(failed.map((b) => b.reason ?? 'error')))}` : ''}`,
+  );
   for (const b of failed.slice(0, 10)) lines.push(`    ${b.infoHash}: ${b.reason}${b.detail ? ` (${b.detail})` : ''}`);
   for (const r of s.relays) {
     lines.push(`  relay ${r.url}: ${r.ok ? `${r.newEvents} new of ${r.received} (asked ${r.asked})` : `failed: ${r.error}`}`);
   }
   const e = s.events;
-  lines.push(`  events: ${e.output} output; left out: ${counts({ duplicate: e.duplicates, superseded: e.superseded, deleted: e.deleted, ephemeral: e.ephemeral, expired: e.expired, filtered: e.filtered })}`);
+  lines.push(
+    `  events: ${e.output} output; left out: ${counts({ duplicate: e.duplicates, superseded: e.superseded, deleted: e.deleted, ephemeral: e.ephemeral, expired: e.expired, filtered: e.filtered })}`,
+  );
   lines.push(`  sources: ${counts(s.sources)}`);
   lines.push(`  rejected: ${counts(s.rejected)}`);
-  lines.push(`  bytes: ${kb(s.bytes.received)} received for ${kb(s.bytes.files)} of author files, ${kb(s.bytes.metadata)} metadata${s.bytes.relays ? `, ${kb(s.bytes.relays)} from relays` : ''}`);
+  lines.push(
+    `  bytes: ${kb(s.bytes.received)} received for ${kb(s.bytes.files)} of author files, ${kb(s.bytes.metadata)} metadata${s.bytes.relays ? `, ${kb(s.bytes.relays)} from relays` : ''}`,
+  );
   return lines.join('\n') + '\n';
 }
 

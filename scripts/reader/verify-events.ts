@@ -32,7 +32,8 @@ export function verifyEvent(value: unknown, author: string): NostrEvent | Reject
   try {
     e = validateEvent(value);
   } catch (err) {
-    if (err instanceof InvalidEvent && (err.reason === 'bad-field' || err.reason === 'bad-id' || err.reason === 'malformed')) return err.reason;
+    if (err instanceof InvalidEvent && (err.reason === 'bad-field' || err.reason === 'bad-id' || err.reason === 'malformed'))
+      return err.reason;
     return 'malformed';
   }
   if (e.pubkey !== author) return 'wrong-author';

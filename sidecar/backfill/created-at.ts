@@ -15,7 +15,7 @@ export function createdAtOf(line: Buffer): number | null {
       v = v * 10 + (c - 48);
     }
     const next = line[j];
-    if (digits > 0 && (next === 44 /* , */ || next === 125 /* } */)) return v;
+    if (digits > 0 && (next === 44 /* , */ || next === 125) /* } */) return v;
   }
   return parsed(line);
 }

@@ -6,10 +6,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { execa } from 'execa';
 
-export type SourceSpec =
-  | { kind: 'strfry'; bin: string; config?: string }
-  | { kind: 'file'; path: string }
-  | { kind: 'stdin' };
+export type SourceSpec = { kind: 'strfry'; bin: string; config?: string } | { kind: 'file'; path: string } | { kind: 'stdin' };
 
 export interface SourceRange {
   since?: number;
@@ -83,9 +80,11 @@ function openStrfry(spec: { bin: string; config?: string }, range: SourceRange):
       if (ac.signal.aborted) return null;
       if (!r.failed) return readError;
       const code = (r as { code?: string }).code;
-      if (code === 'ENOENT') return `strfry not found: "${spec.bin}" does not exist or is not in $PATH (give its path with --strfry or reconcile.strfry)`;
+      if (code === 'ENOENT')
+        return `strfry not found: "${spec.bin}" does not exist or is not in $PATH (give its path with --strfry or reconcile.strfry)`;
       if (code === 'EACCES') return `strfry cannot be run: "${spec.bin}" is not executable`;
-      const how = r.exitCode !== undefined ? `exited with code ${r.exitCode}` : r.signal ? `was killed by ${r.signal}` : `failed (${r.shortMessage})`;
+      const how =
+        r.exitCode !== undefined ? `exited with code ${r.exitCode}` : r.signal ? `was killed by ${r.signal}` : `failed (${r.shortMessage})`;
       const tail = stderr.trim().split('\n').slice(-5).join(' | ');
       return `${describe} ${how}${tail ? `: ${tail}` : ''}`;
     },

@@ -20,7 +20,8 @@ export function progressReporter(opts: { tty: boolean; log: Logger; intervalMs: 
 class BarReporter implements ProgressReporter {
   private readonly bar = new cliProgress.SingleBar(
     {
-      format: '{bar} {percentage}% | {read} lines | {rate} ev/s | new {new} dup {dup} skipped {skipped} errors {errors} | ETA {eta_formatted}',
+      format:
+        '{bar} {percentage}% | {read} lines | {rate} ev/s | new {new} dup {dup} skipped {skipped} errors {errors} | ETA {eta_formatted}',
       stream: process.stderr,
       hideCursor: true,
       etaBuffer: 30,
@@ -70,7 +71,8 @@ class LogReporter implements ProgressReporter {
   update(p: Progress): void {
     const now = Date.now();
     if (!p.final && this.lastAt !== 0 && now - this.lastAt < this.intervalMs) return;
-    const rate = this.lastAt === 0 ? p.acked / Math.max(p.elapsedMs / 1000, 0.001) : (p.acked - this.lastAcked) / ((now - this.lastAt) / 1000);
+    const rate =
+      this.lastAt === 0 ? p.acked / Math.max(p.elapsedMs / 1000, 0.001) : (p.acked - this.lastAcked) / ((now - this.lastAt) / 1000);
     this.lastAt = now;
     this.lastAcked = p.acked;
     this.log.info(

@@ -18,7 +18,10 @@ export interface ReconcileStatus {
   runs: number;
   failures: number;
   lastFinishedAt: string | null;
-  last: Pick<BackfillSummary, 'source' | 'read' | 'new' | 'duplicates' | 'skipped' | 'invalid' | 'sourceError' | 'complete' | 'elapsedMs'> | null;
+  last: Pick<
+    BackfillSummary,
+    'source' | 'read' | 'new' | 'duplicates' | 'skipped' | 'invalid' | 'sourceError' | 'complete' | 'elapsedMs'
+  > | null;
   nextAt: string | null;
 }
 

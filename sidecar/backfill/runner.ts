@@ -127,7 +127,10 @@ export async function runBackfill(o: RunOptions): Promise<BackfillSummary> {
         startOffset = prev.offset;
         resumed = `from byte ${prev.offset} (${prev.lines} lines delivered by earlier runs)`;
       } else {
-        log.warn({ file: spec.path }, 'the file is not the one the checkpoint describes; reading it from the start (the sidecar drops duplicates)');
+        log.warn(
+          { file: spec.path },
+          'the file is not the one the checkpoint describes; reading it from the start (the sidecar drops duplicates)',
+        );
         prev = undefined;
       }
     }
@@ -177,7 +180,10 @@ export async function runBackfill(o: RunOptions): Promise<BackfillSummary> {
       read++;
       local['invalid.line-too-long'] = (local['invalid.line-too-long'] ?? 0) + 1;
       if (oversizedLines.length < MAX_OVERSIZED_REPORTED) oversizedLines.push(l.lineNo);
-      log.warn({ source: source.describe, line: l.lineNo, bytes: l.bytes, maxLineBytes: o.maxLineBytes }, 'line longer than ingest.maxLineBytes skipped');
+      log.warn(
+        { source: source.describe, line: l.lineNo, bytes: l.bytes, maxLineBytes: o.maxLineBytes },
+        'line longer than ingest.maxLineBytes skipped',
+      );
     },
     startOffset,
   );
@@ -221,7 +227,15 @@ export async function runBackfill(o: RunOptions): Promise<BackfillSummary> {
     if (fraction !== null) fraction = Math.max(0, Math.min(1, fraction));
     const tally = { ...channel.tally };
     addTally(tally, local);
-    return { read, sent: channel.sent, acked: channel.acked, bytes: splitter.offset - startOffset, fraction, tally, elapsedMs: Date.now() - t0 };
+    return {
+      read,
+      sent: channel.sent,
+      acked: channel.acked,
+      bytes: splitter.offset - startOffset,
+      fraction,
+      tally,
+      elapsedMs: Date.now() - t0,
+    };
   };
 
   let ticking = false;

@@ -63,7 +63,12 @@ export class SocketChannel implements IngestChannel {
       ch.attach(await dial(opts.path));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'is the sidecar running?' : code === 'EACCES' ? 'permission denied: run as a member of the socket group' : (err as Error).message;
+      const why =
+        code === 'ENOENT' || code === 'ECONNREFUSED'
+          ? 'is the sidecar running?'
+          : code === 'EACCES'
+            ? 'permission denied: run as a member of the socket group'
+            : (err as Error).message;
       throw new SidecarUnreachable(`cannot connect to the sidecar's ingest socket ${opts.path}: ${why}`);
     }
     if (opts.checkpointKey !== undefined) {
@@ -79,7 +84,9 @@ export class SocketChannel implements IngestChannel {
       if (!ok) {
         ch.closing = true;
         ch.sock?.destroy();
-        throw new SidecarUnreachable(`the sidecar at ${opts.path} did not answer the backfill hello within ${HELLO_TIMEOUT_MS / 1000} s (is it an older version?)`);
+        throw new SidecarUnreachable(
+          `the sidecar at ${opts.path} did not answer the backfill hello within ${HELLO_TIMEOUT_MS / 1000} s (is it an older version?)`,
+        );
       }
     }
     return ch;
@@ -174,7 +181,9 @@ export class SocketChannel implements IngestChannel {
     sock.on('data', (d: string) => this.onData(d));
     sock.on('error', () => {});
     sock.on('close', () => this.onClose(sock));
-    sock.write(JSON.stringify({ hello: this.opts.source, trusted: this.opts.trusted, tally: true, checkpoint: this.opts.checkpointKey }) + '\n');
+    sock.write(
+      JSON.stringify({ hello: this.opts.source, trusted: this.opts.trusted, tally: true, checkpoint: this.opts.checkpointKey }) + '\n',
+    );
     for (let i = this.head; i < this.queue.length; i++) this.write(this.queue[i]!);
   }
 
@@ -250,7 +259,10 @@ export class SocketChannel implements IngestChannel {
     addTally(this.closedTally, this.connTally);
     this.connTally = {};
     if (this.closing) return;
-    this.opts.log.warn({ socket: this.opts.path, unacked: this.unacked }, 'sidecar connection closed; reconnecting (unacknowledged lines will be sent again)');
+    this.opts.log.warn(
+      { socket: this.opts.path, unacked: this.unacked },
+      'sidecar connection closed; reconnecting (unacknowledged lines will be sent again)',
+    );
     void this.reconnect();
   }
 

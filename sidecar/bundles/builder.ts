@@ -170,7 +170,8 @@ export class BundleWriter {
   }
 
   async flush(): Promise<void> {
-    for (let done = 0; done < this.used; ) done += (await this.fh.write(this.buf, done, this.used - done, this.position + done)).bytesWritten;
+    for (let done = 0; done < this.used; )
+      done += (await this.fh.write(this.buf, done, this.used - done, this.position + done)).bytesWritten;
     this.position += this.used;
     this.used = 0;
   }
@@ -236,7 +237,11 @@ export async function hashPieces(path: string, pieceLength: number, total: numbe
         got += bytesRead;
       }
       for (let off = 0; off < got; off += pieceLength) {
-        digests.push(createHash('sha1').update(buf.subarray(off, Math.min(off + pieceLength, got))).digest());
+        digests.push(
+          createHash('sha1')
+            .update(buf.subarray(off, Math.min(off + pieceLength, got)))
+            .digest(),
+        );
       }
       pos += got;
     }
@@ -257,7 +262,10 @@ interface InfoFile {
 }
 
 /** Each file of a stored bundle with its byte range in the data file. */
-export async function bundleFiles(root: string, infoHash: string): Promise<{ name: string; files: { path: string; offset: number; length: number }[] }> {
+export async function bundleFiles(
+  root: string,
+  infoHash: string,
+): Promise<{ name: string; files: { path: string; offset: number; length: number }[] }> {
   const t = bencode.decode(await readTorrent(root, infoHash)) as { info: { name: Uint8Array; files: InfoFile[] } };
   let offset = 0;
   const files = t.info.files.map((f) => {

@@ -234,11 +234,14 @@ export class Bundler extends TypedEmitter<BundlerEvents> {
     const armWindow = () => {
       const now = this.now();
       const next = periodOf(0, now, this.opts.windowMs)[1];
-      this.windowTimer = setTimeout(() => {
-        if (this.stopped) return;
-        void this.closeWindow(next).catch(() => {});
-        armWindow();
-      }, next - now + 5);
+      this.windowTimer = setTimeout(
+        () => {
+          if (this.stopped) return;
+          void this.closeWindow(next).catch(() => {});
+          armWindow();
+        },
+        next - now + 5,
+      );
       this.windowTimer.unref();
     };
     armWindow();
@@ -272,7 +275,12 @@ export class Bundler extends TypedEmitter<BundlerEvents> {
           releaseBlanking();
         }
         if (!built) break;
-        record = this.recordFor(built, 0, periodStart, periodEnd, { seqStart: from, seqEnd: end, authorFrom: AUTHOR_MIN, authorTo: AUTHOR_MAX });
+        record = this.recordFor(built, 0, periodStart, periodEnd, {
+          seqStart: from,
+          seqEnd: end,
+          authorFrom: AUTHOR_MIN,
+          authorTo: AUTHOR_MAX,
+        });
         // Events removed while it was written are in it: their removals (recorded because of
         // beginCut) now point into this bundle, which the next rewrite fixes.
         await this.store.bundles.commitCut(record, built.files, end, periodStart);
@@ -361,7 +369,13 @@ export class Bundler extends TypedEmitter<BundlerEvents> {
    * Replaces `sources` by new bundle(s) at `level` holding their current events (merge,
    * rewrite or relabel), then retires the sources.
    */
-  private async replace(sources: BundleRecord[], level: number, periodStart: number, periodEnd: number, opts: { rebuild?: boolean } = {}): Promise<BundleRecord[]> {
+  private async replace(
+    sources: BundleRecord[],
+    level: number,
+    periodStart: number,
+    periodEnd: number,
+    opts: { rebuild?: boolean } = {},
+  ): Promise<BundleRecord[]> {
     const held = (r: { s: number; p: string }) => sources.some((s) => covers(s, r.s, r.p));
     const holdsRemovals = () => {
       for (const [, r] of this.store.bundles.pendingRemovals()) if (held(r)) return true;
@@ -375,7 +389,10 @@ export class Bundler extends TypedEmitter<BundlerEvents> {
     }
     const span = spanOf(sources);
     if (!span) {
-      this.log.error({ bundles: sources.map((s) => [s.ih, s.seqStart, s.seqEnd]) }, 'bundles to merge do not cover one contiguous range; left as they are');
+      this.log.error(
+        { bundles: sources.map((s) => [s.ih, s.seqStart, s.seqEnd]) },
+        'bundles to merge do not cover one contiguous range; left as they are',
+      );
       return sources;
     }
     const authorBytes = new Map<string, number>();
@@ -410,7 +427,8 @@ export class Bundler extends TypedEmitter<BundlerEvents> {
       } finally {
         files.close();
       }
-    } else if (!opts.rebuild) this.log.warn({ bundles: sources.map((s) => s.ih) }, 'bundle data missing or of the wrong size; merging from the index');
+    } else if (!opts.rebuild)
+      this.log.warn({ bundles: sources.map((s) => s.ih) }, 'bundle data missing or of the wrong size; merging from the index');
     made ??= await this.buildParts(parts.length, fromIndex);
     const built: BuiltBundle[] = [];
     const records: BundleRecord[] = [];
@@ -428,13 +446,23 @@ export class Bundler extends TypedEmitter<BundlerEvents> {
       return at === undefined || r.n <= at;
     };
     const retired = sources.filter((s) => !kept.has(s.ih));
-    await this.store.bundles.commitReplace(written, retired, records.map((record, i) => ({ record, files: built[i]!.files })), this.now);
+    await this.store.bundles.commitReplace(
+      written,
+      retired,
+      records.map((record, i) => ({ record, files: built[i]!.files })),
+      this.now,
+    );
     for (const s of sources) if (!kept.has(s.ih)) this.active.delete(s.ih);
     await this.activate(records, built);
     await this.dropFiles(sources);
     this.emit('authors', [...authorBytes.keys()]);
     this.log.info(
-      { bundleLevel: level, from: sources.map((s) => s.ih), to: records.map((r) => r.ih), events: records.reduce((n, r) => n + r.events, 0) },
+      {
+        bundleLevel: level,
+        from: sources.map((s) => s.ih),
+        to: records.map((r) => r.ih),
+        events: records.reduce((n, r) => n + r.events, 0),
+      },
       sources.length === 1 ? 'bundle rewritten' : 'bundles merged',
     );
     return records;
@@ -487,7 +515,12 @@ export class Bundler extends TypedEmitter<BundlerEvents> {
   }
 
   /** The same from the index alone (a rebuild: the sources' data is gone or damaged), a scan of the range per chunk of authors. */
-  private *scanLinesOf(span: SeqSpan, authors: string[], eventsOf: Map<string, number>, readAt: Map<string, number>): Iterable<AuthorLines> {
+  private *scanLinesOf(
+    span: SeqSpan,
+    authors: string[],
+    eventsOf: Map<string, number>,
+    readAt: Map<string, number>,
+  ): Iterable<AuthorLines> {
     for (const chunk of partition(authors, eventsOf, SCAN_CHUNK_EVENTS)) {
       const wanted = new Set(chunk);
       const found = this.store.scanAuthors(span.seqStart, span.seqEnd, (p) => wanted.has(p));
@@ -573,7 +606,9 @@ export class Bundler extends TypedEmitter<BundlerEvents> {
 
 /** The seq range and author range a merge of `sources` covers, if they tile one contiguous range. */
 function spanOf(sources: BundleRecord[]): Pick<BundleRecord, 'seqStart' | 'seqEnd' | 'authorFrom' | 'authorTo'> | null {
-  const ranges = [...new Map(sources.map((s) => [`${s.seqStart}:${s.seqEnd}`, [s.seqStart, s.seqEnd] as const])).values()].sort((a, b) => a[0] - b[0]);
+  const ranges = [...new Map(sources.map((s) => [`${s.seqStart}:${s.seqEnd}`, [s.seqStart, s.seqEnd] as const])).values()].sort(
+    (a, b) => a[0] - b[0],
+  );
   for (let i = 1; i < ranges.length; i++) if (ranges[i]![0] !== ranges[i - 1]![1]) return null;
   return {
     seqStart: ranges[0]![0],

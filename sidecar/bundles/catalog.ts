@@ -55,7 +55,15 @@ export function catalogOf(store: Store, bridge: string, bundles: readonly Bundle
       if (page.length < AUTHOR_PAGE) break;
       after = page[page.length - 1]!.pubkey;
     }
-    out.push({ ih: b.ih, level: b.level, start: Math.floor(b.periodStart / 1000), end: Math.ceil(b.periodEnd / 1000), events: b.events, bytes: b.bytes, authors });
+    out.push({
+      ih: b.ih,
+      level: b.level,
+      start: Math.floor(b.periodStart / 1000),
+      end: Math.ceil(b.periodEnd / 1000),
+      events: b.events,
+      bytes: b.bytes,
+      authors,
+    });
   }
   return { bridge, bundles: out };
 }
@@ -91,9 +99,12 @@ export class CatalogPublisher extends TypedEmitter<CatalogEvents> {
   async start(): Promise<void> {
     await mkdir(this.opts.dir, { recursive: true });
     await this.rebuild();
-    this.timer = setInterval(() => {
-      if (this.dirty && !this.building && this.now() - this.lastBuild >= this.opts.intervalMs) void this.rebuild();
-    }, Math.min(1000, this.opts.intervalMs));
+    this.timer = setInterval(
+      () => {
+        if (this.dirty && !this.building && this.now() - this.lastBuild >= this.opts.intervalMs) void this.rebuild();
+      },
+      Math.min(1000, this.opts.intervalMs),
+    );
     this.timer.unref();
   }
 

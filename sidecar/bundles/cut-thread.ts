@@ -57,7 +57,9 @@ export class CutThread {
   private start(): Worker {
     // Its garbage is a cut's per-line objects, short-lived: a small young generation keeps the
     // thread's memory small (at 1M events: ~50 MB less peak RSS than the default).
-    const worker = new Worker(new URL('./cut-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: CUT_WORKER_YOUNG_GENERATION_MB } });
+    const worker = new Worker(new URL('./cut-worker.js', import.meta.url), {
+      resourceLimits: { maxYoungGenerationSizeMb: CUT_WORKER_YOUNG_GENERATION_MB },
+    });
     worker.unref();
     worker.on('message', (reply: CutReply) => {
       const p = this.pending.get(reply.id);
@@ -77,7 +79,7 @@ export class CutThread {
       if (!this.closed && this.pending.size > 0) this.log.warn(`${why}: building its cut on the main thread`);
       const waiting = [...this.pending.values()];
       this.pending.clear();
-      for (const p of waiting) (this.closed ? p.reject(new Error(why)) : p.fallback());
+      for (const p of waiting) this.closed ? p.reject(new Error(why)) : p.fallback();
     };
     worker.on('error', (err) => lost(`bundle cut worker failed (${err.message})`));
     worker.on('exit', (code) => lost(`bundle cut worker exited (code ${code})`));

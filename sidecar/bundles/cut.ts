@@ -30,7 +30,11 @@ export interface BuiltCut {
  * The next cut from the index's rows (in sequence order): up to `maxBytes` of lines, at least one
  * event. `end` is the first sequence number after them.
  */
-export function cutRefsOf(rows: Iterable<{ seq: number; row: Readonly<EventRow> }>, from: number, maxBytes: number): { refs: CutRefs; end: number; bytes: number } {
+export function cutRefsOf(
+  rows: Iterable<{ seq: number; row: Readonly<EventRow> }>,
+  from: number,
+  maxBytes: number,
+): { refs: CutRefs; end: number; bytes: number } {
   let refs = emptyRefs(1024);
   let end = from;
   let bytes = 0;

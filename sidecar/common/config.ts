@@ -13,14 +13,18 @@ export const DEFAULT_CONFIG_PATH = '/etc/nostr-bt/config.toml';
 const octalString = z.string().regex(/^0?[0-7]{3}$/, 'an octal file mode such as "0660"');
 const fromOctal = (s: string) => parseInt(s, 8);
 
-const hostPort = z
-  .string()
-  .regex(/^[^\s:]+:\d{1,5}$/, 'host:port, for example "127.0.0.1:9477"');
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port, for example "127.0.0.1:9477"');
 
 function isHttpBase(u: string): boolean {
   try {
     const url = new URL(u);
-    return (url.protocol === 'https:' || url.protocol === 'http:') && url.search === '' && url.hash === '' && !u.includes('?') && !u.includes('#');
+    return (
+      (url.protocol === 'https:' || url.protocol === 'http:') &&
+      url.search === '' &&
+      url.hash === '' &&
+      !u.includes('?') &&
+      !u.includes('#')
+    );
   } catch {
     return false;
   }
@@ -49,9 +53,17 @@ export const configSchema = z
     spool: z
       .object({
         dir: z.string().min(1).optional(),
-        maxBytes: z.number().int().positive().default(1024 ** 3),
+        maxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1024 ** 3),
         fsyncIntervalMs: z.number().int().min(10).max(60_000).default(1000),
-        rotateBytes: z.number().int().positive().default(64 * 1024 ** 2),
+        rotateBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024 ** 2),
         scanIntervalMs: z.number().int().min(50).max(600_000).default(1000),
       })
       .strict()
@@ -74,9 +86,21 @@ export const configSchema = z
         verifySignatures: z.enum(['untrusted', 'always', 'never']).default('untrusted'),
         batchMaxEvents: z.number().int().min(1).max(100_000).default(2000),
         batchMaxDelayMs: z.number().int().min(0).max(10_000).default(100),
-        maxEventBytes: z.number().int().min(1024).default(512 * 1024),
-        maxLineBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
-        quarantineMaxBytes: z.number().int().min(0).default(256 * 1024 ** 2),
+        maxEventBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(512 * 1024),
+        maxLineBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(8 * 1024 * 1024),
+        quarantineMaxBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(256 * 1024 ** 2),
         judgeThreads: z.number().int().min(0).max(4).default(1),
         judgeInlineMaxLines: z.number().int().min(0).max(100_000).default(1000),
       })
@@ -98,8 +122,16 @@ export const configSchema = z
       .object({
         dir: z.string().min(1).optional(),
         windowSeconds: z.number().int().min(1).max(86_400).default(60),
-        windowMaxBytes: z.number().int().min(1024).default(64 * 1024 ** 2),
-        maxBundleBytes: z.number().int().min(1024).default(4 * 1024 ** 3),
+        windowMaxBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(64 * 1024 ** 2),
+        maxBundleBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(4 * 1024 ** 3),
         maxActiveTorrents: z.number().int().min(10).default(1000),
         rewriteIntervalSeconds: z.number().int().min(1).max(600).default(60),
       })
@@ -121,7 +153,11 @@ export const configSchema = z
         maxRefsPerEvent: z.number().int().min(1).max(1000).default(32),
         maxUrlsPerBlob: z.number().int().min(1).max(64).default(8),
         maxUrlBytes: z.number().int().min(64).max(65_536).default(2048),
-        maxBlobBytes: z.number().int().min(1).default(100 * 1024 ** 2),
+        maxBlobBytes: z
+          .number()
+          .int()
+          .min(1)
+          .default(100 * 1024 ** 2),
         maxRedirects: z.number().int().min(0).max(20).default(3),
         timeoutMs: z.number().int().min(100).default(120_000),
         idleTimeoutMs: z.number().int().min(100).default(15_000),
@@ -130,14 +166,32 @@ export const configSchema = z
         allowAddresses: z.array(z.string().refine(isCidr, 'an address range such as "10.1.2.3/32" or "fd12::/64"')).default([]),
         allowHosts: z.array(z.string().min(1)).default([]),
         denyHosts: z.array(z.string().min(1)).default([]),
-        mimeAllow: z.array(z.string().regex(/^(\*|[a-z0-9][a-z0-9.+-]*)\/(\*|[a-z0-9][a-z0-9.+-]*)$/i, 'a media type such as "image/png", "image/*" or "*/*"')).default([]),
+        mimeAllow: z
+          .array(
+            z
+              .string()
+              .regex(/^(\*|[a-z0-9][a-z0-9.+-]*)\/(\*|[a-z0-9][a-z0-9.+-]*)$/i, 'a media type such as "image/png", "image/*" or "*/*"'),
+          )
+          .default([]),
         maxQueued: z.number().int().min(1).default(10_000),
-        maxQueuedBytes: z.number().int().min(1024).default(8 * 1024 ** 2),
+        maxQueuedBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(8 * 1024 ** 2),
         maxQueuedPerAuthor: z.number().int().min(1).default(100),
         concurrency: z.number().int().min(1).max(64).default(4),
         bytesPerSecond: z.number().int().min(0).default(0),
-        maxTotalBytes: z.number().int().min(1).default(10 * 1024 ** 3),
-        maxBytesPerAuthor: z.number().int().min(1).default(512 * 1024 ** 2),
+        maxTotalBytes: z
+          .number()
+          .int()
+          .min(1)
+          .default(10 * 1024 ** 3),
+        maxBytesPerAuthor: z
+          .number()
+          .int()
+          .min(1)
+          .default(512 * 1024 ** 2),
       })
       .strict()
       .prefault({}),
@@ -168,7 +222,12 @@ export const configSchema = z
       .object({
         strfry: z.string().default(''),
         strfryConfig: z.string().default(''),
-        intervalSeconds: z.number().int().min(1).max(7 * 86_400).default(3600),
+        intervalSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(7 * 86_400)
+          .default(3600),
         marginSeconds: z.number().int().min(0).default(3600),
         verifySignatures: z.boolean().default(false),
       })
@@ -188,7 +247,10 @@ export const configSchema = z
           .default(''),
         publicUrl: z
           .string()
-          .refine((u) => u === '' || isHttpBase(u), 'an http(s) URL with no query or fragment, for example "https://archive.example.org", or ""')
+          .refine(
+            (u) => u === '' || isHttpBase(u),
+            'an http(s) URL with no query or fragment, for example "https://archive.example.org", or ""',
+          )
           .default('')
           .transform((u) => u.replace(/\/+$/, '')),
         maxConnections: z.number().int().min(1).max(1_000_000).default(2000),
@@ -244,10 +306,27 @@ export const configSchema = z
       .prefault({}),
     mirror: z
       .object({
-        bridges: z.array(z.string().regex(/^([0-9a-fA-F]{64}|[ybndrfg8ejkmcpqxot1uwisza345h769]{52})$/, 'a bridge key: 64 hex or 52 z-base-32 characters (`nostr-bt key` on that bridge)')).default([]),
-        maxBytesPerBridge: z.number().int().min(1).default(50 * 1024 ** 3),
+        bridges: z
+          .array(
+            z
+              .string()
+              .regex(
+                /^([0-9a-fA-F]{64}|[ybndrfg8ejkmcpqxot1uwisza345h769]{52})$/,
+                'a bridge key: 64 hex or 52 z-base-32 characters (`nostr-bt key` on that bridge)',
+              ),
+          )
+          .default([]),
+        maxBytesPerBridge: z
+          .number()
+          .int()
+          .min(1)
+          .default(50 * 1024 ** 3),
         maxBundlesPerBridge: z.number().int().min(1).max(1_000_000).default(5000),
-        maxCatalogBytes: z.number().int().min(1024).default(256 * 1024 ** 2),
+        maxCatalogBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(256 * 1024 ** 2),
         downloadBytesPerSecond: z.number().int().min(0).default(0),
         concurrency: z.number().int().min(1).max(64).default(4),
         pollIntervalSeconds: z.number().int().min(1).max(86_400).default(300),
@@ -360,7 +439,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 
 /** `dht.enabeld: unknown key; did you mean dht.enabled?` (or the section where such a key lives). */
 function unknownKey(section: string[], key: string): string {
-  const props = (z.toJSONSchema(configSchema, { io: 'input' }) as { properties: Record<string, { properties?: Record<string, unknown> }> }).properties;
+  const props = (z.toJSONSchema(configSchema, { io: 'input' }) as { properties: Record<string, { properties?: Record<string, unknown> }> })
+    .properties;
   const keysOf = (path: string[]) => Object.keys((path.length ? props[path[0]!]?.properties : props) ?? {});
   const name = [...section, key].join('.');
   const near = closestKey(key, keysOf(section));

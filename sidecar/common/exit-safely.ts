@@ -17,7 +17,12 @@ let exiting: Promise<never> | null = null;
  * Waits for `quiesceIndex` (bounded by `graceMs`), then exits with `code`. Idempotent: later
  * calls (a second signal, a late unhandled rejection) wait for the first one.
  */
-export function exitSafely(quiesceIndex: () => Promise<unknown>, code: number, log: Logger, graceMs = INDEX_QUIET_GRACE_MS): Promise<never> {
+export function exitSafely(
+  quiesceIndex: () => Promise<unknown>,
+  code: number,
+  log: Logger,
+  graceMs = INDEX_QUIET_GRACE_MS,
+): Promise<never> {
   exiting ??= (async () => {
     const quiet = await withDeadline(quiesceIndex(), graceMs);
     if (quiet === 'done') {

@@ -69,7 +69,12 @@ export function patchableObject(obj: object, name: string, owner: PatchOwner): a
  * Replaces the method `obj[name]` by `wrap(original)`, after checking the original is a function
  * (nothing is replaced when it is not).
  */
-export function wrapMethod<F extends AnyFunction = AnyFunction>(obj: object, name: string, owner: PatchOwner, wrap: (original: F) => F): void {
+export function wrapMethod<F extends AnyFunction = AnyFunction>(
+  obj: object,
+  name: string,
+  owner: PatchOwner,
+  wrap: (original: F) => F,
+): void {
   const original = patchableFunction<F>(obj, name, owner);
   (obj as Record<string, unknown>)[name] = wrap(original);
 }

@@ -8,10 +8,14 @@ let noDelayInstalled = false;
 export function installNoDelay(): void {
   if (noDelayInstalled) return;
   noDelayInstalled = true;
-  wrapMethod<() => void>(Peer.prototype, 'onConnect', webtorrentOwner('Peer.prototype'), (onConnect) =>
-    function (this: { conn?: { setNoDelay?: (v: boolean) => void } }) {
-      this.conn?.setNoDelay?.(true);
-      return onConnect.call(this);
-    },
+  wrapMethod<() => void>(
+    Peer.prototype,
+    'onConnect',
+    webtorrentOwner('Peer.prototype'),
+    (onConnect) =>
+      function (this: { conn?: { setNoDelay?: (v: boolean) => void } }) {
+        this.conn?.setNoDelay?.(true);
+        return onConnect.call(this);
+      },
   );
 }

@@ -25,10 +25,20 @@ const VENDORED = new URL('../../vendor/webtorrent.js', import.meta.url);
 
 async function load(): Promise<Internals> {
   if (existsSync(fileURLToPath(VENDORED))) {
-    const m = (await import(VENDORED.href)) as { default: Internals['WebTorrent']; Peer: Internals['Peer']; ConnPool: Internals['ConnPool']; TrackerServer: Internals['TrackerServer'] };
+    const m = (await import(VENDORED.href)) as {
+      default: Internals['WebTorrent'];
+      Peer: Internals['Peer'];
+      ConnPool: Internals['ConnPool'];
+      TrackerServer: Internals['TrackerServer'];
+    };
     return { WebTorrent: m.default, Peer: m.Peer, ConnPool: m.ConnPool, TrackerServer: m.TrackerServer };
   }
-  const [w, p, c, t] = await Promise.all([import('webtorrent'), import('webtorrent/lib/peer.js'), import('webtorrent/lib/conn-pool.js'), import('bittorrent-tracker')]);
+  const [w, p, c, t] = await Promise.all([
+    import('webtorrent'),
+    import('webtorrent/lib/peer.js'),
+    import('webtorrent/lib/conn-pool.js'),
+    import('bittorrent-tracker'),
+  ]);
   return { WebTorrent: w.default, Peer: p.default as Internals['Peer'], ConnPool: c.default, TrackerServer: t.Server };
 }
 

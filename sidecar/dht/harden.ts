@@ -71,7 +71,9 @@ export function hardenDht(dht: DHT, opts: HardenOptions = {}): DHT {
   const krpcSocket = patchableObject(rpc, 'socket', 'k-rpc RPC');
   const sock = patchableObject(krpcSocket, 'socket', 'k-rpc-socket RPC') as import('node:dgram').Socket;
   if (!Array.isArray(krpcSocket._ids) || !Array.isArray(krpcSocket._reqs)) {
-    throw new Error('cannot harden the DHT node: k-rpc-socket RPC._ids / _reqs are not arrays (bittorrent-dht internals changed; see sidecar/dht-*.ts)');
+    throw new Error(
+      'cannot harden the DHT node: k-rpc-socket RPC._ids / _reqs are not arrays (bittorrent-dht internals changed; see sidecar/dht-*.ts)',
+    );
   }
   const outstanding = krpcSocket as Outstanding;
   patchable(sock, 'send', 'dgram Socket');
@@ -225,7 +227,8 @@ function pacePerDestination(sock: import('node:dgram').Socket, rate: number): Pa
   };
   // Forget idle destinations now and then (the map only holds destinations with a deficit).
   const sweep = setInterval(() => {
-    for (const [key, d] of dests) if (d.queue.length === 0 && wait(d) === 0 && Date.now() - (d.sent.at(-1) ?? 0) > WINDOW_MS) dests.delete(key);
+    for (const [key, d] of dests)
+      if (d.queue.length === 0 && wait(d) === 0 && Date.now() - (d.sent.at(-1) ?? 0) > WINDOW_MS) dests.delete(key);
   }, 10_000);
   sweep.unref();
   sock.once('close', () => {

@@ -10,11 +10,15 @@ export interface SignedItem extends VerifiedItem {
   sig: Buffer;
 }
 
-
 /** After the first valid reply, how long to wait for a newer seq before answering. */
 const GRACE_MS = 300;
 
-type Closest = (target: Buffer, message: unknown, onreply: (m: { r?: Record<string, unknown> }) => boolean, done: (err: Error | null) => void) => void;
+type Closest = (
+  target: Buffer,
+  message: unknown,
+  onreply: (m: { r?: Record<string, unknown> }) => boolean,
+  done: (err: Error | null) => void,
+) => void;
 
 /**
  * One DHT get of the mutable item (k, salt), accepted only if it is signed by k for exactly this

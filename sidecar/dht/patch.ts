@@ -17,7 +17,8 @@ const PACKAGES: Record<string, { pkg: string; via?: string }> = {
 function ownerOf(where: string): PatchOwner {
   const space = where.indexOf(' ');
   const known = PACKAGES[where.slice(0, space)];
-  if (space < 0 || known === undefined) throw new Error(`dht/patch: "${where}" does not start with a known package (${Object.keys(PACKAGES).join(', ')})`);
+  if (space < 0 || known === undefined)
+    throw new Error(`dht/patch: "${where}" does not start with a known package (${Object.keys(PACKAGES).join(', ')})`);
   const object = where.slice(space + 1);
   return { ...known, object: known.pkg === 'node' ? `${where.slice(0, space)}.${object}` : object };
 }
@@ -28,6 +29,7 @@ export function patchable(obj: object, name: string, where: string): AnyFunction
 }
 
 /** `obj[name]` (an object), or throws a PatchTargetError naming what is missing. */
-export function patchableObject(obj: object, name: string, where: string): any { // eslint-disable-line @typescript-eslint/no-explicit-any
+export function patchableObject(obj: object, name: string, where: string): any {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
   return checkedObject(obj, name, ownerOf(where));
 }

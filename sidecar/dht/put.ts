@@ -94,7 +94,14 @@ export class ItemPutter {
           : await lookupClosest(rpc, target, { ...common, alpha: this.alpha, seeds, more: moreFromTable });
     queries += found?.queries ?? 0;
     if (found === null || found.reached.length === 0) {
-      return { stored: 0, holders: [], reached: 0, queries, reusedRoute, error: found === null ? 'no DHT nodes reachable' : 'no DHT node answered the lookup' };
+      return {
+        stored: 0,
+        holders: [],
+        reached: 0,
+        queries,
+        reusedRoute,
+        error: found === null ? 'no DHT nodes reachable' : 'no DHT node answered the lookup',
+      };
     }
     const acks = await Promise.all(found.reached.map((node) => putOne(rpc, node, item, via)));
     queries += found.reached.length;
@@ -106,7 +113,14 @@ export class ItemPutter {
     });
     if (holders.length > 0) this.remember(key, holders);
     else this.routes.delete(key);
-    return { stored: holders.length, holders, reached: found.reached.length, queries, reusedRoute, error: holders.length > 0 ? null : lastError ?? 'no node stored the item' };
+    return {
+      stored: holders.length,
+      holders,
+      reached: found.reached.length,
+      queries,
+      reusedRoute,
+      error: holders.length > 0 ? null : (lastError ?? 'no node stored the item'),
+    };
   }
 
   private remember(key: string, nodes: Contact[]): void {
@@ -117,7 +131,12 @@ export class ItemPutter {
 }
 
 /** One BEP-44 put; null when the node stored the item or already holds it (302), else the error. */
-function putOne(rpc: Rpc, node: Reached, item: SignedItem, via?: (c: Contact, send: (open: boolean) => void) => void): Promise<string | null> {
+function putOne(
+  rpc: Rpc,
+  node: Reached,
+  item: SignedItem,
+  via?: (c: Contact, send: (open: boolean) => void) => void,
+): Promise<string | null> {
   const a: Record<string, unknown> = { id: rpc.id, token: node.token, k: item.k, seq: item.seq, sig: item.sig, v: item.v };
   if (item.salt.length > 0) a['salt'] = item.salt;
   return new Promise((resolve) => {

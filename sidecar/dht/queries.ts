@@ -98,7 +98,14 @@ export function answerQueriesStrictly(dht: DHT, ownItems?: OwnItems): void {
     if (!ownItems || !ownKey || !k || !ownKey.equals(k)) return null;
     const cur = ownItems.current(salt ?? Buffer.alloc(0));
     if (!cur) return null;
-    return { v: toBuffers(cur.v), id: rpc.id, k, salt: salt && salt.length > 0 ? salt : undefined, sig: Buffer.from(cur.sig), seq: cur.seq };
+    return {
+      v: toBuffers(cur.v),
+      id: rpc.id,
+      k,
+      salt: salt && salt.length > 0 ? salt : undefined,
+      sig: Buffer.from(cur.sig),
+      seq: cur.seq,
+    };
   };
 
   /** What this node holds for a target: the stored item, or the bridge's own newer one. */
@@ -184,7 +191,8 @@ export function answerQueriesStrictly(dht: DHT, ownItems?: OwnItems): void {
       if (cas !== undefined && prev.seq !== cas) return fail(peer, query, 301, 'CAS mismatch, re-read and try again');
       if ((seq as number) < prev.seq) return fail(peer, query, 302, 'sequence number less than current');
       // Same seq, another value: not newer, so not stored (BEP-44); the same item again refreshes it.
-      if (seq === prev.seq && !(prev.sig && prev.sig.equals(sig as Buffer))) return fail(peer, query, 302, 'sequence number not newer than current');
+      if (seq === prev.seq && !(prev.sig && prev.sig.equals(sig as Buffer)))
+        return fail(peer, query, 302, 'sequence number not newer than current');
     }
     emit.call(d, 'put', key, v);
     values.set(keyHex, { v, k: kb32, salt: saltB, sig, seq, id: a['id'] });

@@ -65,7 +65,11 @@ export class DiscoveryAnnouncer {
   }
 
   stats(): AnnouncerStats {
-    return { announced: this.announced, failed: this.failed, lastAnnounceAgeSec: this.lastOkAt === null ? null : Math.round((Date.now() - this.lastOkAt) / 1000) };
+    return {
+      announced: this.announced,
+      failed: this.failed,
+      lastAnnounceAgeSec: this.lastOkAt === null ? null : Math.round((Date.now() - this.lastOkAt) / 1000),
+    };
   }
 
   async stop(): Promise<void> {

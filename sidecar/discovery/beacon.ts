@@ -105,7 +105,9 @@ export class BeaconServer {
             if (!nonce) return this.refuse(s, 'no-nonce');
             done = true;
             this.stats.answered++;
-            s.end(encodeExtendedHandshake(beaconAnswer(this.identity.publicKey, this.identity.sign, nonce, this.opts.gatewayUrl || undefined)));
+            s.end(
+              encodeExtendedHandshake(beaconAnswer(this.identity.publicKey, this.identity.sign, nonce, this.opts.gatewayUrl || undefined)),
+            );
             // A peer that never reads its answer does not hold the connection past the timeout.
           }
           // Other messages (keep-alives, bitfields, extension messages) are skipped.

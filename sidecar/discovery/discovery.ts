@@ -17,7 +17,11 @@ export class Discovery {
 
   static async start(cfg: Config['discovery'], gatewayUrl: string, dht: DHT, identity: BeaconIdentity, log: Logger): Promise<Discovery> {
     const [host, port] = splitHostPort(cfg.listen);
-    const beacon = await BeaconServer.start(identity, { host, port, maxConnections: cfg.maxConnections, timeoutMs: cfg.handshakeTimeoutMs, gatewayUrl }, log);
+    const beacon = await BeaconServer.start(
+      identity,
+      { host, port, maxConnections: cfg.maxConnections, timeoutMs: cfg.handshakeTimeoutMs, gatewayUrl },
+      log,
+    );
     const announcer = new DiscoveryAnnouncer(dht, () => beacon.port, cfg.announceIntervalSeconds * 1000, log);
     announcer.start();
     log.info({ beaconPort: beacon.port }, 'discovery beacon listening; announcing it in the DHT');

@@ -25,16 +25,25 @@ export interface AdvertFields {
 }
 
 /** The unsigned event (kind, tags, content); the operator's key signs it. */
-export function advertTemplate(f: AdvertFields, createdAt: number): { kind: number; created_at: number; tags: string[][]; content: string } {
-  const tags = [['d', ADVERT_D], ['bridge', f.bridgeKey], ['bridge-proof', f.proof]];
+export function advertTemplate(
+  f: AdvertFields,
+  createdAt: number,
+): { kind: number; created_at: number; tags: string[][]; content: string } {
+  const tags = [
+    ['d', ADVERT_D],
+    ['bridge', f.bridgeKey],
+    ['bridge-proof', f.proof],
+  ];
   if (f.gateway) tags.push(['gateway', f.gateway]);
   if (f.relay) tags.push(['r', f.relay]);
-  tags.push(['alt', 'nostr-bt archive bridge: read this relay\'s archive from the BitTorrent swarm with the bridge key']);
+  tags.push(['alt', "nostr-bt archive bridge: read this relay's archive from the BitTorrent swarm with the bridge key"]);
   return { kind: ADVERT_KIND, created_at: createdAt, tags, content: '' };
 }
 
 /** Reads an advert's fields after checking its proof (the event's own id and signature are checked apart). */
-export function readAdvert(e: Pick<NostrEvent, 'kind' | 'pubkey' | 'tags'>): { ok: true; fields: AdvertFields } | { ok: false; reason: string } {
+export function readAdvert(
+  e: Pick<NostrEvent, 'kind' | 'pubkey' | 'tags'>,
+): { ok: true; fields: AdvertFields } | { ok: false; reason: string } {
   if (e.kind !== ADVERT_KIND) return { ok: false, reason: `kind ${e.kind}, not ${ADVERT_KIND}` };
   const tag = (n: string) => e.tags.find((t) => t[0] === n)?.[1];
   if (tag('d') !== ADVERT_D) return { ok: false, reason: `d tag is not ${ADVERT_D}` };
@@ -42,7 +51,8 @@ export function readAdvert(e: Pick<NostrEvent, 'kind' | 'pubkey' | 'tags'>): { o
   const proof = tag('bridge-proof');
   if (!bridgeKey || !/^[0-9a-f]{64}$/.test(bridgeKey)) return { ok: false, reason: 'no bridge key (64 hex)' };
   if (!proof || !/^[0-9a-f]{128}$/.test(proof)) return { ok: false, reason: 'no bridge-proof (128 hex)' };
-  if (!verifyEd25519(Buffer.from(proof, 'hex'), advertProofMessage(e.pubkey), Buffer.from(bridgeKey, 'hex'))) return { ok: false, reason: 'bridge-proof does not verify for this author' };
+  if (!verifyEd25519(Buffer.from(proof, 'hex'), advertProofMessage(e.pubkey), Buffer.from(bridgeKey, 'hex')))
+    return { ok: false, reason: 'bridge-proof does not verify for this author' };
   const gateway = tag('gateway');
   const relay = tag('r');
   return { ok: true, fields: { bridgeKey, proof, ...(gateway ? { gateway } : {}), ...(relay ? { relay } : {}) } };

@@ -119,7 +119,12 @@ export function beaconStatement(nonce: Uint8Array, gateway: string | undefined):
 }
 
 /** The bridge's extended handshake in answer to `nonce`. */
-export function beaconAnswer(publicKey: Uint8Array, sign: (m: Uint8Array) => Uint8Array, nonce: Uint8Array, gateway?: string): Record<string, unknown> {
+export function beaconAnswer(
+  publicKey: Uint8Array,
+  sign: (m: Uint8Array) => Uint8Array,
+  nonce: Uint8Array,
+  gateway?: string,
+): Record<string, unknown> {
   const nbt: Record<string, unknown> = { k: Buffer.from(publicKey), sig: Buffer.from(sign(beaconStatement(nonce, gateway))) };
   if (gateway) nbt['g'] = gateway;
   return { m: { [BEACON_EXTENSION]: 1 }, v: 'nostr-bt bridge', nbt };
@@ -128,7 +133,10 @@ export function beaconAnswer(publicKey: Uint8Array, sign: (m: Uint8Array) => Uin
 export type BeaconRejection = 'not-a-dict' | 'no-beacon' | 'bad-key' | 'bad-gateway' | 'bad-signature';
 
 /** Checks a bridge's extended handshake against the nonce this reader sent. */
-export function verifyBeaconAnswer(payload: Buffer, nonce: Uint8Array): { ok: true; key: Buffer; gateway?: string } | { ok: false; reason: BeaconRejection } {
+export function verifyBeaconAnswer(
+  payload: Buffer,
+  nonce: Uint8Array,
+): { ok: true; key: Buffer; gateway?: string } | { ok: false; reason: BeaconRejection } {
   const d = decodeDict(payload);
   if (!d) return { ok: false, reason: 'not-a-dict' };
   const nbt = d['nbt'];

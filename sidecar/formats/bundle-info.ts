@@ -24,7 +24,9 @@ export function encodeBundleInfo(info: BundleInfo): Buffer {
     const path = f.pubkey + FILE_SUFFIX;
     parts.push(`d6:lengthi${integer(f.length)}e4:pathl${Buffer.byteLength(path)}:${path}ee`);
   }
-  parts.push(`e4:name${Buffer.byteLength(info.name)}:${info.name}12:piece lengthi${integer(info.pieceLength)}e6:pieces${info.pieces.length}:`);
+  parts.push(
+    `e4:name${Buffer.byteLength(info.name)}:${info.name}12:piece lengthi${integer(info.pieceLength)}e6:pieces${info.pieces.length}:`,
+  );
   const head = parts.join('');
   const headBytes = Buffer.byteLength(head);
   const out = Buffer.allocUnsafe(headBytes + info.pieces.length + 1);

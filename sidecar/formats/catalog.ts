@@ -76,7 +76,8 @@ function checkBundle(b: CatalogBundle): void {
   if (!isCount(b.events) || !isCount(b.bytes) || b.events < 1 || b.bytes < 1) throw new BadCatalog(`bundle ${b.ih}: bad counts`);
   if (b.authors.length === 0) throw new BadCatalog(`bundle ${b.ih}: no authors`);
   for (let i = 0; i < b.authors.length; i++) {
-    if (!HEX64.test(b.authors[i]!)) throw new BadCatalog(`bundle ${b.ih}: author ${JSON.stringify(b.authors[i]).slice(0, 80)} is not 64 lowercase hex`);
+    if (!HEX64.test(b.authors[i]!))
+      throw new BadCatalog(`bundle ${b.ih}: author ${JSON.stringify(b.authors[i]).slice(0, 80)} is not 64 lowercase hex`);
     if (i > 0 && b.authors[i - 1]! >= b.authors[i]!) throw new BadCatalog(`bundle ${b.ih}: authors not ascending`);
   }
 }
@@ -125,10 +126,19 @@ export function decodeCatalog(bytes: Uint8Array, bridge: string, limits: DecodeL
     const end = buf.indexOf(0x0a, at);
     if (bundles.length >= h.bundles) throw new BadCatalog('more bundle lines than the header says');
     const v = parseLine(buf.subarray(at, end), `line ${bundles.length + 2}`) as Record<string, unknown>;
-    if (!Array.isArray(v.authors) || !v.authors.every((a) => typeof a === 'string')) throw new BadCatalog(`line ${bundles.length + 2}: authors is not a list of strings`);
+    if (!Array.isArray(v.authors) || !v.authors.every((a) => typeof a === 'string'))
+      throw new BadCatalog(`line ${bundles.length + 2}: authors is not a list of strings`);
     entries += v.authors.length;
     if (entries > limits.maxAuthorEntries) throw new BadCatalog(`catalog lists more than ${limits.maxAuthorEntries} author entries`);
-    const b: CatalogBundle = { ih: v.ih as string, level: v.level as number, start: v.start as number, end: v.end as number, events: v.events as number, bytes: v.bytes as number, authors: v.authors as string[] };
+    const b: CatalogBundle = {
+      ih: v.ih as string,
+      level: v.level as number,
+      start: v.start as number,
+      end: v.end as number,
+      events: v.events as number,
+      bytes: v.bytes as number,
+      authors: v.authors as string[],
+    };
     try {
       checkBundle(b);
     } catch (err) {
@@ -141,7 +151,8 @@ export function decodeCatalog(bytes: Uint8Array, bridge: string, limits: DecodeL
     at = end + 1;
   }
   const c: Catalog = { bridge, bundles };
-  if (headerLine(headerOf(c)) !== buf.toString('utf8', 0, buf.indexOf(0x0a))) throw new BadCatalog('header does not match the bundles listed (or is not in canonical form)');
+  if (headerLine(headerOf(c)) !== buf.toString('utf8', 0, buf.indexOf(0x0a)))
+    throw new BadCatalog('header does not match the bundles listed (or is not in canonical form)');
   return c;
 }
 
@@ -175,12 +186,23 @@ export function catalogName(c: Catalog): string {
  * `<bridge key hex>.jsonl`, holding the catalog's bytes. Readers fetch it as they fetch an author's
  * file, with the same metadata checks.
  */
-export function catalogTorrent(c: Catalog): { data: Buffer; info: Buffer; torrent: Buffer; infoHash: string; name: string; pieceLength: number } {
+export function catalogTorrent(c: Catalog): {
+  data: Buffer;
+  info: Buffer;
+  torrent: Buffer;
+  infoHash: string;
+  name: string;
+  pieceLength: number;
+} {
   const data = encodeCatalog(c);
   let pieceLength = CATALOG_MIN_PIECE;
   while (pieceLength < CATALOG_MAX_PIECE && pieceLength * 2048 < data.length) pieceLength *= 2;
   const pieces = Buffer.alloc(Math.ceil(data.length / pieceLength) * 20);
-  for (let i = 0, p = 0; i < data.length; i += pieceLength, p += 20) createHash('sha1').update(data.subarray(i, i + pieceLength)).digest().copy(pieces, p);
+  for (let i = 0, p = 0; i < data.length; i += pieceLength, p += 20)
+    createHash('sha1')
+      .update(data.subarray(i, i + pieceLength))
+      .digest()
+      .copy(pieces, p);
   const name = catalogName(c);
   const info = encodeBundleInfo({ files: [{ pubkey: c.bridge, length: data.length }], name, pieceLength, pieces });
   const torrent = Buffer.concat([Buffer.from('d4:info'), info, Buffer.from('e')]);
@@ -197,10 +219,13 @@ export interface BundleMetadata {
 export function catalogMismatch(b: CatalogBundle, meta: BundleMetadata): string | null {
   const names = meta.files.map((f) => f.name);
   if (names.length !== b.authors.length) return `the bundle has ${names.length} files, the catalog lists ${b.authors.length} authors`;
-  for (let i = 0; i < names.length; i++) if (names[i] !== `${b.authors[i]}.jsonl`) return `file ${i} is ${JSON.stringify(names[i]).slice(0, 80)}, the catalog says ${b.authors[i]}.jsonl`;
+  for (let i = 0; i < names.length; i++)
+    if (names[i] !== `${b.authors[i]}.jsonl`)
+      return `file ${i} is ${JSON.stringify(names[i]).slice(0, 80)}, the catalog says ${b.authors[i]}.jsonl`;
   const bytes = meta.files.reduce((s, f) => s + f.length, 0);
   if (bytes !== b.bytes) return `the bundle holds ${bytes} bytes, the catalog says ${b.bytes}`;
   const m = /^nostr-bt-\d+-\d+-(\d+)$/.exec(meta.name);
-  if (!m || Number(m[1]) !== b.events) return `the bundle's name ${JSON.stringify(meta.name).slice(0, 80)} does not end in the catalog's ${b.events} events`;
+  if (!m || Number(m[1]) !== b.events)
+    return `the bundle's name ${JSON.stringify(meta.name).slice(0, 80)} does not end in the catalog's ${b.events} events`;
   return null;
 }

@@ -25,7 +25,8 @@ export function mediaListBytes(entries: readonly MediaListEntry[]): Buffer {
   let s = '';
   let last = '';
   for (const e of sorted) {
-    if (!HEX64.test(e.sha256) || !HEX40.test(e.ih) || !Number.isSafeInteger(e.size) || e.size < 0) throw new Error(`media list: bad entry ${JSON.stringify(e)}`);
+    if (!HEX64.test(e.sha256) || !HEX40.test(e.ih) || !Number.isSafeInteger(e.size) || e.size < 0)
+      throw new Error(`media list: bad entry ${JSON.stringify(e)}`);
     if (e.sha256 === last) continue;
     last = e.sha256;
     s += `{"ih":"${e.ih}","sha256":"${e.sha256}","size":${e.size}}\n`;

@@ -17,7 +17,10 @@ export interface NostrEvent {
 }
 
 export class InvalidEvent extends Error {
-  constructor(readonly reason: string, message: string) {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -74,8 +77,10 @@ function checkedEvent(e: unknown): { event: NostrEvent; content: string; tags: s
   if (typeof ev.id !== 'string' || !HEX64.test(ev.id)) throw new InvalidEvent('bad-field', 'id is not 64 lowercase hex');
   if (typeof ev.pubkey !== 'string' || !HEX64.test(ev.pubkey)) throw new InvalidEvent('bad-field', 'pubkey is not 64 lowercase hex');
   if (typeof ev.sig !== 'string' || !HEX128.test(ev.sig)) throw new InvalidEvent('bad-field', 'sig is not 128 lowercase hex');
-  if (!Number.isSafeInteger(ev.created_at) || (ev.created_at as number) < 0) throw new InvalidEvent('bad-field', 'created_at is not a non-negative integer');
-  if (!Number.isSafeInteger(ev.kind) || (ev.kind as number) < 0 || (ev.kind as number) > 65535) throw new InvalidEvent('bad-field', 'kind is not an integer in 0..65535');
+  if (!Number.isSafeInteger(ev.created_at) || (ev.created_at as number) < 0)
+    throw new InvalidEvent('bad-field', 'created_at is not a non-negative integer');
+  if (!Number.isSafeInteger(ev.kind) || (ev.kind as number) < 0 || (ev.kind as number) > 65535)
+    throw new InvalidEvent('bad-field', 'kind is not an integer in 0..65535');
   if (typeof ev.content !== 'string') throw new InvalidEvent('bad-field', 'content is not a string');
   if (!Array.isArray(ev.tags)) throw new InvalidEvent('bad-field', 'tags is not an array');
   for (const tag of ev.tags) {

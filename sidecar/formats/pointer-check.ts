@@ -14,7 +14,11 @@ export interface VerifiedItem {
 export type ItemProblem = 'absent' | 'timeout' | 'wrong-key' | 'wrong-salt' | 'bad-signature' | 'bad-seq' | 'too-large';
 
 /** The item (as a DHT node or a gateway returned it) if `k` signed exactly it for `salt`, else why not. */
-export function checkItem(res: { v: unknown; k?: Uint8Array; salt?: Uint8Array; sig?: Uint8Array; seq?: number }, k: Buffer, salt: Buffer): VerifiedItem | ItemProblem {
+export function checkItem(
+  res: { v: unknown; k?: Uint8Array; salt?: Uint8Array; sig?: Uint8Array; seq?: number },
+  k: Buffer,
+  salt: Buffer,
+): VerifiedItem | ItemProblem {
   if (!(res.k instanceof Uint8Array) || !k.equals(res.k)) return 'wrong-key';
   if (res.salt !== undefined && !(res.salt instanceof Uint8Array && salt.equals(res.salt))) return 'wrong-salt';
   if (typeof res.seq !== 'number' || !Number.isSafeInteger(res.seq) || res.seq < 0) return 'bad-seq';

@@ -49,7 +49,15 @@ export function vSize(v: unknown): number {
 /** How many infohashes fit one page (bencoded v ≤ 1000 bytes) for these counters (every page as if it carried `m`, when there is one). */
 function pageCapacity(n: number, pg: number, withMedia: boolean): number {
   let k = 1;
-  const probe = (count: number) => vSize({ v: FORMAT_VERSION, ih: Buffer.alloc(20), b: Buffer.alloc(20 * (count - 1)), n, pg, ...(withMedia ? { m: Buffer.alloc(20) } : {}) });
+  const probe = (count: number) =>
+    vSize({
+      v: FORMAT_VERSION,
+      ih: Buffer.alloc(20),
+      b: Buffer.alloc(20 * (count - 1)),
+      n,
+      pg,
+      ...(withMedia ? { m: Buffer.alloc(20) } : {}),
+    });
   while (probe(k + 1) <= MAX_V_BYTES) k++;
   return k;
 }
@@ -99,7 +107,12 @@ export function decodeAuthorPage(v: unknown): { infoHashes: string[]; n: number;
   }
   if (hashes.length > d.n) throw new BadItem('more infohashes than n');
   if (d.m !== undefined && (!isBytes(d.m) || d.m.length !== 20)) throw new BadItem('m is not 20 bytes');
-  return { infoHashes: hashes, n: d.n, pg: d.pg, ...(d.m !== undefined ? { mediaList: Buffer.from(d.m as Uint8Array).toString('hex') } : {}) };
+  return {
+    infoHashes: hashes,
+    n: d.n,
+    pg: d.pg,
+    ...(d.m !== undefined ? { mediaList: Buffer.from(d.m as Uint8Array).toString('hex') } : {}),
+  };
 }
 
 export interface BridgeInfo {

@@ -35,7 +35,8 @@ export function torrentLayout(torrent: Uint8Array, infoHash: string): TorrentLay
   });
   if (info === null) throw new TorrentLayoutError('no info dict');
   const infoBytes: Uint8Array = info;
-  if (createHash('sha1').update(infoBytes).digest('hex') !== infoHash) throw new TorrentLayoutError(`info dict does not hash to ${infoHash}`);
+  if (createHash('sha1').update(infoBytes).digest('hex') !== infoHash)
+    throw new TorrentLayoutError(`info dict does not hash to ${infoHash}`);
   const ri = new Reader(infoBytes);
   let name: string | null = null;
   let pieceLength = 0;
@@ -65,7 +66,8 @@ export function torrentLayout(torrent: Uint8Array, infoHash: string): TorrentLay
   });
   if (name === null || pieces === null || pieceLength <= 0) throw new TorrentLayoutError('info dict lacks name, piece length or pieces');
   const hashes: Uint8Array = pieces;
-  if (hashes.length % 20 !== 0 || hashes.length / 20 !== Math.ceil(length / pieceLength)) throw new TorrentLayoutError('piece hashes do not match the length');
+  if (hashes.length % 20 !== 0 || hashes.length / 20 !== Math.ceil(length / pieceLength))
+    throw new TorrentLayoutError('piece hashes do not match the length');
   return { info: infoBytes, name, pieceLength, pieces: hashes, length };
 }
 

@@ -33,7 +33,10 @@ const MIME = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}
 
 /** The gateway's exposed headers plus Blossom's X-Reason and the blob's infohash. */
 const EXPOSE = 'content-length, content-range, accept-ranges, etag, x-reason, x-infohash';
-const reason = (why: string): Record<string, string> => ({ 'x-reason': why.replace(/[^\x20-\x7e]/g, '?').slice(0, 200), 'access-control-expose-headers': EXPOSE });
+const reason = (why: string): Record<string, string> => ({
+  'x-reason': why.replace(/[^\x20-\x7e]/g, '?').slice(0, 200),
+  'access-control-expose-headers': EXPOSE,
+});
 
 /** `media` is null while media archiving is off or stopping: every blob is then unknown. */
 export function blossomRoutes(media: () => BlobSource | null, links: GatewayLinks): Route[] {
@@ -108,7 +111,9 @@ export function withWebSeedFirst(torrent: Buffer, url: string): Buffer {
   const list = t['url-list'] === undefined ? [] : Array.isArray(t['url-list']) ? t['url-list'] : [t['url-list']];
   const seeds = [Buffer.from(url), ...list.filter((u) => Buffer.from(u).toString() !== url)];
   const out = Buffer.from(bencode.encode({ info: t.info, 'url-list': seeds }));
-  const after = createHash('sha1').update(bencode.encode((bencode.decode(out) as { info: unknown }).info)).digest('hex');
+  const after = createHash('sha1')
+    .update(bencode.encode((bencode.decode(out) as { info: unknown }).info))
+    .digest('hex');
   if (before !== after) throw new Error('re-encoding the blob torrent changed its infohash');
   return out;
 }

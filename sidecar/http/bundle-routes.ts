@@ -96,7 +96,13 @@ export function bundleRoutes(bundles: BundleLookup, links: GatewayLinks, io: { f
   ];
 }
 
-async function serveSpan(r: RouteRequest, b: SeededBundle, span: FileSpan, etag: string, io: { files: DataFiles; stats: GatewayStats }): Promise<void> {
+async function serveSpan(
+  r: RouteRequest,
+  b: SeededBundle,
+  span: FileSpan,
+  etag: string,
+  io: { files: DataFiles; stats: GatewayStats },
+): Promise<void> {
   const { req, res } = r;
   const headers: Record<string, string | number> = {
     etag,
@@ -146,7 +152,8 @@ async function serveSpan(r: RouteRequest, b: SeededBundle, span: FileSpan, etag:
     });
   } catch (err) {
     // Retired (and deleted) between the index read and the open.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !res.headersSent) return sendText(res, 404, `no bundle ${b.ih} is seeded here\n`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !res.headersSent)
+      return sendText(res, 404, `no bundle ${b.ih} is seeded here\n`);
     throw err;
   }
 }

@@ -37,7 +37,8 @@ export async function serveFileSpan(r: RouteRequest, a: FileSpanAnswer): Promise
   // If-Range with another validator: the whole file (RFC 9110 §13.1.5).
   const ifRange = req.headers['if-range'];
   if (range !== undefined && (ifRange === undefined || ifRange === a.etag)) {
-    const refuse = (why: string) => sendText(res, 416, `${why}\n`, { 'content-range': `bytes */${a.length}`, ...(a.errorHeaders?.(why) ?? {}) });
+    const refuse = (why: string) =>
+      sendText(res, 416, `${why}\n`, { 'content-range': `bytes */${a.length}`, ...(a.errorHeaders?.(why) ?? {}) });
     if (range.split(',').length > MAX_RANGE_PARTS) return refuse('at most one byte range per request');
     const parsed = parseRange(a.length, range, { combine: true });
     if (parsed === -2) return refuse('malformed Range header (expected bytes=start-end, bytes=start- or bytes=-suffix)');

@@ -73,7 +73,13 @@ export class Gateway {
     // Behind a trusted proxy every WebSocket comes from the proxy's address: the per-address cap
     // cannot tell clients apart there, so only the total applies.
     const perAddress = g.trustedProxies.length > 0 ? g.maxConnections : WEBRTC_TRACKER_DEFAULTS.maxConnectionsPerAddress;
-    const tracker = g.webrtc && isSeeded ? new WebRtcTracker({ ...WEBRTC_TRACKER_DEFAULTS, maxConnections: g.maxConnections, maxConnectionsPerAddress: perAddress, isSeeded }, d.log) : null;
+    const tracker =
+      g.webrtc && isSeeded
+        ? new WebRtcTracker(
+            { ...WEBRTC_TRACKER_DEFAULTS, maxConnections: g.maxConnections, maxConnectionsPerAddress: perAddress, isSeeded },
+            d.log,
+          )
+        : null;
     if (tracker) links.trackerPath = tracker.path;
     const stats = new GatewayStats();
     const files = new DataFiles();
@@ -172,7 +178,11 @@ function wellKnownRoute(d: GatewayDeps, bundles: BundleLookup, l: GatewayLinks):
     handler: ({ req, res }) => {
       const now = Date.now();
       if (!cached || now - cached.at > WELL_KNOWN_MS) cached = { body: build(), at: now };
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(cached.body), 'cache-control': 'public, max-age=10' });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(cached.body),
+        'cache-control': 'public, max-age=10',
+      });
       res.end(req.method === 'HEAD' ? undefined : cached.body);
     },
   };

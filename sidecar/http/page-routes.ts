@@ -27,7 +27,8 @@ const TYPES: Record<string, string> = {
   txt: 'text/plain; charset=utf-8',
 };
 
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 interface Asset {
   body: Buffer;
@@ -44,7 +45,11 @@ function load(dir: string): Map<string, Asset> {
     } catch {
       continue;
     }
-    out.set(name, { body, etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 20)}"`, type: TYPES[name.split('.').pop()!]! });
+    out.set(name, {
+      body,
+      etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 20)}"`,
+      type: TYPES[name.split('.').pop()!]!,
+    });
   }
   return out;
 }
@@ -61,7 +66,13 @@ export function pageRoutes(dir = PAGE_DIR): Route[] {
         const a = assets.get(FILES[path]!);
         if (!a) return sendText(res, 503, 'the browser page is not built on this gateway (npm run build makes dist/browser)\n');
         // The page may change with an upgrade: revalidated each time; the ETag makes that a 304.
-        const headers = { etag: a.etag, 'cache-control': 'no-cache', 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+        const headers = {
+          etag: a.etag,
+          'cache-control': 'no-cache',
+          'content-security-policy': CSP,
+          'x-content-type-options': 'nosniff',
+          'referrer-policy': 'no-referrer',
+        };
         if (notModified(req, res, headers)) return;
         res.writeHead(200, { ...headers, 'content-type': a.type, 'content-length': a.body.length });
         res.end(req.method === 'HEAD' ? undefined : a.body);

@@ -99,7 +99,9 @@ export function pointerRoutes(o: PointerRouteOptions): Route[] {
     }
     if ('item' in result) return send(r, { k, salt, ...result.item }, maxAge);
     if (result.problem === 'absent' || result.problem === 'timeout') {
-      return sendText(r.res, 404, `no item for this bridge and author in the DHT (${result.problem})\n`, { 'cache-control': `public, max-age=${maxAge}` });
+      return sendText(r.res, 404, `no item for this bridge and author in the DHT (${result.problem})\n`, {
+        'cache-control': `public, max-age=${maxAge}`,
+      });
     }
     sendText(r.res, 502, `the DHT gave no valid item: ${result.problem}\n`, { 'cache-control': `public, max-age=${maxAge}` });
   };
@@ -147,7 +149,10 @@ export function pointerJson(item: PointerItem): string {
 }
 
 function send(r: RouteRequest, item: PointerItem, maxAgeSec: number): void {
-  const headers = { etag: `"${item.seq}-${item.sig.subarray(0, 8).toString('hex')}"`, 'cache-control': `public, max-age=${Math.max(0, maxAgeSec)}` };
+  const headers = {
+    etag: `"${item.seq}-${item.sig.subarray(0, 8).toString('hex')}"`,
+    'cache-control': `public, max-age=${Math.max(0, maxAgeSec)}`,
+  };
   if (notModified(r.req, r.res, headers)) return;
   const body = pointerJson(item) + '\n';
   r.res.writeHead(200, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });

@@ -29,7 +29,8 @@ function fixedBytes(row: EventRow): number {
 }
 
 function writeRow(row: EventRow, out: Buffer): void {
-  if (row.i.length !== 32 || row.p.length !== 32) throw new RangeError(`event row: id and pubkey must be 32 bytes (got ${row.i.length}, ${row.p.length})`);
+  if (row.i.length !== 32 || row.p.length !== 32)
+    throw new RangeError(`event row: id and pubkey must be 32 bytes (got ${row.i.length}, ${row.p.length})`);
   out[0] = (row.x === undefined ? 0 : HAS_X) | (row.s === undefined ? 0 : HAS_S);
   out.set(row.i, 1);
   out.set(row.p, 33);
@@ -109,7 +110,9 @@ export function decodeEventRow(bytes: Uint8Array): EventRow {
   const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, len);
   const flags = len > 0 ? b[0]! : -1;
   if (flags < 0 || flags > (HAS_X | HAS_S)) {
-    throw new Error(`corrupt event row: first byte ${flags < 0 ? 'missing' : `0x${flags.toString(16)}`} is not a format-7 row's flags (0-3)`);
+    throw new Error(
+      `corrupt event row: first byte ${flags < 0 ? 'missing' : `0x${flags.toString(16)}`} is not a format-7 row's flags (0-3)`,
+    );
   }
   const fixed = flags & HAS_X ? FIXED + 8 : FIXED;
   if (flags & HAS_S ? len < fixed : len !== fixed) {

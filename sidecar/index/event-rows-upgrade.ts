@@ -47,7 +47,9 @@ export function upgradeEventRows(
           batch.push(entry);
         }
       } catch (err) {
-        throw new Error(`upgrading the index's event rows from ${next}: not index format 5/6 rows, the index is damaged (${(err as Error).message})`);
+        throw new Error(
+          `upgrading the index's event rows from ${next}: not index format 5/6 rows, the index is damaged (${(err as Error).message})`,
+        );
       }
       // putSync: each row's bytes are copied before the writer's buffer is reused.
       for (const { key, value } of batch) raw.putSync(key, writer.encode(value));
@@ -67,7 +69,15 @@ export function upgradeEventRows(
 function isOldRow(v: unknown): v is EventRow {
   const r = v as Partial<EventRow> | null;
   return (
-    typeof r === 'object' && r !== null && r.i instanceof Uint8Array && r.i.length === 32 && r.p instanceof Uint8Array && r.p.length === 32 &&
-    typeof r.c === 'number' && typeof r.k === 'number' && typeof r.o === 'number' && typeof r.n === 'number'
+    typeof r === 'object' &&
+    r !== null &&
+    r.i instanceof Uint8Array &&
+    r.i.length === 32 &&
+    r.p instanceof Uint8Array &&
+    r.p.length === 32 &&
+    typeof r.c === 'number' &&
+    typeof r.k === 'number' &&
+    typeof r.o === 'number' &&
+    typeof r.n === 'number'
   );
 }

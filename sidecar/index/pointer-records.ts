@@ -88,7 +88,10 @@ export class PointerRecords {
    * also clears the author's mark, unless it was set again since `done.since` (their bundles
    * changed meanwhile: the next publication picks that up).
    */
-  async signAndStore(signers: readonly ItemSigner[], done?: { pubkey: string; since: number | undefined }): Promise<[string, PointerRecord][]> {
+  async signAndStore(
+    signers: readonly ItemSigner[],
+    done?: { pubkey: string; since: number | undefined },
+  ): Promise<[string, PointerRecord][]> {
     const records: [string, PointerRecord][] = [];
     await this.root.transaction(() => {
       for (const sign of signers) records.push(sign((floor) => this.takeSeq(floor)));

@@ -56,7 +56,6 @@ export interface SlotRecord {
   c: number;
 }
 
-
 export type Outcome = 'indexed' | 'duplicate' | 'deleted' | 'vanished' | 'superseded';
 
 export type Counters = Record<string, number>;
@@ -91,12 +90,19 @@ export class Store {
   /** Id index entries of events the running transaction removed (dropped once it commits). */
   private idsRemovedInTxn: IdEntries | null = null;
 
-  private constructor(readonly dir: string, readOnly: boolean) {
+  private constructor(
+    readonly dir: string,
+    readOnly: boolean,
+  ) {
     if (!readOnly) mkdirSync(dir, { recursive: true, mode: 0o750 });
     this.root = open({ path: dir, maxDbs: 24, compression: false, readOnly, mapSize: MAP_SIZE });
     const db = <V, K>(name: string) => this.root.openDB<V, K & import('lmdb').Key>({ name, compression: false });
     // Rows in index/event-row.ts's layout; its decoder copies out of lmdb-js's reused read buffer.
-    this.events = this.root.openDB<EventRow, number>({ name: 'events', compression: false, encoder: eventRowEncoder() } as DatabaseOptions & { name: string });
+    this.events = this.root.openDB<EventRow, number>({
+      name: 'events',
+      compression: false,
+      encoder: eventRowEncoder(),
+    } as DatabaseOptions & { name: string });
     this.slots = db('slots');
     this.tombstones = new Tombstones(this.root);
     this.expiry = db('expiry');
@@ -453,7 +459,14 @@ export class Store {
   private indexRow(batch: EventBatch, k: number, cls: Classified, writtenAt: number): void {
     const { o, n } = writtenAt >= 0 ? { o: writtenAt, n: lineBytesAt(batch, k) } : this.log.append(lineAt(batch, k));
     const keys = batch.keyBytes;
-    const row: EventRow = { i: keys.subarray(64 * k, 64 * k + 32), p: keys.subarray(64 * k + 32, 64 * k + 64), c: batch.createdAt[k]!, k: batch.kinds[k]!, o, n };
+    const row: EventRow = {
+      i: keys.subarray(64 * k, 64 * k + 32),
+      p: keys.subarray(64 * k + 32, 64 * k + 64),
+      c: batch.createdAt[k]!,
+      k: batch.kinds[k]!,
+      o,
+      n,
+    };
     if (cls.expiresAt !== undefined) row.x = cls.expiresAt;
     if (cls.replaceKey !== undefined) row.s = cls.replaceKey;
     const seq = this.nextSeq++;
@@ -509,7 +522,8 @@ export class Store {
   private authorSeqs(pubkey: string): Set<number> {
     const seqs = new Set<number>();
     const mine = (p: string) => p === pubkey;
-    for (const list of this.scanAuthors(this.bundles.frontier, Number.MAX_SAFE_INTEGER, mine).values()) for (const r of list) seqs.add(r.seq);
+    for (const list of this.scanAuthors(this.bundles.frontier, Number.MAX_SAFE_INTEGER, mine).values())
+      for (const r of list) seqs.add(r.seq);
     for (const ih of this.bundles.authorBundles(pubkey)) {
       const lines = this.bundles.linesOf(ih, pubkey);
       if (lines) {

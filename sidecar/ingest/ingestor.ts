@@ -391,7 +391,8 @@ export class Ingestor extends TypedEmitter<IngestorEvents> {
         () => {},
         (real: unknown) => {
           if (this.lastError !== null) this.lastError = describeError(real);
-          if (first) this.log.error({ err: real }, `index commit failed (${describeError(real)}); ingest paused, retrying (nothing is dropped)`);
+          if (first)
+            this.log.error({ err: real }, `index commit failed (${describeError(real)}); ingest paused, retrying (nothing is dropped)`);
         },
       );
     } else if (first) this.log.error({ err }, `index commit failed (${message}); ingest paused, retrying (nothing is dropped)`);

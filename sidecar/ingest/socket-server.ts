@@ -224,7 +224,9 @@ export class IngestServer {
       this.log.warn({ source: conn.source, key: conn.checkpointKey }, 'malformed checkpoint line ignored');
       return;
     }
-    this.checkpoints!.put(conn.checkpointKey!, value).catch((err) => this.log.error({ err, key: conn.checkpointKey }, 'checkpoint write failed'));
+    this.checkpoints!.put(conn.checkpointKey!, value).catch((err) =>
+      this.log.error({ err, key: conn.checkpointKey }, 'checkpoint write failed'),
+    );
   }
 
   private resumeAll(): void {

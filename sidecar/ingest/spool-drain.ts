@@ -57,7 +57,11 @@ export class SpoolDrainer {
     if (budgetMs > 0 && !this.stopped) {
       this.finalDeadline = Date.now() + budgetMs;
       await this.drainAll().catch((err) => this.log.error({ err, dir: this.dir }, 'spool drain failed'));
-      if (this.depth.files > 0) this.log.warn({ files: this.depth.files, bytes: this.depth.bytes }, 'stopping with spool files left: they are drained at the next start');
+      if (this.depth.files > 0)
+        this.log.warn(
+          { files: this.depth.files, bytes: this.depth.bytes },
+          'stopping with spool files left: they are drained at the next start',
+        );
     }
     this.stopped = true;
     await this.running;

@@ -170,7 +170,11 @@ export class CanonicalEventReader {
     const line = this.line;
     let at: number;
     if (startsWith(line, start, WRAP_EVENT)) at = start + WRAP_EVENT.length;
-    else if (startsWith(line, start, WRAP_AUTHED) && isHex(line, start + WRAP_AUTHED.length, 64) && startsWith(line, start + WRAP_AUTHED.length + 64, WRAP_AUTHED_EVENT)) {
+    else if (
+      startsWith(line, start, WRAP_AUTHED) &&
+      isHex(line, start + WRAP_AUTHED.length, 64) &&
+      startsWith(line, start + WRAP_AUTHED.length + 64, WRAP_AUTHED_EVENT)
+    ) {
       at = start + WRAP_AUTHED.length + 64 + WRAP_AUTHED_EVENT.length;
     } else return false;
     if (end - WRAP_EVENT_END.length < at) return false;
@@ -296,7 +300,7 @@ function isWrapperTail(line: Buffer, from: number, end: number): boolean {
       if (i + 6 > end) return false;
       for (let k = i + 2; k < i + 6; k++) if (!isAnyHex(line[k]!)) return false;
       i += 6;
-    } else if (i + 2 <= end && (SHORT_ESCAPE[e!] === 1 || e === 0x2f /* / */)) i += 2;
+    } else if (i + 2 <= end && (SHORT_ESCAPE[e!] === 1 || e === 0x2f) /* / */) i += 2;
     else return false;
   }
   i++;

@@ -71,7 +71,13 @@ export class JudgePool {
    * `repack`, the lines' buffer is transferred to the worker instead of copied, and comes back as
    * the reply's `input`; `repack` gives the lines again if the worker dies with them.
    */
-  judge(lines: LineBatch, verify: boolean | Uint8Array, policy: PolicyConfig, nowSec: number, repack?: () => LineBatch): Promise<JudgeReply> {
+  judge(
+    lines: LineBatch,
+    verify: boolean | Uint8Array,
+    policy: PolicyConfig,
+    nowSec: number,
+    repack?: () => LineBatch,
+  ): Promise<JudgeReply> {
     const slot = this.closed || lineCount(lines) === 0 ? null : this.slotFor();
     if (!slot) return Promise.resolve(judgeInline(lines, verify, policy, nowSec));
     return new Promise((resolve) => {
@@ -117,7 +123,14 @@ export class JudgePool {
     const slot = this.slots.find((s) => s !== null);
     if (!slot) throw new Error('no judge worker is running');
     if (how === 'terminate') void slot.worker.terminate();
-    else slot.worker.postMessage({ seq: 0, lines: { bytes: new Uint8Array(0), ends: new Uint32Array(0) }, verify: false, nowSec: 0, crash: true } satisfies JudgeRequest);
+    else
+      slot.worker.postMessage({
+        seq: 0,
+        lines: { bytes: new Uint8Array(0), ends: new Uint32Array(0) },
+        verify: false,
+        nowSec: 0,
+        crash: true,
+      } satisfies JudgeRequest);
   }
 
   /** Round robin over the threads; starts a worker where none runs (unless one just died). */
@@ -134,7 +147,15 @@ export class JudgePool {
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     worker.unref();
     let started = () => {};
-    const slot: Slot = { worker, pending: [], policySent: null, ready: false, started: new Promise((r) => (started = r)), stallTimer: null, dead: false };
+    const slot: Slot = {
+      worker,
+      pending: [],
+      policySent: null,
+      ready: false,
+      started: new Promise((r) => (started = r)),
+      stallTimer: null,
+      dead: false,
+    };
     worker.once('message', () => {
       slot.ready = true;
       started();
@@ -181,7 +202,10 @@ export class JudgePool {
     if (why !== null && !this.closed) {
       this.restarts++;
       this.restartAt[i] = Date.now() + RESTART_DELAY_MS;
-      this.log.warn({ pending: slot.pending.length }, `${why}; its batches are judged on the ingest thread, a new worker starts in ${RESTART_DELAY_MS} ms`);
+      this.log.warn(
+        { pending: slot.pending.length },
+        `${why}; its batches are judged on the ingest thread, a new worker starts in ${RESTART_DELAY_MS} ms`,
+      );
     }
     const jobs = slot.pending.splice(0);
     for (const job of jobs) job.resolve(judgeHere(job));

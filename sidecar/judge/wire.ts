@@ -260,11 +260,18 @@ class LineBytes {
 
 /** The buffers a reply can transfer instead of copying. */
 export function transferables(r: JudgeReply): ArrayBuffer[] {
-  const list = [r.status.buffer, r.createdAt.buffer, r.kinds.buffer, r.clsAt.buffer, r.lines.buffer, r.lineEnds.buffer, r.keyBytes.buffer] as ArrayBuffer[];
+  const list = [
+    r.status.buffer,
+    r.createdAt.buffer,
+    r.kinds.buffer,
+    r.clsAt.buffer,
+    r.lines.buffer,
+    r.lineEnds.buffer,
+    r.keyBytes.buffer,
+  ] as ArrayBuffer[];
   if (r.input) list.push(r.input.bytes.buffer as ArrayBuffer);
   return list;
 }
-
 
 /** The reply as judgeLine's results, one per line (tests and benches compare the two). */
 export function unpackReply(r: JudgeReply): Judged[] {
@@ -273,7 +280,13 @@ export function unpackReply(r: JudgeReply): Judged[] {
   let x = 0;
   return Array.from(r.status, (status): Judged => {
     if (status !== EVENT) return { kind: status === SKIPPED ? 'skipped' : 'invalid', reason: r.reasons[x++]! };
-    const j: Judged = { kind: 'event', event: headAt(r, k), json: jsonAt(r, k), keyBytes: r.keyBytes.subarray(64 * k, 64 * k + 64), cls: clsOf(k) };
+    const j: Judged = {
+      kind: 'event',
+      event: headAt(r, k),
+      json: jsonAt(r, k),
+      keyBytes: r.keyBytes.subarray(64 * k, 64 * k + 64),
+      cls: clsOf(k),
+    };
     k++;
     return j;
   });

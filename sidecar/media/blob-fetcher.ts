@@ -22,17 +22,29 @@ export function blobFetchWorker(store: BlobStore, policy: FetchPolicy, hooks: Bl
       throw new FetchError('too-large', `the event states ${job.size} bytes, over ${policy.maxBlobBytes}`, job.urls[0] ?? '');
     }
     const room = store.room(job.author);
-    if (room < 1 || (job.size !== undefined && job.size > room)) throw new QuotaError(quotaKind(store, job.author), `no room for blob ${job.sha256} of ${job.author}`);
+    if (room < 1 || (job.size !== undefined && job.size > room))
+      throw new QuotaError(quotaKind(store, job.author), `no room for blob ${job.sha256} of ${job.author}`);
     const maxBlobBytes = Math.min(policy.maxBlobBytes, room);
     let source: string;
     let mime: string | null;
     try {
-      const r = await fetchFromAny(job.urls, { sha256: job.sha256, dest: store.pathOf(job.sha256), pace: ctx.pace, signal: ctx.signal, ...(hooks.resolve ? { resolve: hooks.resolve } : {}) }, { ...policy, maxBlobBytes });
+      const r = await fetchFromAny(
+        job.urls,
+        {
+          sha256: job.sha256,
+          dest: store.pathOf(job.sha256),
+          pace: ctx.pace,
+          signal: ctx.signal,
+          ...(hooks.resolve ? { resolve: hooks.resolve } : {}),
+        },
+        { ...policy, maxBlobBytes },
+      );
       source = r.source;
       mime = r.mime;
     } catch (err) {
       // Over what the quotas left (not over the size limit itself): a quota refusal.
-      if (err instanceof FetchError && err.code === 'too-large' && maxBlobBytes < policy.maxBlobBytes) throw new QuotaError(quotaKind(store, job.author), err.message);
+      if (err instanceof FetchError && err.code === 'too-large' && maxBlobBytes < policy.maxBlobBytes)
+        throw new QuotaError(quotaKind(store, job.author), err.message);
       throw err;
     }
     const blob: StoredBlob = await store.add(job.author, job.sha256, [source]);

@@ -195,10 +195,17 @@ export class BlobStore {
     const fresh = !this.sizes.has(sha256);
     const authorAfter = this.authorBytes(author) + (this.refs.get(sha256)?.has(author) ? 0 : bytes);
     const refusal: QuotaRefusal | null =
-      fresh && this.totalBytes + bytes > this.opts.maxTotalBytes ? 'total-quota' : authorAfter > this.opts.maxBytesPerAuthor ? 'author-quota' : null;
+      fresh && this.totalBytes + bytes > this.opts.maxTotalBytes
+        ? 'total-quota'
+        : authorAfter > this.opts.maxBytesPerAuthor
+          ? 'author-quota'
+          : null;
     if (refusal !== null) {
       if (fresh) await rm(path, { force: true });
-      throw new QuotaError(refusal, `blob ${sha256} (${bytes} bytes) is over the ${refusal === 'total-quota' ? 'total' : 'per-author'} media quota`);
+      throw new QuotaError(
+        refusal,
+        `blob ${sha256} (${bytes} bytes) is over the ${refusal === 'total-quota' ? 'total' : 'per-author'} media quota`,
+      );
     }
     const t = await blobTorrent(path, sha256, bytes, webSeeds);
     const torrentPath = this.torrentPathOf(sha256);

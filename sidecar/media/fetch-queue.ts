@@ -27,7 +27,13 @@ export interface FetchQueueOptions {
   bytesPerSecond: number;
 }
 
-export const DEFAULT_FETCH_QUEUE_OPTIONS: FetchQueueOptions = { maxQueued: 10_000, maxQueuedBytes: 8 * 1024 ** 2, maxQueuedPerAuthor: 100, concurrency: 4, bytesPerSecond: 0 };
+export const DEFAULT_FETCH_QUEUE_OPTIONS: FetchQueueOptions = {
+  maxQueued: 10_000,
+  maxQueuedBytes: 8 * 1024 ** 2,
+  maxQueuedPerAuthor: 100,
+  concurrency: 4,
+  bytesPerSecond: 0,
+};
 
 export interface WorkerContext {
   /** Call with each chunk's size before taking it; resolves when the budget allows (see FetchRequest.pace). */
@@ -85,7 +91,8 @@ export class FetchQueue {
     private readonly onDone: (job: FetchJob, outcome: JobOutcome) => void = () => {},
   ) {
     for (const k of ['maxQueued', 'maxQueuedBytes', 'maxQueuedPerAuthor', 'concurrency'] as const) {
-      if (!Number.isSafeInteger(opts[k]) || opts[k] < 1) throw new RangeError(`fetch queue: ${k} must be a positive integer, not ${opts[k]}`);
+      if (!Number.isSafeInteger(opts[k]) || opts[k] < 1)
+        throw new RangeError(`fetch queue: ${k} must be a positive integer, not ${opts[k]}`);
     }
     if (!(opts.bytesPerSecond >= 0)) throw new RangeError(`fetch queue: bytesPerSecond must be ≥ 0, not ${opts.bytesPerSecond}`);
     this.bucket = opts.bytesPerSecond > 0 ? new TokenBucket(opts.bytesPerSecond, this.abort.signal) : null;
@@ -119,7 +126,14 @@ export class FetchQueue {
   }
 
   stats(): FetchQueueStats {
-    return { queued: this.queued, queuedBytes: this.queuedBytes, inFlight: this.inFlight, authorsQueued: this.byAuthor.size, ...this.counters, failures: { ...this.failures } };
+    return {
+      queued: this.queued,
+      queuedBytes: this.queuedBytes,
+      inFlight: this.inFlight,
+      authorsQueued: this.byAuthor.size,
+      ...this.counters,
+      failures: { ...this.failures },
+    };
   }
 
   /** Resolves once nothing is queued or in flight. */

@@ -101,7 +101,10 @@ export class MediaArchiver {
   ) {
     const o = deps.options;
     this.kinds = new Set(o.kinds);
-    const worker = blobFetchWorker(blobs, o, { onStored: (job, blob) => void this.serial(() => this.stored(job, blob)), ...(deps.resolve ? { resolve: deps.resolve } : {}) });
+    const worker = blobFetchWorker(blobs, o, {
+      onStored: (job, blob) => void this.serial(() => this.stored(job, blob)),
+      ...(deps.resolve ? { resolve: deps.resolve } : {}),
+    });
     this.queue = new FetchQueue(o, worker, (job, outcome) => this.done(job, outcome));
   }
 
@@ -129,10 +132,11 @@ export class MediaArchiver {
       const lists = await MediaLists.open({
         dir: join(mediaRoot(deps.dataDir), 'lists'),
         seeder: deps.seeder,
-        entriesOf: (author) => blobs.shasOf(author).flatMap((sha) => {
-          const rec = index.blob(sha);
-          return rec ? [{ sha256: sha, ih: rec.ih, size: rec.bytes }] : [];
-        }),
+        entriesOf: (author) =>
+          blobs.shasOf(author).flatMap((sha) => {
+            const rec = index.blob(sha);
+            return rec ? [{ sha256: sha, ih: rec.ih, size: rec.bytes }] : [];
+          }),
         onChanged: (authors) => deps.onListsChanged?.(authors),
         onError: (err, author) => deps.log.error({ err, author }, 'media: building a media list failed'),
       });
@@ -145,7 +149,8 @@ export class MediaArchiver {
 
   /** Seeds the stored blobs, re-queues pending fetches, reads what was indexed meanwhile and starts the removal sweeps. */
   async start(): Promise<void> {
-    for (const [sha, rec] of [...this.index.allBlobs()]) await this.seed(sha, rec.ih, await this.blobs.readTorrent(sha), this.blobs.pathOf(sha));
+    for (const [sha, rec] of [...this.index.allBlobs()])
+      await this.seed(sha, rec.ih, await this.blobs.readTorrent(sha), this.blobs.pathOf(sha));
     this.lists.touch(this.blobs.authors());
     for (const job of [...this.index.allPending()]) this.queue.enqueue(job);
     this.noteIndexed();
@@ -221,7 +226,13 @@ export class MediaArchiver {
         kept.push(ref.sha256);
         continue;
       }
-      const job: FetchJob = { sha256: ref.sha256, urls: ref.urls, author, ...(ref.mime ? { mime: ref.mime } : {}), ...(ref.size !== undefined ? { size: ref.size } : {}) };
+      const job: FetchJob = {
+        sha256: ref.sha256,
+        urls: ref.urls,
+        author,
+        ...(ref.mime ? { mime: ref.mime } : {}),
+        ...(ref.size !== undefined ? { size: ref.size } : {}),
+      };
       const r = this.queue.enqueue(job);
       if (r === 'queued') jobs.push(job);
       if (r === 'queued' || r === 'duplicate') kept.push(ref.sha256);
@@ -233,7 +244,12 @@ export class MediaArchiver {
   /** A fetched, verified blob with its torrent: recorded, referenced by every author that asked, seeded. */
   private async stored(job: FetchJob, blob: StoredBlob): Promise<void> {
     const mime = blob.mime === undefined || blob.mime === 'application/octet-stream' ? (job.mime ?? blob.mime) : blob.mime;
-    await this.index.putBlob(job.sha256, { ih: blob.infoHash, bytes: blob.bytes, urls: [...job.urls], ...(mime !== undefined ? { mime } : {}) });
+    await this.index.putBlob(job.sha256, {
+      ih: blob.infoHash,
+      bytes: blob.bytes,
+      urls: [...job.urls],
+      ...(mime !== undefined ? { mime } : {}),
+    });
     const refs = this.index.referencesOf(job.sha256);
     if (refs.length === 0) {
       // Every event that asked for it left while it was fetched.
@@ -307,7 +323,8 @@ export class MediaArchiver {
       this.lists.touch(u.released.map((r) => r.author));
       for (const sha of u.orphanBlobs) if (await this.deleteBlob(sha)) deleted++;
     });
-    if (deleted > 0) this.deps.log.info({ events: gone.length, blobs: deleted }, 'media: blobs no archived event references were unseeded and deleted');
+    if (deleted > 0)
+      this.deps.log.info({ events: gone.length, blobs: deleted }, 'media: blobs no archived event references were unseeded and deleted');
     return deleted;
   }
 
@@ -344,7 +361,13 @@ export class MediaArchiver {
     if (this.stopped || !this.blobs.has(sha256)) return undefined;
     const rec = this.index.blob(sha256);
     if (!rec) return undefined;
-    return { path: this.blobs.pathOf(sha256), torrentPath: this.blobs.torrentPathOf(sha256), bytes: rec.bytes, infoHash: rec.ih, ...(rec.mime !== undefined ? { mime: rec.mime } : {}) };
+    return {
+      path: this.blobs.pathOf(sha256),
+      torrentPath: this.blobs.torrentPathOf(sha256),
+      bytes: rec.bytes,
+      infoHash: rec.ih,
+      ...(rec.mime !== undefined ? { mime: rec.mime } : {}),
+    };
   }
 
   /** A stored blob's .torrent file, or undefined if it is gone. */

@@ -99,7 +99,8 @@ export class MediaIndex {
   /** The events referencing a blob. */
   referencesOf(sha256: string): Reference[] {
     const out: Reference[] = [];
-    for (const { key, value } of this.refs.getRange({ start: [sha256, ''], end: [sha256, '~'] })) out.push({ eventId: key[1], author: value });
+    for (const { key, value } of this.refs.getRange({ start: [sha256, ''], end: [sha256, '~'] }))
+      out.push({ eventId: key[1], author: value });
     return out;
   }
 
@@ -130,7 +131,14 @@ export class MediaIndex {
         this.refs.put([sha, eventId], author);
         this.byEvent.put([eventId, sha], null);
       }
-      for (const j of jobs) this.pending.put(j.sha256, { sha256: j.sha256, urls: [...j.urls], author: j.author, ...(j.mime ? { mime: j.mime } : {}), ...(j.size !== undefined ? { size: j.size } : {}) });
+      for (const j of jobs)
+        this.pending.put(j.sha256, {
+          sha256: j.sha256,
+          urls: [...j.urls],
+          author: j.author,
+          ...(j.mime ? { mime: j.mime } : {}),
+          ...(j.size !== undefined ? { size: j.size } : {}),
+        });
     });
   }
 

@@ -106,7 +106,12 @@ export class MediaLists {
     const tmp = join(this.d.dir, `${author}.tmp`);
     await writeFile(tmp, bytes);
     const pieceLength = pieceLengthFor(bytes.length);
-    const info = encodeBundleInfo({ files: [{ pubkey: author, length: bytes.length }], name: mediaListName(author), pieceLength, pieces: await hashPieces(tmp, pieceLength, bytes.length) });
+    const info = encodeBundleInfo({
+      files: [{ pubkey: author, length: bytes.length }],
+      name: mediaListName(author),
+      pieceLength,
+      pieces: await hashPieces(tmp, pieceLength, bytes.length),
+    });
     const ih = createHash('sha1').update(info).digest('hex');
     if (ih === old) {
       await rm(tmp, { force: true });

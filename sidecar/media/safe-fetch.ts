@@ -154,12 +154,16 @@ export function checkFetchPolicy(policy: FetchPolicy): void {
   for (const k of ['maxBlobBytes', 'timeoutMs', 'idleTimeoutMs'] as const) {
     if (!Number.isSafeInteger(policy[k]) || policy[k] < 1) throw new RangeError(`media ${k} must be a positive integer, not ${policy[k]}`);
   }
-  if (!Number.isSafeInteger(policy.maxRedirects) || policy.maxRedirects < 0) throw new RangeError(`media maxRedirects must be an integer ≥ 0, not ${policy.maxRedirects}`);
+  if (!Number.isSafeInteger(policy.maxRedirects) || policy.maxRedirects < 0)
+    throw new RangeError(`media maxRedirects must be an integer ≥ 0, not ${policy.maxRedirects}`);
   allowedRanges(policy.allowAddresses);
 }
 
 /** Why an address may not be connected to (its range name), or null if it may. */
-export function refusedRange(address: string, policy: Pick<FetchPolicy, 'allowLoopback' | 'allowPrivate' | 'allowAddresses'>): string | null {
+export function refusedRange(
+  address: string,
+  policy: Pick<FetchPolicy, 'allowLoopback' | 'allowPrivate' | 'allowAddresses'>,
+): string | null {
   if (!ipaddr.isValid(address)) return 'invalid';
   const ip = ipaddr.process(address);
   for (const [net, bits] of allowedRanges(policy.allowAddresses)) {
@@ -225,7 +229,10 @@ class Fetch {
     this.tmp = `${req.dest}.${randomBytes(6).toString('hex')}.part`;
     this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
     this.failed.catch(() => {});
-    this.total = setTimeout(() => this.fail(new FetchError('timeout', `not done after ${policy.timeoutMs} ms`, this.url)), policy.timeoutMs);
+    this.total = setTimeout(
+      () => this.fail(new FetchError('timeout', `not done after ${policy.timeoutMs} ms`, this.url)),
+      policy.timeoutMs,
+    );
     req.signal?.addEventListener('abort', this.onAbort, { once: true });
     if (req.signal?.aborted) this.onAbort();
   }
@@ -243,7 +250,8 @@ class Fetch {
       const res = await this.request(target, address);
       if (REDIRECTS.has(res.statusCode ?? 0) && res.headers.location !== undefined) {
         res.destroy();
-        if (redirects >= this.policy.maxRedirects) throw new FetchError('too-many-redirects', `more than ${this.policy.maxRedirects} redirects`, this.url);
+        if (redirects >= this.policy.maxRedirects)
+          throw new FetchError('too-many-redirects', `more than ${this.policy.maxRedirects} redirects`, this.url);
         let next: URL;
         try {
           next = new URL(res.headers.location, this.url);
@@ -270,7 +278,10 @@ class Fetch {
 
   private armIdle(): void {
     this.disarmIdle();
-    this.idle = setTimeout(() => this.fail(new FetchError('timeout', `no bytes for ${this.policy.idleTimeoutMs} ms`, this.url)), this.policy.idleTimeoutMs);
+    this.idle = setTimeout(
+      () => this.fail(new FetchError('timeout', `no bytes for ${this.policy.idleTimeoutMs} ms`, this.url)),
+      this.policy.idleTimeoutMs,
+    );
   }
 
   private disarmIdle(): void {
@@ -285,11 +296,13 @@ class Fetch {
     } catch {
       throw new FetchError('bad-url', 'not a URL', raw.slice(0, 300));
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new FetchError('bad-scheme', `scheme ${u.protocol} is not http or https`, raw.slice(0, 300));
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      throw new FetchError('bad-scheme', `scheme ${u.protocol} is not http or https`, raw.slice(0, 300));
     if (u.username !== '' || u.password !== '') throw new FetchError('bad-url', 'URL carries credentials', raw.slice(0, 300));
     const host = hostOf(u);
     if (hostListed(host, this.policy.denyHosts)) throw new FetchError('host-refused', `host ${host} is denied`, raw);
-    if (this.policy.allowHosts.length > 0 && !hostListed(host, this.policy.allowHosts)) throw new FetchError('host-refused', `host ${host} is not in the allowed hosts`, raw);
+    if (this.policy.allowHosts.length > 0 && !hostListed(host, this.policy.allowHosts))
+      throw new FetchError('host-refused', `host ${host} is not in the allowed hosts`, raw);
     return u;
   }
 
@@ -385,7 +398,8 @@ class Fetch {
           await this.stream(res, fh, hash, progress);
           break;
         } catch (err) {
-          if (!(err instanceof FetchError) || err.code !== 'truncated' || !resumable || resumes >= MAX_RESUMES || progress.bytes === 0) throw err;
+          if (!(err instanceof FetchError) || err.code !== 'truncated' || !resumable || resumes >= MAX_RESUMES || progress.bytes === 0)
+            throw err;
         }
         resumes++;
         res = await this.resume(progress.bytes, declared);
@@ -416,7 +430,8 @@ class Fetch {
       this.armIdle();
       for await (const chunk of res as AsyncIterable<Buffer>) {
         this.disarmIdle();
-        if (progress.bytes + chunk.length > this.policy.maxBlobBytes) throw new FetchError('too-large', `body passed ${this.policy.maxBlobBytes} bytes`, this.url);
+        if (progress.bytes + chunk.length > this.policy.maxBlobBytes)
+          throw new FetchError('too-large', `body passed ${this.policy.maxBlobBytes} bytes`, this.url);
         if (this.req.pace) await Promise.race([this.req.pace(chunk.length), this.failed]);
         this.check();
         hash.update(chunk);
@@ -427,7 +442,14 @@ class Fetch {
       }
     } catch (err) {
       if (err instanceof FetchError) throw err;
-      throw this.failure ?? new FetchError('truncated', `connection ended before the body did (${progress.bytes - taken} bytes taken): ${(err as Error).message}`, this.url);
+      throw (
+        this.failure ??
+        new FetchError(
+          'truncated',
+          `connection ended before the body did (${progress.bytes - taken} bytes taken): ${(err as Error).message}`,
+          this.url,
+        )
+      );
     } finally {
       this.disarmIdle();
     }
@@ -441,7 +463,11 @@ class Fetch {
     const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers['content-range'] ?? '');
     if (res.statusCode !== 206 || !m || Number(m[1]) !== from || Number(m[3]) !== total || Number(m[2]) !== total - 1) {
       res.destroy();
-      throw new FetchError('truncated', `connection broke at byte ${from} and the server did not resume (HTTP ${res.statusCode}, ${res.headers['content-range'] ?? 'no Content-Range'})`, this.url);
+      throw new FetchError(
+        'truncated',
+        `connection broke at byte ${from} and the server did not resume (HTTP ${res.statusCode}, ${res.headers['content-range'] ?? 'no Content-Range'})`,
+        this.url,
+      );
     }
     return res;
   }

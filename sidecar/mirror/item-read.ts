@@ -9,7 +9,12 @@ import { targetOf } from '../formats/pointer-item.js';
 import { checkItem, type ItemProblem } from '../formats/pointer-check.js';
 import type { SignedItem } from '../dht/mutable-get.js';
 
-type Closest = (target: Buffer, message: unknown, onreply: (m: { r?: Record<string, unknown> }, node: { host?: string; address?: string; port: number }) => boolean, done: (err: Error | null) => void) => void;
+type Closest = (
+  target: Buffer,
+  message: unknown,
+  onreply: (m: { r?: Record<string, unknown> }, node: { host?: string; address?: string; port: number }) => boolean,
+  done: (err: Error | null) => void,
+) => void;
 type Query = (node: { host: string; port: number; id?: Buffer }, message: unknown, cb: (err: Error | null) => void) => void;
 
 export interface ReadOutcome {
@@ -63,7 +68,12 @@ export function readAndRepair(dht: DHT, k: Buffer, salt: Buffer, timeoutMs: numb
           }
           const token = r.token;
           const host = node?.host ?? node?.address;
-          if (token instanceof Uint8Array && token.length > 0 && token.length <= MAX_TOKEN_BYTES && host) older.push({ node: { host, port: node.port, id: r.id instanceof Uint8Array ? Buffer.from(r.id) : undefined }, token: Buffer.from(token), seq: item.seq });
+          if (token instanceof Uint8Array && token.length > 0 && token.length <= MAX_TOKEN_BYTES && host)
+            older.push({
+              node: { host, port: node.port, id: r.id instanceof Uint8Array ? Buffer.from(r.id) : undefined },
+              token: Buffer.from(token),
+              seq: item.seq,
+            });
           if (!best || item.seq > best.seq) best = { ...item, sig: Buffer.from(r.sig as Uint8Array) };
           return true;
         },

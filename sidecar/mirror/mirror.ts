@@ -283,7 +283,14 @@ export class Mirror {
           catalog: f.catalogIh,
           itemSeq: f.itemSeq,
           bundles: { listed, held: f.held.size, bytes: f.heldBytes, events, refused: { ...f.refused } },
-          items: { held: f.items.size, reput: f.reput, failed: f.failed, stale: f.stale, repaired: f.repaired, oldestPutAgeSec: oldest === null ? null : Math.round((now - oldest) / 1000) },
+          items: {
+            held: f.items.size,
+            reput: f.reput,
+            failed: f.failed,
+            stale: f.stale,
+            repaired: f.repaired,
+            oldestPutAgeSec: oldest === null ? null : Math.round((now - oldest) / 1000),
+          },
           lagSec: f.missingSince === null ? 0 : Math.round((now - f.missingSince) / 1000),
           caughtUp,
           lastPollAt: f.lastPollAt === null ? null : new Date(f.lastPollAt).toISOString(),
@@ -360,13 +367,19 @@ export class Mirror {
       ih,
       f.catalogDir,
       { maxMetadataBytes: 64 * 1024, maxBytes: this.opts.maxCatalogBytes, timeoutMs: this.opts.bundleTimeoutMs },
-      (meta) => (meta.files.length === 1 && meta.files[0]!.name === `${f.hex}.jsonl` ? null : 'not a catalog of this bridge (one file named after the bridge key)'),
+      (meta) =>
+        meta.files.length === 1 && meta.files[0]!.name === `${f.hex}.jsonl`
+          ? null
+          : 'not a catalog of this bridge (one file named after the bridge key)',
       this.abort.signal,
     );
     if (!r.ok) throw new Error(`catalog ${ih}: ${r.reason}: ${r.detail}`);
     let catalog: Catalog;
     try {
-      catalog = decodeCatalog(await readFile(r.dataPath), f.hex, { maxBundles: this.opts.maxBundlesPerBridge, maxAuthorEntries: Math.floor(this.opts.maxCatalogBytes / 67) + 1 });
+      catalog = decodeCatalog(await readFile(r.dataPath), f.hex, {
+        maxBundles: this.opts.maxBundlesPerBridge,
+        maxAuthorEntries: Math.floor(this.opts.maxCatalogBytes / 67) + 1,
+      });
     } catch (err) {
       await this.removeFiles(f.catalogDir, ih);
       throw new Error(`catalog ${ih}: ${err instanceof BadCatalog ? err.message : String(err)}`);
@@ -456,19 +469,27 @@ export class Mirror {
     const r: DownloadResult = await this.downloader!.download(
       b.ih,
       f.bundleDir,
-      { maxMetadataBytes: this.opts.maxMetadataBytes, maxBytes: Math.min(b.bytes, this.opts.maxBytesPerBridge), timeoutMs: this.opts.bundleTimeoutMs },
+      {
+        maxMetadataBytes: this.opts.maxMetadataBytes,
+        maxBytes: Math.min(b.bytes, this.opts.maxBytesPerBridge),
+        timeoutMs: this.opts.bundleTimeoutMs,
+      },
       (meta) => catalogMismatch(b, meta),
       this.abort.signal,
     );
     if (!r.ok) {
       f.refuse(b.ih, r.reason === 'too-large' ? 'refused' : r.reason);
-      if (r.reason !== 'aborted') this.log.warn({ bridge: f.hex, bundle: b.ih, reason: r.reason, detail: r.detail }, 'mirror: bundle not fetched');
+      if (r.reason !== 'aborted')
+        this.log.warn({ bridge: f.hex, bundle: b.ih, reason: r.reason, detail: r.detail }, 'mirror: bundle not fetched');
       return;
     }
     const verdict = await verifyBundleData(r.dataPath, r.meta.files, this.opts.maxEventBytes);
     if (!verdict.ok || verdict.events !== b.events) {
       f.refuse(b.ih, 'forged');
-      this.log.warn({ bridge: f.hex, bundle: b.ih, problem: verdict.problem ?? `${verdict.events} events, the catalog says ${b.events}` }, 'mirror: bundle refused');
+      this.log.warn(
+        { bridge: f.hex, bundle: b.ih, problem: verdict.problem ?? `${verdict.events} events, the catalog says ${b.events}` },
+        'mirror: bundle refused',
+      );
       await this.removeFiles(f.bundleDir, b.ih);
       return;
     }
@@ -590,9 +611,20 @@ export class Mirror {
       const list = bencode.decode(raw) as { salt: Uint8Array; seq: number; v: unknown; sig: Uint8Array }[];
       for (const e of list) {
         // Checked again: the file is ours, but a re-put of a bad item would only be refused.
-        const ok = checkItem({ k: f.key, salt: Buffer.from(e.salt), seq: e.seq, v: e.v, sig: Buffer.from(e.sig) }, f.key, Buffer.from(e.salt));
+        const ok = checkItem(
+          { k: f.key, salt: Buffer.from(e.salt), seq: e.seq, v: e.v, sig: Buffer.from(e.sig) },
+          f.key,
+          Buffer.from(e.salt),
+        );
         if (typeof ok === 'string') continue;
-        f.items.set(Buffer.from(e.salt).toString('hex'), { salt: Buffer.from(e.salt), seq: e.seq, v: e.v, sig: Buffer.from(e.sig), putAt: 0, failures: 0 });
+        f.items.set(Buffer.from(e.salt).toString('hex'), {
+          salt: Buffer.from(e.salt),
+          seq: e.seq,
+          v: e.v,
+          sig: Buffer.from(e.sig),
+          putAt: 0,
+          failures: 0,
+        });
       }
     } catch (err) {
       this.log.warn({ err, bridge: f.hex }, 'mirror: stored items unreadable; reading them from the DHT again');

@@ -16,7 +16,11 @@ export interface BundleVerdict {
 const CHUNK = 1024 * 1024;
 const FILE = /^([0-9a-f]{64})\.jsonl$/;
 
-export async function verifyBundleData(dataPath: string, files: readonly { name: string; length: number }[], maxEventBytes: number): Promise<BundleVerdict> {
+export async function verifyBundleData(
+  dataPath: string,
+  files: readonly { name: string; length: number }[],
+  maxEventBytes: number,
+): Promise<BundleVerdict> {
   const fh = await open(dataPath, 'r');
   let events = 0;
   try {
@@ -46,7 +50,8 @@ export async function verifyBundleData(dataPath: string, files: readonly { name:
           start = nl + 1;
         }
         data = data.subarray(start);
-        if (data.length > maxEventBytes) return { ok: false, events, problem: `${f.name} line ${line + 1}: longer than ${maxEventBytes} bytes` };
+        if (data.length > maxEventBytes)
+          return { ok: false, events, problem: `${f.name} line ${line + 1}: longer than ${maxEventBytes} bytes` };
         pending = Buffer.from(data);
       }
       if (pending.length > 0) return { ok: false, events, problem: `${f.name} does not end with a newline` };

@@ -79,13 +79,16 @@ export class DataFileStore {
     const chunkLen = Math.min(this.chunkLength, this.length - start);
     const offset = opts?.offset ?? 0;
     const len = opts?.length ?? chunkLen - offset;
-    if (start < 0 || chunkLen <= 0 || offset < 0 || len < 0 || offset + len > chunkLen) return void queueMicrotask(() => done(new Error(`chunk ${index} out of range`)));
+    if (start < 0 || chunkLen <= 0 || offset < 0 || len < 0 || offset + len > chunkLen)
+      return void queueMicrotask(() => done(new Error(`chunk ${index} out of range`)));
     this.withFd((err, fd) => {
       if (err) return done(err);
       const b = Buffer.allocUnsafe(len);
       const fill = (got: number): void => {
         if (got === len) return void done(null, b);
-        read(fd!, b, got, len - got, start + offset + got, (e, n) => (e ? done(e) : n === 0 ? done(new Error('short read')) : fill(got + n)));
+        read(fd!, b, got, len - got, start + offset + got, (e, n) =>
+          e ? done(e) : n === 0 ? done(new Error('short read')) : fill(got + n),
+        );
       };
       fill(0);
     });
@@ -163,7 +166,13 @@ export class WholeDownloader {
    * Downloads torrent `infoHash` whole into `<dir>/<ih>.data` (+ `.torrent`). `accept` sees the
    * metadata first and may refuse it (a reason string): nothing but the metadata is fetched then.
    */
-  async download(infoHash: string, dir: string, limits: DownloadLimits, accept: (meta: TorrentMeta) => string | null, signal?: AbortSignal): Promise<DownloadResult> {
+  async download(
+    infoHash: string,
+    dir: string,
+    limits: DownloadLimits,
+    accept: (meta: TorrentMeta) => string | null,
+    signal?: AbortSignal,
+  ): Promise<DownloadResult> {
     if (this.closed) return { ok: false, reason: 'aborted', detail: 'closed' };
     await mkdir(dir, { recursive: true });
     const dataPath = `${dir}/${infoHash}.data`;
@@ -177,7 +186,12 @@ export class WholeDownloader {
       const finish = (r: DownloadResult) => resolve(r);
       timer = setTimeout(() => {
         const t = torrent as unknown as { files?: unknown[]; numPeers?: number; progress?: number } | null;
-        if (oversized > 0 && !t?.files?.length) finish({ ok: false, reason: 'metadata-too-large', detail: `${oversized} peer(s) announced metadata above ${limits.maxMetadataBytes} bytes` });
+        if (oversized > 0 && !t?.files?.length)
+          finish({
+            ok: false,
+            reason: 'metadata-too-large',
+            detail: `${oversized} peer(s) announced metadata above ${limits.maxMetadataBytes} bytes`,
+          });
         else if (!t?.numPeers && !t?.files?.length) finish({ ok: false, reason: 'no-peers', detail: 'no peer found in time' });
         else finish({ ok: false, reason: 'timeout', detail: `not complete in time (${Math.round((t?.progress ?? 0) * 100)}%)` });
       }, limits.timeoutMs);
@@ -205,26 +219,45 @@ export class WholeDownloader {
       // torrent-discovery looks up once; look again while no peer is found.
       let attempt = 0;
       const again = () => {
-        lookup = setTimeout(() => {
-          if ((t as unknown as { destroyed?: boolean }).destroyed || t.numPeers > 0) return;
-          const dht = this.client.dht as DHT | null;
-          if (dht && !dht.destroyed) dht.lookup(infoHash);
-          attempt++;
-          again();
-        }, Math.min(8000, 500 * 2 ** attempt));
+        lookup = setTimeout(
+          () => {
+            if ((t as unknown as { destroyed?: boolean }).destroyed || t.numPeers > 0) return;
+            const dht = this.client.dht as DHT | null;
+            if (dht && !dht.destroyed) dht.lookup(infoHash);
+            attempt++;
+            again();
+          },
+          Math.min(8000, 500 * 2 ** attempt),
+        );
         lookup.unref();
       };
       again();
       t.once('metadata', () => {
         const tt = t as unknown as { infoBuffer?: Uint8Array; pieceLength: number; length: number };
         const info = Buffer.from(tt.infoBuffer ?? new Uint8Array());
-        if (createHash('sha1').update(info).digest('hex') !== infoHash) return finish({ ok: false, reason: 'refused', detail: 'info dict does not hash to the infohash' });
-        if (info.length > limits.maxMetadataBytes) return finish({ ok: false, reason: 'metadata-too-large', detail: `metadata is ${info.length} bytes` });
-        const meta: TorrentMeta = { name: t.name, files: t.files.map((f) => ({ name: f.name, path: f.path, length: f.length })), length: tt.length, pieceLength: tt.pieceLength, info };
-        if (meta.length > limits.maxBytes) return finish({ ok: false, reason: 'too-large', detail: `${meta.length} bytes > ${limits.maxBytes}` });
+        if (createHash('sha1').update(info).digest('hex') !== infoHash)
+          return finish({ ok: false, reason: 'refused', detail: 'info dict does not hash to the infohash' });
+        if (info.length > limits.maxMetadataBytes)
+          return finish({ ok: false, reason: 'metadata-too-large', detail: `metadata is ${info.length} bytes` });
+        const meta: TorrentMeta = {
+          name: t.name,
+          files: t.files.map((f) => ({ name: f.name, path: f.path, length: f.length })),
+          length: tt.length,
+          pieceLength: tt.pieceLength,
+          info,
+        };
+        if (meta.length > limits.maxBytes)
+          return finish({ ok: false, reason: 'too-large', detail: `${meta.length} bytes > ${limits.maxBytes}` });
         const problem = accept(meta);
         if (problem) return finish({ ok: false, reason: 'refused', detail: problem });
-        const whenDone = () => finish({ ok: true, meta, dataPath, torrent: Buffer.concat([Buffer.from('d4:info'), info, Buffer.from('e')]), bytes: meta.length });
+        const whenDone = () =>
+          finish({
+            ok: true,
+            meta,
+            dataPath,
+            torrent: Buffer.concat([Buffer.from('d4:info'), info, Buffer.from('e')]),
+            bytes: meta.length,
+          });
         if (t.done) return whenDone();
         t.once('done', whenDone);
         for (const f of t.files) f.select();
@@ -236,7 +269,9 @@ export class WholeDownloader {
     if (torrent) {
       const t = torrent as Torrent;
       this.received += (t as unknown as { received?: number }).received ?? 0;
-      await new Promise<void>((resolve) => ((t as unknown as { destroyed?: boolean }).destroyed ? resolve() : t.destroy({ destroyStore: true }, () => resolve())));
+      await new Promise<void>((resolve) =>
+        (t as unknown as { destroyed?: boolean }).destroyed ? resolve() : t.destroy({ destroyStore: true }, () => resolve()),
+      );
     }
     if (!outcome.ok) {
       await rm(partPath, { force: true });

@@ -35,7 +35,13 @@ export class CountedHistogram {
   }
 
   /** What prom-client's registry reads: cumulative buckets, +Inf, sum and count. */
-  get(): { name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; value: number; metricName: string }[] } {
+  get(): {
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: { labels: Record<string, string | number>; value: number; metricName: string }[];
+  } {
     const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
     let cumulative = 0;
     this.upperBounds.forEach((le, b) => {

@@ -93,7 +93,12 @@ export class DataDirLock {
         if (state !== 'dead') throw new DataDirLockedError(dataDir, holder!, state === 'alive');
         breakStale(path, seen);
       }
-      throw new DataDirError(dataDir, Object.assign(new Error(`could not take ${path} in ${ATTEMPTS} attempts (other processes keep taking and breaking it)`), { code: 'EBUSY' }));
+      throw new DataDirError(
+        dataDir,
+        Object.assign(new Error(`could not take ${path} in ${ATTEMPTS} attempts (other processes keep taking and breaking it)`), {
+          code: 'EBUSY',
+        }),
+      );
     } finally {
       try {
         unlinkSync(tmp);
@@ -132,7 +137,8 @@ function place(tmp: string, path: string, text: string): boolean {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return false;
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw new DataDirError(path, err as NodeJS.ErrnoException, 'cannot create the lock file');
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS')
+      throw new DataDirError(path, err as NodeJS.ErrnoException, 'cannot create the lock file');
   }
   // A file system without hard links: O_EXCL create (the content follows at once).
   try {
@@ -154,7 +160,8 @@ function breakStale(path: string, seen: string): void {
   try {
     writeFileSync(brk, JSON.stringify(selfHolder()) + '\n', { flag: 'wx', mode: 0o644 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new DataDirError(brk, err as NodeJS.ErrnoException, 'cannot create the lock file');
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new DataDirError(brk, err as NodeJS.ErrnoException, 'cannot create the lock file');
     const breaker = readText(brk);
     const holder = breaker === null ? null : parseHolder(breaker);
     // A breaker that died in the few microseconds it holds this file: clear it.

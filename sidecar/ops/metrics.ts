@@ -74,7 +74,12 @@ export class SidecarMetrics {
     counter(r, 'spool_drained_lines_total', 'Lines drained from the spool since start', () => snap().spool.drainedLines ?? 0);
     gauge(r, 'ingest_backlog', 'Lines queued for the next LMDB commit', () => snap().ingest?.backlog ?? 0);
     counter(r, 'ingest_connections_total', 'Connections accepted on the ingest socket since start', () => snap().ingest?.connections ?? 0);
-    gauge(r, 'ingest_unacknowledged_lines', 'Lines received from the plugin, the spool or backfill and not yet committed and acknowledged', () => snap().ingest?.unacknowledged ?? 0);
+    gauge(
+      r,
+      'ingest_unacknowledged_lines',
+      'Lines received from the plugin, the spool or backfill and not yet committed and acknowledged',
+      () => snap().ingest?.unacknowledged ?? 0,
+    );
     gauge(
       r,
       'ingest_lag_seconds',
@@ -101,14 +106,29 @@ export class SidecarMetrics {
     });
     gauge(r, 'bundles_bytes', 'Bytes in the bundles seeded now', () => snap().bundles?.bytes ?? 0);
     gauge(r, 'bundles_events', 'Events in the bundles seeded now', () => snap().bundles?.events ?? 0);
-    gauge(r, 'bundles_pending_rewrites', 'Bundles waiting to be rewritten without removed events', () => snap().bundles?.pendingRewrites ?? 0);
+    gauge(
+      r,
+      'bundles_pending_rewrites',
+      'Bundles waiting to be rewritten without removed events',
+      () => snap().bundles?.pendingRewrites ?? 0,
+    );
     counter(r, 'bundles_built_total', 'Bundles built since start (windows, merges, rewrites)', () => this.bundlesBuilt);
-    counter(r, 'bundles_retired_total', 'Bundles unseeded and deleted since start (replaced by a merge or rewrite)', () => this.bundlesRetired);
+    counter(
+      r,
+      'bundles_retired_total',
+      'Bundles unseeded and deleted since start (replaced by a merge or rewrite)',
+      () => this.bundlesRetired,
+    );
 
     gauge(r, 'torrents_active', 'Torrents seeded now', () => snap().seeding?.torrents ?? 0);
     gauge(r, 'peers', 'Peers connected to the seeded torrents', () => snap().seeding?.peers ?? 0);
     counter(r, 'uploaded_bytes_total', 'Bytes uploaded to peers since start', () => snap().seeding?.uploaded ?? 0);
-    gauge(r, 'downloaded_bytes', 'Bytes downloaded by the torrents seeded now (a seeder downloads nothing)', () => snap().seeding?.downloaded ?? 0);
+    gauge(
+      r,
+      'downloaded_bytes',
+      'Bytes downloaded by the torrents seeded now (a seeder downloads nothing)',
+      () => snap().seeding?.downloaded ?? 0,
+    );
     gauge(r, 'dht_nodes', 'Nodes in the DHT routing table', () => snap().dht?.nodes ?? 0);
 
     gauge(r, 'pointer_items', 'BEP-44 items kept (author pages and the bridge item)', () => snap().pointers?.items ?? 0);
@@ -120,32 +140,100 @@ export class SidecarMetrics {
     gauge(r, 'pointer_oldest_put_age_seconds', 'Age of the least recently stored item', () => snap().pointers?.oldestPutAgeSec ?? 0);
     const media = () => snap().media;
     gauge(r, 'media_queued', 'Media fetches waiting in the queue', () => media()?.queue.queued ?? 0);
-    gauge(r, 'media_queued_bytes', 'Bytes of the waiting media fetches (URLs and names: the queue\'s memory)', () => media()?.queue.queuedBytes ?? 0);
+    gauge(
+      r,
+      'media_queued_bytes',
+      "Bytes of the waiting media fetches (URLs and names: the queue's memory)",
+      () => media()?.queue.queuedBytes ?? 0,
+    );
     gauge(r, 'media_in_flight', 'Media fetches running now', () => media()?.queue.inFlight ?? 0);
-    counter(r, 'media_fetched_total', 'Media blobs fetched and verified since start (or already stored)', () => media()?.queue.fetched ?? 0);
-    counter(r, 'media_fetched_bytes_total', 'Bytes of media blobs fetched and verified since start', () => media()?.queue.fetchedBytes ?? 0);
-    labeledCounter(r, 'media_refused_total', 'Media fetches that failed or were refused since start, by reason (hash-mismatch, too-large, blocked-address, author-quota, ...)', () => media()?.queue.failures ?? {});
-    labeledCounter(r, 'media_dropped_total', 'Media fetches not queued since start: queue full, or the author over their share', (): Record<string, number> => {
-      const q = media()?.queue;
-      return q ? { full: q.droppedFull, author: q.droppedAuthor } : {};
-    });
+    counter(
+      r,
+      'media_fetched_total',
+      'Media blobs fetched and verified since start (or already stored)',
+      () => media()?.queue.fetched ?? 0,
+    );
+    counter(
+      r,
+      'media_fetched_bytes_total',
+      'Bytes of media blobs fetched and verified since start',
+      () => media()?.queue.fetchedBytes ?? 0,
+    );
+    labeledCounter(
+      r,
+      'media_refused_total',
+      'Media fetches that failed or were refused since start, by reason (hash-mismatch, too-large, blocked-address, author-quota, ...)',
+      () => media()?.queue.failures ?? {},
+    );
+    labeledCounter(
+      r,
+      'media_dropped_total',
+      'Media fetches not queued since start: queue full, or the author over their share',
+      (): Record<string, number> => {
+        const q = media()?.queue;
+        return q ? { full: q.droppedFull, author: q.droppedAuthor } : {};
+      },
+    );
     gauge(r, 'media_blobs', 'Media blobs on disk', () => media()?.blobs ?? 0);
     gauge(r, 'media_bytes', 'Bytes of the media blobs on disk', () => media()?.bytes ?? 0);
     gauge(r, 'media_seeded', 'Media blobs seeded now', () => media()?.seeded ?? 0);
     gauge(r, 'media_references', 'Archived event to media blob references kept', () => media()?.references ?? 0);
-    counter(r, 'media_removed_total', 'Media blobs unseeded and deleted since start (no archived event references them)', () => media()?.removed ?? 0);
-    counter(r, 'discovery_announces_total', 'Announces of the discovery beacon a DHT node took, since start', () => snap().discovery?.announced ?? 0);
-    counter(r, 'discovery_beacon_answered_total', 'Readers the discovery beacon answered with the bridge key, since start', () => snap().discovery?.answered ?? 0);
-    labeledCounter(r, 'discovery_beacon_refused_total', 'Beacon connections closed unanswered since start, by reason (timeout, malformed, wrong-infohash, busy, ...)', () => snap().discovery?.refused ?? {});
+    counter(
+      r,
+      'media_removed_total',
+      'Media blobs unseeded and deleted since start (no archived event references them)',
+      () => media()?.removed ?? 0,
+    );
+    counter(
+      r,
+      'discovery_announces_total',
+      'Announces of the discovery beacon a DHT node took, since start',
+      () => snap().discovery?.announced ?? 0,
+    );
+    counter(
+      r,
+      'discovery_beacon_answered_total',
+      'Readers the discovery beacon answered with the bridge key, since start',
+      () => snap().discovery?.answered ?? 0,
+    );
+    labeledCounter(
+      r,
+      'discovery_beacon_refused_total',
+      'Beacon connections closed unanswered since start, by reason (timeout, malformed, wrong-infohash, busy, ...)',
+      () => snap().discovery?.refused ?? {},
+    );
     const mirrored = () => snap().mirror?.bridges ?? [];
-    bridgeMetric(r, Gauge, 'mirror_bundles_listed', 'Bundles the followed bridge\'s catalog lists', () => mirrored().map((b) => [b.bridge, b.bundles.listed]));
-    bridgeMetric(r, Gauge, 'mirror_bundles_held', 'Bundles of the followed bridge downloaded, verified and seeded here', () => mirrored().map((b) => [b.bridge, b.bundles.held]));
-    bridgeMetric(r, Gauge, 'mirror_bytes', 'Bytes of the followed bridge\'s bundles held here (its disk quota counts these)', () => mirrored().map((b) => [b.bridge, b.bundles.bytes]));
-    bridgeMetric(r, Gauge, 'mirror_lag_seconds', 'Seconds since the followed bridge listed a bundle not held here yet (0: caught up)', () => mirrored().map((b) => [b.bridge, b.lagSec]));
-    bridgeMetric(r, Gauge, 'mirror_items', 'Signed BEP-44 items of the followed bridge kept for re-putting', () => mirrored().map((b) => [b.bridge, b.items.held]));
-    bridgeMetric(r, Counter, 'mirror_items_reput_total', 'Items of the followed bridge re-put unchanged and stored by some node, since start', () => mirrored().map((b) => [b.bridge, b.items.reput]));
-    bridgeMetric(r, Counter, 'mirror_bundles_refused_total', 'Bundles of the followed bridge not held, since start, by reason (over-quota, too-large, forged, refused, timeout, no-peers, ...)', () =>
-      mirrored().flatMap((b) => Object.entries(b.bundles.refused).map(([reason, n]) => [b.bridge, n, reason] as [string, number, string])),
+    bridgeMetric(r, Gauge, 'mirror_bundles_listed', "Bundles the followed bridge's catalog lists", () =>
+      mirrored().map((b) => [b.bridge, b.bundles.listed]),
+    );
+    bridgeMetric(r, Gauge, 'mirror_bundles_held', 'Bundles of the followed bridge downloaded, verified and seeded here', () =>
+      mirrored().map((b) => [b.bridge, b.bundles.held]),
+    );
+    bridgeMetric(r, Gauge, 'mirror_bytes', "Bytes of the followed bridge's bundles held here (its disk quota counts these)", () =>
+      mirrored().map((b) => [b.bridge, b.bundles.bytes]),
+    );
+    bridgeMetric(r, Gauge, 'mirror_lag_seconds', 'Seconds since the followed bridge listed a bundle not held here yet (0: caught up)', () =>
+      mirrored().map((b) => [b.bridge, b.lagSec]),
+    );
+    bridgeMetric(r, Gauge, 'mirror_items', 'Signed BEP-44 items of the followed bridge kept for re-putting', () =>
+      mirrored().map((b) => [b.bridge, b.items.held]),
+    );
+    bridgeMetric(
+      r,
+      Counter,
+      'mirror_items_reput_total',
+      'Items of the followed bridge re-put unchanged and stored by some node, since start',
+      () => mirrored().map((b) => [b.bridge, b.items.reput]),
+    );
+    bridgeMetric(
+      r,
+      Counter,
+      'mirror_bundles_refused_total',
+      'Bundles of the followed bridge not held, since start, by reason (over-quota, too-large, forged, refused, timeout, no-peers, ...)',
+      () =>
+        mirrored().flatMap((b) =>
+          Object.entries(b.bundles.refused).map(([reason, n]) => [b.bridge, n, reason] as [string, number, string]),
+        ),
     );
     const gw = () => snap().gateway;
     new Counter({
@@ -160,9 +248,24 @@ export class SidecarMetrics {
         }
       },
     });
-    counter(r, 'gateway_webseed_bytes_total', 'Bytes the web seed handed to clients\' connections since start', () => gw()?.webSeedBytes ?? 0);
-    counter(r, 'gateway_rate_limited_total', 'Gateway requests answered 429 (a client over gateway.requestsPerSecondPerIp) since start', () => gw()?.rateLimited ?? 0);
-    counter(r, 'gateway_refused_connections_total', 'Gateway connections closed at once (over gateway.maxConnectionsPerIp or maxConnections) since start', () => gw()?.refusedConnections ?? 0);
+    counter(
+      r,
+      'gateway_webseed_bytes_total',
+      "Bytes the web seed handed to clients' connections since start",
+      () => gw()?.webSeedBytes ?? 0,
+    );
+    counter(
+      r,
+      'gateway_rate_limited_total',
+      'Gateway requests answered 429 (a client over gateway.requestsPerSecondPerIp) since start',
+      () => gw()?.rateLimited ?? 0,
+    );
+    counter(
+      r,
+      'gateway_refused_connections_total',
+      'Gateway connections closed at once (over gateway.maxConnectionsPerIp or maxConnections) since start',
+      () => gw()?.refusedConnections ?? 0,
+    );
     gauge(r, 'gateway_open_connections', 'Connections open to the gateway now', () => gw()?.openConnections ?? 0);
     new Counter({
       name: `${P}gateway_dht_lookups_total`,
@@ -174,7 +277,12 @@ export class SidecarMetrics {
         for (const [result, n] of Object.entries(gw()?.dhtLookups ?? {})) this.inc({ result }, n);
       },
     });
-    gauge(r, 'pointer_republish_lag_seconds', 'How far the least recently stored item is past its republish interval (0: on time)', () => snap().pointers?.republishLagSec ?? 0);
+    gauge(
+      r,
+      'pointer_republish_lag_seconds',
+      'How far the least recently stored item is past its republish interval (0: on time)',
+      () => snap().pointers?.republishLagSec ?? 0,
+    );
   }
 
   /** Ingest latencies of committed lines: `lines` lines waited `ms` each. */
@@ -261,7 +369,13 @@ function labeledCounter(r: Registry, name: string, help: string, values: () => R
 }
 
 /** A metric per followed bridge (label `bridge`; `reason` too when the value says one). */
-function bridgeMetric(r: Registry, Kind: typeof Gauge | typeof Counter, name: string, help: string, values: () => ([string, number] | [string, number, string])[]): void {
+function bridgeMetric(
+  r: Registry,
+  Kind: typeof Gauge | typeof Counter,
+  name: string,
+  help: string,
+  values: () => ([string, number] | [string, number, string])[],
+): void {
   const labelNames = name.endsWith('_refused_total') ? ['bridge', 'reason'] : ['bridge'];
   const labels = (bridge: string, reason?: string) => (reason === undefined ? { bridge } : { bridge, reason });
   if (Kind === Counter) {

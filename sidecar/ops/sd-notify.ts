@@ -90,7 +90,10 @@ export class SdNotify {
 
   private open(): void {
     if (this.path!.startsWith('@')) {
-      this.log.error({ notifySocket: this.path }, 'NOTIFY_SOCKET is an abstract socket, which is not supported: systemd will not see READY=1');
+      this.log.error(
+        { notifySocket: this.path },
+        'NOTIFY_SOCKET is an abstract socket, which is not supported: systemd will not see READY=1',
+      );
       return;
     }
     let dgram: { createSocket(type: 'unix_dgram'): DgramSocket };

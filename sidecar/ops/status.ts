@@ -47,7 +47,15 @@ export interface Status {
     acceptLagSeconds?: number;
   };
   bundles?: BundleSummary & { built?: number; retired?: number };
-  seeding?: { torrents: number; peers: number; uploaded: number; downloaded: number; port: number; webrtcPeers?: number; webrtcRefused?: number };
+  seeding?: {
+    torrents: number;
+    peers: number;
+    uploaded: number;
+    downloaded: number;
+    port: number;
+    webrtcPeers?: number;
+    webrtcRefused?: number;
+  };
   dht?: { nodes: number; ready: boolean };
   bridge?: { publicKey: string };
   pointers?: PublisherStats & { republishLagSec?: number | null; putNodes?: Observed };
@@ -92,7 +100,13 @@ export interface MemoryStatus {
 export function memoryStatus(): MemoryStatus {
   const m = process.memoryUsage();
   const mb = (b: number) => Math.round(b / 1e5) / 10;
-  return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) };
+  return {
+    rss: mb(m.rss),
+    heapUsed: mb(m.heapUsed),
+    heapTotal: mb(m.heapTotal),
+    external: mb(m.external),
+    arrayBuffers: mb(m.arrayBuffers),
+  };
 }
 
 /** Observations since the sidecar started: ingest latency (ms), DHT nodes storing each put. */
@@ -108,10 +122,7 @@ function group(counts: Counters, prefix: string): Counters {
   return out;
 }
 
-export function statusFromStore(
-  store: Store,
-  base: Omit<Status, 'events' | 'skippedByPolicy' | 'removed' | 'invalid'>,
-): Status {
+export function statusFromStore(store: Store, base: Omit<Status, 'events' | 'skippedByPolicy' | 'removed' | 'invalid'>): Status {
   const c = store.counts();
   return {
     ...base,
@@ -193,7 +204,9 @@ export async function statusFromDisk(c: Config): Promise<Status> {
   // Opening a missing index read-only would create its directory: look first.
   if (!existsSync(join(c.indexDir, 'data.mdb'))) {
     if (!live && spool.files === 0) {
-      throw new NoDataError(`no running sidecar and nothing at ${c.dataDir} (no index, no spool files): is this the right data directory (--config, --data-dir)?`);
+      throw new NoDataError(
+        `no running sidecar and nothing at ${c.dataDir} (no index, no spool files): is this the right data directory (--config, --data-dir)?`,
+      );
     }
     warnings.push(`no index at ${c.indexDir} yet: no sidecar has run with this data directory`);
     return { ...base, events: { received: 0, indexed: 0, duplicates: 0, stored: 0 }, skippedByPolicy: {}, removed: {}, invalid: {} };

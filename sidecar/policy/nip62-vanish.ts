@@ -13,19 +13,28 @@ export function normalizeRelayUrl(u: string): string {
  */
 export function vanishAimsHere(tags: readonly (readonly string[])[], relayUrl: string | undefined | null): boolean {
   const mine = relayUrl ? normalizeRelayUrl(relayUrl) : null;
-  return tags.some((t) => t[0] === 'relay' && t[1] !== undefined && (t[1] === 'ALL_RELAYS' || mine === null || normalizeRelayUrl(t[1]) === mine));
+  return tags.some(
+    (t) => t[0] === 'relay' && t[1] !== undefined && (t[1] === 'ALL_RELAYS' || mine === null || normalizeRelayUrl(t[1]) === mine),
+  );
 }
 
 /**
  * Whether an author who vanished up to `vanishedUntil` keeps this event out: every event up to
  * the request, except a vanish request itself (a newer or repeated one is still honoured).
  */
-export function vanishRefuses(vanishedUntil: number | undefined, e: { created_at: number; kind: number }, isVanishRequest: boolean): boolean {
+export function vanishRefuses(
+  vanishedUntil: number | undefined,
+  e: { created_at: number; kind: number },
+  isVanishRequest: boolean,
+): boolean {
   return vanishedUntil !== undefined && e.created_at <= vanishedUntil && !(isVanishRequest && e.kind === 62);
 }
 
 /** Whether a vanish request removes this indexed event: the author's, up to the request's created_at, not the request itself. */
-export function vanishRemoves(target: { id: string; pubkey: string; created_at: number }, request: { id: string; pubkey: string; created_at: number }): boolean {
+export function vanishRemoves(
+  target: { id: string; pubkey: string; created_at: number },
+  request: { id: string; pubkey: string; created_at: number },
+): boolean {
   return target.pubkey === request.pubkey && target.created_at <= request.created_at && target.id !== request.id;
 }
 

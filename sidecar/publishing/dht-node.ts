@@ -76,7 +76,8 @@ function rejoinWhenIsolated(dht: DHT, log: Logger): void {
       retry = Math.min(retry * 2, REJOIN_MAX_MS);
       return;
     }
-    if (isolatedSince !== null) log.info({ nodes: dht.nodes.count(), isolatedSec: Math.round((Date.now() - isolatedSince) / 1000) }, 'DHT reachable again');
+    if (isolatedSince !== null)
+      log.info({ nodes: dht.nodes.count(), isolatedSec: Math.round((Date.now() - isolatedSince) / 1000) }, 'DHT reachable again');
     isolatedSince = null;
     retry = REJOIN_FIRST_MS;
     setTimeout(check, HEALTHY_CHECK_MS).unref();

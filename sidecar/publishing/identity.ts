@@ -40,7 +40,9 @@ export function describeOrigin(id: Pick<BridgeIdentity, 'origin' | 'path'>): str
 function checkMode(path: string): void {
   const mode = statSync(path).mode & 0o777;
   if (mode & 0o077) {
-    throw new KeyFileError(`${path} has mode ${mode.toString(8).padStart(4, '0')}: a secret key file must be 0600 or 0400 (chmod 600 ${path})`);
+    throw new KeyFileError(
+      `${path} has mode ${mode.toString(8).padStart(4, '0')}: a secret key file must be 0600 or 0400 (chmod 600 ${path})`,
+    );
   }
 }
 
@@ -83,7 +85,9 @@ export function loadIdentity(opts: { nostrKeyFile?: string; generatedKeyFile: st
     origin = 'loaded';
     if (!existsSync(path)) {
       if (opts.create === false) {
-        throw new NoBridgeKeyError(`no bridge key: ${path} does not exist and bridge.nostrKeyFile is not set (the sidecar generates the key at its first start)`);
+        throw new NoBridgeKeyError(
+          `no bridge key: ${path} does not exist and bridge.nostrKeyFile is not set (the sidecar generates the key at its first start)`,
+        );
       }
       mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
       writeFileSync(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });

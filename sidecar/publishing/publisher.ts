@@ -8,7 +8,17 @@
 import type DHT from 'bittorrent-dht';
 import type { Logger } from 'pino';
 import type { BridgeIdentity } from './identity.js';
-import { authorPages, authorSalt, bridgeValue, BRIDGE_SALT, signedBytes, vSize, MAX_V_BYTES, type AuthorPage, type BridgeInfo } from '../formats/pointer-item.js';
+import {
+  authorPages,
+  authorSalt,
+  bridgeValue,
+  BRIDGE_SALT,
+  signedBytes,
+  vSize,
+  MAX_V_BYTES,
+  type AuthorPage,
+  type BridgeInfo,
+} from '../formats/pointer-item.js';
 import type { PointerRecord, Store } from '../index/store.js';
 import type { ItemSigner } from '../index/pointer-records.js';
 import { ItemPutter, type PutOutcome } from '../dht/put.js';

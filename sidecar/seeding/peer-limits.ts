@@ -117,10 +117,11 @@ function outstandingBytes(wire: LimitedWire): number {
 
 function scheduleWaiting(wire: LimitedWire, onRequest: (this: LimitedWire, ...b: Block) => void): void {
   if (wire.nbtTimer) return;
-  if (wire.nbtTimer === undefined) wire.once('close', () => {
-    if (wire.nbtTimer) clearTimeout(wire.nbtTimer);
-    wire.nbtWaiting = [];
-  });
+  if (wire.nbtTimer === undefined)
+    wire.once('close', () => {
+      if (wire.nbtTimer) clearTimeout(wire.nbtTimer);
+      wire.nbtWaiting = [];
+    });
   wire.nbtTimer = setTimeout(() => {
     wire.nbtTimer = null;
     const waiting = wire.nbtWaiting ?? [];

@@ -182,7 +182,14 @@ export class WebTorrentSeeder implements Seeder {
       uploaded += t.uploaded;
       downloaded += t.downloaded;
     }
-    return { torrents: this.client.torrents.length, peers, webrtcPeers: this.webrtcPeers, webrtcRefused: this.webrtcRefused, uploaded, downloaded };
+    return {
+      torrents: this.client.torrents.length,
+      peers,
+      webrtcPeers: this.webrtcPeers,
+      webrtcRefused: this.webrtcRefused,
+      uploaded,
+      downloaded,
+    };
   }
 
   async stop(): Promise<void> {

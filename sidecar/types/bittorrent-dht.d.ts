@@ -40,7 +40,11 @@ declare module 'bittorrent-dht' {
     announce(infoHash: string | Uint8Array, port?: number, cb?: (err?: Error) => void): void;
     lookup(infoHash: string | Uint8Array, cb?: (err: Error | null, n: number) => void): () => void;
     put(opts: PutOptions, cb?: (err: Error | null, hash: Uint8Array, n: number) => void): Uint8Array;
-    get(hash: string | Uint8Array, opts: { salt?: Uint8Array; cache?: boolean } | ((err: Error | null, res: GetResult | null) => void), cb?: (err: Error | null, res: GetResult | null) => void): void;
+    get(
+      hash: string | Uint8Array,
+      opts: { salt?: Uint8Array; cache?: boolean } | ((err: Error | null, res: GetResult | null) => void),
+      cb?: (err: Error | null, res: GetResult | null) => void,
+    ): void;
     toJSON(): { nodes: { host: string; port: number }[]; values: unknown };
     destroy(cb?: () => void): void;
   }

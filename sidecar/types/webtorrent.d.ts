@@ -44,7 +44,10 @@ declare module 'webtorrent' {
     maxWebConns?: number;
     strategy?: string;
     /** abstract-chunk-store constructor: new store(chunkLength, { ...storeOpts, length, files, ... }) */
-    store?: new (chunkLength: number, opts: any) => unknown;
+    store?: new (
+      chunkLength: number,
+      opts: any,
+    ) => unknown;
     storeOpts?: Record<string, unknown>;
     storeCacheSlots?: number;
   }

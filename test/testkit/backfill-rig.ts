@@ -26,7 +26,11 @@ export async function withBackfillRig(
   // A workspace given by the caller is reused (a restart) and left for the caller to clean up.
   const ws = opts.ws ?? makeWorkspace({ log: { level: 'warn' }, ...opts.config });
   const config = loadConfig({ configPath: ws.configPath, env: {} });
-  const sc = new Sidecar(config, createLogger('test', 'silent'), { statusHttp: opts.statusHttp ?? false, bundleSchedule: false, nowSec: opts.nowSec });
+  const sc = new Sidecar(config, createLogger('test', 'silent'), {
+    statusHttp: opts.statusHttp ?? false,
+    bundleSchedule: false,
+    nowSec: opts.nowSec,
+  });
   await sc.start();
   const rig: BackfillRig = {
     sc,

@@ -8,7 +8,13 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 /** What the page exposes as window.nostrBt (scripts/reader/browser/main.ts), as far as tests read it. */
 export interface PageState {
   phase: string;
-  progress: { fromWebSeed: number; fromPeers: number; uploaded: number; rejected: { reason: string; detail: string }[]; bundles: { state: string; problem?: string }[] } | null;
+  progress: {
+    fromWebSeed: number;
+    fromPeers: number;
+    uploaded: number;
+    rejected: { reason: string; detail: string }[];
+    bundles: { state: string; problem?: string }[];
+  } | null;
   result: { events: { id: string; kind: number; created_at: number; content: string }[]; pointerSeq: number; verifier: string } | null;
   error: string | null;
 }
@@ -46,10 +52,14 @@ export async function launchChromium(): Promise<Browser> {
 
 /** Waits until the page's read ends (done, warning or error); returns its state. */
 export async function readDone(page: Page, timeoutMs = 180_000): Promise<PageState & { dom: DomView }> {
-  await page.waitForFunction(() => {
-    const s = (window as unknown as { nostrBt?: PageState }).nostrBt;
-    return !!s && (s.phase === 'done' || s.phase === 'error' || (s.phase === 'idle' && s.error !== null));
-  }, undefined, { timeout: timeoutMs, polling: 250 });
+  await page.waitForFunction(
+    () => {
+      const s = (window as unknown as { nostrBt?: PageState }).nostrBt;
+      return !!s && (s.phase === 'done' || s.phase === 'error' || (s.phase === 'idle' && s.error !== null));
+    },
+    undefined,
+    { timeout: timeoutMs, polling: 250 },
+  );
   return page.evaluate(() => {
     const s = (window as unknown as { nostrBt: PageState }).nostrBt;
     const q = (sel: string) => [...document.querySelectorAll(sel)] as HTMLElement[];
@@ -65,7 +75,10 @@ export async function readDone(page: Page, timeoutMs = 180_000): Promise<PageSta
         fromWebSeed: bytes('bytes-webseed'),
         fromPeers: bytes('bytes-peers'),
         uploaded: bytes('bytes-uploaded'),
-        images: q('#events img[data-sha256], #events .noimg').map((e: HTMLElement) => ({ sha256: e.dataset.sha256!, shown: e.tagName === 'IMG' })),
+        images: q('#events img[data-sha256], #events .noimg').map((e: HTMLElement) => ({
+          sha256: e.dataset.sha256!,
+          shown: e.tagName === 'IMG',
+        })),
       },
     };
   });

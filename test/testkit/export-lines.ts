@@ -47,7 +47,11 @@ export function* exportLines(o: ExportOptions): Generator<ExportLine> {
       for (let k = 0; k < 20; k++) tags.push(['p', pubkeys[Math.floor(rnd() * o.authors)]!]);
       content = '';
     } else if (kind === 0) {
-      content = JSON.stringify({ name: `user${a}`, about: contentOf(200 + Math.floor(rnd() * 300), i), picture: `https://example.com/${a}.png` });
+      content = JSON.stringify({
+        name: `user${a}`,
+        about: contentOf(200 + Math.floor(rnd() * 300), i),
+        picture: `https://example.com/${a}.png`,
+      });
     } else {
       if (rnd() < 0.4) tags.push(['e', sha(`root-${seed}-${i}`), '', 'root']);
       if (rnd() < 0.4) tags.push(['p', pubkeys[Math.floor(rnd() * o.authors)]!]);
@@ -55,7 +59,9 @@ export function* exportLines(o: ExportOptions): Generator<ExportLine> {
     }
     // Ascending, as strfry export walks its created_at index.
     const created_at = o.startSec + Math.floor((i * o.spanSec) / o.n);
-    const id = createHash('sha256').update(JSON.stringify([0, pubkey, created_at, kind, tags, content])).digest('hex');
+    const id = createHash('sha256')
+      .update(JSON.stringify([0, pubkey, created_at, kind, tags, content]))
+      .digest('hex');
     const line = `{"content":${JSON.stringify(content)},"created_at":${created_at},"id":"${id}","kind":${kind},"pubkey":"${pubkey}","sig":"${SIG}","tags":${JSON.stringify(tags)}}`;
     yield { line, id, kind, pubkey, created_at };
   }

@@ -35,7 +35,12 @@ const JUNK: ((s: Socket) => void)[] = [
   (s) =>
     s.once('data', () => {
       const k = keyFromSeed(randomBytes(32));
-      s.write(Buffer.concat([encodeHandshake(DISCOVERY_INFOHASH, randomBytes(20)), encodeExtendedHandshake(beaconAnswer(k.publicKey, k.sign, randomBytes(32)))]));
+      s.write(
+        Buffer.concat([
+          encodeHandshake(DISCOVERY_INFOHASH, randomBytes(20)),
+          encodeExtendedHandshake(beaconAnswer(k.publicKey, k.sign, randomBytes(32))),
+        ]),
+      );
     }),
   (s) =>
     s.once('data', () => {
@@ -88,7 +93,11 @@ export async function startFakeAnnouncers(bootstrap: string[], counts: FakeCount
     for (let i = 0; i < counts.keyed; i++) {
       const k = keyFromSeed(randomBytes(32));
       keys.push(k);
-      const b = await BeaconServer.start({ publicKey: k.publicKey, sign: k.sign }, { host: '127.0.0.1', port: 0, maxConnections: 64, timeoutMs: 10_000, gatewayUrl: '' }, log);
+      const b = await BeaconServer.start(
+        { publicKey: k.publicKey, sign: k.sign },
+        { host: '127.0.0.1', port: 0, maxConnections: 64, timeoutMs: 10_000, gatewayUrl: '' },
+        log,
+      );
       beacons.push(b);
       ports.push(b.port);
     }

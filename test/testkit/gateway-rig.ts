@@ -75,10 +75,17 @@ export async function startGatewayRig(
 }
 
 /** Archives `perAuthor` events of each author and waits until they are bundled and their pointers put. */
-export async function archive(rig: GatewayRig, authors: string[], perAuthor: number, contentBytes = 200, t0 = 1_700_000_000): Promise<Status> {
+export async function archive(
+  rig: GatewayRig,
+  authors: string[],
+  perAuthor: number,
+  contentBytes = 200,
+  t0 = 1_700_000_000,
+): Promise<Status> {
   const lines: string[] = [];
   authors.forEach((pk, a) => {
-    for (let i = 0; i < perAuthor; i++) lines.push(pluginLine(unsignedEvent(pk, { kind: 1, created_at: t0 + i, content: contentOf(contentBytes, a * 100_000 + i) })));
+    for (let i = 0; i < perAuthor; i++)
+      lines.push(pluginLine(unsignedEvent(pk, { kind: 1, created_at: t0 + i, content: contentOf(contentBytes, a * 100_000 + i) })));
   });
   const before = await rig.sidecar.status();
   const acked = await sendLines(rig.sidecar.socketPath, lines, 120_000);
@@ -116,12 +123,23 @@ export interface HttpResult {
 }
 
 /** One request on its own connection (no agent), bounded in time. */
-export function httpGet(url: string, o: { method?: string; headers?: Record<string, string>; localAddress?: string; timeoutMs?: number } = {}): Promise<HttpResult> {
+export function httpGet(
+  url: string,
+  o: { method?: string; headers?: Record<string, string>; localAddress?: string; timeoutMs?: number } = {},
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     // The path is sent as written (a URL object would resolve "%2e%2e" and "//" away).
     const m = /^http:\/\/([^/:]+):(\d+)(\/.*)?$/.exec(url);
     if (!m) throw new Error(`not a loopback http URL: ${url}`);
-    const opts = { host: m[1], port: Number(m[2]), path: m[3] ?? '/', method: o.method ?? 'GET', headers: o.headers, localAddress: o.localAddress, agent: false };
+    const opts = {
+      host: m[1],
+      port: Number(m[2]),
+      path: m[3] ?? '/',
+      method: o.method ?? 'GET',
+      headers: o.headers,
+      localAddress: o.localAddress,
+      agent: false,
+    };
     const req = request(opts, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));

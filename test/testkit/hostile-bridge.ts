@@ -31,9 +31,19 @@ export function makeBundle(files: HandmadeFile[], opts: { name?: string; pieceLe
   const pieceLength = opts.pieceLength ?? 16384;
   const all = Buffer.concat(files.map((f) => f.data));
   const pieces: Buffer[] = [];
-  for (let off = 0; off < all.length; off += pieceLength) pieces.push(createHash('sha1').update(all.subarray(off, off + pieceLength)).digest());
+  for (let off = 0; off < all.length; off += pieceLength)
+    pieces.push(
+      createHash('sha1')
+        .update(all.subarray(off, off + pieceLength))
+        .digest(),
+    );
   const name = opts.name ?? `nostr-bt-handmade-${randomBytes(4).toString('hex')}`;
-  const info = { files: files.map((f) => ({ length: f.data.length, path: f.path })), name, 'piece length': pieceLength, pieces: Buffer.concat(pieces) };
+  const info = {
+    files: files.map((f) => ({ length: f.data.length, path: f.path })),
+    name,
+    'piece length': pieceLength,
+    pieces: Buffer.concat(pieces),
+  };
   const infoHash = createHash('sha1').update(bencode.encode(info)).digest('hex');
   return { infoHash, name, torrent: Buffer.from(bencode.encode({ info })), files, pieceLength };
 }
@@ -113,7 +123,13 @@ export function testBridgeKey(): TestBridgeKey {
 }
 
 /** Signs and puts an author's pointer pages (§7) listing these bundles, newest first. */
-export async function putPointer(dht: DHT, bridge: TestBridgeKey, author: string, infoHashesNewestFirst: string[], seq = Date.now() * 1000): Promise<void> {
+export async function putPointer(
+  dht: DHT,
+  bridge: TestBridgeKey,
+  author: string,
+  infoHashesNewestFirst: string[],
+  seq = Date.now() * 1000,
+): Promise<void> {
   const pages = authorPages(infoHashesNewestFirst);
   await Promise.all(
     pages.map(

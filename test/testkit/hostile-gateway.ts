@@ -42,7 +42,13 @@ export async function startHostileGateway(c: HostileContent): Promise<HostileGat
     const seq = 1_700_000_000_000_000;
     const sig = key.sign(signedBytes(salt, seq, v));
     if (forge) sig[10]! ^= 0x01;
-    return JSON.stringify({ k: bridgeKey, salt: salt.toString('hex'), seq, v: Buffer.from(bencode.encode(v)).toString('base64'), sig: sig.toString('hex') });
+    return JSON.stringify({
+      k: bridgeKey,
+      salt: salt.toString('hex'),
+      seq,
+      v: Buffer.from(bencode.encode(v)).toString('base64'),
+      sig: sig.toString('hex'),
+    });
   };
   const page = join(DIST, 'browser');
   const assets: Record<string, [string, string]> = {
@@ -57,18 +63,28 @@ export async function startHostileGateway(c: HostileContent): Promise<HostileGat
     const asset = assets[path];
     if (asset) return void res.writeHead(200, { 'content-type': asset[1] }).end(readFileSync(join(page, asset[0])));
     if (path === '/.well-known/nostr-bt') {
-      const doc = { v: 1, bridge: { hex: bridgeKey, z32: zbase32(key.publicKey) }, relay: null, counts: { authors: 2, events: c.lines.length, bundles: 1 }, endpoints: { tracker: null } };
+      const doc = {
+        v: 1,
+        bridge: { hex: bridgeKey, z32: zbase32(key.publicKey) },
+        relay: null,
+        counts: { authors: 2, events: c.lines.length, bundles: 1 },
+        endpoints: { tracker: null },
+      };
       return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
     }
     if (path === `/pointer/${c.author}`) return void res.writeHead(200, { 'content-type': 'application/json' }).end(item(c.author, false));
-    if (path === `/pointer/${c.forgedAuthor}`) return void res.writeHead(200, { 'content-type': 'application/json' }).end(item(c.forgedAuthor, true));
-    if (path === `/torrent/${built.infoHash}.torrent`) return void res.writeHead(200, { 'content-type': 'application/x-bittorrent' }).end(built.torrent);
+    if (path === `/pointer/${c.forgedAuthor}`)
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(item(c.forgedAuthor, true));
+    if (path === `/torrent/${built.infoHash}.torrent`)
+      return void res.writeHead(200, { 'content-type': 'application/x-bittorrent' }).end(built.torrent);
     // WebTorrent asks a one-file torrent's web seed for the url-list entry itself.
     if (path === `/webseed/${built.infoHash}/` || (path.startsWith(`/webseed/${built.infoHash}/`) && path.endsWith(`/${c.author}.jsonl`))) {
       const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
       if (!m) return void res.writeHead(200, { 'content-length': fileBytes.length }).end(fileBytes);
       const [s, e] = [Number(m[1]), Math.min(Number(m[2]), fileBytes.length - 1)];
-      return void res.writeHead(206, { 'content-range': `bytes ${s}-${e}/${fileBytes.length}`, 'content-length': e - s + 1 }).end(fileBytes.subarray(s, e + 1));
+      return void res
+        .writeHead(206, { 'content-range': `bytes ${s}-${e}/${fileBytes.length}`, 'content-length': e - s + 1 })
+        .end(fileBytes.subarray(s, e + 1));
     }
     res.writeHead(404).end('not found\n');
   });

@@ -42,7 +42,8 @@ export interface HostileOptions {
 /** `n` hostile lines (no newlines inside). */
 export function* hostileLines(n: number, seed: number, opts: HostileOptions = {}): Generator<string> {
   const rnd = prng(seed);
-  const event = (i: number, size: number) => unsignedEvent(pubkeyN(i % 97), { kind: 1, created_at: 1_700_000_000 + seed * 10_000_000 + i, content: 'v'.repeat(size) });
+  const event = (i: number, size: number) =>
+    unsignedEvent(pubkeyN(i % 97), { kind: 1, created_at: 1_700_000_000 + seed * 10_000_000 + i, content: 'v'.repeat(size) });
   const valid = (i: number, size = 100, report = true) => {
     const e = event(i, size);
     if (report) opts.onValid?.(e.id);

@@ -57,9 +57,21 @@ export interface InetSocket {
 function hexAddr(hex: string, v6: boolean): string {
   if (!v6) return [3, 2, 1, 0].map((i) => parseInt(hex.slice(i * 2, i * 2 + 2), 16)).join('.');
   // Four little-endian 32-bit words.
-  const words = [0, 1, 2, 3].map((w) => hex.slice(w * 8, w * 8 + 8).match(/../g)!.reverse().join(''));
-  const groups = words.join('').match(/..../g)!.map((g) => parseInt(g, 16).toString(16));
-  return groups.join(':').replace(/\b(?:0:){2,}/, '::').replace(/^0::/, '::');
+  const words = [0, 1, 2, 3].map((w) =>
+    hex
+      .slice(w * 8, w * 8 + 8)
+      .match(/../g)!
+      .reverse()
+      .join(''),
+  );
+  const groups = words
+    .join('')
+    .match(/..../g)!
+    .map((g) => parseInt(g, 16).toString(16));
+  return groups
+    .join(':')
+    .replace(/\b(?:0:){2,}/, '::')
+    .replace(/^0::/, '::');
 }
 
 /** Internet sockets of a process (from /proc/net/*), with their local address and state. */
@@ -132,7 +144,9 @@ export async function slowReader(
     socket.once('error', reject);
   });
   const peerId = Buffer.from('-NB0000-' + Math.random().toString(36).slice(2, 14).padEnd(12, '0'));
-  socket.write(Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(infoHash, 'hex'), peerId]));
+  socket.write(
+    Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(infoHash, 'hex'), peerId]),
+  );
   let buf = Buffer.alloc(0);
   let handshaken = false;
   let unchoked = false;
@@ -158,7 +172,11 @@ export async function slowReader(
   const BLOCK = 16 * 1024;
   const blocks: [number, number, number][] = [];
   for (let off = 0; off < t.length; off += BLOCK) {
-    blocks.push([Math.floor(off / t.pieceLength), off % t.pieceLength, Math.min(BLOCK, t.length - off, t.pieceLength - (off % t.pieceLength))]);
+    blocks.push([
+      Math.floor(off / t.pieceLength),
+      off % t.pieceLength,
+      Math.min(BLOCK, t.length - off, t.pieceLength - (off % t.pieceLength)),
+    ]);
   }
   let requested = 0;
   for (let i = 0; i < opts.requests && unchoked && !socket.destroyed; i++) {

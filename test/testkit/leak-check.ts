@@ -155,19 +155,19 @@ if (isMainThread && process.env.NODE_TEST_CONTEXT?.startsWith('child')) {
     // hooks before a test's `t.after` hooks, where tests stop what they started.
     afterEach((t) =>
       (t as TestContext).after(async () => {
-      clearInterval(sampler);
-      const outlived = () => family.alive().filter((p) => !before.has(key(p)));
-      const deadline = Date.now() + GRACE_MS;
-      let left = outlived();
-      while (left.length > 0 && Date.now() < deadline) {
-        await sleep(100);
-        left = outlived();
-      }
-      if (left.length > 0) {
-        const what = describe(left);
-        killAll(left);
-        throw new Error(`leak check: ${left.length} process(es) started by this test outlived it (now SIGKILLed): ${what}`);
-      }
+        clearInterval(sampler);
+        const outlived = () => family.alive().filter((p) => !before.has(key(p)));
+        const deadline = Date.now() + GRACE_MS;
+        let left = outlived();
+        while (left.length > 0 && Date.now() < deadline) {
+          await sleep(100);
+          left = outlived();
+        }
+        if (left.length > 0) {
+          const what = describe(left);
+          killAll(left);
+          throw new Error(`leak check: ${left.length} process(es) started by this test outlived it (now SIGKILLed): ${what}`);
+        }
       }),
     );
   }

@@ -16,7 +16,14 @@ export interface LtFetchResult {
   name: string;
 }
 
-export async function ltFetch(opts: { torrent?: string; magnet?: string; save: string; /** Omitted: the torrent's web seeds only. */ peerPort?: number; file?: number; timeoutSec?: number }): Promise<LtFetchResult> {
+export async function ltFetch(opts: {
+  torrent?: string;
+  magnet?: string;
+  save: string /** Omitted: the torrent's web seeds only. */;
+  peerPort?: number;
+  file?: number;
+  timeoutSec?: number;
+}): Promise<LtFetchResult> {
   const args = [LT_SCRIPT, 'fetch', '--save', opts.save, '--timeout', String(opts.timeoutSec ?? 30)];
   if (opts.peerPort !== undefined) args.push('--peer', String(opts.peerPort));
   if (opts.torrent) args.push('--torrent', opts.torrent);
@@ -42,8 +49,24 @@ export interface LtDhtGetResult {
 }
 
 /** libtorrent joins the local DHT and reads a mutable item by key + salt (it checks the signature). */
-export async function ltDhtGet(opts: { keyHex: string; saltHex: string; bootstrap: string[]; timeoutSec?: number }): Promise<LtDhtGetResult> {
-  const args = [LT_SCRIPT, 'dht-get', '--key', opts.keyHex, '--salt', opts.saltHex, '--bootstrap', opts.bootstrap.join(','), '--timeout', String(opts.timeoutSec ?? 20)];
+export async function ltDhtGet(opts: {
+  keyHex: string;
+  saltHex: string;
+  bootstrap: string[];
+  timeoutSec?: number;
+}): Promise<LtDhtGetResult> {
+  const args = [
+    LT_SCRIPT,
+    'dht-get',
+    '--key',
+    opts.keyHex,
+    '--salt',
+    opts.saltHex,
+    '--bootstrap',
+    opts.bootstrap.join(','),
+    '--timeout',
+    String(opts.timeoutSec ?? 20),
+  ];
   try {
     const { stdout } = await run('/usr/bin/python3', args, { timeout: ((opts.timeoutSec ?? 20) + 15) * 1000 });
     return JSON.parse(stdout.trim().split('\n').pop()!) as LtDhtGetResult;

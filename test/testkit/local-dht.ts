@@ -52,7 +52,11 @@ export async function startLocalDht(n: number): Promise<LocalDht> {
   };
 }
 
-export function dhtGet(d: DHT, target: Buffer, salt: Buffer): Promise<{ v: unknown; seq?: number; k?: Uint8Array; sig?: Uint8Array } | null> {
+export function dhtGet(
+  d: DHT,
+  target: Buffer,
+  salt: Buffer,
+): Promise<{ v: unknown; seq?: number; k?: Uint8Array; sig?: Uint8Array } | null> {
   return new Promise((resolve, reject) => {
     d.get(target, { salt, cache: false }, (err, res) => (err ? reject(err) : resolve(res)));
   });
@@ -61,10 +65,14 @@ export function dhtGet(d: DHT, target: Buffer, salt: Buffer): Promise<{ v: unkno
 /** UDP ports that are free right now (nothing answers there until a DHT node takes them). */
 export async function freeUdpPorts(n: number): Promise<number[]> {
   const socks = await Promise.all(
-    Array.from({ length: n }, () => new Promise<Socket>((r) => {
-      const s = createSocket('udp4');
-      s.bind(0, '127.0.0.1', () => r(s));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Socket>((r) => {
+          const s = createSocket('udp4');
+          s.bind(0, '127.0.0.1', () => r(s));
+        }),
+    ),
   );
   const ports = socks.map((s) => s.address().port);
   await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));

@@ -12,8 +12,12 @@ import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 const require = createRequire(import.meta.url);
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const { NostrRelay } = require('@nostr-relay/core') as { NostrRelay: new (repo: unknown, opts?: unknown) => any };
-const { EventRepositorySqlite } = require('@nostr-relay/event-repository-sqlite') as { EventRepositorySqlite: new (file?: string, opts?: unknown) => any };
-const { Validator } = require('@nostr-relay/validator') as { Validator: new () => { validateIncomingMessage(data: unknown): Promise<unknown> } };
+const { EventRepositorySqlite } = require('@nostr-relay/event-repository-sqlite') as {
+  EventRepositorySqlite: new (file?: string, opts?: unknown) => any;
+};
+const { Validator } = require('@nostr-relay/validator') as {
+  Validator: new () => { validateIncomingMessage(data: unknown): Promise<unknown> };
+};
 const { createOutgoingNoticeMessage } = require('@nostr-relay/common') as { createOutgoingNoticeMessage(msg: string): unknown };
 
 export interface TestRelay {

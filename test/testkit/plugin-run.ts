@@ -25,7 +25,10 @@ export interface PluginRun {
  * relay that sends a few events and stops); without it stdin stays open, as strfry keeps it, so
  * a plugin that should not read it must exit by itself.
  */
-export function runPlugin(command: string, opts: { cwd: string; env: NodeJS.ProcessEnv; input?: string; timeoutMs?: number }): Promise<PluginRun> {
+export function runPlugin(
+  command: string,
+  opts: { cwd: string; env: NodeJS.ProcessEnv; input?: string; timeoutMs?: number },
+): Promise<PluginRun> {
   return new Promise((resolve, reject) => {
     const child = spawn('/bin/sh', ['-c', command], { cwd: opts.cwd, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';

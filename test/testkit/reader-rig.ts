@@ -106,7 +106,11 @@ export async function runCli(args: string[], timeoutMs = 60_000): Promise<CliRun
   delete env.NOSTR_BT_CONFIG;
   delete env.NOSTR_BT_DATA_DIR;
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [CLI_BIN, ...args], { env, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 });
+    const { stdout, stderr } = await execFileP(process.execPath, [CLI_BIN, ...args], {
+      env,
+      timeout: timeoutMs,
+      maxBuffer: 256 * 1024 * 1024,
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string; killed?: boolean };

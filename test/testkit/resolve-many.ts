@@ -3,11 +3,20 @@
 // argv[2]: JSON { bootstrap: string[], bridge: string, authors: string[], concurrency?: number }.
 import { createReader } from '../../scripts/reader/index.js';
 
-const args = JSON.parse(process.argv[2] ?? "{}") as { bootstrap: string[]; bridge: string; authors: string[]; concurrency?: number; minEvents?: number };
-const reader = await createReader({ bootstrap: args.bootstrap, bind: '127.0.0.1',
+const args = JSON.parse(process.argv[2] ?? '{}') as {
+  bootstrap: string[];
+  bridge: string;
+  authors: string[];
+  concurrency?: number;
+  minEvents?: number;
+};
+const reader = await createReader({
+  bootstrap: args.bootstrap,
+  bind: '127.0.0.1',
   // Every node here is bittorrent-dht on loopback (no libtorrent bans): a slow pacer would hold later lookup rounds back.
   dhtNodeRate: 500,
-  limits: { bundleTimeoutMs: 15_000, swarmTimeoutMs: 30_000, pointerTimeoutMs: 10_000 } });
+  limits: { bundleTimeoutMs: 15_000, swarmTimeoutMs: 30_000, pointerTimeoutMs: 10_000 },
+});
 const out: Record<string, string[]> = {};
 const problems: Record<string, unknown> = {};
 let next = 0;

@@ -25,7 +25,12 @@ export const LOOPBACK_DEFAULTS = {
 };
 
 /** A temp dir with a config file; `extra` sections are merged over the loopback defaults. */
-export function makeWorkspace(extra: Record<string, unknown> = {}): { dir: string; configPath: string; dataDir: string; cleanup: () => void } {
+export function makeWorkspace(extra: Record<string, unknown> = {}): {
+  dir: string;
+  configPath: string;
+  dataDir: string;
+  cleanup: () => void;
+} {
   const dir = mkdtempSync(join(tmpdir(), 'nostr-bt-test-'));
   const dataDir = join(dir, 'data');
   const config: Record<string, unknown> = { dataDir, ...extra };
@@ -67,7 +72,10 @@ export interface SidecarOptions {
 /** `#!/usr/bin/env -S NAME=value node --flag`: the variables and node flags a script's shebang sets. */
 export function shebangOf(script: string): { env: Record<string, string>; nodeArgs: string[] } {
   const first = readFileSync(script, 'utf8').split('\n', 1)[0]!;
-  const words = first.replace(/^#!\S*env\s+(-S\s+)?/, '').split(/\s+/).filter(Boolean);
+  const words = first
+    .replace(/^#!\S*env\s+(-S\s+)?/, '')
+    .split(/\s+/)
+    .filter(Boolean);
   const env: Record<string, string> = {};
   let i = 0;
   for (; i < words.length && /^\w+=/.test(words[i]!); i++) {
@@ -145,10 +153,14 @@ export class SidecarProcess {
   async start(timeoutMs = 30_000): Promise<void> {
     const shebang = shebangOf(this.opts.main ?? SIDECAR_BIN);
     const out = this.opts.stdoutFile ? openSync(this.opts.stdoutFile, 'w') : 'ignore';
-    const proc = spawn(process.execPath, [...shebang.nodeArgs, ...(this.opts.nodeArgs ?? []), this.opts.main ?? SIDECAR_BIN, '--config', this.configPath], {
-      stdio: ['ignore', out, 'pipe'],
-      env: pluginEnv({ ...shebang.env, ...this.env }),
-    });
+    const proc = spawn(
+      process.execPath,
+      [...shebang.nodeArgs, ...(this.opts.nodeArgs ?? []), this.opts.main ?? SIDECAR_BIN, '--config', this.configPath],
+      {
+        stdio: ['ignore', out, 'pipe'],
+        env: pluginEnv({ ...shebang.env, ...this.env }),
+      },
+    );
     if (typeof out === 'number') closeSync(out);
     this.proc = proc;
     this.runtime = null;
@@ -169,7 +181,8 @@ export class SidecarProcess {
     const runtimeFile = join(this.dataDir, 'sidecar.json');
     const deadline = Date.now() + timeoutMs;
     for (let i = 0; i < 100_000 && Date.now() < deadline; i++) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`sidecar exited with ${proc.exitCode ?? proc.signalCode}: ${this.stderr}`);
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        throw new Error(`sidecar exited with ${proc.exitCode ?? proc.signalCode}: ${this.stderr}`);
       if (existsSync(runtimeFile)) {
         let rt: Runtime | null = null;
         try {

@@ -53,7 +53,12 @@ export function makeStrfryDb(parent: string, lines: string[] = []): StrfryDb {
     },
     invocations() {
       const p = join(dir, 'invocations.jsonl');
-      return existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]) : [];
+      return existsSync(p)
+        ? readFileSync(p, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as string[])
+        : [];
     },
   };
   db.setEvents(lines);

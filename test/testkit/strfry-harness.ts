@@ -104,12 +104,7 @@ function killGroup(pid: number): void {
 const noop = (): void => {};
 
 /** Resolves true once `done()` holds (checked now and on each `event`), false after `ms`. */
-function waitFor(
-  emitter: NodeJS.EventEmitter,
-  event: string,
-  done: () => boolean,
-  ms: number,
-): Promise<boolean> {
+function waitFor(emitter: NodeJS.EventEmitter, event: string, done: () => boolean, ms: number): Promise<boolean> {
   if (done()) return Promise.resolve(true);
   return new Promise<boolean>((resolve) => {
     const onEvent = (): void => {

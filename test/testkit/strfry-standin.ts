@@ -81,10 +81,14 @@ const inRange = (line: string) => {
 };
 
 if (reverse) {
-  const lines = readFileSync(eventsPath, 'utf8').split('\n').filter((l) => l && inRange(l)).reverse();
+  const lines = readFileSync(eventsPath, 'utf8')
+    .split('\n')
+    .filter((l) => l && inRange(l))
+    .reverse();
   for (const l of lines) await emit(l);
 } else {
   const rl = createInterface({ input: createReadStream(eventsPath), crlfDelay: Infinity });
   for await (const l of rl) if (l && inRange(l)) await emit(l);
 }
-if (control.failAfterLines !== undefined && printed >= control.failAfterLines) fail(control.stderr ?? 'stand-in strfry: told to fail', control.exitCode ?? 1);
+if (control.failAfterLines !== undefined && printed >= control.failAfterLines)
+  fail(control.stderr ?? 'stand-in strfry: told to fail', control.exitCode ?? 1);

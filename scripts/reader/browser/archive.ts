@@ -98,7 +98,16 @@ export async function readArchive(o: ReadOptions): Promise<ReadResult> {
   }
   progress.pointer = pointer;
   progress.phase = 'bundles';
-  progress.bundles = pointer.infoHashes.map((infoHash) => ({ infoHash, state: 'waiting', fileBytes: 0, fileDone: 0, events: 0, rejected: 0, peers: 0, webSeedAdded: false }));
+  progress.bundles = pointer.infoHashes.map((infoHash) => ({
+    infoHash,
+    state: 'waiting',
+    fileBytes: 0,
+    fileDone: 0,
+    events: 0,
+    rejected: 0,
+    peers: 0,
+    webSeedAdded: false,
+  }));
   report();
   const merger = new EventMerger();
   const wt = clientFor(o);
@@ -133,7 +142,13 @@ export async function readArchive(o: ReadOptions): Promise<ReadResult> {
   return { pointer, events: events.map((x) => x.e), counts, progress };
 }
 
-async function readBundle(wt: InstanceType<typeof WebTorrent>, o: ReadOptions, b: BundleProgress, progress: Progress, report: () => void): Promise<{ events: NostrEvent[]; rejected: Rejected[] }> {
+async function readBundle(
+  wt: InstanceType<typeof WebTorrent>,
+  o: ReadOptions,
+  b: BundleProgress,
+  progress: Progress,
+  report: () => void,
+): Promise<{ events: NostrEvent[]; rejected: Rejected[] }> {
   b.state = 'torrent';
   report();
   const res = await fetch(`${o.base}/torrent/${b.infoHash}.torrent`);
@@ -200,7 +215,14 @@ function countWire(torrent: Torrent, wire: Wire): void {
 }
 
 /** Selects only the author's file and waits for it, counting where the bytes came from. */
-function download(torrent: Torrent, file: TorrentFile, o: ReadOptions, b: BundleProgress, progress: Progress, report: () => void): Promise<void> {
+function download(
+  torrent: Torrent,
+  file: TorrentFile,
+  o: ReadOptions,
+  b: BundleProgress,
+  progress: Progress,
+  report: () => void,
+): Promise<void> {
   const webSeedUrl = `${o.base}/webseed/${b.infoHash}/`;
   const addWebSeed = () => {
     if (b.webSeedAdded) return;

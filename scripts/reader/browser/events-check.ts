@@ -62,7 +62,8 @@ export function checkFile(bytes: Uint8Array, author: string, bundle: string): { 
     if (!terminated) end = bytes.length;
     const raw = bytes.subarray(start, end);
     start = end + 1;
-    const reject = (reason: RejectReason, detail = REASON_TEXT[reason], preview = '') => rejected.push({ reason, detail, bundle, line, preview });
+    const reject = (reason: RejectReason, detail = REASON_TEXT[reason], preview = '') =>
+      rejected.push({ reason, detail, bundle, line, preview });
     if (raw.length > MAX_LINE_BYTES) {
       reject('too-large');
       continue;
@@ -83,7 +84,10 @@ export function checkFile(bytes: Uint8Array, author: string, bundle: string): { 
     }
     const r = checkValue(value, author);
     if ('reason' in r) {
-      const content = value && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string' ? (value as { content: string }).content : text;
+      const content =
+        value && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string'
+          ? (value as { content: string }).content
+          : text;
       reject(r.reason, r.detail, content.slice(0, 120));
     } else events.push(r);
   }

@@ -50,7 +50,11 @@ const KIND_NAMES: Record<number, string> = {
   30023: 'article',
 };
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   e.append(...children);
@@ -101,7 +105,10 @@ function renderProgress(p: Progress): void {
   if (p.phase === 'pointer') setState('pointer', 'Fetching the signed pointer…');
   else if (p.phase === 'bundles' && p.pointer) {
     const done = p.bundles.filter((b) => b.state === 'verified' || b.state === 'failed').length;
-    setState('bundles', `Pointer verified (${p.pointer.verifier}, seq ${p.pointer.seq}). Reading bundle ${Math.min(done + 1, p.bundles.length)} of ${p.bundles.length}…`);
+    setState(
+      'bundles',
+      `Pointer verified (${p.pointer.verifier}, seq ${p.pointer.seq}). Reading bundle ${Math.min(done + 1, p.bundles.length)} of ${p.bundles.length}…`,
+    );
   } else if (p.phase === 'error') setState('error', p.error ?? 'failed');
   const list = $('bundles');
   list.replaceChildren(
@@ -164,7 +171,11 @@ function renderEvents(events: NostrEvent[]): void {
         const box = el('div', { class: 'images' });
         for (const i of imgs) {
           const img = el('img', { src: `${base}/${i.sha256}`, alt: i.url ?? i.sha256, loading: 'lazy', 'data-sha256': i.sha256 });
-          img.addEventListener('error', () => img.replaceWith(el('span', { class: 'noimg', 'data-sha256': i.sha256 }, `image ${i.sha256.slice(0, 12)}… is not archived on this gateway`)));
+          img.addEventListener('error', () =>
+            img.replaceWith(
+              el('span', { class: 'noimg', 'data-sha256': i.sha256 }, `image ${i.sha256.slice(0, 12)}… is not archived on this gateway`),
+            ),
+          );
           box.append(img);
         }
         li.append(box);
@@ -177,7 +188,10 @@ function renderEvents(events: NostrEvent[]): void {
 function profileText(json: string): string {
   try {
     const p = JSON.parse(json) as Record<string, unknown>;
-    return ['name', 'display_name', 'about', 'nip05', 'website'].filter((k) => typeof p[k] === 'string' && p[k]).map((k) => `${k}: ${p[k] as string}`).join('\n');
+    return ['name', 'display_name', 'about', 'nip05', 'website']
+      .filter((k) => typeof p[k] === 'string' && p[k])
+      .map((k) => `${k}: ${p[k] as string}`)
+      .join('\n');
   } catch {
     return json;
   }
@@ -225,7 +239,9 @@ async function start(wk: WellKnown, input: string): Promise<void> {
   state.result = { events: r.events, pointerSeq: r.pointer.seq, verifier: r.pointer.verifier };
   const failed = r.progress.bundles.filter((b) => b.state === 'failed').length;
   const rejected = r.progress.rejected.length;
-  const left = [r.counts.superseded && `${r.counts.superseded} superseded`, r.counts.deleted && `${r.counts.deleted} deleted`].filter(Boolean).join(', ');
+  const left = [r.counts.superseded && `${r.counts.superseded} superseded`, r.counts.deleted && `${r.counts.deleted} deleted`]
+    .filter(Boolean)
+    .join(', ');
   setState(
     failed || rejected || r.pointer.incomplete ? 'warning' : 'done',
     `${r.events.length} events, every one verified · pointer signed by the bridge (${r.pointer.verifier})` +

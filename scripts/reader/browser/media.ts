@@ -25,7 +25,8 @@ export function imagesOf(e: NostrEvent): ImageRef[] {
       const x = f.get('x');
       const mime = f.get('m') ?? '';
       const url = f.get('url');
-      if (x && SHA256.test(x) && (mime.startsWith('image/') || (url && IMAGE_EXT.test(new URL(url, 'https://x').pathname)))) out.set(x, { sha256: x, url });
+      if (x && SHA256.test(x) && (mime.startsWith('image/') || (url && IMAGE_EXT.test(new URL(url, 'https://x').pathname))))
+        out.set(x, { sha256: x, url });
     }
   }
   if (e.kind === 1063) {

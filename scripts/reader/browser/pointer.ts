@@ -64,12 +64,19 @@ export function signedBytes(salt: Uint8Array, seq: number, v: Uint8Array): Uint8
 let webCryptoEd25519: boolean | null = null;
 
 /** Verifies with WebCrypto when it knows Ed25519 (Chromium 137+, Firefox 129+, Safari 17+). */
-export async function verifyEd25519(key: Uint8Array, msg: Uint8Array, sig: Uint8Array): Promise<{ ok: boolean; verifier: AuthorPointer['verifier'] }> {
+export async function verifyEd25519(
+  key: Uint8Array,
+  msg: Uint8Array,
+  sig: Uint8Array,
+): Promise<{ ok: boolean; verifier: AuthorPointer['verifier'] }> {
   if (webCryptoEd25519 !== false && globalThis.crypto?.subtle) {
     try {
       const k = await crypto.subtle.importKey('raw', key as BufferSource, { name: 'Ed25519' }, false, ['verify']);
       webCryptoEd25519 = true;
-      return { ok: await crypto.subtle.verify({ name: 'Ed25519' }, k, sig as BufferSource, msg as BufferSource), verifier: 'WebCrypto Ed25519' };
+      return {
+        ok: await crypto.subtle.verify({ name: 'Ed25519' }, k, sig as BufferSource, msg as BufferSource),
+        verifier: 'WebCrypto Ed25519',
+      };
     } catch (err) {
       // A browser without Ed25519 throws NotSupportedError; a bad key throws DataError.
       if ((err as Error).name !== 'NotSupportedError') return { ok: false, verifier: 'WebCrypto Ed25519' };
@@ -86,7 +93,8 @@ export async function verifyEd25519(key: Uint8Array, msg: Uint8Array, sig: Uint8
 }
 
 function hex(s: unknown, bytes: number, what: string): Uint8Array {
-  if (typeof s !== 'string' || s.length !== bytes * 2 || !/^[0-9a-f]+$/.test(s)) throw new PointerError(`${what} is not ${bytes * 2} lowercase hex characters`);
+  if (typeof s !== 'string' || s.length !== bytes * 2 || !/^[0-9a-f]+$/.test(s))
+    throw new PointerError(`${what} is not ${bytes * 2} lowercase hex characters`);
   return hexToBytes(s);
 }
 
@@ -103,11 +111,16 @@ interface Page {
 }
 
 /** Checks one served item against the bridge key and the salt asked for; returns its page. */
-export async function checkItem(body: unknown, bridgeKey: string, salt: Uint8Array): Promise<{ page: Page; seq: number; verifier: AuthorPointer['verifier'] }> {
+export async function checkItem(
+  body: unknown,
+  bridgeKey: string,
+  salt: Uint8Array,
+): Promise<{ page: Page; seq: number; verifier: AuthorPointer['verifier'] }> {
   if (!body || typeof body !== 'object') throw new PointerError('the pointer is not a JSON object');
   const item = body as Partial<ServedItem>;
   const k = hex(item.k, 32, 'k');
-  if (item.k !== bridgeKey) throw new PointerError(`the pointer is signed by key ${item.k!.slice(0, 16)}…, not by this bridge (${bridgeKey.slice(0, 16)}…)`);
+  if (item.k !== bridgeKey)
+    throw new PointerError(`the pointer is signed by key ${item.k!.slice(0, 16)}…, not by this bridge (${bridgeKey.slice(0, 16)}…)`);
   const servedSalt = typeof item.salt === 'string' && /^[0-9a-f]*$/.test(item.salt) ? item.salt : null;
   if (servedSalt !== bytesToHex(salt)) throw new PointerError('the pointer is for another salt than the author asked for');
   if (!Number.isSafeInteger(item.seq) || item.seq! < 0) throw new PointerError('seq is not a non-negative integer');
@@ -116,7 +129,10 @@ export async function checkItem(body: unknown, bridgeKey: string, salt: Uint8Arr
   const v = fromBase64(item.v);
   if (v.length > MAX_V_BYTES) throw new PointerError(`v is ${v.length} bytes bencoded, over the ${MAX_V_BYTES} BEP-44 allows`);
   const { ok, verifier } = await verifyEd25519(k, signedBytes(salt, item.seq!, v), sig);
-  if (!ok) throw new PointerError(`the pointer's ed25519 signature does not verify (${verifier}): the gateway or the DHT served a forged or altered item`);
+  if (!ok)
+    throw new PointerError(
+      `the pointer's ed25519 signature does not verify (${verifier}): the gateway or the DHT served a forged or altered item`,
+    );
   let d: Record<string, unknown>;
   try {
     d = bencode.decode(v) as Record<string, unknown>;
@@ -128,7 +144,8 @@ export async function checkItem(body: unknown, bridgeKey: string, salt: Uint8Arr
   if (!isBytes(d.b) || d.b.length % 20 !== 0) throw new PointerError('v.b is not a list of 20-byte infohashes');
   if (d.ih !== undefined && !(isBytes(d.ih) && d.ih.length === 20)) throw new PointerError('v.ih is not a 20-byte infohash');
   if (!Number.isSafeInteger(d.n) || (d.n as number) < 0) throw new PointerError('v.n is not a count');
-  if (!Number.isSafeInteger(d.pg) || (d.pg as number) < 1 || (d.pg as number) > MAX_PAGES) throw new PointerError(`v.pg is not 1 to ${MAX_PAGES}`);
+  if (!Number.isSafeInteger(d.pg) || (d.pg as number) < 1 || (d.pg as number) > MAX_PAGES)
+    throw new PointerError(`v.pg is not 1 to ${MAX_PAGES}`);
   return { page: { ih: d.ih as Uint8Array | undefined, b: d.b, n: d.n as number, pg: d.pg as number }, seq: item.seq!, verifier };
 }
 
@@ -143,7 +160,10 @@ function pageHashes(p: Page): string[] {
 export async function fetchPointer(base: string, bridgeKey: string, author: string, signal?: AbortSignal): Promise<AuthorPointer> {
   const get = async (page: number) => {
     const res = await fetch(`${base}/pointer/${author}${page ? `?page=${page}` : ''}`, { signal });
-    if (res.status === 404) throw new PointerError(page ? `page ${page} of the pointer is missing` : 'this bridge has no pointer for that author (nothing archived)');
+    if (res.status === 404)
+      throw new PointerError(
+        page ? `page ${page} of the pointer is missing` : 'this bridge has no pointer for that author (nothing archived)',
+      );
     if (!res.ok) throw new PointerError(`the gateway answered ${res.status} for the pointer: ${(await res.text()).slice(0, 200)}`);
     let body: unknown;
     try {
