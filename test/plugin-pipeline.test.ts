@@ -99,6 +99,8 @@ test('kill -9 of the sidecar mid-stream of 50k events: all indexed exactly once 
     let restarting: Promise<void> | null = null;
     for (let i = 0; i < N; i++) {
       if (i === 15_000 || i === 35_000) {
+        // The first restart must be up before the second kill: a kill during start() fails it.
+        await restarting;
         await sidecar.kill9();
         restarting = sleep(200).then(() => sidecar.start());
       }

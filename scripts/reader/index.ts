@@ -32,23 +32,12 @@ import {
 import { isRelayUrl } from './relay-source.js';
 import { resolveAuthor } from './resolve.js';
 import { Rejections, verifyJsonl, type RejectReason } from './verify-events.js';
-import {
-  fetchMedia,
-  gatewayBlobTorrent,
-  isHttpUrl,
-  parseMagnet,
-  type MediaAttempt,
-  type MediaFetchOptions,
-  type MediaFetchResult,
-} from './media-fetch.js';
-import { fetchMediaList, type MediaListEntry, type MediaListResult } from './media-list.js';
-import {
-  readCatalog as runReadCatalog,
-  DEFAULT_CATALOG_LIMITS,
-  type CatalogLimits,
-  type CatalogReadResult,
-  type BundleCheck,
-} from './catalog-read.js';
+import { fetchMedia } from './media-fetch.js';
+import { gatewayBlobTorrent, isHttpUrl, parseMagnet } from './media-links.js';
+import type { MediaAttempt, MediaFetchOptions, MediaFetchResult, MediaListEntry, MediaListResult } from './media-types.js';
+import { fetchMediaList } from './media-list.js';
+import { readCatalog as runReadCatalog } from './catalog-read.js';
+import { DEFAULT_CATALOG_LIMITS, type CatalogLimits, type CatalogReadResult, type BundleCheck } from './catalog-types.js';
 
 export { gatewayBlobTorrent, parseMagnet };
 export type { MediaAttempt, MediaFetchOptions, MediaFetchResult, MediaListEntry, MediaListResult };

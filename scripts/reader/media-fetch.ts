@@ -19,43 +19,12 @@ import type { Torrent, Wire } from '../../sidecar/common/webtorrent.js';
 import type WebTorrent from '../../sidecar/common/webtorrent.js';
 import { InputError } from './keys.js';
 import { cancelStaleRequests } from './stale-requests.js';
+import type { MediaAttempt, MediaFetchOptions, MediaFetchResult } from './media-types.js';
+import { anySignal, gatewayBlobTorrent, isHttpUrl, parseMagnet } from './media-links.js';
 
-export interface MediaFetchOptions {
-  /** The blob's sha256, 64 hex. */
-  sha256: string;
-  /** Where the verified bytes go (renamed into place). */
-  out: string;
-  /** The blob torrent's infohash (swarm); without it the swarm is skipped. */
-  infoHash?: string;
-  /** The .torrent (from a gateway): its metadata is then not fetched from peers. Its web seeds are not used here; pass them in `urls`. */
-  torrent?: Buffer;
-  /** HTTP sources after the swarm, in order (web seeds, origins). */
-  urls?: string[];
-  /** Largest blob taken (default 1 GiB). */
-  maxBytes?: number;
-  /** Deadline of the swarm part (default 120 s) and the longest it may go without a new piece (default 20 s). */
-  swarmTimeoutMs?: number;
-  stallTimeoutMs?: number;
-  /** Deadline per HTTP URL (default 120 s). */
-  httpTimeoutMs?: number;
-  signal?: AbortSignal;
-}
+export { gatewayBlobTorrent, isHttpUrl, parseMagnet };
 
-export interface MediaAttempt {
-  /** `swarm`, or the URL tried. */
-  source: string;
-  ok: boolean;
-  /** Why it failed: no-peers, stalled, timeout, bad-metadata, too-large, hash-mismatch, http-<status>, redirects, scheme, network, aborted. */
-  reason?: string;
-  detail?: string;
-  bytes: number;
-  ms: number;
-  peers?: number;
-}
-
-export type MediaFetchResult =
-  | { ok: true; sha256: string; bytes: number; source: 'swarm' | 'http'; url?: string; infoHash?: string; attempts: MediaAttempt[] }
-  | { ok: false; sha256: string; attempts: MediaAttempt[] };
+export type { MediaAttempt, MediaFetchOptions, MediaFetchResult };
 
 export const MEDIA_DEFAULTS = { maxBytes: 1024 ** 3, swarmTimeoutMs: 120_000, stallTimeoutMs: 20_000, httpTimeoutMs: 120_000 } as const;
 
@@ -69,32 +38,6 @@ class Refused extends Error {
     detail: string,
   ) {
     super(detail);
-  }
-}
-
-/** The infohash a magnet link names, and its ws= web seeds. */
-export function parseMagnet(uri: string): { infoHash: string; webSeeds: string[] } {
-  let u: URL;
-  try {
-    u = new URL(uri);
-  } catch {
-    throw new InputError(`not a magnet link: ${JSON.stringify(uri.slice(0, 200))}`);
-  }
-  if (u.protocol !== 'magnet:') throw new InputError(`not a magnet link: ${JSON.stringify(uri.slice(0, 200))}`);
-  const xt = u.searchParams
-    .getAll('xt')
-    .map((x) => /^urn:btih:([0-9a-fA-F]{40})$/.exec(x)?.[1])
-    .find(Boolean);
-  if (!xt) throw new InputError('the magnet link has no xt=urn:btih:<40 hex>');
-  return { infoHash: xt.toLowerCase(), webSeeds: u.searchParams.getAll('ws').filter(isHttpUrl) };
-}
-
-export function isHttpUrl(s: string): boolean {
-  try {
-    const u = new URL(s);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
   }
 }
 
@@ -130,45 +73,10 @@ export function readBlobTorrent(torrent: Buffer, sha256: string): { infoHash: st
   };
 }
 
-/** GET <gateway>/media/<sha256>.torrent: the blob torrent a bridge seeds (null if it has none). */
-export async function gatewayBlobTorrent(
-  gateway: string,
-  sha256: string,
-  timeoutMs = 20_000,
-  signal?: AbortSignal,
-): Promise<Buffer | null> {
-  if (!isHttpUrl(gateway)) throw new InputError(`--gateway: not an http(s) URL: ${JSON.stringify(gateway)}`);
-  const url = `${gateway.replace(/\/+$/, '')}/media/${sha256}.torrent`;
-  const res = await fetch(url, { signal: anySignal(AbortSignal.timeout(timeoutMs), signal), redirect: 'error' });
-  if (res.status === 404) {
-    await res.body?.cancel();
-    return null;
-  }
-  if (res.status !== 200) {
-    await res.body?.cancel();
-    throw new Error(`${url}: HTTP ${res.status}`);
-  }
-  // A blob torrent of the largest blob is ~40 KB (2048 piece hashes); a gateway sending more is refused as it streams.
-  const cap = 8 * 1024 * 1024;
-  if (Number(res.headers.get('content-length') ?? 0) > cap) {
-    await res.body?.cancel();
-    throw new Error(`${url}: a torrent of more than ${cap} bytes`);
-  }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of (res.body ?? []) as AsyncIterable<Uint8Array>) {
-    n += c.length;
-    if (n > cap) throw new Error(`${url}: a torrent of more than ${cap} bytes`);
-    chunks.push(Buffer.from(c));
-  }
-  return Buffer.concat(chunks);
-}
-
 /**
  * Fetches a blob: the swarm (when an infohash is known and `client` is given), then each URL.
  * Never throws for what a source did; returns every attempt.
- */
-export async function fetchMedia(client: WebTorrent | null, dht: DHT | null, o: MediaFetchOptions): Promise<MediaFetchResult> {
+ */ export async function fetchMedia(client: WebTorrent | null, dht: DHT | null, o: MediaFetchOptions): Promise<MediaFetchResult> {
   const sha256 = o.sha256.toLowerCase();
   if (!HEX64.test(sha256)) throw new InputError(`not a sha256: ${JSON.stringify(o.sha256.slice(0, 100))} (expected 64 hex characters)`);
   const maxBytes = o.maxBytes ?? MEDIA_DEFAULTS.maxBytes;
@@ -405,8 +313,4 @@ async function fromHttp(first: string, tmp: string, sha256: string, maxBytes: nu
     if ((err as Error)?.name === 'TimeoutError') return fail('timeout', `not downloaded within ${timeoutMs} ms`);
     return fail('network', (err as Error)?.message ?? String(err));
   }
-}
-
-function anySignal(a: AbortSignal, b: AbortSignal | undefined): AbortSignal {
-  return b ? AbortSignal.any([a, b]) : a;
 }

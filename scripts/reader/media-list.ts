@@ -3,20 +3,11 @@
 // bridge holds for the author's events (sha256, blob torrent infohash, size). The list is fetched
 // with the bundle fetcher (same deadline and size limits as an author's file) and parsed strictly.
 import { BadMediaList, parseMediaList, type MediaListEntry } from '../../sidecar/formats/media-list.js';
-import type { MediaAttempt } from './media-fetch.js';
+import type { MediaAttempt, MediaListLimits, MediaListResult } from './media-types.js';
 import { lookupAuthorPointer } from './pointer-lookup.js';
 import type { ReaderContext } from './reader-context.js';
 
-export type { MediaListEntry };
-
-export interface MediaListLimits {
-  maxListBytes: number;
-  timeoutMs: number;
-}
-
-export type MediaListResult =
-  | { ok: true; bridge: string; infoHash: string; entries: MediaListEntry[] }
-  | { ok: false; bridge: string; reason: string; detail: string };
+export type { MediaListEntry, MediaListLimits, MediaListResult };
 
 /** One bridge's media list for an author. Never throws for what the bridge or peers did. */
 export async function fetchMediaList(
