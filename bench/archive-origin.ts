@@ -5,8 +5,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as stringifyToml } from 'smol-toml';
+import { dataPathOf, torrentPathOf } from '../sidecar/bundles/builder.js';
 import type { NostrEvent } from '../sidecar/formats/nostr-event.js';
 import { Store } from '../sidecar/index/store.js';
+import type { BundleRecord } from '../sidecar/index/bundle-records.js';
 import type { SidecarProcess } from '../test/testkit/sidecar-process.js';
 import { ingestClient } from '../test/testkit/ingest-client.js';
 import { contentOf, pluginLine, signer } from '../test/testkit/events.js';
@@ -105,13 +107,12 @@ export async function startOrigin(opts: { events: number; authors: number; conte
 
   const bundleDir = join(dataDir, 'bundles');
   const store = Store.open(join(dataDir, 'index'), { readOnly: true });
-  let records;
+  let records: BundleRecord[];
   try {
     records = [...store.bundles.all()].filter((b) => b.state === 'active');
   } finally {
     await store.close();
   }
-  const { dataPathOf, torrentPathOf } = await import('../sidecar/bundles/builder.js');
   const bundles = records.map((b) => ({
     ih: b.ih,
     torrent: torrentPathOf(bundleDir, b.ih),

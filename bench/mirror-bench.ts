@@ -179,6 +179,17 @@ runMain(async () => {
       figure(`mirror catch-up, ${fmt(bytes / 1e6, 1)} MB of bundles: median of ${rounds}`, median(mMBps), 'MB/s', median(lMBps)),
       figure(`libtorrent download of the same ${o.bundles.length} bundles (one session, peer given): median`, median(lMBps), 'MB/s'),
       figure('mirror catch-up time from start: median', median(mirror.map((m) => m.ms)), 'ms'),
+      figure(
+        "mirror: start → every author's pointer item and the bridge item held: median",
+        median(mirror.map((m) => m.phases.itemsMs ?? NaN)),
+        'ms',
+      ),
+      figure(
+        'mirror: bundles phase (every item held → caught up, download + verification): median',
+        median(mirror.map((m) => m.ms - (m.phases.itemsMs ?? NaN))),
+        'ms',
+        median(lt.map((l) => l.seconds * 1000)),
+      ),
     ],
     { quick: args.quick, events: o.events, authors, bundles: o.bundles.length, bytes, rounds: { mirror, libtorrent: lt } },
   );
