@@ -7,6 +7,9 @@
 #       one download; prints one JSON line
 #   libtorrent_bench.py seed --torrent F --save DIR [--max-seconds S]
 #       seeds (seed_mode) and prints {"port": N}; stops when stdin closes (or after S seconds)
+#   libtorrent_bench.py fetch-many --torrents LIST --save DIR --peer PORT [--timeout S]
+#       every torrent named in LIST (a file, one .torrent path a line) at once in one session, all
+#       from 127.0.0.1:PORT; prints one JSON line when every one is complete (or at the timeout)
 #   libtorrent_bench.py serve [--max-seconds S]
 #       many downloads, one interpreter (a fresh session each): reads JSON commands from stdin, one per line
 #       ({"id":..,"torrent":..,"save":..,"peer":..,"fileName":..,"timeout":..}) and answers each
@@ -107,6 +110,40 @@ def cmd_fetch(a):
     return 0 if res['ok'] else 1
 
 
+def cmd_fetch_many(a):
+    ses = session()
+    t0 = time.monotonic()
+    with open(a.torrents) as f:
+        paths = [l.strip() for l in f if l.strip()]
+    handles = []
+    size = 0
+    for p in paths:
+        ti = lt.torrent_info(p)
+        size += ti.total_size()
+        h = add(ses, p, a.save)
+        h.connect_peer(('127.0.0.1', a.peer))
+        handles.append(h)
+    end = t0 + a.timeout
+    done = 0
+    while time.monotonic() < end:
+        done = sum(1 for h in handles if h.status().is_seeding)
+        if done == len(handles):
+            break
+        time.sleep(0.005)
+    t1 = time.monotonic()
+    payload = sum(h.status().total_payload_download for h in handles)
+    errors = [a_.message() for a_ in ses.pop_alerts() if isinstance(a_, (lt.torrent_error_alert, lt.peer_error_alert))][:5]
+    res = {'ok': done == len(handles), 'seconds': round(t1 - t0, 4), 'bytes': size, 'torrents': len(handles), 'complete': done,
+           'payloadDownloaded': payload, 'errors': errors}
+    if t1 > t0:
+        res['MBps'] = round(size / 1e6 / (t1 - t0), 2)
+    print(json.dumps(res), flush=True)
+    for h in handles:
+        ses.remove_torrent(h)
+    time.sleep(0.05)  # let libtorrent close its files
+    return 0 if res['ok'] else 1
+
+
 def cmd_seed(a):
     ses = session()
     h = add(ses, a.torrent, a.save, seed=True)
@@ -160,6 +197,11 @@ def main():
     f.add_argument('--peer', type=int, required=True)
     f.add_argument('--file-name')
     f.add_argument('--timeout', type=float, default=60)
+    m = sub.add_parser('fetch-many')
+    m.add_argument('--torrents', required=True)
+    m.add_argument('--save', required=True)
+    m.add_argument('--peer', type=int, required=True)
+    m.add_argument('--timeout', type=float, default=600)
     s = sub.add_parser('seed')
     s.add_argument('--torrent', required=True)
     s.add_argument('--save', required=True)
@@ -167,7 +209,7 @@ def main():
     v = sub.add_parser('serve')
     v.add_argument('--max-seconds', type=float, default=1800)
     a = ap.parse_args()
-    return {'fetch': cmd_fetch, 'seed': cmd_seed, 'serve': cmd_serve}[a.cmd](a)
+    return {'fetch': cmd_fetch, 'fetch-many': cmd_fetch_many, 'seed': cmd_seed, 'serve': cmd_serve}[a.cmd](a)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Figure } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** In data-flow order: plugin → relay (strfry stand-in) → ingest → bundle → scale → pointers → discovery → reader → library → gateway → offload → browser offload → media → media offload → backfill → faults. */
+/** In data-flow order: plugin → relay (strfry stand-in) → ingest → bundle → scale → pointers → discovery → mirror → restore → reader → library → gateway → offload → browser offload → media → media offload → backfill → faults. */
 const BENCHES = [
   'plugin',
   'relay',
@@ -20,6 +20,8 @@ const BENCHES = [
   'scale',
   'pointer',
   'discovery',
+  'mirror',
+  'restore',
   'reader',
   'library',
   'gateway',
