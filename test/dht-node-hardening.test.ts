@@ -105,7 +105,12 @@ test("the bridge's node never stores or serves an item of its own key older than
   const otherNode: Target = {
     host: '127.0.0.1',
     port: dht.nodes
-      .find((d) => (d as unknown as { _values: { get(k: string): unknown } })._values.get(bob1.target.toString('hex')))!
+      // One that holds the current item (a put may not have reached every storing node).
+      .find(
+        (d) =>
+          (d as unknown as { _values: { get(k: string): { seq?: number } | undefined } })._values.get(bob1.target.toString('hex'))?.seq ===
+          bob2.seq,
+      )!
       .address().port,
   };
   const atOther = await hostile.query(otherNode, 'put', {
