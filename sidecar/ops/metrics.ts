@@ -267,16 +267,13 @@ export class SidecarMetrics {
       () => gw()?.refusedConnections ?? 0,
     );
     gauge(r, 'gateway_open_connections', 'Connections open to the gateway now', () => gw()?.openConnections ?? 0);
-    new Counter({
-      name: `${P}gateway_dht_lookups_total`,
-      help: 'Lookups of other bridges\' pointers since start: result="hit" (a valid item), "miss" (none, or none in time), "fail" (only invalid items), "cached" (answered from memory), "busy" (refused with 503)',
-      labelNames: ['result'],
-      registers: [r],
-      collect() {
-        this.reset();
-        for (const [result, n] of Object.entries(gw()?.dhtLookups ?? {})) this.inc({ result }, n);
-      },
-    });
+    labeledCounter(
+      r,
+      'gateway_dht_lookups_total',
+      'Lookups of other bridges\' pointers since start: result="hit" (a valid item), "miss" (none, or none in time), "fail" (only invalid items), "cached" (answered from memory), "busy" (refused with 503)',
+      () => gw()?.dhtLookups ?? {},
+      'result',
+    );
     gauge(
       r,
       'pointer_republish_lag_seconds',
@@ -355,15 +352,16 @@ function counter(r: Registry, name: string, help: string, value: () => number): 
   });
 }
 
-function labeledCounter(r: Registry, name: string, help: string, values: () => Record<string, number>): void {
+/** A counter with one label (`reason` unless named), its values read at scrape time. */
+function labeledCounter(r: Registry, name: string, help: string, values: () => Record<string, number>, label = 'reason'): void {
   new Counter({
     name: P + name,
     help,
-    labelNames: ['reason'],
+    labelNames: [label],
     registers: [r],
     collect() {
       this.reset();
-      for (const [reason, n] of Object.entries(values())) this.inc({ reason }, n);
+      for (const [value, n] of Object.entries(values())) this.inc({ [label]: value }, n);
     },
   });
 }
