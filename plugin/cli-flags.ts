@@ -2,7 +2,7 @@
 // this module (and commander) is loaded only when there are arguments (main.ts): a start by
 // strfry with a bare path pays nothing for it.
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, type CommanderError } from 'commander';
 
 export interface PluginFlags {
   config?: string;

@@ -94,11 +94,9 @@ test("the bridge's node never stores or serves an item of its own key older than
   // The item stored before is older than what the bridge published since: never served.
   const getAlice = await hostile.query(node, 'get', { target: alice1.target });
   assert.equal(getAlice?.y, 'r');
-  {
-    assert.equal(getAlice!.r!['seq'], alice2.seq, "the bridge's node serves its current item, not the one stored before");
-    assert.ok(verifyEd25519(getAlice!.r!['sig'], signedBytes(alice2.salt, alice2.seq, getAlice!.r!['v']), k));
-    assert.deepEqual(decodeAuthorPage(getAlice!.r!['v']).n, 2);
-  }
+  assert.equal(getAlice!.r!['seq'], alice2.seq, "the bridge's node serves its current item, not the one stored before");
+  assert.ok(verifyEd25519(getAlice!.r!['sig'], signedBytes(alice2.salt, alice2.seq, getAlice!.r!['v']), k));
+  assert.deepEqual(decodeAuthorPage(getAlice!.r!['v']).n, 2);
   // A replay of Bob's older item: refused as other storage nodes refuse it, and not served.
   const replay = await put(bob1);
   assert.equal(errCode(replay), 302, `replay of an older own item: ${JSON.stringify(replay?.e ?? replay?.r)}`);
@@ -161,7 +159,10 @@ async function libtorrentNode(bootstrap: string): Promise<{ port: number; stop: 
   try {
     const line = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('libtorrent node did not start within 30 s')), 30_000);
-      createInterface({ input: p.stdout! }).once('line', (l) => (clearTimeout(timer), resolve(l)));
+      createInterface({ input: p.stdout! }).once('line', (l) => {
+        clearTimeout(timer);
+        resolve(l);
+      });
       p.once('exit', (code) => reject(new Error(`libtorrent node exited with ${code}`)));
     });
     const port = (JSON.parse(line) as { port?: number }).port;
@@ -281,8 +282,14 @@ async function nodesOnDistinctIps(n: number, first: number): Promise<DHT[]> {
       nodes.push(d);
       const timer = setTimeout(() => reject(new Error(`DHT node on ${host} did not start`)), 20_000);
       d.listen(0, host, () => {
-        if (bootstrap === false) clearTimeout(timer), resolve(d);
-        else d.once('ready', () => (clearTimeout(timer), resolve(d)));
+        if (bootstrap === false) {
+          clearTimeout(timer);
+          resolve(d);
+        } else
+          d.once('ready', () => {
+            clearTimeout(timer);
+            resolve(d);
+          });
       });
     });
   const seed = await start(`127.0.0.${first}`, false);

@@ -94,8 +94,14 @@ test('WebTorrent downloads a multi-file and a single-file bundle from the web se
       torrent.on('wire', (w: { type?: string }) => types.add(w.type ?? '?'));
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`WebTorrent did not finish ${ih} (${torrent.progress})`)), 120_000);
-        torrent.once('error', (e: Error) => (clearTimeout(t), reject(e)));
-        const finish = () => (clearTimeout(t), resolve());
+        torrent.once('error', (e: Error) => {
+          clearTimeout(t);
+          reject(e);
+        });
+        const finish = () => {
+          clearTimeout(t);
+          resolve();
+        };
         if (torrent.done) finish();
         else torrent.once('done', finish);
       });

@@ -136,7 +136,10 @@ test('libtorrent as a DHT storage node accepts our puts (token, signature, salt)
   try {
     const line = await new Promise<string>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('libtorrent DHT node did not start')), 20_000);
-      createInterface({ input: lt.stdout! }).once('line', (l) => (clearTimeout(t), resolve(l)));
+      createInterface({ input: lt.stdout! }).once('line', (l) => {
+        clearTimeout(t);
+        resolve(l);
+      });
     });
     const { port: ltPort, error } = JSON.parse(line) as { port?: number; error?: string };
     assert.ok(ltPort, `libtorrent DHT node up: ${error ?? ''}`);

@@ -613,7 +613,9 @@ function spanOf(sources: BundleRecord[]): Pick<BundleRecord, 'seqStart' | 'seqEn
   return {
     seqStart: ranges[0]![0],
     seqEnd: ranges[ranges.length - 1]![1],
+    // biome-ignore lint/complexity/useMathMinMax: authors are hex strings, not numbers
     authorFrom: sources.reduce((m, s) => (s.authorFrom < m ? s.authorFrom : m), AUTHOR_MAX),
+    // biome-ignore lint/complexity/useMathMinMax: authors are hex strings, not numbers
     authorTo: sources.reduce((m, s) => (s.authorTo > m ? s.authorTo : m), AUTHOR_MIN),
   };
 }

@@ -5,7 +5,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { BundleWriter, type BuiltBundle } from './builder.js';
 import { readFullyAt } from '../common/read-at.js';
-import { type EventRow } from '../index/event-row.js';
+import type { EventRow } from '../index/event-row.js';
 
 /** The committed events of a cut, in sequence order, as flat arrays (cheap to send to a worker). */
 export interface CutRefs {

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+// `any` is the honest type for the untyped library internals this file patches or drives (biome.json turns noExplicitAny off here).
 export type AnyFunction = (this: any, ...args: any[]) => any;
 
 /** Whose member is patched: a package and the object in it. */

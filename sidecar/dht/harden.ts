@@ -15,7 +15,7 @@ import { patchable, patchableObject } from './patch.js';
 import { answerQueriesStrictly, type OwnItems } from './queries.js';
 import { limitNodesPerIp } from './routing-limit.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+// `any` is the honest type for the untyped library internals this file patches or drives (biome.json turns noExplicitAny off here).
 type Internals = {
   _rpc: { socket: { socket: import('node:dgram').Socket }; nodes: { closest(id: any, n?: number): any[] } };
   _tables: { set(key: any, table: any): any };

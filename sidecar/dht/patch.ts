@@ -30,6 +30,5 @@ export function patchable(obj: object, name: string, where: string): AnyFunction
 
 /** `obj[name]` (an object), or throws a PatchTargetError naming what is missing. */
 export function patchableObject(obj: object, name: string, where: string): any {
-  // eslint-disable-line @typescript-eslint/no-explicit-any
   return checkedObject(obj, name, ownerOf(where));
 }

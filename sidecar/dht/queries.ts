@@ -20,7 +20,7 @@ import type DHT from 'bittorrent-dht';
 import { patchable, patchableObject } from './patch.js';
 import { MAX_SALT_BYTES, MAX_V_BYTES } from '../formats/pointer-item.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+// `any` is the honest type for the untyped library internals this file patches or drives (biome.json turns noExplicitAny off here).
 
 export interface OwnItem {
   seq: number;
@@ -132,7 +132,7 @@ export function answerQueriesStrictly(dht: DHT, ownItems?: OwnItems): void {
     return onquery.call(this, query, peer);
   };
 
-  d._onget = function (query: any, peer: any) {
+  d._onget = (query: any, peer: any) => {
     const host = peer.address || peer.host;
     const target: Buffer = query.a.target;
     const token = generateToken.call(d, host);
@@ -155,7 +155,7 @@ export function answerQueriesStrictly(dht: DHT, ownItems?: OwnItems): void {
 
   // In libtorrent's order: arguments (203), size (205), salt (207), token (203), signature (206),
   // then the stored item (301, 302).
-  d._onput = function (query: any, peer: any) {
+  d._onput = (query: any, peer: any) => {
     const host = peer.address || peer.host;
     const a = query.a as Record<string, unknown>;
     const { v, k, sig, seq, cas, salt, token } = a;
@@ -191,8 +191,7 @@ export function answerQueriesStrictly(dht: DHT, ownItems?: OwnItems): void {
       if (cas !== undefined && prev.seq !== cas) return fail(peer, query, 301, 'CAS mismatch, re-read and try again');
       if ((seq as number) < prev.seq) return fail(peer, query, 302, 'sequence number less than current');
       // Same seq, another value: not newer, so not stored (BEP-44); the same item again refreshes it.
-      if (seq === prev.seq && !(prev.sig && prev.sig.equals(sig as Buffer)))
-        return fail(peer, query, 302, 'sequence number not newer than current');
+      if (seq === prev.seq && !prev.sig?.equals(sig as Buffer)) return fail(peer, query, 302, 'sequence number not newer than current');
     }
     emit.call(d, 'put', key, v);
     values.set(keyHex, { v, k: kb32, salt: saltB, sig, seq, id: a['id'] });

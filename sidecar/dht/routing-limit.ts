@@ -9,7 +9,7 @@
 import type DHT from 'bittorrent-dht';
 import { patchable, patchableObject } from './patch.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+// `any` is the honest type for the untyped library internals this file patches or drives (biome.json turns noExplicitAny off here).
 type Contact = { id: Uint8Array; host: string; port: number };
 
 export interface RoutingLimitOptions {

@@ -31,7 +31,7 @@ export class BundleLookup {
   /** The active bundle with this infohash (40 lowercase hex), or undefined. */
   seeded(ih: string): SeededBundle | undefined {
     const b: BundleRecord | undefined = this.store.bundles.get(ih);
-    if (!b || b.state !== 'active') return undefined;
+    if (b?.state !== 'active') return undefined;
     return { ih, name: b.name, bytes: b.bytes, authors: b.authors, events: b.events, dataPath: join(this.root, `${ih}.data`) };
   }
 

@@ -9,7 +9,7 @@ import type { Classified, PolicyConfig } from '../policy/content-policy.js';
 import { clsReader, headAt, isEmptyCls, jsonAt, type EventBatch } from './event-batch.js';
 import { byteLengthOf, writeInto, type TextOrBytes } from '../common/text-or-bytes.js';
 import { CANONICAL_EVENT, CANONICAL_SKIPPED, CanonicalEventReader, NOT_CANONICAL } from './canonical-event.js';
-import { ArrayBufferPool } from '../common/array-buffer-pool.js';
+import type { ArrayBufferPool } from '../common/array-buffer-pool.js';
 
 /** This thread's reader of canonical lines (judgeRequest's fast path). */
 const canonical = new CanonicalEventReader();

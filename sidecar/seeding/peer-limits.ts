@@ -21,7 +21,7 @@ export const peerLimitStats = { refused: 0, evicted: 0, requestsDeferred: 0, req
 type Conn = { destroy(): void; on(e: string, f: () => void): void; once(e: string, f: () => void): void };
 type Block = [index: number, offset: number, length: number];
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
+// `any` is the honest type for the untyped library internals this file patches or drives (biome.json turns noExplicitAny off here).
 interface LimitedWire {
   peerRequests: { piece: number; offset: number; length: number }[];
   amChoking: boolean;

@@ -20,7 +20,7 @@ export interface PageState {
 }
 
 // The functions given to page.evaluate run in the page; the test program has no DOM types.
-/* eslint-disable @typescript-eslint/no-explicit-any */
+// `any` is the honest type for the untyped library internals this file patches or drives (biome.json turns noExplicitAny off here).
 declare const window: any;
 declare const document: any;
 type HTMLElement = any;

@@ -77,7 +77,10 @@ export async function startFakeAnnouncers(bootstrap: string[], counts: FakeCount
   dht.listen(0, '127.0.0.1'); // before the bootstrap binds it elsewhere
   const ready = new Promise<void>((r, j) => {
     const t = setTimeout(() => j(new Error('attacker DHT node did not bootstrap')), 20_000);
-    dht.once('ready', () => (clearTimeout(t), r()));
+    dht.once('ready', () => {
+      clearTimeout(t);
+      r();
+    });
   });
   ready.catch(() => {});
   const stop = async () => {

@@ -94,7 +94,11 @@ export async function startLocalDhtAt(ports: number[], extra: number): Promise<D
         if (bootstrap === false) {
           clearTimeout(t);
           resolve();
-        } else d.once('ready', () => (clearTimeout(t), resolve()));
+        } else
+          d.once('ready', () => {
+            clearTimeout(t);
+            resolve();
+          });
       });
     });
   };

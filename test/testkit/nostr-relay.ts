@@ -10,7 +10,7 @@ import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 
 // CommonJS packages; loaded through require so their typings stay out of the project's build.
 const require = createRequire(import.meta.url);
-/* eslint-disable @typescript-eslint/no-explicit-any */
+// `any` is the honest type for the untyped library internals this file patches or drives (biome.json turns noExplicitAny off here).
 const { NostrRelay } = require('@nostr-relay/core') as { NostrRelay: new (repo: unknown, opts?: unknown) => any };
 const { EventRepositorySqlite } = require('@nostr-relay/event-repository-sqlite') as {
   EventRepositorySqlite: new (file?: string, opts?: unknown) => any;
