@@ -259,7 +259,11 @@ export class Ingestor extends TypedEmitter<IngestorEvents> {
       if (text.length === 0) continue;
       bump('received', lines);
       const verify =
-        verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted) ? VERIFY_SIGNATURE : sink.idsVerified ? ID_VERIFIED : VERIFY_ID;
+        verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted)
+          ? VERIFY_SIGNATURE
+          : sink.idsVerified
+            ? ID_VERIFIED
+            : VERIFY_ID;
       if (run) packer.addRun(text as Buffer, lines);
       else packer.add(text);
       for (let i = first; i < line; i++) {
@@ -272,7 +276,7 @@ export class Ingestor extends TypedEmitter<IngestorEvents> {
     let judged: JudgeReply;
     let release = () => {};
     let packed = packer.done(this.buffers);
-    // A small batch (a relay's 100 ms) is judged here: handing it to the worker and back costs
+    // A small batch (a relay's 250 ms) is judged here: handing it to the worker and back costs
     // more than judging it, and on a relay host the worker's thread competes with strfry anyway.
     const inline = this.judges === null || lineAt.length <= this.config.ingest.judgeInlineMaxLines;
     // With judge workers every batch takes a turn: it is applied after the batch before it, which

@@ -130,7 +130,10 @@ export class CanonicalEventReader {
     const tags = this.tags(kind, tagsAt, tagsEnd);
     if (tags === null) return NOT_CANONICAL;
     if (this.highBytes && !isUtf8(this.view.subarray(contentAt, contentEnd))) return NOT_CANONICAL;
-    if (checkId && !this.idMatches(line, pubkeyAt, createdAtAt, createdAtEnd, kindAt, kindEnd, tagsAt, tagsEnd, contentAt, contentEnd, keys, keysAt))
+    if (
+      checkId &&
+      !this.idMatches(line, pubkeyAt, createdAtAt, createdAtEnd, kindAt, kindEnd, tagsAt, tagsEnd, contentAt, contentEnd, keys, keysAt)
+    )
       return NOT_CANONICAL;
     const pubkey = line.toString('latin1', pubkeyAt, pubkeyAt + 64);
     const cls = classify({ kind, pubkey, tags }, end - start, policy, nowSec);
