@@ -13,11 +13,13 @@ import { join } from 'node:path';
 import { loadConfig } from '../sidecar/common/config.js';
 import { createLogger } from '../sidecar/common/log.js';
 import { JudgePool, judgeInline } from '../sidecar/judge/pool.js';
-import { judgeRequest, packLines, transferables, type JudgeReply, type JudgeRequest } from '../sidecar/judge/wire.js';
+import { ID_VERIFIED, judgeRequest, packLines, transferables, type JudgeReply, type JudgeRequest } from '../sidecar/judge/wire.js';
 import { contentOf, pluginLine, pubkeyN, unsignedEvent } from '../test/testkit/events.js';
 import { figure, fmt, log, makeTempDir, parseArgs, printFigures, prng, runMain, writeConfig } from './common.js';
 
 const BATCH = 2000;
+/** A relay's batch: 250 ms (ingest.batchMaxDelayMs) at 2,000 events/s. */
+const RELAY_BATCH = 500;
 
 /** ~1 KB events like the ingest bench's: kind 1 with tags, 10% kind 7, 10% kind 0/3 (replaceable). */
 function makeLines(n: number): string[] {
@@ -102,10 +104,34 @@ async function main(): Promise<void> {
   await pool.close();
   log(`pool (1 worker, 2 batches in flight): ${fmt(poolUs, 2)} µs per line wall time`);
 
+  // A plugin connection's lines (strfry verified their ids: ID_VERIFIED) against the same lines with
+  // the id checked, alternated batch by batch, in a relay's batch size (250 ms at 2,000 events/s).
+  const relayBatches: Buffer[][] = [];
+  for (let i = 0; i < n; i += RELAY_BATCH) relayBatches.push(lines.slice(i, i + RELAY_BATCH).map((l) => Buffer.from(l)));
+  const checked: number[] = [];
+  const trusted: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    for (const [i, b] of relayBatches.entries()) {
+      const flags = new Uint8Array(b.length).fill(ID_VERIFIED);
+      for (const mode of i % 2 === 0 ? [0, 1] : [1, 0]) {
+        const packed = packLines(b);
+        const t = performance.now();
+        judgeInline(packed, mode === 0 ? false : flags, policy, now);
+        (mode === 0 ? checked : trusted).push(((performance.now() - t) * 1000) / b.length);
+      }
+    }
+  }
+  const checkedUs = median(checked);
+  const trustedUs = median(trusted);
+  log(
+    `plugin connection (ids verified by strfry): ${fmt(trustedUs, 2)} µs per line against ${fmt(checkedUs, 2)} with the id checked (batches of ${RELAY_BATCH}, alternated)`,
+  );
+
   printFigures(
     'judge',
     [
       figure('judgeLine on the ingest thread (baseline)', inlineUs, 'µs/line'),
+      figure("judging a plugin connection's lines (ids verified by strfry)", trustedUs, 'µs/line', checkedUs),
       figure('worker judging: ingest thread sends a batch', sendUs, 'µs/line', inlineUs),
       figure('worker judging: ingest thread receives a reply', receiveUs, 'µs/line', inlineUs),
       figure('worker judging: wall time through a one-worker pool', poolUs, 'µs/line', inlineUs),

@@ -85,7 +85,7 @@ export const configSchema = z
       .object({
         verifySignatures: z.enum(['untrusted', 'always', 'never']).default('untrusted'),
         batchMaxEvents: z.number().int().min(1).max(100_000).default(2000),
-        batchMaxDelayMs: z.number().int().min(0).max(10_000).default(100),
+        batchMaxDelayMs: z.number().int().min(0).max(10_000).default(250),
         maxEventBytes: z
           .number()
           .int()

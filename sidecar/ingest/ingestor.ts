@@ -7,6 +7,7 @@ import type { Config } from '../common/config.js';
 import { ArrayBufferPool } from '../common/array-buffer-pool.js';
 import { JudgePool, judgeInline } from '../judge/pool.js';
 import { EVENT, INVALID, LinePacker, SKIPPED, lineText, type JudgeReply } from '../judge/wire.js';
+import { ID_VERIFIED, VERIFY_ID, VERIFY_SIGNATURE, verifyFlags } from '../judge/wire.js';
 import { lineBytesAt, type EventBatch } from '../judge/event-batch.js';
 import type { TextOrBytes } from '../common/text-or-bytes.js';
 import type { PolicyConfig } from '../policy/content-policy.js';
@@ -20,6 +21,12 @@ export interface IngestSink {
   readonly source: string;
   /** Signatures were already checked upstream (strfry checks every event it hands a plugin). */
   readonly trusted: boolean;
+  /**
+   * Ids too were checked upstream: the lines come straight from strfry (a plugin connection), so
+   * the judge skips hashing each event's serialization (docs/protocol.md §1). Not for lines from
+   * disk or from other producers (spool, backfill, mirror), whose ids are always checked.
+   */
+  readonly idsVerified?: boolean;
   /** Called in order, after the lines' effects are committed. */
   committed(lines: number): void;
   /**
@@ -236,7 +243,8 @@ export class Ingestor extends TypedEmitter<IngestorEvents> {
     /** For each line sent to the judge: its line number in the batch, and its entry. */
     const lineAt: number[] = [];
     const lineEntry: number[] = [];
-    const flags: boolean[] = [];
+    /** Per line: VERIFY_ID, VERIFY_SIGNATURE or ID_VERIFIED (judge/wire.ts). */
+    const flags: number[] = [];
     let line = 0;
     for (let x = 0; x < batch.length; x++) {
       const { line: text, lines, run, sink, rejected } = batch[x]!;
@@ -250,7 +258,12 @@ export class Ingestor extends TypedEmitter<IngestorEvents> {
       }
       if (text.length === 0) continue;
       bump('received', lines);
-      const verify = verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted);
+      const verify =
+        verifyMode === 'always' || (verifyMode === 'untrusted' && !sink.trusted)
+          ? VERIFY_SIGNATURE
+          : sink.idsVerified
+            ? ID_VERIFIED
+            : VERIFY_ID;
       if (run) packer.addRun(text as Buffer, lines);
       else packer.add(text);
       for (let i = first; i < line; i++) {
@@ -259,11 +272,11 @@ export class Ingestor extends TypedEmitter<IngestorEvents> {
         flags.push(verify);
       }
     }
-    const verify = flags.every((f) => f === flags[0]) ? (flags[0] ?? false) : Uint8Array.from(flags, Number);
+    const verify = verifyFlags(flags);
     let judged: JudgeReply;
     let release = () => {};
     let packed = packer.done(this.buffers);
-    // A small batch (a relay's 100 ms) is judged here: handing it to the worker and back costs
+    // A small batch (a relay's 250 ms) is judged here: handing it to the worker and back costs
     // more than judging it, and on a relay host the worker's thread competes with strfry anyway.
     const inline = this.judges === null || lineAt.length <= this.config.ingest.judgeInlineMaxLines;
     // With judge workers every batch takes a turn: it is applied after the batch before it, which

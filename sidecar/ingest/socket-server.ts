@@ -109,6 +109,7 @@ export class IngestServer {
       sock,
       source: 'plugin',
       trusted: true,
+      idsVerified: true,
       lines: 0,
       consumed: 0,
       paused: false,
@@ -184,6 +185,8 @@ export class IngestServer {
     if (conn.lines++ === 0 && startsWith(line, HELLO_PREFIX)) {
       // Optional first line from non-plugin clients: {"hello":"backfill","trusted":false,"tally":true}
       try {
+        // Only the plugin, which sends no hello, hands over strfry's lines as strfry verified them.
+        (conn as { idsVerified: boolean }).idsVerified = false;
         const h = JSON.parse(line.toString('utf8')) as { hello?: unknown; trusted?: unknown; tally?: unknown; checkpoint?: unknown };
         if (typeof h.hello === 'string') (conn as { source: string }).source = h.hello.slice(0, MAX_SOURCE_NAME);
         if (typeof h.trusted === 'boolean') (conn as { trusted: boolean }).trusted = h.trusted;

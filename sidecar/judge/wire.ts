@@ -89,7 +89,10 @@ export function lineText(b: LineBatch, i: number): string {
 export interface JudgeRequest {
   seq: number;
   lines: LineBatch;
-  /** One flag for every line, or per line (1 = check the signature). */
+  /**
+   * One flag for every line (true = check the signature), or per line VERIFY_ID,
+   * VERIFY_SIGNATURE or ID_VERIFIED.
+   */
   verify: boolean | Uint8Array;
   nowSec: number;
   /** Sent when it differs from the previous request's: the worker keeps it. */
@@ -130,8 +133,25 @@ export interface JudgeReply extends EventBatch {
   input?: LineBatch;
 }
 
+/** Per-line verification (JudgeRequest.verify): the id is checked, the signature too, or neither. */
+export const VERIFY_ID = 0;
+export const VERIFY_SIGNATURE = 1;
+/** strfry checked id and signature before the line reached its plugin: neither is checked again. */
+export const ID_VERIFIED = 2;
+
 export function verifyAt(verify: boolean | Uint8Array, i: number): boolean {
-  return typeof verify === 'boolean' ? verify : verify[i] === 1;
+  return typeof verify === 'boolean' ? verify : verify[i] === VERIFY_SIGNATURE;
+}
+
+function idVerifiedAt(verify: boolean | Uint8Array, i: number): boolean {
+  return typeof verify !== 'boolean' && verify[i] === ID_VERIFIED;
+}
+
+/** JudgeRequest.verify for these per-line flags: a boolean when they are all the same and not ID_VERIFIED. */
+export function verifyFlags(flags: readonly number[]): boolean | Uint8Array {
+  const first = flags[0] ?? VERIFY_ID;
+  if (first !== ID_VERIFIED && flags.every((f) => f === first)) return first === VERIFY_SIGNATURE;
+  return Uint8Array.from(flags);
 }
 
 /**
@@ -174,12 +194,13 @@ export function judgeRequest(req: JudgeRequest, policy: PolicyConfig, spares?: A
     if (!verify) {
       let start = i === 0 ? 0 : lines.ends[i - 1]!;
       let end = lines.ends[i]!;
-      let fast = canonical.judge(start, end, policy, req.nowSec, keyBytes, 64 * m);
+      const checkId = !idVerifiedAt(req.verify, i);
+      let fast = canonical.judge(start, end, policy, req.nowSec, keyBytes, 64 * m, checkId);
       // A relay's line: the event inside strfry's wrapper.
       if (fast === NOT_CANONICAL && canonical.unwrap(start, end)) {
         start = canonical.eventStart;
         end = canonical.eventEnd;
-        fast = canonical.judge(start, end, policy, req.nowSec, keyBytes, 64 * m);
+        fast = canonical.judge(start, end, policy, req.nowSec, keyBytes, 64 * m, checkId);
       }
       if (fast === CANONICAL_SKIPPED) {
         status[i] = SKIPPED;
