@@ -203,6 +203,7 @@ export class Sidecar {
           bundles: bundler.activeCount,
           newest: bundler.summary().newest,
           catalog: this.catalog?.infoHash ?? null,
+          gateway: this.config.gateway.publicUrl || null,
         }),
         this.opts.nowMs,
       ));
@@ -269,6 +270,7 @@ export class Sidecar {
           itemTimeoutMs: 20_000,
           torrentPort: () => seeder.port,
           ownBundle: (ih) => this.store.bundles.get(ih)?.state === 'active',
+          webSeeds: m.webSeeds,
         },
         this.dht,
         seeder,
