@@ -155,6 +155,7 @@ export class Sidecar {
         log: this.log,
         isSeeded: (ih) => this.seeder?.client.torrents.some((t) => t.infoHash === ih) ?? false,
         media: () => this.media,
+        catalog: () => this.catalog?.files ?? null,
       });
     }
     const trackerUrl = this.gateway?.localTrackerUrl;

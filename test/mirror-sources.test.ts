@@ -3,13 +3,15 @@
 //   item names the gateway, `g`): the mirror fetches the catalog's and every bundle's `.torrent`
 //   from `<g>/torrent/` and the bytes from the web seed `<g>/webseed/<ih>/` (docs/protocol.md §9,
 //   §11 "Mirrors"), verifies every event and catches up;
+// - a real origin with a gateway (`gateway.publicUrl`): its bridge item names it, its gateway serves
+//   the catalog like a bundle, and the mirror's downloads take bytes from that web seed too;
 // - bundles refused for the disk quota are fetched once the origin retires others and they fit.
 // Real sidecar (the mirror), real bittorrent-dht nodes on 127.0.0.1, a hand-made origin.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
 import bencode from 'bencode';
@@ -20,6 +22,7 @@ import { ItemPutter } from '../sidecar/dht/put.js';
 import { freeUdpPorts, startLocalDhtAt } from './testkit/local-dht.js';
 import { startBridge, type Bridge } from './testkit/reader-rig.js';
 import { signer } from './testkit/events.js';
+import { freeTcpPort } from './testkit/gateway-rig.js';
 import {
   HandmadeSeeder,
   makeBundle,
@@ -85,7 +88,7 @@ async function startGateway(bundles: HandmadeBundle[]): Promise<{ server: Server
     if (!f) return void res.writeHead(404).end();
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const start = range ? Number(range[1]) : 0;
-    const end = range && range[2] ? Math.min(Number(range[2]), f.data.length - 1) : f.data.length - 1;
+    const end = range?.[2] ? Math.min(Number(range[2]), f.data.length - 1) : f.data.length - 1;
     if (start > end) return void res.writeHead(416).end();
     const body = f.data.subarray(start, end + 1);
     served += body.length;
@@ -249,6 +252,66 @@ test('mirror: a bundle refused for the disk quota is fetched once the origin ret
   } finally {
     await mirror?.stop();
     await seeder.stop();
+    await stopNodes(nodes);
+  }
+});
+
+test("mirror: a real origin's bridge item names its gateway; the catalog's .torrent is served there and the mirror takes bytes from its web seed", {
+  timeout: 300_000,
+}, async () => {
+  const ports = await freeUdpPorts(N_DHT);
+  const nodes = await startLocalDhtAt(ports, 0);
+  const bootstrap = ports.slice(0, 8).map((p) => `127.0.0.1:${p}`);
+  let origin: Bridge | null = null;
+  let mirror: Bridge | null = null;
+  try {
+    const port = await freeTcpPort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    origin = await startBridge(bootstrap, { catalog: { intervalSeconds: 1 }, gateway: { listen: `127.0.0.1:${port}`, publicUrl } });
+    const signers = await Promise.all(Array.from({ length: 5 }, () => signer()));
+    const events = signers.flatMap((s, i) =>
+      [0, 1].map((k) => s.sign({ kind: 1, created_at: 1_700_000_000 + i * 10 + k, content: `event ${i}.${k} `.repeat(400) })),
+    );
+    await origin.feed(events);
+    await origin.waitPublished(
+      events.length,
+      signers.map((s) => s.pubkey),
+      60_000,
+    );
+    const o = origin;
+    const os = await o.sidecar.waitFor(
+      (s) =>
+        Boolean(s.catalog?.infoHash) &&
+        !s.catalog!.pending &&
+        s.catalog!.bundles === s.bundles?.active &&
+        (s.pointers?.dirtyAuthors ?? 1) === 0,
+      60_000,
+    );
+    const catalogIh = os.catalog!.infoHash!;
+    // The catalog is served like a bundle: its .torrent (web seed in url-list) and its one file.
+    const t = await fetch(`${publicUrl}/torrent/${catalogIh}.torrent`);
+    assert.equal(t.status, 200);
+    const torrent = bencode.decode(Buffer.from(await t.arrayBuffer())) as { 'url-list': Uint8Array[] };
+    assert.equal(Buffer.from(torrent['url-list'][0]!).toString(), `${publicUrl}/webseed/${catalogIh}/`);
+    const whole = await fetch(`${publicUrl}/webseed/${catalogIh}/`);
+    assert.equal(whole.status, 200);
+    assert.match((await whole.text()).split('\n')[0]!, new RegExp(`"bridge":"${o.key}"`));
+
+    mirror = await startBridge(bootstrap, { mirror: { bridges: [o.key], pollIntervalSeconds: 2, bundleTimeoutSeconds: 60 } });
+    const done = await mirror.sidecar.waitFor((st) => {
+      const b = st.mirror?.bridges[0];
+      return Boolean(b && b.catalog === catalogIh && b.caughtUp);
+    }, 120_000);
+    const b = done.mirror!.bridges[0]!;
+    assert.equal(b.bundles.held, os.bundles!.active);
+    assert.equal(b.bundles.events, events.length);
+    const statusAddress = (JSON.parse(readFileSync(join(o.ws.dataDir, 'sidecar.json'), 'utf8')) as { status: string }).status;
+    const metrics = await (await fetch(`http://${statusAddress}/metrics`)).text();
+    const served = Number(/^nostr_bt_gateway_webseed_bytes_total(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1] ?? 0);
+    assert.ok(served > 0, `the origin's web seed served ${served} bytes`);
+  } finally {
+    await mirror?.stop();
+    await origin?.stop().catch(() => origin?.ws.cleanup());
     await stopNodes(nodes);
   }
 });
