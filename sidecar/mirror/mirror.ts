@@ -21,7 +21,7 @@ import { readAndRepair } from './item-read.js';
 import type { SignedItem } from '../dht/mutable-get.js';
 import { ItemPutter } from '../dht/put.js';
 import type { Seeder } from '../bundles/bundler.js';
-import { WholeDownloader, type DownloadResult } from './whole-download.js';
+import { WholeDownloader, type DownloadResult, type DownloadSources } from './whole-download.js';
 import { verifyBundleData } from './verify-bundle.js';
 
 export interface MirrorOptions {
@@ -92,6 +92,7 @@ const PERMANENT = new Set(['too-large', 'refused', 'forged', 'metadata-too-large
 const AUTHOR_ITEM_CONCURRENCY = 32;
 const ANNOUNCE_TIMEOUT_MS = 20_000;
 const MAX_PEER_HINTS = 8;
+const GATEWAY_RETRY_MS = 60_000;
 /** Authors whose pointer disagrees with the catalog read again per poll at most. */
 const STALE_REREADS_PER_POLL = 1000;
 
@@ -121,6 +122,8 @@ class Follower {
   itemsDirty = false;
   /** The origin's gateway, from its bridge item (null: none, or web seeds off). */
   gateway: string | null = null;
+  /** A gateway that did not answer is not asked again before this (each ask waits up to 10 s). */
+  gatewayDownUntil = 0;
   /** Peers that served this origin's catalog or bundles (newest first): dialled for the next ones. */
   peers: string[] = [];
   /** Bundles refused for the disk quota now: checked again at every poll (the origin may retire bundles, the quota may grow). */
@@ -398,7 +401,7 @@ export class Mirror {
           ? null
           : 'not a catalog of this bridge (one file named after the bridge key)',
       this.abort.signal,
-      { peers: f.peers, gateway: f.gateway },
+      this.sources(f),
     );
     if (!r.ok) throw new Error(`catalog ${ih}: ${r.reason}: ${r.detail}`);
     f.notePeers(r.peers);
@@ -454,6 +457,17 @@ export class Mirror {
       }
     };
     await Promise.all(Array.from({ length: Math.min(AUTHOR_ITEM_CONCURRENCY, authors.length) }, worker));
+  }
+
+  /** Where a download of this origin's may come from besides the DHT's peers. */
+  private sources(f: Follower): DownloadSources {
+    return {
+      peers: f.peers,
+      gateway: f.gateway && Date.now() >= f.gatewayDownUntil ? f.gateway : null,
+      onGatewayDown: () => {
+        f.gatewayDownUntil = Date.now() + GATEWAY_RETRY_MS;
+      },
+    };
   }
 
   /** One item of the origin's, the DHT's older copies met on the way replaced by the newest. */
@@ -515,7 +529,7 @@ export class Mirror {
       },
       (meta) => catalogMismatch(b, meta),
       this.abort.signal,
-      { peers: f.peers, gateway: f.gateway },
+      this.sources(f),
     );
     if (!r.ok) {
       f.refuse(b.ih, r.reason === 'too-large' ? 'refused' : r.reason);

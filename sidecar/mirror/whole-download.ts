@@ -54,6 +54,8 @@ export interface DownloadSources {
   peers?: readonly string[];
   /** The origin's gateway base URL: `<gateway>/torrent/<ih>.torrent` and the web seed `<gateway>/webseed/<ih>/`. */
   gateway?: string | null;
+  /** The gateway did not answer (network error or timeout, not a 404): the caller may stop asking it for a while. */
+  onGatewayDown?: () => void;
 }
 
 const MAX_HINTS = 8;
@@ -107,7 +109,9 @@ export class WholeDownloader {
   ): Promise<DownloadResult> {
     if (this.closed) return { ok: false, reason: 'aborted', detail: 'closed' };
     await mkdir(dir, { recursive: true });
-    const fromGateway = sources.gateway ? await fetchTorrent(sources.gateway, infoHash, limits.maxMetadataBytes, signal) : null;
+    const fromGateway = sources.gateway
+      ? await fetchTorrent(sources.gateway, infoHash, limits.maxMetadataBytes, signal, sources.onGatewayDown)
+      : null;
     if (this.closed) return { ok: false, reason: 'aborted', detail: 'closed' };
     const peers = new Set<string>();
     const dataPath = `${dir}/${infoHash}.data`;
@@ -239,13 +243,25 @@ export class WholeDownloader {
  * `<gateway>/torrent/<ih>.torrent`, with the gateway's web seed as its only `url-list` entry, or
  * null (not served, too large, another info dict: the swarm then finds the metadata itself).
  */
-async function fetchTorrent(gateway: string, infoHash: string, maxMetadataBytes: number, signal?: AbortSignal): Promise<Buffer | null> {
+async function fetchTorrent(
+  gateway: string,
+  infoHash: string,
+  maxMetadataBytes: number,
+  signal?: AbortSignal,
+  onDown?: () => void,
+): Promise<Buffer | null> {
   const limit = AbortSignal.timeout(TORRENT_FETCH_MS);
   try {
-    const res = await fetch(`${gateway}/torrent/${infoHash}.torrent`, {
-      redirect: 'error',
-      signal: signal ? AbortSignal.any([signal, limit]) : limit,
-    });
+    let res: Response;
+    try {
+      res = await fetch(`${gateway}/torrent/${infoHash}.torrent`, {
+        redirect: 'error',
+        signal: signal ? AbortSignal.any([signal, limit]) : limit,
+      });
+    } catch (err) {
+      if (!signal?.aborted) onDown?.();
+      throw err;
+    }
     if (res.status !== 200 || !res.body) {
       await res.body?.cancel().catch(() => {});
       return null;
