@@ -22,7 +22,7 @@ import type { SignedItem } from '../dht/mutable-get.js';
 import { ItemPutter } from '../dht/put.js';
 import type { Seeder } from '../bundles/bundler.js';
 import { WholeDownloader, type DownloadResult, type DownloadSources } from './whole-download.js';
-import { verifyBundleData } from './verify-bundle.js';
+import { verifyBundleParallel } from './verify-parallel.js';
 
 export interface MirrorOptions {
   /** Followed bridges, 64 hex each. */
@@ -538,7 +538,7 @@ export class Mirror {
       return;
     }
     f.notePeers(r.peers);
-    const verdict = await verifyBundleData(r.dataPath, r.meta.files, this.opts.maxEventBytes);
+    const verdict = await verifyBundleParallel(r.dataPath, r.meta.files, this.opts.maxEventBytes);
     if (!verdict.ok || verdict.events !== b.events) {
       f.refuse(b.ih, 'forged');
       this.log.warn(
