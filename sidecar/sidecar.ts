@@ -155,6 +155,7 @@ export class Sidecar {
         log: this.log,
         isSeeded: (ih) => this.seeder?.client.torrents.some((t) => t.infoHash === ih) ?? false,
         media: () => this.media,
+        catalog: () => this.catalog?.files ?? null,
       });
     }
     const trackerUrl = this.gateway?.localTrackerUrl;
@@ -203,6 +204,7 @@ export class Sidecar {
           bundles: bundler.activeCount,
           newest: bundler.summary().newest,
           catalog: this.catalog?.infoHash ?? null,
+          gateway: this.config.gateway.publicUrl || null,
         }),
         this.opts.nowMs,
       ));
@@ -269,6 +271,7 @@ export class Sidecar {
           itemTimeoutMs: 20_000,
           torrentPort: () => seeder.port,
           ownBundle: (ih) => this.store.bundles.get(ih)?.state === 'active',
+          webSeeds: m.webSeeds,
         },
         this.dht,
         seeder,

@@ -68,8 +68,20 @@ export function catalogOf(store: Store, bridge: string, bundles: readonly Bundle
   return { bridge, bundles: out };
 }
 
+export interface CatalogFiles {
+  ih: string;
+  name: string;
+  /** The catalog file's length. */
+  bytes: number;
+  /** Its one file is `<bridge>.jsonl`. */
+  bridge: string;
+  dataPath: string;
+  torrentPath: string;
+}
+
 export class CatalogPublisher extends TypedEmitter<CatalogEvents> {
-  private current: { ih: string; bundles: number; authors: number; bytes: number; builtAt: number } | null = null;
+  private current: { ih: string; bundles: number; authors: number; bytes: number; builtAt: number; name: string; length: number } | null =
+    null;
   /** The catalog before the current one, still seeded for one more interval. */
   private previous: string | null = null;
   private dirty = true;
@@ -93,6 +105,20 @@ export class CatalogPublisher extends TypedEmitter<CatalogEvents> {
 
   get infoHash(): string | null {
     return this.current?.ih ?? null;
+  }
+
+  /** The current catalog's files on disk, which the gateway serves as it serves a bundle's. */
+  get files(): CatalogFiles | null {
+    const c = this.current;
+    if (!c) return null;
+    return {
+      ih: c.ih,
+      name: c.name,
+      bytes: c.length,
+      bridge: this.opts.bridge,
+      dataPath: join(this.opts.dir, `${c.ih}.data`),
+      torrentPath: join(this.opts.dir, `${c.ih}.torrent`),
+    };
   }
 
   /** Builds the first catalog and checks for changes every second from then on. */
@@ -136,7 +162,15 @@ export class CatalogPublisher extends TypedEmitter<CatalogEvents> {
       const retire = this.previous;
       this.previous = this.current?.ih ?? null;
       const h = catalogHeader(catalog);
-      this.current = { ih: t.infoHash, bundles: h.bundles, authors: h.authors, bytes: h.bytes, builtAt: this.now() };
+      this.current = {
+        ih: t.infoHash,
+        bundles: h.bundles,
+        authors: h.authors,
+        bytes: h.bytes,
+        builtAt: this.now(),
+        name: t.name,
+        length: t.data.length,
+      };
       this.builds++;
       this.lastError = null;
       if (retire) await this.remove(retire);

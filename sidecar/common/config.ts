@@ -333,6 +333,7 @@ export const configSchema = z
         republishIntervalSeconds: z.number().int().min(1).max(7200).default(3600),
         putsPerSecond: z.number().min(0.1).max(1000).default(20),
         bundleTimeoutSeconds: z.number().int().min(1).max(86_400).default(3600),
+        webSeeds: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

@@ -59,6 +59,8 @@ export interface LookupOptions {
   seq?: number;
   /** Sends through the per-node pacer: `send(true)` once a packet may go to `c` (false: closed). */
   via?: (c: Contact, send: (open: boolean) => void) => void;
+  /** Sees every reply (with its token, if any); `false` ends the lookup now (a read that has its answer). */
+  onReply?: (c: Contact, r: Record<string, unknown>) => boolean | undefined;
 }
 
 export interface LookupResult {
@@ -204,6 +206,7 @@ export function lookupClosest(rpc: Rpc, target: Buffer, opts: LookupOptions): Pr
             c.token = Buffer.from(token);
           } else c.state = 'failed';
           if (!finished) for (const n of parseContacts(r['nodes'])) add(n);
+          if (!finished && opts.onReply?.(c.contact, r) === false) return finish();
         }
         step();
       };

@@ -123,13 +123,20 @@ export interface BridgeInfo {
   newest: string | null;
   /** Infohash of the bridge's catalog (§11), when it has one. */
   catalog?: string | null;
+  /** The bridge's gateway (`gateway.publicUrl`), whose `/torrent/` and `/webseed/` routes serve its bundles and catalog. */
+  gateway?: string | null;
 }
+
+/** Longest gateway URL a bridge item carries (with `r` ≤ 512 bytes, the value stays within BEP-44's 1000). */
+export const MAX_GATEWAY_BYTES = 256;
 
 export function bridgeValue(info: BridgeInfo): Record<string, unknown> {
   const v: Record<string, unknown> = { v: FORMAT_VERSION, a: info.authors, e: info.events, bn: info.bundles };
   if (info.relayUrl) v.r = Buffer.from(info.relayUrl.slice(0, 512));
   if (info.newest) v.ih = Buffer.from(info.newest, 'hex');
   if (info.catalog) v.c = Buffer.from(info.catalog, 'hex');
+  // A longer URL is left out rather than refusing the item: the gateway is a hint for mirrors.
+  if (info.gateway && Buffer.byteLength(info.gateway) <= MAX_GATEWAY_BYTES) v.g = Buffer.from(info.gateway);
   if (vSize(v) > MAX_V_BYTES) throw new Error('bridge item too large (relayUrl too long?)');
   return v;
 }
@@ -142,6 +149,7 @@ export function decodeBridgeValue(v: unknown): BridgeInfo {
   if (d.r !== undefined && !isBytes(d.r)) throw new BadItem('r is not a string');
   if (d.ih !== undefined && (!isBytes(d.ih) || d.ih.length !== 20)) throw new BadItem('ih is not 20 bytes');
   if (d.c !== undefined && (!isBytes(d.c) || d.c.length !== 20)) throw new BadItem('c is not 20 bytes');
+  if (d.g !== undefined && !isBytes(d.g)) throw new BadItem('g is not a string');
   return {
     relayUrl: d.r ? Buffer.from(d.r).toString('utf8') : '',
     authors: d.a,
@@ -149,5 +157,20 @@ export function decodeBridgeValue(v: unknown): BridgeInfo {
     bundles: d.bn,
     newest: d.ih ? Buffer.from(d.ih as Uint8Array).toString('hex') : null,
     catalog: d.c ? Buffer.from(d.c as Uint8Array).toString('hex') : null,
+    gateway: d.g ? gatewayUrl(Buffer.from(d.g as Uint8Array)) : null,
   };
+}
+
+/** `g` as a base URL: http(s), no credentials, query or fragment, at most MAX_GATEWAY_BYTES; anything else is ignored (null). */
+function gatewayUrl(raw: Buffer): string | null {
+  if (raw.length > MAX_GATEWAY_BYTES) return null;
+  const text = raw.toString('utf8');
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return null;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || u.search || u.hash) return null;
+  return text.replace(/\/+$/, '');
 }

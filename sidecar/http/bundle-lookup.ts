@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BundleRecord, Store } from '../index/store.js';
+import type { CatalogFiles } from '../bundles/catalog.js';
 
 export interface SeededBundle {
   ih: string;
@@ -26,21 +27,29 @@ export class BundleLookup {
     private readonly store: Store,
     /** bundle.dir: `<ih>.torrent` and `<ih>.data`, as the bundler writes them. */
     private readonly root: string,
+    /** The current catalog (docs/protocol.md §11), served like a bundle so a mirror can fetch it over HTTP. */
+    private readonly catalog: () => CatalogFiles | null = () => null,
   ) {}
 
-  /** The active bundle with this infohash (40 lowercase hex), or undefined. */
+  /** The active bundle (or the current catalog) with this infohash (40 lowercase hex), or undefined. */
   seeded(ih: string): SeededBundle | undefined {
     const b: BundleRecord | undefined = this.store.bundles.get(ih);
-    if (b?.state !== 'active') return undefined;
+    if (b?.state !== 'active') {
+      const c = this.catalog();
+      return c?.ih === ih ? { ih, name: c.name, bytes: c.bytes, authors: 0, events: 0, dataPath: c.dataPath } : undefined;
+    }
     return { ih, name: b.name, bytes: b.bytes, authors: b.authors, events: b.events, dataPath: join(this.root, `${ih}.data`) };
   }
 
   torrent(ih: string): Promise<Buffer> {
-    return readFile(join(this.root, `${ih}.torrent`));
+    const c = this.catalog();
+    return readFile(c?.ih === ih ? c.torrentPath : join(this.root, `${ih}.torrent`));
   }
 
   /** Where an author's file (`<pubkey>.jsonl`) is in a bundle's data file, or undefined. */
   authorFile(ih: string, pubkey: string): FileSpan | undefined {
+    const c = this.catalog();
+    if (c?.ih === ih) return pubkey === c.bridge ? { offset: 0, length: c.bytes } : undefined;
     // filesAfter is exclusive: start from the key just below this author's.
     const below = BigInt('0x' + pubkey) - 1n;
     const after = below < 0n ? '' : below.toString(16).padStart(64, '0');

@@ -19,6 +19,7 @@ import { pointerRoutes } from './pointer-routes.js';
 import { RouteTable, type Route } from './routes.js';
 import { HttpServer } from './server.js';
 import { WebRtcTracker, WEBRTC_TRACKER_DEFAULTS } from '../seeding/webrtc-tracker.js';
+import type { CatalogFiles } from '../bundles/catalog.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -30,6 +31,8 @@ export interface GatewayDeps {
   media?: () => BlobSource | null;
   /** Whether the seeder seeds an infohash (hex): the WebSocket tracker tracks only those. */
   isSeeded?: (infoHash: string) => boolean;
+  /** The current catalog's files (its `.torrent` and web seed are served too). */
+  catalog?: () => CatalogFiles | null;
 }
 
 /** The well-known document is rebuilt at most this often (its counts walk the index). */
@@ -66,7 +69,7 @@ export class Gateway {
 
   static async start(d: GatewayDeps): Promise<Gateway> {
     const g = d.config.gateway;
-    const bundles = new BundleLookup(d.store, d.config.bundle.dir);
+    const bundles = new BundleLookup(d.store, d.config.bundle.dir, d.catalog);
     // Without publicUrl the base is the listening address, known only once listening (port 0).
     const links = new GatewayLinks(g.publicUrl, g.publicUrl !== '');
     const isSeeded = d.isSeeded;

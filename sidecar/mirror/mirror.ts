@@ -18,10 +18,11 @@ import { BadCatalog, catalogMismatch, decodeCatalog, type Catalog, type CatalogB
 import { torrentLayout } from '../formats/torrent-layout.js';
 import { checkItem } from '../formats/pointer-check.js';
 import { readAndRepair } from './item-read.js';
+import type { SignedItem } from '../dht/mutable-get.js';
 import { ItemPutter } from '../dht/put.js';
 import type { Seeder } from '../bundles/bundler.js';
-import { WholeDownloader, type DownloadResult } from './whole-download.js';
-import { verifyBundleData } from './verify-bundle.js';
+import { WholeDownloader, type DownloadResult, type DownloadSources } from './whole-download.js';
+import { verifyBundleParallel } from './verify-parallel.js';
 
 export interface MirrorOptions {
   /** Followed bridges, 64 hex each. */
@@ -44,6 +45,8 @@ export interface MirrorOptions {
   torrentPort: () => number;
   /** Whether the bridge itself seeds this infohash (the same events give the same bundle anywhere). */
   ownBundle?: (ih: string) => boolean;
+  /** Use the gateway a bridge item names (`g`) for `.torrent` files and as a web seed (default true). */
+  webSeeds?: boolean;
 }
 
 /** What status and metrics show of one followed bridge. */
@@ -84,9 +87,12 @@ interface HeldBundle {
 }
 
 /** Reasons a bundle is never retried while the catalog lists it (the rest are retried at the next poll). */
-const PERMANENT = new Set(['over-quota', 'too-large', 'refused', 'forged', 'metadata-too-large']);
-const AUTHOR_ITEM_CONCURRENCY = 8;
+const PERMANENT = new Set(['too-large', 'refused', 'forged', 'metadata-too-large']);
+/** Author items read at once: each read is a few paced queries (mirror/item-read.ts), so many fit the DHT's budget. */
+const AUTHOR_ITEM_CONCURRENCY = 32;
 const ANNOUNCE_TIMEOUT_MS = 20_000;
+const MAX_PEER_HINTS = 8;
+const GATEWAY_RETRY_MS = 60_000;
 /** Authors whose pointer disagrees with the catalog read again per poll at most. */
 const STALE_REREADS_PER_POLL = 1000;
 
@@ -114,6 +120,14 @@ class Follower {
   /** Authors whose stored pointer disagrees with the catalog (read again at each poll). */
   stale = 0;
   itemsDirty = false;
+  /** The origin's gateway, from its bridge item (null: none, or web seeds off). */
+  gateway: string | null = null;
+  /** A gateway that did not answer is not asked again before this (each ask waits up to 10 s). */
+  gatewayDownUntil = 0;
+  /** Peers that served this origin's catalog or bundles (newest first): dialled for the next ones. */
+  peers: string[] = [];
+  /** Bundles refused for the disk quota now: checked again at every poll (the origin may retire bundles, the quota may grow). */
+  readonly overQuota = new Set<string>();
 
   constructor(
     readonly key: Buffer,
@@ -138,8 +152,18 @@ class Follower {
   }
 
   refuse(ih: string, reason: string): void {
+    if (reason === 'over-quota') {
+      // Counted once per bundle, however many polls find it still does not fit.
+      if (this.overQuota.has(ih)) return;
+      this.overQuota.add(ih);
+    }
     this.refused[reason] = (this.refused[reason] ?? 0) + 1;
     if (PERMANENT.has(reason)) this.refusedIhs.set(ih, reason);
+  }
+
+  notePeers(found: readonly string[]): void {
+    if (found.length === 0) return;
+    this.peers = [...new Set([...found, ...this.peers])].slice(0, MAX_PEER_HINTS);
   }
 }
 
@@ -313,6 +337,7 @@ export class Mirror {
     this.storeItem(f, BRIDGE_SALT, got.seq, got.v, got.sig);
     f.itemSeq = Math.max(f.itemSeq ?? 0, got.seq);
     const info = decodeBridgeValue(got.v);
+    f.gateway = this.opts.webSeeds === false ? null : (info.gateway ?? null);
     if (!info.catalog) throw new Error('the bridge item names no catalog (an older bridge, or catalog.enabled = false)');
     const previous = f.catalog;
     if (info.catalog !== f.catalogIh) {
@@ -338,16 +363,20 @@ export class Mirror {
       due.add(a);
       if (due.size >= STALE_REREADS_PER_POLL) break;
     }
-    await this.refreshAuthorItems(f, [...due].sort());
-    f.stale = this.disagreeing(f, catalog).length;
-    await this.fetchBundles(f, catalog);
+    // Retired bundles go first (their bytes count against the quota of the new ones); the bundles
+    // need nothing from the author items, so both are fetched at once.
     await this.dropUnlisted(f, catalog);
+    await Promise.all([
+      this.refreshAuthorItems(f, [...due].sort(), authorBundles(catalog)).then(() => {
+        f.stale = this.disagreeing(f, catalog).length;
+      }),
+      this.fetchBundles(f, catalog),
+    ]);
   }
 
   /** Authors whose stored page 0 is missing or lists another number of bundles than the catalog. */
   private disagreeing(f: Follower, catalog: Catalog): string[] {
-    const counts = new Map<string, number>();
-    for (const b of catalog.bundles) for (const a of b.authors) counts.set(a, (counts.get(a) ?? 0) + 1);
+    const counts = bundleCounts(catalog);
     const out: string[] = [];
     for (const [a, n] of counts) {
       const it = f.items.get(authorSalt(a, 0).toString('hex'));
@@ -372,8 +401,10 @@ export class Mirror {
           ? null
           : 'not a catalog of this bridge (one file named after the bridge key)',
       this.abort.signal,
+      this.sources(f),
     );
     if (!r.ok) throw new Error(`catalog ${ih}: ${r.reason}: ${r.detail}`);
+    f.notePeers(r.peers);
     let catalog: Catalog;
     try {
       catalog = decodeCatalog(await readFile(r.dataPath), f.hex, {
@@ -394,12 +425,22 @@ export class Mirror {
   }
 
   /** Each author's pointer pages, as the origin signed them; an older seq never replaces a newer one. */
-  private async refreshAuthorItems(f: Follower, authors: string[]): Promise<void> {
+  private async refreshAuthorItems(f: Follower, authors: string[], listed: Map<string, Set<string>>): Promise<void> {
     let next = 0;
     const worker = async () => {
       while (next < authors.length && !this.stopped) {
         const author = authors[next++]!;
-        const first = await this.read(f, authorSalt(author, 0));
+        // A page 0 that agrees with the catalog (as many bundles, each listed there for this author)
+        // is the one expected: fewer nodes need to agree on it.
+        const mine = listed.get(author);
+        const first = await this.read(f, authorSalt(author, 0), (item) => {
+          try {
+            const page = decodeAuthorPage(item.v);
+            return page.n === mine?.size && page.infoHashes.every((ih) => mine.has(ih));
+          } catch {
+            return false;
+          }
+        });
         if (typeof first === 'string') continue;
         this.storeItem(f, authorSalt(author, 0), first.seq, first.v, first.sig);
         let pages = 1;
@@ -418,9 +459,20 @@ export class Mirror {
     await Promise.all(Array.from({ length: Math.min(AUTHOR_ITEM_CONCURRENCY, authors.length) }, worker));
   }
 
+  /** Where a download of this origin's may come from besides the DHT's peers. */
+  private sources(f: Follower): DownloadSources {
+    return {
+      peers: f.peers,
+      gateway: f.gateway && Date.now() >= f.gatewayDownUntil ? f.gateway : null,
+      onGatewayDown: () => {
+        f.gatewayDownUntil = Date.now() + GATEWAY_RETRY_MS;
+      },
+    };
+  }
+
   /** One item of the origin's, the DHT's older copies met on the way replaced by the newest. */
-  private async read(f: Follower, salt: Buffer) {
-    const out = await readAndRepair(this.dht, f.key, salt, this.opts.itemTimeoutMs);
+  private async read(f: Follower, salt: Buffer, expected?: (item: SignedItem) => boolean) {
+    const out = await readAndRepair(this.dht, f.key, salt, { timeoutMs: this.opts.itemTimeoutMs, expected });
     f.repaired += out.repaired;
     return out.item;
   }
@@ -452,6 +504,7 @@ export class Mirror {
           f.refuse(b.ih, 'over-quota');
           continue;
         }
+        f.overQuota.delete(b.ih);
         f.reserved += b.bytes;
         try {
           await this.fetchBundle(f, b);
@@ -476,6 +529,7 @@ export class Mirror {
       },
       (meta) => catalogMismatch(b, meta),
       this.abort.signal,
+      this.sources(f),
     );
     if (!r.ok) {
       f.refuse(b.ih, r.reason === 'too-large' ? 'refused' : r.reason);
@@ -483,7 +537,8 @@ export class Mirror {
         this.log.warn({ bridge: f.hex, bundle: b.ih, reason: r.reason, detail: r.detail }, 'mirror: bundle not fetched');
       return;
     }
-    const verdict = await verifyBundleData(r.dataPath, r.meta.files, this.opts.maxEventBytes);
+    f.notePeers(r.peers);
+    const verdict = await verifyBundleParallel(r.dataPath, r.meta.files, this.opts.maxEventBytes);
     if (!verdict.ok || verdict.events !== b.events) {
       f.refuse(b.ih, 'forged');
       this.log.warn(
@@ -508,6 +563,7 @@ export class Mirror {
       await this.removeFiles(f.bundleDir, ih);
     }
     for (const ih of [...f.refusedIhs.keys()]) if (!listed.has(ih)) f.refusedIhs.delete(ih);
+    for (const ih of [...f.overQuota]) if (!listed.has(ih)) f.overQuota.delete(ih);
   }
 
   private async removeFiles(dir: string, ih: string): Promise<void> {
@@ -639,6 +695,25 @@ export class Mirror {
     await writeFile(tmp, bencode.encode(list));
     await rename(tmp, this.itemsPath(f));
   }
+}
+
+/** How many of the catalog's bundles hold each author (what the author's page 0 must say as `n`). */
+function bundleCounts(catalog: Catalog): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const b of catalog.bundles) for (const a of b.authors) counts.set(a, (counts.get(a) ?? 0) + 1);
+  return counts;
+}
+
+/** The catalog's bundles of each author. */
+function authorBundles(catalog: Catalog): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const b of catalog.bundles)
+    for (const a of b.authors) {
+      let s = out.get(a);
+      if (!s) out.set(a, (s = new Set()));
+      s.add(b.ih);
+    }
+  return out;
 }
 
 /** Authors whose bundles differ between two catalogs (all of them the first time). */

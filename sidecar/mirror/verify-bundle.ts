@@ -20,11 +20,13 @@ export async function verifyBundleData(
   dataPath: string,
   files: readonly { name: string; length: number }[],
   maxEventBytes: number,
+  /** Where the first of `files` starts in the data file (a worker checks a run of files). */
+  startOffset = 0,
 ): Promise<BundleVerdict> {
   const fh = await open(dataPath, 'r');
   let events = 0;
   try {
-    let offset = 0;
+    let offset = startOffset;
     for (const f of files) {
       const m = FILE.exec(f.name);
       if (!m) return { ok: false, events, problem: `unexpected file ${JSON.stringify(f.name).slice(0, 80)}` };

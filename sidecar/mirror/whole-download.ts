@@ -5,108 +5,18 @@
 // The torrent is added with nothing selected: its metadata (size-limited before it is accepted)
 // is checked by the caller first, and only then is every piece requested. WebTorrent checks each
 // piece's SHA-1; the download is bounded in bytes, time and rate (the client's download limit).
+//
+// Peers come from the DHT and from hints (peers that served the same origin's catalog or bundles:
+// one origin seeds them all, so no lookup is waited for). With the origin's gateway known, the
+// `.torrent` is fetched from it first (docs/protocol.md §11 "Mirrors") and its web seed joins the
+// swarm, so a mirror catches up over HTTP when no BitTorrent peer is reachable.
 import { createHash } from 'node:crypto';
-import { close, ftruncate, open, read, write } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import type DHT from 'bittorrent-dht';
+import bencode from 'bencode';
 import WebTorrent, { type Torrent, type Wire } from '../common/webtorrent.js';
 import { installNoDelay } from '../common/tcp-no-delay.js';
-
-type Cb<T = void> = (err: Error | null, value?: T) => void;
-
-/** An abstract-chunk-store writing one file (the torrent's bytes in order), opened on first use. */
-export class DataFileStore {
-  readonly chunkLength: number;
-  private readonly length: number;
-  private readonly path: string;
-  private fd: number | null = null;
-  private opening: Cb<number>[] | null = null;
-  private closed = false;
-
-  constructor(chunkLength: number, opts: { length: number; dataPath: string }) {
-    if (!opts?.dataPath) throw new Error('DataFileStore needs storeOpts.dataPath');
-    this.chunkLength = chunkLength;
-    this.length = opts.length;
-    this.path = opts.dataPath;
-  }
-
-  private withFd(cb: Cb<number>): void {
-    if (this.closed) return void queueMicrotask(() => cb(new Error('store closed')));
-    if (this.fd !== null) return void cb(null, this.fd);
-    if (this.opening) return void this.opening.push(cb);
-    this.opening = [cb];
-    open(this.path, 'w+', (err, fd) => {
-      const waiting = this.opening!;
-      this.opening = null;
-      if (err) {
-        for (const w of waiting) w(err);
-        return;
-      }
-      ftruncate(fd, this.length, (e) => {
-        if (e) {
-          close(fd, () => {});
-          for (const w of waiting) w(e);
-          return;
-        }
-        if (this.closed) {
-          close(fd, () => {});
-          for (const w of waiting) w(new Error('store closed'));
-          return;
-        }
-        this.fd = fd;
-        for (const w of waiting) w(null, fd);
-      });
-    });
-  }
-
-  put(index: number, buf: Uint8Array, cb: Cb = () => {}): void {
-    const at = index * this.chunkLength;
-    if (at < 0 || at + buf.length > this.length) return void queueMicrotask(() => cb(new Error(`chunk ${index} out of range`)));
-    this.withFd((err, fd) => {
-      if (err) return cb(err);
-      const step = (done: number): void => {
-        if (done === buf.length) return void cb(null);
-        write(fd!, buf, done, buf.length - done, at + done, (e, n) => (e ? cb(e) : step(done + n)));
-      };
-      step(0);
-    });
-  }
-
-  get(index: number, opts: { offset?: number; length?: number } | null | Cb<Buffer>, cb?: Cb<Buffer>): void {
-    if (typeof opts === 'function') return void this.get(index, null, opts);
-    const done = cb ?? (() => {});
-    const start = index * this.chunkLength;
-    const chunkLen = Math.min(this.chunkLength, this.length - start);
-    const offset = opts?.offset ?? 0;
-    const len = opts?.length ?? chunkLen - offset;
-    if (start < 0 || chunkLen <= 0 || offset < 0 || len < 0 || offset + len > chunkLen)
-      return void queueMicrotask(() => done(new Error(`chunk ${index} out of range`)));
-    this.withFd((err, fd) => {
-      if (err) return done(err);
-      const b = Buffer.allocUnsafe(len);
-      const fill = (got: number): void => {
-        if (got === len) return void done(null, b);
-        read(fd!, b, got, len - got, start + offset + got, (e, n) =>
-          e ? done(e) : n === 0 ? done(new Error('short read')) : fill(got + n),
-        );
-      };
-      fill(0);
-    });
-  }
-
-  close(cb: Cb = () => {}): void {
-    this.closed = true;
-    const fd = this.fd;
-    this.fd = null;
-    if (fd === null) return void queueMicrotask(() => cb(null));
-    close(fd, () => cb(null));
-  }
-
-  /** The data file belongs to the caller (kept once complete, removed otherwise). */
-  destroy(cb: Cb = () => {}): void {
-    this.close(cb);
-  }
-}
+import { BundleDataStore } from '../seeding/data-store.js';
 
 export interface TorrentMeta {
   name: string;
@@ -120,7 +30,17 @@ export interface TorrentMeta {
 export type DownloadFailure = 'timeout' | 'no-peers' | 'metadata-too-large' | 'refused' | 'too-large' | 'error' | 'aborted';
 
 export type DownloadResult =
-  | { ok: true; meta: TorrentMeta; dataPath: string; torrent: Buffer; bytes: number }
+  | {
+      ok: true;
+      meta: TorrentMeta;
+      dataPath: string;
+      torrent: Buffer;
+      bytes: number;
+      /** Peers dialled that completed a handshake (`host:port`): hints for the same origin's next downloads. */
+      peers: string[];
+      /** Whether the web seed was in the swarm (the `.torrent` came from the gateway). */
+      webSeed: boolean;
+    }
   | { ok: false; reason: DownloadFailure; detail: string };
 
 export interface DownloadLimits {
@@ -128,6 +48,19 @@ export interface DownloadLimits {
   maxBytes: number;
   timeoutMs: number;
 }
+
+export interface DownloadSources {
+  /** `host:port` of peers likely to have it (at most MAX_HINTS are dialled). */
+  peers?: readonly string[];
+  /** The origin's gateway base URL: `<gateway>/torrent/<ih>.torrent` and the web seed `<gateway>/webseed/<ih>/`. */
+  gateway?: string | null;
+  /** The gateway did not answer (network error or timeout, not a 404): the caller may stop asking it for a while. */
+  onGatewayDown?: () => void;
+}
+
+const MAX_HINTS = 8;
+/** The `.torrent` from a gateway: asked for before the swarm starts, so bounded tighter than the download. */
+const TORRENT_FETCH_MS = 10_000;
 
 export class WholeDownloader {
   private readonly client: WebTorrent;
@@ -146,7 +79,7 @@ export class WholeDownloader {
       utPex: true,
       natUpnp: false,
       natPmp: false,
-      webSeeds: false,
+      webSeeds: true,
       utp: false,
       torrentPort: 0,
       maxConns: opts.maxConns,
@@ -172,9 +105,15 @@ export class WholeDownloader {
     limits: DownloadLimits,
     accept: (meta: TorrentMeta) => string | null,
     signal?: AbortSignal,
+    sources: DownloadSources = {},
   ): Promise<DownloadResult> {
     if (this.closed) return { ok: false, reason: 'aborted', detail: 'closed' };
     await mkdir(dir, { recursive: true });
+    const fromGateway = sources.gateway
+      ? await fetchTorrent(sources.gateway, infoHash, limits.maxMetadataBytes, signal, sources.onGatewayDown)
+      : null;
+    if (this.closed) return { ok: false, reason: 'aborted', detail: 'closed' };
+    const peers = new Set<string>();
     const dataPath = `${dir}/${infoHash}.data`;
     const partPath = `${dataPath}.part`;
     let oversized = 0;
@@ -198,16 +137,24 @@ export class WholeDownloader {
       onAbort = () => finish({ ok: false, reason: 'aborted', detail: 'aborted' });
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
-      const t = (torrent = this.client.add(`magnet:?xt=urn:btih:${infoHash}`, {
+      const t = (torrent = this.client.add(fromGateway ?? `magnet:?xt=urn:btih:${infoHash}`, {
         path: dir,
         deselect: true,
         announce: [],
-        store: DataFileStore,
-        storeOpts: { dataPath: partPath },
+        store: BundleDataStore,
+        storeOpts: { dataPath: partPath, writable: true },
         storeCacheSlots: 0,
       } as never));
       t.on('error', (err: Error) => finish({ ok: false, reason: 'error', detail: err.message }));
-      t.on('wire', (wire: Wire) => {
+      for (const p of (sources.peers ?? []).slice(0, MAX_HINTS)) {
+        try {
+          t.addPeer(p);
+        } catch {
+          /* a malformed hint */
+        }
+      }
+      t.on('wire', (wire: Wire, addr?: string) => {
+        if (addr && /Outgoing$/.test((wire as unknown as { type?: string }).type ?? '')) peers.add(addr);
         wire.on('extended', (ext: string, hs: { metadata_size?: unknown }) => {
           if (ext !== 'handshake' || t.files?.length) return;
           if (typeof hs?.metadata_size === 'number' && hs.metadata_size > limits.maxMetadataBytes) {
@@ -257,6 +204,8 @@ export class WholeDownloader {
             dataPath,
             torrent: Buffer.concat([Buffer.from('d4:info'), info, Buffer.from('e')]),
             bytes: meta.length,
+            peers: [...peers],
+            webSeed: fromGateway !== null,
           });
         if (t.done) return whenDone();
         t.once('done', whenDone);
@@ -287,5 +236,55 @@ export class WholeDownloader {
     this.closed = true;
     this.client.dht = null; // the DHT node belongs to the sidecar
     await new Promise<void>((resolve) => this.client.destroy(() => resolve()));
+  }
+}
+
+/**
+ * `<gateway>/torrent/<ih>.torrent`, with the gateway's web seed as its only `url-list` entry, or
+ * null (not served, too large, another info dict: the swarm then finds the metadata itself).
+ */
+async function fetchTorrent(
+  gateway: string,
+  infoHash: string,
+  maxMetadataBytes: number,
+  signal?: AbortSignal,
+  onDown?: () => void,
+): Promise<Buffer | null> {
+  const limit = AbortSignal.timeout(TORRENT_FETCH_MS);
+  try {
+    let res: Response;
+    try {
+      res = await fetch(`${gateway}/torrent/${infoHash}.torrent`, {
+        redirect: 'error',
+        signal: signal ? AbortSignal.any([signal, limit]) : limit,
+      });
+    } catch (err) {
+      if (!signal?.aborted) onDown?.();
+      throw err;
+    }
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel().catch(() => {});
+      return null;
+    }
+    // The .torrent is bencode({info, url-list}): a little more than the info dict.
+    const max = maxMetadataBytes + 4096;
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      n += chunk.length;
+      if (n > max) return null;
+      chunks.push(Buffer.from(chunk));
+    }
+    const decoded = bencode.decode(Buffer.concat(chunks)) as { info?: unknown };
+    if (!decoded || typeof decoded !== 'object' || !decoded.info || typeof decoded.info !== 'object') return null;
+    const info = Buffer.from(bencode.encode(decoded.info));
+    if (createHash('sha1').update(info).digest('hex') !== infoHash) return null;
+    return Buffer.concat([
+      Buffer.from('d4:info'),
+      info,
+      Buffer.from(bencode.encode({ 'url-list': [`${gateway}/webseed/${infoHash}/`] }).subarray(1)),
+    ]);
+  } catch {
+    return null;
   }
 }

@@ -1,6 +1,8 @@
-// A read-only abstract-chunk-store over a bundle's data file (docs/protocol.md §6: the torrent's
-// files concatenated), so WebTorrent seeds a bundle of any number of authors from one file.
-import { close, open, read } from 'node:fs';
+// An abstract-chunk-store over a bundle's data file (docs/protocol.md §6: the torrent's files
+// concatenated), so WebTorrent seeds a bundle of any number of authors from one file. Read-only
+// for seeding; with `writable` (a mirror downloading a bundle) the file is created at its full
+// length on first use and chunks are written in place.
+import { close, ftruncate, open, read, write } from 'node:fs';
 
 const IDLE_CLOSE_MS = 30_000;
 
@@ -15,12 +17,16 @@ export class BundleDataStore {
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private inFlight = 0;
+  private readonly writable: boolean;
+  /** Writable: the file was created (and sized) by this store; a reopen after idling must not truncate it. */
+  private created = false;
 
-  constructor(chunkLength: number, opts: { length: number; dataPath: string }) {
+  constructor(chunkLength: number, opts: { length: number; dataPath: string; writable?: boolean }) {
     if (!opts?.dataPath) throw new Error('BundleDataStore needs storeOpts.dataPath');
     this.chunkLength = chunkLength;
     this.length = opts.length;
     this.path = opts.dataPath;
+    this.writable = opts.writable === true;
   }
 
   get(index: number, opts: { offset?: number; length?: number } | null | Cb<Buffer>, cb?: Cb<Buffer>): void {
@@ -54,8 +60,24 @@ export class BundleDataStore {
     });
   }
 
-  put(index: number, _buf: Buffer, cb: Cb = () => {}): void {
-    queueMicrotask(() => cb(new Error(`bundle data is read-only (chunk ${index})`)));
+  put(index: number, buf: Uint8Array, cb: Cb = () => {}): void {
+    if (!this.writable) return void queueMicrotask(() => cb(new Error(`bundle data is read-only (chunk ${index})`)));
+    const at = index * this.chunkLength;
+    if (at < 0 || at + buf.length > this.length) return void queueMicrotask(() => cb(new Error(`chunk ${index} out of range`)));
+    this.withFd((err, fd) => {
+      if (err) return cb(err);
+      this.inFlight++;
+      const finish = (e: Error | null) => {
+        this.inFlight--;
+        if (this.inFlight === 0 && (this.closed || this.idleTimer === null)) this.release();
+        cb(e);
+      };
+      const step = (done: number): void => {
+        if (done === buf.length) return void finish(null);
+        write(fd!, buf, done, buf.length - done, at + done, (e, n) => (e ? finish(e) : step(done + n)));
+      };
+      step(0);
+    });
   }
 
   close(cb: Cb = () => {}): void {
@@ -64,7 +86,7 @@ export class BundleDataStore {
     queueMicrotask(() => cb(null));
   }
 
-  /** The data file belongs to the bundler, which deletes it when the bundle is retired. */
+  /** The data file belongs to the bundler (or the mirror), which deletes it when the bundle is retired. */
   destroy(cb: Cb = () => {}): void {
     this.close(cb);
   }
@@ -76,12 +98,21 @@ export class BundleDataStore {
     if (this.fd !== null) return void cb(null, this.fd);
     if (this.opening) return void this.opening.push(cb);
     this.opening = [cb];
-    open(this.path, 'r', (err, fd) => {
-      const waiting = this.opening!;
-      this.opening = null;
-      if (!err && this.closed) close(fd, () => {});
-      else if (!err) this.fd = fd;
-      for (const w of waiting) err ? w(err) : this.closed ? w(new Error('store closed')) : w(null, fd);
+    const creating = this.writable && !this.created;
+    open(this.path, this.writable ? (creating ? 'w+' : 'r+') : 'r', (err, fd) => {
+      const opened = (e: Error | null) => {
+        const waiting = this.opening!;
+        this.opening = null;
+        if (!e && this.closed) close(fd, () => {});
+        else if (!e) this.fd = fd;
+        else if (!err) close(fd, () => {});
+        for (const w of waiting) e ? w(e) : this.closed ? w(new Error('store closed')) : w(null, fd);
+      };
+      if (err || !creating) return opened(err);
+      ftruncate(fd, this.length, (e) => {
+        if (!e) this.created = true;
+        opened(e);
+      });
     });
   }
 
