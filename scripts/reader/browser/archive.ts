@@ -163,7 +163,14 @@ async function readBundle(
       try {
         // In memory: WebTorrent would otherwise keep the pieces in the origin's private file
         // system, where they outlive the tab (and another tab would read them from there).
-        t = wt.add(torrentFile, { announce: o.tracker ? [o.tracker] : [], deselect: true, store: MemoryChunkStore });
+        // Rarest first (WebTorrent's default is in order): tabs reading at once then ask the
+        // bridge for different pieces and swap them, instead of all asking it for the same ones.
+        t = wt.add(torrentFile, {
+          announce: o.tracker ? [o.tracker] : [],
+          deselect: true,
+          store: MemoryChunkStore,
+          strategy: 'rarest',
+        } as never);
       } catch (err) {
         reject(err as Error);
         return;
@@ -214,6 +221,9 @@ function countWire(torrent: Torrent, wire: Wire): void {
   });
 }
 
+/** auto: peers delivered within this long (and the web seed has been on at least as long): drop it. */
+const WEB_SEED_DROP_MS = 1000;
+
 /** Selects only the author's file and waits for it, counting where the bytes came from. */
 function download(
   torrent: Torrent,
@@ -224,10 +234,23 @@ function download(
   report: () => void,
 ): Promise<void> {
   const webSeedUrl = `${o.base}/webseed/${b.infoHash}/`;
+  const t = torrent as unknown as { addWebSeed(url: string): void; removePeer(id: string): void };
+  let webSeedOn = false;
+  let webSeedSince = 0;
   const addWebSeed = () => {
-    if (b.webSeedAdded) return;
+    if (webSeedOn) return;
+    webSeedOn = true;
+    webSeedSince = performance.now();
     b.webSeedAdded = true;
-    (torrent as unknown as { addWebSeed(url: string): void }).addWebSeed(webSeedUrl);
+    t.addWebSeed(webSeedUrl);
+  };
+  // The web seed never chokes and answers at once, so once added it would take most of the
+  // remaining pieces: in auto mode it is dropped again as soon as peers deliver (and re-added on
+  // the next stall), so it only bridges gaps and the tabs go on sharing.
+  const dropWebSeed = () => {
+    if (!webSeedOn) return;
+    webSeedOn = false;
+    t.removePeer(webSeedUrl);
   };
   counting = progress;
   lastPeerByte.set(torrent, performance.now());
@@ -244,7 +267,12 @@ function download(
     const timer = setInterval(() => {
       b.fileDone = Math.min(file.length, Math.round(file.progress * file.length));
       b.peers = torrent.wires.filter((w) => w.type !== 'webSeed').length;
-      if (o.webSeed === 'auto' && performance.now() - (lastPeerByte.get(torrent) ?? 0) > o.stallMs) addWebSeed();
+      if (o.webSeed === 'auto') {
+        const now = performance.now();
+        const sincePeerByte = now - (lastPeerByte.get(torrent) ?? 0);
+        if (sincePeerByte > o.stallMs) addWebSeed();
+        else if (webSeedOn && sincePeerByte < WEB_SEED_DROP_MS && now - webSeedSince > WEB_SEED_DROP_MS) dropWebSeed();
+      }
       if (performance.now() - started > o.bundleTimeoutMs) {
         clearInterval(timer);
         reject(new Error(`not downloaded within ${Math.round(o.bundleTimeoutMs / 1000)} s (${Math.round(file.progress * 100)}%)`));
