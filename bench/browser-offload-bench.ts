@@ -8,7 +8,9 @@
 //   Figure: bytes the bridge sent (its seeder's WebRTC upload, from /status, plus what the tabs
 //   got from the web seed) ÷ bytes delivered (the author's file × tabs). Goal ≤ 40 %.
 //   Baseline in the same run: the same tabs reading with `?webrtc=0` (web seed alone), where the
-//   bridge sends every byte by construction.
+//   bridge sends every byte by construction. First, one tab alone, from the web seed alone and
+//   over WebRTC: sharing between tabs must not cost a lone reader time. Tabs start at once,
+//   unstaggered (the hardest case: no tab has a piece to give when the others arrive).
 // Loopback only. Prints figures; never asserts timings.
 //
 //   node dist/bench/browser-offload-bench.js [--quick] [--n=TABS]
@@ -33,6 +35,9 @@ interface Round {
 }
 
 async function round(browser: Browser, rig: GatewayRig, author: string, tabs: number, query: string): Promise<Round> {
+  // The last round's tabs are closed, but the bridge sees their WebRTC peers go only when their
+  // connections time out; until then they count against its per-bundle peer limit.
+  await rig.sidecar.waitFor((s) => (s.seeding?.webrtcPeers ?? 0) === 0, 120_000);
   const before = (await rig.sidecar.status()).seeding?.uploaded ?? 0;
   const contexts: BrowserContext[] = [];
   const started = Date.now();
@@ -103,6 +108,12 @@ async function main(): Promise<void> {
   onCleanup(stopBrowser);
   onCleanup(stopRig);
 
+  // One tab alone (the bridge its only peer): what rarest-first and dropping the web seed must not slow.
+  const loneWebSeed = await round(browser, rig, a.pubkey, 1, 'webrtc=0&webseed=now');
+  const lone = await round(browser, rig, a.pubkey, 1, 'webseed=auto');
+  log(
+    `one tab alone: ${fmt(lone.seconds, 1)} s over WebRTC (web seed ${fmt(lone.fromWebSeed / 1e6, 1)} MB), ${fmt(loneWebSeed.seconds, 1)} s from the web seed alone`,
+  );
   log(`${tabs} tabs at once, one author, ${n} events (${fmt(totalBytes / 1024 / 1024, 1)} MB)`);
   const base = await round(browser, rig, a.pubkey, tabs, 'webrtc=0&webseed=now');
   log(
@@ -113,7 +124,7 @@ async function main(): Promise<void> {
     `WebRTC + web seed on stall: bridge sent ${fmt(p2p.bridgeSent / 1e6, 1)} MB (WebRTC ${fmt(p2p.bridgeWebRtc / 1e6, 1)}, web seed ${fmt(p2p.fromWebSeed / 1e6, 1)}) ` +
       `of ${fmt(p2p.delivered / 1e6, 1)} MB delivered in ${fmt(p2p.seconds, 1)} s; tabs got ${fmt(p2p.fromPeers / 1e6, 1)} MB from peers`,
   );
-  const events = new Set([...base.events, ...p2p.events]);
+  const events = new Set([...base.events, ...p2p.events, ...lone.events, ...loneWebSeed.events]);
   if (events.size !== 1) throw new Error(`tabs showed different numbers of events: ${[...events].join(', ')}`);
   await stopBrowser();
   await stopRig();
@@ -129,6 +140,7 @@ async function main(): Promise<void> {
       ),
       figure('of which web seed', p2p.fromWebSeed / p2p.delivered, 'ratio'),
       figure('time for all tabs, WebRTC', p2p.seconds, 's', base.seconds),
+      figure('time for one tab alone, WebRTC', lone.seconds, 's', loneWebSeed.seconds),
     ],
     { mode: args.quick ? 'quick' : 'full', tabs, bytes: totalBytes },
   );

@@ -200,6 +200,8 @@ let counting: Progress | null = null;
 const hooked = new WeakSet<Torrent>();
 /** When each torrent last got a byte from a peer (not the web seed): the stall the web seed waits for. */
 const lastPeerByte = new WeakMap<Torrent, number>();
+/** When each torrent last got a byte from another reader (a peer without every piece, not a seed). */
+const lastReaderByte = new WeakMap<Torrent, number>();
 
 /** Counts a wire's bytes once, whichever read it serves: downloads by source, uploads to peers. */
 function countWire(torrent: Torrent, wire: Wire): void {
@@ -210,9 +212,13 @@ function countWire(torrent: Torrent, wire: Wire): void {
     else {
       counting.fromPeers += n;
       lastPeerByte.set(torrent, performance.now());
+      if (!(wire as unknown as { isSeeder?: boolean }).isSeeder) lastReaderByte.set(torrent, performance.now());
     }
   });
 }
+
+/** auto: other readers delivered within this long (and the web seed has been on at least as long): drop it. */
+const WEB_SEED_DROP_MS = 1000;
 
 /** Selects only the author's file and waits for it, counting where the bytes came from. */
 function download(
@@ -224,10 +230,25 @@ function download(
   report: () => void,
 ): Promise<void> {
   const webSeedUrl = `${o.base}/webseed/${b.infoHash}/`;
+  const t = torrent as unknown as { addWebSeed(url: string): void; removePeer(id: string): void };
+  let webSeedOn = false;
+  let webSeedSince = 0;
   const addWebSeed = () => {
-    if (b.webSeedAdded) return;
+    if (webSeedOn) return;
+    webSeedOn = true;
+    webSeedSince = performance.now();
     b.webSeedAdded = true;
-    (torrent as unknown as { addWebSeed(url: string): void }).addWebSeed(webSeedUrl);
+    t.addWebSeed(webSeedUrl);
+  };
+  // The web seed never chokes and answers at once, so once added it would take most of the
+  // remaining pieces: in auto mode it is dropped again as soon as other readers deliver (and
+  // re-added on the next stall), so it only bridges gaps and the tabs go on sharing. Bytes from a
+  // seed (the bridge itself, a mirror) do not drop it: those the bridge sends either way, and a
+  // lone tab reads faster from both.
+  const dropWebSeed = () => {
+    if (!webSeedOn) return;
+    webSeedOn = false;
+    t.removePeer(webSeedUrl);
   };
   counting = progress;
   lastPeerByte.set(torrent, performance.now());
@@ -244,7 +265,18 @@ function download(
     const timer = setInterval(() => {
       b.fileDone = Math.min(file.length, Math.round(file.progress * file.length));
       b.peers = torrent.wires.filter((w) => w.type !== 'webSeed').length;
-      if (o.webSeed === 'auto' && performance.now() - (lastPeerByte.get(torrent) ?? 0) > o.stallMs) addWebSeed();
+      // Rarest first while other readers are connected: tabs reading at once then ask the bridge
+      // for different pieces and swap them, instead of all asking it for the same ones. Alone (the
+      // bridge and web seed only) in order, WebTorrent's default: its rarest pick scans every
+      // piece for each request, which costs a lone tab time for nothing.
+      const readers = torrent.wires.some((w) => w.type !== 'webSeed' && !(w as unknown as { isSeeder?: boolean }).isSeeder);
+      (torrent as unknown as { strategy: string }).strategy = readers ? 'rarest' : 'sequential';
+      if (o.webSeed === 'auto') {
+        const now = performance.now();
+        if (now - (lastPeerByte.get(torrent) ?? 0) > o.stallMs) addWebSeed();
+        else if (webSeedOn && now - (lastReaderByte.get(torrent) ?? 0) < WEB_SEED_DROP_MS && now - webSeedSince > WEB_SEED_DROP_MS)
+          dropWebSeed();
+      }
       if (performance.now() - started > o.bundleTimeoutMs) {
         clearInterval(timer);
         reject(new Error(`not downloaded within ${Math.round(o.bundleTimeoutMs / 1000)} s (${Math.round(file.progress * 100)}%)`));
