@@ -98,7 +98,7 @@ test('pointer lookup: only older copies and forged newer ones → the older vali
   const v = authorPages([Buffer.alloc(20, 3).toString('hex')])[0]!;
   const good: Stored = { v, k: bridge.key.publicKey, salt, seq: 5, sig: bridge.key.sign(signedBytes(salt, 5, v)), id: randomBytes(20) };
   const bad: Stored = { ...good, seq: 6 }; // a signature over seq 5 does not sign seq 6
-  (dht.nodes as unknown as Internals[]).forEach((n, i) => n._values.set(target.toString('hex'), i % 2 ? bad : good));
+  for (const [i, n] of (dht.nodes as unknown as Internals[]).entries()) n._values.set(target.toString('hex'), i % 2 ? bad : good);
   const reader: DHT = await startReaderDht({ bootstrap: dht.bootstrap, host: '127.0.0.1' });
   t.after(() => stopReaderDht(reader));
   // The settle budget is above the test's timeout: an answer means the lookup ended by itself.
