@@ -30,6 +30,8 @@ export interface RestoreOptions {
   maxFileBytes: number;
   maxEventBytes: number;
   concurrency: number;
+  /** Threads that check signatures (default cores − 1, at least 1; 0: on the main thread). */
+  verifyThreads?: number;
   progress: boolean;
   signal?: AbortSignal;
 }
@@ -85,7 +87,7 @@ export async function restoreBridge(ctx: ReaderContext, o: RestoreOptions): Prom
     ms: 0,
   };
   // Its threads load the signature check while the catalog comes in.
-  const pool = new VerifyPool();
+  const pool = new VerifyPool(o.verifyThreads);
   let done: Set<string>;
   let cat: Awaited<ReturnType<typeof readCatalog>>;
   try {
