@@ -7,18 +7,18 @@
 //       verified event out of the async iterator, and to the merged result; its createReader
 //       (DHT bootstrap) apart; and from its process spawn to the first event;
 //     - `nostr-bt resolve` as a child process: from spawn to its first event line on stdout (the
-//       command prints the merged, newest-first list at the end) and to its exit.
-//   Both use the same DHT pacing (500 packets/s per node, 0.5 s query timeout: local nodes).
+//       command prints the merged, newest-first list at the end) and to its exit;
+//     - the library consumer with no bridge key (resolve with discover: true): time to its first
+//       event, printed next to how long discovery ran (the resolve need not wait for its end).
+//   All use the same DHT pacing (500 packets/s per node, 0.5 s query timeout: local nodes).
 // Loopback only. Prints figures; never asserts timings.
 //
 //   node dist/bench/library-bench.js [--quick] [--n=EVENTS]
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { signer } from '../test/testkit/events.js';
-import { CLI_BIN } from '../test/testkit/sidecar-process.js';
 import { figure, fmt, log, median, onCleanup, parseArgs, printFigures, runMain, withTimeout, type Figure } from './common.js';
-import { notes, startBridgeInProcess, startLocalDhtInWorker } from './reader-support.js';
+import { archivedAuthor, resolveCommand } from './reader-support.js';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'library-child.js');
 const RUN_TIMEOUT_MS = 180_000;
@@ -31,6 +31,8 @@ interface LibraryRun {
   events: number;
   streamed: number;
   fromSpawnToFirstMs: number;
+  /** With discovery (no bridge key given): how long discovery ran, from before the resolve began. */
+  discoveryMs: number | null;
 }
 
 interface CliRun {
@@ -62,7 +64,7 @@ function runChild(
   );
 }
 
-async function libraryRun(bootstrap: string[], bridge: string, author: string): Promise<LibraryRun> {
+async function libraryRun(bootstrap: string[], bridge: string | undefined, author: string): Promise<LibraryRun> {
   let out = '';
   const { code, stderr } = await runChild(
     [CHILD, JSON.stringify({ bootstrap, bridge, author })],
@@ -78,23 +80,7 @@ async function cliRun(bootstrap: string[], bridge: string, author: string): Prom
   const t0 = Date.now();
   let firstLineMs: number | null = null;
   let newlines = 0;
-  const args = [
-    CLI_BIN,
-    'resolve',
-    author,
-    '--bridge',
-    bridge,
-    '--bootstrap',
-    bootstrap.join(','),
-    '--bind',
-    '127.0.0.1',
-    '--dht-node-rate',
-    '500',
-    '--dht-query-timeout',
-    '0.5',
-    '--summary',
-    'none',
-  ];
+  const args = resolveCommand(bootstrap, bridge, author);
   const { code, stderr } = await runChild(args, process.env, (d) => {
     if (firstLineMs === null && d.includes('\n')) firstLineMs = Date.now() - t0;
     for (let i = d.indexOf('\n'); i >= 0; i = d.indexOf('\n', i + 1)) newlines++;
@@ -110,17 +96,12 @@ async function main(): Promise<void> {
   log(
     `library bench: resolve of an author with ${fmt(n)} events (one bundle, 100 authors), library consumer vs nostr-bt resolve, ${runs} run(s) each, alternating`,
   );
-  const dht = await startLocalDhtInWorker(10);
-  const bridge = await startBridgeInProcess(dht);
-  const author = await signer();
-  const mine = notes(author, n, 300, 0);
-  const rest: ReturnType<typeof notes> = [];
-  for (let i = 0; i < 99; i++) rest.push(...notes(await signer(), 3, 300, i * 10));
-  const made = await bridge.archive([...mine, ...rest], [author.pubkey]);
-  log(`archived ${fmt(mine.length + rest.length)} events in ${made.bundles} bundle(s), ${fmt(made.bytes / 1024, 1)} KiB`);
+  const { dht, bridge, author, made } = await archivedAuthor({ dhtNodes: 10, events: n, others: 99, perOther: 3 });
+  log(`archived ${fmt(n + 99 * 3)} events in ${made.bundles} bundle(s), ${fmt(made.bytes / 1024, 1)} KiB`);
 
   const lib: LibraryRun[] = [];
   const cli: CliRun[] = [];
+  const found: LibraryRun[] = [];
   for (let r = 0; r < runs; r++) {
     // Alternate which goes first, so neither always meets a bridge that just served the other.
     const order = r % 2 === 0 ? ['lib', 'cli'] : ['cli', 'lib'];
@@ -135,6 +116,13 @@ async function main(): Promise<void> {
         cli.push(c);
       }
     }
+    // No bridge key: the library discovers the bridge and resolves on it as soon as it answers.
+    const f = await withTimeout(libraryRun(dht.bootstrap, undefined, author.pubkey), RUN_TIMEOUT_MS + 5_000, null);
+    if (!f || !f.ok || f.events !== n) throw new Error(`library read with discovery incomplete: ${JSON.stringify(f)}`);
+    found.push(f);
+    log(
+      `run ${r + 1}: with discovery, first event ${f.firstEventMs} ms after resolve() (all ${f.allMs} ms); discovery ran ${f.discoveryMs} ms`,
+    );
     const l = lib[lib.length - 1]!;
     const c = cli[cli.length - 1]!;
     log(
@@ -149,6 +137,13 @@ async function main(): Promise<void> {
     figure('library: resolve() call to merged result', med(lib.map((l) => l.allMs)), 'ms', cliFirst),
     figure('library: createReader (DHT bootstrap)', med(lib.map((l) => l.readyMs)), 'ms'),
     figure('library process: spawn to first verified event', med(lib.map((l) => l.fromSpawnToFirstMs)), 'ms', cliFirst),
+    figure(
+      'library, no bridge key (discovery): resolve() call to first verified event',
+      med(found.map((f) => f.firstEventMs)),
+      'ms',
+      med(lib.map((l) => l.firstEventMs)),
+    ),
+    figure('library, no bridge key: whole discovery (its baseline: the first event above)', med(found.map((f) => f.discoveryMs)), 'ms'),
     figure('nostr-bt resolve: spawn to first event line', cliFirst, 'ms'),
     figure('nostr-bt resolve: whole command', med(cli.map((c) => c.exitMs)), 'ms'),
   ];

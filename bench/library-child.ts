@@ -3,11 +3,12 @@
 // JSON line. Uses the package's library entry (what `import 'nostr-bt'` loads).
 //
 //   node dist/bench/library-child.js '{"bootstrap":[...],"bridge":"<hex>","author":"<hex>"}'
+//   (no "bridge": the bridges are discovered through the DHT, and discovery's duration is reported)
 import { createReader } from '../scripts/reader/index.js';
 
 interface Args {
   bootstrap: string[];
-  bridge: string;
+  bridge?: string;
   author: string;
 }
 
@@ -18,7 +19,7 @@ const reader = await createReader({ bootstrap: args.bootstrap, bind: '127.0.0.1'
 const readyMs = Date.now() - t0;
 try {
   const t1 = Date.now();
-  const resolution = reader.resolve(args.author, { bridges: [args.bridge] });
+  const resolution = reader.resolve(args.author, args.bridge ? { bridges: [args.bridge] } : { discover: true });
   let firstEventMs: number | null = null;
   let firstEventAt = 0;
   let streamed = 0;
@@ -39,6 +40,7 @@ try {
       events: events.length,
       streamed,
       fromSpawnToFirstMs: firstEventAt - spawnedAt,
+      discoveryMs: summary.discovery?.durationMs ?? null,
     }) + '\n',
   );
 } finally {

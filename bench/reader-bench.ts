@@ -17,10 +17,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { startTestRelay } from '../test/testkit/nostr-relay.js';
-import { signer } from '../test/testkit/events.js';
-import { CLI_BIN } from '../test/testkit/sidecar-process.js';
 import { figure, fmt, log, median, onCleanup, parseArgs, printFigures, runMain, type Figure } from './common.js';
-import { archiveBytes, notes, spawnReader, startBridgeInProcess, startLocalDhtInWorker, type ChildResult } from './reader-support.js';
+import { archiveBytes, archivedAuthor, resolveCommand, spawnReader, type ChildResult } from './reader-support.js';
 
 const OVERHEAD_GOAL = 1.5;
 
@@ -37,17 +35,11 @@ async function main(): Promise<void> {
     `reader bench: resolve of an author with ${fmt(n)} events, in one bundle with ${others} other authors (${perOther} notes each); ${runs} run(s); local DHT of ${dhtNodes} nodes`,
   );
 
-  const dht = await startLocalDhtInWorker(dhtNodes);
-  const bridge = await startBridgeInProcess(dht);
-  const author = await signer();
-  const mine = notes(author, n, 300, 0);
-  const rest: ReturnType<typeof notes> = [];
-  for (let i = 0; i < others; i++) rest.push(...notes(await signer(), perOther, 300, i * 10));
   const t0 = Date.now();
-  const made = await bridge.archive([...mine, ...rest], [author.pubkey]);
+  const { dht, bridge, author, mine, made } = await archivedAuthor({ dhtNodes, events: n, others, perOther });
   const authorBytes = archiveBytes(mine);
   log(
-    `archived ${fmt(mine.length + rest.length)} events in ${made.bundles} bundle(s), ${fmt(made.bytes / 1024, 1)} KiB, in ${fmt((Date.now() - t0) / 1000, 1)} s; the author's file: ${fmt(authorBytes / 1024, 1)} KiB`,
+    `archived ${fmt(n + others * perOther)} events in ${made.bundles} bundle(s), ${fmt(made.bytes / 1024, 1)} KiB, in ${fmt((Date.now() - t0) / 1000, 1)} s; the author's file: ${fmt(authorBytes / 1024, 1)} KiB`,
   );
 
   const relay = await startTestRelay();
@@ -67,27 +59,9 @@ async function main(): Promise<void> {
     q.downloaded = relay.sentBytes();
     viaRelay.push(q);
     const c0 = Date.now();
-    const out = await promisify(execFile)(
-      process.execPath,
-      [
-        CLI_BIN,
-        'resolve',
-        author.pubkey,
-        '--bridge',
-        bridge.key,
-        '--bootstrap',
-        dht.bootstrap.join(','),
-        '--bind',
-        '127.0.0.1',
-        '--dht-node-rate',
-        '500',
-        '--dht-query-timeout',
-        '0.5',
-        '--summary',
-        'none',
-      ],
-      { maxBuffer: 1024 ** 3 },
-    );
+    const out = await promisify(execFile)(process.execPath, resolveCommand(dht.bootstrap, bridge.key, author.pubkey), {
+      maxBuffer: 1024 ** 3,
+    });
     cli.push(Date.now() - c0);
     const lines = out.stdout.split('\n').filter(Boolean).length;
     if (lines !== n) throw new Error(`nostr-bt resolve printed ${lines} events, expected ${n}`);

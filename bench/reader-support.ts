@@ -16,6 +16,7 @@ import type { NostrEvent } from '../sidecar/formats/nostr-event.js';
 import { authorSalt } from '../sidecar/formats/pointer-item.js';
 import type { LocalDht } from '../test/testkit/local-dht.js';
 import { contentOf, pluginLine, signer } from '../test/testkit/events.js';
+import { CLI_BIN } from '../test/testkit/sidecar-process.js';
 import { makeTempDir, onCleanup, stopOnce, withTimeout } from './common.js';
 
 const sink: IngestSink = { source: 'bench', trusted: true, committed: () => {} };
@@ -244,4 +245,43 @@ export class ReaderPool {
   close(): Promise<void> {
     return this.stop();
   }
+}
+
+/** An author's notes archived by an in-process bridge next to `others` authors' (`perOther` notes each), in one bundle. */
+export async function archivedAuthor(o: { dhtNodes: number; events: number; others: number; perOther: number }): Promise<{
+  dht: Pick<LocalDht, 'bootstrap' | 'stop'>;
+  bridge: InProcessBridge;
+  author: Signer;
+  mine: NostrEvent[];
+  made: Awaited<ReturnType<InProcessBridge['archive']>>;
+}> {
+  const dht = await startLocalDhtInWorker(o.dhtNodes);
+  const bridge = await startBridgeInProcess(dht);
+  const author = await signer();
+  const mine = notes(author, o.events, 300, 0);
+  const rest: NostrEvent[] = [];
+  for (let i = 0; i < o.others; i++) rest.push(...notes(await signer(), o.perOther, 300, i * 10));
+  const made = await bridge.archive([...mine, ...rest], [author.pubkey]);
+  return { dht, bridge, author, mine, made };
+}
+
+/** `nostr-bt resolve` of one author on one bridge, paced for local DHT nodes (500 packets/s each, 0.5 s query timeout), no summary. */
+export function resolveCommand(bootstrap: string[], bridge: string, author: string): string[] {
+  return [
+    CLI_BIN,
+    'resolve',
+    author,
+    '--bridge',
+    bridge,
+    '--bootstrap',
+    bootstrap.join(','),
+    '--bind',
+    '127.0.0.1',
+    '--dht-node-rate',
+    '500',
+    '--dht-query-timeout',
+    '0.5',
+    '--summary',
+    'none',
+  ];
 }

@@ -270,6 +270,7 @@ export class BundleFetcher {
       uploads: 64,
       store: MemoryChunkStore,
     } as never);
+    torrent.setMaxListeners(0); // one 'verified' listener per file being fetched (a restore asks for many at once)
     let fail: (reason: FetchFailure, detail: string) => void = () => {};
     let resolveReady: () => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {

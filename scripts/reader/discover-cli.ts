@@ -5,7 +5,7 @@ import type DHT from 'bittorrent-dht';
 import { BridgeCache, defaultBridgeCachePath } from './bridge-cache.js';
 import { parseCount, parseSeconds } from './cli-options.js';
 import { DEFAULT_DISCOVER_LIMITS, type DiscoverLimits } from './discover.js';
-import { chooseBridges, learnFromResolve, type DiscoverySummary } from './find-bridges.js';
+import { learnFromResolve, streamBridges, type DiscoverySummary } from './find-bridges.js';
 import type { ResolveSummary } from './reader-types.js';
 
 export interface DiscoveryCliOpts {
@@ -54,33 +54,47 @@ export function parseDiscoveryLimits(o: DiscoveryCliOpts): Partial<DiscoverLimit
   return limits;
 }
 
-export async function discoverForCli(dht: DHT, o: DiscoveryCliOpts, log: (line: string) => void): Promise<CliDiscovery> {
+/** Discovery for the CLI with its bridges handed over as they are found; `ended` when it is over (the stderr line written). */
+export function discoverStreamForCli(
+  dht: DHT,
+  o: DiscoveryCliOpts,
+  log: (line: string) => void,
+): { bridges: AsyncIterable<Buffer>; ended: Promise<CliDiscovery> } {
   const limits = parseDiscoveryLimits(o);
   const cache = BridgeCache.load(o.bridgeCache === false ? null : (o.bridgeCache ?? defaultBridgeCachePath()));
   if (cache.loadError) log(`bridge cache: ${cache.loadError}`);
-  const { bridges, discovery } = await chooseBridges(dht, cache, limits);
-  const fromCache = discovery.chosen.filter((c) => c.from !== 'beacon').length;
-  log(
-    `discovery: ${discovery.peersSeen} peers announced, ${discovery.probed} probed, ${discovery.bridges} bridges answered` +
-      ` (${
-        Object.entries(discovery.failures)
-          .map(([k, n]) => `${n} ${k}`)
-          .join(', ') || 'no failures'
-      }) in ${(discovery.durationMs / 1000).toFixed(1)} s` +
-      `${discovery.stoppedBy ? `, stopped by ${discovery.stoppedBy}` : ''}; asking ${bridges.length} bridges (${fromCache} from the cache)`,
-  );
-  const save = () => {
-    const err = cache.save();
-    if (err) log(`bridge cache: ${err}`);
-  };
-  return {
-    bridges,
-    summary: discovery,
-    learn: (summary) => learnFromResolve(cache, summary),
-    save,
-    finish: (summary) => {
-      learnFromResolve(cache, summary);
-      save();
-    },
-  };
+  const feed = streamBridges(dht, cache, limits);
+  const ended = feed.done.then(({ bridges, discovery }): CliDiscovery => {
+    const fromCache = discovery.chosen.filter((c) => c.from !== 'beacon').length;
+    log(
+      `discovery: ${discovery.peersSeen} peers announced, ${discovery.probed} probed, ${discovery.bridges} bridges answered` +
+        ` (${
+          Object.entries(discovery.failures)
+            .map(([k, n]) => `${n} ${k}`)
+            .join(', ') || 'no failures'
+        }) in ${(discovery.durationMs / 1000).toFixed(1)} s` +
+        `${discovery.stoppedBy ? `, stopped by ${discovery.stoppedBy}` : ''}; asked ${bridges.length} bridges (${fromCache} from the cache)`,
+    );
+    const save = () => {
+      const err = cache.save();
+      if (err) log(`bridge cache: ${err}`);
+    };
+    return {
+      bridges,
+      summary: discovery,
+      learn: (summary) => learnFromResolve(cache, summary),
+      save,
+      finish: (summary) => {
+        learnFromResolve(cache, summary);
+        save();
+      },
+    };
+  });
+  ended.catch(() => {}); // the feed fails too; whoever awaits `ended` still gets the error
+  return { bridges: feed.bridges, ended };
+}
+
+/** Discovery to its end, then the bridges to ask. */
+export function discoverForCli(dht: DHT, o: DiscoveryCliOpts, log: (line: string) => void): Promise<CliDiscovery> {
+  return discoverStreamForCli(dht, o, log).ended;
 }

@@ -9,7 +9,7 @@ import { NoBridgeFoundError, ReaderClosedError } from './errors.js';
 import { BridgeCache, defaultBridgeCachePath } from './bridge-cache.js';
 import { checkDiscoverLimits, discoverBridges as runDiscovery } from './discover.js';
 import type { DiscoverLimits, DiscoveredBridge, DiscoveryReport, DiscoverySummary } from './discover-types.js';
-import { chooseBridges, learnFromResolve } from './find-bridges.js';
+import { chooseBridges, learnFromResolve, streamBridges } from './find-bridges.js';
 import type { EventFilter } from './event-merge.js';
 import { ItemStream } from './item-stream.js';
 import { InputError, parseAuthorKey, parseBridgeKey } from './keys.js';
@@ -237,6 +237,13 @@ function checkResolveOptions(opts: ResolveOptions): { bridges: Buffer[]; relays:
   return { bridges: (opts.bridges ?? []).map(bridgeKey), relays, discover };
 }
 
+function noBridgeFound(discovery: DiscoverySummary): NoBridgeFoundError {
+  return new NoBridgeFoundError(
+    `no bridge found through the DHT: ${discovery.peersSeen} peers announced, ${discovery.probed} probed, none proved a bridge key`,
+    discovery,
+  );
+}
+
 /** Aborts `controller` when `outer` does; returns the cleanup. */
 function follow(outer: AbortSignal | undefined, controller: AbortController): () => void {
   if (!outer) return () => {};
@@ -265,11 +272,7 @@ class ReaderImpl implements Reader {
   ): Promise<{ bridges: Buffer[]; discovery?: DiscoverySummary }> {
     if (given.length > 0 || !discover) return { bridges: given };
     const { bridges, discovery } = await chooseBridges(this.ctx.dht, this.cache, discover, signal);
-    if (bridges.length === 0 && !signal.aborted)
-      throw new NoBridgeFoundError(
-        `no bridge found through the DHT: ${discovery.peersSeen} peers announced, ${discovery.probed} probed, none proved a bridge key`,
-        discovery,
-      );
+    if (bridges.length === 0 && !signal.aborted) throw noBridgeFound(discovery);
     return { bridges, discovery };
   }
 
@@ -327,10 +330,11 @@ class ReaderImpl implements Reader {
     const key = parseAuthorKey(author);
     const { bridges: given, relays, discover } = checkResolveOptions(opts);
     const { result, abort, iterate } = this.streamed<VerifiedEvent, ResolveResult>(opts.signal, async (signal, push) => {
-      const { bridges, discovery } = await this.bridgesFor(given, discover, signal);
+      // With discovery, each bridge is resolved as soon as it is found, not after discovery ends.
+      const feed = given.length > 0 || !discover ? null : streamBridges(this.ctx.dht, this.cache, discover, signal);
       const out = await resolveAuthor(this.ctx, {
         author: key,
-        bridges,
+        bridges: feed ? feed.bridges : given,
         relays,
         relayMode: opts.relayMode,
         filter: opts.filter,
@@ -338,7 +342,9 @@ class ReaderImpl implements Reader {
         signal,
         onEvent: (event, _source, origin) => void push({ event, origin }),
       });
-      if (discovery) {
+      if (feed) {
+        const { discovery } = await feed.done;
+        if (discovery.chosen.length === 0 && !signal.aborted) throw noBridgeFound(discovery);
         learnFromResolve(this.cache, out.summary);
         this.cache.save();
         out.summary.discovery = discovery;

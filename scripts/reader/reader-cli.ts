@@ -15,7 +15,14 @@ import { StrfryImport } from './strfry-import.js';
 import { crawlText, resolveText } from './summary-text.js';
 import { PatchTargetError } from '../../sidecar/common/monkey-patch.js';
 import { addMediaCommand } from './media-cli.js';
-import { addDiscoveryOptions, discoverForCli, parseDiscoveryLimits, type CliDiscovery, type DiscoveryCliOpts } from './discover-cli.js';
+import {
+  addDiscoveryOptions,
+  discoverForCli,
+  discoverStreamForCli,
+  parseDiscoveryLimits,
+  type CliDiscovery,
+  type DiscoveryCliOpts,
+} from './discover-cli.js';
 
 export const EXIT = { found: 0, notFound: 1, badInput: 2, failed: 3, partial: 4 } as const;
 
@@ -188,21 +195,26 @@ export function registerReaderCommands(program: Command, defaultBootstrap: () =>
         if (o.concurrency) c.limits.concurrency = Math.max(1, parseCount('--concurrency', o.concurrency, 64));
         const ctx = await openContext(o, defaultBootstrap);
         try {
-          const discovered = await maybeDiscover(ctx, c, o);
-          if (discovered && c.bridges.length === 0 && c.relays.length === 0) {
-            if (c.summary === 'json') process.stderr.write(JSON.stringify({ found: false, discovery: discovered.summary }) + '\n');
-            else if (c.summary === 'text')
-              process.stderr.write('no bridge found through the DHT (and none in the bridge cache): give --bridge <key>\n');
-            return EXIT.notFound;
-          }
+          // No --bridge: each bridge is resolved as soon as discovery finds it.
+          const feed =
+            c.bridges.length > 0
+              ? null
+              : discoverStreamForCli(ctx.dht, o, (line) => c.summary !== 'none' && process.stderr.write(line + '\n'));
           const { events, summary } = await resolveAuthor(ctx, {
             author,
-            bridges: c.bridges,
+            bridges: feed ? feed.bridges : c.bridges,
             relays: c.relays,
             relayMode: c.relayMode,
             filter: c.filter,
             limits: c.limits,
           });
+          const discovered = feed ? await feed.ended : null;
+          if (discovered && discovered.bridges.length === 0 && c.relays.length === 0) {
+            if (c.summary === 'json') process.stderr.write(JSON.stringify({ found: false, discovery: discovered.summary }) + '\n');
+            else if (c.summary === 'text')
+              process.stderr.write('no bridge found through the DHT (and none in the bridge cache): give --bridge <key>\n');
+            return EXIT.notFound;
+          }
           discovered?.finish(summary);
           await writeOut(jsonl(events));
           if (c.summary === 'json')

@@ -32,15 +32,20 @@ export class ReaderContext {
   ) {}
 
   static async open(opts: ReaderContextOptions): Promise<ReaderContext> {
-    await initSignatureCheck();
-    const dht = await startReaderDht({
+    // The DHT node starts first (its bootstrap queries go out, then it waits on the network) and
+    // the signature check loads meanwhile (~1 s of CPU on a busy machine).
+    const starting = startReaderDht({
       bootstrap: opts.bootstrap,
       host: opts.bindHost,
       readyTimeoutMs: opts.dhtReadyTimeoutMs,
       maxPacketsPerSecondPerNode: opts.maxPacketsPerSecondPerNode,
       queryTimeoutMs: opts.dhtQueryTimeoutMs,
     });
+    const check = initSignatureCheck();
+    check.catch(() => {}); // awaited below, once the DHT node is up (and stopped if this failed)
+    const dht = await starting;
     try {
+      await check;
       const dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'nostr-bt-reader-'));
       const fetcher = await BundleFetcher.start(dht, { dir, utp: opts.utp, uploadLimit: opts.uploadLimit });
       return new ReaderContext(dht, fetcher);

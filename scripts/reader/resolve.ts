@@ -6,7 +6,7 @@
 import type { Filter } from 'nostr-tools/filter';
 import type { NostrEvent } from '../../sidecar/formats/nostr-event.js';
 import type { ReaderContext } from './reader-context.js';
-import { lookupAuthorPointer } from './pointer-lookup.js';
+import { lookupAuthorPointer, type PointerLookup } from './pointer-lookup.js';
 import { EventMerger, type EventFilter } from './event-merge.js';
 import { LineChecker, Rejections, verifyEvent } from './verify-events.js';
 import { PieceLineAssembler } from './piece-lines.js';
@@ -28,7 +28,8 @@ export type { BridgeReport, BundleReport, EventOrigin, RelayMode, RelayReport, R
 
 export interface ResolveRequest {
   author: string;
-  bridges: Buffer[];
+  /** The bridges to ask: a list, or a feed that hands them over as they are found (discovery). */
+  bridges: Iterable<Buffer> | AsyncIterable<Buffer>;
   relays?: string[];
   relayMode?: RelayMode;
   filter?: EventFilter;
@@ -39,6 +40,13 @@ export interface ResolveRequest {
 }
 
 const short = (k: Buffer) => k.toString('hex').slice(0, 16);
+
+async function* toAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
+  yield* items;
+}
+
+/** Pointer lookups at once (each is a few DHT gets, one per page). */
+const POINTER_LOOKUPS_AT_ONCE = 8;
 
 export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Promise<ResolveResult> {
   const t0 = Date.now();
@@ -63,21 +71,30 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
   req.signal?.addEventListener('abort', onOuterAbort, { once: true });
   if (req.signal?.aborted) swarmAbort.abort();
 
-  // 1. Pointers, all bridges at once.
+  // 1. Pointers, a few bridges at a time, each as soon as it is known (a discovery feed hands
+  // bridges over while it runs); each pointer's bundles join the queue the moment it answers.
   const tPointers = Date.now();
-  const lookups = await Promise.all(req.bridges.map((k) => lookupAuthorPointer(ctx.dht, k, req.author, limits.pointerTimeoutMs)));
   const bridges: BridgeReport[] = [];
   const listedBy = new Map<string, string[]>();
   const listedByKey = new Map<string, string[]>();
   const order: string[] = [];
-  lookups.forEach((l, i) => {
-    const key = req.bridges[i]!;
+  // Bundle workers with nothing to do wait on `changed`; a pointer answering, the lookups ending
+  // or the deadline wakes them all.
+  let wakeAll = () => {};
+  let changed = new Promise<void>((r) => (wakeAll = r));
+  const poke = () => {
+    const wake = wakeAll;
+    changed = new Promise<void>((r) => (wakeAll = r));
+    wake();
+  };
+  swarmAbort.signal.addEventListener('abort', poke, { once: true });
+  const record = (slot: number, key: Buffer, l: PointerLookup) => {
     if (l.status !== 'found') {
-      bridges.push({ bridge: key.toString('hex'), status: l.status, ...(l.status === 'invalid' ? { reason: l.reason } : {}) });
+      bridges[slot] = { bridge: key.toString('hex'), status: l.status, ...(l.status === 'invalid' ? { reason: l.reason } : {}) };
       return;
     }
     const p = l.pointer;
-    bridges.push({
+    bridges[slot] = {
       bridge: key.toString('hex'),
       status: 'found',
       bundles: p.infoHashes.length,
@@ -86,7 +103,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
       seq: p.seq,
       complete: p.complete,
       ...(p.problems.length ? { problems: p.problems } : {}),
-    });
+    };
     for (const ih of p.infoHashes) {
       const by = listedBy.get(ih);
       if (by) {
@@ -98,10 +115,47 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
         order.push(ih);
       }
     }
-  });
+  };
+  let pointersDone = false;
+  let tPointersDone = tPointers;
+  const pointers = (async () => {
+    const asked = new Set<string>();
+    const inFlight = new Set<Promise<void>>();
+    const feed = Symbol.asyncIterator in req.bridges ? req.bridges[Symbol.asyncIterator]() : toAsync(req.bridges);
+    const deadline = new Promise<null>((resolve) => {
+      if (swarmAbort.signal.aborted) resolve(null);
+      swarmAbort.signal.addEventListener('abort', () => resolve(null), { once: true });
+    });
+    try {
+      for (;;) {
+        // The deadline ends the wait for a feed that has nothing more yet (discovery still running).
+        const step = await Promise.race([feed.next(), deadline]);
+        if (step === null || step.done) break;
+        const key = step.value;
+        const hex = key.toString('hex');
+        if (asked.has(hex)) continue;
+        asked.add(hex);
+        const slot = bridges.length;
+        bridges.length++;
+        const p = lookupAuthorPointer(ctx.dht, key, req.author, limits.pointerTimeoutMs).then((l) => {
+          record(slot, key, l);
+          poke();
+        });
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+        while (inFlight.size >= POINTER_LOOKUPS_AT_ONCE) await Promise.race(inFlight);
+      }
+    } finally {
+      if (swarmAbort.signal.aborted) void feed.return?.();
+      await Promise.all(inFlight);
+      pointersDone = true;
+      tPointersDone = Date.now();
+      poke();
+    }
+  })();
 
   // 2. Bundles, newest first, a few at a time, within the byte budget and the swarm deadline.
-  const tBundles = Date.now();
+  let tBundles: number | null = null;
   const bundles: BundleReport[] = [];
   const receivedAtStart = ctx.fetcher.received();
   let fileBytes = 0;
@@ -110,7 +164,13 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
   const spent = () => ctx.fetcher.received() - receivedAtStart + metadataBytes;
   let next = 0;
   const worker = async () => {
-    while (next < order.length) {
+    for (;;) {
+      if (next >= order.length) {
+        if (pointersDone) return;
+        await changed;
+        continue;
+      }
+      tBundles ??= Date.now();
       const ih = order[next++]!;
       const report: BundleReport = { infoHash: ih, bridges: listedBy.get(ih)!, ok: false, fileBytes: 0, events: 0, rejected: 0, ms: 0 };
       bundles.push(report);
@@ -162,7 +222,7 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
       fileBytes += out.fileBytes;
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, limits.concurrency) }, worker));
+  await Promise.all([pointers, ...Array.from({ length: Math.max(1, limits.concurrency) }, worker)]);
   clearTimeout(swarmTimer);
   req.signal?.removeEventListener('abort', onOuterAbort);
 
@@ -227,7 +287,8 @@ export async function resolveAuthor(ctx: ReaderContext, req: ResolveRequest): Pr
       sources,
       bytes: { files: fileBytes, received: ctx.fetcher.received() - receivedAtStart, metadata: metadataBytes, relays: relayBytes },
       firstEventMs,
-      phasesMs: { pointers: tBundles - tPointers, bundles: tRelays - tBundles, relays: Date.now() - tRelays },
+      // Pointers and bundles overlap: each from its first start to its last end.
+      phasesMs: { pointers: tPointersDone - tPointers, bundles: tBundles === null ? 0 : tRelays - tBundles, relays: Date.now() - tRelays },
     },
   };
 }

@@ -1,8 +1,9 @@
 // `nostr-bt restore`: a whole bridge back into a relay (disaster recovery for an operator who lost
 // the relay's database). The bridge's catalog (docs/protocol.md §11) names every bundle and the
 // authors in each; every author file is fetched (only its pieces), every event verified as
-// `resolve` verifies it, and the events go to `strfry import` (execa, with backpressure) or to a
-// JSONL file. Resumable: a state file lists the (bundle, author) files already delivered — after
+// `resolve` verifies it (on worker threads), and the events go to `strfry import` (execa, with
+// backpressure) or to a JSONL file. A bundle's files are asked for together, so each bundle is
+// fetched once. Resumable: a state file lists the (bundle, author) files already delivered — after
 // strfry exited 0, or after the output file was fsynced — and a new run skips them.
 import { appendFile, open, readFile, rename, writeFile } from 'node:fs/promises';
 import cliProgress from 'cli-progress';
@@ -12,7 +13,8 @@ import type { CatalogBundle } from '../../sidecar/formats/catalog.js';
 import { readCatalog, type CatalogLimits } from './catalog-read.js';
 import type { ReaderContext } from './reader-context.js';
 import { StrfryImport } from './strfry-import.js';
-import { Rejections, verifyJsonl, type RejectReason } from './verify-events.js';
+import { Rejections, type RejectReason } from './verify-events.js';
+import { VerifyPool } from './verify-pool.js';
 
 export type RestoreSink = { kind: 'strfry'; strfry: string; config: string } | { kind: 'file'; path: string };
 
@@ -28,6 +30,8 @@ export interface RestoreOptions {
   maxFileBytes: number;
   maxEventBytes: number;
   concurrency: number;
+  /** Threads that check signatures (default cores − 1, at least 1; 0: on the main thread). */
+  verifyThreads?: number;
   progress: boolean;
   signal?: AbortSignal;
 }
@@ -47,6 +51,8 @@ export interface RestoreSummary {
 }
 
 const FAILURES_LISTED = 20;
+/** Files of one bundle asked for at once (each holds its pieces until it is verified). */
+const FILES_AT_ONCE_PER_BUNDLE = 64;
 
 async function loadState(path: string, bridge: string): Promise<Set<string>> {
   try {
@@ -80,15 +86,25 @@ export async function restoreBridge(ctx: ReaderContext, o: RestoreOptions): Prom
     sink: { ok: true, detail: '' },
     ms: 0,
   };
-  const cat = await readCatalog(ctx, o.bridge, { limits: o.limits, signal: o.signal });
-  if (cat.status !== 'found') {
-    summary.error = `${cat.status}: ${cat.detail}`;
-    summary.ms = Date.now() - t0;
-    return summary;
+  // Its threads load the signature check while the catalog comes in.
+  const pool = new VerifyPool(o.verifyThreads);
+  let done: Set<string>;
+  let cat: Awaited<ReturnType<typeof readCatalog>>;
+  try {
+    cat = await readCatalog(ctx, o.bridge, { limits: o.limits, signal: o.signal });
+    if (cat.status !== 'found') {
+      summary.error = `${cat.status}: ${cat.detail}`;
+      summary.ms = Date.now() - t0;
+      await pool.close();
+      return summary;
+    }
+    done = await loadState(o.statePath, bridge);
+  } catch (err) {
+    await pool.close();
+    throw err;
   }
   summary.catalog = cat.infoHash;
   summary.bundles = cat.catalog.bundles.length;
-  const done = await loadState(o.statePath, bridge);
   const work: { b: CatalogBundle; author: string; key: string }[] = [];
   for (const b of cat.catalog.bundles) for (const author of b.authors) work.push({ b, author, key: `${b.ih}:${author}` });
   summary.files.total = work.length;
@@ -96,7 +112,13 @@ export async function restoreBridge(ctx: ReaderContext, o: RestoreOptions): Prom
   summary.files.skipped = work.length - todo.length;
 
   const importer = o.sink.kind === 'strfry' ? new StrfryImport(o.sink.strfry, o.sink.config) : null;
-  const out = o.sink.kind === 'file' ? await open(o.sink.path, 'a') : null;
+  const out =
+    o.sink.kind === 'file'
+      ? await open(o.sink.path, 'a').catch(async (err: unknown) => {
+          await pool.close();
+          throw err;
+        })
+      : null;
   const delivered = new Set<string>();
   const seen = new Set<string>();
   const rejections = new Rejections();
@@ -137,45 +159,70 @@ export async function restoreBridge(ctx: ReaderContext, o: RestoreOptions): Prom
     });
     return writing;
   };
-  let next = 0;
+  // Bundle by bundle (`concurrency` bundles at once): every file still to do of a bundle is asked
+  // for at once, so its metadata is fetched once and its pieces come in one swarm session
+  // instead of one file after another.
+  const byBundle = new Map<string, { b: CatalogBundle; author: string; key: string }[]>();
+  for (const w of todo) {
+    const list = byBundle.get(w.b.ih);
+    if (list) list.push(w);
+    else byBundle.set(w.b.ih, [w]);
+  }
+  const groups = [...byBundle.values()];
   let finished = 0;
-  const worker = async () => {
-    while (next < todo.length && !o.signal?.aborted) {
-      const w = todo[next++]!;
-      const chunks: Buffer[] = [];
-      const r = await ctx.fetcher.fetchAuthorFile(
-        w.b.ih,
-        w.author,
-        { maxMetadataBytes: o.limits?.maxMetadataBytes ?? 4 * 1024 * 1024, maxFileBytes: o.maxFileBytes, timeoutMs: o.fileTimeoutMs },
-        { signal: o.signal, onPiece: (i, _n, data) => (chunks[i] = Buffer.from(data)) },
-      );
-      if (!r.ok) {
+  const fetchFile = async (w: { b: CatalogBundle; author: string; key: string }) => {
+    const chunks: Buffer[] = [];
+    const r = await ctx.fetcher.fetchAuthorFile(
+      w.b.ih,
+      w.author,
+      { maxMetadataBytes: o.limits?.maxMetadataBytes ?? 4 * 1024 * 1024, maxFileBytes: o.maxFileBytes, timeoutMs: o.fileTimeoutMs },
+      { signal: o.signal, onPiece: (i, _n, data) => (chunks[i] = Buffer.from(data)) },
+    );
+    if (!r.ok) {
+      summary.files.failed++;
+      if (summary.failures.length < FAILURES_LISTED)
+        summary.failures.push({ ih: w.b.ih, author: w.author, reason: `${r.reason}: ${r.detail}` });
+    } else {
+      const { events, rejected } = await pool.verify(Buffer.concat(chunks), w.author, o.maxEventBytes);
+      let bad = 0;
+      for (const [reason, n] of Object.entries(rejected)) {
+        rejections.add(reason as RejectReason, n ?? 0);
+        bad += n ?? 0;
+      }
+      await deliver(events);
+      // A file with rejected lines is delivered as far as it verifies, and not marked done: a
+      // later run (another peer, the origin back) may get it whole.
+      if (bad === 0) delivered.add(w.key);
+      else {
         summary.files.failed++;
         if (summary.failures.length < FAILURES_LISTED)
-          summary.failures.push({ ih: w.b.ih, author: w.author, reason: `${r.reason}: ${r.detail}` });
-      } else {
-        const before = rejections.total;
-        const events = verifyJsonl(Buffer.concat(chunks), w.author, rejections, { maxEventBytes: o.maxEventBytes });
-        await deliver(events);
-        // A file with rejected lines is delivered as far as it verifies, and not marked done: a
-        // later run (another peer, the origin back) may get it whole.
-        if (rejections.total === before) delivered.add(w.key);
-        else {
-          summary.files.failed++;
-          if (summary.failures.length < FAILURES_LISTED)
-            summary.failures.push({ ih: w.b.ih, author: w.author, reason: `${rejections.total - before} lines rejected` });
-        }
-        summary.files.done++;
+          summary.failures.push({ ih: w.b.ih, author: w.author, reason: `${bad} lines rejected` });
       }
-      finished++;
-      bar?.update(finished, {
-        events: summary.events.sent,
-        rate: (summary.events.sent / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(0),
-        failed: summary.files.failed,
-      });
+      summary.files.done++;
+    }
+    finished++;
+    bar?.update(finished, {
+      events: summary.events.sent,
+      rate: (summary.events.sent / Math.max(0.001, (Date.now() - t0) / 1000)).toFixed(0),
+      failed: summary.files.failed,
+    });
+  };
+  let nextGroup = 0;
+  const worker = async () => {
+    while (nextGroup < groups.length && !o.signal?.aborted) {
+      const files = groups[nextGroup++]!;
+      let nextFile = 0;
+      const fileWorker = async () => {
+        while (nextFile < files.length && !o.signal?.aborted) await fetchFile(files[nextFile++]!);
+      };
+      await Promise.all(Array.from({ length: Math.min(FILES_AT_ONCE_PER_BUNDLE, files.length) }, fileWorker));
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency, todo.length)) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency, groups.length)) }, worker));
+  } finally {
+    await pool.close();
+  }
   await writing;
   bar?.stop();
   summary.rejected = rejections.counts;

@@ -10,8 +10,12 @@ export interface SignedItem extends VerifiedItem {
   sig: Buffer;
 }
 
-/** After the first valid reply, how long to wait for a newer seq before answering. */
-const GRACE_MS = 300;
+/**
+ * After the first valid reply, how long at most to wait for the rest of the lookup: a node that
+ * answers later may hold a newer seq (a put need not reach every storing node), so the lookup
+ * runs to its end unless this budget passes first.
+ */
+export const SETTLE_MS = 4000;
 
 type Closest = (
   target: Buffer,
@@ -22,11 +26,17 @@ type Closest = (
 
 /**
  * One DHT get of the mutable item (k, salt), accepted only if it is signed by k for exactly this
- * salt; the highest seq wins. Answers shortly after the first valid reply instead of waiting for
- * the whole lookup (bittorrent-dht's get waits for every queried node, dead ones included, to
- * time out). Bounded by `timeoutMs`.
+ * salt; the highest valid seq among all answers wins (an invalid answer never does). Answers when
+ * the lookup ends, or `settleMs` after the first valid reply, whichever comes first (a lookup ends
+ * only once every queried node answered or timed out, dead ones included). Bounded by `timeoutMs`.
  */
-export function getVerifiedItem(dht: DHT, k: Buffer, salt: Buffer, timeoutMs: number): Promise<SignedItem | ItemProblem> {
+export function getVerifiedItem(
+  dht: DHT,
+  k: Buffer,
+  salt: Buffer,
+  timeoutMs: number,
+  settleMs = SETTLE_MS,
+): Promise<SignedItem | ItemProblem> {
   return new Promise((resolve) => {
     let settled = false;
     let best: SignedItem | null = null;
@@ -53,7 +63,7 @@ export function getVerifiedItem(dht: DHT, k: Buffer, salt: Buffer, timeoutMs: nu
           if (typeof item === 'string') worst ??= item;
           else if (!best || item.seq > best.seq) {
             best = { ...item, sig: Buffer.from(r.sig as Uint8Array) };
-            grace ??= setTimeout(() => finish(best!), GRACE_MS);
+            grace ??= setTimeout(() => finish(best!), settleMs);
           }
           return true;
         },
