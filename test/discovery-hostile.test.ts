@@ -20,6 +20,7 @@ import { startBridge, runCli, parseJsonl, lastJson, type Bridge } from './testki
 import { HandmadeSeeder, makeBundle, putPointer } from './testkit/hostile-bridge.js';
 import { startFakeAnnouncers, type FakeAnnouncers } from './testkit/fake-announcers.js';
 import { signer } from './testkit/events.js';
+import { startTestRelay } from './testkit/nostr-relay.js';
 
 type Summary = ResolveSummary & { discovery: DiscoverySummary };
 
@@ -226,6 +227,21 @@ test('resolve with no --bridge and nobody announcing: exit 1 with a clear messag
         reader.resolve(author, { discover: true }).result,
         (err: unknown) => err instanceof NoBridgeFoundError && err.code === 'NO_BRIDGE_FOUND',
       );
+      // With a relay to ask, no bridge is not an error: the relay's events are the answer.
+      const relay = await startTestRelay();
+      try {
+        const carol = await signer();
+        const notes = [1, 2].map((i) => carol.sign({ kind: 1, created_at: 1_700_000_000 + i, content: `relay only ${i}` }));
+        await relay.publish(notes);
+        const r = reader.resolve(carol.pubkey, { discover: { timeoutMs: 5_000 }, relays: [relay.url] });
+        const seen: string[] = [];
+        for await (const v of r) seen.push(v.event.id);
+        const out = await r.result;
+        assert.deepEqual(seen.sort(), notes.map((e) => e.id).sort());
+        assert.equal(out.summary.discovery?.chosen.length, 0);
+      } finally {
+        await relay.stop();
+      }
       assert.throws(() => reader.resolve(author, { bridges: [] }), /discover: true/);
       assert.throws(() => reader.resolve(author, { discover: { maxPeers: 0 } }), /maxPeers/);
     } finally {

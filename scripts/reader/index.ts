@@ -268,11 +268,13 @@ class ReaderImpl implements Reader {
   private async bridgesFor(
     given: Buffer[],
     discover: Partial<DiscoverLimits> | null,
+    relays: string[],
     signal: AbortSignal,
   ): Promise<{ bridges: Buffer[]; discovery?: DiscoverySummary }> {
     if (given.length > 0 || !discover) return { bridges: given };
     const { bridges, discovery } = await chooseBridges(this.ctx.dht, this.cache, discover, signal);
-    if (bridges.length === 0 && !signal.aborted) throw noBridgeFound(discovery);
+    // With relays to ask, no bridge is an answer (the relays may have the events), not an error.
+    if (bridges.length === 0 && relays.length === 0 && !signal.aborted) throw noBridgeFound(discovery);
     return { bridges, discovery };
   }
 
@@ -344,7 +346,7 @@ class ReaderImpl implements Reader {
       });
       if (feed) {
         const { discovery } = await feed.done;
-        if (discovery.chosen.length === 0 && !signal.aborted) throw noBridgeFound(discovery);
+        if (discovery.chosen.length === 0 && relays.length === 0 && !signal.aborted) throw noBridgeFound(discovery);
         learnFromResolve(this.cache, out.summary);
         this.cache.save();
         out.summary.discovery = discovery;
@@ -361,7 +363,7 @@ class ReaderImpl implements Reader {
     const depth = opts.depth ?? 2;
     if (!Number.isInteger(depth) || depth < 0 || depth > 16) throw new InputError(`depth: 0 to 16, not ${JSON.stringify(opts.depth)}`);
     const { result, abort, iterate } = this.streamed<CrawledAuthor, CrawlSummary>(opts.signal, async (signal, push) => {
-      const { bridges, discovery } = await this.bridgesFor(given, discover, signal);
+      const { bridges, discovery } = await this.bridgesFor(given, discover, relays, signal);
       const out = await runCrawl(this.ctx, {
         root: key,
         depth,
