@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
 import WebTorrent, { type Torrent, type TorrentFile, type Wire } from '../../sidecar/common/webtorrent.js';
 import { installNoDelay } from '../../sidecar/common/tcp-no-delay.js';
+import { useFairThrottles } from '../../sidecar/common/fair-throttle.js';
 import MemoryChunkStore from 'memory-chunk-store';
 import type { FetchFailure } from './reader-types.js';
 
@@ -125,6 +126,8 @@ export class BundleFetcher {
       secure: 0,
       ...(opts.uploadLimit ? { uploadLimit: opts.uploadLimit } : {}),
     } as ConstructorParameters<typeof WebTorrent>[0]);
+    // Under an upload limit every asking peer gets served in turn (fair-throttle.ts).
+    useFairThrottles(client);
     // WebTorrent treats a `dht` option as constructor options; give it our node afterwards.
     if (dht) client.dht = dht;
     client.on('error', () => {});
