@@ -13,8 +13,11 @@
 //   plain HTTP GETs (the origin sends every byte, by construction).
 //   Readers cancel requests a peer leaves unanswered for 5 s (scripts/reader/stale-requests.ts:
 //   without it readers stalled near the end, their last pieces reserved by peers whose throttled
-//   upload starved); NBT_NO_ENDGAME=1 runs without it, NBT_DIAG=1 prints a reader's pieces,
-//   reservations and wires once it has made no progress for 15 s.
+//   upload starved; the throttles are fair now, sidecar/common/fair-throttle.ts); NBT_NO_ENDGAME=1
+//   runs without it, NBT_DIAG=1 prints a reader's pieces, reservations and wires once it has made
+//   no progress for 15 s, and every reader's view of the swarm at the end (incomplete readers'
+//   views are always printed: wires, bytes from the bridge and from readers, choke state).
+//   Also: event accepted → blob seeded, and → the first byte any reader got from the swarm.
 // Loopback only. Prints figures; never asserts timings.
 //
 //   node dist/bench/media-offload-bench.js [--quick] [--n=READERS] [--workers=N]

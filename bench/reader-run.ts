@@ -171,9 +171,9 @@ async function readBlob(args: BlobChildArgs, startedAt: number): Promise<Finishe
     uploads: 64,
     store: MemoryChunkStore,
   } as never);
-  torrent.on('wire', (wire: unknown) => void ((wire as { downloadSpeed: () => number }).downloadSpeed = () => 0));
-  // The end game WebTorrent lacks (scripts/reader/stale-requests.ts); NBT_NO_ENDGAME=1 measures without it.
-  const { cancelStaleRequests } = await import('../scripts/reader/stale-requests.js');
+  // The end game WebTorrent lacks, and every peer equally fast (scripts/reader/stale-requests.ts); NBT_NO_ENDGAME=1 measures without the first.
+  const { cancelStaleRequests, evenWireSpeed } = await import('../scripts/reader/stale-requests.js');
+  torrent.on('wire', (wire: unknown) => evenWireSpeed(wire));
   const stale = process.env.NBT_NO_ENDGAME ? null : cancelStaleRequests(torrent);
   const lookup = setInterval(() => {
     if (torrent.numPeers < 10 && !ctx.dht.destroyed) ctx.dht.lookup(args.infoHash);
