@@ -52,6 +52,21 @@ export interface ChildResult {
   /** Swarm: the slowest bundle read (download, with verification as the bytes arrive). */
   fetchMs?: number;
   phases?: unknown;
+  /** Blob readers: wall clock (ms since the epoch) of the first piece byte received. */
+  firstByteAt?: number;
+  /** Blob readers: the swarm as this reader saw it when it finished or gave up (bench/media-offload-bench.ts prints it). */
+  swarm?: BlobSwarmView;
+}
+
+/** One blob reader's view of its swarm: who it was connected to, what each wire gave and took, and choke state. */
+export interface BlobSwarmView {
+  /** This reader's peer id (hex), and each wire's remote one. */
+  peerId: string;
+  peers: number;
+  /** Requests cancelled as stale (scripts/reader/stale-requests.ts). */
+  cancelled: number;
+  piecesMissing: number;
+  wires: { peerId: string; port: number; dl: number; ul: number; peerChoking: boolean; amChoking: boolean; reqs: number }[];
 }
 
 export interface FinishedRead {
@@ -156,15 +171,19 @@ async function readBlob(args: BlobChildArgs, startedAt: number): Promise<Finishe
     uploads: 64,
     store: MemoryChunkStore,
   } as never);
-  torrent.on('wire', (wire: unknown) => void ((wire as { downloadSpeed: () => number }).downloadSpeed = () => 0));
-  // The end game WebTorrent lacks (scripts/reader/stale-requests.ts); NBT_NO_ENDGAME=1 measures without it.
-  const { cancelStaleRequests } = await import('../scripts/reader/stale-requests.js');
+  // The end game WebTorrent lacks, and every peer equally fast (scripts/reader/stale-requests.ts); NBT_NO_ENDGAME=1 measures without the first.
+  const { cancelStaleRequests, evenWireSpeed } = await import('../scripts/reader/stale-requests.js');
+  torrent.on('wire', (wire: unknown) => evenWireSpeed(wire));
   const stale = process.env.NBT_NO_ENDGAME ? null : cancelStaleRequests(torrent);
   const lookup = setInterval(() => {
     if (torrent.numPeers < 10 && !ctx.dht.destroyed) ctx.dht.lookup(args.infoHash);
   }, 2000);
   let firstByteMs: number | null = null;
-  torrent.once('download', () => (firstByteMs = Date.now() - t0));
+  let firstByteAt: number | undefined;
+  torrent.once('download', () => {
+    firstByteAt = Date.now();
+    firstByteMs = firstByteAt - t0;
+  });
   let lastD = -1;
   let lastAt = Date.now();
   let dumped = false;
@@ -213,6 +232,37 @@ async function readBlob(args: BlobChildArgs, startedAt: number): Promise<Finishe
   clearInterval(diag);
   stale?.stop();
   const allMs = Date.now() - t0;
+  const tw = torrent as unknown as {
+    numPeers: number;
+    pieces: unknown[];
+    bitfield?: { get(i: number): boolean };
+    wires: {
+      peerId: string;
+      remotePort: number;
+      downloaded: number;
+      uploaded: number;
+      peerChoking: boolean;
+      amChoking: boolean;
+      requests: unknown[];
+    }[];
+  };
+  let piecesMissing = 0;
+  for (let i = 0; i < (tw.pieces?.length ?? 0); i++) if (!tw.bitfield?.get(i)) piecesMissing++;
+  const swarmView: BlobSwarmView = {
+    peerId: (client as unknown as { peerId: string }).peerId,
+    peers: tw.numPeers,
+    cancelled: stale?.cancelled ?? 0,
+    piecesMissing,
+    wires: tw.wires.map((w) => ({
+      peerId: w.peerId,
+      port: w.remotePort,
+      dl: w.downloaded,
+      ul: w.uploaded,
+      peerChoking: w.peerChoking,
+      amChoking: w.amChoking,
+      reqs: w.requests.length,
+    })),
+  };
   let verified = false;
   if (ok) {
     const h = createHash('sha256');
@@ -231,6 +281,8 @@ async function readBlob(args: BlobChildArgs, startedAt: number): Promise<Finishe
     downloaded: t.received,
     fileBytes: t.length,
     uploaded: torrent.uploaded,
+    ...(firstByteAt !== undefined ? { firstByteAt } : {}),
+    swarm: swarmView,
   };
   let released: Promise<number> | null = null;
   return {

@@ -33,7 +33,12 @@ export interface InProcessBridge {
   stop(): Promise<void>;
 }
 
-export async function startBridgeInProcess(dht: Pick<LocalDht, 'bootstrap'>): Promise<InProcessBridge> {
+/** Config sections the benchmark adds (e.g. `media`), merged over the bridge's own overrides. */
+export interface BridgeOverrides {
+  media?: Record<string, unknown>;
+}
+
+export async function startBridgeInProcess(dht: Pick<LocalDht, 'bootstrap'>, extra: BridgeOverrides = {}): Promise<InProcessBridge> {
   const dir = makeTempDir('nostr-bt-reader-bench-');
   const config = loadConfig({
     dataDir: join(dir, 'data'),
@@ -53,6 +58,7 @@ export async function startBridgeInProcess(dht: Pick<LocalDht, 'bootstrap'>): Pr
       discovery: { listen: '127.0.0.1:0' },
       status: { listen: '127.0.0.1:0' },
       bundle: { windowSeconds: 3600, windowMaxBytes: 1024 ** 3 },
+      ...(extra.media ? { media: extra.media } : {}),
     },
   });
   const sc = new Sidecar(config, createLogger('bench', 'silent'), { statusHttp: false, bundleSchedule: false });
@@ -176,6 +182,11 @@ export function spawnReader(args: ReaderArgs): ReaderChild {
       return l ? (JSON.parse(l) as { uploaded: number }).uploaded : 0;
     },
   };
+}
+
+/** `readers` readers over `workers` worker threads (ReaderPool), or a process each with `workers` = 0. */
+export function readerPool(workers: number, readers: number): { start(a: ReaderArgs): ReaderChild; close(): Promise<void> } {
+  return workers === 0 ? { start: spawnReader, close: async () => {} } : new ReaderPool(Math.min(workers, readers));
 }
 
 /**

@@ -16,6 +16,7 @@ import { sendLines } from './testkit/ingest-client.js';
 import { startGatewayRig, type GatewayRig } from './testkit/gateway-rig.js';
 import { chromiumAvailable, counters, launchChromium, readDone } from './testkit/browser.js';
 import { startHostileGateway, tampered } from './testkit/hostile-gateway.js';
+import { mediaServer, type MediaServer } from './testkit/media-server.js';
 
 const skip = chromiumAvailable() ? false : 'no /usr/bin/chromium (apt-get install chromium)';
 const T0 = 1_700_000_000;
@@ -24,6 +25,12 @@ let rig: GatewayRig;
 let author: string;
 let expected: NostrEvent[];
 const imageSha = randomBytes(32).toString('hex');
+/** A real 1×1 PNG the bridge archives from a loopback Blossom stand-in (the present case). */
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
+let origin: MediaServer;
+/** What the page functions below use of the DOM (this file is compiled without the DOM lib). */
+type PageDom = { document: { querySelector(s: string): { complete: boolean; naturalWidth: number; src: string } | null } };
+let pngSha: string;
 
 function newestFirst(a: NostrEvent, b: NostrEvent): number {
   return b.created_at - a.created_at || (a.id < b.id ? -1 : 1);
@@ -33,7 +40,9 @@ before(async () => {
   if (skip) return;
   // One WebRTC peer per bundle for the bridge: the first tab takes it, so the second can only
   // get the bundle from the first.
-  rig = await startGatewayRig({ webrtcMaxPeersPerBundle: 1 }, { dhtNodes: 4 });
+  origin = await mediaServer();
+  pngSha = origin.add(PNG, 'image/png');
+  rig = await startGatewayRig({ webrtcMaxPeersPerBundle: 1 }, { dhtNodes: 4, media: { enabled: true, allowLoopback: true } });
   const a = await signer();
   const other = await signer();
   author = a.pubkey;
@@ -46,13 +55,19 @@ before(async () => {
     content: 'a picture',
     tags: [['imeta', `url https://blossom.example/${imageSha}.png`, `x ${imageSha}`, 'm image/png']],
   });
+  const withArchivedImage = a.sign({
+    kind: 1,
+    created_at: T0 + 201,
+    content: 'an archived picture',
+    tags: [['imeta', `url ${origin.url(pngSha, '.png')}`, `x ${pngSha}`, 'm image/png']],
+  });
   const oldProfile = a.sign({ kind: 0, created_at: T0 + 1, content: JSON.stringify({ name: 'old name' }) });
   const profile = a.sign({ kind: 0, created_at: T0 + 50, content: JSON.stringify({ name: 'alice', about: 'reads archives' }) });
   const doomed = a.sign({ kind: 1, created_at: T0 + 103, content: 'this note is deleted' });
   const deletion = a.sign({ kind: 5, created_at: T0 + 300, content: 'oops', tags: [['e', doomed.id]] });
   const others = Array.from({ length: 3 }, (_, i) => other.sign({ kind: 1, created_at: T0 + 150 + i, content: `someone else ${i}` }));
-  const all = [oldProfile, profile, ...notes, doomed, withImage, deletion, ...others];
-  expected = [profile, ...notes, withImage, deletion].sort(newestFirst);
+  const all = [oldProfile, profile, ...notes, doomed, withImage, withArchivedImage, deletion, ...others];
+  expected = [profile, ...notes, withImage, withArchivedImage, deletion].sort(newestFirst);
   const acked = await sendLines(
     rig.sidecar.socketPath,
     all.map((e) => pluginLine(e)),
@@ -64,10 +79,12 @@ before(async () => {
       s.bundles?.pendingEvents === 0 && (s.bundles?.built ?? 0) > 0 && s.pointers?.dirtyAuthors === 0 && (s.pointers?.published ?? 0) >= 2,
     90_000,
   );
+  await rig.sidecar.waitFor((s) => (s.media?.seeded ?? 0) >= 1, 60_000);
 });
 
 after(async () => {
   await rig?.stop();
+  await origin?.close();
 });
 
 /** A browser per test: Chromium starts helper processes as it goes, and the leak check wants each test to end them. */
@@ -140,6 +157,28 @@ test("the page shows exactly the author's archived events, newest first, deleted
     assert.equal(await page.locator('#events b').count(), 0);
     // The image the archive has not got (no Blossom endpoint serves it) is reported, not broken.
     await page.waitForSelector(`#events .noimg[data-sha256="${imageSha}"]`, { timeout: 30_000 });
+    // The one it has is shown, from the bridge's Blossom endpoint (the origin sends nothing more),
+    // and its bytes hash to the sha256 the event states.
+    const originSent = origin.blobBytesSent;
+    await page.waitForFunction(
+      (sha) => {
+        const img = (globalThis as unknown as PageDom).document.querySelector(`#events img[data-sha256="${sha}"]`);
+        return img !== null && img.complete && img.naturalWidth > 0;
+      },
+      pngSha,
+      { timeout: 30_000 },
+    );
+    const shown = await page.evaluate(async (sha) => {
+      const img = (globalThis as unknown as PageDom).document.querySelector(`#events img[data-sha256="${sha}"]`)!;
+      const bytes = await (await fetch(img.src)).arrayBuffer();
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+      return { src: img.src, width: img.naturalWidth, sha256: [...digest].map((b) => b.toString(16).padStart(2, '0')).join('') };
+    }, pngSha);
+    assert.equal(shown.sha256, pngSha);
+    assert.equal(shown.src, `${rig.base}/${pngSha}`);
+    assert.equal(shown.width, 1);
+    assert.equal(origin.blobBytesSent, originSent, 'the image came from the bridge, not the origin');
+    assert.equal(await page.locator(`#events .noimg[data-sha256="${pngSha}"]`).count(), 0);
     const headers = (await page.request.get(`${rig.base}/`)).headers();
     assert.match(headers['content-security-policy'] ?? '', /script-src 'self'/);
   } finally {

@@ -11,8 +11,10 @@ import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
 import WebTorrent, { type Torrent, type TorrentFile, type Wire } from '../../sidecar/common/webtorrent.js';
 import { installNoDelay } from '../../sidecar/common/tcp-no-delay.js';
+import { useFairThrottles } from '../../sidecar/common/fair-throttle.js';
 import MemoryChunkStore from 'memory-chunk-store';
 import type { FetchFailure } from './reader-types.js';
+import { evenWireSpeed } from './stale-requests.js';
 
 export type { FetchFailure };
 
@@ -125,6 +127,8 @@ export class BundleFetcher {
       secure: 0,
       ...(opts.uploadLimit ? { uploadLimit: opts.uploadLimit } : {}),
     } as ConstructorParameters<typeof WebTorrent>[0]);
+    // Under an upload limit every asking peer gets served in turn (fair-throttle.ts).
+    useFairThrottles(client);
     // WebTorrent treats a `dht` option as constructor options; give it our node afterwards.
     if (dht) client.dht = dht;
     client.on('error', () => {});
@@ -303,8 +307,9 @@ export class BundleFetcher {
     torrent.on('wire', (wire: Wire) => {
       // WebTorrent leaves a piece to a faster peer rather than asking a slower one, even when
       // that peer has since choked us: in a swarm of readers this stalled downloads for seconds
-      // and sent them back to the bridge. Without a speed it asks whoever has the piece.
-      (wire as unknown as { downloadSpeed: () => number }).downloadSpeed = () => 0;
+      // and sent them back to the bridge. With every peer equally fast it asks whoever has the
+      // piece, with a pipeline deep enough for a lagging peer (stale-requests.ts evenWireSpeed).
+      evenWireSpeed(wire);
       // Where each piece came from, for the library's per-event origin.
       wire.on('piece', (index: number) => {
         const w = wire as unknown as { remoteAddress?: string; remotePort?: number };

@@ -18,7 +18,7 @@ import type DHT from 'bittorrent-dht';
 import type { Torrent, Wire } from '../../sidecar/common/webtorrent.js';
 import type WebTorrent from '../../sidecar/common/webtorrent.js';
 import { InputError } from './keys.js';
-import { cancelStaleRequests } from './stale-requests.js';
+import { cancelStaleRequests, evenWireSpeed } from './stale-requests.js';
 import type { MediaAttempt, MediaFetchOptions, MediaFetchResult } from './media-types.js';
 import { anySignal, gatewayBlobTorrent, isHttpUrl, parseMagnet } from './media-links.js';
 
@@ -199,8 +199,8 @@ async function fromSwarm(client: WebTorrent, dht: DHT | null, j: SwarmJob): Prom
       timers.push(stallTimer);
       torrent.once('error', (err: Error) => fail('error', err.message));
       torrent.on('wire', (wire: Wire) => {
-        // As in bundle-fetch.ts: without a speed, WebTorrent asks whoever has a piece instead of waiting for a faster peer that choked us.
-        (wire as unknown as { downloadSpeed: () => number }).downloadSpeed = () => 0;
+        // As in bundle-fetch.ts: every peer equally fast (stale-requests.ts evenWireSpeed).
+        evenWireSpeed(wire);
         wire.on('extended', (ext: string, hs: { metadata_size?: unknown }) => {
           if (ext === 'handshake' && !torrent.files?.length && typeof hs?.metadata_size === 'number' && hs.metadata_size > 8 * 1024 * 1024)
             (wire as unknown as { destroy(): void }).destroy();

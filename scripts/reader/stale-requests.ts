@@ -56,3 +56,20 @@ export function cancelStaleRequests(torrent: Torrent, opts: StaleRequestOptions 
     },
   };
 }
+
+/**
+ * What a reader's wires tell WebTorrent their download speed is: the same for every peer, so no
+ * peer is preferred or passed over for being faster (WebTorrent leaves pieces to faster peers
+ * even after they choked us, and hotswaps requests away from slower ones), and above WebTorrent's
+ * speed threshold (3 blocks/s) so that its speed ranker and hotswap stand aside. It also sets the
+ * request pipeline: 2 + ⌈duration × speed / 16 KiB⌉, 10 to 18 blocks in flight per peer. A speed
+ * of 0 (what readers used before) left 2 blocks per peer: 32 KiB per round trip, and in a
+ * 20-reader swarm on a busy machine (event loops lagging ~1 s) each reader got ~25 KiB/s and
+ * none finished a 10 MiB blob in 300 s (bench/media-offload-bench.ts).
+ */
+export const EVEN_WIRE_SPEED = 256 * 1024;
+
+/** Gives a wire the even speed above (call on the torrent's 'wire' event). */
+export function evenWireSpeed(wire: unknown): void {
+  (wire as { downloadSpeed: () => number }).downloadSpeed = () => EVEN_WIRE_SPEED;
+}

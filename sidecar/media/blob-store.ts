@@ -102,6 +102,10 @@ export class BlobStore {
   private readonly refs = new Map<string, Set<string>>();
   /** author → bytes of the blobs they reference. */
   private readonly byAuthor = new Map<string, number>();
+  /** author → the blobs they reference (one author's list is rebuilt without a scan of every blob). */
+  private readonly shasByAuthor = new Map<string, Set<string>>();
+  /** author → how many times their set of blobs changed (a list is rebuilt only when it moved). */
+  private readonly versions = new Map<string, number>();
 
   private constructor(
     readonly root: string,
@@ -144,11 +148,28 @@ export class BlobStore {
     return [...this.sizes.keys()];
   }
 
-  /** The blobs `author` references (a scan of every blob: for rebuilding one author's list). */
+  /** The blobs `author` references. */
   shasOf(author: string): string[] {
-    const out: string[] = [];
-    for (const [sha, owners] of this.refs) if (owners.has(author)) out.push(sha);
-    return out;
+    return [...(this.shasByAuthor.get(author) ?? [])];
+  }
+
+  /** Changes with every blob `author` gains or loses (0: never had one); equal versions, equal blobs. */
+  versionOf(author: string): number {
+    return this.versions.get(author) ?? 0;
+  }
+
+  private own(author: string, sha256: string): void {
+    let set = this.shasByAuthor.get(author);
+    if (!set) this.shasByAuthor.set(author, (set = new Set()));
+    set.add(sha256);
+    this.versions.set(author, this.versionOf(author) + 1);
+  }
+
+  private disown(author: string, sha256: string): void {
+    const set = this.shasByAuthor.get(author);
+    if (!set?.delete(sha256)) return;
+    if (set.size === 0) this.shasByAuthor.delete(author);
+    this.versions.set(author, this.versionOf(author) + 1);
   }
 
   /** Authors referencing a blob, and all authors with a reference. */
@@ -227,6 +248,7 @@ export class BlobStore {
     if (!owners) this.refs.set(sha256, (owners = new Set()));
     if (owners.has(author)) return;
     owners.add(author);
+    this.own(author, sha256);
     this.byAuthor.set(author, this.authorBytes(author) + bytes);
   }
 
@@ -238,6 +260,7 @@ export class BlobStore {
     const bytes = this.sizes.get(sha256);
     const owners = this.refs.get(sha256);
     if (bytes === undefined || !owners?.delete(author)) return false;
+    this.disown(author, sha256);
     const left = this.authorBytes(author) - bytes;
     if (left > 0) this.byAuthor.set(author, left);
     else this.byAuthor.delete(author);
@@ -255,6 +278,7 @@ export class BlobStore {
     const bytes = this.sizes.get(sha256);
     if (bytes === undefined) return; // removed meanwhile by another call
     for (const a of this.refs.get(sha256) ?? []) {
+      this.disown(a, sha256);
       const left = this.authorBytes(a) - bytes;
       if (left > 0) this.byAuthor.set(a, left);
       else this.byAuthor.delete(a);

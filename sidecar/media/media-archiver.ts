@@ -70,6 +70,8 @@ export interface MediaStatus {
   cursor: number;
   /** Authors whose media list is seeded. */
   lists: number;
+  /** Media lists rebuilt since start, blob entries read for them, and rebuilds skipped (the author's blobs had not changed). */
+  listWork: { rebuilds: number; entriesRead: number; skipped: number };
 }
 
 /** Indexed events read per step of a scan (the loop yields between steps). */
@@ -132,11 +134,15 @@ export class MediaArchiver {
       const lists = await MediaLists.open({
         dir: join(mediaRoot(deps.dataDir), 'lists'),
         seeder: deps.seeder,
-        entriesOf: (author) =>
-          blobs.shasOf(author).flatMap((sha) => {
+        entriesOf: (author) => {
+          const shas = blobs.shasOf(author);
+          const entries = shas.flatMap((sha) => {
             const rec = index.blob(sha);
             return rec ? [{ sha256: sha, ih: rec.ih, size: rec.bytes }] : [];
-          }),
+          });
+          return { entries, complete: entries.length === shas.length };
+        },
+        versionOf: (author) => blobs.versionOf(author),
         onChanged: (authors) => deps.onListsChanged?.(authors),
         onError: (err, author) => deps.log.error({ err, author }, 'media: building a media list failed'),
       });
@@ -239,6 +245,8 @@ export class MediaArchiver {
       // Dropped (queue full, author over their share, stopping): counted by the queue; not referenced.
     }
     if (kept.length > 0) void this.serial(() => this.index.addReferences(eventId, author, kept, jobs));
+    // A stored blob the author did not have yet changes their list (a no-op touch otherwise).
+    if (kept.length > jobs.length) this.lists.touch([author]);
   }
 
   /** A fetched, verified blob with its torrent: recorded, referenced by every author that asked, seeded. */
@@ -408,6 +416,7 @@ export class MediaArchiver {
       removed: this.removedBlobs,
       cursor: this.index.cursor ?? 0,
       lists: this.lists.count,
+      listWork: this.lists.stats(),
     };
   }
 

@@ -6,7 +6,9 @@
 // a pure function of the list: the same blobs give the same infohash, across restarts (lists are
 // rebuilt from the media index at start, nothing about them is persisted). The torrent has the
 // bundle layout (§6: one file `<pubkey>.jsonl` under the name `nostr-bt-media-<pubkey>`), so the
-// reader's bundle fetcher reads it with its limits. Rebuilds are coalesced per author.
+// reader's bundle fetcher reads it with its limits. Rebuilds are coalesced per author, and only
+// an author whose blobs changed since their list was built is rebuilt (reading that author's
+// entries alone), so the work of a change is bounded by that author's blobs, never all of them.
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -19,8 +21,13 @@ export interface MediaListsDeps {
   /** `<dataDir>/media/lists` */
   dir: string;
   seeder: Seeder;
-  /** The author's stored blobs now. */
-  entriesOf: (author: string) => MediaListEntry[];
+  /**
+   * The author's stored blobs now (read only for an author whose version moved); `complete`
+   * false when some are not recorded yet (a fetch finishing): the list is built again on the next touch.
+   */
+  entriesOf: (author: string) => { entries: MediaListEntry[]; complete: boolean };
+  /** Changes whenever the author's stored blobs do (BlobStore.versionOf). */
+  versionOf: (author: string) => number;
   /** The author's list infohash changed (or went): their pointer is signed again. */
   onChanged: (authors: string[]) => void;
   onError: (err: unknown, author: string) => void;
@@ -29,6 +36,9 @@ export interface MediaListsDeps {
 export class MediaLists {
   /** author → infohash of the list seeded now. */
   private readonly current = new Map<string, string>();
+  /** author → the blob version their current list (or its absence) was built from. */
+  private readonly builtAt = new Map<string, number>();
+  private work = { rebuilds: 0, entriesRead: 0, skipped: 0 };
   private readonly dirty = new Set<string>();
   private running: Promise<void> | null = null;
   private stopped = false;
@@ -49,6 +59,11 @@ export class MediaLists {
 
   get count(): number {
     return this.current.size;
+  }
+
+  /** Lists rebuilt, the entries they were built from, and touches skipped (the author's blobs had not changed, or one was still being recorded) (status). */
+  stats(): { rebuilds: number; entriesRead: number; skipped: number } {
+    return { ...this.work };
   }
 
   /** Marks authors whose stored blobs changed; their lists are rebuilt soon (coalesced). */
@@ -92,9 +107,23 @@ export class MediaLists {
 
   /** Rebuilds one list; returns whether its infohash changed. */
   private async rebuild(author: string): Promise<boolean> {
-    const entries = this.d.entriesOf(author);
+    const version = this.d.versionOf(author);
+    if ((this.builtAt.get(author) ?? 0) === version) {
+      this.work.skipped++;
+      return false;
+    }
+    const { entries, complete } = this.d.entriesOf(author);
+    if (!complete) {
+      // A blob of theirs is being recorded: its store step touches the author again.
+      this.work.skipped++;
+      return false;
+    }
+    this.work.rebuilds++;
+    this.work.entriesRead += entries.length;
+    const built = () => this.builtAt.set(author, version);
     const old = this.current.get(author);
     if (entries.length === 0) {
+      this.builtAt.delete(author);
       if (old === undefined) return false;
       await this.d.seeder.unseed(old);
       this.current.delete(author);
@@ -115,6 +144,7 @@ export class MediaLists {
     const ih = createHash('sha1').update(info).digest('hex');
     if (ih === old) {
       await rm(tmp, { force: true });
+      built();
       return false;
     }
     const torrent = Buffer.concat([Buffer.from('d4:info'), info, Buffer.from('e')]);
@@ -122,6 +152,7 @@ export class MediaLists {
     await writeFile(this.torrentPath(ih), torrent);
     await this.d.seeder.seed({ infoHash: ih, torrent, dataPath: this.dataPath(ih) });
     this.current.set(author, ih);
+    built();
     if (old !== undefined) {
       await this.d.seeder.unseed(old);
       await rm(this.dataPath(old), { force: true });

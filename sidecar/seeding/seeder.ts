@@ -9,6 +9,7 @@ import { BundleDataStore } from './data-store.js';
 import { limitPeers } from './peer-limits.js';
 import { torrentLayout } from '../formats/torrent-layout.js';
 import { installNoDelay } from '../common/tcp-no-delay.js';
+import { useFairThrottles } from '../common/fair-throttle.js';
 
 /**
  * What client.add() gets for a bundle: a parsed torrent (the form parse-torrent returns) whose
@@ -103,6 +104,7 @@ export class WebTorrentSeeder implements Seeder {
       maxConns: opts.maxConns,
     });
     limitPeers(client, { maxIncoming: opts.maxConns });
+    useFairThrottles(client);
     // WebTorrent treats a `dht` option as constructor options; give it our node afterwards.
     if (dht) client.dht = dht;
     client.on('error', (err: Error) => log.error({ err }, 'torrent client error'));

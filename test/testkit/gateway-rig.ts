@@ -36,7 +36,7 @@ export async function freeTcpPort(): Promise<number> {
 /** Starts the sidecar with `gateway` settings merged over listen/publicUrl on a free port. */
 export async function startGatewayRig(
   gateway: Record<string, unknown> = {},
-  opts: { publicUrl?: boolean; dhtNodes?: number; bundle?: Record<string, unknown> } = {},
+  opts: { publicUrl?: boolean; dhtNodes?: number; bundle?: Record<string, unknown>; media?: Record<string, unknown> } = {},
 ): Promise<GatewayRig> {
   const dht = await startLocalDht(opts.dhtNodes ?? 8);
   const port = await freeTcpPort();
@@ -45,6 +45,7 @@ export async function startGatewayRig(
     dht: { bootstrap: dht.bootstrap, putsPerSecond: 200 },
     bundle: { windowSeconds: 1, ...opts.bundle },
     gateway: { listen: `127.0.0.1:${port}`, ...(opts.publicUrl === false ? {} : { publicUrl: base }), ...gateway },
+    ...(opts.media ? { media: opts.media } : {}),
   });
   const sidecar = new SidecarProcess(ws.configPath, ws.dataDir);
   try {
