@@ -13,6 +13,7 @@
 // same calls: removeTokens, tryRemoveTokens), so ThrottleGroup.setRate (client.throttleUpload)
 // keeps working on it.
 import type WebTorrent from 'webtorrent';
+import { type PatchOwner, patchableObject } from './monkey-patch.js';
 
 type Callback = (err: string | null, remaining: number | null) => void;
 
@@ -90,13 +91,20 @@ interface Group {
   bucket: { bucketSize: number; tokensPerInterval: number };
 }
 
-/** Gives the client's upload and download throttle groups fair buckets (call right after `new WebTorrent`). */
+const OWNER: PatchOwner = { pkg: 'webtorrent', object: 'WebTorrent client' };
+
+/**
+ * Gives the client's upload and download throttle groups fair buckets (call right after `new
+ * WebTorrent`). Throws PatchTargetError if webtorrent's internals moved, rather than silently
+ * leaving the unfair bucket in place.
+ */
 export function useFairThrottles(client: WebTorrent): void {
-  const groups = (client as unknown as { throttleGroups?: { up?: Group; down?: Group } }).throttleGroups;
-  for (const g of [groups?.up, groups?.down]) {
-    if (!g?.bucket) continue;
-    const fair = new FairTokenBucket(g.bucket.tokensPerInterval);
-    fair.bucketSize = g.bucket.bucketSize;
+  const groups = patchableObject(client, 'throttleGroups', OWNER) as Record<string, unknown>;
+  for (const name of ['up', 'down']) {
+    const g = patchableObject(groups, name, { ...OWNER, object: 'client.throttleGroups' }) as Group;
+    const bucket = patchableObject(g, 'bucket', { ...OWNER, object: `client.throttleGroups.${name}` }) as Group['bucket'];
+    const fair = new FairTokenBucket(bucket.tokensPerInterval);
+    fair.bucketSize = bucket.bucketSize;
     g.bucket = fair as unknown as Group['bucket'];
   }
 }
