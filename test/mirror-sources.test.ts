@@ -15,10 +15,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type DHT from 'bittorrent-dht';
 import bencode from 'bencode';
-import { BRIDGE_SALT, bridgeValue, signedBytes } from '../sidecar/formats/pointer-item.js';
 import { catalogTorrent, type CatalogBundle } from '../sidecar/formats/catalog.js';
 import { canonicalJson } from '../sidecar/formats/nostr-event.js';
-import { ItemPutter } from '../sidecar/dht/put.js';
 import { freeUdpPorts, startLocalDhtAt } from './testkit/local-dht.js';
 import { startBridge, type Bridge } from './testkit/reader-rig.js';
 import { signer } from './testkit/events.js';
@@ -28,27 +26,13 @@ import {
   makeBundle,
   putPointer,
   testBridgeKey,
+  putBridgeItem,
+  catalogEntry,
   type HandmadeBundle,
   type TestBridgeKey,
 } from './testkit/hostile-bridge.js';
 
 const N_DHT = 20;
-
-async function putBridgeItem(dht: DHT, bridge: TestBridgeKey, catalog: string, seq: number, gateway: string | null): Promise<void> {
-  const v = bridgeValue({ relayUrl: '', authors: 1, events: 1, bundles: 1, newest: null, catalog, gateway });
-  const out = await new ItemPutter(dht).put({
-    k: bridge.key.publicKey,
-    salt: BRIDGE_SALT,
-    seq,
-    v,
-    sig: bridge.key.sign(signedBytes(BRIDGE_SALT, seq, v)),
-  });
-  assert.ok(out.stored > 0, 'bridge item stored');
-}
-
-function entry(b: HandmadeBundle, events: number, authors: string[], end: number): CatalogBundle {
-  return { ih: b.infoHash, level: 0, start: end - 60, end, events, bytes: b.files.reduce((n, f) => n + f.data.length, 0), authors };
-}
 
 function catalogBundle(bridge: TestBridgeKey, entries: CatalogBundle[]): HandmadeBundle {
   const cat = catalogTorrent({ bridge: bridge.hex, bundles: entries });
@@ -137,7 +121,10 @@ test('mirror: an origin reachable only through its gateway (no BitTorrent peer):
       name: 'nostr-bt-1700100000-1700100029-30',
     });
     const sortedAuthors = authors.map((s) => s.pubkey).sort();
-    const cat = catalogBundle(bridge, [entry(b1, 60, sortedAuthors, 1_700_000_060), entry(b2, 30, [authors[0]!.pubkey], 1_700_100_060)]);
+    const cat = catalogBundle(bridge, [
+      catalogEntry(b1, 60, sortedAuthors, 1_700_000_060),
+      catalogEntry(b2, 30, [authors[0]!.pubkey], 1_700_100_060),
+    ]);
     gateway = await startGateway([b1, b2, cat]);
     for (const s of authors) await putPointer(nodes[1]!, bridge, s.pubkey, s === authors[0] ? [b2.infoHash, b1.infoHash] : [b1.infoHash]);
     await putBridgeItem(nodes[0]!, bridge, cat.infoHash, 1, gateway.url);
@@ -197,7 +184,10 @@ test('mirror: a bundle refused for the disk quota is fetched once the origin ret
     const older = big(1_700_000_100);
     const newer = big(1_700_000_200);
     // The newest bundle is fetched first: `newer` is held, `older` refused for the quota.
-    const cat1 = catalogBundle(bridge, [entry(older, 18, [a.pubkey], 1_700_000_160), entry(newer, 18, [a.pubkey], 1_700_000_260)]);
+    const cat1 = catalogBundle(bridge, [
+      catalogEntry(older, 18, [a.pubkey], 1_700_000_160),
+      catalogEntry(newer, 18, [a.pubkey], 1_700_000_260),
+    ]);
     for (const b of [older, newer, cat1]) await seeder.seed(b);
     await putPointer(nodes[1]!, bridge, a.pubkey, [newer.infoHash, older.infoHash], 1);
     await putBridgeItem(nodes[0]!, bridge, cat1.infoHash, 1, null);
@@ -233,7 +223,10 @@ test('mirror: a bundle refused for the disk quota is fetched once the origin ret
         name: 'nostr-bt-1700000300-1700000300-1',
       },
     );
-    const cat2 = catalogBundle(bridge, [entry(older, 18, [a.pubkey], 1_700_000_160), entry(small, 1, [a.pubkey], 1_700_000_360)]);
+    const cat2 = catalogBundle(bridge, [
+      catalogEntry(older, 18, [a.pubkey], 1_700_000_160),
+      catalogEntry(small, 1, [a.pubkey], 1_700_000_360),
+    ]);
     for (const b of [small, cat2]) await seeder.seed(b);
     await putPointer(nodes[1]!, bridge, a.pubkey, [small.infoHash, older.infoHash], 2);
     await putBridgeItem(nodes[0]!, bridge, cat2.infoHash, 2, null);

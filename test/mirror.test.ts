@@ -13,15 +13,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import DHT from 'bittorrent-dht';
 import { hardenDht } from '../sidecar/dht/harden.js';
 import { verifyEd25519 } from '../sidecar/formats/ed25519.js';
-import { authorSalt, BRIDGE_SALT, bridgeValue, signedBytes, targetOf } from '../sidecar/formats/pointer-item.js';
+import { authorSalt, BRIDGE_SALT, targetOf } from '../sidecar/formats/pointer-item.js';
 import { catalogTorrent, type CatalogBundle } from '../sidecar/formats/catalog.js';
 import { canonicalJson, type NostrEvent } from '../sidecar/formats/nostr-event.js';
-import { ItemPutter } from '../sidecar/dht/put.js';
 import { freeUdpPorts, startLocalDhtAt } from './testkit/local-dht.js';
 import { startBridge, type Bridge } from './testkit/reader-rig.js';
 import { signer } from './testkit/events.js';
 import { DIST, sleep } from './testkit/sidecar-process.js';
-import { HandmadeSeeder, makeBundle, testBridgeKey, type HandmadeBundle } from './testkit/hostile-bridge.js';
+import { HandmadeSeeder, makeBundle, testBridgeKey, putBridgeItem, catalogEntry, type HandmadeBundle } from './testkit/hostile-bridge.js';
 
 const execFileP = promisify(execFile);
 const N_AUTHORS = 50;
@@ -223,31 +222,6 @@ test("mirror: O with 50 authors, M following O, R resolving; O killed → R reso
   }
 });
 
-/** Signs and puts a bridge item naming `catalog` for a hand-made bridge. */
-async function putBridgeItem(dht: DHT, bridge: ReturnType<typeof testBridgeKey>, catalog: string, seq: number): Promise<void> {
-  const v = bridgeValue({ relayUrl: '', authors: 1, events: 1, bundles: 1, newest: null, catalog });
-  const out = await new ItemPutter(dht).put({
-    k: bridge.key.publicKey,
-    salt: BRIDGE_SALT,
-    seq,
-    v,
-    sig: bridge.key.sign(signedBytes(BRIDGE_SALT, seq, v)),
-  });
-  assert.ok(out.stored > 0, 'bridge item stored');
-}
-
-function catalogBundle(b: HandmadeBundle, events: number, authors: string[]): CatalogBundle {
-  return {
-    ih: b.infoHash,
-    level: 0,
-    start: 1_700_000_000,
-    end: 1_700_000_060,
-    events,
-    bytes: b.files.reduce((n, f) => n + f.data.length, 0),
-    authors,
-  };
-}
-
 test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged events, a lying entry) leaves the mirror within its quota and running', {
   timeout: 300_000,
 }, async () => {
@@ -328,12 +302,12 @@ test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged ev
     });
     for (const b of [goodBundle, forgedBundle, lyingBundle, big1, big2]) await seeder.seed(b);
     const entries: CatalogBundle[] = [
-      catalogBundle(goodBundle, 1, [a.pubkey]),
-      catalogBundle(forgedBundle, 1, [a.pubkey]),
-      { ...catalogBundle(lyingBundle, 1, [a.pubkey]), bytes: 100 },
+      catalogEntry(goodBundle, 1, [a.pubkey]),
+      catalogEntry(forgedBundle, 1, [a.pubkey]),
+      { ...catalogEntry(lyingBundle, 1, [a.pubkey]), bytes: 100 },
       { ih: 'f'.repeat(40), level: 4, start: 1, end: 2, events: 50_000_000, bytes: 10 * 1024 ** 3, authors: [a.pubkey] },
-      catalogBundle(big1, 18, [a.pubkey]),
-      catalogBundle(big2, 18, [a.pubkey]),
+      catalogEntry(big1, 18, [a.pubkey]),
+      catalogEntry(big2, 18, [a.pubkey]),
     ];
     const cat = catalogTorrent({ bridge: bridge.hex, bundles: entries });
     await seeder.seed({

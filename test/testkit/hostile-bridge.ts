@@ -10,7 +10,9 @@ import type DHT from 'bittorrent-dht';
 import type WebTorrent from 'webtorrent';
 import { quietWebTorrent } from './quiet-webtorrent.js';
 import { keyFromSeed, type Ed25519Key } from '../../sidecar/formats/ed25519.js';
-import { authorPages, authorSalt, signedBytes } from '../../sidecar/formats/pointer-item.js';
+import { authorPages, authorSalt, BRIDGE_SALT, bridgeValue, signedBytes } from '../../sidecar/formats/pointer-item.js';
+import type { CatalogBundle } from '../../sidecar/formats/catalog.js';
+import { ItemPutter } from '../../sidecar/dht/put.js';
 
 export interface HandmadeFile {
   /** Path under the torrent's name, e.g. ["<pubkey>.jsonl"] (or anything else, on purpose). */
@@ -142,4 +144,28 @@ export async function putPointer(
         }),
     ),
   );
+}
+
+/** Signs and puts a bridge item naming `catalog` (and a gateway URL, if any) for a hand-made bridge. */
+export async function putBridgeItem(
+  dht: DHT,
+  bridge: TestBridgeKey,
+  catalog: string,
+  seq: number,
+  gateway: string | null = null,
+): Promise<void> {
+  const v = bridgeValue({ relayUrl: '', authors: 1, events: 1, bundles: 1, newest: null, catalog, gateway });
+  const out = await new ItemPutter(dht).put({
+    k: bridge.key.publicKey,
+    salt: BRIDGE_SALT,
+    seq,
+    v,
+    sig: bridge.key.sign(signedBytes(BRIDGE_SALT, seq, v)),
+  });
+  if (out.stored === 0) throw new Error('bridge item stored on no node');
+}
+
+/** A catalog entry for a hand-made bundle: its window is the minute ending at `end`. */
+export function catalogEntry(b: HandmadeBundle, events: number, authors: string[], end = 1_700_000_060): CatalogBundle {
+  return { ih: b.infoHash, level: 0, start: end - 60, end, events, bytes: b.files.reduce((n, f) => n + f.data.length, 0), authors };
 }
