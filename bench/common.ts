@@ -224,6 +224,11 @@ export function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
+/** `median (min–max)` of a figure over rounds, as every benchmark prints it. */
+export function medianSpread(xs: number[], digits = 0): string {
+  return `${fmt(median(xs), digits)} (${fmt(Math.min(...xs), digits)}–${fmt(Math.max(...xs), digits)})`;
+}
+
 export function round(n: number, digits = 2): number {
   if (!Number.isFinite(n)) return n;
   const f = 10 ** digits;

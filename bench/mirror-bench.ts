@@ -19,6 +19,7 @@ import {
   log,
   makeTempDir,
   median,
+  medianSpread,
   onCleanup,
   parseArgs,
   printFigures,
@@ -122,7 +123,7 @@ function libtorrentRound(o: Origin): Promise<LtRound> {
   });
 }
 
-const spread = (xs: number[], d = 1) => `${fmt(median(xs), d)} (${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)})`;
+const spread = (xs: number[], d = 1) => medianSpread(xs, d);
 
 runMain(async () => {
   const args = parseArgs();

@@ -13,7 +13,7 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { RestoreSummary } from '../scripts/reader/restore.js';
 import { lastJson, runCli } from '../test/testkit/reader-rig.js';
-import { DIST_DIR, figure, fmt, log, makeTempDir, median, onCleanup, parseArgs, printFigures, runMain } from './common.js';
+import { DIST_DIR, figure, fmt, log, makeTempDir, median, medianSpread, onCleanup, parseArgs, printFigures, runMain } from './common.js';
 import { startOrigin, type Origin } from './archive-origin.js';
 
 const STANDIN = resolve(DIST_DIR, '..', 'test/testkit/strfry-standin.mjs');
@@ -79,7 +79,7 @@ function fileRound(o: Origin, conf: string, record: string): Promise<number> {
   });
 }
 
-const spread = (xs: number[], d = 0) => `${fmt(median(xs), d)} (${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)})`;
+const spread = (xs: number[], d = 0) => medianSpread(xs, d);
 
 runMain(async () => {
   const args = parseArgs();
