@@ -13,11 +13,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type DHT from 'bittorrent-dht';
 import bencode from 'bencode';
 import { catalogTorrent, type CatalogBundle } from '../sidecar/formats/catalog.js';
 import { canonicalJson } from '../sidecar/formats/nostr-event.js';
-import { freeUdpPorts, startLocalDhtAt } from './testkit/local-dht.js';
+import { startPortedDht, stopDhtNodes } from './testkit/local-dht.js';
 import { startBridge, type Bridge } from './testkit/reader-rig.js';
 import { signer } from './testkit/events.js';
 import { freeTcpPort } from './testkit/gateway-rig.js';
@@ -88,16 +87,10 @@ async function startGateway(bundles: HandmadeBundle[]): Promise<{ server: Server
   return { server, url, served: () => served };
 }
 
-async function stopNodes(nodes: DHT[]): Promise<void> {
-  await Promise.all(nodes.map((d) => new Promise<void>((r) => d.destroy(() => r()))));
-}
-
 test('mirror: an origin reachable only through its gateway (no BitTorrent peer): catalog and bundles come from the web seed, every event verified', {
   timeout: 300_000,
 }, async () => {
-  const ports = await freeUdpPorts(N_DHT);
-  const nodes = await startLocalDhtAt(ports, 0);
-  const bootstrap = ports.slice(0, 8).map((p) => `127.0.0.1:${p}`);
+  const { nodes, bootstrap } = await startPortedDht(N_DHT);
   const bridge = testBridgeKey();
   let mirror: Bridge | null = null;
   let gateway: Awaited<ReturnType<typeof startGateway>> | null = null;
@@ -150,16 +143,14 @@ test('mirror: an origin reachable only through its gateway (no BitTorrent peer):
   } finally {
     await mirror?.stop();
     await new Promise<void>((r) => (gateway ? gateway.server.close(() => r()) : r()));
-    await stopNodes(nodes);
+    await stopDhtNodes(nodes);
   }
 });
 
 test('mirror: a bundle refused for the disk quota is fetched once the origin retires another and it fits', {
   timeout: 300_000,
 }, async () => {
-  const ports = await freeUdpPorts(N_DHT);
-  const nodes = await startLocalDhtAt(ports, 0);
-  const bootstrap = ports.slice(0, 8).map((p) => `127.0.0.1:${p}`);
+  const { nodes, bootstrap } = await startPortedDht(N_DHT);
   const seeder = new HandmadeSeeder(nodes[N_DHT - 1]!);
   const bridge = testBridgeKey();
   let mirror: Bridge | null = null;
@@ -245,16 +236,14 @@ test('mirror: a bundle refused for the disk quota is fetched once the origin ret
   } finally {
     await mirror?.stop();
     await seeder.stop();
-    await stopNodes(nodes);
+    await stopDhtNodes(nodes);
   }
 });
 
 test("mirror: a real origin's bridge item names its gateway; the catalog's .torrent is served there and the mirror takes bytes from its web seed", {
   timeout: 300_000,
 }, async () => {
-  const ports = await freeUdpPorts(N_DHT);
-  const nodes = await startLocalDhtAt(ports, 0);
-  const bootstrap = ports.slice(0, 8).map((p) => `127.0.0.1:${p}`);
+  const { nodes, bootstrap } = await startPortedDht(N_DHT);
   let origin: Bridge | null = null;
   let mirror: Bridge | null = null;
   try {
@@ -305,6 +294,6 @@ test("mirror: a real origin's bridge item names its gateway; the catalog's .torr
   } finally {
     await mirror?.stop();
     await origin?.stop().catch(() => origin?.ws.cleanup());
-    await stopNodes(nodes);
+    await stopDhtNodes(nodes);
   }
 });

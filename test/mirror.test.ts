@@ -16,7 +16,7 @@ import { verifyEd25519 } from '../sidecar/formats/ed25519.js';
 import { authorSalt, BRIDGE_SALT, targetOf } from '../sidecar/formats/pointer-item.js';
 import { catalogTorrent, type CatalogBundle } from '../sidecar/formats/catalog.js';
 import { canonicalJson, type NostrEvent } from '../sidecar/formats/nostr-event.js';
-import { freeUdpPorts, startLocalDhtAt } from './testkit/local-dht.js';
+import { freeUdpPorts, startLocalDhtAt, startPortedDht, stopDhtNodes } from './testkit/local-dht.js';
 import { startBridge, type Bridge } from './testkit/reader-rig.js';
 import { signer } from './testkit/events.js';
 import { DIST, sleep } from './testkit/sidecar-process.js';
@@ -33,7 +33,7 @@ const N_DHT = 20;
  */
 async function restartEmpty(nodes: DHT[], ports: number[]): Promise<DHT[]> {
   const ids = nodes.map((d) => Buffer.from((d as unknown as { nodeId: Uint8Array }).nodeId));
-  await stopNodes(nodes);
+  await stopDhtNodes(nodes);
   const seeds = ports.slice(0, 4).map((p) => `127.0.0.1:${p}`);
   return Promise.all(
     ports.map(
@@ -56,10 +56,6 @@ async function restartEmpty(nodes: DHT[], ports: number[]): Promise<DHT[]> {
         }),
     ),
   );
-}
-
-async function stopNodes(nodes: DHT[]): Promise<void> {
-  await Promise.all(nodes.map((d) => new Promise<void>((r) => d.destroy(() => r()))));
 }
 
 /** R: a separate process resolving every author through the library. */
@@ -218,16 +214,14 @@ test("mirror: O with 50 authors, M following O, R resolving; O killed → R reso
   } finally {
     await mirror?.stop();
     await origin?.stop().catch(() => origin?.ws.cleanup());
-    await stopNodes(nodes);
+    await stopDhtNodes(nodes);
   }
 });
 
 test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged events, a lying entry) leaves the mirror within its quota and running', {
   timeout: 300_000,
 }, async () => {
-  const ports = await freeUdpPorts(N_DHT);
-  const nodes = await startLocalDhtAt(ports, 0);
-  const bootstrap = ports.slice(0, 8).map((p) => `127.0.0.1:${p}`);
+  const { nodes, bootstrap } = await startPortedDht(N_DHT);
   const seeder = new HandmadeSeeder(nodes[N_DHT - 1]!);
   const bridge = testBridgeKey();
   let mirror: Bridge | null = null;
@@ -347,6 +341,6 @@ test('mirror: a hostile origin (10,000-bundle catalog, a 10 GB bundle, forged ev
   } finally {
     await mirror?.stop();
     await seeder.stop();
-    await stopNodes(nodes);
+    await stopDhtNodes(nodes);
   }
 });

@@ -109,3 +109,14 @@ export async function startLocalDhtAt(ports: number[], extra: number): Promise<D
   await Promise.all(Array.from({ length: extra }, () => start(seeds, 0)));
   return nodes;
 }
+
+/** `n` nodes on free loopback ports, and the bootstrap list of the first 8 (what a sidecar is given). */
+export async function startPortedDht(n: number): Promise<{ ports: number[]; nodes: DHT[]; bootstrap: string[] }> {
+  const ports = await freeUdpPorts(n);
+  const nodes = await startLocalDhtAt(ports, 0);
+  return { ports, nodes, bootstrap: ports.slice(0, 8).map((p) => `127.0.0.1:${p}`) };
+}
+
+export async function stopDhtNodes(nodes: DHT[]): Promise<void> {
+  await Promise.all(nodes.map((d) => new Promise<void>((r) => d.destroy(() => r()))));
+}
